@@ -1,0 +1,177 @@
+/**
+ * The tsray error taxonomy. Every class says what happened and where to look; `isInstance` works across
+ * duplicated copies of the package (a symbol marker instead of `instanceof`).
+ * @module
+ */
+
+const MARKER = Symbol.for('tsray.error');
+
+/** Base class of every error tsray throws. */
+export class TsrayError extends Error {
+  /** @internal */
+  readonly [MARKER] = true;
+  override name = 'TsrayError';
+  /** True for any tsray error, also one thrown by another copy of the package. */
+  static isInstance(e: unknown): e is TsrayError {
+    return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[MARKER] === true;
+  }
+}
+
+/** The information a worker sends back about an exception thrown by a task. */
+export interface RemoteErrorInfo {
+  /** Class name of the remote error (`Error`, `TypeError`, a user class...). */
+  name: string;
+  message: string;
+  /** Stack trace as printed in the worker. */
+  stack: string;
+  /** Name of the task (function) that threw. */
+  taskName: string;
+  /** Process id of the worker. */
+  pid: number;
+  /** `code` property of the remote error, if any. */
+  code?: string;
+  /** The error was itself a TaskError propagated from an upstream task. */
+  upstream?: RemoteErrorInfo;
+  /** Extra own enumerable properties of the remote error that survived structured clone. */
+  props?: Record<string, unknown>;
+}
+
+/**
+ * A task threw. `get` of its result (or of any task that depends on it) rejects with this error.
+ * The remote error's name, message and stack are kept: `remoteName`, `remoteMessage`, `remoteStack`,
+ * and `cause` is an Error rebuilt from them.
+ */
+export class TaskError extends TsrayError {
+  override name = 'TaskError';
+  readonly remoteName: string;
+  readonly remoteMessage: string;
+  readonly remoteStack: string;
+  readonly taskName: string;
+  readonly pid: number;
+  readonly info: RemoteErrorInfo;
+  constructor(info: RemoteErrorInfo) {
+    const root = info.upstream ?? info;
+    super(
+      `task ${info.taskName} (worker pid=${info.pid}) failed: ${root.name}: ${root.message}` +
+        (info.upstream ? ` (raised upstream in task ${root.taskName})` : '') +
+        `\n--- remote stack ---\n${root.stack}`,
+    );
+    this.info = info;
+    this.remoteName = root.name;
+    this.remoteMessage = root.message;
+    this.remoteStack = root.stack;
+    this.taskName = info.taskName;
+    this.pid = info.pid;
+    const cause = new Error(root.message);
+    cause.name = root.name;
+    cause.stack = root.stack;
+    if (root.code !== undefined) (cause as Error & { code?: string }).code = root.code;
+    if (root.props) Object.assign(cause, root.props);
+    this.cause = cause;
+  }
+}
+
+/** The worker running a task died (crash, `process.exit`, killed) and the retries were used up. */
+export class WorkerCrashedError extends TsrayError {
+  override name = 'WorkerCrashedError';
+  constructor(
+    readonly taskName: string,
+    readonly detail: string,
+    readonly attempts: number,
+  ) {
+    super(
+      `the worker running task ${taskName} died (${detail}) after ${attempts} attempt(s); ` +
+        `see the worker logs in the session directory (init().sessionDir/logs) and raise maxRetries to retry more`,
+    );
+  }
+}
+
+/** `get` or `wait` with a timeout that elapsed before the objects were ready. */
+export class GetTimeoutError extends TsrayError {
+  override name = 'GetTimeoutError';
+  constructor(
+    readonly timeoutSeconds: number,
+    readonly pending: string[],
+  ) {
+    super(`get timed out after ${timeoutSeconds}s waiting for ${pending.length} object(s): ${pending.slice(0, 5).join(', ')}${pending.length > 5 ? ', ...' : ''}`);
+  }
+}
+
+/** The task was cancelled with `cancel(ref)`. */
+export class TaskCancelledError extends TsrayError {
+  override name = 'TaskCancelledError';
+  constructor(readonly taskName: string, readonly forced: boolean) {
+    super(`task ${taskName} was cancelled${forced ? ' (force: its worker was killed)' : ''}`);
+  }
+}
+
+/** The object store is full and spilling is off, or the object is larger than the store. */
+export class ObjectStoreFullError extends TsrayError {
+  override name = 'ObjectStoreFullError';
+  constructor(readonly requested: number, readonly capacity: number, readonly used: number) {
+    super(
+      `object store full: cannot place ${requested} bytes (capacity ${capacity}, in use ${used}); ` +
+        `drop references to large objects, raise init({objectStoreMemory}) or enable spilling`,
+    );
+  }
+}
+
+/** An object was lost (its spill file vanished, its node died). */
+export class ObjectLostError extends TsrayError {
+  override name = 'ObjectLostError';
+  constructor(readonly objectId: string, reason: string) {
+    super(`object ${objectId} is lost: ${reason}`);
+  }
+}
+
+/** A value could not be serialized; `path` names the offending field (e.g. `args[0].handler`). */
+export class SerializationError extends TsrayError {
+  override name = 'SerializationError';
+  constructor(readonly path: string, readonly valueType: string, detail?: string) {
+    super(
+      `cannot serialize ${valueType} at ${path}${detail ? ` (${detail})` : ''}: tsray values follow structured-clone rules ` +
+        `(plain objects, arrays, Map, Set, Date, RegExp, BigInt, Error, Buffer/TypedArray, ObjectRef); functions, symbols, ` +
+        `sockets and other handles cannot cross processes`,
+    );
+  }
+}
+
+/** An option has a bad value (negative or NaN resources, unknown option...). `option` names it. */
+export class ValidationError extends TsrayError {
+  override name = 'ValidationError';
+  constructor(readonly option: string, message: string) {
+    super(message);
+  }
+}
+
+/** `init()` was called twice, or an API was used before `init()` / after `shutdown()`. */
+export class RuntimeStateError extends TsrayError {
+  override name = 'RuntimeStateError';
+}
+
+/**
+ * A worker imported a module that runs driver code (it called `init()`) at import time. Guard the
+ * entry script's main code with `if (isMain(import.meta)) { ... }`, or define remote functions in a
+ * module of their own.
+ */
+export class DriverCodeInWorkerError extends TsrayError {
+  override name = 'DriverCodeInWorkerError';
+  constructor(readonly moduleUrl: string) {
+    super(
+      `init() was called while a tsray worker was importing ${moduleUrl}: the module runs driver code at import time. ` +
+        `Guard the main code with "if (isMain(import.meta)) { ... }" (see README, "Where remote functions live"), ` +
+        `or move remote functions into a module of their own`,
+    );
+  }
+}
+
+/** A worker could not find the remote function after importing its module. */
+export class FunctionNotFoundError extends TsrayError {
+  override name = 'FunctionNotFoundError';
+  constructor(readonly moduleUrl: string, readonly key: string) {
+    super(
+      `remote function ${key} was not registered when a worker imported ${moduleUrl}: ` +
+        `call remote() at the top level of the module (not inside a function or a condition), in the same order on every import`,
+    );
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * @module @tsray/core
+ * Ray's programming model in TypeScript: remote functions (tasks) returning typed ObjectRefs, the
+ * object store (`put`/`get`/`wait`), cancellation, and the embedded local cluster (`init`).
+ *
+ * @example
+ * import { init, remote, get, shutdown, isMain } from '@tsray/core';
+ * export const square = remote((x: number) => x * x);
+ * if (isMain(import.meta)) {
+ *   await init();
+ *   console.log(await get(square.remote(4))); // 16
+ *   await shutdown();
+ * }
+ */
+export { init, shutdown, clusterInfo, nodeStats, workerPids } from './init.js';
+export type { InitOptions, ClusterInfo } from './init.js';
+export { remote, isMain, ObjectRefGenerator } from './remote-function.js';
+export type { RemoteFunction, RemoteResult, RemoteArg, RemoteArgs } from './remote-function.js';
+export { put, get, wait, cancel, getRuntimeContext, isWorker } from './api.js';
+export type { GetOptions, WaitOptions, CancelOptions, RefValues } from './api.js';
+export { ObjectRef } from './object-ref.js';
+export type { TaskOptions } from './options.js';
+export type { RuntimeContext } from './runtime.js';
+export {
+  TsrayError,
+  TaskError,
+  WorkerCrashedError,
+  GetTimeoutError,
+  TaskCancelledError,
+  ObjectStoreFullError,
+  ObjectLostError,
+  SerializationError,
+  ValidationError,
+  RuntimeStateError,
+  DriverCodeInWorkerError,
+  FunctionNotFoundError,
+} from './errors.js';
+export type { RemoteErrorInfo } from './errors.js';

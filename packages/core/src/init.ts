@@ -1,0 +1,196 @@
+/**
+ * `init()` and `shutdown()`: start and stop the embedded local cluster (one node hosted in the driver).
+ * @module
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DriverCodeInWorkerError, RuntimeStateError, ValidationError } from './errors.js';
+import { logger, setLogLevel } from './logger.js';
+import { NodeRuntime } from './node/node-runtime.js';
+import { resetLocalRefs } from './object-ref.js';
+import { state } from './state.js';
+
+/** Options of `init()`. */
+export interface InitOptions {
+  /** Cluster to connect to. Only an embedded local cluster exists in this release: leave it out or use 'local'. */
+  address?: string;
+  /** Logical CPUs of the node. Default: the machine's CPU count. */
+  numCpus?: number;
+  /** Logical GPUs of the node. Default: GPUs found by nvidia-smi (0 without it). */
+  numGpus?: number;
+  /** Custom resources of the node, e.g. `{ special_hardware: 1 }`. */
+  resources?: Record<string, number>;
+  /** Logical memory of the node in bytes (scheduling only). Default: 70% of RAM. */
+  memory?: number;
+  /** Bytes of the shared-memory object store. Default: 30% of RAM, capped by free /dev/shm space. */
+  objectStoreMemory?: number;
+  /** Spill objects to disk when the store is full (else `ObjectStoreFullError`). Default true. */
+  spilling?: boolean;
+  /** Print worker output in the driver, prefixed `(name pid=N)`. Default true. */
+  logToDriver?: boolean;
+  /** Library log level (pino): 'trace'...'fatal', 'silent'. Default: TSRAY_LOG_LEVEL or 'warn'. */
+  logLevel?: string;
+  /** Bytes of the object store faulted in at start, in a background thread. Default: min(store, 2 GiB). */
+  prefaultBytes?: number;
+}
+
+/** What `init()` returns. */
+export interface ClusterInfo {
+  nodeId: string;
+  jobId: string;
+  /** Session directory: worker logs (`logs/`), spill files, the node socket. Removed by `shutdown()`. */
+  sessionDir: string;
+  /** The node's resources (floats). */
+  resources: Record<string, number>;
+  objectStoreMemory: number;
+}
+
+const KNOWN = new Set(['address', 'numCpus', 'numGpus', 'resources', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes']);
+
+function checkAmount(name: string, v: unknown, integer = false): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) {
+    throw new ValidationError(name, `init(): ${name} must be a finite number >= 0${integer ? ' (whole)' : ''}, got ${String(v)}`);
+  }
+  return v;
+}
+
+function detectGpus(): number {
+  try {
+    const out = execFileSync('nvidia-smi', ['--query-gpu=index', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    return out.split('\n').filter((l) => l.trim() !== '').length;
+  } catch {
+    return 0;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Remove session directories and arenas left by drivers that died. */
+function cleanStale(root: string): void {
+  try {
+    for (const name of readdirSync(root)) {
+      const m = /^session-\d+-(\d+)$/.exec(name);
+      if (m && !pidAlive(Number(m[1]))) rmSync(join(root, name), { recursive: true, force: true });
+    }
+  } catch {
+    /* no root yet */
+  }
+  try {
+    for (const name of readdirSync('/dev/shm')) {
+      const m = /^tsray-(\d+)-[0-9a-f]+$/.exec(name);
+      if (m && !pidAlive(Number(m[1]))) rmSync(join('/dev/shm', name), { force: true });
+    }
+  } catch {
+    /* no /dev/shm */
+  }
+}
+
+let info: ClusterInfo | undefined;
+let starting = false;
+
+/**
+ * Start tsray in this process: an embedded local cluster (head + one node) whose resources are
+ * detected or given. Call `shutdown()` when done (the process does not exit while tsray runs).
+ */
+export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
+  const s = state();
+  if (s.isWorker) throw new DriverCodeInWorkerError(s.importing ?? process.argv[1] ?? 'the worker');
+  if (s.runtime || starting) throw new RuntimeStateError('init() was already called in this process; call shutdown() first');
+  for (const k of Object.keys(options)) if (!KNOWN.has(k)) throw new ValidationError(k, `init(): unknown option "${k}" (known: ${[...KNOWN].join(', ')})`);
+  if (options.address !== undefined && options.address !== 'local') {
+    throw new ValidationError('address', `init(): connecting to a cluster at "${options.address}" is not available in this release; leave address out to start a local cluster`);
+  }
+  if (options.logLevel) setLogLevel(options.logLevel);
+  const numCpus = checkAmount('numCpus', options.numCpus) ?? availableParallelism();
+  const numGpus = checkAmount('numGpus', options.numGpus, true) ?? detectGpus();
+  const memory = checkAmount('memory', options.memory) ?? Math.floor(totalmem() * 0.7);
+  const custom = options.resources ?? {};
+  if (typeof custom !== 'object' || custom === null || Array.isArray(custom)) throw new ValidationError('resources', 'init(): resources must be an object of name -> amount');
+  for (const [k, v] of Object.entries(custom)) {
+    if (k === 'CPU' || k === 'GPU' || k === 'memory') throw new ValidationError(`resources.${k}`, `init(): use ${k === 'CPU' ? 'numCpus' : k === 'GPU' ? 'numGpus' : 'memory'} instead of resources.${k}`);
+    checkAmount(`resources.${k}`, v);
+  }
+  const root = join(tmpdir(), 'tsray');
+  cleanStale(root);
+  let shmFree = Infinity;
+  try {
+    const st = statfsSync('/dev/shm');
+    shmFree = st.bavail * st.bsize;
+  } catch {
+    /* no /dev/shm */
+  }
+  const store =
+    checkAmount('objectStoreMemory', options.objectStoreMemory, true) ??
+    Math.max(75 * 1024 * 1024, Math.min(Math.floor(totalmem() * 0.3), Math.floor(shmFree * 0.95), 200e9));
+  const sessionDir = join(root, `session-${Date.now()}-${process.pid}`);
+  mkdirSync(sessionDir, { recursive: true });
+  const nodeId = randomBytes(8).toString('hex');
+  const jobId = randomBytes(4).toString('hex');
+  const resources: Record<string, number> = { CPU: numCpus, memory, object_store_memory: store, ...custom };
+  if (numGpus > 0) resources['GPU'] = numGpus;
+  starting = true;
+  try {
+    const node = await NodeRuntime.start({
+      nodeId,
+      jobId,
+      sessionDir,
+      resources,
+      objectStoreMemory: store,
+      spilling: options.spilling ?? true,
+      logToDriver: options.logToDriver ?? true,
+      prefaultBytes: options.prefaultBytes ?? Math.min(store, 2 * 1024 ** 3),
+    });
+    s.runtime = node;
+  } catch (e) {
+    rmSync(sessionDir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    starting = false;
+  }
+  info = { nodeId, jobId, sessionDir, resources, objectStoreMemory: store };
+  logger().info(info, 'tsray started');
+  return info;
+}
+
+/** Stop tsray: workers are stopped, the object store and the session directory removed. */
+export async function shutdown(): Promise<void> {
+  const s = state();
+  if (s.isWorker) return;
+  const rt = s.runtime;
+  if (!rt) return;
+  s.runtime = undefined;
+  await rt.shutdown();
+  resetLocalRefs();
+  if (info) rmSync(info.sessionDir, { recursive: true, force: true });
+  info = undefined;
+}
+
+/** The running cluster's info, or undefined. */
+export function clusterInfo(): ClusterInfo | undefined {
+  return info;
+}
+
+/** Internal statistics of the local node (objects, store bytes, workers). @internal */
+export function nodeStats(): ReturnType<NodeRuntime['stats']> {
+  const rt = state().runtime;
+  if (!(rt instanceof NodeRuntime)) throw new RuntimeStateError('nodeStats() is only available in the driver of a local cluster');
+  return rt.stats();
+}
+
+/** Pids of the local node's worker processes. @internal */
+export function workerPids(): number[] {
+  const rt = state().runtime;
+  if (!(rt instanceof NodeRuntime)) return [];
+  return rt.workerPids();
+}

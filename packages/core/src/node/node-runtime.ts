@@ -1,0 +1,991 @@
+/**
+ * The node runtime ("raylet"): task manager, worker pool, object table and store of one node. In an
+ * embedded cluster it lives in the driver process and implements the driver's CoreRuntime directly.
+ * @internal
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as zmq from 'zeromq';
+import { NodeResources, ResourceRequest, type Allocation } from '@tsray/scheduler';
+import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
+import { GetTimeoutError, RuntimeStateError, ObjectStoreFullError } from '../errors.js';
+import { logger } from '../logger.js';
+import { Outbox } from '../outbox.js';
+import type { CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
+import { deserialize, type SerializedValue } from '../serialization.js';
+import { FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
+import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
+import { Deque } from './deque.js';
+import { INLINE_THRESHOLD, NodeStore } from './store.js';
+import { WorkerProcess } from './worker-process.js';
+
+/** Options of the node runtime (from `init()`). */
+export interface NodeRuntimeOptions {
+  nodeId: string;
+  jobId: string;
+  sessionDir: string;
+  resources: Record<string, number>;
+  gpuIds?: string[];
+  objectStoreMemory: number;
+  spilling: boolean;
+  logToDriver: boolean;
+  /** Bytes of the arena faulted in at start. */
+  prefaultBytes: number;
+  /** Idle workers above the CPU count are stopped after this long. */
+  idleWorkerTimeoutMs?: number;
+}
+
+type TaskState = 'deps' | 'queued' | 'dispatched' | 'done';
+
+interface TaskRecord {
+  spec: SubmitSpec;
+  request: ResourceRequest;
+  owner: WorkerHandle | undefined;
+  state: TaskState;
+  depsLeft: number;
+  /** Ids this task holds (top-level ref args and refs nested in value args). */
+  holds: string[];
+  attempt: number;
+  retriesLeft: number;
+  worker: WorkerHandle | undefined;
+  cancelled: { forced: boolean } | undefined;
+  /** Generator items sealed so far (held by the task until it ends). */
+  items: string[];
+  /** Serialized argument data, materialized when deps are ready. */
+  argData: StoredObject[] | undefined;
+  startedAt: number;
+}
+
+interface Lease {
+  key: string;
+  request: ResourceRequest;
+  allocation: Allocation;
+  worker: WorkerHandle;
+}
+
+class WorkerHandle {
+  readonly identity: Buffer;
+  state: 'starting' | 'ready' | 'dead' = 'starting';
+  pipeline: TaskRecord[] = [];
+  unsent: TaskRecord[] = [];
+  lease: Lease | undefined;
+  heldRefs = new Set<string>();
+  pins = new Map<string, number>();
+  allocs = new Set<number>();
+  idleSince = Date.now();
+  lastResultAt = 0;
+  forcedCancel: string | undefined;
+  /** Objects subscribed by this worker, waiting to be sent. */
+  readyOut: ObjectEntry[] = [];
+  constructor(
+    readonly id: string,
+    readonly proc: WorkerProcess,
+    readonly gpuKey: string,
+  ) {
+    this.identity = Buffer.from(id);
+  }
+}
+
+const ENC_ERROR = 'error';
+
+/** One node: tasks, workers, objects. */
+export class NodeRuntime implements CoreRuntime {
+  readonly kind = 'driver' as const;
+  readonly nodeId: string;
+  readonly jobId: string;
+  readonly address: string;
+  readonly objects: ObjectTable;
+  readonly store: NodeStore;
+  readonly resources: NodeResources;
+  private readonly router = new zmq.Router({ sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+  private readonly outbox = new Outbox(this.router);
+  private readonly tasks = new Map<string, TaskRecord>();
+  private readonly queues = new Map<string, Deque<TaskRecord>>();
+  private readonly leasesByKey = new Map<string, Lease[]>();
+  private readonly workers = new Map<string, WorkerHandle>();
+  private readonly idle: WorkerHandle[] = [];
+  private readonly warnedInfeasible = new Set<string>();
+  private readonly requestCache = new Map<string, ResourceRequest>();
+  private readonly avgDuration = new Map<string, number>();
+  private dispatchScheduled = false;
+  private flushScheduled = false;
+  private readonly dirtyWorkers = new Set<WorkerHandle>();
+  private workerSeq = 0;
+  private closed = false;
+  private readonly maxWorkers: number;
+  private readonly cpuSlots: number;
+  private readonly abort = new AbortController();
+  private readonly reaper: NodeJS.Timeout;
+  private receiving: Promise<void> | undefined;
+
+  private constructor(private readonly opts: NodeRuntimeOptions) {
+    this.nodeId = opts.nodeId;
+    this.jobId = opts.jobId;
+    this.address = `ipc://${join(opts.sessionDir, 'node.sock')}`;
+    mkdirSync(join(opts.sessionDir, 'logs'), { recursive: true });
+    this.store = new NodeStore({
+      capacity: opts.objectStoreMemory,
+      spillDir: join(opts.sessionDir, 'spill'),
+      spilling: opts.spilling,
+      prefaultBytes: opts.prefaultBytes,
+    });
+    this.objects = new ObjectTable((d) => this.store.release(d));
+    this.store.attach(this.objects);
+    this.resources = new NodeResources(opts.resources, opts.gpuIds ? { gpuIds: opts.gpuIds } : undefined);
+    this.cpuSlots = Math.max(1, Math.floor(opts.resources['CPU'] ?? 1));
+    this.maxWorkers = this.cpuSlots + 64;
+    this.reaper = setInterval(() => this.reapIdle(), 500);
+    this.reaper.unref();
+  }
+
+  /** Start a node runtime (binds its socket). */
+  static async start(opts: NodeRuntimeOptions): Promise<NodeRuntime> {
+    const n = new NodeRuntime(opts);
+    await n.router.bind(n.address);
+    n.receiving = n.receiveLoop();
+    return n;
+  }
+
+  // ---------------------------------------------------------------- CoreRuntime (driver side)
+
+  submitTask(spec: SubmitSpec): void {
+    this.submit(spec, undefined);
+  }
+
+  putObject(id: string, value: SerializedValue): void {
+    this.objects.seal(id, this.store.store(value));
+  }
+
+  getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]> {
+    const out = new Array<unknown>(ids.length);
+    let missing = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const e = this.objects.get(ids[i]!);
+      if (e?.data === undefined) missing++;
+    }
+    if (missing === 0) {
+      try {
+        for (let i = 0; i < ids.length; i++) out[i] = this.materialize(this.objects.get(ids[i]!)!);
+        return Promise.resolve(out);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return new Promise((resolve, reject) => {
+      let left = missing;
+      const cancels: (() => void)[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        if (timer) clearTimeout(timer);
+        try {
+          for (let i = 0; i < ids.length; i++) out[i] = this.materialize(this.objects.get(ids[i]!)!);
+          resolve(out);
+        } catch (e) {
+          reject(e);
+        }
+      };
+      for (const id of ids) {
+        const e = this.objects.get(id);
+        if (e?.data !== undefined) continue;
+        cancels.push(
+          this.objects.whenReady(id, () => {
+            if (--left === 0) done();
+          }),
+        );
+      }
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          for (const c of cancels) c();
+          reject(new GetTimeoutError(timeoutMs / 1000, ids.filter((id) => this.objects.get(id)?.data === undefined)));
+        }, timeoutMs);
+      }
+    });
+  }
+
+  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
+    const ready: ObjectEntry[] = [];
+    for (const id of ids) {
+      const e = this.objects.get(id);
+      if (e?.data !== undefined) ready.push(e);
+    }
+    const finish = () => ready.sort((a, b) => a.seq - b.seq).map((e) => e.id);
+    if (ready.length >= numReturns) return Promise.resolve(finish().slice(0, numReturns));
+    return new Promise((resolve) => {
+      const cancels: (() => void)[] = [];
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        for (const c of cancels) c();
+        resolve(finish().slice(0, numReturns));
+      };
+      for (const id of ids) {
+        const e = this.objects.get(id);
+        if (e?.data !== undefined) continue;
+        cancels.push(
+          this.objects.whenReady(id, (entry) => {
+            if (settled) return;
+            ready.push(entry);
+            if (ready.length >= numReturns) queueMicrotask(settle);
+          }),
+        );
+      }
+      if (timeoutMs !== undefined) timer = setTimeout(settle, timeoutMs);
+    });
+  }
+
+  cancel(id: string, force: boolean): void {
+    const taskId = taskIdOf(id);
+    const t = taskId ? this.tasks.get(taskId) : undefined;
+    if (!t || t.state === 'done' || t.cancelled) return;
+    t.cancelled = { forced: force };
+    const payload: ErrorPayload = { type: 'TaskCancelledError', taskName: t.spec.name, forced: force };
+    if (t.state === 'deps' || t.state === 'queued') {
+      if (t.state === 'queued') {
+        this.queues.get(t.request.key)?.remove(t);
+      }
+      this.finishTask(t, errorObject(payload));
+      return;
+    }
+    // Dispatched to a worker.
+    const w = t.worker!;
+    const running = w.pipeline[0] === t;
+    if (force && running) {
+      w.forcedCancel = t.spec.taskId;
+      w.proc.proc.kill('SIGKILL');
+      return;
+    }
+    // The worker drops it (queued there) or aborts its signal (running); its result will be ignored.
+    this.send(w, { cancelTask: { taskId: t.spec.taskId, force } });
+    this.sealReturns(t, errorObject(payload));
+  }
+
+  refAdded(id: string): void {
+    this.objects.incRef(id);
+  }
+
+  refRemoved(id: string): void {
+    this.objects.decRef(id);
+  }
+
+  context(): RuntimeContext {
+    return {
+      nodeId: this.nodeId,
+      jobId: this.jobId,
+      taskId: undefined,
+      taskName: undefined,
+      attempt: 0,
+      gpuIds: [],
+      signal: this.abort.signal,
+      pid: process.pid,
+      isWorker: false,
+    };
+  }
+
+  /** Value of a sealed object in this (driver) process. */
+  private materialize(e: ObjectEntry): unknown {
+    const d = e.data!;
+    if (d.encoding === ENC_ERROR) throw errorFromPayload(this.store.bytes(d));
+    if (d.shm && d.encoding === 'raw') {
+      const view = this.store.arena.view(d.shm.offset, d.shm.length);
+      const value = deserialize('raw', d.rawKind, view) as object;
+      this.objects.pin(e.id);
+      viewRegistry.register(value, { node: this, id: e.id });
+      return value;
+    }
+    if (d.inline && d.encoding === 'raw') return deserialize('raw', d.rawKind, Buffer.from(d.inline));
+    return deserialize(d.encoding, d.rawKind, this.store.bytes(d));
+  }
+
+  /** @internal called when a zero-copy view is collected. */
+  unpinView(id: string): void {
+    if (!this.closed) this.objects.unpin(id);
+  }
+
+  // ---------------------------------------------------------------- tasks
+
+  private requestFor(spec: SubmitSpec): ResourceRequest {
+    if (spec.request) return spec.request;
+    let key = '';
+    for (const [k, v] of spec.resources) key += `${k}:${v};`;
+    let r = this.requestCache.get(key);
+    if (!r) this.requestCache.set(key, (r = ResourceRequest.fromUnits(spec.resources)));
+    return r;
+  }
+
+  private submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
+    if (this.closed) throw new RuntimeStateError('the node runtime was shut down');
+    const t: TaskRecord = {
+      spec,
+      request: this.requestFor(spec),
+      owner,
+      state: 'deps',
+      depsLeft: 0,
+      holds: [],
+      attempt: 0,
+      retriesLeft: spec.maxRetries,
+      worker: undefined,
+      cancelled: undefined,
+      items: [],
+      argData: undefined,
+      startedAt: 0,
+    };
+    this.tasks.set(spec.taskId, t);
+    const args = spec.args;
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i]!;
+      if (a.kind === 'ref') {
+        this.objects.incRef(a.id);
+        t.holds.push(a.id);
+        const e = this.objects.get(a.id)!;
+        if (e.data === undefined) {
+          t.depsLeft++;
+          this.objects.whenReady(a.id, (entry) => this.depReady(t, entry));
+        } else if (e.data.encoding === ENC_ERROR) {
+          this.failFromUpstream(t, e.data);
+          return;
+        }
+      } else if (a.value.bytes.byteLength > INLINE_THRESHOLD) {
+        // Large arguments go to the object store (as Ray puts them into plasma) and travel as refs.
+        const id = `${spec.taskId}.a${i}`;
+        this.objects.incRef(id);
+        t.holds.push(id);
+        try {
+          this.objects.seal(id, this.store.store(a.value));
+        } catch (err) {
+          this.finishTask(t, errorObject(storeErrorPayload(err)));
+          return;
+        }
+        args[i] = { kind: 'ref', id };
+      } else {
+        for (const c of a.value.containedRefs) {
+          this.objects.incRef(c);
+          t.holds.push(c);
+        }
+      }
+    }
+    if (t.depsLeft === 0) this.enqueue(t);
+  }
+
+  private depReady(t: TaskRecord, e: ObjectEntry): void {
+    if (t.state !== 'deps') return;
+    if (e.data!.encoding === ENC_ERROR) {
+      this.failFromUpstream(t, e.data!);
+      return;
+    }
+    if (--t.depsLeft === 0) this.enqueue(t);
+  }
+
+  private failFromUpstream(t: TaskRecord, errData: StoredObject): void {
+    const bytes = this.store.bytes(errData);
+    this.finishTask(t, { encoding: 'error', rawKind: '', inline: Buffer.from(bytes), size: bytes.length, contained: [] });
+  }
+
+  private enqueue(t: TaskRecord, front = false): void {
+    t.state = 'queued';
+    const key = t.request.key;
+    let q = this.queues.get(key);
+    if (!q) this.queues.set(key, (q = new Deque()));
+    if (front) q.unshift(t);
+    else q.push(t);
+    if (!this.resources.isFeasible(t.request) && !this.warnedInfeasible.has(key)) {
+      this.warnedInfeasible.add(key);
+      const msg =
+        `tsray: task ${t.spec.name} needs ${JSON.stringify(t.request.toJSON())} but no node can ever provide ` +
+        `${this.resources.missing(t.request).join(', ')} (node ${this.nodeId} has ${JSON.stringify(Object.fromEntries(
+          [...this.resources.total].map(([k, v]) => [k, v / 10_000]),
+        ))}); it stays pending until such a node joins`;
+      logger().warn({ task: t.spec.name, request: t.request.toJSON() }, msg);
+      process.stderr.write(`${msg}\n`);
+    }
+    this.scheduleDispatch();
+  }
+
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
+    queueMicrotask(() => {
+      this.dispatchScheduled = false;
+      this.dispatch();
+    });
+  }
+
+  private pipelineDepth(key: string): number {
+    const avg = this.avgDuration.get(key);
+    if (avg === undefined) return 2;
+    return avg > 2 ? 1 : 64;
+  }
+
+  private dispatch(): void {
+    if (this.closed) return;
+    for (const [key, q] of this.queues) {
+      if (q.length === 0) continue;
+      const depth = this.pipelineDepth(key);
+      const request = q.peek()!.request;
+      let leases = this.leasesByKey.get(key);
+      while (q.length > 0) {
+        // Least-loaded existing lease with room.
+        let best: Lease | undefined;
+        if (leases) {
+          for (const l of leases) {
+            if (l.worker.state === 'dead') continue;
+            const load = l.worker.pipeline.length;
+            if (load < depth && (best === undefined || load < best.worker.pipeline.length)) best = l;
+          }
+        }
+        // Open another lease when every existing one is busy and resources allow (tasks that hold no
+        // CPU open new workers only up to the CPU count).
+        if (best === undefined || (best.worker.pipeline.length > 0 && (request.cpu > 0 || this.workers.size < this.cpuSlots))) {
+          const fresh = this.newLease(key, request);
+          if (fresh) {
+            if (!leases) this.leasesByKey.set(key, (leases = []));
+            leases.push(fresh);
+            best = fresh;
+          }
+        }
+        if (best === undefined) break;
+        this.assign(q.shift()!, best.worker);
+      }
+    }
+    this.scheduleFlush();
+  }
+
+  private newLease(key: string, request: ResourceRequest): Lease | undefined {
+    if (!this.resources.canFit(request)) return undefined;
+    const allocation = this.resources.allocate(request);
+    if (!allocation) return undefined;
+    const gpuKey = allocation.gpuIds.join(',');
+    let w: WorkerHandle | undefined;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      if (this.idle[i]!.gpuKey === gpuKey) {
+        w = this.idle.splice(i, 1)[0];
+        break;
+      }
+    }
+    if (!w) {
+      if (this.workers.size >= this.maxWorkers) {
+        // Make room: stop an idle worker of another GPU set.
+        const victim = this.idle.shift();
+        if (victim) this.stopWorker(victim);
+        else {
+          this.resources.release(allocation);
+          return undefined;
+        }
+      }
+      w = this.startWorker(gpuKey, allocation.gpuIds);
+    }
+    const lease: Lease = { key, request, allocation, worker: w };
+    w.lease = lease;
+    return lease;
+  }
+
+  private releaseLease(w: WorkerHandle): void {
+    const l = w.lease;
+    if (!l) return;
+    w.lease = undefined;
+    this.resources.release(l.allocation);
+    const list = this.leasesByKey.get(l.key);
+    if (list) {
+      const i = list.indexOf(l);
+      if (i !== -1) list.splice(i, 1);
+    }
+    if (w.state !== 'dead') {
+      w.idleSince = Date.now();
+      this.idle.push(w);
+    }
+    this.scheduleDispatch();
+  }
+
+  private assign(t: TaskRecord, w: WorkerHandle): void {
+    t.state = 'dispatched';
+    t.worker = w;
+    t.startedAt = performance.now();
+    w.pipeline.push(t);
+    w.unsent.push(t);
+    this.dirtyWorkers.add(w);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.dirtyWorkers.size === 0) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    for (const w of this.dirtyWorkers) {
+      if (w.state !== 'ready') continue;
+      this.dirtyWorkers.delete(w);
+      if (w.unsent.length > 0) {
+        const fb = new FrameBuilder();
+        const tasks: tsray.v1.ITaskExecution[] = [];
+        for (const t of w.unsent) {
+          if (t.state !== 'dispatched' || t.worker !== w) continue;
+          tasks.push(this.execution(t, w, fb));
+        }
+        w.unsent = [];
+        if (tasks.length > 0) this.send(w, { executeTasks: { tasks } }, fb);
+      }
+      if (w.readyOut.length > 0) {
+        const fb = new FrameBuilder();
+        const objects = w.readyOut.map((e) => this.deliver(e, w, fb));
+        w.readyOut = [];
+        this.send(w, { objectsReady: { objects } }, fb);
+      }
+    }
+  }
+
+  /** ObjectData for sending an object to a worker; arena objects get a delivery pin owned by the worker. */
+  private deliver(e: ObjectEntry, w: WorkerHandle, fb: FrameBuilder): tsray.v1.IObjectData {
+    const d = e.data!;
+    if (d.shm) {
+      this.objects.pin(e.id);
+      w.pins.set(e.id, (w.pins.get(e.id) ?? 0) + 1);
+    }
+    return storedToWire(e.id, d, fb);
+  }
+
+  private execution(t: TaskRecord, w: WorkerHandle, fb: FrameBuilder): tsray.v1.ITaskExecution {
+    const args: tsray.v1.IObjectData[] = [];
+    for (const a of t.spec.args) {
+      if (a.kind === 'ref') args.push(this.deliver(this.objects.get(a.id)!, w, fb));
+      else args.push(this.argValueToWire(a, fb));
+    }
+    return {
+      taskId: t.spec.taskId,
+      function: { moduleUrl: t.spec.fn.moduleUrl, key: t.spec.fn.key, name: t.spec.fn.name },
+      args,
+      returnIds: t.spec.returnIds,
+      streaming: t.spec.streaming,
+      attempt: t.attempt,
+      name: t.spec.name,
+      jobId: this.jobId,
+      nodeId: this.nodeId,
+      gpuIds: w.lease?.allocation.gpuIds ? [...w.lease.allocation.gpuIds] : [],
+    };
+  }
+
+  private argValueToWire(a: Extract<SubmitArg, { kind: 'value' }>, fb: FrameBuilder): tsray.v1.IObjectData {
+    const v = a.value;
+    return {
+      encoding: v.encoding === 'v8' ? tsray.v1.Encoding.ENCODING_V8 : tsray.v1.Encoding.ENCODING_RAW,
+      rawKind: v.rawKind,
+      inline: fb.add(v.bytes),
+      containedRefs: v.containedRefs,
+      size: v.bytes.byteLength,
+    };
+  }
+
+  private sealReturns(t: TaskRecord, data: StoredObject): void {
+    for (const id of t.spec.returnIds) {
+      if (this.objects.get(id)?.data !== undefined) continue;
+      this.objects.seal(id, cloneStored(data));
+    }
+  }
+
+  /** A task reached its final state: seal its returns with `data` (if given) and drop its holds. */
+  private finishTask(t: TaskRecord, data: StoredObject | undefined): void {
+    if (t.state === 'done') return;
+    t.state = 'done';
+    if (data) this.sealReturns(t, data);
+    this.tasks.delete(t.spec.taskId);
+    for (const id of t.holds) this.objects.decRef(id);
+    t.holds = [];
+    for (const id of t.items) this.objects.decRef(id);
+    t.items = [];
+  }
+
+  // ---------------------------------------------------------------- workers
+
+  private startWorker(gpuKey: string, gpuIds: readonly string[]): WorkerHandle {
+    const id = `w${this.workerSeq++}-${process.pid}`;
+    const env: Record<string, string> = {};
+    if (gpuIds.length > 0 || (this.opts.resources['GPU'] ?? 0) > 0) env['CUDA_VISIBLE_DEVICES'] = gpuIds.join(',');
+    const proc = new WorkerProcess({
+      workerId: id,
+      nodeAddress: this.address,
+      nodeId: this.nodeId,
+      jobId: this.jobId,
+      sessionDir: this.opts.sessionDir,
+      arenaFd: this.store.arenaFd,
+      arenaSize: this.store.capacity,
+      env,
+      logToDriver: this.opts.logToDriver,
+      defaultName: 'worker',
+    });
+    const w = new WorkerHandle(id, proc, gpuKey);
+    this.workers.set(id, w);
+    proc.proc.on('exit', (code, signal) => this.workerExited(w, code, signal));
+    proc.proc.on('error', (err) => logger().error({ err, worker: id }, 'worker process error'));
+    // Workers must not keep the driver alive on their own.
+    proc.proc.unref();
+    return w;
+  }
+
+  private stopWorker(w: WorkerHandle): void {
+    if (w.state === 'dead') return;
+    if (w.state === 'ready') this.send(w, { shutdown: { reason: 'idle' } });
+    else w.proc.proc.kill('SIGTERM');
+  }
+
+  private reapIdle(): void {
+    const limit = this.opts.idleWorkerTimeoutMs ?? 1000;
+    const now = Date.now();
+    while (this.idle.length > this.cpuSlots && now - this.idle[0]!.idleSince > limit) {
+      this.stopWorker(this.idle.shift()!);
+    }
+  }
+
+  private workerExited(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    if (w.state === 'dead') return;
+    w.state = 'dead';
+    this.workers.delete(w.id);
+    const i = this.idle.indexOf(w);
+    if (i !== -1) this.idle.splice(i, 1);
+    this.dirtyWorkers.delete(w);
+    if (this.closed) return;
+    const detail = signal ? `killed by ${signal}` : `exit code ${code}`;
+    const pipeline = w.pipeline;
+    w.pipeline = [];
+    for (let k = 0; k < pipeline.length; k++) {
+      const t = pipeline[k]!;
+      if (t.state !== 'dispatched' || t.worker !== w) continue;
+      t.worker = undefined;
+      if (k === 0) {
+        if (t.cancelled) {
+          this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: t.cancelled.forced }));
+        } else if (t.retriesLeft !== 0) {
+          if (t.retriesLeft > 0) t.retriesLeft--;
+          t.attempt++;
+          logger().warn({ task: t.spec.name, attempt: t.attempt, detail }, 'worker died while running a task; retrying');
+          this.releaseItems(t);
+          this.enqueue(t, true);
+        } else {
+          this.finishTask(t, errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: `pid ${w.proc.pid}, ${detail}`, attempts: t.attempt + 1 }));
+        }
+      } else if (t.cancelled) {
+        this.finishTask(t, undefined);
+      } else {
+        this.enqueue(t, true);
+      }
+    }
+    // Release what the worker held.
+    for (const id of w.heldRefs) this.objects.decRef(id);
+    w.heldRefs.clear();
+    for (const [id, n] of w.pins) for (let k = 0; k < n; k++) this.objects.unpin(id);
+    w.pins.clear();
+    for (const off of w.allocs) this.store.allocator.free(off);
+    w.allocs.clear();
+    // Tasks this worker submitted keep running (their refs are released above).
+    if (w.lease) {
+      const l = w.lease;
+      w.lease = undefined;
+      this.resources.release(l.allocation);
+      const list = this.leasesByKey.get(l.key);
+      if (list) list.splice(list.indexOf(l), 1);
+    }
+    this.scheduleDispatch();
+  }
+
+  private releaseItems(t: TaskRecord): void {
+    for (const id of t.items) this.objects.decRef(id);
+    t.items = [];
+  }
+
+  // ---------------------------------------------------------------- socket
+
+  private send(w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder): void {
+    if (w.state === 'dead') return;
+    const frames = encodeMessage(body, fb && !fb.empty ? fb.frames() : undefined);
+    this.outbox.send([w.identity, ...frames]);
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const frames of this.router) {
+        const identity = frames[0]!;
+        try {
+          this.handle(identity, frames.slice(1));
+        } catch (err) {
+          logger().error({ err, peer: identity.toString() }, 'rejected a message from a worker');
+          const w = this.workers.get(identity.toString());
+          if (w) this.send(w, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: String((err as Error).message) } });
+        }
+      }
+    } catch (err) {
+      if (!this.closed) logger().error({ err }, 'node socket receive loop ended');
+    }
+  }
+
+  private handle(identity: Buffer, frames: Buffer[]): void {
+    const { envelope, kind, payloads } = decodeMessage(frames);
+    const w = this.workers.get(identity.toString());
+    if (!w) {
+      logger().warn({ peer: identity.toString(), kind }, 'message from an unknown worker; dropped');
+      return;
+    }
+    switch (kind) {
+      case 'registerWorker': {
+        w.state = 'ready';
+        this.send(w, {
+          workerAccepted: { nodeId: this.nodeId, shmPath: '', shmSize: this.store.capacity, inlineThreshold: 100 * 1024 },
+        });
+        this.dirtyWorkers.add(w);
+        this.scheduleFlush();
+        return;
+      }
+      case 'taskResults':
+        for (const r of envelope.taskResults!.results ?? []) this.onResult(w, r, payloads);
+        this.scheduleDispatch();
+        return;
+      case 'generatorItems':
+        for (const it of envelope.generatorItems!.items ?? []) {
+          const t = this.tasks.get(it.taskId ?? '');
+          const data = storedFromWire(it.item!, payloads);
+          if (data.shm) w.allocs.delete(data.shm.offset);
+          if (!t || t.state !== 'dispatched' || t.worker !== w) {
+            this.store.release(data);
+            continue;
+          }
+          const id = it.item!.objectId!;
+          this.objects.incRef(id);
+          t.items.push(id);
+          this.objects.seal(id, data);
+        }
+        return;
+      case 'submitTasks':
+        for (const s of envelope.submitTasks!.tasks ?? []) this.submit(specFromWire(s, payloads), w);
+        return;
+      case 'putObjects':
+        for (const od of envelope.putObjects!.objects ?? []) {
+          const data = storedFromWire(od, payloads);
+          if (data.shm) w.allocs.delete(data.shm.offset);
+          this.objects.seal(od.objectId!, data);
+        }
+        return;
+      case 'subscribeObjects':
+        for (const id of envelope.subscribeObjects!.objectIds ?? []) {
+          this.objects.whenReady(id, (e) => {
+            if (w.state === 'dead') return;
+            w.readyOut.push(e);
+            this.dirtyWorkers.add(w);
+            this.scheduleFlush();
+          });
+        }
+        return;
+      case 'allocRequest': {
+        const req = envelope.allocRequest!;
+        let reply: tsray.v1.IAllocReply;
+        try {
+          const off = this.store.allocate(Number(req.size));
+          w.allocs.add(off);
+          reply = { requestId: req.requestId, slice: { offset: off, length: Number(req.size) } };
+        } catch (e) {
+          reply = { requestId: req.requestId, error: e instanceof ObjectStoreFullError ? JSON.stringify({ requested: e.requested, capacity: e.capacity, used: e.used }) : String(e) };
+        }
+        this.send(w, { allocReply: reply });
+        return;
+      }
+      case 'refUpdates': {
+        const u = envelope.refUpdates!;
+        for (const id of u.add ?? []) {
+          if (!w.heldRefs.has(id)) {
+            w.heldRefs.add(id);
+            this.objects.incRef(id);
+          }
+        }
+        for (const id of u.pin ?? []) {
+          w.pins.set(id, (w.pins.get(id) ?? 0) + 1);
+          this.objects.pin(id);
+        }
+        for (const id of u.unpin ?? []) {
+          const n = w.pins.get(id) ?? 0;
+          if (n <= 0) continue;
+          if (n === 1) w.pins.delete(id);
+          else w.pins.set(id, n - 1);
+          this.objects.unpin(id);
+        }
+        for (const id of u.remove ?? []) {
+          if (w.heldRefs.delete(id)) this.objects.decRef(id);
+        }
+        return;
+      }
+      case 'cancelRequest':
+        this.cancel(envelope.cancelRequest!.objectId ?? '', envelope.cancelRequest!.force === true);
+        return;
+      case 'error':
+        logger().error({ worker: w.id, error: envelope.error }, 'worker reported a protocol error');
+        return;
+      default:
+        logger().warn({ worker: w.id, kind }, 'unexpected message kind from a worker; ignored');
+    }
+  }
+
+  private onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void {
+    const t = this.tasks.get(r.taskId ?? '');
+    const head = w.pipeline[0];
+    if (head && head.spec.taskId === r.taskId) w.pipeline.shift();
+    else {
+      const i = w.pipeline.findIndex((x) => x.spec.taskId === r.taskId);
+      if (i !== -1) w.pipeline.splice(i, 1);
+    }
+    const datas = (r.returns ?? []).map((od) => {
+      const d = storedFromWire(od, payloads);
+      if (d.shm) w.allocs.delete(d.shm.offset);
+      return { id: od.objectId ?? '', d };
+    });
+    if (!t || t.worker !== w || t.state !== 'dispatched' || (r.attempt ?? 0) !== t.attempt) {
+      for (const { d } of datas) this.store.release(d);
+      this.afterWorkerProgress(w);
+      return;
+    }
+    t.worker = undefined;
+    const now = performance.now();
+    const dur = now - Math.max(t.startedAt, w.lastResultAt);
+    w.lastResultAt = now;
+    const key = t.request.key;
+    const prev = this.avgDuration.get(key);
+    this.avgDuration.set(key, prev === undefined ? dur : prev * 0.8 + dur * 0.2);
+    const status = r.status ?? tsray.v1.TaskStatus.TASK_STATUS_OK;
+    if (t.cancelled) {
+      for (const { d } of datas) this.store.release(d);
+      this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: t.cancelled.forced }));
+    } else if (status === tsray.v1.TaskStatus.TASK_STATUS_OK) {
+      if (t.spec.streaming) {
+        // The end object holds the items; then the task's own holds are dropped.
+        const end = datas[0]!.d;
+        end.contained = [...t.items];
+        this.objects.seal(t.spec.returnIds[0]!, end);
+        this.finishTask(t, undefined);
+      } else {
+        for (const { id, d } of datas) this.objects.seal(id, d);
+        this.finishTask(t, undefined);
+      }
+    } else if (status === tsray.v1.TaskStatus.TASK_STATUS_ERROR) {
+      const re = t.spec.retryExceptions;
+      const name = r.errorName ?? '';
+      const retry = t.retriesLeft !== 0 && (re === true || (Array.isArray(re) && re.includes(name)));
+      if (retry) {
+        for (const { d } of datas) this.store.release(d);
+        if (t.retriesLeft > 0) t.retriesLeft--;
+        t.attempt++;
+        this.releaseItems(t);
+        this.enqueue(t, true);
+      } else {
+        const err = datas[0]?.d ?? errorObject({ type: 'Other', name: 'TaskError', message: `task ${t.spec.name} failed without an error object` });
+        if (t.spec.streaming) err.contained = [...t.items];
+        this.finishTask(t, err);
+        for (const { d } of datas.slice(1)) this.store.release(d);
+      }
+    } else {
+      for (const { d } of datas) this.store.release(d);
+      this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: false }));
+    }
+    this.afterWorkerProgress(w);
+  }
+
+  private afterWorkerProgress(w: WorkerHandle): void {
+    if (w.pipeline.length > 0 || !w.lease) return;
+    const q = this.queues.get(w.lease.key);
+    if (q && q.length > 0) return; // dispatch will feed it
+    this.releaseLease(w);
+  }
+
+  // ---------------------------------------------------------------- stats / shutdown
+
+  /** Numbers for tests and the state API. */
+  stats(): { objects: number; sealed: number; storeUsed: number; storeCapacity: number; spilledBytes: number; workers: number; tasks: number } {
+    return {
+      objects: this.objects.size,
+      sealed: this.objects.sealedCount,
+      storeUsed: this.store.used,
+      storeCapacity: this.store.capacity,
+      spilledBytes: this.store.spilledBytes,
+      workers: this.workers.size,
+      tasks: this.tasks.size,
+    };
+  }
+
+  /** Pids of live workers (for tests). */
+  workerPids(): number[] {
+    return [...this.workers.values()].map((w) => w.proc.pid);
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.reaper);
+    this.abort.abort();
+    const procs = [...this.workers.values()];
+    for (const w of procs) {
+      try {
+        w.proc.proc.stdin?.end();
+      } catch {
+        /* gone */
+      }
+      w.proc.proc.kill('SIGTERM');
+    }
+    const killer = setTimeout(() => {
+      for (const w of procs) w.proc.proc.kill('SIGKILL');
+    }, 2000);
+    await Promise.all(procs.map((w) => w.proc.exited()));
+    clearTimeout(killer);
+    this.outbox.close();
+    this.router.close();
+    await this.receiving?.catch(() => undefined);
+    this.objects.clear();
+    this.store.close();
+  }
+}
+
+const viewRegistry = new FinalizationRegistry<{ node: NodeRuntime; id: string }>((h) => h.node.unpinView(h.id));
+
+function storeErrorPayload(err: unknown): ErrorPayload {
+  if (err instanceof ObjectStoreFullError) return { type: 'ObjectStoreFullError', requested: err.requested, capacity: err.capacity, used: err.used };
+  return { type: 'Other', name: (err as Error).name ?? 'Error', message: String((err as Error).message ?? err) };
+}
+
+function errorObject(p: ErrorPayload): StoredObject {
+  const inline = encodeErrorPayload(p);
+  return { encoding: 'error', rawKind: '', inline, size: inline.length, contained: [] };
+}
+
+function cloneStored(d: StoredObject): StoredObject {
+  return { ...d, contained: [...d.contained] };
+}
+
+/** Task id of a return / generator object id (`<taskId>.<n>` or `<taskId>.g<n>`). */
+function taskIdOf(objectId: string): string | undefined {
+  const i = objectId.lastIndexOf('.');
+  return i > 0 ? objectId.slice(0, i) : undefined;
+}
+
+function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
+  const resources = new Map<string, number>();
+  for (const r of s.resources ?? []) resources.set(r.name ?? '', Number(r.units ?? 0));
+  const args: SubmitArg[] = (s.args ?? []).map((a) => {
+    if (a.ref) return { kind: 'ref', id: a.ref };
+    const d = storedFromWire(a.value!, payloads);
+    return {
+      kind: 'value',
+      value: { encoding: d.encoding as 'v8' | 'raw', rawKind: d.rawKind, bytes: d.inline ?? Buffer.alloc(0), containedRefs: d.contained },
+    };
+  });
+  return {
+    taskId: s.taskId ?? '',
+    fn: { moduleUrl: s.function?.moduleUrl ?? '', key: s.function?.key ?? '', name: s.function?.name ?? '' },
+    args,
+    resources,
+    numReturns: s.numReturns ?? 1,
+    streaming: s.streaming === true,
+    maxRetries: s.maxRetries ?? 3,
+    retryExceptions: s.retryExceptions ? true : (s.retryExceptionNames ?? []).length > 0 ? [...s.retryExceptionNames!] : false,
+    returnIds: s.returnIds ?? [],
+    name: s.name ?? '',
+  };
+}

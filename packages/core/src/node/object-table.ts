@@ -1,0 +1,159 @@
+/**
+ * The node's object table: every object's data location, reference count, pins and waiters.
+ * @internal
+ */
+
+/** Where an object's bytes are. Exactly one of inline / shm / spillPath is set. */
+export interface StoredObject {
+  encoding: 'v8' | 'raw' | 'error';
+  rawKind: string;
+  inline?: Buffer;
+  shm?: { offset: number; length: number };
+  spillPath?: string;
+  size: number;
+  /** Refs nested in the value: held while this object lives. */
+  contained: string[];
+}
+
+/** One object. */
+export interface ObjectEntry {
+  readonly id: string;
+  /** Holders: processes with live ObjectRefs, pending task arguments, containing objects, generator holds. */
+  refs: number;
+  /** Zero-copy views alive in some process (and deliveries not yet acknowledged). */
+  pins: number;
+  data: StoredObject | undefined;
+  /** Completion sequence number (0 until sealed). */
+  seq: number;
+  waiters: ((e: ObjectEntry) => void)[] | undefined;
+}
+
+/** Frees the bytes of an object (arena slice, spill file). */
+export type ReleaseFn = (data: StoredObject) => void;
+
+/** Reference-counted object table. Objects are created on first reference or on seal. */
+export class ObjectTable {
+  private readonly entries = new Map<string, ObjectEntry>();
+  private seqCounter = 0;
+  /** Number of sealed objects currently stored (for baseline checks). */
+  sealedCount = 0;
+
+  constructor(private readonly release: ReleaseFn) {}
+
+  /** The entry for `id`, if any. */
+  get(id: string): ObjectEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  private entry(id: string): ObjectEntry {
+    let e = this.entries.get(id);
+    if (!e) {
+      e = { id, refs: 0, pins: 0, data: undefined, seq: 0, waiters: undefined };
+      this.entries.set(id, e);
+    }
+    return e;
+  }
+
+  /** Add a holder of `id`. */
+  incRef(id: string): void {
+    this.entry(id).refs++;
+  }
+
+  /** Remove a holder of `id`; frees the object when nothing holds it. */
+  decRef(id: string): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    e.refs--;
+    this.maybeFree(e);
+  }
+
+  /** Pin a sealed object (a zero-copy view exists). */
+  pin(id: string): void {
+    this.entry(id).pins++;
+  }
+
+  /** Unpin; frees the object if it has no holders left. */
+  unpin(id: string): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    e.pins--;
+    this.maybeFree(e);
+  }
+
+  private maybeFree(e: ObjectEntry): void {
+    if (e.refs > 0 || e.pins > 0) return;
+    if (e.data === undefined && e.waiters !== undefined && e.waiters.length > 0) return;
+    // Not sealed and nobody waits: the producer (if any) will find no entry and drop its result.
+    this.entries.delete(e.id);
+    if (e.data !== undefined) this.dispose(e.data);
+  }
+
+  private dispose(data: StoredObject): void {
+    this.sealedCount--;
+    this.release(data);
+    for (const c of data.contained) this.decRef(c);
+  }
+
+  /**
+   * Seal `id` with its data. Returns false (and releases the data) if the object already has data
+   * (a duplicate from a retried task) or if no one holds it anymore.
+   */
+  seal(id: string, data: StoredObject): boolean {
+    const e = this.entries.get(id);
+    if (e !== undefined && e.data !== undefined) {
+      this.release(data);
+      return false;
+    }
+    const entry = e ?? this.entry(id);
+    entry.data = data;
+    entry.seq = ++this.seqCounter;
+    this.sealedCount++;
+    for (const c of data.contained) this.incRef(c);
+    const w = entry.waiters;
+    if (w !== undefined) {
+      entry.waiters = undefined;
+      for (const cb of w) cb(entry);
+    }
+    if (entry.refs <= 0 && entry.pins <= 0) {
+      this.entries.delete(id);
+      this.dispose(data);
+      return false;
+    }
+    return true;
+  }
+
+  /** Call `cb` once `id` is sealed (at once if it is). Returns a function that cancels the wait. */
+  whenReady(id: string, cb: (e: ObjectEntry) => void): () => void {
+    const e = this.entry(id);
+    if (e.data !== undefined) {
+      cb(e);
+      return () => undefined;
+    }
+    (e.waiters ??= []).push(cb);
+    return () => {
+      if (!e.waiters) return;
+      const i = e.waiters.indexOf(cb);
+      if (i !== -1) e.waiters.splice(i, 1);
+      this.maybeFree(e);
+    };
+  }
+
+  /** Number of entries (sealed or pending). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Sealed objects stored in the arena, oldest first, that are not pinned (spill candidates). */
+  *spillCandidates(): Iterable<ObjectEntry> {
+    for (const e of this.entries.values()) {
+      if (e.data?.shm !== undefined && e.pins === 0) yield e;
+    }
+  }
+
+  /** Drop everything (shutdown), releasing all data. */
+  clear(): void {
+    for (const e of this.entries.values()) if (e.data) this.release(e.data);
+    this.entries.clear();
+    this.sealedCount = 0;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * ObjectRef: a typed reference to an object in the cluster, and per-process reference tracking.
+ * @module
+ */
+import { inspect } from 'node:util';
+import { state } from './state.js';
+
+/**
+ * The own enumerable property that carries a ref's id. Being an own data property, it survives
+ * structured clone, which is how refs nested inside values travel between processes.
+ * @internal
+ */
+export const REF_MARKER = '__tsray_object_ref__';
+
+/** Live ObjectRef instances per id in this process. @internal */
+const liveCounts = new Map<string, number>();
+
+const registry = new FinalizationRegistry<string>((id) => releaseLocal(id));
+
+function retainLocal(id: string): void {
+  const n = liveCounts.get(id);
+  if (n === undefined) {
+    liveCounts.set(id, 1);
+    state().runtime?.refAdded(id);
+  } else {
+    liveCounts.set(id, n + 1);
+  }
+}
+
+function releaseLocal(id: string): void {
+  const n = liveCounts.get(id);
+  if (n === undefined) return;
+  if (n <= 1) {
+    liveCounts.delete(id);
+    state().runtime?.refRemoved(id);
+  } else {
+    liveCounts.set(id, n - 1);
+  }
+}
+
+/** Number of ids this process holds refs to (for tests and leak checks). @internal */
+export function liveRefCount(): number {
+  return liveCounts.size;
+}
+
+/** Forget every local ref (after shutdown). @internal */
+export function resetLocalRefs(): void {
+  liveCounts.clear();
+}
+
+/**
+ * A reference to a (possibly not yet computed) value of type `T` stored in the cluster. Returned by
+ * `fn.remote()` and `put()`; read with `get()`; pass it to other tasks as an argument (a top-level
+ * ref argument is resolved to its value before the task runs; refs nested in arrays or objects arrive
+ * as refs). The object is freed when no ref to it remains anywhere.
+ */
+export class ObjectRef<T = unknown> {
+  /** Phantom field carrying the value type. @internal */
+  declare readonly __valueType?: T;
+  /** @internal */
+  readonly [REF_MARKER]: string;
+
+  /** @internal Use `put()` or `fn.remote()` to get refs. */
+  constructor(id: string) {
+    this[REF_MARKER] = id;
+    retainLocal(id);
+    registry.register(this, id);
+  }
+
+  /** The object id. */
+  get id(): string {
+    return this[REF_MARKER];
+  }
+
+  /** `ObjectRef(<id>)`. */
+  toString(): string {
+    return `ObjectRef(${this[REF_MARKER]})`;
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  /** True for ObjectRef instances (also from another copy of the package). */
+  static isObjectRef(v: unknown): v is ObjectRef<unknown> {
+    return typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[REF_MARKER] === 'string';
+  }
+}
+
+Object.defineProperty(ObjectRef.prototype, Symbol.toStringTag, { value: 'ObjectRef' });

@@ -1,0 +1,48 @@
+/**
+ * Serializes sends on a ZeroMQ socket (zeromq.js allows one send in flight per socket) without making
+ * callers wait: messages queue up and go out in order.
+ * @internal
+ */
+import type { Writable } from 'zeromq';
+import { logger } from './logger.js';
+
+export class Outbox {
+  private readonly queue: Buffer[][] = [];
+  private sending = false;
+  private closed = false;
+
+  constructor(private readonly socket: Writable) {}
+
+  /** Queue a multipart message. */
+  send(frames: Buffer[]): void {
+    if (this.closed) return;
+    this.queue.push(frames);
+    if (!this.sending) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const msg = this.queue.shift()!;
+        try {
+          await this.socket.send(msg);
+        } catch (err) {
+          if (!this.closed) logger().warn({ err }, 'zeromq send failed; message dropped');
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  /** Resolves when everything queued so far was handed to ZeroMQ. */
+  async drain(): Promise<void> {
+    while (this.sending || this.queue.length > 0) await new Promise((r) => setImmediate(r));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+  }
+}

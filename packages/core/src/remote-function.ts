@@ -1,0 +1,214 @@
+/**
+ * `remote()`: turning a function defined at the top level of a module into a remote function.
+ * @module
+ */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { RuntimeStateError, ValidationError } from './errors.js';
+import { generatorItemId, newId, returnId } from './ids.js';
+import { ObjectRef } from './object-ref.js';
+import { resolveTaskOptions, type ResolvedTaskOptions, type TaskOptions } from './options.js';
+import type { CoreRuntime, FunctionRef, SubmitArg } from './runtime.js';
+import { serialize } from './serialization.js';
+import { state } from './state.js';
+import { keepAlive } from './keep-alive.js';
+
+/** An argument as passed to `.remote()`: the value, or a ref to it (resolved before the task runs). */
+export type RemoteArg<T> = T | ObjectRef<T>;
+/** Arguments of `.remote()` for a function taking `A`. */
+export type RemoteArgs<A extends readonly unknown[]> = { [K in keyof A]: RemoteArg<A[K]> };
+
+type GenYield<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? Y : R extends Generator<infer Y, unknown, unknown> ? Y : never;
+type IsGen<R> = R extends AsyncGenerator<unknown, unknown, unknown> ? true : R extends Generator<unknown, unknown, unknown> ? true : false;
+type Elem<T> = T extends readonly (infer E)[] ? E : unknown;
+
+/** What `.remote()` returns for a function returning `R` under options `O`. */
+export type RemoteResult<R, O> = O extends { numReturns: 'streaming' }
+  ? ObjectRefGenerator<GenYield<R>>
+  : O extends { numReturns: infer N extends number }
+    ? number extends N
+      ? ObjectRef<Awaited<R>> | ObjectRef<Elem<Awaited<R>>>[]
+      : N extends 1
+        ? ObjectRef<Awaited<R>>
+        : ObjectRef<Elem<Awaited<R>>>[]
+    : IsGen<R> extends true
+      ? ObjectRefGenerator<GenYield<R>>
+      : ObjectRef<Awaited<R>>;
+
+/** A remote function: call `.remote(...args)` to run it as a task. */
+export interface RemoteFunction<A extends readonly unknown[], R, O extends TaskOptions = TaskOptions> {
+  /** Submit a task; returns at once with a ref to the result (or refs, or a generator of refs). */
+  remote(...args: RemoteArgs<A>): RemoteResult<R, O>;
+  /** A copy with some options overridden for the calls made through it. */
+  options<O2 extends TaskOptions>(opts: O2): RemoteFunction<A, R, O2>;
+  /** The task name. */
+  readonly name: string;
+  /** Where the function lives (module URL and key). */
+  readonly descriptor: FunctionRef;
+}
+
+/**
+ * Make a remote function. Call it at the top level of an ES module (workers import the module and
+ * re-run the `remote()` calls to find the function); the entry script's main code must be guarded
+ * with `if (isMain(import.meta))`.
+ *
+ * @example
+ * export const add = remote((a: number, b: number) => a + b);
+ * const ref = add.remote(1, 2); // ObjectRef<number>
+ */
+export function remote<A extends unknown[], R>(fn: (...args: A) => R, options: TaskOptions = {}): RemoteFunction<A, R, TaskOptions> {
+  if (typeof fn !== 'function') throw new TypeError(`remote() expects a function, got ${typeof fn}`);
+  const resolved = resolveTaskOptions(options, `remote(${fn.name || 'anonymous'})`);
+  const moduleUrl = options.module ?? callerModuleUrl();
+  const name = fn.name || 'anonymous';
+  const s = state();
+  let ordinals = s.ordinals.get(moduleUrl);
+  if (!ordinals) s.ordinals.set(moduleUrl, (ordinals = new Map()));
+  const ordinal = ordinals.get(name) ?? 0;
+  ordinals.set(name, ordinal + 1);
+  const key = `${name}#${ordinal}`;
+  let reg = s.registry.get(moduleUrl);
+  if (!reg) s.registry.set(moduleUrl, (reg = new Map()));
+  reg.set(key, { fn: fn as (...args: unknown[]) => unknown, name });
+  const ctorName = (fn as { constructor?: { name?: string } }).constructor?.name;
+  const isGenerator = ctorName === 'AsyncGeneratorFunction' || ctorName === 'GeneratorFunction';
+  return makeRemote<A, R>({ moduleUrl, key, name: resolved.name ?? name }, resolved, options, isGenerator);
+}
+
+function makeRemote<A extends unknown[], R>(
+  desc: FunctionRef,
+  resolved: ResolvedTaskOptions,
+  raw: TaskOptions,
+  isGenerator: boolean,
+): RemoteFunction<A, R, TaskOptions> {
+  const rf = {
+    name: desc.name,
+    descriptor: desc,
+    remote: (...args: unknown[]) => submit(desc, resolved, isGenerator, args),
+    options: (opts: TaskOptions) => {
+      const merged = { ...raw, ...opts };
+      const r = resolveTaskOptions(merged, `${desc.name}.options()`);
+      return makeRemote<A, R>({ ...desc, name: r.name ?? desc.name }, r, merged, isGenerator);
+    },
+  };
+  return rf as unknown as RemoteFunction<A, R, TaskOptions>;
+}
+
+/** The runtime, or a clear error if `init()` was not called. @internal */
+export function currentRuntime(what: string): CoreRuntime {
+  const rt = state().runtime;
+  if (!rt) throw new RuntimeStateError(`${what} needs a running tsray: call init() first (or the runtime was shut down)`);
+  return rt;
+}
+
+function submit(desc: FunctionRef, o: ResolvedTaskOptions, isGenerator: boolean, args: unknown[]): unknown {
+  const rt = currentRuntime(`${desc.name}.remote()`);
+  const taskId = newId('t');
+  const streaming = o.numReturns === 'streaming' || (isGenerator && o.numReturns === 1);
+  const n = streaming ? 1 : (o.numReturns as number);
+  const returnIds: string[] = [];
+  for (let i = 0; i < n; i++) returnIds.push(returnId(taskId, i));
+  const submitArgs: SubmitArg[] = new Array(args.length);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    submitArgs[i] = ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: serialize(a, `${desc.name}.remote() argument ${i}`) };
+  }
+  // Refs are created before submission so that the node sees this process as a holder first.
+  const refs = returnIds.map((id) => new ObjectRef(id));
+  rt.submitTask({
+    taskId,
+    fn: desc,
+    args: submitArgs,
+    resources: o.resources,
+    request: o.request,
+    numReturns: n,
+    streaming,
+    maxRetries: o.maxRetries,
+    retryExceptions: o.retryExceptions,
+    returnIds,
+    name: desc.name,
+  });
+  if (streaming) return new ObjectRefGenerator(taskId, refs[0]! as ObjectRef<number>);
+  return o.numReturns === 1 ? refs[0] : refs;
+}
+
+/**
+ * The refs yielded by a streaming generator task, in order, as they are produced. Iterate with
+ * `for await (const ref of gen)`; each item is an `ObjectRef<T>`.
+ */
+export class ObjectRefGenerator<T> implements AsyncIterable<ObjectRef<T>> {
+  private index = 0;
+  /** @internal */
+  constructor(
+    /** Id of the streaming task. */
+    readonly taskId: string,
+    /** Ref to the end-of-stream object (the number of items, or the task's error). */
+    readonly completed: ObjectRef<number>,
+  ) {}
+
+  /** The next item's ref, or `done` after the last one. Rejects with the task's error if it failed. */
+  async next(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
+    const rt = currentRuntime('ObjectRefGenerator.next()');
+    const itemId = generatorItemId(this.taskId, this.index);
+    const ready = await rt.wait([itemId, this.completed.id], 1, undefined);
+    keepAlive(this.completed);
+    if (ready.includes(itemId)) {
+      this.index++;
+      return { value: new ObjectRef<T>(itemId), done: false };
+    }
+    const [count] = (await rt.getObjects([this.completed.id], undefined)) as [number];
+    keepAlive(this.completed);
+    if (this.index < count) {
+      this.index++;
+      return { value: new ObjectRef<T>(itemId), done: false };
+    }
+    return { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<ObjectRef<T>, undefined> {
+    return { next: () => this.next() };
+  }
+}
+
+function callerModuleUrl(): string {
+  const holder: { stack?: NodeJS.CallSite[] } = {};
+  const prev = Error.prepareStackTrace;
+  Error.prepareStackTrace = (_e, sites) => sites;
+  try {
+    Error.captureStackTrace(holder, remote);
+    const sites = holder.stack ?? [];
+    for (const site of sites) {
+      const file = site.getFileName() ?? site.getScriptNameOrSourceURL?.();
+      if (!file || file.startsWith('node:') || file.startsWith('internal/')) continue;
+      return toModuleUrl(file);
+    }
+  } finally {
+    Error.prepareStackTrace = prev;
+  }
+  throw new ValidationError('module', 'remote(): cannot tell which module defines this function from the call stack; pass { module: import.meta.url }');
+}
+
+function toModuleUrl(file: string): string {
+  if (file.startsWith('file://')) return file.replace(/\?.*$/, '');
+  return pathToFileURL(file).href;
+}
+
+/**
+ * True when `importMeta` belongs to the entry script of the driver process, false in workers and in
+ * imported modules. Guard the main code of a script that also defines remote functions:
+ * `if (isMain(import.meta)) { await init(); ... }` — workers import the module to find its remote
+ * functions and must not run the main code.
+ */
+export function isMain(importMeta: { url: string }): boolean {
+  if (state().isWorker) return false;
+  const entry = process.argv[1];
+  if (!entry) return false;
+  let real = entry;
+  try {
+    real = realpathSync(entry);
+  } catch {
+    /* keep as is */
+  }
+  const url = importMeta.url.replace(/\?.*$/, '');
+  return url === pathToFileURL(real).href || url === pathToFileURL(entry).href;
+}

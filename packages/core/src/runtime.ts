@@ -1,0 +1,79 @@
+/**
+ * The interface between the public API and the process it runs in: the driver (which hosts the node
+ * runtime in-process) or a worker (which talks to its node over ZeroMQ).
+ * @internal
+ */
+import type { ResourceRequest } from '@tsray/scheduler';
+import type { SerializedValue } from './serialization.js';
+
+/** Where a remote function lives. */
+export interface FunctionRef {
+  moduleUrl: string;
+  key: string;
+  name: string;
+}
+
+/** A task argument as submitted: a serialized value, or a top-level ref the task depends on. */
+export type SubmitArg = { kind: 'value'; value: SerializedValue } | { kind: 'ref'; id: string };
+
+/** A validated task, ready to hand to the node. */
+export interface SubmitSpec {
+  taskId: string;
+  fn: FunctionRef;
+  args: SubmitArg[];
+  /** Resource amounts in fixed-point units (1e-4). */
+  resources: Map<string, number>;
+  /** The same resources as a request object, when the submitter has one (saves the node a parse). */
+  request?: ResourceRequest;
+  numReturns: number;
+  streaming: boolean;
+  maxRetries: number;
+  retryExceptions: boolean | string[];
+  returnIds: string[];
+  name: string;
+}
+
+/** What the API needs from the process it runs in. */
+export interface CoreRuntime {
+  readonly kind: 'driver' | 'worker';
+  readonly nodeId: string;
+  readonly jobId: string;
+  /** Hand a task to the node. Never throws for scheduling reasons: failures land in the return objects. */
+  submitTask(spec: SubmitSpec): void;
+  /** Store a serialized value under `id` (the caller made the id and holds a ref to it). */
+  putObject(id: string, value: SerializedValue): void;
+  /** Values of the objects, in order; rejects with the task's error for failed objects. */
+  getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]>;
+  /** Ids that are ready, in completion order, once `numReturns` are ready or the timeout elapsed. */
+  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]>;
+  /** Cancel the task that produces `id`. */
+  cancel(id: string, force: boolean): void;
+  /** This process started holding `id` (first live ObjectRef). */
+  refAdded(id: string): void;
+  /** This process stopped holding `id` (last ObjectRef collected). */
+  refRemoved(id: string): void;
+  /** Runtime context of the current task (workers) or the driver. */
+  context(): RuntimeContext;
+  /** Shut down (driver: the embedded cluster; worker: nothing). */
+  shutdown(): Promise<void>;
+}
+
+/** Information about where the current code runs. */
+export interface RuntimeContext {
+  readonly nodeId: string;
+  readonly jobId: string;
+  /** Id of the task being executed (undefined in the driver). */
+  readonly taskId: string | undefined;
+  /** Name of the task being executed. */
+  readonly taskName: string | undefined;
+  /** Attempt number of the current task (0 for the first). */
+  readonly attempt: number;
+  /** GPU ids assigned to the current task or actor (strings, as in CUDA_VISIBLE_DEVICES). */
+  readonly gpuIds: readonly string[];
+  /** Aborted when the current task is cancelled (cooperative interruption of async code). */
+  readonly signal: AbortSignal;
+  /** Process id. */
+  readonly pid: number;
+  /** True in a worker process. */
+  readonly isWorker: boolean;
+}

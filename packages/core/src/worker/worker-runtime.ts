@@ -1,0 +1,651 @@
+/**
+ * The runtime of a worker process: executes tasks sent by its node and implements the API (nested
+ * tasks, put, get, wait) over ZeroMQ.
+ * @internal
+ */
+import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
+import * as zmq from 'zeromq';
+import { Arena } from '@tsray/object-store';
+import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { encodeErrorPayload, errorFromPayload, remoteErrorInfo } from '../error-payload.js';
+import { FunctionNotFoundError, GetTimeoutError, ObjectStoreFullError } from '../errors.js';
+import { logger } from '../logger.js';
+import { Outbox } from '../outbox.js';
+import type { CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
+import { deserialize, serialize, type SerializedValue } from '../serialization.js';
+import { state, type RegisteredFunction } from '../state.js';
+import { encodingFromWire, encodingToWire, FrameBuilder, payloadView } from '../wire.js';
+
+const INLINE = 100 * 1024;
+const Status = tsray.v1.TaskStatus;
+
+interface Job {
+  exec: tsray.v1.ITaskExecution;
+  frames: Buffer[];
+  cancelled: boolean;
+  abort: AbortController;
+}
+
+interface PendingResult {
+  result: tsray.v1.ITaskResult;
+  payloads: Uint8Array[];
+}
+
+interface Subscription {
+  od: tsray.v1.IObjectData | undefined;
+  frames: Buffer[] | undefined;
+  seq: number;
+  waiters: (() => void)[];
+}
+
+/** The worker side of the node protocol. */
+export class WorkerRuntime implements CoreRuntime {
+  readonly kind = 'worker' as const;
+  readonly nodeId: string;
+  readonly jobId: string;
+  private readonly socket: zmq.Dealer;
+  private readonly outbox: Outbox;
+  private arena: Arena | undefined;
+  private readonly queue: Job[] = [];
+  private running: Job | undefined;
+  private loopActive = false;
+  private readonly modules = new Map<string, Promise<void>>();
+  private tsxRegistered: Promise<void> | undefined;
+  private pendingResults: PendingResult[] = [];
+  private firstPendingAt = 0;
+  private readonly slowFns = new Map<string, number>();
+  private adds: string[] = [];
+  private removes: string[] = [];
+  private pins: string[] = [];
+  private unpins: string[] = [];
+  private submits: tsray.v1.ITaskSpec[] = [];
+  private submitFrames = new FrameBuilder();
+  private puts: tsray.v1.IObjectData[] = [];
+  private putFrames = new FrameBuilder();
+  private subscribes: string[] = [];
+  private flushQueued = false;
+  private readonly subs = new Map<string, Subscription>();
+  private subSeq = 0;
+  private allocSeq = 0;
+  private readonly allocs = new Map<number, { resolve: (off: number) => void; reject: (e: Error) => void }>();
+  private readonly idleSignal = new AbortController().signal;
+  private closed = false;
+
+  constructor(
+    private readonly workerId: string,
+    address: string,
+  ) {
+    this.nodeId = process.env['TSRAY_NODE_ID'] ?? '';
+    this.jobId = process.env['TSRAY_JOB_ID'] ?? '';
+    this.socket = new zmq.Dealer({ routingId: workerId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 1000 });
+    this.socket.connect(address);
+    this.outbox = new Outbox(this.socket);
+  }
+
+  /** Register with the node and serve until told to stop. */
+  async run(): Promise<void> {
+    this.send({ registerWorker: { workerId: this.workerId, pid: process.pid, language: 'typescript' } });
+    for await (const frames of this.socket) {
+      try {
+        this.handle(frames);
+      } catch (err) {
+        logger().error({ err }, 'worker rejected a message from its node');
+      }
+      if (this.closed) break;
+    }
+  }
+
+  private getArena(): Arena {
+    if (!this.arena) {
+      this.arena = Arena.open(`/proc/self/fd/${process.env['TSRAY_ARENA_FD'] ?? '3'}`, Number(process.env['TSRAY_ARENA_SIZE']));
+    }
+    return this.arena;
+  }
+
+  private send(body: EnvelopeBody, payloads?: Uint8Array[]): void {
+    this.outbox.send(encodeMessage(body, payloads));
+  }
+
+  private handle(frames: Buffer[]): void {
+    const { envelope, kind, payloads } = decodeMessage(frames);
+    switch (kind) {
+      case 'workerAccepted':
+        return;
+      case 'executeTasks':
+        for (const exec of envelope.executeTasks!.tasks ?? []) {
+          this.queue.push({ exec, frames: payloads, cancelled: false, abort: new AbortController() });
+        }
+        if (!this.loopActive) void this.loop();
+        return;
+      case 'cancelTask': {
+        const id = envelope.cancelTask!.taskId;
+        const running = this.running;
+        if (running && running.exec.taskId === id) {
+          running.cancelled = true;
+          running.abort.abort(new Error('task cancelled'));
+        } else {
+          const j = this.queue.find((x) => x.exec.taskId === id);
+          if (j) j.cancelled = true;
+        }
+        return;
+      }
+      case 'objectsReady':
+        for (const od of envelope.objectsReady!.objects ?? []) {
+          const s = this.subs.get(od.objectId ?? '');
+          if (!s) {
+            // Nobody waits anymore: give back the delivery pin.
+            if (od.shm) this.unpin(od.objectId ?? '');
+            continue;
+          }
+          if (s.od !== undefined) {
+            if (od.shm) this.unpin(od.objectId ?? '');
+            continue;
+          }
+          s.od = od;
+          s.frames = payloads;
+          s.seq = ++this.subSeq;
+          const w = s.waiters;
+          s.waiters = [];
+          for (const cb of w) cb();
+        }
+        return;
+      case 'allocReply': {
+        const r = envelope.allocReply!;
+        const p = this.allocs.get(Number(r.requestId));
+        if (!p) return;
+        this.allocs.delete(Number(r.requestId));
+        if (r.error) {
+          let info: { requested?: number; capacity?: number; used?: number } = {};
+          try {
+            info = JSON.parse(r.error);
+          } catch {
+            /* plain text */
+          }
+          p.reject(info.capacity !== undefined ? new ObjectStoreFullError(info.requested ?? 0, info.capacity, info.used ?? 0) : new Error(r.error));
+        } else p.resolve(Number(r.slice!.offset));
+        return;
+      }
+      case 'shutdown':
+        this.closed = true;
+        void this.outbox.drain().then(() => process.exit(0));
+        return;
+      case 'error':
+        logger().error({ error: envelope.error }, 'node reported a protocol error');
+        return;
+      default:
+        logger().warn({ kind }, 'unexpected message kind from the node; ignored');
+    }
+  }
+
+  // ---------------------------------------------------------------- task execution
+
+  private async loop(): Promise<void> {
+    this.loopActive = true;
+    try {
+      while (this.queue.length > 0) {
+        const job = this.queue.shift()!;
+        if (job.cancelled) {
+          this.addResult({ taskId: job.exec.taskId, attempt: job.exec.attempt, status: Status.TASK_STATUS_CANCELLED }, []);
+          continue;
+        }
+        const key = `${job.exec.function?.moduleUrl}#${job.exec.function?.key}`;
+        if (
+          this.pendingResults.length > 0 &&
+          ((this.slowFns.get(key) ?? 1) > 0.5 || this.pendingResults.length >= 256 || performance.now() - this.firstPendingAt > 0.2)
+        ) {
+          this.flushResults();
+        }
+        const t0 = performance.now();
+        this.running = job;
+        await this.execute(job);
+        this.running = undefined;
+        const dt = performance.now() - t0;
+        const prev = this.slowFns.get(key);
+        this.slowFns.set(key, prev === undefined ? dt : prev * 0.7 + dt * 0.3);
+      }
+    } finally {
+      this.loopActive = false;
+      this.running = undefined;
+      this.flushResults();
+    }
+  }
+
+  private addResult(result: tsray.v1.ITaskResult, payloads: Uint8Array[]): void {
+    if (this.pendingResults.length === 0) this.firstPendingAt = performance.now();
+    this.pendingResults.push({ result, payloads });
+  }
+
+  private flushResults(): void {
+    if (this.pendingResults.length === 0) return;
+    this.flushNow();
+    const fb = new FrameBuilder();
+    const results: tsray.v1.ITaskResult[] = [];
+    for (const p of this.pendingResults) {
+      // Re-base payload descriptors onto the batch's frames.
+      for (const od of p.result.returns ?? []) {
+        if (od.inline) od.inline = fb.add(p.payloads[od.inline.frame as number]!.subarray(Number(od.inline.offset), Number(od.inline.offset) + Number(od.inline.length)));
+      }
+      results.push(p.result);
+    }
+    this.pendingResults = [];
+    this.send({ taskResults: { results } }, fb.empty ? undefined : fb.frames());
+  }
+
+  private async loadFunction(fn: tsray.v1.IFunctionDescriptor): Promise<RegisteredFunction> {
+    const url = fn.moduleUrl ?? '';
+    const key = fn.key ?? '';
+    const s = state();
+    let f = s.registry.get(url)?.get(key);
+    if (f) return f;
+    let p = this.modules.get(url);
+    if (!p) {
+      p = this.importModule(url);
+      this.modules.set(url, p);
+    }
+    await p;
+    f = s.registry.get(url)?.get(key);
+    if (!f) throw new FunctionNotFoundError(url, key);
+    return f;
+  }
+
+  private async importModule(url: string): Promise<void> {
+    if (/\.[cm]?tsx?$/.test(new URL(url).pathname)) {
+      this.tsxRegistered ??= import('tsx/esm/api').then((m) => {
+        m.register();
+      });
+      await this.tsxRegistered;
+    }
+    const s = state();
+    s.importing = url;
+    try {
+      await import(url);
+    } finally {
+      s.importing = undefined;
+    }
+  }
+
+  private argValue(od: tsray.v1.IObjectData, frames: Buffer[]): unknown {
+    const enc = encodingFromWire(od.encoding);
+    if (enc === 'error') throw errorFromPayload(payloadView(od.inline!, frames));
+    if (od.inline) {
+      const bytes = payloadView(od.inline, frames);
+      // Raw values alias the message frame: copy so user code can keep and modify them.
+      return deserialize(enc, od.rawKind ?? '', enc === 'raw' ? Buffer.from(bytes) : bytes);
+    }
+    if (od.shm) {
+      const view = this.getArena().view(Number(od.shm.offset), Number(od.shm.length));
+      const id = od.objectId ?? '';
+      if (enc === 'raw') {
+        const v = deserialize('raw', od.rawKind ?? '', view) as object;
+        // The delivery pin now belongs to the view.
+        workerViews.register(v, { rt: this, id });
+        return v;
+      }
+      const v = deserialize(enc, od.rawKind ?? '', view);
+      this.unpin(id);
+      return v;
+    }
+    return deserialize(enc, od.rawKind ?? '', readFileSync(od.spillPath ?? ''));
+  }
+
+  private async execute(job: Job): Promise<void> {
+    const e = job.exec;
+    const name = e.name ?? 'task';
+    setCurrent({
+      nodeId: this.nodeId,
+      jobId: e.jobId ?? this.jobId,
+      taskId: e.taskId ?? undefined,
+      taskName: name,
+      attempt: e.attempt ?? 0,
+      gpuIds: e.gpuIds ?? [],
+      signal: job.abort.signal,
+      pid: process.pid,
+      isWorker: true,
+    });
+    const base = { taskId: e.taskId, attempt: e.attempt };
+    try {
+      const f = await this.loadFunction(e.function!);
+      const args = (e.args ?? []).map((od) => this.argValue(od, job.frames));
+      let value = f.fn(...args);
+      if (e.streaming) {
+        const count = await this.stream(job, value);
+        const sv = serialize(count);
+        this.addResult({ ...base, status: Status.TASK_STATUS_OK, returns: [inlineData(e.returnIds![0]!, sv)] }, [sv.bytes]);
+        return;
+      }
+      if (isPromise(value)) value = await value;
+      if (job.cancelled) {
+        this.addResult({ ...base, status: Status.TASK_STATUS_CANCELLED }, []);
+        return;
+      }
+      const ids = e.returnIds ?? [];
+      let values: unknown[];
+      if (ids.length === 1) values = [value];
+      else if (ids.length === 0) values = [];
+      else {
+        if (!Array.isArray(value) || value.length !== ids.length) {
+          throw new TypeError(`task ${name} has numReturns=${ids.length} but returned ${Array.isArray(value) ? `an array of ${value.length}` : typeof value}; return an array of exactly ${ids.length} values`);
+        }
+        values = value;
+      }
+      const returns: tsray.v1.IObjectData[] = [];
+      const payloads: Uint8Array[] = [];
+      for (let i = 0; i < values.length; i++) {
+        const sv = serialize(values[i], `return value${ids.length > 1 ? ` ${i}` : ''} of task ${name}`);
+        returns.push(await this.objectData(ids[i]!, sv, payloads));
+      }
+      this.addResult({ ...base, status: Status.TASK_STATUS_OK, returns }, payloads);
+    } catch (err) {
+      if (job.cancelled) {
+        this.addResult({ ...base, status: Status.TASK_STATUS_CANCELLED }, []);
+        return;
+      }
+      const bytes = encodeErrorPayload({ type: 'TaskError', info: remoteErrorInfo(err, name) });
+      const od: tsray.v1.IObjectData = { objectId: e.returnIds?.[0] ?? '', encoding: encodingToWire('error'), inline: { frame: 0, offset: 0, length: bytes.length }, size: bytes.length };
+      this.addResult({ ...base, status: Status.TASK_STATUS_ERROR, returns: [od], errorName: err instanceof Error ? err.name : typeof err }, [bytes]);
+    } finally {
+      setCurrent(undefined);
+    }
+  }
+
+  /** ObjectData for a value: inline payload (index into `payloads`), or written into the arena. */
+  private async objectData(id: string, sv: SerializedValue, payloads: Uint8Array[]): Promise<tsray.v1.IObjectData> {
+    const n = sv.bytes.byteLength;
+    const od: tsray.v1.IObjectData = { objectId: id, encoding: encodingToWire(sv.encoding), rawKind: sv.rawKind, containedRefs: sv.containedRefs, size: n };
+    if (n <= INLINE) {
+      od.inline = { frame: payloads.length, offset: 0, length: n };
+      payloads.push(sv.bytes);
+      return od;
+    }
+    const off = await this.alloc(n);
+    this.getArena().write(off, sv.bytes);
+    od.shm = { offset: off, length: n };
+    return od;
+  }
+
+  private alloc(size: number): Promise<number> {
+    const requestId = ++this.allocSeq;
+    return new Promise((resolve, reject) => {
+      this.allocs.set(requestId, { resolve, reject });
+      this.flushNow();
+      this.send({ allocRequest: { requestId, size } });
+    });
+  }
+
+  private async stream(job: Job, gen: unknown): Promise<number> {
+    const e = job.exec;
+    const it = gen as AsyncIterator<unknown> | Iterator<unknown>;
+    if (!it || typeof (it as AsyncIterator<unknown>).next !== 'function') {
+      throw new TypeError(`streaming task ${e.name} must be a generator function (async function* or function*)`);
+    }
+    let i = 0;
+    for (;;) {
+      if (job.cancelled) {
+        await (it as AsyncGenerator).return?.(undefined);
+        throw new Error('cancelled');
+      }
+      const r: unknown = (it as AsyncIterator<unknown>).next();
+      const res = (isPromise(r) ? await r : r) as IteratorResult<unknown>;
+      if (res.done) return i;
+      const payloads: Uint8Array[] = [];
+      const od = await this.objectData(`${e.taskId}.g${i}`, serialize(res.value, `item ${i} of ${e.name}`), payloads);
+      this.flushResults();
+      this.send({ generatorItems: { items: [{ taskId: e.taskId, index: i, item: od }] } }, payloads.length ? payloads : undefined);
+      i++;
+    }
+  }
+
+  // ---------------------------------------------------------------- CoreRuntime (nested API)
+
+  submitTask(spec: SubmitSpec): void {
+    const args: tsray.v1.ITaskArg[] = spec.args.map((a, i) => {
+      if (a.kind === 'ref') return { ref: a.id };
+      if (a.value.bytes.byteLength > INLINE) {
+        const id = `${spec.taskId}.a${i}`;
+        this.refAdded(id);
+        this.putObject(id, a.value);
+        // Held until the task is submitted; the task then holds it.
+        queueMicrotask(() => this.refRemoved(id));
+        return { ref: id };
+      }
+      return {
+        value: {
+          encoding: encodingToWire(a.value.encoding),
+          rawKind: a.value.rawKind,
+          containedRefs: a.value.containedRefs,
+          size: a.value.bytes.byteLength,
+          inline: this.submitFrames.add(Buffer.from(a.value.bytes)),
+        },
+      };
+    });
+    const re = spec.retryExceptions;
+    this.submits.push({
+      taskId: spec.taskId,
+      function: { moduleUrl: spec.fn.moduleUrl, key: spec.fn.key, name: spec.fn.name },
+      args,
+      resources: [...spec.resources].map(([name, units]) => ({ name, units })),
+      numReturns: spec.numReturns,
+      streaming: spec.streaming,
+      maxRetries: spec.maxRetries,
+      retryExceptions: re === true,
+      retryExceptionNames: Array.isArray(re) ? re : [],
+      returnIds: spec.returnIds,
+      name: spec.name,
+      jobId: this.jobId,
+      parentTaskId: current?.taskId ?? '',
+    });
+    this.scheduleFlush();
+  }
+
+  putObject(id: string, value: SerializedValue): void {
+    const n = value.bytes.byteLength;
+    if (n <= INLINE) {
+      this.puts.push({
+        objectId: id,
+        encoding: encodingToWire(value.encoding),
+        rawKind: value.rawKind,
+        containedRefs: value.containedRefs,
+        size: n,
+        inline: this.putFrames.add(Buffer.from(value.bytes)),
+      });
+      this.scheduleFlush();
+      return;
+    }
+    // Large: copy now (the caller may change its buffer), then place it in the arena.
+    const copy = Buffer.from(value.bytes);
+    this.alloc(n).then(
+      (off) => {
+        this.getArena().write(off, copy);
+        this.flushNow();
+        this.send({
+          putObjects: {
+            objects: [{ objectId: id, encoding: encodingToWire(value.encoding), rawKind: value.rawKind, containedRefs: value.containedRefs, size: n, shm: { offset: off, length: n } }],
+          },
+        });
+      },
+      (err: Error) => {
+        const bytes =
+          err instanceof ObjectStoreFullError
+            ? encodeErrorPayload({ type: 'ObjectStoreFullError', requested: err.requested, capacity: err.capacity, used: err.used })
+            : encodeErrorPayload({ type: 'Other', name: err.name, message: err.message });
+        this.flushNow();
+        this.send({ putObjects: { objects: [{ objectId: id, encoding: encodingToWire('error'), inline: { frame: 0, offset: 0, length: bytes.length }, size: bytes.length }] } }, [bytes]);
+      },
+    );
+  }
+
+  private subscribe(id: string): Subscription {
+    let s = this.subs.get(id);
+    if (!s) {
+      s = { od: undefined, frames: undefined, seq: 0, waiters: [] };
+      this.subs.set(id, s);
+      this.subscribes.push(id);
+      this.scheduleFlush();
+    }
+    return s;
+  }
+
+  private value(id: string, s: Subscription): unknown {
+    const od = s.od!;
+    // Inline and spilled data stay cached; arena data is delivered once per get (it carries a pin).
+    if (od.shm) this.subs.delete(id);
+    if (encodingFromWire(od.encoding) === 'error') throw errorFromPayload(payloadView(od.inline!, s.frames!));
+    return this.argValue(od, s.frames!);
+  }
+
+  async getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]> {
+    const subs = ids.map((id) => this.subscribe(id));
+    const missing = subs.filter((s) => s.od === undefined);
+    if (missing.length > 0) {
+      await new Promise<void>((resolve, reject) => {
+        let left = missing.length;
+        let timer: NodeJS.Timeout | undefined;
+        const done = () => {
+          if (--left === 0) {
+            if (timer) clearTimeout(timer);
+            resolve();
+          }
+        };
+        for (const s of missing) s.waiters.push(done);
+        if (timeoutMs !== undefined) {
+          timer = setTimeout(() => {
+            for (const s of missing) s.waiters = s.waiters.filter((w) => w !== done);
+            reject(new GetTimeoutError(timeoutMs / 1000, ids.filter((id) => this.subs.get(id)?.od === undefined)));
+          }, timeoutMs);
+        }
+      });
+    }
+    return ids.map((id, i) => this.value(id, subs[i]!));
+  }
+
+  async wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
+    const subs = ids.map((id) => this.subscribe(id));
+    const readyNow = () => ids.filter((_, i) => subs[i]!.od !== undefined);
+    if (readyNow().length < numReturns) {
+      await new Promise<void>((resolve) => {
+        let timer: NodeJS.Timeout | undefined;
+        let count = readyNow().length;
+        const cb = () => {
+          if (++count >= numReturns) finish();
+        };
+        const finish = () => {
+          if (timer) clearTimeout(timer);
+          for (const s of subs) s.waiters = s.waiters.filter((w) => w !== cb);
+          resolve();
+        };
+        for (const s of subs) if (s.od === undefined) s.waiters.push(cb);
+        if (timeoutMs !== undefined) timer = setTimeout(finish, timeoutMs);
+      });
+    }
+    return ids
+      .map((id, i) => ({ id, s: subs[i]! }))
+      .filter((x) => x.s.od !== undefined)
+      .sort((a, b) => a.s.seq - b.s.seq)
+      .map((x) => x.id);
+  }
+
+  cancel(id: string, force: boolean): void {
+    this.flushNow();
+    this.send({ cancelRequest: { objectId: id, force } });
+  }
+
+  refAdded(id: string): void {
+    this.adds.push(id);
+    this.scheduleFlush();
+  }
+
+  refRemoved(id: string): void {
+    this.removes.push(id);
+    const s = this.subs.get(id);
+    if (s && s.waiters.length === 0) {
+      this.subs.delete(id);
+      if (s.od?.shm) this.unpin(id);
+    }
+    this.scheduleFlush();
+  }
+
+  /** Give back one pin of an arena object. */
+  unpin(id: string): void {
+    this.unpins.push(id);
+    this.scheduleFlush();
+  }
+
+  context(): RuntimeContext {
+    return (
+      current ?? {
+        nodeId: this.nodeId,
+        jobId: this.jobId,
+        taskId: undefined,
+        taskName: undefined,
+        attempt: 0,
+        gpuIds: (process.env['CUDA_VISIBLE_DEVICES'] ?? '').split(',').filter(Boolean),
+        signal: this.idleSignal,
+        pid: process.pid,
+        isWorker: true,
+      }
+    );
+  }
+
+  async shutdown(): Promise<void> {
+    /* a worker is stopped by its node */
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(() => {
+      this.flushQueued = false;
+      this.flushNow();
+    });
+  }
+
+  /** Send everything pending, in dependency order: refs, puts, submits, subscriptions. */
+  private flushNow(): void {
+    if (this.adds.length || this.removes.length || this.pins.length || this.unpins.length) {
+      this.send({ refUpdates: { add: this.adds, remove: this.removes, pin: this.pins, unpin: this.unpins } });
+      this.adds = [];
+      this.removes = [];
+      this.pins = [];
+      this.unpins = [];
+    }
+    if (this.puts.length) {
+      this.send({ putObjects: { objects: this.puts } }, this.putFrames.frames());
+      this.puts = [];
+      this.putFrames = new FrameBuilder();
+    }
+    if (this.submits.length) {
+      this.send({ submitTasks: { tasks: this.submits } }, this.submitFrames.empty ? undefined : this.submitFrames.frames());
+      this.submits = [];
+      this.submitFrames = new FrameBuilder();
+    }
+    if (this.subscribes.length) {
+      this.send({ subscribeObjects: { objectIds: this.subscribes } });
+      this.subscribes = [];
+    }
+  }
+}
+
+let current: RuntimeContext | undefined;
+function setCurrent(c: RuntimeContext | undefined): void {
+  current = c;
+  currentTaskName = c?.taskName;
+}
+
+/** Name of the task running now (for the output prefix). @internal */
+export let currentTaskName: string | undefined;
+
+const workerViews = new FinalizationRegistry<{ rt: WorkerRuntime; id: string }>((h) => h.rt.unpin(h.id));
+
+function inlineData(id: string, sv: SerializedValue): tsray.v1.IObjectData {
+  return { objectId: id, encoding: encodingToWire(sv.encoding), rawKind: sv.rawKind, containedRefs: sv.containedRefs, size: sv.bytes.byteLength, inline: { frame: 0, offset: 0, length: sv.bytes.byteLength } };
+}
+
+function isPromise(v: unknown): v is Promise<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+/** File URL helper for the entry module. @internal */
+export function fileUrl(p: string): string {
+  return pathToFileURL(p).href;
+}

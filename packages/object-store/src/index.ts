@@ -1,0 +1,10 @@
+/**
+ * @module @tsray/object-store
+ * The per-node shared-memory arena (an N-API addon that maps a /dev/shm file MAP_SHARED and hands out
+ * zero-copy views) and the first-fit allocator that hands out its slices.
+ */
+export { Arena, defaultArenaPath, SHM_DIR } from './arena.js';
+export type { ArenaCreateOptions, ArenaOpenOptions, ArenaStats } from './arena.js';
+export { Allocator, DEFAULT_ALIGNMENT } from './allocator.js';
+export type { AllocatorOptions, Extent } from './allocator.js';
+export { ObjectStoreError, ArenaError, ShmSpaceError, AddonMissingError, AllocatorError } from './errors.js';

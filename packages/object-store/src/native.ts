@@ -1,0 +1,45 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { AddonMissingError } from './errors.js';
+
+/** Opaque handle of one mapping, owned by the addon. */
+export type NativeHandle = { readonly __brand: 'tsray_shm_handle' };
+
+/** Diagnostics of one mapping. */
+export interface NativeInfo {
+  size: number;
+  closed: boolean;
+  mapped: boolean;
+  views: number;
+  refs: number;
+}
+
+/** Shape of `build/Release/tsray_shm.node` (see native/shm.c). */
+export interface NativeAddon {
+  mapFile(path: string, size: number, create: boolean): NativeHandle;
+  view(handle: NativeHandle, offset: number, length: number): Buffer;
+  copy(handle: NativeHandle, offset: number, src: ArrayBufferView | ArrayBuffer): void;
+  prefault(handle: NativeHandle, offset: number, length: number): Promise<void>;
+  close(handle: NativeHandle): void;
+  info(handle: NativeHandle): NativeInfo;
+  readonly pageSize: number;
+}
+
+// src/native.ts and dist/native.js are both one level below the package root.
+const ADDON_URL = new URL('../build/Release/tsray_shm.node', import.meta.url);
+let addon: NativeAddon | undefined;
+
+/**
+ * Loads the addon on first use, so that importing the pure-TS parts (Allocator) never needs it.
+ * @throws {@link AddonMissingError} if it is not built or does not load.
+ */
+export function loadAddon(): NativeAddon {
+  if (addon !== undefined) return addon;
+  const path = fileURLToPath(ADDON_URL);
+  try {
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    throw new AddonMissingError(path, err);
+  }
+  return addon;
+}
