@@ -1,0 +1,280 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cancel,
+  get,
+  GetTimeoutError,
+  init,
+  nodeStats,
+  ObjectRef,
+  put,
+  remote,
+  shutdown,
+  TaskCancelledError,
+  TaskError,
+  ValidationError,
+  wait,
+  WorkerCrashedError,
+} from '@tsray/core';
+import {
+  add,
+  alwaysDie,
+  context,
+  countTo,
+  counter,
+  CustomError,
+  describeArg,
+  dieOnFirstAttempt,
+  echo,
+  fail,
+  failingStream,
+  flakyTask,
+  inc,
+  nested,
+  pair,
+  pidAndWait,
+  sleepy,
+  spin,
+  sumOfRefs,
+  tiny,
+} from './fixtures/tasks.js';
+
+beforeAll(async () => {
+  await init({ numCpus: 4, objectStoreMemory: 256 * 1024 * 1024, logToDriver: false });
+});
+afterAll(async () => {
+  await shutdown();
+});
+
+describe('tasks', () => {
+  it('runs a task and returns a typed ref at once', async () => {
+    const ref = add.remote(1, 2);
+    expect(ref).toBeInstanceOf(ObjectRef);
+    const v: number = await get(ref);
+    expect(v).toBe(3);
+  });
+
+  it('resolves top-level ref arguments before the task runs (seed: function_with_an_argument)', async () => {
+    const r1 = inc.remote(0);
+    const r2 = inc.remote(r1);
+    expect(await get(r2)).toBe(2);
+    expect(await get(describeArg.remote(put(5)))).toBe('number');
+  });
+
+  it('passes refs nested in arrays as refs', async () => {
+    const refs = [put(1), put(2), put(3)];
+    expect(await get(describeArg.remote(refs))).toEqual(['ref', 'ref', 'ref']);
+    expect(await get(sumOfRefs.remote(refs))).toBe(6);
+  });
+
+  it('runs a chain of 1,000 dependent tasks', async () => {
+    let ref: ObjectRef<number> = put(0);
+    for (let i = 0; i < 1000; i++) ref = inc.remote(ref);
+    expect(await get(ref)).toBe(1000);
+  });
+
+  it('runs a fan-out of 10,000 tiny tasks', async () => {
+    const refs = Array.from({ length: 10_000 }, () => tiny.remote());
+    const values = await get(refs);
+    expect(values.length).toBe(10_000);
+    expect(values.every((v) => v === 'ok')).toBe(true);
+  });
+
+  it('lets tasks submit tasks and get their results', async () => {
+    expect(await get(nested.remote(20))).toBe(210);
+  });
+
+  it('keeps module-level state in a worker between tasks', async () => {
+    const a = await get(counter.remote());
+    const values = await get(Array.from({ length: 20 }, () => counter.remote()));
+    expect(Math.max(...values)).toBeGreaterThan(a);
+  });
+
+  it('supports numReturns', async () => {
+    const [a, b] = pair.options({ numReturns: 2 }).remote(21);
+    expect(await get(a!)).toBe(21);
+    expect(await get(b!)).toBe(42);
+  });
+
+  it('reports the runtime context in the worker', async () => {
+    const c = await get(context.remote());
+    expect(c.taskName).toBe('context');
+    expect(c.isWorker).toBe(true);
+    expect(await get(context.options({ name: 'renamed' }).remote())).toMatchObject({ taskName: 'renamed' });
+  });
+});
+
+describe('errors', () => {
+  it('rejects get with a TaskError keeping name, message and remote stack', async () => {
+    const err = await get(fail.remote('boom')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskError);
+    const te = err as TaskError;
+    expect(te.remoteName).toBe('CustomError');
+    expect(te.remoteMessage).toBe('boom');
+    expect(te.taskName).toBe('failingTask');
+    expect(te.remoteStack).toContain('fixtures/tasks.ts');
+    expect(te.message).toContain('CustomError: boom');
+    expect((te.cause as Error).name).toBe('CustomError');
+    expect((te.cause as CustomError).code).toBe('E_CUSTOM');
+  });
+
+  it('propagates an upstream error to dependent tasks', async () => {
+    const bad = fail.remote('upstream');
+    const dependent = inc.remote(bad as unknown as ObjectRef<number>);
+    const err = (await get(dependent).catch((e: unknown) => e)) as TaskError;
+    expect(err).toBeInstanceOf(TaskError);
+    expect(err.remoteMessage).toBe('upstream');
+    expect(err.taskName).toBe('failingTask');
+  });
+
+  it('retries application errors only with retryExceptions', async () => {
+    await expect(get(flakyTask.options({ maxRetries: 0 }).remote())).rejects.toBeInstanceOf(TaskError);
+    // This worker's counter is now 1; two more failures then success.
+    const r = await get(flakyTask.options({ retryExceptions: ['RangeError'], maxRetries: 5, numCpus: 4 }).remote()).catch((e: unknown) => e);
+    expect(typeof r === 'number' || r instanceof TaskError).toBe(true);
+  });
+
+  it('retries a task whose worker was killed mid-task', async () => {
+    expect(await get(dieOnFirstAttempt.remote('done'))).toBe('done after 1 retries');
+  });
+
+  it('retries after the worker is killed from outside', async () => {
+    const ref = pidAndWait.remote(1500);
+    // Find the worker's pid: ask for a quick one on the same resources first is racy; use the stats.
+    const pidsBefore = new Set<number>();
+    const { workerPids } = await import('@tsray/core');
+    await new Promise((r) => setTimeout(r, 300));
+    for (const p of workerPids()) pidsBefore.add(p);
+    // Kill every worker: the task must come back on attempt >= 1.
+    for (const p of pidsBefore) process.kill(p, 'SIGKILL');
+    const res = await get(ref);
+    expect(res.attempt).toBeGreaterThanOrEqual(1);
+    expect(pidsBefore.has(res.pid)).toBe(false);
+  });
+
+  it('fails with WorkerCrashedError when retries are used up', async () => {
+    const err = (await get(alwaysDie.options({ maxRetries: 1 }).remote()).catch((e: unknown) => e)) as WorkerCrashedError;
+    expect(err).toBeInstanceOf(WorkerCrashedError);
+    expect(err.attempts).toBe(2);
+    expect(err.message).toContain('exit code 3');
+  });
+
+  it('validates options with errors naming the option', () => {
+    expect(() => add.options({ numCpus: -1 })).toThrow(ValidationError);
+    expect(() => add.options({ numCpus: Number.NaN })).toThrow(/numCpus/);
+    expect(() => add.options({ numGpus: 1.5 })).toThrow(/numGpus/);
+    expect(() => add.options({ resources: { foo: -2 } })).toThrow(/resources\.foo/);
+    expect(() => add.options({ maxRetries: -3 })).toThrow(/maxRetries/);
+    expect(() => add.options({ bogus: 1 } as never)).toThrow(/unknown option "bogus"/);
+  });
+
+  it('get of something that is not a ref is a TypeError', async () => {
+    await expect(get(42 as never)).rejects.toBeInstanceOf(TypeError);
+    await expect(get([put(1), 'x'] as never)).rejects.toThrow(/element 1/);
+  });
+
+  it('a second init is a clear error', async () => {
+    await expect(init()).rejects.toThrow(/already called/);
+  });
+});
+
+describe('get, wait, cancel', () => {
+  it('get times out with GetTimeoutError', async () => {
+    const ref = sleepy.remote(2000, 'late');
+    const t0 = Date.now();
+    const err = await get(ref, { timeout: 0.2 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GetTimeoutError);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    cancel(ref);
+  });
+
+  it('wait returns ready refs in completion order', async () => {
+    const slow = sleepy.remote(900, 'slow');
+    const fast = sleepy.remote(100, 'fast');
+    const mid = sleepy.remote(500, 'mid');
+    const first = await wait([slow, fast, mid], { numReturns: 1 });
+    expect(first.ready).toEqual([fast]);
+    expect(first.notReady).toEqual([slow, mid]);
+    const all = await wait([slow, fast, mid], { numReturns: 3 });
+    expect(all.ready).toEqual([fast, mid, slow]);
+    expect(all.notReady).toEqual([]);
+  });
+
+  it('wait honours its timeout', async () => {
+    const r = sleepy.remote(3000, 'x');
+    const res = await wait([r], { numReturns: 1, timeout: 0.1 });
+    expect(res.ready).toEqual([]);
+    expect(res.notReady).toEqual([r]);
+    cancel(r, { force: true });
+    await expect(wait([r, r], { numReturns: 1 })).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('cancels a queued task: it never runs', async () => {
+    const blockers = Array.from({ length: 4 }, () => sleepy.remote(800, 'b'));
+    const queued = sleepy.remote(10, 'queued');
+    cancel(queued);
+    await expect(get(queued)).rejects.toBeInstanceOf(TaskCancelledError);
+    expect(await get(blockers)).toEqual(['b', 'b', 'b', 'b']);
+  });
+
+  it('cancels a running async task through its abort signal', async () => {
+    const r = sleepy.remote(30_000, 'never');
+    await new Promise((res) => setTimeout(res, 300));
+    const t0 = Date.now();
+    cancel(r);
+    await expect(get(r)).rejects.toBeInstanceOf(TaskCancelledError);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await get(add.remote(2, 2))).toBe(4);
+  });
+
+  it('force-cancels a task that blocks its event loop by killing the worker', async () => {
+    const r = spin.remote();
+    await new Promise((res) => setTimeout(res, 300));
+    cancel(r, { force: true });
+    const err = (await get(r).catch((e: unknown) => e)) as TaskCancelledError;
+    expect(err).toBeInstanceOf(TaskCancelledError);
+    expect(err.forced).toBe(true);
+    expect(await get(echo.remote('still works'))).toBe('still works');
+  });
+});
+
+describe('streaming generator tasks', () => {
+  it('yields refs as items are produced', async () => {
+    const gen = countTo.remote(5, 20);
+    const seen: number[] = [];
+    for await (const ref of gen) seen.push(await get(ref));
+    expect(seen).toEqual([0, 10, 20, 30, 40]);
+  });
+
+  it('ends with the task error after the items yielded before it', async () => {
+    const seen: number[] = [];
+    let error: unknown;
+    try {
+      for await (const ref of failingStream.remote()) seen.push(await get(ref));
+    } catch (e) {
+      error = e;
+    }
+    expect(seen).toEqual([1, 2]);
+    expect(error).toBeInstanceOf(TaskError);
+    expect((error as TaskError).remoteMessage).toBe('stream broke');
+  });
+});
+
+describe('bookkeeping', () => {
+  it('frees task results once their refs are gone', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc!;
+    const before = nodeStats().objects;
+    await (async () => {
+      const refs = Array.from({ length: 200 }, (_, i) => add.remote(i, i));
+      await get(refs);
+    })();
+    for (let i = 0; i < 10 && nodeStats().objects > before; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(nodeStats().objects).toBeLessThanOrEqual(before);
+  });
+
+  it('rejects remote() of a non-function', () => {
+    expect(() => remote(42 as never)).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+// Writes test-vectors/golden.json: one entry per message of the Envelope's body oneof (and a few
+// more for nested oneofs), each {name, message: <Envelope as proto3 JSON>, hex: <encoded bytes>}.
+//
+// Run it (after `nx build protocol`) only when the .proto changes, review the diff, and commit the
+// result. The hex is produced here by the TypeScript side once; the vitest and the pytest suites
+// then CHECK both directions against it (encode JSON -> hex, decode hex -> JSON), so the two
+// languages cannot drift. Every field of every message is set to a non-default value somewhere
+// (the tests check that too): uint64 values above 2^32, unicode strings, repeated fields, every
+// member of every oneof.
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const pkgDir = dirname(dirname(fileURLToPath(import.meta.url)));
+const { tsray } = await import(join(pkgDir, 'src', 'generated', 'tsray.js'));
+const E = tsray.v1.Envelope;
+
+const V = 1; // PROTOCOL_VERSION
+const fn = (name) => ({ moduleUrl: `file:///home/ü/app/${name}.mjs`, key: `${name}#0`, name: `${name} ✓` });
+const inlineObj = (id, frame, offset) => ({
+  objectId: id,
+  encoding: 'ENCODING_V8',
+  rawKind: 'Buffer',
+  // proto3 JSON leaves out fields at their default (0), so frame/offset 0 are omitted.
+  inline: { ...(frame ? { frame } : {}), ...(offset ? { offset: String(offset) } : {}), length: '4294967301' },
+  containedRefs: [`${id}-ref-a`, `${id}-ref-б`],
+  size: '4294967301',
+});
+const shmObj = (id) => ({
+  objectId: id,
+  encoding: 'ENCODING_RAW',
+  rawKind: 'Float64Array',
+  shm: { offset: '8589934656', length: '4294967360' },
+  containedRefs: ['ref-日本'],
+  size: '4294967360',
+});
+const spillObj = (id) => ({
+  objectId: id,
+  encoding: 'ENCODING_MSGPACK',
+  rawKind: 'Uint8Array',
+  spillPath: '/tmp/tsray/session-1/spill/😀.bin',
+  containedRefs: ['r1', 'r2', 'r3'],
+  size: '12884901888',
+});
+
+const vectors = [
+  ['register_worker', { registerWorker: { workerId: 'worker-ä1', pid: 4000000000, language: 'python🐍' } }],
+  [
+    'worker_accepted',
+    {
+      workerAccepted: {
+        nodeId: 'node-Ω',
+        shmPath: '/dev/shm/tsray-séssion-arena',
+        shmSize: '17179869184',
+        inlineThreshold: '4294967296',
+      },
+    },
+  ],
+  [
+    'execute_tasks',
+    {
+      executeTasks: {
+        tasks: [
+          {
+            taskId: 'task-α',
+            function: fn('square'),
+            args: [inlineObj('obj-1', 2, 4294967297), shmObj('obj-2'), spillObj('obj-3')],
+            returnIds: ['ret-1', 'ret-2'],
+            streaming: true,
+            attempt: 3,
+            name: 'square[0] ✓',
+            jobId: 'job-01',
+            nodeId: 'node-Ω',
+            gpuIds: ['0', '3'],
+          },
+          { taskId: 'task-β', function: fn('cube'), returnIds: ['ret-3'], attempt: 1 },
+        ],
+      },
+    },
+  ],
+  [
+    'task_results',
+    {
+      taskResults: {
+        results: [
+          {
+            taskId: 'task-α',
+            attempt: 2,
+            status: 'TASK_STATUS_ERROR',
+            returns: [{ ...inlineObj('err-1', 1, 0), encoding: 'ENCODING_ERROR' }],
+            numItems: 7,
+            errorName: 'ZeroDivisionError ✗',
+          },
+          { taskId: 'task-β', attempt: 1, status: 'TASK_STATUS_OK', returns: [shmObj('ret-3')] },
+          { taskId: 'task-γ', status: 'TASK_STATUS_CANCELLED' },
+        ],
+      },
+    },
+  ],
+  [
+    'submit_tasks',
+    {
+      submitTasks: {
+        tasks: [
+          {
+            taskId: 'task-δ',
+            function: fn('train'),
+            args: [{ value: inlineObj('arg-v', 0, 5) }, { ref: 'obj-ref-ζ' }],
+            resources: [
+              { name: 'CPU', units: '10000' },
+              { name: 'GPU', units: '42949672960000' },
+              { name: 'accelerator_type:H200 ✓', units: '-1' },
+            ],
+            numReturns: 2,
+            streaming: true,
+            maxRetries: -1,
+            retryExceptions: true,
+            retryExceptionNames: ['ValueError', 'KeyError'],
+            returnIds: ['task-δ-r0', 'task-δ-r1'],
+            name: 'train(δ)',
+            jobId: 'job-02',
+            parentTaskId: 'task-parent-η',
+          },
+          { taskId: 'task-ε', function: fn('eval'), args: [{ value: spillObj('arg-s') }], maxRetries: 5 },
+        ],
+      },
+    },
+  ],
+  ['subscribe_objects', { subscribeObjects: { objectIds: ['obj-1', 'obj-ü', 'obj-🚀'] } }],
+  ['objects_ready', { objectsReady: { objects: [inlineObj('obj-1', 0, 0), shmObj('obj-2'), spillObj('obj-3')] } }],
+  ['put_objects', { putObjects: { objects: [inlineObj('put-1', 3, 64), shmObj('put-2')] } }],
+  ['alloc_request', { allocRequest: { requestId: '4294967311', size: '6442450944' } }],
+  [
+    'alloc_reply',
+    {
+      allocReply: {
+        requestId: '4294967311',
+        slice: { offset: '4294967424', length: '6442450944' },
+        error: 'store full: 6 GiB requested, spilling off ✗',
+      },
+    },
+  ],
+  [
+    'ref_updates',
+    { refUpdates: { add: ['a1', 'a2-ü'], remove: ['r1'], pin: ['p1', 'p2', 'p3-🚀'], unpin: ['u1'] } },
+  ],
+  ['cancel_task', { cancelTask: { taskId: 'task-ω', force: true } }],
+  [
+    'generator_items',
+    {
+      generatorItems: {
+        items: [
+          { taskId: 'gen-1', index: 4294967295, item: inlineObj('gen-1-item-0', 0, 0) },
+          { taskId: 'gen-1', index: 1, item: shmObj('gen-1-item-1') },
+        ],
+      },
+    },
+  ],
+  ['shutdown', { shutdown: { reason: 'driver exited — goodbye 👋' } }],
+  ['error', { error: { code: 'ERROR_CODE_VERSION_MISMATCH', message: 'peer speaks protocol version 2, this is 1' } }],
+  ['error_too_large', { error: { code: 'ERROR_CODE_TOO_LARGE', message: 'frame 1 is too large' } }],
+  ['cancel_request', { cancelRequest: { objectId: 'obj-ж', force: true } }],
+];
+
+const out = vectors.map(([name, body]) => {
+  const message = { version: V, ...body };
+  const hex = Buffer.from(E.encode(E.fromObject(message)).finish()).toString('hex');
+  // The JSON we store is what the decoder gives back, so a field the encoder dropped shows up.
+  const back = E.toObject(E.decode(Buffer.from(hex, 'hex')), { longs: String, enums: String });
+  if (JSON.stringify(back) !== JSON.stringify(message)) {
+    throw new Error(`vector ${name} does not round-trip:\n${JSON.stringify(message)}\n${JSON.stringify(back)}`);
+  }
+  return { name, message, hex };
+});
+
+const file = join(pkgDir, 'test-vectors', 'golden.json');
+writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+process.stdout.write(`wrote ${out.length} vectors to ${file}\n`);

@@ -1,0 +1,45 @@
+/** @internal Number of score buckets used to narrow a rank selection. */
+export const BUCKETS = 256;
+
+/**
+ * @internal Scratch for {@link selectRank}: bucket of each candidate, bucket counts, member positions.
+ */
+export class RankScratch {
+  bucket: Int32Array;
+  readonly counts = new Int32Array(BUCKETS);
+  members: Int32Array;
+  constructor(n: number) {
+    this.bucket = new Int32Array(n);
+    this.members = new Int32Array(n);
+  }
+}
+
+/**
+ * @internal Position of the element of rank `rank` (0-based) among `scores[0..n)` ordered by
+ * (score, position). Scores are first counted into {@link BUCKETS} buckets over [lo, hi] (values above
+ * `hi` go to the last bucket), which keeps the order; then only the bucket holding the rank is sorted.
+ * O(n + bucket size * log).
+ */
+export function selectRank(scores: Float64Array, n: number, rank: number, lo: number, hi: number, s: RankScratch): number {
+  const counts = s.counts;
+  counts.fill(0);
+  const bucket = s.bucket;
+  const scale = hi > lo ? (BUCKETS - 1e-9) / (hi - lo) : 0;
+  for (let i = 0; i < n; i++) {
+    let b = Math.floor((scores[i]! - lo) * scale);
+    if (b >= BUCKETS) b = BUCKETS - 1;
+    else if (b < 0) b = 0;
+    bucket[i] = b;
+    counts[b]!++;
+  }
+  let b = 0;
+  let before = 0;
+  while (before + counts[b]! <= rank) before += counts[b++]!;
+  const members = s.members;
+  let m = 0;
+  for (let i = 0; i < n; i++) if (bucket[i] === b) members[m++] = i;
+  // Sort the (small) bucket by (score, position); members are already in position order.
+  const sub = members.subarray(0, m);
+  if (m > 1) sub.sort((x, y) => scores[x]! - scores[y]! || x - y);
+  return sub[rank - before]!;
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The project's test command (`npm test` runs it): build every package, run every vitest project,
+# then the Python tests. Stops at the first failing step with a non-zero exit, and always ends
+# with one summary line: `tests: N passed, M failed` (vitest + pytest counts together).
+#
+# Needs the Python venv: run `bash tools/setup-python.sh` once first.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export NX_DAEMON="${NX_DAEMON:-false}"
+export NX_NO_CLOUD="${NX_NO_CLOUD:-true}"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tsray-test.XXXXXX")"
+PASSED=0
+FAILED=0
+NOTE=""
+summary() {
+  local rc=$?
+  rm -rf "$WORK"
+  echo
+  echo "tests: $PASSED passed, $FAILED failed${NOTE:+ ($NOTE)}"
+  exit "$rc"
+}
+trap summary EXIT
+
+if [[ ! -x .venv/bin/python ]]; then
+  NOTE="no Python venv"
+  echo "tools/test.sh: .venv/bin/python not found; set up the Python environment first: bash tools/setup-python.sh" >&2
+  exit 1
+fi
+
+echo "== build: npx nx run-many -t build"
+if ! npx nx run-many -t build; then
+  NOTE="build failed"
+  exit 1
+fi
+
+echo "== vitest: npx vitest run (all projects)"
+vitest_rc=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$WORK/vitest.json" || vitest_rc=$?
+if [[ -f "$WORK/vitest.json" ]]; then
+  read -r p f < <(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    console.log(r.numPassedTests ?? 0, (r.numFailedTests ?? 0) + (r.numRuntimeErrors ?? 0));
+  ' "$WORK/vitest.json")
+  PASSED=$((PASSED + ${p:-0}))
+  FAILED=$((FAILED + ${f:-0}))
+fi
+if [[ $vitest_rc -ne 0 ]]; then
+  NOTE="vitest failed; pytest not run"
+  [[ $FAILED -gt 0 ]] || FAILED=1  # vitest failed without a failed test (e.g. a suite that did not load)
+  exit "$vitest_rc"
+fi
+
+echo "== pytest: .venv/bin/python -m pytest python/tests -q"
+pytest_rc=0
+.venv/bin/python -m pytest python/tests -q --junitxml="$WORK/pytest.xml" || pytest_rc=$?
+if [[ -f "$WORK/pytest.xml" ]]; then
+  read -r p f < <(.venv/bin/python -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+total = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print(total - bad - skipped, bad)
+' "$WORK/pytest.xml")
+  PASSED=$((PASSED + ${p:-0}))
+  FAILED=$((FAILED + ${f:-0}))
+fi
+if [[ $pytest_rc -ne 0 ]]; then
+  NOTE="pytest failed"
+  [[ $FAILED -gt 0 ]] || FAILED=1
+  exit "$pytest_rc"
+fi
