@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cancel,
@@ -127,10 +130,23 @@ describe('errors', () => {
   });
 
   it('retries application errors only with retryExceptions', async () => {
-    await expect(get(flakyTask.options({ maxRetries: 0 }).remote())).rejects.toBeInstanceOf(TaskError);
-    // This worker's counter is now 1; two more failures then success.
-    const r = await get(flakyTask.options({ retryExceptions: ['RangeError'], maxRetries: 5, numCpus: 4 }).remote()).catch((e: unknown) => e);
-    expect(typeof r === 'number' || r instanceof TaskError).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'tsray-flaky-'));
+    try {
+      // Without retryExceptions: the first failure is final.
+      const e1 = (await get(flakyTask.remote(join(dir, 'a'), 2)).catch((e: unknown) => e)) as TaskError;
+      expect(e1.remoteName).toBe('RangeError');
+      // With it: two failures, then success on the third run.
+      expect(await get(flakyTask.options({ retryExceptions: ['RangeError'], maxRetries: 5 }).remote(join(dir, 'b'), 2))).toBe(3);
+      expect(await get(flakyTask.options({ retryExceptions: true, maxRetries: 5 }).remote(join(dir, 'c'), 1))).toBe(2);
+      // An error name not in the list is not retried.
+      const e2 = (await get(flakyTask.options({ retryExceptions: ['TypeError'], maxRetries: 5 }).remote(join(dir, 'd'), 1)).catch((e: unknown) => e)) as TaskError;
+      expect(e2).toBeInstanceOf(TaskError);
+      // Retries are bounded by maxRetries.
+      const e3 = (await get(flakyTask.options({ retryExceptions: true, maxRetries: 1 }).remote(join(dir, 'e'), 5)).catch((e: unknown) => e)) as TaskError;
+      expect(e3.remoteMessage).toBe('flaky failure 2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('retries a task whose worker was killed mid-task', async () => {

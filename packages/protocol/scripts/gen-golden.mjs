@@ -161,6 +161,7 @@ const vectors = [
   ['error', { error: { code: 'ERROR_CODE_VERSION_MISMATCH', message: 'peer speaks protocol version 2, this is 1' } }],
   ['error_too_large', { error: { code: 'ERROR_CODE_TOO_LARGE', message: 'frame 1 is too large' } }],
   ['cancel_request', { cancelRequest: { objectId: 'obj-ж', force: true } }],
+  ['worker_blocked', { workerBlocked: { blocked: true, taskId: 'task-ψ', returnedTaskIds: ['t-1', 't-2 ✓'] } }],
 ];
 
 const out = vectors.map(([name, body]) => {

@@ -41,6 +41,7 @@ export const BODY_KINDS = [
   'shutdown',
   'error',
   'cancelRequest',
+  'workerBlocked',
 ] as const satisfies readonly BodyKind[];
 
 // Compile-time check that BODY_KINDS lists every member of the oneof.

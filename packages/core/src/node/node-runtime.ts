@@ -60,7 +60,10 @@ interface TaskRecord {
 interface Lease {
   key: string;
   request: ResourceRequest;
-  allocation: Allocation;
+  /** Undefined while the worker is blocked in get/wait (its CPUs were given back) or ran unaccounted. */
+  allocation: Allocation | undefined;
+  /** GPU ids of the lease (kept while blocked). */
+  gpuIds: readonly string[];
   worker: WorkerHandle;
 }
 
@@ -75,6 +78,8 @@ class WorkerHandle {
   allocs = new Set<number>();
   idleSince = Date.now();
   lastResultAt = 0;
+  /** The running task waits in get/wait: no new tasks go to this worker. */
+  blocked = false;
   forcedCancel: string | undefined;
   /** Objects subscribed by this worker, waiting to be sent. */
   readyOut: ObjectEntry[] = [];
@@ -431,7 +436,7 @@ export class NodeRuntime implements CoreRuntime {
         let best: Lease | undefined;
         if (leases) {
           for (const l of leases) {
-            if (l.worker.state === 'dead') continue;
+            if (l.worker.state === 'dead' || l.worker.blocked) continue;
             const load = l.worker.pipeline.length;
             if (load < depth && (best === undefined || load < best.worker.pipeline.length)) best = l;
           }
@@ -477,7 +482,7 @@ export class NodeRuntime implements CoreRuntime {
       }
       w = this.startWorker(gpuKey, allocation.gpuIds);
     }
-    const lease: Lease = { key, request, allocation, worker: w };
+    const lease: Lease = { key, request, allocation, gpuIds: allocation.gpuIds, worker: w };
     w.lease = lease;
     return lease;
   }
@@ -486,7 +491,7 @@ export class NodeRuntime implements CoreRuntime {
     const l = w.lease;
     if (!l) return;
     w.lease = undefined;
-    this.resources.release(l.allocation);
+    if (l.allocation) this.resources.release(l.allocation);
     const list = this.leasesByKey.get(l.key);
     if (list) {
       const i = list.indexOf(l);
@@ -566,7 +571,7 @@ export class NodeRuntime implements CoreRuntime {
       name: t.spec.name,
       jobId: this.jobId,
       nodeId: this.nodeId,
-      gpuIds: w.lease?.allocation.gpuIds ? [...w.lease.allocation.gpuIds] : [],
+      gpuIds: w.lease ? [...w.lease.gpuIds] : [],
     };
   }
 
@@ -685,7 +690,7 @@ export class NodeRuntime implements CoreRuntime {
     if (w.lease) {
       const l = w.lease;
       w.lease = undefined;
-      this.resources.release(l.allocation);
+      if (l.allocation) this.resources.release(l.allocation);
       const list = this.leasesByKey.get(l.key);
       if (list) list.splice(list.indexOf(l), 1);
     }
@@ -815,6 +820,9 @@ export class NodeRuntime implements CoreRuntime {
         }
         return;
       }
+      case 'workerBlocked':
+        this.onBlocked(w, envelope.workerBlocked!);
+        return;
       case 'cancelRequest':
         this.cancel(envelope.cancelRequest!.objectId ?? '', envelope.cancelRequest!.force === true);
         return;
@@ -887,6 +895,38 @@ export class NodeRuntime implements CoreRuntime {
       this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: false }));
     }
     this.afterWorkerProgress(w);
+  }
+
+  /**
+   * The worker's running task waits in get/wait. As Ray does, its CPUs are given back while it waits
+   * (so the tasks it waits for can run even on a full node) and the tasks queued behind it come back.
+   */
+  private onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void {
+    const returned = b.returnedTaskIds ?? [];
+    for (let k = returned.length - 1; k >= 0; k--) {
+      const t = this.tasks.get(returned[k]!);
+      const i = t ? w.pipeline.indexOf(t) : -1;
+      if (!t || i === -1) continue;
+      w.pipeline.splice(i, 1);
+      t.worker = undefined;
+      if (t.cancelled) this.finishTask(t, undefined);
+      else this.enqueue(t, true);
+    }
+    const l = w.lease;
+    if (b.blocked) {
+      w.blocked = true;
+      if (l?.allocation && l.request.gpu === 0) {
+        this.resources.release(l.allocation);
+        l.allocation = undefined;
+      }
+    } else {
+      w.blocked = false;
+      if (l && !l.allocation && l.request.gpu === 0) {
+        // Take the CPUs again; if they are gone meanwhile, run on unaccounted (as Ray may oversubscribe).
+        l.allocation = this.resources.allocate(l.request) ?? undefined;
+      }
+    }
+    this.scheduleDispatch();
   }
 
   private afterWorkerProgress(w: WorkerHandle): void {

@@ -70,6 +70,7 @@ export class WorkerRuntime implements CoreRuntime {
   private allocSeq = 0;
   private readonly allocs = new Map<number, { resolve: (off: number) => void; reject: (e: Error) => void }>();
   private readonly idleSignal = new AbortController().signal;
+  private blockDepth = 0;
   private closed = false;
 
   constructor(
@@ -113,6 +114,13 @@ export class WorkerRuntime implements CoreRuntime {
       case 'workerAccepted':
         return;
       case 'executeTasks':
+        if (this.blockDepth > 0) {
+          // Blocked in get/wait: hand new work straight back (it may be what we wait for).
+          const ids = (envelope.executeTasks!.tasks ?? []).map((t) => t.taskId ?? '');
+          this.send({ workerBlocked: { blocked: true, taskId: this.running?.exec.taskId ?? '', returnedTaskIds: ids } });
+          for (const t of envelope.executeTasks!.tasks ?? []) for (const a of t.args ?? []) if (a.shm) this.unpin(a.objectId ?? '');
+          return;
+        }
         for (const exec of envelope.executeTasks!.tasks ?? []) {
           this.queue.push({ exec, frames: payloads, cancelled: false, abort: new AbortController() });
         }
@@ -498,6 +506,7 @@ export class WorkerRuntime implements CoreRuntime {
     const subs = ids.map((id) => this.subscribe(id));
     const missing = subs.filter((s) => s.od === undefined);
     if (missing.length > 0) {
+      this.block();
       await new Promise<void>((resolve, reject) => {
         let left = missing.length;
         let timer: NodeJS.Timeout | undefined;
@@ -514,7 +523,7 @@ export class WorkerRuntime implements CoreRuntime {
             reject(new GetTimeoutError(timeoutMs / 1000, ids.filter((id) => this.subs.get(id)?.od === undefined)));
           }, timeoutMs);
         }
-      });
+      }).finally(() => this.unblock());
     }
     return ids.map((id, i) => this.value(id, subs[i]!));
   }
@@ -523,6 +532,7 @@ export class WorkerRuntime implements CoreRuntime {
     const subs = ids.map((id) => this.subscribe(id));
     const readyNow = () => ids.filter((_, i) => subs[i]!.od !== undefined);
     if (readyNow().length < numReturns) {
+      this.block();
       await new Promise<void>((resolve) => {
         let timer: NodeJS.Timeout | undefined;
         let count = readyNow().length;
@@ -536,13 +546,28 @@ export class WorkerRuntime implements CoreRuntime {
         };
         for (const s of subs) if (s.od === undefined) s.waiters.push(cb);
         if (timeoutMs !== undefined) timer = setTimeout(finish, timeoutMs);
-      });
+      }).finally(() => this.unblock());
     }
     return ids
       .map((id, i) => ({ id, s: subs[i]! }))
       .filter((x) => x.s.od !== undefined)
       .sort((a, b) => a.s.seq - b.s.seq)
       .map((x) => x.id);
+  }
+
+  /** The running task starts waiting: tell the node and hand back the tasks queued behind it. */
+  private block(): void {
+    if (!this.running || this.blockDepth++ > 0) return;
+    const returned = this.queue.map((j) => j.exec.taskId ?? '');
+    this.queue.length = 0;
+    this.flushResults();
+    this.flushNow();
+    this.send({ workerBlocked: { blocked: true, taskId: this.running.exec.taskId, returnedTaskIds: returned } });
+  }
+
+  private unblock(): void {
+    if (this.blockDepth === 0 || --this.blockDepth > 0) return;
+    this.send({ workerBlocked: { blocked: false, taskId: this.running?.exec.taskId ?? '' } });
   }
 
   cancel(id: string, force: boolean): void {
