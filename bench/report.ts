@@ -48,6 +48,7 @@ const GOALS: Record<string, Goal> = {
   '1_1_async_actor_calls_async': ASYNC,
   placement_group_create_removal: SYNC,
   memcpy_gigabytes: { kind: 'reference' },
+  memcpy_zeros_gigabytes: { kind: 'reference' },
 };
 
 function defaultGoal(metric: string, unit: string): Goal {

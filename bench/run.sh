@@ -5,7 +5,8 @@
 # Usage: bench/run.sh [--quick] [--metrics a,b,c] [--only ray|tsray] [--no-build] [--update-md]
 #   --quick       shorter timing phases on both sides (smoke runs; not comparable with Ray's numbers)
 #   --metrics     comma-separated metric names (default: all); each side runs the names it knows
-#                 (memcpy_gigabytes is added when a *_gigabytes metric is chosen: it is their goal)
+#                 (memcpy_gigabytes and memcpy_zeros_gigabytes are added when a *_gigabytes metric
+#                 is chosen: they are its reference)
 #   --only        run one side only
 #   --no-build    skip `nx run-many -t build` (Nx caches the build, so it is cheap when nothing changed)
 #   --update-md   also write the table into the "core" section of BENCHMARKS.md
@@ -32,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     --only=*) ONLY="${1#--only=}" ;;
     --no-build) BUILD=0 ;;
     --update-md) UPDATE_MD=(--update-md "${ROOT}/BENCHMARKS.md") ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -42,8 +43,10 @@ RUN_RAY=0; RUN_TS=0
 [[ "${ONLY}" != tsray ]] && RUN_RAY=1
 [[ "${ONLY}" != ray ]] && RUN_TS=1
 
-if [[ -n "${METRICS}" && ",${METRICS}," == *_gigabytes,* && ",${METRICS}," != *,memcpy_gigabytes,* ]]; then
-  METRICS="${METRICS},memcpy_gigabytes"
+if [[ -n "${METRICS}" && ",${METRICS}," == *_gigabytes,* ]]; then
+  for ref in memcpy_gigabytes memcpy_zeros_gigabytes; do
+    [[ ",${METRICS}," == *",${ref},"* ]] || METRICS="${METRICS},${ref}"
+  done
 fi
 
 TSX=(npx --no-install tsx)

@@ -109,6 +109,22 @@ registry.metric(
   },
 );
 
+registry.metric(
+  'memcpy_zeros_gigabytes',
+  {
+    unit: 'GB/s',
+    session: 'local',
+    note: 'reference: as memcpy_gigabytes but from an untouched zero-filled array, the source put_gigabytes uses (as np.zeros in Ray): reads hit the shared zero page, so this is far above real memcpy',
+  },
+  async (t) => {
+    const src = Buffer.from(new BigInt64Array(LARGE_ELEMENTS).buffer);
+    const dst = Buffer.alloc(LARGE_ELEMENTS * 8, 2);
+    return t(() => {
+      src.copy(dst);
+    }, LARGE_MULTIPLIER);
+  },
+);
+
 if (isMain(import.meta)) {
   await benchMain(registry);
 }

@@ -57,6 +57,7 @@ export async function get(refOrRefs: ObjectRef<unknown> | readonly ObjectRef<unk
     for (let i = 0; i < refOrRefs.length; i++) {
       const r = refOrRefs[i];
       if (!ObjectRef.isObjectRef(r)) throw new TypeError(`get() expects ObjectRefs; element ${i} is ${describe(r)}`);
+      checkLive(r);
       ids[i] = r.id;
     }
     const values = await currentRuntime('get()').getObjects(ids, ms);
@@ -64,6 +65,7 @@ export async function get(refOrRefs: ObjectRef<unknown> | readonly ObjectRef<unk
     return values;
   }
   if (!ObjectRef.isObjectRef(refOrRefs)) throw new TypeError(`get() expects an ObjectRef or an array of ObjectRefs, got ${describe(refOrRefs)}`);
+  checkLive(refOrRefs);
   const [v] = await currentRuntime('get()').getObjects([refOrRefs.id], ms);
   keepAlive(refOrRefs);
   return v;
@@ -126,6 +128,10 @@ export function getRuntimeContext(): RuntimeContext {
 /** True inside a tsray worker process. */
 export function isWorker(): boolean {
   return state().isWorker;
+}
+
+function checkLive(r: ObjectRef<unknown>): void {
+  if (r instanceof ObjectRef && r.released) throw new ValidationError('ref', `${r.toString()} was released; keep the ref (or another ref to the same object) to read it`);
 }
 
 function describe(v: unknown): string {

@@ -16,6 +16,7 @@ export const REF_MARKER = '__tsray_object_ref__';
 const liveCounts = new Map<string, number>();
 
 const registry = new FinalizationRegistry<string>((id) => releaseLocal(id));
+const released = new WeakSet<object>();
 
 function retainLocal(id: string): void {
   const n = liveCounts.get(id);
@@ -64,7 +65,29 @@ export class ObjectRef<T = unknown> {
   constructor(id: string) {
     this[REF_MARKER] = id;
     retainLocal(id);
-    registry.register(this, id);
+    registry.register(this, id, this);
+  }
+
+  /**
+   * Drop this ref now instead of when it is garbage collected (JavaScript has no reference counting,
+   * so without this a dropped ref holds its object until the next GC). The object is freed once no
+   * ref remains anywhere. Using the ref afterwards throws. Also available as `using ref = put(x)`.
+   */
+  release(): void {
+    const id = this[REF_MARKER];
+    if (released.has(this)) return;
+    released.add(this);
+    if (registry.unregister(this)) releaseLocal(id);
+  }
+
+  /** Same as `release()`, for `using` declarations. */
+  [Symbol.dispose](): void {
+    this.release();
+  }
+
+  /** True after `release()`. */
+  get released(): boolean {
+    return released.has(this);
   }
 
   /** The object id. */

@@ -96,17 +96,24 @@ function rawFromBytes(kind: string, bytes: Uint8Array): unknown {
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     case 'ArrayBuffer':
       if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes.buffer;
-      return bytes.slice().buffer;
+      return copyBytes(bytes).buffer;
     case 'DataView':
       return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     default: {
       const C = TYPED_ARRAYS[kind];
       if (!C) throw new SerializationError('value', `raw ${kind}`, 'unknown typed array kind');
       if (bytes.byteOffset % C.BYTES_PER_ELEMENT === 0) return new C(bytes.buffer, bytes.byteOffset, bytes.byteLength / C.BYTES_PER_ELEMENT);
-      const copy = bytes.slice();
+      const copy = copyBytes(bytes);
       return new C(copy.buffer, 0, copy.byteLength / C.BYTES_PER_ELEMENT);
     }
   }
+}
+
+/** A copy in a fresh, exactly sized ArrayBuffer (Buffer#slice would alias the pool). */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.byteLength);
+  out.set(bytes);
+  return out;
 }
 
 /** Ids of refs inside serialized bytes: scan for the marker, read the id string that follows. */

@@ -10,6 +10,7 @@ import { NodeResources, ResourceRequest, type Allocation } from '@tsray/schedule
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
 import { GetTimeoutError, RuntimeStateError, ObjectStoreFullError } from '../errors.js';
+import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
 import type { CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
@@ -134,6 +135,7 @@ export class NodeRuntime implements CoreRuntime {
       spillDir: join(opts.sessionDir, 'spill'),
       spilling: opts.spilling,
       prefaultBytes: opts.prefaultBytes,
+      onPressure: () => this.requestGc(),
     });
     this.objects = new ObjectTable((d) => this.store.release(d));
     this.store.attach(this.objects);
@@ -303,6 +305,24 @@ export class NodeRuntime implements CoreRuntime {
     }
     if (d.inline && d.encoding === 'raw') return deserialize('raw', d.rawKind, Buffer.from(d.inline));
     return deserialize(d.encoding, d.rawKind, this.store.bytes(d));
+  }
+
+  private gcPending = false;
+  private lastGc = 0;
+
+  /** Collect garbage soon (throttled): finalizers of dropped refs then free their objects. */
+  private requestGc(): void {
+    if (this.gcPending || this.closed) return;
+    const gc = gcFunction();
+    if (!gc) return;
+    this.gcPending = true;
+    const delay = Math.max(0, 50 - (Date.now() - this.lastGc));
+    const t = setTimeout(() => {
+      this.gcPending = false;
+      this.lastGc = Date.now();
+      gc();
+    }, delay);
+    t.unref();
   }
 
   /** @internal called when a zero-copy view is collected. */

@@ -20,6 +20,8 @@ export interface NodeStoreOptions {
   spilling: boolean;
   /** Bytes of the arena to fault in at start (in a background thread). */
   prefaultBytes: number;
+  /** Called when the arena is more than half full (the driver then collects dropped refs). */
+  onPressure?: () => void;
 }
 
 /** Arena + allocator + spill directory of one node. */
@@ -59,6 +61,7 @@ export class NodeStore {
   /** Allocate `size` bytes in the arena, spilling unpinned objects if needed. Throws ObjectStoreFullError. */
   allocate(size: number): number {
     let off = this.allocator.alloc(size);
+    if (this.allocator.used * 2 > this.allocator.capacity) this.opts.onPressure?.();
     if (off !== -1) return off;
     if (this.opts.spilling && this.table && size <= this.allocator.capacity) {
       for (const e of this.table.spillCandidates()) {

@@ -62,7 +62,8 @@ export class WorkerProcess {
 
   constructor(opts: SpawnWorkerOptions) {
     const entry = workerEntry();
-    this.proc = spawn(process.execPath, [...inheritedExecArgv(), ...entry.execArgv, entry.path], {
+    const argv = [...inheritedExecArgv(), ...entry.execArgv];
+    this.proc = spawn(process.execPath, [...argv, entry.path], {
       stdio: ['pipe', 'pipe', 'pipe', opts.arenaFd],
       env: {
         ...process.env,

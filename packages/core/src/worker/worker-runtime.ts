@@ -10,6 +10,7 @@ import { Arena } from '@tsray/object-store';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, remoteErrorInfo } from '../error-payload.js';
 import { FunctionNotFoundError, GetTimeoutError, ObjectStoreFullError } from '../errors.js';
+import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
 import type { CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
@@ -216,7 +217,31 @@ export class WorkerRuntime implements CoreRuntime {
       this.loopActive = false;
       this.running = undefined;
       this.flushResults();
+      this.scheduleIdleGc();
     }
+  }
+
+  private gcTimer: NodeJS.Timeout | undefined;
+  private lastGc = 0;
+
+  /**
+   * When idle, collect garbage so that refs and zero-copy views the finished tasks dropped are
+   * released promptly (JS has no reference counting: without this an idle worker would keep objects
+   * alive until its heap happened to fill).
+   */
+  private scheduleIdleGc(): void {
+    const gc = gcFunction();
+    if (!gc || this.gcTimer) return;
+    const delay = Math.max(20, 200 - (Date.now() - this.lastGc));
+    this.gcTimer = setTimeout(() => {
+      this.gcTimer = undefined;
+      if (this.loopActive) return;
+      this.lastGc = Date.now();
+      gc();
+      // Finalizers run after this turn: send what they released.
+      setImmediate(() => this.flushNow());
+    }, delay);
+    this.gcTimer.unref();
   }
 
   private addResult(result: tsray.v1.ITaskResult, payloads: Uint8Array[]): void {
