@@ -438,20 +438,25 @@ export class NodeRuntime implements CoreRuntime {
     });
   }
 
-  private pipelineDepth(key: string): number {
-    const avg = this.avgDuration.get(key);
-    if (avg === undefined) return 2;
-    return avg > 2 ? 1 : 64;
+  /**
+   * How many tasks of a function may wait in a worker's queue behind the running one: tiny tasks are
+   * pipelined (fewer round trips), anything slower or not yet measured runs one at a time (as Ray's
+   * default of one task in flight per leased worker).
+   */
+  private pipelineDepth(t: TaskRecord): number {
+    const avg = this.avgDuration.get(fnKey(t));
+    if (avg === undefined || avg > 5) return 1;
+    return avg > 1 ? 8 : 64;
   }
 
   private dispatch(): void {
     if (this.closed) return;
     for (const [key, q] of this.queues) {
       if (q.length === 0) continue;
-      const depth = this.pipelineDepth(key);
       const request = q.peek()!.request;
       let leases = this.leasesByKey.get(key);
       while (q.length > 0) {
+        const depth = this.pipelineDepth(q.peek()!);
         // Least-loaded existing lease with room.
         let best: Lease | undefined;
         if (leases) {
@@ -876,7 +881,7 @@ export class NodeRuntime implements CoreRuntime {
     const now = performance.now();
     const dur = now - Math.max(t.startedAt, w.lastResultAt);
     w.lastResultAt = now;
-    const key = t.request.key;
+    const key = fnKey(t);
     const prev = this.avgDuration.get(key);
     this.avgDuration.set(key, prev === undefined ? dur : prev * 0.8 + dur * 0.2);
     const status = r.status ?? tsray.v1.TaskStatus.TASK_STATUS_OK;
@@ -1008,6 +1013,10 @@ const viewRegistry = new FinalizationRegistry<{ node: NodeRuntime; id: string }>
 function storeErrorPayload(err: unknown): ErrorPayload {
   if (err instanceof ObjectStoreFullError) return { type: 'ObjectStoreFullError', requested: err.requested, capacity: err.capacity, used: err.used };
   return { type: 'Other', name: (err as Error).name ?? 'Error', message: String((err as Error).message ?? err) };
+}
+
+function fnKey(t: TaskRecord): string {
+  return `${t.spec.fn.moduleUrl}#${t.spec.fn.key}`;
 }
 
 function errorObject(p: ErrorPayload): StoredObject {

@@ -1,0 +1,146 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it, vi } from 'vitest';
+import { clusterInfo, get, init, remote, shutdown, ValidationError, workerPids } from '@tsray/core';
+import { add } from './fixtures/tasks.js';
+
+const run = promisify(execFile);
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const tsx = ['--import', 'tsx'];
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Poll `cond` until it holds or `ms` passed (a deadline, not a sleep used as synchronization). */
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return cond();
+}
+
+function shmFilesOf(pid: number): string[] {
+  return readdirSync('/dev/shm').filter((f) => f.startsWith(`tsray-${pid}-`));
+}
+
+describe('driver output', () => {
+  it('forwards worker lines prefixed (name pid=N), stdout and stderr', async () => {
+    const { stdout, stderr } = await run(process.execPath, [...tsx, fixture('driver-logs.ts')], { timeout: 60_000 });
+    const m = /driver done (\d+) (\d+)/.exec(stdout);
+    expect(m).not.toBeNull();
+    const pid = m![1];
+    expect(stdout).toContain(`(greet pid=${pid}) hello a\n`);
+    expect(stderr).toContain(`(greet pid=${pid}) warning for a\n`);
+    // A partial line is completed before the next task's output gets its own prefix.
+    expect(stdout).toContain(`(greet pid=${pid}) partial line without newline\n`);
+    expect(stdout).toContain(`(otherTask pid=${m![2]}) from other\n`);
+  });
+
+  it('logToDriver: false keeps worker output out of the driver', async () => {
+    const { stdout, stderr } = await run(process.execPath, [...tsx, fixture('driver-logs.ts')], {
+      timeout: 60_000,
+      env: { ...process.env, LOG_TO_DRIVER: '0' },
+    });
+    expect(stdout).toMatch(/driver done/);
+    expect(stdout).not.toContain('hello a');
+    expect(stderr).not.toContain('warning for a');
+  });
+
+  it('a worker refuses a module that runs init() at import, naming the fix', async () => {
+    const { stdout } = await run(process.execPath, [...tsx, fixture('call-unguarded.ts')], { timeout: 60_000 });
+    expect(stdout).toContain('ERROR DriverCodeInWorkerError');
+    expect(stdout).toContain('isMain(import.meta)');
+  });
+});
+
+describe('process lifecycle', () => {
+  it('shutdown leaves no worker process, shared-memory file or session directory', async () => {
+    await init({ numCpus: 2, objectStoreMemory: 64 * 1024 * 1024, logToDriver: false });
+    const dir = clusterInfo()!.sessionDir;
+    expect(await get([add.remote(1, 1), add.remote(2, 2)])).toEqual([2, 4]);
+    const pids = workerPids();
+    expect(pids.length).toBeGreaterThan(0);
+    await shutdown();
+    expect(pids.filter(alive)).toEqual([]);
+    expect(shmFilesOf(process.pid)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+    // A new init after shutdown works.
+    await init({ numCpus: 1, objectStoreMemory: 64 * 1024 * 1024, logToDriver: false });
+    expect(await get(add.remote(3, 4))).toBe(7);
+    await shutdown();
+  });
+
+  it('workers die with a killed driver and the next start cleans its session', async () => {
+    const child = spawn(process.execPath, [...tsx, fixture('driver-hang.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const l = buf.split('\n').find((x) => x.startsWith('{'));
+        if (l) resolve(l);
+      });
+      child.on('exit', (code) => reject(new Error(`driver exited early (${code})`)));
+    });
+    const { pids, sessionDir } = JSON.parse(line) as { pids: number[]; sessionDir: string };
+    expect(pids.length).toBe(2);
+    child.kill('SIGKILL');
+    expect(await until(() => pids.every((p) => !alive(p)), 10_000)).toBe(true);
+    expect(shmFilesOf(child.pid!)).toEqual([]);
+    expect(existsSync(sessionDir)).toBe(true);
+    await init({ numCpus: 1, objectStoreMemory: 64 * 1024 * 1024, logToDriver: false });
+    expect(existsSync(sessionDir)).toBe(false);
+    await shutdown();
+  });
+});
+
+describe('bad input', () => {
+  it('init validates its options', async () => {
+    await expect(init({ numCpus: -2 })).rejects.toBeInstanceOf(ValidationError);
+    await expect(init({ numGpus: 1.5 })).rejects.toThrow(/numGpus/);
+    await expect(init({ resources: { CPU: 3 } })).rejects.toThrow(/numCpus/);
+    await expect(init({ bogus: true } as never)).rejects.toThrow(/unknown option "bogus"/);
+  });
+
+  it('using the API before init is a clear error', () => {
+    expect(() => add.remote(1, 2)).toThrow(/call init\(\) first/);
+  });
+
+  it('work no node can run stays pending and is named in one warning', async () => {
+    const writes: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => {
+      writes.push(String(chunk));
+      return true;
+    });
+    try {
+      await init({ numCpus: 1, objectStoreMemory: 64 * 1024 * 1024, logToDriver: false });
+      const needsGpu = add.options({ numGpus: 1 });
+      const refs = [needsGpu.remote(1, 1), needsGpu.remote(2, 2)];
+      const stuck = await get(refs, { timeout: 0.3 }).catch((e: unknown) => e);
+      expect((stuck as Error).name).toBe('GetTimeoutError');
+      const warnings = writes.filter((w) => w.includes('no node can ever provide'));
+      expect(warnings.length).toBe(1);
+      expect(warnings[0]).toContain('GPU');
+      expect(warnings[0]).toContain('add');
+      // Other work still runs.
+      expect(await get(add.remote(5, 5))).toBe(10);
+    } finally {
+      spy.mockRestore();
+      await shutdown();
+    }
+  });
+});
+
+// A remote function defined inside a test file is fine too (its module is this file).
+export const local = remote(function localFn() {
+  return 'local';
+});
