@@ -52,7 +52,11 @@ describe('nx release', () => {
       timeout: 120_000,
       env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true' },
     });
-    for (const p of ['core', 'protocol', 'object-store', 'scheduler']) expect(stdout).toContain(`UPDATE packages/${p}/package.json [dry-run]`);
-    expect(stdout).toContain('"@tsray/protocol": "9.9.9"');
+    for (const p of ['core', 'protocol', 'object-store', 'scheduler', 'placement']) {
+      expect(stdout).toContain(`New version 9.9.9 written to manifest: packages/${p}/package.json`);
+    }
+    // A dry run changes nothing.
+    const { stdout: diff } = await run('git', ['status', '--porcelain', '--', 'packages/*/package.json'], { cwd: root });
+    expect(diff).toBe('');
   }, 150_000);
 });
