@@ -4,6 +4,8 @@
  */
 import * as v8 from 'node:v8';
 import {
+  ActorDiedError,
+  type ActorDeathInfo,
   ObjectLostError,
   ObjectStoreFullError,
   TaskCancelledError,
@@ -20,6 +22,7 @@ export type ErrorPayload =
   | { type: 'TaskCancelledError'; taskName: string; forced: boolean }
   | { type: 'ObjectStoreFullError'; requested: number; capacity: number; used: number }
   | { type: 'ObjectLostError'; objectId: string; reason: string }
+  | { type: 'ActorDiedError'; info: ActorDeathInfo }
   | { type: 'Other'; name: string; message: string };
 
 /** Encode an error payload (V8 bytes). */
@@ -39,6 +42,8 @@ export function errorFromPayload(bytes: Uint8Array): Error {
       return new TaskCancelledError(p.taskName, p.forced);
     case 'ObjectStoreFullError':
       return new ObjectStoreFullError(p.requested, p.capacity, p.used);
+    case 'ActorDiedError':
+      return new ActorDiedError(p.info);
     case 'ObjectLostError':
       return new ObjectLostError(p.objectId, p.reason);
     default: {

@@ -175,3 +175,66 @@ export class FunctionNotFoundError extends TsrayError {
     );
   }
 }
+
+/** A method that the actor's class does not have was called on its handle. */
+export class ActorMethodNotFoundError extends TsrayError {
+  override name = 'ActorMethodNotFoundError';
+  constructor(readonly className: string, readonly method: string, readonly methods: readonly string[]) {
+    super(`actor class ${className} has no method "${method}" (methods: ${methods.join(', ') || 'none'})`);
+  }
+}
+
+/** How an actor died, as carried by ActorDiedError. */
+export interface ActorDeathInfo {
+  actorId: string;
+  className: string;
+  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'shutdown' */
+  reason: string;
+  detail: string;
+  /** The constructor's error when reason is 'constructor'. */
+  cause?: RemoteErrorInfo;
+}
+
+/**
+ * The actor is dead: its calls (pending and later) reject with this error. `reason` says why: killed,
+ * crashed (exit code / signal in `detail`), its constructor threw (`cause`), all handles gone, the
+ * name was taken.
+ */
+export class ActorDiedError extends TsrayError {
+  override name = 'ActorDiedError';
+  readonly actorId: string;
+  readonly className: string;
+  readonly reason: string;
+  constructor(readonly info: ActorDeathInfo) {
+    super(
+      `actor ${info.className} (${info.actorId}) is dead: ${info.detail}` +
+        (info.cause ? `\n--- constructor error ---\n${info.cause.stack || `${info.cause.name}: ${info.cause.message}`}` : '') +
+        (info.reason === 'crashed' ? '; see the worker logs in the session directory (logs/worker-*.err)' : ''),
+    );
+    this.actorId = info.actorId;
+    this.className = info.className;
+    this.reason = info.reason;
+    if (info.cause) this.cause = new TaskError(info.cause);
+  }
+}
+
+/** `getActor(name)` found no live actor of that name in the namespace. */
+export class ActorNotFoundError extends TsrayError {
+  override name = 'ActorNotFoundError';
+  constructor(readonly actorName: string, readonly namespace: string) {
+    super(`no actor named "${actorName}" in namespace "${namespace}" (is it created, alive, and in this namespace? getActor(name, { namespace }) looks elsewhere)`);
+  }
+}
+
+/** An actor was created with a name already taken in its namespace. */
+export class ActorNameTakenError extends TsrayError {
+  override name = 'ActorNameTakenError';
+  constructor(readonly actorName: string, readonly namespace: string) {
+    super(`the actor name "${actorName}" is already taken in namespace "${namespace}"; pick another name, kill the existing actor, or pass getIfExists: true`);
+  }
+}
+
+/** `init({ address })` could not reach a cluster. */
+export class ConnectionError extends TsrayError {
+  override name = 'ConnectionError';
+}

@@ -19,6 +19,8 @@ export type { RemoteFunction, RemoteResult, RemoteArg, RemoteArgs } from './remo
 export { put, get, wait, cancel, getRuntimeContext, isWorker } from './api.js';
 export type { GetOptions, WaitOptions, CancelOptions, RefValues } from './api.js';
 export { ObjectRef } from './object-ref.js';
+export { actor, getActor, kill, actorInfo, isActorHandle, ACTOR_INFO } from './actor.js';
+export type { ActorClass, ActorHandle, ActorMethod, ActorOptions, ActorMethodOptions, ActorInfo, GetActorOptions, KillOptions } from './actor.js';
 export type { TaskOptions } from './options.js';
 export type { RuntimeContext } from './runtime.js';
 export {
@@ -34,5 +36,10 @@ export {
   RuntimeStateError,
   DriverCodeInWorkerError,
   FunctionNotFoundError,
+  ActorDiedError,
+  ActorNotFoundError,
+  ActorNameTakenError,
+  ActorMethodNotFoundError,
+  ConnectionError,
 } from './errors.js';
-export type { RemoteErrorInfo } from './errors.js';
+export type { RemoteErrorInfo, ActorDeathInfo } from './errors.js';

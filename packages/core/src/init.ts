@@ -3,11 +3,12 @@
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DriverCodeInWorkerError, RuntimeStateError, ValidationError } from './errors.js';
+import { ConnectionError, DriverCodeInWorkerError, RuntimeStateError, ValidationError } from './errors.js';
+import { WorkerRuntime } from './worker/worker-runtime.js';
 import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
 import { resetLocalRefs } from './object-ref.js';
@@ -15,8 +16,14 @@ import { state } from './state.js';
 
 /** Options of `init()`. */
 export interface InitOptions {
-  /** Cluster to connect to. Only an embedded local cluster exists in this release: leave it out or use 'local'. */
+  /**
+   * Cluster to connect to. Left out: `TSRAY_ADDRESS` if set, else start an embedded local cluster.
+   * 'local': always start one. 'auto': connect to the cluster running on this machine (an embedded
+   * cluster of another driver). Or the address printed by that cluster (`ipc://...`, `tcp://host:port`).
+   */
   address?: string;
+  /** Namespace of this job's named actors. Default: an anonymous namespace per job (as Ray). */
+  namespace?: string;
   /** Logical CPUs of the node. Default: the machine's CPU count. */
   numCpus?: number;
   /** Logical GPUs of the node. Default: GPUs found by nvidia-smi (0 without it). */
@@ -46,9 +53,13 @@ export interface ClusterInfo {
   /** The node's resources (floats). */
   resources: Record<string, number>;
   objectStoreMemory: number;
+  /** Where other drivers connect (`init({ address })`). */
+  address: string;
+  /** This job's namespace. */
+  namespace: string;
 }
 
-const KNOWN = new Set(['address', 'numCpus', 'numGpus', 'resources', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes']);
+const KNOWN = new Set(['address', 'namespace', 'numCpus', 'numGpus', 'resources', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes']);
 
 function checkAmount(name: string, v: unknown, integer = false): number | undefined {
   if (v === undefined) return undefined;
@@ -108,10 +119,12 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   if (s.isWorker) throw new DriverCodeInWorkerError(s.importing ?? process.argv[1] ?? 'the worker');
   if (s.runtime || starting) throw new RuntimeStateError('init() was already called in this process; call shutdown() first');
   for (const k of Object.keys(options)) if (!KNOWN.has(k)) throw new ValidationError(k, `init(): unknown option "${k}" (known: ${[...KNOWN].join(', ')})`);
-  if (options.address !== undefined && options.address !== 'local') {
-    throw new ValidationError('address', `init(): connecting to a cluster at "${options.address}" is not available in this release; leave address out to start a local cluster`);
-  }
   if (options.logLevel) setLogLevel(options.logLevel);
+  if (options.namespace !== undefined && (typeof options.namespace !== 'string' || options.namespace === '')) {
+    throw new ValidationError('namespace', 'init(): namespace must be a non-empty string');
+  }
+  const address = options.address ?? process.env['TSRAY_ADDRESS'];
+  if (address !== undefined && address !== 'local') return connect(address, options);
   const numCpus = checkAmount('numCpus', options.numCpus) ?? availableParallelism();
   const numGpus = checkAmount('numGpus', options.numGpus, true) ?? detectGpus();
   const memory = checkAmount('memory', options.memory) ?? Math.floor(totalmem() * 0.7);
@@ -137,6 +150,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   mkdirSync(sessionDir, { recursive: true });
   const nodeId = randomBytes(8).toString('hex');
   const jobId = randomBytes(4).toString('hex');
+  const namespace = options.namespace ?? `anon-${jobId}`;
   const resources: Record<string, number> = { CPU: numCpus, memory, object_store_memory: store, ...custom };
   if (numGpus > 0) resources['GPU'] = numGpus;
   starting = true;
@@ -150,17 +164,73 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       spilling: options.spilling ?? true,
       logToDriver: options.logToDriver ?? true,
       prefaultBytes: options.prefaultBytes ?? Math.min(store, 2 * 1024 ** 3),
+      namespace,
     });
     s.runtime = node;
+    // Other drivers on this machine find the cluster with init({ address: 'auto' }).
+    writeFileSync(join(root, 'current.json'), JSON.stringify({ address: node.address, pid: process.pid, nodeId, sessionDir }));
   } catch (e) {
     rmSync(sessionDir, { recursive: true, force: true });
     throw e;
   } finally {
     starting = false;
   }
-  info = { nodeId, jobId, sessionDir, resources, objectStoreMemory: store };
+  info = { nodeId, jobId, sessionDir, resources, objectStoreMemory: store, address: (s.runtime as NodeRuntime).address, namespace };
   logger().info(info, 'tsray started');
   return info;
+}
+
+/** Connect this process to a running cluster as a client driver. */
+async function connect(address: string, options: InitOptions): Promise<ClusterInfo> {
+  const s = state();
+  let target = address;
+  if (address === 'auto') {
+    const file = join(tmpdir(), 'tsray', 'current.json');
+    let cur: { address: string; pid: number; nodeId: string; sessionDir: string } | undefined;
+    try {
+      cur = JSON.parse(readFileSync(file, 'utf8'));
+    } catch {
+      /* none */
+    }
+    if (!cur || !pidAlive(cur.pid)) {
+      throw new ConnectionError(`init({ address: 'auto' }): no tsray cluster is running on this machine (looked in ${file}); start one with init() in another process`);
+    }
+    target = cur.address;
+  } else if (!/^(ipc|tcp):\/\//.test(address)) {
+    target = `tcp://${address}`;
+  }
+  const jobId = randomBytes(4).toString('hex');
+  const namespace = options.namespace ?? `anon-${jobId}`;
+  const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', { namespace, jobId });
+  starting = true;
+  try {
+    const timeout = Number(process.env['TSRAY_CONNECT_TIMEOUT_MS'] ?? 10_000);
+    let timer: NodeJS.Timeout | undefined;
+    const running = rt.run();
+    running.catch((err) => logger().error({ err }, 'client connection failed'));
+    const accepted = await Promise.race([
+      rt.register(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ConnectionError(`init(): no tsray cluster answered at ${target} within ${timeout} ms (is it running? is the address right?)`)), timeout);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    s.runtime = rt;
+    info = {
+      nodeId: accepted.nodeId ?? '',
+      jobId,
+      sessionDir: '',
+      resources: {},
+      objectStoreMemory: Number(accepted.shmSize ?? 0),
+      address: target,
+      namespace,
+    };
+    return info;
+  } catch (e) {
+    await rt.shutdown().catch(() => undefined);
+    throw e;
+  } finally {
+    starting = false;
+  }
 }
 
 /** Stop tsray: workers are stopped, the object store and the session directory removed. */
@@ -172,7 +242,15 @@ export async function shutdown(): Promise<void> {
   s.runtime = undefined;
   await rt.shutdown();
   resetLocalRefs();
-  if (info) rmSync(info.sessionDir, { recursive: true, force: true });
+  if (info?.sessionDir) {
+    rmSync(info.sessionDir, { recursive: true, force: true });
+    const cur = join(tmpdir(), 'tsray', 'current.json');
+    try {
+      if ((JSON.parse(readFileSync(cur, 'utf8')) as { pid: number }).pid === process.pid) rmSync(cur, { force: true });
+    } catch {
+      /* none */
+    }
+  }
   info = undefined;
 }
 

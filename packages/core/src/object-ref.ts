@@ -11,6 +11,8 @@ import { state } from './state.js';
  * @internal
  */
 export const REF_MARKER = '__tsray_object_ref__';
+/** The own enumerable property that carries an actor handle's info (handles also carry REF_MARKER). @internal */
+export const ACTOR_MARKER = '__tsray_actor__';
 
 /** Live ObjectRef instances per id in this process. @internal */
 const liveCounts = new Map<string, number>();
@@ -107,7 +109,7 @@ export class ObjectRef<T = unknown> {
 
   /** True for ObjectRef instances (also from another copy of the package). */
   static isObjectRef(v: unknown): v is ObjectRef<unknown> {
-    return typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[REF_MARKER] === 'string';
+    return typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[REF_MARKER] === 'string' && (v as Record<string, unknown>)[ACTOR_MARKER] === undefined;
   }
 }
 

@@ -36,6 +36,21 @@ export class Outbox {
     }
   }
 
+  /**
+   * Hand everything queued to ZeroMQ synchronously, for `process.on('exit')`: libzmq flushes it while
+   * the process exits (sockets linger). Messages that cannot be handed over at once are dropped.
+   */
+  flushSync(): void {
+    while (this.queue.length > 0) {
+      const msg = this.queue.shift()!;
+      try {
+        void this.socket.send(msg).catch(() => undefined);
+      } catch {
+        return;
+      }
+    }
+  }
+
   /** Resolves when everything queued so far was handed to ZeroMQ. */
   async drain(): Promise<void> {
     while (this.sending || this.queue.length > 0) await new Promise((r) => setImmediate(r));

@@ -4,13 +4,14 @@
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { RuntimeStateError, ValidationError } from './errors.js';
+import { RuntimeStateError } from './errors.js';
 import { generatorItemId, newId, returnId } from './ids.js';
 import { ObjectRef } from './object-ref.js';
 import { resolveTaskOptions, type ResolvedTaskOptions, type TaskOptions } from './options.js';
 import type { CoreRuntime, FunctionRef, SubmitArg } from './runtime.js';
 import { serialize } from './serialization.js';
 import { state } from './state.js';
+import { callerModuleUrl } from './caller.js';
 import { keepAlive } from './keep-alive.js';
 
 /** An argument as passed to `.remote()`: the value, or a ref to it (resolved before the task runs). */
@@ -59,7 +60,7 @@ export interface RemoteFunction<A extends readonly unknown[], R, O extends TaskO
 export function remote<A extends unknown[], R>(fn: (...args: A) => R, options: TaskOptions = {}): RemoteFunction<A, R, TaskOptions> {
   if (typeof fn !== 'function') throw new TypeError(`remote() expects a function, got ${typeof fn}`);
   const resolved = resolveTaskOptions(options, `remote(${fn.name || 'anonymous'})`);
-  const moduleUrl = options.module ?? callerModuleUrl();
+  const moduleUrl = options.module ?? callerModuleUrl(remote);
   const name = fn.name || 'anonymous';
   const s = state();
   let ordinals = s.ordinals.get(moduleUrl);
@@ -168,29 +169,6 @@ export class ObjectRefGenerator<T> implements AsyncIterable<ObjectRef<T>> {
   [Symbol.asyncIterator](): AsyncIterator<ObjectRef<T>, undefined> {
     return { next: () => this.next() };
   }
-}
-
-function callerModuleUrl(): string {
-  const holder: { stack?: NodeJS.CallSite[] } = {};
-  const prev = Error.prepareStackTrace;
-  Error.prepareStackTrace = (_e, sites) => sites;
-  try {
-    Error.captureStackTrace(holder, remote);
-    const sites = holder.stack ?? [];
-    for (const site of sites) {
-      const file = site.getFileName() ?? site.getScriptNameOrSourceURL?.();
-      if (!file || file.startsWith('node:') || file.startsWith('internal/')) continue;
-      return toModuleUrl(file);
-    }
-  } finally {
-    Error.prepareStackTrace = prev;
-  }
-  throw new ValidationError('module', 'remote(): cannot tell which module defines this function from the call stack; pass { module: import.meta.url }');
-}
-
-function toModuleUrl(file: string): string {
-  if (file.startsWith('file://')) return file.replace(/\?.*$/, '');
-  return pathToFileURL(file).href;
 }
 
 /**

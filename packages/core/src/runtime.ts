@@ -31,6 +31,40 @@ export interface SubmitSpec {
   retryExceptions: boolean | string[];
   returnIds: string[];
   name: string;
+  /** Actor method call: the actor, its method, the concurrency group. */
+  actorId?: string;
+  method?: string;
+  concurrencyGroup?: string;
+  /** Actor creation task. */
+  actorCreation?: ActorCreation;
+}
+
+/** How to create an actor. */
+export interface ActorCreation {
+  actorId: string;
+  className: string;
+  methods: string[];
+  name: string;
+  namespace: string;
+  detached: boolean;
+  getIfExists: boolean;
+  maxRestarts: number;
+  maxTaskRetries: number;
+  maxConcurrency: number;
+  concurrencyGroups: { name: string; maxConcurrency: number; methods: string[] }[];
+  /** Resources held while the actor lives (units). */
+  hold: Map<string, number>;
+  holdRequest?: ResourceRequest;
+  isAsync: boolean;
+}
+
+/** What identifies an actor (for handles). */
+export interface ActorInfoData {
+  actorId: string;
+  className: string;
+  methods: readonly string[];
+  module: string;
+  key: string;
 }
 
 /** What the API needs from the process it runs in. */
@@ -52,6 +86,12 @@ export interface CoreRuntime {
   refAdded(id: string): void;
   /** This process stopped holding `id` (last ObjectRef collected). */
   refRemoved(id: string): void;
+  /** Create an actor; returns its id (another actor's with getIfExists). Throws ActorNameTakenError where it can tell at once. */
+  createActor(spec: SubmitSpec): string;
+  /** Look up a named actor. */
+  getActor(name: string, namespace: string | undefined): Promise<ActorInfoData>;
+  /** Kill an actor; rejects with ActorDiedError if it is already dead (where the runtime can tell). */
+  killActor(actorId: string, noRestart: boolean): void;
   /** Runtime context of the current task (workers) or the driver. */
   context(): RuntimeContext;
   /** Shut down (driver: the embedded cluster; worker: nothing). */

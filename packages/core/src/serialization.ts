@@ -5,7 +5,7 @@
  */
 import * as v8 from 'node:v8';
 import { SerializationError } from './errors.js';
-import { ObjectRef, REF_MARKER } from './object-ref.js';
+import { ACTOR_MARKER, ObjectRef, REF_MARKER } from './object-ref.js';
 
 /** A value turned into bytes. `bytes` may alias the caller's memory for raw values: copy before keeping. */
 export interface SerializedValue {
@@ -70,6 +70,12 @@ export function serialize(value: unknown, path = 'value'): SerializedValue {
     throw diagnose(value, path, e);
   }
   return { encoding: 'v8', rawKind: '', bytes, containedRefs: findRefIds(bytes, value) };
+}
+
+let handleReviver: ((info: unknown) => unknown) | undefined;
+/** Set how deserialized actor handles are rebuilt (actor.ts does it). @internal */
+export function setHandleReviver(fn: (info: unknown) => unknown): void {
+  handleReviver = fn;
 }
 
 /** Serialize an error for `ENCODING_ERROR` objects. */
@@ -169,6 +175,7 @@ function revive(v: unknown, seen: Set<object>): unknown {
   if (seen.has(v)) return v;
   const rec = v as Record<string, unknown>;
   if (typeof rec[REF_MARKER] === 'string' && Object.getPrototypeOf(v) === Object.prototype) {
+    if (typeof rec[ACTOR_MARKER] === 'object' && rec[ACTOR_MARKER] !== null && handleReviver) return handleReviver(rec[ACTOR_MARKER]);
     return new ObjectRef(rec[REF_MARKER] as string);
   }
   seen.add(v);

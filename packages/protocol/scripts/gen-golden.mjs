@@ -44,8 +44,27 @@ const spillObj = (id) => ({
   size: '12884901888',
 });
 
+const actorSpec = {
+  actorId: 'actor-😀',
+  className: 'Counter ✓',
+  methods: ['increment', 'get_counter'],
+  name: 'scheduler',
+  namespace: 'head-ü',
+  detached: true,
+  getIfExists: true,
+  maxRestarts: -1,
+  maxTaskRetries: 3,
+  maxConcurrency: 1000,
+  concurrencyGroups: [{ name: 'io', maxConcurrency: 2, methods: ['fetch', 'store'] }],
+  holdResources: [{ name: 'GPU', units: '20000' }],
+  isAsync: true,
+};
+
 const vectors = [
-  ['register_worker', { registerWorker: { workerId: 'worker-ä1', pid: 4000000000, language: 'python🐍' } }],
+  [
+    'register_worker',
+    { registerWorker: { workerId: 'worker-ä1', pid: 4000000000, language: 'python🐍', kind: 'driver', namespace: 'ns-ü', jobId: 'job-ж' } },
+  ],
   [
     'worker_accepted',
     {
@@ -54,6 +73,8 @@ const vectors = [
         shmPath: '/dev/shm/tsray-séssion-arena',
         shmSize: '17179869184',
         inlineThreshold: '4294967296',
+        jobId: 'job-ω',
+        namespace: 'head',
       },
     },
   ],
@@ -75,6 +96,15 @@ const vectors = [
             gpuIds: ['0', '3'],
           },
           { taskId: 'task-β', function: fn('cube'), returnIds: ['ret-3'], attempt: 1 },
+          {
+            taskId: 'task-actor-create',
+            function: fn('Counter'),
+            returnIds: ['ret-4'],
+            actorCreation: actorSpec,
+            actorId: 'actor-1',
+            method: 'increment ✓',
+            concurrencyGroup: 'io',
+          },
         ],
       },
     },
@@ -123,6 +153,8 @@ const vectors = [
             parentTaskId: 'task-parent-η',
           },
           { taskId: 'task-ε', function: fn('eval'), args: [{ value: spillObj('arg-s') }], maxRetries: 5 },
+          { taskId: 'task-ctor', function: fn('Counter'), returnIds: ['r'], actorCreation: actorSpec },
+          { taskId: 'task-call', function: fn('Counter'), actorId: 'actor-😀', method: 'get_counter', concurrencyGroup: 'compute' },
         ],
       },
     },
@@ -161,6 +193,13 @@ const vectors = [
   ['error', { error: { code: 'ERROR_CODE_VERSION_MISMATCH', message: 'peer speaks protocol version 2, this is 1' } }],
   ['error_too_large', { error: { code: 'ERROR_CODE_TOO_LARGE', message: 'frame 1 is too large' } }],
   ['cancel_request', { cancelRequest: { objectId: 'obj-ж', force: true } }],
+  ['get_actor_request', { getActorRequest: { requestId: '4294967297', name: 'scheduler ✓', namespace: 'head' } }],
+  [
+    'get_actor_reply',
+    { getActorReply: { requestId: '7', actorId: 'actor-1', className: 'vLLMScheduler', methods: ['schedule'], error: 'no actor named "x" in namespace "head"' } },
+  ],
+  ['kill_actor', { killActor: { actorId: 'actor-ß', noRestart: true, requestId: '4294967298' } }],
+  ['heartbeat', { heartbeat: { seq: '12884901888', goodbye: true } }],
   ['worker_blocked', { workerBlocked: { blocked: true, taskId: 'task-ψ', returnedTaskIds: ['t-1', 't-2 ✓'] } }],
 ];
 

@@ -42,6 +42,10 @@ export const BODY_KINDS = [
   'error',
   'cancelRequest',
   'workerBlocked',
+  'getActorRequest',
+  'getActorReply',
+  'killActor',
+  'heartbeat',
 ] as const satisfies readonly BodyKind[];
 
 // Compile-time check that BODY_KINDS lists every member of the oneof.

@@ -9,12 +9,13 @@ import * as zmq from 'zeromq';
 import { NodeResources, ResourceRequest, type Allocation } from '@tsray/scheduler';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
-import { GetTimeoutError, RuntimeStateError, ObjectStoreFullError } from '../errors.js';
+import { ActorNameTakenError, ActorNotFoundError, GetTimeoutError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
-import type { CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
+import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
+import { deserialize as v8deserialize } from 'node:v8';
 import { FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
@@ -35,6 +36,10 @@ export interface NodeRuntimeOptions {
   prefaultBytes: number;
   /** Idle workers above the CPU count are stopped after this long. */
   idleWorkerTimeoutMs?: number;
+  /** Namespace of the embedded driver's job. */
+  namespace: string;
+  /** A client driver silent for longer than this is treated as gone. Default 10 s. */
+  clientTimeoutMs?: number;
 }
 
 type TaskState = 'deps' | 'queued' | 'dispatched' | 'done';
@@ -56,6 +61,35 @@ interface TaskRecord {
   /** Serialized argument data, materialized when deps are ready. */
   argData: StoredObject[] | undefined;
   startedAt: number;
+  /** Namespace of the submitter (for actors it creates and names it looks up). */
+  namespace: string;
+  /** Creation task: the actor it creates. Method call: the actor it calls. */
+  actor: ActorRecord | undefined;
+}
+
+/** One actor's state on its node. */
+interface ActorRecord {
+  id: string;
+  creation: ActorCreation;
+  /** The creation task's spec (re-run on restarts). */
+  spec: SubmitSpec;
+  schedule: ResourceRequest;
+  hold: ResourceRequest;
+  namespace: string;
+  state: 'pending' | 'starting' | 'alive' | 'restarting' | 'dead';
+  worker: WorkerHandle | undefined;
+  allocation: Allocation | undefined;
+  restartsLeft: number;
+  /** Method calls in submission order, not yet sent to the worker (some may wait for arguments). */
+  calls: TaskRecord[];
+  death: ActorDeathInfo | undefined;
+  /** No handle is left: stop once the submitted calls are done. */
+  terminating: boolean;
+  /** kill() asked for no restart. */
+  killed: boolean;
+  /** Ids held for the constructor arguments (kept for restarts). */
+  ctorHolds: string[];
+  nameKey: string | undefined;
 }
 
 interface Lease {
@@ -84,16 +118,31 @@ class WorkerHandle {
   forcedCancel: string | undefined;
   /** Objects subscribed by this worker, waiting to be sent. */
   readyOut: ObjectEntry[] = [];
+  /** The actor this worker hosts. */
+  actor: ActorRecord | undefined;
+  /** Client drivers: namespace, job, and when they were last heard from. */
+  namespace = '';
+  jobId = '';
+  lastSeen = Date.now();
   constructor(
     readonly id: string,
-    readonly proc: WorkerProcess,
+    /** The process (undefined for a client driver, which is not our child). */
+    readonly proc: WorkerProcess | undefined,
     readonly gpuKey: string,
+    readonly kind: 'worker' | 'driver' = 'worker',
   ) {
     this.identity = Buffer.from(id);
+  }
+
+  /** Kill the process (workers only). */
+  kill(signal: NodeJS.Signals): void {
+    this.proc?.proc.kill(signal);
   }
 }
 
 const ENC_ERROR = 'error';
+/** TSRAY_TRACE=1 prints every message the node sends and receives (debugging). */
+const TRACE = process.env['TSRAY_TRACE'] === '1';
 
 /** One node: tasks, workers, objects. */
 export class NodeRuntime implements CoreRuntime {
@@ -124,10 +173,18 @@ export class NodeRuntime implements CoreRuntime {
   private readonly abort = new AbortController();
   private readonly reaper: NodeJS.Timeout;
   private receiving: Promise<void> | undefined;
+  private readonly actors = new Map<string, ActorRecord>();
+  /** `${namespace}\0${name}` -> actor id. */
+  private readonly names = new Map<string, string>();
+  /** Handle ids created with getIfExists -> the existing actor's id. */
+  private readonly aliases = new Map<string, string>();
+  private readonly pendingActors: ActorRecord[] = [];
+  readonly namespace: string;
 
   private constructor(private readonly opts: NodeRuntimeOptions) {
     this.nodeId = opts.nodeId;
     this.jobId = opts.jobId;
+    this.namespace = opts.namespace;
     this.address = `ipc://${join(opts.sessionDir, 'node.sock')}`;
     mkdirSync(join(opts.sessionDir, 'logs'), { recursive: true });
     this.store = new NodeStore({
@@ -137,7 +194,7 @@ export class NodeRuntime implements CoreRuntime {
       prefaultBytes: opts.prefaultBytes,
       onPressure: () => this.requestGc(),
     });
-    this.objects = new ObjectTable((d) => this.store.release(d));
+    this.objects = new ObjectTable((d) => this.store.release(d), (id) => this.onUnreferenced(id));
     this.store.attach(this.objects);
     this.resources = new NodeResources(opts.resources, opts.gpuIds ? { gpuIds: opts.gpuIds } : undefined);
     this.cpuSlots = Math.max(1, Math.floor(opts.resources['CPU'] ?? 1));
@@ -251,7 +308,7 @@ export class NodeRuntime implements CoreRuntime {
     t.cancelled = { forced: force };
     const payload: ErrorPayload = { type: 'TaskCancelledError', taskName: t.spec.name, forced: force };
     if (t.state === 'deps' || t.state === 'queued') {
-      if (t.state === 'queued') {
+      if (t.state === 'queued' && !t.actor) {
         this.queues.get(t.request.key)?.remove(t);
       }
       this.finishTask(t, errorObject(payload));
@@ -262,7 +319,7 @@ export class NodeRuntime implements CoreRuntime {
     const running = w.pipeline[0] === t;
     if (force && running) {
       w.forcedCancel = t.spec.taskId;
-      w.proc.proc.kill('SIGKILL');
+      w.kill('SIGKILL');
       return;
     }
     // The worker drops it (queued there) or aborts its signal (running); its result will be ignored.
@@ -357,8 +414,24 @@ export class NodeRuntime implements CoreRuntime {
       items: [],
       argData: undefined,
       startedAt: 0,
+      namespace: owner ? this.namespaceOf(owner) : this.namespace,
+      actor: undefined,
     };
     this.tasks.set(spec.taskId, t);
+    if (spec.actorCreation) {
+      const rec = this.registerActor(t, owner);
+      if (!rec) return;
+      t.actor = rec;
+    } else if (spec.actorId) {
+      const rec = this.actors.get(this.aliases.get(spec.actorId) ?? spec.actorId);
+      if (!rec || rec.state === 'dead') {
+        this.finishTask(t, errorObject({ type: 'ActorDiedError', info: rec?.death ?? unknownActor(spec.actorId, spec.fn.name) }));
+        return;
+      }
+      t.actor = rec;
+      t.retriesLeft = rec.creation.maxTaskRetries;
+      rec.calls.push(t);
+    }
     const args = spec.args;
     for (let i = 0; i < args.length; i++) {
       const a = args[i]!;
@@ -410,6 +483,12 @@ export class NodeRuntime implements CoreRuntime {
   }
 
   private enqueue(t: TaskRecord, front = false): void {
+    if (t.actor) {
+      t.state = 'queued';
+      if (t.spec.actorCreation) this.queueActorStart(t.actor);
+      else this.pumpActor(t.actor);
+      return;
+    }
     t.state = 'queued';
     const key = t.request.key;
     let q = this.queues.get(key);
@@ -451,6 +530,7 @@ export class NodeRuntime implements CoreRuntime {
 
   private dispatch(): void {
     if (this.closed) return;
+    if (this.pendingActors.length > 0) this.startActors();
     for (const [key, q] of this.queues) {
       if (q.length === 0) continue;
       const request = q.peek()!.request;
@@ -596,7 +676,9 @@ export class NodeRuntime implements CoreRuntime {
       name: t.spec.name,
       jobId: this.jobId,
       nodeId: this.nodeId,
-      gpuIds: w.lease ? [...w.lease.gpuIds] : [],
+      gpuIds: w.lease ? [...w.lease.gpuIds] : w.actor?.allocation ? [...w.actor.allocation.gpuIds] : [],
+      ...(t.spec.actorCreation ? { actorCreation: creationToWire(t.spec.actorCreation), actorId: t.spec.actorCreation.actorId } : {}),
+      ...(t.spec.actorId ? { actorId: t.spec.actorId, method: t.spec.method ?? '', concurrencyGroup: t.spec.concurrencyGroup ?? '' } : {}),
     };
   }
 
@@ -622,12 +704,335 @@ export class NodeRuntime implements CoreRuntime {
   private finishTask(t: TaskRecord, data: StoredObject | undefined): void {
     if (t.state === 'done') return;
     t.state = 'done';
+    if (t.actor && !t.spec.actorCreation) {
+      const i = t.actor.calls.indexOf(t);
+      if (i !== -1) t.actor.calls.splice(i, 1);
+    }
     if (data) this.sealReturns(t, data);
     this.tasks.delete(t.spec.taskId);
     for (const id of t.holds) this.objects.decRef(id);
     t.holds = [];
     for (const id of t.items) this.objects.decRef(id);
     t.items = [];
+  }
+
+
+  // ---------------------------------------------------------------- actors
+
+  private namespaceOf(w: WorkerHandle): string {
+    if (w.kind === 'driver') return w.namespace || this.namespace;
+    return w.pipeline[0]?.namespace ?? w.actor?.namespace ?? this.namespace;
+  }
+
+  createActor(spec: SubmitSpec): string {
+    const c = spec.actorCreation!;
+    const ns = c.namespace || this.namespace;
+    if (c.name) {
+      const existing = this.liveActorByName(ns, c.name);
+      if (existing) {
+        if (c.getIfExists) return existing.id;
+        throw new ActorNameTakenError(c.name, ns);
+      }
+    }
+    this.submit(spec, undefined);
+    return c.actorId;
+  }
+
+  private liveActorByName(ns: string, name: string): ActorRecord | undefined {
+    const id = this.names.get(`${ns}\0${name}`);
+    const rec = id ? this.actors.get(id) : undefined;
+    return rec && rec.state !== 'dead' ? rec : undefined;
+  }
+
+  /** Record an actor for its creation task; undefined if the task already failed (name taken). */
+  private registerActor(t: TaskRecord, owner: WorkerHandle | undefined): ActorRecord | undefined {
+    const c = t.spec.actorCreation!;
+    const ns = c.namespace || (owner ? this.namespaceOf(owner) : this.namespace);
+    const death = (reason: string, detail: string): ActorDeathInfo => ({ actorId: c.actorId, className: c.className, reason, detail });
+    if (c.name) {
+      const existing = this.liveActorByName(ns, c.name);
+      if (existing) {
+        if (c.getIfExists) {
+          this.aliases.set(c.actorId, existing.id);
+          this.finishTask(t, errorObject({ type: 'Other', name: 'Alias', message: 'getIfExists: existing actor used' }));
+          return undefined;
+        }
+        const dead: ActorRecord = this.newActorRecord(t, ns);
+        dead.state = 'dead';
+        dead.death = death('name_taken', new ActorNameTakenError(c.name, ns).message);
+        this.actors.set(c.actorId, dead);
+        this.finishTask(t, errorObject({ type: 'ActorDiedError', info: dead.death }));
+        return undefined;
+      }
+    }
+    const rec = this.newActorRecord(t, ns);
+    this.actors.set(rec.id, rec);
+    if (c.name) {
+      rec.nameKey = `${ns}\0${c.name}`;
+      this.names.set(rec.nameKey, rec.id);
+    }
+    // Constructor arguments are kept for restarts.
+    rec.ctorHolds = [...t.holds];
+    for (const id of rec.ctorHolds) this.objects.incRef(id);
+    return rec;
+  }
+
+  private newActorRecord(t: TaskRecord, ns: string): ActorRecord {
+    const c = t.spec.actorCreation!;
+    return {
+      id: c.actorId,
+      creation: c,
+      spec: t.spec,
+      schedule: t.request,
+      hold: c.holdRequest ?? ResourceRequest.fromUnits(c.hold),
+      namespace: ns,
+      state: 'pending',
+      worker: undefined,
+      allocation: undefined,
+      restartsLeft: c.maxRestarts,
+      calls: [],
+      death: undefined,
+      terminating: false,
+      killed: false,
+      ctorHolds: [],
+      nameKey: undefined,
+    };
+  }
+
+  private queueActorStart(rec: ActorRecord): void {
+    if (rec.state === 'dead') return;
+    if (!this.pendingActors.includes(rec)) this.pendingActors.push(rec);
+    if (!this.resources.isFeasible(rec.schedule)) {
+      const key = `actor:${rec.schedule.key}`;
+      if (!this.warnedInfeasible.has(key)) {
+        this.warnedInfeasible.add(key);
+        const msg =
+          `tsray: actor ${rec.creation.className} needs ${JSON.stringify(rec.schedule.toJSON())} but no node can ever provide ` +
+          `${this.resources.missing(rec.schedule).join(', ')}; it stays pending until such a node joins`;
+        logger().warn({ actor: rec.creation.className }, msg);
+        process.stderr.write(`${msg}\n`);
+      }
+    }
+    this.scheduleDispatch();
+  }
+
+  /** Start pending actors whose resources fit (called from dispatch). */
+  private startActors(): void {
+    for (let i = 0; i < this.pendingActors.length; ) {
+      const rec = this.pendingActors[i]!;
+      if (rec.state === 'dead') {
+        this.pendingActors.splice(i, 1);
+        continue;
+      }
+      if (!this.resources.canFit(rec.schedule)) {
+        i++;
+        continue;
+      }
+      const allocation = this.resources.allocate(rec.hold);
+      if (!allocation) {
+        i++;
+        continue;
+      }
+      this.pendingActors.splice(i, 1);
+      rec.allocation = allocation;
+      const w = this.startWorker(`actor:${rec.id}`, allocation.gpuIds);
+      w.actor = rec;
+      rec.worker = w;
+      rec.state = rec.state === 'restarting' ? 'restarting' : 'starting';
+      // The creation task runs first on the new worker.
+      const t = this.creationTask(rec);
+      t.state = 'dispatched';
+      t.worker = w;
+      t.startedAt = performance.now();
+      w.pipeline.push(t);
+      w.unsent.push(t);
+      this.dirtyWorkers.add(w);
+    }
+  }
+
+  /** The creation task of an actor (the original one, or a new one for a restart). */
+  private creationTask(rec: ActorRecord): TaskRecord {
+    const existing = this.tasks.get(rec.spec.taskId);
+    if (existing && existing.state !== 'done') return existing;
+    const taskId = `${rec.spec.taskId}r${rec.creation.maxRestarts - rec.restartsLeft}`;
+    const t: TaskRecord = {
+      spec: { ...rec.spec, taskId, returnIds: [] },
+      request: rec.schedule,
+      owner: undefined,
+      state: 'queued',
+      depsLeft: 0,
+      holds: [],
+      attempt: 0,
+      retriesLeft: 0,
+      worker: undefined,
+      cancelled: undefined,
+      items: [],
+      argData: undefined,
+      startedAt: 0,
+      namespace: rec.namespace,
+      actor: rec,
+    };
+    this.tasks.set(taskId, t);
+    return t;
+  }
+
+  private onActorCreated(t: TaskRecord, status: tsray.v1.TaskStatus, datas: { id: string; d: StoredObject }[]): void {
+    const rec = t.actor!;
+    const w = rec.worker;
+    if (status === tsray.v1.TaskStatus.TASK_STATUS_OK) {
+      for (const { id, d } of datas) this.objects.seal(id, d);
+      this.finishTask(t, undefined);
+      if (rec.state === 'dead') return;
+      rec.state = 'alive';
+      this.pumpActor(rec);
+      this.maybeStopActor(rec);
+      return;
+    }
+    // The constructor threw: the actor is dead (no restart), with that error as the cause.
+    let cause: ActorDeathInfo['cause'];
+    try {
+      const p = v8deserialize(this.store.bytes(datas[0]!.d)) as ErrorPayload;
+      if (p.type === 'TaskError') cause = p.info;
+    } catch {
+      /* no cause */
+    }
+    for (const { d } of datas) this.store.release(d);
+    const info: ActorDeathInfo = {
+      actorId: rec.id,
+      className: rec.creation.className,
+      reason: 'constructor',
+      detail: `its constructor threw ${cause ? `${cause.name}: ${cause.message}` : 'an error'}`,
+      cause,
+    };
+    this.finishTask(t, errorObject({ type: 'ActorDiedError', info }));
+    this.actorDead(rec, info);
+    if (w) this.stopWorker(w);
+  }
+
+  /** Send the actor's calls whose arguments are ready, in submission order. */
+  private pumpActor(rec: ActorRecord): void {
+    if (rec.state !== 'alive' || !rec.worker || rec.worker.state === 'dead') return;
+    const w = rec.worker;
+    while (rec.calls.length > 0) {
+      const t = rec.calls[0]!;
+      if (t.state !== 'queued') break;
+      rec.calls.shift();
+      this.assign(t, w);
+    }
+    this.scheduleFlush();
+  }
+
+  /** No handle to a non-detached actor is left: stop it once its submitted calls are done. */
+  private onUnreferenced(id: string): void {
+    const rec = this.actors.get(id);
+    if (!rec || rec.creation.detached || rec.state === 'dead') return;
+    rec.terminating = true;
+    this.maybeStopActor(rec);
+  }
+
+  private maybeStopActor(rec: ActorRecord): void {
+    if (!rec.terminating || rec.state === 'dead') return;
+    if (rec.calls.length > 0) return;
+    const w = rec.worker;
+    if (w && w.pipeline.length > 0) return;
+    this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'out_of_scope', detail: 'all handles to it are gone (non-detached actors stop then)' });
+    if (w) this.stopWorker(w);
+  }
+
+  /** The actor is dead for good: fail its pending calls, free its name and resources. */
+  private actorDead(rec: ActorRecord, info: ActorDeathInfo): void {
+    if (rec.state === 'dead') return;
+    rec.state = 'dead';
+    rec.death = info;
+    const err = errorObject({ type: 'ActorDiedError', info });
+    for (const t of rec.calls.splice(0)) this.finishTask(t, err);
+    const i = this.pendingActors.indexOf(rec);
+    if (i !== -1) this.pendingActors.splice(i, 1);
+    if (rec.nameKey && this.names.get(rec.nameKey) === rec.id) this.names.delete(rec.nameKey);
+    if (rec.allocation) {
+      this.resources.release(rec.allocation);
+      rec.allocation = undefined;
+    }
+    for (const id of rec.ctorHolds) this.objects.decRef(id);
+    rec.ctorHolds = [];
+    this.scheduleDispatch();
+  }
+
+  /** The actor's process died: restart it if allowed, retry or fail the calls in flight. */
+  private actorWorkerDied(rec: ActorRecord, w: WorkerHandle, detail: string): void {
+    rec.worker = undefined;
+    if (rec.allocation) {
+      this.resources.release(rec.allocation);
+      rec.allocation = undefined;
+    }
+    const inflight = w.pipeline.filter((t) => t.state === 'dispatched' && t.worker === w);
+    w.pipeline = [];
+    const creating = inflight.find((t) => t.spec.actorCreation);
+    const calls = inflight.filter((t) => !t.spec.actorCreation);
+    const killed = rec.killed;
+    const canRestart = !killed && rec.state !== 'dead' && !rec.terminating && rec.restartsLeft !== 0;
+    const info: ActorDeathInfo = {
+      actorId: rec.id,
+      className: rec.creation.className,
+      reason: killed ? 'killed' : 'crashed',
+      detail: killed ? 'it was killed with kill()' : `its process (pid ${w.proc?.pid}) died: ${detail}`,
+    };
+    const err = errorObject({ type: 'ActorDiedError', info });
+    // Calls in flight: retried after the restart (maxTaskRetries), else they fail.
+    const retry: TaskRecord[] = [];
+    for (const t of calls) {
+      t.worker = undefined;
+      if (canRestart && t.retriesLeft !== 0) {
+        if (t.retriesLeft > 0) t.retriesLeft--;
+        t.attempt++;
+        t.state = 'queued';
+        retry.push(t);
+      } else {
+        this.finishTask(t, err);
+      }
+    }
+    if (creating) {
+      creating.worker = undefined;
+      if (!canRestart) this.finishTask(creating, err);
+    }
+    if (canRestart) {
+      if (rec.restartsLeft > 0) rec.restartsLeft--;
+      rec.state = 'restarting';
+      rec.calls.unshift(...retry);
+      if (creating) this.tasks.delete(creating.spec.taskId);
+      logger().warn({ actor: rec.creation.className, detail }, 'actor process died; restarting it');
+      this.queueActorStart(rec);
+    } else {
+      this.actorDead(rec, info);
+    }
+  }
+
+  getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> {
+    try {
+      return Promise.resolve(this.lookupActor(name, namespace || this.namespace));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private lookupActor(name: string, ns: string): ActorInfoData {
+    const rec = this.liveActorByName(ns, name);
+    if (!rec) throw new ActorNotFoundError(name, ns);
+    return { actorId: rec.id, className: rec.creation.className, methods: rec.creation.methods, module: rec.spec.fn.moduleUrl, key: rec.spec.fn.key };
+  }
+
+  killActor(actorId: string, noRestart: boolean): void {
+    const rec = this.actors.get(this.aliases.get(actorId) ?? actorId);
+    if (!rec) throw new ActorNotFoundError(actorId, '(by id)');
+    if (rec.state === 'dead') {
+      throw errorFromPayload(errorObject({ type: 'ActorDiedError', info: rec.death! }).inline!);
+    }
+    if (noRestart) rec.killed = true;
+    const w = rec.worker;
+    if (w && w.state !== 'dead') w.kill('SIGKILL');
+    else if (noRestart) {
+      this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: 'it was killed with kill() before it started' });
+    }
   }
 
   // ---------------------------------------------------------------- workers
@@ -660,12 +1065,25 @@ export class NodeRuntime implements CoreRuntime {
   private stopWorker(w: WorkerHandle): void {
     if (w.state === 'dead') return;
     if (w.state === 'ready') this.send(w, { shutdown: { reason: 'idle' } });
-    else w.proc.proc.kill('SIGTERM');
+    else w.kill('SIGTERM');
+  }
+
+  /** A client driver left (goodbye or silence): drop what it held; its non-detached actors lose its handles. */
+  private clientGone(w: WorkerHandle, why: string): void {
+    if (w.state === 'dead') return;
+    w.state = 'dead';
+    this.workers.delete(w.id);
+    logger().info({ client: w.id, why }, 'client driver left');
+    this.releaseWorkerHolds(w);
   }
 
   private reapIdle(): void {
     const limit = this.opts.idleWorkerTimeoutMs ?? 1000;
     const now = Date.now();
+    const clientLimit = this.opts.clientTimeoutMs ?? 10_000;
+    for (const w of this.workers.values()) {
+      if (w.kind === 'driver' && now - w.lastSeen > clientLimit) this.clientGone(w, `silent for ${now - w.lastSeen} ms`);
+    }
     while (this.idle.length > this.cpuSlots && now - this.idle[0]!.idleSince > limit) {
       this.stopWorker(this.idle.shift()!);
     }
@@ -680,6 +1098,12 @@ export class NodeRuntime implements CoreRuntime {
     this.dirtyWorkers.delete(w);
     if (this.closed) return;
     const detail = signal ? `killed by ${signal}` : `exit code ${code}`;
+    if (w.actor) {
+      this.releaseWorkerHolds(w);
+      this.actorWorkerDied(w.actor, w, detail);
+      this.scheduleDispatch();
+      return;
+    }
     const pipeline = w.pipeline;
     w.pipeline = [];
     for (let k = 0; k < pipeline.length; k++) {
@@ -696,7 +1120,7 @@ export class NodeRuntime implements CoreRuntime {
           this.releaseItems(t);
           this.enqueue(t, true);
         } else {
-          this.finishTask(t, errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: `pid ${w.proc.pid}, ${detail}`, attempts: t.attempt + 1 }));
+          this.finishTask(t, errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: `pid ${w.proc?.pid}, ${detail}`, attempts: t.attempt + 1 }));
         }
       } else if (t.cancelled) {
         this.finishTask(t, undefined);
@@ -704,13 +1128,7 @@ export class NodeRuntime implements CoreRuntime {
         this.enqueue(t, true);
       }
     }
-    // Release what the worker held.
-    for (const id of w.heldRefs) this.objects.decRef(id);
-    w.heldRefs.clear();
-    for (const [id, n] of w.pins) for (let k = 0; k < n; k++) this.objects.unpin(id);
-    w.pins.clear();
-    for (const off of w.allocs) this.store.allocator.free(off);
-    w.allocs.clear();
+    this.releaseWorkerHolds(w);
     // Tasks this worker submitted keep running (their refs are released above).
     if (w.lease) {
       const l = w.lease;
@@ -720,6 +1138,16 @@ export class NodeRuntime implements CoreRuntime {
       if (list) list.splice(list.indexOf(l), 1);
     }
     this.scheduleDispatch();
+  }
+
+  /** Release what a dead worker or client held: refs, pins, unfinished arena allocations. */
+  private releaseWorkerHolds(w: WorkerHandle): void {
+    for (const id of w.heldRefs) this.objects.decRef(id);
+    w.heldRefs.clear();
+    for (const [id, n] of w.pins) for (let k = 0; k < n; k++) this.objects.unpin(id);
+    w.pins.clear();
+    for (const off of w.allocs) this.store.allocator.free(off);
+    w.allocs.clear();
   }
 
   private releaseItems(t: TaskRecord): void {
@@ -732,6 +1160,7 @@ export class NodeRuntime implements CoreRuntime {
   private send(w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder): void {
     if (w.state === 'dead') return;
     const frames = encodeMessage(body, fb && !fb.empty ? fb.frames() : undefined);
+    if (TRACE) process.stderr.write(`node -> ${w.id} ${JSON.stringify(body).slice(0, 300)}\n`);
     this.outbox.send([w.identity, ...frames]);
   }
 
@@ -754,7 +1183,17 @@ export class NodeRuntime implements CoreRuntime {
 
   private handle(identity: Buffer, frames: Buffer[]): void {
     const { envelope, kind, payloads } = decodeMessage(frames);
-    const w = this.workers.get(identity.toString());
+    if (TRACE) process.stderr.write(`node <- ${identity.toString()} ${kind} ${JSON.stringify(envelope.toJSON()).slice(0, 300)}\n`);
+    let w = this.workers.get(identity.toString());
+    if (!w && kind === 'registerWorker' && envelope.registerWorker!.kind === 'driver') {
+      // A client driver (init({address})) joins.
+      const r = envelope.registerWorker!;
+      w = new WorkerHandle(identity.toString(), undefined, '', 'driver');
+      w.namespace = r.namespace || `anon-${r.jobId}`;
+      w.jobId = r.jobId ?? '';
+      this.workers.set(w.id, w);
+      logger().info({ client: w.id, pid: r.pid, namespace: w.namespace }, 'client driver connected');
+    }
     if (!w) {
       logger().warn({ peer: identity.toString(), kind }, 'message from an unknown worker; dropped');
       return;
@@ -763,7 +1202,14 @@ export class NodeRuntime implements CoreRuntime {
       case 'registerWorker': {
         w.state = 'ready';
         this.send(w, {
-          workerAccepted: { nodeId: this.nodeId, shmPath: '', shmSize: this.store.capacity, inlineThreshold: 100 * 1024 },
+          workerAccepted: {
+            nodeId: this.nodeId,
+            shmPath: w.kind === 'driver' ? `/proc/${process.pid}/fd/${this.store.arenaFd}` : '',
+            shmSize: this.store.capacity,
+            inlineThreshold: 100 * 1024,
+            jobId: w.kind === 'driver' ? w.jobId : this.jobId,
+            namespace: w.kind === 'driver' ? w.namespace : this.namespace,
+          },
         });
         this.dirtyWorkers.add(w);
         this.scheduleFlush();
@@ -848,6 +1294,34 @@ export class NodeRuntime implements CoreRuntime {
       case 'workerBlocked':
         this.onBlocked(w, envelope.workerBlocked!);
         return;
+      case 'getActorRequest': {
+        const q = envelope.getActorRequest!;
+        let reply: tsray.v1.IGetActorReply;
+        try {
+          const info = this.lookupActor(q.name ?? '', q.namespace || this.namespaceOf(w));
+          reply = { requestId: q.requestId, actorId: info.actorId, className: info.className, methods: [...info.methods], error: '' };
+          // The reply carries a handle: count the requester as a holder until it says otherwise.
+        } catch (e) {
+          reply = { requestId: q.requestId, error: (e as Error).message };
+        }
+        this.send(w, { getActorReply: reply });
+        return;
+      }
+      case 'killActor': {
+        const k = envelope.killActor!;
+        let error = '';
+        try {
+          this.killActor(k.actorId ?? '', k.noRestart !== false);
+        } catch (e) {
+          error = (e as Error).message;
+        }
+        if (k.requestId) this.send(w, { getActorReply: { requestId: k.requestId, actorId: k.actorId, error } });
+        return;
+      }
+      case 'heartbeat':
+        w.lastSeen = Date.now();
+        if (envelope.heartbeat!.goodbye) this.clientGone(w, 'said goodbye');
+        return;
       case 'cancelRequest':
         this.cancel(envelope.cancelRequest!.objectId ?? '', envelope.cancelRequest!.force === true);
         return;
@@ -885,6 +1359,10 @@ export class NodeRuntime implements CoreRuntime {
     const prev = this.avgDuration.get(key);
     this.avgDuration.set(key, prev === undefined ? dur : prev * 0.8 + dur * 0.2);
     const status = r.status ?? tsray.v1.TaskStatus.TASK_STATUS_OK;
+    if (t.spec.actorCreation) {
+      this.onActorCreated(t, status, datas);
+      return;
+    }
     if (t.cancelled) {
       for (const { d } of datas) this.store.release(d);
       this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: t.cancelled.forced }));
@@ -919,6 +1397,7 @@ export class NodeRuntime implements CoreRuntime {
       for (const { d } of datas) this.store.release(d);
       this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: false }));
     }
+    if (t.actor) this.maybeStopActor(t.actor);
     this.afterWorkerProgress(w);
   }
 
@@ -978,7 +1457,7 @@ export class NodeRuntime implements CoreRuntime {
 
   /** Pids of live workers (for tests). */
   workerPids(): number[] {
-    return [...this.workers.values()].map((w) => w.proc.pid);
+    return [...this.workers.values()].filter((w) => w.proc).map((w) => w.proc!.pid);
   }
 
   async shutdown(): Promise<void> {
@@ -986,19 +1465,19 @@ export class NodeRuntime implements CoreRuntime {
     this.closed = true;
     clearInterval(this.reaper);
     this.abort.abort();
-    const procs = [...this.workers.values()];
+    const procs = [...this.workers.values()].filter((w) => w.proc);
     for (const w of procs) {
       try {
-        w.proc.proc.stdin?.end();
+        w.proc!.proc.stdin?.end();
       } catch {
         /* gone */
       }
-      w.proc.proc.kill('SIGTERM');
+      w.kill('SIGTERM');
     }
     const killer = setTimeout(() => {
-      for (const w of procs) w.proc.proc.kill('SIGKILL');
+      for (const w of procs) w.kill('SIGKILL');
     }, 2000);
-    await Promise.all(procs.map((w) => w.proc.exited()));
+    await Promise.all(procs.map((w) => w.proc!.exited()));
     clearTimeout(killer);
     this.outbox.close();
     this.router.close();
@@ -1013,6 +1492,50 @@ const viewRegistry = new FinalizationRegistry<{ node: NodeRuntime; id: string }>
 function storeErrorPayload(err: unknown): ErrorPayload {
   if (err instanceof ObjectStoreFullError) return { type: 'ObjectStoreFullError', requested: err.requested, capacity: err.capacity, used: err.used };
   return { type: 'Other', name: (err as Error).name ?? 'Error', message: String((err as Error).message ?? err) };
+}
+
+function unknownActor(actorId: string, className: string): ActorDeathInfo {
+  return { actorId, className, reason: 'unknown_actor', detail: 'no such actor on this node (it never existed here, or its record is gone)' };
+}
+
+/** Protocol form of an actor creation. */
+export function creationToWire(c: ActorCreation): tsray.v1.IActorCreationSpec {
+  return {
+    actorId: c.actorId,
+    className: c.className,
+    methods: c.methods,
+    name: c.name,
+    namespace: c.namespace,
+    detached: c.detached,
+    getIfExists: c.getIfExists,
+    maxRestarts: c.maxRestarts,
+    maxTaskRetries: c.maxTaskRetries,
+    maxConcurrency: c.maxConcurrency,
+    concurrencyGroups: c.concurrencyGroups,
+    holdResources: [...c.hold].map(([name, units]) => ({ name, units })),
+    isAsync: c.isAsync,
+  };
+}
+
+/** Actor creation from its protocol form. */
+export function creationFromWire(c: tsray.v1.IActorCreationSpec): ActorCreation {
+  const hold = new Map<string, number>();
+  for (const r of c.holdResources ?? []) hold.set(r.name ?? '', Number(r.units ?? 0));
+  return {
+    actorId: c.actorId ?? '',
+    className: c.className ?? '',
+    methods: c.methods ?? [],
+    name: c.name ?? '',
+    namespace: c.namespace ?? '',
+    detached: c.detached === true,
+    getIfExists: c.getIfExists === true,
+    maxRestarts: c.maxRestarts ?? 0,
+    maxTaskRetries: c.maxTaskRetries ?? 0,
+    maxConcurrency: c.maxConcurrency ?? 1,
+    concurrencyGroups: (c.concurrencyGroups ?? []).map((g) => ({ name: g.name ?? '', maxConcurrency: g.maxConcurrency ?? 1, methods: g.methods ?? [] })),
+    hold,
+    isAsync: c.isAsync === true,
+  };
 }
 
 function fnKey(t: TaskRecord): string {
@@ -1056,5 +1579,7 @@ function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
     retryExceptions: s.retryExceptions ? true : (s.retryExceptionNames ?? []).length > 0 ? [...s.retryExceptionNames!] : false,
     returnIds: s.returnIds ?? [],
     name: s.name ?? '',
+    ...(s.actorCreation ? { actorCreation: creationFromWire(s.actorCreation) } : {}),
+    ...(s.actorId ? { actorId: s.actorId, method: s.method ?? '', concurrencyGroup: s.concurrencyGroup ?? '' } : {}),
   };
 }

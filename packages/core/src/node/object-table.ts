@@ -38,7 +38,11 @@ export class ObjectTable {
   /** Number of sealed objects currently stored (for baseline checks). */
   sealedCount = 0;
 
-  constructor(private readonly release: ReleaseFn) {}
+  constructor(
+    private readonly release: ReleaseFn,
+    /** Called when an entry without data (e.g. an actor handle id) loses its last holder. */
+    private readonly onUnreferenced?: (id: string) => void,
+  ) {}
 
   /** The entry for `id`, if any. */
   get(id: string): ObjectEntry | undefined {
@@ -86,6 +90,7 @@ export class ObjectTable {
     // Not sealed and nobody waits: the producer (if any) will find no entry and drop its result.
     this.entries.delete(e.id);
     if (e.data !== undefined) this.dispose(e.data);
+    else this.onUnreferenced?.(e.id);
   }
 
   private dispose(data: StoredObject): void {

@@ -3,6 +3,7 @@
  * @internal
  */
 import { TASK_NAME_MARKER } from '../node/worker-process.js';
+import '../actor.js'; // registers how deserialized actor handles are rebuilt
 import { state } from '../state.js';
 import { currentTaskName, WorkerRuntime } from './worker-runtime.js';
 
@@ -41,6 +42,9 @@ const s = state();
 s.isWorker = true;
 const rt = new WorkerRuntime(workerId, address);
 s.runtime = rt;
+void rt.register();
+// A task that calls process.exit() must not take the results of finished tasks with it.
+process.on('exit', () => rt.flushOnExit());
 rt.run().catch((err) => {
   process.stderr.write(`tsray worker ${workerId} failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);

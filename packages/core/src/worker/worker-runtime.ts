@@ -3,17 +3,19 @@
  * tasks, put, get, wait) over ZeroMQ.
  * @internal
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { pathToFileURL } from 'node:url';
 import { readFileSync } from 'node:fs';
 import * as zmq from 'zeromq';
 import { Arena } from '@tsray/object-store';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, remoteErrorInfo } from '../error-payload.js';
-import { FunctionNotFoundError, GetTimeoutError, ObjectStoreFullError } from '../errors.js';
+import { ActorMethodNotFoundError, ActorNotFoundError, FunctionNotFoundError, GetTimeoutError, ObjectStoreFullError } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
-import type { CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
+import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
+import { creationFromWire, creationToWire } from '../node/node-runtime.js';
 import { deserialize, serialize, type SerializedValue } from '../serialization.js';
 import { state, type RegisteredFunction } from '../state.js';
 import { encodingFromWire, encodingToWire, FrameBuilder, payloadView } from '../wire.js';
@@ -72,22 +74,49 @@ export class WorkerRuntime implements CoreRuntime {
   private readonly allocs = new Map<number, { resolve: (off: number) => void; reject: (e: Error) => void }>();
   private readonly idleSignal = new AbortController().signal;
   private blockDepth = 0;
+  /** The actor this worker hosts, once its constructor ran. */
+  private actor: { instance: Record<string, unknown>; className: string; isAsync: boolean; limits: Map<string, number>; methodGroup: Map<string, string>; running: Map<string, number> } | undefined;
+  /** Jobs executing now (several for async actors). */
+  private readonly active = new Map<string, Job>();
+  private requestSeq = 0;
+  private readonly requests = new Map<number, { resolve: (r: tsray.v1.IGetActorReply) => void }>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private namespaceName = '';
   private closed = false;
 
   constructor(
     private readonly workerId: string,
     address: string,
+    /** 'worker' (executes tasks) or 'driver' (a client driver of a running cluster). */
+    private readonly mode: 'worker' | 'driver' = 'worker',
+    private readonly clientOptions: { namespace?: string; jobId?: string } = {},
   ) {
     this.nodeId = process.env['TSRAY_NODE_ID'] ?? '';
-    this.jobId = process.env['TSRAY_JOB_ID'] ?? '';
+    this.jobId = clientOptions.jobId ?? process.env['TSRAY_JOB_ID'] ?? '';
     this.socket = new zmq.Dealer({ routingId: workerId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 1000 });
     this.socket.connect(address);
     this.outbox = new Outbox(this.socket);
   }
 
-  /** Register with the node and serve until told to stop. */
+  private accepted: ((a: tsray.v1.IWorkerAccepted) => void) | undefined;
+  private shmPath = '';
+
+  /** Register with the node; resolves when the node accepted (client drivers await this). */
+  register(): Promise<tsray.v1.IWorkerAccepted> {
+    const p = new Promise<tsray.v1.IWorkerAccepted>((r) => (this.accepted = r));
+    this.send({
+      registerWorker: { workerId: this.workerId, pid: process.pid, language: 'typescript', kind: this.mode, namespace: this.clientOptions.namespace ?? '', jobId: this.jobId },
+    });
+    if (this.mode === 'driver') {
+      let seq = 0;
+      this.heartbeat = setInterval(() => this.send({ heartbeat: { seq: ++seq } }), 1000);
+      this.heartbeat.unref();
+    }
+    return p;
+  }
+
+  /** Serve messages until told to stop (or the socket closes). */
   async run(): Promise<void> {
-    this.send({ registerWorker: { workerId: this.workerId, pid: process.pid, language: 'typescript' } });
     for await (const frames of this.socket) {
       try {
         this.handle(frames);
@@ -100,10 +129,14 @@ export class WorkerRuntime implements CoreRuntime {
 
   private getArena(): Arena {
     if (!this.arena) {
-      this.arena = Arena.open(`/proc/self/fd/${process.env['TSRAY_ARENA_FD'] ?? '3'}`, Number(process.env['TSRAY_ARENA_SIZE']));
+      this.arena =
+        this.mode === 'driver'
+          ? Arena.open(this.shmPath, this.arenaSize)
+          : Arena.open(`/proc/self/fd/${process.env['TSRAY_ARENA_FD'] ?? '3'}`, Number(process.env['TSRAY_ARENA_SIZE']));
     }
     return this.arena;
   }
+  private arenaSize = 0;
 
   private send(body: EnvelopeBody, payloads?: Uint8Array[]): void {
     this.outbox.send(encodeMessage(body, payloads));
@@ -112,10 +145,25 @@ export class WorkerRuntime implements CoreRuntime {
   private handle(frames: Buffer[]): void {
     const { envelope, kind, payloads } = decodeMessage(frames);
     switch (kind) {
-      case 'workerAccepted':
+      case 'workerAccepted': {
+        const a = envelope.workerAccepted!;
+        this.shmPath = a.shmPath ?? '';
+        this.arenaSize = Number(a.shmSize ?? 0);
+        this.namespaceName = a.namespace ?? '';
+        this.accepted?.(a);
         return;
+      }
+      case 'getActorReply': {
+        const r = envelope.getActorReply!;
+        const p = this.requests.get(Number(r.requestId));
+        if (p) {
+          this.requests.delete(Number(r.requestId));
+          p.resolve(r);
+        }
+        return;
+      }
       case 'executeTasks':
-        if (this.blockDepth > 0) {
+        if (this.blockDepth > 0 && !this.actor) {
           // Blocked in get/wait: hand new work straight back (it may be what we wait for).
           const ids = (envelope.executeTasks!.tasks ?? []).map((t) => t.taskId ?? '');
           this.send({ workerBlocked: { blocked: true, taskId: this.running?.exec.taskId ?? '', returnedTaskIds: ids } });
@@ -129,8 +177,8 @@ export class WorkerRuntime implements CoreRuntime {
         return;
       case 'cancelTask': {
         const id = envelope.cancelTask!.taskId;
-        const running = this.running;
-        if (running && running.exec.taskId === id) {
+        const running = this.active.get(id ?? '');
+        if (running) {
           running.cancelled = true;
           running.abort.abort(new Error('task cancelled'));
         } else {
@@ -198,6 +246,10 @@ export class WorkerRuntime implements CoreRuntime {
           this.addResult({ taskId: job.exec.taskId, attempt: job.exec.attempt, status: Status.TASK_STATUS_CANCELLED }, []);
           continue;
         }
+        if (this.actor?.isAsync && job.exec.actorId && !job.exec.actorCreation) {
+          await this.startConcurrent(job);
+          continue;
+        }
         const key = `${job.exec.function?.moduleUrl}#${job.exec.function?.key}`;
         if (
           this.pendingResults.length > 0 &&
@@ -219,6 +271,70 @@ export class WorkerRuntime implements CoreRuntime {
       this.flushResults();
       this.scheduleIdleGc();
     }
+  }
+
+  /**
+   * Async actor: start a call when its concurrency group has a free slot. Each group has its own
+   * queue: calls of a group start in arrival order, and a full group does not hold up the others.
+   */
+  private async startConcurrent(job: Job): Promise<void> {
+    const a = this.actor!;
+    const group = job.exec.concurrencyGroup || a.methodGroup.get(job.exec.method ?? '') || '';
+    let waiting = this.groupQueues.get(group);
+    if (!waiting) this.groupQueues.set(group, (waiting = []));
+    waiting.push(job);
+    this.drainGroup(group);
+  }
+
+  private readonly groupQueues = new Map<string, Job[]>();
+
+  private drainScheduled = new Set<string>();
+  /** When the current run of synchronous call starts began (0: none since the last event-loop turn). */
+  private burstStart = 0;
+
+  private drainGroup(group: string): void {
+    const a = this.actor!;
+    const limit = a.limits.get(group) ?? a.limits.get('') ?? 1000;
+    const waiting = this.groupQueues.get(group)!;
+    if (this.burstStart === 0) {
+      this.burstStart = performance.now();
+      setImmediate(() => (this.burstStart = 0));
+    }
+    while (waiting.length > 0 && (a.running.get(group) ?? 0) < limit) {
+      if (performance.now() - this.burstStart > 0.5) {
+        // Calls ran synchronously for a while: let results go out before starting more.
+        if (!this.drainScheduled.has(group)) {
+          this.drainScheduled.add(group);
+          this.flushResults();
+          setImmediate(() => {
+            this.drainScheduled.delete(group);
+            this.drainGroup(group);
+          });
+        }
+        return;
+      }
+      const job = waiting.shift()!;
+      if (job.cancelled) {
+        this.addResult({ taskId: job.exec.taskId, attempt: job.exec.attempt, status: Status.TASK_STATUS_CANCELLED }, []);
+        continue;
+      }
+      a.running.set(group, (a.running.get(group) ?? 0) + 1);
+      void this.execute(job).finally(() => {
+        a.running.set(group, (a.running.get(group) ?? 1) - 1);
+        this.drainGroup(group);
+        this.scheduleResultFlush();
+      });
+    }
+  }
+
+  private resultFlushQueued = false;
+  private scheduleResultFlush(): void {
+    if (this.resultFlushQueued) return;
+    this.resultFlushQueued = true;
+    setImmediate(() => {
+      this.resultFlushQueued = false;
+      this.flushResults();
+    });
   }
 
   private gcTimer: NodeJS.Timeout | undefined;
@@ -325,7 +441,7 @@ export class WorkerRuntime implements CoreRuntime {
   private async execute(job: Job): Promise<void> {
     const e = job.exec;
     const name = e.name ?? 'task';
-    setCurrent({
+    const ctx: RuntimeContext = {
       nodeId: this.nodeId,
       jobId: e.jobId ?? this.jobId,
       taskId: e.taskId ?? undefined,
@@ -335,12 +451,40 @@ export class WorkerRuntime implements CoreRuntime {
       signal: job.abort.signal,
       pid: process.pid,
       isWorker: true,
-    });
+    };
+    // Output of actor calls is prefixed with the class name, as Ray does.
+    setCurrent(ctx, this.actor?.className ?? e.actorCreation?.className ?? undefined);
+    this.active.set(e.taskId ?? '', job);
     const base = { taskId: e.taskId, attempt: e.attempt };
     try {
-      const f = await this.loadFunction(e.function!);
+      // Method calls need no module: the actor instance is here already.
+      const f = e.actorId && !e.actorCreation ? undefined : await this.loadFunction(e.function!);
       const args = (e.args ?? []).map((od) => this.argValue(od, job.frames));
-      let value = f.fn(...args);
+      let value: unknown;
+      if (e.actorCreation) {
+        const c = creationFromWire(e.actorCreation);
+        const Cls = f!.fn as unknown as new (...a: unknown[]) => Record<string, unknown>;
+        const instance = contextStore.run(ctx, () => new Cls(...args));
+        const limits = new Map<string, number>([['', c.maxConcurrency]]);
+        const methodGroup = new Map<string, string>();
+        for (const g of c.concurrencyGroups) {
+          limits.set(g.name, g.maxConcurrency);
+          for (const m of g.methods) methodGroup.set(m, g.name);
+        }
+        this.actor = { instance, className: c.className, isAsync: c.isAsync, limits, methodGroup, running: new Map() };
+        setCurrent(ctx, c.className);
+        value = null;
+      } else if (e.actorId) {
+        const a = this.actor;
+        const method = e.method ?? '';
+        const m = a?.instance[method];
+        if (!a || typeof m !== 'function') {
+          throw new ActorMethodNotFoundError(a?.className ?? 'actor', method, a ? Object.keys(Object.getPrototypeOf(a.instance) as object) : []);
+        }
+        value = contextStore.run(ctx, () => (m as (...x: unknown[]) => unknown).apply(a.instance, args));
+      } else {
+        value = contextStore.run(ctx, () => f!.fn(...args));
+      }
       if (e.streaming) {
         const count = await this.stream(job, value);
         const sv = serialize(count);
@@ -366,7 +510,9 @@ export class WorkerRuntime implements CoreRuntime {
       const payloads: Uint8Array[] = [];
       for (let i = 0; i < values.length; i++) {
         const sv = serialize(values[i], `return value${ids.length > 1 ? ` ${i}` : ''} of task ${name}`);
-        returns.push(await this.objectData(ids[i]!, sv, payloads));
+        // Small values are recorded synchronously (no await), so a result is queued the moment its
+        // call returns, even if the next call ends the process.
+        returns.push(sv.bytes.byteLength <= INLINE ? this.inlineObjectData(ids[i]!, sv, payloads) : await this.objectData(ids[i]!, sv, payloads));
       }
       this.addResult({ ...base, status: Status.TASK_STATUS_OK, returns }, payloads);
     } catch (err) {
@@ -378,8 +524,16 @@ export class WorkerRuntime implements CoreRuntime {
       const od: tsray.v1.IObjectData = { objectId: e.returnIds?.[0] ?? '', encoding: encodingToWire('error'), inline: { frame: 0, offset: 0, length: bytes.length }, size: bytes.length };
       this.addResult({ ...base, status: Status.TASK_STATUS_ERROR, returns: [od], errorName: err instanceof Error ? err.name : typeof err }, [bytes]);
     } finally {
-      setCurrent(undefined);
+      this.active.delete(e.taskId ?? '');
+      if (!this.actor?.isAsync) setCurrent(undefined, this.actor?.className);
     }
+  }
+
+  private inlineObjectData(id: string, sv: SerializedValue, payloads: Uint8Array[]): tsray.v1.IObjectData {
+    const od: tsray.v1.IObjectData = { objectId: id, encoding: encodingToWire(sv.encoding), rawKind: sv.rawKind, containedRefs: sv.containedRefs, size: sv.bytes.byteLength };
+    od.inline = { frame: payloads.length, offset: 0, length: sv.bytes.byteLength };
+    payloads.push(sv.bytes);
+    return od;
   }
 
   /** ObjectData for a value: inline payload (index into `payloads`), or written into the arena. */
@@ -467,6 +621,8 @@ export class WorkerRuntime implements CoreRuntime {
       name: spec.name,
       jobId: this.jobId,
       parentTaskId: current?.taskId ?? '',
+      ...(spec.actorCreation ? { actorCreation: creationToWire(spec.actorCreation) } : {}),
+      ...(spec.actorId ? { actorId: spec.actorId, method: spec.method ?? '', concurrencyGroup: spec.concurrencyGroup ?? '' } : {}),
     });
     this.scheduleFlush();
   }
@@ -582,7 +738,7 @@ export class WorkerRuntime implements CoreRuntime {
 
   /** The running task starts waiting: tell the node and hand back the tasks queued behind it. */
   private block(): void {
-    if (!this.running || this.blockDepth++ > 0) return;
+    if (!this.running || this.actor || this.blockDepth++ > 0) return;
     const returned = this.queue.map((j) => j.exec.taskId ?? '');
     this.queue.length = 0;
     this.flushResults();
@@ -593,6 +749,31 @@ export class WorkerRuntime implements CoreRuntime {
   private unblock(): void {
     if (this.blockDepth === 0 || --this.blockDepth > 0) return;
     this.send({ workerBlocked: { blocked: false, taskId: this.running?.exec.taskId ?? '' } });
+  }
+
+  createActor(spec: SubmitSpec): string {
+    this.submitTask(spec);
+    return spec.actorCreation!.actorId;
+  }
+
+  private request(body: (id: number) => EnvelopeBody): Promise<tsray.v1.IGetActorReply> {
+    const id = ++this.requestSeq;
+    return new Promise((resolve) => {
+      this.requests.set(id, { resolve });
+      this.flushNow();
+      this.send(body(id));
+    });
+  }
+
+  async getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> {
+    const r = await this.request((requestId) => ({ getActorRequest: { requestId, name, namespace: namespace ?? '' } }));
+    if (r.error) throw new ActorNotFoundError(name, namespace || this.namespaceName || '(job namespace)');
+    return { actorId: r.actorId ?? '', className: r.className ?? '', methods: r.methods ?? [], module: '', key: '' };
+  }
+
+  killActor(actorId: string, noRestart: boolean): void {
+    this.flushNow();
+    this.send({ killActor: { actorId, noRestart } });
   }
 
   cancel(id: string, force: boolean): void {
@@ -615,6 +796,16 @@ export class WorkerRuntime implements CoreRuntime {
     this.scheduleFlush();
   }
 
+  /** Send pending results and messages while the process exits (see Outbox.flushSync). */
+  flushOnExit(): void {
+    try {
+      this.flushResults();
+      this.flushNow();
+    } finally {
+      this.outbox.flushSync();
+    }
+  }
+
   /** Give back one pin of an arena object. */
   unpin(id: string): void {
     this.unpins.push(id);
@@ -623,6 +814,7 @@ export class WorkerRuntime implements CoreRuntime {
 
   context(): RuntimeContext {
     return (
+      contextStore.getStore() ??
       current ?? {
         nodeId: this.nodeId,
         jobId: this.jobId,
@@ -638,7 +830,14 @@ export class WorkerRuntime implements CoreRuntime {
   }
 
   async shutdown(): Promise<void> {
-    /* a worker is stopped by its node */
+    if (this.mode !== 'driver') return; // a worker is stopped by its node
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.flushNow();
+    this.send({ heartbeat: { seq: 0, goodbye: true } });
+    await this.outbox.drain();
+    this.closed = true;
+    this.outbox.close();
+    this.socket.close();
   }
 
   private scheduleFlush(): void {
@@ -677,9 +876,11 @@ export class WorkerRuntime implements CoreRuntime {
 }
 
 let current: RuntimeContext | undefined;
-function setCurrent(c: RuntimeContext | undefined): void {
+/** Context of the call running in this async scope (async actors run several calls at once). */
+const contextStore = new AsyncLocalStorage<RuntimeContext>();
+function setCurrent(c: RuntimeContext | undefined, outputName?: string): void {
   current = c;
-  currentTaskName = c?.taskName;
+  currentTaskName = outputName ?? c?.taskName;
 }
 
 /** Name of the task running now (for the output prefix). @internal */
