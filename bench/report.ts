@@ -40,6 +40,8 @@ const GOALS: Record<string, Goal> = {
   single_client_wait_1k_refs: SYNC,
   single_client_tasks_sync: SYNC,
   single_client_tasks_async: ASYNC,
+  // Actor metrics (ray_perf.py): only 1:1 sync has one call in flight; the others submit batches
+  // (1000 calls, or 5000 per server/task) before one get.
   '1_1_actor_calls_sync': SYNC,
   '1_1_actor_calls_async': ASYNC,
   '1_1_actor_calls_concurrent': ASYNC,

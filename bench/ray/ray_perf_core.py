@@ -1,10 +1,12 @@
-"""Ray 2.58 side of the tsray core benchmarks: the single-client metrics of Ray's microbenchmark.
+"""Ray 2.58 side of the tsray core benchmarks: the single-client and actor metrics of Ray's microbenchmark.
 
 Every workload, multiplier and the timing method follow ``python/ray/_private/ray_perf.py`` of Ray
 2.58.0 (the file shipped in the installed wheel; compare with
 ``bench/.venv/lib/python3.11/site-packages/ray/_private/ray_perf.py``). Metric names are Ray's
 names in snake_case (``single client tasks sync`` -> ``single_client_tasks_sync``; the
-``(Plasma Store)`` suffix is dropped). Metrics run in ray_perf.py's order inside one ``ray.init()``
+``(Plasma Store)`` suffix is dropped; ``1:1 actor calls sync`` -> ``1_1_actor_calls_sync``,
+``async-actor`` -> ``async_actor``). The remote functions and actor classes below are ray_perf.py's,
+verbatim. Metrics run in ray_perf.py's order inside one ``ray.init()``
 with default arguments.
 
 Usage (from the repo root, with the bench venv):
@@ -20,6 +22,8 @@ bench/tsray/core.bench.ts). Metrics that need other ``ray.init`` arguments decla
 ``@registry.metric("placement_group_create_removal", session="placement_groups")``.
 """
 
+import asyncio
+import multiprocessing
 import os
 import sys
 
@@ -34,6 +38,54 @@ import ray  # noqa: E402
 from bench_harness import Registry, main  # noqa: E402
 
 registry = Registry()
+
+
+# ---- remote functions and actors of ray_perf.py (verbatim) ---------------------------------
+
+
+@ray.remote(num_cpus=0)
+class Actor:
+    def small_value(self):
+        return b"ok"
+
+    def small_value_arg(self, x):
+        return b"ok"
+
+    def small_value_batch(self, n):
+        ray.get([small_value.remote() for _ in range(n)])
+
+
+@ray.remote
+class AsyncActor:
+    async def small_value(self):
+        return b"ok"
+
+    async def small_value_with_arg(self, x):
+        return b"ok"
+
+    async def small_value_batch(self, n):
+        await asyncio.wait([small_value.remote() for _ in range(n)])
+
+
+@ray.remote(num_cpus=0)
+class Client:
+    def __init__(self, servers):
+        if not isinstance(servers, list):
+            servers = [servers]
+        self.servers = servers
+
+    def small_value_batch(self, n):
+        results = []
+        for s in self.servers:
+            results.extend([s.small_value.remote() for _ in range(n)])
+        ray.get(results)
+
+    def small_value_batch_arg(self, n):
+        x = ray.put(0)
+        results = []
+        for s in self.servers:
+            results.extend([s.small_value_arg.remote(x) for _ in range(n)])
+        ray.get(results)
 
 
 @ray.remote
@@ -125,6 +177,81 @@ def single_client_tasks_async(timeit):
         ray.get([small_value.remote() for _ in range(1000)])
 
     return timeit(small_task_async, 1000)
+
+
+# Actor metrics. ray_perf.py creates each metric's actors with a plain assignment, so Python's
+# refcounting ends the previous metric's actors when the name is rebound; here they end when the
+# metric function returns (the handles go out of scope).
+
+
+@registry.metric("1_1_actor_calls_sync")
+def actor_calls_sync(timeit):
+    a = Actor.remote()
+
+    def actor_sync():
+        ray.get(a.small_value.remote())
+
+    return timeit(actor_sync)
+
+
+@registry.metric("1_1_actor_calls_async")
+def actor_calls_async(timeit):
+    a = Actor.remote()
+
+    def actor_async():
+        ray.get([a.small_value.remote() for _ in range(1000)])
+
+    return timeit(actor_async, 1000)
+
+
+@registry.metric("1_1_actor_calls_concurrent")
+def actor_calls_concurrent(timeit):
+    a = Actor.options(max_concurrency=16).remote()
+
+    def actor_concurrent():
+        ray.get([a.small_value.remote() for _ in range(1000)])
+
+    return timeit(actor_concurrent, 1000)
+
+
+@registry.metric("1_n_actor_calls_async")
+def one_n_actor_calls_async(timeit):
+    n = 5000
+    n_cpu = multiprocessing.cpu_count() // 2
+    actors = [Actor._remote() for _ in range(n_cpu)]
+    client = Client.remote(actors)
+
+    def actor_async_direct():
+        ray.get(client.small_value_batch.remote(n))
+
+    return timeit(actor_async_direct, n * len(actors))
+
+
+@registry.metric("n_n_actor_calls_async")
+def n_n_actor_calls_async(timeit):
+    n = 5000
+    m = 4
+    n_cpu = multiprocessing.cpu_count() // 2
+    a = [Actor.remote() for _ in range(n_cpu)]
+
+    @ray.remote
+    def work(actors):
+        ray.get([actors[i % n_cpu].small_value.remote() for i in range(n)])
+
+    def actor_multi2():
+        ray.get([work.remote(a) for _ in range(m)])
+
+    return timeit(actor_multi2, m * n)
+
+
+@registry.metric("1_1_async_actor_calls_async")
+def async_actor_calls_async(timeit):
+    a = AsyncActor.remote()
+
+    def async_actor():
+        ray.get([a.small_value.remote() for _ in range(1000)])
+
+    return timeit(async_actor, 1000)
 
 
 if __name__ == "__main__":

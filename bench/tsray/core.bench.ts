@@ -1,17 +1,19 @@
 /**
- * tsray side of the core benchmarks: the single-client metrics of Ray's microbenchmark with the
+ * tsray side of the core benchmarks: the single-client and actor metrics of Ray's microbenchmark with the
  * workloads, multipliers and timing of Ray 2.58's `python/ray/_private/ray_perf.py` (twin:
  * bench/ray/ray_perf_core.py; timing: ./timeit.ts, a port of Ray's timeit).
  *
  * Usage (repo root, after `npx nx run-many -t build`):
  *   npx tsx bench/tsray/core.bench.ts [--quick] [--metrics a,b,c] [--list]
  *
- * Workers import this module to find `smallValue`, so remote functions stay at top level and all
- * main code sits behind `isMain(import.meta)`; nothing heavy may run at import time.
+ * Workers import this module to find `smallValue`, the actor classes and `work`, so remote
+ * functions and actor classes stay at top level and all main code sits behind
+ * `isMain(import.meta)`; nothing heavy may run at import time.
  *
  * Adding a metric: one `registry.metric(...)` call below (and its twin in ray_perf_core.py).
  */
-import { get, isMain, put, remote, wait } from '@tsray/core';
+import os from 'node:os';
+import { actor, get, isMain, kill, put, remote, wait, type ActorHandle } from '@tsray/core';
 import { benchMain, Registry } from './harness.js';
 
 /** ray_perf.py's `small_value` task (Ray returns `b"ok"`). */
@@ -24,6 +26,84 @@ function submitSmallValues(n: number): ReturnType<typeof smallValue.remote>[] {
   const refs: ReturnType<typeof smallValue.remote>[] = [];
   for (let i = 0; i < n; i++) refs.push(smallValue.remote());
   return refs;
+}
+
+// ---- ray_perf.py's actor classes -------------------------------------------------------------
+// Ray's sync methods that block in `ray.get(...)` return get()'s promise here (JS has no blocking
+// get); a class with no `async` method stays a sync actor, so such a call still runs alone.
+
+/** ray_perf.py's `Actor` (`@ray.remote(num_cpus=0)`). */
+class Actor {
+  smallValue(): string {
+    return 'ok';
+  }
+
+  smallValueArg(_x: unknown): string {
+    return 'ok';
+  }
+
+  smallValueBatch(n: number): Promise<void> {
+    return get(submitSmallValues(n)).then(() => undefined);
+  }
+}
+export const RemoteActor = actor(Actor, { numCpus: 0 });
+
+/** ray_perf.py's `AsyncActor` (`@ray.remote`: async methods make it an async actor). */
+class AsyncActor {
+  async smallValue(): Promise<string> {
+    return 'ok';
+  }
+
+  async smallValueWithArg(_x: unknown): Promise<string> {
+    return 'ok';
+  }
+
+  async smallValueBatch(n: number): Promise<void> {
+    // Ray: `await asyncio.wait([...])`, which waits for all of them without raising.
+    await Promise.allSettled(submitSmallValues(n).map((r) => get(r)));
+  }
+}
+export const RemoteAsyncActor = actor(AsyncActor);
+
+/** ray_perf.py's `Client` (`@ray.remote(num_cpus=0)`): drives calls on one or more server actors. */
+class Client {
+  readonly servers: ActorHandle<Actor>[];
+
+  constructor(servers: ActorHandle<Actor> | ActorHandle<Actor>[]) {
+    this.servers = Array.isArray(servers) ? servers : [servers];
+  }
+
+  smallValueBatch(n: number): Promise<void> {
+    const results: ReturnType<ActorHandle<Actor>['smallValue']['remote']>[] = [];
+    for (const s of this.servers) for (let i = 0; i < n; i++) results.push(s.smallValue.remote());
+    return get(results).then(() => undefined);
+  }
+
+  smallValueBatchArg(n: number): Promise<void> {
+    const x = put(0);
+    const results: ReturnType<ActorHandle<Actor>['smallValueArg']['remote']>[] = [];
+    for (const s of this.servers) for (let i = 0; i < n; i++) results.push(s.smallValueArg.remote(x));
+    return get(results).then(() => undefined);
+  }
+}
+export const RemoteClient = actor(Client, { numCpus: 0 });
+
+/** ray_perf.py's `n` and `m` of the n:n metric (its `work` closes over them, and over `n_cpu`). */
+const NN_CALLS = 5000;
+const NN_TASKS = 4;
+/** `multiprocessing.cpu_count() // 2`: the number of server actors of the 1:n and n:n metrics. */
+const N_CPU = Math.floor(os.cpus().length / 2);
+
+/** ray_perf.py's `work` task of "n:n actor calls async" (a closure inside main() there). */
+const work = remote(async function work(actors: ActorHandle<Actor>[]): Promise<void> {
+  const refs: ReturnType<ActorHandle<Actor>['smallValue']['remote']>[] = [];
+  for (let i = 0; i < NN_CALLS; i++) refs.push(actors[i % N_CPU]!.smallValue.remote());
+  await get(refs);
+});
+
+/** Ends a metric's actors when it is done (Ray: the handles go out of scope when it returns). */
+function killAll(handles: ActorHandle<unknown>[]): void {
+  for (const h of handles) kill(h);
 }
 
 /** ray_perf.py's large array: `np.zeros(100 * 1024 * 1024, dtype=np.int64)` (800 MiB). */
@@ -93,6 +173,96 @@ registry.metric('single_client_tasks_sync', {}, async (t) => {
 
 registry.metric('single_client_tasks_async', {}, async (t) => {
   return t(() => get(submitSmallValues(1000)), 1000);
+});
+
+// Actor metrics: each creates its actors as ray_perf.py does and kills them when done.
+
+registry.metric('1_1_actor_calls_sync', {}, async (t) => {
+  const a = RemoteActor.remote();
+  try {
+    return await t(() => get(a.smallValue.remote()));
+  } finally {
+    killAll([a]);
+  }
+});
+
+registry.metric('1_1_actor_calls_async', {}, async (t) => {
+  const a = RemoteActor.remote();
+  try {
+    return await t(() => {
+      const refs: ReturnType<typeof a.smallValue.remote>[] = [];
+      for (let i = 0; i < 1000; i++) refs.push(a.smallValue.remote());
+      return get(refs);
+    }, 1000);
+  } finally {
+    killAll([a]);
+  }
+});
+
+registry.metric(
+  '1_1_actor_calls_concurrent',
+  {
+    note: 'Ray runs the sync method on 16 threads (max_concurrency=16); a JS sync method cannot interleave, so tsray runs these calls one at a time (maxConcurrency: 16 passed as in Ray)',
+  },
+  async (t) => {
+    const a = RemoteActor.options({ maxConcurrency: 16 }).remote();
+    try {
+      return await t(() => {
+        const refs: ReturnType<typeof a.smallValue.remote>[] = [];
+        for (let i = 0; i < 1000; i++) refs.push(a.smallValue.remote());
+        return get(refs);
+      }, 1000);
+    } finally {
+      killAll([a]);
+    }
+  },
+);
+
+registry.metric(
+  '1_n_actor_calls_async',
+  { note: "the Client actor's method returns get()'s promise where Ray's blocks its thread in ray.get; it stays a sync actor" },
+  async (t) => {
+    const n = 5000;
+    const actors: ActorHandle<Actor>[] = [];
+    for (let i = 0; i < N_CPU; i++) actors.push(RemoteActor.remote());
+    const client = RemoteClient.remote(actors);
+    try {
+      return await t(() => get(client.smallValueBatch.remote(n)), n * actors.length);
+    } finally {
+      killAll([client, ...actors]);
+    }
+  },
+);
+
+registry.metric(
+  'n_n_actor_calls_async',
+  { note: "the work task awaits get() where Ray's blocks in ray.get; its n and n_cpu are module constants where Ray's closure captures them" },
+  async (t) => {
+    const a: ActorHandle<Actor>[] = [];
+    for (let i = 0; i < N_CPU; i++) a.push(RemoteActor.remote());
+    try {
+      return await t(() => {
+        const refs: ReturnType<typeof work.remote>[] = [];
+        for (let i = 0; i < NN_TASKS; i++) refs.push(work.remote(a));
+        return get(refs);
+      }, NN_TASKS * NN_CALLS);
+    } finally {
+      killAll(a);
+    }
+  },
+);
+
+registry.metric('1_1_async_actor_calls_async', {}, async (t) => {
+  const a = RemoteAsyncActor.remote();
+  try {
+    return await t(() => {
+      const refs: ReturnType<typeof a.smallValue.remote>[] = [];
+      for (let i = 0; i < 1000; i++) refs.push(a.smallValue.remote());
+      return get(refs);
+    }, 1000);
+  } finally {
+    killAll([a]);
+  }
 });
 
 // ---- local references (no tsray runtime) -----------------------------------------------------

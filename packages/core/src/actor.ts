@@ -11,7 +11,8 @@ import { setHandleReviver } from './serialization.js';
 import type { RemoteArgs, RemoteResult } from './remote-function.js';
 import { currentRuntime, ObjectRefGenerator } from './remote-function.js';
 import { callerModuleUrl } from './caller.js';
-import type { ActorCreation, FunctionRef, SubmitArg } from './runtime.js';
+import type { ActorCreation, FunctionRef, SchedulingSpec, SubmitArg } from './runtime.js';
+import { resolveScheduling, type SchedulingStrategy } from './placement-group.js';
 import { serialize } from './serialization.js';
 import { state } from './state.js';
 
@@ -45,6 +46,8 @@ export interface ActorOptions {
   methodConcurrencyGroups?: Record<string, string>;
   /** URL of the module that defines the class, when it cannot be found from the call stack. */
   module?: string;
+  /** Where the actor may run: 'DEFAULT', 'SPREAD', a placement group bundle, or a node. */
+  schedulingStrategy?: SchedulingStrategy;
 }
 
 /** Options of one actor method call (`handle.method.options({...}).remote()`). */
@@ -232,12 +235,14 @@ const KNOWN = new Set([
   'concurrencyGroups',
   'methodConcurrencyGroups',
   'module',
+  'schedulingStrategy',
 ]);
 
 interface ResolvedActorOptions {
   schedule: ResourceRequest;
   hold: ResourceRequest;
   opts: ActorOptions;
+  scheduling: SchedulingSpec | undefined;
 }
 
 function resolveActorOptions(o: ActorOptions, where: string, methods: string[]): ResolvedActorOptions {
@@ -269,7 +274,7 @@ function resolveActorOptions(o: ActorOptions, where: string, methods: string[]):
     if (!methods.includes(m)) throw new ValidationError('methodConcurrencyGroups', `${where}: methodConcurrencyGroups names "${m}", which is not a method`);
     if (!(g in (o.concurrencyGroups ?? {}))) throw new ValidationError('methodConcurrencyGroups', `${where}: concurrency group "${g}" is not in concurrencyGroups`);
   }
-  return { schedule, hold, opts: o };
+  return { schedule, hold, opts: o, scheduling: resolveScheduling(o.schedulingStrategy, where) };
 }
 
 /**
@@ -361,6 +366,7 @@ function createActor<C extends abstract new (...args: never[]) => unknown>(
     returnIds: [creationRef.id],
     name: `${fn.name}.__init__`,
     actorCreation: creation,
+    scheduling: r.scheduling ?? rt.context().capturedScheduling,
   });
   const handle = makeHandle<InstanceType<C>>({ actorId: finalId, className: fn.name, methods, module: fn.moduleUrl, key: fn.key });
   creationRef.release();

@@ -238,3 +238,8 @@ export class ActorNameTakenError extends TsrayError {
 export class ConnectionError extends TsrayError {
   override name = 'ConnectionError';
 }
+
+/** A placement group operation failed: removed twice, unknown group, bundle index out of range. */
+export class PlacementGroupError extends TsrayError {
+  override name = 'PlacementGroupError';
+}

@@ -22,6 +22,10 @@ export { ObjectRef } from './object-ref.js';
 export { actor, getActor, kill, actorInfo, isActorHandle, ACTOR_INFO } from './actor.js';
 export type { ActorClass, ActorHandle, ActorMethod, ActorOptions, ActorMethodOptions, ActorInfo, GetActorOptions, KillOptions } from './actor.js';
 export type { TaskOptions } from './options.js';
+export { placementGroup, removePlacementGroup, PlacementGroup } from './placement-group.js';
+export type { PlacementGroupOptions, PlacementGroupInfo, SchedulingStrategy } from './placement-group.js';
+export { clusterResources, availableResources, pendingDemand } from './state-api.js';
+export type { PendingDemand } from './state-api.js';
 export type { RuntimeContext } from './runtime.js';
 export {
   TsrayError,
@@ -41,5 +45,6 @@ export {
   ActorNameTakenError,
   ActorMethodNotFoundError,
   ConnectionError,
+  PlacementGroupError,
 } from './errors.js';
 export type { RemoteErrorInfo, ActorDeathInfo } from './errors.js';

@@ -4,6 +4,8 @@
  */
 import { resourceRequestFromOptions, type ResourceRequest } from '@tsray/scheduler';
 import { ValidationError } from './errors.js';
+import { resolveScheduling, type SchedulingStrategy } from './placement-group.js';
+import type { SchedulingSpec } from './runtime.js';
 
 /** Options of a remote function (`remote(fn, options)`, `fn.options(options)`), as Ray's. */
 export interface TaskOptions {
@@ -25,9 +27,11 @@ export interface TaskOptions {
   name?: string;
   /** URL of the module that defines the function, when it cannot be found from the call stack. */
   module?: string;
+  /** Where the task may run: 'DEFAULT', 'SPREAD', a placement group bundle, or a node. */
+  schedulingStrategy?: SchedulingStrategy;
 }
 
-const KNOWN = new Set(['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'numReturns', 'name', 'module']);
+const KNOWN = new Set(['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'numReturns', 'name', 'module', 'schedulingStrategy']);
 
 /** Validated options in the runtime's terms. @internal */
 export interface ResolvedTaskOptions {
@@ -37,6 +41,7 @@ export interface ResolvedTaskOptions {
   retryExceptions: boolean | string[];
   numReturns: number | 'streaming';
   name: string | undefined;
+  scheduling: SchedulingSpec | undefined;
 }
 
 /** Validate options; throws ValidationError naming the bad option. @internal */
@@ -70,5 +75,6 @@ export function resolveTaskOptions(opts: TaskOptions, where: string): ResolvedTa
   if (opts.name !== undefined && (typeof opts.name !== 'string' || opts.name === '')) {
     throw new ValidationError('name', `${where}: name must be a non-empty string`);
   }
-  return { resources: new Map(request.amounts), request, maxRetries, retryExceptions: re, numReturns: nr, name: opts.name };
+  const scheduling = resolveScheduling(opts.schedulingStrategy, where);
+  return { resources: new Map(request.amounts), request, maxRetries, retryExceptions: re, numReturns: nr, name: opts.name, scheduling };
 }

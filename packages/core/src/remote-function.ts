@@ -128,6 +128,7 @@ function submit(desc: FunctionRef, o: ResolvedTaskOptions, isGenerator: boolean,
     retryExceptions: o.retryExceptions,
     returnIds,
     name: desc.name,
+    scheduling: o.scheduling ?? rt.context().capturedScheduling,
   });
   if (streaming) return new ObjectRefGenerator(taskId, refs[0]! as ObjectRef<number>);
   return o.numReturns === 1 ? refs[0] : refs;

@@ -37,6 +37,18 @@ export interface SubmitSpec {
   concurrencyGroup?: string;
   /** Actor creation task. */
   actorCreation?: ActorCreation;
+  /** Scheduling strategy (undefined = DEFAULT). */
+  scheduling?: SchedulingSpec;
+}
+
+/** A validated scheduling strategy. */
+export interface SchedulingSpec {
+  kind: 'SPREAD' | 'PLACEMENT_GROUP' | 'NODE_AFFINITY';
+  pgId: string;
+  bundleIndex: number;
+  capture: boolean;
+  nodeId: string;
+  soft: boolean;
 }
 
 /** How to create an actor. */
@@ -92,6 +104,10 @@ export interface CoreRuntime {
   getActor(name: string, namespace: string | undefined): Promise<ActorInfoData>;
   /** Kill an actor; rejects with ActorDiedError if it is already dead (where the runtime can tell). */
   killActor(actorId: string, noRestart: boolean): void;
+  /** Reserve a placement group (creation is reported by sealing `<id>.ready`). */
+  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean): void;
+  /** Remove a placement group; throws if it was removed already (where the runtime can tell). */
+  removePlacementGroup(id: string): void;
   /** Runtime context of the current task (workers) or the driver. */
   context(): RuntimeContext;
   /** Shut down (driver: the embedded cluster; worker: nothing). */
@@ -116,4 +132,10 @@ export interface RuntimeContext {
   readonly pid: number;
   /** True in a worker process. */
   readonly isWorker: boolean;
+  /** Id of the actor this process hosts, if any. */
+  readonly actorId?: string;
+  /** Placement group of the current task or actor, if any. */
+  readonly placementGroupId?: string;
+  /** @internal the current task's strategy when its children inherit it (captureChildTasks). */
+  readonly capturedScheduling?: SchedulingSpec;
 }

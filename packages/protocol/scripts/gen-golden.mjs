@@ -104,6 +104,7 @@ const vectors = [
             actorId: 'actor-1',
             method: 'increment ✓',
             concurrencyGroup: 'io',
+            scheduling: { kind: 'PLACEMENT_GROUP', placementGroupId: 'pg-ü', bundleIndex: -1, captureChildTasks: true, nodeId: 'node-Ω', soft: true },
           },
         ],
       },
@@ -154,7 +155,7 @@ const vectors = [
           },
           { taskId: 'task-ε', function: fn('eval'), args: [{ value: spillObj('arg-s') }], maxRetries: 5 },
           { taskId: 'task-ctor', function: fn('Counter'), returnIds: ['r'], actorCreation: actorSpec },
-          { taskId: 'task-call', function: fn('Counter'), actorId: 'actor-😀', method: 'get_counter', concurrencyGroup: 'compute' },
+          { taskId: 'task-call', function: fn('Counter'), actorId: 'actor-😀', method: 'get_counter', concurrencyGroup: 'compute', scheduling: { kind: 'PLACEMENT_GROUP', placementGroupId: 'pg-ü', bundleIndex: -1, captureChildTasks: true, nodeId: 'node-Ω', soft: true } },
         ],
       },
     },
@@ -197,6 +198,20 @@ const vectors = [
   [
     'get_actor_reply',
     { getActorReply: { requestId: '7', actorId: 'actor-1', className: 'vLLMScheduler', methods: ['schedule'], error: 'no actor named "x" in namespace "head"' } },
+  ],
+  [
+    'placement_group_request',
+    {
+      placementGroupRequest: {
+        requestId: '4294967299',
+        placementGroupId: 'pg-ü',
+        bundles: [{ resources: [{ name: 'GPU', units: '10000' }, { name: 'CPU', units: '20000' }] }, { resources: [{ name: 'custom ✓', units: '5' }] }],
+        strategy: 'STRICT_SPREAD',
+        name: 'engines',
+        detached: true,
+        remove: true,
+      },
+    },
   ],
   ['kill_actor', { killActor: { actorId: 'actor-ß', noRestart: true, requestId: '4294967298' } }],
   ['heartbeat', { heartbeat: { seq: '12884901888', goodbye: true } }],

@@ -46,6 +46,7 @@ export const BODY_KINDS = [
   'getActorReply',
   'killActor',
   'heartbeat',
+  'placementGroupRequest',
 ] as const satisfies readonly BodyKind[];
 
 // Compile-time check that BODY_KINDS lists every member of the oneof.

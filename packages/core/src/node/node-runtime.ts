@@ -6,14 +6,17 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as zmq from 'zeromq';
-import { NodeResources, ResourceRequest, type Allocation } from '@tsray/scheduler';
+import { ClusterView, NodeResources, ResourceRequest, type Allocation } from '@tsray/scheduler';
+import { reserve, validateBundles, validateStrategy, type PlacementStrategy, type Reservation } from '@tsray/placement';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
-import { ActorNameTakenError, ActorNotFoundError, GetTimeoutError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
+import { ActorNameTakenError, ActorNotFoundError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
-import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
+import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SchedulingSpec, SubmitArg, SubmitSpec } from '../runtime.js';
+import type { PendingDemand } from '../state-api.js';
+import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
 import { deserialize as v8deserialize } from 'node:v8';
 import { FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
@@ -65,6 +68,32 @@ interface TaskRecord {
   namespace: string;
   /** Creation task: the actor it creates. Method call: the actor it calls. */
   actor: ActorRecord | undefined;
+  /** Where its resources come from: the node, or a placement group bundle. */
+  pool: Pool | undefined;
+}
+
+/** A resource pool: the node itself, or one bundle of a placement group. */
+interface Pool {
+  key: string;
+  resources: NodeResources;
+  pg: PgRecord | undefined;
+  bundleIndex: number;
+}
+
+/** A placement group on this node. */
+interface PgRecord {
+  id: string;
+  name: string;
+  strategy: PlacementStrategy;
+  bundles: ResourceRequest[];
+  raw: Record<string, number>[];
+  state: 'pending' | 'created' | 'removed';
+  reservation: Reservation | undefined;
+  pools: Pool[];
+  /** Tasks and actors waiting for the group to be created. */
+  waiting: TaskRecord[];
+  detached: boolean;
+  warned: boolean;
 }
 
 /** One actor's state on its node. */
@@ -80,6 +109,7 @@ interface ActorRecord {
   worker: WorkerHandle | undefined;
   allocation: Allocation | undefined;
   restartsLeft: number;
+  pool: Pool | undefined;
   /** Method calls in submission order, not yet sent to the worker (some may wait for arguments). */
   calls: TaskRecord[];
   death: ActorDeathInfo | undefined;
@@ -94,6 +124,7 @@ interface ActorRecord {
 
 interface Lease {
   key: string;
+  pool: Pool;
   request: ResourceRequest;
   /** Undefined while the worker is blocked in get/wait (its CPUs were given back) or ran unaccounted. */
   allocation: Allocation | undefined;
@@ -180,6 +211,10 @@ export class NodeRuntime implements CoreRuntime {
   private readonly aliases = new Map<string, string>();
   private readonly pendingActors: ActorRecord[] = [];
   readonly namespace: string;
+  private readonly pgs = new Map<string, PgRecord>();
+  private readonly pendingPgs: PgRecord[] = [];
+  private readonly cluster = new ClusterView();
+  private readonly nodePool: Pool;
 
   private constructor(private readonly opts: NodeRuntimeOptions) {
     this.nodeId = opts.nodeId;
@@ -198,6 +233,8 @@ export class NodeRuntime implements CoreRuntime {
     this.store.attach(this.objects);
     this.resources = new NodeResources(opts.resources, opts.gpuIds ? { gpuIds: opts.gpuIds } : undefined);
     this.cpuSlots = Math.max(1, Math.floor(opts.resources['CPU'] ?? 1));
+    this.cluster.addNode(this.nodeId, this.resources);
+    this.nodePool = { key: '', resources: this.resources, pg: undefined, bundleIndex: -1 };
     this.maxWorkers = this.cpuSlots + 64;
     this.reaper = setInterval(() => this.reapIdle(), 500);
     this.reaper.unref();
@@ -309,7 +346,13 @@ export class NodeRuntime implements CoreRuntime {
     const payload: ErrorPayload = { type: 'TaskCancelledError', taskName: t.spec.name, forced: force };
     if (t.state === 'deps' || t.state === 'queued') {
       if (t.state === 'queued' && !t.actor) {
-        this.queues.get(t.request.key)?.remove(t);
+        for (const q of this.queues.values()) if (q.remove(t)) break;
+      }
+      const sc = t.spec.scheduling;
+      if (sc?.kind === 'PLACEMENT_GROUP') {
+        const pg = this.pgs.get(sc.pgId);
+        const i = pg ? pg.waiting.indexOf(t) : -1;
+        if (i !== -1) pg!.waiting.splice(i, 1);
       }
       this.finishTask(t, errorObject(payload));
       return;
@@ -335,8 +378,10 @@ export class NodeRuntime implements CoreRuntime {
     this.objects.decRef(id);
   }
 
+  private driverContext: RuntimeContext | undefined;
+
   context(): RuntimeContext {
-    return {
+    return (this.driverContext ??= {
       nodeId: this.nodeId,
       jobId: this.jobId,
       taskId: undefined,
@@ -346,7 +391,7 @@ export class NodeRuntime implements CoreRuntime {
       signal: this.abort.signal,
       pid: process.pid,
       isWorker: false,
-    };
+    });
   }
 
   /** Value of a sealed object in this (driver) process. */
@@ -416,6 +461,7 @@ export class NodeRuntime implements CoreRuntime {
       startedAt: 0,
       namespace: owner ? this.namespaceOf(owner) : this.namespace,
       actor: undefined,
+      pool: undefined,
     };
     this.tasks.set(spec.taskId, t);
     if (spec.actorCreation) {
@@ -482,7 +528,44 @@ export class NodeRuntime implements CoreRuntime {
     this.finishTask(t, { encoding: 'error', rawKind: '', inline: Buffer.from(bytes), size: bytes.length, contained: [] });
   }
 
+  /**
+   * The pool a task or actor takes resources from, per its strategy. Undefined: it must wait (its
+   * placement group is not created yet; it was parked on the group) or it failed.
+   */
+  private poolFor(t: TaskRecord): Pool | undefined {
+    const sc = t.spec.scheduling;
+    if (!sc || sc.kind !== 'PLACEMENT_GROUP') {
+      if (sc?.kind === 'NODE_AFFINITY' && sc.nodeId !== this.nodeId && !sc.soft) {
+        this.finishTask(t, errorObject({ type: 'Other', name: 'TaskUnschedulableError', message: `task ${t.spec.name} has a hard affinity to node ${sc.nodeId}, which is not in the cluster (this node is ${this.nodeId})` }));
+        return undefined;
+      }
+      return this.nodePool;
+    }
+    const pg = this.pgs.get(sc.pgId);
+    if (!pg || pg.state === 'removed') {
+      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `task ${t.spec.name} targets placement group ${sc.pgId}, which ${pg ? 'was removed' : 'does not exist'}` }));
+      return undefined;
+    }
+    if (pg.state === 'pending') {
+      pg.waiting.push(t);
+      return undefined;
+    }
+    const req = t.spec.actorCreation ? (t.actor?.schedule ?? t.request) : t.request;
+    if (sc.bundleIndex >= pg.pools.length) {
+      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `bundleIndex ${sc.bundleIndex} is out of range: placement group ${pg.id} has ${pg.pools.length} bundle(s)` }));
+      return undefined;
+    }
+    if (sc.bundleIndex >= 0) return pg.pools[sc.bundleIndex];
+    return pg.pools.find((p) => p.resources.canFit(req)) ?? pg.pools.find((p) => p.resources.isFeasible(req)) ?? pg.pools[0];
+  }
+
   private enqueue(t: TaskRecord, front = false): void {
+    if (!t.pool) {
+      const pool = this.poolFor(t);
+      if (!pool) return;
+      t.pool = pool;
+      if (t.actor && t.spec.actorCreation) t.actor.pool = pool;
+    }
     if (t.actor) {
       t.state = 'queued';
       if (t.spec.actorCreation) this.queueActorStart(t.actor);
@@ -490,18 +573,18 @@ export class NodeRuntime implements CoreRuntime {
       return;
     }
     t.state = 'queued';
-    const key = t.request.key;
+    const key = t.pool.key ? `${t.request.key}|${t.pool.key}` : t.request.key;
     let q = this.queues.get(key);
     if (!q) this.queues.set(key, (q = new Deque()));
     if (front) q.unshift(t);
     else q.push(t);
-    if (!this.resources.isFeasible(t.request) && !this.warnedInfeasible.has(key)) {
+    if (!t.pool.resources.isFeasible(t.request) && !this.warnedInfeasible.has(key)) {
       this.warnedInfeasible.add(key);
       const msg =
-        `tsray: task ${t.spec.name} needs ${JSON.stringify(t.request.toJSON())} but no node can ever provide ` +
-        `${this.resources.missing(t.request).join(', ')} (node ${this.nodeId} has ${JSON.stringify(Object.fromEntries(
-          [...this.resources.total].map(([k, v]) => [k, v / 10_000]),
-        ))}); it stays pending until such a node joins`;
+        `tsray: task ${t.spec.name} needs ${JSON.stringify(t.request.toJSON())} but ${t.pool.pg ? `bundle ${t.pool.bundleIndex} of placement group ${t.pool.pg.id}` : 'no node'} can ever provide ` +
+        `${t.pool.resources.missing(t.request).join(', ')} (${t.pool.pg ? 'the bundle' : `node ${this.nodeId}`} has ${JSON.stringify(Object.fromEntries(
+          [...t.pool.resources.total].map(([k, v]) => [k, v / 10_000]),
+        ))}); it stays pending${t.pool.pg ? '' : ' until such a node joins'}`;
       logger().warn({ task: t.spec.name, request: t.request.toJSON() }, msg);
       process.stderr.write(`${msg}\n`);
     }
@@ -530,6 +613,7 @@ export class NodeRuntime implements CoreRuntime {
 
   private dispatch(): void {
     if (this.closed) return;
+    if (this.pendingPgs.length > 0) this.placePending();
     if (this.pendingActors.length > 0) this.startActors();
     for (const [key, q] of this.queues) {
       if (q.length === 0) continue;
@@ -549,7 +633,7 @@ export class NodeRuntime implements CoreRuntime {
         // Open another lease when every existing one is busy and resources allow (tasks that hold no
         // CPU open new workers only up to the CPU count).
         if (best === undefined || (best.worker.pipeline.length > 0 && (request.cpu > 0 || this.workers.size < this.cpuSlots))) {
-          const fresh = this.newLease(key, request);
+          const fresh = this.newLease(key, request, q.peek()!.pool ?? this.nodePool);
           if (fresh) {
             if (!leases) this.leasesByKey.set(key, (leases = []));
             leases.push(fresh);
@@ -563,9 +647,9 @@ export class NodeRuntime implements CoreRuntime {
     this.scheduleFlush();
   }
 
-  private newLease(key: string, request: ResourceRequest): Lease | undefined {
-    if (!this.resources.canFit(request)) return undefined;
-    const allocation = this.resources.allocate(request);
+  private newLease(key: string, request: ResourceRequest, pool: Pool): Lease | undefined {
+    if (!pool.resources.canFit(request)) return undefined;
+    const allocation = pool.resources.allocate(request);
     if (!allocation) return undefined;
     const gpuKey = allocation.gpuIds.join(',');
     let w: WorkerHandle | undefined;
@@ -581,13 +665,13 @@ export class NodeRuntime implements CoreRuntime {
         const victim = this.idle.shift();
         if (victim) this.stopWorker(victim);
         else {
-          this.resources.release(allocation);
+          pool.resources.release(allocation);
           return undefined;
         }
       }
       w = this.startWorker(gpuKey, allocation.gpuIds);
     }
-    const lease: Lease = { key, request, allocation, gpuIds: allocation.gpuIds, worker: w };
+    const lease: Lease = { key, pool, request, allocation, gpuIds: allocation.gpuIds, worker: w };
     w.lease = lease;
     return lease;
   }
@@ -596,7 +680,7 @@ export class NodeRuntime implements CoreRuntime {
     const l = w.lease;
     if (!l) return;
     w.lease = undefined;
-    if (l.allocation) this.resources.release(l.allocation);
+    if (l.allocation && l.pool.pg?.state !== 'removed') l.pool.resources.release(l.allocation);
     const list = this.leasesByKey.get(l.key);
     if (list) {
       const i = list.indexOf(l);
@@ -679,6 +763,7 @@ export class NodeRuntime implements CoreRuntime {
       gpuIds: w.lease ? [...w.lease.gpuIds] : w.actor?.allocation ? [...w.actor.allocation.gpuIds] : [],
       ...(t.spec.actorCreation ? { actorCreation: creationToWire(t.spec.actorCreation), actorId: t.spec.actorCreation.actorId } : {}),
       ...(t.spec.actorId ? { actorId: t.spec.actorId, method: t.spec.method ?? '', concurrencyGroup: t.spec.concurrencyGroup ?? '' } : {}),
+      ...(t.spec.scheduling ? { scheduling: schedulingToWire(t.spec.scheduling) } : {}),
     };
   }
 
@@ -790,6 +875,7 @@ export class NodeRuntime implements CoreRuntime {
       worker: undefined,
       allocation: undefined,
       restartsLeft: c.maxRestarts,
+      pool: undefined,
       calls: [],
       death: undefined,
       terminating: false,
@@ -802,13 +888,13 @@ export class NodeRuntime implements CoreRuntime {
   private queueActorStart(rec: ActorRecord): void {
     if (rec.state === 'dead') return;
     if (!this.pendingActors.includes(rec)) this.pendingActors.push(rec);
-    if (!this.resources.isFeasible(rec.schedule)) {
+    if (!(rec.pool ?? this.nodePool).resources.isFeasible(rec.schedule)) {
       const key = `actor:${rec.schedule.key}`;
       if (!this.warnedInfeasible.has(key)) {
         this.warnedInfeasible.add(key);
         const msg =
           `tsray: actor ${rec.creation.className} needs ${JSON.stringify(rec.schedule.toJSON())} but no node can ever provide ` +
-          `${this.resources.missing(rec.schedule).join(', ')}; it stays pending until such a node joins`;
+          `${(rec.pool ?? this.nodePool).resources.missing(rec.schedule).join(', ')}; it stays pending until such a node joins`;
         logger().warn({ actor: rec.creation.className }, msg);
         process.stderr.write(`${msg}\n`);
       }
@@ -824,11 +910,12 @@ export class NodeRuntime implements CoreRuntime {
         this.pendingActors.splice(i, 1);
         continue;
       }
-      if (!this.resources.canFit(rec.schedule)) {
+      const pool = rec.pool ?? this.nodePool;
+      if (!pool.resources.canFit(rec.schedule)) {
         i++;
         continue;
       }
-      const allocation = this.resources.allocate(rec.hold);
+      const allocation = pool.resources.allocate(rec.hold);
       if (!allocation) {
         i++;
         continue;
@@ -871,6 +958,7 @@ export class NodeRuntime implements CoreRuntime {
       startedAt: 0,
       namespace: rec.namespace,
       actor: rec,
+      pool: rec.pool,
     };
     this.tasks.set(taskId, t);
     return t;
@@ -950,7 +1038,7 @@ export class NodeRuntime implements CoreRuntime {
     if (i !== -1) this.pendingActors.splice(i, 1);
     if (rec.nameKey && this.names.get(rec.nameKey) === rec.id) this.names.delete(rec.nameKey);
     if (rec.allocation) {
-      this.resources.release(rec.allocation);
+      if (rec.pool?.pg?.state !== 'removed') (rec.pool ?? this.nodePool).resources.release(rec.allocation);
       rec.allocation = undefined;
     }
     for (const id of rec.ctorHolds) this.objects.decRef(id);
@@ -962,7 +1050,7 @@ export class NodeRuntime implements CoreRuntime {
   private actorWorkerDied(rec: ActorRecord, w: WorkerHandle, detail: string): void {
     rec.worker = undefined;
     if (rec.allocation) {
-      this.resources.release(rec.allocation);
+      if (rec.pool?.pg?.state !== 'removed') (rec.pool ?? this.nodePool).resources.release(rec.allocation);
       rec.allocation = undefined;
     }
     const inflight = w.pipeline.filter((t) => t.state === 'dispatched' && t.worker === w);
@@ -1033,6 +1121,132 @@ export class NodeRuntime implements CoreRuntime {
     else if (noRestart) {
       this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: 'it was killed with kill() before it started' });
     }
+  }
+
+
+  // ---------------------------------------------------------------- placement groups
+
+  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean): void {
+    const reqs = validateBundles(bundles);
+    const pg: PgRecord = {
+      id,
+      name,
+      strategy: validateStrategy(strategy),
+      bundles: reqs,
+      raw: bundles,
+      state: 'pending',
+      reservation: undefined,
+      pools: [],
+      waiting: [],
+      detached,
+      warned: false,
+    };
+    this.pgs.set(id, pg);
+    // The group holds its ready object, so pg.ready() can be asked for at any time.
+    this.objects.incRef(`${id}.ready`);
+    this.pendingPgs.push(pg);
+    this.scheduleDispatch();
+  }
+
+  /** Try to reserve pending groups, in creation order (atomic: all bundles or none). */
+  private placePending(): void {
+    for (let i = 0; i < this.pendingPgs.length; ) {
+      const pg = this.pendingPgs[i]!;
+      if (pg.state !== 'pending') {
+        this.pendingPgs.splice(i, 1);
+        continue;
+      }
+      const r = reserve(pg.bundles, pg.strategy, this.cluster);
+      if (r.kind !== 'reserved') {
+        if (r.kind === 'infeasible' && !pg.warned) {
+          pg.warned = true;
+          const msg = `tsray: placement group ${pg.name || pg.id} (${pg.strategy}, bundles ${JSON.stringify(pg.raw)}) cannot be placed on this cluster: ${r.reason}; it stays pending until nodes that can hold it join`;
+          logger().warn({ pg: pg.id }, msg);
+          process.stderr.write(`${msg}\n`);
+        }
+        i++;
+        continue;
+      }
+      this.pendingPgs.splice(i, 1);
+      pg.reservation = r.reservation;
+      pg.state = 'created';
+      pg.pools = pg.bundles.map((_, b) => ({ key: `pg:${pg.id}:${b}`, resources: r.reservation.bundleView(b), pg, bundleIndex: b }));
+      const info = {
+        id: pg.id,
+        strategy: pg.strategy,
+        bundles: pg.bundles.map((req, b) => ({ nodeId: r.reservation.nodeIds[b]!, gpuIds: [...r.reservation.gpuIds(b)], resources: req.toJSON() })),
+      };
+      this.objects.seal(`${pg.id}.ready`, this.store.store(serialize(info)));
+      for (const t of pg.waiting.splice(0)) this.enqueue(t);
+    }
+  }
+
+  removePlacementGroup(id: string): void {
+    const pg = this.pgs.get(id);
+    if (!pg) throw new PlacementGroupError(`placement group ${id} does not exist`);
+    if (pg.state === 'removed') throw new PlacementGroupError(`placement group ${pg.name || id} was already removed`);
+    const wasCreated = pg.state === 'created';
+    pg.state = 'removed';
+    const err = (what: string) => errorObject({ type: 'Other', name: 'PlacementGroupError', message: `${what}: its placement group ${pg.name || id} was removed` });
+    for (const t of pg.waiting.splice(0)) this.finishTask(t, err(`task ${t.spec.name}`));
+    // Actors in the group die; tasks in it are cancelled (running ones with their worker).
+    for (const rec of this.actors.values()) {
+      if (rec.pool?.pg === pg && rec.state !== 'dead') {
+        rec.killed = true;
+        const w = rec.worker;
+        this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: `its placement group ${pg.name || id} was removed` });
+        if (w) w.kill('SIGKILL');
+      }
+    }
+    for (const t of [...this.tasks.values()]) {
+      if (t.pool?.pg !== pg || t.actor) continue;
+      if (t.state === 'queued') {
+        for (const q of this.queues.values()) if (q.remove(t)) break;
+        this.finishTask(t, err(`task ${t.spec.name}`));
+      } else if (t.state === 'dispatched' && t.worker) {
+        t.cancelled = { forced: true };
+        this.sealReturns(t, err(`task ${t.spec.name}`));
+        t.worker.kill('SIGKILL');
+      }
+    }
+    if (wasCreated) pg.reservation!.release();
+    const pi = this.pendingPgs.indexOf(pg);
+    if (pi !== -1) this.pendingPgs.splice(pi, 1);
+    this.objects.seal(`${id}.ready`, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `placement group ${pg.name || id} was removed` }));
+    this.scheduleDispatch();
+  }
+
+  // ---------------------------------------------------------------- state API
+
+  clusterResources(): Record<string, number> {
+    return Object.fromEntries([...this.resources.total].map(([k, v]) => [k, v / 10_000]));
+  }
+
+  availableResources(): Record<string, number> {
+    return Object.fromEntries([...this.resources.available()].map(([k, v]) => [k, v / 10_000]));
+  }
+
+  pendingDemand(): PendingDemand[] {
+    const out: PendingDemand[] = [];
+    const byShape = new Map<string, PendingDemand>();
+    for (const q of this.queues.values()) {
+      for (let t = q.peek(), k = 0; t && k < 1; k++) {
+        const pool = t.pool ?? this.nodePool;
+        const key = `task|${t.spec.name}|${t.request.key}`;
+        const d = byShape.get(key) ?? { kind: 'task' as const, name: t.spec.name, resources: t.request.toJSON(), count: 0, infeasible: !pool.resources.isFeasible(t.request), missing: pool.resources.missing(t.request) };
+        d.count += q.length;
+        byShape.set(key, d);
+      }
+    }
+    out.push(...byShape.values());
+    for (const rec of this.pendingActors) {
+      const pool = rec.pool ?? this.nodePool;
+      out.push({ kind: 'actor', name: rec.creation.className, resources: rec.schedule.toJSON(), count: 1, infeasible: !pool.resources.isFeasible(rec.schedule), missing: pool.resources.missing(rec.schedule) });
+    }
+    for (const pg of this.pendingPgs) {
+      out.push({ kind: 'placement_group', name: pg.name || pg.id, resources: pg.raw, count: 1, infeasible: pg.warned, missing: [] });
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- workers
@@ -1133,7 +1347,7 @@ export class NodeRuntime implements CoreRuntime {
     if (w.lease) {
       const l = w.lease;
       w.lease = undefined;
-      if (l.allocation) this.resources.release(l.allocation);
+      if (l.allocation && l.pool.pg?.state !== 'removed') l.pool.resources.release(l.allocation);
       const list = this.leasesByKey.get(l.key);
       if (list) list.splice(list.indexOf(l), 1);
     }
@@ -1318,6 +1532,22 @@ export class NodeRuntime implements CoreRuntime {
         if (k.requestId) this.send(w, { getActorReply: { requestId: k.requestId, actorId: k.actorId, error } });
         return;
       }
+      case 'placementGroupRequest': {
+        const q = envelope.placementGroupRequest!;
+        let error = '';
+        try {
+          if (q.remove) this.removePlacementGroup(q.placementGroupId ?? '');
+          else {
+            const bundles = (q.bundles ?? []).map((b) => Object.fromEntries((b.resources ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0) / 10_000])));
+            this.createPlacementGroup(q.placementGroupId ?? '', bundles, q.strategy ?? 'PACK', q.name ?? '', q.detached === true);
+          }
+        } catch (e) {
+          error = (e as Error).message;
+          if (!q.remove) this.objects.seal(`${q.placementGroupId}.ready`, errorObject({ type: 'Other', name: 'PlacementGroupError', message: error }));
+        }
+        if (q.requestId) this.send(w, { getActorReply: { requestId: q.requestId, error } });
+        return;
+      }
       case 'heartbeat':
         w.lastSeen = Date.now();
         if (envelope.heartbeat!.goodbye) this.clientGone(w, 'said goodbye');
@@ -1420,14 +1650,14 @@ export class NodeRuntime implements CoreRuntime {
     if (b.blocked) {
       w.blocked = true;
       if (l?.allocation && l.request.gpu === 0) {
-        this.resources.release(l.allocation);
+        l.pool.resources.release(l.allocation);
         l.allocation = undefined;
       }
     } else {
       w.blocked = false;
       if (l && !l.allocation && l.request.gpu === 0) {
         // Take the CPUs again; if they are gone meanwhile, run on unaccounted (as Ray may oversubscribe).
-        l.allocation = this.resources.allocate(l.request) ?? undefined;
+        l.allocation = l.pool.resources.allocate(l.request) ?? undefined;
       }
     }
     this.scheduleDispatch();
@@ -1581,5 +1811,23 @@ function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
     name: s.name ?? '',
     ...(s.actorCreation ? { actorCreation: creationFromWire(s.actorCreation) } : {}),
     ...(s.actorId ? { actorId: s.actorId, method: s.method ?? '', concurrencyGroup: s.concurrencyGroup ?? '' } : {}),
+    ...(s.scheduling?.kind ? { scheduling: schedulingFromWire(s.scheduling) } : {}),
+  };
+}
+
+/** Protocol form of a scheduling strategy. */
+export function schedulingToWire(sc: SchedulingSpec): tsray.v1.ISchedulingStrategy {
+  return { kind: sc.kind, placementGroupId: sc.pgId, bundleIndex: sc.bundleIndex, captureChildTasks: sc.capture, nodeId: sc.nodeId, soft: sc.soft };
+}
+
+/** Scheduling strategy from its protocol form. */
+export function schedulingFromWire(w: tsray.v1.ISchedulingStrategy): SchedulingSpec {
+  return {
+    kind: (w.kind ?? 'SPREAD') as SchedulingSpec['kind'],
+    pgId: w.placementGroupId ?? '',
+    bundleIndex: w.bundleIndex ?? -1,
+    capture: w.captureChildTasks === true,
+    nodeId: w.nodeId ?? '',
+    soft: w.soft === true,
   };
 }

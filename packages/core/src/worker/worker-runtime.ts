@@ -15,7 +15,7 @@ import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
 import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
-import { creationFromWire, creationToWire } from '../node/node-runtime.js';
+import { creationFromWire, creationToWire, schedulingFromWire, schedulingToWire } from '../node/node-runtime.js';
 import { deserialize, serialize, type SerializedValue } from '../serialization.js';
 import { state, type RegisteredFunction } from '../state.js';
 import { encodingFromWire, encodingToWire, FrameBuilder, payloadView } from '../wire.js';
@@ -81,6 +81,8 @@ export class WorkerRuntime implements CoreRuntime {
   private requestSeq = 0;
   private readonly requests = new Map<number, { resolve: (r: tsray.v1.IGetActorReply) => void }>();
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Scheduling strategy the hosted actor was created with (its calls' children may inherit it). */
+  private actorScheduling: ReturnType<typeof schedulingFromWire> | undefined;
   private namespaceName = '';
   private closed = false;
 
@@ -451,7 +453,11 @@ export class WorkerRuntime implements CoreRuntime {
       signal: job.abort.signal,
       pid: process.pid,
       isWorker: true,
+      actorId: e.actorId || undefined,
+      placementGroupId: e.scheduling?.placementGroupId || this.actorScheduling?.pgId || undefined,
+      capturedScheduling: e.scheduling?.captureChildTasks ? schedulingFromWire(e.scheduling) : this.actorScheduling?.capture ? this.actorScheduling : undefined,
     };
+    if (e.actorCreation && e.scheduling?.kind) this.actorScheduling = schedulingFromWire(e.scheduling);
     // Output of actor calls is prefixed with the class name, as Ray does.
     setCurrent(ctx, this.actor?.className ?? e.actorCreation?.className ?? undefined);
     this.active.set(e.taskId ?? '', job);
@@ -623,6 +629,7 @@ export class WorkerRuntime implements CoreRuntime {
       parentTaskId: current?.taskId ?? '',
       ...(spec.actorCreation ? { actorCreation: creationToWire(spec.actorCreation) } : {}),
       ...(spec.actorId ? { actorId: spec.actorId, method: spec.method ?? '', concurrencyGroup: spec.concurrencyGroup ?? '' } : {}),
+      ...(spec.scheduling ? { scheduling: schedulingToWire(spec.scheduling) } : {}),
     });
     this.scheduleFlush();
   }
@@ -769,6 +776,24 @@ export class WorkerRuntime implements CoreRuntime {
     const r = await this.request((requestId) => ({ getActorRequest: { requestId, name, namespace: namespace ?? '' } }));
     if (r.error) throw new ActorNotFoundError(name, namespace || this.namespaceName || '(job namespace)');
     return { actorId: r.actorId ?? '', className: r.className ?? '', methods: r.methods ?? [], module: '', key: '' };
+  }
+
+  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean): void {
+    this.flushNow();
+    this.send({
+      placementGroupRequest: {
+        placementGroupId: id,
+        bundles: bundles.map((b) => ({ resources: Object.entries(b).map(([n, x]) => ({ name: n, units: Math.round(x * 10_000) })) })),
+        strategy,
+        name,
+        detached,
+      },
+    });
+  }
+
+  removePlacementGroup(id: string): void {
+    this.flushNow();
+    this.send({ placementGroupRequest: { placementGroupId: id, remove: true } });
   }
 
   killActor(actorId: string, noRestart: boolean): void {

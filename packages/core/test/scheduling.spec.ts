@@ -1,0 +1,152 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  availableResources,
+  clusterResources,
+  get,
+  GetTimeoutError,
+  init,
+  kill,
+  pendingDemand,
+  placementGroup,
+  PlacementGroupError,
+  removePlacementGroup,
+  shutdown,
+  ActorDiedError,
+  TaskError,
+  ValidationError,
+} from '@tsray/core';
+import { gpuTask, parentInGroup, RemoteGpuProbe, sleepTask } from './fixtures/gpus.js';
+
+const gc = (globalThis as { gc?: () => void }).gc!;
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    gc();
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return cond();
+}
+
+beforeAll(async () => {
+  // A node that declares 8 GPUs it does not have: scheduling and isolation are logical.
+  await init({ numCpus: 8, numGpus: 8, objectStoreMemory: 128 * 1024 * 1024, logToDriver: false });
+});
+afterAll(async () => {
+  await shutdown();
+});
+
+describe('GPU isolation on a fake-GPU node', () => {
+  it("the seed's four actors with GPUs [1, 1, 2, 2] see disjoint CUDA_VISIBLE_DEVICES; a fifth waits for GPUs", async () => {
+    const actors = [1, 1, 2, 2].map((n) => RemoteGpuProbe.options({ numGpus: n }).remote());
+    const seen = await get(actors.map((a) => a.devices.remote()));
+    const ids = seen.map((s) => s.cuda!.split(','));
+    expect(ids.map((x) => x.length)).toEqual([1, 1, 2, 2]);
+    const all = ids.flat();
+    expect(new Set(all).size).toBe(6);
+    for (const s of seen) expect([...s.gpuIds]).toEqual(s.cuda!.split(','));
+    expect(availableResources()['GPU']).toBe(2);
+    // A fifth engine needing 4 GPUs cannot start yet; it shows as pending demand (feasible).
+    const fifth = RemoteGpuProbe.options({ numGpus: 4 }).remote();
+    const first = fifth.devices.remote();
+    await expect(get(first, { timeout: 0.5 })).rejects.toBeInstanceOf(GetTimeoutError);
+    const demand = pendingDemand().find((d) => d.kind === 'actor' && (d.resources as Record<string, number>)['GPU'] === 4);
+    expect(demand).toBeDefined();
+    expect(demand!.infeasible).toBe(false);
+    // Killing a 2-GPU actor frees enough: the fifth starts on 4 free GPUs.
+    kill(actors[2]!);
+    const got = await get(first);
+    expect(got.cuda!.split(',').length).toBe(4);
+    for (const id of got.cuda!.split(',')) expect(ids[3]).not.toContain(id);
+    for (const a of [actors[0]!, actors[1]!, actors[3]!, fifth]) kill(a);
+  });
+
+  it('two 0.5-GPU actors share one GPU id', async () => {
+    const a = RemoteGpuProbe.options({ numGpus: 0.5 }).remote();
+    const b = RemoteGpuProbe.options({ numGpus: 0.5 }).remote();
+    const [da, db] = await get([a.devices.remote(), b.devices.remote()]);
+    expect(da.cuda).toBe(db.cuda);
+    expect(da.cuda!.split(',').length).toBe(1);
+    kill(a);
+    kill(b);
+  });
+
+  it('tasks get their GPUs and give them back', async () => {
+    const r = await get(gpuTask.options({ numGpus: 2 }).remote());
+    expect(r.cuda!.split(',').length).toBe(2);
+    expect(await until(() => availableResources()['GPU'] === 8, 5000)).toBe(true);
+  });
+});
+
+describe('placement groups', () => {
+  it('reserves bundles atomically with stable bundle order and GPU ids', async () => {
+    const pg = placementGroup([{ GPU: 2, CPU: 1 }, { GPU: 1, CPU: 1 }], { strategy: 'STRICT_PACK', name: 'engines' });
+    const info = await get(pg.ready());
+    expect(info.bundles.map((b) => b.gpuIds.length)).toEqual([2, 1]);
+    expect(availableResources()['GPU']).toBe(5);
+    const b0 = RemoteGpuProbe.options({ numGpus: 2, schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 0 } }).remote();
+    const b1 = RemoteGpuProbe.options({ numGpus: 1, schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 1 } }).remote();
+    const [d0, d1] = await get([b0.devices.remote(), b1.devices.remote()]);
+    expect(d0.cuda!.split(',')).toEqual(info.bundles[0]!.gpuIds);
+    expect(d1.cuda!.split(',')).toEqual(info.bundles[1]!.gpuIds);
+    expect(d0.pg).toBe(pg.id);
+    // Bundle GPUs follow bundle order.
+    expect(Number(info.bundles[0]!.gpuIds[0])).toBeLessThan(Number(info.bundles[1]!.gpuIds[0]));
+    // Removing the group stops what runs in it and frees the resources; twice is an error.
+    removePlacementGroup(pg);
+    await expect(get(b0.devices.remote())).rejects.toBeInstanceOf(ActorDiedError);
+    expect(() => removePlacementGroup(pg)).toThrow(PlacementGroupError);
+    expect(await until(() => availableResources()['GPU'] === 8, 5000)).toBe(true);
+  });
+
+  it('captures child tasks into the group', async () => {
+    const pg = placementGroup([{ CPU: 2 }]);
+    await get(pg.ready());
+    const r = await get(parentInGroup.options({ numCpus: 0.5, schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, captureChildTasks: true } }).remote());
+    expect(r).toEqual({ parent: pg.id, child: pg.id });
+    removePlacementGroup(pg);
+  });
+
+  it('tasks in a bundle never use more than the bundle holds', async () => {
+    const pg = placementGroup([{ CPU: 1 }]);
+    await get(pg.ready());
+    const inPg = sleepTask.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 0 } });
+    const t0 = Date.now();
+    await get([inPg.remote(300), inPg.remote(300)]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(580);
+    removePlacementGroup(pg);
+  });
+
+  it('a group no node can hold stays pending and is named in one warning', async () => {
+    const writes: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((c: unknown) => (writes.push(String(c)), true));
+    try {
+      const pg = placementGroup([{ CPU: 1 }, { CPU: 1 }], { strategy: 'STRICT_SPREAD', name: 'spread-2' });
+      expect(await pg.wait(0.3)).toBe(false);
+      expect(writes.filter((w) => w.includes('spread-2')).length).toBe(1);
+      expect(pendingDemand().some((d) => d.kind === 'placement_group' && d.name === 'spread-2')).toBe(true);
+      removePlacementGroup(pg);
+      await expect(get(pg.ready())).rejects.toThrow(/removed/);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('rejects bad input with typed errors', async () => {
+    expect(() => placementGroup([])).toThrow(ValidationError);
+    expect(() => placementGroup([{ CPU: 0 }])).toThrow(ValidationError);
+    expect(() => placementGroup([{ CPU: -1 }])).toThrow(/CPU/);
+    expect(() => placementGroup([{ CPU: 1 }], { strategy: 'DIAGONAL' as never })).toThrow(ValidationError);
+    const pg = placementGroup([{ CPU: 1 }]);
+    expect(() => gpuTask.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 3 } })).toThrow(/bundleIndex 3 is out of range/);
+    expect(() => gpuTask.options({ schedulingStrategy: 'SIDEWAYS' as never })).toThrow(ValidationError);
+    removePlacementGroup(pg);
+    const afterRemove = await get(gpuTask.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg } }).remote()).catch((e: unknown) => e);
+    expect(String((afterRemove as Error).message)).toContain('was removed');
+    void TaskError;
+  });
+
+  it('everything released restores the initial resource view', async () => {
+    expect(await until(() => JSON.stringify(availableResources()) === JSON.stringify(clusterResources()), 10_000)).toBe(true);
+  });
+});
