@@ -8,12 +8,13 @@ import { ActorMethodNotFoundError, ValidationError } from './errors.js';
 import { newId, returnId } from './ids.js';
 import { ACTOR_MARKER, ObjectRef, REF_MARKER } from './object-ref.js';
 import { setHandleReviver } from './serialization.js';
+import { setXlangHandleReviver } from './xlang.js';
 import type { RemoteArgs, RemoteResult } from './remote-function.js';
 import { currentRuntime, ObjectRefGenerator } from './remote-function.js';
 import { callerModuleUrl } from './caller.js';
 import type { ActorCreation, FunctionRef, SchedulingSpec, SubmitArg } from './runtime.js';
 import { resolveScheduling, type SchedulingStrategy } from './placement-group.js';
-import { serialize } from './serialization.js';
+import { serialize, serializeXlang } from './serialization.js';
 import { state } from './state.js';
 
 /** Options of an actor class (`actor(Class, options)`, `Cls.options(...)`), as Ray's. */
@@ -77,6 +78,8 @@ export interface ActorInfo {
   readonly methods: readonly string[];
   readonly module: string;
   readonly key: string;
+  /** 'python' for Python actors (methods are not known in advance; arguments travel as msgpack). */
+  readonly language?: 'python';
 }
 
 /** A handle to an actor of class `T`: `handle.method.remote(...)`. Serializable (pass it to tasks and actors). */
@@ -114,6 +117,21 @@ const handleProto: object = new Proxy(Object.create(null) as object, {
   },
 });
 
+/** Prototype of Python actor handles: any method name makes a call (the Python class decides). */
+const dynamicProto: object = new Proxy(Object.create(null) as object, {
+  get(_t, prop, receiver) {
+    if (typeof prop === 'symbol') {
+      if (prop === inspect.custom) return () => `ActorHandle(python ${(receiver as Record<string, ActorInfo>)[ACTOR_MARKER]?.className ?? '?'})`;
+      return undefined;
+    }
+    if (NOT_METHODS.has(prop)) return undefined;
+    const info = (receiver as Record<symbol, ActorInfo>)[ACTOR_INFO];
+    const m = makeMethod(info, prop, {});
+    Object.defineProperty(receiver, prop, { value: m, enumerable: false });
+    return m;
+  },
+});
+
 /** Methods of a class (own and inherited prototype functions, constructor excluded). */
 function methodNames(cls: abstract new (...args: never[]) => unknown): string[] {
   const names = new Set<string>();
@@ -140,7 +158,7 @@ function isAsyncClass(cls: abstract new (...args: never[]) => unknown): boolean 
 
 /** Build a handle object for an actor (also used when a handle is deserialized). @internal */
 export function makeHandle<T>(info: ActorInfo): ActorHandle<T> {
-  const h = Object.create(handleProto) as Record<string | symbol, unknown>;
+  const h = Object.create(info.language === 'python' ? dynamicProto : handleProto) as Record<string | symbol, unknown>;
   // Enumerable own data: survives structured clone; REF_MARKER makes the handle count as a ref.
   h[REF_MARKER] = info.actorId;
   h[ACTOR_MARKER] = { ...info, methods: [...info.methods] };
@@ -176,9 +194,11 @@ function callMethod(info: ActorInfo, method: string, opts: ActorMethodOptions, a
   const n = opts.numReturns ?? 1;
   const returnIds: string[] = [];
   for (let i = 0; i < n; i++) returnIds.push(returnId(taskId, i));
-  const submitArgs: SubmitArg[] = args.map((a, i) =>
-    ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: serialize(a, `${info.className}.${method}.remote() argument ${i}`) },
-  );
+  const py = info.language === 'python';
+  const submitArgs: SubmitArg[] = args.map((a, i) => {
+    const where = `${info.className}.${method}.remote() argument ${i}`;
+    return ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: py ? serializeXlang(a, where) : serialize(a, where) };
+  });
   const refs = returnIds.map((id) => new ObjectRef(id));
   rt.submitTask({
     taskId,
@@ -314,12 +334,23 @@ function makeClass<C extends abstract new (...args: never[]) => unknown>(fn: Fun
   } as ActorClass<C>;
 }
 
+/** @internal Python actor classes (see python.ts). */
+export function makePythonActorClass<T>(fn: FunctionRef, options: ActorOptions): { remote(...args: unknown[]): ActorHandle<T>; options(o: ActorOptions): ReturnType<typeof makePythonActorClass<T>>; className: string } {
+  const resolved = resolveActorOptions(options, `python.actor(${fn.name})`, []);
+  return {
+    className: fn.name,
+    options: (o: ActorOptions) => makePythonActorClass<T>(fn, { ...options, ...o }),
+    remote: (...args: unknown[]) => createActor(fn, [], true, resolved, args, 'python') as unknown as ActorHandle<T>,
+  };
+}
+
 function createActor<C extends abstract new (...args: never[]) => unknown>(
   fn: FunctionRef,
   methods: string[],
   isAsync: boolean,
   r: ResolvedActorOptions,
   args: unknown[],
+  language?: 'python',
 ): ActorHandle<InstanceType<C>> {
   const rt = currentRuntime(`${fn.name}.remote()`);
   const o = r.opts;
@@ -347,9 +378,10 @@ function createActor<C extends abstract new (...args: never[]) => unknown>(
     holdRequest: r.hold,
     isAsync,
   };
-  const submitArgs: SubmitArg[] = args.map((a, i) =>
-    ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: serialize(a, `${fn.name}.remote() constructor argument ${i}`) },
-  );
+  const submitArgs: SubmitArg[] = args.map((a, i) => {
+    const where = `${fn.name}.remote() constructor argument ${i}`;
+    return ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: language ? serializeXlang(a, where) : serialize(a, where) };
+  });
   const taskId = newId('t');
   const creationRef = new ObjectRef(returnId(taskId, 0));
   // The runtime may answer with another actor id (getIfExists found one) or throw (name taken).
@@ -368,7 +400,7 @@ function createActor<C extends abstract new (...args: never[]) => unknown>(
     actorCreation: creation,
     scheduling: r.scheduling ?? rt.context().capturedScheduling,
   });
-  const handle = makeHandle<InstanceType<C>>({ actorId: finalId, className: fn.name, methods, module: fn.moduleUrl, key: fn.key });
+  const handle = makeHandle<InstanceType<C>>({ actorId: finalId, className: fn.name, methods, module: fn.moduleUrl, key: fn.key, ...(language ? { language } : {}) });
   creationRef.release();
   return handle;
 }
@@ -409,3 +441,4 @@ export function actorInfo(handle: ActorHandle<unknown>): ActorInfo {
 export { ObjectRefGenerator };
 
 setHandleReviver((info) => makeHandle(info as ActorInfo));
+setXlangHandleReviver((i) => makeHandle({ actorId: i.actorId, className: i.className, methods: i.methods, module: '', key: '', ...(i.methods.length === 0 ? { language: 'python' as const } : {}) }));

@@ -3,6 +3,7 @@
  * @internal
  */
 import * as v8 from 'node:v8';
+import { xlangDecode, xlangEncode } from './xlang.js';
 import {
   ActorDiedError,
   type ActorDeathInfo,
@@ -25,14 +26,14 @@ export type ErrorPayload =
   | { type: 'ActorDiedError'; info: ActorDeathInfo }
   | { type: 'Other'; name: string; message: string };
 
-/** Encode an error payload (V8 bytes). */
-export function encodeErrorPayload(p: ErrorPayload): Buffer {
-  return v8.serialize(p);
+/** Encode an error payload (V8 bytes, or msgpack for callers in other languages). */
+export function encodeErrorPayload(p: ErrorPayload, xlang = false): Buffer {
+  return xlang ? xlangEncode(JSON.parse(JSON.stringify(p))) : v8.serialize(p);
 }
 
-/** The Error instance a `get` rejects with. */
-export function errorFromPayload(bytes: Uint8Array): Error {
-  const p = v8.deserialize(bytes) as ErrorPayload;
+/** The Error instance a `get` rejects with (`rawKind` 'msgpack': from a Python process). */
+export function errorFromPayload(bytes: Uint8Array, rawKind = ''): Error {
+  const p = (rawKind === 'msgpack' ? xlangDecode(bytes) : v8.deserialize(bytes)) as ErrorPayload;
   switch (p.type) {
     case 'TaskError':
       return new TaskError(p.info);

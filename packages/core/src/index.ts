@@ -23,6 +23,9 @@ export { actor, getActor, kill, actorInfo, isActorHandle, ACTOR_INFO } from './a
 export type { ActorClass, ActorHandle, ActorMethod, ActorOptions, ActorMethodOptions, ActorInfo, GetActorOptions, KillOptions } from './actor.js';
 export type { TaskOptions } from './options.js';
 export { placementGroup, removePlacementGroup, PlacementGroup } from './placement-group.js';
+export { python } from './python.js';
+export type { PythonActorClass } from './python.js';
+export { NDArray } from './xlang.js';
 export type { PlacementGroupOptions, PlacementGroupInfo, SchedulingStrategy } from './placement-group.js';
 export { clusterResources, availableResources, pendingDemand } from './state-api.js';
 export type { PendingDemand } from './state-api.js';

@@ -3,7 +3,7 @@
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -42,6 +42,11 @@ export interface InitOptions {
   logLevel?: string;
   /** Bytes of the object store faulted in at start, in a background thread. Default: min(store, 2 GiB). */
   prefaultBytes?: number;
+  /**
+   * Python interpreter for Python tasks and actors (it needs the `tsray` package). Default:
+   * TSRAY_PYTHON, else ./.venv/bin/python if present, else python3.
+   */
+  python?: string;
 }
 
 /** What `init()` returns. */
@@ -59,7 +64,7 @@ export interface ClusterInfo {
   namespace: string;
 }
 
-const KNOWN = new Set(['address', 'namespace', 'numCpus', 'numGpus', 'resources', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes']);
+const KNOWN = new Set(['python', 'address', 'namespace', 'numCpus', 'numGpus', 'resources', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes']);
 
 function checkAmount(name: string, v: unknown, integer = false): number | undefined {
   if (v === undefined) return undefined;
@@ -165,6 +170,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       logToDriver: options.logToDriver ?? true,
       prefaultBytes: options.prefaultBytes ?? Math.min(store, 2 * 1024 ** 3),
       namespace,
+      python: options.python ?? process.env['TSRAY_PYTHON'] ?? (existsSync(join(process.cwd(), '.venv/bin/python')) ? join(process.cwd(), '.venv/bin/python') : 'python3'),
     });
     s.runtime = node;
     // Other drivers on this machine find the cluster with init({ address: 'auto' }).

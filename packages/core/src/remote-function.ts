@@ -9,7 +9,7 @@ import { generatorItemId, newId, returnId } from './ids.js';
 import { ObjectRef } from './object-ref.js';
 import { resolveTaskOptions, type ResolvedTaskOptions, type TaskOptions } from './options.js';
 import type { CoreRuntime, FunctionRef, SubmitArg } from './runtime.js';
-import { serialize } from './serialization.js';
+import { serialize, serializeXlang } from './serialization.js';
 import { state } from './state.js';
 import { callerModuleUrl } from './caller.js';
 import { keepAlive } from './keep-alive.js';
@@ -76,7 +76,8 @@ export function remote<A extends unknown[], R>(fn: (...args: A) => R, options: T
   return makeRemote<A, R>({ moduleUrl, key, name: resolved.name ?? name }, resolved, options, isGenerator);
 }
 
-function makeRemote<A extends unknown[], R>(
+/** @internal also used for Python functions (arguments then travel as msgpack). */
+export function makeRemote<A extends unknown[], R>(
   desc: FunctionRef,
   resolved: ResolvedTaskOptions,
   raw: TaskOptions,
@@ -110,9 +111,11 @@ function submit(desc: FunctionRef, o: ResolvedTaskOptions, isGenerator: boolean,
   const returnIds: string[] = [];
   for (let i = 0; i < n; i++) returnIds.push(returnId(taskId, i));
   const submitArgs: SubmitArg[] = new Array(args.length);
+  const py = desc.moduleUrl.startsWith('py:');
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    submitArgs[i] = ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: serialize(a, `${desc.name}.remote() argument ${i}`) };
+    const where = `${desc.name}.remote() argument ${i}`;
+    submitArgs[i] = ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: py ? serializeXlang(a, where) : serialize(a, where) };
   }
   // Refs are created before submission so that the node sees this process as a holder first.
   const refs = returnIds.map((id) => new ObjectRef(id));

@@ -39,6 +39,8 @@ export interface SubmitSpec {
   actorCreation?: ActorCreation;
   /** Scheduling strategy (undefined = DEFAULT). */
   scheduling?: SchedulingSpec;
+  /** The caller is not TypeScript: results are encoded as msgpack. */
+  xlang?: boolean;
 }
 
 /** A validated scheduling strategy. */

@@ -6,10 +6,11 @@
 import * as v8 from 'node:v8';
 import { SerializationError } from './errors.js';
 import { ACTOR_MARKER, ObjectRef, REF_MARKER } from './object-ref.js';
+import { xlangDecode, xlangEncodeWithRefs } from './xlang.js';
 
 /** A value turned into bytes. `bytes` may alias the caller's memory for raw values: copy before keeping. */
 export interface SerializedValue {
-  encoding: 'v8' | 'raw' | 'error';
+  encoding: 'v8' | 'raw' | 'error' | 'msgpack';
   /** Class of a raw value: 'Buffer', 'Uint8Array', ..., 'ArrayBuffer', 'DataView'. */
   rawKind: string;
   bytes: Uint8Array;
@@ -78,6 +79,12 @@ export function setHandleReviver(fn: (info: unknown) => unknown): void {
   handleReviver = fn;
 }
 
+/** Serialize a value for a Python process (cross-language msgpack, docs/xlang.md). */
+export function serializeXlang(value: unknown, path = 'value'): SerializedValue {
+  const { bytes, refs } = xlangEncodeWithRefs(value, path);
+  return { encoding: 'msgpack', rawKind: '', bytes, containedRefs: refs };
+}
+
 /** Serialize an error for `ENCODING_ERROR` objects. */
 export function serializeError(info: object): SerializedValue {
   return { encoding: 'error', rawKind: '', bytes: v8.serialize(info), containedRefs: [] };
@@ -87,8 +94,9 @@ export function serializeError(info: object): SerializedValue {
  * Turn bytes back into a value. For raw values the result aliases `bytes` (zero copy) when
  * alignment allows; V8 values are always fresh copies.
  */
-export function deserialize(encoding: 'v8' | 'raw' | 'error', rawKind: string, bytes: Uint8Array): unknown {
+export function deserialize(encoding: 'v8' | 'raw' | 'error' | 'msgpack', rawKind: string, bytes: Uint8Array): unknown {
   if (encoding === 'raw') return rawFromBytes(rawKind, bytes);
+  if (encoding === 'msgpack') return xlangDecode(bytes);
   const value = v8.deserialize(bytes);
   if (encoding === 'v8' && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(MARKER_BYTES) !== -1) {
     return revive(value, new Set());

@@ -8,13 +8,13 @@ import type { StoredObject } from './node/object-table.js';
 const Enc = tsray.v1.Encoding;
 
 /** Encoding name -> protocol enum. */
-export function encodingToWire(e: 'v8' | 'raw' | 'error'): tsray.v1.Encoding {
-  return e === 'v8' ? Enc.ENCODING_V8 : e === 'raw' ? Enc.ENCODING_RAW : Enc.ENCODING_ERROR;
+export function encodingToWire(e: 'v8' | 'raw' | 'error' | 'msgpack'): tsray.v1.Encoding {
+  return e === 'v8' ? Enc.ENCODING_V8 : e === 'raw' ? Enc.ENCODING_RAW : e === 'msgpack' ? Enc.ENCODING_MSGPACK : Enc.ENCODING_ERROR;
 }
 
 /** Protocol enum -> encoding name. */
-export function encodingFromWire(e: tsray.v1.Encoding | null | undefined): 'v8' | 'raw' | 'error' {
-  return e === Enc.ENCODING_RAW ? 'raw' : e === Enc.ENCODING_ERROR ? 'error' : 'v8';
+export function encodingFromWire(e: tsray.v1.Encoding | null | undefined): 'v8' | 'raw' | 'error' | 'msgpack' {
+  return e === Enc.ENCODING_RAW ? 'raw' : e === Enc.ENCODING_ERROR ? 'error' : e === Enc.ENCODING_MSGPACK ? 'msgpack' : 'v8';
 }
 
 /** Packs payloads into frames: small ones share frame 0, large ones get frames of their own. */

@@ -3,6 +3,7 @@
  * embedded cluster it lives in the driver process and implements the driver's CoreRuntime directly.
  * @internal
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as zmq from 'zeromq';
@@ -19,7 +20,7 @@ import type { PendingDemand } from '../state-api.js';
 import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
 import { deserialize as v8deserialize } from 'node:v8';
-import { FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
+import { encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
 import { INLINE_THRESHOLD, NodeStore } from './store.js';
@@ -43,6 +44,8 @@ export interface NodeRuntimeOptions {
   namespace: string;
   /** A client driver silent for longer than this is treated as gone. Default 10 s. */
   clientTimeoutMs?: number;
+  /** Python interpreter for Python workers (with the `tsray` package installed). */
+  python: string;
 }
 
 type TaskState = 'deps' | 'queued' | 'dispatched' | 'done';
@@ -159,6 +162,7 @@ class WorkerHandle {
     readonly id: string,
     /** The process (undefined for a client driver, which is not our child). */
     readonly proc: WorkerProcess | undefined,
+    /** GPU ids and language: idle workers are reused only for the same set. */
     readonly gpuKey: string,
     readonly kind: 'worker' | 'driver' = 'worker',
   ) {
@@ -397,7 +401,7 @@ export class NodeRuntime implements CoreRuntime {
   /** Value of a sealed object in this (driver) process. */
   private materialize(e: ObjectEntry): unknown {
     const d = e.data!;
-    if (d.encoding === ENC_ERROR) throw errorFromPayload(this.store.bytes(d));
+    if (d.encoding === ENC_ERROR) throw errorFromPayload(this.store.bytes(d), d.rawKind);
     if (d.shm && d.encoding === 'raw') {
       const view = this.store.arena.view(d.shm.offset, d.shm.length);
       const value = deserialize('raw', d.rawKind, view) as object;
@@ -559,7 +563,38 @@ export class NodeRuntime implements CoreRuntime {
     return pg.pools.find((p) => p.resources.canFit(req)) ?? pg.pools.find((p) => p.resources.isFeasible(req)) ?? pg.pools[0];
   }
 
+  private pythonCheck: string | undefined | null = null;
+
+  /** Why Python workers cannot start here (undefined: they can). Checked once. */
+  private pythonProblem(): string | undefined {
+    if (this.pythonCheck !== null) return this.pythonCheck;
+    const py = this.opts.python;
+    try {
+      const out = execFileSync(py, ['-c', 'import sys; import tsray.worker; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      const [maj, min] = out.split('.').map(Number);
+      this.pythonCheck = maj! > 3 || (maj === 3 && min! >= 10) ? undefined : `Python ${out} at ${py} is too old: tsray needs Python >= 3.10 (pass init({ python }) or set TSRAY_PYTHON)`;
+    } catch (e) {
+      const err = e as { code?: string; stderr?: string; message: string };
+      this.pythonCheck =
+        err.code === 'ENOENT'
+          ? `no Python interpreter at "${py}": install Python >= 3.10 with the tsray package (pip install ./python) and pass init({ python: '/path/to/python' }) or set TSRAY_PYTHON`
+          : `the Python interpreter "${py}" cannot import the tsray package (${(err.stderr ?? err.message).trim().split('\n').pop()}): pip install ./python into that environment, or point init({ python }) / TSRAY_PYTHON at one that has it`;
+    }
+    return this.pythonCheck;
+  }
+
   private enqueue(t: TaskRecord, front = false): void {
+    if (isPython(t.spec.fn.moduleUrl) && t.state === 'deps') {
+      const problem = this.pythonProblem();
+      if (problem) {
+        const err = errorObject({ type: 'Other', name: 'PythonEnvironmentError', message: `task ${t.spec.name}: ${problem}` });
+        if (t.actor && t.spec.actorCreation) {
+          this.finishTask(t, err);
+          this.actorDead(t.actor, { actorId: t.actor.id, className: t.actor.creation.className, reason: 'crashed', detail: problem });
+        } else this.finishTask(t, err);
+        return;
+      }
+    }
     if (!t.pool) {
       const pool = this.poolFor(t);
       if (!pool) return;
@@ -573,7 +608,8 @@ export class NodeRuntime implements CoreRuntime {
       return;
     }
     t.state = 'queued';
-    const key = t.pool.key ? `${t.request.key}|${t.pool.key}` : t.request.key;
+    const lang = isPython(t.spec.fn.moduleUrl) ? '|py' : '';
+    const key = (t.pool.key ? `${t.request.key}|${t.pool.key}` : t.request.key) + lang;
     let q = this.queues.get(key);
     if (!q) this.queues.set(key, (q = new Deque()));
     if (front) q.unshift(t);
@@ -633,7 +669,7 @@ export class NodeRuntime implements CoreRuntime {
         // Open another lease when every existing one is busy and resources allow (tasks that hold no
         // CPU open new workers only up to the CPU count).
         if (best === undefined || (best.worker.pipeline.length > 0 && (request.cpu > 0 || this.workers.size < this.cpuSlots))) {
-          const fresh = this.newLease(key, request, q.peek()!.pool ?? this.nodePool);
+          const fresh = this.newLease(key, request, q.peek()!.pool ?? this.nodePool, isPython(q.peek()!.spec.fn.moduleUrl));
           if (fresh) {
             if (!leases) this.leasesByKey.set(key, (leases = []));
             leases.push(fresh);
@@ -647,11 +683,11 @@ export class NodeRuntime implements CoreRuntime {
     this.scheduleFlush();
   }
 
-  private newLease(key: string, request: ResourceRequest, pool: Pool): Lease | undefined {
+  private newLease(key: string, request: ResourceRequest, pool: Pool, python: boolean): Lease | undefined {
     if (!pool.resources.canFit(request)) return undefined;
     const allocation = pool.resources.allocate(request);
     if (!allocation) return undefined;
-    const gpuKey = allocation.gpuIds.join(',');
+    const gpuKey = allocation.gpuIds.join(',') + (python ? '|py' : '');
     let w: WorkerHandle | undefined;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       if (this.idle[i]!.gpuKey === gpuKey) {
@@ -669,7 +705,7 @@ export class NodeRuntime implements CoreRuntime {
           return undefined;
         }
       }
-      w = this.startWorker(gpuKey, allocation.gpuIds);
+      w = this.startWorker(gpuKey, allocation.gpuIds, python);
     }
     const lease: Lease = { key, pool, request, allocation, gpuIds: allocation.gpuIds, worker: w };
     w.lease = lease;
@@ -764,13 +800,14 @@ export class NodeRuntime implements CoreRuntime {
       ...(t.spec.actorCreation ? { actorCreation: creationToWire(t.spec.actorCreation), actorId: t.spec.actorCreation.actorId } : {}),
       ...(t.spec.actorId ? { actorId: t.spec.actorId, method: t.spec.method ?? '', concurrencyGroup: t.spec.concurrencyGroup ?? '' } : {}),
       ...(t.spec.scheduling ? { scheduling: schedulingToWire(t.spec.scheduling) } : {}),
+      ...(t.spec.xlang ? { xlang: true } : {}),
     };
   }
 
   private argValueToWire(a: Extract<SubmitArg, { kind: 'value' }>, fb: FrameBuilder): tsray.v1.IObjectData {
     const v = a.value;
     return {
-      encoding: v.encoding === 'v8' ? tsray.v1.Encoding.ENCODING_V8 : tsray.v1.Encoding.ENCODING_RAW,
+      encoding: encodingToWire(v.encoding),
       rawKind: v.rawKind,
       inline: fb.add(v.bytes),
       containedRefs: v.containedRefs,
@@ -922,7 +959,7 @@ export class NodeRuntime implements CoreRuntime {
       }
       this.pendingActors.splice(i, 1);
       rec.allocation = allocation;
-      const w = this.startWorker(`actor:${rec.id}`, allocation.gpuIds);
+      const w = this.startWorker(`actor:${rec.id}`, allocation.gpuIds, isPython(rec.spec.fn.moduleUrl));
       w.actor = rec;
       rec.worker = w;
       rec.state = rec.state === 'restarting' ? 'restarting' : 'starting';
@@ -1251,7 +1288,7 @@ export class NodeRuntime implements CoreRuntime {
 
   // ---------------------------------------------------------------- workers
 
-  private startWorker(gpuKey: string, gpuIds: readonly string[]): WorkerHandle {
+  private startWorker(gpuKey: string, gpuIds: readonly string[], python = false): WorkerHandle {
     const id = `w${this.workerSeq++}-${process.pid}`;
     const env: Record<string, string> = {};
     if (gpuIds.length > 0 || (this.opts.resources['GPU'] ?? 0) > 0) env['CUDA_VISIBLE_DEVICES'] = gpuIds.join(',');
@@ -1265,7 +1302,8 @@ export class NodeRuntime implements CoreRuntime {
       arenaSize: this.store.capacity,
       env,
       logToDriver: this.opts.logToDriver,
-      defaultName: 'worker',
+      defaultName: python ? 'python-worker' : 'worker',
+      python: python ? this.opts.python : undefined,
     });
     const w = new WorkerHandle(id, proc, gpuKey);
     this.workers.set(id, w);
@@ -1724,6 +1762,11 @@ function storeErrorPayload(err: unknown): ErrorPayload {
   return { type: 'Other', name: (err as Error).name ?? 'Error', message: String((err as Error).message ?? err) };
 }
 
+/** Python functions and classes are named `py:<module>`. */
+function isPython(moduleUrl: string): boolean {
+  return moduleUrl.startsWith('py:');
+}
+
 function unknownActor(actorId: string, className: string): ActorDeathInfo {
   return { actorId, className, reason: 'unknown_actor', detail: 'no such actor on this node (it never existed here, or its record is gone)' };
 }
@@ -1795,7 +1838,7 @@ function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
     const d = storedFromWire(a.value!, payloads);
     return {
       kind: 'value',
-      value: { encoding: d.encoding as 'v8' | 'raw', rawKind: d.rawKind, bytes: d.inline ?? Buffer.alloc(0), containedRefs: d.contained },
+      value: { encoding: d.encoding, rawKind: d.rawKind, bytes: d.inline ?? Buffer.alloc(0), containedRefs: d.contained },
     };
   });
   return {
@@ -1812,6 +1855,7 @@ function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
     ...(s.actorCreation ? { actorCreation: creationFromWire(s.actorCreation) } : {}),
     ...(s.actorId ? { actorId: s.actorId, method: s.method ?? '', concurrencyGroup: s.concurrencyGroup ?? '' } : {}),
     ...(s.scheduling?.kind ? { scheduling: schedulingFromWire(s.scheduling) } : {}),
+    ...(s.xlang ? { xlang: true } : {}),
   };
 }
 

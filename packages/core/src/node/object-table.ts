@@ -5,7 +5,7 @@
 
 /** Where an object's bytes are. Exactly one of inline / shm / spillPath is set. */
 export interface StoredObject {
-  encoding: 'v8' | 'raw' | 'error';
+  encoding: 'v8' | 'raw' | 'error' | 'msgpack';
   rawKind: string;
   inline?: Buffer;
   shm?: { offset: number; length: number };

@@ -24,6 +24,8 @@ export interface SpawnWorkerOptions {
   logToDriver: boolean;
   /** Default name for the prefix until the worker announces one. */
   defaultName: string;
+  /** Start a Python worker with this interpreter (`python -m tsray.worker`). */
+  python?: string;
 }
 
 /** Node flags of the driver that workers inherit (loaders such as tsx, conditions), minus debugger flags. */
@@ -63,7 +65,8 @@ export class WorkerProcess {
   constructor(opts: SpawnWorkerOptions) {
     const entry = workerEntry();
     const argv = [...inheritedExecArgv(), ...entry.execArgv];
-    this.proc = spawn(process.execPath, [...argv, entry.path], {
+    const [cmd, args] = opts.python ? [opts.python, ['-u', '-m', 'tsray.worker']] : [process.execPath, [...argv, entry.path]];
+    this.proc = spawn(cmd, args, {
       stdio: ['pipe', 'pipe', 'pipe', opts.arenaFd],
       env: {
         ...process.env,

@@ -16,7 +16,7 @@ import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
 import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
 import { creationFromWire, creationToWire, schedulingFromWire, schedulingToWire } from '../node/node-runtime.js';
-import { deserialize, serialize, type SerializedValue } from '../serialization.js';
+import { deserialize, serialize, serializeXlang, type SerializedValue } from '../serialization.js';
 import { state, type RegisteredFunction } from '../state.js';
 import { encodingFromWire, encodingToWire, FrameBuilder, payloadView } from '../wire.js';
 
@@ -418,7 +418,7 @@ export class WorkerRuntime implements CoreRuntime {
 
   private argValue(od: tsray.v1.IObjectData, frames: Buffer[]): unknown {
     const enc = encodingFromWire(od.encoding);
-    if (enc === 'error') throw errorFromPayload(payloadView(od.inline!, frames));
+    if (enc === 'error') throw errorFromPayload(payloadView(od.inline!, frames), od.rawKind ?? '');
     if (od.inline) {
       const bytes = payloadView(od.inline, frames);
       // Raw values alias the message frame: copy so user code can keep and modify them.
@@ -515,7 +515,8 @@ export class WorkerRuntime implements CoreRuntime {
       const returns: tsray.v1.IObjectData[] = [];
       const payloads: Uint8Array[] = [];
       for (let i = 0; i < values.length; i++) {
-        const sv = serialize(values[i], `return value${ids.length > 1 ? ` ${i}` : ''} of task ${name}`);
+        const what = `return value${ids.length > 1 ? ` ${i}` : ''} of task ${name}`;
+        const sv = e.xlang ? serializeXlang(values[i], what) : serialize(values[i], what);
         // Small values are recorded synchronously (no await), so a result is queued the moment its
         // call returns, even if the next call ends the process.
         returns.push(sv.bytes.byteLength <= INLINE ? this.inlineObjectData(ids[i]!, sv, payloads) : await this.objectData(ids[i]!, sv, payloads));
@@ -526,8 +527,8 @@ export class WorkerRuntime implements CoreRuntime {
         this.addResult({ ...base, status: Status.TASK_STATUS_CANCELLED }, []);
         return;
       }
-      const bytes = encodeErrorPayload({ type: 'TaskError', info: remoteErrorInfo(err, name) });
-      const od: tsray.v1.IObjectData = { objectId: e.returnIds?.[0] ?? '', encoding: encodingToWire('error'), inline: { frame: 0, offset: 0, length: bytes.length }, size: bytes.length };
+      const bytes = encodeErrorPayload({ type: 'TaskError', info: remoteErrorInfo(err, name) }, e.xlang === true);
+      const od: tsray.v1.IObjectData = { objectId: e.returnIds?.[0] ?? '', encoding: encodingToWire('error'), rawKind: e.xlang ? 'msgpack' : '', inline: { frame: 0, offset: 0, length: bytes.length }, size: bytes.length };
       this.addResult({ ...base, status: Status.TASK_STATUS_ERROR, returns: [od], errorName: err instanceof Error ? err.name : typeof err }, [bytes]);
     } finally {
       this.active.delete(e.taskId ?? '');
@@ -686,7 +687,7 @@ export class WorkerRuntime implements CoreRuntime {
     const od = s.od!;
     // Inline and spilled data stay cached; arena data is delivered once per get (it carries a pin).
     if (od.shm) this.subs.delete(id);
-    if (encodingFromWire(od.encoding) === 'error') throw errorFromPayload(payloadView(od.inline!, s.frames!));
+    if (encodingFromWire(od.encoding) === 'error') throw errorFromPayload(payloadView(od.inline!, s.frames!), od.rawKind ?? '');
     return this.argValue(od, s.frames!);
   }
 

@@ -1,0 +1,172 @@
+/**
+ * The cross-language value codec (msgpack, docs/xlang.md): what TypeScript and Python processes
+ * exchange. TS-only traffic uses V8 structured clone instead.
+ * @internal
+ */
+import { addExtension, Packr } from 'msgpackr';
+import { SerializationError } from './errors.js';
+import { ACTOR_MARKER, ObjectRef, REF_MARKER } from './object-ref.js';
+
+/** An n-dimensional numeric array from Python (numpy); 1-D arrays arrive as plain TypedArrays. */
+export class NDArray {
+  constructor(
+    readonly dtype: string,
+    readonly shape: number[],
+    readonly data: ArrayBufferView,
+  ) {}
+}
+
+const DTYPES: Record<string, { new (b: ArrayBufferLike, o: number, n: number): ArrayBufferView; BYTES_PER_ELEMENT: number }> = {
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  float32: Float32Array,
+  float64: Float64Array,
+};
+const DTYPE_OF = new Map<unknown, string>(Object.entries(DTYPES).map(([k, v]) => [v, k]));
+
+class XRef {
+  constructor(readonly id: string) {}
+}
+class XArray {
+  constructor(
+    readonly dtype: string,
+    readonly shape: number[],
+    readonly bytes: Uint8Array,
+  ) {}
+}
+class XBig {
+  constructor(readonly digits: string) {}
+}
+class XHandle {
+  constructor(readonly info: [string, string, string[]]) {}
+}
+
+const inner = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint', moreTypes: false, encodeUndefinedAsNil: true });
+
+let handleReviver: ((info: { actorId: string; className: string; methods: string[] }) => unknown) | undefined;
+/** How decoded actor handles are built (actor.ts sets it). */
+export function setXlangHandleReviver(fn: typeof handleReviver): void {
+  handleReviver = fn;
+}
+
+addExtension({ Class: XRef, type: 1, pack: (x: XRef) => Buffer.from(x.id, 'utf8'), unpack: (b: Buffer) => new ObjectRef(b.toString('utf8')) });
+addExtension({
+  Class: XArray,
+  type: 2,
+  pack: (x: XArray) => inner.pack([x.dtype, x.shape, x.bytes]),
+  unpack: (b: Buffer) => {
+    const [dtype, shape, bytes] = inner.unpack(b) as [string, number[], Uint8Array];
+    const C = DTYPES[dtype];
+    if (!C) throw new SerializationError('value', `ndarray of dtype ${dtype}`, `supported dtypes: ${Object.keys(DTYPES).join(', ')}`);
+    let buf = bytes;
+    if (buf.byteOffset % C.BYTES_PER_ELEMENT !== 0) buf = new Uint8Array(buf);
+    const data = new C(buf.buffer, buf.byteOffset, buf.byteLength / C.BYTES_PER_ELEMENT);
+    return shape.length === 1 ? data : new NDArray(dtype, shape, data);
+  },
+});
+addExtension({ Class: XBig, type: 3, pack: (x: XBig) => Buffer.from(x.digits, 'utf8'), unpack: (b: Buffer) => BigInt(b.toString('utf8')) });
+addExtension({
+  Class: XHandle,
+  type: 4,
+  pack: (x: XHandle) => inner.pack(x.info),
+  unpack: (b: Buffer) => {
+    const [actorId, className, methods] = inner.unpack(b) as [string, string, string[]];
+    return handleReviver ? handleReviver({ actorId, className, methods }) : { actorId, className, methods };
+  },
+});
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'auto' as 'bigint', moreTypes: false, encodeUndefinedAsNil: true });
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/** Turn a value into msgpack-ready form, rejecting what other languages cannot take. */
+function prepare(v: unknown, path: string, seen: Set<object>, refs?: string[]): unknown {
+  switch (typeof v) {
+    case 'undefined':
+      return null;
+    case 'boolean':
+    case 'string':
+      return v;
+    case 'number':
+      return v;
+    case 'bigint':
+      return v >= INT64_MIN && v <= UINT64_MAX ? v : new XBig(v.toString());
+    case 'object': {
+      if (v === null) return null;
+      if (seen.has(v)) throw new SerializationError(path, 'cyclic structure', 'msgpack cannot express cycles');
+      const rec = v as Record<string, unknown>;
+      if (typeof rec[REF_MARKER] === 'string') {
+        const info = rec[ACTOR_MARKER] as { actorId: string; className: string; methods: string[] } | undefined;
+        refs?.push(rec[REF_MARKER] as string);
+        return info ? new XHandle([info.actorId, info.className, [...info.methods]]) : new XRef(rec[REF_MARKER] as string);
+      }
+      if (Buffer.isBuffer(v) || v instanceof Uint8Array) return v;
+      if (v instanceof ArrayBuffer) return new Uint8Array(v);
+      if (v instanceof NDArray) {
+        return new XArray(v.dtype, v.shape, new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength));
+      }
+      if (ArrayBuffer.isView(v)) {
+        const dtype = DTYPE_OF.get(v.constructor);
+        if (!dtype) throw new SerializationError(path, v.constructor.name, 'no matching numpy dtype');
+        return new XArray(dtype, [(v as unknown as { length: number }).length], new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      }
+      seen.add(v);
+      try {
+        if (Array.isArray(v)) return v.map((x, i) => prepare(x, `${path}[${i}]`, seen, refs));
+        const proto = Object.getPrototypeOf(v);
+        if (proto !== Object.prototype && proto !== null) {
+          throw new SerializationError(path, (v as object).constructor?.name ?? 'object', 'only plain objects, arrays, strings, numbers, bigints, booleans, null, Buffers, TypedArrays and refs cross to Python');
+        }
+        const out: Record<string, unknown> = {};
+        for (const k of Object.keys(v)) out[k] = prepare(rec[k], /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`, seen, refs);
+        return out;
+      } finally {
+        seen.delete(v);
+      }
+    }
+    default:
+      throw new SerializationError(path, typeof v === 'function' ? `function ${(v as { name?: string }).name || '(anonymous)'}` : typeof v, 'cannot cross to Python');
+  }
+}
+
+/** Encode a value as cross-language msgpack. Throws SerializationError naming the path. */
+export function xlangEncode(value: unknown, path = 'value'): Buffer {
+  return packr.pack(prepare(value, path, new Set()));
+}
+
+/** Encode a value as cross-language msgpack, with the ids of the refs inside it. */
+export function xlangEncodeWithRefs(value: unknown, path = 'value'): { bytes: Buffer; refs: string[] } {
+  const refs: string[] = [];
+  const bytes = packr.pack(prepare(value, path, new Set(), refs));
+  return { bytes, refs };
+}
+
+/** Decode cross-language msgpack. */
+export function xlangDecode(bytes: Uint8Array): unknown {
+  return packr.unpack(bytes);
+}
+
+/** Ids of refs in a decoded value (for reference counting of msgpack values). */
+export function xlangRefIds(value: unknown): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown) => {
+    if (typeof v !== 'object' || v === null) return;
+    const r = v as Record<string, unknown>;
+    if (typeof r[REF_MARKER] === 'string') {
+      out.push(r[REF_MARKER] as string);
+      return;
+    }
+    if (ArrayBuffer.isView(v)) return;
+    if (Array.isArray(v)) v.forEach(walk);
+    else for (const k of Object.keys(r)) walk(r[k]);
+  };
+  walk(value);
+  return out;
+}
