@@ -254,5 +254,22 @@ def async_actor_calls_async(timeit):
     return timeit(async_actor, 1000)
 
 
+NUM_PGS = 100
+NUM_BUNDLES = 1
+registry.session("placement_groups", resources={"custom": 100})
+
+
+@registry.metric("placement_group_create_removal", session="placement_groups")
+def placement_group_create_removal_metric(timeit):
+    def placement_group_create_removal(num_pgs):
+        pgs = [ray.util.placement_group(bundles=[{"custom": 0.001} for _ in range(NUM_BUNDLES)]) for _ in range(num_pgs)]
+        [pg.wait(timeout_seconds=30) for pg in pgs]
+        # Include placement group removal here to clean up (as ray_perf.py does).
+        for pg in pgs:
+            ray.util.remove_placement_group(pg)
+
+    return timeit(lambda: placement_group_create_removal(NUM_PGS), NUM_PGS)
+
+
 if __name__ == "__main__":
     sys.exit(main(registry))

@@ -13,7 +13,7 @@
  * Adding a metric: one `registry.metric(...)` call below (and its twin in ray_perf_core.py).
  */
 import os from 'node:os';
-import { actor, get, isMain, kill, put, remote, wait, type ActorHandle } from '@tsray/core';
+import { actor, get, isMain, kill, placementGroup, put, remote, removePlacementGroup, wait, type ActorHandle } from '@tsray/core';
 import { benchMain, Registry } from './harness.js';
 
 /** ray_perf.py's `small_value` task (Ray returns `b"ok"`). */
@@ -301,6 +301,19 @@ registry.metric(
     }, LARGE_MULTIPLIER);
   },
 );
+
+const NUM_PGS = 100;
+const NUM_BUNDLES = 1;
+registry.session('placement_groups', { resources: { custom: 100 } });
+
+registry.metric('placement_group_create_removal', { session: 'placement_groups' }, async (t) => {
+  return t(async () => {
+    const pgs = Array.from({ length: NUM_PGS }, () => placementGroup(Array.from({ length: NUM_BUNDLES }, () => ({ custom: 0.001 }))));
+    for (const pg of pgs) await pg.wait(30);
+    // Include placement group removal here to clean up (as ray_perf.py does).
+    for (const pg of pgs) removePlacementGroup(pg);
+  }, NUM_PGS);
+});
 
 if (isMain(import.meta)) {
   await benchMain(registry);
