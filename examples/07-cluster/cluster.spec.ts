@@ -1,0 +1,34 @@
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+
+it('a second process finds the named scheduler and gets the 10 results; without it, the not-found message', async () => {
+  const head = spawn(process.execPath, ['--import', 'tsx', here('./head.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const address = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      head.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const m = /head ready at (\S+)/.exec(buf);
+        if (m) resolve(m[1]!);
+      });
+      head.on('exit', (c) => reject(new Error(`head exited (${c}): ${buf}`)));
+    });
+    const env = { ...process.env, TSRAY_ADDRESS: address };
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', here('./worker.ts')], { env, timeout: 60_000 });
+    expect(JSON.parse(stdout.trim())).toEqual(Array.from({ length: 10 }, (_, i) => `test${i} -> echo`));
+  } finally {
+    head.kill('SIGINT');
+    await new Promise((r) => head.on('close', r));
+  }
+  // No cluster at that address any more: the worker says the model server is not found.
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', here('./worker.ts')], {
+    env: { ...process.env, TSRAY_ADDRESS: 'ipc:///nonexistent/tsray.sock', TSRAY_CONNECT_TIMEOUT_MS: '1500' },
+    timeout: 60_000,
+  });
+  expect(stdout).toContain('ModelServer not found in the cluster');
+});
