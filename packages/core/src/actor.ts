@@ -27,6 +27,8 @@ export interface ActorOptions {
   memory?: number;
   /** Custom resources held. */
   resources?: Record<string, number>;
+  /** Require a node with this accelerator type. */
+  acceleratorType?: string;
   /** Register the actor under this name (unique per namespace). */
   name?: string;
   /** Namespace of the name. Default: the job's namespace (`init({namespace})`, else anonymous). */
@@ -241,6 +243,7 @@ export function isActorHandle(v: unknown): v is ActorHandle<unknown> {
 }
 
 const KNOWN = new Set([
+  'acceleratorType',
   'numCpus',
   'numGpus',
   'memory',
@@ -270,7 +273,7 @@ function resolveActorOptions(o: ActorOptions, where: string, methods: string[]):
   let schedule: ResourceRequest;
   let hold: ResourceRequest;
   try {
-    const base = { numGpus: o.numGpus, memory: o.memory, resources: o.resources };
+    const base = { numGpus: o.numGpus, memory: o.memory, resources: o.resources, acceleratorType: o.acceleratorType };
     // Ray's default: 1 CPU to schedule, 0 held while running; explicit numCpus is held for the lifetime.
     schedule = resourceRequestFromOptions({ ...base, numCpus: o.numCpus ?? 1 });
     hold = resourceRequestFromOptions({ ...base, numCpus: o.numCpus ?? 0 });

@@ -17,6 +17,8 @@ export interface TaskOptions {
   memory?: number;
   /** Custom resources, e.g. `{ special_hardware: 1 }`. */
   resources?: Record<string, number>;
+  /** Require a node with this accelerator type (resource `accelerator_type:<T>`, as Ray). */
+  acceleratorType?: string;
   /** Retries after system failures (worker died); -1 = forever. Default 3. */
   maxRetries?: number;
   /** Also retry when the task throws: `true`, or a list of error class names. Default false. */
@@ -31,7 +33,7 @@ export interface TaskOptions {
   schedulingStrategy?: SchedulingStrategy;
 }
 
-const KNOWN = new Set(['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'numReturns', 'name', 'module', 'schedulingStrategy']);
+const KNOWN = new Set(['numCpus', 'numGpus', 'memory', 'resources', 'acceleratorType', 'maxRetries', 'retryExceptions', 'numReturns', 'name', 'module', 'schedulingStrategy']);
 
 /** Validated options in the runtime's terms. @internal */
 export interface ResolvedTaskOptions {
@@ -53,7 +55,7 @@ export function resolveTaskOptions(opts: TaskOptions, where: string): ResolvedTa
   let request;
   try {
     request = resourceRequestFromOptions(
-      { numCpus: opts.numCpus, numGpus: opts.numGpus, memory: opts.memory, resources: opts.resources },
+      { numCpus: opts.numCpus, numGpus: opts.numGpus, memory: opts.memory, resources: opts.resources, acceleratorType: opts.acceleratorType },
       { numCpus: 1 },
     );
   } catch (e) {

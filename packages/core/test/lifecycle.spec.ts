@@ -3,8 +3,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it, vi } from 'vitest';
-import { clusterInfo, get, init, remote, shutdown, ValidationError, workerPids } from '@tsray/core';
+import { clusterInfo, get, init, remote, RuntimeStateError, shutdown, ValidationError, workerPids } from '@tsray/core';
 import { add } from './fixtures/tasks.js';
+import { RemoteCounter } from './fixtures/actors.js';
 
 const run = promisify(execFile);
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -111,8 +112,14 @@ describe('bad input', () => {
     await expect(init({ bogus: true } as never)).rejects.toThrow(/unknown option "bogus"/);
   });
 
-  it('using the API before init is a clear error', () => {
+  it('using the API before init, or a handle after shutdown, is a clear error', async () => {
     expect(() => add.remote(1, 2)).toThrow(/call init\(\) first/);
+    await init({ numCpus: 1, objectStoreMemory: 64 * 1024 * 1024, logToDriver: false });
+    const c = RemoteCounter.remote();
+    expect(await get(c.increment.remote())).toBe(1);
+    await shutdown();
+    expect(() => c.increment.remote()).toThrow(RuntimeStateError);
+    expect(() => c.increment.remote()).toThrow(/call init\(\) first/);
   });
 
   it('work no node can run stays pending and is named in one warning', async () => {
