@@ -79,7 +79,10 @@ class FakeNode:
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
-            p.communicate()
+            p.wait()
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f is not None:
+                    f.close()
         self.router.close(0)
         self.ctx.term()
         self.arena.close()

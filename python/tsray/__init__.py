@@ -1,11 +1,64 @@
-"""tsray: the Python side of tsray (wire protocol; later the vLLM bridge).
+"""tsray: the Python side of tsray.
 
-The protocol messages are generated from the same .proto as the TypeScript ``@tsray/protocol``
-package; see :mod:`tsray.protocol`.
+- :func:`init` / :func:`shutdown` / :func:`get` / :func:`put` / :func:`wait` / :func:`get_actor` /
+  :func:`remote_function`: a client driver of a running tsray cluster (:mod:`tsray.client`).
+- :mod:`tsray.xlang`: the cross-language msgpack value codec (docs/xlang.md).
+- ``python -m tsray.worker``: the Python worker process a node starts (:mod:`tsray.worker`).
+- :mod:`tsray.protocol`: the wire protocol, generated from the same .proto as ``@tsray/protocol``.
 """
 
+from .client import Client, RemoteFunction, cancel, get, get_actor, init, is_initialized, kill, put, remote_function, shutdown, wait
+from .errors import (
+    ActorDiedError,
+    ActorNotFoundError,
+    ConnectionError,
+    GetTimeoutError,
+    ObjectLostError,
+    ObjectStoreFullError,
+    RemoteError,
+    TaskCancelledError,
+    TaskError,
+    TsrayError,
+    UnreadableValueError,
+    WorkerCrashedError,
+)
 from .protocol import PROTOCOL_VERSION
+from .refs import ActorHandle, ActorMethod, ActorMethodNotFoundError, NoClientError, ObjectRef
+from .xlang import SerializationError
 
 __version__ = "0.1.0"
 
-__all__ = ["PROTOCOL_VERSION", "__version__"]
+__all__ = [
+    "PROTOCOL_VERSION",
+    "__version__",
+    "init",
+    "shutdown",
+    "is_initialized",
+    "get",
+    "put",
+    "wait",
+    "get_actor",
+    "remote_function",
+    "kill",
+    "cancel",
+    "Client",
+    "RemoteFunction",
+    "ObjectRef",
+    "ActorHandle",
+    "ActorMethod",
+    "ActorMethodNotFoundError",
+    "NoClientError",
+    "SerializationError",
+    "TsrayError",
+    "TaskError",
+    "ActorDiedError",
+    "ActorNotFoundError",
+    "ConnectionError",
+    "GetTimeoutError",
+    "ObjectLostError",
+    "ObjectStoreFullError",
+    "RemoteError",
+    "TaskCancelledError",
+    "UnreadableValueError",
+    "WorkerCrashedError",
+]

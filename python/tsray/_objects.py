@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._v8 import V8DecodeError, read_v8
 from .errors import UnreadableValueError, error_from_payload
 from .protocol import Buffer, pb, payload_bytes
 from .xlang import Decoder
@@ -70,7 +71,7 @@ class Arena:
         base = self._u8[offset : offset + length]
         fin = weakref.finalize(base, release)
         fin.atexit = False
-        return memoryview(base).toreadonly()
+        return base.data.toreadonly()
 
     def write(self, offset: int, data: Buffer) -> None:
         """Copy ``data`` into the arena at ``offset``."""
@@ -127,10 +128,15 @@ def object_value(
     if enc == pb.ENCODING_RAW:
         return _raw_value(data, od.raw_kind)
     if enc == pb.ENCODING_V8:
-        raise UnreadableValueError(
-            od.object_id,
-            "it was produced by TypeScript in V8 structured-clone format (ENCODING_V8). Values reach Python as "
-            "msgpack only when the producing task or put knew a Python process would read them (TaskSpec.xlang "
-            "for calls made from Python); return msgpack-compatible values from tasks called from Python",
-        )
+        # A TypeScript value stored without knowing Python would read it (e.g. a TS put): plain data
+        # (objects, arrays, strings, numbers, bigints, Buffers, TypedArrays, refs) is readable.
+        try:
+            return read_v8(data, decoder.ref_factory, decoder.handle_factory)
+        except V8DecodeError as e:
+            raise UnreadableValueError(
+                od.object_id,
+                f"it was produced by TypeScript in V8 structured-clone format (ENCODING_V8) and holds something "
+                f"outside the cross-language value model ({e}); pass plain objects, arrays, strings, numbers, "
+                "bigints, Buffers and TypedArrays to Python (docs/xlang.md)",
+            ) from None
     raise UnreadableValueError(od.object_id, f"unknown encoding {enc}")

@@ -132,7 +132,7 @@ def _ndarray_payload(a: np.ndarray[Any, Any]) -> tuple[bytes, memoryview]:
         a = a.astype(_LE_DTYPES[name])
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)
-    data = memoryview(a.reshape(-1)).cast("B") if a.size else memoryview(b"")
+    data = a.reshape(-1).data.cast("B") if a.size else memoryview(b"")
     head = b"\x93" + _encode_plain(name) + _encode_plain([int(d) for d in a.shape]) + _bin_header(data.nbytes)
     return head, data
 
@@ -345,6 +345,9 @@ class Decoder:
     ) -> None:
         self._ref = ref_factory
         self._handle = handle_factory
+        #: The factories, for other decoders of the same process (V8 values).
+        self.ref_factory = ref_factory
+        self.handle_factory = handle_factory
         self._dec = msgspec.msgpack.Decoder(ext_hook=self._ext)
 
     def _ext(self, code: int, data: memoryview) -> Any:

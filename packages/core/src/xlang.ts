@@ -138,14 +138,132 @@ function prepare(v: unknown, path: string, seen: Set<object>, refs?: string[]): 
 
 /** Encode a value as cross-language msgpack. Throws SerializationError naming the path. */
 export function xlangEncode(value: unknown, path = 'value'): Buffer {
-  return packr.pack(prepare(value, path, new Set()));
+  const w = new Writer();
+  w.value(prepare(value, path, new Set()));
+  return w.finish();
 }
 
 /** Encode a value as cross-language msgpack, with the ids of the refs inside it. */
 export function xlangEncodeWithRefs(value: unknown, path = 'value'): { bytes: Buffer; refs: string[] } {
   const refs: string[] = [];
-  const bytes = packr.pack(prepare(value, path, new Set(), refs));
-  return { bytes, refs };
+  const w = new Writer();
+  w.value(prepare(value, path, new Set(), refs));
+  return { bytes: w.finish(), refs };
+}
+
+/**
+ * A canonical msgpack writer (the same bytes as Python's msgpack): integers in their smallest form,
+ * positive ones unsigned; non-integral numbers and -0 as float64; fixext where the length allows.
+ */
+class Writer {
+  private buf = Buffer.allocUnsafe(256);
+  private pos = 0;
+
+  private need(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  private u8(x: number): void {
+    this.need(1);
+    this.buf[this.pos++] = x;
+  }
+
+  private bytes(b: Uint8Array): void {
+    this.need(b.byteLength);
+    this.buf.set(b, this.pos);
+    this.pos += b.byteLength;
+  }
+
+  finish(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  private int(v: bigint): void {
+    this.need(9);
+    const b = this.buf;
+    if (v >= 0n) {
+      if (v < 128n) b[this.pos++] = Number(v);
+      else if (v < 256n) (b[this.pos++] = 0xcc), (b[this.pos++] = Number(v));
+      else if (v < 65536n) (b[this.pos++] = 0xcd), b.writeUInt16BE(Number(v), this.pos), (this.pos += 2);
+      else if (v < 4294967296n) (b[this.pos++] = 0xce), b.writeUInt32BE(Number(v), this.pos), (this.pos += 4);
+      else (b[this.pos++] = 0xcf), b.writeBigUInt64BE(v, this.pos), (this.pos += 8);
+    } else {
+      if (v >= -32n) b[this.pos++] = Number(v) & 0xff;
+      else if (v >= -128n) (b[this.pos++] = 0xd0), b.writeInt8(Number(v), this.pos), (this.pos += 1);
+      else if (v >= -32768n) (b[this.pos++] = 0xd1), b.writeInt16BE(Number(v), this.pos), (this.pos += 2);
+      else if (v >= -2147483648n) (b[this.pos++] = 0xd2), b.writeInt32BE(Number(v), this.pos), (this.pos += 4);
+      else (b[this.pos++] = 0xd3), b.writeBigInt64BE(v, this.pos), (this.pos += 8);
+    }
+  }
+
+  private header(n: number, fix: number, fixMax: number, c8: number | undefined, c16: number, c32: number): void {
+    this.need(5);
+    const b = this.buf;
+    if (n <= fixMax) b[this.pos++] = fix | n;
+    else if (c8 !== undefined && n < 256) (b[this.pos++] = c8), (b[this.pos++] = n);
+    else if (n < 65536) (b[this.pos++] = c16), b.writeUInt16BE(n, this.pos), (this.pos += 2);
+    else (b[this.pos++] = c32), b.writeUInt32BE(n, this.pos), (this.pos += 4);
+  }
+
+  private ext(type: number, data: Uint8Array): void {
+    const n = data.byteLength;
+    const fix = n === 1 ? 0xd4 : n === 2 ? 0xd5 : n === 4 ? 0xd6 : n === 8 ? 0xd7 : n === 16 ? 0xd8 : 0;
+    this.need(6);
+    if (fix) this.buf[this.pos++] = fix;
+    else if (n < 256) (this.buf[this.pos++] = 0xc7), (this.buf[this.pos++] = n);
+    else if (n < 65536) (this.buf[this.pos++] = 0xc8), this.buf.writeUInt16BE(n, this.pos), (this.pos += 2);
+    else (this.buf[this.pos++] = 0xc9), this.buf.writeUInt32BE(n, this.pos), (this.pos += 4);
+    this.u8(type);
+    this.bytes(data);
+  }
+
+  private sub(v: unknown): Buffer {
+    const w = new Writer();
+    w.value(v);
+    return w.finish();
+  }
+
+  value(v: unknown): void {
+    if (v === null || v === undefined) return this.u8(0xc0);
+    if (v === true) return this.u8(0xc3);
+    if (v === false) return this.u8(0xc2);
+    if (typeof v === 'number') {
+      if (Number.isInteger(v) && !Object.is(v, -0) && Math.abs(v) <= 2 ** 53) return this.int(BigInt(v));
+      this.need(9);
+      this.buf[this.pos++] = 0xcb;
+      this.buf.writeDoubleBE(v, this.pos);
+      this.pos += 8;
+      return;
+    }
+    if (typeof v === 'bigint') return this.int(v);
+    if (typeof v === 'string') {
+      const b = Buffer.from(v, 'utf8');
+      this.header(b.length, 0xa0, 31, 0xd9, 0xda, 0xdb);
+      return this.bytes(b);
+    }
+    if (v instanceof Uint8Array) {
+      this.header(v.byteLength, 0, -1, 0xc4, 0xc5, 0xc6);
+      return this.bytes(v);
+    }
+    if (v instanceof XRef) return this.ext(1, Buffer.from(v.id, 'utf8'));
+    if (v instanceof XBig) return this.ext(3, Buffer.from(v.digits, 'ascii'));
+    if (v instanceof XArray) return this.ext(2, this.sub([v.dtype, v.shape, v.bytes]));
+    if (v instanceof XHandle) return this.ext(4, this.sub(v.info));
+    if (Array.isArray(v)) {
+      this.header(v.length, 0x90, 15, undefined, 0xdc, 0xdd);
+      for (const x of v) this.value(x);
+      return;
+    }
+    const keys = Object.keys(v as object);
+    this.header(keys.length, 0x80, 15, undefined, 0xde, 0xdf);
+    for (const k of keys) {
+      this.value(k);
+      this.value((v as Record<string, unknown>)[k]);
+    }
+  }
 }
 
 /** Decode cross-language msgpack. */

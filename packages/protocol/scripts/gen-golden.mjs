@@ -214,6 +214,36 @@ const vectors = [
       },
     },
   ],
+  [
+    'generate_request',
+    {
+      generateRequest: {
+        requestId: 'req-ü',
+        prompt: 'Hello, my name is ✓',
+        promptTokenIds: [1, 4294967295],
+        messages: [{ role: 'user', content: 'Hi 👋' }],
+        params: { temperature: 0.8, topP: 0.95, topK: 40, maxTokens: 128, stop: ['\n\n', '。'], seed: '4294967297', n: 2, logprobs: 5, ignoreEos: true },
+      },
+    },
+  ],
+  [
+    'generate_deltas',
+    {
+      generateDeltas: {
+        deltas: [
+          { requestId: 'req-ü', index: 1, text: ' wörld', tokenIds: [17, 4294967295], finishReason: 'length', promptTokens: 5, completionTokens: 128, logprobs: [-0.5, -1.25] },
+          { requestId: 'req-2', text: '!' },
+        ],
+      },
+    },
+  ],
+  ['generate_error', { generateError: { requestId: 'req-3', code: 'prompt_too_long', message: 'prompt has 5000 tokens; the limit is 2048', field: 'prompt', limit: '2048' } }],
+  ['abort_generate', { abortGenerate: { requestIds: ['req-ü', 'req-2'] } }],
+  ['engine_stats_request', { engineStatsRequest: { requestId: '4294967296' } }],
+  [
+    'engine_stats',
+    { engineStats: { requestId: '9', waiting: 3, running: 7, kvCacheUsage: 0.25, model: '/models/tiny-llama ✓', maxModelLen: 2048, ready: true, backend: 'transformers' } },
+  ],
   ['kill_actor', { killActor: { actorId: 'actor-ß', noRestart: true, requestId: '4294967298' } }],
   ['heartbeat', { heartbeat: { seq: '12884901888', goodbye: true } }],
   ['worker_blocked', { workerBlocked: { blocked: true, taskId: 'task-ψ', returnedTaskIds: ['t-1', 't-2 ✓'] } }],

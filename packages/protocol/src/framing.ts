@@ -47,6 +47,12 @@ export const BODY_KINDS = [
   'killActor',
   'heartbeat',
   'placementGroupRequest',
+  'generateRequest',
+  'generateDeltas',
+  'generateError',
+  'abortGenerate',
+  'engineStatsRequest',
+  'engineStats',
 ] as const satisfies readonly BodyKind[];
 
 // Compile-time check that BODY_KINDS lists every member of the oneof.

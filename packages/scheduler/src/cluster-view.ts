@@ -1,6 +1,6 @@
 import { DuplicateNodeError, ResourceValidationError, UnknownNodeError } from './errors.js';
 import { NodeResources } from './node-resources.js';
-import { RankScratch } from './policy/select.js';
+import { NodeClassIndex } from './node-classes.js';
 
 /** One node as the scheduler sees it. */
 export interface NodeEntry {
@@ -25,16 +25,10 @@ export interface ViewIndex {
   readonly nonGpu: MutableNodeEntry[];
   /** Alive nodes sorted by id (SPREAD round robin). */
   readonly sorted: MutableNodeEntry[];
-  /** Persistent permutations for the lazy Fisher-Yates scan of `all` and `nonGpu`. */
-  readonly permAll: Int32Array;
-  readonly permNonGpu: Int32Array;
-  /** Scratch: candidate nodes and scores (size = alive node count). */
-  readonly candNode: MutableNodeEntry[];
-  readonly candScore: Float64Array;
-  readonly rank: RankScratch;
-  readonly zero: MutableNodeEntry[];
-  readonly busyNode: MutableNodeEntry[];
-  readonly busyScore: Float64Array;
+  /** Slot (index in `all`) of each alive node id. */
+  readonly slotOf: ReadonlyMap<string, number>;
+  /** Alive nodes grouped by resource state (DEFAULT policy), built on first use by {@link ClusterView.classIndex}. */
+  classes: NodeClassIndex | undefined;
 }
 
 /**
@@ -55,13 +49,13 @@ export class ClusterView {
     if (typeof nodeId !== 'string' || nodeId === '') throw new ResourceValidationError('nodeId', 'nodeId must be a non-empty string');
     if (this.byId.has(nodeId)) throw new DuplicateNodeError(nodeId);
     this.byId.set(nodeId, { nodeId, resources, alive: opts?.alive ?? true });
-    this.idx = undefined;
+    this.invalidate();
   }
 
   /** Removes a node; returns false when it was not there. */
   removeNode(nodeId: string): boolean {
     const had = this.byId.delete(nodeId);
-    if (had) this.idx = undefined;
+    if (had) this.invalidate();
     return had;
   }
 
@@ -71,7 +65,7 @@ export class ClusterView {
     if (!e) throw new UnknownNodeError(nodeId);
     if (e.alive !== alive) {
       e.alive = alive;
-      this.idx = undefined;
+      this.invalidate();
     }
   }
 
@@ -105,27 +99,38 @@ export class ClusterView {
     return this.index().all.length;
   }
 
+  /** Drops the derived lists (membership or liveness changed); the class index stops watching the nodes. */
+  private invalidate(): void {
+    this.idx?.classes?.detach();
+    this.idx = undefined;
+  }
+
   /** @internal The derived lists, rebuilt after membership or liveness changed. */
   index(): ViewIndex {
     if (this.idx) return this.idx;
     const all = [...this.byId.values()].filter((e) => e.alive);
     const nonGpu = all.filter((e) => !e.resources.hasGpus());
     const sorted = [...all].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
-    const perm = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
     this.idx = {
       all,
       nonGpu,
       sorted,
-      permAll: perm(all.length),
-      permNonGpu: perm(nonGpu.length),
-      candNode: new Array(all.length),
-      candScore: new Float64Array(all.length),
-      rank: new RankScratch(all.length),
-      zero: new Array(all.length),
-      busyNode: new Array(all.length),
-      busyScore: new Float64Array(all.length),
+      slotOf: new Map(all.map((e, i) => [e.nodeId, i])),
+      classes: undefined,
     };
     if (this.spreadCursor >= sorted.length) this.spreadCursor = 0;
     return this.idx;
+  }
+
+  /**
+   * @internal The alive nodes grouped by resource state (slot i = `index().all[i]`), brought up to date
+   * with every allocate/release since the last call. Built on first use; it watches the nodes until the
+   * view's membership or liveness changes.
+   */
+  classIndex(): NodeClassIndex {
+    const ix = this.index();
+    const cx = (ix.classes ??= new NodeClassIndex(ix.all.map((e) => e.resources)));
+    cx.refresh();
+    return cx;
   }
 }

@@ -67,6 +67,9 @@ export class NodeResources {
   private maxCap = 0;
   private wholeFree = 0; // instances wholly free
   private maxFree = 0; // largest free amount on one instance
+  /** @internal Called after every allocate/release (the indexes of the cluster views holding this node). */
+  watchers: (() => void)[] | null = null;
+  private shapeKeyCache: string | undefined;
 
   /**
    * @param total float amounts, e.g. `{CPU: 2, GPU: 8, memory: 1e9, custom: 3}`; GPU must be whole.
@@ -116,6 +119,7 @@ export class NodeResources {
     Object.assign(c, this);
     const w = c as unknown as Record<string, unknown>;
     w['customAv'] = new Map(this.customAv);
+    w['watchers'] = null;
     w['gpuFree'] = [...this.gpuFree];
     w['gpuCap'] = [...this.gpuCap];
     return c;
@@ -210,7 +214,10 @@ export class NodeResources {
       const n = names[i]!;
       this.customAv.set(n, this.customAv.get(n)! - req.customUnits[i]!);
     }
-    if (req.gpu === 0) return new NodeAllocation(this, req, NO_GPUS, NO_GPUS, NO_GPUS);
+    if (req.gpu === 0) {
+      if (this.watchers !== null) this.notify();
+      return new NodeAllocation(this, req, NO_GPUS, NO_GPUS, NO_GPUS);
+    }
     const idx: number[] = [];
     const units: number[] = [];
     if (req.gpu >= RESOURCE_UNIT) {
@@ -235,6 +242,7 @@ export class NodeResources {
     }
     this.avGpu -= req.gpu;
     this.refreshGpu();
+    if (this.watchers !== null) this.notify();
     return new NodeAllocation(this, req, idx, idx.map((i) => this.gpuIds[i]!), units);
   }
 
@@ -263,6 +271,38 @@ export class NodeResources {
       this.avGpu += req.gpu;
       this.refreshGpu();
     }
+    if (this.watchers !== null) this.notify();
+  }
+
+  /**
+   * @internal Key of everything that decides feasibility for any request: totals of every resource (in
+   * their order) and the GPU instance capacities. Nodes with equal keys are interchangeable shapes.
+   */
+  shapeKey(): string {
+    if (this.shapeKeyCache === undefined) this.shapeKeyCache = `${[...this.total].map(([n, u]) => `${n}=${u}`).join(',')}|${this.gpuCap.join(',')}`;
+    return this.shapeKeyCache;
+  }
+
+  /**
+   * @internal Key of everything that decides {@link canFit} and {@link scoreAfter} for any request, given
+   * the shape ({@link shapeKey}): available CPU, memory, object store, GPU instance summary, custom
+   * amounts (in the shape's order). Two nodes of one shape with equal keys answer every policy query alike.
+   */
+  stateKey(): string {
+    let s = `${this.avCpu},${this.avMem},${this.avOsm}`;
+    if (this.gpuCap.length > 0) s += `,${this.wholeFree},${this.maxFree}`;
+    if (this.customAv.size > 0) for (const v of this.customAv.values()) s += `,${v}`;
+    return s;
+  }
+
+  /** @internal Totals and available units of the critical resources: [totCpu, avCpu, totMem, avMem, totOsm, avOsm]. */
+  critical(): [number, number, number, number, number, number] {
+    return [this.totCpu, this.avCpu, this.totMem, this.avMem, this.totOsm, this.avOsm];
+  }
+
+  private notify(): void {
+    const w = this.watchers!;
+    for (let i = 0; i < w.length; i++) w[i]!();
   }
 
   /** Ray's critical utilization: max over CPU, memory, object_store_memory (total > 0) of 1 - available/total. */
@@ -336,6 +376,7 @@ export class NodeResources {
   private installGpus(ids: readonly string[], units: readonly number[]): void {
     const w = this as unknown as { gpuIds: string[]; total: Map<string, number> };
     w.gpuIds = [...ids];
+    this.shapeKeyCache = undefined;
     this.gpuCap.length = 0;
     this.gpuFree.length = 0;
     let sum = 0;

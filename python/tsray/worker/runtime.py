@@ -22,7 +22,7 @@ import traceback
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import msgspec
 import zmq
@@ -89,7 +89,7 @@ class TaggedStream(io.TextIOBase):
 
     @property
     def buffer(self) -> Any:
-        return self._inner.buffer  # type: ignore[attr-defined]
+        return self._inner.buffer
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -317,7 +317,7 @@ class WorkerRuntime:
         while True:
             frames = await sock.recv_multipart(copy=False)
             self._handle(frames)
-            while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator]
+            while cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 frames = await sock.recv_multipart(copy=False)
                 self._handle(frames)
 
@@ -479,7 +479,7 @@ class WorkerRuntime:
         else:
             _Output.name = name
         self._active[ex.task_id] = job
-        base = {"task_id": ex.task_id, "attempt": ex.attempt}
+        tid, attempt = ex.task_id, ex.attempt
         try:
             if is_call:
                 a = self._actor
@@ -505,7 +505,9 @@ class WorkerRuntime:
                     inline=pb.Payload(frame=0, offset=0, length=len(data)),
                     size=len(data),
                 )
-                self._add_result(pb.TaskResult(**base, status=pb.TASK_STATUS_OK, returns=[od], num_items=count), [data])
+                self._add_result(
+                    pb.TaskResult(task_id=tid, attempt=attempt, status=pb.TASK_STATUS_OK, returns=[od], num_items=count), [data]
+                )
                 return
             if inspect.isawaitable(value):
                 job.atask = asyncio.ensure_future(value)
@@ -529,12 +531,12 @@ class WorkerRuntime:
             for i, v in enumerate(values):
                 path = f"return value{f' {i}' if len(ids) > 1 else ''} of task {name}"
                 returns.append(await self._object_data(ids[i], v, path, payloads))
-            self._add_result(pb.TaskResult(**base, status=pb.TASK_STATUS_OK, returns=returns), payloads)
+            self._add_result(pb.TaskResult(task_id=tid, attempt=attempt, status=pb.TASK_STATUS_OK, returns=returns), payloads)
         except (asyncio.CancelledError, _Cancelled):
-            self._add_result(pb.TaskResult(**base, status=pb.TASK_STATUS_CANCELLED), [])
+            self._add_result(pb.TaskResult(task_id=tid, attempt=attempt, status=pb.TASK_STATUS_CANCELLED), [])
         except Exception as err:
             if job.cancelled:
-                self._add_result(pb.TaskResult(**base, status=pb.TASK_STATUS_CANCELLED), [])
+                self._add_result(pb.TaskResult(task_id=tid, attempt=attempt, status=pb.TASK_STATUS_CANCELLED), [])
                 return
             self._add_error(job, name, err)
         finally:

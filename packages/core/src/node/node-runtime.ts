@@ -20,6 +20,7 @@ import type { PendingDemand } from '../state-api.js';
 import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
 import { deserialize as v8deserialize } from 'node:v8';
+import { xlangDecode } from '../xlang.js';
 import { encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
@@ -1016,7 +1017,9 @@ export class NodeRuntime implements CoreRuntime {
     // The constructor threw: the actor is dead (no restart), with that error as the cause.
     let cause: ActorDeathInfo['cause'];
     try {
-      const p = v8deserialize(this.store.bytes(datas[0]!.d)) as ErrorPayload;
+      const d = datas[0]!.d;
+      const bytes = this.store.bytes(d);
+      const p = (d.rawKind === 'msgpack' ? xlangDecode(bytes) : v8deserialize(bytes)) as ErrorPayload;
       if (p.type === 'TaskError') cause = p.info;
     } catch {
       /* no cause */

@@ -43,3 +43,48 @@ export function selectRank(scores: Float64Array, n: number, rank: number, lo: nu
   if (m > 1) sub.sort((x, y) => scores[x]! - scores[y]! || x - y);
   return sub[rank - before]!;
 }
+
+/**
+ * @internal The value of rank `rank` (0-based) in the multiset where `scores[i]` appears `counts[i]` times
+ * (i in [0, n)): the s such that (sum of counts of scores < s) <= rank < (sum of counts of scores <= s).
+ * Three-way quickselect over entries, O(n) expected; `idx` is scratch of size >= n. Needs
+ * 0 <= rank < sum of counts. Deterministic (no random pivot).
+ */
+export function weightedRankValue(scores: Float64Array, counts: Int32Array, n: number, rank: number, idx: Int32Array): number {
+  for (let i = 0; i < n; i++) idx[i] = i;
+  let lo = 0;
+  let hi = n;
+  for (;;) {
+    const a = scores[idx[lo]!]!;
+    const b = scores[idx[(lo + hi) >>> 1]!]!;
+    const c = scores[idx[hi - 1]!]!;
+    const p = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b; // median of three
+    let lt = lo;
+    let i = lo;
+    let gt = hi;
+    let less = 0;
+    let equal = 0;
+    while (i < gt) {
+      const e = idx[i]!;
+      const s = scores[e]!;
+      if (s < p) {
+        idx[i] = idx[lt]!;
+        idx[lt++] = e;
+        less += counts[e]!;
+        i++;
+      } else if (s > p) {
+        idx[i] = idx[--gt]!;
+        idx[gt] = e;
+      } else {
+        equal += counts[e]!;
+        i++;
+      }
+    }
+    if (rank < less) hi = lt;
+    else if (rank < less + equal) return p;
+    else {
+      rank -= less + equal;
+      lo = gt;
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ActorDiedError, get, init, kill, NDArray, ObjectRef, put, python, SerializationError, shutdown, TaskError } from '@tsray/core';
+
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const venvPython = `${repo}.venv/bin/python`;
+
+beforeAll(async () => {
+  process.env['PYTHONPATH'] = fileURLToPath(new URL('./fixtures/py', import.meta.url));
+  await init({ numCpus: 4, numGpus: 2, objectStoreMemory: 128 * 1024 * 1024, python: venvPython, logToDriver: false });
+});
+afterAll(async () => {
+  await shutdown();
+});
+
+const echo = python.remote<[unknown], unknown>('tsray_fixtures:echo');
+
+describe('Python tasks', () => {
+  it('calls a Python function with typed results', async () => {
+    const add = python.remote<[number, number], number>('tsray_fixtures:add');
+    const v: number = await get(add.remote(2, 40));
+    expect(v).toBe(42);
+  });
+
+  it('round-trips every value type', async () => {
+    const value = { s: 'ü✓', n: 1.5, i: -7, t: true, f: false, nil: null, list: [1, 'a', [2]], nested: { k: { deep: 'x' } } };
+    expect(await get(echo.remote(value))).toEqual(value);
+    const b = (await get(echo.remote(Buffer.from('bytes!')))) as Buffer;
+    expect(Buffer.isBuffer(b)).toBe(true);
+    expect(b.toString()).toBe('bytes!');
+    expect(await get(echo.remote(2n ** 60n))).toBe(2n ** 60n);
+    expect(await get(echo.remote(2n ** 70n))).toBe(2n ** 70n);
+    expect(await get(echo.remote(2 ** 40))).toBe(2 ** 40);
+    const f = (await get(echo.remote(new Float64Array([1.5, -2])))) as Float64Array;
+    expect(f).toBeInstanceOf(Float64Array);
+    expect([...f]).toEqual([1.5, -2]);
+    const describeFn = python.remote<[unknown], string>('tsray_fixtures:describe');
+    expect(await get(describeFn.remote(new Int32Array([1, 2])))).toBe('ndarray');
+    expect(await get(describeFn.remote(Buffer.from('x')))).toBe('bytes');
+    const m = (await get(python.remote('tsray_fixtures:make_matrix').remote())) as NDArray;
+    expect(m).toBeInstanceOf(NDArray);
+    expect(m.dtype).toBe('float32');
+    expect(m.shape).toEqual([2, 3]);
+    expect([...(m.data as Float32Array)]).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(await get(python.remote<[unknown], number>('tsray_fixtures:total').remote(m))).toBe(15);
+    // Refs cross both ways and stay refs.
+    const inner = put('from TS');
+    const back = (await get(echo.remote([inner]))) as ObjectRef<string>[];
+    expect(back[0]).toBeInstanceOf(ObjectRef);
+    expect(await get(back[0]!)).toBe('from TS');
+    // A top-level ref argument is resolved to its value first.
+    expect(await get(describeFn.remote(put(5)))).toBe('int');
+  });
+
+  it('streams a Python generator', async () => {
+    const items: number[] = [];
+    for await (const r of python.remote<[number], number>('tsray_fixtures:count_to', { numReturns: 'streaming' }).remote(4)) items.push((await get(r)) as number);
+    expect(items).toEqual([0, 10, 20, 30]);
+  });
+
+  it('maps Python exceptions to TaskError with the traceback', async () => {
+    const err = (await get(python.remote('tsray_fixtures:fail').remote('boom')).catch((e: unknown) => e)) as TaskError;
+    expect(err).toBeInstanceOf(TaskError);
+    expect(err.remoteName).toBe('ValueError');
+    expect(err.remoteMessage).toBe('boom');
+    expect(err.remoteStack).toContain('Traceback');
+    expect(err.remoteStack).toContain('tsray_fixtures.py');
+  });
+
+  it('rejects values that cannot cross, naming the type', async () => {
+    expect(() => echo.remote(new Map([[1, 2]]))).toThrow(SerializationError);
+    expect(() => echo.remote({ when: new Date() })).toThrow(/argument 0\.when.*Date/);
+    const err = (await get(python.remote('tsray_fixtures:not_serializable').remote()).catch((e: unknown) => e)) as TaskError;
+    expect(err).toBeInstanceOf(TaskError);
+    expect(err.remoteName).toBe('SerializationError');
+    expect(err.remoteMessage).toContain('set');
+  });
+
+  it('names a module or attribute that does not exist', async () => {
+    const e1 = (await get(python.remote('no_such_module_xyz:f').remote()).catch((e: unknown) => e)) as TaskError;
+    expect(e1.remoteName).toMatch(/ModuleNotFoundError|ImportError/);
+    expect(e1.message).toContain('no_such_module_xyz');
+    const e2 = (await get(python.remote('tsray_fixtures:nope').remote()).catch((e: unknown) => e)) as TaskError;
+    expect(e2.message).toContain('nope');
+    expect(() => python.remote('not a target')).toThrow(/package.module:name/);
+  });
+});
+
+describe('Python actors', () => {
+  it('keeps state, typed by a declared interface', async () => {
+    const Counter = python.actor<{ incr(by?: number): number }>('tsray_fixtures:Counter');
+    const c = Counter.remote(10);
+    expect(await get(c.incr.remote(5))).toBe(15);
+    expect(await get(c.incr.remote())).toBe(16);
+    kill(c);
+  });
+
+  it('runs 4 Python actors in parallel: about the time of one', async () => {
+    const Sleeper = python.actor<{ nap(s: number): number }>('tsray_fixtures:Sleeper');
+    const actors = Array.from({ length: 4 }, () => Sleeper.remote());
+    await get(actors.map((a) => a.nap.remote(0)));
+    const t0 = Date.now();
+    const pids = await get(actors.map((a) => a.nap.remote(1)));
+    expect(Date.now() - t0).toBeLessThan(1800);
+    expect(new Set(pids).size).toBe(4);
+    // async def methods of one actor also overlap.
+    const t1 = Date.now();
+    await get([actors[0]!.nap.remote(0.5), actors[0]!.nap.remote(0.5), actors[0]!.nap.remote(0.5)]);
+    expect(Date.now() - t1).toBeLessThan(1300);
+    for (const a of actors) kill(a);
+  });
+
+  it('sees its CUDA_VISIBLE_DEVICES on a fake-GPU node', async () => {
+    const Sleeper = python.actor<{ cuda(): string | null }>('tsray_fixtures:Sleeper', { numGpus: 1 });
+    const a = Sleeper.remote();
+    const b = Sleeper.remote();
+    const [ca, cb] = await get([a.cuda.remote(), b.cuda.remote()]);
+    expect([ca, cb].sort()).toEqual(['0', '1']);
+    expect(await get(python.remote<[], string>('tsray_fixtures:cuda', { numGpus: 0 }).remote())).toBe('');
+    kill(a);
+    kill(b);
+  });
+
+  it('a constructor that raises kills the actor with the Python error as cause', async () => {
+    const b = python.actor<{ anything(): void }>('tsray_fixtures:Broken').remote();
+    const err = (await get(b.anything.remote()).catch((e: unknown) => e)) as ActorDiedError;
+    expect(err).toBeInstanceOf(ActorDiedError);
+    expect(err.message).toContain('RuntimeError: bad init');
+  });
+});
+
+describe('the interpreter', () => {
+  it('a missing interpreter is a typed error saying what to fix', () => {
+    expect(existsSync(venvPython)).toBe(true);
+    const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/driver-nopython.ts', import.meta.url))], { encoding: 'utf8' });
+    expect(out).toContain('PythonEnvironmentError');
+    expect(out).toContain('no Python interpreter at "/nonexistent/bin/python3"');
+    expect(out).toContain('init({ python');
+  });
+});
