@@ -21,6 +21,23 @@ it('a second process finds the named scheduler and gets the 10 results; without 
     const env = { ...process.env, TSRAY_ADDRESS: address };
     const { stdout } = await run(process.execPath, ['--import', 'tsx', here('./worker.ts')], { env, timeout: 60_000 });
     expect(JSON.parse(stdout.trim())).toEqual(Array.from({ length: 10 }, (_, i) => `test${i} -> echo`));
+    // The seed's Python worker-node script (ray renamed to tsray) calls the same TS scheduler actor.
+    const py = spawn(fileURLToPath(new URL('../../.venv/bin/python', import.meta.url)), ['-u', here('./worker_node.py')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        py.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const nl = buf.indexOf('\n');
+          if (nl !== -1) resolve(buf.slice(0, nl));
+        });
+        py.on('exit', (c) => reject(new Error(`worker_node.py exited (${c}): ${buf}`)));
+      });
+      expect(line).toBe(`[${Array.from({ length: 10 }, (_, i) => `'test${i} -> echo'`).join(', ')}]`);
+    } finally {
+      py.kill('SIGKILL'); // the seed's script ends in `while True: pass`
+      await new Promise((r) => py.on('close', r));
+    }
   } finally {
     head.kill('SIGINT');
     await new Promise((r) => head.on('close', r));

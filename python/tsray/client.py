@@ -88,6 +88,9 @@ def _pid_alive(pid: int) -> bool:
 
 def resolve_address(address: str) -> str:
     """``'auto'`` -> the address in ``$TMPDIR/tsray/current.json``; ``host:port`` -> ``tcp://host:port``."""
+    if address == "auto" and os.environ.get("TSRAY_ADDRESS"):
+        # As Ray honours RAY_ADDRESS: an explicit cluster address in the environment wins.
+        address = os.environ["TSRAY_ADDRESS"]
     if address == "auto":
         path = Path(_tmpdir()) / "tsray" / "current.json"
         try:

@@ -189,8 +189,8 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
 /** Connect this process to a running cluster as a client driver. */
 async function connect(address: string, options: InitOptions): Promise<ClusterInfo> {
   const s = state();
-  let target = address;
-  if (address === 'auto') {
+  let target = address === 'auto' && process.env['TSRAY_ADDRESS'] ? process.env['TSRAY_ADDRESS'] : address;
+  if (target === 'auto') {
     const file = join(tmpdir(), 'tsray', 'current.json');
     let cur: { address: string; pid: number; nodeId: string; sessionDir: string } | undefined;
     try {
@@ -202,8 +202,8 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
       throw new ConnectionError(`init({ address: 'auto' }): no tsray cluster is running on this machine (looked in ${file}); start one with init() in another process`);
     }
     target = cur.address;
-  } else if (!/^(ipc|tcp):\/\//.test(address)) {
-    target = `tcp://${address}`;
+  } else if (!/^(ipc|tcp):\/\//.test(target)) {
+    target = `tcp://${target}`;
   }
   const jobId = randomBytes(4).toString('hex');
   const namespace = options.namespace ?? `anon-${jobId}`;

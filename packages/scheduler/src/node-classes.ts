@@ -1,5 +1,7 @@
 import type { NodeResources } from './node-resources.js';
+import { WeightedRankScratch } from './policy/select.js';
 import type { ResourceRequest } from './resource-request.js';
+import { RESOURCE_UNIT } from './units.js';
 
 /**
  * @internal Incremental index of a view's alive nodes by resource state, for the DEFAULT policy.
@@ -33,6 +35,12 @@ export class NodeClassIndex {
   readonly avMem: Float64Array;
   readonly totOsm: Float64Array;
   readonly avOsm: Float64Array;
+  /** Per class: current memory and object store utilization ((total - available + 0) / total; 0 when no total). */
+  readonly memNow: Float64Array;
+  readonly osmNow: Float64Array;
+  /** Per class: wholly free GPU instances, largest free amount on one instance (units). */
+  readonly wholeFree: Float64Array;
+  readonly maxFree: Float64Array;
   /** Per class: member slots, unordered. */
   readonly members: number[][];
   /** Slots of the nodes without GPUs, in slot order. */
@@ -45,6 +53,7 @@ export class NodeClassIndex {
   readonly poolScore: Float64Array;
   readonly poolCount: Int32Array;
   readonly selIdx: Int32Array;
+  readonly rank: WeightedRankScratch;
   readonly flag: Uint8Array;
 
   private readonly shapeOf: Int32Array;
@@ -73,6 +82,10 @@ export class NodeClassIndex {
     this.avMem = new Float64Array(n);
     this.totOsm = new Float64Array(n);
     this.avOsm = new Float64Array(n);
+    this.memNow = new Float64Array(n);
+    this.osmNow = new Float64Array(n);
+    this.wholeFree = new Float64Array(n);
+    this.maxFree = new Float64Array(n);
     this.members = Array.from({ length: n }, () => []);
     this.active = new Int32Array(n);
     this.activePos = new Int32Array(n);
@@ -82,6 +95,7 @@ export class NodeClassIndex {
     this.poolScore = new Float64Array(n);
     this.poolCount = new Int32Array(n);
     this.selIdx = new Int32Array(n);
+    this.rank = new WeightedRankScratch(n);
     this.flag = new Uint8Array(n);
     this.dirty = new Uint8Array(n);
     this.dirtyList = new Int32Array(n);
@@ -130,10 +144,12 @@ export class NodeClassIndex {
     this.nDirty = 0;
   }
 
-  /** True when the class's nodes can fit `req` now. */
+  /** True when the class's nodes can fit `req` now (exactly `NodeResources.canFit`). */
   fits(c: number, req: ResourceRequest): boolean {
     if (req.cpu > this.avCpu[c]! || req.mem > this.avMem[c]! || req.osm > this.avOsm[c]!) return false;
-    if (req.gpu > 0 || req.customNames.length > 0) return this.nodes[this.members[c]![0]!]!.canFit(req);
+    const g = req.gpu;
+    if (g > 0 && (g >= RESOURCE_UNIT ? this.wholeFree[c]! * RESOURCE_UNIT < g : this.maxFree[c]! < g)) return false;
+    if (req.customNames.length > 0) return this.nodes[this.members[c]![0]!]!.canFit(req);
     return true;
   }
 
@@ -150,15 +166,26 @@ export class NodeClassIndex {
     let u = 0;
     const tc = this.totCpu[c]!;
     if (tc > 0) u = (tc - this.avCpu[c]! + req.cpu) / tc;
-    const tm = this.totMem[c]!;
-    if (tm > 0) {
-      const x = (tm - this.avMem[c]! + req.mem) / tm;
+    // Without a request for it, a resource's term is its current utilization, computed once per class.
+    if (req.mem === 0) {
+      const x = this.memNow[c]!;
       if (x > u) u = x;
+    } else {
+      const tm = this.totMem[c]!;
+      if (tm > 0) {
+        const x = (tm - this.avMem[c]! + req.mem) / tm;
+        if (x > u) u = x;
+      }
     }
-    const to = this.totOsm[c]!;
-    if (to > 0) {
-      const x = (to - this.avOsm[c]! + req.osm) / to;
+    if (req.osm === 0) {
+      const x = this.osmNow[c]!;
       if (x > u) u = x;
+    } else {
+      const to = this.totOsm[c]!;
+      if (to > 0) {
+        const x = (to - this.avOsm[c]! + req.osm) / to;
+        if (x > u) u = x;
+      }
     }
     return u;
   }
@@ -176,8 +203,9 @@ export class NodeClassIndex {
     for (let i = 0; i < this.n; i++) {
       const c = this.classOf[i]!;
       if (this.keys[c] !== this.keyOf(i) || this.members[c]![this.posInClass[i]!] !== i) return `slot ${i} is in the wrong class`;
-      const [tc, ac, tm, am, to, ao] = this.nodes[i]!.critical();
-      if (this.totCpu[c] !== tc || this.avCpu[c] !== ac || this.totMem[c] !== tm || this.avMem[c] !== am || this.totOsm[c] !== to || this.avOsm[c] !== ao) {
+      const [tc, ac, tm, am, to, ao, wf, mf] = this.nodes[i]!.critical();
+      const same = this.totCpu[c] === tc && this.avCpu[c] === ac && this.totMem[c] === tm && this.avMem[c] === am && this.totOsm[c] === to;
+      if (!same || this.avOsm[c] !== ao || this.wholeFree[c] !== wf || this.maxFree[c] !== mf) {
         return `class ${c} state differs from slot ${i}`;
       }
       if ((this.hasGpu[c] === 1) !== this.nodes[i]!.hasGpus()) return `class ${c} GPU flag differs from slot ${i}`;
@@ -216,13 +244,17 @@ export class NodeClassIndex {
     const c = this.freeIds.pop()!;
     this.keys[c] = key;
     this.byKey.set(key, c);
-    const [tc, ac, tm, am, to, ao] = this.nodes[slot]!.critical();
+    const [tc, ac, tm, am, to, ao, wf, mf] = this.nodes[slot]!.critical();
     this.totCpu[c] = tc;
     this.avCpu[c] = ac;
     this.totMem[c] = tm;
     this.avMem[c] = am;
     this.totOsm[c] = to;
     this.avOsm[c] = ao;
+    this.memNow[c] = tm > 0 ? (tm - am + 0) / tm : 0;
+    this.osmNow[c] = to > 0 ? (to - ao + 0) / to : 0;
+    this.wholeFree[c] = wf;
+    this.maxFree[c] = mf;
     this.hasGpu[c] = this.shapeGpu[this.shapeOf[slot]!] ? 1 : 0;
     this.activePos[c] = this.nActive;
     this.active[this.nActive++] = c;

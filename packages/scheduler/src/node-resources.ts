@@ -295,9 +295,12 @@ export class NodeResources {
     return s;
   }
 
-  /** @internal Totals and available units of the critical resources: [totCpu, avCpu, totMem, avMem, totOsm, avOsm]. */
-  critical(): [number, number, number, number, number, number] {
-    return [this.totCpu, this.avCpu, this.totMem, this.avMem, this.totOsm, this.avOsm];
+  /**
+   * @internal Totals and available units of the critical resources, then the GPU summary that
+   * {@link canFit} reads: [totCpu, avCpu, totMem, avMem, totOsm, avOsm, wholly free GPUs, largest free GPU].
+   */
+  critical(): [number, number, number, number, number, number, number, number] {
+    return [this.totCpu, this.avCpu, this.totMem, this.avMem, this.totOsm, this.avOsm, this.wholeFree, this.maxFree];
   }
 
   private notify(): void {

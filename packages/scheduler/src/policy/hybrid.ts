@@ -148,7 +148,7 @@ function pickZero(cx: NodeClassIndex, req: ResourceRequest, scoreReq: ResourceRe
  */
 function pickRank(cx: NodeClassIndex, np: number, j: number, rng: () => number): number {
   const poolScore = cx.poolScore;
-  const target = weightedRankValue(poolScore, cx.poolCount, np, j, cx.selIdx);
+  const target = weightedRankValue(poolScore, cx.poolCount, np, j, cx.rank);
   const flag = cx.flag;
   const poolClass = cx.poolClass;
   let g = 0;

@@ -44,13 +44,65 @@ export function selectRank(scores: Float64Array, n: number, rank: number, lo: nu
   return sub[rank - before]!;
 }
 
+/** @internal Scratch of {@link weightedRankValue} for up to `n` entries. */
+export class WeightedRankScratch {
+  readonly idx: Int32Array;
+  readonly bucket: Int32Array;
+  readonly scores: Float64Array;
+  readonly counts: Int32Array;
+  readonly bucketWeight = new Int32Array(BUCKETS);
+  constructor(n: number) {
+    this.idx = new Int32Array(n);
+    this.bucket = new Int32Array(n);
+    this.scores = new Float64Array(n);
+    this.counts = new Int32Array(n);
+  }
+}
+
 /**
  * @internal The value of rank `rank` (0-based) in the multiset where `scores[i]` appears `counts[i]` times
  * (i in [0, n)): the s such that (sum of counts of scores < s) <= rank < (sum of counts of scores <= s).
- * Three-way quickselect over entries, O(n) expected; `idx` is scratch of size >= n. Needs
- * 0 <= rank < sum of counts. Deterministic (no random pivot).
+ * Needs 0 <= rank < sum of counts. Many entries are first narrowed to one of {@link BUCKETS} buckets over
+ * [min, max] (a monotone map, so equal scores share a bucket); then a three-way quickselect, O(n) expected,
+ * deterministic (no random pivot).
  */
-export function weightedRankValue(scores: Float64Array, counts: Int32Array, n: number, rank: number, idx: Int32Array): number {
+export function weightedRankValue(scores: Float64Array, counts: Int32Array, n: number, rank: number, s: WeightedRankScratch): number {
+  if (n > 64) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const x = scores[i]!;
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+    if (lo === hi) return lo;
+    const weight = s.bucketWeight;
+    weight.fill(0);
+    const bucket = s.bucket;
+    const scale = (BUCKETS - 1e-9) / (hi - lo);
+    for (let i = 0; i < n; i++) {
+      let b = Math.floor((scores[i]! - lo) * scale);
+      if (b >= BUCKETS) b = BUCKETS - 1;
+      bucket[i] = b;
+      weight[b]! += counts[i]!;
+    }
+    let b = 0;
+    while (rank >= weight[b]!) rank -= weight[b++]!;
+    let m = 0;
+    const sub = s.scores;
+    const subCounts = s.counts;
+    for (let i = 0; i < n; i++) {
+      if (bucket[i] === b) {
+        sub[m] = scores[i]!;
+        subCounts[m++] = counts[i]!;
+      }
+    }
+    return quickselect(sub, subCounts, m, rank, s.idx);
+  }
+  return quickselect(scores, counts, n, rank, s.idx);
+}
+
+function quickselect(scores: Float64Array, counts: Int32Array, n: number, rank: number, idx: Int32Array): number {
   for (let i = 0; i < n; i++) idx[i] = i;
   let lo = 0;
   let hi = n;
