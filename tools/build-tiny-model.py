@@ -19,7 +19,7 @@ from pathlib import Path
 # Run from a checkout without installing tsray: put python/ on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 
-from tsray.engine.tiny_model import build_tiny_model, is_complete, recipe_hash  # noqa: E402
+from tsray.engine.tiny_model import build_tiny_model, is_complete, recipe_hash
 
 
 def main() -> int:

@@ -254,6 +254,24 @@ def async_actor_calls_async(timeit):
     return timeit(async_actor, 1000)
 
 
+# Python actor calls from a driver: the anchor for tsray's TypeScript -> Python actor calls (same
+# workload as 1_1_actor_calls_sync / _async, on the same Python Actor class).
+@registry.metric("python_actor_calls_sync", note="Ray: Python driver -> Python actor (= 1_1_actor_calls_sync)")
+def python_actor_calls_sync(timeit):
+    a = Actor.remote()
+    return timeit(lambda: ray.get(a.small_value.remote()))
+
+
+@registry.metric("python_actor_calls_async", note="Ray: Python driver -> Python actor (= 1_1_actor_calls_async)")
+def python_actor_calls_async(timeit):
+    a = Actor.remote()
+
+    def actor_async():
+        ray.get([a.small_value.remote() for _ in range(1000)])
+
+    return timeit(actor_async, 1000)
+
+
 NUM_PGS = 100
 NUM_BUNDLES = 1
 registry.session("placement_groups", resources={"custom": 100})

@@ -13,7 +13,7 @@
  * Adding a metric: one `registry.metric(...)` call below (and its twin in ray_perf_core.py).
  */
 import os from 'node:os';
-import { actor, get, isMain, kill, placementGroup, put, remote, removePlacementGroup, wait, type ActorHandle } from '@tsray/core';
+import { actor, get, isMain, kill, placementGroup, put, python, remote, removePlacementGroup, wait, type ActorHandle } from '@tsray/core';
 import { benchMain, Registry } from './harness.js';
 
 /** ray_perf.py's `small_value` task (Ray returns `b"ok"`). */
@@ -302,6 +302,28 @@ registry.metric(
   },
 );
 
+// TypeScript driver -> Python actor (tsray's Python workers), the same Actor class as Ray's side.
+interface PyActor {
+  small_value(): Buffer;
+}
+const PyBenchActor = python.actor<PyActor>('tsray_bench_actor:Actor', { numCpus: 0 });
+
+registry.metric('python_actor_calls_sync', { note: 'tsray: TypeScript driver -> Python actor (bench/tsray/tsray_bench_actor.py)' }, async (t) => {
+  const a = PyBenchActor.remote();
+  const r = await t(() => get(a.small_value.remote()));
+  kill(a);
+  return r;
+});
+
+registry.metric('python_actor_calls_async', { note: 'tsray: TypeScript driver -> Python actor, batches of 1000' }, async (t) => {
+  const a = PyBenchActor.remote();
+  const r = await t(async () => {
+    await get(Array.from({ length: 1000 }, () => a.small_value.remote()));
+  }, 1000);
+  kill(a);
+  return r;
+});
+
 const NUM_PGS = 100;
 const NUM_BUNDLES = 1;
 registry.session('placement_groups', { resources: { custom: 100 } });
@@ -316,5 +338,6 @@ registry.metric('placement_group_create_removal', { session: 'placement_groups' 
 });
 
 if (isMain(import.meta)) {
+  process.env['PYTHONPATH'] = [new URL('.', import.meta.url).pathname, process.env['PYTHONPATH']].filter(Boolean).join(':');
   await benchMain(registry);
 }

@@ -58,10 +58,17 @@ export class NodeClassIndex {
 
   private readonly shapeOf: Int32Array;
   private readonly shapeGpu: boolean[] = [];
-  private readonly keys: (string | undefined)[];
+  /** Per class: its shape, state vector (see `NodeResources.writeState`), vector length, hash, next class of equal hash. */
+  private readonly classShape: Int32Array;
+  private readonly classState: Float64Array[];
+  private readonly classLen: Int32Array;
+  private readonly classHash: Int32Array;
+  private readonly nextSameHash: Int32Array;
+  private readonly scratch: Float64Array;
   private readonly activePos: Int32Array;
   private readonly posInClass: Int32Array;
-  private readonly byKey = new Map<string, number>();
+  /** Hash -> first class with that hash (chained through `nextSameHash`). */
+  private readonly byHash = new Map<number, number>();
   private readonly freeIds: number[] = [];
   private readonly dirty: Uint8Array;
   private readonly dirtyList: Int32Array;
@@ -89,7 +96,14 @@ export class NodeClassIndex {
     this.members = Array.from({ length: n }, () => []);
     this.active = new Int32Array(n);
     this.activePos = new Int32Array(n);
-    this.keys = new Array<string | undefined>(n).fill(undefined);
+    let stateLen = 5;
+    for (const node of nodes) stateLen = Math.max(stateLen, node.stateLength());
+    this.classShape = new Int32Array(n);
+    this.classState = Array.from({ length: n }, () => new Float64Array(stateLen));
+    this.classLen = new Int32Array(n);
+    this.classHash = new Int32Array(n);
+    this.nextSameHash = new Int32Array(n);
+    this.scratch = new Float64Array(stateLen);
     this.posInClass = new Int32Array(n);
     this.poolClass = new Int32Array(n);
     this.poolScore = new Float64Array(n);
@@ -202,7 +216,8 @@ export class NodeClassIndex {
     if (members !== this.n) return `${members} members for ${this.n} slots`;
     for (let i = 0; i < this.n; i++) {
       const c = this.classOf[i]!;
-      if (this.keys[c] !== this.keyOf(i) || this.members[c]![this.posInClass[i]!] !== i) return `slot ${i} is in the wrong class`;
+      const len = this.nodes[i]!.writeState(this.scratch);
+      if (!this.same(c, this.shapeOf[i]!, len) || this.members[c]![this.posInClass[i]!] !== i) return `slot ${i} is in the wrong class`;
       const [tc, ac, tm, am, to, ao, wf, mf] = this.nodes[i]!.critical();
       const same = this.totCpu[c] === tc && this.avCpu[c] === ac && this.totMem[c] === tm && this.avMem[c] === am && this.totOsm[c] === to;
       if (!same || this.avOsm[c] !== ao || this.wholeFree[c] !== wf || this.maxFree[c] !== mf) {
@@ -220,19 +235,39 @@ export class NodeClassIndex {
     }
   }
 
-  private keyOf(slot: number): string {
-    return `${this.shapeOf[slot]}|${this.nodes[slot]!.stateKey()}`;
+  /** Hash of the shape and of `scratch[0..len)` (integers below 2^53), as a small integer. */
+  private hash(shape: number, len: number): number {
+    const x = this.scratch;
+    let h = Math.imul(shape ^ 0x5bd1e995, 0x9e3779b1);
+    for (let i = 0; i < len; i++) {
+      const v = x[i]!;
+      h = Math.imul(h ^ (v >>> 0), 0x85ebca6b);
+      h = Math.imul(h ^ ((v / 4294967296) | 0) ^ (h >>> 15), 0xc2b2ae35);
+    }
+    return (h ^ (h >>> 16)) & 0x3fffffff;
+  }
+
+  /** True when class c has this shape and the state in `scratch[0..len)`. */
+  private same(c: number, shape: number, len: number): boolean {
+    if (this.classShape[c] !== shape || this.classLen[c] !== len) return false;
+    const a = this.classState[c]!;
+    const x = this.scratch;
+    for (let i = 0; i < len; i++) if (a[i] !== x[i]) return false;
+    return true;
   }
 
   private place(slot: number): void {
-    const key = this.keyOf(slot);
+    const shape = this.shapeOf[slot]!;
+    const len = this.nodes[slot]!.writeState(this.scratch);
+    const h = this.hash(shape, len);
     const old = this.classOf[slot]!;
     if (old >= 0) {
-      if (this.keys[old] === key) return;
+      if (this.classHash[old] === h && this.same(old, shape, len)) return;
       this.leave(old, slot);
     }
-    let c = this.byKey.get(key);
-    if (c === undefined) c = this.open(key, slot);
+    let c = this.byHash.get(h) ?? -1;
+    while (c >= 0 && !this.same(c, shape, len)) c = this.nextSameHash[c]!;
+    if (c < 0) c = this.open(h, shape, len, slot);
     const m = this.members[c]!;
     this.posInClass[slot] = m.length;
     m.push(slot);
@@ -240,10 +275,14 @@ export class NodeClassIndex {
     this.classOf[slot] = c;
   }
 
-  private open(key: string, slot: number): number {
+  private open(h: number, shape: number, len: number, slot: number): number {
     const c = this.freeIds.pop()!;
-    this.keys[c] = key;
-    this.byKey.set(key, c);
+    this.classShape[c] = shape;
+    this.classLen[c] = len;
+    this.classState[c]!.set(this.scratch.subarray(0, len));
+    this.classHash[c] = h;
+    this.nextSameHash[c] = this.byHash.get(h) ?? -1;
+    this.byHash.set(h, c);
     const [tc, ac, tm, am, to, ao, wf, mf] = this.nodes[slot]!.critical();
     this.totCpu[c] = tc;
     this.avCpu[c] = ac;
@@ -255,7 +294,7 @@ export class NodeClassIndex {
     this.osmNow[c] = to > 0 ? (to - ao + 0) / to : 0;
     this.wholeFree[c] = wf;
     this.maxFree[c] = mf;
-    this.hasGpu[c] = this.shapeGpu[this.shapeOf[slot]!] ? 1 : 0;
+    this.hasGpu[c] = this.shapeGpu[shape] ? 1 : 0;
     this.activePos[c] = this.nActive;
     this.active[this.nActive++] = c;
     return c;
@@ -273,8 +312,17 @@ export class NodeClassIndex {
     this.classOf[slot] = -1;
     if (m.length > 0) return;
     // Close the class: drop it from the active list and recycle its id.
-    this.byKey.delete(this.keys[c]!);
-    this.keys[c] = undefined;
+    const h = this.classHash[c]!;
+    const head = this.byHash.get(h)!;
+    if (head === c) {
+      const next = this.nextSameHash[c]!;
+      if (next >= 0) this.byHash.set(h, next);
+      else this.byHash.delete(h);
+    } else {
+      let p = head;
+      while (this.nextSameHash[p] !== c) p = this.nextSameHash[p]!;
+      this.nextSameHash[p] = this.nextSameHash[c]!;
+    }
     const pos = this.activePos[c]!;
     const moved = this.active[--this.nActive]!;
     this.active[pos] = moved;

@@ -284,15 +284,25 @@ export class NodeResources {
   }
 
   /**
-   * @internal Key of everything that decides {@link canFit} and {@link scoreAfter} for any request, given
-   * the shape ({@link shapeKey}): available CPU, memory, object store, GPU instance summary, custom
-   * amounts (in the shape's order). Two nodes of one shape with equal keys answer every policy query alike.
+   * @internal Writes everything that decides {@link canFit} and {@link scoreAfter} for any request, given
+   * the shape ({@link shapeKey}), into `out`: available CPU, memory, object store, wholly free GPUs,
+   * largest free GPU amount, then the custom amounts in the shape's order. Returns the count written
+   * ({@link stateLength}). Two nodes of one shape with equal states answer every policy query alike.
    */
-  stateKey(): string {
-    let s = `${this.avCpu},${this.avMem},${this.avOsm}`;
-    if (this.gpuCap.length > 0) s += `,${this.wholeFree},${this.maxFree}`;
-    if (this.customAv.size > 0) for (const v of this.customAv.values()) s += `,${v}`;
-    return s;
+  writeState(out: Float64Array): number {
+    out[0] = this.avCpu;
+    out[1] = this.avMem;
+    out[2] = this.avOsm;
+    out[3] = this.wholeFree;
+    out[4] = this.maxFree;
+    let i = 5;
+    if (this.customAv.size > 0) for (const v of this.customAv.values()) out[i++] = v;
+    return i;
+  }
+
+  /** @internal Length of {@link writeState}'s output. */
+  stateLength(): number {
+    return 5 + this.customAv.size;
   }
 
   /**

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tsray.engine import SamplingParams, create_backend  # noqa: E402
-from tsray.engine.tiny_model import build_tiny_model  # noqa: E402
+from tsray.engine import SamplingParams, create_backend
+from tsray.engine.tiny_model import build_tiny_model
 
 
 async def smoke(name: str, model: str) -> dict:
@@ -33,9 +33,15 @@ async def smoke(name: str, model: str) -> dict:
     rep["start_s"] = round(time.monotonic() - t, 1)
     rep["gpu_memory_utilization"] = getattr(b, "gpu_memory_utilization", None)
     rep["device"] = getattr(b, "device", "cuda")
-    ds = [d async for d in b.generate("one", "hello world", SamplingParams(temperature=0, max_tokens=16, ignore_eos=True))]
-    rep["one"] = {"tokens": sum(len(d.token_ids) for d in ds), "deltas": len(ds), "finish": ds[-1].finish_reason,
-                  "text": "".join(d.text for d in ds)[:60]}
+    ds = [
+        d async for d in b.generate("one", "hello world", SamplingParams(temperature=0, max_tokens=16, ignore_eos=True))
+    ]
+    rep["one"] = {
+        "tokens": sum(len(d.token_ids) for d in ds),
+        "deltas": len(ds),
+        "finish": ds[-1].finish_reason,
+        "text": "".join(d.text for d in ds)[:60],
+    }
 
     async def one(i: int) -> int:
         stream = b.generate(f"c{i}", f"request {i}", SamplingParams(max_tokens=64, ignore_eos=True))
@@ -70,7 +76,12 @@ def main() -> int:
         try:
             rep = asyncio.run(smoke(name, model))
         except Exception as e:  # noqa: BLE001
-            rep = {"backend": name, "ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
+            rep = {
+                "backend": name,
+                "ok": False,
+                "error": f"{type(e).__name__}: {e}",
+                "trace": traceback.format_exc()[-2000:],
+            }
         ok = ok and rep["ok"]
         print(json.dumps(rep), flush=True)
     return 0 if ok else 1

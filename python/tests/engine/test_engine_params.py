@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tsray.engine import (
     BackendUnavailable,
     InvalidEngineArgs,
@@ -85,8 +84,11 @@ def test_gpu_memory_utilization_is_fraction_times_0_9() -> None:
 def test_vllm_engine_args() -> None:
     a = build_engine_args("/m", {}, num_gpus=2, gpu_fraction=1.0)
     assert a == {
-        "model": "/m", "tensor_parallel_size": 2, "gpu_memory_utilization": 0.9,
-        "enforce_eager": True, "disable_log_stats": True,
+        "model": "/m",
+        "tensor_parallel_size": 2,
+        "gpu_memory_utilization": 0.9,
+        "enforce_eager": True,
+        "disable_log_stats": True,
     }
     a = build_engine_args("/m", {"enforce_eager": False, "max_model_len": 512}, num_gpus=0.5, gpu_fraction=0.5)
     assert a["tensor_parallel_size"] == 1 and a["gpu_memory_utilization"] == 0.45

@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-
 from tsray.engine import (
     Delta,
     DuplicateRequestId,
@@ -19,7 +18,7 @@ from tsray.engine import (
 )
 
 pytest.importorskip("torch", reason="engine tests need python/requirements-engine.txt")
-from tsray.engine.transformers_backend import TransformersBackend  # noqa: E402
+from tsray.engine.transformers_backend import TransformersBackend
 
 
 async def collect(stream: AsyncIterator[Delta]) -> list[Delta]:
@@ -31,7 +30,7 @@ def joined(deltas: list[Delta], index: int = 0) -> tuple[str, list[int]]:
     return "".join(d.text for d in ds), [t for d in ds for t in d.token_ids]
 
 
-def run(coro):  # noqa: ANN001, ANN201
+def run(coro):
     return asyncio.run(coro)
 
 
@@ -66,7 +65,7 @@ def test_max_tokens_and_length(tf_backend: TransformersBackend) -> None:
 
 
 def test_stop_strings_cut_the_text(tf_backend: TransformersBackend) -> None:
-    greedy = dict(temperature=0, ignore_eos=True)
+    greedy = {"temperature": 0, "ignore_eos": True}
     full = gen(tf_backend, "s0", "tsray engine", SamplingParams(max_tokens=40, **greedy))
     full_text, _ = joined(full)
     assert len(full_text) > 20
@@ -120,7 +119,9 @@ def test_waiting_queue_when_the_batch_is_full(tiny_model_dir: str) -> None:
             assert await b.abort("e3") is True  # still waiting: ends without a token
             aborted = await collect(s3)
             assert sorted((d.index, d.finish_reason, d.completion_tokens) for d in aborted) == [
-                (0, "abort", 0), (1, "abort", 0)]
+                (0, "abort", 0),
+                (1, "abort", 0),
+            ]
             await b.abort("e0")
             third = await collect(s2)
             assert third[-1].finish_reason in ("length", "stop")
@@ -162,21 +163,36 @@ def test_seed_reproducibility_and_n(tf_backend: TransformersBackend) -> None:
         p = SamplingParams(temperature=1.0, max_tokens=24, seed=7, ignore_eos=True)
         a = await collect(tf_backend.generate("seed-a", "once upon a time", p))
         # the same seed gives the same tokens even while other requests share the batch
-        noise = [asyncio.ensure_future(collect(tf_backend.generate(f"noise{i}", f"x {i}", SamplingParams(max_tokens=24))))
-                 for i in range(8)]
+        noise = [
+            asyncio.ensure_future(collect(tf_backend.generate(f"noise{i}", f"x {i}", SamplingParams(max_tokens=24))))
+            for i in range(8)
+        ]
         b = await collect(tf_backend.generate("seed-b", "once upon a time", p))
         await asyncio.gather(*noise)
-        c = await collect(tf_backend.generate("seed-c", "once upon a time", SamplingParams(
-            temperature=1.0, max_tokens=24, seed=8, ignore_eos=True)))
+        c = await collect(
+            tf_backend.generate(
+                "seed-c", "once upon a time", SamplingParams(temperature=1.0, max_tokens=24, seed=8, ignore_eos=True)
+            )
+        )
         assert joined(a)[1] == joined(b)[1]
         assert joined(a)[1] != joined(c)[1]
-        two = await collect(tf_backend.generate("n2", "once upon a time", SamplingParams(
-            temperature=1.0, max_tokens=10, seed=7, n=2, top_k=40, top_p=0.9, ignore_eos=True)))
+        two = await collect(
+            tf_backend.generate(
+                "n2",
+                "once upon a time",
+                SamplingParams(temperature=1.0, max_tokens=10, seed=7, n=2, top_k=40, top_p=0.9, ignore_eos=True),
+            )
+        )
         assert sorted({d.index for d in two}) == [0, 1]
         assert [d.finish_reason for d in two if d.finish_reason] == ["length", "length"]
         assert joined(two, 0)[1] != joined(two, 1)[1]
-        again = await collect(tf_backend.generate("n2b", "once upon a time", SamplingParams(
-            temperature=1.0, max_tokens=10, seed=7, n=2, top_k=40, top_p=0.9, ignore_eos=True)))
+        again = await collect(
+            tf_backend.generate(
+                "n2b",
+                "once upon a time",
+                SamplingParams(temperature=1.0, max_tokens=10, seed=7, n=2, top_k=40, top_p=0.9, ignore_eos=True),
+            )
+        )
         assert joined(two, 1) == joined(again, 1)
 
     run(main())
@@ -184,10 +200,20 @@ def test_seed_reproducibility_and_n(tf_backend: TransformersBackend) -> None:
 
 def test_top_k_1_is_greedy_and_logprobs(tf_backend: TransformersBackend) -> None:
     async def main() -> None:
-        greedy = await collect(tf_backend.generate("g", "hello world", SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)))
-        topk1 = await collect(tf_backend.generate("k1", "hello world", SamplingParams(temperature=0.7, top_k=1, max_tokens=8, ignore_eos=True)))
+        greedy = await collect(
+            tf_backend.generate("g", "hello world", SamplingParams(temperature=0, max_tokens=8, ignore_eos=True))
+        )
+        topk1 = await collect(
+            tf_backend.generate(
+                "k1", "hello world", SamplingParams(temperature=0.7, top_k=1, max_tokens=8, ignore_eos=True)
+            )
+        )
         assert joined(greedy)[1] == joined(topk1)[1]
-        lp = await collect(tf_backend.generate("lp", "hello world", SamplingParams(temperature=0, max_tokens=4, logprobs=3, ignore_eos=True)))
+        lp = await collect(
+            tf_backend.generate(
+                "lp", "hello world", SamplingParams(temperature=0, max_tokens=4, logprobs=3, ignore_eos=True)
+            )
+        )
         for d in lp:
             assert d.logprobs is not None and len(d.logprobs) == 1
             entry = d.logprobs[0]
@@ -201,7 +227,9 @@ def test_top_k_1_is_greedy_and_logprobs(tf_backend: TransformersBackend) -> None
 def test_chat_template(tf_backend: TransformersBackend) -> None:
     msgs = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]
     prompt = tf_backend.apply_chat_template(msgs)
-    assert prompt == "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        prompt == "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert tf_backend.tokenizer_info().has_chat_template
     deltas = gen(tf_backend, "chat", prompt, SamplingParams(max_tokens=4))
     assert deltas[-1].finish_reason in ("stop", "length")
@@ -255,15 +283,21 @@ def test_batched_results_equal_unbatched(tf_backend: TransformersBackend) -> Non
 
     def params(i: int) -> SamplingParams:
         return SamplingParams(
-            temperature=0 if i % 2 else 0.9, seed=100 + i, max_tokens=6 + 9 * i, ignore_eos=True,
-            top_k=20 if i % 3 == 0 else 0, top_p=0.8 if i % 4 == 0 else 1.0,
+            temperature=0 if i % 2 else 0.9,
+            seed=100 + i,
+            max_tokens=6 + 9 * i,
+            ignore_eos=True,
+            top_k=20 if i % 3 == 0 else 0,
+            top_p=0.8 if i % 4 == 0 else 1.0,
         )
 
     prompts = [f"req {i} " + "hello world " * (3 * i % 11) for i in range(10)]
 
     async def main() -> None:
         alone = [joined(await collect(tf_backend.generate(f"alone{i}", p, params(i)))) for i, p in enumerate(prompts)]
-        together = await asyncio.gather(*(collect(tf_backend.generate(f"tog{i}", p, params(i))) for i, p in enumerate(prompts)))
+        together = await asyncio.gather(
+            *(collect(tf_backend.generate(f"tog{i}", p, params(i))) for i, p in enumerate(prompts))
+        )
         for i, deltas in enumerate(together):
             assert joined(deltas) == alone[i], f"request {i} differs when batched"
             assert len(alone[i][1]) == 6 + 9 * i

@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from tsray.engine import BackendUnavailable, EngineDead, PromptTooLong, SamplingParams
 from tsray.engine.vllm_backend import VllmBackend
 
@@ -155,8 +154,12 @@ def test_vllm_backend_against_fake_asyncllm(fake_vllm: str) -> None:
 
         eng = AsyncLLM.last
         assert eng.engine_args.kw == {
-            "model": fake_vllm, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.45,
-            "enforce_eager": True, "disable_log_stats": True, "max_model_len": 32,
+            "model": fake_vllm,
+            "tensor_parallel_size": 2,
+            "gpu_memory_utilization": 0.45,
+            "enforce_eager": True,
+            "disable_log_stats": True,
+            "max_model_len": 32,
         }
         assert b.gpu_memory_utilization == 0.45 and b.max_model_len == 32
         info = b.tokenizer_info()
@@ -167,7 +170,9 @@ def test_vllm_backend_against_fake_asyncllm(fake_vllm: str) -> None:
         sp = eng.params[-1]
         assert int(sp.output_kind) == 1 and sp.n == 2 and sp.max_tokens == 3 and sp.stop is None
         assert [(d.index, d.token_ids, d.finish_reason, d.completion_tokens) for d in deltas[-2:]] == [
-            (0, [2], "length", 3), (1, [2], "length", 3)]
+            (0, [2], "length", 3),
+            (1, [2], "length", 3),
+        ]
         assert all(d.prompt_tokens == 3 for d in deltas)
         assert deltas[0].logprobs == [{0: -0.5}]
         assert "".join(d.text for d in deltas if d.index == 0) == " w0 w1 w2"

@@ -33,6 +33,7 @@ from .backend import (
 )
 
 __all__ = [
+    "BACKENDS",
     "GPU_MEMORY_HEADROOM",
     "BackendUnavailable",
     "Delta",
@@ -51,9 +52,8 @@ __all__ = [
     "PromptTooLong",
     "SamplingParams",
     "TokenizerInfo",
-    "derive_gpu_memory_utilization",
     "create_backend",
-    "BACKENDS",
+    "derive_gpu_memory_utilization",
 ]
 
 #: Backend names accepted by :func:`create_backend` ("scripted" is test-only).

@@ -20,7 +20,7 @@ _REPLACEMENT = "\ufffd"
 class IncrementalText:
     """Text state of one sequence; feed each new token id with :meth:`add`, then :meth:`take`."""
 
-    __slots__ = ("_decode", "_ids", "_prefix", "_read", "_text", "_emitted", "_stops", "_hold", "stopped")
+    __slots__ = ("_decode", "_emitted", "_hold", "_ids", "_prefix", "_read", "_stops", "_text", "stopped")
 
     def __init__(self, decode: Decode, stop: Sequence[str] = ()) -> None:
         self._decode = decode

@@ -15,6 +15,7 @@ Life cycle::
 
 Streaming contract of :meth:`EngineBackend.generate`:
 
+- ``generate`` is called from a running asyncio event loop (the deltas are delivered to it);
 - argument errors (:class:`InvalidSamplingParams`, :class:`PromptTooLong`, :class:`InvalidPrompt`,
   :class:`DuplicateRequestId`, :class:`EngineNotStarted`) are raised by the ``generate(...)`` call
   itself, before any iteration;
@@ -31,33 +32,33 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from ..errors import TsrayError
 
 __all__ = [
-    "FinishReason",
-    "SamplingParams",
-    "Delta",
-    "EngineStats",
-    "TokenizerInfo",
-    "EngineBackend",
-    "EngineError",
-    "InvalidSamplingParams",
-    "PromptTooLong",
-    "InvalidPrompt",
-    "DuplicateRequestId",
-    "EngineNotStarted",
-    "EngineDead",
+    "GPU_MEMORY_HEADROOM",
     "BackendUnavailable",
-    "NoChatTemplate",
+    "Delta",
+    "DuplicateRequestId",
+    "EngineBackend",
+    "EngineDead",
+    "EngineError",
+    "EngineNotStarted",
+    "EngineStats",
+    "FinishReason",
     "InvalidEngineArgs",
+    "InvalidPrompt",
+    "InvalidSamplingParams",
     "ModelLoadError",
-    "derive_gpu_memory_utilization",
+    "NoChatTemplate",
+    "PromptTooLong",
+    "SamplingParams",
+    "TokenizerInfo",
     "check_prompt",
     "check_prompt_ids",
-    "GPU_MEMORY_HEADROOM",
+    "derive_gpu_memory_utilization",
 ]
 
 FinishReason = Literal["stop", "length", "abort"]
@@ -353,9 +354,7 @@ class EngineBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def generate(
-        self, request_id: str, prompt: str | list[int], params: SamplingParams
-    ) -> AsyncIterator[Delta]:
+    def generate(self, request_id: str, prompt: str | list[int], params: SamplingParams) -> AsyncIterator[Delta]:
         """Start a request and return its stream of :class:`Delta` (see the module docstring).
         ``prompt``: text (tokenized with the model's special tokens, e.g. BOS) or token ids."""
 

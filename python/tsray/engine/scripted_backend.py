@@ -52,7 +52,7 @@ from .backend import (
     check_prompt_ids,
 )
 
-__all__ = ["ScriptedBackend", "ScriptedFailure", "SCRIPTED_DEFAULTS"]
+__all__ = ["SCRIPTED_DEFAULTS", "ScriptedBackend", "ScriptedFailure"]
 
 #: Default engine arguments of the scripted backend.
 SCRIPTED_DEFAULTS: dict[str, Any] = {
@@ -114,8 +114,10 @@ class ScriptedBackend(EngineBackend):
         if cfg["fail_start"]:
             raise ModelLoadError(model_dir, "scripted start failure (fail_start)")
         self.started_with = {
-            "model_dir": model_dir, "engine_args": dict(engine_args or {}),
-            "num_gpus": num_gpus, "gpu_fraction": gpu_fraction,
+            "model_dir": model_dir,
+            "engine_args": dict(engine_args or {}),
+            "num_gpus": num_gpus,
+            "gpu_fraction": gpu_fraction,
         }
         self._cfg = cfg
 
@@ -162,9 +164,7 @@ class ScriptedBackend(EngineBackend):
             raise NoChatTemplate("the scripted engine")
         return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
 
-    def generate(
-        self, request_id: str, prompt: str | list[int], params: SamplingParams
-    ) -> AsyncIterator[Delta]:
+    def generate(self, request_id: str, prompt: str | list[int], params: SamplingParams) -> AsyncIterator[Delta]:
         cfg = self._need("generate()")
         params.validate()
         p = check_prompt(prompt)
@@ -193,7 +193,7 @@ class ScriptedBackend(EngineBackend):
         try:
             await asyncio.wait_for(req.aborted.wait(), None if seconds < 0 else seconds)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def _stream(
@@ -210,7 +210,9 @@ class ScriptedBackend(EngineBackend):
 
         def finish(reason: FinishReason, count: int) -> list[Delta]:
             self._forget(req)
-            return [Delta(texts[k].take(True), [], reason, prompt_tokens, count, None, k) for k in range(n) if not done[k]]
+            return [
+                Delta(texts[k].take(True), [], reason, prompt_tokens, count, None, k) for k in range(n) if not done[k]
+            ]
 
         try:
             if await self._pause(req, -1.0 if "__hang__" in words else float(cfg["first_token_delay_s"])):

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RECIPE", "recipe_hash", "build_tiny_model", "is_complete", "MARKER"]
+__all__ = ["MARKER", "RECIPE", "build_tiny_model", "is_complete", "recipe_hash"]
 
 MARKER = ".complete"
 

@@ -53,7 +53,7 @@ from .backend import (
     derive_gpu_memory_utilization,
 )
 
-__all__ = ["VllmBackend", "VLLM_ENV_DEFAULTS", "build_engine_args"]
+__all__ = ["VLLM_ENV_DEFAULTS", "VllmBackend", "build_engine_args"]
 
 log = logging.getLogger("tsray.engine.vllm")
 
@@ -154,7 +154,9 @@ class VllmBackend(EngineBackend):
             def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
                 self.engine_index = engine_index
 
-            def record(self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0) -> None:
+            def record(
+                self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0
+            ) -> None:
                 if scheduler_stats is not None:
                     backend._sched = scheduler_stats
 
@@ -166,13 +168,16 @@ class VllmBackend(EngineBackend):
 
         log.info(
             "vllm engine starting: %s tp=%s gpu_memory_utilization=%s enforce_eager=%s",
-            model_dir, kwargs["tensor_parallel_size"], kwargs.get("gpu_memory_utilization"), kwargs["enforce_eager"],
+            model_dir,
+            kwargs["tensor_parallel_size"],
+            kwargs.get("gpu_memory_utilization"),
+            kwargs["enforce_eager"],
         )
         try:
             engine = await asyncio.to_thread(ns.AsyncLLM.from_engine_args, engine_args_obj, stat_loggers=[factory])
         except (ValueError, OSError) as e:
             raise ModelLoadError(model_dir, f"{type(e).__name__}: {e}") from e
-        except Exception as e:  # noqa: BLE001 - vLLM start-up raises many kinds (RuntimeError, ...)
+        except Exception as e:
             raise EngineDead(self.name, f"engine start-up failed: {type(e).__name__}: {e}") from e
         self._engine = engine
         self._vllm = ns
@@ -207,8 +212,8 @@ class VllmBackend(EngineBackend):
         for rid in list(self._active):
             try:
                 await engine.abort(rid)
-            except Exception:  # noqa: BLE001 - shutting down anyway
-                pass
+            except Exception as e:  # noqa: BLE001 - shutting down anyway
+                log.debug("vllm engine: abort of %s at shutdown failed: %s", rid, e)
         self._engine = None
         self._dead = "shut down"
         await asyncio.to_thread(engine.shutdown)
@@ -221,7 +226,7 @@ class VllmBackend(EngineBackend):
             raise EngineNotStarted(self.name, "health()")
         try:
             await engine.check_health()
-        except Exception as e:  # noqa: BLE001 - EngineDeadError and friends
+        except Exception as e:
             raise EngineDead(self.name, f"{type(e).__name__}: {e}") from e
 
     async def stats(self) -> EngineStats:
@@ -238,9 +243,7 @@ class VllmBackend(EngineBackend):
         if s is None:
             return EngineStats(waiting=unfinished, running=0, kv_cache_usage=0.0)
         running = min(int(s.num_running_reqs), unfinished)
-        return EngineStats(
-            waiting=unfinished - running, running=running, kv_cache_usage=float(s.kv_cache_usage)
-        )
+        return EngineStats(waiting=unfinished - running, running=running, kv_cache_usage=float(s.kv_cache_usage))
 
     # ------------------------------------------------------------------------------- tokenizer
 
@@ -286,7 +289,7 @@ class VllmBackend(EngineBackend):
             n=params.n,
             temperature=float(params.temperature),
             top_p=float(params.top_p),
-            top_k=params.top_k if params.top_k > 0 else 0,
+            top_k=max(0, params.top_k),
             max_tokens=params.max_tokens,
             stop=list(params.stop) or None,
             seed=params.seed,
@@ -295,9 +298,7 @@ class VllmBackend(EngineBackend):
             output_kind=ns.RequestOutputKind.DELTA,
         )
 
-    def generate(
-        self, request_id: str, prompt: str | list[int], params: SamplingParams
-    ) -> AsyncIterator[Delta]:
+    def generate(self, request_id: str, prompt: str | list[int], params: SamplingParams) -> AsyncIterator[Delta]:
         if self._engine is None:
             if self._dead is not None:
                 raise EngineDead(self.name, self._dead)
@@ -338,7 +339,7 @@ class VllmBackend(EngineBackend):
                 raise EngineDead(self.name, self._dead) from e
             except (asyncio.CancelledError, GeneratorExit):
                 raise
-            except Exception as e:  # noqa: BLE001 - EngineGenerateError, validation errors, ...
+            except Exception as e:
                 cause = e.__cause__ or e
                 raise EngineError(f"vllm engine: request {request_id!r} failed: {type(cause).__name__}: {cause}") from e
             # A stream that ended without finishing every sequence (should not happen): say abort.
@@ -361,7 +362,7 @@ class VllmBackend(EngineBackend):
         lps = None
         if co.logprobs is not None:
             lps = []
-            for pos in list(co.logprobs)[-len(token_ids):] if token_ids else []:
+            for pos in list(co.logprobs)[-len(token_ids) :] if token_ids else []:
                 lps.append({int(t): float(getattr(lp, "logprob", lp)) for t, lp in (pos or {}).items()})
         return Delta(
             text=co.text,

@@ -27,7 +27,12 @@ interface Job {
   exec: tsray.v1.ITaskExecution;
   frames: Buffer[];
   cancelled: boolean;
-  abort: AbortController;
+  /** Made on first use (most tasks never look at their cancellation signal). */
+  abort: AbortController | undefined;
+}
+
+function abortOf(job: Job): AbortController {
+  return (job.abort ??= new AbortController());
 }
 
 interface PendingResult {
@@ -173,7 +178,7 @@ export class WorkerRuntime implements CoreRuntime {
           return;
         }
         for (const exec of envelope.executeTasks!.tasks ?? []) {
-          this.queue.push({ exec, frames: payloads, cancelled: false, abort: new AbortController() });
+          this.queue.push({ exec, frames: payloads, cancelled: false, abort: undefined });
         }
         if (!this.loopActive) void this.loop();
         return;
@@ -182,7 +187,7 @@ export class WorkerRuntime implements CoreRuntime {
         const running = this.active.get(id ?? '');
         if (running) {
           running.cancelled = true;
-          running.abort.abort(new Error('task cancelled'));
+          abortOf(running).abort(new Error('task cancelled'));
         } else {
           const j = this.queue.find((x) => x.exec.taskId === id);
           if (j) j.cancelled = true;
@@ -450,7 +455,9 @@ export class WorkerRuntime implements CoreRuntime {
       taskName: name,
       attempt: e.attempt ?? 0,
       gpuIds: e.gpuIds ?? [],
-      signal: job.abort.signal,
+      get signal() {
+        return abortOf(job).signal;
+      },
       pid: process.pid,
       isWorker: true,
       actorId: e.actorId || undefined,
@@ -487,9 +494,9 @@ export class WorkerRuntime implements CoreRuntime {
         if (!a || typeof m !== 'function') {
           throw new ActorMethodNotFoundError(a?.className ?? 'actor', method, a ? Object.keys(Object.getPrototypeOf(a.instance) as object) : []);
         }
-        value = contextStore.run(ctx, () => (m as (...x: unknown[]) => unknown).apply(a.instance, args));
+        value = a.isAsync ? contextStore.run(ctx, () => (m as (...x: unknown[]) => unknown).apply(a.instance, args)) : (m as (...x: unknown[]) => unknown).apply(a.instance, args);
       } else {
-        value = contextStore.run(ctx, () => f!.fn(...args));
+        value = f!.fn(...args);
       }
       if (e.streaming) {
         const count = await this.stream(job, value);

@@ -18,7 +18,7 @@ import type { ResolvedOptions, ScheduleDecision } from './types.js';
  *
  * Random draws, per pass (exactly reproduced by the brute-force reference of the tests), once the local
  * node has not won at once (it fits and scores under the threshold):
- * 1. j = floor(rng() * k); if the pool P is smaller, j = floor(rng() * |P|) (a second draw): uniform rank.
+ * 1. j = floor(rng() * k); if j >= |P| (the pool is smaller than k), j = floor(rng() * |P|): a uniform rank.
  * 2. if rank j (P ordered by score) scores 0: slots are drawn, i = floor(rng() * L) over the pass's list of
  *    L nodes (all alive nodes, or those without GPUs), until one is a score-0 node of P: the pick.
  * 3. otherwise s* = the score of rank j, G = the nodes of P scoring exactly s* in the view's insertion
@@ -29,7 +29,8 @@ import type { ResolvedOptions, ScheduleDecision } from './types.js';
  * Speed: nodes in the same resource state score alike, so the policy works on the view's
  * {@link NodeClassIndex} (kept current by allocate/release): a pass over the classes that stops as soon
  * as more than j score-0 nodes are seen (step 2 then needs about L / |score-0| draws), else a weighted
- * quickselect of rank j over the pool's classes and one pass over slot -> class for step 3.
+ * (bucketed) quickselect of rank j over the pool's classes, and for step 3 the r-th smallest slot among
+ * G's members (or, when G is large, one pass over slot -> class).
  */
 export function scheduleHybrid(req: ResourceRequest, view: ClusterView, o: ResolvedOptions): ScheduleDecision {
   const ix = view.index();
