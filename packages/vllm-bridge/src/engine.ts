@@ -1,0 +1,389 @@
+/**
+ * LLMEngine: one LLM engine (vLLM or transformers) in a GPU-pinned Python worker, driven over a
+ * direct ZeroMQ data plane with protobuf messages.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import * as zmq from 'zeromq';
+import { ActorDiedError, get, getActor, kill, python, TaskError, type ActorHandle, type SchedulingStrategy } from '@tsray/core';
+import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { EngineDeadError, EngineStartError, GenerateAbortedError, GenerateRequestError } from './errors.js';
+
+/** Sampling parameters (vLLM's names in camelCase). */
+export interface SamplingParams {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  maxTokens?: number;
+  stop?: string[];
+  seed?: number;
+  n?: number;
+  logprobs?: number;
+  ignoreEos?: boolean;
+}
+
+/** One chat message (the engine applies the model's chat template). */
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** What to generate from: text, token ids, or chat messages. */
+export type Prompt = string | number[] | { messages: ChatMessage[] };
+
+/** A streamed piece of one completion. */
+export interface StreamDelta {
+  requestId: string;
+  /** Which of the `n` completions. */
+  index: number;
+  text: string;
+  tokenIds: number[];
+  /** Set on the last delta of a completion: 'stop' | 'length' | 'abort'. */
+  finishReason: string | undefined;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** A finished completion. */
+export interface Completion {
+  text: string;
+  tokenIds: number[];
+  finishReason: string;
+  usage: { promptTokens: number; completionTokens: number };
+  /** The other completions when n > 1 (index 1..n-1). */
+  alternatives?: Completion[];
+}
+
+/** Load of an engine. */
+export interface EngineStats {
+  waiting: number;
+  running: number;
+  kvCacheUsage: number;
+  model: string;
+  maxModelLen: number;
+  backend: string;
+}
+
+/** Options of `LLMEngine.deploy`. */
+export interface DeployOptions {
+  /** Local model folder. */
+  model: string;
+  /** GPUs of the engine (tensor parallel size for vLLM); fractions share a GPU. Default 0 (CPU). */
+  numGpus?: number;
+  /** CPUs held by the engine's process. Default 1. */
+  numCpus?: number;
+  /** Backend: 'vllm' where a GPU and vLLM are present, 'transformers' otherwise ('auto'). */
+  backend?: 'auto' | 'vllm' | 'transformers' | 'scripted';
+  /** Engine arguments of the backend (vLLM's AsyncEngineArgs fields, snake_case). */
+  engineArgs?: Record<string, unknown>;
+  /** Register the engine under a name (find it with `LLMEngine.connect`). */
+  name?: string;
+  namespace?: string;
+  /** Restart the engine process this many times if it dies (-1 = forever). Default 0. */
+  maxRestarts?: number;
+  /** Where to run it (e.g. a placement-group bundle). */
+  schedulingStrategy?: SchedulingStrategy;
+  /** Bind the data plane on TCP (for callers on other nodes) instead of a local ipc socket. */
+  bind?: 'ipc' | 'tcp';
+}
+
+interface EngineActorApi {
+  address(): string;
+  stats(): { waiting: number; running: number; kv_cache_usage: number };
+  info(): { backend: string; max_model_len: number; model: string; pid: number; cuda_visible_devices: string | null };
+  shutdown(): boolean;
+}
+
+const EngineActor = (opts: DeployOptions) => {
+  const numGpus = opts.numGpus ?? 0;
+  return python.actor<EngineActorApi>('tsray.engine.actor:EngineActor', {
+    numCpus: opts.numCpus ?? 1,
+    numGpus,
+    maxRestarts: opts.maxRestarts ?? 0,
+    // address()/stats()/info() are idempotent: calls caught by a crash run again after the restart.
+    maxTaskRetries: opts.maxRestarts ? -1 : 0,
+    ...(opts.name ? { name: opts.name } : {}),
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    ...(opts.schedulingStrategy ? { schedulingStrategy: opts.schedulingStrategy } : {}),
+  });
+};
+
+interface Pending {
+  deltas: StreamDelta[];
+  wake: (() => void) | undefined;
+  done: boolean;
+  error: Error | undefined;
+  /** Completions still running (n). */
+  open: number;
+}
+
+function toWireParams(p: SamplingParams = {}): tsray.v1.ISamplingParams {
+  const w: tsray.v1.ISamplingParams = {};
+  if (p.temperature !== undefined) w.temperature = p.temperature;
+  if (p.topP !== undefined) w.topP = p.topP;
+  if (p.topK !== undefined) w.topK = p.topK;
+  if (p.maxTokens !== undefined) w.maxTokens = p.maxTokens;
+  if (p.stop !== undefined) w.stop = p.stop;
+  if (p.seed !== undefined) w.seed = p.seed;
+  if (p.n !== undefined) w.n = p.n;
+  if (p.logprobs !== undefined) w.logprobs = p.logprobs;
+  if (p.ignoreEos !== undefined) w.ignoreEos = p.ignoreEos;
+  return w;
+}
+
+/**
+ * A handle to one engine. Create with `LLMEngine.deploy` (starts it) or `LLMEngine.connect` (finds a
+ * named one). Works from any driver, task or actor.
+ */
+export class LLMEngine {
+  private socket: zmq.Dealer | undefined;
+  private address: string | undefined;
+  private connecting: Promise<void> | undefined;
+  private readonly pending = new Map<string, Pending>();
+  private readonly statsWaiters = new Map<number, (s: EngineStats) => void>();
+  private seq = 0;
+  private readonly prefix = randomBytes(4).toString('hex');
+  private closed = false;
+  private sendChain: Promise<void> = Promise.resolve();
+
+  private constructor(
+    /** The engine's actor (its process). */
+    readonly actor: ActorHandle<EngineActorApi>,
+    readonly model: string,
+  ) {}
+
+  /** Start an engine in its own Python worker (GPU-pinned when numGpus > 0) and wait until it is ready. */
+  static async deploy(opts: DeployOptions): Promise<LLMEngine> {
+    const numGpus = opts.numGpus ?? 0;
+    const config = {
+      model: opts.model,
+      backend: opts.backend ?? 'auto',
+      engine_args: opts.engineArgs ?? {},
+      num_gpus: numGpus >= 1 ? Math.ceil(numGpus) : numGpus > 0 ? 1 : 0,
+      gpu_fraction: numGpus > 0 && numGpus < 1 ? numGpus : 1,
+      bind: opts.bind ?? 'ipc',
+    };
+    const handle = EngineActor(opts).remote(config);
+    const engine = new LLMEngine(handle, opts.model);
+    await engine.connect();
+    return engine;
+  }
+
+  /** A handle to a named engine started elsewhere. */
+  static async connect(name: string, options: { namespace?: string; model?: string } = {}): Promise<LLMEngine> {
+    const handle = await getActor<EngineActorApi>(name, options.namespace ? { namespace: options.namespace } : {});
+    const engine = new LLMEngine(handle, options.model ?? name);
+    await engine.connect();
+    return engine;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closed) throw new EngineDeadError(`the engine for ${this.model} was shut down`);
+    if (this.socket) return;
+    this.connecting ??= (async () => {
+      let address: string;
+      try {
+        address = await get(this.actor.address.remote());
+      } catch (e) {
+        if (e instanceof ActorDiedError && e.reason !== 'constructor') {
+          throw new EngineDeadError(`the engine for ${this.model} is dead (${e.info.detail}); deploy it again, or give it maxRestarts`);
+        }
+        const detail = e instanceof TaskError ? `${e.remoteName}: ${e.remoteMessage}` : (e as Error).message;
+        throw new EngineStartError(this.model, detail);
+      }
+      const sock = new zmq.Dealer({ sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+      sock.connect(address);
+      this.socket = sock;
+      this.address = address;
+      void this.receive(sock);
+      void this.watch(sock);
+    })().finally(() => {
+      this.connecting = undefined;
+    });
+    await this.connecting;
+  }
+
+  private send(body: EnvelopeBody): void {
+    const sock = this.socket;
+    if (!sock) return;
+    const frames = encodeMessage(body);
+    this.sendChain = this.sendChain.then(() => sock.send(frames)).catch(() => undefined);
+  }
+
+  /** The engine's process went away: fail what is in flight; the next call reconnects (after a restart). */
+  private async watch(sock: zmq.Dealer): Promise<void> {
+    try {
+      for await (const ev of sock.events) {
+        if (ev.type === 'disconnect') {
+          this.lost(sock, `the engine process for ${this.model} (${this.address}) died`);
+          return;
+        }
+      }
+    } catch {
+      /* socket closed */
+    }
+  }
+
+  private lost(sock: zmq.Dealer, why: string): void {
+    if (this.socket !== sock) return;
+    this.socket = undefined;
+    sock.close();
+    for (const [id, p] of this.pending) {
+      p.error = new EngineDeadError(`${why}; request ${id} failed`);
+      p.done = true;
+      p.wake?.();
+    }
+    this.pending.clear();
+  }
+
+  private async receive(sock: zmq.Dealer): Promise<void> {
+    try {
+      for await (const frames of sock) {
+        const { envelope, kind } = decodeMessage(frames);
+        if (kind === 'generateDeltas') {
+          for (const d of envelope.generateDeltas!.deltas ?? []) {
+            const p = this.pending.get(d.requestId ?? '');
+            if (!p) continue;
+            const delta: StreamDelta = {
+              requestId: d.requestId ?? '',
+              index: d.index ?? 0,
+              text: d.text ?? '',
+              tokenIds: d.tokenIds ?? [],
+              finishReason: d.finishReason || undefined,
+              promptTokens: d.promptTokens ?? 0,
+              completionTokens: d.completionTokens ?? 0,
+            };
+            p.deltas.push(delta);
+            if (delta.finishReason && --p.open <= 0) {
+              p.done = true;
+              this.pending.delete(delta.requestId);
+            }
+            p.wake?.();
+          }
+        } else if (kind === 'generateError') {
+          const e = envelope.generateError!;
+          const p = this.pending.get(e.requestId ?? '');
+          if (!p) continue;
+          p.error = new GenerateRequestError(e.code ?? 'engine_error', e.message ?? 'generation failed', e.field || undefined, e.limit ? Number(e.limit) : undefined);
+          p.done = true;
+          this.pending.delete(e.requestId ?? '');
+          p.wake?.();
+        } else if (kind === 'engineStats') {
+          const s = envelope.engineStats!;
+          const w = this.statsWaiters.get(Number(s.requestId));
+          this.statsWaiters.delete(Number(s.requestId));
+          w?.({ waiting: s.waiting ?? 0, running: s.running ?? 0, kvCacheUsage: s.kvCacheUsage ?? 0, model: s.model ?? '', maxModelLen: s.maxModelLen ?? 0, backend: s.backend ?? '' });
+        }
+      }
+    } catch {
+      /* socket closed */
+    }
+  }
+
+  /**
+   * Stream one completion's deltas as they are produced. Abort with `signal` (or `abort(requestId)`);
+   * an aborted stream ends with a delta whose finishReason is 'abort'.
+   */
+  async *stream(prompt: Prompt, params: SamplingParams = {}, options: { signal?: AbortSignal; requestId?: string } = {}): AsyncGenerator<StreamDelta, void, undefined> {
+    await this.connect();
+    const requestId = options.requestId ?? `${this.prefix}-${++this.seq}`;
+    const p: Pending = { deltas: [], wake: undefined, done: false, error: undefined, open: params.n ?? 1 };
+    this.pending.set(requestId, p);
+    const req: tsray.v1.IGenerateRequest = { requestId, params: toWireParams(params) };
+    if (typeof prompt === 'string') req.prompt = prompt;
+    else if (Array.isArray(prompt)) req.promptTokenIds = prompt;
+    else req.messages = prompt.messages;
+    this.send({ generateRequest: req });
+    const onAbort = () => this.abort(requestId);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    let finished = false;
+    try {
+      for (;;) {
+        while (p.deltas.length > 0) yield p.deltas.shift()!;
+        if (p.error) throw p.error;
+        if (p.done) {
+          finished = true;
+          return;
+        }
+        await new Promise<void>((r) => (p.wake = r));
+        p.wake = undefined;
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      // The consumer stopped early (break/return): abort the request in the engine.
+      if (!finished && !p.done) this.abort(requestId);
+    }
+  }
+
+  /** Generate completions for one prompt or a batch (sent concurrently; results in input order). */
+  async generate(prompts: Prompt | Prompt[], params: SamplingParams = {}, options: { signal?: AbortSignal } = {}): Promise<Completion[]> {
+    const list = Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] !== 'number') ? (prompts as Prompt[]) : [prompts as Prompt];
+    return Promise.all(list.map((p) => this.collect(p, params, options.signal)));
+  }
+
+  private async collect(prompt: Prompt, params: SamplingParams, signal: AbortSignal | undefined): Promise<Completion> {
+    const n = params.n ?? 1;
+    const parts = Array.from({ length: n }, () => ({ text: '', tokenIds: [] as number[], finishReason: '', promptTokens: 0, completionTokens: 0 }));
+    for await (const d of this.stream(prompt, params, signal ? { signal } : {})) {
+      const c = parts[d.index]!;
+      c.text += d.text;
+      c.tokenIds.push(...d.tokenIds);
+      if (d.finishReason) c.finishReason = d.finishReason;
+      c.promptTokens = d.promptTokens;
+      c.completionTokens = d.completionTokens;
+    }
+    if (parts[0]!.finishReason === 'abort') throw new GenerateAbortedError(`request for ${this.model} was aborted`);
+    const done = parts.map((c) => ({ text: c.text, tokenIds: c.tokenIds, finishReason: c.finishReason, usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens } }));
+    return n > 1 ? { ...done[0]!, alternatives: done.slice(1) } : done[0]!;
+  }
+
+  /** Abort a request (its stream ends with finishReason 'abort'). */
+  abort(requestId: string): void {
+    this.send({ abortGenerate: { requestIds: [requestId] } });
+  }
+
+  /** Waiting and running requests, KV-cache use. */
+  async stats(): Promise<EngineStats> {
+    await this.connect();
+    const id = ++this.seq;
+    return new Promise((resolve) => {
+      this.statsWaiters.set(id, resolve);
+      this.send({ engineStatsRequest: { requestId: id } });
+    });
+  }
+
+  /** Requests in flight from this handle. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Where the engine runs (backend, pid, CUDA_VISIBLE_DEVICES). */
+  async info(): Promise<{ backend: string; max_model_len: number; model: string; pid: number; cuda_visible_devices: string | null }> {
+    return get(this.actor.info.remote());
+  }
+
+  /** Stop the engine and its process. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await get(this.actor.shutdown.remote(), { timeout: 30 });
+    } catch {
+      /* already dead */
+    }
+    this.socket?.close();
+    this.socket = undefined;
+    try {
+      kill(this.actor);
+    } catch {
+      /* already dead */
+    }
+  }
+
+  /** Close this handle's connection without stopping the engine. */
+  close(): void {
+    this.closed = true;
+    this.socket?.close();
+    this.socket = undefined;
+  }
+}

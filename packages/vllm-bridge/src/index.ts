@@ -1,0 +1,8 @@
+/**
+ * @module @tsray/vllm-bridge
+ * LLM engines (vLLM, or HF transformers where there is no GPU/vLLM) in GPU-pinned Python workers,
+ * driven from TypeScript over a direct ZeroMQ data plane with protobuf messages.
+ */
+export { LLMEngine } from './engine.js';
+export type { DeployOptions, SamplingParams, Prompt, ChatMessage, StreamDelta, Completion, EngineStats } from './engine.js';
+export { EngineStartError, EngineDeadError, GenerateRequestError, GenerateAbortedError } from './errors.js';
