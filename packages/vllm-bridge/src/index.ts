@@ -6,3 +6,7 @@
 export { LLMEngine } from './engine.js';
 export type { DeployOptions, SamplingParams, Prompt, ChatMessage, StreamDelta, Completion, EngineStats } from './engine.js';
 export { EngineStartError, EngineDeadError, GenerateRequestError, GenerateAbortedError } from './errors.js';
+export { DataParallel } from './data-parallel.js';
+export type { DataParallelOptions } from './data-parallel.js';
+export { serveOpenAI } from './openai-server.js';
+export type { OpenAIServer, OpenAIServerOptions } from './openai-server.js';

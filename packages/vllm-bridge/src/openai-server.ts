@@ -1,0 +1,265 @@
+/**
+ * An OpenAI-compatible HTTP server in front of an engine or a data-parallel group:
+ * /v1/models, /v1/completions, /v1/chat/completions (SSE streaming or not), /health, /metrics.
+ * @module
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { DataParallel } from './data-parallel.js';
+import type { LLMEngine, Prompt, SamplingParams, StreamDelta } from './engine.js';
+import { EngineDeadError, GenerateRequestError } from './errors.js';
+
+/** Options of `serveOpenAI`. */
+export interface OpenAIServerOptions {
+  /** Port (0 = any free port). Default 8000. */
+  port?: number;
+  host?: string;
+  /** The model name clients use. Default: the engine's model path. */
+  modelName?: string;
+  /** Largest accepted request body, bytes. Default 1 MiB. */
+  maxBodyBytes?: number;
+}
+
+/** A running server. */
+export interface OpenAIServer {
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param?: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const NUM = (v: unknown, field: string, int = false): number | undefined => {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (int && !Number.isInteger(v))) throw new HttpError(400, `${field} must be a${int ? 'n integer' : ' number'}`, field);
+  return v;
+};
+
+function samplingFromBody(b: Record<string, unknown>): SamplingParams {
+  const p: SamplingParams = {};
+  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => {
+    if (v !== undefined) p[k] = v;
+  };
+  set('temperature', NUM(b['temperature'], 'temperature'));
+  set('topP', NUM(b['top_p'], 'top_p'));
+  set('topK', NUM(b['top_k'], 'top_k', true));
+  set('maxTokens', NUM(b['max_tokens'] ?? b['max_completion_tokens'], 'max_tokens', true));
+  set('seed', NUM(b['seed'], 'seed', true));
+  set('n', NUM(b['n'], 'n', true));
+  const stop = b['stop'];
+  if (stop !== undefined && stop !== null) {
+    if (typeof stop === 'string') p.stop = [stop];
+    else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) p.stop = stop as string[];
+    else throw new HttpError(400, 'stop must be a string or a list of strings', 'stop');
+  }
+  return p;
+}
+
+async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) throw new HttpError(413, `request body over ${limit} bytes`);
+    chunks.push(c as Buffer);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (e) {
+    throw new HttpError(400, `malformed JSON body: ${(e as Error).message}`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+/**
+ * Serve an engine (or a DataParallel group) with OpenAI's HTTP API. A client that disconnects
+ * aborts its request in the engine.
+ */
+export async function serveOpenAI(target: LLMEngine | DataParallel, options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
+  const isDp = target instanceof DataParallel;
+  const first = isDp ? target.rank(0) : target;
+  const modelName = options.modelName ?? first.model;
+  const limit = options.maxBodyBytes ?? 1024 * 1024;
+  const registry = new Registry();
+  const requests = new Counter({ name: 'tsray_requests_total', help: 'requests by endpoint and status', labelNames: ['endpoint', 'status'], registers: [registry] });
+  const promptTokens = new Counter({ name: 'tsray_prompt_tokens_total', help: 'prompt tokens', registers: [registry] });
+  const genTokens = new Counter({ name: 'tsray_generation_tokens_total', help: 'generated tokens', registers: [registry] });
+  const ttft = new Histogram({ name: 'tsray_time_to_first_token_seconds', help: 'time to first token', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
+  const itl = new Histogram({ name: 'tsray_inter_token_latency_seconds', help: 'time between streamed deltas', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
+  const queue = new Gauge({
+    name: 'tsray_queue_depth',
+    help: 'waiting and running requests per rank',
+    labelNames: ['rank', 'state'],
+    registers: [registry],
+    async collect() {
+      const ranks = isDp ? await (target as DataParallel).stats() : [{ ...(await (target as LLMEngine).stats()), rank: 0 }];
+      for (const r of ranks) {
+        this.set({ rank: String(r.rank), state: 'waiting' }, r.waiting);
+        this.set({ rank: String(r.rank), state: 'running' }, r.running);
+      }
+    },
+  });
+  void queue;
+
+  const stream = (prompt: Prompt, params: SamplingParams, signal: AbortSignal) =>
+    isDp ? (target as DataParallel).stream(prompt, params, { signal }) : (target as LLMEngine).stream(prompt, params, { signal });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, endpoint: string): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'GET' && url.pathname === '/health') {
+      await first.stats();
+      res.writeHead(200).end();
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/metrics') {
+      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/v1/models') {
+      json(res, 200, { object: 'list', data: [{ id: modelName, object: 'model', created: 0, owned_by: 'tsray' }] });
+      return;
+    }
+    const chat = url.pathname === '/v1/chat/completions';
+    if (req.method !== 'POST' || (!chat && url.pathname !== '/v1/completions')) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
+    const body = await readJson(req, limit);
+    if (body['model'] !== undefined && body['model'] !== modelName) throw new HttpError(404, `model "${String(body['model'])}" does not exist (this server serves "${modelName}")`, 'model');
+    const params = samplingFromBody(body);
+    let prompt: Prompt;
+    if (chat) {
+      const msgs = body['messages'];
+      if (!Array.isArray(msgs) || msgs.length === 0 || !msgs.every((m) => typeof m?.role === 'string' && typeof m?.content === 'string')) {
+        throw new HttpError(400, 'messages must be a non-empty list of {role, content} strings', 'messages');
+      }
+      prompt = { messages: msgs as { role: string; content: string }[] };
+    } else {
+      const p = body['prompt'];
+      if (typeof p !== 'string' && !(Array.isArray(p) && p.every((x) => Number.isInteger(x)))) throw new HttpError(400, 'prompt must be a string or a list of token ids', 'prompt');
+      prompt = p as Prompt;
+    }
+    const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(8).toString('hex')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const ac = new AbortController();
+    // A client that goes away aborts its request in the engine.
+    res.on('close', () => {
+      if (!res.writableFinished) ac.abort();
+    });
+    const t0 = performance.now();
+    let last = 0;
+    const n = params.n ?? 1;
+    const choices = Array.from({ length: n }, () => ({ text: '', finish: '' as string, completion: 0 }));
+    let promptCount = 0;
+    const it = stream(prompt, params, ac.signal);
+    // The first delta (or error) decides the status: errors before any output are HTTP errors.
+    let firstDelta: IteratorResult<StreamDelta, void>;
+    try {
+      firstDelta = await it.next();
+    } catch (e) {
+      throw mapError(e);
+    }
+    const sse = body['stream'] === true;
+    if (sse) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const onDelta = (d: StreamDelta) => {
+      const now = performance.now();
+      if (last === 0) ttft.observe((now - t0) / 1000);
+      else itl.observe((now - last) / 1000);
+      last = now;
+      const c = choices[d.index]!;
+      c.text += d.text;
+      c.completion = d.completionTokens;
+      promptCount = d.promptTokens;
+      if (d.finishReason) c.finish = d.finishReason === 'abort' ? 'stop' : d.finishReason;
+      if (sse) {
+        const choice = chat
+          ? { index: d.index, delta: { role: 'assistant', content: d.text }, finish_reason: d.finishReason ? c.finish : null }
+          : { index: d.index, text: d.text, finish_reason: d.finishReason ? c.finish : null, logprobs: null };
+        res.write(`data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: modelName, choices: [choice] })}\n\n`);
+      }
+    };
+    try {
+      if (!firstDelta.done) onDelta(firstDelta.value);
+      for (;;) {
+        const r = await it.next();
+        if (r.done) break;
+        onDelta(r.value);
+      }
+    } catch (e) {
+      if (sse) {
+        res.write(`data: ${JSON.stringify({ error: { message: (e as Error).message, type: 'engine_error' } })}\n\n`);
+        res.end('data: [DONE]\n\n');
+        return;
+      }
+      throw mapError(e);
+    }
+    const completionTokens = choices.reduce((a, c) => a + c.completion, 0);
+    promptTokens.inc(promptCount);
+    genTokens.inc(completionTokens);
+    const usage = { prompt_tokens: promptCount, completion_tokens: completionTokens, total_tokens: promptCount + completionTokens };
+    if (sse) {
+      res.end('data: [DONE]\n\n');
+    } else {
+      json(res, 200, {
+        id,
+        object: chat ? 'chat.completion' : 'text_completion',
+        created,
+        model: modelName,
+        choices: choices.map((c, index) =>
+          chat ? { index, message: { role: 'assistant', content: c.text }, finish_reason: c.finish } : { index, text: c.text, finish_reason: c.finish, logprobs: null },
+        ),
+        usage,
+      });
+    }
+    requests.inc({ endpoint, status: '200' });
+  };
+
+  const server: Server = createServer((req, res) => {
+    const endpoint = (req.url ?? '/').split('?')[0]!;
+    handle(req, res, endpoint).catch((e: unknown) => {
+      const he = e instanceof HttpError ? e : mapError(e);
+      requests.inc({ endpoint, status: String(he.status) });
+      if (res.headersSent) {
+        res.end();
+        return;
+      }
+      json(res, he.status, { error: { message: he.message, type: he.status >= 500 ? 'server_error' : 'invalid_request_error', param: he.param ?? null, code: null } }, he.headers);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' ? new Error(`serveOpenAI: port ${options.port} is already in use`) : e),
+    );
+    server.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+function mapError(e: unknown): HttpError {
+  if (e instanceof HttpError) return e;
+  if (e instanceof GenerateRequestError) {
+    if (e.code === 'invalid_params' || e.code === 'prompt_too_long') return new HttpError(400, e.message, e.field ?? (e.code === 'prompt_too_long' ? 'prompt' : undefined));
+    if (e.code === 'not_ready') return new HttpError(503, e.message, undefined, { 'retry-after': '1' });
+    return new HttpError(500, e.message);
+  }
+  if (e instanceof EngineDeadError) return new HttpError(503, e.message, undefined, { 'retry-after': '5' });
+  return new HttpError(500, (e as Error).message ?? String(e));
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+}
