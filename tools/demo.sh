@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# README command 1: install everything (Node deps, the Python venv), build, and run the main demo on an
-# embedded local cluster. Safe to run again: installs are skipped when they are up to date.
+# README command 1: install everything (Node deps, the Python venv), build, and run the main demo (the
+# seed's data-parallel inference) on an embedded local cluster. Safe to run again: installs are skipped when they are up to date.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -17,5 +17,5 @@ echo "== Python venv"
 bash tools/setup-python.sh
 echo "== build"
 npx nx run-many -t build --output-style=static >/dev/null
-echo "== demo: examples/01-tasks"
-npx tsx examples/01-tasks/main.ts
+echo "== demo: the seed's data-parallel inference (examples/05-data-parallel; vLLM on GPUs, else a CPU engine)"
+TSRAY_PYTHON="${TSRAY_PYTHON:-$ROOT/.venv/bin/python}" npx tsx examples/05-data-parallel/main.ts

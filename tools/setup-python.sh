@@ -25,7 +25,7 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found (Python >= 3.10 is nee
 PYVER="$("$PYTHON" -c 'import sys; print(".".join(map(str, sys.version_info[:3])))')"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || die "Python >= 3.10 is needed, $PYTHON is $PYVER"
 
-HASH="$( { cat python/requirements-dev.txt python/pyproject.toml; echo "python $PYVER"; } | sha256sum | cut -c1-16)"
+HASH="$( { cat python/requirements-dev.txt python/requirements-engine.txt python/pyproject.toml; echo "python $PYVER"; } | sha256sum | cut -c1-16)"
 VENV="$CACHE/$HASH"
 MARKER="$VENV/.tsray-complete"
 mkdir -p "$CACHE"
@@ -44,6 +44,8 @@ else
   say "creating $VENV (python $PYVER)"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-dev.txt
+  # The CPU engine (HF transformers + torch from PyPI, the CUDA build: ~3 GB, once per machine).
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-engine.txt
   # --no-build-isolation: build with the pinned setuptools/grpcio-tools just installed (no downloads).
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e python/
   date -u +%FT%TZ >"$MARKER"

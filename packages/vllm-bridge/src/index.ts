@@ -10,3 +10,4 @@ export { DataParallel } from './data-parallel.js';
 export type { DataParallelOptions } from './data-parallel.js';
 export { serveOpenAI } from './openai-server.js';
 export type { OpenAIServer, OpenAIServerOptions } from './openai-server.js';
+export { ensureTinyModel } from './tiny-model.js';
