@@ -160,6 +160,8 @@ function isAsyncClass(cls: abstract new (...args: never[]) => unknown): boolean 
 
 /** Build a handle object for an actor (also used when a handle is deserialized). @internal */
 export function makeHandle<T>(info: ActorInfo): ActorHandle<T> {
+  // Python actors (found by name, or revived from another process) have no method list: any name calls.
+  if (!info.language && (info.module.startsWith('py:') || (info.methods.length === 0 && info.module === ''))) info = { ...info, language: 'python' };
   const h = Object.create(info.language === 'python' ? dynamicProto : handleProto) as Record<string | symbol, unknown>;
   // Enumerable own data: survives structured clone; REF_MARKER makes the handle count as a ref.
   h[REF_MARKER] = info.actorId;

@@ -52,8 +52,9 @@ export class DataParallel {
   static async deploy(opts: DataParallelOptions): Promise<DataParallel> {
     if (!Number.isInteger(opts.ranks) || opts.ranks < 1) throw new RangeError(`DataParallel.deploy: ranks must be an integer >= 1, got ${opts.ranks}`);
     const gpus = opts.gpusPerRank ?? 0;
+    // Each bundle has room for the engine actor's default scheduling need (1 CPU).
     const cpus = opts.numCpus ?? 1;
-    const bundle: Record<string, number> = { CPU: cpus };
+    const bundle: Record<string, number> = { CPU: Math.max(cpus, 1) };
     if (gpus > 0) bundle['GPU'] = gpus;
     const pg = placementGroup(Array.from({ length: opts.ranks }, () => ({ ...bundle })), { strategy: opts.strategy ?? 'PACK', name: opts.name ?? 'dp' });
     await get(pg.ready());

@@ -70,7 +70,7 @@ export interface DeployOptions {
   model: string;
   /** GPUs of the engine (tensor parallel size for vLLM); fractions share a GPU. Default 0 (CPU). */
   numGpus?: number;
-  /** CPUs held by the engine's process. Default 1. */
+  /** CPUs held by the engine's process. Default: as Ray's actors (1 to schedule, 0 held). */
   numCpus?: number;
   /** Backend: 'vllm' where a GPU and vLLM are present, 'transformers' otherwise ('auto'). */
   backend?: 'auto' | 'vllm' | 'transformers' | 'scripted';
@@ -97,7 +97,8 @@ interface EngineActorApi {
 const EngineActor = (opts: DeployOptions) => {
   const numGpus = opts.numGpus ?? 0;
   return python.actor<EngineActorApi>('tsray.engine.actor:EngineActor', {
-    numCpus: opts.numCpus ?? 1,
+    // Ray's actor default when left out: 1 CPU to schedule, none held while it runs.
+    ...(opts.numCpus !== undefined ? { numCpus: opts.numCpus } : {}),
     numGpus,
     maxRestarts: opts.maxRestarts ?? 0,
     // address()/stats()/info() are idempotent: calls caught by a crash run again after the restart.

@@ -1,0 +1,17 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+
+it('examples/04-llm-engine deploys an engine and generates four prompts, then streams', async () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/04-llm-engine/main.ts'], {
+    cwd: root,
+    timeout: 170_000,
+    env: { ...process.env, TSRAY_PYTHON: `${root}.venv/bin/python` },
+  });
+  expect(stdout).toContain('Input Text:');
+  const gen = stdout.slice(stdout.indexOf('Generated Text:'));
+  expect(gen.split('\n')[1]).toMatch(/^\[/);
+  expect(stdout).toMatch(/Streamed: .+/);
+});
