@@ -390,6 +390,14 @@ class WorkerRuntime:
                 await self._wake.wait()
                 last_yield = time.perf_counter()
                 continue
+            if time.perf_counter() - last_yield > 0.002:
+                # A long run of work without a turn of the loop: let messages in (a cancel for a
+                # queued job must be seen before the job starts). Two turns: one to poll the socket,
+                # one for the receiver to handle what arrived.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                last_yield = time.perf_counter()
+                continue
             job = self._queue.popleft()
             ex = job.exec
             if job.cancelled:
@@ -404,9 +412,6 @@ class WorkerRuntime:
                 self._slow.get(key, 1.0) > 0.0005 or len(self._pending) >= 256 or now - self._first_pending > 0.0002
             ):
                 self._flush_results()
-            if now - last_yield > 0.002:
-                await asyncio.sleep(0)  # let cancels and other messages in
-                last_yield = time.perf_counter()
             t0 = time.perf_counter()
             await self._execute(job)
             dt = time.perf_counter() - t0
