@@ -346,6 +346,7 @@ export class WorkerRuntime implements CoreRuntime {
 
   private gcTimer: NodeJS.Timeout | undefined;
   private lastGc = 0;
+  private lastBusy = 0;
 
   /**
    * When idle, collect garbage so that refs and zero-copy views the finished tasks dropped are
@@ -354,11 +355,21 @@ export class WorkerRuntime implements CoreRuntime {
    */
   private scheduleIdleGc(): void {
     const gc = gcFunction();
-    if (!gc || this.gcTimer) return;
+    if (!gc) return;
+    if (this.gcTimer) {
+      this.lastBusy = Date.now();
+      return;
+    }
     const delay = Math.max(20, 200 - (Date.now() - this.lastGc));
+    this.lastBusy = Date.now();
     this.gcTimer = setTimeout(() => {
       this.gcTimer = undefined;
       if (this.loopActive) return;
+      // Only when really idle: a worker serving a steady stream of calls is not stopped for a full GC.
+      if (Date.now() - this.lastBusy < delay / 2) {
+        this.scheduleIdleGc();
+        return;
+      }
       this.lastGc = Date.now();
       gc();
       // Finalizers run after this turn: send what they released.
@@ -477,7 +488,9 @@ export class WorkerRuntime implements CoreRuntime {
       if (e.actorCreation) {
         const c = creationFromWire(e.actorCreation);
         const Cls = f!.fn as unknown as new (...a: unknown[]) => Record<string, unknown>;
-        const instance = contextStore.run(ctx, () => new Cls(...args));
+        // AsyncLocalStorage turns on promise hooks for the whole process (Node 20): only async
+        // actors, whose calls interleave, need it.
+        const instance = c.isAsync ? contextStore.run(ctx, () => new Cls(...args)) : new Cls(...args);
         const limits = new Map<string, number>([['', c.maxConcurrency]]);
         const methodGroup = new Map<string, string>();
         for (const g of c.concurrencyGroups) {
