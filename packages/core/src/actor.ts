@@ -12,9 +12,9 @@ import { setXlangHandleReviver } from './xlang.js';
 import type { RemoteArgs, RemoteResult } from './remote-function.js';
 import { currentRuntime, ObjectRefGenerator } from './remote-function.js';
 import { callerModuleUrl } from './caller.js';
-import type { ActorCreation, FunctionRef, SchedulingSpec, SubmitArg } from './runtime.js';
+import type { ActorCreation, FunctionRef, SchedulingSpec } from './runtime.js';
 import { resolveScheduling, type SchedulingStrategy } from './placement-group.js';
-import { serialize, serializeXlang } from './serialization.js';
+import { toSubmitArgs } from './serialization.js';
 import { state } from './state.js';
 
 /** Options of an actor class (`actor(Class, options)`, `Cls.options(...)`), as Ray's. */
@@ -198,11 +198,7 @@ function callMethod(info: ActorInfo, method: string, opts: ActorMethodOptions, a
   const n = opts.numReturns ?? 1;
   const returnIds: string[] = [];
   for (let i = 0; i < n; i++) returnIds.push(returnId(taskId, i));
-  const py = info.language === 'python';
-  const submitArgs: SubmitArg[] = args.map((a, i) => {
-    const where = `${info.className}.${method}.remote() argument ${i}`;
-    return ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: py ? serializeXlang(a, where) : serialize(a, where) };
-  });
+  const submitArgs = toSubmitArgs(args, (i) => `${info.className}.${method}.remote() argument ${i}`, info.language === 'python');
   const refs = returnIds.map((id) => new ObjectRef(id));
   rt.submitTask({
     taskId,
@@ -383,10 +379,7 @@ function createActor<C extends abstract new (...args: never[]) => unknown>(
     holdRequest: r.hold,
     isAsync,
   };
-  const submitArgs: SubmitArg[] = args.map((a, i) => {
-    const where = `${fn.name}.remote() constructor argument ${i}`;
-    return ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: language ? serializeXlang(a, where) : serialize(a, where) };
-  });
+  const submitArgs = toSubmitArgs(args, (i) => `${fn.name}.remote() constructor argument ${i}`, language === 'python');
   const taskId = newId('t');
   const creationRef = new ObjectRef(returnId(taskId, 0));
   // The runtime may answer with another actor id (getIfExists found one) or throw (name taken).

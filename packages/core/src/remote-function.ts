@@ -8,8 +8,8 @@ import { RuntimeStateError } from './errors.js';
 import { generatorItemId, newId, returnId } from './ids.js';
 import { ObjectRef } from './object-ref.js';
 import { resolveTaskOptions, type ResolvedTaskOptions, type TaskOptions } from './options.js';
-import type { CoreRuntime, FunctionRef, SubmitArg } from './runtime.js';
-import { serialize, serializeXlang } from './serialization.js';
+import type { CoreRuntime, FunctionRef } from './runtime.js';
+import { toSubmitArgs } from './serialization.js';
 import { state } from './state.js';
 import { callerModuleUrl } from './caller.js';
 import { keepAlive } from './keep-alive.js';
@@ -110,13 +110,7 @@ function submit(desc: FunctionRef, o: ResolvedTaskOptions, isGenerator: boolean,
   const n = streaming ? 1 : (o.numReturns as number);
   const returnIds: string[] = [];
   for (let i = 0; i < n; i++) returnIds.push(returnId(taskId, i));
-  const submitArgs: SubmitArg[] = new Array(args.length);
-  const py = desc.moduleUrl.startsWith('py:');
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const where = `${desc.name}.remote() argument ${i}`;
-    submitArgs[i] = ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: py ? serializeXlang(a, where) : serialize(a, where) };
-  }
+  const submitArgs = toSubmitArgs(args, (i) => `${desc.name}.remote() argument ${i}`, desc.moduleUrl.startsWith('py:'));
   // Refs are created before submission so that the node sees this process as a holder first.
   const refs = returnIds.map((id) => new ObjectRef(id));
   rt.submitTask({

@@ -7,6 +7,7 @@ import * as v8 from 'node:v8';
 import { SerializationError } from './errors.js';
 import { ACTOR_MARKER, ObjectRef, REF_MARKER } from './object-ref.js';
 import { xlangDecode, xlangEncodeWithRefs } from './xlang.js';
+import type { SubmitArg } from './runtime.js';
 
 /** A value turned into bytes. `bytes` may alias the caller's memory for raw values: copy before keeping. */
 export interface SerializedValue {
@@ -77,6 +78,19 @@ let handleReviver: ((info: unknown) => unknown) | undefined;
 /** Set how deserialized actor handles are rebuilt (actor.ts does it). @internal */
 export function setHandleReviver(fn: (info: unknown) => unknown): void {
   handleReviver = fn;
+}
+
+/**
+ * Task arguments as submitted: a top-level ref stays a ref (a dependency), any other value is
+ * serialized (msgpack when the callee is Python). `what(i)` names argument i in errors.
+ */
+export function toSubmitArgs(args: readonly unknown[], what: (i: number) => string, xlang: boolean): SubmitArg[] {
+  const out: SubmitArg[] = new Array(args.length);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    out[i] = ObjectRef.isObjectRef(a) ? { kind: 'ref', id: a.id } : { kind: 'value', value: xlang ? serializeXlang(a, what(i)) : serialize(a, what(i)) };
+  }
+  return out;
 }
 
 /** Serialize a value for a Python process (cross-language msgpack, docs/xlang.md). */
