@@ -39,6 +39,24 @@ def _params_from_proto(p: pb.SamplingParams) -> SamplingParams:
     return SamplingParams.from_dict(d)
 
 
+class _GpuLocks:
+    """Exclusive file locks on GPU ids (taken in sorted order, so no two starts deadlock)."""
+
+    def __init__(self, devices: list[str]) -> None:
+        import fcntl
+
+        self._files = []
+        for d in devices:
+            f = open(os.path.join(tempfile.gettempdir(), f"tsray-gpu-start-{d}.lock"), "w")  # noqa: SIM115
+            fcntl.flock(f, fcntl.LOCK_EX)
+            self._files.append(f)
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        self._files = []
+
+
 class EngineActor:
     """Hosts one engine. ``config``: ``model`` (local folder), ``backend`` ('vllm' | 'transformers' |
     'scripted' | 'auto'), ``engine_args`` (dict), ``num_gpus``, ``gpu_fraction``, ``bind`` ('ipc' |
@@ -68,12 +86,19 @@ class EngineActor:
     async def _start(self) -> None:
         c = self._config
         try:
-            await self._backend.start(
-                str(c["model"]),
-                c.get("engine_args") or {},
-                float(c.get("num_gpus") or 0),
-                float(c.get("gpu_fraction") or 1.0),
-            )
+            # Engines sharing a GPU must not profile its memory at the same time (vLLM reads free
+            # memory at start): one start at a time per set of visible GPUs on this machine.
+            lock = self._gpu_lock()
+            try:
+                await self._backend.start(
+                    str(c["model"]),
+                    c.get("engine_args") or {},
+                    float(c.get("num_gpus") or 0),
+                    float(c.get("gpu_fraction") or 1.0),
+                )
+            finally:
+                if lock is not None:
+                    lock.close()
             ctx = zmq.asyncio.Context.instance()
             sock = ctx.socket(zmq.ROUTER)
             sock.setsockopt(zmq.LINGER, 0)
@@ -92,6 +117,12 @@ class EngineActor:
             self._ready.set_result(address)
         except BaseException as e:  # noqa: BLE001 - reported to every caller of address()
             self._ready.set_exception(e)
+
+    def _gpu_lock(self) -> "_GpuLocks | None":
+        devices = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
+        if not devices or float(self._config.get("num_gpus") or 0) <= 0:
+            return None
+        return _GpuLocks(sorted(devices))
 
     async def address(self) -> str:
         """The ZeroMQ address of the data plane, once the model is loaded (raises the load error)."""

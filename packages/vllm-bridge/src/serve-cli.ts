@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+/**
+ * `tsray-serve`: start a local cluster, deploy an engine (or DP ranks), and serve OpenAI's API.
+ *
+ *   tsray-serve --model /models/qwen [--ranks 2] [--gpus-per-rank 1] [--backend auto|vllm|transformers]
+ *               [--port 8000] [--host 127.0.0.1] [--served-model-name qwen] [--engine-args '{"max_model_len":4096}']
+ *
+ * Ctrl-C stops the server, the engines and the cluster.
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import { init, shutdown } from '@tsray/core';
+import { DataParallel } from './data-parallel.js';
+import { LLMEngine } from './engine.js';
+import { serveOpenAI } from './openai-server.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string' },
+      ranks: { type: 'string', default: '1' },
+      'gpus-per-rank': { type: 'string' },
+      backend: { type: 'string', default: 'auto' },
+      port: { type: 'string', default: '8000' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'served-model-name': { type: 'string' },
+      'engine-args': { type: 'string', default: '{}' },
+      python: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || !values.model) {
+    process.stdout.write('usage: tsray-serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers|scripted] [--port 8000] [--host 127.0.0.1] [--served-model-name NAME] [--engine-args JSON] [--python PATH]\n');
+    process.exit(values.help ? 0 : 2);
+  }
+  let engineArgs: Record<string, unknown>;
+  try {
+    engineArgs = JSON.parse(values['engine-args']!);
+  } catch (e) {
+    process.stderr.write(`tsray-serve: --engine-args is not JSON: ${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  const info = await init(values.python ? { python: values.python } : {});
+  const gpus = info.resources['GPU'] ?? 0;
+  const perRank = values['gpus-per-rank'] !== undefined ? Number(values['gpus-per-rank']) : gpus > 0 ? 1 : 0;
+  const ranks = Number(values.ranks);
+  const backend = values.backend as 'auto' | 'vllm' | 'transformers' | 'scripted';
+  const target =
+    ranks > 1
+      ? await DataParallel.deploy({ model: values.model, ranks, gpusPerRank: perRank, backend, engineArgs })
+      : await LLMEngine.deploy({ model: values.model, numGpus: perRank, backend, engineArgs });
+  const server = await serveOpenAI(target, { port: Number(values.port), host: values.host!, ...(values['served-model-name'] ? { modelName: values['served-model-name'] } : {}) });
+  process.stdout.write(`tsray-serve: ${ranks} rank(s) of ${values.model} listening on ${server.url}/v1\n`);
+  const stop = async () => {
+    await server.close();
+    await target.shutdown();
+    await shutdown();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`tsray-serve: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
