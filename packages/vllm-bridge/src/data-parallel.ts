@@ -18,6 +18,8 @@ export interface DataParallelOptions extends Omit<DeployOptions, 'numGpus' | 'na
   name?: string;
   /** Prefer the rank that served the same prompt prefix (chars) before, unless it is much busier. */
   prefixAffinity?: number;
+  /** How much busier (in 4·waiting + running) a prefix's rank may be and still get it. Default 32 (8 queued requests). */
+  prefixImbalance?: number;
   /** How often rank stats are refreshed (ms). Default 100 (vLLM's coordinator period). */
   statsIntervalMs?: number;
 }
@@ -106,13 +108,13 @@ export class DataParallel {
   /** The rank a request goes to: least 4·waiting + running (with optimistic accounting), ties rotate. */
   pick(prompt?: Prompt): number {
     const n = this.states.length;
-    const score = (s: RankState) => 4 * (s.waiting + s.sentSinceStats) + s.running + s.engine.inFlight * 0;
+    const score = (s: RankState) => 4 * (s.waiting + s.sentSinceStats) + s.running;
     const aff = this.opts.prefixAffinity;
     if (aff && typeof prompt === 'string' && prompt.length >= aff) {
       const r = this.prefixes.get(prompt.slice(0, aff));
       if (r !== undefined) {
         const best = Math.min(...this.states.map(score));
-        if (score(this.states[r]!) <= best + 8) return r;
+        if (score(this.states[r]!) <= best + (this.opts.prefixImbalance ?? 32)) return r;
       }
     }
     let bestI = this.start % n;

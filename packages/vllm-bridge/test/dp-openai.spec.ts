@@ -38,6 +38,23 @@ describe('DataParallel', () => {
   });
 });
 
+describe('DataParallel prefix affinity', () => {
+  it('sends prompts with a seen prefix to the same rank while loads are close', async () => {
+    const dp = await DataParallel.deploy({ model: 'scripted', backend: 'scripted', ranks: 2, prefixAffinity: 16, statsIntervalMs: 1000 });
+    try {
+      const system = 'You are a helpful assistant. ';
+      await dp.generate([`${system}first`], { maxTokens: 1 });
+      const before = (await dp.stats()).map((s) => s.served);
+      const owner = before.indexOf(1);
+      for (let i = 0; i < 3; i++) await dp.generate([`${system}question ${i}`], { maxTokens: 1 });
+      const after = (await dp.stats()).map((s) => s.served);
+      expect(after[owner]).toBe(4);
+    } finally {
+      await dp.shutdown();
+    }
+  });
+});
+
 describe('OpenAI-compatible server (official openai client)', () => {
   let engine: LLMEngine;
   let server: OpenAIServer;
