@@ -237,6 +237,24 @@ static napi_value MapFile(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Arguments (handle, offset, length) of view() and prefault(): checked, or NULL with a JS error set. */
+static shm_map* handle_range_args(napi_env env, napi_callback_info info, const char* usage, size_t* offset,
+                                  size_t* length) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) {
+    throw_type(env, usage);
+    return NULL;
+  }
+  shm_map* m = get_map(env, argv[0], 1);
+  if (!m) return NULL;
+  if (!get_size(env, argv[1], "offset", offset)) return NULL;
+  if (!get_size(env, argv[2], "length", length)) return NULL;
+  if (!check_range(env, m, *offset, *length)) return NULL;
+  return m;
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* view(handle, offset, length): Buffer (external, zero-copy)                                     */
 
@@ -249,16 +267,9 @@ static void view_finalize(napi_env env, void* data, void* hint) {
 }
 
 static napi_value View(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return throw_type(env, "view(handle, offset, length) takes 3 arguments");
-  shm_map* m = get_map(env, argv[0], 1);
-  if (!m) return NULL;
   size_t offset, length;
-  if (!get_size(env, argv[1], "offset", &offset)) return NULL;
-  if (!get_size(env, argv[2], "length", &length)) return NULL;
-  if (!check_range(env, m, offset, length)) return NULL;
+  shm_map* m = handle_range_args(env, info, "view(handle, offset, length) takes 3 arguments", &offset, &length);
+  if (!m) return NULL;
 
   napi_value result;
   if (length == 0) {
@@ -408,16 +419,9 @@ static void prefault_complete(napi_env env, napi_status status, void* data) {
 }
 
 static napi_value Prefault(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return throw_type(env, "prefault(handle, offset, length) takes 3 arguments");
-  shm_map* m = get_map(env, argv[0], 1);
-  if (!m) return NULL;
   size_t offset, length;
-  if (!get_size(env, argv[1], "offset", &offset)) return NULL;
-  if (!get_size(env, argv[2], "length", &length)) return NULL;
-  if (!check_range(env, m, offset, length)) return NULL;
+  shm_map* m = handle_range_args(env, info, "prefault(handle, offset, length) takes 3 arguments", &offset, &length);
+  if (!m) return NULL;
 
   prefault_work* w = (prefault_work*)calloc(1, sizeof *w);
   if (!w) return throw_errno(env, "calloc", NULL, ENOMEM);

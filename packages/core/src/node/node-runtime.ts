@@ -11,7 +11,7 @@ import { ClusterView, NodeResources, ResourceRequest, type Allocation } from '@t
 import { reserve, validateBundles, validateStrategy, type PlacementStrategy, type Reservation } from '@tsray/placement';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
-import { ActorNameTakenError, ActorNotFoundError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
+import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
@@ -65,8 +65,6 @@ interface TaskRecord {
   cancelled: { forced: boolean } | undefined;
   /** Generator items sealed so far (held by the task until it ends). */
   items: string[];
-  /** Serialized argument data, materialized when deps are ready. */
-  argData: StoredObject[] | undefined;
   startedAt: number;
   /** Namespace of the submitter (for actors it creates and names it looks up). */
   namespace: string;
@@ -150,7 +148,6 @@ class WorkerHandle {
   lastResultAt = 0;
   /** The running task waits in get/wait: no new tasks go to this worker. */
   blocked = false;
-  forcedCancel: string | undefined;
   /** Objects subscribed by this worker, waiting to be sent. */
   readyOut: ObjectEntry[] = [];
   /** The actor this worker hosts. */
@@ -196,7 +193,7 @@ export class NodeRuntime implements CoreRuntime {
   private readonly leasesByKey = new Map<string, Lease[]>();
   private readonly workers = new Map<string, WorkerHandle>();
   private readonly idle: WorkerHandle[] = [];
-  private readonly warnedInfeasible = new Set<string>();
+  private readonly feasibilityChecked = new Set<string>();
   private readonly requestCache = new Map<string, ResourceRequest>();
   private readonly avgDuration = new Map<string, number>();
   private dispatchScheduled = false;
@@ -366,7 +363,6 @@ export class NodeRuntime implements CoreRuntime {
     const w = t.worker!;
     const running = w.pipeline[0] === t;
     if (force && running) {
-      w.forcedCancel = t.spec.taskId;
       w.kill('SIGKILL');
       return;
     }
@@ -462,7 +458,6 @@ export class NodeRuntime implements CoreRuntime {
       worker: undefined,
       cancelled: undefined,
       items: [],
-      argData: undefined,
       startedAt: 0,
       namespace: owner ? this.namespaceOf(owner) : this.namespace,
       actor: undefined,
@@ -615,17 +610,26 @@ export class NodeRuntime implements CoreRuntime {
     if (!q) this.queues.set(key, (q = new Deque()));
     if (front) q.unshift(t);
     else q.push(t);
-    if (!t.pool.resources.isFeasible(t.request) && !this.warnedInfeasible.has(key)) {
-      this.warnedInfeasible.add(key);
-      const msg =
-        `tsray: task ${t.spec.name} needs ${JSON.stringify(t.request.toJSON())} but ${t.pool.pg ? `bundle ${t.pool.bundleIndex} of placement group ${t.pool.pg.id}` : 'no node'} can ever provide ` +
-        `${t.pool.resources.missing(t.request).join(', ')} (${t.pool.pg ? 'the bundle' : `node ${this.nodeId}`} has ${JSON.stringify(Object.fromEntries(
-          [...t.pool.resources.total].map(([k, v]) => [k, v / 10_000]),
-        ))}); it stays pending${t.pool.pg ? '' : ' until such a node joins'}`;
-      logger().warn({ task: t.spec.name, request: t.request.toJSON() }, msg);
-      process.stderr.write(`${msg}\n`);
-    }
+    this.warnIfInfeasible(key, `task ${t.spec.name}`, t.request, t.pool);
     this.scheduleDispatch();
+  }
+
+  /**
+   * Warn once per request shape and pool when the pool can never provide the request. Total
+   * resources of a pool do not change, so each key is checked once (not on every enqueue).
+   */
+  private warnIfInfeasible(key: string, what: string, request: ResourceRequest, pool: Pool): void {
+    if (this.feasibilityChecked.has(key)) return;
+    this.feasibilityChecked.add(key);
+    if (pool.resources.isFeasible(request)) return;
+    const where = pool.pg ? `bundle ${pool.bundleIndex} of placement group ${pool.pg.id}` : 'no node';
+    const has = JSON.stringify(Object.fromEntries([...pool.resources.total].map(([k, v]) => [k, v / 10_000])));
+    const msg =
+      `tsray: ${what} needs ${JSON.stringify(request.toJSON())} but ${where} can ever provide ` +
+      `${pool.resources.missing(request).join(', ')} (${pool.pg ? 'the bundle' : `node ${this.nodeId}`} has ${has}); ` +
+      `it stays pending${pool.pg ? '' : ' until such a node joins'}`;
+    logger().warn({ what, request: request.toJSON() }, msg);
+    process.stderr.write(`${msg}\n`);
   }
 
   private scheduleDispatch(): void {
@@ -926,17 +930,7 @@ export class NodeRuntime implements CoreRuntime {
   private queueActorStart(rec: ActorRecord): void {
     if (rec.state === 'dead') return;
     if (!this.pendingActors.includes(rec)) this.pendingActors.push(rec);
-    if (!(rec.pool ?? this.nodePool).resources.isFeasible(rec.schedule)) {
-      const key = `actor:${rec.schedule.key}`;
-      if (!this.warnedInfeasible.has(key)) {
-        this.warnedInfeasible.add(key);
-        const msg =
-          `tsray: actor ${rec.creation.className} needs ${JSON.stringify(rec.schedule.toJSON())} but no node can ever provide ` +
-          `${(rec.pool ?? this.nodePool).resources.missing(rec.schedule).join(', ')}; it stays pending until such a node joins`;
-        logger().warn({ actor: rec.creation.className }, msg);
-        process.stderr.write(`${msg}\n`);
-      }
-    }
+    this.warnIfInfeasible(`actor:${rec.schedule.key}|${rec.pool?.key ?? ''}`, `actor ${rec.creation.className}`, rec.schedule, rec.pool ?? this.nodePool);
     this.scheduleDispatch();
   }
 
@@ -992,7 +986,6 @@ export class NodeRuntime implements CoreRuntime {
       worker: undefined,
       cancelled: undefined,
       items: [],
-      argData: undefined,
       startedAt: 0,
       namespace: rec.namespace,
       actor: rec,
@@ -1153,7 +1146,7 @@ export class NodeRuntime implements CoreRuntime {
     const rec = this.actors.get(this.aliases.get(actorId) ?? actorId);
     if (!rec) throw new ActorNotFoundError(actorId, '(by id)');
     if (rec.state === 'dead') {
-      throw errorFromPayload(errorObject({ type: 'ActorDiedError', info: rec.death! }).inline!);
+      throw new ActorDiedError(rec.death!);
     }
     if (noRestart) rec.killed = true;
     const w = rec.worker;

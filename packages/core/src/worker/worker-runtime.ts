@@ -4,7 +4,6 @@
  * @internal
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { pathToFileURL } from 'node:url';
 import { readFileSync } from 'node:fs';
 import * as zmq from 'zeromq';
 import { Arena } from '@tsray/object-store';
@@ -940,9 +939,4 @@ function inlineData(id: string, sv: SerializedValue): tsray.v1.IObjectData {
 
 function isPromise(v: unknown): v is Promise<unknown> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
-}
-
-/** File URL helper for the entry module. @internal */
-export function fileUrl(p: string): string {
-  return pathToFileURL(p).href;
 }
