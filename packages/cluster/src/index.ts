@@ -1,0 +1,2 @@
+/** placeholder, filled by the package work */
+export const PACKAGE = '@tsray/cluster';
