@@ -60,10 +60,41 @@ const actorSpec = {
   isAsync: true,
 };
 
+const NODE_INFO = {
+  nodeId: 'node-ü',
+  address: 'tcp://10.0.0.2:43210',
+  hostname: 'host-β',
+  pid: 4000000001,
+  isHead: true,
+  total: [{ name: 'CPU', units: '40000' }, { name: 'GPU', units: '80000' }],
+  available: [{ name: 'CPU', units: '20000' }],
+  // One entry: map order on the wire is not fixed across languages.
+  labels: { 'ray.io/accelerator-type': 'H200-ü' },
+  alive: true,
+  startTimeMs: '1795910400123',
+  deathReason: 'missed heartbeats for 3.0 s',
+  gpuIds: ['0', '7'],
+  localAddress: 'ipc:///tmp/tsray/session-ü/node.sock',
+  sessionDir: '/tmp/tsray/session-ü',
+};
+
 const vectors = [
   [
     'register_worker',
-    { registerWorker: { workerId: 'worker-ä1', pid: 4000000000, language: 'python🐍', kind: 'driver', namespace: 'ns-ü', jobId: 'job-ж' } },
+    {
+      registerWorker: {
+        workerId: 'worker-ä1',
+        pid: 4000000000,
+        language: 'python🐍',
+        kind: 'driver',
+        namespace: 'ns-ü',
+        jobId: 'job-ж',
+        authProof: 'q83vASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4k=',
+        authTime: '1795910400123',
+        authNonce: 'nonce-ü',
+        remote: true,
+      },
+    },
   ],
   [
     'worker_accepted',
@@ -193,6 +224,7 @@ const vectors = [
   ],
   ['shutdown', { shutdown: { reason: 'driver exited — goodbye 👋' } }],
   ['error', { error: { code: 'ERROR_CODE_VERSION_MISMATCH', message: 'peer speaks protocol version 2, this is 1' } }],
+  ['error_auth', { error: { code: 'ERROR_CODE_AUTH_FAILED', message: 'wrong or missing cluster token' } }],
   ['error_too_large', { error: { code: 'ERROR_CODE_TOO_LARGE', message: 'frame 1 is too large' } }],
   ['cancel_request', { cancelRequest: { objectId: 'obj-ж', force: true } }],
   ['get_actor_request', { getActorRequest: { requestId: '4294967297', name: 'scheduler ✓', namespace: 'head' } }],
@@ -246,6 +278,18 @@ const vectors = [
   ],
   ['kill_actor', { killActor: { actorId: 'actor-ß', noRestart: true, requestId: '4294967298' } }],
   ['heartbeat', { heartbeat: { seq: '12884901888', goodbye: true } }],
+  [
+    'object_chunk',
+    { objectChunk: { objectId: 'obj-χ', offset: '8388608', total: '268435456', crc32: 4294967295, header: shmObj('obj-χ') } },
+  ],
+  ['register_node', { registerNode: { node: NODE_INFO, authProof: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', authTime: '1795910400123', authNonce: 'n-1' } }],
+  [
+    'node_heartbeat',
+    { nodeHeartbeat: { nodeId: 'node-ü', available: [{ name: 'GPU', units: '5000' }], seq: '4294967297', gpuFree: [10000, 0, 4294967295] } },
+  ],
+  ['node_table', { nodeTable: { nodes: [NODE_INFO, { nodeId: 'node-2' }], gpuFree: [{ units: [10000, 2500] }, {}] } }],
+  ['gcs_call', { gcsCall: { requestId: '4294967297', method: 'actor.lookup', json: '{"name":"scheduler","namespace":"head ✓"}' } }],
+  ['gcs_reply', { gcsReply: { requestId: '4294967297', json: '{"actorId":"a-1"}', error: 'no actor named "x" in namespace "head"' } }],
   ['worker_blocked', { workerBlocked: { blocked: true, taskId: 'task-ψ', returnedTaskIds: ['t-1', 't-2 ✓'] } }],
 ];
 
@@ -253,7 +297,7 @@ const out = vectors.map(([name, body]) => {
   const message = { version: V, ...body };
   const hex = Buffer.from(E.encode(E.fromObject(message)).finish()).toString('hex');
   // The JSON we store is what the decoder gives back, so a field the encoder dropped shows up.
-  const back = E.toObject(E.decode(Buffer.from(hex, 'hex')), { longs: String, enums: String });
+  const back = E.toObject(E.decode(Buffer.from(hex, 'hex')), { longs: String, enums: String, bytes: String });
   if (JSON.stringify(back) !== JSON.stringify(message)) {
     throw new Error(`vector ${name} does not round-trip:\n${JSON.stringify(message)}\n${JSON.stringify(back)}`);
   }

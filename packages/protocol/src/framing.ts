@@ -47,12 +47,18 @@ export const BODY_KINDS = [
   'killActor',
   'heartbeat',
   'placementGroupRequest',
+  'objectChunk',
   'generateRequest',
   'generateDeltas',
   'generateError',
   'abortGenerate',
   'engineStatsRequest',
   'engineStats',
+  'registerNode',
+  'nodeHeartbeat',
+  'nodeTable',
+  'gcsCall',
+  'gcsReply',
 ] as const satisfies readonly BodyKind[];
 
 // Compile-time check that BODY_KINDS lists every member of the oneof.

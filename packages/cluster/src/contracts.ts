@@ -1,0 +1,153 @@
+/**
+ * Shapes shared by the head/node daemons, the CLI, the jobs manager and the HTTP API.
+ * @module
+ */
+
+/** Configuration handed to a daemon process (`node dist/daemon-main.js '<json>'`). */
+export interface DaemonConfig {
+  /** `head` runs the GCS, the jobs HTTP API and a node; `node` joins a head. */
+  role: 'head' | 'node';
+  /** Session directory of this machine's cluster processes (`<tmp>/tsray/session-…`), logs under `logs/`. */
+  sessionDir: string;
+  /** Cluster token (every connection proves it with an HMAC handshake; never sent in clear). */
+  token: string;
+  /** Head only: GCS port (default 6380; 0 = pick a free one). */
+  port?: number;
+  /** Head only: jobs HTTP API / dashboard port (default 8265; 0 = pick a free one). */
+  dashboardPort?: number;
+  /** Host/interface to bind and advertise (default 127.0.0.1). */
+  host?: string;
+  /** Node only: the head's GCS address `host:port`. */
+  headAddress?: string;
+  numCpus?: number;
+  numGpus?: number;
+  /** Custom resources (`--resources '{"accel":2}'`). */
+  resources?: Record<string, number>;
+  /** Node labels (`--labels k=v,k2=v2`). */
+  labels?: Record<string, string>;
+  /** Object store size in bytes. */
+  objectStoreMemory?: number;
+  /** Seconds without heartbeats after which a node is declared dead (default 3). */
+  nodeDeathTimeoutS?: number;
+  /** The daemon writes {@link ReadyInfo} JSON here once it serves (or `{error}` if it failed to start). */
+  readyFile: string;
+}
+
+/** What a daemon writes to its `readyFile` once it is up. */
+export interface ReadyInfo {
+  role: 'head' | 'node';
+  nodeId: string;
+  pid: number;
+  /** GCS address `host:port` of the cluster. */
+  gcsAddress: string;
+  /** Head only: `http://host:port` of the jobs HTTP API. */
+  dashboardUrl?: string;
+  /** This node's local socket (drivers on this machine attach here). */
+  nodeSocket: string;
+  sessionDir: string;
+  /** Set instead of the rest when the daemon could not start. */
+  error?: string;
+}
+
+/** One node as `tsray list nodes` / `nodes()` show it (fields as Ray's `ray.nodes()`). */
+export interface NodeInfo {
+  nodeId: string;
+  alive: boolean;
+  isHead: boolean;
+  address: string;
+  hostname: string;
+  pid: number;
+  resourcesTotal: Record<string, number>;
+  resourcesAvailable: Record<string, number>;
+  labels: Record<string, string>;
+  /** ms since epoch. */
+  startTime: number;
+  deathReason?: string;
+}
+
+/** One actor as listed by the state API. */
+export interface ActorState {
+  actorId: string;
+  className: string;
+  name: string;
+  namespace: string;
+  state: 'PENDING' | 'STARTING' | 'ALIVE' | 'RESTARTING' | 'DEAD';
+  nodeId: string;
+  pid: number;
+  numRestarts: number;
+  detached: boolean;
+  deathCause?: string;
+}
+
+/** One task as listed by the state API. */
+export interface TaskState {
+  taskId: string;
+  name: string;
+  state: 'PENDING' | 'RUNNING' | 'FINISHED' | 'FAILED';
+  nodeId: string;
+  actorId?: string;
+}
+
+/** One object as listed by the state API. */
+export interface ObjectState {
+  objectId: string;
+  sizeBytes: number;
+  nodeId: string;
+  location: 'inline' | 'shm' | 'spilled' | 'remote';
+}
+
+/** One placement group as listed by the state API. */
+export interface PlacementGroupState {
+  placementGroupId: string;
+  name: string;
+  strategy: string;
+  state: 'PENDING' | 'CREATED' | 'REMOVED';
+  bundles: Record<string, number>[];
+  bundleNodes: string[];
+}
+
+/** Job status, as Ray's `JobStatus`. */
+export type JobStatus = 'PENDING' | 'RUNNING' | 'STOPPED' | 'SUCCEEDED' | 'FAILED';
+
+/** One job (a submitted entrypoint, or a connected driver). */
+export interface JobInfo {
+  /** `tsraysubmit_<random>` for submitted jobs. */
+  submissionId: string;
+  entrypoint: string;
+  status: JobStatus;
+  message: string;
+  /** ms since epoch. */
+  startTime?: number;
+  endTime?: number;
+  exitCode?: number | null;
+  metadata: Record<string, string>;
+  runtimeEnv?: Record<string, unknown>;
+  driverPid?: number;
+}
+
+/** Demand waiting for resources. */
+export interface DemandState {
+  kind: 'task' | 'actor' | 'placement_group';
+  name: string;
+  resources: Record<string, number> | Record<string, number>[];
+  count: number;
+  infeasible: boolean;
+  missing: string[];
+}
+
+/** Everything `tsray status` prints. */
+export interface ClusterStatus {
+  nodes: NodeInfo[];
+  pendingDemand: DemandState[];
+  placementGroups: PlacementGroupState[];
+}
+
+/** What the head's HTTP API and CLI read cluster state from (implemented by the head daemon). */
+export interface StateProvider {
+  status(): Promise<ClusterStatus>;
+  nodes(): Promise<NodeInfo[]>;
+  actors(): Promise<ActorState[]>;
+  tasks(): Promise<TaskState[]>;
+  objects(): Promise<ObjectState[]>;
+  placementGroups(): Promise<PlacementGroupState[]>;
+}
