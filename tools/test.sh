@@ -35,6 +35,8 @@ if ! npx nx run-many -t build; then
   NOTE="build failed"
   exit 1
 fi
+# tsc writes new files without the exec bit: the package bins (tsray, tsray-serve) need it.
+chmod +x packages/cluster/dist/cli.js packages/vllm-bridge/dist/serve-cli.js
 
 echo "== vitest: npx vitest run (all projects)"
 vitest_rc=0

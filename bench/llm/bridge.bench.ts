@@ -1,66 +1,158 @@
 /**
- * Bridge overhead: the same engine backend and workload driven through tsray's LLMEngine (TS driver →
- * ZeroMQ data plane → engine actor) and directly in Python (bench/llm/direct.py), in one run.
- * Reports per-request latency, time to first token and per-token time for both, and the added cost.
+ * Bridge overhead: the same engine and workload driven through tsray's LLMEngine (TS driver →
+ * ZeroMQ data plane → engine actor) and directly in Python (bench/llm/direct.py; for vLLM that is
+ * vLLM's own AsyncLLM with the same engine arguments), one after the other in one run.
+ * Reports output tokens/s, per-request latency, time to first token and inter-token latency for
+ * both, and the bridge's added cost.
  *
- * Run: npx tsx bench/llm/bridge.bench.ts [--backend scripted|transformers] [--requests 200] [--tokens 32] [--concurrency 1]
+ * Run: npx tsx bench/llm/bridge.bench.ts [--backend scripted|transformers|vllm] [--model DIR]
+ *        [--requests 200 --concurrency 1 | --workloads 1000x1000,50x1] [--tokens 32]
+ *        [--input-tokens 0] [--prompt-vocab 400] [--engine-args JSON] [--num-gpus 0] [--warmup 10]
+ *        [--out results.json] [--skip-direct | --direct-from direct.log]
+ * On the GPU machine: tools/gpu/remote-run.sh bench (a bundle of this file).
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { init, isMain, shutdown } from '@tsray/core';
 import { ensureTinyModel, LLMEngine } from '@tsray/vllm-bridge';
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.round((p / 100) * (xs.length - 1)))]!;
+const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.round((p / 100) * (xs.length - 1)))]! : 0);
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+const r3 = (x: number) => +x.toFixed(3);
+const r4 = (x: number) => +x.toFixed(4);
+
+/** Token ids of request i: the same formula as bench/llm/direct.py (distinct first token per request). */
+export function promptIds(i: number, n: number, lo: number, span: number): number[] {
+  return Array.from({ length: n }, (_, j) => lo + ((i * 977 + j * 131) % span));
+}
+
+type Metrics = Record<string, number | string>;
 
 if (isMain(import.meta)) {
-  const { values } = parseArgs({ options: { backend: { type: 'string', default: 'scripted' }, requests: { type: 'string', default: '200' }, tokens: { type: 'string', default: '32' }, concurrency: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({
+    options: {
+      backend: { type: 'string', default: 'scripted' },
+      model: { type: 'string' },
+      requests: { type: 'string', default: '200' },
+      tokens: { type: 'string', default: '32' },
+      concurrency: { type: 'string', default: '1' },
+      workloads: { type: 'string', default: '' },
+      'input-tokens': { type: 'string', default: '0' },
+      'prompt-vocab': { type: 'string', default: '400' },
+      'engine-args': { type: 'string', default: '' },
+      'num-gpus': { type: 'string', default: '0' },
+      warmup: { type: 'string', default: '10' },
+      out: { type: 'string', default: '' },
+      'skip-direct': { type: 'boolean', default: false },
+      'direct-from': { type: 'string', default: '' },
+    },
+  });
   const python = process.env['TSRAY_PYTHON'] ?? '.venv/bin/python';
-  const backend = values.backend as 'scripted' | 'transformers';
-  const model = backend === 'scripted' ? 'scripted' : ensureTinyModel(python);
-  const [requests, tokens, concurrency] = [Number(values.requests), Number(values.tokens), Number(values.concurrency)];
-  const direct = JSON.parse(
-    execFileSync(python, ['bench/llm/direct.py', '--backend', backend, '--model', model, '--requests', String(requests), '--tokens', String(tokens), '--concurrency', String(concurrency)], { encoding: 'utf8' }).trim().split('\n').pop()!,
-  );
-  await init({ python, logToDriver: false });
-  const engine = await LLMEngine.deploy({ model, backend, engineArgs: backend === 'transformers' ? { torch_threads: 1 } : {} });
-  const params = { temperature: 0, maxTokens: tokens, ignoreEos: true };
-  const lat: number[] = [];
-  const ttft: number[] = [];
-  let produced = 0;
-  const one = async (i: number) => {
-    const t0 = performance.now();
-    let first: number | undefined;
-    for await (const d of engine.stream(`prompt number ${i}`, params)) {
-      first ??= performance.now() - t0;
-      produced += d.tokenIds.length;
+  const backend = values.backend as 'scripted' | 'transformers' | 'vllm';
+  const model = values.model ?? process.env['TSRAY_MODEL'] ?? (backend === 'scripted' ? 'scripted' : ensureTinyModel(python));
+  const tokens = Number(values.tokens);
+  const inputTokens = Number(values['input-tokens']);
+  const promptVocab = Number(values['prompt-vocab']);
+  const numGpus = Number(values['num-gpus']);
+  const warmup = Number(values.warmup);
+  const workloads: [number, number][] = values.workloads
+    ? values.workloads.split(',').map((w) => w.toLowerCase().split('x').map(Number) as [number, number])
+    : [[Number(values.requests), Number(values.concurrency)]];
+  const engineArgs: Record<string, unknown> = values['engine-args'] ? JSON.parse(values['engine-args']) : backend === 'transformers' ? { torch_threads: 1 } : {};
+
+  const directArgs = ['bench/llm/direct.py', '--backend', backend, '--model', model, '--tokens', String(tokens), '--workloads', workloads.map(([r, c]) => `${r}x${c}`).join(','), '--input-tokens', String(inputTokens), '--prompt-vocab', String(promptVocab), '--num-gpus', String(numGpus), '--warmup', String(warmup), '--engine-args', JSON.stringify(engineArgs)];
+  const direct: Metrics[] = [];
+  let directEngine: Record<string, unknown> | undefined;
+  if (!values['skip-direct']) {
+    // Either run direct.py now, or read the JSON lines of an earlier run of it (--direct-from: its
+    // log, so that its engine output streams to the terminal while it runs).
+    const t = performance.now();
+    const out = values['direct-from']
+      ? readFileSync(values['direct-from'], 'utf8')
+      : execFileSync(python, directArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+    for (const line of out.trim().split('\n')) {
+      if (!line.startsWith('{')) continue;
+      let j: Metrics & { engine?: string };
+      try {
+        j = JSON.parse(line) as Metrics & { engine?: string };
+      } catch {
+        continue;
+      }
+      if (j['system'] !== 'python-direct') continue;
+      if (j.engine) directEngine = j;
+      else direct.push(j);
     }
-    lat.push(performance.now() - t0);
-    ttft.push(first ?? 0);
+    if (!values['direct-from']) console.log(`direct run: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    if (directEngine) console.log(JSON.stringify(directEngine));
+  }
+
+  await init({ python, logToDriver: true });
+  const tStart = performance.now();
+  const engine = await LLMEngine.deploy({ model, backend, numGpus, engineArgs });
+  const startS = (performance.now() - tStart) / 1000;
+  const params = { temperature: 0, maxTokens: tokens, ignoreEos: true };
+  const prompt = (i: number) => (inputTokens > 0 ? promptIds(i, inputTokens, 10, promptVocab) : `prompt number ${i}`);
+
+  const run = async (requests: number, concurrency: number, base: number) => {
+    const lat: number[] = [];
+    const ttft: number[] = [];
+    const itl: number[] = [];
+    let produced = 0;
+    const one = async (i: number) => {
+      const t0 = performance.now();
+      let first: number | undefined;
+      let n = 0;
+      for await (const d of engine.stream(prompt(base + i), params, { requestId: `r${base + i}` })) {
+        if (first === undefined && d.tokenIds.length > 0) first = performance.now() - t0;
+        n += d.tokenIds.length;
+      }
+      const t = performance.now() - t0;
+      lat.push(t);
+      ttft.push(first ?? 0);
+      if (n > 1 && first !== undefined) itl.push((t - first) / (n - 1));
+      produced += n;
+    };
+    const t0 = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(concurrency, requests) }, async () => { while (next < requests) await one(next++); }));
+    return { lat, ttft, itl, produced, el: (performance.now() - t0) / 1000 };
   };
-  for (let i = 0; i < 10; i++) await one(-1 - i);
-  lat.length = 0;
-  ttft.length = 0;
-  produced = 0;
-  const t0 = performance.now();
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => { while (next < requests) await one(next++); }));
-  const el = (performance.now() - t0) / 1000;
-  const bridge = {
-    system: 'tsray-bridge', backend, requests, tokens, concurrency,
-    latency_p50_ms: +pct(lat, 50).toFixed(3), latency_p99_ms: +pct(lat, 99).toFixed(3),
-    ttft_p50_ms: +pct(ttft, 50).toFixed(3), ttft_p99_ms: +pct(ttft, 99).toFixed(3),
-    tokens_per_s: +(produced / el).toFixed(1), ms_per_token: +((lat.reduce((a, b) => a + b, 0) / lat.length / tokens)).toFixed(4),
-  };
-  console.log(JSON.stringify(direct));
-  console.log(JSON.stringify(bridge));
-  console.log(
-    JSON.stringify({
-      added_latency_p50_ms: +(bridge.latency_p50_ms - direct.latency_p50_ms).toFixed(3),
-      added_ttft_p50_ms: +(bridge.ttft_p50_ms - direct.ttft_p50_ms).toFixed(3),
-      added_ms_per_token: +(bridge.ms_per_token - direct.ms_per_token).toFixed(4),
-      tokens_per_s_ratio: +(bridge.tokens_per_s / direct.tokens_per_s).toFixed(3),
-    }),
-  );
+
+  await run(warmup, warmup, 0);
+  const bridge: Metrics[] = [];
+  for (const [k, [requests, concurrency]] of workloads.entries()) {
+    const { lat, ttft, itl, produced, el } = await run(requests, concurrency, 10_000 * (k + 1));
+    bridge.push({
+      system: 'tsray-bridge', backend, requests, tokens, input_tokens: inputTokens, concurrency, elapsed_s: r3(el), output_tokens: produced,
+      latency_p50_ms: r3(pct(lat, 50)), latency_p99_ms: r3(pct(lat, 99)),
+      ttft_p50_ms: r3(pct(ttft, 50)), ttft_p99_ms: r3(pct(ttft, 99)),
+      itl_mean_ms: r4(mean(itl)), itl_p50_ms: r4(pct(itl, 50)), itl_p99_ms: r4(pct(itl, 99)),
+      tokens_per_s: +(produced / el).toFixed(1), ms_per_token: r4(mean(lat) / tokens),
+    });
+  }
+  const engineInfo = await engine.info();
   await engine.shutdown();
   await shutdown();
+
+  const compare = bridge.map((b, k) => {
+    const d = direct[k];
+    if (!d) return { requests: b['requests'], concurrency: b['concurrency'] };
+    const n = (m: Metrics, key: string) => Number(m[key]);
+    return {
+      requests: b['requests'], concurrency: b['concurrency'],
+      tokens_per_s_ratio: r3(n(b, 'tokens_per_s') / n(d, 'tokens_per_s')),
+      added_ttft_p50_ms: r3(n(b, 'ttft_p50_ms') - n(d, 'ttft_p50_ms')),
+      added_ttft_p99_ms: r3(n(b, 'ttft_p99_ms') - n(d, 'ttft_p99_ms')),
+      added_itl_mean_ms: r4(n(b, 'itl_mean_ms') - n(d, 'itl_mean_ms')),
+      added_latency_p50_ms: r3(n(b, 'latency_p50_ms') - n(d, 'latency_p50_ms')),
+      added_ms_per_token: r4(n(b, 'ms_per_token') - n(d, 'ms_per_token')),
+    };
+  });
+  for (const d of direct) console.log(JSON.stringify(d));
+  for (const b of bridge) console.log(JSON.stringify(b));
+  for (const c of compare) console.log(JSON.stringify({ compare: c }));
+  if (values.out) {
+    writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), backend, model, tokens, inputTokens, workloads, engineArgs, numGpus, bridgeStartS: r3(startS), bridgeEngine: engineInfo, directEngine, direct, bridge, compare }, null, 2) + '\n');
+  }
 }

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 
-it('the seed data-parallel demo runs on CPU engines (transformers, tiny model)', async () => {
+it('the seed DP-ranks demo runs on CPU engines (transformers, tiny model)', async () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/05-data-parallel/main.ts'], {
     cwd: root,
@@ -11,7 +11,6 @@ it('the seed data-parallel demo runs on CPU engines (transformers, tiny model)',
     env: { ...process.env, TSRAY_PYTHON: `${root}.venv/bin/python` },
   });
   expect(stdout).toMatch(/engines: (transformers on CPU|vllm on GPU)/);
-  for (let i = 0; i < 4; i++) expect(stdout).toMatch(new RegExp(`instance ${i} \\(gpus \\d\\): "Text ${i + 1}" -> ".*"`));
   expect(stdout.match(/^dp: /gm)?.length).toBe(8);
   expect(stdout).toMatch(/rank 1 directly: ".*"/);
   const served = /served per rank: (\d+), (\d+)/.exec(stdout)!;

@@ -1,20 +1,15 @@
 /**
- * The seed's data-parallel inference demo (its practices 2 and 3), on an embedded local cluster:
- *
- *   use_gpus = [1, 1, 2, 2]
- *   vllm_instances = [vLLMWrapper.options(num_gpus=n).remote() for n in use_gpus]
- *   generate_tasks = [vllm.generate.remote(text) for vllm, text in zip(vllm_instances, input_texts)]
- *   generated_texts = ray.get(generate_tasks)
- *
- * then DP ranks: N independent engines behind a least-loaded router, plus a call to one rank.
- * With GPUs and vLLM: vLLM engines on [1, 1, 2, 2] GPUs (tensor parallel = GPU count). Without: the
- * HF transformers backend on CPU with the tiny local model (tools/build-tiny-model.py).
+ * The seed's practice 3, DP ranks, on an embedded local cluster: N independent engines (one per
+ * placement-group bundle) behind a least-loaded router, results in input order, plus a call to one
+ * rank. (Practice 2, instances with GPUs [1, 1, 2, 2] gathered at once, is examples/06-multi-instance.)
+ * With GPUs and vLLM: vLLM engines, one GPU per rank. Without: the HF transformers backend on CPU
+ * with the tiny local model (tools/build-tiny-model.py).
  *
  * Run: npx tsx examples/05-data-parallel/main.ts      (TSRAY_MODEL=<folder> to use another model)
  */
 import { execFileSync } from 'node:child_process';
 import { clusterResources, init, shutdown } from '@tsray/core';
-import { DataParallel, ensureTinyModel, LLMEngine } from '@tsray/vllm-bridge';
+import { DataParallel, ensureTinyModel } from '@tsray/vllm-bridge';
 
 const info = await init();
 const python = process.env['TSRAY_PYTHON'] ?? '.venv/bin/python';
@@ -31,16 +26,8 @@ const model = process.env['TSRAY_MODEL'] ?? ensureTinyModel(python);
 console.log(`cluster: node ${info.nodeId}, ${JSON.stringify(clusterResources())}`);
 console.log(`engines: ${backend} on ${backend === 'vllm' ? 'GPU' : 'CPU'}, model ${model}`);
 
-// Practice 2: several instances, one input each, one get over all of them.
-const useGpus = gpus >= 6 ? [1, 1, 2, 2] : [0, 0, 0, 0];
-const instances = await Promise.all(useGpus.map((n) => LLMEngine.deploy({ model, backend, numGpus: n, engineArgs: backend === 'vllm' ? {} : { max_num_seqs: 32 } })));
-const inputTexts = ['Text 1', 'Text 2', 'Text 3', 'Text 4'];
-const params = { temperature: 0.8, topP: 0.95, maxTokens: 16, seed: 0 };
-const generated = await Promise.all(instances.map((engine, i) => engine.generate(inputTexts[i]!, params)));
-for (const [i, [c]] of generated.entries()) console.log(`instance ${i} (gpus ${useGpus[i]}): ${JSON.stringify(inputTexts[i])} -> ${JSON.stringify(c!.text)}`);
-await Promise.all(instances.map((e) => e.shutdown()));
-
 // Practice 3: DP ranks behind the router; results come back in input order.
+const params = { temperature: 0.8, topP: 0.95, maxTokens: 16, seed: 0 };
 const dp = await DataParallel.deploy({ model, backend, ranks: 2, gpusPerRank: gpus >= 2 ? 1 : 0 });
 const prompts = ['Hello, my name is', 'The president of the United States is', 'The capital of France is', 'The future of AI is', 'Once upon a time', 'In a galaxy far away', 'The quick brown fox', 'To be or not to be'];
 const outs = await dp.generate(prompts, params);

@@ -29,7 +29,6 @@ import os
 import secrets
 import threading
 import time
-import warnings
 import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -42,7 +41,7 @@ import zmq
 
 from ._objects import INLINE_THRESHOLD, Arena, ArenaError, object_value
 from .errors import ActorNotFoundError, ConnectionError, GetTimeoutError, ObjectStoreFullError
-from .protocol import Buffer, PayloadWriter, decode_message, encode_message, pb
+from .protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
 from .refs import ActorHandle, ObjectRef
 from .xlang import Decoder, encode_with_refs
 
@@ -84,6 +83,22 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _local_token(address: str) -> str | None:
+    """The token file of this machine's cluster when ``address`` is its node."""
+    path = Path(_tmpdir()) / "tsray" / "current.json"
+    try:
+        cur = json.loads(path.read_text(encoding="utf-8"))
+        if cur.get("address") == address and cur.get("tokenFile"):
+            return Path(cur["tokenFile"]).read_text(encoding="utf-8").strip()
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+class AuthenticationError(ConnectionError):
+    """The cluster refused this connection: wrong or missing cluster token."""
 
 
 def resolve_address(address: str) -> str:
@@ -172,12 +187,9 @@ class Client:
         token: str | None = None,
         connect_timeout: float | None = None,
     ) -> None:
-        if token is not None:
-            warnings.warn(
-                "tsray.init(token=...): the wire protocol has no token field yet (RegisterWorker); the token is not sent",
-                stacklevel=3,
-            )
         self.address = resolve_address(address)
+        if token is None:
+            token = os.environ.get("TSRAY_TOKEN") or _local_token(self.address)
         self.job_id = secrets.token_hex(4)
         self.namespace = namespace if namespace is not None else f"anon-{self.job_id}"
         self.worker_id = f"c{secrets.token_hex(6)}"
@@ -221,6 +233,7 @@ class Client:
                 pb.RegisterWorker(
                     worker_id=self.worker_id, pid=os.getpid(), language="python", kind="driver",
                     namespace=self.namespace, job_id=self.job_id,
+                    **(token_proof(token, self.worker_id) if token else {}),
                 ),
                 (),
             )
@@ -429,6 +442,9 @@ class Client:
             log.warning("tsray node closed the client connection: %s", env.shutdown.reason)
             self._closing = True
         elif kind == "error":
+            if env.error.code == pb.ERROR_CODE_AUTH_FAILED and not self._accepted.done():
+                self._accepted.set_exception(AuthenticationError(env.error.message))
+                return
             log.error("tsray node reported a protocol error: %s", env.error.message)
         else:
             log.warning("tsray client: unexpected message kind %s from the node; ignored", kind)

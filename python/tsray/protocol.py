@@ -260,3 +260,20 @@ class PayloadWriter:
         self._pack_index = -1
         self._pack_size = 0
         return out
+
+
+def token_proof(token: str, conn_id: str) -> dict[str, object]:
+    """Fields proving the cluster token for connection ``conn_id`` without sending it.
+
+    ``HMAC-SHA256(token, "tsray-auth-v1|" + id + "|" + time_ms + "|" + nonce)``, as the TypeScript side
+    (packages/core/src/auth.ts) checks it; a proof is accepted once, within 5 minutes of the node's clock.
+    """
+    import hashlib
+    import hmac
+    import secrets
+    import time
+
+    t = int(time.time() * 1000)
+    nonce = secrets.token_hex(12)
+    mac = hmac.new(token.encode(), f"tsray-auth-v1|{conn_id}|{t}|{nonce}".encode(), hashlib.sha256).digest()
+    return {"auth_proof": mac, "auth_time": t, "auth_nonce": nonce}

@@ -44,6 +44,8 @@ export interface ReadyInfo {
   dashboardUrl?: string;
   /** This node's local socket (drivers on this machine attach here). */
   nodeSocket: string;
+  /** Optional (added by the CLI helper): this node's tcp address `host:port` that other nodes and drivers reach; `tsray start` prints it (else `nodeSocket`). */
+  nodeAddress?: string;
   sessionDir: string;
   /** Set instead of the rest when the daemon could not start. */
   error?: string;

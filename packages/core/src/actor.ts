@@ -16,6 +16,8 @@ import type { ActorCreation, FunctionRef, SchedulingSpec } from './runtime.js';
 import { resolveScheduling, type SchedulingStrategy } from './placement-group.js';
 import { toSubmitArgs } from './serialization.js';
 import { state } from './state.js';
+import type { NormalizedRuntimeEnv, RuntimeEnv } from '@tsray/runtime-env';
+import { effectiveRuntimeEnv, resolveRuntimeEnvOption } from './runtime-env.js';
 
 /** Options of an actor class (`actor(Class, options)`, `Cls.options(...)`), as Ray's. */
 export interface ActorOptions {
@@ -51,6 +53,11 @@ export interface ActorOptions {
   module?: string;
   /** Where the actor may run: 'DEFAULT', 'SPREAD', a placement group bundle, or a node. */
   schedulingStrategy?: SchedulingStrategy;
+  /**
+   * Runtime environment of the actor's process (pip/npm packages, env vars, working dir, Python
+   * modules), merged with the job's field by field, envVars key by key.
+   */
+  runtimeEnv?: RuntimeEnv;
 }
 
 /** Options of one actor method call (`handle.method.options({...}).remote()`). */
@@ -257,6 +264,7 @@ const KNOWN = new Set([
   'methodConcurrencyGroups',
   'module',
   'schedulingStrategy',
+  'runtimeEnv',
 ]);
 
 interface ResolvedActorOptions {
@@ -264,6 +272,7 @@ interface ResolvedActorOptions {
   hold: ResourceRequest;
   opts: ActorOptions;
   scheduling: SchedulingSpec | undefined;
+  runtimeEnv: NormalizedRuntimeEnv | undefined;
 }
 
 function resolveActorOptions(o: ActorOptions, where: string, methods: string[]): ResolvedActorOptions {
@@ -295,7 +304,7 @@ function resolveActorOptions(o: ActorOptions, where: string, methods: string[]):
     if (!methods.includes(m)) throw new ValidationError('methodConcurrencyGroups', `${where}: methodConcurrencyGroups names "${m}", which is not a method`);
     if (!(g in (o.concurrencyGroups ?? {}))) throw new ValidationError('methodConcurrencyGroups', `${where}: concurrency group "${g}" is not in concurrencyGroups`);
   }
-  return { schedule, hold, opts: o, scheduling: resolveScheduling(o.schedulingStrategy, where) };
+  return { schedule, hold, opts: o, scheduling: resolveScheduling(o.schedulingStrategy, where), runtimeEnv: resolveRuntimeEnvOption(o.runtimeEnv) };
 }
 
 /**
@@ -397,6 +406,7 @@ function createActor<C extends abstract new (...args: never[]) => unknown>(
     name: `${fn.name}.__init__`,
     actorCreation: creation,
     scheduling: r.scheduling ?? rt.context().capturedScheduling,
+    runtimeEnv: effectiveRuntimeEnv(r.runtimeEnv),
   });
   const handle = makeHandle<InstanceType<C>>({ actorId: finalId, className: fn.name, methods, module: fn.moduleUrl, key: fn.key, ...(language ? { language } : {}) });
   creationRef.release();

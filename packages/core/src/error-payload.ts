@@ -3,6 +3,7 @@
  * @internal
  */
 import * as v8 from 'node:v8';
+import { RuntimeEnvSetupError } from '@tsray/runtime-env';
 import { xlangDecode, xlangEncode } from './xlang.js';
 import {
   ActorDiedError,
@@ -24,6 +25,7 @@ export type ErrorPayload =
   | { type: 'ObjectStoreFullError'; requested: number; capacity: number; used: number }
   | { type: 'ObjectLostError'; objectId: string; reason: string }
   | { type: 'ActorDiedError'; info: ActorDeathInfo }
+  | { type: 'RuntimeEnvSetupError'; name: 'RuntimeEnvSetupError'; field: string; message: string; output: string; logFile?: string }
   | { type: 'Other'; name: string; message: string };
 
 /** Encode an error payload (V8 bytes, or msgpack for callers in other languages). */
@@ -47,6 +49,8 @@ export function errorFromPayload(bytes: Uint8Array, rawKind = ''): Error {
       return new ActorDiedError(p.info);
     case 'ObjectLostError':
       return new ObjectLostError(p.objectId, p.reason);
+    case 'RuntimeEnvSetupError':
+      return new RuntimeEnvSetupError({ field: p.field, message: p.message, output: p.output, ...(p.logFile ? { logFile: p.logFile } : {}) });
     default: {
       const e = new TsrayError(p.message);
       e.name = p.name;

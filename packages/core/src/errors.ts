@@ -239,6 +239,11 @@ export class ConnectionError extends TsrayError {
   override name = 'ConnectionError';
 }
 
+/** The cluster refused this connection: wrong or missing cluster token (see init({ token }), TSRAY_TOKEN). */
+export class AuthenticationError extends ConnectionError {
+  override name = 'AuthenticationError';
+}
+
 /** A placement group operation failed: removed twice, unknown group, bundle index out of range. */
 export class PlacementGroupError extends TsrayError {
   override name = 'PlacementGroupError';

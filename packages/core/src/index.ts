@@ -12,7 +12,7 @@
  *   await shutdown();
  * }
  */
-export { init, shutdown, clusterInfo, nodeStats, workerPids } from './init.js';
+export { init, shutdown, clusterInfo, nodeStats, workerPids, runtimeEnvStats } from './init.js';
 export type { InitOptions, ClusterInfo } from './init.js';
 export { remote, isMain, ObjectRefGenerator } from './remote-function.js';
 export type { RemoteFunction, RemoteResult, RemoteArg, RemoteArgs } from './remote-function.js';
@@ -27,8 +27,8 @@ export { python } from './python.js';
 export type { PythonActorClass } from './python.js';
 export { NDArray } from './xlang.js';
 export type { PlacementGroupOptions, PlacementGroupInfo, SchedulingStrategy } from './placement-group.js';
-export { clusterResources, availableResources, pendingDemand } from './state-api.js';
-export type { PendingDemand } from './state-api.js';
+export { clusterResources, availableResources, pendingDemand, nodes, listActors, listTasks, listObjects, listPlacementGroups, listJobs } from './state-api.js';
+export type { PendingDemand, NodeState, ActorListEntry, TaskListEntry, ObjectListEntry, PlacementGroupListEntry, JobListEntry } from './state-api.js';
 export type { RuntimeContext } from './runtime.js';
 export {
   TsrayError,
@@ -48,6 +48,9 @@ export {
   ActorNameTakenError,
   ActorMethodNotFoundError,
   ConnectionError,
+  AuthenticationError,
   PlacementGroupError,
 } from './errors.js';
 export type { RemoteErrorInfo, ActorDeathInfo } from './errors.js';
+export { RuntimeEnvSetupError, RuntimeEnvValidationError } from '@tsray/runtime-env';
+export type { RuntimeEnv, PipSpec, RuntimeEnvConfig } from '@tsray/runtime-env';

@@ -13,6 +13,8 @@ import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
 import { resetLocalRefs } from './object-ref.js';
 import { state } from './state.js';
+import type { RuntimeEnv } from '@tsray/runtime-env';
+import { resolveRuntimeEnvOption } from './runtime-env.js';
 
 /** Options of `init()`. */
 export interface InitOptions {
@@ -24,6 +26,11 @@ export interface InitOptions {
   address?: string;
   /** Namespace of this job's named actors. Default: an anonymous namespace per job (as Ray). */
   namespace?: string;
+  /**
+   * Cluster token, proved (never sent) on connect. Default: `TSRAY_TOKEN`, else the token file of the
+   * local cluster found through `address: 'auto'`. An embedded cluster makes a random one.
+   */
+  token?: string;
   /** Logical CPUs of the node. Default: the machine's CPU count. */
   numCpus?: number;
   /** Logical GPUs of the node. Default: GPUs found by nvidia-smi (0 without it). */
@@ -47,6 +54,12 @@ export interface InitOptions {
    * TSRAY_PYTHON, else ./.venv/bin/python if present, else python3.
    */
   python?: string;
+  /**
+   * The job's runtime environment: every task and actor of this driver runs in it (merged with their
+   * own `runtimeEnv`, field by field, envVars key by key), in workers started for it; the driver
+   * process itself is not changed (as Ray). E.g. `{ pip: ['emoji'] }`, `{ workingDir: './src' }`.
+   */
+  runtimeEnv?: RuntimeEnv;
 }
 
 /** What `init()` returns. */
@@ -64,7 +77,7 @@ export interface ClusterInfo {
   namespace: string;
 }
 
-const KNOWN = new Set(['python', 'address', 'namespace', 'numCpus', 'numGpus', 'resources', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes']);
+const KNOWN = new Set(['runtimeEnv', 'python', 'address', 'namespace', 'numCpus', 'numGpus', 'resources', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes', 'token']);
 
 function checkAmount(name: string, v: unknown, integer = false): number | undefined {
   if (v === undefined) return undefined;
@@ -128,8 +141,14 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   if (options.namespace !== undefined && (typeof options.namespace !== 'string' || options.namespace === '')) {
     throw new ValidationError('namespace', 'init(): namespace must be a non-empty string');
   }
+  // Validated before anything starts: RuntimeEnvValidationError names the bad field.
+  const jobEnv = resolveRuntimeEnvOption(options.runtimeEnv);
   const address = options.address ?? process.env['TSRAY_ADDRESS'];
-  if (address !== undefined && address !== 'local') return connect(address, options);
+  if (address !== undefined && address !== 'local') {
+    const r = await connect(address, options);
+    s.jobRuntimeEnv = jobEnv;
+    return r;
+  }
   const numCpus = checkAmount('numCpus', options.numCpus) ?? availableParallelism();
   const numGpus = checkAmount('numGpus', options.numGpus, true) ?? detectGpus();
   const memory = checkAmount('memory', options.memory) ?? Math.floor(totalmem() * 0.7);
@@ -170,11 +189,16 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       logToDriver: options.logToDriver ?? true,
       prefaultBytes: options.prefaultBytes ?? Math.min(store, 2 * 1024 ** 3),
       namespace,
+      ...(options.token ? { token: options.token } : {}),
       python: options.python ?? process.env['TSRAY_PYTHON'] ?? (existsSync(join(process.cwd(), '.venv/bin/python')) ? join(process.cwd(), '.venv/bin/python') : 'python3'),
     });
     s.runtime = node;
-    // Other drivers on this machine find the cluster with init({ address: 'auto' }).
-    writeFileSync(join(root, 'current.json'), JSON.stringify({ address: node.address, pid: process.pid, nodeId, sessionDir }));
+    s.jobRuntimeEnv = jobEnv;
+    // Other drivers on this machine find the cluster with init({ address: 'auto' }); the token file
+    // is readable by this user only.
+    const tokenFile = join(sessionDir, 'token');
+    writeFileSync(tokenFile, node.token, { mode: 0o600 });
+    writeFileSync(join(root, 'current.json'), JSON.stringify({ address: node.address, pid: process.pid, nodeId, sessionDir, tokenFile }));
   } catch (e) {
     rmSync(sessionDir, { recursive: true, force: true });
     throw e;
@@ -190,24 +214,44 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
 async function connect(address: string, options: InitOptions): Promise<ClusterInfo> {
   const s = state();
   let target = address === 'auto' && process.env['TSRAY_ADDRESS'] ? process.env['TSRAY_ADDRESS'] : address;
-  if (target === 'auto') {
-    const file = join(tmpdir(), 'tsray', 'current.json');
-    let cur: { address: string; pid: number; nodeId: string; sessionDir: string } | undefined;
+  let token = options.token ?? process.env['TSRAY_TOKEN'];
+  const file = join(tmpdir(), 'tsray', 'current.json');
+  let cur: { address: string; pid: number; nodeId: string; sessionDir: string; tokenFile?: string; gcsAddress?: string } | undefined;
+  try {
+    cur = JSON.parse(readFileSync(file, 'utf8'));
+    if (cur && !pidAlive(cur.pid)) cur = undefined;
+  } catch {
+    /* none */
+  }
+  const localToken = () => {
     try {
-      cur = JSON.parse(readFileSync(file, 'utf8'));
+      return cur?.tokenFile ? readFileSync(cur.tokenFile, 'utf8').trim() : undefined;
     } catch {
-      /* none */
+      return undefined;
     }
-    if (!cur || !pidAlive(cur.pid)) {
-      throw new ConnectionError(`init({ address: 'auto' }): no tsray cluster is running on this machine (looked in ${file}); start one with init() in another process`);
+  };
+  if (target === 'auto') {
+    if (!cur) {
+      throw new ConnectionError(`init({ address: 'auto' }): no tsray cluster is running on this machine (looked in ${file}); start one with init() in another process or with "tsray start --head"`);
     }
     target = cur.address;
-  } else if (!/^(ipc|tcp):\/\//.test(target)) {
-    target = `tcp://${target}`;
+    token ??= localToken();
+  } else if (target.startsWith('ipc://')) {
+    if (cur && cur.address === target) token ??= localToken();
+  } else {
+    // host:port of a cluster's head (GCS): attach to this machine's node of that cluster.
+    if (cur?.gcsAddress && sameHostPort(cur.gcsAddress, target)) {
+      target = cur.address;
+      token ??= localToken();
+    } else {
+      throw new ConnectionError(
+        `init({ address: '${target}' }): no node of the cluster at ${target} runs on this machine (looked in ${file}); start one with "tsray start --address ${target.replace(/^tcp:\/\//, '')}" (drivers attach to their machine's node)`,
+      );
+    }
   }
   const jobId = randomBytes(4).toString('hex');
   const namespace = options.namespace ?? `anon-${jobId}`;
-  const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', { namespace, jobId });
+  const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', { namespace, jobId, ...(token ? { token } : {}) });
   starting = true;
   try {
     const timeout = Number(process.env['TSRAY_CONNECT_TIMEOUT_MS'] ?? 10_000);
@@ -239,6 +283,11 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   }
 }
 
+function sameHostPort(a: string, b: string): boolean {
+  const norm = (x: string) => x.replace(/^tcp:\/\//, '').replace(/^localhost:/, '127.0.0.1:');
+  return norm(a) === norm(b);
+}
+
 /** Stop tsray: workers are stopped, the object store and the session directory removed. */
 export async function shutdown(): Promise<void> {
   const s = state();
@@ -246,6 +295,7 @@ export async function shutdown(): Promise<void> {
   const rt = s.runtime;
   if (!rt) return;
   s.runtime = undefined;
+  s.jobRuntimeEnv = undefined;
   await rt.shutdown();
   resetLocalRefs();
   if (info?.sessionDir) {
@@ -270,6 +320,16 @@ export function nodeStats(): ReturnType<NodeRuntime['stats']> {
   const rt = state().runtime;
   if (!(rt instanceof NodeRuntime)) throw new RuntimeStateError('nodeStats() is only available in the driver of a local cluster');
   return rt.stats();
+}
+
+/**
+ * Runtime environment statistics of the local node (setups run per kind, failures, held resources,
+ * GC), or undefined when no environment was asked for yet. @internal
+ */
+export function runtimeEnvStats(): ReturnType<NodeRuntime['runtimeEnvStats']> {
+  const rt = state().runtime;
+  if (!(rt instanceof NodeRuntime)) return undefined;
+  return rt.runtimeEnvStats();
 }
 
 /** Pids of the local node's worker processes. @internal */

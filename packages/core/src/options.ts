@@ -3,8 +3,10 @@
  * @module
  */
 import { resourceRequestFromOptions, type ResourceRequest } from '@tsray/scheduler';
+import type { NormalizedRuntimeEnv, RuntimeEnv } from '@tsray/runtime-env';
 import { ValidationError } from './errors.js';
 import { resolveScheduling, type SchedulingStrategy } from './placement-group.js';
+import { resolveRuntimeEnvOption } from './runtime-env.js';
 import type { SchedulingSpec } from './runtime.js';
 
 /** Options of a remote function (`remote(fn, options)`, `fn.options(options)`), as Ray's. */
@@ -31,9 +33,14 @@ export interface TaskOptions {
   module?: string;
   /** Where the task may run: 'DEFAULT', 'SPREAD', a placement group bundle, or a node. */
   schedulingStrategy?: SchedulingStrategy;
+  /**
+   * Runtime environment of the task (pip/npm packages, env vars, working dir, Python modules),
+   * merged with the job's (`init({ runtimeEnv })`) field by field, envVars key by key.
+   */
+  runtimeEnv?: RuntimeEnv;
 }
 
-const KNOWN = new Set(['numCpus', 'numGpus', 'memory', 'resources', 'acceleratorType', 'maxRetries', 'retryExceptions', 'numReturns', 'name', 'module', 'schedulingStrategy']);
+const KNOWN = new Set(['numCpus', 'numGpus', 'memory', 'resources', 'acceleratorType', 'maxRetries', 'retryExceptions', 'numReturns', 'name', 'module', 'schedulingStrategy', 'runtimeEnv']);
 
 /** Validated options in the runtime's terms. @internal */
 export interface ResolvedTaskOptions {
@@ -44,6 +51,8 @@ export interface ResolvedTaskOptions {
   numReturns: number | 'streaming';
   name: string | undefined;
   scheduling: SchedulingSpec | undefined;
+  /** The task's own runtime environment (validated; merged with the job's at submit). */
+  runtimeEnv: NormalizedRuntimeEnv | undefined;
 }
 
 /** Validate options; throws ValidationError naming the bad option. @internal */
@@ -78,5 +87,6 @@ export function resolveTaskOptions(opts: TaskOptions, where: string): ResolvedTa
     throw new ValidationError('name', `${where}: name must be a non-empty string`);
   }
   const scheduling = resolveScheduling(opts.schedulingStrategy, where);
-  return { resources: new Map(request.amounts), request, maxRetries, retryExceptions: re, numReturns: nr, name: opts.name, scheduling };
+  const runtimeEnv = resolveRuntimeEnvOption(opts.runtimeEnv);
+  return { resources: new Map(request.amounts), request, maxRetries, retryExceptions: re, numReturns: nr, name: opts.name, scheduling, runtimeEnv };
 }

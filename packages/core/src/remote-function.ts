@@ -13,6 +13,7 @@ import { toSubmitArgs } from './serialization.js';
 import { state } from './state.js';
 import { callerModuleUrl } from './caller.js';
 import { keepAlive } from './keep-alive.js';
+import { effectiveRuntimeEnv } from './runtime-env.js';
 
 /** An argument as passed to `.remote()`: the value, or a ref to it (resolved before the task runs). */
 export type RemoteArg<T> = T | ObjectRef<T>;
@@ -126,6 +127,7 @@ function submit(desc: FunctionRef, o: ResolvedTaskOptions, isGenerator: boolean,
     returnIds,
     name: desc.name,
     scheduling: o.scheduling ?? rt.context().capturedScheduling,
+    runtimeEnv: effectiveRuntimeEnv(o.runtimeEnv),
   });
   if (streaming) return new ObjectRefGenerator(taskId, refs[0]! as ObjectRef<number>);
   return o.numReturns === 1 ? refs[0] : refs;

@@ -41,6 +41,8 @@ export interface SubmitSpec {
   scheduling?: SchedulingSpec;
   /** The caller is not TypeScript: results are encoded as msgpack. */
   xlang?: boolean;
+  /** Runtime environment (job merged with task level), canonical JSON; undefined = none. */
+  runtimeEnv?: string;
 }
 
 /** A validated scheduling strategy. */

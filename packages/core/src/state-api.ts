@@ -44,3 +44,111 @@ export function availableResources(): Record<string, number> {
 export function pendingDemand(): PendingDemand[] {
   return source('pendingDemand()').pendingDemand();
 }
+
+interface StateCaller {
+  stateCall(method: string): Promise<unknown>;
+}
+
+function caller(what: string): StateCaller {
+  const rt = state().runtime as unknown as Partial<StateCaller> | undefined;
+  if (!rt || typeof rt.stateCall !== 'function') throw new RuntimeStateError(`${what} needs a running tsray (call init() first)`);
+  return rt as StateCaller;
+}
+
+/** One node of the cluster (as Ray's `ray.nodes()` entries). */
+export interface NodeState {
+  nodeId: string;
+  alive: boolean;
+  isHead: boolean;
+  address: string;
+  hostname: string;
+  pid: number;
+  resourcesTotal: Record<string, number>;
+  resourcesAvailable: Record<string, number>;
+  labels: Record<string, string>;
+  /** ms since epoch. */
+  startTime: number;
+  deathReason?: string;
+}
+
+/** One actor (as Ray's `list_actors()`). */
+export interface ActorListEntry {
+  actorId: string;
+  className: string;
+  name: string;
+  namespace: string;
+  state: 'PENDING' | 'STARTING' | 'ALIVE' | 'RESTARTING' | 'DEAD';
+  /** The node running it. */
+  nodeId: string;
+  pid: number;
+  numRestarts: number;
+  detached: boolean;
+  deathCause?: string;
+}
+
+/** One task not finished yet (as Ray's `list_tasks()`, live tasks only). */
+export interface TaskListEntry {
+  taskId: string;
+  name: string;
+  state: 'PENDING' | 'RUNNING';
+  nodeId: string;
+  actorId?: string;
+}
+
+/** One object in a node's store (as Ray's `list_objects()`). */
+export interface ObjectListEntry {
+  objectId: string;
+  sizeBytes: number;
+  nodeId: string;
+  location: 'inline' | 'shm' | 'spilled';
+}
+
+/** One placement group (as Ray's `list_placement_groups()`). */
+export interface PlacementGroupListEntry {
+  placementGroupId: string;
+  name: string;
+  strategy: string;
+  state: 'PENDING' | 'CREATED' | 'REMOVED';
+  bundles: Record<string, number>[];
+  bundleNodes: string[];
+}
+
+/** One job of the cluster (submitted with `tsray job submit` or the jobs HTTP API). */
+export interface JobListEntry {
+  submissionId: string;
+  entrypoint: string;
+  status: 'PENDING' | 'RUNNING' | 'STOPPED' | 'SUCCEEDED' | 'FAILED';
+  message: string;
+  startTime?: number;
+  endTime?: number;
+}
+
+/** The cluster's nodes, alive and dead (Ray's `ray.nodes()`). Works in drivers, tasks and actors. */
+export async function nodes(): Promise<NodeState[]> {
+  return (await caller('nodes()').stateCall('nodes')) as NodeState[];
+}
+
+/** Actors of the cluster. */
+export async function listActors(): Promise<ActorListEntry[]> {
+  return (await caller('listActors()').stateCall('actors')) as ActorListEntry[];
+}
+
+/** Tasks waiting or running anywhere in the cluster (at most 10,000 per node). */
+export async function listTasks(): Promise<TaskListEntry[]> {
+  return (await caller('listTasks()').stateCall('tasks')) as TaskListEntry[];
+}
+
+/** Objects stored on the cluster's nodes (at most 10,000 per node). */
+export async function listObjects(): Promise<ObjectListEntry[]> {
+  return (await caller('listObjects()').stateCall('objects')) as ObjectListEntry[];
+}
+
+/** Placement groups of the cluster. */
+export async function listPlacementGroups(): Promise<PlacementGroupListEntry[]> {
+  return (await caller('listPlacementGroups()').stateCall('placement_groups')) as PlacementGroupListEntry[];
+}
+
+/** Jobs of the cluster (empty for an embedded cluster). */
+export async function listJobs(): Promise<JobListEntry[]> {
+  return (await caller('listJobs()').stateCall('jobs')) as JobListEntry[];
+}

@@ -4,6 +4,7 @@
  * copy) share one registry and one runtime.
  * @internal
  */
+import type { NormalizedRuntimeEnv } from '@tsray/runtime-env';
 import type { CoreRuntime } from './runtime.js';
 
 /** A function registered with `remote()` or a class with `actor()`. */
@@ -22,6 +23,11 @@ export interface GlobalState {
   importing: string | undefined;
   /** True in worker processes. */
   isWorker: boolean;
+  /**
+   * The job's runtime environment (`init({ runtimeEnv })`); in a worker, the environment it runs in
+   * (from TSRAY_RUNTIME_ENV), which the tasks it submits inherit.
+   */
+  jobRuntimeEnv: NormalizedRuntimeEnv | undefined;
 }
 
 const KEY = Symbol.for('tsray.globalState.v1');
@@ -37,6 +43,7 @@ export function state(): GlobalState {
       ordinals: new Map(),
       importing: undefined,
       isWorker: process.env['TSRAY_WORKER_ID'] !== undefined,
+      jobRuntimeEnv: undefined,
     };
     g[KEY] = s;
   }

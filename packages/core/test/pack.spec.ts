@@ -15,7 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('published packages', () => {
   it('@tsray/core and its dependencies install from tarballs outside the monorepo and run a task', async () => {
     const tarballs: Record<string, string> = {};
-    for (const name of ['protocol', 'object-store', 'scheduler', 'placement', 'core']) {
+    for (const name of ['protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'core']) {
       const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: join(packages, name) });
       const [info] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
       tarballs[`@tsray/${name}`] = `file:${join(dir, info.filename)}`;
@@ -38,7 +38,7 @@ if (isMain(import.meta)) {
     );
     await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app, timeout: 240_000 });
     // Installed from the tarballs, not linked to the monorepo.
-    expect(readdirSync(join(app, 'node_modules', '@tsray')).sort()).toEqual(['core', 'object-store', 'placement', 'protocol', 'scheduler']);
+    expect(readdirSync(join(app, 'node_modules', '@tsray')).sort()).toEqual(['core', 'object-store', 'placement', 'protocol', 'runtime-env', 'scheduler']);
     const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app, timeout: 60_000 });
     expect(stdout).toContain('result 49');
   }, 300_000);
@@ -52,7 +52,7 @@ describe('nx release', () => {
       timeout: 120_000,
       env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true' },
     });
-    for (const p of ['core', 'protocol', 'object-store', 'scheduler', 'placement']) {
+    for (const p of ['core', 'protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'cluster']) {
       expect(stdout).toContain(`New version 9.9.9 written to manifest: packages/${p}/package.json`);
     }
     // A dry run changes nothing.

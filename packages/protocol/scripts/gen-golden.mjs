@@ -184,6 +184,7 @@ const vectors = [
             name: 'train(δ)',
             jobId: 'job-02',
             parentTaskId: 'task-parent-η',
+            runtimeEnvJson: '{"envVars":{"GREETING":"grüß dich"},"pip":{"packages":["emoji==2.14.1"],"pipCheck":false}}',
           },
           { taskId: 'task-ε', function: fn('eval'), args: [{ value: spillObj('arg-s') }], maxRetries: 5 },
           { taskId: 'task-ctor', function: fn('Counter'), returnIds: ['r'], actorCreation: actorSpec },

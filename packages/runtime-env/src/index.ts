@@ -1,2 +1,29 @@
-/** placeholder, filled by the package work */
-export const PACKAGE = '@tsray/runtime-env';
+/**
+ * @module @tsray/runtime-env
+ * Runtime environments (Ray's `runtime_env`): what a job, task or actor needs installed or shipped
+ * (pip and npm packages, env vars, a working directory, Python modules), validated with typed errors,
+ * merged job → task, and built once per content hash on each node by the RuntimeEnvAgent.
+ */
+export { RuntimeEnvError, RuntimeEnvValidationError, RuntimeEnvSetupError } from './errors.js';
+export type { RuntimeEnvSetupErrorInfo } from './errors.js';
+export {
+  validateRuntimeEnv,
+  mergeRuntimeEnv,
+  isEmptyRuntimeEnv,
+  canonicalJson,
+  hashText,
+  parseRuntimeEnvJson,
+  isValidPipSpec,
+  isValidNpmSpec,
+  RUNTIME_ENV_FIELDS,
+} from './spec.js';
+export type { RuntimeEnv, PipSpec, RuntimeEnvConfig, NormalizedRuntimeEnv, ValidateOptions } from './spec.js';
+export { packDirectory, unpackArchive, listPackage, maxPackageBytes, DEFAULT_MAX_PACKAGE_BYTES } from './pack.js';
+export type { PackOptions, PackedPackage, PackEntry } from './pack.js';
+export { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.js';
+export { RuntimeEnvAgent } from './agent.js';
+export type { RuntimeEnvAgentOptions, ResolvedRuntimeEnv, PreparedRuntimeEnv, RuntimeEnvProgress, RuntimeEnvAgentStats, ResourceKind } from './agent.js';
+export { findUv, type PipInstaller } from './installers.js';
+export { workerLaunchSettings, NPM_HOOK_REGISTER_PATH } from './worker.js';
+export type { WorkerLaunchSettings } from './worker.js';
+export { progressPrinter } from './progress.js';

@@ -313,6 +313,32 @@ export class NodeResources {
     return [this.totCpu, this.avCpu, this.totMem, this.avMem, this.totOsm, this.avOsm, this.wholeFree, this.maxFree];
   }
 
+  /**
+   * Overwrites the available amounts with a remote node's report (units per resource name; GPUs as
+   * free units per instance, in `gpuIds` order). Totals do not change; amounts are clamped to them.
+   * Used by the views other nodes keep of a node; allocations made on this view before the report are
+   * forgotten (the report already counts them).
+   */
+  setAvailable(availableUnits: ReadonlyMap<string, number>, gpuFreeUnits?: readonly number[]): void {
+    const clamp = (n: string, tot: number) => Math.max(0, Math.min(tot, availableUnits.get(n) ?? 0));
+    this.avCpu = clamp(CPU, this.totCpu);
+    this.avMem = clamp(MEMORY, this.totMem);
+    this.avOsm = clamp(OBJECT_STORE_MEMORY, this.totOsm);
+    for (const [n, tot] of this.customTot) this.customAv.set(n, clamp(n, tot));
+    if (gpuFreeUnits && gpuFreeUnits.length === this.gpuFree.length) {
+      let av = 0;
+      for (let i = 0; i < this.gpuFree.length; i++) av += this.gpuFree[i] = Math.max(0, Math.min(this.gpuCap[i]!, gpuFreeUnits[i]!));
+      this.avGpu = av;
+      this.refreshGpu();
+    }
+    if (this.watchers !== null) this.notify();
+  }
+
+  /** Free units per GPU instance, in `gpuIds` order (a copy). */
+  gpuFreeUnits(): number[] {
+    return [...this.gpuFree];
+  }
+
   private notify(): void {
     const w = this.watchers!;
     for (let i = 0; i < w.length; i++) w[i]!();

@@ -4,8 +4,9 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import * as zmq from 'zeromq';
-import { ActorDiedError, get, getActor, kill, python, TaskError, type ActorHandle, type SchedulingStrategy } from '@tsray/core';
+import { ActorDiedError, get, getActor, kill, python, TaskError, type ActorHandle, type ActorOptions, type SchedulingStrategy } from '@tsray/core';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { EngineDeadError, EngineStartError, GenerateAbortedError, GenerateRequestError } from './errors.js';
 
@@ -85,7 +86,20 @@ export interface DeployOptions {
   schedulingStrategy?: SchedulingStrategy;
   /** Bind the data plane on TCP (for callers on other nodes) instead of a local ipc socket. */
   bind?: 'ipc' | 'tcp';
+  /**
+   * Wait until the model is loaded before `deploy` returns (default true). With false, `deploy`
+   * returns at once with `state` 'starting'; `ready()` settles when the load does, and requests
+   * sent meanwhile wait for it.
+   */
+  wait?: boolean;
 }
+
+/**
+ * Life-cycle state of an engine (or a DP rank): 'starting' (model loading), 'ready' (serving),
+ * 'restarting' (its process died and the actor is being restarted per `maxRestarts`), 'dead'
+ * (failed to start, died with no restart left, or shut down).
+ */
+export type EngineState = 'starting' | 'ready' | 'restarting' | 'dead';
 
 interface EngineActorApi {
   address(): string;
@@ -94,9 +108,10 @@ interface EngineActorApi {
   shutdown(): boolean;
 }
 
-const EngineActor = (opts: DeployOptions) => {
+/** Actor options of an engine process (resources, restarts, name, placement). @internal */
+export function engineActorOptions(opts: DeployOptions): ActorOptions {
   const numGpus = opts.numGpus ?? 0;
-  return python.actor<EngineActorApi>('tsray.engine.actor:EngineActor', {
+  return {
     // Ray's actor default when left out: 1 CPU to schedule, none held while it runs.
     ...(opts.numCpus !== undefined ? { numCpus: opts.numCpus } : {}),
     numGpus,
@@ -106,8 +121,23 @@ const EngineActor = (opts: DeployOptions) => {
     ...(opts.name ? { name: opts.name } : {}),
     ...(opts.namespace ? { namespace: opts.namespace } : {}),
     ...(opts.schedulingStrategy ? { schedulingStrategy: opts.schedulingStrategy } : {}),
-  });
-};
+  };
+}
+
+/** The engine actor's constructor argument (tsray.engine.actor:EngineActor). @internal */
+export function engineConfig(opts: DeployOptions): Record<string, unknown> {
+  const numGpus = opts.numGpus ?? 0;
+  return {
+    model: opts.model,
+    backend: opts.backend ?? 'auto',
+    engine_args: opts.engineArgs ?? {},
+    num_gpus: numGpus >= 1 ? Math.ceil(numGpus) : numGpus > 0 ? 1 : 0,
+    gpu_fraction: numGpus > 0 && numGpus < 1 ? numGpus : 1,
+    bind: opts.bind ?? 'ipc',
+  };
+}
+
+const EngineActor = (opts: DeployOptions) => python.actor<EngineActorApi>('tsray.engine.actor:EngineActor', engineActorOptions(opts));
 
 interface Pending {
   deltas: StreamDelta[];
@@ -146,26 +176,80 @@ export class LLMEngine {
   private readonly prefix = randomBytes(4).toString('hex');
   private closed = false;
   private sendChain: Promise<void> = Promise.resolve();
+  private statsRejects = new Map<number, (e: Error) => void>();
+  private currentState: EngineState = 'starting';
+  private lastError: Error | undefined;
+  private readonly listeners = new Set<(state: EngineState) => void>();
+  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   private constructor(
     /** The engine's actor (its process). */
     readonly actor: ActorHandle<EngineActorApi>,
     readonly model: string,
+    /** The actor's restart budget when known (deploy); undefined for `connect`ed handles. */
+    private readonly maxRestarts: number | undefined,
   ) {}
+
+  /**
+   * A handle on an engine actor started elsewhere in this package (the MoE group's head).
+   * @internal
+   */
+  static fromActor(actor: ActorHandle<unknown>, model: string, maxRestarts = 0): LLMEngine {
+    const engine = new LLMEngine(actor as ActorHandle<EngineActorApi>, model, maxRestarts);
+    engine.connect().catch(() => undefined);
+    return engine;
+  }
+
+  /** Where the engine is in its life cycle (see {@link EngineState}). */
+  get state(): EngineState {
+    return this.currentState;
+  }
+
+  /** Why the engine is dead (EngineStartError or EngineDeadError), once it is. */
+  get error(): Error | undefined {
+    return this.currentState === 'dead' ? this.lastError : undefined;
+  }
+
+  /** Call `listener` on every state change; returns the unsubscribe function. */
+  onState(listener: (state: EngineState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Settles when the engine is ready (resolves) or dead (rejects with EngineStartError /
+   * EngineDeadError). A 'restarting' engine is waited for.
+   */
+  ready(): Promise<void> {
+    if (this.currentState === 'ready') return Promise.resolve();
+    if (this.currentState === 'dead') return Promise.reject(this.lastError ?? new EngineDeadError(`the engine for ${this.model} is dead`));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  private setState(state: EngineState, error?: Error): void {
+    if (error) this.lastError = error;
+    if (state === this.currentState) return;
+    this.currentState = state;
+    if (state === 'ready' || state === 'dead') {
+      const waiters = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of waiters) {
+        if (state === 'ready') w.resolve();
+        else w.reject(this.lastError ?? new EngineDeadError(`the engine for ${this.model} is dead`));
+      }
+    }
+    for (const l of [...this.listeners]) l(state);
+  }
 
   /** Start an engine in its own Python worker (GPU-pinned when numGpus > 0) and wait until it is ready. */
   static async deploy(opts: DeployOptions): Promise<LLMEngine> {
-    const numGpus = opts.numGpus ?? 0;
-    const config = {
-      model: opts.model,
-      backend: opts.backend ?? 'auto',
-      engine_args: opts.engineArgs ?? {},
-      num_gpus: numGpus >= 1 ? Math.ceil(numGpus) : numGpus > 0 ? 1 : 0,
-      gpu_fraction: numGpus > 0 && numGpus < 1 ? numGpus : 1,
-      bind: opts.bind ?? 'ipc',
-    };
-    const handle = EngineActor(opts).remote(config);
-    const engine = new LLMEngine(handle, opts.model);
+    const handle = EngineActor(opts).remote(engineConfig(opts));
+    const engine = new LLMEngine(handle, opts.model, opts.maxRestarts ?? 0);
+    if (opts.wait === false) {
+      // The outcome is recorded in `state` / `ready()`.
+      engine.connect().catch(() => undefined);
+      return engine;
+    }
     await engine.connect();
     return engine;
   }
@@ -173,7 +257,7 @@ export class LLMEngine {
   /** A handle to a named engine started elsewhere. */
   static async connect(name: string, options: { namespace?: string; model?: string } = {}): Promise<LLMEngine> {
     const handle = await getActor<EngineActorApi>(name, options.namespace ? { namespace: options.namespace } : {});
-    const engine = new LLMEngine(handle, options.model ?? name);
+    const engine = new LLMEngine(handle, options.model ?? name, undefined);
     await engine.connect();
     return engine;
   }
@@ -181,23 +265,30 @@ export class LLMEngine {
   private async connect(): Promise<void> {
     if (this.closed) throw new EngineDeadError(`the engine for ${this.model} was shut down`);
     if (this.socket) return;
+    if (this.currentState === 'dead' && this.lastError) throw this.lastError;
     this.connecting ??= (async () => {
       let address: string;
       try {
         address = await get(this.actor.address.remote());
       } catch (e) {
+        let err: Error;
         if (e instanceof ActorDiedError && e.reason !== 'constructor') {
-          throw new EngineDeadError(`the engine for ${this.model} is dead (${e.info.detail}); deploy it again, or give it maxRestarts`);
+          err = new EngineDeadError(`the engine for ${this.model} is dead (${e.info.detail}); deploy it again, or give it maxRestarts`);
+        } else {
+          const detail = e instanceof TaskError ? `${e.remoteName}: ${e.remoteMessage}` : (e as Error).message;
+          err = new EngineStartError(this.model, detail);
         }
-        const detail = e instanceof TaskError ? `${e.remoteName}: ${e.remoteMessage}` : (e as Error).message;
-        throw new EngineStartError(this.model, detail);
+        this.setState('dead', err);
+        throw err;
       }
+      if (this.closed) throw new EngineDeadError(`the engine for ${this.model} was shut down`);
       const sock = new zmq.Dealer({ sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
       sock.connect(address);
       this.socket = sock;
       this.address = address;
       void this.receive(sock);
       void this.watch(sock);
+      this.setState('ready');
     })().finally(() => {
       this.connecting = undefined;
     });
@@ -229,12 +320,29 @@ export class LLMEngine {
     if (this.socket !== sock) return;
     this.socket = undefined;
     sock.close();
+    // A killed engine cannot remove its ipc socket file: do it here (the path names the dead pid).
+    if (this.address?.startsWith('ipc://')) rmSync(this.address.slice('ipc://'.length), { force: true });
+    // State first: a router that retries the failed requests must already see this engine as gone.
+    const restartable = this.maxRestarts === undefined || this.maxRestarts !== 0;
+    if (restartable) this.setState('restarting');
+    else this.setState('dead', new EngineDeadError(`${why}; it was deployed without restarts (maxRestarts)`));
+    this.failPending(why);
+    // Reconnect as soon as the actor is back (or learn that it is not coming back).
+    if (restartable && !this.closed) this.connect().catch(() => undefined);
+  }
+
+  /** Fail every request and stats call in flight on this handle with EngineDeadError. */
+  private failPending(why: string): void {
     for (const [id, p] of this.pending) {
       p.error = new EngineDeadError(`${why}; request ${id} failed`);
       p.done = true;
       p.wake?.();
     }
     this.pending.clear();
+    const rejects = this.statsRejects;
+    this.statsRejects = new Map();
+    this.statsWaiters.clear();
+    for (const r of rejects.values()) r(new EngineDeadError(`${why}; stats request failed`));
   }
 
   private async receive(sock: zmq.Dealer): Promise<void> {
@@ -273,6 +381,7 @@ export class LLMEngine {
           const s = envelope.engineStats!;
           const w = this.statsWaiters.get(Number(s.requestId));
           this.statsWaiters.delete(Number(s.requestId));
+          this.statsRejects.delete(Number(s.requestId));
           w?.({ waiting: s.waiting ?? 0, running: s.running ?? 0, kvCacheUsage: s.kvCacheUsage ?? 0, model: s.model ?? '', maxModelLen: s.maxModelLen ?? 0, backend: s.backend ?? '' });
         }
       }
@@ -318,24 +427,7 @@ export class LLMEngine {
 
   /** Generate completions for one prompt or a batch (sent concurrently; results in input order). */
   async generate(prompts: Prompt | Prompt[], params: SamplingParams = {}, options: { signal?: AbortSignal } = {}): Promise<Completion[]> {
-    const list = Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] !== 'number') ? (prompts as Prompt[]) : [prompts as Prompt];
-    return Promise.all(list.map((p) => this.collect(p, params, options.signal)));
-  }
-
-  private async collect(prompt: Prompt, params: SamplingParams, signal: AbortSignal | undefined): Promise<Completion> {
-    const n = params.n ?? 1;
-    const parts = Array.from({ length: n }, () => ({ text: '', tokenIds: [] as number[], finishReason: '', promptTokens: 0, completionTokens: 0 }));
-    for await (const d of this.stream(prompt, params, signal ? { signal } : {})) {
-      const c = parts[d.index]!;
-      c.text += d.text;
-      c.tokenIds.push(...d.tokenIds);
-      if (d.finishReason) c.finishReason = d.finishReason;
-      c.promptTokens = d.promptTokens;
-      c.completionTokens = d.completionTokens;
-    }
-    if (parts[0]!.finishReason === 'abort') throw new GenerateAbortedError(`request for ${this.model} was aborted`);
-    const done = parts.map((c) => ({ text: c.text, tokenIds: c.tokenIds, finishReason: c.finishReason, usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens } }));
-    return n > 1 ? { ...done[0]!, alternatives: done.slice(1) } : done[0]!;
+    return Promise.all(promptList(prompts).map((p) => collectCompletion(this.stream(p, params, options.signal ? { signal: options.signal } : {}), params.n ?? 1, this.model)));
   }
 
   /** Abort a request (its stream ends with finishReason 'abort'). */
@@ -347,8 +439,9 @@ export class LLMEngine {
   async stats(): Promise<EngineStats> {
     await this.connect();
     const id = ++this.seq;
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       this.statsWaiters.set(id, resolve);
+      this.statsRejects.set(id, reject);
       this.send({ engineStatsRequest: { requestId: id } });
     });
   }
@@ -367,24 +460,64 @@ export class LLMEngine {
   async shutdown(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const wasReady = this.currentState === 'ready';
+    this.setState('dead', new EngineDeadError(`the engine for ${this.model} was shut down`));
     try {
-      await get(this.actor.shutdown.remote(), { timeout: 30 });
+      // A graceful stop lets the backend release the model; an engine still loading (or not even
+      // placed yet) is not waited for long.
+      await get(this.actor.shutdown.remote(), { timeout: wasReady ? 30 : 5 });
     } catch {
       /* already dead */
     }
     this.socket?.close();
     this.socket = undefined;
+    this.failPending(`the engine for ${this.model} was shut down`);
     try {
       kill(this.actor);
     } catch {
       /* already dead */
     }
+    // The process is killed right after its socket closes; its ipc socket file may outlive it.
+    if (this.address?.startsWith('ipc://')) rmSync(this.address.slice('ipc://'.length), { force: true });
   }
 
-  /** Close this handle's connection without stopping the engine. */
-  close(): void {
+  /**
+   * Close this handle after its engine process was killed elsewhere: as `close`, and the dead
+   * process's ipc socket file is removed.
+   * @internal
+   */
+  closeKilled(reason: string): void {
+    this.close(reason);
+    if (this.address?.startsWith('ipc://')) rmSync(this.address.slice('ipc://'.length), { force: true });
+  }
+
+  /** Close this handle's connection without stopping the engine (in-flight requests fail with EngineDeadError saying `reason`). */
+  close(reason = `the handle to the engine for ${this.model} was closed`): void {
     this.closed = true;
+    this.setState('dead', new EngineDeadError(reason));
     this.socket?.close();
     this.socket = undefined;
+    this.failPending(reason);
   }
+}
+
+/** A prompt or a batch of prompts as a list (a token-id list is one prompt). @internal */
+export function promptList(prompts: Prompt | Prompt[]): Prompt[] {
+  return Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] !== 'number') ? (prompts as Prompt[]) : [prompts as Prompt];
+}
+
+/** Gather a stream of deltas into a Completion (n sequences). @internal */
+export async function collectCompletion(stream: AsyncIterable<StreamDelta>, n: number, model: string): Promise<Completion> {
+  const parts = Array.from({ length: n }, () => ({ text: '', tokenIds: [] as number[], finishReason: '', promptTokens: 0, completionTokens: 0 }));
+  for await (const d of stream) {
+    const c = parts[d.index]!;
+    c.text += d.text;
+    c.tokenIds.push(...d.tokenIds);
+    if (d.finishReason) c.finishReason = d.finishReason;
+    c.promptTokens = d.promptTokens;
+    c.completionTokens = d.completionTokens;
+  }
+  if (parts[0]!.finishReason === 'abort') throw new GenerateAbortedError(`request for ${model} was aborted`);
+  const done = parts.map((c) => ({ text: c.text, tokenIds: c.tokenIds, finishReason: c.finishReason, usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens } }));
+  return n > 1 ? { ...done[0]!, alternatives: done.slice(1) } : done[0]!;
 }

@@ -7,8 +7,22 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { DataParallel } from './data-parallel.js';
-import type { LLMEngine, Prompt, SamplingParams, StreamDelta } from './engine.js';
-import { EngineDeadError, GenerateRequestError } from './errors.js';
+import type { EngineState, EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
+import { EngineDeadError, EngineStartError, GenerateRequestError } from './errors.js';
+
+/**
+ * What `serveOpenAI` serves: an `LLMEngine`, a `MoEDataParallel` group (anything with this
+ * shape), or a `DataParallel` group.
+ */
+export type ServeTarget =
+  | DataParallel
+  | {
+      readonly model: string;
+      readonly state: EngineState;
+      readonly error: Error | undefined;
+      stats(): Promise<EngineStats>;
+      stream(prompt: Prompt, params?: SamplingParams, options?: { signal?: AbortSignal }): AsyncGenerator<StreamDelta, void, undefined>;
+    };
 
 /** Options of `serveOpenAI`. */
 export interface OpenAIServerOptions {
@@ -42,6 +56,9 @@ class HttpError extends Error {
 const NUM = (v: unknown, field: string, int = false): number | undefined => {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v) || (int && !Number.isInteger(v))) throw new HttpError(400, `${field} must be a${int ? 'n integer' : ' number'}`, field);
+  // The wire carries int32 (seed: int64); a larger value would wrap instead of being refused.
+  const max = field === 'seed' ? Number.MAX_SAFE_INTEGER : 2 ** 31 - 1;
+  if (int && Math.abs(v) > max) throw new HttpError(400, `${field} must be an integer of at most ${max}, got ${v}`, field);
   return v;
 };
 
@@ -87,10 +104,23 @@ async function readJson(req: IncomingMessage, limit: number): Promise<Record<str
  * Serve an engine (or a DataParallel group) with OpenAI's HTTP API. A client that disconnects
  * aborts its request in the engine.
  */
-export async function serveOpenAI(target: LLMEngine | DataParallel, options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
-  const isDp = target instanceof DataParallel;
-  const first = isDp ? target.rank(0) : target;
-  const modelName = options.modelName ?? first.model;
+export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
+  const modelName = options.modelName ?? target.model;
+  /** Undefined when the target can take requests; else the HTTP error to answer with. */
+  const notReady = (): HttpError | undefined => {
+    if (target instanceof DataParallel) {
+      const states = target.states;
+      if (states.includes('ready')) return undefined;
+      if (states.every((st) => st === 'dead')) {
+        const err = Array.from({ length: target.size }, (_, i) => target.rank(i).error).find((e) => e !== undefined);
+        return new HttpError(503, `no rank of ${modelName} can serve: ${err ? err.message : 'every rank is dead'}`);
+      }
+      return new HttpError(503, `${modelName} is not ready yet (ranks: ${states.join(', ')}); retry shortly`, undefined, { 'retry-after': '1' });
+    }
+    if (target.state === 'ready') return undefined;
+    if (target.state === 'dead') return new HttpError(503, target.error?.message ?? `the engine for ${modelName} is dead`);
+    return new HttpError(503, `${modelName} is ${target.state === 'starting' ? 'loading' : 'restarting'}; retry shortly`, undefined, { 'retry-after': '1' });
+  };
   const limit = options.maxBodyBytes ?? 1024 * 1024;
   const registry = new Registry();
   const requests = new Counter({ name: 'tsray_requests_total', help: 'requests by endpoint and status', labelNames: ['endpoint', 'status'], registers: [registry] });
@@ -104,7 +134,9 @@ export async function serveOpenAI(target: LLMEngine | DataParallel, options: Ope
     labelNames: ['rank', 'state'],
     registers: [registry],
     async collect() {
-      const ranks = isDp ? await (target as DataParallel).stats() : [{ ...(await (target as LLMEngine).stats()), rank: 0 }];
+      let ranks: { rank: number; waiting: number; running: number }[] = [];
+      if (target instanceof DataParallel) ranks = await target.stats();
+      else if (target.state === 'ready') ranks = [{ ...(await target.stats().catch(() => ({ waiting: 0, running: 0 }))), rank: 0 }];
       for (const r of ranks) {
         this.set({ rank: String(r.rank), state: 'waiting' }, r.waiting);
         this.set({ rank: String(r.rank), state: 'running' }, r.running);
@@ -113,13 +145,14 @@ export async function serveOpenAI(target: LLMEngine | DataParallel, options: Ope
   });
   void queue;
 
-  const stream = (prompt: Prompt, params: SamplingParams, signal: AbortSignal) =>
-    isDp ? (target as DataParallel).stream(prompt, params, { signal }) : (target as LLMEngine).stream(prompt, params, { signal });
+  const stream = (prompt: Prompt, params: SamplingParams, signal: AbortSignal) => target.stream(prompt, params, { signal });
 
   const handle = async (req: IncomingMessage, res: ServerResponse, endpoint: string): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (req.method === 'GET' && url.pathname === '/health') {
-      await first.stats();
+      // 200 once the target can serve (a DataParallel group: at least one rank ready), else 503.
+      const nr = notReady();
+      if (nr) throw nr;
       res.writeHead(200).end();
       return;
     }
@@ -148,6 +181,9 @@ export async function serveOpenAI(target: LLMEngine | DataParallel, options: Ope
       if (typeof p !== 'string' && !(Array.isArray(p) && p.every((x) => Number.isInteger(x)))) throw new HttpError(400, 'prompt must be a string or a list of token ids', 'prompt');
       prompt = p as Prompt;
     }
+    // Not ready (loading, restarting, dead): 503, with Retry-After while it is coming up.
+    const nr = notReady();
+    if (nr) throw nr;
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(8).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
     const ac = new AbortController();
@@ -257,6 +293,7 @@ function mapError(e: unknown): HttpError {
     return new HttpError(500, e.message);
   }
   if (e instanceof EngineDeadError) return new HttpError(503, e.message, undefined, { 'retry-after': '5' });
+  if (e instanceof EngineStartError) return new HttpError(503, e.message);
   return new HttpError(500, (e as Error).message ?? String(e));
 }
 

@@ -45,20 +45,34 @@ async function main(): Promise<void> {
   const perRank = values['gpus-per-rank'] !== undefined ? Number(values['gpus-per-rank']) : gpus > 0 ? 1 : 0;
   const ranks = Number(values.ranks);
   const backend = values.backend as 'auto' | 'vllm' | 'transformers' | 'scripted';
+  // The server listens at once and answers 503 (Retry-After) until the model is loaded; DP ranks
+  // serve as soon as one of them is ready.
   const target =
     ranks > 1
-      ? await DataParallel.deploy({ model: values.model, ranks, gpusPerRank: perRank, backend, engineArgs })
-      : await LLMEngine.deploy({ model: values.model, numGpus: perRank, backend, engineArgs });
+      ? await DataParallel.deploy({ model: values.model, ranks, gpusPerRank: perRank, backend, engineArgs, waitFor: 'none' })
+      : await LLMEngine.deploy({ model: values.model, numGpus: perRank, backend, engineArgs, wait: false });
   const server = await serveOpenAI(target, { port: Number(values.port), host: values.host!, ...(values['served-model-name'] ? { modelName: values['served-model-name'] } : {}) });
-  process.stdout.write(`tsray-serve: ${ranks} rank(s) of ${values.model} listening on ${server.url}/v1\n`);
-  const stop = async () => {
+  process.stdout.write(`tsray-serve: ${ranks} rank(s) of ${values.model} listening on ${server.url}/v1 (503 until ready)\n`);
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
     await server.close();
     await target.shutdown();
     await shutdown();
-    process.exit(0);
+    process.exit(code);
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+  try {
+    await target.ready();
+    process.stdout.write(`tsray-serve: ready\n`);
+  } catch (e) {
+    if (stopping) return;
+    // An engine that cannot start (bad model folder, bad engine args) ends the server.
+    process.stderr.write(`tsray-serve: ${(e as Error).name}: ${(e as Error).message}\n`);
+    await stop(1);
+  }
 }
 
 main().catch((e: unknown) => {

@@ -124,6 +124,8 @@ class VllmBackend(EngineBackend):
         self._dead: str | None = None
         self.gpu_memory_utilization: float | None = None
         self.engine_args: dict[str, Any] = {}
+        #: KV cache capacity in tokens that vLLM allocated (GPU blocks x block size), after start.
+        self.kv_cache_tokens = 0
 
     # ------------------------------------------------------------------------------- life cycle
 
@@ -203,7 +205,18 @@ class VllmBackend(EngineBackend):
             eos.add(int(tok.eos_token_id))
         eos.update(_generation_eos_ids(model_dir))
         self._eos_ids = tuple(sorted(eos))
-        log.info("vllm engine ready: max_model_len %d", self._max_model_len)
+        cc = getattr(getattr(engine, "vllm_config", None), "cache_config", None)
+        blocks = int(getattr(cc, "num_gpu_blocks", 0) or 0)
+        block_size = int(getattr(cc, "block_size", 0) or 0)
+        self.kv_cache_tokens = blocks * block_size
+        log.info(
+            "vllm engine ready: max_model_len %d, KV cache %d blocks x %d = %d tokens (gpu_memory_utilization %s)",
+            self._max_model_len,
+            blocks,
+            block_size,
+            self.kv_cache_tokens,
+            self.gpu_memory_utilization,
+        )
 
     async def shutdown(self) -> None:
         engine = self._engine

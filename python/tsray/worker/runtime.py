@@ -30,7 +30,7 @@ import zmq.asyncio
 
 from .._objects import INLINE_THRESHOLD, Arena, object_value
 from ..errors import FunctionNotFoundError, TaskError
-from ..protocol import Buffer, PayloadWriter, decode_message, encode_message, pb
+from ..protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
 from ..refs import ActorMethodNotFoundError
 from ..xlang import Decoder, encode_with_refs
 
@@ -271,7 +271,9 @@ class WorkerRuntime:
         self._wake = asyncio.Event()
         self._stop = self._loop.create_future()
         self._watch_stdin()
-        self._send(pb.RegisterWorker(worker_id=self.worker_id, pid=os.getpid(), language="python", kind="worker"))
+        token = os.environ.get("TSRAY_TOKEN", "")
+        proof = token_proof(token, self.worker_id) if token else {}
+        self._send(pb.RegisterWorker(worker_id=self.worker_id, pid=os.getpid(), language="python", kind="worker", **proof))
         receiver = asyncio.ensure_future(self._receive_loop())
         executor = asyncio.ensure_future(self._execute_loop())
         try:

@@ -4,14 +4,17 @@
  * @internal
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import * as zmq from 'zeromq';
-import { ClusterView, NodeResources, ResourceRequest, type Allocation } from '@tsray/scheduler';
+import { ClusterView, NodeResources, ResourceRequest, schedule, type Allocation, type SchedulingStrategy } from '@tsray/scheduler';
 import { reserve, validateBundles, validateStrategy, type PlacementStrategy, type Reservation } from '@tsray/placement';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
-import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
+import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
@@ -21,11 +24,14 @@ import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
 import { deserialize as v8deserialize } from 'node:v8';
 import { xlangDecode } from '../xlang.js';
-import { encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
+import { encodingFromWire, encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
 import { INLINE_THRESHOLD, NodeStore } from './store.js';
 import { WorkerProcess } from './worker-process.js';
+import { NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
+import { TokenVerifier } from '../auth.js';
+import { ClusterLink, type PeerConnection } from '../cluster/link.js';
 
 /** Options of the node runtime (from `init()`). */
 export interface NodeRuntimeOptions {
@@ -47,6 +53,18 @@ export interface NodeRuntimeOptions {
   clientTimeoutMs?: number;
   /** Python interpreter for Python workers (with the `tsray` package installed). */
   python: string;
+  /** Cluster token every connection must prove (default: a random one for this node's session). */
+  token?: string;
+  /** Also listen on tcp for other nodes and remote drivers (port 0: a free one). */
+  tcp?: { host: string; port: number };
+  /** Join the cluster whose head's GCS listens at `host:port`. */
+  gcsAddress?: string;
+  /** This node is the head's node. */
+  isHead?: boolean;
+  /** Node labels. */
+  labels?: Record<string, string>;
+  /** Called when the GCS refuses this node or declares it dead (the daemon exits). */
+  onFatal?: (message: string) => void;
 }
 
 type TaskState = 'deps' | 'queued' | 'dispatched' | 'done';
@@ -72,6 +90,12 @@ interface TaskRecord {
   actor: ActorRecord | undefined;
   /** Where its resources come from: the node, or a placement group bundle. */
   pool: Pool | undefined;
+  /** Its runtime environment, once built (held until the task is done). */
+  env?: EnvEntry | undefined;
+  /** Forwarded to this node (multi-node); its returns come back from there. */
+  remote: string | undefined;
+  /** Returns not back yet from the remote node. */
+  remoteLeft: number;
 }
 
 /** A resource pool: the node itself, or one bundle of a placement group. */
@@ -122,6 +146,15 @@ interface ActorRecord {
   /** Ids held for the constructor arguments (kept for restarts). */
   ctorHolds: string[];
   nameKey: string | undefined;
+  /** Its runtime environment (held until the actor is dead; restarts reuse it). */
+  env?: EnvEntry | undefined;
+  /**
+   * Multi-node: the node that runs it (an actor this node owns but placed elsewhere), or, for a
+   * proxy, its owner node (calls go there).
+   */
+  remoteNode: string | undefined;
+  /** A stand-in for an actor owned by another node (found by name or handle). */
+  proxy: boolean;
 }
 
 interface Lease {
@@ -152,6 +185,8 @@ class WorkerHandle {
   readyOut: ObjectEntry[] = [];
   /** The actor this worker hosts. */
   actor: ActorRecord | undefined;
+  /** The runtime environment it was started in (held while it lives; never reused for another). */
+  env: EnvEntry | undefined;
   /** Client drivers: namespace, job, and when they were last heard from. */
   namespace = '';
   jobId = '';
@@ -162,10 +197,14 @@ class WorkerHandle {
     readonly proc: WorkerProcess | undefined,
     /** GPU ids and language: idle workers are reused only for the same set. */
     readonly gpuKey: string,
-    readonly kind: 'worker' | 'driver' = 'worker',
+    readonly kind: 'worker' | 'driver' | 'peer' = 'worker',
   ) {
     this.identity = Buffer.from(id);
   }
+  /** Cannot map this node's shared memory: objects go out in frames. */
+  remote = false;
+  /** A peer node: its node id. */
+  peerNodeId = '';
 
   /** Kill the process (workers only). */
   kill(signal: NodeJS.Signals): void {
@@ -174,6 +213,8 @@ class WorkerHandle {
 }
 
 const ENC_ERROR = 'error';
+/** Objects above this travel between nodes in checked chunks of this size. */
+const CHUNK_BYTES = 8 * 1024 * 1024;
 /** TSRAY_TRACE=1 prints every message the node sends and receives (debugging). */
 const TRACE = process.env['TSRAY_TRACE'] === '1';
 
@@ -216,11 +257,31 @@ export class NodeRuntime implements CoreRuntime {
   private readonly pgs = new Map<string, PgRecord>();
   private readonly pendingPgs: PgRecord[] = [];
   private readonly cluster = new ClusterView();
+  /** This node alone: placement groups are reserved on the node that creates them (this release). */
+  private readonly localView = new ClusterView();
   private readonly nodePool: Pool;
+  private readonly startedAt = Date.now();
+  /** The cluster token (proved by every connection). */
+  readonly token: string;
+  private readonly verifier: TokenVerifier;
+  private readonly refused = new Set<string>();
+  /** tcp://host:port for other nodes and remote drivers (multi-node). */
+  tcpAddress = '';
+  private link: ClusterLink | undefined;
+  /** Other nodes: wire info by id. */
+  private readonly remoteNodes = new Map<string, tsray.v1.INodeInfo>();
+  /** Tasks forwarded to each node. */
+  private readonly forwarded = new Map<string, Set<TaskRecord>>();
+  /** Chunked objects being received. */
+  private readonly incoming = new Map<string, { data: StoredObject; got: number; buf: Buffer | undefined; from: string }>();
+  /** Calls to actors not known here yet (resolving through the GCS), in order. */
+  private readonly unresolvedCalls = new Map<string, TaskRecord[]>();
 
   private constructor(private readonly opts: NodeRuntimeOptions) {
     this.nodeId = opts.nodeId;
     this.jobId = opts.jobId;
+    this.token = opts.token ?? randomBytes(24).toString('hex');
+    this.verifier = new TokenVerifier(this.token);
     this.namespace = opts.namespace;
     this.address = `ipc://${join(opts.sessionDir, 'node.sock')}`;
     mkdirSync(join(opts.sessionDir, 'logs'), { recursive: true });
@@ -236,6 +297,7 @@ export class NodeRuntime implements CoreRuntime {
     this.resources = new NodeResources(opts.resources, opts.gpuIds ? { gpuIds: opts.gpuIds } : undefined);
     this.cpuSlots = Math.max(1, Math.floor(opts.resources['CPU'] ?? 1));
     this.cluster.addNode(this.nodeId, this.resources);
+    this.localView.addNode(this.nodeId, this.resources);
     this.nodePool = { key: '', resources: this.resources, pg: undefined, bundleIndex: -1 };
     this.maxWorkers = this.cpuSlots + 64;
     this.reaper = setInterval(() => this.reapIdle(), 500);
@@ -246,7 +308,26 @@ export class NodeRuntime implements CoreRuntime {
   static async start(opts: NodeRuntimeOptions): Promise<NodeRuntime> {
     const n = new NodeRuntime(opts);
     await n.router.bind(n.address);
+    if (opts.tcp) {
+      try {
+        await n.router.bind(`tcp://${opts.tcp.host}:${opts.tcp.port}`);
+      } catch (e) {
+        n.router.close();
+        n.store.close();
+        if (/in use/i.test(String((e as Error).message))) throw new RuntimeStateError(`node port ${opts.tcp.port} on ${opts.tcp.host} is already in use by another process (pick another with --node-port)`);
+        throw e;
+      }
+      n.tcpAddress = n.router.lastEndpoint ?? '';
+    }
     n.receiving = n.receiveLoop();
+    if (opts.gcsAddress) {
+      try {
+        await n.joinCluster(opts.gcsAddress);
+      } catch (e) {
+        await n.shutdown();
+        throw e;
+      }
+    }
     return n;
   }
 
@@ -359,6 +440,11 @@ export class NodeRuntime implements CoreRuntime {
       this.finishTask(t, errorObject(payload));
       return;
     }
+    if (t.remote) {
+      this.link?.existingPeer(t.remote)?.send({ cancelRequest: { objectId: id, force } });
+      this.sealReturns(t, errorObject(payload));
+      return;
+    }
     // Dispatched to a worker.
     const w = t.worker!;
     const running = w.pipeline[0] === t;
@@ -462,6 +548,8 @@ export class NodeRuntime implements CoreRuntime {
       namespace: owner ? this.namespaceOf(owner) : this.namespace,
       actor: undefined,
       pool: undefined,
+      remote: undefined,
+      remoteLeft: 0,
     };
     this.tasks.set(spec.taskId, t);
     if (spec.actorCreation) {
@@ -470,6 +558,12 @@ export class NodeRuntime implements CoreRuntime {
       t.actor = rec;
     } else if (spec.actorId) {
       const rec = this.actors.get(this.aliases.get(spec.actorId) ?? spec.actorId);
+      if (!rec && this.link) {
+        // A handle from another node: find its owner through the GCS, then submit in order.
+        this.tasks.delete(spec.taskId);
+        this.resolveRemoteActor(spec, owner);
+        return;
+      }
       if (!rec || rec.state === 'dead') {
         this.finishTask(t, errorObject({ type: 'ActorDiedError', info: rec?.death ?? unknownActor(spec.actorId, spec.fn.name) }));
         return;
@@ -535,7 +629,7 @@ export class NodeRuntime implements CoreRuntime {
   private poolFor(t: TaskRecord): Pool | undefined {
     const sc = t.spec.scheduling;
     if (!sc || sc.kind !== 'PLACEMENT_GROUP') {
-      if (sc?.kind === 'NODE_AFFINITY' && sc.nodeId !== this.nodeId && !sc.soft) {
+      if (sc?.kind === 'NODE_AFFINITY' && sc.nodeId !== this.nodeId && !sc.soft && !this.remoteNodes.get(sc.nodeId)?.alive) {
         this.finishTask(t, errorObject({ type: 'Other', name: 'TaskUnschedulableError', message: `task ${t.spec.name} has a hard affinity to node ${sc.nodeId}, which is not in the cluster (this node is ${this.nodeId})` }));
         return undefined;
       }
@@ -579,6 +673,47 @@ export class NodeRuntime implements CoreRuntime {
     return this.pythonCheck;
   }
 
+  private runtimeEnvsInstance: NodeRuntimeEnvs | undefined;
+
+  /** The node's runtime environments (agent made on first use). */
+  private get runtimeEnvs(): NodeRuntimeEnvs {
+    return (this.runtimeEnvsInstance ??= new NodeRuntimeEnvs({ sessionDir: this.opts.sessionDir, python: this.opts.python, logToDriver: this.opts.logToDriver }));
+  }
+
+  /**
+   * True when the task's runtime env is ready (it is held for the task). Else the task waits for the
+   * build and is enqueued again; a failed build fails the task (an actor creation: the actor dies)
+   * with RuntimeEnvSetupError.
+   */
+  private awaitRuntimeEnv(t: TaskRecord, front: boolean): boolean {
+    const ready = this.runtimeEnvs.request(t.spec.runtimeEnv!, (entry, error) => {
+      if (t.state === 'done' || this.closed) {
+        if (entry) this.runtimeEnvs.drop(entry);
+        return;
+      }
+      if (entry) {
+        this.useRuntimeEnv(t, entry);
+        this.enqueue(t, front);
+        return;
+      }
+      const err = errorObject(error!);
+      if (t.actor && t.spec.actorCreation) {
+        this.finishTask(t, err);
+        this.actorDead(t.actor, { actorId: t.actor.id, className: t.actor.creation.className, reason: 'runtime_env', detail: `its runtime env could not be set up: ${error!.type === 'RuntimeEnvSetupError' ? `${error!.message}${error!.output ? `: ${error!.output.trim().split('\n').slice(-3).join(' | ')}` : ''}` : ''}` });
+      } else this.finishTask(t, err);
+    });
+    if (ready) this.useRuntimeEnv(t, ready);
+    return ready !== undefined;
+  }
+
+  private useRuntimeEnv(t: TaskRecord, entry: EnvEntry): void {
+    t.env = entry;
+    if (t.actor && t.spec.actorCreation && !t.actor.env) {
+      this.runtimeEnvs.hold(entry);
+      t.actor.env = entry;
+    }
+  }
+
   private enqueue(t: TaskRecord, front = false): void {
     if (isPython(t.spec.fn.moduleUrl) && t.state === 'deps') {
       const problem = this.pythonProblem();
@@ -597,6 +732,16 @@ export class NodeRuntime implements CoreRuntime {
       t.pool = pool;
       if (t.actor && t.spec.actorCreation) t.actor.pool = pool;
     }
+    if (this.link && !t.pool.pg && (!t.actor || t.spec.actorCreation)) {
+      const target = this.placeRemote(t, t.actor ? t.actor.schedule : t.request);
+      if (target) {
+        if (t.actor) this.forwardActorCreation(t.actor, t, target);
+        else this.forwardTask(t, target);
+        return;
+      }
+    }
+    // The task's runtime env is built (once per node) before a worker starts for it; the task waits, not the node.
+    if (t.spec.runtimeEnv && !t.env && !this.awaitRuntimeEnv(t, front)) return;
     if (t.actor) {
       t.state = 'queued';
       if (t.spec.actorCreation) this.queueActorStart(t.actor);
@@ -604,7 +749,7 @@ export class NodeRuntime implements CoreRuntime {
       return;
     }
     t.state = 'queued';
-    const lang = isPython(t.spec.fn.moduleUrl) ? '|py' : '';
+    const lang = (isPython(t.spec.fn.moduleUrl) ? '|py' : '') + (t.env ? `|env:${t.env.hash}` : '');
     const key = (t.pool.key ? `${t.request.key}|${t.pool.key}` : t.request.key) + lang;
     let q = this.queues.get(key);
     if (!q) this.queues.set(key, (q = new Deque()));
@@ -674,7 +819,7 @@ export class NodeRuntime implements CoreRuntime {
         // Open another lease when every existing one is busy and resources allow (tasks that hold no
         // CPU open new workers only up to the CPU count).
         if (best === undefined || (best.worker.pipeline.length > 0 && (request.cpu > 0 || this.workers.size < this.cpuSlots))) {
-          const fresh = this.newLease(key, request, q.peek()!.pool ?? this.nodePool, isPython(q.peek()!.spec.fn.moduleUrl));
+          const fresh = this.newLease(key, request, q.peek()!.pool ?? this.nodePool, isPython(q.peek()!.spec.fn.moduleUrl), q.peek()!.env);
           if (fresh) {
             if (!leases) this.leasesByKey.set(key, (leases = []));
             leases.push(fresh);
@@ -684,15 +829,16 @@ export class NodeRuntime implements CoreRuntime {
         if (best === undefined) break;
         this.assign(q.shift()!, best.worker);
       }
+      if (q.length > 0 && this.link && this.cluster.aliveCount > 1) this.spillQueue(q);
     }
     this.scheduleFlush();
   }
 
-  private newLease(key: string, request: ResourceRequest, pool: Pool, python: boolean): Lease | undefined {
+  private newLease(key: string, request: ResourceRequest, pool: Pool, python: boolean, env?: EnvEntry): Lease | undefined {
     if (!pool.resources.canFit(request)) return undefined;
     const allocation = pool.resources.allocate(request);
     if (!allocation) return undefined;
-    const gpuKey = allocation.gpuIds.join(',') + (python ? '|py' : '');
+    const gpuKey = allocation.gpuIds.join(',') + (python ? '|py' : '') + (env ? `|env:${env.hash}` : '');
     let w: WorkerHandle | undefined;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       if (this.idle[i]!.gpuKey === gpuKey) {
@@ -710,7 +856,7 @@ export class NodeRuntime implements CoreRuntime {
           return undefined;
         }
       }
-      w = this.startWorker(gpuKey, allocation.gpuIds, python);
+      w = this.startWorker(gpuKey, allocation.gpuIds, python, env);
     }
     const lease: Lease = { key, pool, request, allocation, gpuIds: allocation.gpuIds, worker: w };
     w.lease = lease;
@@ -766,7 +912,11 @@ export class NodeRuntime implements CoreRuntime {
         w.unsent = [];
         if (tasks.length > 0) this.send(w, { executeTasks: { tasks } }, fb);
       }
-      if (w.readyOut.length > 0) {
+      if (w.readyOut.length > 0 && w.remote) {
+        const out = w.readyOut;
+        w.readyOut = [];
+        this.sendObjectsRemote(w, out);
+      } else if (w.readyOut.length > 0) {
         const fb = new FrameBuilder();
         const objects = w.readyOut.map((e) => this.deliver(e, w, fb));
         w.readyOut = [];
@@ -836,6 +986,10 @@ export class NodeRuntime implements CoreRuntime {
       if (i !== -1) t.actor.calls.splice(i, 1);
     }
     if (data) this.sealReturns(t, data);
+    if (t.env) {
+      this.runtimeEnvs.drop(t.env);
+      t.env = undefined;
+    }
     this.tasks.delete(t.spec.taskId);
     for (const id of t.holds) this.objects.decRef(id);
     t.holds = [];
@@ -847,7 +1001,7 @@ export class NodeRuntime implements CoreRuntime {
   // ---------------------------------------------------------------- actors
 
   private namespaceOf(w: WorkerHandle): string {
-    if (w.kind === 'driver') return w.namespace || this.namespace;
+    if (w.kind !== 'worker') return w.namespace || this.namespace;
     return w.pipeline[0]?.namespace ?? w.actor?.namespace ?? this.namespace;
   }
 
@@ -901,6 +1055,7 @@ export class NodeRuntime implements CoreRuntime {
     // Constructor arguments are kept for restarts.
     rec.ctorHolds = [...t.holds];
     for (const id of rec.ctorHolds) this.objects.incRef(id);
+    this.gcsActorRegister(rec, owner?.kind === 'peer');
     return rec;
   }
 
@@ -924,6 +1079,8 @@ export class NodeRuntime implements CoreRuntime {
       killed: false,
       ctorHolds: [],
       nameKey: undefined,
+      remoteNode: undefined,
+      proxy: false,
     };
   }
 
@@ -944,6 +1101,15 @@ export class NodeRuntime implements CoreRuntime {
       }
       const pool = rec.pool ?? this.nodePool;
       if (!pool.resources.canFit(rec.schedule)) {
+        if (this.link && !pool.pg && this.cluster.aliveCount > 1) {
+          const t = this.creationTask(rec);
+          const target = this.placeRemote(t, rec.schedule);
+          if (target) {
+            this.pendingActors.splice(i, 1);
+            this.forwardActorCreation(rec, t, target);
+            continue;
+          }
+        }
         i++;
         continue;
       }
@@ -954,7 +1120,7 @@ export class NodeRuntime implements CoreRuntime {
       }
       this.pendingActors.splice(i, 1);
       rec.allocation = allocation;
-      const w = this.startWorker(`actor:${rec.id}`, allocation.gpuIds, isPython(rec.spec.fn.moduleUrl));
+      const w = this.startWorker(`actor:${rec.id}`, allocation.gpuIds, isPython(rec.spec.fn.moduleUrl), rec.env);
       w.actor = rec;
       rec.worker = w;
       rec.state = rec.state === 'restarting' ? 'restarting' : 'starting';
@@ -990,6 +1156,8 @@ export class NodeRuntime implements CoreRuntime {
       namespace: rec.namespace,
       actor: rec,
       pool: rec.pool,
+      remote: undefined,
+      remoteLeft: 0,
     };
     this.tasks.set(taskId, t);
     return t;
@@ -1003,6 +1171,7 @@ export class NodeRuntime implements CoreRuntime {
       this.finishTask(t, undefined);
       if (rec.state === 'dead') return;
       rec.state = 'alive';
+      this.gcsActorUpdate(rec, { state: 'ALIVE', hostNodeId: this.nodeId, pid: w?.proc?.pid ?? 0, numRestarts: rec.creation.maxRestarts - rec.restartsLeft });
       this.pumpActor(rec);
       this.maybeStopActor(rec);
       return;
@@ -1032,6 +1201,12 @@ export class NodeRuntime implements CoreRuntime {
 
   /** Send the actor's calls whose arguments are ready, in submission order. */
   private pumpActor(rec: ActorRecord): void {
+    if (rec.remoteNode !== undefined && !rec.worker) {
+      // Runs on another node (or is owned by one): calls go there in order; it queues them until alive.
+      if (rec.state === 'dead') return;
+      while (rec.calls.length > 0 && rec.calls[0]!.state === 'queued') this.forwardTask(rec.calls.shift()!, rec.remoteNode);
+      return;
+    }
     if (rec.state !== 'alive' || !rec.worker || rec.worker.state === 'dead') return;
     const w = rec.worker;
     while (rec.calls.length > 0) {
@@ -1054,6 +1229,12 @@ export class NodeRuntime implements CoreRuntime {
   private maybeStopActor(rec: ActorRecord): void {
     if (!rec.terminating || rec.state === 'dead') return;
     if (rec.calls.length > 0) return;
+    if (rec.remoteNode !== undefined && !rec.worker) {
+      // Let the node running it drop our hold; it stops the actor after the calls it has.
+      if (!rec.proxy) this.link?.existingPeer(rec.remoteNode)?.send({ refUpdates: { remove: [rec.id] } });
+      this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'out_of_scope', detail: 'all handles to it are gone (non-detached actors stop then)' });
+      return;
+    }
     const w = rec.worker;
     if (w && w.pipeline.length > 0) return;
     this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'out_of_scope', detail: 'all handles to it are gone (non-detached actors stop then)' });
@@ -1065,6 +1246,10 @@ export class NodeRuntime implements CoreRuntime {
     if (rec.state === 'dead') return;
     rec.state = 'dead';
     rec.death = info;
+    if (rec.env) {
+      this.runtimeEnvs.drop(rec.env);
+      rec.env = undefined;
+    }
     const err = errorObject({ type: 'ActorDiedError', info });
     for (const t of rec.calls.splice(0)) this.finishTask(t, err);
     const i = this.pendingActors.indexOf(rec);
@@ -1076,6 +1261,7 @@ export class NodeRuntime implements CoreRuntime {
     }
     for (const id of rec.ctorHolds) this.objects.decRef(id);
     rec.ctorHolds = [];
+    this.gcsActorUpdate(rec, { state: 'DEAD', deathCause: `${info.reason}: ${info.detail}` });
     this.scheduleDispatch();
   }
 
@@ -1128,12 +1314,13 @@ export class NodeRuntime implements CoreRuntime {
     }
   }
 
-  getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> {
-    try {
-      return Promise.resolve(this.lookupActor(name, namespace || this.namespace));
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  async getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> {
+    const ns = namespace || this.namespace;
+    if (this.liveActorByName(ns, name) || !this.link) return this.lookupActor(name, ns);
+    const e = await this.link.call<{ actorId: string; className: string; methods: string[]; module?: string; key?: string; ownerNodeId: string; namespace: string; name: string } | null>('actor.lookup', { name, namespace: ns });
+    if (!e) throw new ActorNotFoundError(name, ns);
+    if (e.ownerNodeId !== this.nodeId) this.ensureProxy(e);
+    return { actorId: e.actorId, className: e.className, methods: e.methods, module: e.module ?? '', key: e.key ?? '' };
   }
 
   private lookupActor(name: string, ns: string): ActorInfoData {
@@ -1149,6 +1336,12 @@ export class NodeRuntime implements CoreRuntime {
       throw new ActorDiedError(rec.death!);
     }
     if (noRestart) rec.killed = true;
+    if (rec.remoteNode !== undefined && !rec.worker) {
+      this.link?.existingPeer(rec.remoteNode)?.send({ killActor: { actorId: rec.id, noRestart } });
+      if (!this.link?.existingPeer(rec.remoteNode)) this.peerFor(rec.remoteNode).send({ killActor: { actorId: rec.id, noRestart } });
+      if (noRestart) this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: 'it was killed with kill()' });
+      return;
+    }
     const w = rec.worker;
     if (w && w.state !== 'dead') w.kill('SIGKILL');
     else if (noRestart) {
@@ -1189,7 +1382,7 @@ export class NodeRuntime implements CoreRuntime {
         this.pendingPgs.splice(i, 1);
         continue;
       }
-      const r = reserve(pg.bundles, pg.strategy, this.cluster);
+      const r = reserve(pg.bundles, pg.strategy, this.localView);
       if (r.kind !== 'reserved') {
         if (r.kind === 'infeasible' && !pg.warned) {
           pg.warned = true;
@@ -1252,11 +1445,11 @@ export class NodeRuntime implements CoreRuntime {
   // ---------------------------------------------------------------- state API
 
   clusterResources(): Record<string, number> {
-    return Object.fromEntries([...this.resources.total].map(([k, v]) => [k, v / 10_000]));
+    return this.sumViews(false);
   }
 
   availableResources(): Record<string, number> {
-    return Object.fromEntries([...this.resources.available()].map(([k, v]) => [k, v / 10_000]));
+    return this.sumViews(true);
   }
 
   pendingDemand(): PendingDemand[] {
@@ -1284,9 +1477,10 @@ export class NodeRuntime implements CoreRuntime {
 
   // ---------------------------------------------------------------- workers
 
-  private startWorker(gpuKey: string, gpuIds: readonly string[], python = false): WorkerHandle {
+  private startWorker(gpuKey: string, gpuIds: readonly string[], python = false, runtimeEnv?: EnvEntry): WorkerHandle {
     const id = `w${this.workerSeq++}-${process.pid}`;
-    const env: Record<string, string> = {};
+    const launch = runtimeEnv ? this.runtimeEnvs.launch(runtimeEnv, python ? 'python' : 'node') : undefined;
+    const env: Record<string, string> = { TSRAY_TOKEN: this.token };
     if (gpuIds.length > 0 || (this.opts.resources['GPU'] ?? 0) > 0) env['CUDA_VISIBLE_DEVICES'] = gpuIds.join(',');
     const proc = new WorkerProcess({
       workerId: id,
@@ -1300,8 +1494,13 @@ export class NodeRuntime implements CoreRuntime {
       logToDriver: this.opts.logToDriver,
       defaultName: python ? 'python-worker' : 'worker',
       python: python ? this.opts.python : undefined,
+      ...(launch ? { env: { ...launch.env, ...env }, cwd: launch.cwd, nodeArgs: launch.nodeArgs } : {}),
     });
     const w = new WorkerHandle(id, proc, gpuKey);
+    if (runtimeEnv) {
+      this.runtimeEnvs.hold(runtimeEnv);
+      w.env = runtimeEnv;
+    }
     this.workers.set(id, w);
     proc.proc.on('exit', (code, signal) => this.workerExited(w, code, signal));
     proc.proc.on('error', (err) => logger().error({ err, worker: id }, 'worker process error'));
@@ -1330,6 +1529,7 @@ export class NodeRuntime implements CoreRuntime {
     const now = Date.now();
     const clientLimit = this.opts.clientTimeoutMs ?? 10_000;
     for (const w of this.workers.values()) {
+      // Peer nodes are not timed out here: the GCS declares a silent node dead (nodeDied drops it).
       if (w.kind === 'driver' && now - w.lastSeen > clientLimit) this.clientGone(w, `silent for ${now - w.lastSeen} ms`);
     }
     while (this.idle.length > this.cpuSlots && now - this.idle[0]!.idleSince > limit) {
@@ -1341,6 +1541,10 @@ export class NodeRuntime implements CoreRuntime {
     if (w.state === 'dead') return;
     w.state = 'dead';
     this.workers.delete(w.id);
+    if (w.env) {
+      this.runtimeEnvs.drop(w.env);
+      w.env = undefined;
+    }
     const i = this.idle.indexOf(w);
     if (i !== -1) this.idle.splice(i, 1);
     this.dirtyWorkers.delete(w);
@@ -1433,17 +1637,36 @@ export class NodeRuntime implements CoreRuntime {
     const { envelope, kind, payloads } = decodeMessage(frames);
     if (TRACE) process.stderr.write(`node <- ${identity.toString()} ${kind} ${JSON.stringify(envelope.toJSON()).slice(0, 300)}\n`);
     let w = this.workers.get(identity.toString());
-    if (!w && kind === 'registerWorker' && envelope.registerWorker!.kind === 'driver') {
-      // A client driver (init({address})) joins.
+    if (kind === 'registerWorker') {
       const r = envelope.registerWorker!;
-      w = new WorkerHandle(identity.toString(), undefined, '', 'driver');
-      w.namespace = r.namespace || `anon-${r.jobId}`;
-      w.jobId = r.jobId ?? '';
-      this.workers.set(w.id, w);
-      logger().info({ client: w.id, pid: r.pid, namespace: w.namespace }, 'client driver connected');
+      const idStr = identity.toString();
+      const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
+      if (why) {
+        if (!this.refused.has(idStr)) {
+          this.refused.add(idStr);
+          logger().warn({ peer: idStr, kind: r.kind, pid: r.pid }, `refused a connection: ${why}`);
+        }
+        const msg = `node ${this.nodeId} refused the connection: ${why}`;
+        this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: msg } })]);
+        return;
+      }
+      if (!w && (r.kind === 'driver' || r.kind === 'peer')) {
+        // A client driver (init({address})) or another node joins.
+        w = new WorkerHandle(idStr, undefined, '', r.kind);
+        w.namespace = r.namespace || `anon-${r.jobId}`;
+        w.jobId = r.jobId ?? '';
+        w.remote = r.remote === true;
+        if (r.kind === 'peer') w.peerNodeId = idStr.replace(/^peer:/, '');
+        this.workers.set(w.id, w);
+        logger().info({ client: w.id, pid: r.pid, kind: r.kind, namespace: w.namespace }, r.kind === 'peer' ? 'peer node connected' : 'client driver connected');
+      }
     }
     if (!w) {
       logger().warn({ peer: identity.toString(), kind }, 'message from an unknown worker; dropped');
+      return;
+    }
+    if (w.state === 'starting' && kind !== 'registerWorker') {
+      logger().warn({ peer: w.id, kind }, 'message before registration; dropped');
       return;
     }
     switch (kind) {
@@ -1452,11 +1675,11 @@ export class NodeRuntime implements CoreRuntime {
         this.send(w, {
           workerAccepted: {
             nodeId: this.nodeId,
-            shmPath: w.kind === 'driver' ? `/proc/${process.pid}/fd/${this.store.arenaFd}` : '',
+            shmPath: w.kind === 'driver' && !w.remote ? `/proc/${process.pid}/fd/${this.store.arenaFd}` : '',
             shmSize: this.store.capacity,
             inlineThreshold: 100 * 1024,
-            jobId: w.kind === 'driver' ? w.jobId : this.jobId,
-            namespace: w.kind === 'driver' ? w.namespace : this.namespace,
+            jobId: w.kind !== 'worker' ? w.jobId : this.jobId,
+            namespace: w.kind !== 'worker' ? w.namespace : this.namespace,
           },
         });
         this.dirtyWorkers.add(w);
@@ -1487,11 +1710,17 @@ export class NodeRuntime implements CoreRuntime {
         return;
       case 'putObjects':
         for (const od of envelope.putObjects!.objects ?? []) {
-          const data = storedFromWire(od, payloads);
+          let data = storedFromWire(od, payloads);
           if (data.shm) w.allocs.delete(data.shm.offset);
+          if (w.remote && data.inline && data.inline.byteLength > INLINE_THRESHOLD) data = this.toArena(data);
           this.objects.seal(od.objectId!, data);
         }
         return;
+      case 'objectChunk': {
+        const d = this.onChunk(w.id, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0));
+        if (d) this.objects.seal(envelope.objectChunk!.objectId ?? '', d);
+        return;
+      }
       case 'subscribeObjects':
         for (const id of envelope.subscribeObjects!.objectIds ?? []) {
           this.objects.whenReady(id, (e) => {
@@ -1544,15 +1773,11 @@ export class NodeRuntime implements CoreRuntime {
         return;
       case 'getActorRequest': {
         const q = envelope.getActorRequest!;
-        let reply: tsray.v1.IGetActorReply;
-        try {
-          const info = this.lookupActor(q.name ?? '', q.namespace || this.namespaceOf(w));
-          reply = { requestId: q.requestId, actorId: info.actorId, className: info.className, methods: [...info.methods], error: '' };
-          // The reply carries a handle: count the requester as a holder until it says otherwise.
-        } catch (e) {
-          reply = { requestId: q.requestId, error: (e as Error).message };
-        }
-        this.send(w, { getActorReply: reply });
+        const who = w;
+        this.getActor(q.name ?? '', q.namespace || this.namespaceOf(w)).then(
+          (info) => this.send(who, { getActorReply: { requestId: q.requestId, actorId: info.actorId, className: info.className, methods: [...info.methods], error: '' } }),
+          (e) => this.send(who, { getActorReply: { requestId: q.requestId, error: (e as Error).message } }),
+        );
         return;
       }
       case 'killActor': {
@@ -1580,6 +1805,15 @@ export class NodeRuntime implements CoreRuntime {
           if (!q.remove) this.objects.seal(`${q.placementGroupId}.ready`, errorObject({ type: 'Other', name: 'PlacementGroupError', message: error }));
         }
         if (q.requestId) this.send(w, { getActorReply: { requestId: q.requestId, error } });
+        return;
+      }
+      case 'gcsCall': {
+        const c = envelope.gcsCall!;
+        const who = w;
+        this.stateCall(c.method ?? '').then(
+          (v) => this.send(who, { gcsReply: { requestId: c.requestId, json: JSON.stringify(v ?? null) } }),
+          (e: Error) => this.send(who, { gcsReply: { requestId: c.requestId, error: e.message } }),
+        );
         return;
       }
       case 'heartbeat':
@@ -1704,6 +1938,699 @@ export class NodeRuntime implements CoreRuntime {
     this.releaseLease(w);
   }
 
+  // ---------------------------------------------------------------- multi-node
+
+  /** Register with the head's GCS and keep the cluster view current. */
+  private async joinCluster(gcsAddress: string): Promise<void> {
+    const totals = [...this.resources.total].map(([name, units]) => ({ name, units }));
+    const info: tsray.v1.INodeInfo = {
+      nodeId: this.nodeId,
+      address: this.tcpAddress,
+      hostname: hostname(),
+      pid: process.pid,
+      isHead: this.opts.isHead === true,
+      total: totals,
+      available: totals,
+      labels: this.opts.labels ?? {},
+      alive: true,
+      startTimeMs: Date.now(),
+      gpuIds: [...this.resources.gpuIds],
+      localAddress: this.address,
+      sessionDir: this.opts.sessionDir,
+    };
+    this.link = new ClusterLink(
+      {
+        gcsAddress,
+        token: this.token,
+        node: info,
+        available: () => ({
+          amounts: [...this.resources.available()].map(([name, units]) => ({ name, units })),
+          gpuFree: this.resources.gpuFreeUnits(),
+        }),
+      },
+      {
+        onNodeTable: (t) => this.onNodeTable(t),
+        onGcsCall: (m, a) => this.onGcsCall(m, a),
+        onPeerMessage: (id, kind, env, payloads) => this.onPeerMessage(id, kind, env, payloads),
+        onFatal: (msg) => this.opts.onFatal?.(msg),
+      },
+    );
+    const timeoutMs = Number(process.env['TSRAY_JOIN_TIMEOUT_MS'] ?? 15_000);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.link.ready.catch((e: Error) => {
+          throw new AuthenticationError(e.message);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new ConnectionError(`the head at ${gcsAddress} is unreachable: no answer within ${timeoutMs / 1000} s (is "tsray start --head" running there, and is the port open?)`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Pids, addresses and liveness of the other nodes from the GCS. */
+  private onNodeTable(t: tsray.v1.INodeTable): void {
+    const nodes = t.nodes ?? [];
+    let joined = false;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]!;
+      const id = n.nodeId ?? '';
+      if (id === this.nodeId || !id) continue;
+      const prev = this.remoteNodes.get(id);
+      this.remoteNodes.set(id, n);
+      let view = this.cluster.get(id);
+      if (!view) {
+        const total = Object.fromEntries((n.total ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0) / 10_000]));
+        try {
+          view = new NodeResources(total, { labels: n.labels ?? {}, ...(n.gpuIds?.length ? { gpuIds: n.gpuIds } : {}) });
+        } catch (e) {
+          logger().warn({ node: id, err: e }, 'ignoring a node with a bad resource table');
+          continue;
+        }
+        this.cluster.addNode(id, view, { alive: n.alive === true });
+        this.feasibilityChecked.clear();
+        joined = true;
+      }
+      if (n.alive) {
+        const avail = new Map((n.available ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0)] as [string, number]));
+        const gpuFree = (t.gpuFree?.[i]?.units ?? []).map(Number);
+        view.setAvailable(avail, gpuFree.length ? gpuFree : undefined);
+      }
+      if (this.cluster.isAlive(id) !== (n.alive === true)) this.cluster.setAlive(id, n.alive === true);
+      if (prev && prev.alive && !n.alive) this.nodeDied(id, n.deathReason || 'declared dead by the head');
+      else if (!prev && !n.alive) this.nodeDied(id, n.deathReason || 'declared dead by the head');
+    }
+    if (joined) logger().info({ nodes: this.cluster.aliveCount }, 'cluster view changed');
+    this.scheduleDispatch();
+  }
+
+  /**
+   * Where a task or actor goes when this node is part of a cluster: undefined = here. Work that other
+   * nodes forwarded here stays here (no chains of forwarding).
+   */
+  private placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined {
+    if (!this.link || this.cluster.aliveCount <= 1 || t.owner?.kind === 'peer' || t.spec.streaming) return undefined;
+    const sc = t.spec.scheduling;
+    let strategy: SchedulingStrategy = 'DEFAULT';
+    if (sc?.kind === 'NODE_AFFINITY') strategy = { type: 'NODE_AFFINITY', nodeId: sc.nodeId, soft: sc.soft };
+    else if (sc?.kind === 'SPREAD') strategy = 'SPREAD';
+    const d = schedule(req, this.cluster, strategy, { localNodeId: this.nodeId });
+    if (d.kind === 'infeasible') return undefined;
+    if (d.nodeId === this.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return undefined;
+    // Busy everywhere: stay in the local queue when this node could ever run it (spilled later).
+    if (d.kind === 'wait' && sc?.kind !== 'NODE_AFFINITY' && this.resources.isFeasible(req)) return undefined;
+    if (d.kind === 'node') this.cluster.get(d.nodeId)?.allocate(req); // counted until the node's next report
+    return d.nodeId;
+  }
+
+  /** Forward queued tasks the local node cannot start now to nodes that can. */
+  private spillQueue(q: Deque<TaskRecord>): void {
+    for (let n = 0; n < 1024 && q.length > 0; n++) {
+      const t = q.peek()!;
+      if (t.pool?.pg || t.owner?.kind === 'peer' || t.spec.streaming || t.spec.scheduling?.kind === 'NODE_AFFINITY') return;
+      const d = schedule(t.request, this.cluster, 'DEFAULT', { localNodeId: this.nodeId });
+      if (d.kind !== 'node' || d.nodeId === this.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return;
+      this.cluster.get(d.nodeId)?.allocate(t.request);
+      q.shift();
+      this.forwardTask(t, d.nodeId);
+    }
+  }
+
+  private peerFor(nodeId: string): PeerConnection {
+    const n = this.remoteNodes.get(nodeId);
+    if (!n || !this.link) throw new RuntimeStateError(`node ${nodeId} is not in the cluster`);
+    return this.link.peer(nodeId, n.address ?? '');
+  }
+
+  /** Send a task to another node: its argument objects first, then the task; its returns come back. */
+  private forwardTask(t: TaskRecord, target: string): void {
+    let peer: PeerConnection;
+    try {
+      peer = this.peerFor(target);
+    } catch (e) {
+      this.finishTask(t, errorObject({ type: 'Other', name: 'NodeDiedError', message: `task ${t.spec.name}: ${(e as Error).message}` }));
+      return;
+    }
+    if (t.spec.actorCreation && t.spec.returnIds.length === 0) t.spec = { ...t.spec, returnIds: [`${t.spec.taskId}.0`] };
+    const pushed: string[] = [];
+    const seen = new Set<string>();
+    const push = (id: string) => {
+      if (seen.has(id)) return;
+      seen.add(id);
+      const e = this.objects.get(id);
+      if (e?.data === undefined) return; // not here (yet): the peer will not find it either
+      for (const c of e.data.contained) push(c);
+      pushed.push(id);
+    };
+    for (const a of t.spec.args) {
+      if (a.kind === 'ref') push(a.id);
+      else for (const c of a.value.containedRefs) push(c);
+    }
+    if (pushed.length > 0) {
+      peer.send({ refUpdates: { add: pushed } });
+      this.pushObjects(peer, pushed);
+    }
+    const fb = new FrameBuilder();
+    const ns = t.actor?.namespace ?? t.namespace;
+    peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, this.jobId, ns)] } }, fb.empty ? undefined : fb.frames());
+    peer.send({ refUpdates: { add: t.spec.returnIds, remove: pushed } });
+    peer.send({ subscribeObjects: { objectIds: t.spec.returnIds } });
+    t.state = 'dispatched';
+    t.worker = undefined;
+    t.remote = target;
+    t.remoteLeft = t.spec.returnIds.length;
+    t.startedAt = performance.now();
+    let set = this.forwarded.get(target);
+    if (!set) this.forwarded.set(target, (set = new Set()));
+    set.add(t);
+  }
+
+  /** Copy objects to a peer (inline up to 8 MiB, checked chunks above). */
+  private pushObjects(peer: PeerConnection, ids: string[]): void {
+    let fb = new FrameBuilder();
+    let batch: tsray.v1.IObjectData[] = [];
+    for (const id of ids) {
+      const d = this.objects.get(id)!.data!;
+      if (d.size > CHUNK_BYTES && !d.inline) {
+        this.chunksOf(id, d, (body, frame) => peer.send(body, [frame]));
+        continue;
+      }
+      batch.push(this.inlineWire(id, d, fb));
+      if (batch.length >= 64) {
+        peer.send({ putObjects: { objects: batch } }, fb.frames());
+        fb = new FrameBuilder();
+        batch = [];
+      }
+    }
+    if (batch.length > 0) peer.send({ putObjects: { objects: batch } }, fb.frames());
+  }
+
+  /** ObjectData with the bytes copied into a frame (for processes that cannot map this node's arena). */
+  private inlineWire(id: string, d: StoredObject, fb: FrameBuilder): tsray.v1.IObjectData {
+    const bytes = d.inline ?? Buffer.from(this.store.bytes(d));
+    return { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size, inline: fb.add(bytes) };
+  }
+
+  /** Cut an object into checked chunks (each a copy, so the arena slice may be freed meanwhile). */
+  private chunksOf(id: string, d: StoredObject, out: (body: EnvelopeBody, frame: Buffer) => void): void {
+    const all = this.store.bytes(d);
+    const total = all.byteLength;
+    const header: tsray.v1.IObjectData = { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size };
+    for (let off = 0; off < total || off === 0; off += CHUNK_BYTES) {
+      const chunk = Buffer.from(all.subarray(off, Math.min(total, off + CHUNK_BYTES)));
+      out({ objectChunk: { objectId: id, offset: off, total, crc32: crc32(chunk), ...(off === 0 ? { header } : {}) } }, chunk);
+      if (total === 0) break;
+    }
+  }
+
+  /** Deliver sealed objects to a remote client or peer (with the objects nested in them). */
+  private sendObjectsRemote(w: WorkerHandle, entries: ObjectEntry[]): void {
+    const fb = new FrameBuilder();
+    const small: tsray.v1.IObjectData[] = [];
+    const seen = new Set<string>();
+    const visit = (e: ObjectEntry) => {
+      if (seen.has(e.id) || e.data === undefined) return;
+      seen.add(e.id);
+      for (const c of e.data.contained) {
+        const ce = this.objects.get(c);
+        if (ce) visit(ce);
+      }
+      const d = e.data;
+      if (d.size > CHUNK_BYTES && !d.inline) this.chunksOf(e.id, d, (body, frame) => this.sendFrames(w, body, [frame]));
+      else small.push(this.inlineWire(e.id, d, fb));
+    };
+    for (const e of entries) visit(e);
+    if (small.length > 0) this.send(w, { objectsReady: { objects: small } }, fb);
+  }
+
+  private sendFrames(w: WorkerHandle, body: EnvelopeBody, frames: Buffer[]): void {
+    if (w.state === 'dead') return;
+    this.outbox.send([w.identity, ...encodeMessage(body, frames)]);
+  }
+
+  /** Move a large inline object into the arena (objects that came over the network). */
+  private toArena(d: StoredObject): StoredObject {
+    try {
+      return this.store.store({ encoding: d.encoding, rawKind: d.rawKind, bytes: d.inline!, containedRefs: d.contained });
+    } catch {
+      return d;
+    }
+  }
+
+  /** One chunk of an object arrived; returns the object's data once it is complete. */
+  private onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined {
+    const id = c.objectId ?? '';
+    const total = Number(c.total ?? 0);
+    const off = Number(c.offset ?? 0);
+    let inc = this.incoming.get(id);
+    if (!inc) {
+      const h = c.header;
+      if (!h) {
+        logger().warn({ object: id, from }, 'object chunk without its header; dropped');
+        return undefined;
+      }
+      const base = { encoding: encodingFromWire(h.encoding), rawKind: h.rawKind ?? '', size: Number(h.size ?? total), contained: h.containedRefs ?? [] };
+      let data: StoredObject;
+      let buf: Buffer | undefined;
+      try {
+        data = { ...base, shm: { offset: this.store.allocate(total), length: total } };
+      } catch {
+        buf = Buffer.allocUnsafe(total);
+        data = { ...base, inline: buf };
+      }
+      inc = { data, got: 0, buf, from };
+      this.incoming.set(id, inc);
+    }
+    if (crc32(payload) >>> 0 !== (c.crc32 ?? 0) >>> 0 || off + payload.length > total) {
+      this.incoming.delete(id);
+      this.store.release(inc.data);
+      const msg = `object ${id} from ${from} arrived damaged (chunk at ${off}: checksum or size mismatch)`;
+      logger().error({ object: id, from }, msg);
+      const err = errorObject({ type: 'Other', name: 'ObjectTransferError', message: msg });
+      return err;
+    }
+    if (inc.data.shm) this.store.arena.write(inc.data.shm.offset + off, payload);
+    else payload.copy(inc.buf!, off);
+    inc.got += payload.length;
+    if (inc.got < total) return undefined;
+    this.incoming.delete(id);
+    return inc.data;
+  }
+
+  /** Messages from nodes this node sent work to. */
+  private onPeerMessage(peerId: string, kind: string, envelope: tsray.v1.Envelope, payloads: Buffer[]): void {
+    switch (kind) {
+      case 'workerAccepted':
+      case 'getActorReply':
+        return;
+      case 'objectsReady':
+        for (const od of envelope.objectsReady!.objects ?? []) {
+          let d = storedFromWire(od, payloads);
+          if (d.inline && d.inline.byteLength > INLINE_THRESHOLD) d = this.toArena(d);
+          this.remoteArrived(peerId, od.objectId ?? '', d);
+        }
+        return;
+      case 'objectChunk': {
+        const d = this.onChunk(peerId, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0));
+        if (d) this.remoteArrived(peerId, envelope.objectChunk!.objectId ?? '', d);
+        return;
+      }
+      case 'error':
+        logger().error({ peer: peerId, error: envelope.error }, 'a peer node refused or rejected a message');
+        return;
+      default:
+        logger().warn({ peer: peerId, kind }, 'unexpected message from a peer node; ignored');
+    }
+  }
+
+  /** An object came back from a peer: seal it here, let the peer drop its copy, finish its task. */
+  private remoteArrived(peerId: string, id: string, d: StoredObject): void {
+    const taskId = taskIdOf(id);
+    const t = taskId ? this.tasks.get(taskId) : undefined;
+    const isError = d.encoding === ENC_ERROR;
+    let errPayload: ErrorPayload | undefined;
+    if (isError && t?.spec.actorCreation) {
+      try {
+        errPayload = v8deserialize(this.store.bytes(d)) as ErrorPayload;
+      } catch {
+        /* unknown */
+      }
+    }
+    this.objects.seal(id, d);
+    this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+    if (!t || t.remote !== peerId || t.state !== 'dispatched') return;
+    if (--t.remoteLeft > 0) return;
+    this.forwarded.get(peerId)?.delete(t);
+    t.remote = undefined;
+    const rec = t.actor;
+    if (t.spec.actorCreation && rec) {
+      this.finishTask(t, undefined);
+      if (isError) {
+        const info: ActorDeathInfo =
+          errPayload?.type === 'ActorDiedError'
+            ? errPayload.info
+            : { actorId: rec.id, className: rec.creation.className, reason: 'crashed', detail: `its creation failed on node ${peerId}` };
+        this.actorDead(rec, info);
+        return;
+      }
+      if (rec.state === 'dead') return;
+      rec.state = 'alive';
+      this.gcsActorUpdate(rec, { state: 'ALIVE', hostNodeId: peerId });
+      this.pumpActor(rec);
+      this.maybeStopActor(rec);
+      return;
+    }
+    this.finishTask(t, undefined);
+    if (rec) this.maybeStopActor(rec);
+    this.scheduleDispatch();
+  }
+
+  /** Forward an actor's creation to the node chosen for it. */
+  private forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void {
+    rec.remoteNode = target;
+    rec.pool = this.nodePool;
+    if (rec.state === 'pending') rec.state = 'starting';
+    this.forwardTask(t, target);
+    if (rec.state !== 'dead') {
+      // Hold the actor there while this node owns it.
+      this.link?.existingPeer(target)?.send({ refUpdates: { add: [rec.id] } });
+      this.gcsActorUpdate(rec, { state: 'STARTING', hostNodeId: target });
+      this.pumpActor(rec);
+    }
+  }
+
+  /** A node died: retry or fail the tasks sent there, restart or fail its actors. */
+  private nodeDied(id: string, reason: string): void {
+    logger().warn({ node: id, reason }, 'node died');
+    this.link?.dropPeer(id);
+    const peerHandle = this.workers.get(`peer:${id}`);
+    if (peerHandle) this.clientGone(peerHandle, `its node died (${reason})`);
+    for (const [oid, inc] of this.incoming) {
+      if (inc.from !== id) continue;
+      this.incoming.delete(oid);
+      this.store.release(inc.data);
+    }
+    const set = this.forwarded.get(id);
+    this.forwarded.delete(id);
+    const inflight = [...(set ?? [])].filter((t) => t.state === 'dispatched' && t.remote === id);
+    for (const t of inflight) t.remote = undefined;
+    for (const t of inflight) {
+      if (t.actor) continue;
+      if (t.cancelled) {
+        this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: t.cancelled.forced }));
+      } else if (t.retriesLeft !== 0) {
+        if (t.retriesLeft > 0) t.retriesLeft--;
+        t.attempt++;
+        logger().warn({ task: t.spec.name, node: id, attempt: t.attempt }, 'the node running a task died; retrying it');
+        t.state = 'deps';
+        this.enqueue(t, true);
+      } else {
+        this.finishTask(t, errorObject({ type: 'Other', name: 'NodeDiedError', message: `task ${t.spec.name} was running on node ${id}, which died (${reason}); no retries left (maxRetries)` }));
+      }
+    }
+    for (const rec of [...this.actors.values()]) {
+      if (rec.remoteNode !== id || rec.state === 'dead') continue;
+      if (rec.proxy) {
+        this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'owner_died', detail: `its owner node ${id} died (${reason})` });
+        continue;
+      }
+      this.remoteActorDied(
+        rec,
+        inflight.filter((t) => t.actor === rec),
+        `its node ${id} died (${reason})`,
+      );
+    }
+    this.scheduleDispatch();
+  }
+
+  /** An actor this node owns lost its node: restart it elsewhere if allowed. */
+  private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void {
+    rec.remoteNode = undefined;
+    const creating = inflight.find((t) => t.spec.actorCreation);
+    const calls = inflight.filter((t) => !t.spec.actorCreation);
+    const canRestart = !rec.killed && !rec.terminating && rec.restartsLeft !== 0;
+    const info: ActorDeathInfo = { actorId: rec.id, className: rec.creation.className, reason: 'crashed', detail };
+    const err = errorObject({ type: 'ActorDiedError', info });
+    const retry: TaskRecord[] = [];
+    for (const t of calls) {
+      if (canRestart && t.retriesLeft !== 0) {
+        if (t.retriesLeft > 0) t.retriesLeft--;
+        t.attempt++;
+        t.state = 'queued';
+        retry.push(t);
+      } else this.finishTask(t, err);
+    }
+    if (creating) {
+      this.finishTask(creating, canRestart ? undefined : err);
+      this.tasks.delete(creating.spec.taskId);
+    }
+    if (!canRestart) {
+      this.actorDead(rec, info);
+      return;
+    }
+    if (rec.restartsLeft > 0) rec.restartsLeft--;
+    rec.state = 'restarting';
+    rec.calls.unshift(...retry);
+    logger().warn({ actor: rec.creation.className, detail }, 'actor lost its node; restarting it');
+    this.gcsActorUpdate(rec, { state: 'RESTARTING' });
+    const t = this.creationTask(rec);
+    t.state = 'deps';
+    t.pool = undefined;
+    this.enqueue(t);
+  }
+
+  /** Tell the GCS about an actor's state (fire and forget). */
+  private gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void {
+    if (!this.link || rec.proxy) return;
+    this.link.call('actor.update', { actorId: rec.id, ...fields }).catch(() => undefined);
+  }
+
+  /** Register a new actor in the GCS directory; a name taken on another node kills it. */
+  private gcsActorRegister(rec: ActorRecord, ownerIsPeer: boolean): void {
+    if (!this.link || rec.proxy) return;
+    if (ownerIsPeer) {
+      this.gcsActorUpdate(rec, { hostNodeId: this.nodeId, state: 'STARTING' });
+      return;
+    }
+    const c = rec.creation;
+    this.link
+      .call('actor.register', {
+        actorId: rec.id,
+        name: c.name,
+        namespace: rec.namespace,
+        className: c.className,
+        methods: c.methods,
+        module: rec.spec.fn.moduleUrl,
+        key: rec.spec.fn.key,
+        ownerNodeId: this.nodeId,
+        hostNodeId: this.nodeId,
+        state: 'PENDING',
+        pid: 0,
+        numRestarts: 0,
+        detached: c.detached,
+      })
+      .catch((e: Error) => {
+        if (rec.state === 'dead') return;
+        const info: ActorDeathInfo = { actorId: rec.id, className: c.className, reason: 'name_taken', detail: e.message };
+        const w = rec.worker;
+        if (rec.remoteNode) this.link?.existingPeer(rec.remoteNode)?.send({ killActor: { actorId: rec.id, noRestart: true } });
+        rec.killed = true;
+        this.actorDead(rec, info);
+        if (w) w.kill('SIGKILL');
+      });
+  }
+
+  /** Calls on a handle from another node: look the actor up in the GCS, then submit them in order. */
+  private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
+    const id = spec.actorId!;
+    let list = this.unresolvedCalls.get(id);
+    if (list) {
+      list.push({ spec, owner } as unknown as TaskRecord);
+      return;
+    }
+    this.unresolvedCalls.set(id, (list = [{ spec, owner } as unknown as TaskRecord]));
+    const flush = () => {
+      const calls = this.unresolvedCalls.get(id) ?? [];
+      this.unresolvedCalls.delete(id);
+      if (!this.actors.has(id)) {
+        // Unknown everywhere: record it dead so these (and later) calls fail with ActorDiedError.
+        this.ensureProxy({ actorId: id, className: spec.fn.name, methods: [], ownerNodeId: '', namespace: this.namespace, name: '' });
+        this.actors.get(id)!.state = 'dead';
+        this.actors.get(id)!.death = unknownActor(id, spec.fn.name);
+      }
+      for (const c of calls) this.submit(c.spec, c.owner);
+    };
+    this.link!.call<{ actorId: string; className: string; methods: string[]; module?: string; key?: string; ownerNodeId: string; namespace: string; name: string } | null>('actor.lookup', { actorId: id }).then(
+      (e) => {
+        if (e && e.ownerNodeId !== this.nodeId) this.ensureProxy(e);
+        flush();
+      },
+      () => flush(),
+    );
+  }
+
+  /** A stand-in for an actor another node owns: calls made here go to that node. */
+  private ensureProxy(e: { actorId: string; className: string; methods: string[]; module?: string; key?: string; ownerNodeId: string; namespace: string; name: string }): void {
+    const existing = this.actors.get(e.actorId);
+    if (existing && existing.state !== 'dead') return;
+    const creation: ActorCreation = {
+      actorId: e.actorId,
+      className: e.className,
+      methods: e.methods,
+      name: '',
+      namespace: e.namespace,
+      detached: true,
+      getIfExists: false,
+      maxRestarts: 0,
+      maxTaskRetries: 0,
+      maxConcurrency: 1,
+      concurrencyGroups: [],
+      hold: new Map(),
+      isAsync: false,
+    };
+    const spec: SubmitSpec = {
+      taskId: `${e.actorId}.proxy`,
+      fn: { moduleUrl: e.module ?? '', key: e.key ?? '', name: e.className },
+      args: [],
+      resources: new Map(),
+      numReturns: 0,
+      streaming: false,
+      maxRetries: 0,
+      retryExceptions: false,
+      returnIds: [],
+      name: e.className,
+    };
+    this.actors.set(e.actorId, {
+      id: e.actorId,
+      creation,
+      spec,
+      schedule: ResourceRequest.fromUnits(new Map()),
+      hold: ResourceRequest.fromUnits(new Map()),
+      namespace: e.namespace,
+      state: 'alive',
+      worker: undefined,
+      allocation: undefined,
+      restartsLeft: 0,
+      pool: this.nodePool,
+      calls: [],
+      death: undefined,
+      terminating: false,
+      killed: false,
+      ctorHolds: [],
+      nameKey: undefined,
+      remoteNode: e.ownerNodeId,
+      proxy: true,
+    });
+  }
+
+  /** Control calls from the GCS. */
+  private onGcsCall(method: string, arg: unknown): unknown {
+    switch (method) {
+      case 'state.snapshot':
+        return this.localState((arg as { what?: string } | null)?.what ?? 'all');
+      default:
+        throw new Error(`node ${this.nodeId}: unknown control call "${method}"`);
+    }
+  }
+
+  /** This node's tasks, objects, actors, placement groups and demand (state API). */
+  localState(what: string): Record<string, unknown[]> {
+    const out: Record<string, unknown[]> = {};
+    if (what === 'all' || what === 'tasks') {
+      const tasks: unknown[] = [];
+      for (const t of this.tasks.values()) {
+        if (tasks.length >= 10_000) break;
+        tasks.push({
+          taskId: t.spec.taskId,
+          name: t.spec.name,
+          state: t.state === 'dispatched' ? 'RUNNING' : 'PENDING',
+          nodeId: t.remote ?? this.nodeId,
+          ...(t.actor ? { actorId: t.actor.id } : {}),
+        });
+      }
+      out['tasks'] = tasks;
+    }
+    if (what === 'all' || what === 'objects') {
+      const objs: unknown[] = [];
+      for (const e of this.objects.all()) {
+        if (objs.length >= 10_000) break;
+        if (!e.data) continue;
+        objs.push({ objectId: e.id, sizeBytes: e.data.size, nodeId: this.nodeId, location: e.data.inline ? 'inline' : e.data.shm ? 'shm' : 'spilled' });
+      }
+      out['objects'] = objs;
+    }
+    if (what === 'all' || what === 'actors') {
+      out['actors'] = [...this.actors.values()]
+        .filter((r) => !r.proxy)
+        .map((r) => ({
+          actorId: r.id,
+          className: r.creation.className,
+          name: r.creation.name,
+          namespace: r.namespace,
+          state: r.state.toUpperCase(),
+          nodeId: r.remoteNode ?? this.nodeId,
+          pid: r.worker?.proc?.pid ?? 0,
+          numRestarts: r.creation.maxRestarts - r.restartsLeft,
+          detached: r.creation.detached,
+          ...(r.death ? { deathCause: `${r.death.reason}: ${r.death.detail}` } : {}),
+        }));
+    }
+    if (what === 'all' || what === 'placement_groups') {
+      out['placement_groups'] = [...this.pgs.values()].map((pg) => ({
+        placementGroupId: pg.id,
+        name: pg.name,
+        strategy: pg.strategy,
+        state: pg.state.toUpperCase(),
+        bundles: pg.raw,
+        bundleNodes: pg.reservation ? [...pg.reservation.nodeIds] : [],
+      }));
+    }
+    if (what === 'all' || what === 'demand') out['demand'] = this.pendingDemand();
+    return out;
+  }
+
+  /** This node as the state API shows it. */
+  private selfInfo(): Record<string, unknown> {
+    const rec = (m: ReadonlyMap<string, number>) => Object.fromEntries([...m].map(([k, v]) => [k, v / 10_000]));
+    return {
+      nodeId: this.nodeId,
+      alive: true,
+      isHead: this.opts.isHead ?? !this.link,
+      address: this.tcpAddress || this.address,
+      hostname: hostname(),
+      pid: process.pid,
+      resourcesTotal: rec(this.resources.total),
+      resourcesAvailable: rec(this.resources.available()),
+      labels: this.opts.labels ?? {},
+      startTime: this.startedAt,
+    };
+  }
+
+  /** State API calls from drivers (`nodes()`, `listActors()`, ...): local, or cluster-wide through the GCS. */
+  async stateCall(method: string): Promise<unknown> {
+    const gather = async (what: string): Promise<unknown[]> => {
+      if (!this.link) return this.localState(what)[what] ?? [];
+      const all = await this.link.call<Record<string, unknown[]>[]>('state.gather', { what });
+      return all.flatMap((s) => s[what] ?? []);
+    };
+    switch (method) {
+      case 'nodes':
+        return this.link ? this.link.call('nodes.list', null) : [this.selfInfo()];
+      case 'actors':
+        return gather('actors');
+      case 'tasks':
+        return gather('tasks');
+      case 'objects':
+        return gather('objects');
+      case 'placement_groups':
+        return gather('placement_groups');
+      case 'jobs':
+        return this.link ? this.link.call('jobs.list', null).catch(() => []) : [];
+      case 'cluster_resources':
+        return this.sumViews(false);
+      case 'available_resources':
+        return this.sumViews(true);
+      default:
+        throw new Error(`unknown state call "${method}"`);
+    }
+  }
+
+  private sumViews(available: boolean): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const e of this.cluster.entries()) {
+      if (!e.alive) continue;
+      const m = available ? e.resources.available() : e.resources.total;
+      for (const [k, v] of m) out[k] = (out[k] ?? 0) + v / 10_000;
+    }
+    return out;
+  }
+
   // ---------------------------------------------------------------- stats / shutdown
 
   /** Numbers for tests and the state API. */
@@ -1719,6 +2646,11 @@ export class NodeRuntime implements CoreRuntime {
     };
   }
 
+  /** Runtime env agent statistics (installs, holds, GC); undefined before any environment was asked for. */
+  runtimeEnvStats(): ReturnType<NodeRuntimeEnvs['stats']> {
+    return this.runtimeEnvsInstance?.stats();
+  }
+
   /** Pids of live workers (for tests). */
   workerPids(): number[] {
     return [...this.workers.values()].filter((w) => w.proc).map((w) => w.proc!.pid);
@@ -1729,6 +2661,7 @@ export class NodeRuntime implements CoreRuntime {
     this.closed = true;
     clearInterval(this.reaper);
     this.abort.abort();
+    this.link?.close();
     const procs = [...this.workers.values()].filter((w) => w.proc);
     for (const w of procs) {
       try {
@@ -1748,6 +2681,7 @@ export class NodeRuntime implements CoreRuntime {
     await this.receiving?.catch(() => undefined);
     this.objects.clear();
     this.store.close();
+    await this.runtimeEnvsInstance?.close();
   }
 }
 
@@ -1826,6 +2760,42 @@ function taskIdOf(objectId: string): string | undefined {
   return i > 0 ? objectId.slice(0, i) : undefined;
 }
 
+/** Protocol form of a task spec (forwarding to another node). */
+function specToWire(spec: SubmitSpec, fb: FrameBuilder, jobId: string, namespace: string): tsray.v1.ITaskSpec {
+  const re = spec.retryExceptions;
+  return {
+    taskId: spec.taskId,
+    function: { moduleUrl: spec.fn.moduleUrl, key: spec.fn.key, name: spec.fn.name },
+    args: spec.args.map((a) =>
+      a.kind === 'ref'
+        ? { ref: a.id }
+        : {
+            value: {
+              encoding: encodingToWire(a.value.encoding),
+              rawKind: a.value.rawKind,
+              containedRefs: a.value.containedRefs,
+              size: a.value.bytes.byteLength,
+              inline: fb.add(Buffer.from(a.value.bytes.buffer, a.value.bytes.byteOffset, a.value.bytes.byteLength)),
+            },
+          },
+    ),
+    resources: [...spec.resources].map(([name, units]) => ({ name, units })),
+    numReturns: spec.numReturns,
+    streaming: spec.streaming,
+    maxRetries: spec.maxRetries,
+    retryExceptions: re === true,
+    retryExceptionNames: Array.isArray(re) ? re : [],
+    returnIds: spec.returnIds,
+    name: spec.name,
+    jobId,
+    ...(spec.actorCreation ? { actorCreation: creationToWire({ ...spec.actorCreation, namespace: spec.actorCreation.namespace || namespace }) } : {}),
+    ...(spec.actorId ? { actorId: spec.actorId, method: spec.method ?? '', concurrencyGroup: spec.concurrencyGroup ?? '' } : {}),
+    ...(spec.scheduling ? { scheduling: schedulingToWire(spec.scheduling) } : {}),
+    ...(spec.xlang ? { xlang: true } : {}),
+    ...(spec.runtimeEnv ? { runtimeEnvJson: spec.runtimeEnv } : {}),
+  };
+}
+
 function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
   const resources = new Map<string, number>();
   for (const r of s.resources ?? []) resources.set(r.name ?? '', Number(r.units ?? 0));
@@ -1852,6 +2822,7 @@ function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
     ...(s.actorId ? { actorId: s.actorId, method: s.method ?? '', concurrencyGroup: s.concurrencyGroup ?? '' } : {}),
     ...(s.scheduling?.kind ? { scheduling: schedulingFromWire(s.scheduling) } : {}),
     ...(s.xlang ? { xlang: true } : {}),
+    ...(s.runtimeEnvJson ? { runtimeEnv: s.runtimeEnvJson } : {}),
   };
 }
 

@@ -156,6 +156,11 @@ export class ObjectTable {
   }
 
   /** Drop everything (shutdown), releasing all data. */
+  /** Every entry (for the state API). */
+  all(): IterableIterator<ObjectEntry> {
+    return this.entries.values();
+  }
+
   clear(): void {
     for (const e of this.entries.values()) if (e.data) this.release(e.data);
     this.entries.clear();

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 
@@ -26,6 +26,10 @@ export interface SpawnWorkerOptions {
   defaultName: string;
   /** Start a Python worker with this interpreter (`python -m tsray.worker`). */
   python?: string;
+  /** Working directory of the worker (a runtime env's working dir). */
+  cwd?: string;
+  /** Extra node flags of a TypeScript worker (a runtime env's npm resolve hook). */
+  nodeArgs?: string[];
 }
 
 /** Node flags of the driver that workers inherit (loaders such as tsx, conditions), minus debugger flags. */
@@ -64,9 +68,14 @@ export class WorkerProcess {
 
   constructor(opts: SpawnWorkerOptions) {
     const entry = workerEntry();
-    const argv = [...inheritedExecArgv(), ...entry.execArgv];
-    const [cmd, args] = opts.python ? [opts.python, ['-u', '-m', 'tsray.worker']] : [process.execPath, [...argv, entry.path]];
+    const argv = [...inheritedExecArgv(), ...entry.execArgv, ...(opts.nodeArgs ?? [])];
+    // A relative interpreter path would resolve against the worker's cwd: make it absolute first.
+    const py = opts.python && opts.cwd && opts.python.includes('/') && !isAbsolute(opts.python) ? resolve(opts.python) : opts.python;
+    const [cmd, args] = py ? [py, ['-u', '-m', 'tsray.worker']] : [process.execPath, [...argv, entry.path]];
     this.proc = spawn(cmd, args, {
+      // TypeScript workers change directory themselves (TSRAY_WORKER_CWD) once their --import flags,
+      // which resolve against the cwd (e.g. `--import tsx`), are loaded.
+      ...(opts.cwd && py ? { cwd: opts.cwd } : {}),
       stdio: ['pipe', 'pipe', 'pipe', opts.arenaFd],
       env: {
         ...process.env,
@@ -78,6 +87,7 @@ export class WorkerProcess {
         TSRAY_SESSION_DIR: opts.sessionDir,
         TSRAY_ARENA_FD: '3',
         TSRAY_ARENA_SIZE: String(opts.arenaSize),
+        ...(opts.cwd && !py ? { TSRAY_WORKER_CWD: opts.cwd } : {}),
       },
     });
     this.pid = this.proc.pid ?? -1;

@@ -4,6 +4,7 @@
  */
 import { TASK_NAME_MARKER } from '../node/worker-process.js';
 import '../actor.js'; // registers how deserialized actor handles are rebuilt
+import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { state } from '../state.js';
 import { currentTaskName, WorkerRuntime } from './worker-runtime.js';
 
@@ -13,6 +14,10 @@ if (!workerId || !address) {
   process.stderr.write('tsray worker-main must be started by a tsray node (TSRAY_WORKER_ID / TSRAY_NODE_ADDRESS missing)\n');
   process.exit(2);
 }
+
+// A runtime env's working directory (set after the --import preloads, which resolve against the cwd).
+const cwd = process.env['TSRAY_WORKER_CWD'];
+if (cwd) process.chdir(cwd);
 
 // Announce the running task's name before its output so the driver prefixes lines with it.
 function tagStream(stream: NodeJS.WriteStream): void {
@@ -40,6 +45,8 @@ process.stdin.resume();
 
 const s = state();
 s.isWorker = true;
+// Tasks this worker submits inherit the environment it runs in (as Ray's child tasks do).
+s.jobRuntimeEnv = parseRuntimeEnvJson(process.env['TSRAY_RUNTIME_ENV'] ?? '');
 const rt = new WorkerRuntime(workerId, address);
 s.runtime = rt;
 void rt.register();

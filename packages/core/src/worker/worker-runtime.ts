@@ -9,7 +9,8 @@ import * as zmq from 'zeromq';
 import { Arena } from '@tsray/object-store';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, remoteErrorInfo } from '../error-payload.js';
-import { ActorMethodNotFoundError, ActorNotFoundError, FunctionNotFoundError, GetTimeoutError, ObjectStoreFullError } from '../errors.js';
+import { ActorMethodNotFoundError, ActorNotFoundError, AuthenticationError, FunctionNotFoundError, GetTimeoutError, ObjectStoreFullError } from '../errors.js';
+import { makeTokenProof } from '../auth.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
@@ -84,6 +85,16 @@ export class WorkerRuntime implements CoreRuntime {
   private readonly active = new Map<string, Job>();
   private requestSeq = 0;
   private readonly requests = new Map<number, { resolve: (r: tsray.v1.IGetActorReply) => void }>();
+  private readonly stateRequests = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+  /** A state API call answered by the node (`nodes`, `actors`, ...). */
+  stateCall(method: string): Promise<unknown> {
+    const requestId = ++this.requestSeq;
+    return new Promise((resolve, reject) => {
+      this.stateRequests.set(requestId, { resolve, reject });
+      this.send({ gcsCall: { requestId, method, json: '' } });
+    });
+  }
   private heartbeat: NodeJS.Timeout | undefined;
   /** Scheduling strategy the hosted actor was created with (its calls' children may inherit it). */
   private actorScheduling: ReturnType<typeof schedulingFromWire> | undefined;
@@ -95,7 +106,7 @@ export class WorkerRuntime implements CoreRuntime {
     address: string,
     /** 'worker' (executes tasks) or 'driver' (a client driver of a running cluster). */
     private readonly mode: 'worker' | 'driver' = 'worker',
-    private readonly clientOptions: { namespace?: string; jobId?: string } = {},
+    private readonly clientOptions: { namespace?: string; jobId?: string; token?: string } = {},
   ) {
     this.nodeId = process.env['TSRAY_NODE_ID'] ?? '';
     this.jobId = clientOptions.jobId ?? process.env['TSRAY_JOB_ID'] ?? '';
@@ -105,13 +116,19 @@ export class WorkerRuntime implements CoreRuntime {
   }
 
   private accepted: ((a: tsray.v1.IWorkerAccepted) => void) | undefined;
+  private refused: ((e: Error) => void) | undefined;
   private shmPath = '';
 
   /** Register with the node; resolves when the node accepted (client drivers await this). */
   register(): Promise<tsray.v1.IWorkerAccepted> {
-    const p = new Promise<tsray.v1.IWorkerAccepted>((r) => (this.accepted = r));
+    const p = new Promise<tsray.v1.IWorkerAccepted>((resolve, reject) => {
+      this.accepted = resolve;
+      this.refused = reject;
+    });
+    const token = this.clientOptions.token ?? process.env['TSRAY_TOKEN'] ?? '';
+    const proof = token ? makeTokenProof(token, this.workerId) : {};
     this.send({
-      registerWorker: { workerId: this.workerId, pid: process.pid, language: 'typescript', kind: this.mode, namespace: this.clientOptions.namespace ?? '', jobId: this.jobId },
+      registerWorker: { workerId: this.workerId, pid: process.pid, language: 'typescript', kind: this.mode, namespace: this.clientOptions.namespace ?? '', jobId: this.jobId, ...proof },
     });
     if (this.mode === 'driver') {
       let seq = 0;
@@ -157,6 +174,7 @@ export class WorkerRuntime implements CoreRuntime {
         this.arenaSize = Number(a.shmSize ?? 0);
         this.namespaceName = a.namespace ?? '';
         this.accepted?.(a);
+        this.refused = undefined;
         return;
       }
       case 'getActorReply': {
@@ -234,8 +252,23 @@ export class WorkerRuntime implements CoreRuntime {
         void this.outbox.drain().then(() => process.exit(0));
         return;
       case 'error':
+        if (envelope.error?.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED && this.refused) {
+          this.refused(new AuthenticationError(envelope.error.message ?? 'the cluster refused this connection (wrong or missing token)'));
+          this.refused = undefined;
+          return;
+        }
         logger().error({ error: envelope.error }, 'node reported a protocol error');
         return;
+      case 'gcsReply': {
+        const r = envelope.gcsReply!;
+        const p = this.stateRequests.get(Number(r.requestId));
+        if (p) {
+          this.stateRequests.delete(Number(r.requestId));
+          if (r.error) p.reject(new Error(r.error));
+          else p.resolve(r.json ? JSON.parse(r.json) : null);
+        }
+        return;
+      }
       default:
         logger().warn({ kind }, 'unexpected message kind from the node; ignored');
     }
@@ -650,6 +683,7 @@ export class WorkerRuntime implements CoreRuntime {
       ...(spec.actorCreation ? { actorCreation: creationToWire(spec.actorCreation) } : {}),
       ...(spec.actorId ? { actorId: spec.actorId, method: spec.method ?? '', concurrencyGroup: spec.concurrencyGroup ?? '' } : {}),
       ...(spec.scheduling ? { scheduling: schedulingToWire(spec.scheduling) } : {}),
+      ...(spec.runtimeEnv ? { runtimeEnvJson: spec.runtimeEnv } : {}),
     });
     this.scheduleFlush();
   }

@@ -1,0 +1,332 @@
+/**
+ * The `tsray` command line: argument parsing and the client commands (`status`, `list`, `job …`).
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TsrayError } from '@tsray/core';
+import { ClusterError } from '../errors.js';
+import type { JobInfo } from '../contracts.js';
+import { HttpApiClient } from '../http/client.js';
+import { CliUsageError, NoClusterError, TokenMissingError } from './errors.js';
+import { formatList, formatStatus, type ListKind } from './format.js';
+import { processIo, type CliIo } from './io.js';
+import { findLocalHead, tsrayRoot } from './session.js';
+import { cmdStart, parseLabels, parseResources, type StartOptions } from './start.js';
+import { cmdStop } from './stop.js';
+
+/** `tsray --help`. */
+export const USAGE = `Usage: tsray <command> [options]
+
+Cluster:
+  tsray start --head [--port P] [--dashboard-port P] [--host H] [--num-cpus N] [--num-gpus N]
+                     [--resources JSON] [--labels k=v,...] [--object-store-memory BYTES]
+                     [--token T | --token-file F] [--timeout S]
+  tsray start --address HOST:PORT [--num-cpus N] [--num-gpus N] [--resources JSON] [--labels k=v,...]
+                     [--token T | --token-file F] [--timeout S]        (token also from TSRAY_TOKEN)
+  tsray stop [--grace S] [--force]
+  tsray status [--format table|json]
+  tsray list nodes|actors|tasks|objects|placement-groups|jobs [--format table|json]
+
+Jobs:
+  tsray job submit [--submission-id ID] [--runtime-env FILE | --runtime-env-json JSON] [--working-dir DIR]
+                   [--metadata-json JSON] [--no-wait] -- <entrypoint...>
+  tsray job status <id>
+  tsray job logs <id> [--follow]
+  tsray job stop <id>
+  tsray job delete <id>
+  tsray job list [--format table|json]
+
+status, list and job take [--address http://HOST:PORT] [--token T | --token-file F]; the address
+defaults to TSRAY_DASHBOARD_ADDRESS, else this machine's running head; the token to TSRAY_TOKEN, else
+the local session's token file.
+`;
+
+const CLIENT_OPTIONS = {
+  address: { type: 'string' },
+  token: { type: 'string' },
+  'token-file': { type: 'string' },
+  format: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  return parseArgs({ args, options, allowPositionals: true, strict: true });
+}
+
+function num(name: string, v: string | undefined, opts: { int?: boolean; max?: number } = {}): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (opts.int && !Number.isInteger(n)) || (opts.max !== undefined && n > opts.max)) {
+    throw new CliUsageError(`--${name}: expected a non-negative ${opts.int ? 'integer' : 'number'}${opts.max !== undefined ? ` up to ${opts.max}` : ''}; got "${v}"`);
+  }
+  return n;
+}
+
+/** Build the HTTP client from `--address`/`TSRAY_DASHBOARD_ADDRESS`/the local head, and the token. */
+export function resolveClient(values: { address?: string | undefined; token?: string | undefined; 'token-file'?: string | undefined }): HttpApiClient {
+  const local = findLocalHead();
+  let url = values.address ?? process.env['TSRAY_DASHBOARD_ADDRESS'] ?? local?.entry.ready?.dashboardUrl;
+  if (!url) {
+    throw new NoClusterError(
+      `no running tsray head found on this machine (looked for head ready files under ${tsrayRoot()}); start one with \`tsray start --head\`, or give the head's dashboard with --address http://HOST:PORT or TSRAY_DASHBOARD_ADDRESS`,
+    );
+  }
+  if (!/^https?:\/\//.test(url)) url = `http://${url}`;
+  let token = values.token;
+  if (token === undefined && values['token-file'] !== undefined) {
+    try {
+      token = readFileSync(values['token-file'], 'utf8').trim();
+    } catch (e) {
+      throw new CliUsageError(`--token-file: cannot read ${values['token-file']} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  token ??= process.env['TSRAY_TOKEN'] || local?.token;
+  if (!token) throw new TokenMissingError(`no cluster token: pass --token or --token-file, or set TSRAY_TOKEN (the head keeps it in <sessionDir>/token)`);
+  return new HttpApiClient({ url, token });
+}
+
+function format(v: string | undefined): 'table' | 'json' {
+  if (v === undefined || v === 'table' || v === 'json') return v ?? 'table';
+  throw new CliUsageError(`--format: expected table or json; got "${v}"`);
+}
+
+/** Quote an argument for /bin/sh when it needs it. */
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_\/.,:=+@%^-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+const LIST_KINDS: Record<string, ListKind> = {
+  nodes: 'nodes',
+  actors: 'actors',
+  tasks: 'tasks',
+  objects: 'objects',
+  'placement-groups': 'placement-groups',
+  placement_groups: 'placement-groups',
+  jobs: 'jobs',
+};
+
+async function cmdStatus(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, CLIENT_OPTIONS);
+  if (positionals.length) throw new CliUsageError(`tsray status takes no arguments; got ${positionals.join(' ')}`);
+  const fmt = format(values.format);
+  const s = await resolveClient(values).clusterStatus();
+  io.out(fmt === 'json' ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
+  return 0;
+}
+
+async function cmdList(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, CLIENT_OPTIONS);
+  const kind = LIST_KINDS[positionals[0] ?? ''];
+  if (!kind || positionals.length !== 1) throw new CliUsageError(`tsray list needs one of: nodes, actors, tasks, objects, placement-groups, jobs`);
+  const fmt = format(values.format);
+  const client = resolveClient(values);
+  const items: unknown[] = kind === 'jobs' ? await client.listJobs() : await client.listState(kind === 'placement-groups' ? 'placement_groups' : kind);
+  io.out(fmt === 'json' ? JSON.stringify(items, null, 2) + '\n' : formatList(kind, items));
+  return 0;
+}
+
+function readJsonOption(name: string, text: string): Record<string, unknown> {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch (e) {
+    throw new CliUsageError(`--${name}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new CliUsageError(`--${name}: expected a JSON object`);
+  return o as Record<string, unknown>;
+}
+
+function finalLine(id: string, info: JobInfo): { text: string; code: number; toErr: boolean } {
+  if (info.status === 'SUCCEEDED') return { text: `Job '${id}' succeeded\n`, code: 0, toErr: false };
+  if (info.status === 'STOPPED') return { text: `Job '${id}' was stopped\n`, code: 1, toErr: true };
+  return { text: `Job '${id}' failed: ${info.message}\n`, code: 1, toErr: true };
+}
+
+async function followToEnd(client: HttpApiClient, id: string, io: CliIo): Promise<JobInfo> {
+  for await (const chunk of client.tailJobLogs(id)) io.out(chunk);
+  return client.getJob(id);
+}
+
+async function cmdJob(args: string[], io: CliIo): Promise<number> {
+  const sub = args[0];
+  const rest = args.slice(1);
+  switch (sub) {
+    case 'submit': {
+      const { values, positionals } = parse(rest, {
+        ...CLIENT_OPTIONS,
+        'submission-id': { type: 'string' },
+        'runtime-env': { type: 'string' },
+        'runtime-env-json': { type: 'string' },
+        'working-dir': { type: 'string' },
+        'metadata-json': { type: 'string' },
+        'no-wait': { type: 'boolean' },
+      });
+      if (positionals.length === 0) throw new CliUsageError('tsray job submit needs an entrypoint: tsray job submit -- node driver.js');
+      const entrypoint = positionals.length === 1 ? (positionals[0] as string) : positionals.map(shellQuote).join(' ');
+      if (values['runtime-env'] !== undefined && values['runtime-env-json'] !== undefined) throw new CliUsageError('give either --runtime-env FILE or --runtime-env-json JSON, not both');
+      let runtimeEnv: Record<string, unknown> | undefined;
+      if (values['runtime-env'] !== undefined) {
+        let text: string;
+        try {
+          text = readFileSync(values['runtime-env'], 'utf8');
+        } catch (e) {
+          throw new CliUsageError(`--runtime-env: cannot read ${values['runtime-env']} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
+        runtimeEnv = readJsonOption('runtime-env', text);
+      }
+      if (values['runtime-env-json'] !== undefined) runtimeEnv = readJsonOption('runtime-env-json', values['runtime-env-json']);
+      if (values['working-dir'] !== undefined) runtimeEnv = { ...(runtimeEnv ?? {}), working_dir: resolve(values['working-dir']) };
+      const metadata = values['metadata-json'] !== undefined ? (readJsonOption('metadata-json', values['metadata-json']) as Record<string, string>) : undefined;
+      const client = resolveClient(values);
+      const id = await client.submitJob({
+        entrypoint,
+        ...(values['submission-id'] !== undefined ? { submissionId: values['submission-id'] } : {}),
+        ...(runtimeEnv ? { runtimeEnv } : {}),
+        ...(metadata ? { metadata } : {}),
+      });
+      io.out(`Job '${id}' submitted successfully (server ${client.url})\n`);
+      io.out(`  status: tsray job status ${id}\n  logs:   tsray job logs ${id} --follow\n  stop:   tsray job stop ${id}\n`);
+      if (values['no-wait']) return 0;
+      io.out(`Tailing logs until the job exits (disable with --no-wait):\n`);
+      const info = await followToEnd(client, id, io);
+      const f = finalLine(id, info);
+      (f.toErr ? io.err : io.out)(f.text);
+      return f.code;
+    }
+    case 'status': {
+      const { values, positionals } = parse(rest, CLIENT_OPTIONS);
+      const id = oneId('status', positionals);
+      const info = await resolveClient(values).getJob(id);
+      io.out(`Status for job '${id}': ${info.status}\nStatus message: ${info.message}\n`);
+      return 0;
+    }
+    case 'logs': {
+      const { values, positionals } = parse(rest, { ...CLIENT_OPTIONS, follow: { type: 'boolean', short: 'f' } });
+      const id = oneId('logs', positionals);
+      const client = resolveClient(values);
+      if (values.follow) {
+        for await (const chunk of client.tailJobLogs(id)) io.out(chunk);
+      } else {
+        io.out(await client.getJobLogs(id));
+      }
+      return 0;
+    }
+    case 'stop': {
+      const { values, positionals } = parse(rest, CLIENT_OPTIONS);
+      const id = oneId('stop', positionals);
+      const client = resolveClient(values);
+      if (await client.stopJob(id)) {
+        io.out(`Job '${id}' was stopped\n`);
+      } else {
+        io.out(`Job '${id}' had already ended (${(await client.getJob(id)).status})\n`);
+      }
+      return 0;
+    }
+    case 'delete': {
+      const { values, positionals } = parse(rest, CLIENT_OPTIONS);
+      const id = oneId('delete', positionals);
+      await resolveClient(values).deleteJob(id);
+      io.out(`Job '${id}' deleted\n`);
+      return 0;
+    }
+    case 'list': {
+      const { values, positionals } = parse(rest, CLIENT_OPTIONS);
+      if (positionals.length) throw new CliUsageError('tsray job list takes no arguments');
+      const fmt = format(values.format);
+      const jobs = await resolveClient(values).listJobs();
+      io.out(fmt === 'json' ? JSON.stringify(jobs, null, 2) + '\n' : formatList('jobs', jobs));
+      return 0;
+    }
+    default:
+      throw new CliUsageError(`unknown job command "${sub ?? ''}": submit, status, logs, stop, delete or list`);
+  }
+}
+
+function oneId(cmd: string, positionals: string[]): string {
+  if (positionals.length !== 1) throw new CliUsageError(`tsray job ${cmd} needs exactly one job id (see tsray job list)`);
+  return positionals[0] as string;
+}
+
+function startOptions(args: string[]): StartOptions {
+  const { values, positionals } = parse(args, {
+    head: { type: 'boolean' },
+    address: { type: 'string' },
+    port: { type: 'string' },
+    'dashboard-port': { type: 'string' },
+    host: { type: 'string' },
+    'num-cpus': { type: 'string' },
+    'num-gpus': { type: 'string' },
+    resources: { type: 'string' },
+    labels: { type: 'string' },
+    'object-store-memory': { type: 'string' },
+    'node-death-timeout': { type: 'string' },
+    token: { type: 'string' },
+    'token-file': { type: 'string' },
+    timeout: { type: 'string' },
+  });
+  if (positionals.length) throw new CliUsageError(`tsray start takes no positional arguments; got ${positionals.join(' ')}`);
+  const o: StartOptions = { head: values.head ?? false };
+  const set = <K extends keyof StartOptions>(k: K, v: StartOptions[K] | undefined): void => {
+    if (v !== undefined) o[k] = v;
+  };
+  set('address', values.address);
+  set('port', num('port', values.port, { int: true, max: 65535 }));
+  set('dashboardPort', num('dashboard-port', values['dashboard-port'], { int: true, max: 65535 }));
+  set('host', values.host);
+  set('numCpus', num('num-cpus', values['num-cpus']));
+  set('numGpus', num('num-gpus', values['num-gpus']));
+  set('resources', values.resources !== undefined ? parseResources(values.resources) : undefined);
+  set('labels', values.labels !== undefined ? parseLabels(values.labels) : undefined);
+  set('objectStoreMemory', num('object-store-memory', values['object-store-memory'], { int: true }));
+  set('nodeDeathTimeoutS', num('node-death-timeout', values['node-death-timeout']));
+  set('token', values.token);
+  set('tokenFile', values['token-file']);
+  set('timeoutS', num('timeout', values.timeout));
+  return o;
+}
+
+/**
+ * Run the CLI with `argv` (without `node` and the script). Resolves to the exit code: 0 ok, 1 failure,
+ * 2 usage error. Errors are printed as `tsray: <message>` on stderr.
+ */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help' || rest.includes('--help') || rest.includes('-h')) {
+      io.out(USAGE);
+      return cmd === undefined ? 2 : 0;
+    }
+    switch (cmd) {
+      case 'start':
+        return await cmdStart(startOptions(rest), io);
+      case 'stop': {
+        const { values, positionals } = parse(rest, { grace: { type: 'string' }, force: { type: 'boolean' } });
+        if (positionals.length) throw new CliUsageError('tsray stop takes no arguments');
+        const graceS = num('grace', values.grace);
+        return await cmdStop({ ...(graceS !== undefined ? { graceS } : {}), force: values.force ?? false }, io);
+      }
+      case 'status':
+        return await cmdStatus(rest, io);
+      case 'list':
+        return await cmdList(rest, io);
+      case 'job':
+        return await cmdJob(rest, io);
+      default:
+        throw new CliUsageError(`unknown command "${cmd}"`);
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof CliUsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))) {
+      io.err(`tsray: ${(e as Error).message}\nRun 'tsray --help' for usage.\n`);
+      return 2;
+    }
+    if (TsrayError.isInstance(e) || e instanceof ClusterError) {
+      io.err(`tsray: ${e.message}\n`);
+      return 1;
+    }
+    io.err(`tsray: unexpected error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}

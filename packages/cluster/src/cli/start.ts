@@ -1,0 +1,297 @@
+/**
+ * `tsray start --head …` / `tsray start --address HOST:PORT …`: start a daemon in the background and
+ * wait until it is ready.
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DaemonConfig, ReadyInfo } from '../contracts.js';
+import { HeadUnreachableError, PortInUseError } from '../errors.js';
+import { logger as clusterLogger } from '../logger.js';
+import { CliUsageError, DaemonStartError, TokenMissingError } from './errors.js';
+import { sleep, type CliIo } from './io.js';
+import { createSession, daemonFile, latestSession, linkLatest, liveDaemons, nextOrdinal, readReady, sessionToken } from './session.js';
+
+/** Default GCS port of a head (`--port`). */
+export const DEFAULT_GCS_PORT = 6380;
+/** Default jobs HTTP API / dashboard port of a head (`--dashboard-port`). */
+export const DEFAULT_DASHBOARD_PORT = 8265;
+
+/** Parsed `tsray start` options. */
+export interface StartOptions {
+  head: boolean;
+  /** Head's GCS address `host:port` (node). */
+  address?: string;
+  port?: number;
+  dashboardPort?: number;
+  host?: string;
+  numCpus?: number;
+  numGpus?: number;
+  resources?: Record<string, number>;
+  labels?: Record<string, string>;
+  objectStoreMemory?: number;
+  nodeDeathTimeoutS?: number;
+  token?: string;
+  tokenFile?: string;
+  /** Seconds to wait for the head to be reachable and for the daemon to be ready (default 30). */
+  timeoutS?: number;
+}
+
+/** The daemon entry script: `TSRAY_DAEMON_SCRIPT`, else `daemon-main.js` beside `cli.js`. */
+export function daemonScript(): string {
+  return process.env['TSRAY_DAEMON_SCRIPT'] || fileURLToPath(new URL('../daemon-main.js', import.meta.url));
+}
+
+/** Parse `--labels`: `k=v,k2=v2` or a JSON object of strings. */
+export function parseLabels(s: string): Record<string, string> {
+  if (s.trim().startsWith('{')) {
+    let o: unknown;
+    try {
+      o = JSON.parse(s);
+    } catch (e) {
+      throw new CliUsageError(`--labels: not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof o !== 'object' || o === null || Array.isArray(o) || Object.values(o).some((v) => typeof v !== 'string')) {
+      throw new CliUsageError('--labels: the JSON must be an object of strings, e.g. {"zone":"a"}');
+    }
+    return o as Record<string, string>;
+  }
+  const out: Record<string, string> = {};
+  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new CliUsageError(`--labels: "${part}" is not key=value (expected k=v,k2=v2)`);
+    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** Parse `--resources`: a JSON object of non-negative numbers. */
+export function parseResources(s: string): Record<string, number> {
+  let o: unknown;
+  try {
+    o = JSON.parse(s);
+  } catch (e) {
+    throw new CliUsageError(`--resources: not valid JSON (${(e as Error).message}); expected e.g. '{"accel": 2}'`);
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new CliUsageError(`--resources: expected a JSON object such as '{"accel": 2}'`);
+  for (const [k, v] of Object.entries(o)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new CliUsageError(`--resources: "${k}" must be a non-negative number; got ${JSON.stringify(v)}`);
+  }
+  return o as Record<string, number>;
+}
+
+/** Split `host:port` (also `tcp://host:port`, `[v6]:port`). */
+export function parseHostPort(address: string): { host: string; port: number } {
+  const a = address.replace(/^tcp:\/\//, '');
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(a);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new CliUsageError(`--address: "${address}" is not HOST:PORT (the head's GCS address, printed by tsray start --head)`);
+  return { host: m[1] as string, port };
+}
+
+function checkPortFree(host: string, port: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new PortInUseError(what, port, host) : e));
+    srv.listen({ host, port, exclusive: true }, () => srv.close(() => resolve()));
+  });
+}
+
+async function waitReachable(address: string, timeoutS: number): Promise<void> {
+  const { host, port } = parseHostPort(address);
+  const deadline = Date.now() + timeoutS * 1000;
+  let last = 'no answer';
+  for (;;) {
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      clusterLogger().debug({ address, last }, 'head unreachable');
+      throw new HeadUnreachableError(address, timeoutS);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect({ host, port });
+      const timer = setTimeout(() => {
+        last = 'connect timed out';
+        sock.destroy();
+        resolve(false);
+      }, Math.min(remaining, 2000));
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(true);
+      });
+      sock.once('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        last = e.code ?? e.message;
+        resolve(false);
+      });
+    });
+    if (ok) return;
+    await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+  }
+}
+
+function readTokenFile(path: string): string {
+  let t: string;
+  try {
+    t = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new CliUsageError(`--token-file: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!t) throw new CliUsageError(`--token-file: ${path} is empty`);
+  return t;
+}
+
+function tail(path: string, lines = 20): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Start a daemon as the contract says and wait for its ready file. Resolves to its ready info. */
+export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; sessionDir: string; tokenGiven: boolean; token: string }> {
+  const role: 'head' | 'node' = o.head ? 'head' : 'node';
+  if (o.head === (o.address !== undefined)) throw new CliUsageError('tsray start needs exactly one of --head (start a cluster) or --address HOST:PORT (join one)');
+  if (!o.head && (o.port !== undefined || o.dashboardPort !== undefined)) throw new CliUsageError('--port and --dashboard-port go with --head');
+  if (o.token !== undefined && o.tokenFile !== undefined) throw new CliUsageError('give either --token or --token-file, not both');
+  const timeoutS = o.timeoutS ?? 30;
+  const host = o.host ?? '127.0.0.1';
+
+  let token = o.token ?? (o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined);
+  const tokenGiven = token !== undefined;
+  const latest = latestSession();
+  const latestLive = latest ? liveDaemons(latest) : [];
+  const latestToken = latest && latestLive.length > 0 ? sessionToken(latest).token : undefined;
+  if (!o.head) {
+    token ??= process.env['TSRAY_TOKEN'] || latestToken;
+    if (!token) {
+      throw new TokenMissingError(`tsray start --address needs the cluster token: --token <t>, --token-file <file> (the head prints it: <sessionDir>/token) or TSRAY_TOKEN`);
+    }
+  }
+  token ??= randomBytes(32).toString('hex');
+
+  if (o.head) {
+    const port = o.port ?? DEFAULT_GCS_PORT;
+    const dport = o.dashboardPort ?? DEFAULT_DASHBOARD_PORT;
+    if (port !== 0) await checkPortFree(host, port, 'the head (GCS)');
+    if (dport !== 0) await checkPortFree(host, dport, 'the jobs HTTP API (dashboard)');
+  } else {
+    await waitReachable(o.address as string, timeoutS);
+  }
+
+  // Reuse the latest session for a second daemon of the same cluster on this machine.
+  let sessionDir: string | undefined;
+  if (latest && latestLive.length > 0 && (!latestToken || latestToken === token) && !(o.head && latestLive.some((d) => d.role === 'head'))) {
+    sessionDir = latest;
+    linkLatest(latest);
+  }
+  sessionDir ??= createSession();
+  const tokenPath = join(sessionDir, 'token');
+  if (!existsSync(tokenPath)) writeFileSync(tokenPath, `${token}\n`, { mode: 0o600 });
+  chmodSync(tokenPath, 0o600);
+
+  const n = nextOrdinal(sessionDir, role);
+  const readyFile = daemonFile(sessionDir, role, n, '.ready.json');
+  const config: DaemonConfig = {
+    role,
+    sessionDir,
+    token,
+    host,
+    readyFile,
+    ...(o.head ? { port: o.port ?? DEFAULT_GCS_PORT, dashboardPort: o.dashboardPort ?? DEFAULT_DASHBOARD_PORT } : { headAddress: (o.address as string).replace(/^tcp:\/\//, '') }),
+    ...(o.numCpus !== undefined ? { numCpus: o.numCpus } : {}),
+    ...(o.numGpus !== undefined ? { numGpus: o.numGpus } : {}),
+    ...(o.resources ? { resources: o.resources } : {}),
+    ...(o.labels ? { labels: o.labels } : {}),
+    ...(o.objectStoreMemory !== undefined ? { objectStoreMemory: o.objectStoreMemory } : {}),
+    ...(o.nodeDeathTimeoutS !== undefined ? { nodeDeathTimeoutS: o.nodeDeathTimeoutS } : {}),
+  };
+  const script = daemonScript();
+  const errLog = join(sessionDir, 'logs', `${role}-${n}.err`);
+  if (!existsSync(script)) throw new DaemonStartError(role, `its entry script ${script} is missing (is @tsray/cluster built?)`, errLog);
+  const outFd = openSync(join(sessionDir, 'logs', `${role}-${n}.out`), 'a');
+  const errFd = openSync(errLog, 'a');
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let spawnError: Error | undefined;
+  const child = (() => {
+    try {
+      return spawn(process.execPath, [script, JSON.stringify(config)], {
+        detached: true,
+        stdio: ['ignore', outFd, errFd],
+        env: { ...process.env, TSRAY_SESSION_DIR: sessionDir },
+      });
+    } finally {
+      closeSync(outFd);
+      closeSync(errFd);
+    }
+  })();
+  child.on('exit', (code, signal) => (exited = { code, signal }));
+  child.on('error', (e) => (spawnError = e));
+  child.unref();
+  const pidFile = daemonFile(sessionDir, role, n, '.pid');
+  if (child.pid !== undefined) writeFileSync(pidFile, `${child.pid}\n`);
+
+  const deadline = Date.now() + timeoutS * 1000;
+  const fail = (detail: string): never => {
+    if (child.pid !== undefined && !exited) {
+      try {
+        process.kill(child.pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    }
+    rmSync(pidFile, { force: true });
+    throw new DaemonStartError(role, detail, errLog);
+  };
+  for (;;) {
+    const ready = readReady(readyFile);
+    if (ready?.error) {
+      rmSync(readyFile, { force: true });
+      return fail(ready.error);
+    }
+    if (ready && ready.pid) return { ready, sessionDir, tokenGiven, token };
+    if (spawnError) return fail(`it could not be spawned (${spawnError.message})`);
+    if (exited) {
+      const why = exited.signal ? `was killed by ${exited.signal}` : `exited with code ${exited.code}`;
+      const t = tail(errLog);
+      return fail(`it ${why} before it was ready${t ? `; last lines of its stderr:\n${t}` : ''}`);
+    }
+    if (Date.now() > deadline) {
+      const t = tail(errLog);
+      return fail(`it was not ready within ${timeoutS} s${t ? `; last lines of its stderr:\n${t}` : ''}`);
+    }
+    await sleep(50);
+  }
+}
+
+/**
+ * `tsray start`. Head output:
+ * ```text
+ * tsray runtime started. Address: <gcsAddress>  Dashboard: <dashboardUrl>
+ * To add a node: tsray start --address <gcsAddress> --token-file <sessionDir>/token
+ * Session: <sessionDir> (logs in <sessionDir>/logs)
+ * Submit a job: tsray job submit -- <entrypoint>   Status: tsray status   Stop: tsray stop
+ * ```
+ * (`--token <token>` instead of `--token-file …` when the token was given with `--token`.) Node output:
+ * ```text
+ * tsray node started. Node ID: <nodeId>  Address: <nodeAddress or nodeSocket>  Head: <gcsAddress>
+ * Session: <sessionDir> (logs in <sessionDir>/logs)
+ * ```
+ */
+export async function cmdStart(o: StartOptions, io: CliIo): Promise<number> {
+  const { ready, sessionDir, token } = await startDaemon(o);
+  if (o.head) {
+    io.out(`tsray runtime started. Address: ${ready.gcsAddress}  Dashboard: ${ready.dashboardUrl ?? '-'}\n`);
+    io.out(`To add a node: tsray start --address ${ready.gcsAddress} ${o.token !== undefined ? `--token ${token}` : `--token-file ${join(sessionDir, 'token')}`}\n`);
+  } else {
+    io.out(`tsray node started. Node ID: ${ready.nodeId}  Address: ${ready.nodeAddress ?? ready.nodeSocket}  Head: ${ready.gcsAddress}\n`);
+  }
+  io.out(`Session: ${sessionDir} (logs in ${join(sessionDir, 'logs')})\n`);
+  if (o.head) io.out(`Submit a job: tsray job submit -- <entrypoint>   Status: tsray status   Stop: tsray stop\n`);
+  return 0;
+}

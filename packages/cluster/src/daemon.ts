@@ -1,0 +1,216 @@
+/**
+ * The head and node daemons (`tsray start`): a node runtime that listens on tcp for other nodes and
+ * joins the GCS; the head also runs the GCS, the jobs manager and the jobs HTTP API.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, networkInterfaces, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { NodeRuntime } from '@tsray/core/internal';
+import type { ActorState, ClusterStatus, DaemonConfig, DemandState, NodeInfo, ObjectState, PlacementGroupState, ReadyInfo, StateProvider, TaskState } from './contracts.js';
+import { GcsServer, type ActorEntry } from './gcs.js';
+import { JobManager } from './jobs/job-manager.js';
+import { startHttpApi, type HttpApi } from './http/server.js';
+import { logger } from './logger.js';
+
+/** A running daemon. */
+export interface Daemon {
+  ready: ReadyInfo;
+  node: NodeRuntime;
+  gcs: GcsServer | undefined;
+  /** Stop everything (jobs, HTTP API, node, GCS). */
+  stop(): Promise<void>;
+}
+
+function writeAtomic(file: string, text: string, mode?: number): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, mode !== undefined ? { mode } : {});
+  renameSync(tmp, file);
+}
+
+/** The address others use to reach `host` (a bind-all host advertises this machine's first IPv4 address). */
+function advertised(host: string): string {
+  if (host !== '0.0.0.0') return host;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function defaultPython(): string {
+  if (process.env['TSRAY_PYTHON']) return process.env['TSRAY_PYTHON'];
+  const venv = join(process.cwd(), '.venv/bin/python');
+  return existsSync(venv) ? venv : 'python3';
+}
+
+/** Start a head or node daemon in this process. */
+export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
+  const host = config.host ?? '127.0.0.1';
+  const adv = advertised(host);
+  const nodeId = randomBytes(8).toString('hex');
+  const nodeDir = join(config.sessionDir, `node-${nodeId.slice(0, 8)}`);
+  mkdirSync(join(config.sessionDir, 'logs'), { recursive: true });
+  mkdirSync(nodeDir, { recursive: true });
+  const tokenFile = join(config.sessionDir, 'token');
+  if (!existsSync(tokenFile)) writeAtomic(tokenFile, config.token, 0o600);
+  const numCpus = config.numCpus ?? availableParallelism();
+  const store = config.objectStoreMemory ?? Math.min(Math.floor(totalmem() * 0.3), 4 * 1024 ** 3);
+  const resources: Record<string, number> = { CPU: numCpus, memory: Math.floor(totalmem() * 0.7), object_store_memory: store, ...(config.resources ?? {}) };
+  if (config.numGpus) resources['GPU'] = config.numGpus;
+  let gcs: GcsServer | undefined;
+  let gcsAddress = config.headAddress ?? '';
+  if (config.role === 'head') {
+    gcs = await GcsServer.start({ host, port: config.port ?? 6380, token: config.token, nodeDeathTimeoutMs: (config.nodeDeathTimeoutS ?? 3) * 1000 });
+    gcsAddress = `${adv}:${gcs.address.split(':').pop()}`;
+  }
+  let stopping: Promise<void> | undefined;
+  let node: NodeRuntime;
+  try {
+    node = await NodeRuntime.start({
+      nodeId,
+      jobId: nodeId.slice(0, 8),
+      sessionDir: nodeDir,
+      resources,
+      objectStoreMemory: store,
+      spilling: true,
+      logToDriver: true,
+      prefaultBytes: 0,
+      namespace: 'default',
+      python: defaultPython(),
+      token: config.token,
+      tcp: { host, port: 0 },
+      gcsAddress: config.role === 'head' ? `127.0.0.1:${gcs!.address.split(':').pop()}` : gcsAddress,
+      isHead: config.role === 'head',
+      labels: config.labels ?? {},
+      onFatal: (msg) => {
+        logger().error({ msg }, 'the head refused or dropped this node; stopping');
+        process.stderr.write(`tsray node ${nodeId}: ${msg}\n`);
+        void d.stop().then(() => process.exit(1));
+      },
+    });
+  } catch (e) {
+    await gcs?.close();
+    throw e;
+  }
+  const nodeAddress = node.tcpAddress.replace('0.0.0.0', adv);
+  let jobs: JobManager | undefined;
+  let api: HttpApi | undefined;
+  if (gcs) {
+    const g = gcs;
+    jobs = new JobManager({ logDir: join(config.sessionDir, 'logs'), env: { TSRAY_ADDRESS: gcsAddress, TSRAY_TOKEN: config.token }, logger: logger() });
+    const j = jobs;
+    g.methods.set('jobs.list', () => j.list());
+    api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state: headState(g), logger: logger() });
+  }
+  const dashboardUrl = api ? api.url.replace('0.0.0.0', adv) : undefined;
+  const ready: ReadyInfo = {
+    role: config.role,
+    nodeId,
+    pid: process.pid,
+    gcsAddress,
+    ...(dashboardUrl ? { dashboardUrl } : {}),
+    nodeSocket: node.address,
+    nodeAddress,
+    sessionDir: config.sessionDir,
+  };
+  // Drivers on this machine find the cluster with init({ address: 'auto' }).
+  const root = join(tmpdir(), 'tsray');
+  mkdirSync(root, { recursive: true });
+  const current = join(root, 'current.json');
+  // The head's node wins; another node takes the file only when no live cluster process has it.
+  let taken = false;
+  try {
+    const cur = JSON.parse(readFileSync(current, 'utf8')) as { pid: number };
+    process.kill(cur.pid, 0);
+    taken = cur.pid !== process.pid;
+  } catch {
+    /* none or dead */
+  }
+  if (config.role === 'head' || !taken) {
+    writeAtomic(current, JSON.stringify({ address: node.address, pid: process.pid, nodeId, sessionDir: nodeDir, tokenFile, gcsAddress, dashboardUrl }));
+  }
+  const d: Daemon = {
+    ready,
+    node,
+    gcs,
+    stop: () =>
+      (stopping ??= (async () => {
+        await api?.close().catch(() => undefined);
+        await jobs?.shutdown().catch(() => undefined);
+        await node.shutdown().catch(() => undefined);
+        await gcs?.close().catch(() => undefined);
+        try {
+          if ((JSON.parse(readFileSync(current, 'utf8')) as { pid: number }).pid === process.pid) rmSync(current, { force: true });
+        } catch {
+          /* gone */
+        }
+        rmSync(nodeDir, { recursive: true, force: true });
+      })()),
+  };
+  return d;
+}
+
+/** Cluster state for the HTTP API and the CLI, from the GCS and the nodes. */
+function headState(gcs: GcsServer): StateProvider {
+  const gather = async <T>(what: string): Promise<T[]> => {
+    const all = await gcs.askNodes('state.snapshot', { what });
+    return all.flatMap((r) => ((r.result as Record<string, T[]>)[what] ?? []) as T[]);
+  };
+  const actors = async (): Promise<ActorState[]> =>
+    gcs.actorEntries().map((a: ActorEntry) => ({
+      actorId: a.actorId,
+      className: a.className,
+      name: a.name,
+      namespace: a.namespace,
+      state: a.state,
+      nodeId: a.hostNodeId,
+      pid: a.pid,
+      numRestarts: a.numRestarts,
+      detached: a.detached,
+      ...(a.deathCause ? { deathCause: a.deathCause } : {}),
+    }));
+  return {
+    nodes: async () => gcs.nodeInfos(),
+    actors,
+    tasks: () => gather<TaskState>('tasks'),
+    objects: () => gather<ObjectState>('objects'),
+    placementGroups: () => gather<PlacementGroupState>('placement_groups'),
+    status: async (): Promise<ClusterStatus> => {
+      const snap = await gcs.askNodes('state.snapshot', { what: 'all' });
+      const pick = <T>(k: string) => snap.flatMap((r) => ((r.result as Record<string, T[]>)[k] ?? []) as T[]);
+      const nodes: NodeInfo[] = gcs.nodeInfos();
+      return { nodes, pendingDemand: pick<DemandState>('demand'), placementGroups: pick<PlacementGroupState>('placement_groups') };
+    },
+  };
+}
+
+/** Entry of `daemon-main.js`: start from the JSON config in argv[2], write the ready file, serve until SIGTERM. */
+export async function daemonMain(argv: string[]): Promise<void> {
+  let config: DaemonConfig;
+  try {
+    config = JSON.parse(argv[2] ?? '') as DaemonConfig;
+  } catch {
+    process.stderr.write('tsray daemon: expected the JSON configuration as the first argument\n');
+    process.exit(2);
+  }
+  try {
+    const d = await startDaemon(config);
+    const stop = () => {
+      void d.stop().then(() => process.exit(0));
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    writeAtomic(config.readyFile, JSON.stringify(d.ready));
+    logger().info(d.ready, 'tsray daemon ready');
+  } catch (e) {
+    const msg = (e as Error).message ?? String(e);
+    process.stderr.write(`tsray ${config.role}: ${msg}\n`);
+    try {
+      writeAtomic(config.readyFile, JSON.stringify({ error: msg }));
+    } catch {
+      /* no session dir */
+    }
+    process.exit(1);
+  }
+}

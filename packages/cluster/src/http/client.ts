@@ -1,0 +1,176 @@
+/**
+ * Client of the head's HTTP API (what `tsray job …`, `tsray status` and `tsray list` use).
+ * @module
+ */
+import { request, type IncomingMessage } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
+import type { ActorState, ClusterStatus, JobInfo, NodeInfo, ObjectState, PlacementGroupState, TaskState } from '../contracts.js';
+import type { SubmitJobRequest } from '../jobs/job-manager.js';
+import { ApiUnreachableError, HttpApiError } from './errors.js';
+import { fromJobDetails, type JobDetailsBody } from './wire.js';
+
+/** Options of {@link HttpApiClient}. */
+export interface HttpApiClientOptions {
+  /** `http://host:port` of the head's HTTP API. */
+  url: string;
+  /** Cluster token (sent as `Authorization: Bearer <token>`). */
+  token: string;
+  /** Per-request timeout for non-streaming calls (default 30000 ms). */
+  timeoutMs?: number;
+}
+
+/** The state lists served under `/api/v0/`, and the element type of each. */
+export interface StateLists {
+  nodes: NodeInfo;
+  actors: ActorState;
+  tasks: TaskState;
+  objects: ObjectState;
+  placement_groups: PlacementGroupState;
+}
+
+/** Answer of `GET /api/version`. */
+export interface VersionInfo {
+  version: string;
+  tsray_version: string;
+  ray_version: string;
+}
+
+/** Typed calls to the head's HTTP API. Errors: {@link HttpApiError} (an error status), {@link ApiUnreachableError}. */
+export class HttpApiClient {
+  /** Base URL without a trailing slash. */
+  readonly url: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+
+  constructor(opts: HttpApiClientOptions) {
+    this.url = opts.url.replace(/\/+$/, '');
+    this.token = opts.token;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  private open(method: string, path: string, body?: unknown, timeout = true): Promise<IncomingMessage> {
+    const target = new URL(this.url + path);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        target,
+        {
+          method,
+          agent: false,
+          headers: {
+            authorization: `Bearer ${this.token}`,
+            accept: 'application/json',
+            ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+          },
+          ...(timeout ? { timeout: this.timeoutMs } : {}),
+        },
+        resolve,
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (e: NodeJS.ErrnoException) => reject(new ApiUnreachableError(this.url, e.code ?? e.message)));
+      req.end(payload);
+    });
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.open(method, path, body);
+    const chunks: Buffer[] = [];
+    for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+    const text = Buffer.concat(chunks).toString('utf8');
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      const msg = (parsed as { error?: string } | undefined)?.error ?? (text || res.statusMessage || 'no message');
+      throw new HttpApiError(status, method, this.url + path, msg);
+    }
+    return parsed as T;
+  }
+
+  /** `GET /api/version`. */
+  version(): Promise<VersionInfo> {
+    return this.call('GET', '/api/version');
+  }
+
+  /** Submit a job; resolves to its submission id. */
+  async submitJob(req: SubmitJobRequest): Promise<string> {
+    const r = await this.call<{ submission_id: string }>('POST', '/api/jobs/', {
+      entrypoint: req.entrypoint,
+      ...(req.submissionId !== undefined ? { submission_id: req.submissionId } : {}),
+      ...(req.runtimeEnv !== undefined ? { runtime_env: req.runtimeEnv } : {}),
+      ...(req.metadata !== undefined ? { metadata: req.metadata } : {}),
+    });
+    return r.submission_id;
+  }
+
+  /** One job's info. */
+  async getJob(id: string): Promise<JobInfo> {
+    return fromJobDetails(await this.call<JobDetailsBody>('GET', `/api/jobs/${encodeURIComponent(id)}`));
+  }
+
+  /** Every job. */
+  async listJobs(): Promise<JobInfo[]> {
+    return (await this.call<JobDetailsBody[]>('GET', '/api/jobs/')).map(fromJobDetails);
+  }
+
+  /** A job's log so far. */
+  async getJobLogs(id: string): Promise<string> {
+    return (await this.call<{ logs: string }>('GET', `/api/jobs/${encodeURIComponent(id)}/logs`)).logs;
+  }
+
+  /** A job's log from the beginning, as it is written, until the job ends (`GET …/logs?follow=1`). */
+  async *tailJobLogs(id: string): AsyncGenerator<string, void, undefined> {
+    const path = `/api/jobs/${encodeURIComponent(id)}/logs?follow=1`;
+    const res = await this.open('GET', path, undefined, false);
+    const status = res.statusCode ?? 0;
+    if (status !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+      const text = Buffer.concat(chunks).toString('utf8');
+      let msg = text;
+      try {
+        msg = (JSON.parse(text) as { error?: string }).error ?? text;
+      } catch {
+        /* plain text */
+      }
+      throw new HttpApiError(status, 'GET', this.url + path, msg);
+    }
+    const decoder = new StringDecoder('utf8');
+    try {
+      for await (const c of res as AsyncIterable<Buffer>) {
+        const s = decoder.write(c);
+        if (s) yield s;
+      }
+    } catch (e) {
+      throw new ApiUnreachableError(this.url, `the log stream was cut: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    } finally {
+      res.destroy();
+    }
+    const rest = decoder.end();
+    if (rest) yield rest;
+  }
+
+  /** Stop a job; false if it had already ended. */
+  async stopJob(id: string): Promise<boolean> {
+    return (await this.call<{ stopped: boolean }>('POST', `/api/jobs/${encodeURIComponent(id)}/stop`)).stopped;
+  }
+
+  /** Delete a finished job and its log. */
+  async deleteJob(id: string): Promise<boolean> {
+    return (await this.call<{ deleted: boolean }>('DELETE', `/api/jobs/${encodeURIComponent(id)}`)).deleted;
+  }
+
+  /** Everything `tsray status` shows. */
+  clusterStatus(): Promise<ClusterStatus> {
+    return this.call('GET', '/api/cluster_status');
+  }
+
+  /** A state list (`GET /api/v0/<kind>`). */
+  async listState<K extends keyof StateLists>(kind: K): Promise<StateLists[K][]> {
+    return (await this.call<{ result: StateLists[K][] }>('GET', `/api/v0/${kind}`)).result;
+  }
+}

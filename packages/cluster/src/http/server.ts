@@ -1,0 +1,271 @@
+/**
+ * The head's HTTP API ("dashboard" port, default 8265): Ray's Jobs REST API plus the state routes the
+ * `tsray status` / `tsray list` commands read. Every route requires `Authorization: Bearer <token>`.
+ *
+ * | route | answer |
+ * |---|---|
+ * | `GET /api/version` | `{version, tsray_version, ray_version}` |
+ * | `POST /api/jobs/` | body {@link JobSubmitRequestBody} → `{job_id, submission_id}` |
+ * | `GET /api/jobs/` | `JobDetailsBody[]` |
+ * | `GET /api/jobs/{id}` | `JobDetailsBody` |
+ * | `GET /api/jobs/{id}/logs` | `{logs}` |
+ * | `GET /api/jobs/{id}/logs?follow=1` (also `/logs/tail`) | `text/plain` chunked stream of the log from its start; the response ends when the job has ended and all of its output was sent |
+ * | `POST /api/jobs/{id}/stop` | `{stopped}` (false: it had already ended); answers once the job has exited |
+ * | `DELETE /api/jobs/{id}` | `{deleted}`; 400 while the job runs |
+ * | `GET /api/cluster_status` | {@link ClusterStatus} |
+ * | `GET /api/v0/{nodes,actors,tasks,objects,placement_groups}` | `{result: [...]}` |
+ *
+ * Errors are JSON `{error: message}`: 400 malformed body or request, 401 missing/wrong token, 404 unknown
+ * job or route, 405 wrong method, 413 body over 1 MiB, 500 a state provider failure.
+ * @module
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { ClusterStatus, StateProvider } from '../contracts.js';
+import { JobExistsError, JobNotFoundError, JobNotTerminalError, JobRequestError } from '../jobs/errors.js';
+import type { JobManager } from '../jobs/job-manager.js';
+import { PortInUseError } from '../errors.js';
+import { logger as clusterLogger } from '../logger.js';
+import { toJobDetails, type JobSubmitRequestBody } from './wire.js';
+
+/** Options of {@link startHttpApi}. */
+export interface HttpApiOptions {
+  /** Interface to listen on (e.g. `127.0.0.1`, `0.0.0.0`). */
+  host: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+  /** Cluster token; requests must send `Authorization: Bearer <token>`. */
+  token: string;
+  /** Jobs the API submits to and reads. */
+  jobs: JobManager;
+  /** Cluster state for `/api/cluster_status` and `/api/v0/*`. */
+  state: StateProvider;
+  /** pino logger (default: tsray's stderr logger). */
+  logger?: Logger;
+}
+
+/** A running HTTP API. */
+export interface HttpApi {
+  /** `http://host:port` (the address clients use). */
+  url: string;
+  /** The port it listens on (the chosen one when 0 was asked). */
+  port: number;
+  /** Stop listening and cut open connections (log followers included). */
+  close(): Promise<void>;
+}
+
+/** The Ray Jobs REST API level these routes follow (reported as `ray_version` by `/api/version`). */
+export const RAY_API_VERSION = '2.9.0';
+
+const MAX_BODY = 1024 * 1024;
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+class RequestError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new RequestError(413, `request body is larger than ${MAX_BODY} bytes`);
+    chunks.push(c);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw new RequestError(400, 'the request body is empty; send a JSON object such as {"entrypoint": "node driver.js"}');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new RequestError(400, `the request body is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+/**
+ * Start the head's HTTP API.
+ * @throws PortInUseError when the port is taken (the message names it).
+ */
+export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
+  const log = opts.logger ?? clusterLogger().child({ component: 'http' });
+  const tokenDigest = digest(opts.token);
+  const version = { version: '1', tsray_version: packageVersion(), ray_version: RAY_API_VERSION };
+  const authLogged = new Set<string>();
+  const followers = new Set<AbortController>();
+
+  const authorized = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const header = req.headers['authorization'];
+    const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    let reason: string | undefined;
+    if (!m) {
+      reason = header === undefined ? 'missing' : 'malformed';
+    } else if (!timingSafeEqual(digest(m[1] as string), tokenDigest)) {
+      reason = 'wrong';
+    }
+    if (!reason) return true;
+    const message =
+      reason === 'wrong'
+        ? 'invalid token: the bearer token does not match this cluster\'s token (see <sessionDir>/token on the head, or pass --token/--token-file/TSRAY_TOKEN)'
+        : `${reason} token: send "Authorization: Bearer <token>" (the cluster token is in <sessionDir>/token on the head; the CLI takes --token, --token-file or TSRAY_TOKEN)`;
+    const key = `${reason}|${req.socket.remoteAddress ?? '?'}`;
+    if (!authLogged.has(key)) {
+      authLogged.add(key);
+      log.warn({ remote: req.socket.remoteAddress, reason, route: `${req.method} ${req.url}` }, `rejected an HTTP API request: ${reason} token (logged once per client and reason)`);
+    }
+    send(res, 401, { error: message }, { 'www-authenticate': 'Bearer realm="tsray"' });
+    return false;
+  };
+
+  const stateRoutes: Record<string, () => Promise<unknown[]>> = {
+    nodes: () => opts.state.nodes(),
+    actors: () => opts.state.actors(),
+    tasks: () => opts.state.tasks(),
+    objects: () => opts.state.objects(),
+    placement_groups: () => opts.state.placementGroups(),
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    const seg = path.split('/').filter(Boolean).map(decodeURIComponent);
+    const method = req.method ?? 'GET';
+    const expect = (...methods: string[]): void => {
+      if (!methods.includes(method)) throw new RequestError(405, `${method} is not allowed on ${path} (use ${methods.join(' or ')})`);
+    };
+    if (seg[0] !== 'api') throw new RequestError(404, `no such route: ${method} ${path}`);
+    if (!authorized(req, res)) return;
+
+    if (path === '/api/version') {
+      expect('GET');
+      return send(res, 200, version);
+    }
+    if (path === '/api/cluster_status') {
+      expect('GET');
+      const s: ClusterStatus = await opts.state.status();
+      return send(res, 200, s);
+    }
+    if (seg[1] === 'v0' && seg.length === 3) {
+      const fn = stateRoutes[seg[2] as string];
+      if (!fn) throw new RequestError(404, `no such state list: ${seg[2]} (one of ${Object.keys(stateRoutes).join(', ')})`);
+      expect('GET');
+      return send(res, 200, { result: await fn() });
+    }
+    if (seg[1] !== 'jobs') throw new RequestError(404, `no such route: ${method} ${path}`);
+    if (seg.length === 2) {
+      expect('GET', 'POST');
+      if (method === 'GET') return send(res, 200, opts.jobs.list().map(toJobDetails));
+      const body = await readJson(req);
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw new RequestError(400, 'the request body must be a JSON object such as {"entrypoint": "node driver.js"}');
+      }
+      const b = body as Partial<JobSubmitRequestBody> & { job_id?: unknown };
+      const submissionId = b.submission_id ?? (typeof b.job_id === 'string' ? b.job_id : undefined);
+      const info = opts.jobs.submit({
+        entrypoint: b.entrypoint as string,
+        ...(submissionId != null ? { submissionId } : {}),
+        ...(b.runtime_env != null ? { runtimeEnv: b.runtime_env } : {}),
+        ...(b.metadata != null ? { metadata: b.metadata } : {}),
+      });
+      return send(res, 200, { job_id: info.submissionId, submission_id: info.submissionId });
+    }
+    const id = seg[2] as string;
+    if (seg.length === 3) {
+      expect('GET', 'DELETE');
+      if (method === 'DELETE') return send(res, 200, { deleted: opts.jobs.delete(id) });
+      const info = opts.jobs.get(id);
+      if (!info) throw new JobNotFoundError(id);
+      return send(res, 200, toJobDetails(info));
+    }
+    if (seg.length === 4 && seg[3] === 'stop') {
+      expect('POST');
+      return send(res, 200, { stopped: await opts.jobs.stop(id) });
+    }
+    if (seg[3] === 'logs' && (seg.length === 4 || (seg.length === 5 && seg[4] === 'tail'))) {
+      expect('GET');
+      const follow = seg.length === 5 || ['1', 'true', 'yes'].includes(url.searchParams.get('follow') ?? '');
+      if (!follow) return send(res, 200, { logs: await opts.jobs.logs(id) });
+      if (!opts.jobs.get(id)) throw new JobNotFoundError(id);
+      const ac = new AbortController();
+      const iter = opts.jobs.follow(id, { signal: ac.signal });
+      followers.add(ac);
+      res.on('close', () => ac.abort());
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+      res.flushHeaders();
+      try {
+        for await (const chunk of iter) {
+          if (!res.write(chunk)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
+          if (ac.signal.aborted) break;
+        }
+      } finally {
+        followers.delete(ac);
+        if (!res.destroyed) res.end();
+      }
+      return;
+    }
+    throw new RequestError(404, `no such route: ${method} ${path}`);
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (e instanceof RequestError) return send(res, e.status, { error: e.message });
+      if (e instanceof JobNotFoundError) return send(res, 404, { error: e.message });
+      if (e instanceof JobRequestError || e instanceof JobExistsError || e instanceof JobNotTerminalError) return send(res, 400, { error: e.message });
+      log.error({ err: e, route: `${req.method} ${req.url}` }, 'HTTP API request failed');
+      send(res, 500, { error: `internal error: ${(e as Error)?.message ?? String(e)} (see the head's log)` });
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening);
+      reject(e.code === 'EADDRINUSE' ? new PortInUseError('the jobs HTTP API (dashboard)', opts.port, opts.host) : e);
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(opts.port, opts.host);
+  });
+  server.on('error', (err) => log.error({ err }, 'HTTP API server error'));
+  const port = (server.address() as AddressInfo).port;
+  const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const url = `http://${hostPart}:${port}`;
+  log.info({ url }, 'HTTP API listening');
+  return {
+    url,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const ac of followers) ac.abort();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,131 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { JobExistsError, JobNotFoundError, JobNotTerminalError, JobRequestError } from '../src/jobs/errors.js';
+import { JobManager } from '../src/jobs/job-manager.js';
+import { alive, tempDir, until } from './fixtures/util.js';
+
+describe('JobManager', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let jm: JobManager;
+
+  beforeEach(() => {
+    tmp = tempDir();
+    jm = new JobManager({ logDir: join(tmp.dir, 'logs'), env: { TSRAY_ADDRESS: '127.0.0.1:6380', TSRAY_TOKEN: 'secret' }, cwd: tmp.dir, stopGraceMs: 500 });
+  });
+  afterEach(async () => {
+    await jm.shutdown();
+    tmp.cleanup();
+  });
+
+  it('runs an entrypoint to SUCCEEDED with the address, token, job id and runtime env in its environment', async () => {
+    const info = jm.submit({
+      entrypoint: 'echo "addr=$TSRAY_ADDRESS tok=$TSRAY_TOKEN id=$TSRAY_JOB_ID v=$MY_VAR"; echo "re=$TSRAY_RUNTIME_ENV_JSON"; echo oops >&2; pwd',
+      runtimeEnv: { env_vars: { MY_VAR: 'x1' } },
+      metadata: { owner: 'me' },
+    });
+    expect(info.submissionId).toMatch(/^tsraysubmit_[A-Za-z0-9]{16}$/);
+    expect(info.status).toBe('PENDING');
+    const end = await jm.wait(info.submissionId);
+    expect(end.status).toBe('SUCCEEDED');
+    expect(end.exitCode).toBe(0);
+    expect(end.message).toBe('Job finished successfully.');
+    expect(end.endTime).toBeGreaterThanOrEqual(end.startTime!);
+    expect(end.metadata).toEqual({ owner: 'me' });
+    const logs = await jm.logs(info.submissionId);
+    expect(logs).toContain(`addr=127.0.0.1:6380 tok=secret id=${info.submissionId} v=x1`);
+    expect(logs).toContain('re={"env_vars":{"MY_VAR":"x1"}}');
+    expect(logs).toContain('oops');
+    expect(logs).toContain(tmp.dir);
+    expect(readFileSync(jm.logPath(info.submissionId), 'utf8')).toBe(logs);
+    expect(jm.list().map((j) => j.submissionId)).toEqual([info.submissionId]);
+  });
+
+  it('goes PENDING → RUNNING → FAILED with the exit code and the log tail in the message', async () => {
+    const { submissionId } = jm.submit({ entrypoint: 'echo started; read x < /dev/null; echo "bad input" >&2; exit 3', submissionId: 'my-job.1' });
+    expect(submissionId).toBe('my-job.1');
+    const end = await jm.wait(submissionId);
+    expect(end.status).toBe('FAILED');
+    expect(end.exitCode).toBe(3);
+    expect(end.message).toMatch(/failed with exit code 3; last lines of its log:\nstarted\nbad input/);
+  });
+
+  it('reports RUNNING while the entrypoint runs', async () => {
+    const { submissionId } = jm.submit({ entrypoint: 'sleep 30' });
+    const running = await until(() => {
+      const j = jm.get(submissionId);
+      return j?.status === 'RUNNING' ? j : undefined;
+    });
+    expect(running.driverPid).toBeGreaterThan(0);
+    expect(running.message).toBe('Job is currently running.');
+    expect(() => jm.delete(submissionId)).toThrow(JobNotTerminalError);
+    expect(await jm.stop(submissionId)).toBe(true);
+    expect(jm.get(submissionId)?.status).toBe('STOPPED');
+  });
+
+  it('stop kills the whole process group (children too), SIGKILL after the grace period when SIGTERM is ignored', async () => {
+    const pidFile = join(tmp.dir, 'child.pid');
+    const { submissionId } = jm.submit({ entrypoint: `trap "" TERM; sleep 1000 & echo $! > ${pidFile}; echo ready; wait` });
+    await until(async () => (await jm.logs(submissionId)).includes('ready'));
+    const child = Number(readFileSync(pidFile, 'utf8'));
+    expect(alive(child)).toBe(true);
+    const t0 = Date.now();
+    expect(await jm.stop(submissionId)).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(450);
+    const info = jm.get(submissionId)!;
+    expect(info.status).toBe('STOPPED');
+    expect(info.message).toBe('Job was intentionally stopped.');
+    await until(() => !alive(child), 5000, 'the grandchild to be gone');
+    expect(await jm.stop(submissionId)).toBe(false);
+  });
+
+  it('stop of a cooperative job is quick and takes its children along', async () => {
+    const pidFile = join(tmp.dir, 'child2.pid');
+    const { submissionId } = jm.submit({ entrypoint: `sleep 1000 & echo $! > ${pidFile}; wait` });
+    const child = await until(() => {
+      try {
+        return Number(readFileSync(pidFile, 'utf8')) || undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    const t0 = Date.now();
+    await jm.stop(submissionId);
+    expect(Date.now() - t0).toBeLessThan(450);
+    await until(() => !alive(child), 5000, 'the child to be gone');
+  });
+
+  it('follow streams the output as it is written and ends when the job ends', async () => {
+    const { submissionId } = jm.submit({ entrypoint: 'echo one; sleep 0.3; echo two; sleep 0.3; echo three' });
+    const chunks: string[] = [];
+    for await (const c of jm.follow(submissionId, { pollMs: 20 })) chunks.push(c);
+    expect(chunks.join('')).toBe('one\ntwo\nthree\n');
+    expect(chunks.length).toBeGreaterThanOrEqual(2);
+    expect(jm.get(submissionId)?.status).toBe('SUCCEEDED');
+    // following a finished job replays its whole log
+    let again = '';
+    for await (const c of jm.follow(submissionId)) again += c;
+    expect(again).toBe('one\ntwo\nthree\n');
+  });
+
+  it('delete forgets a finished job and its log; unknown ids and bad requests are typed errors', async () => {
+    const { submissionId } = jm.submit({ entrypoint: 'true', submissionId: 'dup' });
+    expect(() => jm.submit({ entrypoint: 'true', submissionId: 'dup' })).toThrow(JobExistsError);
+    await jm.wait(submissionId);
+    expect(jm.delete(submissionId)).toBe(true);
+    expect(jm.get(submissionId)).toBeUndefined();
+    await expect(jm.logs(submissionId)).rejects.toBeInstanceOf(JobNotFoundError);
+    await expect(jm.stop('nope')).rejects.toThrow(/job 'nope' does not exist/);
+    expect(() => jm.submit({ entrypoint: '' })).toThrow(JobRequestError);
+    expect(() => jm.submit({ entrypoint: 'true', submissionId: '../x' })).toThrow(/submission_id/);
+    expect(() => jm.submit({ entrypoint: 'true', metadata: { a: 1 as unknown as string } })).toThrow(/metadata\.a/);
+  });
+
+  it('shutdown stops running jobs and refuses new ones', async () => {
+    const a = jm.submit({ entrypoint: 'sleep 100' });
+    await until(() => jm.get(a.submissionId)?.status === 'RUNNING');
+    await jm.shutdown();
+    expect(jm.get(a.submissionId)?.status).toBe('STOPPED');
+    expect(() => jm.submit({ entrypoint: 'true' })).toThrow(/shut down/);
+  });
+});

@@ -1,0 +1,157 @@
+/**
+ * A real multi-node cluster on one machine: a head and node managers as separate processes, this test
+ * process a driver attached to the head's node.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthenticationError, get, init, listActors, nodes, put, shutdown, type NodeState } from '@tsray/core';
+import { TestCluster, until } from './fixtures/cluster-harness.js';
+import { digest, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+describe('multi-node cluster (head + 3 node managers, separate processes)', () => {
+  const c = new TestCluster();
+  const ids: Record<string, string> = {};
+  let savedTmp: string | undefined;
+
+  beforeAll(async () => {
+    await c.startHead({ numCpus: 1, nodeDeathTimeoutS: 2.5, objectStoreMemory: 700 * 1024 * 1024 });
+    const [n2, gpu, spotA] = await Promise.all([
+      c.addNode({ numCpus: 1, resources: { node2: 1 }, objectStoreMemory: 700 * 1024 * 1024 }),
+      c.addNode({ numCpus: 1, numGpus: 2, resources: { spot: 1 } }),
+      c.addNode({ numCpus: 1, resources: { spot: 1 } }),
+    ]);
+    ids['head'] = c.head.ready.nodeId;
+    ids['node2'] = n2!.ready.nodeId;
+    ids['gpu'] = gpu!.ready.nodeId;
+    ids['spot'] = spotA!.ready.nodeId;
+    savedTmp = process.env['TMPDIR'];
+    process.env['TMPDIR'] = c.tmp;
+    const info = await init({ address: 'auto', namespace: 'head' });
+    expect(info.nodeId).toBe(ids['head']);
+    await until(async () => (await nodes()).filter((n) => n.alive).length === 4, 10_000, 'all 4 nodes in the table');
+  }, 90_000);
+
+  afterAll(async () => {
+    await shutdown();
+    if (savedTmp === undefined) delete process.env['TMPDIR'];
+    else process.env['TMPDIR'] = savedTmp;
+    await c.stop();
+  }, 60_000);
+
+  it('nodes() lists every node with its resources', async () => {
+    const ns = await nodes();
+    const byId = new Map(ns.map((n: NodeState) => [n.nodeId, n]));
+    expect(byId.get(ids['head']!)?.isHead).toBe(true);
+    expect(byId.get(ids['node2']!)?.resourcesTotal['node2']).toBe(1);
+    expect(byId.get(ids['gpu']!)?.resourcesTotal['GPU']).toBe(2);
+    expect(ns.every((n) => n.alive)).toBe(true);
+  });
+
+  it('runs tasks on other nodes: by resources, and spilled when the local node is busy', async () => {
+    expect(await get(onNode2.remote(21))).toEqual([ids['node2'], 42]);
+    // 8 tasks on a 4-CPU cluster: more than one node runs them.
+    const where = await get(Array.from({ length: 8 }, () => whereAmI.options({ schedulingStrategy: 'SPREAD' }).remote()));
+    expect(new Set(where).size).toBeGreaterThan(1);
+  }, 60_000);
+
+  it('places actors by resources (the GPU actor on the fake-GPU node, CUDA_VISIBLE_DEVICES set there)', async () => {
+    const a = GpuActor.remote();
+    expect(await get(a.node.remote())).toBe(ids['gpu']);
+    expect(await get(a.gpus.remote())).toMatch(/^[01]$/);
+  }, 60_000);
+
+  it('moves a 256 MiB object between nodes both ways with its content intact', async () => {
+    const big = Buffer.allocUnsafe(256 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff;
+    const want = createHash('sha256').update(big).digest('hex');
+    const [sum, len, where] = await get(digest.remote(put(big)));
+    expect([sum, len, where]).toEqual([want, big.length, ids['node2']]);
+    const back = await get(makeBig.remote(256));
+    expect(back.length).toBe(256 * 1024 * 1024);
+    const [sum2] = await get(digest.remote(back));
+    expect(sum2).toBe(createHash('sha256').update(back).digest('hex'));
+  }, 120_000);
+
+  it('a second driver process finds a named actor living on another node', async () => {
+    const h = Named.options({ name: 'where', lifetime: 'detached' }).remote();
+    expect(await get(h.node.remote())).toBe(ids['node2']);
+    const script = `
+      import { init, getActor, get, shutdown } from '@tsray/core';
+      await init({ address: 'auto' });
+      const a = await getActor('where', { namespace: 'head' });
+      console.log('found', await get(a.node.remote()));
+      await shutdown();`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env: c.env(), cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 60_000 });
+    expect(stdout).toContain(`found ${ids['node2']}`);
+    const actors = await listActors();
+    expect(actors.find((a) => a.name === 'where')).toMatchObject({ state: 'ALIVE', nodeId: ids['node2'] });
+  }, 90_000);
+
+  it('kill -9 of a node manager: declared dead within 3 s, its task retried and its actor restarted on another node', async () => {
+    const a = SpotActor.remote();
+    const first = await get(a.node.remote());
+    expect([ids['gpu'], ids['spot']]).toContain(first);
+    const victim = c.nodes.find((n) => n.ready.nodeId === first)!;
+    const survivor = first === ids['gpu'] ? ids['spot'] : ids['gpu'];
+    // A task running on the same node when it dies (soft affinity: its retry may go elsewhere).
+    const task = slowOnSpot.options({ schedulingStrategy: { type: 'NODE_AFFINITY', nodeId: first, soft: true } }).remote(4000);
+    await until(async () => (await nodes()).find((n) => n.nodeId === first)!.resourcesAvailable['spot'] === 0, 10_000, 'the spot task and actor on the victim');
+    const killedAt = Date.now();
+    victim.proc.kill('SIGKILL');
+    await until(async () => (await nodes()).find((n) => n.nodeId === first)?.alive === false, 10_000, 'the node declared dead');
+    const deadAfter = Date.now() - killedAt;
+    expect(deadAfter).toBeLessThanOrEqual(3000);
+    expect((await nodes()).find((n) => n.nodeId === first)!.deathReason).toMatch(/no heartbeat/);
+    // The actor restarts on the other spot node and keeps answering; the task ran again there.
+    expect(await get(a.node.remote())).toBe(survivor);
+    expect(await get(task)).toBe(survivor);
+  }, 90_000);
+
+  it('refuses a node with a wrong token, with a clear error, and logs it at the head', async () => {
+    await expect(c.addNode({ token: 'wrong-token' })).rejects.toThrow(/refused the connection: wrong cluster token/);
+    await until(() => readFileSync(c.head.errLog, 'utf8').includes('refused a node connection: wrong cluster token'), 10_000, 'the head log line');
+  }, 60_000);
+
+  it('refuses a driver with a wrong token (AuthenticationError)', async () => {
+    const script = `
+      import { init } from '@tsray/core';
+      try { await init({ address: 'auto', token: 'nope' }); console.log('connected'); }
+      catch (e) { console.log(e.name + ': ' + e.message); }
+      process.exit(0);`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env: c.env(), cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 60_000 });
+    expect(stdout).toMatch(new RegExp(`${AuthenticationError.name}: node .* refused the connection: wrong cluster token`));
+  }, 60_000);
+
+  it('runs jobs through the CLI and the HTTP API, with logs and stop', async () => {
+    const env = c.env();
+    const sub = await run(process.execPath, [CLI, 'job', 'submit', '--', 'echo hello-from-job; echo $TSRAY_ADDRESS'], { env, timeout: 60_000 });
+    expect(sub.stdout).toContain('hello-from-job');
+    expect(sub.stdout).toContain(c.gcsAddress);
+    expect(sub.stdout).toMatch(/succeeded/);
+    const long = await run(process.execPath, [CLI, 'job', 'submit', '--no-wait', '--', 'sleep 600'], { env, timeout: 60_000 });
+    const id = /'(tsraysubmit_[A-Za-z0-9]+)'/.exec(long.stdout)![1]!;
+    const url = c.head.ready.dashboardUrl!;
+    const auth = { authorization: `Bearer ${c.token}` };
+    await until(async () => ((await (await fetch(`${url}/api/jobs/${id}`, { headers: auth })).json()) as { status: string }).status === 'RUNNING', 10_000, 'job running');
+    const stop = await fetch(`${url}/api/jobs/${id}/stop`, { method: 'POST', headers: auth });
+    expect(await stop.json()).toEqual({ stopped: true });
+    const info = (await (await fetch(`${url}/api/jobs/${id}`, { headers: auth })).json()) as { status: string };
+    expect(info.status).toBe('STOPPED');
+    const list = await run(process.execPath, [CLI, 'job', 'list'], { env, timeout: 30_000 });
+    expect(list.stdout).toContain(id);
+    expect((await fetch(`${url}/api/jobs/`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
+  }, 90_000);
+
+  it('tsray status shows every node and the dead one', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'status'], { env: c.env(), timeout: 30_000 });
+    expect(stdout).toMatch(/Nodes: 3 alive, 1 dead/);
+    expect(stdout).toContain(ids['node2']);
+  });
+});

@@ -1,0 +1,220 @@
+/**
+ * A node's connections to the rest of its cluster: one DEALER to the head's GCS (register, heartbeat,
+ * node table, control calls) and one DEALER per other node it talks to (a "peer": this node acts as a
+ * client of that node's ROUTER, speaking the driver messages). Both prove the cluster token.
+ * @internal
+ */
+import * as zmq from 'zeromq';
+import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { makeTokenProof } from '../auth.js';
+import { logger } from '../logger.js';
+import { Outbox } from '../outbox.js';
+
+/** What the link reports to its node runtime. */
+export interface LinkHandler {
+  /** A new node table from the GCS. */
+  onNodeTable(t: tsray.v1.INodeTable): void;
+  /** A control call from the GCS (state listings); return the JSON result. */
+  onGcsCall(method: string, arg: unknown): unknown;
+  /** A message from a peer node (an answer to what this node sent it). */
+  onPeerMessage(peerNodeId: string, kind: string, envelope: tsray.v1.Envelope, payloads: Buffer[]): void;
+  /** The GCS refused this node or declared it dead: the node must stop. */
+  onFatal(message: string): void;
+}
+
+/** Options of a {@link ClusterLink}. */
+export interface LinkOptions {
+  gcsAddress: string;
+  token: string;
+  node: tsray.v1.INodeInfo;
+  /** Resources free now (units), sent with each heartbeat. */
+  available: () => { amounts: tsray.v1.IResourceAmount[]; gpuFree: number[] };
+  heartbeatMs?: number;
+}
+
+/** One connection to another node's ROUTER. */
+export class PeerConnection {
+  readonly socket: zmq.Dealer;
+  private readonly outbox: Outbox;
+  /** Objects this node already sent to (or got from) the peer. */
+  readonly has = new Set<string>();
+  closed = false;
+  constructor(
+    readonly nodeId: string,
+    readonly address: string,
+    myId: string,
+    token: string,
+    private readonly handler: LinkHandler,
+  ) {
+    const routingId = `peer:${myId}`;
+    this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+    this.socket.connect(address);
+    this.outbox = new Outbox(this.socket);
+    const proof = makeTokenProof(token, routingId);
+    this.send({ registerWorker: { workerId: routingId, pid: process.pid, language: 'typescript', kind: 'peer', namespace: '', jobId: '', ...proof, remote: true } });
+    void this.loop();
+  }
+
+  send(body: EnvelopeBody, frames?: Uint8Array[]): void {
+    if (this.closed) return;
+    this.outbox.send(encodeMessage(body, frames && frames.length > 0 ? frames : undefined));
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for await (const frames of this.socket) {
+        try {
+          const { envelope, kind, payloads } = decodeMessage(frames);
+          this.handler.onPeerMessage(this.nodeId, kind, envelope, payloads);
+        } catch (err) {
+          logger().warn({ err, peer: this.nodeId }, 'malformed message from a peer node; dropped');
+        }
+      }
+    } catch (err) {
+      if (!this.closed) logger().warn({ err, peer: this.nodeId }, 'peer connection ended');
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbox.close();
+    this.socket.close();
+  }
+}
+
+/** The node's link to the GCS and its peers. */
+export class ClusterLink {
+  private readonly gcs: zmq.Dealer;
+  private readonly outbox: Outbox;
+  private readonly peers = new Map<string, PeerConnection>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private requestSeq = 0;
+  private readonly beat: NodeJS.Timeout;
+  private seq = 0;
+  private closed = false;
+  private registered: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  readonly ready: Promise<void>;
+  readonly nodeId: string;
+
+  constructor(
+    private readonly opts: LinkOptions,
+    private readonly handler: LinkHandler,
+  ) {
+    this.nodeId = opts.node.nodeId ?? '';
+    this.gcs = new zmq.Dealer({ routingId: `node:${this.nodeId}`, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+    this.gcs.connect(`tcp://${opts.gcsAddress}`);
+    this.outbox = new Outbox(this.gcs);
+    this.ready = new Promise((resolve, reject) => (this.registered = { resolve, reject }));
+    this.ready.catch(() => undefined);
+    const proof = makeTokenProof(opts.token, `node:${this.nodeId}`);
+    this.send({ registerNode: { node: opts.node, ...proof } });
+    this.beat = setInterval(() => this.heartbeat(), opts.heartbeatMs ?? 300);
+    this.beat.unref();
+    void this.loop();
+  }
+
+  private send(body: EnvelopeBody): void {
+    if (!this.closed) this.outbox.send(encodeMessage(body));
+  }
+
+  private heartbeat(): void {
+    const a = this.opts.available();
+    this.send({ nodeHeartbeat: { nodeId: this.nodeId, available: a.amounts, seq: ++this.seq, gpuFree: a.gpuFree } });
+  }
+
+  /** A control call to the GCS. */
+  call<T = unknown>(method: string, arg: unknown): Promise<T> {
+    const requestId = ++this.requestSeq;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(requestId, { resolve: resolve as (v: unknown) => void, reject });
+      this.send({ gcsCall: { requestId, method, json: JSON.stringify(arg ?? null) } });
+    });
+  }
+
+  /** The connection to `nodeId` at `address` (made on first use). */
+  peer(nodeId: string, address: string): PeerConnection {
+    let p = this.peers.get(nodeId);
+    if (!p || p.closed) this.peers.set(nodeId, (p = new PeerConnection(nodeId, address, this.nodeId, this.opts.token, this.handler)));
+    return p;
+  }
+
+  /** The connection to `nodeId` if one is open. */
+  existingPeer(nodeId: string): PeerConnection | undefined {
+    return this.peers.get(nodeId);
+  }
+
+  /** Forget a dead peer. */
+  dropPeer(nodeId: string): void {
+    this.peers.get(nodeId)?.close();
+    this.peers.delete(nodeId);
+  }
+
+  private async loop(): Promise<void> {
+    let first = true;
+    try {
+      for await (const frames of this.gcs) {
+        let decoded;
+        try {
+          decoded = decodeMessage(frames);
+        } catch (err) {
+          logger().warn({ err }, 'malformed message from the GCS; dropped');
+          continue;
+        }
+        const { envelope, kind } = decoded;
+        switch (kind) {
+          case 'nodeTable':
+            if (first) {
+              first = false;
+              this.registered?.resolve();
+            }
+            this.handler.onNodeTable(envelope.nodeTable!);
+            break;
+          case 'gcsReply': {
+            const r = envelope.gcsReply!;
+            const p = this.pending.get(Number(r.requestId));
+            if (!p) break;
+            this.pending.delete(Number(r.requestId));
+            if (r.error) p.reject(new Error(r.error));
+            else p.resolve(r.json ? JSON.parse(r.json) : null);
+            break;
+          }
+          case 'gcsCall': {
+            const c = envelope.gcsCall!;
+            let json = '';
+            let error = '';
+            try {
+              json = JSON.stringify(this.handler.onGcsCall(c.method ?? '', c.json ? JSON.parse(c.json) : null) ?? null);
+            } catch (e) {
+              error = (e as Error).message;
+            }
+            this.send({ gcsReply: { requestId: c.requestId, json, error } });
+            break;
+          }
+          case 'error': {
+            const msg = envelope.error?.message ?? 'refused';
+            if (first) this.registered?.reject(new Error(msg));
+            logger().error({ error: envelope.error }, 'the GCS refused this node');
+            this.handler.onFatal(msg);
+            break;
+          }
+          default:
+            logger().warn({ kind }, 'unexpected message from the GCS; ignored');
+        }
+      }
+    } catch (err) {
+      if (!this.closed) logger().error({ err }, 'GCS connection ended');
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.beat);
+    for (const p of this.peers.values()) p.close();
+    for (const p of this.pending.values()) p.reject(new Error('the node is shutting down'));
+    this.registered?.reject(new Error('the node is shutting down'));
+    this.outbox.close();
+    this.gcs.close();
+  }
+}

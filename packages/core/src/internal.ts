@@ -1,0 +1,8 @@
+/**
+ * Internals for tsray's own packages (`@tsray/cluster` runs node runtimes in daemon processes).
+ * Not a public API: it changes without notice.
+ * @module
+ */
+export { NodeRuntime, type NodeRuntimeOptions } from './node/node-runtime.js';
+export { TokenVerifier, makeTokenProof, AUTH_WINDOW_MS, type TokenProof } from './auth.js';
+export { logger } from './logger.js';

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# On the GPU machine, after tools/gpu/remote-setup.sh install: run steps in order, each with a time
+# limit, each logging into $OUT/<step>.log (at most 8 files come back from $OUT).
+#   info        nvidia-smi, versions of the image's packages that vLLM uses
+#   check       imports (vllm AsyncLLM, tsray), node --version, builds the tiny and the speed models
+#   direct-tiny vLLM AsyncLLM driven directly in Python on the tiny model (bench/llm/direct.py)
+#   smoke       tools/gpu/smoke.ts bundle: LLMEngine + OpenAI server + scheduler actor (+ SMOKE_DP)
+#   bench       bench/llm/bridge.bench.ts bundle: direct AsyncLLM vs tsray bridge, Qwen2-0.5B-shaped
+#               model with dummy weights, 128 prompt tokens, 128 output tokens, ignore_eos
+# Step time limits (s): STEP_TIMEOUT_<step> (defaults below).
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "${REPO}"
+TINY=/root/models/tiny-llama
+SPEED=/root/models/qwen2-0.5b
+BENCH_WORKLOADS="${BENCH_WORKLOADS:-1000x1000,256x32,50x1}"
+rc_all=0
+for step in "$@"; do
+  var="STEP_TIMEOUT_${step//-/_}"
+  case "${step}" in info) d=60 ;; check) d=180 ;; direct-tiny) d=180 ;; smoke) d=360 ;; bench) d=540 ;; *) d=300 ;; esac
+  limit="${!var:-$d}"
+  echo "=== ${step} (limit ${limit}s) $(date -u +%FT%TZ)" | tee -a "${OUT}/${step}.log"
+  t0=$(date +%s)
+  case "${step}" in
+    info) timeout "${limit}" bash -c '
+      nvidia-smi; uname -a; nproc; free -g | head -2; df -h /root /tmp /dev/shm | cat
+      python3 -c "import sys, torch, transformers, triton; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.is_available(), torch.cuda.get_device_name(0)); print(\"transformers\", transformers.__version__, \"triton\", triton.__version__)"
+      python3 -m pip list 2>/dev/null | grep -iE "^(torch|transformers|tokenizers|triton|numpy|protobuf|pyzmq|msgspec|msgpack|aiohttp|huggingface|safetensors|pillow|psutil|uvloop|xxhash|tiktoken|sentencepiece|opencv|numba|typing.ext|setuptools|cloudpickle|prometheus|httpx|anyio|regex|einops) "
+    ' ;;
+    check) timeout "${limit}" bash -c '
+      set -x
+      python3 -c "import vllm, torch; print(\"vllm\", vllm.__version__, vllm.__file__); from vllm.v1.engine.async_llm import AsyncLLM; print(\"AsyncLLM import ok\")"
+      python3 -c "import tsray, zmq, google.protobuf, msgspec; from tsray.engine.vllm_backend import VllmBackend; print(\"tsray ok, pyzmq\", zmq.__version__, \"protobuf\", google.protobuf.__version__)"
+      node --version
+      python3 tools/build-tiny-model.py '"${TINY}"'
+      python3 tools/gpu/make-speed-model.py '"${SPEED}"' --shape qwen2-0.5b
+    ' ;;
+    direct-tiny) timeout "${limit}" python3 bench/llm/direct.py --backend vllm --model "${TINY}" --workloads 64x64,8x1 --tokens 32 --input-tokens 16 --prompt-vocab 400 --engine-args '{"max_model_len": 2048}' --num-gpus 1 --warmup 4 ;;
+    smoke) TSRAY_MODEL="${TINY}" TSRAY_BACKEND=vllm timeout "${limit}" node "${JS_DIR:-.carry/build/js}"/bin/smoke.mjs ;;
+    bench)
+      COMMON=(--tokens 128 --input-tokens 128 --prompt-vocab 150000 --workloads "${BENCH_WORKLOADS}" --num-gpus 1 --warmup 16)
+      EA='{"load_format": "dummy", "max_model_len": 2048}'
+      # Direct AsyncLLM first (its output streams into the log), then the bridge, which reads the
+      # direct run's JSON lines from that log and writes the comparison.
+      timeout "$(( limit / 2 ))" python3 bench/llm/direct.py --backend vllm --model "${SPEED}" "${COMMON[@]}" --engine-args "${EA}" | tee "${OUT}/bench-direct.log"
+      timeout "$(( limit / 2 ))" node "${JS_DIR:-.carry/build/js}"/bin/bridge-bench.mjs --backend vllm --model "${SPEED}" "${COMMON[@]}" --engine-args "${EA}" \
+        --direct-from "${OUT}/bench-direct.log" --out "${OUT}/bench-vllm.json" ;;
+    *) echo "unknown step ${step}" ;;
+  esac > >(tee -a "${OUT}/${step}.log") 2>&1
+  rc=$?
+  echo "=== ${step} rc=${rc} in $(( $(date +%s) - t0 ))s" | tee -a "${OUT}/${step}.log"
+  [[ ${rc} -ne 0 ]] && rc_all=${rc}
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader 2>/dev/null | sed 's/^/gpu memory used after step: /'
+done
+exit ${rc_all}
