@@ -1,4 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
@@ -58,4 +61,58 @@ it('a second process finds the named scheduler and gets the 10 results; without 
     timeout: 60_000,
   });
   expect(stdout).toContain('ModelServer not found in the cluster');
+});
+
+it('on a multi-node cluster (tsray start --head + a second node, real CPU engine): a driver on the other node finds the scheduler', { timeout: 240_000 }, async () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const cli = `${root}packages/cluster/dist/cli.js`;
+  const tmp = mkdtempSync(join(tmpdir(), 'tsray-ex07-'));
+  const env = { ...process.env, TMPDIR: tmp, TSRAY_PYTHON: `${root}.venv/bin/python` };
+  let head: ReturnType<typeof spawn> | undefined;
+  try {
+    const started = await run(process.execPath, [cli, 'start', '--head', '--port', '0', '--dashboard-port', '0', '--num-cpus', '2'], { env, cwd: root, timeout: 60_000 });
+    const gcs = /Address: (\S+)/.exec(started.stdout)![1]!;
+    await run(process.execPath, [cli, 'start', '--address', gcs, '--num-cpus', '2', '--resources', '{"worker_node": 1}'], { env, cwd: root, timeout: 60_000 });
+    const session = readdirSync(join(tmp, 'tsray')).find((d) => d.startsWith('session-'))!;
+    const dir = join(tmp, 'tsray', session);
+    const nodeReady = readdirSync(dir).find((f) => f.startsWith('node-') && f.endsWith('.ready.json'))!;
+    const workerNode = JSON.parse(readFileSync(join(dir, nodeReady), 'utf8')) as { nodeSocket: string; nodeId: string };
+    const token = readFileSync(join(dir, 'token'), 'utf8').trim();
+    // The head script is a driver attached to the head's node.
+    head = spawn(process.execPath, ['--import', 'tsx', here('./head.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, TSRAY_ADDRESS: 'auto' } });
+    await new Promise<void>((resolve, reject) => {
+      let buf = '';
+      head!.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (/head ready at/.test(buf)) resolve();
+      });
+      head!.on('exit', (c) => reject(new Error(`head exited (${c}): ${buf}`)));
+    });
+    // The second process runs on the other node: it finds the actor through the GCS.
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', here('./worker.ts')], {
+      env: { ...env, TSRAY_ADDRESS: workerNode.nodeSocket, TSRAY_TOKEN: token },
+      cwd: root,
+      timeout: 60_000,
+    });
+    const results = JSON.parse(stdout.trim()) as string[];
+    expect(results).toHaveLength(10);
+    expect(results.every((r) => typeof r === 'string' && r.length > 0)).toBe(true);
+    // Without a scheduler (the head script stopped): the not-found message.
+    head.kill('SIGINT');
+    await new Promise((r) => head!.on('close', r));
+    head = undefined;
+    const { stdout: missing } = await run(process.execPath, ['--import', 'tsx', here('./worker.ts')], {
+      env: { ...env, TSRAY_ADDRESS: workerNode.nodeSocket, TSRAY_TOKEN: token },
+      cwd: root,
+      timeout: 60_000,
+    });
+    expect(missing).toContain('ModelServer not found in the cluster');
+  } finally {
+    if (head) {
+      head.kill('SIGKILL');
+      await new Promise((r) => head!.on('close', r));
+    }
+    await run(process.execPath, [cli, 'stop'], { env, timeout: 60_000 }).catch(() => undefined);
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });

@@ -4,14 +4,19 @@
  * "scheduler" in namespace "head"; then keeps running (Ctrl-C stops it). ENGINE=echo uses an echo actor.
  *
  * Run: npx tsx examples/07-cluster/head.ts     (then, in another terminal: npx tsx examples/07-cluster/worker.ts)
+ * On a multi-node cluster: tsray start --head; tsray start --address <head> (other machines);
+ *   TSRAY_ADDRESS=auto npx tsx examples/07-cluster/head.ts; then worker.ts on any node.
  */
-import { clusterResources, get, init, isMain, shutdown } from '@tsray/core';
+import { get, init, isMain, nodes, shutdown } from '@tsray/core';
 import { ensureTinyModel, LLMEngine } from '@tsray/vllm-bridge';
 import { RemoteEchoEngine, RemoteVllmScheduler, type EngineRef } from './actors.js';
 
 if (isMain(import.meta)) {
-  const info = await init({ address: 'local', namespace: 'head', numCpus: Number(process.env['HEAD_CPUS'] ?? 4) });
-  console.log('nodes:', JSON.stringify([{ NodeID: info.nodeId, Alive: true, Resources: clusterResources() }]));
+  // TSRAY_ADDRESS=auto (or a head address): join a cluster started with `tsray start --head`; else an
+  // embedded one-node cluster in this process.
+  const address = process.env['TSRAY_ADDRESS'] ?? 'local';
+  const info = await init(address === 'local' ? { address, namespace: 'head', numCpus: Number(process.env['HEAD_CPUS'] ?? 4) } : { address, namespace: 'head' });
+  console.log('nodes:', JSON.stringify((await nodes()).map((n) => ({ NodeID: n.nodeId, Alive: n.alive, Resources: n.resourcesTotal }))));
   const prompts = ['Hello, my name is', 'The president of the United States is', 'The capital of France is', 'The future of AI is'];
   let engineRef: EngineRef;
   let keep: unknown;
@@ -21,7 +26,7 @@ if (isMain(import.meta)) {
     keep = handle;
     console.log('Generated Text:', JSON.stringify(await get(handle.generate.remote(prompts, null))));
   } else {
-    const gpus = clusterResources()['GPU'] ?? 0;
+    const gpus = (await nodes()).reduce((g, n) => g + (n.alive ? (n.resourcesTotal['GPU'] ?? 0) : 0), 0);
     const python = process.env['TSRAY_PYTHON'] ?? '.venv/bin/python';
     const model = process.env['TSRAY_MODEL'] ?? ensureTinyModel(python);
     const engine = await LLMEngine.deploy({ model, numGpus: gpus > 0 ? 1 : 0, name: 'engine', namespace: 'head' });
