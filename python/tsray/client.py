@@ -90,7 +90,7 @@ def _local_token(address: str) -> str | None:
     path = Path(_tmpdir()) / "tsray" / "current.json"
     try:
         cur = json.loads(path.read_text(encoding="utf-8"))
-        if cur.get("address") == address and cur.get("tokenFile"):
+        if cur.get("address") == address and cur.get("tokenFile"):  # the node this client attaches to
             return Path(cur["tokenFile"]).read_text(encoding="utf-8").strip()
     except (OSError, ValueError, AttributeError):
         pass
@@ -118,10 +118,22 @@ def resolve_address(address: str) -> str:
                 "start one with init() in a TypeScript driver, or pass its address"
             )
         return str(cur["address"])
-    if address.startswith(("ipc://", "tcp://")):
+    if address.startswith("ipc://"):
         return address
     if ":" in address:
-        return f"tcp://{address}"
+        # host:port of a cluster's head (GCS): attach to this machine's node of that cluster.
+        path = Path(_tmpdir()) / "tsray" / "current.json"
+        try:
+            cur = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cur = None
+        want = address.removeprefix("tcp://").replace("localhost:", "127.0.0.1:")
+        if isinstance(cur, dict) and str(cur.get("gcsAddress", "")).replace("localhost:", "127.0.0.1:") == want and _pid_alive(int(cur.get("pid", 0) or 0)):
+            return str(cur["address"])
+        raise ConnectionError(
+            f"init(address={address!r}): no node of the cluster at {want} runs on this machine (looked in {path}); "
+            f"start one with 'tsray start --address {want}' (drivers attach to their machine's node)"
+        )
     raise ConnectionError(f"init(address={address!r}): expected 'auto', 'ipc://...', 'tcp://host:port' or 'host:port'")
 
 

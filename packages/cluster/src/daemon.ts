@@ -80,7 +80,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       python: defaultPython(),
       token: config.token,
       tcp: { host, port: 0 },
-      gcsAddress: config.role === 'head' ? `127.0.0.1:${gcs!.address.split(':').pop()}` : gcsAddress,
+      // The head's own node reaches the GCS on the interface it is bound to (loopback for a bind-all host).
+      gcsAddress: config.role === 'head' ? `${host === '0.0.0.0' ? '127.0.0.1' : host}:${gcs!.address.split(':').pop()}` : gcsAddress,
       isHead: config.role === 'head',
       labels: config.labels ?? {},
       onFatal: (msg) => {

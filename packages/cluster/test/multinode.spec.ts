@@ -2,13 +2,14 @@
  * A real multi-node cluster on one machine: a head and node managers as separate processes, this test
  * process a driver attached to the head's node.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError, get, init, listActors, nodes, put, shutdown, type NodeState } from '@tsray/core';
+import { ensureTinyModel } from '@tsray/vllm-bridge';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
 import { digest, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
 
@@ -148,6 +149,37 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     expect(list.stdout).toContain(id);
     expect((await fetch(`${url}/api/jobs/`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
   }, 90_000);
+
+  it('tsray serve deploys an engine on the running cluster and serves the OpenAI API', async () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const py = `${root}.venv/bin/python`;
+    const model = ensureTinyModel(py);
+    const srv = spawn(process.execPath, [CLI, 'serve', '--model', model, '--backend', 'transformers', '--port', '0', '--address', 'auto'], {
+      env: { ...c.env(), TSRAY_PYTHON: py },
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        srv.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const m = /listening on (\S+)/.exec(buf);
+          if (m) resolve(m[1]!);
+        });
+        srv.on('exit', (code) => reject(new Error(`tsray serve exited (${code}): ${buf}`)));
+      });
+      await until(async () => (await fetch(url.replace(/\/v1$/, '') + '/health').catch(() => undefined))?.status === 200, 60_000, 'the engine to load');
+      const r = await fetch(`${url}/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: 'Hello', max_tokens: 4 }) });
+      expect(r.status).toBe(200);
+      const body = (await r.json()) as { choices: { text: string }[] };
+      expect(typeof body.choices[0]!.text).toBe('string');
+      expect((await listActors()).some((a) => a.className.includes('EngineActor') && a.state === 'ALIVE')).toBe(true);
+    } finally {
+      srv.kill('SIGINT');
+      await new Promise((r) => srv.on('close', r));
+    }
+  }, 120_000);
 
   it('tsray status shows every node and the dead one', async () => {
     const { stdout } = await run(process.execPath, [CLI, 'status'], { env: c.env(), timeout: 30_000 });

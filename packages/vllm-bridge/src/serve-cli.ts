@@ -9,7 +9,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { init, shutdown } from '@tsray/core';
+import { init, nodes, shutdown } from '@tsray/core';
 import { DataParallel } from './data-parallel.js';
 import { LLMEngine } from './engine.js';
 import { serveOpenAI } from './openai-server.js';
@@ -26,11 +26,12 @@ async function main(): Promise<void> {
       'served-model-name': { type: 'string' },
       'engine-args': { type: 'string', default: '{}' },
       python: { type: 'string' },
+      address: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help || !values.model) {
-    process.stdout.write('usage: tsray-serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers|scripted] [--port 8000] [--host 127.0.0.1] [--served-model-name NAME] [--engine-args JSON] [--python PATH]\n');
+    process.stdout.write('usage: tsray-serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers|scripted] [--port 8000] [--host 127.0.0.1] [--served-model-name NAME] [--engine-args JSON] [--python PATH] [--address auto|HOST:PORT]\n');
     process.exit(values.help ? 0 : 2);
   }
   let engineArgs: Record<string, unknown>;
@@ -40,8 +41,10 @@ async function main(): Promise<void> {
     process.stderr.write(`tsray-serve: --engine-args is not JSON: ${(e as Error).message}\n`);
     process.exit(2);
   }
-  const info = await init(values.python ? { python: values.python } : {});
-  const gpus = info.resources['GPU'] ?? 0;
+  // --address (or TSRAY_ADDRESS) joins a running cluster; else an embedded one in this process.
+  const address = values.address ?? process.env['TSRAY_ADDRESS'];
+  const info = await init(address ? { address } : values.python ? { python: values.python } : {});
+  const gpus = address ? (await nodes()).reduce((g, n) => g + (n.alive ? (n.resourcesTotal['GPU'] ?? 0) : 0), 0) : (info.resources['GPU'] ?? 0);
   const perRank = values['gpus-per-rank'] !== undefined ? Number(values['gpus-per-rank']) : gpus > 0 ? 1 : 0;
   const ranks = Number(values.ranks);
   const backend = values.backend as 'auto' | 'vllm' | 'transformers' | 'scripted';

@@ -2,8 +2,10 @@
  * The `tsray` command line: argument parsing and the client commands (`status`, `list`, `job …`).
  * @module
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TsrayError } from '@tsray/core';
 import { ClusterError } from '../errors.js';
@@ -28,6 +30,11 @@ Cluster:
   tsray stop [--grace S] [--force]
   tsray status [--format table|json]
   tsray list nodes|actors|tasks|objects|placement-groups|jobs [--format table|json]
+
+Serving (needs @tsray/vllm-bridge installed):
+  tsray serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers] [--port 8000]
+              [--host H] [--served-model-name NAME] [--engine-args JSON] [--address auto|HOST:PORT]
+              (OpenAI-compatible server; --address joins a running cluster, else an embedded one)
 
 Jobs:
   tsray job submit [--submission-id ID] [--runtime-env FILE | --runtime-env-json JSON] [--working-dir DIR]
@@ -287,6 +294,31 @@ function startOptions(args: string[]): StartOptions {
   return o;
 }
 
+/** `tsray serve ...`: run @tsray/vllm-bridge's server (tsray-serve) in the foreground. */
+async function cmdServe(args: string[]): Promise<number> {
+  let script: string;
+  try {
+    const req = createRequire(join(process.cwd(), 'package.json'));
+    let pkg: string;
+    try {
+      pkg = req.resolve('@tsray/vllm-bridge/package.json');
+    } catch {
+      pkg = createRequire(import.meta.url).resolve('@tsray/vllm-bridge/package.json');
+    }
+    script = join(dirname(pkg), 'dist', 'serve-cli.js');
+  } catch {
+    throw new ClusterError('tsray serve needs the @tsray/vllm-bridge package: npm install @tsray/vllm-bridge');
+  }
+  const child = spawn(process.execPath, [script, ...args], { stdio: 'inherit' });
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const code = await new Promise<number>((resolve) => child.on('exit', (c, sig) => resolve(c ?? (sig ? 1 : 0))));
+  process.off('SIGINT', forward);
+  process.off('SIGTERM', forward);
+  return code;
+}
+
 /**
  * Run the CLI with `argv` (without `node` and the script). Resolves to the exit code: 0 ok, 1 failure,
  * 2 usage error. Errors are printed as `tsray: <message>` on stderr.
@@ -313,6 +345,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         return await cmdList(rest, io);
       case 'job':
         return await cmdJob(rest, io);
+      case 'serve':
+        return await cmdServe(rest);
       default:
         throw new CliUsageError(`unknown command "${cmd}"`);
     }
