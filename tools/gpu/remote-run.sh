@@ -7,7 +7,9 @@
 #   smoke       tools/gpu/smoke.ts bundle: LLMEngine + OpenAI server + scheduler actor (+ SMOKE_DP)
 #   bench       bench/llm/bridge.bench.ts bundle: direct AsyncLLM vs tsray bridge, Qwen2-0.5B-shaped
 #               model with dummy weights, 128 prompt tokens, 128 output tokens, ignore_eos
-# Step time limits (s): STEP_TIMEOUT_<step> (defaults below).
+# Step time limits (s): STEP_TIMEOUT_<step> (defaults below). Calls that run steps carry
+# .carry/build/js (the bundle, JS_DIR) and python/tsray/_proto/tsray_pb2.py (generated, git-ignored).
+# The recipe and the results of the 2026-11-29 run: docs/gpu-runs.md.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "${REPO}"

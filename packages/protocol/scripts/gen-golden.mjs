@@ -244,6 +244,7 @@ const vectors = [
         name: 'engines',
         detached: true,
         remove: true,
+        noWait: true,
       },
     },
   ],

@@ -48,7 +48,10 @@ class _GpuLocks:
         self._files = []
         for d in devices:
             f = open(os.path.join(tempfile.gettempdir(), f"tsray-gpu-start-{d}.lock"), "w")  # noqa: SIM115
-            fcntl.flock(f, fcntl.LOCK_EX)
+            # POSIX record lock, not flock(): vLLM forks its EngineCore while this is held, and a
+            # forked child shares (and keeps) an flock() lock after close() here; lockf locks are
+            # per process, so the next engine on this GPU can start (seen on the H200, issue #9).
+            fcntl.lockf(f, fcntl.LOCK_EX)
             self._files.append(f)
 
     def close(self) -> None:
