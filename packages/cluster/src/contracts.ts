@@ -29,6 +29,12 @@ export interface DaemonConfig {
   objectStoreMemory?: number;
   /** Seconds without heartbeats after which a node is declared dead (default 3). */
   nodeDeathTimeoutS?: number;
+  /**
+   * Largest frame the GCS and the node accept, in bytes (default 256 MiB); a bigger one is answered
+   * with an ErrorReply (ERROR_CODE_TOO_LARGE). Keep it above 8 MiB (objects travel between nodes in
+   * 8 MiB chunks); it also caps a value a remote driver puts.
+   */
+  maxFrameBytes?: number;
   /** The daemon writes {@link ReadyInfo} JSON here once it serves (or `{error}` if it failed to start). */
   readyFile: string;
 }

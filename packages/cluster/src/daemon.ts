@@ -61,7 +61,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   let gcs: GcsServer | undefined;
   let gcsAddress = config.headAddress ?? '';
   if (config.role === 'head') {
-    gcs = await GcsServer.start({ host, port: config.port ?? 6380, token: config.token, nodeDeathTimeoutMs: (config.nodeDeathTimeoutS ?? 3) * 1000 });
+    gcs = await GcsServer.start({ host, port: config.port ?? 6380, token: config.token, nodeDeathTimeoutMs: (config.nodeDeathTimeoutS ?? 3) * 1000, ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}) });
     gcsAddress = `${adv}:${gcs.address.split(':').pop()}`;
   }
   let stopping: Promise<void> | undefined;
@@ -84,6 +84,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       gcsAddress: config.role === 'head' ? `${host === '0.0.0.0' ? '127.0.0.1' : host}:${gcs!.address.split(':').pop()}` : gcsAddress,
       isHead: config.role === 'head',
       labels: config.labels ?? {},
+      ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}),
       onFatal: (msg) => {
         logger().error({ msg }, 'the head refused or dropped this node; stopping');
         process.stderr.write(`tsray node ${nodeId}: ${msg}\n`);

@@ -8,7 +8,7 @@
  */
 import { hostname } from 'node:os';
 import * as zmq from 'zeromq';
-import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { decodeMessage, encodeMessage, ProtocolError, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { TokenVerifier } from '@tsray/core/internal';
 import type { ActorState, NodeInfo } from './contracts.js';
 import { logger } from './logger.js';
@@ -22,6 +22,17 @@ export interface GcsOptions {
   token: string;
   /** A node silent for this long is declared dead (default 3000 ms). */
   nodeDeathTimeoutMs?: number;
+  /** Largest accepted frame in bytes (default the protocol's 256 MiB); a bigger one is rejected with ERROR_CODE_TOO_LARGE. */
+  maxFrameBytes?: number;
+}
+
+/** Most connections remembered as closed or refused (oldest forgotten first). */
+const MAX_REMEMBERED_PEERS = 10_000;
+
+/** Add to a set of peer identities, forgetting the oldest beyond {@link MAX_REMEMBERED_PEERS}. */
+function remember(set: Set<string>, id: string): void {
+  set.add(id);
+  if (set.size > MAX_REMEMBERED_PEERS) set.delete(set.values().next().value!);
 }
 
 interface NodeEntry {
@@ -60,12 +71,15 @@ export class GcsServer {
   private readonly names = new Map<string, string>();
   private readonly kv = new Map<string, string>();
   private readonly refused = new Set<string>();
+  /** Unregistered connections that sent an undecodable message: everything they send later is ignored. */
+  private readonly closedPeers = new Set<string>();
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private requestSeq = 0;
   private readonly timer: NodeJS.Timeout;
   private lastBroadcast = 0;
   private closed = false;
   private readonly deathTimeoutMs: number;
+  private readonly maxFrameBytes: number | undefined;
   /** Called when a node joins or dies. */
   onNodeChange: ((n: NodeInfo) => void) | undefined;
   /** More control methods (the head adds `jobs.list`). */
@@ -75,6 +89,7 @@ export class GcsServer {
     this.address = `${opts.host}:${port}`;
     this.verifier = new TokenVerifier(opts.token);
     this.deathTimeoutMs = opts.nodeDeathTimeoutMs ?? 3000;
+    this.maxFrameBytes = opts.maxFrameBytes;
     this.timer = setInterval(() => this.tick(), Math.min(250, Math.max(20, this.deathTimeoutMs / 6)));
     this.timer.unref();
   }
@@ -159,11 +174,11 @@ export class GcsServer {
     try {
       for await (const frames of this.router) {
         const identity = frames[0]!;
+        if (this.closedPeers.size > 0 && this.closedPeers.has(identity.toString())) continue;
         try {
           this.handle(identity, frames.slice(1));
         } catch (err) {
-          logger().warn({ err, peer: identity.toString() }, 'GCS rejected a malformed message; the connection is closed');
-          this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: (err as Error).message } });
+          this.rejectMessage(identity, err as Error);
         }
       }
     } catch (err) {
@@ -171,15 +186,33 @@ export class GcsServer {
     }
   }
 
+  /**
+   * A message that does not decode (garbage, another protocol version, an unknown message type, a
+   * frame over the limit) or that failed to be handled: one log line and an ErrorReply. A ROUTER cannot
+   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later;
+   * a registered node keeps its connection (its next heartbeat still counts).
+   */
+  private rejectMessage(identity: Buffer, err: Error): void {
+    const peer = identity.toString();
+    const code = err instanceof ProtocolError ? err.code : tsray.v1.ErrorCode.ERROR_CODE_MALFORMED;
+    const nodeId = this.byIdentity.get(peer);
+    if (!nodeId) remember(this.closedPeers, peer);
+    logger().warn(
+      { peer, ...(nodeId ? { nodeId } : {}), code: tsray.v1.ErrorCode[code] },
+      `GCS rejected a message: ${err.message}; ${nodeId ? 'replied with an error, the node stays connected' : 'the connection is closed (later messages from it are ignored)'}`,
+    );
+    this.send(identity, { error: { code, message: err.message } });
+  }
+
   private handle(identity: Buffer, frames: Buffer[]): void {
-    const { envelope, kind } = decodeMessage(frames);
+    const { envelope, kind } = decodeMessage(frames, this.maxFrameBytes ? { maxFrameBytes: this.maxFrameBytes } : undefined);
     const idStr = identity.toString();
     if (kind === 'registerNode') {
       const r = envelope.registerNode!;
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
         if (!this.refused.has(idStr)) {
-          this.refused.add(idStr);
+          remember(this.refused, idStr);
           logger().warn({ peer: idStr }, `refused a node connection: ${why}`);
         }
         this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` } });
@@ -204,7 +237,7 @@ export class GcsServer {
     const n = nodeId ? this.nodes.get(nodeId) : undefined;
     if (!n) {
       if (!this.refused.has(idStr)) {
-        this.refused.add(idStr);
+        remember(this.refused, idStr);
         logger().warn({ peer: idStr, kind }, 'message from an unregistered connection; refused (a node must send RegisterNode with a token proof first)');
       }
       this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' } });

@@ -8,10 +8,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthenticationError, get, init, listActors, nodes, put, shutdown, type NodeState } from '@tsray/core';
+import { AuthenticationError, get, init, listActors, nodes, placementGroup, put, removePlacementGroup, shutdown, type NodeState } from '@tsray/core';
 import { ensureTinyModel } from '@tsray/vllm-bridge';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
-import { digest, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
+import { bundleWhere, digest, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -79,6 +79,28 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     const [sum2] = await get(digest.remote(back));
     expect(sum2).toBe(createHash('sha256').update(back).digest('hex'));
   }, 120_000);
+
+  it('reserves a STRICT_SPREAD placement group across nodes atomically; tasks run in their bundle on its node', async () => {
+    const pg = placementGroup([{ CPU: 0.1 }, { CPU: 0.1 }, { CPU: 0.1 }], { strategy: 'STRICT_SPREAD' });
+    const info = await get(pg.ready());
+    const bundleNodes = info.bundles.map((b) => b.nodeId);
+    expect(new Set(bundleNodes).size).toBe(3);
+    const ran = await get(bundleNodes.map((_, i) => bundleWhere.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: i }, numCpus: 0.1 }).remote()));
+    expect(ran.map((r) => r[0])).toEqual(bundleNodes);
+    // GPUs of a bundle on the fake-GPU node come with it.
+    const gpuPg = placementGroup([{ GPU: 1, CPU: 0.1 }], { strategy: 'PACK' });
+    const gi = await get(gpuPg.ready());
+    expect(gi.bundles[0]!.nodeId).toBe(ids['gpu']);
+    const [node, cvd] = await get(bundleWhere.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: gpuPg, bundleIndex: 0 }, numGpus: 1, numCpus: 0.1 }).remote());
+    expect(node).toBe(ids['gpu']);
+    expect(cvd).toBe(gi.bundles[0]!.gpuIds.join(','));
+    removePlacementGroup(pg);
+    removePlacementGroup(gpuPg);
+    // An impossible group (5 nodes for STRICT_SPREAD, 4 alive) waits; nothing is held meanwhile.
+    const tooWide = placementGroup(Array.from({ length: 5 }, () => ({ CPU: 0.1 })), { strategy: 'STRICT_SPREAD' });
+    expect(await tooWide.wait(1)).toBe(false);
+    removePlacementGroup(tooWide);
+  }, 60_000);
 
   it('a second driver process finds a named actor living on another node', async () => {
     const h = Named.options({ name: 'where', lifetime: 'detached' }).remote();

@@ -12,7 +12,7 @@ import { crc32 } from 'node:zlib';
 import * as zmq from 'zeromq';
 import { ClusterView, NodeResources, ResourceRequest, schedule, type Allocation, type SchedulingStrategy } from '@tsray/scheduler';
 import { reserve, validateBundles, validateStrategy, type PlacementStrategy, type Reservation } from '@tsray/placement';
-import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { decodeMessage, encodeMessage, ProtocolError, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
 import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
@@ -63,6 +63,8 @@ export interface NodeRuntimeOptions {
   isHead?: boolean;
   /** Node labels. */
   labels?: Record<string, string>;
+  /** Largest accepted frame in bytes (default the protocol's 256 MiB); a bigger one is answered with ERROR_CODE_TOO_LARGE. */
+  maxFrameBytes?: number;
   /** Called when the GCS refuses this node or declares it dead (the daemon exits). */
   onFatal?: (message: string) => void;
 }
@@ -104,6 +106,9 @@ interface Pool {
   resources: NodeResources;
   pg: PgRecord | undefined;
   bundleIndex: number;
+  /** Multi-node: the bundle is reserved on this other node (as bundle `remoteIndex` of its part). */
+  remoteNode?: string;
+  remoteIndex?: number;
 }
 
 /** A placement group on this node. */
@@ -120,6 +125,14 @@ interface PgRecord {
   waiting: TaskRecord[];
   detached: boolean;
   warned: boolean;
+  /** One node's part of a group planned elsewhere: reserve now or fail (no cluster-wide planning). */
+  noWait: boolean;
+  /** Bundles reserved on other nodes, by node: their indices here, and that node's ready info. */
+  remoteParts: Map<string, { indices: number[]; ready: { gpuIds: string[] }[] | undefined }> | undefined;
+  /** Creation is waiting for the other nodes' parts. */
+  preparing: boolean;
+  /** Not planned again before this time (ms) after a part failed. */
+  retryAt: number;
 }
 
 /** One actor's state on its node. */
@@ -265,6 +278,8 @@ export class NodeRuntime implements CoreRuntime {
   readonly token: string;
   private readonly verifier: TokenVerifier;
   private readonly refused = new Set<string>();
+  /** Unregistered connections that sent an undecodable message: everything they send later is ignored. */
+  private readonly closedPeers = new Set<string>();
   /** tcp://host:port for other nodes and remote drivers (multi-node). */
   tcpAddress = '';
   private link: ClusterLink | undefined;
@@ -731,6 +746,14 @@ export class NodeRuntime implements CoreRuntime {
       if (!pool) return;
       t.pool = pool;
       if (t.actor && t.spec.actorCreation) t.actor.pool = pool;
+    }
+    if (t.pool.remoteNode !== undefined && (!t.actor || t.spec.actorCreation)) {
+      // A bundle reserved on another node: the work runs there, in that node's part of the group.
+      const sc = t.spec.scheduling!;
+      t.spec = { ...t.spec, scheduling: { ...sc, bundleIndex: t.pool.remoteIndex ?? 0 } };
+      if (t.actor) this.forwardActorCreation(t.actor, t, t.pool.remoteNode);
+      else this.forwardTask(t, t.pool.remoteNode);
+      return;
     }
     if (this.link && !t.pool.pg && (!t.actor || t.spec.actorCreation)) {
       const target = this.placeRemote(t, t.actor ? t.actor.schedule : t.request);
@@ -1352,7 +1375,7 @@ export class NodeRuntime implements CoreRuntime {
 
   // ---------------------------------------------------------------- placement groups
 
-  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean): void {
+  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean, noWait = false): void {
     const reqs = validateBundles(bundles);
     const pg: PgRecord = {
       id,
@@ -1366,6 +1389,10 @@ export class NodeRuntime implements CoreRuntime {
       waiting: [],
       detached,
       warned: false,
+      noWait,
+      remoteParts: undefined,
+      preparing: false,
+      retryAt: 0,
     };
     this.pgs.set(id, pg);
     // The group holds its ready object, so pg.ready() can be asked for at any time.
@@ -1382,7 +1409,19 @@ export class NodeRuntime implements CoreRuntime {
         this.pendingPgs.splice(i, 1);
         continue;
       }
-      const r = reserve(pg.bundles, pg.strategy, this.localView);
+      if (pg.retryAt > Date.now()) {
+        i++;
+        continue;
+      }
+      const multi = !pg.noWait && this.link !== undefined && this.cluster.aliveCount > 1;
+      const r = reserve(pg.bundles, pg.strategy, multi ? this.cluster : this.localView);
+      if (r.kind !== 'reserved' && pg.noWait) {
+        // One node's part of a group planned elsewhere: it fits now or the planner must try again.
+        this.pendingPgs.splice(i, 1);
+        pg.state = 'removed';
+        this.objects.seal(`${pg.id}.ready`, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `node ${this.nodeId} cannot reserve its bundles of placement group ${pg.name || pg.id} now: ${r.reason}` }));
+        continue;
+      }
       if (r.kind !== 'reserved') {
         if (r.kind === 'infeasible' && !pg.warned) {
           pg.warned = true;
@@ -1395,8 +1434,12 @@ export class NodeRuntime implements CoreRuntime {
       }
       this.pendingPgs.splice(i, 1);
       pg.reservation = r.reservation;
-      pg.state = 'created';
       pg.pools = pg.bundles.map((_, b) => ({ key: `pg:${pg.id}:${b}`, resources: r.reservation.bundleView(b), pg, bundleIndex: b }));
+      if (r.reservation.nodeIds.some((n) => n !== this.nodeId)) {
+        this.prepareRemoteParts(pg, r.reservation);
+        continue;
+      }
+      pg.state = 'created';
       const info = {
         id: pg.id,
         strategy: pg.strategy,
@@ -1411,8 +1454,10 @@ export class NodeRuntime implements CoreRuntime {
     const pg = this.pgs.get(id);
     if (!pg) throw new PlacementGroupError(`placement group ${id} does not exist`);
     if (pg.state === 'removed') throw new PlacementGroupError(`placement group ${pg.name || id} was already removed`);
-    const wasCreated = pg.state === 'created';
+    const wasCreated = pg.state === 'created' || pg.preparing;
     pg.state = 'removed';
+    pg.preparing = false;
+    for (const node of pg.remoteParts?.keys() ?? []) this.link?.existingPeer(node)?.send({ placementGroupRequest: { placementGroupId: id, remove: true } });
     const err = (what: string) => errorObject({ type: 'Other', name: 'PlacementGroupError', message: `${what}: its placement group ${pg.name || id} was removed` });
     for (const t of pg.waiting.splice(0)) this.finishTask(t, err(`task ${t.spec.name}`));
     // Actors in the group die; tasks in it are cancelled (running ones with their worker).
@@ -1620,12 +1665,11 @@ export class NodeRuntime implements CoreRuntime {
     try {
       for await (const frames of this.router) {
         const identity = frames[0]!;
+        if (this.closedPeers.size > 0 && this.closedPeers.has(identity.toString())) continue;
         try {
           this.handle(identity, frames.slice(1));
         } catch (err) {
-          logger().error({ err, peer: identity.toString() }, 'rejected a message from a worker');
-          const w = this.workers.get(identity.toString());
-          if (w) this.send(w, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: String((err as Error).message) } });
+          this.rejectMessage(identity, err as Error);
         }
       }
     } catch (err) {
@@ -1633,8 +1677,29 @@ export class NodeRuntime implements CoreRuntime {
     }
   }
 
+  /**
+   * A message that does not decode (garbage, another protocol version, an unknown message type, a
+   * frame over the limit) or failed to be handled: one log line and an ErrorReply. A ROUTER cannot
+   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later;
+   * a registered worker, driver or peer node keeps its connection.
+   */
+  private rejectMessage(identity: Buffer, err: Error): void {
+    const peer = identity.toString();
+    const code = err instanceof ProtocolError ? err.code : tsray.v1.ErrorCode.ERROR_CODE_MALFORMED;
+    const w = this.workers.get(peer);
+    if (w) {
+      logger().error({ err, peer, kind: w.kind, code: tsray.v1.ErrorCode[code] }, `rejected a message from a ${w.kind}: ${err.message}`);
+      this.send(w, { error: { code, message: err.message } });
+      return;
+    }
+    this.closedPeers.add(peer);
+    if (this.closedPeers.size > 10_000) this.closedPeers.delete(this.closedPeers.values().next().value!);
+    logger().warn({ peer, code: tsray.v1.ErrorCode[code] }, `rejected a message from an unregistered connection: ${err.message}; the connection is closed (later messages from it are ignored)`);
+    this.outbox.send([identity, ...encodeMessage({ error: { code, message: err.message } })]);
+  }
+
   private handle(identity: Buffer, frames: Buffer[]): void {
-    const { envelope, kind, payloads } = decodeMessage(frames);
+    const { envelope, kind, payloads } = decodeMessage(frames, this.opts.maxFrameBytes ? { maxFrameBytes: this.opts.maxFrameBytes } : undefined);
     if (TRACE) process.stderr.write(`node <- ${identity.toString()} ${kind} ${JSON.stringify(envelope.toJSON()).slice(0, 300)}\n`);
     let w = this.workers.get(identity.toString());
     if (kind === 'registerWorker') {
@@ -1662,7 +1727,12 @@ export class NodeRuntime implements CoreRuntime {
       }
     }
     if (!w) {
-      logger().warn({ peer: identity.toString(), kind }, 'message from an unknown worker; dropped');
+      const idStr = identity.toString();
+      if (!this.refused.has(idStr)) {
+        this.refused.add(idStr);
+        logger().warn({ peer: idStr, kind }, 'message from an unregistered connection; refused (RegisterWorker with a token proof must come first)');
+      }
+      this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `node ${this.nodeId}: register first (RegisterWorker with a token proof)` } })]);
       return;
     }
     if (w.state === 'starting' && kind !== 'registerWorker') {
@@ -1798,7 +1868,7 @@ export class NodeRuntime implements CoreRuntime {
           if (q.remove) this.removePlacementGroup(q.placementGroupId ?? '');
           else {
             const bundles = (q.bundles ?? []).map((b) => Object.fromEntries((b.resources ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0) / 10_000])));
-            this.createPlacementGroup(q.placementGroupId ?? '', bundles, q.strategy ?? 'PACK', q.name ?? '', q.detached === true);
+            this.createPlacementGroup(q.placementGroupId ?? '', bundles, q.strategy ?? 'PACK', q.name ?? '', q.detached === true, q.noWait === true);
           }
         } catch (e) {
           error = (e as Error).message;
@@ -2262,6 +2332,11 @@ export class NodeRuntime implements CoreRuntime {
         /* unknown */
       }
     }
+    if (id.endsWith('.ready') && this.pgs.get(id.slice(0, -'.ready'.length))?.preparing) {
+      this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+      this.onRemotePgPart(this.pgs.get(id.slice(0, -'.ready'.length))!, peerId, d);
+      return;
+    }
     this.objects.seal(id, d);
     this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
     if (!t || t.remote !== peerId || t.state !== 'dispatched') return;
@@ -2383,6 +2458,87 @@ export class NodeRuntime implements CoreRuntime {
     t.state = 'deps';
     t.pool = undefined;
     this.enqueue(t);
+  }
+
+  /**
+   * Phase one of a group spanning nodes: each other node reserves its bundles now (a sub-group with the
+   * same id, `no_wait`); the group is created once every part answered, else everything is given back
+   * and the group waits to be planned again (atomic: all bundles or none).
+   */
+  private prepareRemoteParts(pg: PgRecord, r: Reservation): void {
+    pg.preparing = true;
+    pg.remoteParts = new Map();
+    r.nodeIds.forEach((node, b) => {
+      if (node === this.nodeId) return;
+      let part = pg.remoteParts!.get(node);
+      if (!part) pg.remoteParts!.set(node, (part = { indices: [], ready: undefined }));
+      pg.pools[b]!.remoteNode = node;
+      pg.pools[b]!.remoteIndex = part.indices.length;
+      part.indices.push(b);
+    });
+    for (const [node, part] of pg.remoteParts) {
+      let peer: PeerConnection;
+      try {
+        peer = this.peerFor(node);
+      } catch {
+        this.abortRemoteParts(pg, `node ${node} left the cluster`);
+        return;
+      }
+      const bundles = part.indices.map((b) => ({ resources: [...pg.bundles[b]!.amounts].map(([name, units]) => ({ name, units })) }));
+      peer.send({ refUpdates: { add: [`${pg.id}.ready`] } });
+      peer.send({ placementGroupRequest: { placementGroupId: pg.id, bundles, strategy: 'STRICT_PACK', name: pg.name, detached: pg.detached, noWait: true } });
+      peer.send({ subscribeObjects: { objectIds: [`${pg.id}.ready`] } });
+    }
+  }
+
+  private onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void {
+    const part = pg.remoteParts?.get(node);
+    if (!part || !pg.preparing) {
+      this.store.release(d);
+      return;
+    }
+    if (d.encoding === ENC_ERROR) {
+      this.store.release(d);
+      this.abortRemoteParts(pg, `node ${node} could not reserve its bundles`);
+      return;
+    }
+    let info: { bundles: { gpuIds: string[] }[] } | undefined;
+    try {
+      info = deserialize(d.encoding, d.rawKind, this.store.bytes(d)) as { bundles: { gpuIds: string[] }[] };
+    } catch {
+      info = undefined;
+    }
+    this.store.release(d);
+    part.ready = info?.bundles ?? part.indices.map(() => ({ gpuIds: [] }));
+    for (const p of pg.remoteParts!.values()) if (!p.ready) return;
+    // Phase two: every part is reserved.
+    pg.preparing = false;
+    pg.state = 'created';
+    const r = pg.reservation!;
+    const bundles = pg.bundles.map((req, b) => {
+      const pool = pg.pools[b]!;
+      const gpuIds = pool.remoteNode !== undefined ? (pg.remoteParts!.get(pool.remoteNode)!.ready![pool.remoteIndex!]?.gpuIds ?? []) : [...r.gpuIds(b)];
+      return { nodeId: r.nodeIds[b]!, gpuIds, resources: req.toJSON() };
+    });
+    this.objects.seal(`${pg.id}.ready`, this.store.store(serialize({ id: pg.id, strategy: pg.strategy, bundles })));
+    for (const t of pg.waiting.splice(0)) this.enqueue(t);
+  }
+
+  /** A part of a spanning group failed: give every part back and plan the group again later. */
+  private abortRemoteParts(pg: PgRecord, why: string): void {
+    logger().info({ pg: pg.id, why }, 'placement group parts rolled back; it will be planned again');
+    for (const node of pg.remoteParts?.keys() ?? []) this.link?.existingPeer(node)?.send({ placementGroupRequest: { placementGroupId: pg.id, remove: true } });
+    pg.remoteParts = undefined;
+    pg.preparing = false;
+    pg.reservation?.release();
+    pg.reservation = undefined;
+    pg.pools = [];
+    pg.state = 'pending';
+    // Plan again after the next resource reports (the views that led here were stale).
+    pg.retryAt = Date.now() + 500;
+    this.pendingPgs.push(pg);
+    const t = setTimeout(() => this.scheduleDispatch(), 550);
+    t.unref();
   }
 
   /** Tell the GCS about an actor's state (fire and forget). */
