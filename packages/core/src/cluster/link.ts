@@ -124,10 +124,24 @@ export class ClusterLink {
   }
 
   /** A control call to the GCS. */
-  call<T = unknown>(method: string, arg: unknown): Promise<T> {
+  call<T = unknown>(method: string, arg: unknown, timeoutMs = 15_000): Promise<T> {
     const requestId = ++this.requestSeq;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(requestId, { resolve: resolve as (v: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        this.pending.delete(requestId);
+        reject(new Error(`the head (GCS at ${this.opts.gcsAddress}) did not answer ${method} within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(requestId, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          (resolve as (v: unknown) => void)(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
       this.send({ gcsCall: { requestId, method, json: JSON.stringify(arg ?? null) } });
     });
   }
@@ -193,9 +207,16 @@ export class ClusterLink {
           }
           case 'error': {
             const msg = envelope.error?.message ?? 'refused';
-            if (first) this.registered?.reject(new Error(msg));
-            logger().error({ error: envelope.error }, 'the GCS refused this node');
-            this.handler.onFatal(msg);
+            if (first) {
+              this.registered?.reject(new Error(msg));
+              logger().error({ error: envelope.error }, 'the GCS refused this node');
+              this.handler.onFatal(msg);
+            } else if (envelope.error?.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED || /declared dead/.test(msg)) {
+              logger().error({ error: envelope.error }, 'the GCS dropped this node');
+              this.handler.onFatal(msg);
+            } else {
+              logger().warn({ error: envelope.error }, 'the GCS rejected a message from this node');
+            }
             break;
           }
           default:
