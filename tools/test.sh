@@ -9,6 +9,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export NX_DAEMON="${NX_DAEMON:-false}"
+# The venv is shared between checkouts (cached by requirements hash): this checkout's Python package
+# comes first on the path of pytest and of every Python worker the tests start.
+export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}"
 export NX_NO_CLOUD="${NX_NO_CLOUD:-true}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tsray-test.XXXXXX")"
