@@ -7,5 +7,8 @@ export default defineConfig({
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
     environment: 'node',
     pool: 'forks',
+    // Real pip and npm installs: seconds each, more on a loaded 2-core CI machine.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
   },
 });

@@ -79,6 +79,7 @@ export class GcsServer {
   private lastBroadcast = 0;
   private closed = false;
   private readonly deathTimeoutMs: number;
+  private readonly tickMs: number;
   private readonly maxFrameBytes: number | undefined;
   /** Called when a node joins or dies. */
   onNodeChange: ((n: NodeInfo) => void) | undefined;
@@ -90,7 +91,8 @@ export class GcsServer {
     this.verifier = new TokenVerifier(opts.token);
     this.deathTimeoutMs = opts.nodeDeathTimeoutMs ?? 3000;
     this.maxFrameBytes = opts.maxFrameBytes;
-    this.timer = setInterval(() => this.tick(), Math.min(250, Math.max(20, this.deathTimeoutMs / 6)));
+    this.tickMs = Math.min(250, Math.max(20, this.deathTimeoutMs / 6));
+    this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
   }
 
@@ -337,8 +339,19 @@ export class GcsServer {
     }
   }
 
+  private lastTick = Date.now();
+
   private tick(): void {
     const now = Date.now();
+    const gap = now - this.lastTick;
+    this.lastTick = now;
+    if (gap > 2 * this.tickMs + 500) {
+      // This process was paused (GC, a busy loop, the machine overloaded): heartbeats may be waiting
+      // in the socket. Do not blame the nodes for our own pause; judge them from now on.
+      for (const n of this.nodes.values()) n.lastSeen = Math.max(n.lastSeen, now - this.tickMs);
+      logger().warn({ pausedMs: gap }, 'the GCS was paused; node health checks restart from now');
+      return;
+    }
     let changed = false;
     for (const [nodeId, n] of this.nodes) {
       if (!n.info.alive) continue;

@@ -111,7 +111,14 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
       const a = await getActor('where', { namespace: 'head' });
       console.log('found', await get(a.node.remote()));
       await shutdown();`;
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env: c.env(), cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 60_000 });
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...c.env(), TSRAY_LOG_LEVEL: 'info' },
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+      timeout: 60_000,
+    }).catch((e: Error & { stdout?: string; stderr?: string }) => {
+      // Say where it stopped (the child's own log lines) and what the head logged.
+      throw new Error(`${e.message}\nstdout: ${e.stdout}\nstderr: ${e.stderr?.slice(-3000)}\nhead log: ${readFileSync(c.head.errLog, 'utf8').slice(-3000)}`);
+    });
     expect(stdout).toContain(`found ${ids['node2']}`);
     const actors = await listActors();
     expect(actors.find((a) => a.name === 'where')).toMatchObject({ state: 'ALIVE', nodeId: ids['node2'] });

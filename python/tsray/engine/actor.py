@@ -10,6 +10,13 @@ the engine process, never through the node:
 
 Many requests are in flight per connection (continuous batching is the backend's job); deltas of all
 requests produced in one event-loop turn go out in one message per client.
+
+Hot path (one call per token per request, on the event loop that also runs vLLM's output handler):
+the backend pushes deltas (:meth:`~tsray.engine.backend.EngineBackend.open_stream`; the vLLM backend
+calls straight from vLLM's output handler, no task per request), and each delta is added in place to
+the client's pending ``Envelope.generate_deltas`` (one protobuf ``add`` call, no intermediate
+objects); a callback scheduled once per loop turn serializes each pending envelope and sends it.
+Measured with bench/llm/actor_profile.py (BENCHMARKS.md, "CPU profile of the bridge").
 """
 
 from __future__ import annotations
@@ -17,16 +24,16 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections import defaultdict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
 from .._proto import tsray_pb2 as pb
-from ..protocol import decode_message, encode_message
+from ..protocol import PROTOCOL_VERSION, decode_message, encode_message
 from . import create_backend
-from .backend import Delta, EngineBackend, EngineError, InvalidSamplingParams, PromptTooLong, SamplingParams
+from .backend import EngineBackend, InvalidSamplingParams, PromptTooLong, SamplingParams
 
 
 def _params_from_proto(p: pb.SamplingParams) -> SamplingParams:
@@ -80,8 +87,10 @@ class EngineActor:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._ready: asyncio.Future[str] = loop.create_future()
-        self._tasks: dict[tuple[bytes, str], asyncio.Task[None]] = {}
-        self._out: dict[bytes, list[pb.Delta]] = defaultdict(list)
+        # In-flight requests by (client identity, request id): how to stop each stream.
+        self._streams: dict[tuple[bytes, str], Callable[[], None]] = {}
+        # Per client: the envelope collecting the deltas of this loop turn, and its ``deltas.add``.
+        self._out: dict[bytes, tuple[pb.Envelope, Callable[..., pb.Delta]]] = {}
         self._flush_queued = False
         self._sock: zmq.asyncio.Socket | None = None
         self._start_task = loop.create_task(self._start())
@@ -146,8 +155,9 @@ class EngineActor:
         }
 
     async def shutdown(self) -> bool:
-        for t in list(self._tasks.values()):
-            t.cancel()
+        for close in list(self._streams.values()):
+            close()
+        self._streams.clear()
         await self._backend.shutdown()
         if self._sock is not None:
             self._sock.close(0)
@@ -174,14 +184,14 @@ class EngineActor:
             if kind == "generate_request":
                 req = env.generate_request
                 key = (ident, req.request_id)
-                if key in self._tasks:
+                if key in self._streams:
                     self._send(ident, pb.GenerateError(request_id=req.request_id, code="invalid_params", field="request_id", message=f"request id {req.request_id} is already in flight"))
                     continue
-                self._tasks[key] = self._loop.create_task(self._run(ident, req))
+                task = self._loop.create_task(self._open(ident, req))
+                self._streams[key] = task.cancel  # replaced by the stream's close() once open
             elif kind == "abort_generate":
                 for rid in env.abort_generate.request_ids:
-                    t = self._tasks.get((ident, rid))
-                    if t is not None:
+                    if (ident, rid) in self._streams:
                         await self._backend.abort(self._rid(ident, rid))
             elif kind == "engine_stats_request":
                 s = await self._backend.stats()
@@ -206,20 +216,72 @@ class EngineActor:
         # Request ids are unique per client; the backend sees them qualified by the client.
         return f"{ident.hex()}:{rid}"
 
-    def _emit(self, ident: bytes, d: pb.Delta) -> None:
-        self._out[ident].append(d)
-        if not self._flush_queued:
-            self._flush_queued = True
-            self._loop.call_soon(self._flush)
-
     def _flush(self) -> None:
         self._flush_queued = False
-        out, self._out = self._out, defaultdict(list)
-        for ident, deltas in out.items():
-            self._send(ident, pb.GenerateDeltas(deltas=deltas))
+        out, self._out = self._out, {}
+        sock = self._sock
+        assert sock is not None
+        for ident, (env, _add) in out.items():
+            sock.send_multipart([ident, env.SerializeToString()])
 
-    async def _run(self, ident: bytes, req: pb.GenerateRequest) -> None:
+    def _sink(self, ident: bytes, rid: str, n: int) -> tuple[Callable[..., None], Callable[[BaseException], None]]:
+        """The ``emit``/``fail`` pair of one request (see EngineBackend.open_stream)."""
+        key = (ident, rid)
+        open_ = n
+
+        def emit(
+            index: int,
+            text: str,
+            token_ids: Sequence[int],
+            finish_reason: str | None,
+            prompt_tokens: int,
+            completion_tokens: int,
+            logprobs: list[dict[int, float]] | None,
+        ) -> None:
+            nonlocal open_
+            slot = self._out.get(ident)
+            if slot is None:
+                env = pb.Envelope(version=PROTOCOL_VERSION)
+                slot = self._out[ident] = (env, env.generate_deltas.deltas.add)
+                if not self._flush_queued:
+                    self._flush_queued = True
+                    self._loop.call_soon(self._flush)
+            d = slot[1](
+                request_id=rid,
+                index=index,
+                text=text,
+                token_ids=token_ids,
+                finish_reason=finish_reason or "",
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
+            if logprobs:
+                d.logprobs.extend(float(lp.get(t, 0.0)) for lp, t in zip(logprobs, token_ids))
+            if finish_reason:
+                open_ -= 1
+                if open_ <= 0:
+                    self._streams.pop(key, None)
+
+        def fail(e: BaseException) -> None:
+            self._streams.pop(key, None)
+            self._report(ident, rid, e)
+
+        return emit, fail
+
+    def _report(self, ident: bytes, rid: str, e: BaseException) -> None:
+        # Deltas already queued for this client go first (order on the wire = order produced).
+        if ident in self._out:
+            self._flush()
+        if isinstance(e, InvalidSamplingParams):
+            self._send(ident, pb.GenerateError(request_id=rid, code="invalid_params", field=e.field, message=str(e)))
+        elif isinstance(e, PromptTooLong):
+            self._send(ident, pb.GenerateError(request_id=rid, code="prompt_too_long", limit=e.limit, message=str(e), field="prompt"))
+        else:
+            self._send(ident, pb.GenerateError(request_id=rid, code="engine_error", message=f"{type(e).__name__}: {e}"))
+
+    async def _open(self, ident: bytes, req: pb.GenerateRequest) -> None:
         rid = req.request_id
+        key = (ident, rid)
         try:
             params = _params_from_proto(req.params)
             if len(req.messages) > 0:
@@ -228,32 +290,13 @@ class EngineActor:
                 prompt = list(req.prompt_token_ids)
             else:
                 prompt = req.prompt
-            async for d in self._backend.generate(self._rid(ident, rid), prompt, params):
-                self._emit(ident, self._delta(rid, d))
-        except InvalidSamplingParams as e:
-            self._send(ident, pb.GenerateError(request_id=rid, code="invalid_params", field=e.field, message=str(e)))
-        except PromptTooLong as e:
-            self._send(ident, pb.GenerateError(request_id=rid, code="prompt_too_long", limit=e.limit, message=str(e), field="prompt"))
+            emit, fail = self._sink(ident, rid, params.n)
+            close = await self._backend.open_stream(self._rid(ident, rid), prompt, params, emit, fail)
+            if key in self._streams:
+                self._streams[key] = close
         except asyncio.CancelledError:
+            self._streams.pop(key, None)
             raise
-        except EngineError as e:
-            self._send(ident, pb.GenerateError(request_id=rid, code="engine_error", message=f"{type(e).__name__}: {e}"))
         except Exception as e:  # noqa: BLE001 - reported to the caller
-            self._send(ident, pb.GenerateError(request_id=rid, code="engine_error", message=f"{type(e).__name__}: {e}"))
-        finally:
-            self._tasks.pop((ident, rid), None)
-
-    @staticmethod
-    def _delta(rid: str, d: Delta) -> pb.Delta:
-        m = pb.Delta(
-            request_id=rid,
-            index=d.index,
-            text=d.text,
-            token_ids=d.token_ids,
-            finish_reason=d.finish_reason or "",
-            prompt_tokens=d.prompt_tokens,
-            completion_tokens=d.completion_tokens,
-        )
-        if d.logprobs:
-            m.logprobs.extend(float(lp.get(t, 0.0)) for lp, t in zip(d.logprobs, d.token_ids))
-        return m
+            self._streams.pop(key, None)
+            self._report(ident, rid, e)

@@ -30,8 +30,9 @@ Streaming contract of :meth:`EngineBackend.generate`:
 from __future__ import annotations
 
 import abc
+import asyncio
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -41,8 +42,10 @@ __all__ = [
     "GPU_MEMORY_HEADROOM",
     "BackendUnavailable",
     "Delta",
+    "DeltaSink",
     "DuplicateRequestId",
     "EngineBackend",
+    "ErrorSink",
     "EngineDead",
     "EngineError",
     "EngineNotStarted",
@@ -329,6 +332,14 @@ def derive_gpu_memory_utilization(gpu_fraction: float, headroom: float = GPU_MEM
     return math.floor(gpu_fraction * headroom * 10_000) / 10_000
 
 
+#: Receives one delta of a pushed stream (:meth:`EngineBackend.open_stream`), as positional
+#: arguments ``(index, text, token_ids, finish_reason, prompt_tokens, completion_tokens, logprobs)``
+#: with the meanings of :class:`Delta`'s fields (no object per delta: this is the hot path).
+DeltaSink = Callable[[int, str, Sequence[int], "FinishReason | None", int, int, "list[dict[int, float]] | None"], None]
+
+#: Receives the error that ends a pushed stream early (an :class:`EngineError` or another exception).
+ErrorSink = Callable[[BaseException], None]
+
 # ------------------------------------------------------------------------------------ interface
 
 
@@ -357,6 +368,31 @@ class EngineBackend(abc.ABC):
     def generate(self, request_id: str, prompt: str | list[int], params: SamplingParams) -> AsyncIterator[Delta]:
         """Start a request and return its stream of :class:`Delta` (see the module docstring).
         ``prompt``: text (tokenized with the model's special tokens, e.g. BOS) or token ids."""
+
+    async def open_stream(
+        self, request_id: str, prompt: str | list[int], params: SamplingParams, emit: DeltaSink, fail: ErrorSink
+    ) -> Callable[[], None]:
+        """Push variant of :meth:`generate`: start a request and call ``emit`` with each delta (same
+        contract: exactly one finishing delta per sequence, the last ones) or ``fail`` once with the
+        error that ends the stream early. Argument errors are raised by this call. Returns a
+        ``close()`` that stops the stream (the request is aborted; nothing is emitted after it).
+
+        The default runs :meth:`generate` in one task per request; a backend may deliver deltas
+        from its own output loop instead (the vLLM backend does: no task per request).
+        """
+        agen = self.generate(request_id, prompt, params)
+
+        async def pump() -> None:
+            try:
+                async for d in agen:
+                    emit(d.index, d.text, d.token_ids, d.finish_reason, d.prompt_tokens, d.completion_tokens, d.logprobs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - handed to the consumer
+                fail(e)
+
+        task = asyncio.get_running_loop().create_task(pump())
+        return task.cancel
 
     @abc.abstractmethod
     async def abort(self, request_id: str) -> bool:

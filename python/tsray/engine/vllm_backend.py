@@ -6,6 +6,14 @@ enforce_eager=True unless given, ...))`` in a thread (engine start-up takes seco
 must not stall the worker's event loop). vLLM then runs its EngineCore (and, for TP > 1, one worker
 process per GPU) as child processes; this process does no CUDA work itself, so vLLM can fork.
 
+The engine actor uses :meth:`VllmBackend.open_stream` (push): the request goes in with
+``AsyncLLM.add_request`` and this backend replaces the ``put`` of the request's
+``RequestOutputCollector`` with its own handler, so vLLM's output handler hands each
+``RequestOutput`` straight to the bridge (no task, event and generator hop per request per step).
+That depends on vLLM's internals (0.26: ``OutputProcessor`` calls ``req_state.queue.put(output)``);
+when the collector is not the known class, or ``TSRAY_VLLM_PUSH=0``, one task per request reads the
+collector as ``AsyncLLM.generate`` does.
+
 Requests are tokenized here (to check the context length and report ``prompt_tokens``) and sent as
 ``TokensPrompt`` with ``SamplingParams(output_kind=RequestOutputKind.DELTA)``; each ``RequestOutput``
 becomes one :class:`~tsray.engine.backend.Delta` per ``CompletionOutput`` in it. Abort is
@@ -30,18 +38,20 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from .backend import (
     BackendUnavailable,
     Delta,
+    DeltaSink,
     DuplicateRequestId,
     EngineBackend,
     EngineDead,
     EngineError,
     EngineNotStarted,
     EngineStats,
+    ErrorSink,
     FinishReason,
     InvalidEngineArgs,
     ModelLoadError,
@@ -326,6 +336,128 @@ class VllmBackend(EngineBackend):
         self._active.add(request_id)
         return self._stream(request_id, ids, vparams, params.n)
 
+    async def open_stream(
+        self, request_id: str, prompt: str | list[int], params: SamplingParams, emit: DeltaSink, fail: ErrorSink
+    ) -> Callable[[], None]:
+        """Push variant of :meth:`generate` (see the module docstring and
+        :meth:`EngineBackend.open_stream`): ``emit`` is called from vLLM's output handler."""
+        if self._engine is None:
+            if self._dead is not None:
+                raise EngineDead(self.name, self._dead)
+            raise EngineNotStarted(self.name, "open_stream()")
+        if not hasattr(self._engine, "add_request"):  # not vLLM's AsyncLLM API: one task per request
+            return await super().open_stream(request_id, prompt, params, emit, fail)
+        params.validate()
+        p = check_prompt(prompt)
+        ids = self.encode(p) if isinstance(p, str) else p
+        check_prompt_ids(ids, self._vocab_size, self._max_model_len)
+        if request_id in self._active:
+            raise DuplicateRequestId(request_id)
+        ns = self._vllm
+        engine = self._engine
+        vparams = self.to_vllm_params(params)
+        self._active.add(request_id)
+        try:
+            q = await engine.add_request(request_id, ns.TokensPrompt(prompt_token_ids=ids), vparams)
+        except BaseException as e:
+            self._active.discard(request_id)
+            raise self._engine_error(request_id, e) from e
+        plen = len(ids)
+        n = params.n
+        counts = [0] * n
+        unfinished = set(range(n))
+        closed = False
+        active = self._active
+        finish_map = _FINISH
+
+        def end() -> None:
+            nonlocal closed
+            closed = True
+            active.discard(request_id)
+
+        def on_output(out: Any) -> None:
+            # Runs inside vLLM's output handler: must never raise.
+            if closed:
+                return
+            try:
+                if isinstance(out, BaseException):
+                    end()
+                    fail(self._engine_error(request_id, out))
+                    return
+                outputs = getattr(out, "outputs", None)
+                if outputs is None:  # STREAM_FINISHED (streaming input only) or unknown
+                    return
+                for co in outputs:
+                    tids = co.token_ids
+                    i = co.index
+                    counts[i] += len(tids)
+                    fr = co.finish_reason
+                    finish: FinishReason | None = None
+                    if fr is not None:
+                        finish = finish_map.get(fr if type(fr) is str else str(fr))
+                        if finish is None:
+                            raise EngineError(f"vllm engine: the request finished with {str(fr)!r} (internal engine error)")
+                        unfinished.discard(i)
+                    lps = _logprobs(co.logprobs, len(tids)) if co.logprobs is not None else None
+                    emit(i, co.text, tids, finish, plen, counts[i], lps)
+                if not unfinished:
+                    end()
+                elif out.finished:  # finished without every sequence (should not happen): say abort
+                    for i in sorted(unfinished):
+                        emit(i, "", [], "abort", plen, counts[i], None)
+                    unfinished.clear()
+                    end()
+            except BaseException as e:  # noqa: BLE001 - reported to the consumer, never to vLLM
+                if not closed:
+                    end()
+                    fail(e if isinstance(e, EngineError) else EngineError(f"vllm engine: request {request_id!r} failed: {type(e).__name__}: {e}"))
+
+        pump: asyncio.Task[None] | None = None
+        if _PUSH and type(q).__name__ == "RequestOutputCollector" and callable(getattr(q, "put", None)) and "put" not in vars(q):
+            q.put = on_output  # vLLM's OutputProcessor calls queue.put(output) for this request
+            pending = q.get_nowait() if getattr(q, "output", None) is not None else None
+            if pending is not None:
+                on_output(pending)
+        else:
+
+            async def read() -> None:
+                while not closed:
+                    try:
+                        out = q.get_nowait() or await q.get()
+                    except asyncio.CancelledError:
+                        raise
+                    except BaseException as e:  # noqa: BLE001
+                        on_output(e)
+                        return
+                    on_output(out)
+
+            pump = asyncio.get_running_loop().create_task(read())
+
+        def close() -> None:
+            if closed:
+                return
+            end()
+            if pump is not None:
+                pump.cancel()
+            eng = self._engine
+            if eng is not None:
+                asyncio.get_running_loop().create_task(eng.abort(request_id))
+
+        return close
+
+    def _engine_error(self, request_id: str, e: BaseException) -> BaseException:
+        """An exception from vLLM as this backend's error (EngineDead for a dead engine)."""
+        if isinstance(e, (EngineError, asyncio.CancelledError)):
+            return e
+        ns = self._vllm
+        if ns is not None and isinstance(e, ns.EngineDeadError):
+            self._dead = f"{type(e).__name__}: {e}"
+            return EngineDead(self.name, self._dead)
+        if isinstance(e, ValueError):
+            return EngineError(f"vllm engine: request {request_id!r} rejected: {e}")
+        cause = e.__cause__ or e
+        return EngineError(f"vllm engine: request {request_id!r} failed: {type(cause).__name__}: {cause}")
+
     async def _stream(self, request_id: str, ids: list[int], vparams: Any, n: int) -> AsyncIterator[Delta]:
         ns = self._vllm
         engine = self._engine
@@ -392,6 +524,18 @@ class VllmBackend(EngineBackend):
             return False
         await self._engine.abort(request_id)
         return True
+
+
+#: Push deltas from vLLM's output handler (see the module docstring); ``TSRAY_VLLM_PUSH=0`` turns it off.
+_PUSH = os.environ.get("TSRAY_VLLM_PUSH", "1") != "0"
+
+
+def _logprobs(logprobs: Any, n_new: int) -> list[dict[int, float]]:
+    """vLLM's sample logprobs of the ``n_new`` newest tokens as ``{token_id: logprob}`` maps."""
+    out = []
+    for pos in list(logprobs)[-n_new:] if n_new else []:
+        out.append({int(t): float(getattr(lp, "logprob", lp)) for t, lp in (pos or {}).items()})
+    return out
 
 
 def _generation_eos_ids(model_dir: str) -> list[int]:
