@@ -22,7 +22,8 @@ import path from 'node:path';
 /** How a metric is judged. */
 type Goal =
   | { kind: 'rate'; floor: number; aim: number }
-  | { kind: 'bandwidth'; ofMemcpy: number }
+  /** A fraction of a reference bandwidth measured in the same run by the tsray script (default `memcpy_gigabytes`). */
+  | { kind: 'bandwidth'; ofMemcpy: number; ref?: string }
   | { kind: 'reference' };
 
 const SYNC: Goal = { kind: 'rate', floor: 2, aim: 3 };
@@ -51,6 +52,10 @@ const GOALS: Record<string, Goal> = {
   placement_group_create_removal: SYNC,
   memcpy_gigabytes: { kind: 'reference' },
   memcpy_zeros_gigabytes: { kind: 'reference' },
+  // Two-node suite (bench/run.sh --suite cluster).
+  multi_client_tasks_async: ASYNC,
+  object_transfer_gigabytes: { kind: 'bandwidth', ofMemcpy: 0.8, ref: 'zmq_push_pull_gigabytes' },
+  zmq_push_pull_gigabytes: { kind: 'reference' },
 };
 
 function defaultGoal(metric: string, unit: string): Goal {
@@ -104,7 +109,7 @@ function cell(l: Line | undefined, unit: string): string {
   return `${fmt(l.value, unit)}${std}`;
 }
 
-function judge(row: Row, memcpy: number | undefined): { ratio: string; verdict: string } {
+function judge(row: Row, refs: Map<string, number>): { ratio: string; verdict: string } {
   const goal = GOALS[row.metric] ?? defaultGoal(row.metric, row.unit);
   const r = row.ray?.value;
   const t = row.tsray?.value;
@@ -112,10 +117,13 @@ function judge(row: Row, memcpy: number | undefined): { ratio: string; verdict: 
   if (goal.kind === 'reference') return { ratio, verdict: 'reference' };
   if (t === undefined) return { ratio, verdict: '—' };
   if (goal.kind === 'bandwidth') {
-    if (memcpy === undefined) return { ratio, verdict: 'memcpy not measured' };
-    const f = t / memcpy;
+    const refName = goal.ref ?? 'memcpy_gigabytes';
+    const label = refName === 'memcpy_gigabytes' ? 'memcpy' : refName;
+    const ref = refs.get(refName);
+    if (ref === undefined) return { ratio, verdict: `${label} not measured` };
+    const f = t / ref;
     const ok = f >= goal.ofMemcpy;
-    return { ratio, verdict: `${ok ? '✅' : '❌'} ${f.toFixed(2)}× memcpy (goal ≥ ${goal.ofMemcpy}×)` };
+    return { ratio, verdict: `${ok ? '✅' : '❌'} ${f.toFixed(2)}× ${label} (goal ≥ ${goal.ofMemcpy}×)` };
   }
   if (r === undefined || r <= 0) return { ratio, verdict: '—' };
   const x = t / r;
@@ -134,14 +142,18 @@ export function table(lines: Line[]): string {
     else if (l.system === 'tsray') row.tsray = l;
     rows.set(l.metric, row);
   }
-  const memcpyLine = rows.get('memcpy_gigabytes')?.tsray;
-  const memcpy = memcpyLine?.error === undefined ? memcpyLine?.value : undefined;
+  // Reference bandwidths (tsray script, same run): memcpy, and the raw ZeroMQ baseline of the cluster suite.
+  const refs = new Map<string, number>();
+  for (const name of ['memcpy_gigabytes', 'zmq_push_pull_gigabytes']) {
+    const l = rows.get(name)?.tsray;
+    if (l !== undefined && l.error === undefined && l.value !== undefined) refs.set(name, l.value);
+  }
   const out = [
     '| metric | unit | Ray 2.58 | tsray | ratio (tsray/Ray) | floor / aim |',
     '|---|---|---:|---:|---:|---|',
   ];
   for (const row of rows.values()) {
-    const { ratio, verdict } = judge(row, memcpy);
+    const { ratio, verdict } = judge(row, refs);
     const note = row.tsray?.note ?? row.ray?.note;
     const name = note !== undefined ? `${row.metric} ¹` : row.metric;
     out.push(`| ${name} | ${row.unit} | ${cell(row.ray, row.unit)} | ${cell(row.tsray, row.unit)} | ${ratio} | ${verdict} |`);

@@ -227,7 +227,7 @@ class WorkerHandle {
 
 const ENC_ERROR = 'error';
 /** Objects above this travel between nodes in checked chunks of this size. */
-const CHUNK_BYTES = 8 * 1024 * 1024;
+const CHUNK_BYTES = Number(process.env['TSRAY_TRANSFER_CHUNK_BYTES'] ?? 8 * 1024 * 1024);
 /** TSRAY_TRACE=1 prints every message the node sends and receives (debugging). */
 const TRACE = process.env['TSRAY_TRACE'] === '1';
 
@@ -2162,14 +2162,14 @@ export class NodeRuntime implements CoreRuntime {
       if (a.kind === 'ref') push(a.id);
       else for (const c of a.value.containedRefs) push(c);
     }
-    if (pushed.length > 0) {
-      peer.send({ refUpdates: { add: pushed } });
-      this.pushObjects(peer, pushed);
-    }
+    // Holds first (the peer must count our refs on the returns before a fast task seals them, or it
+    // would free them at once), then the argument objects, the task, and the subscription.
+    peer.send({ refUpdates: { add: [...pushed, ...t.spec.returnIds] } });
+    if (pushed.length > 0) this.pushObjects(peer, pushed);
     const fb = new FrameBuilder();
     const ns = t.actor?.namespace ?? t.namespace;
     peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, this.jobId, ns)] } }, fb.empty ? undefined : fb.frames());
-    peer.send({ refUpdates: { add: t.spec.returnIds, remove: pushed } });
+    if (pushed.length > 0) peer.send({ refUpdates: { remove: pushed } });
     peer.send({ subscribeObjects: { objectIds: t.spec.returnIds } });
     t.state = 'dispatched';
     t.worker = undefined;
@@ -2201,20 +2201,32 @@ export class NodeRuntime implements CoreRuntime {
     if (batch.length > 0) peer.send({ putObjects: { objects: batch } }, fb.frames());
   }
 
-  /** ObjectData with the bytes copied into a frame (for processes that cannot map this node's arena). */
-  private inlineWire(id: string, d: StoredObject, fb: FrameBuilder): tsray.v1.IObjectData {
-    const bytes = d.inline ?? Buffer.from(this.store.bytes(d));
-    return { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size, inline: fb.add(bytes) };
+  /**
+   * The bytes of an object for a frame to another process: arena objects as a view (no copy; ZeroMQ
+   * sends from it), pinned until the view is garbage collected, which happens once ZeroMQ let go of it.
+   */
+  private sendView(id: string, d: StoredObject, from = 0, to = d.size): Buffer {
+    if (d.inline) return from === 0 && to === d.inline.byteLength ? d.inline : d.inline.subarray(from, to);
+    if (!d.shm) return this.store.bytes(d).subarray(from, to);
+    const view = this.store.arena.view(d.shm.offset + from, to - from);
+    this.objects.pin(id);
+    viewRegistry.register(view, { node: this, id });
+    return view;
   }
 
-  /** Cut an object into checked chunks (each a copy, so the arena slice may be freed meanwhile). */
+  /** ObjectData with the bytes in a frame (for processes that cannot map this node's arena). */
+  private inlineWire(id: string, d: StoredObject, fb: FrameBuilder): tsray.v1.IObjectData {
+    return { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size, inline: fb.add(this.sendView(id, d)) };
+  }
+
+  /** Cut an object into checked chunks, sent from views of the arena (pinned while ZeroMQ holds them). */
   private chunksOf(id: string, d: StoredObject, out: (body: EnvelopeBody, frame: Buffer) => void): void {
-    const all = this.store.bytes(d);
-    const total = all.byteLength;
+    const spilled = !d.inline && !d.shm ? { ...d, inline: this.store.bytes(d) } : d;
+    const total = spilled.inline ? spilled.inline.byteLength : d.shm!.length;
     const header: tsray.v1.IObjectData = { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size };
     for (let off = 0; off < total || off === 0; off += CHUNK_BYTES) {
-      const chunk = Buffer.from(all.subarray(off, Math.min(total, off + CHUNK_BYTES)));
-      out({ objectChunk: { objectId: id, offset: off, total, crc32: crc32(chunk), ...(off === 0 ? { header } : {}) } }, chunk);
+      const chunk = this.sendView(id, spilled, off, Math.min(total, off + CHUNK_BYTES));
+      out({ objectChunk: { objectId: id, offset: off, total, crc32: chunkCheck(chunk), ...(off === 0 ? { header } : {}) } }, chunk);
       if (total === 0) break;
     }
   }
@@ -2277,7 +2289,7 @@ export class NodeRuntime implements CoreRuntime {
       inc = { data, got: 0, buf, from };
       this.incoming.set(id, inc);
     }
-    if (crc32(payload) >>> 0 !== (c.crc32 ?? 0) >>> 0 || off + payload.length > total) {
+    if (chunkCheck(payload) !== (c.crc32 ?? 0) >>> 0 || off + payload.length > total) {
       this.incoming.delete(id);
       this.store.release(inc.data);
       const msg = `object ${id} from ${from} arrived damaged (chunk at ${off}: checksum or size mismatch)`;
@@ -2371,10 +2383,10 @@ export class NodeRuntime implements CoreRuntime {
     rec.remoteNode = target;
     rec.pool = this.nodePool;
     if (rec.state === 'pending') rec.state = 'starting';
+    // Hold the actor there while this node owns it (sent before the creation task).
+    this.link?.peer(target, this.remoteNodes.get(target)?.address ?? '').send({ refUpdates: { add: [rec.id] } });
     this.forwardTask(t, target);
     if (rec.state !== 'dead') {
-      // Hold the actor there while this node owns it.
-      this.link?.existingPeer(target)?.send({ refUpdates: { add: [rec.id] } });
       this.gcsActorUpdate(rec, { state: 'STARTING', hostNodeId: target });
       this.pumpActor(rec);
     }
@@ -2896,6 +2908,23 @@ export function creationFromWire(c: tsray.v1.IActorCreationSpec): ActorCreation 
     isAsync: c.isAsync === true,
   };
 }
+
+/**
+ * The check value of a transferred chunk: crc32 of its first, middle and last 16 KiB (all of it when
+ * smaller, or always with TSRAY_TRANSFER_CHECKSUM=full). TCP already checksums every segment; this
+ * catches chunks written at the wrong place, cut short or mixed up, at a cost that does not grow with
+ * the chunk.
+ */
+function chunkCheck(b: Buffer): number {
+  const w = 16 * 1024;
+  if (FULL_CHECKSUM || b.byteLength <= 3 * w) return crc32(b) >>> 0;
+  const mid = (b.byteLength >> 1) - (w >> 1);
+  let c = crc32(b.subarray(0, w));
+  c = crc32(b.subarray(mid, mid + w), c);
+  c = crc32(b.subarray(b.byteLength - w), c);
+  return c >>> 0;
+}
+const FULL_CHECKSUM = process.env['TSRAY_TRANSFER_CHECKSUM'] === 'full';
 
 function fnKey(t: TaskRecord): string {
   return `${t.spec.fn.moduleUrl}#${t.spec.fn.key}`;
