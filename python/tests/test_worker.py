@@ -256,7 +256,8 @@ def test_cancel_running_async_call_and_queued_task(worker: tuple[FakeNode, bytes
 def test_cancel_queued_task(node: FakeNode) -> None:
     node.spawn_worker("w2")
     peer, _ = node.register()
-    Batch().add("slow", "busy", 0.3).add("later", "add", 1, 2).send(node, peer)
+    # "slow" runs long enough that the cancel reaches the worker while it runs, even on a loaded machine.
+    Batch().add("slow", "busy", 1.5).add("later", "add", 1, 2).send(node, peer)
     node.send(peer, pb.CancelTask(task_id="later"))
     res = node.results(2)
     assert res["slow"][0].status == pb.TASK_STATUS_OK
