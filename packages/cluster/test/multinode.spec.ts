@@ -4,14 +4,15 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError, get, init, listActors, nodes, placementGroup, put, removePlacementGroup, shutdown, type NodeState } from '@tsray/core';
 import { ensureTinyModel } from '@tsray/vllm-bridge';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
-import { bundleWhere, digest, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
+import { bundleWhere, digest, readFromWorkingDir, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -24,7 +25,7 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
   beforeAll(async () => {
     await c.startHead({ numCpus: 1, nodeDeathTimeoutS: 2.5, objectStoreMemory: 700 * 1024 * 1024 });
     const [n2, gpu, spotA] = await Promise.all([
-      c.addNode({ numCpus: 1, resources: { node2: 1 }, objectStoreMemory: 700 * 1024 * 1024 }),
+      c.addNode({ numCpus: 1, resources: { node2: 1 }, objectStoreMemory: 700 * 1024 * 1024, env: { TSRAY_RUNTIME_ENV_DIR: join(c.tmp, 'rtenv-node2') } }),
       c.addNode({ numCpus: 1, numGpus: 2, resources: { spot: 1 } }),
       c.addNode({ numCpus: 1, resources: { spot: 1 } }),
     ]);
@@ -101,6 +102,17 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     expect(await tooWide.wait(1)).toBe(false);
     removePlacementGroup(tooWide);
   }, 60_000);
+
+  it('ships a runtime env workingDir to another node through the GCS (packed once, fetched by hash)', async () => {
+    const dir = join(c.tmp, 'wd');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'hello.txt'), 'hello from the driver machine');
+    const [node, text, cwd] = await get(readFromWorkingDir.options({ runtimeEnv: { workingDir: dir } }).remote('hello.txt'));
+    expect(node).toBe(ids['node2']);
+    expect(text).toBe('hello from the driver machine');
+    // Unpacked in node2's own environment cache, not read from the driver's folder.
+    expect(cwd.startsWith(join(c.tmp, 'rtenv-node2'))).toBe(true);
+  }, 120_000);
 
   it('a second driver process finds a named actor living on another node', async () => {
     const h = Named.options({ name: 'where', lifetime: 'detached' }).remote();

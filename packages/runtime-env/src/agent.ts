@@ -26,7 +26,7 @@ import { acquireFileLock, KeyedMutex } from './lock.js';
 import { logger } from './logger.js';
 import { packDirectory } from './pack.js';
 import { unpackArchive } from './pack.js';
-import { canonicalJson, hashText, type NormalizedRuntimeEnv } from './spec.js';
+import { canonicalJson, hashText, PACKAGE_URI, type NormalizedRuntimeEnv } from './spec.js';
 
 /** An environment with local directories replaced by package hashes: what a node needs to build it. */
 export interface ResolvedRuntimeEnv {
@@ -200,6 +200,8 @@ export class RuntimeEnvAgent {
   }
 
   private pack(path: string, excludes: string[], field: string): Promise<string> {
+    const uri = PACKAGE_URI.exec(path);
+    if (uri) return Promise.resolve(uri[1]!);
     const key = `${field}\0${path}\0${excludes.join('\0')}`;
     let p = this.packCache.get(key);
     if (p) {

@@ -16,6 +16,7 @@ export {
   isValidPipSpec,
   isValidNpmSpec,
   RUNTIME_ENV_FIELDS,
+  PACKAGE_URI,
 } from './spec.js';
 export type { RuntimeEnv, PipSpec, RuntimeEnvConfig, NormalizedRuntimeEnv, ValidateOptions } from './spec.js';
 export { packDirectory, unpackArchive, listPackage, maxPackageBytes, DEFAULT_MAX_PACKAGE_BYTES } from './pack.js';

@@ -160,14 +160,18 @@ export function validateRuntimeEnv(env: unknown, options: ValidateOptions = {}):
   if (env['workingDir'] !== undefined) {
     const wd = env['workingDir'];
     if (typeof wd !== 'string' || wd === '') throw new RuntimeEnvValidationError('workingDir', 'must be a non-empty path to a local directory');
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(wd)) throw new RuntimeEnvValidationError('workingDir', `remote URIs (${wd}) are not supported; give a local directory`);
-    out.workingDir = isAbsolute(wd) ? wd : resolve(cwd, wd);
-    if (options.checkPaths !== false) listPackage(out.workingDir, packOpts('workingDir'));
+    if (PACKAGE_URI.test(wd)) out.workingDir = wd;
+    else {
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(wd)) throw new RuntimeEnvValidationError('workingDir', `remote URIs (${wd}) are not supported; give a local directory`);
+      out.workingDir = isAbsolute(wd) ? wd : resolve(cwd, wd);
+      if (options.checkPaths !== false) listPackage(out.workingDir, packOpts('workingDir'));
+    }
   }
   if (env['pyModules'] !== undefined) {
-    const mods = stringList(env['pyModules'], 'pyModules', (s) => s.length > 0 && !/^[a-z][a-z0-9+.-]*:\/\//i.test(s), 'a local directory or .py file');
-    const abs = mods.map((m) => (isAbsolute(m) ? m : resolve(cwd, m)));
+    const mods = stringList(env['pyModules'], 'pyModules', (s) => s.length > 0 && (PACKAGE_URI.test(s) || !/^[a-z][a-z0-9+.-]*:\/\//i.test(s)), 'a local directory or .py file');
+    const abs = mods.map((m) => (PACKAGE_URI.test(m) || isAbsolute(m) ? m : resolve(cwd, m)));
     if (options.checkPaths !== false) abs.forEach((m, i) => {
+      if (PACKAGE_URI.test(m)) return;
       try {
         listPackage(m, { ...packOpts('pyModules'), prefix: 'x' });
       } catch (e) {
@@ -232,6 +236,12 @@ export function hashText(text: string): string {
 }
 
 /** Parse a canonical JSON string back (no path checks: the submitter validated it). */
+/**
+ * A package already packed and published in the cluster (`pkg://pkg_<hex>`): what a node sends other
+ * nodes in place of a local `workingDir` / `pyModules` path; they fetch the archive by its hash.
+ */
+export const PACKAGE_URI = /^pkg:\/\/(pkg_[0-9a-f]{8,64})$/;
+
 export function parseRuntimeEnvJson(json: string): NormalizedRuntimeEnv | undefined {
   if (!json) return undefined;
   const parsed: unknown = JSON.parse(json);

@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -30,6 +30,7 @@ import { Deque } from './deque.js';
 import { INLINE_THRESHOLD, NodeStore } from './store.js';
 import { WorkerProcess } from './worker-process.js';
 import { NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
+import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { TokenVerifier } from '../auth.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
 
@@ -289,6 +290,11 @@ export class NodeRuntime implements CoreRuntime {
   private readonly forwarded = new Map<string, Set<TaskRecord>>();
   /** Chunked objects being received. */
   private readonly incoming = new Map<string, { data: StoredObject; got: number; buf: Buffer | undefined; from: string }>();
+  /** Runtime envs with their local packages published (by the env's JSON). */
+  private readonly publishedEnvs = new Map<string, Promise<string>>();
+  private readonly publishedPackages = new Set<string>();
+  /** Sends to a node waiting behind a package being published (per target node, in order). */
+  private readonly peerQueue = new Map<string, Promise<void>>();
   /** Calls to actors not known here yet (resolving through the GCS), in order. */
   private readonly unresolvedCalls = new Map<string, TaskRecord[]>();
 
@@ -692,7 +698,20 @@ export class NodeRuntime implements CoreRuntime {
 
   /** The node's runtime environments (agent made on first use). */
   private get runtimeEnvs(): NodeRuntimeEnvs {
-    return (this.runtimeEnvsInstance ??= new NodeRuntimeEnvs({ sessionDir: this.opts.sessionDir, python: this.opts.python, logToDriver: this.opts.logToDriver }));
+    return (this.runtimeEnvsInstance ??= new NodeRuntimeEnvs({
+      sessionDir: this.opts.sessionDir,
+      python: this.opts.python,
+      logToDriver: this.opts.logToDriver,
+      // Multi-node: packages (workingDir, pyModules) published by other nodes come from the GCS.
+      fetchPackage: async (hash, dest) => {
+        if (!this.link) throw new Error(`package ${hash} is not on this node and there is no cluster to fetch it from`);
+        const r = await this.link.call<{ value: string | null }>('kv.get', { key: `pkg:${hash}` }, 120_000);
+        if (!r.value) throw new Error(`package ${hash} was not published to the cluster (GCS key pkg:${hash})`);
+        const tmp = `${dest}.${process.pid}.part`;
+        writeFileSync(tmp, Buffer.from(r.value, 'base64'));
+        renameSync(tmp, dest);
+      },
+    }));
   }
 
   /**
@@ -2138,8 +2157,75 @@ export class NodeRuntime implements CoreRuntime {
     return this.link.peer(nodeId, n.address ?? '');
   }
 
+  /**
+   * A task's runtime env for another node: local `workingDir` / `pyModules` directories are packed
+   * here, published in the GCS (once per content hash) and replaced by `pkg://<hash>`; the other node's
+   * agent fetches them by hash. Undefined when the env has no local directories.
+   */
+  private publishEnv(json: string): Promise<string> | undefined {
+    if (!json.includes('"workingDir"') && !json.includes('"pyModules"')) return undefined;
+    let p = this.publishedEnvs.get(json);
+    if (!p) {
+      p = (async () => {
+        const env = parseRuntimeEnvJson(json)!;
+        const resolved = await this.runtimeEnvs.agent.resolve(env);
+        const publish = async (hash: string) => {
+          if (this.publishedPackages.has(hash)) return;
+          const value = readFileSync(this.runtimeEnvs.agent.packagePath(hash)).toString('base64');
+          await this.link!.call('kv.put', { key: `pkg:${hash}`, value, overwrite: true }, 120_000);
+          this.publishedPackages.add(hash);
+        };
+        const out: Record<string, unknown> = JSON.parse(json);
+        if (resolved.workingDirPackage) {
+          await publish(resolved.workingDirPackage);
+          out['workingDir'] = `pkg://${resolved.workingDirPackage}`;
+        }
+        if (resolved.pyModulePackages) {
+          await Promise.all(resolved.pyModulePackages.map(publish));
+          out['pyModules'] = resolved.pyModulePackages.map((h) => `pkg://${h}`);
+        }
+        return JSON.stringify(out);
+      })();
+      this.publishedEnvs.set(json, p);
+      p.catch(() => this.publishedEnvs.delete(json));
+    }
+    return p;
+  }
+
   /** Send a task to another node: its argument objects first, then the task; its returns come back. */
   private forwardTask(t: TaskRecord, target: string): void {
+    const env = t.spec.runtimeEnv ? this.publishEnv(t.spec.runtimeEnv) : undefined;
+    const pending = this.peerQueue.get(target);
+    if (env || pending) {
+      // Keep the order of everything sent to that node while a package is published.
+      t.state = 'dispatched';
+      t.remote = target;
+      let set = this.forwarded.get(target);
+      if (!set) this.forwarded.set(target, (set = new Set()));
+      set.add(t);
+      const run = (pending ?? Promise.resolve()).then(async () => {
+        if (env) {
+          try {
+            t.spec = { ...t.spec, runtimeEnv: await env };
+          } catch (e) {
+            set.delete(t);
+            t.remote = undefined;
+            this.finishTask(t, errorObject({ type: 'RuntimeEnvSetupError', name: 'RuntimeEnvSetupError', field: 'workingDir', message: `could not publish the task's packages to the cluster: ${(e as Error).message}`, output: '' }));
+            return;
+          }
+        }
+        if (t.remote === target && t.state === 'dispatched') this.forwardNow(t, target);
+      });
+      this.peerQueue.set(target, run);
+      void run.then(() => {
+        if (this.peerQueue.get(target) === run) this.peerQueue.delete(target);
+      });
+      return;
+    }
+    this.forwardNow(t, target);
+  }
+
+  private forwardNow(t: TaskRecord, target: string): void {
     let peer: PeerConnection;
     try {
       peer = this.peerFor(target);

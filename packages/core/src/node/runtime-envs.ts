@@ -39,6 +39,8 @@ export interface NodeRuntimeEnvsOptions {
   python: string;
   /** Print setup progress on stderr. */
   logToDriver: boolean;
+  /** Fetch a package archive this node does not have (multi-node: from the GCS). */
+  fetchPackage?: (hash: string, dest: string) => Promise<void>;
 }
 
 function jsonArgs(name: string): string[] | undefined {
@@ -83,6 +85,7 @@ export class NodeRuntimeEnvs {
         ...(npmArgs ? { npmArgs } : {}),
         ...(Number.isFinite(cap) && cap > 0 ? { maxCacheBytes: cap } : {}),
         ...(this.printer ? { onProgress: this.printer } : {}),
+        ...(this.opts.fetchPackage ? { fetchPackage: this.opts.fetchPackage } : {}),
       });
     }
     return this.agentInstance;
