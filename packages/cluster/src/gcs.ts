@@ -237,6 +237,27 @@ export class GcsServer {
     }
     const nodeId = this.byIdentity.get(idStr);
     const n = nodeId ? this.nodes.get(nodeId) : undefined;
+    if (!n && kind === 'gcsCall' && envelope.gcsCall!.method === 'cluster.entry') {
+      // A driver on a machine without a node asks where to connect (proving the token in the call).
+      const c = envelope.gcsCall!;
+      let a: { authProof?: string; authTime?: number; authNonce?: string } = {};
+      try {
+        a = JSON.parse(c.json || '{}') as typeof a;
+      } catch {
+        /* bad JSON: no proof */
+      }
+      const why = this.verifier.check(idStr, a.authProof ? Buffer.from(a.authProof, 'base64') : undefined, Number(a.authTime ?? 0), a.authNonce);
+      if (why) {
+        if (!this.refused.has(idStr)) {
+          this.refused.add(idStr);
+          logger().warn({ peer: idStr }, `refused a driver: ${why}`);
+        }
+        this.send(identity, { gcsReply: { requestId: c.requestId, json: '', error: `AUTH_FAILED: the head refused the connection: ${why}` } });
+        return;
+      }
+      this.send(identity, { gcsReply: { requestId: c.requestId, json: JSON.stringify(this.nodeInfos()), error: '' } });
+      return;
+    }
     if (!n) {
       if (!this.refused.has(idStr)) {
         remember(this.refused, idStr);

@@ -161,6 +161,18 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     await until(() => readFileSync(c.head.errLog, 'utf8').includes('refused a node connection: wrong cluster token'), 10_000, 'the head log line');
   }, 60_000);
 
+  it('a driver on a machine without a node connects to the head by address and token (objects in frames)', async () => {
+    const empty = join(c.tmp, 'elsewhere');
+    mkdirSync(empty, { recursive: true });
+    const script = fileURLToPath(new URL('./fixtures/remote-driver.ts', import.meta.url));
+    const env = { ...process.env, TMPDIR: empty };
+    const ok = await run(process.execPath, ['--import', 'tsx', script, c.gcsAddress, c.token], { env, timeout: 90_000 });
+    expect(ok.stdout).toContain(`put true ${20 * 1024 * 1024} ${ids['node2']}`);
+    expect(ok.stdout).toContain(`get ${24 * 1024 * 1024} true`);
+    const bad = await run(process.execPath, ['--import', 'tsx', script, c.gcsAddress, 'wrong-token'], { env, timeout: 60_000 });
+    expect(bad.stdout).toMatch(/AuthenticationError: the head refused the connection: wrong cluster token/);
+  }, 120_000);
+
   it('refuses a driver with a wrong token (AuthenticationError)', async () => {
     const script = `
       import { init } from '@tsray/core';

@@ -7,7 +7,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, w
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConnectionError, DriverCodeInWorkerError, RuntimeStateError, ValidationError } from './errors.js';
+import { AuthenticationError, ConnectionError, DriverCodeInWorkerError, RuntimeStateError, ValidationError } from './errors.js';
+import * as zmq from 'zeromq';
+import { decodeMessage, encodeMessage } from '@tsray/protocol';
+import { makeTokenProof } from './auth.js';
 import { WorkerRuntime } from './worker/worker-runtime.js';
 import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
@@ -215,6 +218,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   const s = state();
   let target = address === 'auto' && process.env['TSRAY_ADDRESS'] ? process.env['TSRAY_ADDRESS'] : address;
   let token = options.token ?? process.env['TSRAY_TOKEN'];
+  let remote = false;
   const file = join(tmpdir(), 'tsray', 'current.json');
   let cur: { address: string; pid: number; nodeId: string; sessionDir: string; tokenFile?: string; gcsAddress?: string } | undefined;
   try {
@@ -244,14 +248,19 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
       target = cur.address;
       token ??= localToken();
     } else {
-      throw new ConnectionError(
-        `init({ address: '${target}' }): no node of the cluster at ${target} runs on this machine (looked in ${file}); start one with "tsray start --address ${target.replace(/^tcp:\/\//, '')}" (drivers attach to their machine's node)`,
-      );
+      // No node of that cluster here: a remote driver (objects travel in frames, no shared memory),
+      // attached to the head's node over tcp.
+      const t0 = Number(process.env['TSRAY_CONNECT_TIMEOUT_MS'] ?? 10_000);
+      const nodes = await clusterEntry(target.replace(/^tcp:\/\//, ''), token, t0);
+      const node = nodes.find((n) => n.alive && n.isHead) ?? nodes.find((n) => n.alive);
+      if (!node) throw new ConnectionError(`init({ address: '${target}' }): the cluster has no alive node`);
+      target = node.address;
+      remote = true;
     }
   }
   const jobId = randomBytes(4).toString('hex');
   const namespace = options.namespace ?? `anon-${jobId}`;
-  const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', { namespace, jobId, ...(token ? { token } : {}) });
+  const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', { namespace, jobId, ...(token ? { token } : {}), ...(remote ? { remote } : {}) });
   starting = true;
   try {
     const timeout = Number(process.env['TSRAY_CONNECT_TIMEOUT_MS'] ?? 10_000);
@@ -280,6 +289,32 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
     throw e;
   } finally {
     starting = false;
+  }
+}
+
+/** Ask a cluster's head (GCS at host:port) for its nodes, proving the token. */
+async function clusterEntry(hostPort: string, token: string | undefined, timeoutMs: number): Promise<{ nodeId: string; address: string; alive: boolean; isHead: boolean }[]> {
+  if (!token) throw new AuthenticationError(`init({ address: '${hostPort}' }): connecting to a remote cluster needs its token (init({ token }), TSRAY_TOKEN)`);
+  const id = `entry:${randomBytes(6).toString('hex')}`;
+  const sock = new zmq.Dealer({ routingId: id, linger: 0 });
+  sock.connect(`tcp://${hostPort}`);
+  try {
+    const p = makeTokenProof(token, id);
+    await sock.send(encodeMessage({ gcsCall: { requestId: 1, method: 'cluster.entry', json: JSON.stringify({ authProof: p.authProof.toString('base64'), authTime: p.authTime, authNonce: p.authNonce }) } }));
+    const reply = await Promise.race([
+      sock.receive(),
+      new Promise<never>((_, reject) => {
+        const t = setTimeout(() => reject(new ConnectionError(`init(): no tsray cluster answered at ${hostPort} within ${timeoutMs} ms (is it running? is the address right?)`)), timeoutMs);
+        t.unref();
+      }),
+    ]);
+    const { envelope } = decodeMessage(reply);
+    const r = envelope.gcsReply;
+    if (!r) throw new ConnectionError(`init(): ${hostPort} did not answer as a tsray head (${envelope.error?.message ?? 'unexpected reply'})`);
+    if (r.error) throw r.error.startsWith('AUTH_FAILED') ? new AuthenticationError(r.error.replace(/^AUTH_FAILED: /, '')) : new ConnectionError(r.error);
+    return JSON.parse(r.json ?? '[]');
+  } finally {
+    sock.close();
   }
 }
 

@@ -106,7 +106,7 @@ export class WorkerRuntime implements CoreRuntime {
     address: string,
     /** 'worker' (executes tasks) or 'driver' (a client driver of a running cluster). */
     private readonly mode: 'worker' | 'driver' = 'worker',
-    private readonly clientOptions: { namespace?: string; jobId?: string; token?: string } = {},
+    private readonly clientOptions: { namespace?: string; jobId?: string; token?: string; remote?: boolean } = {},
   ) {
     this.nodeId = process.env['TSRAY_NODE_ID'] ?? '';
     this.jobId = clientOptions.jobId ?? process.env['TSRAY_JOB_ID'] ?? '';
@@ -128,7 +128,16 @@ export class WorkerRuntime implements CoreRuntime {
     const token = this.clientOptions.token ?? process.env['TSRAY_TOKEN'] ?? '';
     const proof = token ? makeTokenProof(token, this.workerId) : {};
     this.send({
-      registerWorker: { workerId: this.workerId, pid: process.pid, language: 'typescript', kind: this.mode, namespace: this.clientOptions.namespace ?? '', jobId: this.jobId, ...proof },
+      registerWorker: {
+        workerId: this.workerId,
+        pid: process.pid,
+        language: 'typescript',
+        kind: this.mode,
+        namespace: this.clientOptions.namespace ?? '',
+        jobId: this.jobId,
+        ...proof,
+        ...(this.clientOptions.remote ? { remote: true } : {}),
+      },
     });
     if (this.mode === 'driver') {
       let seq = 0;
@@ -148,6 +157,28 @@ export class WorkerRuntime implements CoreRuntime {
       }
       if (this.closed) break;
     }
+  }
+
+  private readonly incoming = new Map<string, { header: tsray.v1.IObjectData; buf: Buffer; got: number }>();
+
+  /** An object this process subscribed to is ready (its data inline, in frames, or in the arena). */
+  private objectReady(od: tsray.v1.IObjectData, payloads: Buffer[]): void {
+    const s = this.subs.get(od.objectId ?? '');
+    if (!s) {
+      // Nobody waits anymore: give back the delivery pin.
+      if (od.shm) this.unpin(od.objectId ?? '');
+      return;
+    }
+    if (s.od !== undefined) {
+      if (od.shm) this.unpin(od.objectId ?? '');
+      return;
+    }
+    s.od = od;
+    s.frames = payloads;
+    s.seq = ++this.subSeq;
+    const w = s.waiters;
+    s.waiters = [];
+    for (const cb of w) cb();
   }
 
   private getArena(): Arena {
@@ -211,25 +242,28 @@ export class WorkerRuntime implements CoreRuntime {
         }
         return;
       }
-      case 'objectsReady':
-        for (const od of envelope.objectsReady!.objects ?? []) {
-          const s = this.subs.get(od.objectId ?? '');
-          if (!s) {
-            // Nobody waits anymore: give back the delivery pin.
-            if (od.shm) this.unpin(od.objectId ?? '');
-            continue;
-          }
-          if (s.od !== undefined) {
-            if (od.shm) this.unpin(od.objectId ?? '');
-            continue;
-          }
-          s.od = od;
-          s.frames = payloads;
-          s.seq = ++this.subSeq;
-          const w = s.waiters;
-          s.waiters = [];
-          for (const cb of w) cb();
+      case 'objectChunk': {
+        // A remote driver (no shared memory): large objects come in chunks; assemble, then as inline.
+        const c = envelope.objectChunk!;
+        const id = c.objectId ?? '';
+        const total = Number(c.total ?? 0);
+        let inc = this.incoming.get(id);
+        if (!inc) {
+          if (!c.header) return;
+          inc = { header: c.header, buf: Buffer.allocUnsafe(total), got: 0 };
+          this.incoming.set(id, inc);
         }
+        const chunk = payloads[0] ?? Buffer.alloc(0);
+        chunk.copy(inc.buf, Number(c.offset ?? 0));
+        inc.got += chunk.length;
+        if (inc.got < total) return;
+        this.incoming.delete(id);
+        const od: tsray.v1.IObjectData = { ...inc.header, objectId: id, inline: { frame: 0, offset: 0, length: total } };
+        this.objectReady(od, [inc.buf]);
+        return;
+      }
+      case 'objectsReady':
+        for (const od of envelope.objectsReady!.objects ?? []) this.objectReady(od, payloads);
         return;
       case 'allocReply': {
         const r = envelope.allocReply!;
@@ -690,7 +724,7 @@ export class WorkerRuntime implements CoreRuntime {
 
   putObject(id: string, value: SerializedValue): void {
     const n = value.bytes.byteLength;
-    if (n <= INLINE) {
+    if (n <= INLINE || this.clientOptions.remote) {
       this.puts.push({
         objectId: id,
         encoding: encodingToWire(value.encoding),
