@@ -398,6 +398,12 @@ class WorkerRuntime:
                 # one for the receiver to handle what arrived.
                 await asyncio.sleep(0)
                 await asyncio.sleep(0)
+                # Messages still waiting in the socket (reading EVENTS also lets ZeroMQ take in what
+                # arrived while the job ran): let the receiver handle them before the next job starts.
+                for _ in range(100):
+                    if not cast(int, self._sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                        break
+                    await asyncio.sleep(0)
                 last_yield = time.perf_counter()
                 continue
             job = self._queue.popleft()
