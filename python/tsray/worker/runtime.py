@@ -404,6 +404,9 @@ class WorkerRuntime:
                     if not cast(int, self._sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                         break
                     await asyncio.sleep(0)
+                # A message already taken from the socket may still wait for its coroutine to run
+                # (pyzmq's asyncio recv resolves a future first): one short timed turn lets it.
+                await asyncio.sleep(0.0005)
                 last_yield = time.perf_counter()
                 continue
             job = self._queue.popleft()
