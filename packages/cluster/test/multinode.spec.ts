@@ -166,7 +166,11 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     mkdirSync(empty, { recursive: true });
     const script = fileURLToPath(new URL('./fixtures/remote-driver.ts', import.meta.url));
     const env = { ...process.env, TMPDIR: empty };
-    const ok = await run(process.execPath, ['--import', 'tsx', script, c.gcsAddress, c.token], { env, timeout: 90_000 });
+    const ok = await run(process.execPath, ['--import', 'tsx', script, c.gcsAddress, c.token], { env: { ...env, TSRAY_LOG_LEVEL: 'info' }, timeout: 60_000 }).catch(
+      (e: Error & { stdout?: string; stderr?: string }) => {
+        throw new Error(`${e.message}\nstdout: ${e.stdout}\nstderr: ${e.stderr?.slice(-3000)}\nhead log: ${readFileSync(c.head.errLog, 'utf8').slice(-3000)}`);
+      },
+    );
     expect(ok.stdout).toContain(`put true ${20 * 1024 * 1024} ${ids['node2']}`);
     expect(ok.stdout).toContain(`get ${24 * 1024 * 1024} true`);
     const bad = await run(process.execPath, ['--import', 'tsx', script, c.gcsAddress, 'wrong-token'], { env, timeout: 60_000 });
