@@ -17,7 +17,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { copyFile, lstat, mkdir, readdir, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RuntimeEnvSetupError } from './errors.js';
@@ -317,7 +317,12 @@ export class RuntimeEnvAgent {
     const n = this.refs.get(key) ?? 0;
     if (n <= 1) {
       this.refs.delete(key);
-      void unlink(this.refFile(key)).catch(() => undefined);
+      // Synchronously: the GC pass scheduled next reads the refs folder and must not see this hold.
+      try {
+        unlinkSync(this.refFile(key));
+      } catch {
+        /* already gone */
+      }
       this.scheduleGc();
     } else this.refs.set(key, n - 1);
   }
