@@ -21,6 +21,7 @@ owns the socket; API calls queue messages for it, so the calls are thread-safe. 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import itertools
 import json
@@ -101,6 +102,41 @@ class AuthenticationError(ConnectionError):
     """The cluster refused this connection: wrong or missing cluster token."""
 
 
+def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> str:
+    """Ask a cluster's head (GCS) for its nodes, proving the token; the head node's tcp address."""
+    if not token:
+        raise AuthenticationError(f"init(address={host_port!r}): a remote cluster needs its token (token=..., TSRAY_TOKEN)")
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    conn_id = f"entry:{secrets.token_hex(6)}"
+    sock.setsockopt(zmq.ROUTING_ID, conn_id.encode())
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(f"tcp://{host_port}")
+        p = token_proof(token, conn_id)
+        arg = {"authProof": base64.b64encode(cast(bytes, p["auth_proof"])).decode(), "authTime": p["auth_time"], "authNonce": p["auth_nonce"]}
+        sock.send_multipart(encode_message(pb.GcsCall(request_id=1, method="cluster.entry", json=json.dumps(arg))))
+        t = timeout if timeout is not None else float(os.environ.get("TSRAY_CONNECT_TIMEOUT_MS", "10000")) / 1000
+        if not sock.poll(int(t * 1000)):
+            raise ConnectionError(f"init(): no tsray cluster answered at {host_port} within {t:g} s (is it running? is the address right?)")
+        msg = decode_message(sock.recv_multipart())
+        if msg.kind != "gcs_reply":
+            raise ConnectionError(f"init(): {host_port} did not answer as a tsray head")
+        r = msg.envelope.gcs_reply
+        if r.error:
+            if r.error.startswith("AUTH_FAILED"):
+                raise AuthenticationError(r.error.removeprefix("AUTH_FAILED: "))
+            raise ConnectionError(r.error)
+        nodes = json.loads(r.json or "[]")
+        alive = [n for n in nodes if n.get("alive")]
+        head = next((n for n in alive if n.get("isHead")), alive[0] if alive else None)
+        if head is None:
+            raise ConnectionError(f"init(): the cluster at {host_port} has no alive node")
+        return str(head["address"])
+    finally:
+        sock.close()
+
+
 def resolve_address(address: str) -> str:
     """``'auto'`` -> the address in ``$TMPDIR/tsray/current.json``; ``host:port`` -> ``tcp://host:port``."""
     if address == "auto" and os.environ.get("TSRAY_ADDRESS"):
@@ -130,10 +166,8 @@ def resolve_address(address: str) -> str:
         want = address.removeprefix("tcp://").replace("localhost:", "127.0.0.1:")
         if isinstance(cur, dict) and str(cur.get("gcsAddress", "")).replace("localhost:", "127.0.0.1:") == want and _pid_alive(int(cur.get("pid", 0) or 0)):
             return str(cur["address"])
-        raise ConnectionError(
-            f"init(address={address!r}): no node of the cluster at {want} runs on this machine (looked in {path}); "
-            f"start one with 'tsray start --address {want}' (drivers attach to their machine's node)"
-        )
+        # No node of that cluster here: a remote client of the head's node (objects travel in frames).
+        return f"remote://{want}"
     raise ConnectionError(f"init(address={address!r}): expected 'auto', 'ipc://...', 'tcp://host:port' or 'host:port'")
 
 
@@ -202,6 +236,9 @@ class Client:
         self.address = resolve_address(address)
         if token is None:
             token = os.environ.get("TSRAY_TOKEN") or _local_token(self.address)
+        self.remote = self.address.startswith("remote://")
+        if self.remote:
+            self.address = _cluster_entry(self.address.removeprefix("remote://"), token, connect_timeout)
         self.job_id = secrets.token_hex(4)
         self.namespace = namespace if namespace is not None else f"anon-{self.job_id}"
         self.worker_id = f"c{secrets.token_hex(6)}"
@@ -230,6 +267,7 @@ class Client:
         self._req_seq = itertools.count(1)
         self._accepted: Future[pb.WorkerAccepted] = Future()
         self._arena: Arena | None = None
+        self._incoming: dict[str, list[Any]] = {}
         self._closing = False
         self.closed = False
         self.node_id = ""
@@ -244,7 +282,7 @@ class Client:
                 "msg",
                 pb.RegisterWorker(
                     worker_id=self.worker_id, pid=os.getpid(), language="python", kind="driver",
-                    namespace=self.namespace, job_id=self.job_id,
+                    namespace=self.namespace, job_id=self.job_id, remote=self.remote,
                     **(token_proof(token, self.worker_id) if token else {}),
                 ),
                 (),
@@ -428,6 +466,31 @@ class Client:
             return
         env = msg.envelope
         kind = msg.kind
+        if kind == "object_chunk":
+            # A remote client: large objects come in chunks; assemble them, then as inline.
+            c = env.object_chunk
+            inc = self._incoming.get(c.object_id)
+            if inc is None:
+                if not c.HasField("header"):
+                    return
+                inc = self._incoming[c.object_id] = [c.header, bytearray(c.total), 0]
+            chunk = bytes(msg.payloads[0]) if msg.payloads else b""
+            inc[1][c.offset : c.offset + len(chunk)] = chunk
+            inc[2] += len(chunk)
+            if inc[2] < c.total:
+                return
+            del self._incoming[c.object_id]
+            od = pb.ObjectData()
+            od.CopyFrom(inc[0])
+            od.object_id = c.object_id
+            od.inline.CopyFrom(pb.Payload(frame=0, offset=0, length=c.total))
+            with self._cond:
+                sub = self._subs.get(od.object_id)
+                if sub is not None and sub.od is None:
+                    self._seq += 1
+                    sub.od, sub.frames, sub.seq = od, [bytes(inc[1])], self._seq
+                self._cond.notify_all()
+            return
         if kind == "objects_ready":
             with self._cond:
                 for od in env.objects_ready.objects:

@@ -177,6 +177,28 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     expect(bad.stdout).toMatch(/AuthenticationError: the head refused the connection: wrong cluster token/);
   }, 120_000);
 
+  it('a Python program on a machine without a node joins by address and token', async () => {
+    const empty = join(c.tmp, 'elsewhere-py');
+    mkdirSync(empty, { recursive: true });
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const code = [
+      'import sys, tsray',
+      'tsray.init(address=sys.argv[1], token=sys.argv[2])',
+      'big = bytes(range(256)) * (48 * 4096)',
+      'ref = tsray.put(big)',
+      'print("roundtrip", tsray.get(ref) == big, len(big))',
+      'a = tsray.get_actor("where", namespace="head")',
+      'print("actor", tsray.get(a.node.remote()))',
+      'tsray.shutdown()',
+    ].join('\n');
+    const { stdout } = await run(`${root}.venv/bin/python`, ['-c', code, c.gcsAddress, c.token], {
+      env: { ...process.env, TMPDIR: empty, PYTHONPATH: `${root}python` },
+      timeout: 60_000,
+    });
+    expect(stdout).toContain(`roundtrip True ${256 * 48 * 4096}`);
+    expect(stdout).toContain(`actor ${ids['node2']}`);
+  }, 90_000);
+
   it('refuses a driver with a wrong token (AuthenticationError)', async () => {
     const script = `
       import { init } from '@tsray/core';
