@@ -3,6 +3,21 @@
  * @module
  */
 
+import type { ActorListEntry, NodeState, ObjectListEntry, PendingDemand, PlacementGroupListEntry, TaskListEntry } from '@tsray/core';
+
+/** One node (the core state API's shape: `nodes()`). */
+export type NodeInfo = NodeState;
+/** One actor (the core state API's shape: `listActors()`). */
+export type ActorState = ActorListEntry;
+/** One live task (`listTasks()`). */
+export type TaskState = TaskListEntry;
+/** One stored object (`listObjects()`). */
+export type ObjectState = ObjectListEntry;
+/** One placement group (`listPlacementGroups()`). */
+export type PlacementGroupState = PlacementGroupListEntry;
+/** Demand waiting for resources (`pendingDemand()`). */
+export type DemandState = PendingDemand;
+
 /** Configuration handed to a daemon process (`node dist/daemon-main.js '<json>'`). */
 export interface DaemonConfig {
   /** `head` runs the GCS, the jobs HTTP API and a node; `node` joins a head. */
@@ -57,62 +72,10 @@ export interface ReadyInfo {
   error?: string;
 }
 
-/** One node as `tsray list nodes` / `nodes()` show it (fields as Ray's `ray.nodes()`). */
-export interface NodeInfo {
-  nodeId: string;
-  alive: boolean;
-  isHead: boolean;
-  address: string;
-  hostname: string;
-  pid: number;
-  resourcesTotal: Record<string, number>;
-  resourcesAvailable: Record<string, number>;
-  labels: Record<string, string>;
-  /** ms since epoch. */
-  startTime: number;
-  deathReason?: string;
-}
 
-/** One actor as listed by the state API. */
-export interface ActorState {
-  actorId: string;
-  className: string;
-  name: string;
-  namespace: string;
-  state: 'PENDING' | 'STARTING' | 'ALIVE' | 'RESTARTING' | 'DEAD';
-  nodeId: string;
-  pid: number;
-  numRestarts: number;
-  detached: boolean;
-  deathCause?: string;
-}
 
-/** One task as listed by the state API. */
-export interface TaskState {
-  taskId: string;
-  name: string;
-  state: 'PENDING' | 'RUNNING' | 'FINISHED' | 'FAILED';
-  nodeId: string;
-  actorId?: string;
-}
 
-/** One object as listed by the state API. */
-export interface ObjectState {
-  objectId: string;
-  sizeBytes: number;
-  nodeId: string;
-  location: 'inline' | 'shm' | 'spilled' | 'remote';
-}
 
-/** One placement group as listed by the state API. */
-export interface PlacementGroupState {
-  placementGroupId: string;
-  name: string;
-  strategy: string;
-  state: 'PENDING' | 'CREATED' | 'REMOVED';
-  bundles: Record<string, number>[];
-  bundleNodes: string[];
-}
 
 /** Job status, as Ray's `JobStatus`. */
 export type JobStatus = 'PENDING' | 'RUNNING' | 'STOPPED' | 'SUCCEEDED' | 'FAILED';
@@ -133,15 +96,6 @@ export interface JobInfo {
   driverPid?: number;
 }
 
-/** Demand waiting for resources. */
-export interface DemandState {
-  kind: 'task' | 'actor' | 'placement_group';
-  name: string;
-  resources: Record<string, number> | Record<string, number>[];
-  count: number;
-  infeasible: boolean;
-  missing: string[];
-}
 
 /** Everything `tsray status` prints. */
 export interface ClusterStatus {

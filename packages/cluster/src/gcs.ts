@@ -8,8 +8,8 @@
  */
 import { hostname } from 'node:os';
 import * as zmq from 'zeromq';
-import { decodeMessage, encodeMessage, ProtocolError, tsray, type EnvelopeBody } from '@tsray/protocol';
-import { TokenVerifier } from '@tsray/core/internal';
+import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { errorCodeOf, PeerMemory, TokenVerifier } from '@tsray/core/internal';
 import type { ActorState, NodeInfo } from './contracts.js';
 import { logger } from './logger.js';
 import { PortInUseError } from './errors.js';
@@ -24,15 +24,6 @@ export interface GcsOptions {
   nodeDeathTimeoutMs?: number;
   /** Largest accepted frame in bytes (default the protocol's 256 MiB); a bigger one is rejected with ERROR_CODE_TOO_LARGE. */
   maxFrameBytes?: number;
-}
-
-/** Most connections remembered as closed or refused (oldest forgotten first). */
-const MAX_REMEMBERED_PEERS = 10_000;
-
-/** Add to a set of peer identities, forgetting the oldest beyond {@link MAX_REMEMBERED_PEERS}. */
-function remember(set: Set<string>, id: string): void {
-  set.add(id);
-  if (set.size > MAX_REMEMBERED_PEERS) set.delete(set.values().next().value!);
 }
 
 interface NodeEntry {
@@ -70,9 +61,9 @@ export class GcsServer {
   private readonly actors = new Map<string, ActorEntry>();
   private readonly names = new Map<string, string>();
   private readonly kv = new Map<string, string>();
-  private readonly refused = new Set<string>();
+  private readonly refused = new PeerMemory();
   /** Unregistered connections that sent an undecodable message: everything they send later is ignored. */
-  private readonly closedPeers = new Set<string>();
+  private readonly closedPeers = new PeerMemory();
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private requestSeq = 0;
   private readonly timer: NodeJS.Timeout;
@@ -176,7 +167,7 @@ export class GcsServer {
     try {
       for await (const frames of this.router) {
         const identity = frames[0]!;
-        if (this.closedPeers.size > 0 && this.closedPeers.has(identity.toString())) continue;
+        if (this.closedPeers.has(identity.toString())) continue;
         try {
           this.handle(identity, frames.slice(1));
         } catch (err) {
@@ -196,9 +187,9 @@ export class GcsServer {
    */
   private rejectMessage(identity: Buffer, err: Error): void {
     const peer = identity.toString();
-    const code = err instanceof ProtocolError ? err.code : tsray.v1.ErrorCode.ERROR_CODE_MALFORMED;
+    const code = errorCodeOf(err);
     const nodeId = this.byIdentity.get(peer);
-    if (!nodeId) remember(this.closedPeers, peer);
+    if (!nodeId) this.closedPeers.once(peer);
     logger().warn(
       { peer, ...(nodeId ? { nodeId } : {}), code: tsray.v1.ErrorCode[code] },
       `GCS rejected a message: ${err.message}; ${nodeId ? 'replied with an error, the node stays connected' : 'the connection is closed (later messages from it are ignored)'}`,
@@ -213,10 +204,7 @@ export class GcsServer {
       const r = envelope.registerNode!;
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
-        if (!this.refused.has(idStr)) {
-          remember(this.refused, idStr);
-          logger().warn({ peer: idStr }, `refused a node connection: ${why}`);
-        }
+        if (this.refused.once(idStr)) logger().warn({ peer: idStr }, `refused a node connection: ${why}`);
         this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` } });
         return;
       }
@@ -248,10 +236,7 @@ export class GcsServer {
       }
       const why = this.verifier.check(idStr, a.authProof ? Buffer.from(a.authProof, 'base64') : undefined, Number(a.authTime ?? 0), a.authNonce);
       if (why) {
-        if (!this.refused.has(idStr)) {
-          this.refused.add(idStr);
-          logger().warn({ peer: idStr }, `refused a driver: ${why}`);
-        }
+        if (this.refused.once(idStr)) logger().warn({ peer: idStr }, `refused a driver: ${why}`);
         this.send(identity, { gcsReply: { requestId: c.requestId, json: '', error: `AUTH_FAILED: the head refused the connection: ${why}` } });
         return;
       }
@@ -259,10 +244,7 @@ export class GcsServer {
       return;
     }
     if (!n) {
-      if (!this.refused.has(idStr)) {
-        remember(this.refused, idStr);
-        logger().warn({ peer: idStr, kind }, 'message from an unregistered connection; refused (a node must send RegisterNode with a token proof first)');
-      }
+      if (this.refused.once(idStr)) logger().warn({ peer: idStr, kind }, 'message from an unregistered connection; refused (a node must send RegisterNode with a token proof first)');
       this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' } });
       return;
     }

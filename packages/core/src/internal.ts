@@ -6,3 +6,4 @@
 export { NodeRuntime, type NodeRuntimeOptions } from './node/node-runtime.js';
 export { TokenVerifier, makeTokenProof, AUTH_WINDOW_MS, type TokenProof } from './auth.js';
 export { logger } from './logger.js';
+export { PeerMemory, errorCodeOf, MAX_REMEMBERED_PEERS } from './peer-memory.js';

@@ -12,7 +12,7 @@ import { crc32 } from 'node:zlib';
 import * as zmq from 'zeromq';
 import { ClusterView, NodeResources, ResourceRequest, schedule, type Allocation, type SchedulingStrategy } from '@tsray/scheduler';
 import { reserve, validateBundles, validateStrategy, type PlacementStrategy, type Reservation } from '@tsray/placement';
-import { decodeMessage, encodeMessage, ProtocolError, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
 import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
@@ -32,6 +32,7 @@ import { WorkerProcess } from './worker-process.js';
 import { NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
 import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { TokenVerifier } from '../auth.js';
+import { errorCodeOf, PeerMemory } from '../peer-memory.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
 
 /** Options of the node runtime (from `init()`). */
@@ -278,9 +279,9 @@ export class NodeRuntime implements CoreRuntime {
   /** The cluster token (proved by every connection). */
   readonly token: string;
   private readonly verifier: TokenVerifier;
-  private readonly refused = new Set<string>();
+  private readonly refused = new PeerMemory();
   /** Unregistered connections that sent an undecodable message: everything they send later is ignored. */
-  private readonly closedPeers = new Set<string>();
+  private readonly closedPeers = new PeerMemory();
   /** tcp://host:port for other nodes and remote drivers (multi-node). */
   tcpAddress = '';
   private link: ClusterLink | undefined;
@@ -1684,7 +1685,7 @@ export class NodeRuntime implements CoreRuntime {
     try {
       for await (const frames of this.router) {
         const identity = frames[0]!;
-        if (this.closedPeers.size > 0 && this.closedPeers.has(identity.toString())) continue;
+        if (this.closedPeers.has(identity.toString())) continue;
         try {
           this.handle(identity, frames.slice(1));
         } catch (err) {
@@ -1704,15 +1705,14 @@ export class NodeRuntime implements CoreRuntime {
    */
   private rejectMessage(identity: Buffer, err: Error): void {
     const peer = identity.toString();
-    const code = err instanceof ProtocolError ? err.code : tsray.v1.ErrorCode.ERROR_CODE_MALFORMED;
+    const code = errorCodeOf(err);
     const w = this.workers.get(peer);
     if (w) {
       logger().error({ err, peer, kind: w.kind, code: tsray.v1.ErrorCode[code] }, `rejected a message from a ${w.kind}: ${err.message}`);
       this.send(w, { error: { code, message: err.message } });
       return;
     }
-    this.closedPeers.add(peer);
-    if (this.closedPeers.size > 10_000) this.closedPeers.delete(this.closedPeers.values().next().value!);
+    this.closedPeers.once(peer);
     logger().warn({ peer, code: tsray.v1.ErrorCode[code] }, `rejected a message from an unregistered connection: ${err.message}; the connection is closed (later messages from it are ignored)`);
     this.outbox.send([identity, ...encodeMessage({ error: { code, message: err.message } })]);
   }
@@ -1726,10 +1726,7 @@ export class NodeRuntime implements CoreRuntime {
       const idStr = identity.toString();
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
-        if (!this.refused.has(idStr)) {
-          this.refused.add(idStr);
-          logger().warn({ peer: idStr, kind: r.kind, pid: r.pid }, `refused a connection: ${why}`);
-        }
+        if (this.refused.once(idStr)) logger().warn({ peer: idStr, kind: r.kind, pid: r.pid }, `refused a connection: ${why}`);
         const msg = `node ${this.nodeId} refused the connection: ${why}`;
         this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: msg } })]);
         return;
@@ -1747,10 +1744,7 @@ export class NodeRuntime implements CoreRuntime {
     }
     if (!w) {
       const idStr = identity.toString();
-      if (!this.refused.has(idStr)) {
-        this.refused.add(idStr);
-        logger().warn({ peer: idStr, kind }, 'message from an unregistered connection; refused (RegisterWorker with a token proof must come first)');
-      }
+      if (this.refused.once(idStr)) logger().warn({ peer: idStr, kind }, 'message from an unregistered connection; refused (RegisterWorker with a token proof must come first)');
       this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `node ${this.nodeId}: register first (RegisterWorker with a token proof)` } })]);
       return;
     }
