@@ -343,6 +343,54 @@ ErrorSink = Callable[[BaseException], None]
 # ------------------------------------------------------------------------------------ interface
 
 
+class HFTokenizerMixin:
+    """The tokenizer side of a backend with a Hugging Face tokenizer (vLLM's and transformers' both are).
+
+    The backend sets ``name``, ``_tok`` (None until started), ``_max_model_len``, ``_vocab_size``,
+    ``_eos_ids`` and ``_model_dir``.
+    """
+
+    name: str
+    _tok: Any
+    _max_model_len: int
+    _vocab_size: int
+    _eos_ids: tuple[int, ...]
+    _model_dir: str
+
+    def _need_tok(self, what: str) -> Any:
+        if self._tok is None:
+            raise EngineNotStarted(self.name, what)
+        return self._tok
+
+    @property
+    def max_model_len(self) -> int:
+        if not self._max_model_len:
+            raise EngineNotStarted(self.name, "max_model_len")
+        return self._max_model_len
+
+    def tokenizer_info(self) -> TokenizerInfo:
+        tok = self._need_tok("tokenizer_info()")
+        return TokenizerInfo(
+            vocab_size=self._vocab_size,
+            bos_token_id=getattr(tok, "bos_token_id", None),
+            eos_token_ids=self._eos_ids,
+            pad_token_id=getattr(tok, "pad_token_id", None),
+            has_chat_template=bool(getattr(tok, "chat_template", None)),
+        )
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self._need_tok("encode()").encode(text, add_special_tokens=add_special_tokens))
+
+    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return str(self._need_tok("decode()").decode(list(token_ids), skip_special_tokens=skip_special_tokens))
+
+    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]]) -> str:
+        tok = self._need_tok("apply_chat_template()")
+        if not getattr(tok, "chat_template", None):
+            raise NoChatTemplate(self._model_dir)
+        return str(tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
+
+
 class EngineBackend(abc.ABC):
     """One inference engine instance; see the module docstring for the streaming contract."""
 

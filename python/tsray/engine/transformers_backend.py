@@ -57,6 +57,7 @@ from typing import Any
 from ._detok import IncrementalText
 from .backend import (
     BackendUnavailable,
+    HFTokenizerMixin,
     Delta,
     DuplicateRequestId,
     EngineBackend,
@@ -67,9 +68,7 @@ from .backend import (
     FinishReason,
     InvalidEngineArgs,
     ModelLoadError,
-    NoChatTemplate,
     SamplingParams,
-    TokenizerInfo,
     check_prompt,
     check_prompt_ids,
 )
@@ -125,7 +124,7 @@ class _Request:
     detached: bool = False
 
 
-class TransformersBackend(EngineBackend):
+class TransformersBackend(HFTokenizerMixin, EngineBackend):
     """Engine on HF transformers with its own continuous-batching loop (see the module docstring).
 
     Attributes for observation (tests, metrics): :attr:`max_observed_batch_size` (most rows in one
@@ -340,38 +339,7 @@ class TransformersBackend(EngineBackend):
 
     # ------------------------------------------------------------------------------- tokenizer
 
-    def _need_tok(self, what: str) -> Any:
-        if self._tok is None:
-            raise EngineNotStarted(self.name, what)
-        return self._tok
-
-    @property
-    def max_model_len(self) -> int:
-        if not self._max_model_len:
-            raise EngineNotStarted(self.name, "max_model_len")
-        return self._max_model_len
-
-    def tokenizer_info(self) -> TokenizerInfo:
-        tok = self._need_tok("tokenizer_info()")
-        return TokenizerInfo(
-            vocab_size=self._vocab_size,
-            bos_token_id=tok.bos_token_id,
-            eos_token_ids=self._eos_ids,
-            pad_token_id=tok.pad_token_id,
-            has_chat_template=bool(getattr(tok, "chat_template", None)),
-        )
-
-    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return list(self._need_tok("encode()").encode(text, add_special_tokens=add_special_tokens))
-
-    def decode(self, token_ids: Sequence[int], skip_special_tokens: bool = True) -> str:
-        return str(self._need_tok("decode()").decode(list(token_ids), skip_special_tokens=skip_special_tokens))
-
-    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]]) -> str:
-        tok = self._need_tok("apply_chat_template()")
-        if not getattr(tok, "chat_template", None):
-            raise NoChatTemplate(self._model_dir)
-        return str(tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
+    # _need_tok, max_model_len, tokenizer_info, encode, decode, apply_chat_template: HFTokenizerMixin
 
     # ------------------------------------------------------------------------------- requests
 
