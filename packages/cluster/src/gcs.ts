@@ -332,6 +332,10 @@ export class GcsServer {
         const prefix = String(arg['prefix'] ?? '');
         return [...this.kv.keys()].filter((k) => k.startsWith(prefix));
       }
+      case 'job.end':
+        // A driver left on `from`: its job ends on every other node too (workers, actors, groups).
+        void this.askNodes('job.end', { jobId: String(arg['jobId'] ?? '') });
+        return { ok: true };
       case 'state.gather':
         return this.askNodes('state.snapshot', { what: String(arg['what'] ?? 'all') }).then((r) => r.map((x) => x.result));
       default: {

@@ -43,6 +43,8 @@ export interface SubmitSpec {
   xlang?: boolean;
   /** Runtime environment (job merged with task level), canonical JSON; undefined = none. */
   runtimeEnv?: string;
+  /** The job that submitted it (set from the wire; a node fills in its submitter's job otherwise). */
+  jobId?: string;
 }
 
 /** A validated scheduling strategy. */

@@ -7,11 +7,13 @@ const MiB = 1024 * 1024;
 const gc = (globalThis as { gc?: () => void }).gc!;
 
 /** Collect garbage here (workers do it when idle) until `cond` holds or 5 s passed. */
+/** Collect garbage until `cond` holds (refs are released by GC here and in workers); fails loudly if it never does. */
 async function settle(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !cond(); i++) {
+  for (let i = 0; i < 600 && !cond(); i++) {
     gc();
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (!cond()) throw new Error(`the store did not settle within 30 s: ${JSON.stringify(nodeStats())}`);
 }
 
 beforeAll(async () => {

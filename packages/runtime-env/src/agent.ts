@@ -151,7 +151,6 @@ export class RuntimeEnvAgent {
   private readonly id = randomBytes(4).toString('hex');
   private readonly mutex = new KeyedMutex();
   private readonly refs = new Map<string, number>();
-  private readonly packCache = new Map<string, Promise<string>>();
   private readonly counters = { installs: { pip: 0, npm: 0, pkg: 0 } as Record<ResourceKind, number>, failures: 0, collected: 0 };
   private gcRunning: Promise<void> | undefined;
   private gcAgain = false;
@@ -184,8 +183,9 @@ export class RuntimeEnvAgent {
 
   /**
    * Pack the environment's local directories into the node's package cache and replace them by
-   * their hashes. Packing is done once per (path, excludes) in this agent (as Ray uploads a job's
-   * working dir once); an archive deleted by GC is packed again.
+   * their content hashes. Each call reads the directories as they are now (callers resolve once per
+   * job, as Ray uploads a job's working dir at submission); content that was packed before is
+   * hashed only and its archive reused.
    */
   async resolve(env: NormalizedRuntimeEnv): Promise<ResolvedRuntimeEnv> {
     const out: ResolvedRuntimeEnv = {};
@@ -199,24 +199,12 @@ export class RuntimeEnvAgent {
     return out;
   }
 
-  private pack(path: string, excludes: string[], field: string): Promise<string> {
+  private async pack(path: string, excludes: string[], field: string): Promise<string> {
     const uri = PACKAGE_URI.exec(path);
-    if (uri) return Promise.resolve(uri[1]!);
-    const key = `${field}\0${path}\0${excludes.join('\0')}`;
-    let p = this.packCache.get(key);
-    if (p) {
-      const cached = p;
-      p = cached.then((hash) => (existsSync(this.packagePath(hash)) ? hash : this.packNow(key, path, excludes, field)));
-    } else p = this.packNow(key, path, excludes, field);
-    return p;
-  }
-
-  private packNow(key: string, path: string, excludes: string[], field: string): Promise<string> {
+    if (uri) return uri[1]!;
     const name = path.replace(/\/+$/, '').split('/').pop()!;
-    const p = packDirectory(path, join(this.rootDir, 'archives'), { excludes, field, ...(field === 'pyModules' ? { prefix: name } : {}) }).then((r) => r.hash);
-    this.packCache.set(key, p);
-    p.catch(() => this.packCache.delete(key));
-    return p;
+    const r = await packDirectory(path, join(this.rootDir, 'archives'), { excludes, field, ...(field === 'pyModules' ? { prefix: name } : {}) });
+    return r.hash;
   }
 
   /**

@@ -121,11 +121,35 @@ export interface PackedPackage {
   bytes: number;
 }
 
+/** One entry's contribution to a package hash (the same in hashing and packing). */
+function hashEntry(h: ReturnType<typeof createHash>, e: PackEntry, buf: Buffer | undefined): void {
+  h.update(`${e.rel}\0${e.type}\0${e.executable ? 'x' : '-'}\0`);
+  if (e.type === 'file') {
+    h.update(`${buf!.length}\0`);
+    h.update(buf!);
+  } else if (e.type === 'symlink') h.update(`${e.linkTarget}\0`);
+}
+
+function packageHash(h: ReturnType<typeof createHash>): string {
+  return `pkg_${h.digest('hex').slice(0, 32)}`;
+}
+
+/** The content hash `packDirectory` gives `path` now (reads the files, writes nothing). */
+export async function hashPackage(path: string, options: PackOptions = {}): Promise<{ hash: string; bytes: number }> {
+  const { entries, bytes } = listPackage(path, options);
+  const h = createHash('sha256');
+  for (const e of entries) hashEntry(h, e, e.type === 'file' ? await readFile(e.abs) : undefined);
+  return { hash: packageHash(h), bytes };
+}
+
 /**
- * Pack `path` into `<outDir>/<hash>.tar.gz` (kept if it exists already). The hash is of the content,
- * so the same files give the same archive name anywhere.
+ * Pack `path` into `<outDir>/<hash>.tar.gz`. The hash is of the content, so the same files give the
+ * same archive name anywhere; when that archive exists already the content is only hashed.
  */
 export async function packDirectory(path: string, outDir: string, options: PackOptions = {}): Promise<PackedPackage> {
+  const known = await hashPackage(path, options);
+  const knownPath = join(outDir, `${known.hash}.tar.gz`);
+  if (existsSync(knownPath)) return { hash: known.hash, archivePath: knownPath, bytes: known.bytes };
   const { entries, bytes } = listPackage(path, options);
   await mkdir(outDir, { recursive: true });
   const h = createHash('sha256');
@@ -135,16 +159,13 @@ export async function packDirectory(path: string, outDir: string, options: PackO
   try {
     const mtime = new Date(0);
     for (const e of entries) {
-      h.update(`${e.rel}\0${e.type}\0${e.executable ? 'x' : '-'}\0`);
+      const buf = e.type === 'file' ? await readFile(e.abs) : undefined;
+      hashEntry(h, e, buf);
       if (e.type === 'file') {
-        const buf = await readFile(e.abs);
-        h.update(`${buf.length}\0`);
-        h.update(buf);
-        await entry(pack, { name: e.rel, type: 'file', size: buf.length, mode: e.executable ? 0o755 : 0o644, mtime, uid: 0, gid: 0 }, buf);
+        await entry(pack, { name: e.rel, type: 'file', size: buf!.length, mode: e.executable ? 0o755 : 0o644, mtime, uid: 0, gid: 0 }, buf);
       } else if (e.type === 'directory') {
         await entry(pack, { name: e.rel, type: 'directory', mode: 0o755, mtime, uid: 0, gid: 0 });
       } else {
-        h.update(`${e.linkTarget}\0`);
         await entry(pack, { name: e.rel, type: 'symlink', linkname: e.linkTarget!, mode: 0o777, mtime, uid: 0, gid: 0 });
       }
     }
@@ -156,7 +177,7 @@ export async function packDirectory(path: string, outDir: string, options: PackO
     await rm(tmp, { force: true });
     throw err;
   }
-  const hash = `pkg_${h.digest('hex').slice(0, 32)}`;
+  const hash = packageHash(h);
   const archivePath = join(outDir, `${hash}.tar.gz`);
   if (existsSync(archivePath)) await rm(tmp, { force: true });
   else await rename(tmp, archivePath);

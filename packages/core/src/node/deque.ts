@@ -41,4 +41,20 @@ export class Deque<T> {
     this.items.splice(i, 1);
     return true;
   }
+
+  /** Remove every element that matches (one O(n) pass, order kept); returns them. */
+  removeWhere(match: (x: T) => boolean): T[] {
+    const out: T[] = [];
+    const kept: (T | undefined)[] = [];
+    for (let i = this.head; i < this.items.length; i++) {
+      const x = this.items[i] as T;
+      if (match(x)) out.push(x);
+      else kept.push(x);
+    }
+    if (out.length > 0) {
+      this.items = kept;
+      this.head = 0;
+    }
+    return out;
+  }
 }

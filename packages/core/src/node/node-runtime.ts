@@ -29,7 +29,7 @@ import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table
 import { Deque } from './deque.js';
 import { INLINE_THRESHOLD, NodeStore } from './store.js';
 import { WorkerProcess } from './worker-process.js';
-import { NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
+import { namesLocalDirectories, NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
 import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { TokenVerifier } from '../auth.js';
 import { errorCodeOf, PeerMemory } from '../peer-memory.js';
@@ -90,6 +90,8 @@ interface TaskRecord {
   startedAt: number;
   /** Namespace of the submitter (for actors it creates and names it looks up). */
   namespace: string;
+  /** The job it belongs to: it runs only on workers started for that job, and ends with it. */
+  jobId: string;
   /** Creation task: the actor it creates. Method call: the actor it calls. */
   actor: ActorRecord | undefined;
   /** Where its resources come from: the node, or a placement group bundle. */
@@ -135,6 +137,8 @@ interface PgRecord {
   preparing: boolean;
   /** Not planned again before this time (ms) after a part failed. */
   retryAt: number;
+  /** The job that created it: a non-detached group is removed when that job ends. */
+  jobId: string;
 }
 
 /** One actor's state on its node. */
@@ -170,6 +174,8 @@ interface ActorRecord {
   remoteNode: string | undefined;
   /** A stand-in for an actor owned by another node (found by name or handle). */
   proxy: boolean;
+  /** The job that created it: a non-detached actor dies when that job ends. */
+  jobId: string;
 }
 
 interface Lease {
@@ -202,9 +208,14 @@ class WorkerHandle {
   actor: ActorRecord | undefined;
   /** The runtime environment it was started in (held while it lives; never reused for another). */
   env: EnvEntry | undefined;
-  /** Client drivers: namespace, job, and when they were last heard from. */
-  namespace = '';
+  /**
+   * Workers: the job they were started for (a worker runs only that job's tasks, so a new job never
+   * sees modules an earlier job imported). Client drivers: their job.
+   */
   jobId = '';
+  /** Client drivers: namespace, pid (local ones are watched), and when they were last heard from. */
+  namespace = '';
+  pid = 0;
   lastSeen = Date.now();
   constructor(
     readonly id: string,
@@ -568,6 +579,7 @@ export class NodeRuntime implements CoreRuntime {
       items: [],
       startedAt: 0,
       namespace: owner ? this.namespaceOf(owner) : this.namespace,
+      jobId: spec.jobId || (owner && owner.kind !== 'peer' ? owner.jobId : '') || this.jobId,
       actor: undefined,
       pool: undefined,
       remote: undefined,
@@ -721,7 +733,7 @@ export class NodeRuntime implements CoreRuntime {
    * with RuntimeEnvSetupError.
    */
   private awaitRuntimeEnv(t: TaskRecord, front: boolean): boolean {
-    const ready = this.runtimeEnvs.request(t.spec.runtimeEnv!, (entry, error) => {
+    const ready = this.runtimeEnvs.request(t.spec.runtimeEnv!, t.jobId, (entry, error) => {
       if (t.state === 'done' || this.closed) {
         if (entry) this.runtimeEnvs.drop(entry);
         return;
@@ -750,6 +762,10 @@ export class NodeRuntime implements CoreRuntime {
   }
 
   private enqueue(t: TaskRecord, front = false): void {
+    if (this.endedJobs.has(t.jobId)) {
+      this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: true }));
+      return;
+    }
     if (isPython(t.spec.fn.moduleUrl) && t.state === 'deps') {
       const problem = this.pythonProblem();
       if (problem) {
@@ -792,7 +808,7 @@ export class NodeRuntime implements CoreRuntime {
       return;
     }
     t.state = 'queued';
-    const lang = (isPython(t.spec.fn.moduleUrl) ? '|py' : '') + (t.env ? `|env:${t.env.hash}` : '');
+    const lang = (isPython(t.spec.fn.moduleUrl) ? '|py' : '') + (t.env ? `|env:${t.env.hash}` : '') + (t.jobId !== this.jobId ? `|job:${t.jobId}` : '');
     const key = (t.pool.key ? `${t.request.key}|${t.pool.key}` : t.request.key) + lang;
     let q = this.queues.get(key);
     if (!q) this.queues.set(key, (q = new Deque()));
@@ -862,7 +878,7 @@ export class NodeRuntime implements CoreRuntime {
         // Open another lease when every existing one is busy and resources allow (tasks that hold no
         // CPU open new workers only up to the CPU count).
         if (best === undefined || (best.worker.pipeline.length > 0 && (request.cpu > 0 || this.workers.size < this.cpuSlots))) {
-          const fresh = this.newLease(key, request, q.peek()!.pool ?? this.nodePool, isPython(q.peek()!.spec.fn.moduleUrl), q.peek()!.env);
+          const fresh = this.newLease(key, q.peek()!);
           if (fresh) {
             if (!leases) this.leasesByKey.set(key, (leases = []));
             leases.push(fresh);
@@ -877,11 +893,17 @@ export class NodeRuntime implements CoreRuntime {
     this.scheduleFlush();
   }
 
-  private newLease(key: string, request: ResourceRequest, pool: Pool, python: boolean, env?: EnvEntry): Lease | undefined {
+  /** A lease for the queue `key` whose head is `head` (a reused idle worker of the same kind, or a new one). */
+  private newLease(key: string, head: TaskRecord): Lease | undefined {
+    const request = head.request;
+    const pool = head.pool ?? this.nodePool;
+    const python = isPython(head.spec.fn.moduleUrl);
+    const env = head.env;
     if (!pool.resources.canFit(request)) return undefined;
     const allocation = pool.resources.allocate(request);
     if (!allocation) return undefined;
-    const gpuKey = allocation.gpuIds.join(',') + (python ? '|py' : '') + (env ? `|env:${env.hash}` : '');
+    // Idle workers are reused only for the same GPUs, language, runtime env and job.
+    const gpuKey = allocation.gpuIds.join(',') + (python ? '|py' : '') + (env ? `|env:${env.hash}` : '') + `|job:${head.jobId}`;
     let w: WorkerHandle | undefined;
     for (let i = this.idle.length - 1; i >= 0; i--) {
       if (this.idle[i]!.gpuKey === gpuKey) {
@@ -899,7 +921,7 @@ export class NodeRuntime implements CoreRuntime {
           return undefined;
         }
       }
-      w = this.startWorker(gpuKey, allocation.gpuIds, python, env);
+      w = this.startWorker(gpuKey, allocation.gpuIds, head.jobId, python, env);
     }
     const lease: Lease = { key, pool, request, allocation, gpuIds: allocation.gpuIds, worker: w };
     w.lease = lease;
@@ -1124,6 +1146,7 @@ export class NodeRuntime implements CoreRuntime {
       nameKey: undefined,
       remoteNode: undefined,
       proxy: false,
+      jobId: t.jobId,
     };
   }
 
@@ -1163,7 +1186,7 @@ export class NodeRuntime implements CoreRuntime {
       }
       this.pendingActors.splice(i, 1);
       rec.allocation = allocation;
-      const w = this.startWorker(`actor:${rec.id}`, allocation.gpuIds, isPython(rec.spec.fn.moduleUrl), rec.env);
+      const w = this.startWorker(`actor:${rec.id}`, allocation.gpuIds, rec.jobId, isPython(rec.spec.fn.moduleUrl), rec.env);
       w.actor = rec;
       rec.worker = w;
       rec.state = rec.state === 'restarting' ? 'restarting' : 'starting';
@@ -1197,6 +1220,7 @@ export class NodeRuntime implements CoreRuntime {
       items: [],
       startedAt: 0,
       namespace: rec.namespace,
+      jobId: rec.jobId,
       actor: rec,
       pool: rec.pool,
       remote: undefined,
@@ -1395,7 +1419,7 @@ export class NodeRuntime implements CoreRuntime {
 
   // ---------------------------------------------------------------- placement groups
 
-  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean, noWait = false): void {
+  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean, noWait = false, jobId = this.jobId): void {
     const reqs = validateBundles(bundles);
     const pg: PgRecord = {
       id,
@@ -1413,6 +1437,7 @@ export class NodeRuntime implements CoreRuntime {
       remoteParts: undefined,
       preparing: false,
       retryAt: 0,
+      jobId,
     };
     this.pgs.set(id, pg);
     // The group holds its ready object, so pg.ready() can be asked for at any time.
@@ -1542,7 +1567,7 @@ export class NodeRuntime implements CoreRuntime {
 
   // ---------------------------------------------------------------- workers
 
-  private startWorker(gpuKey: string, gpuIds: readonly string[], python = false, runtimeEnv?: EnvEntry): WorkerHandle {
+  private startWorker(gpuKey: string, gpuIds: readonly string[], jobId: string, python = false, runtimeEnv?: EnvEntry): WorkerHandle {
     const id = `w${this.workerSeq++}-${process.pid}`;
     const launch = runtimeEnv ? this.runtimeEnvs.launch(runtimeEnv, python ? 'python' : 'node') : undefined;
     const env: Record<string, string> = { TSRAY_TOKEN: this.token };
@@ -1551,7 +1576,7 @@ export class NodeRuntime implements CoreRuntime {
       workerId: id,
       nodeAddress: this.address,
       nodeId: this.nodeId,
-      jobId: this.jobId,
+      jobId,
       sessionDir: this.opts.sessionDir,
       arenaFd: this.store.arenaFd,
       arenaSize: this.store.capacity,
@@ -1562,6 +1587,7 @@ export class NodeRuntime implements CoreRuntime {
       ...(launch ? { env: { ...launch.env, ...env }, cwd: launch.cwd, nodeArgs: launch.nodeArgs } : {}),
     });
     const w = new WorkerHandle(id, proc, gpuKey);
+    w.jobId = jobId;
     if (runtimeEnv) {
       this.runtimeEnvs.hold(runtimeEnv);
       w.env = runtimeEnv;
@@ -1580,22 +1606,73 @@ export class NodeRuntime implements CoreRuntime {
     else w.kill('SIGTERM');
   }
 
-  /** A client driver left (goodbye or silence): drop what it held; its non-detached actors lose its handles. */
+  /**
+   * A client driver left (goodbye, silence, or its process is gone): drop what it held. A driver is
+   * its job: when no other connection of the job is left, the job ends on every node.
+   */
   private clientGone(w: WorkerHandle, why: string): void {
     if (w.state === 'dead') return;
     w.state = 'dead';
     this.workers.delete(w.id);
     logger().info({ client: w.id, why }, 'client driver left');
     this.releaseWorkerHolds(w);
+    if (w.kind !== 'driver' || !w.jobId) return;
+    for (const o of this.workers.values()) if (o.kind === 'driver' && o.jobId === w.jobId) return;
+    this.endJob(w.jobId, `its driver left (${why})`);
+    this.link?.call('job.end', { jobId: w.jobId }).catch((err: Error) => logger().warn({ job: w.jobId, err }, 'could not tell the GCS that a job ended'));
+  }
+
+  /** Jobs that ended here (bounded): a late message of such a job starts nothing. */
+  private readonly endedJobs = new PeerMemory();
+
+  /**
+   * A job ended (as Ray does when a driver exits): its non-detached placement groups are removed, its
+   * non-detached actors killed, its queued tasks cancelled and its workers stopped. Detached actors
+   * and groups stay, and so do the workers that host them. Idempotent.
+   */
+  endJob(jobId: string, why: string): void {
+    if (this.closed || jobId === this.jobId || !this.endedJobs.once(jobId)) return;
+    logger().info({ job: jobId, why }, 'job ended');
+    for (const key of [...this.publishedEnvs.keys()]) if (key.startsWith(`${jobId}\0`)) this.publishedEnvs.delete(key);
+    for (const pg of [...this.pgs.values()]) {
+      if (pg.jobId === jobId && !pg.detached && !pg.noWait && pg.state !== 'removed') this.removePlacementGroup(pg.id);
+    }
+    for (const rec of [...this.actors.values()]) {
+      if (rec.jobId !== jobId || rec.creation.detached || rec.proxy || rec.state === 'dead') continue;
+      const w = rec.worker;
+      rec.killed = true;
+      if (rec.remoteNode !== undefined && !w) this.link?.existingPeer(rec.remoteNode)?.send({ killActor: { actorId: rec.id, noRestart: true } });
+      this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'owner_died', detail: `its job ${jobId} ended (${why})` });
+      if (w) w.kill('SIGKILL');
+    }
+    const cancelled = (t: TaskRecord) => errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: true });
+    for (const q of this.queues.values()) {
+      for (const t of q.removeWhere((x) => x.jobId === jobId && !x.actor)) this.finishTask(t, cancelled(t));
+    }
+    for (const w of [...this.workers.values()]) {
+      if (w.kind !== 'worker' || w.jobId !== jobId || w.actor) continue;
+      const busy = w.pipeline.length > 0;
+      for (const t of w.pipeline) t.cancelled = { forced: true };
+      if (busy) w.kill('SIGKILL');
+      else {
+        const i = this.idle.indexOf(w);
+        if (i !== -1) this.idle.splice(i, 1);
+        this.stopWorker(w);
+      }
+    }
+    this.scheduleDispatch();
   }
 
   private reapIdle(): void {
     const limit = this.opts.idleWorkerTimeoutMs ?? 1000;
     const now = Date.now();
     const clientLimit = this.opts.clientTimeoutMs ?? 10_000;
-    for (const w of this.workers.values()) {
+    for (const w of [...this.workers.values()]) {
       // Peer nodes are not timed out here: the GCS declares a silent node dead (nodeDied drops it).
-      if (w.kind === 'driver' && now - w.lastSeen > clientLimit) this.clientGone(w, `silent for ${now - w.lastSeen} ms`);
+      if (w.kind !== 'driver') continue;
+      if (now - w.lastSeen > clientLimit) this.clientGone(w, `silent for ${now - w.lastSeen} ms`);
+      // A driver on this machine that was killed is seen at once (its pid is gone).
+      else if (!w.remote && w.pid > 0 && !processAlive(w.pid)) this.clientGone(w, `its process ${w.pid} exited`);
     }
     while (this.idle.length > this.cpuSlots && now - this.idle[0]!.idleSince > limit) {
       this.stopWorker(this.idle.shift()!);
@@ -1736,6 +1813,7 @@ export class NodeRuntime implements CoreRuntime {
         w = new WorkerHandle(idStr, undefined, '', r.kind);
         w.namespace = r.namespace || `anon-${r.jobId}`;
         w.jobId = r.jobId ?? '';
+        w.pid = r.pid ?? 0;
         w.remote = r.remote === true;
         if (r.kind === 'peer') w.peerNodeId = idStr.replace(/^peer:/, '');
         this.workers.set(w.id, w);
@@ -1761,7 +1839,7 @@ export class NodeRuntime implements CoreRuntime {
             shmPath: w.kind === 'driver' && !w.remote ? `/proc/${process.pid}/fd/${this.store.arenaFd}` : '',
             shmSize: this.store.capacity,
             inlineThreshold: 100 * 1024,
-            jobId: w.kind !== 'worker' ? w.jobId : this.jobId,
+            jobId: w.jobId || this.jobId,
             namespace: w.kind !== 'worker' ? w.namespace : this.namespace,
           },
         });
@@ -1881,7 +1959,7 @@ export class NodeRuntime implements CoreRuntime {
           if (q.remove) this.removePlacementGroup(q.placementGroupId ?? '');
           else {
             const bundles = (q.bundles ?? []).map((b) => Object.fromEntries((b.resources ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0) / 10_000])));
-            this.createPlacementGroup(q.placementGroupId ?? '', bundles, q.strategy ?? 'PACK', q.name ?? '', q.detached === true, q.noWait === true);
+            this.createPlacementGroup(q.placementGroupId ?? '', bundles, q.strategy ?? 'PACK', q.name ?? '', q.detached === true, q.noWait === true, w.jobId || this.jobId);
           }
         } catch (e) {
           error = (e as Error).message;
@@ -2156,9 +2234,11 @@ export class NodeRuntime implements CoreRuntime {
    * here, published in the GCS (once per content hash) and replaced by `pkg://<hash>`; the other node's
    * agent fetches them by hash. Undefined when the env has no local directories.
    */
-  private publishEnv(json: string): Promise<string> | undefined {
-    if (!json.includes('"workingDir"') && !json.includes('"pyModules"')) return undefined;
-    let p = this.publishedEnvs.get(json);
+  private publishEnv(json: string, jobId: string): Promise<string> | undefined {
+    if (!namesLocalDirectories(json)) return undefined;
+    // Per job: a later job publishes the directories' current content (see NodeRuntimeEnvs.request).
+    const key = `${jobId}\0${json}`;
+    let p = this.publishedEnvs.get(key);
     if (!p) {
       p = (async () => {
         const env = parseRuntimeEnvJson(json)!;
@@ -2180,15 +2260,15 @@ export class NodeRuntime implements CoreRuntime {
         }
         return JSON.stringify(out);
       })();
-      this.publishedEnvs.set(json, p);
-      p.catch(() => this.publishedEnvs.delete(json));
+      this.publishedEnvs.set(key, p);
+      p.catch(() => this.publishedEnvs.delete(key));
     }
     return p;
   }
 
   /** Send a task to another node: its argument objects first, then the task; its returns come back. */
   private forwardTask(t: TaskRecord, target: string): void {
-    const env = t.spec.runtimeEnv ? this.publishEnv(t.spec.runtimeEnv) : undefined;
+    const env = t.spec.runtimeEnv ? this.publishEnv(t.spec.runtimeEnv, t.jobId) : undefined;
     const pending = this.peerQueue.get(target);
     if (env || pending) {
       // Keep the order of everything sent to that node while a package is published.
@@ -2248,7 +2328,7 @@ export class NodeRuntime implements CoreRuntime {
     if (pushed.length > 0) this.pushObjects(peer, pushed);
     const fb = new FrameBuilder();
     const ns = t.actor?.namespace ?? t.namespace;
-    peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, this.jobId, ns)] } }, fb.empty ? undefined : fb.frames());
+    peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, t.jobId, ns)] } }, fb.empty ? undefined : fb.frames());
     if (pushed.length > 0) peer.send({ refUpdates: { remove: pushed } });
     peer.send({ subscribeObjects: { objectIds: t.spec.returnIds } });
     t.state = 'dispatched';
@@ -2754,12 +2834,16 @@ export class NodeRuntime implements CoreRuntime {
       nameKey: undefined,
       remoteNode: e.ownerNodeId,
       proxy: true,
+      jobId: '',
     });
   }
 
   /** Control calls from the GCS. */
   private onGcsCall(method: string, arg: unknown): unknown {
     switch (method) {
+      case 'job.end':
+        this.endJob(String((arg as { jobId?: string } | null)?.jobId ?? ''), 'its driver left on another node');
+        return { ok: true };
       case 'state.snapshot':
         return this.localState((arg as { what?: string } | null)?.what ?? 'all');
       default:
@@ -3025,6 +3109,16 @@ function taskIdOf(objectId: string): string | undefined {
   return i > 0 ? objectId.slice(0, i) : undefined;
 }
 
+/** True while process `pid` exists (signal 0 probes without signalling). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Protocol form of a task spec (forwarding to another node). */
 function specToWire(spec: SubmitSpec, fb: FrameBuilder, jobId: string, namespace: string): tsray.v1.ITaskSpec {
   const re = spec.retryExceptions;
@@ -3088,6 +3182,7 @@ function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
     ...(s.scheduling?.kind ? { scheduling: schedulingFromWire(s.scheduling) } : {}),
     ...(s.xlang ? { xlang: true } : {}),
     ...(s.runtimeEnvJson ? { runtimeEnv: s.runtimeEnvJson } : {}),
+    ...(s.jobId ? { jobId: s.jobId } : {}),
   };
 }
 

@@ -21,8 +21,10 @@ import { logger } from '../logger.js';
 
 /** One environment of this node. */
 export interface EnvEntry {
-  /** Canonical JSON of the (unresolved) environment: the key. */
+  /** Canonical JSON of the (unresolved) environment. */
   readonly json: string;
+  /** Its key in the node's table: the JSON, scoped to a job when it names local directories. */
+  readonly key: string;
   state: 'pending' | 'ready' | 'failed';
   /** Hash of the resolved environment (workers are keyed by it); '' until ready. */
   hash: string;
@@ -49,6 +51,11 @@ function jsonArgs(name: string): string[] | undefined {
   const parsed: unknown = JSON.parse(v);
   if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new Error(`${name} must be a JSON array of strings`);
   return parsed as string[];
+}
+
+/** True when an environment's JSON names local directories (packed on the node, per job). */
+export function namesLocalDirectories(json: string): boolean {
+  return json.includes('"workingDir"') || json.includes('"pyModules"');
 }
 
 /** How long an environment nobody uses stays held by the node (then only the disk cache has it). */
@@ -92,18 +99,22 @@ export class NodeRuntimeEnvs {
   }
 
   /**
-   * The entry of `json`, held for the caller if it is ready now; else undefined, and `done` is
-   * called once it is built (held for the caller) or failed (with the error payload).
+   * The entry of `json` for job `jobId`, held for the caller if it is ready now; else undefined, and
+   * `done` is called once it is built (held for the caller) or failed (with the error payload).
+   * Local directories (`workingDir`, `pyModules`) are packed again for each job, as Ray uploads them
+   * at each job's submission: a later job sees their current content (unchanged content hashes the
+   * same and reuses the archive and the unpacked copy).
    */
-  request(json: string, done: (entry: EnvEntry | undefined, error: ErrorPayload | undefined) => void): EnvEntry | undefined {
-    let e = this.entries.get(json);
+  request(json: string, jobId: string, done: (entry: EnvEntry | undefined, error: ErrorPayload | undefined) => void): EnvEntry | undefined {
+    const key = namesLocalDirectories(json) ? `${jobId}\0${json}` : json;
+    let e = this.entries.get(key);
     if (e?.state === 'ready') {
       this.hold(e);
       return e;
     }
     if (!e) {
-      e = { json, state: 'pending', hash: '', prepared: undefined, refs: 0, waiters: [], releaseTimer: undefined };
-      this.entries.set(json, e);
+      e = { json, key, state: 'pending', hash: '', prepared: undefined, refs: 0, waiters: [], releaseTimer: undefined };
+      this.entries.set(key, e);
       void this.build(e);
     }
     e.waiters.push(done);
@@ -121,7 +132,7 @@ export class NodeRuntimeEnvs {
     } catch (err) {
       e.state = 'failed';
       // Not cached: the next request builds again.
-      this.entries.delete(e.json);
+      this.entries.delete(e.key);
       const se =
         err instanceof RuntimeEnvSetupError
           ? err
@@ -167,7 +178,7 @@ export class NodeRuntimeEnvs {
     e.releaseTimer = setTimeout(() => {
       e.releaseTimer = undefined;
       if (e.refs > 0) return;
-      if (this.entries.get(e.json) === e) this.entries.delete(e.json);
+      if (this.entries.get(e.key) === e) this.entries.delete(e.key);
       e.prepared?.release();
     }, LINGER_MS);
     e.releaseTimer.unref();
