@@ -3,13 +3,14 @@
  * resource view (every node's totals and what is free), the actor directory with names per namespace,
  * an internal KV, and pub/sub of node changes (NodeTable to every node). Objects are not here (nodes
  * own them). Nodes connect a DEALER to this ROUTER; the first message of a connection must be a
- * RegisterNode that proves the cluster token.
+ * RegisterNode that proves the cluster token. Every send goes through one Outbox (zeromq.js allows one
+ * send in flight per socket), and no message, however malformed, ends the receive loop.
  * @module
  */
 import { hostname } from 'node:os';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
-import { errorCodeOf, PeerMemory, TokenVerifier } from '@tsray/core/internal';
+import { errorCodeOf, Outbox, routerSocketOptions, TokenVerifier, UnregisteredPeers } from '@tsray/core/internal';
 import type { ActorState, NodeInfo } from './contracts.js';
 import { logger } from './logger.js';
 import { PortInUseError } from './errors.js';
@@ -54,16 +55,17 @@ export interface ActorEntry {
 /** The GCS server. */
 export class GcsServer {
   readonly address: string;
-  private readonly router = new zmq.Router({ sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+  private readonly router: zmq.Router;
+  /** Every send of the router, in order (one send in flight per socket). */
+  private readonly outbox: Outbox;
   private readonly verifier: TokenVerifier;
   private readonly nodes = new Map<string, NodeEntry>();
   private readonly byIdentity = new Map<string, string>();
   private readonly actors = new Map<string, ActorEntry>();
   private readonly names = new Map<string, string>();
   private readonly kv = new Map<string, string>();
-  private readonly refused = new PeerMemory();
-  /** Unregistered connections that sent an undecodable message: everything they send later is ignored. */
-  private readonly closedPeers = new PeerMemory();
+  /** Refused unregistered connections: one ErrorReply each, then everything they send is ignored. */
+  private readonly unregistered = new UnregisteredPeers('GCS');
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private requestSeq = 0;
   private readonly timer: NodeJS.Timeout;
@@ -82,6 +84,8 @@ export class GcsServer {
     this.verifier = new TokenVerifier(opts.token);
     this.deathTimeoutMs = opts.nodeDeathTimeoutMs ?? 3000;
     this.maxFrameBytes = opts.maxFrameBytes;
+    this.router = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
+    this.outbox = new Outbox(this.router);
     this.tickMs = Math.min(250, Math.max(20, this.deathTimeoutMs / 6));
     this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
@@ -153,48 +157,62 @@ export class GcsServer {
       clearTimeout(p.timer);
       p.reject(new Error('GCS closed'));
     }
+    this.outbox.close();
     this.router.close();
   }
 
   private send(identity: Buffer, body: EnvelopeBody): void {
     if (this.closed) return;
-    this.router.send([identity, ...encodeMessage(body)]).catch((err) => {
-      if (!this.closed) logger().warn({ err }, 'GCS send failed');
-    });
+    this.outbox.send([identity, ...encodeMessage(body)]);
   }
 
+  /** Receive until closed: a message's error is answered or logged, never the end of the loop. */
   private async loop(): Promise<void> {
-    try {
-      for await (const frames of this.router) {
-        const identity = frames[0]!;
-        if (this.closedPeers.has(identity.toString())) continue;
-        try {
-          this.handle(identity, frames.slice(1));
-        } catch (err) {
-          this.rejectMessage(identity, err as Error);
-        }
+    while (!this.closed) {
+      try {
+        for await (const frames of this.router) this.receive(frames);
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        // A receive error (not a peer's message): log it and receive again, paced.
+        logger().error({ err }, 'GCS receive failed; receiving again');
+        await new Promise((r) => setTimeout(r, 100));
       }
+    }
+  }
+
+  private receive(frames: Buffer[]): void {
+    const identity = frames[0]!;
+    if (this.unregistered.isClosed(identity)) return;
+    try {
+      this.handle(identity, frames.slice(1));
     } catch (err) {
-      if (!this.closed) logger().error({ err }, 'GCS receive loop ended');
+      try {
+        this.rejectMessage(identity, err as Error);
+      } catch (e) {
+        logger().error({ err: e }, 'GCS could not reject a message');
+      }
     }
   }
 
   /**
    * A message that does not decode (garbage, another protocol version, an unknown message type, a
-   * frame over the limit) or that failed to be handled: one log line and an ErrorReply. A ROUTER cannot
-   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later;
-   * a registered node keeps its connection (its next heartbeat still counts).
+   * frame over the limit) or that failed to be handled: a log line and an ErrorReply. A ROUTER cannot
+   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later
+   * (its one log line is rate-limited with all others of its kind); a registered node keeps its
+   * connection (its next heartbeat still counts).
    */
   private rejectMessage(identity: Buffer, err: Error): void {
-    const peer = identity.toString();
     const code = errorCodeOf(err);
-    const nodeId = this.byIdentity.get(peer);
-    if (!nodeId) this.closedPeers.once(peer);
-    logger().warn(
-      { peer, ...(nodeId ? { nodeId } : {}), code: tsray.v1.ErrorCode[code] },
-      `GCS rejected a message: ${err.message}; ${nodeId ? 'replied with an error, the node stays connected' : 'the connection is closed (later messages from it are ignored)'}`,
-    );
-    this.send(identity, { error: { code, message: err.message } });
+    const reply = { error: { code, message: err.message } };
+    const nodeId = this.byIdentity.get(identity.toString());
+    if (nodeId) {
+      logger().warn({ peer: identity.toString(), nodeId, code: tsray.v1.ErrorCode[code] }, `GCS rejected a message: ${err.message}; replied with an error, the node stays connected`);
+      this.send(identity, reply);
+      return;
+    }
+    const msg = `GCS rejected a message: ${err.message}; the connection is closed (later messages from it are ignored)`;
+    if (this.unregistered.refuse(identity, { code: tsray.v1.ErrorCode[code] }, msg)) this.send(identity, reply);
   }
 
   private handle(identity: Buffer, frames: Buffer[]): void {
@@ -204,8 +222,9 @@ export class GcsServer {
       const r = envelope.registerNode!;
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
-        if (this.refused.once(idStr)) logger().warn({ peer: idStr }, `refused a node connection: ${why}`);
-        this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` } });
+        if (this.unregistered.refuse(identity, {}, `refused a node connection: ${why}`)) {
+          this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` } });
+        }
         return;
       }
       const info = r.node!;
@@ -236,16 +255,19 @@ export class GcsServer {
       }
       const why = this.verifier.check(idStr, a.authProof ? Buffer.from(a.authProof, 'base64') : undefined, Number(a.authTime ?? 0), a.authNonce);
       if (why) {
-        if (this.refused.once(idStr)) logger().warn({ peer: idStr }, `refused a driver: ${why}`);
-        this.send(identity, { gcsReply: { requestId: c.requestId, json: '', error: `AUTH_FAILED: the head refused the connection: ${why}` } });
+        if (this.unregistered.refuse(identity, {}, `refused a driver: ${why}`)) {
+          this.send(identity, { gcsReply: { requestId: c.requestId, json: '', error: `AUTH_FAILED: the head refused the connection: ${why}` } });
+        }
         return;
       }
       this.send(identity, { gcsReply: { requestId: c.requestId, json: JSON.stringify(this.nodeInfos()), error: '' } });
       return;
     }
     if (!n) {
-      if (this.refused.once(idStr)) logger().warn({ peer: idStr, kind }, 'message from an unregistered connection; refused (a node must send RegisterNode with a token proof first)');
-      this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' } });
+      const msg = 'message from an unregistered connection; refused, the connection is closed (a node must send RegisterNode with a token proof first)';
+      if (this.unregistered.refuse(identity, { kind }, msg)) {
+        this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' } });
+      }
       return;
     }
     switch (kind) {

@@ -6,4 +6,8 @@
 export { NodeRuntime, type NodeRuntimeOptions } from './node/node-runtime.js';
 export { TokenVerifier, makeTokenProof, AUTH_WINDOW_MS, type TokenProof } from './auth.js';
 export { logger } from './logger.js';
-export { PeerMemory, errorCodeOf, MAX_REMEMBERED_PEERS } from './peer-memory.js';
+export { PeerMemory, errorCodeOf, peerKey, peerLabel, MAX_REMEMBERED_PEERS } from './peer-memory.js';
+export { Outbox } from './outbox.js';
+export { LogLimiter, type LogLimiterOptions } from './log-limiter.js';
+export { UnregisteredPeers } from './unregistered-peers.js';
+export { routerSocketOptions, ROUTER_RECEIVE_HIGH_WATER_MARK } from './router-options.js';

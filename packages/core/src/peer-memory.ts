@@ -26,6 +26,28 @@ export class PeerMemory {
   }
 }
 
+/** Most bytes of a binary connection id printed (in hex) in logs. */
+const MAX_HEX_LABEL_BYTES = 32;
+
+/**
+ * A connection id (ROUTER identity) as a lossless map key: ids of raw peers are binary (libzmq's
+ * 5 bytes, or up to 255 from a ZMTP 1.0 peer) and UTF-8 decoding would merge different ones.
+ */
+export function peerKey(identity: Buffer): string {
+  return identity.toString('latin1');
+}
+
+/**
+ * A connection id for a log line: as is when it is printable ASCII (the ids tsray's own sockets
+ * choose; ZMTP limits ids to 255 bytes), else `0x` and the hex of its first
+ * {@link MAX_HEX_LABEL_BYTES} bytes.
+ */
+export function peerLabel(identity: Buffer): string {
+  if (identity.length > 0 && identity.every((b) => b >= 0x20 && b < 0x7f)) return identity.toString('latin1');
+  const more = identity.length > MAX_HEX_LABEL_BYTES ? `...(${identity.length} bytes)` : '';
+  return `0x${identity.subarray(0, MAX_HEX_LABEL_BYTES).toString('hex')}${more}`;
+}
+
 /** The ErrorReply code for an error raised while decoding or handling a message. */
 export function errorCodeOf(err: unknown): tsray.v1.ErrorCode {
   return err instanceof ProtocolError ? err.code : tsray.v1.ErrorCode.ERROR_CODE_MALFORMED;

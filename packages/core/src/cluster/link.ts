@@ -94,6 +94,8 @@ export class ClusterLink {
   private seq = 0;
   private closed = false;
   private registered: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** Set by the first NodeTable (registration accepted). */
+  private answered = false;
   readonly ready: Promise<void>;
   readonly nodeId: string;
 
@@ -164,67 +166,68 @@ export class ClusterLink {
     this.peers.delete(nodeId);
   }
 
+  /** Receive from the GCS until closed; a bad message is logged and dropped, never the end of the loop. */
   private async loop(): Promise<void> {
-    let first = true;
     try {
       for await (const frames of this.gcs) {
-        let decoded;
         try {
-          decoded = decodeMessage(frames);
+          this.onGcsMessage(frames);
         } catch (err) {
-          logger().warn({ err }, 'malformed message from the GCS; dropped');
-          continue;
-        }
-        const { envelope, kind } = decoded;
-        switch (kind) {
-          case 'nodeTable':
-            if (first) {
-              first = false;
-              this.registered?.resolve();
-            }
-            this.handler.onNodeTable(envelope.nodeTable!);
-            break;
-          case 'gcsReply': {
-            const r = envelope.gcsReply!;
-            const p = this.pending.get(Number(r.requestId));
-            if (!p) break;
-            this.pending.delete(Number(r.requestId));
-            if (r.error) p.reject(new Error(r.error));
-            else p.resolve(r.json ? JSON.parse(r.json) : null);
-            break;
-          }
-          case 'gcsCall': {
-            const c = envelope.gcsCall!;
-            let json = '';
-            let error = '';
-            try {
-              json = JSON.stringify(this.handler.onGcsCall(c.method ?? '', c.json ? JSON.parse(c.json) : null) ?? null);
-            } catch (e) {
-              error = (e as Error).message;
-            }
-            this.send({ gcsReply: { requestId: c.requestId, json, error } });
-            break;
-          }
-          case 'error': {
-            const msg = envelope.error?.message ?? 'refused';
-            if (first) {
-              this.registered?.reject(new Error(msg));
-              logger().error({ error: envelope.error }, 'the GCS refused this node');
-              this.handler.onFatal(msg);
-            } else if (envelope.error?.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED || /declared dead/.test(msg)) {
-              logger().error({ error: envelope.error }, 'the GCS dropped this node');
-              this.handler.onFatal(msg);
-            } else {
-              logger().warn({ error: envelope.error }, 'the GCS rejected a message from this node');
-            }
-            break;
-          }
-          default:
-            logger().warn({ kind }, 'unexpected message from the GCS; ignored');
+          logger().warn({ err }, 'a message from the GCS could not be handled; dropped');
         }
       }
     } catch (err) {
       if (!this.closed) logger().error({ err }, 'GCS connection ended');
+    }
+  }
+
+  private onGcsMessage(frames: Buffer[]): void {
+    const { envelope, kind } = decodeMessage(frames);
+    switch (kind) {
+      case 'nodeTable':
+        if (!this.answered) {
+          this.answered = true;
+          this.registered?.resolve();
+        }
+        this.handler.onNodeTable(envelope.nodeTable!);
+        break;
+      case 'gcsReply': {
+        const r = envelope.gcsReply!;
+        const p = this.pending.get(Number(r.requestId));
+        if (!p) break;
+        this.pending.delete(Number(r.requestId));
+        if (r.error) p.reject(new Error(r.error));
+        else p.resolve(r.json ? JSON.parse(r.json) : null);
+        break;
+      }
+      case 'gcsCall': {
+        const c = envelope.gcsCall!;
+        let json = '';
+        let error = '';
+        try {
+          json = JSON.stringify(this.handler.onGcsCall(c.method ?? '', c.json ? JSON.parse(c.json) : null) ?? null);
+        } catch (e) {
+          error = (e as Error).message;
+        }
+        this.send({ gcsReply: { requestId: c.requestId, json, error } });
+        break;
+      }
+      case 'error': {
+        const msg = envelope.error?.message ?? 'refused';
+        if (!this.answered) {
+          this.registered?.reject(new Error(msg));
+          logger().error({ error: envelope.error }, 'the GCS refused this node');
+          this.handler.onFatal(msg);
+        } else if (envelope.error?.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED || /declared dead/.test(msg)) {
+          logger().error({ error: envelope.error }, 'the GCS dropped this node');
+          this.handler.onFatal(msg);
+        } else {
+          logger().warn({ error: envelope.error }, 'the GCS rejected a message from this node');
+        }
+        break;
+      }
+      default:
+        logger().warn({ kind }, 'unexpected message from the GCS; ignored');
     }
   }
 

@@ -32,7 +32,9 @@ import { WorkerProcess } from './worker-process.js';
 import { namesLocalDirectories, NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
 import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { TokenVerifier } from '../auth.js';
-import { errorCodeOf, PeerMemory } from '../peer-memory.js';
+import { errorCodeOf } from '../peer-memory.js';
+import { UnregisteredPeers } from '../unregistered-peers.js';
+import { routerSocketOptions } from '../router-options.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
 
 /** Options of the node runtime (from `init()`). */
@@ -253,8 +255,10 @@ export class NodeRuntime implements CoreRuntime {
   readonly objects: ObjectTable;
   readonly store: NodeStore;
   readonly resources: NodeResources;
-  private readonly router = new zmq.Router({ sendHighWaterMark: 0, receiveHighWaterMark: 0 });
-  private readonly outbox = new Outbox(this.router);
+  /** Workers, drivers and peer nodes connect here (ipc, and tcp in a cluster); bounded per connection. */
+  private readonly router: zmq.Router;
+  /** Every send of the router, in order (one send in flight per socket). */
+  private readonly outbox: Outbox;
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly queues = new Map<string, Deque<TaskRecord>>();
   private readonly leasesByKey = new Map<string, Lease[]>();
@@ -290,9 +294,8 @@ export class NodeRuntime implements CoreRuntime {
   /** The cluster token (proved by every connection). */
   readonly token: string;
   private readonly verifier: TokenVerifier;
-  private readonly refused = new PeerMemory();
-  /** Unregistered connections that sent an undecodable message: everything they send later is ignored. */
-  private readonly closedPeers = new PeerMemory();
+  /** Refused unregistered connections: one ErrorReply each, then everything they send is ignored. */
+  private readonly unregistered = new UnregisteredPeers('node');
   /** tcp://host:port for other nodes and remote drivers (multi-node). */
   tcpAddress = '';
   private link: ClusterLink | undefined;
@@ -311,6 +314,8 @@ export class NodeRuntime implements CoreRuntime {
   private readonly unresolvedCalls = new Map<string, TaskRecord[]>();
 
   private constructor(private readonly opts: NodeRuntimeOptions) {
+    this.router = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
+    this.outbox = new Outbox(this.router);
     this.nodeId = opts.nodeId;
     this.jobId = opts.jobId;
     this.token = opts.token ?? randomBytes(24).toString('hex');
@@ -1758,27 +1763,41 @@ export class NodeRuntime implements CoreRuntime {
     this.outbox.send([w.identity, ...frames]);
   }
 
+  /** Receive until closed: a message's error is answered or logged, never the end of the loop. */
   private async receiveLoop(): Promise<void> {
-    try {
-      for await (const frames of this.router) {
-        const identity = frames[0]!;
-        if (this.closedPeers.has(identity.toString())) continue;
-        try {
-          this.handle(identity, frames.slice(1));
-        } catch (err) {
-          this.rejectMessage(identity, err as Error);
-        }
+    while (!this.closed) {
+      try {
+        for await (const frames of this.router) this.receive(frames);
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        // A receive error (not a peer's message): log it and receive again, paced.
+        logger().error({ err }, 'node socket receive failed; receiving again');
+        await new Promise((r) => setTimeout(r, 100));
       }
+    }
+  }
+
+  private receive(frames: Buffer[]): void {
+    const identity = frames[0]!;
+    if (this.unregistered.isClosed(identity)) return;
+    try {
+      this.handle(identity, frames.slice(1));
     } catch (err) {
-      if (!this.closed) logger().error({ err }, 'node socket receive loop ended');
+      try {
+        this.rejectMessage(identity, err as Error);
+      } catch (e) {
+        logger().error({ err: e }, 'could not reject a message');
+      }
     }
   }
 
   /**
    * A message that does not decode (garbage, another protocol version, an unknown message type, a
-   * frame over the limit) or failed to be handled: one log line and an ErrorReply. A ROUTER cannot
-   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later;
-   * a registered worker, driver or peer node keeps its connection.
+   * frame over the limit) or failed to be handled: a log line and an ErrorReply. A ROUTER cannot
+   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later
+   * (its one log line is rate-limited with all others of its kind); a registered worker, driver or
+   * peer node keeps its connection.
    */
   private rejectMessage(identity: Buffer, err: Error): void {
     const peer = identity.toString();
@@ -1789,9 +1808,8 @@ export class NodeRuntime implements CoreRuntime {
       this.send(w, { error: { code, message: err.message } });
       return;
     }
-    this.closedPeers.once(peer);
-    logger().warn({ peer, code: tsray.v1.ErrorCode[code] }, `rejected a message from an unregistered connection: ${err.message}; the connection is closed (later messages from it are ignored)`);
-    this.outbox.send([identity, ...encodeMessage({ error: { code, message: err.message } })]);
+    const msg = `rejected a message from an unregistered connection: ${err.message}; the connection is closed (later messages from it are ignored)`;
+    if (this.unregistered.refuse(identity, { code: tsray.v1.ErrorCode[code] }, msg)) this.outbox.send([identity, ...encodeMessage({ error: { code, message: err.message } })]);
   }
 
   private handle(identity: Buffer, frames: Buffer[]): void {
@@ -1803,9 +1821,10 @@ export class NodeRuntime implements CoreRuntime {
       const idStr = identity.toString();
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
-        if (this.refused.once(idStr)) logger().warn({ peer: idStr, kind: r.kind, pid: r.pid }, `refused a connection: ${why}`);
-        const msg = `node ${this.nodeId} refused the connection: ${why}`;
-        this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: msg } })]);
+        if (this.unregistered.refuse(identity, { kind: r.kind, pid: r.pid }, `refused a connection: ${why}`)) {
+          const msg = `node ${this.nodeId} refused the connection: ${why}`;
+          this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: msg } })]);
+        }
         return;
       }
       if (!w && (r.kind === 'driver' || r.kind === 'peer')) {
@@ -1821,9 +1840,10 @@ export class NodeRuntime implements CoreRuntime {
       }
     }
     if (!w) {
-      const idStr = identity.toString();
-      if (this.refused.once(idStr)) logger().warn({ peer: idStr, kind }, 'message from an unregistered connection; refused (RegisterWorker with a token proof must come first)');
-      this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `node ${this.nodeId}: register first (RegisterWorker with a token proof)` } })]);
+      const msg = 'message from an unregistered connection; refused, the connection is closed (RegisterWorker with a token proof must come first)';
+      if (this.unregistered.refuse(identity, { kind }, msg)) {
+        this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `node ${this.nodeId}: register first (RegisterWorker with a token proof)` } })]);
+      }
       return;
     }
     if (w.state === 'starting' && kind !== 'registerWorker') {
