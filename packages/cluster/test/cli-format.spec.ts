@@ -61,6 +61,9 @@ describe('tsray status formatter', () => {
     expect(lines[0]).toMatch(/^NODE_ID\s+STATE\s+HEAD\s+ADDRESS\s+HOSTNAME\s+PID\s+RESOURCES$/);
     expect(lines[1]).toMatch(/^node-head-aaaa\s+ALIVE\s+yes\s+127\.0\.0\.1:6380\s+host-a\s+100\s+\{CPU: 4, GPU: 2, memory: 8GiB, accel: 2\}$/);
     expect(lines[3]).toMatch(/^node-dead-cccc\s+DEAD\s+10\.0\.0\.3/);
+    const pgs = formatList('placement-groups', fakeStatus.placementGroups).trimEnd().split('\n');
+    expect(pgs[0]).toMatch(/^PLACEMENT_GROUP_ID\s+NAME\s+STRATEGY\s+STATE\s+BUNDLES\s+BUNDLE_NODES$/);
+    expect(pgs[1]).toMatch(/^pg-0001\s+pair\s+STRICT_PACK\s+CREATED\s+\[\{CPU: 1\}, \{GPU: 0\.5\}\]\s+node-head-aaaa,node-head-aaaa$/);
     expect(formatList('jobs', [])).toBe('SUBMISSION_ID  STATUS  START_TIME  END_TIME  ENTRYPOINT\n(no jobs)\n');
   });
 });

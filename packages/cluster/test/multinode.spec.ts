@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthenticationError, get, init, listActors, nodes, placementGroup, put, removePlacementGroup, shutdown, type NodeState } from '@tsray/core';
+import { AuthenticationError, get, init, listActors, listPlacementGroups, nodes, placementGroup, put, removePlacementGroup, shutdown, type NodeState } from '@tsray/core';
 import { ensureTinyModel } from '@tsray/vllm-bridge';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
 import { bundleWhere, digest, readFromWorkingDir, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
@@ -88,6 +88,20 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     expect(new Set(bundleNodes).size).toBe(3);
     const ran = await get(bundleNodes.map((_, i) => bundleWhere.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: i }, numCpus: 0.1 }).remote()));
     expect(ran.map((r) => r[0])).toEqual(bundleNodes);
+    // Listed once, as the group it is (not once per node holding a part of it), with every bundle's node.
+    const rows = (await listPlacementGroups()).filter((p) => p.placementGroupId === pg.id);
+    expect(rows).toEqual([expect.objectContaining({ strategy: 'STRICT_SPREAD', state: 'CREATED', bundleNodes })]);
+    expect(rows[0]!.bundles).toHaveLength(3);
+    const listed = await run(process.execPath, [CLI, 'list', 'placement-groups', '--format', 'json'], { env: c.env(), timeout: 30_000 });
+    const cliRows = (JSON.parse(listed.stdout) as { placementGroupId: string; strategy: string; bundleNodes: string[] }[]).filter((p) => p.placementGroupId === pg.id);
+    expect(cliRows).toEqual([expect.objectContaining({ strategy: 'STRICT_SPREAD', bundleNodes })]);
+    const table = await run(process.execPath, [CLI, 'list', 'placement-groups'], { env: c.env(), timeout: 30_000 });
+    const tableRows = table.stdout.split('\n').filter((l) => l.startsWith(pg.id));
+    expect(tableRows).toHaveLength(1);
+    expect(tableRows[0]).toMatch(/STRICT_SPREAD\s+CREATED/);
+    expect(tableRows[0]).toContain(bundleNodes.join(','));
+    const status = await run(process.execPath, [CLI, 'status'], { env: c.env(), timeout: 30_000 });
+    expect(status.stdout.split('\n').filter((l) => l.includes(pg.id))).toEqual([expect.stringMatching(/STRICT_SPREAD\s+CREATED/)]);
     // GPUs of a bundle on the fake-GPU node come with it.
     const gpuPg = placementGroup([{ GPU: 1, CPU: 0.1 }], { strategy: 'PACK' });
     const gi = await get(gpuPg.ready());

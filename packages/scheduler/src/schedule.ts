@@ -16,6 +16,8 @@ const DEFAULTS: ResolvedOptions = Object.freeze({
   topKAbsolute: 1,
   avoidGpuNodes: true,
   scoreAfterPlacement: true,
+  queuedNodes: undefined,
+  availableOnly: false,
 });
 
 const resolvedCache = new WeakMap<ScheduleOptions, ResolvedOptions>();
@@ -43,6 +45,9 @@ export function resolveScheduleOptions(opts: ScheduleOptions | undefined): Resol
   if (opts.localNodeId !== undefined && typeof opts.localNodeId !== 'string') {
     throw new SchedulingOptionError('localNodeId', `localNodeId must be a string, got ${describe(opts.localNodeId)}`);
   }
+  if (opts.queuedNodes !== undefined && (opts.queuedNodes === null || typeof (opts.queuedNodes as { has?: unknown }).has !== 'function')) {
+    throw new SchedulingOptionError('queuedNodes', `queuedNodes must be a Set of node ids, got ${describe(opts.queuedNodes)}`);
+  }
   const topKAbsolute = opts.topKAbsolute ?? 1;
   if (typeof topKAbsolute !== 'number' || !Number.isInteger(topKAbsolute) || topKAbsolute < 1) {
     throw new SchedulingOptionError('topKAbsolute', `topKAbsolute must be an integer >= 1, got ${describe(topKAbsolute)}`);
@@ -55,6 +60,8 @@ export function resolveScheduleOptions(opts: ScheduleOptions | undefined): Resol
     topKAbsolute,
     avoidGpuNodes: bool('avoidGpuNodes', opts.avoidGpuNodes, true),
     scoreAfterPlacement: bool('scoreAfterPlacement', opts.scoreAfterPlacement, true),
+    queuedNodes: opts.queuedNodes,
+    availableOnly: bool('availableOnly', opts.availableOnly, false),
   });
   resolvedCache.set(opts, r);
   return r;
@@ -111,7 +118,7 @@ export function schedule(request: ResourceRequest, cluster: ClusterView, strateg
     case 'DEFAULT':
       return scheduleHybrid(request, cluster, o);
     case 'SPREAD':
-      return scheduleSpread(request, cluster);
+      return scheduleSpread(request, cluster, o);
     case 'NODE_AFFINITY':
       return scheduleNodeAffinity(request, cluster, s, o);
     case 'NODE_LABEL':

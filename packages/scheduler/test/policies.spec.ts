@@ -196,6 +196,47 @@ describe('SPREAD policy', () => {
     expect(schedule(cpu(1), v, { type: 'SPREAD' }).kind).toBe('wait');
     expect(schedule(cpu(2), v, 'SPREAD')).toMatchObject({ kind: 'infeasible', missing: ['CPU'] });
   });
+
+  it('keeps the round robin over feasible nodes when every node is busy (each gets an equal share to queue)', () => {
+    const v = new ClusterView();
+    for (const id of ['c', 'a', 'b']) v.addNode(id, new NodeResources({ CPU: 1 }));
+    for (const id of ['a', 'b', 'c']) load(v, id, 1);
+    const counts: Record<string, number> = { a: 0, b: 0, c: 0 };
+    for (let i = 0; i < 60; i++) {
+      const d = schedule(cpu(1), v, 'SPREAD');
+      expect(d.kind).toBe('wait');
+      counts[nodeOf(d)!]!++;
+    }
+    expect(counts).toEqual({ a: 20, b: 20, c: 20 });
+  });
+
+  it('skips nodes with queued work in the first pass but still queues on them in turn', () => {
+    const v = new ClusterView();
+    for (const id of ['a', 'b', 'c']) v.addNode(id, new NodeResources({ CPU: 1 }));
+    // 'a' looks free but holds queued work: a burst goes to b and c first, then round robin over all.
+    const queuedNodes = new Set(['a']);
+    const picks: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const d = schedule(cpu(1), v, 'SPREAD', { queuedNodes });
+      picks.push(`${d.kind}:${nodeOf(d)}`);
+      if (d.kind === 'node') load(v, d.nodeId, 1);
+    }
+    expect(picks).toEqual(['node:b', 'node:c', 'wait:a', 'wait:b', 'wait:c', 'wait:a', 'wait:b', 'wait:c']);
+  });
+
+  it('availableOnly picks only nodes that can run now and leaves the round robin alone when none can', () => {
+    const v = new ClusterView();
+    for (const id of ['a', 'b', 'c', 'd']) v.addNode(id, new NodeResources({ CPU: 1 }));
+    for (const id of ['a', 'b', 'c', 'd']) load(v, id, 1);
+    expect(nodeOf(schedule(cpu(1), v, 'SPREAD'))).toBe('a'); // cursor -> b
+    // Spill attempts while everything is busy: answered 'wait', the cursor stays on b.
+    for (let i = 0; i < 3; i++) expect(schedule(cpu(1), v, 'SPREAD', { availableOnly: true }).kind).toBe('wait');
+    expect(nodeOf(schedule(cpu(1), v, 'SPREAD'))).toBe('b');
+    const free = new NodeResources({ CPU: 1 });
+    v.addNode('e', free);
+    expect(schedule(cpu(1), v, 'SPREAD', { availableOnly: true })).toEqual({ kind: 'node', nodeId: 'e' });
+    expect(() => schedule(cpu(1), v, 'SPREAD', { queuedNodes: ['a'] as unknown as Set<string> })).toThrow(SchedulingOptionError);
+  });
 });
 
 describe('NODE_AFFINITY policy', () => {

@@ -187,8 +187,8 @@ export function formatList(kind: ListKind, items: unknown[]): string {
       );
     case 'placement-groups':
       return formatTable(
-        ['PLACEMENT_GROUP_ID', 'NAME', 'STRATEGY', 'STATE', 'BUNDLES'],
-        (items as PlacementGroupState[]).map((p) => [p.placementGroupId, p.name || '-', p.strategy, p.state, formatShape(p.bundles)]),
+        ['PLACEMENT_GROUP_ID', 'NAME', 'STRATEGY', 'STATE', 'BUNDLES', 'BUNDLE_NODES'],
+        (items as PlacementGroupState[]).map((p) => [p.placementGroupId, p.name || '-', p.strategy, p.state, formatShape(p.bundles), p.bundleNodes.join(',') || '-']),
         'placement groups',
       );
     case 'jobs':

@@ -10,7 +10,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import * as zmq from 'zeromq';
-import { ClusterView, NodeResources, ResourceRequest, schedule, type Allocation, type SchedulingStrategy } from '@tsray/scheduler';
+import { ClusterView, NodeResources, ResourceRequest, schedule, type Allocation, type ScheduleOptions, type SchedulingStrategy } from '@tsray/scheduler';
 import { reserve, validateBundles, validateStrategy, type PlacementStrategy, type Reservation } from '@tsray/placement';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { encodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
@@ -2221,13 +2221,26 @@ export class NodeRuntime implements CoreRuntime {
     let strategy: SchedulingStrategy = 'DEFAULT';
     if (sc?.kind === 'NODE_AFFINITY') strategy = { type: 'NODE_AFFINITY', nodeId: sc.nodeId, soft: sc.soft };
     else if (sc?.kind === 'SPREAD') strategy = 'SPREAD';
-    const d = schedule(req, this.cluster, strategy, { localNodeId: this.nodeId });
+    const d = schedule(req, this.cluster, strategy, this.scheduleOptions(sc?.kind === 'SPREAD', false));
     if (d.kind === 'infeasible') return undefined;
     if (d.nodeId === this.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return undefined;
-    // Busy everywhere: stay in the local queue when this node could ever run it (spilled later).
-    if (d.kind === 'wait' && sc?.kind !== 'NODE_AFFINITY' && this.resources.isFeasible(req)) return undefined;
+    // Busy everywhere: DEFAULT stays in the local queue when this node could ever run it (spilled later);
+    // SPREAD queues on the node its round robin picked (Ray's second pass), so a burst is shared out.
+    if (d.kind === 'wait' && sc?.kind !== 'NODE_AFFINITY' && sc?.kind !== 'SPREAD' && this.resources.isFeasible(req)) return undefined;
     if (d.kind === 'node') this.cluster.get(d.nodeId)?.allocate(req); // counted until the node's next report
     return d.nodeId;
+  }
+
+  /**
+   * Options of a placement decision here. SPREAD counts this node as busy while tasks wait in its queues
+   * (its free resources do not show them yet: a burst of submissions is queued before dispatch runs);
+   * spilling (`spill`) moves queued SPREAD work only to nodes that can run it now.
+   */
+  private scheduleOptions(spread: boolean, spill: boolean): ScheduleOptions {
+    if (!spread) return { localNodeId: this.nodeId };
+    let queued = false;
+    for (const q of this.queues.values()) if ((queued = q.length > 0)) break;
+    return { localNodeId: this.nodeId, availableOnly: spill, ...(queued ? { queuedNodes: new Set([this.nodeId]) } : {}) };
   }
 
   /** Forward queued tasks the local node cannot start now to nodes that can. */
@@ -2235,7 +2248,8 @@ export class NodeRuntime implements CoreRuntime {
     for (let n = 0; n < 1024 && q.length > 0; n++) {
       const t = q.peek()!;
       if (t.pool?.pg || t.owner?.kind === 'peer' || t.spec.streaming || t.spec.scheduling?.kind === 'NODE_AFFINITY') return;
-      const d = schedule(t.request, this.cluster, 'DEFAULT', { localNodeId: this.nodeId });
+      const spread = t.spec.scheduling?.kind === 'SPREAD';
+      const d = schedule(t.request, this.cluster, spread ? 'SPREAD' : 'DEFAULT', this.scheduleOptions(spread, true));
       if (d.kind !== 'node' || d.nodeId === this.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return;
       this.cluster.get(d.nodeId)?.allocate(t.request);
       q.shift();
@@ -2914,7 +2928,9 @@ export class NodeRuntime implements CoreRuntime {
         }));
     }
     if (what === 'all' || what === 'placement_groups') {
-      out['placement_groups'] = [...this.pgs.values()].map((pg) => ({
+      // A group is listed by the node that created it (its reservation names every bundle's node); the
+      // parts other nodes hold for it (noWait, one STRICT_PACK share each) are not groups of their own.
+      out['placement_groups'] = [...this.pgs.values()].filter((pg) => !pg.noWait).map((pg) => ({
         placementGroupId: pg.id,
         name: pg.name,
         strategy: pg.strategy,

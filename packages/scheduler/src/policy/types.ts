@@ -50,6 +50,18 @@ export interface ScheduleOptions {
    * false scores the current utilization, as Ray 2.x does.
    */
   readonly scoreAfterPlacement?: boolean;
+  /**
+   * SPREAD: nodes that hold queued work the view does not show yet (tasks accepted but not started). The
+   * first pass (a node that can run the request now) skips them; they stay candidates of the second pass
+   * (feasible nodes), so queued work still goes round robin over every feasible node.
+   */
+  readonly queuedNodes?: ReadonlySet<string>;
+  /**
+   * SPREAD: pick only among nodes that can run the request now (spilling queued work to idle nodes).
+   * When none can, the answer is `wait` (or `infeasible`) and the round robin does not move, so retrying
+   * does not skew the share of later requests.
+   */
+  readonly availableOnly?: boolean;
 }
 
 /**
@@ -76,4 +88,6 @@ export interface ResolvedOptions {
   readonly topKAbsolute: number;
   readonly avoidGpuNodes: boolean;
   readonly scoreAfterPlacement: boolean;
+  readonly queuedNodes: ReadonlySet<string> | undefined;
+  readonly availableOnly: boolean;
 }
