@@ -34,6 +34,7 @@ import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { TokenVerifier } from '../auth.js';
 import { errorCodeOf, PeerMemory } from '../peer-memory.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
+import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
 
 /** Options of the node runtime (from `init()`). */
 export interface NodeRuntimeOptions {
@@ -305,7 +306,7 @@ export class NodeRuntime implements CoreRuntime {
     this.token = opts.token ?? randomBytes(24).toString('hex');
     this.verifier = new TokenVerifier(this.token);
     this.namespace = opts.namespace;
-    this.address = `ipc://${join(opts.sessionDir, 'node.sock')}`;
+    this.address = nodeSocketAddress(opts.sessionDir, opts.nodeId);
     mkdirSync(join(opts.sessionDir, 'logs'), { recursive: true });
     this.store = new NodeStore({
       capacity: opts.objectStoreMemory,
@@ -2864,6 +2865,8 @@ export class NodeRuntime implements CoreRuntime {
         return this.sumViews(false);
       case 'available_resources':
         return this.sumViews(true);
+      case 'pending_demand':
+        return gather('demand');
       default:
         throw new Error(`unknown state call "${method}"`);
     }
@@ -2926,6 +2929,7 @@ export class NodeRuntime implements CoreRuntime {
     clearTimeout(killer);
     this.outbox.close();
     this.router.close();
+    removeSocketFile(this.address);
     await this.receiving?.catch(() => undefined);
     this.objects.clear();
     this.store.close();
