@@ -4,7 +4,7 @@
 
     import tsray
 
-    tsray.init(address="auto")                 # or "ipc:///tmp/tsray/session-.../node.sock", "tcp://host:port"
+    tsray.init(address="auto")                 # or "ipc:///tmp/tsray-<uid>/<pid>-<id>.sock", "host:port"
     counter = tsray.get_actor("counter")        # a named actor created by a TypeScript driver
     ref = counter.incr.remote(5)
     print(tsray.get(ref))
