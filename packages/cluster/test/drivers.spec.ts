@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableResources, clusterResources, get, getRuntimeContext, init, isWorker, kill, pendingDemand, shutdown } from '@tsray/core';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
-import { needsNode2, Node2Holder, nodeOfTask } from './fixtures/state-driver.js';
+import { needsNode2, Node2Holder, nodeOfTask, resourcesInTask } from './fixtures/state-driver.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -70,6 +70,8 @@ describe('state API and runtime context in attached and remote drivers (real hea
     expect(await get(waiting)).toBe(nodeId);
     await until(async () => (await availableResources())['node2'] === 1, 10_000, 'node2 free again');
     expect(await get(nodeOfTask.remote())).toMatch(/./);
+    // The same answer inside a task (a worker asks its node).
+    expect(pick(await get(resourcesInTask.remote()))).toEqual(TOTAL);
     await shutdown();
   }, 60_000);
 
