@@ -9,8 +9,9 @@ import { clusterInfo, clusterResources, init, shutdown } from '@tsray/core';
 import { ensureTinyModel, LLMEngine } from '@tsray/vllm-bridge';
 
 await init();
-console.log('nodes:', JSON.stringify([{ NodeID: clusterInfo()!.nodeId, Alive: true, Resources: clusterResources() }]));
-const gpus = clusterResources()['GPU'] ?? 0;
+const resources = await clusterResources();
+console.log('nodes:', JSON.stringify([{ NodeID: clusterInfo()!.nodeId, Alive: true, Resources: resources }]));
+const gpus = resources['GPU'] ?? 0;
 const model = process.env['TSRAY_MODEL'] ?? ensureTinyModel(process.env['TSRAY_PYTHON'] ?? '.venv/bin/python');
 const engine = await LLMEngine.deploy({ model, numGpus: gpus >= 2 ? 2 : 0 });
 const prompts = ['Hello, my name is', 'The president of the United States is', 'The capital of France is', 'The future of AI is'];

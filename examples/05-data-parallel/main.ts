@@ -13,7 +13,8 @@ import { DataParallel, ensureTinyModel } from '@tsray/vllm-bridge';
 
 const info = await init();
 const python = process.env['TSRAY_PYTHON'] ?? '.venv/bin/python';
-const gpus = clusterResources()['GPU'] ?? 0;
+const resources = await clusterResources();
+const gpus = resources['GPU'] ?? 0;
 let hasVllm = false;
 try {
   execFileSync(python, ['-c', 'import vllm'], { stdio: 'ignore' });
@@ -23,7 +24,7 @@ try {
 }
 const backend = gpus > 0 && hasVllm ? 'vllm' : 'transformers';
 const model = process.env['TSRAY_MODEL'] ?? ensureTinyModel(python);
-console.log(`cluster: node ${info.nodeId}, ${JSON.stringify(clusterResources())}`);
+console.log(`cluster: node ${info.nodeId}, ${JSON.stringify(resources)}`);
 console.log(`engines: ${backend} on ${backend === 'vllm' ? 'GPU' : 'CPU'}, model ${model}`);
 
 // Practice 3: DP ranks behind the router; results come back in input order.

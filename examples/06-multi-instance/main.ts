@@ -28,7 +28,7 @@ try {
 await init(real ? { python } : { numGpus: 8, python });
 const backend = real ? 'vllm' : 'transformers';
 const model = process.env['TSRAY_MODEL'] ?? ensureTinyModel(python);
-console.log(`cluster: ${JSON.stringify(clusterResources())}${real ? '' : ' (fake GPUs)'}`);
+console.log(`cluster: ${JSON.stringify(await clusterResources())}${real ? '' : ' (fake GPUs)'}`);
 console.log(`engines: ${backend}, model ${model}`);
 
 const useGpus = [1, 1, 2, 2];

@@ -1,17 +1,35 @@
 """tsray: the Python side of tsray.
 
 - :func:`init` / :func:`shutdown` / :func:`get` / :func:`put` / :func:`wait` / :func:`get_actor` /
-  :func:`remote_function`: a client driver of a running tsray cluster (:mod:`tsray.client`).
+  :func:`remote_function` / :func:`cluster_resources` / :func:`available_resources`: a client driver
+  of a running tsray cluster (:mod:`tsray.client`).
 - :mod:`tsray.xlang`: the cross-language msgpack value codec (docs/xlang.md).
 - ``python -m tsray.worker``: the Python worker process a node starts (:mod:`tsray.worker`).
 - :mod:`tsray.protocol`: the wire protocol, generated from the same .proto as ``@tsray/protocol``.
 """
 
-from .client import Client, RemoteFunction, cancel, get, get_actor, init, is_initialized, kill, put, remote_function, shutdown, wait
+from .client import (
+    Client,
+    RemoteFunction,
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_actor,
+    init,
+    is_initialized,
+    kill,
+    put,
+    remote_function,
+    shutdown,
+    wait,
+)
 from .errors import (
     ActorDiedError,
     ActorNotFoundError,
+    AuthenticationError,
     ConnectionError,
+    FunctionNotFoundError,
     GetTimeoutError,
     ObjectLostError,
     ObjectStoreFullError,
@@ -24,7 +42,7 @@ from .errors import (
 )
 from .protocol import PROTOCOL_VERSION
 from .refs import ActorHandle, ActorMethod, ActorMethodNotFoundError, NoClientError, ObjectRef
-from .xlang import SerializationError
+from .xlang import SerializationError, XlangDecodeError
 
 __version__ = "0.1.0"
 
@@ -41,6 +59,8 @@ __all__ = [
     "remote_function",
     "kill",
     "cancel",
+    "cluster_resources",
+    "available_resources",
     "Client",
     "RemoteFunction",
     "ObjectRef",
@@ -49,11 +69,14 @@ __all__ = [
     "ActorMethodNotFoundError",
     "NoClientError",
     "SerializationError",
+    "XlangDecodeError",
     "TsrayError",
     "TaskError",
     "ActorDiedError",
     "ActorNotFoundError",
+    "AuthenticationError",
     "ConnectionError",
+    "FunctionNotFoundError",
     "GetTimeoutError",
     "ObjectLostError",
     "ObjectStoreFullError",

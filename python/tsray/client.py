@@ -4,7 +4,7 @@
 
     import tsray
 
-    tsray.init(address="auto")                 # or "ipc:///tmp/tsray/session-.../node.sock", "tcp://host:port"
+    tsray.init(address="auto")                 # or "ipc:///tmp/tsray-<uid>/<pid>-<id>.sock", "host:port"
     counter = tsray.get_actor("counter")        # a named actor created by a TypeScript driver
     ref = counter.incr.remote(5)
     print(tsray.get(ref))
@@ -41,7 +41,7 @@ from typing import Any, cast, overload
 import zmq
 
 from ._objects import INLINE_THRESHOLD, Arena, ArenaError, object_value
-from .errors import ActorNotFoundError, ConnectionError, GetTimeoutError, ObjectStoreFullError
+from .errors import ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, ObjectStoreFullError, TsrayError
 from .protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
 from .refs import ActorHandle, ObjectRef
 from .xlang import Decoder, encode_with_refs
@@ -59,6 +59,8 @@ __all__ = [
     "remote_function",
     "kill",
     "cancel",
+    "cluster_resources",
+    "available_resources",
 ]
 
 log = logging.getLogger("tsray.client")
@@ -96,10 +98,6 @@ def _local_token(address: str) -> str | None:
     except (OSError, ValueError, AttributeError):
         pass
     return None
-
-
-class AuthenticationError(ConnectionError):
-    """The cluster refused this connection: wrong or missing cluster token."""
 
 
 def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> str:
@@ -506,6 +504,10 @@ class Client:
             fut = self._requests.pop(env.get_actor_reply.request_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(env.get_actor_reply)
+        elif kind == "gcs_reply":
+            fut = self._requests.pop(env.gcs_reply.request_id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(env.gcs_reply)
         elif kind == "alloc_reply":
             fut = self._requests.pop(env.alloc_reply.request_id, None)
             if fut is not None and not fut.done():
@@ -753,6 +755,24 @@ class Client:
             raise ActorNotFoundError(name, namespace or self.namespace)
         return self._make_handle(reply.actor_id, reply.class_name, list(reply.methods))
 
+    # ------------------------------------------------------------------ state API
+
+    def state_call(self, method: str, timeout: float = 30.0) -> Any:
+        """A state API call answered by the node this client is attached to (cluster-wide through
+        the head when the node is part of a multi-node cluster); the decoded JSON answer."""
+        reply = self._request(lambda rid: pb.GcsCall(request_id=rid, method=method, json=""), timeout)
+        if reply.error:
+            raise TsrayError(f"the tsray node could not answer {method}: {reply.error}")
+        return json.loads(reply.json or "null")
+
+    def cluster_resources(self) -> dict[str, float]:
+        """Total resources of the cluster's alive nodes (as Ray's ``cluster_resources()``)."""
+        return cast(dict[str, float], self.state_call("cluster_resources"))
+
+    def available_resources(self) -> dict[str, float]:
+        """Resources of the cluster's alive nodes free now (as Ray's ``available_resources()``)."""
+        return cast(dict[str, float], self.state_call("available_resources"))
+
     def remote_function(self, module_url: str, name: str, **options: Any) -> RemoteFunction:
         """A TypeScript remote function: ``module_url`` is the defining module (a ``file://`` URL, or a
         path that is turned into one), ``name`` the function's name (key ``<name>#0``)."""
@@ -873,3 +893,13 @@ def kill(handle: ActorHandle, no_restart: bool = True) -> None:
 def cancel(ref: ObjectRef, force: bool = False) -> None:
     """Cancel the task producing ``ref`` (see :meth:`Client.cancel`)."""
     _current("cancel()").cancel(ref, force)
+
+
+def cluster_resources() -> dict[str, float]:
+    """Total resources of the cluster (see :meth:`Client.cluster_resources`)."""
+    return _current("cluster_resources()").cluster_resources()
+
+
+def available_resources() -> dict[str, float]:
+    """Resources free now (see :meth:`Client.available_resources`)."""
+    return _current("available_resources()").available_resources()

@@ -26,6 +26,7 @@ __all__ = [
     "ActorNotFoundError",
     "GetTimeoutError",
     "ConnectionError",
+    "AuthenticationError",
     "FunctionNotFoundError",
     "RemoteError",
     "UnreadableValueError",
@@ -146,6 +147,10 @@ class GetTimeoutError(TsrayError, TimeoutError):
 
 class ConnectionError(TsrayError):  # noqa: A001 - mirrors the TypeScript ConnectionError
     """No cluster answered, or the connection is closed."""
+
+
+class AuthenticationError(ConnectionError):
+    """The cluster refused this connection: wrong or missing cluster token (``token=...``, ``TSRAY_TOKEN``)."""
 
 
 class FunctionNotFoundError(TsrayError):

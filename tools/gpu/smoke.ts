@@ -42,8 +42,9 @@ if (isMain(import.meta)) {
   const backend = (process.env['TSRAY_BACKEND'] ?? 'vllm') as 'vllm' | 'transformers' | 'scripted';
   const t0 = performance.now();
   const info = await init({ python, namespace: 'head', logToDriver: true });
-  console.log(`cluster: node ${info.nodeId}, resources ${JSON.stringify(clusterResources())}`);
-  const gpus = clusterResources()['GPU'] ?? 0;
+  const resources = await clusterResources();
+  console.log(`cluster: node ${info.nodeId}, resources ${JSON.stringify(resources)}`);
+  const gpus = resources['GPU'] ?? 0;
   const model = process.env['TSRAY_MODEL'] ?? ensureTinyModel(python);
   const engineArgs: Record<string, unknown> = backend === 'vllm' ? { max_model_len: 2048 } : backend === 'transformers' ? { torch_threads: 1 } : {};
   let engine: LLMEngine | undefined;

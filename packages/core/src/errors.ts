@@ -244,6 +244,23 @@ export class AuthenticationError extends ConnectionError {
   override name = 'AuthenticationError';
 }
 
+/**
+ * A node's unix socket path would exceed the 107 bytes a unix socket path may have. `path` is the
+ * path that did not fit; set `TSRAY_SOCKET_DIR` to a short directory (e.g. `/tmp/s`).
+ */
+export class SocketPathTooLongError extends TsrayError {
+  override name = 'SocketPathTooLongError';
+  constructor(
+    readonly path: string,
+    tried: string,
+  ) {
+    super(
+      `the node socket path ${path} is ${Buffer.byteLength(path)} bytes, more than the 107 a unix socket path may have ` +
+        `(tried ${tried}); set TSRAY_SOCKET_DIR to a short directory, e.g. /tmp/tsray-sock`,
+    );
+  }
+}
+
 /** A placement group operation failed: removed twice, unknown group, bundle index out of range. */
 export class PlacementGroupError extends TsrayError {
   override name = 'PlacementGroupError';

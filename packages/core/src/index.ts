@@ -50,6 +50,7 @@ export {
   ConnectionError,
   AuthenticationError,
   PlacementGroupError,
+  SocketPathTooLongError,
 } from './errors.js';
 export type { RemoteErrorInfo, ActorDeathInfo } from './errors.js';
 export { RuntimeEnvSetupError, RuntimeEnvValidationError } from '@tsray/runtime-env';

@@ -69,7 +69,7 @@ export interface InitOptions {
 export interface ClusterInfo {
   nodeId: string;
   jobId: string;
-  /** Session directory: worker logs (`logs/`), spill files, the node socket. Removed by `shutdown()`. */
+  /** Session directory: worker logs (`logs/`), spill files, the token. Removed by `shutdown()`. (The node socket is in a short directory: see `address`.) */
   sessionDir: string;
   /** The node's resources (floats). */
   resources: Record<string, number>;

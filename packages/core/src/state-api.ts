@@ -1,15 +1,11 @@
 /**
- * State API (the part this release has): cluster resources, what is free, and pending demand.
+ * State API: cluster resources, what is free, pending demand, and the cluster's nodes, actors, tasks,
+ * objects, placement groups and jobs. Every call is async: it is answered by a node, which for a client
+ * driver is in another process.
  * @module
  */
 import { RuntimeStateError } from './errors.js';
 import { state } from './state.js';
-
-interface StateSource {
-  clusterResources(): Record<string, number>;
-  availableResources(): Record<string, number>;
-  pendingDemand(): PendingDemand[];
-}
 
 /** Work waiting for resources: a task or actor shape, how many, and why. */
 export interface PendingDemand {
@@ -22,37 +18,34 @@ export interface PendingDemand {
   missing: string[];
 }
 
-function source(what: string): StateSource {
-  const rt = state().runtime as unknown as Partial<StateSource> | undefined;
-  if (!rt || typeof rt.clusterResources !== 'function') {
-    throw new RuntimeStateError(`${what} is available in the driver that runs the local cluster (call init() first)`);
-  }
-  return rt as StateSource;
-}
-
-/** Total resources of the cluster (as Ray's `cluster_resources()`). */
-export function clusterResources(): Record<string, number> {
-  return source('clusterResources()').clusterResources();
-}
-
-/** Resources free now (as Ray's `available_resources()`). */
-export function availableResources(): Record<string, number> {
-  return source('availableResources()').availableResources();
-}
-
-/** Tasks, actors and placement groups waiting for resources, infeasible ones named. */
-export function pendingDemand(): PendingDemand[] {
-  return source('pendingDemand()').pendingDemand();
-}
-
 interface StateCaller {
   stateCall(method: string): Promise<unknown>;
 }
 
+/**
+ * The runtime that answers state calls: the embedded node itself, or the node a client driver (or a
+ * worker) is attached to, over its socket. Every state API function is async for that reason: in a
+ * client driver the data is remote (as in Ray's client mode).
+ */
 function caller(what: string): StateCaller {
   const rt = state().runtime as unknown as Partial<StateCaller> | undefined;
   if (!rt || typeof rt.stateCall !== 'function') throw new RuntimeStateError(`${what} needs a running tsray (call init() first)`);
   return rt as StateCaller;
+}
+
+/** Total resources of the cluster's alive nodes (as Ray's `cluster_resources()`). Works in every driver, task and actor. */
+export async function clusterResources(): Promise<Record<string, number>> {
+  return (await caller('clusterResources()').stateCall('cluster_resources')) as Record<string, number>;
+}
+
+/** Resources of the cluster's alive nodes free now (as Ray's `available_resources()`). Works in every driver, task and actor. */
+export async function availableResources(): Promise<Record<string, number>> {
+  return (await caller('availableResources()').stateCall('available_resources')) as Record<string, number>;
+}
+
+/** Tasks, actors and placement groups waiting for resources on the cluster's nodes, infeasible ones named. */
+export async function pendingDemand(): Promise<PendingDemand[]> {
+  return (await caller('pendingDemand()').stateCall('pending_demand')) as PendingDemand[];
 }
 
 /** One node of the cluster (as Ray's `ray.nodes()` entries). */

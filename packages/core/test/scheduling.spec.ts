@@ -18,10 +18,10 @@ import {
 import { gpuTask, parentInGroup, RemoteGpuProbe, sleepTask } from './fixtures/gpus.js';
 
 const gc = (globalThis as { gc?: () => void }).gc!;
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
+async function until(cond: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    if (cond()) return true;
+    if (await cond()) return true;
     gc();
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -45,12 +45,12 @@ describe('GPU isolation on a fake-GPU node', () => {
     const all = ids.flat();
     expect(new Set(all).size).toBe(6);
     for (const s of seen) expect([...s.gpuIds]).toEqual(s.cuda!.split(','));
-    expect(availableResources()['GPU']).toBe(2);
+    expect((await availableResources())['GPU']).toBe(2);
     // A fifth engine needing 4 GPUs cannot start yet; it shows as pending demand (feasible).
     const fifth = RemoteGpuProbe.options({ numGpus: 4 }).remote();
     const first = fifth.devices.remote();
     await expect(get(first, { timeout: 0.5 })).rejects.toBeInstanceOf(GetTimeoutError);
-    const demand = pendingDemand().find((d) => d.kind === 'actor' && (d.resources as Record<string, number>)['GPU'] === 4);
+    const demand = (await pendingDemand()).find((d) => d.kind === 'actor' && (d.resources as Record<string, number>)['GPU'] === 4);
     expect(demand).toBeDefined();
     expect(demand!.infeasible).toBe(false);
     // Killing a 2-GPU actor frees enough: the fifth starts on 4 free GPUs.
@@ -74,7 +74,7 @@ describe('GPU isolation on a fake-GPU node', () => {
   it('tasks get their GPUs and give them back', async () => {
     const r = await get(gpuTask.options({ numGpus: 2 }).remote());
     expect(r.cuda!.split(',').length).toBe(2);
-    expect(await until(() => availableResources()['GPU'] === 8, 5000)).toBe(true);
+    expect(await until(async () => (await availableResources())['GPU'] === 8, 5000)).toBe(true);
   });
 });
 
@@ -83,7 +83,7 @@ describe('placement groups', () => {
     const pg = placementGroup([{ GPU: 2, CPU: 1 }, { GPU: 1, CPU: 1 }], { strategy: 'STRICT_PACK', name: 'engines' });
     const info = await get(pg.ready());
     expect(info.bundles.map((b) => b.gpuIds.length)).toEqual([2, 1]);
-    expect(availableResources()['GPU']).toBe(5);
+    expect((await availableResources())['GPU']).toBe(5);
     const b0 = RemoteGpuProbe.options({ numGpus: 2, schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 0 } }).remote();
     const b1 = RemoteGpuProbe.options({ numGpus: 1, schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 1 } }).remote();
     const [d0, d1] = await get([b0.devices.remote(), b1.devices.remote()]);
@@ -96,7 +96,7 @@ describe('placement groups', () => {
     removePlacementGroup(pg);
     await expect(get(b0.devices.remote())).rejects.toBeInstanceOf(ActorDiedError);
     expect(() => removePlacementGroup(pg)).toThrow(PlacementGroupError);
-    expect(await until(() => availableResources()['GPU'] === 8, 5000)).toBe(true);
+    expect(await until(async () => (await availableResources())['GPU'] === 8, 5000)).toBe(true);
   });
 
   it('captures child tasks into the group', async () => {
@@ -124,7 +124,7 @@ describe('placement groups', () => {
       const pg = placementGroup([{ CPU: 1 }, { CPU: 1 }], { strategy: 'STRICT_SPREAD', name: 'spread-2' });
       expect(await pg.wait(0.3)).toBe(false);
       expect(writes.filter((w) => w.includes('spread-2')).length).toBe(1);
-      expect(pendingDemand().some((d) => d.kind === 'placement_group' && d.name === 'spread-2')).toBe(true);
+      expect((await pendingDemand()).some((d) => d.kind === 'placement_group' && d.name === 'spread-2')).toBe(true);
       removePlacementGroup(pg);
       await expect(get(pg.ready())).rejects.toThrow(/removed/);
     } finally {
@@ -147,6 +147,6 @@ describe('placement groups', () => {
   });
 
   it('everything released restores the initial resource view', async () => {
-    expect(await until(() => JSON.stringify(availableResources()) === JSON.stringify(clusterResources()), 10_000)).toBe(true);
+    expect(await until(async () => JSON.stringify(await availableResources()) === JSON.stringify(await clusterResources()), 10_000)).toBe(true);
   });
 });

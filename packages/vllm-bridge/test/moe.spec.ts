@@ -108,7 +108,7 @@ describe('MoEDataParallel (scripted stand-in)', () => {
     expect((err as Error).message).toMatch(/MoE DP rank [12]: ModelLoadError: .*fail_start/);
     // The placement group (3 GPUs) is released.
     const end = Date.now() + 10_000;
-    while ((availableResources()['GPU'] ?? 0) < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    expect(availableResources()['GPU']).toBe(4);
+    while (((await availableResources())['GPU'] ?? 0) < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    expect((await availableResources())['GPU']).toBe(4);
   });
 });

@@ -46,6 +46,16 @@ def _params_from_proto(p: pb.SamplingParams) -> SamplingParams:
     return SamplingParams.from_dict(d)
 
 
+def _socket_dir() -> str:
+    """Where the engine's ipc socket goes: beside the node's socket (a short per-user directory the
+    node chose because a unix socket path holds at most 107 bytes; ``$TMPDIR`` may be too long),
+    else the temp directory."""
+    node = os.environ.get("TSRAY_NODE_ADDRESS", "")
+    if node.startswith("ipc://") and not node.startswith("ipc://@"):
+        return os.path.dirname(node.removeprefix("ipc://"))
+    return tempfile.gettempdir()
+
+
 class _GpuLocks:
     """Exclusive file locks on GPU ids (taken in sorted order, so no two starts deadlock)."""
 
@@ -121,7 +131,7 @@ class EngineActor:
                 host = os.environ.get("TSRAY_NODE_IP", "127.0.0.1")
                 address = f"tcp://{host}:{port}"
             else:
-                path = os.path.join(tempfile.gettempdir(), f"tsray-engine-{os.getpid()}-{id(self):x}.sock")
+                path = os.path.join(_socket_dir(), f"tsray-engine-{os.getpid()}-{id(self):x}.sock")
                 address = f"ipc://{path}"
                 sock.bind(address)
             self._sock = sock

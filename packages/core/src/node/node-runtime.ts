@@ -36,6 +36,7 @@ import { errorCodeOf } from '../peer-memory.js';
 import { UnregisteredPeers } from '../unregistered-peers.js';
 import { routerSocketOptions } from '../router-options.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
+import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
 
 /** Options of the node runtime (from `init()`). */
 export interface NodeRuntimeOptions {
@@ -321,7 +322,7 @@ export class NodeRuntime implements CoreRuntime {
     this.token = opts.token ?? randomBytes(24).toString('hex');
     this.verifier = new TokenVerifier(this.token);
     this.namespace = opts.namespace;
-    this.address = `ipc://${join(opts.sessionDir, 'node.sock')}`;
+    this.address = nodeSocketAddress(opts.sessionDir, opts.nodeId);
     mkdirSync(join(opts.sessionDir, 'logs'), { recursive: true });
     this.store = new NodeStore({
       capacity: opts.objectStoreMemory,
@@ -2984,6 +2985,8 @@ export class NodeRuntime implements CoreRuntime {
         return this.sumViews(false);
       case 'available_resources':
         return this.sumViews(true);
+      case 'pending_demand':
+        return gather('demand');
       default:
         throw new Error(`unknown state call "${method}"`);
     }
@@ -3046,6 +3049,7 @@ export class NodeRuntime implements CoreRuntime {
     clearTimeout(killer);
     this.outbox.close();
     this.router.close();
+    removeSocketFile(this.address);
     await this.receiving?.catch(() => undefined);
     this.objects.clear();
     this.store.close();

@@ -49,8 +49,9 @@ interface Subscription {
 
 /** The worker side of the node protocol. */
 export class WorkerRuntime implements CoreRuntime {
-  readonly kind = 'worker' as const;
-  readonly nodeId: string;
+  readonly kind: 'driver' | 'worker';
+  /** The node this process is attached to (a client driver learns it when the node accepts it). */
+  nodeId: string;
   readonly jobId: string;
   private readonly socket: zmq.Dealer;
   private readonly outbox: Outbox;
@@ -108,6 +109,7 @@ export class WorkerRuntime implements CoreRuntime {
     private readonly mode: 'worker' | 'driver' = 'worker',
     private readonly clientOptions: { namespace?: string; jobId?: string; token?: string; remote?: boolean } = {},
   ) {
+    this.kind = mode;
     this.nodeId = process.env['TSRAY_NODE_ID'] ?? '';
     this.jobId = clientOptions.jobId ?? process.env['TSRAY_JOB_ID'] ?? '';
     this.socket = new zmq.Dealer({ routingId: workerId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 1000 });
@@ -204,6 +206,7 @@ export class WorkerRuntime implements CoreRuntime {
         this.shmPath = a.shmPath ?? '';
         this.arenaSize = Number(a.shmSize ?? 0);
         this.namespaceName = a.namespace ?? '';
+        if (this.mode === 'driver' && a.nodeId) this.nodeId = a.nodeId;
         this.accepted?.(a);
         this.refused = undefined;
         return;
@@ -934,10 +937,11 @@ export class WorkerRuntime implements CoreRuntime {
         taskId: undefined,
         taskName: undefined,
         attempt: 0,
-        gpuIds: (process.env['CUDA_VISIBLE_DEVICES'] ?? '').split(',').filter(Boolean),
+        // A client driver is not a worker and holds no GPUs (as the embedded driver's context).
+        gpuIds: this.mode === 'worker' ? (process.env['CUDA_VISIBLE_DEVICES'] ?? '').split(',').filter(Boolean) : [],
         signal: this.idleSignal,
         pid: process.pid,
-        isWorker: true,
+        isWorker: this.mode === 'worker',
       }
     );
   }

@@ -1,0 +1,89 @@
+/**
+ * Where a node's unix socket lives. A unix socket path holds at most 107 bytes (`sun_path`), and the
+ * session directory under `$TMPDIR` is often longer than that leaves room for (macOS's `TMPDIR` alone
+ * is ~49 characters), so the socket goes to a short per-user directory instead: `$TSRAY_SOCKET_DIR`
+ * when set, else `/tmp/tsray-<uid>` (mode 0700, so only this user can connect, as with a socket in
+ * the session directory), else the session directory. Not `$XDG_RUNTIME_DIR`: logind removes it when
+ * the user's last login ends, which would cut off a daemon started with `tsray start`. Not Linux
+ * abstract sockets: they have no file permissions, so any local user could reach the node's socket.
+ * The session directory (logs, spill, token) stays where it is.
+ * @internal
+ */
+import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { SocketPathTooLongError } from '../errors.js';
+
+/** Bytes a unix socket path may have (Linux `sun_path` is 108 bytes with its terminating NUL). */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+const SOCKET_NAME = /^(\d+)-[0-9a-zA-Z]+\.sock$/;
+
+function fits(path: string): boolean {
+  return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES;
+}
+
+function uid(): string {
+  return String(process.getuid?.() ?? 'user');
+}
+
+/** `dir` exists (made if missing), is a real directory owned by this user and closed to others. */
+function privateDir(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = lstatSync(dir);
+    const me = process.getuid?.();
+    return st.isDirectory() && (me === undefined || st.uid === me) && (st.mode & 0o077) === 0;
+  } catch {
+    return false;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Remove sockets of this directory left by processes that died without closing them (SIGKILL). */
+function removeStale(dir: string): void {
+  try {
+    for (const name of readdirSync(dir)) {
+      const m = SOCKET_NAME.exec(name);
+      if (m && !pidAlive(Number(m[1]))) rmSync(join(dir, name), { force: true });
+    }
+  } catch {
+    /* unreadable: nothing to clean */
+  }
+}
+
+/**
+ * The `ipc://` address for a node socket of this process: `<dir>/<pid>-<id>.sock` in the first
+ * directory that fits (see the module comment). Throws `SocketPathTooLongError` naming the path when
+ * `$TSRAY_SOCKET_DIR` is set and too long, or when no directory fits.
+ */
+export function nodeSocketAddress(sessionDir: string, id: string): string {
+  const name = `${process.pid}-${id.replace(/[^0-9a-zA-Z]/g, '').slice(0, 8) || 'node'}.sock`;
+  const chosen = process.env['TSRAY_SOCKET_DIR'];
+  if (chosen) {
+    const path = join(chosen, name);
+    if (!fits(path)) throw new SocketPathTooLongError(path, 'TSRAY_SOCKET_DIR');
+    mkdirSync(chosen, { recursive: true, mode: 0o700 });
+    return `ipc://${path}`;
+  }
+  const shared = `/tmp/tsray-${uid()}`;
+  if (privateDir(shared)) {
+    removeStale(shared);
+    return `ipc://${join(shared, name)}`;
+  }
+  const path = join(sessionDir, 'node.sock');
+  if (fits(path)) return `ipc://${path}`;
+  throw new SocketPathTooLongError(path, `${shared} (not a private directory of this user)`);
+}
+
+/** Remove the socket file of an `ipc://` address (the node closed it; libzmq may not have unlinked it yet). */
+export function removeSocketFile(address: string): void {
+  if (address.startsWith('ipc://') && !address.startsWith('ipc://@')) rmSync(address.slice('ipc://'.length), { force: true });
+}
