@@ -18,9 +18,20 @@ export interface LinkHandler {
   onGcsCall(method: string, arg: unknown): unknown;
   /** A message from a peer node (an answer to what this node sent it). */
   onPeerMessage(peerNodeId: string, kind: string, envelope: tsray.v1.Envelope, payloads: Buffer[]): void;
-  /** The GCS refused this node or declared it dead: the node must stop. */
+  /** The GCS refused this node or declared it dead, or the head was lost for good: the node must stop. */
   onFatal(message: string): void;
+  /** A peer node did not answer this node's connection in time (`why` names it and its address). */
+  onPeerUnreachable(peerNodeId: string, why: string): void;
 }
+
+/** How long a peer node has to answer a new connection (`TSRAY_PEER_CONNECT_TIMEOUT_MS`, default 10 s). */
+export function peerConnectTimeoutMs(): number {
+  const v = Number(process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS']);
+  return Number.isFinite(v) && v > 0 ? v : 10_000;
+}
+
+/** Default of {@link LinkOptions.headLostTimeoutMs}: 60 s (`tsray start --head-lost-timeout`, `TSRAY_HEAD_LOST_TIMEOUT_S`). */
+export const DEFAULT_HEAD_LOST_TIMEOUT_MS = 60_000;
 
 /** Options of a {@link ClusterLink}. */
 export interface LinkOptions {
@@ -30,7 +41,15 @@ export interface LinkOptions {
   /** Resources free now (units), sent with each heartbeat. */
   available: () => { amounts: tsray.v1.IResourceAmount[]; gpuFree: number[] };
   heartbeatMs?: number;
+  /**
+   * Stop the node (onFatal) once the head has said nothing for this long (it broadcasts the node table
+   * at least every second). Until then the link keeps reconnecting, with backoff, and logs the loss.
+   */
+  headLostTimeoutMs?: number;
 }
+
+/** The GCS is silent after this long: the loss is logged (then again at doubling intervals). */
+const HEAD_SILENT_MS = 3000;
 
 /** One connection to another node's ROUTER. */
 export class PeerConnection {
@@ -39,6 +58,9 @@ export class PeerConnection {
   /** Objects this node already sent to (or got from) the peer. */
   readonly has = new Set<string>();
   closed = false;
+  /** True once the peer answered (its first message, WorkerAccepted, proves the connection works). */
+  answered = false;
+  private readonly handshake: NodeJS.Timeout;
   constructor(
     readonly nodeId: string,
     readonly address: string,
@@ -52,6 +74,17 @@ export class PeerConnection {
     this.outbox = new Outbox(this.socket);
     const proof = makeTokenProof(token, routingId);
     this.send({ registerWorker: { workerId: routingId, pid: process.pid, language: 'typescript', kind: 'peer', namespace: '', jobId: '', ...proof, remote: true } });
+    // ZeroMQ's connect never fails by itself (it retries forever): without an answer in time, the peer
+    // is unreachable from here, and the node runtime fails or reschedules what it sent there.
+    const timeoutMs = peerConnectTimeoutMs();
+    this.handshake = setTimeout(() => {
+      if (this.answered || this.closed) return;
+      this.handler.onPeerUnreachable(
+        nodeId,
+        `node ${nodeId} is unreachable at ${address}: no answer to a connection within ${timeoutMs / 1000} s (is its port open to this machine, and is the address it advertises right? see --host / --node-ip-address)`,
+      );
+    }, timeoutMs);
+    this.handshake.unref();
     void this.loop();
   }
 
@@ -63,6 +96,10 @@ export class PeerConnection {
   private async loop(): Promise<void> {
     try {
       for await (const frames of this.socket) {
+        if (!this.answered) {
+          this.answered = true;
+          clearTimeout(this.handshake);
+        }
         try {
           const { envelope, kind, payloads } = decodeMessage(frames);
           this.handler.onPeerMessage(this.nodeId, kind, envelope, payloads);
@@ -78,6 +115,7 @@ export class PeerConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.handshake);
     this.outbox.close();
     this.socket.close();
   }
@@ -94,6 +132,9 @@ export class ClusterLink {
   private seq = 0;
   private closed = false;
   private registered: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** When the GCS last sent anything, and when the loss was last logged. */
+  private lastHeard = Date.now();
+  private nextLossLog = HEAD_SILENT_MS;
   readonly ready: Promise<void>;
   readonly nodeId: string;
 
@@ -102,7 +143,8 @@ export class ClusterLink {
     private readonly handler: LinkHandler,
   ) {
     this.nodeId = opts.node.nodeId ?? '';
-    this.gcs = new zmq.Dealer({ routingId: `node:${this.nodeId}`, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+    // Reconnects back off from 100 ms to 5 s while the head is away.
+    this.gcs = new zmq.Dealer({ routingId: `node:${this.nodeId}`, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0, reconnectInterval: 100, reconnectMaxInterval: 5000 });
     this.gcs.connect(`tcp://${opts.gcsAddress}`);
     this.outbox = new Outbox(this.gcs);
     this.ready = new Promise((resolve, reject) => (this.registered = { resolve, reject }));
@@ -119,8 +161,34 @@ export class ClusterLink {
   }
 
   private heartbeat(): void {
+    if (this.headLost()) return;
     const a = this.opts.available();
     this.send({ nodeHeartbeat: { nodeId: this.nodeId, available: a.amounts, seq: ++this.seq, gpuFree: a.gpuFree } });
+  }
+
+  /**
+   * Check the head's silence (after registration): log it at 3 s, 6 s, 12 s…, and past
+   * `headLostTimeoutMs` stop the node. Returns true once given up.
+   */
+  private headLost(): boolean {
+    if (this.closed || this.registered) return this.closed;
+    const silentMs = Date.now() - this.lastHeard;
+    const limitMs = this.opts.headLostTimeoutMs ?? DEFAULT_HEAD_LOST_TIMEOUT_MS;
+    if (silentMs >= limitMs) {
+      const msg = `lost the head (GCS at ${this.opts.gcsAddress}): no word from it for ${Math.round(silentMs / 1000)} s (limit ${limitMs / 1000} s: --head-lost-timeout / TSRAY_HEAD_LOST_TIMEOUT_S); this node stops`;
+      logger().error({ gcs: this.opts.gcsAddress, silentS: Math.round(silentMs / 1000) }, msg);
+      this.close();
+      this.handler.onFatal(msg);
+      return true;
+    }
+    if (silentMs >= this.nextLossLog) {
+      this.nextLossLog *= 2;
+      logger().warn(
+        { gcs: this.opts.gcsAddress, silentS: Math.round(silentMs / 1000), giveUpInS: Math.round((limitMs - silentMs) / 1000) },
+        'no word from the head; reconnecting (this node stops if it stays silent)',
+      );
+    }
+    return false;
   }
 
   /** A control call to the GCS. */
@@ -168,6 +236,9 @@ export class ClusterLink {
     let first = true;
     try {
       for await (const frames of this.gcs) {
+        if (this.nextLossLog > HEAD_SILENT_MS) logger().info({ gcs: this.opts.gcsAddress }, 'the head answers again');
+        this.lastHeard = Date.now();
+        this.nextLossLog = HEAD_SILENT_MS;
         let decoded;
         try {
           decoded = decodeMessage(frames);
@@ -181,6 +252,7 @@ export class ClusterLink {
             if (first) {
               first = false;
               this.registered?.resolve();
+              this.registered = undefined;
             }
             this.handler.onNodeTable(envelope.nodeTable!);
             break;
