@@ -175,7 +175,7 @@ export class ClusterLink {
     const silentMs = Date.now() - this.lastHeard;
     const limitMs = this.opts.headLostTimeoutMs ?? DEFAULT_HEAD_LOST_TIMEOUT_MS;
     if (silentMs >= limitMs) {
-      const msg = `lost the head (GCS at ${this.opts.gcsAddress}): no word from it for ${Math.round(silentMs / 1000)} s (limit ${limitMs / 1000} s: --head-lost-timeout / TSRAY_HEAD_LOST_TIMEOUT_S); this node stops`;
+      const msg = `lost the head (GCS at ${this.opts.gcsAddress}): no word from it for ${limitMs / 1000} s (--head-lost-timeout / TSRAY_HEAD_LOST_TIMEOUT_S); this node stops`;
       logger().error({ gcs: this.opts.gcsAddress, silentS: Math.round(silentMs / 1000) }, msg);
       this.close();
       this.handler.onFatal(msg);
