@@ -88,7 +88,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       tcp: { host, port: 0, advertise: adv },
       // The head's own node reaches the GCS on the interface it is bound to (loopback for a bind-all host).
       gcsAddress: config.role === 'head' ? `${isBindAll(host) ? '127.0.0.1' : host}:${gcs!.address.split(':').pop()}` : gcsAddress,
-      ...(config.role === 'node' ? { headLostTimeoutMs: headLostTimeoutS(config) * 1000 } : {}),
+      // The head's own node shares its process with the GCS: it never gives up on it.
+      headLostTimeoutMs: config.role === 'node' ? headLostTimeoutS(config) * 1000 : Infinity,
       isHead: config.role === 'head',
       labels: config.labels ?? {},
       ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}),

@@ -23,7 +23,7 @@ const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const README_HEAD_IP = '10.0.0.1';
 
 /** The README's multi-machine bash block: its command lines (comments dropped). */
-export function readmeClusterCommands(text: string): { head: string; node: string; status: string } {
+function readmeClusterCommands(text: string): { head: string; node: string; status: string } {
   const section = text.slice(text.indexOf('### A cluster of several machines'));
   const block = /```bash\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
   const lines = block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);

@@ -134,6 +134,7 @@ export class ClusterLink {
   private registered: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** When the GCS last sent anything, and when the loss was last logged. */
   private lastHeard = Date.now();
+  private lastCheck = Date.now();
   private nextLossLog = HEAD_SILENT_MS;
   readonly ready: Promise<void>;
   readonly nodeId: string;
@@ -172,7 +173,11 @@ export class ClusterLink {
    */
   private headLost(): boolean {
     if (this.closed || this.registered) return this.closed;
-    const silentMs = Date.now() - this.lastHeard;
+    const now = Date.now();
+    // This process was stalled (GC, a blocked loop): the head's messages wait unread; do not count that.
+    if (now - this.lastCheck > 2000) this.lastHeard = Math.max(this.lastHeard, now - (this.opts.heartbeatMs ?? 300));
+    this.lastCheck = now;
+    const silentMs = now - this.lastHeard;
     const limitMs = this.opts.headLostTimeoutMs ?? DEFAULT_HEAD_LOST_TIMEOUT_MS;
     if (silentMs >= limitMs) {
       const msg = `lost the head (GCS at ${this.opts.gcsAddress}): no word from it for ${limitMs / 1000} s (--head-lost-timeout / TSRAY_HEAD_LOST_TIMEOUT_S); this node stops`;
