@@ -60,6 +60,8 @@ export class PeerConnection {
   closed = false;
   /** True once the peer answered (its first message, WorkerAccepted, proves the connection works). */
   answered = false;
+  /** True once ZeroMQ's own handshake with the peer completed (its I/O thread, not the peer's event loop). */
+  private transportUp = false;
   private readonly handshake: NodeJS.Timeout;
   constructor(
     readonly nodeId: string,
@@ -70,15 +72,22 @@ export class PeerConnection {
   ) {
     const routingId = `peer:${myId}`;
     this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+    // Watched before connecting: ZeroMQ reports the handshake only to a monitor that exists by then.
+    this.socket.events.on('handshake', () => (this.transportUp = true));
     this.socket.connect(address);
     this.outbox = new Outbox(this.socket);
     const proof = makeTokenProof(token, routingId);
     this.send({ registerWorker: { workerId: routingId, pid: process.pid, language: 'typescript', kind: 'peer', namespace: '', jobId: '', ...proof, remote: true } });
     // ZeroMQ's connect never fails by itself (it retries forever): without an answer in time, the peer
     // is unreachable from here, and the node runtime fails or reschedules what it sent there.
+    // A peer whose transport is up but which is slow to answer (a busy event loop) is only waited for.
     const timeoutMs = peerConnectTimeoutMs();
     this.handshake = setTimeout(() => {
       if (this.answered || this.closed) return;
+      if (this.transportUp) {
+        logger().warn({ peer: nodeId, address }, `a peer node is connected but has not answered in ${timeoutMs / 1000} s; still waiting`);
+        return;
+      }
       this.handler.onPeerUnreachable(
         nodeId,
         `node ${nodeId} is unreachable at ${address}: no answer to a connection within ${timeoutMs / 1000} s (is its port open to this machine, and is the address it advertises right? see --host / --node-ip-address)`,
