@@ -67,7 +67,8 @@ describe("the README's multi-machine steps, head and node in different network n
   };
   const machine = (i: number) => machines[i]!.dir;
   const tokenOn = (i: number) => join(machine(i), 'token');
-  const driver = (resource: string, retries: number) => runInNs(lab!.namespaces[0]!, `${process.execPath} --import tsx ${DRIVER} ${resource} ${retries}`, machine(0), { headIp, tokenFile: '' });
+  const driver = (resource: string, retries: number, withActor = '') =>
+    runInNs(lab!.namespaces[0]!, `${process.execPath} --import tsx ${DRIVER} ${resource} ${retries} ${withActor}`, machine(0), { headIp, tokenFile: '' });
 
   beforeAll(async () => {
     const made = createNetnsLab(3);
@@ -119,7 +120,7 @@ describe("the README's multi-machine steps, head and node in different network n
 
     const ran = await driver('spot', 0);
     expect(ran.code, ran.stderr).toBe(0);
-    expect(JSON.parse(ran.stdout.trim().split('\n').pop()!)).toEqual({ ok: [nodeLine![1], [l.namespaces[1]!.ip]] });
+    expect(JSON.parse(ran.stdout.trim().split('\n').pop()!)).toEqual({ task: { ok: [nodeLine![1], [l.namespaces[1]!.ip]] } });
   }, 120_000);
 
   it('a node that would advertise loopback to that head is refused with the reason (exit 1, nothing started)', async (ctx) => {
@@ -133,18 +134,22 @@ describe("the README's multi-machine steps, head and node in different network n
     expect(livePids(machine(2))).toEqual([]);
   }, 60_000);
 
-  it('a task sent to a node whose advertised address cannot be reached fails naming the node and address, instead of hanging', async (ctx) => {
+  it('a task and an actor sent to a node whose advertised address cannot be reached fail naming the node and address, instead of hanging', async (ctx) => {
     const l = needLab(ctx);
     // Node 2 binds its own address but advertises one nobody has on the bridge's subnet.
     const bogus = l.namespaces[2]!.ip.replace(/\.\d+$/, '.200');
     const r = await runInNs(l.namespaces[2]!, `${cmds.node.replace(`'{"spot": 1}'`, `'{"lost": 1}'`)} --host ${l.namespaces[2]!.ip} --node-ip-address ${bogus}`, machine(2), { headIp, tokenFile: tokenOn(2) });
     expect(r.code, r.stderr).toBe(0);
     const nodeId = /Node ID: (\w+)/.exec(r.stdout)![1]!;
-    const ran = await driver('lost', 0);
+    const ran = await driver('lost', 0, 'actor');
     expect(ran.code, ran.stderr).toBe(0);
-    const out = JSON.parse(ran.stdout.trim().split('\n').pop()!) as { error?: { name: string; message: string } };
-    expect(out.error?.name).toBe('NodeDiedError');
-    expect(out.error?.message).toMatch(new RegExp(`node ${nodeId} is unreachable at tcp://${bogus.replaceAll('.', '\\.')}:\\d+: no answer to a connection within 3 s`));
+    type R = { error?: { name: string; message: string } };
+    const out = JSON.parse(ran.stdout.trim().split('\n').pop()!) as { task: R; actor: R };
+    const why = new RegExp(`node ${nodeId} is unreachable at tcp://${bogus.replaceAll('.', '\\.')}:\\d+: no answer to a connection within 3 s`);
+    expect(out.task.error?.name).toBe('NodeDiedError');
+    expect(out.task.error?.message).toMatch(why);
+    expect(out.actor.error?.name).toBe('ActorDiedError');
+    expect(out.actor.error?.message).toMatch(why);
   }, 120_000);
 });
 
