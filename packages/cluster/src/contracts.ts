@@ -30,10 +30,17 @@ export interface DaemonConfig {
   port?: number;
   /** Head only: jobs HTTP API / dashboard port (default 8265; 0 = pick a free one). */
   dashboardPort?: number;
-  /** Host/interface to bind and advertise (default 127.0.0.1). */
+  /** Host/interface to bind and advertise (head default 127.0.0.1; node default: the address of its route to the head). */
   host?: string;
   /** Node only: the head's GCS address `host:port`. */
   headAddress?: string;
+  /**
+   * Node only: the address other nodes reach this node on (`--node-ip-address`). Default: `host`, or
+   * without `host` the local address of this machine's route to the head (as Ray detects it).
+   */
+  nodeIpAddress?: string;
+  /** Node only: seconds without word from the head after which the node stops (default 60, or TSRAY_HEAD_LOST_TIMEOUT_S). */
+  headLostTimeoutS?: number;
   numCpus?: number;
   numGpus?: number;
   /** Custom resources (`--resources '{"accel":2}'`). */

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, networkInterfaces, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { NodeRuntime } from '@tsray/core/internal';
 import type { ActorState, ClusterStatus, DaemonConfig, DemandState, NodeInfo, ObjectState, PlacementGroupState, ReadyInfo, StateProvider, TaskState } from './contracts.js';
@@ -13,6 +13,7 @@ import { GcsServer, type ActorEntry } from './gcs.js';
 import { JobManager } from './jobs/job-manager.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
 import { logger } from './logger.js';
+import { firstExternalIpv4, isBindAll, isLoopback, nodeAddressFor } from './node-address.js';
 
 /** A running daemon. */
 export interface Daemon {
@@ -29,13 +30,15 @@ function writeAtomic(file: string, text: string, mode?: number): void {
   renameSync(tmp, file);
 }
 
-/** The address others use to reach `host` (a bind-all host advertises this machine's first IPv4 address). */
+/** The head's address for others: its host, or this machine's first IPv4 address when bound to all. */
 function advertised(host: string): string {
-  if (host !== '0.0.0.0') return host;
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
+  return isBindAll(host) ? firstExternalIpv4() : host;
+}
+
+/** Seconds a node waits for a silent head before it stops: the config, else TSRAY_HEAD_LOST_TIMEOUT_S, else 60. */
+function headLostTimeoutS(config: DaemonConfig): number {
+  const env = Number(process.env['TSRAY_HEAD_LOST_TIMEOUT_S']);
+  return config.headLostTimeoutS ?? (Number.isFinite(env) && env > 0 ? env : 60);
 }
 
 function defaultPython(): string {
@@ -46,8 +49,9 @@ function defaultPython(): string {
 
 /** Start a head or node daemon in this process. */
 export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
-  const host = config.host ?? '127.0.0.1';
-  const adv = advertised(host);
+  // A head binds --host (default loopback); a node binds and advertises the address it reaches the head on.
+  const { bind: host, advertise: adv } =
+    config.role === 'head' ? { bind: config.host ?? '127.0.0.1', advertise: advertised(config.host ?? '127.0.0.1') } : await nodeAddressFor({ headAddress: config.headAddress ?? '', host: config.host, nodeIpAddress: config.nodeIpAddress });
   const nodeId = randomBytes(8).toString('hex');
   const nodeDir = join(config.sessionDir, `node-${nodeId.slice(0, 8)}`);
   mkdirSync(join(config.sessionDir, 'logs'), { recursive: true });
@@ -66,6 +70,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   }
   let stopping: Promise<void> | undefined;
   let node: NodeRuntime;
+  // Set once started: a refusal while starting rejects NodeRuntime.start instead (daemonMain reports it).
+  let d: Daemon | undefined;
   try {
     node = await NodeRuntime.start({
       nodeId,
@@ -79,15 +85,18 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       namespace: 'default',
       python: defaultPython(),
       token: config.token,
-      tcp: { host, port: 0 },
+      tcp: { host, port: 0, advertise: adv },
       // The head's own node reaches the GCS on the interface it is bound to (loopback for a bind-all host).
-      gcsAddress: config.role === 'head' ? `${host === '0.0.0.0' ? '127.0.0.1' : host}:${gcs!.address.split(':').pop()}` : gcsAddress,
+      gcsAddress: config.role === 'head' ? `${isBindAll(host) ? '127.0.0.1' : host}:${gcs!.address.split(':').pop()}` : gcsAddress,
+      // The head's own node shares its process with the GCS: it never gives up on it.
+      headLostTimeoutMs: config.role === 'node' ? headLostTimeoutS(config) * 1000 : Infinity,
       isHead: config.role === 'head',
       labels: config.labels ?? {},
       ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}),
-      onFatal: (msg) => {
-        logger().error({ msg }, 'the head refused or dropped this node; stopping');
-        process.stderr.write(`tsray node ${nodeId}: ${msg}\n`);
+      onFatal: (reason) => {
+        if (!d) return; // still starting: NodeRuntime.start rejects with the reason
+        logger().error({ reason }, 'this node stops: the head refused or dropped it, or was lost');
+        process.stderr.write(`tsray node ${nodeId}: ${reason}\n`);
         void d.stop().then(() => process.exit(1));
       },
     });
@@ -95,7 +104,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     await gcs?.close();
     throw e;
   }
-  const nodeAddress = node.tcpAddress.replace('0.0.0.0', adv);
+  const nodeAddress = node.tcpAddress;
   let jobs: JobManager | undefined;
   let api: HttpApi | undefined;
   if (gcs) {
@@ -106,6 +115,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state: headState(g), logger: logger() });
   }
   const dashboardUrl = api ? api.url.replace('0.0.0.0', adv) : undefined;
+  if (gcs && dashboardUrl) gcs.dashboardUrl = dashboardUrl;
+  if (gcs && !isBindAll(host) && !isLoopback(host)) gcs.refuseLoopbackNodes = true;
   const ready: ReadyInfo = {
     role: config.role,
     nodeId,
@@ -132,7 +143,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   if (config.role === 'head' || !taken) {
     writeAtomic(current, JSON.stringify({ address: node.address, pid: process.pid, nodeId, sessionDir: nodeDir, tokenFile, gcsAddress, dashboardUrl }));
   }
-  const d: Daemon = {
+  d = {
     ready,
     node,
     gcs,

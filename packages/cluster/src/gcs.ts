@@ -14,6 +14,7 @@ import { errorCodeOf, Outbox, routerSocketOptions, TokenVerifier, UnregisteredPe
 import type { ActorState, NodeInfo } from './contracts.js';
 import { logger } from './logger.js';
 import { PortInUseError } from './errors.js';
+import { isLoopback } from './node-address.js';
 
 /** Options of {@link GcsServer.start}. */
 export interface GcsOptions {
@@ -76,6 +77,13 @@ export class GcsServer {
   private readonly maxFrameBytes: number | undefined;
   /** Called when a node joins or dies. */
   onNodeChange: ((n: NodeInfo) => void) | undefined;
+  /** The jobs HTTP API's URL, told to clients that ask by GCS address (`tsray status --address HOST:PORT`). */
+  dashboardUrl: string | undefined;
+  /**
+   * Refuse a node advertising a loopback address: set when the GCS is bound to a non-loopback address,
+   * so every node reached it over the network and no other node could reach a loopback address.
+   */
+  refuseLoopbackNodes = false;
   /** More control methods (the head adds `jobs.list`). */
   readonly methods = new Map<string, (arg: Record<string, unknown>) => unknown>();
 
@@ -109,6 +117,22 @@ export class GcsServer {
     void g.loop();
     logger().info({ address: g.address }, 'GCS listening');
     return g;
+  }
+
+  /**
+   * Why a registering node must be refused for its loopback address, or undefined. Loopback is refused
+   * when the GCS is bound to a non-loopback address, or when a live node of another host is in the
+   * table (it could never reach this one).
+   */
+  private loopbackRefusal(info: tsray.v1.INodeInfo): string | undefined {
+    const host = (info.address ?? '').replace(/^tcp:\/\//, '').replace(/:\d+$/, '');
+    if (!isLoopback(host)) return undefined;
+    const remote = [...this.nodes.values()].find((e) => e.info.alive && e.info.hostname !== info.hostname && !isLoopback((e.info.address ?? '').replace(/^tcp:\/\//, '').replace(/:\d+$/, '')));
+    if (!this.refuseLoopbackNodes && !remote) return undefined;
+    return (
+      `it advertises ${info.address} (loopback), which ${remote ? `node ${remote.info.nodeId} on ${remote.info.hostname}` : 'the other nodes'} cannot reach; ` +
+      `start it without --host (it then uses the address it reaches the head on) or with --host <its machine's address>`
+    );
   }
 
   /** Nodes as the state API shows them. */
@@ -229,6 +253,13 @@ export class GcsServer {
       }
       const info = r.node!;
       const nodeId = info.nodeId ?? '';
+      const loopback = this.loopbackRefusal(info);
+      if (loopback) {
+        if (this.unregistered.refuse(identity, { address: info.address }, `refused a node: ${loopback}`)) {
+          this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `the head refused the node: ${loopback}` } });
+        }
+        return;
+      }
       const known = this.nodes.get(nodeId);
       if (known && !known.info.alive) {
         this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `node ${nodeId} was declared dead (${known.info.deathReason}); start it again to rejoin` } });
@@ -244,8 +275,9 @@ export class GcsServer {
     }
     const nodeId = this.byIdentity.get(idStr);
     const n = nodeId ? this.nodes.get(nodeId) : undefined;
-    if (!n && kind === 'gcsCall' && envelope.gcsCall!.method === 'cluster.entry') {
-      // A driver on a machine without a node asks where to connect (proving the token in the call).
+    if (!n && kind === 'gcsCall' && (envelope.gcsCall!.method === 'cluster.entry' || envelope.gcsCall!.method === 'cluster.dashboard')) {
+      // A driver on a machine without a node asks where to connect, the CLI where the jobs HTTP API is
+      // (proving the token in the call).
       const c = envelope.gcsCall!;
       let a: { authProof?: string; authTime?: number; authNonce?: string } = {};
       try {
@@ -260,7 +292,8 @@ export class GcsServer {
         }
         return;
       }
-      this.send(identity, { gcsReply: { requestId: c.requestId, json: JSON.stringify(this.nodeInfos()), error: '' } });
+      const result = c.method === 'cluster.dashboard' ? { dashboardUrl: this.dashboardUrl ?? null } : this.nodeInfos();
+      this.send(identity, { gcsReply: { requestId: c.requestId, json: JSON.stringify(result), error: '' } });
       return;
     }
     if (!n) {

@@ -12,6 +12,7 @@ import { ClusterError } from '../errors.js';
 import type { JobInfo } from '../contracts.js';
 import { HttpApiClient } from '../http/client.js';
 import { CliUsageError, NoClusterError, TokenMissingError } from './errors.js';
+import { askDashboardUrl } from './gcs-query.js';
 import { formatList, formatStatus, type ListKind } from './format.js';
 import { processIo, type CliIo } from './io.js';
 import { findLocalHead, tsrayRoot } from './session.js';
@@ -25,10 +26,14 @@ Cluster:
   tsray start --head [--port P] [--dashboard-port P] [--host H] [--num-cpus N] [--num-gpus N]
                      [--resources JSON] [--labels k=v,...] [--object-store-memory BYTES]
                      [--token T | --token-file F] [--timeout S]
-  tsray start --address HOST:PORT [--num-cpus N] [--num-gpus N] [--resources JSON] [--labels k=v,...]
+  tsray start --address HOST:PORT [--host H] [--node-ip-address IP] [--head-lost-timeout S]
+                     [--num-cpus N] [--num-gpus N] [--resources JSON] [--labels k=v,...]
                      [--token T | --token-file F] [--timeout S]        (token also from TSRAY_TOKEN)
+    The head binds --host (default 127.0.0.1: this machine only; 0.0.0.0 or an address for others).
+    A node binds and advertises --host, else the address it reaches the head on; it stops after
+    --head-lost-timeout seconds without word from the head (default 60, TSRAY_HEAD_LOST_TIMEOUT_S).
   tsray stop [--grace S] [--force]
-  tsray status [--format table|json]
+  tsray status [--format table|json]   (--address HEAD:6380 asks the head's GCS where its dashboard is)
   tsray list nodes|actors|tasks|objects|placement-groups|jobs [--format table|json]
 
 Serving (needs @tsray/vllm-bridge installed):
@@ -47,7 +52,8 @@ Jobs:
 
 status, list and job take [--address http://HOST:PORT] [--token T | --token-file F]; the address
 defaults to TSRAY_DASHBOARD_ADDRESS, else this machine's running head; the token to TSRAY_TOKEN, else
-the local session's token file.
+the local session's token file. status and list also take the head's GCS address, --address HOST:PORT
+(without http://), as ray status does: from a machine with only a node, or none.
 `;
 
 const CLIENT_OPTIONS = {
@@ -71,16 +77,10 @@ function num(name: string, v: string | undefined, opts: { int?: boolean; max?: n
   return n;
 }
 
-/** Build the HTTP client from `--address`/`TSRAY_DASHBOARD_ADDRESS`/the local head, and the token. */
-export function resolveClient(values: { address?: string | undefined; token?: string | undefined; 'token-file'?: string | undefined }): HttpApiClient {
-  const local = findLocalHead();
-  let url = values.address ?? process.env['TSRAY_DASHBOARD_ADDRESS'] ?? local?.entry.ready?.dashboardUrl;
-  if (!url) {
-    throw new NoClusterError(
-      `no running tsray head found on this machine (looked for head ready files under ${tsrayRoot()}); start one with \`tsray start --head\`, or give the head's dashboard with --address http://HOST:PORT or TSRAY_DASHBOARD_ADDRESS`,
-    );
-  }
-  if (!/^https?:\/\//.test(url)) url = `http://${url}`;
+type ClientValues = { address?: string | undefined; token?: string | undefined; 'token-file'?: string | undefined };
+
+/** The token: --token, --token-file, TSRAY_TOKEN, else the local session's. */
+function resolveToken(values: ClientValues, local: ReturnType<typeof findLocalHead>): string {
   let token = values.token;
   if (token === undefined && values['token-file'] !== undefined) {
     try {
@@ -91,7 +91,31 @@ export function resolveClient(values: { address?: string | undefined; token?: st
   }
   token ??= process.env['TSRAY_TOKEN'] || local?.token;
   if (!token) throw new TokenMissingError(`no cluster token: pass --token or --token-file, or set TSRAY_TOKEN (the head keeps it in <sessionDir>/token)`);
-  return new HttpApiClient({ url, token });
+  return token;
+}
+
+/** Build the HTTP client from `--address`/`TSRAY_DASHBOARD_ADDRESS`/the local head, and the token. */
+export function resolveClient(values: ClientValues): HttpApiClient {
+  const local = findLocalHead();
+  let url = values.address ?? process.env['TSRAY_DASHBOARD_ADDRESS'] ?? local?.entry.ready?.dashboardUrl;
+  if (!url) {
+    throw new NoClusterError(
+      `no running tsray head found on this machine (looked for head ready files under ${tsrayRoot()}); start one with \`tsray start --head\`, or give the head's address with --address HEAD:6380 (its GCS) or --address http://HOST:PORT (its dashboard)`,
+    );
+  }
+  if (!/^https?:\/\//.test(url)) url = `http://${url}`;
+  return new HttpApiClient({ url, token: resolveToken(values, local) });
+}
+
+/**
+ * For `status` and `list`: `--address HOST:PORT` without `http://` is the head's GCS address (as
+ * `ray status --address`), asked for its dashboard; anything else as {@link resolveClient}.
+ */
+export async function resolveStateClient(values: ClientValues): Promise<HttpApiClient> {
+  if (values.address === undefined || /^https?:\/\//.test(values.address)) return resolveClient(values);
+  const gcs = values.address.replace(/^tcp:\/\//, '');
+  const token = resolveToken(values, findLocalHead());
+  return new HttpApiClient({ url: await askDashboardUrl(gcs, token), token });
 }
 
 function format(v: string | undefined): 'table' | 'json' {
@@ -118,7 +142,7 @@ async function cmdStatus(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, CLIENT_OPTIONS);
   if (positionals.length) throw new CliUsageError(`tsray status takes no arguments; got ${positionals.join(' ')}`);
   const fmt = format(values.format);
-  const s = await resolveClient(values).clusterStatus();
+  const s = await (await resolveStateClient(values)).clusterStatus();
   io.out(fmt === 'json' ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
   return 0;
 }
@@ -128,7 +152,7 @@ async function cmdList(args: string[], io: CliIo): Promise<number> {
   const kind = LIST_KINDS[positionals[0] ?? ''];
   if (!kind || positionals.length !== 1) throw new CliUsageError(`tsray list needs one of: nodes, actors, tasks, objects, placement-groups, jobs`);
   const fmt = format(values.format);
-  const client = resolveClient(values);
+  const client = await resolveStateClient(values);
   const items: unknown[] = kind === 'jobs' ? await client.listJobs() : await client.listState(kind === 'placement-groups' ? 'placement_groups' : kind);
   io.out(fmt === 'json' ? JSON.stringify(items, null, 2) + '\n' : formatList(kind, items));
   return 0;
@@ -269,6 +293,8 @@ function startOptions(args: string[]): StartOptions {
     labels: { type: 'string' },
     'object-store-memory': { type: 'string' },
     'node-death-timeout': { type: 'string' },
+    'node-ip-address': { type: 'string' },
+    'head-lost-timeout': { type: 'string' },
     token: { type: 'string' },
     'token-file': { type: 'string' },
     timeout: { type: 'string' },
@@ -288,6 +314,8 @@ function startOptions(args: string[]): StartOptions {
   set('labels', values.labels !== undefined ? parseLabels(values.labels) : undefined);
   set('objectStoreMemory', num('object-store-memory', values['object-store-memory'], { int: true }));
   set('nodeDeathTimeoutS', num('node-death-timeout', values['node-death-timeout']));
+  set('nodeIpAddress', values['node-ip-address']);
+  set('headLostTimeoutS', num('head-lost-timeout', values['head-lost-timeout']));
   set('token', values.token);
   set('tokenFile', values['token-file']);
   set('timeoutS', num('timeout', values.timeout));

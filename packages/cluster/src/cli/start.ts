@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { DaemonConfig, ReadyInfo } from '../contracts.js';
 import { HeadUnreachableError, PortInUseError } from '../errors.js';
 import { logger as clusterLogger } from '../logger.js';
+import { isBindAll, isLoopback, nodeAddressFor } from '../node-address.js';
 import { CliUsageError, DaemonStartError, TokenMissingError } from './errors.js';
 import { sleep, type CliIo } from './io.js';
 import { createSession, daemonFile, latestSession, linkLatest, liveDaemons, nextOrdinal, readReady, sessionToken } from './session.js';
@@ -35,6 +36,10 @@ export interface StartOptions {
   labels?: Record<string, string>;
   objectStoreMemory?: number;
   nodeDeathTimeoutS?: number;
+  /** Node: the address other nodes reach it on (default: detected from the route to the head). */
+  nodeIpAddress?: string;
+  /** Node: seconds without word from the head before the node stops (default 60). */
+  headLostTimeoutS?: number;
   token?: string;
   tokenFile?: string;
   /** Seconds to wait for the head to be reachable and for the daemon to be ready (default 30). */
@@ -158,9 +163,16 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
   const role: 'head' | 'node' = o.head ? 'head' : 'node';
   if (o.head === (o.address !== undefined)) throw new CliUsageError('tsray start needs exactly one of --head (start a cluster) or --address HOST:PORT (join one)');
   if (!o.head && (o.port !== undefined || o.dashboardPort !== undefined)) throw new CliUsageError('--port and --dashboard-port go with --head');
+  if (o.head && (o.nodeIpAddress !== undefined || o.headLostTimeoutS !== undefined)) throw new CliUsageError('--node-ip-address and --head-lost-timeout go with --address (a node)');
   if (o.token !== undefined && o.tokenFile !== undefined) throw new CliUsageError('give either --token or --token-file, not both');
   const timeoutS = o.timeoutS ?? 30;
-  const host = o.host ?? '127.0.0.1';
+  // A head binds loopback unless told; a node (no --host) binds the address it reaches the head on.
+  const host = o.head ? (o.host ?? '127.0.0.1') : o.host;
+  // Refuse a node that would advertise loopback to a head elsewhere before anything starts.
+  if (!o.head) {
+    parseHostPort(o.address as string);
+    await nodeAddressFor({ headAddress: (o.address as string).replace(/^tcp:\/\//, ''), host, nodeIpAddress: o.nodeIpAddress });
+  }
 
   let token = o.token ?? (o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined);
   const tokenGiven = token !== undefined;
@@ -178,8 +190,8 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
   if (o.head) {
     const port = o.port ?? DEFAULT_GCS_PORT;
     const dport = o.dashboardPort ?? DEFAULT_DASHBOARD_PORT;
-    if (port !== 0) await checkPortFree(host, port, 'the head (GCS)');
-    if (dport !== 0) await checkPortFree(host, dport, 'the jobs HTTP API (dashboard)');
+    if (port !== 0) await checkPortFree(host as string, port, 'the head (GCS)');
+    if (dport !== 0) await checkPortFree(host as string, dport, 'the jobs HTTP API (dashboard)');
   } else {
     await waitReachable(o.address as string, timeoutS);
   }
@@ -201,7 +213,7 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
     role,
     sessionDir,
     token,
-    host,
+    ...(host !== undefined ? { host } : {}),
     readyFile,
     ...(o.head ? { port: o.port ?? DEFAULT_GCS_PORT, dashboardPort: o.dashboardPort ?? DEFAULT_DASHBOARD_PORT } : { headAddress: (o.address as string).replace(/^tcp:\/\//, '') }),
     ...(o.numCpus !== undefined ? { numCpus: o.numCpus } : {}),
@@ -210,6 +222,8 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
     ...(o.labels ? { labels: o.labels } : {}),
     ...(o.objectStoreMemory !== undefined ? { objectStoreMemory: o.objectStoreMemory } : {}),
     ...(o.nodeDeathTimeoutS !== undefined ? { nodeDeathTimeoutS: o.nodeDeathTimeoutS } : {}),
+    ...(o.nodeIpAddress !== undefined ? { nodeIpAddress: o.nodeIpAddress } : {}),
+    ...(o.headLostTimeoutS !== undefined ? { headLostTimeoutS: o.headLostTimeoutS } : {}),
   };
   const script = daemonScript();
   const errLog = join(sessionDir, 'logs', `${role}-${n}.err`);
@@ -274,20 +288,29 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
  * ```text
  * tsray runtime started. Address: <gcsAddress>  Dashboard: <dashboardUrl>
  * To add a node: tsray start --address <gcsAddress> --token-file <sessionDir>/token
+ *   (on another machine: copy <sessionDir>/token there first, or set TSRAY_TOKEN to its content)
  * Session: <sessionDir> (logs in <sessionDir>/logs)
  * Submit a job: tsray job submit -- <entrypoint>   Status: tsray status   Stop: tsray stop
  * ```
- * (`--token <token>` instead of `--token-file …` when the token was given with `--token`.) Node output:
+ * A head bound to loopback says instead, on the second line's continuation, that only this machine
+ * can join and how to open it (`--host`). The token never appears in the output (nor in argv). Node output:
  * ```text
  * tsray node started. Node ID: <nodeId>  Address: <nodeAddress or nodeSocket>  Head: <gcsAddress>
  * Session: <sessionDir> (logs in <sessionDir>/logs)
  * ```
  */
 export async function cmdStart(o: StartOptions, io: CliIo): Promise<number> {
-  const { ready, sessionDir, token } = await startDaemon(o);
+  const { ready, sessionDir } = await startDaemon(o);
   if (o.head) {
+    const tokenFile = join(sessionDir, 'token');
+    const bindHost = o.host ?? '127.0.0.1';
     io.out(`tsray runtime started. Address: ${ready.gcsAddress}  Dashboard: ${ready.dashboardUrl ?? '-'}\n`);
-    io.out(`To add a node: tsray start --address ${ready.gcsAddress} ${o.token !== undefined ? `--token ${token}` : `--token-file ${join(sessionDir, 'token')}`}\n`);
+    io.out(`To add a node: tsray start --address ${ready.gcsAddress} --token-file ${tokenFile}\n`);
+    if (isLoopback(bindHost) || (isBindAll(bindHost) && isLoopback(ready.gcsAddress.replace(/:\d+$/, '')))) {
+      io.out(`  (this head listens on ${bindHost} only: nodes of this machine can join; to let other machines join, start it with --host 0.0.0.0 or --host <this machine's address>)\n`);
+    } else {
+      io.out(`  (on another machine: copy ${tokenFile} there first, or set TSRAY_TOKEN to its content)\n`);
+    }
   } else {
     io.out(`tsray node started. Node ID: ${ready.nodeId}  Address: ${ready.nodeAddress ?? ready.nodeSocket}  Head: ${ready.gcsAddress}\n`);
   }

@@ -18,9 +18,20 @@ export interface LinkHandler {
   onGcsCall(method: string, arg: unknown): unknown;
   /** A message from a peer node (an answer to what this node sent it). */
   onPeerMessage(peerNodeId: string, kind: string, envelope: tsray.v1.Envelope, payloads: Buffer[]): void;
-  /** The GCS refused this node or declared it dead: the node must stop. */
+  /** The GCS refused this node or declared it dead, or the head was lost for good: the node must stop. */
   onFatal(message: string): void;
+  /** A peer node did not answer this node's connection in time (`why` names it and its address). */
+  onPeerUnreachable(peerNodeId: string, why: string): void;
 }
+
+/** How long a peer node has to answer a new connection (`TSRAY_PEER_CONNECT_TIMEOUT_MS`, default 10 s). */
+export function peerConnectTimeoutMs(): number {
+  const v = Number(process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS']);
+  return Number.isFinite(v) && v > 0 ? v : 10_000;
+}
+
+/** Default of {@link LinkOptions.headLostTimeoutMs}: 60 s (`tsray start --head-lost-timeout`, `TSRAY_HEAD_LOST_TIMEOUT_S`). */
+export const DEFAULT_HEAD_LOST_TIMEOUT_MS = 60_000;
 
 /** Options of a {@link ClusterLink}. */
 export interface LinkOptions {
@@ -30,7 +41,15 @@ export interface LinkOptions {
   /** Resources free now (units), sent with each heartbeat. */
   available: () => { amounts: tsray.v1.IResourceAmount[]; gpuFree: number[] };
   heartbeatMs?: number;
+  /**
+   * Stop the node (onFatal) once the head has said nothing for this long (it broadcasts the node table
+   * at least every second). Until then the link keeps reconnecting, with backoff, and logs the loss.
+   */
+  headLostTimeoutMs?: number;
 }
+
+/** The GCS is silent after this long: the loss is logged (then again at doubling intervals). */
+const HEAD_SILENT_MS = 3000;
 
 /** One connection to another node's ROUTER. */
 export class PeerConnection {
@@ -39,6 +58,11 @@ export class PeerConnection {
   /** Objects this node already sent to (or got from) the peer. */
   readonly has = new Set<string>();
   closed = false;
+  /** True once the peer answered (its first message, WorkerAccepted, proves the connection works). */
+  answered = false;
+  /** True once ZeroMQ's own handshake with the peer completed (its I/O thread, not the peer's event loop). */
+  private transportUp = false;
+  private readonly handshake: NodeJS.Timeout;
   constructor(
     readonly nodeId: string,
     readonly address: string,
@@ -48,10 +72,28 @@ export class PeerConnection {
   ) {
     const routingId = `peer:${myId}`;
     this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+    // Watched before connecting: ZeroMQ reports the handshake only to a monitor that exists by then.
+    this.socket.events.on('handshake', () => (this.transportUp = true));
     this.socket.connect(address);
     this.outbox = new Outbox(this.socket);
     const proof = makeTokenProof(token, routingId);
     this.send({ registerWorker: { workerId: routingId, pid: process.pid, language: 'typescript', kind: 'peer', namespace: '', jobId: '', ...proof, remote: true } });
+    // ZeroMQ's connect never fails by itself (it retries forever): without an answer in time, the peer
+    // is unreachable from here, and the node runtime fails or reschedules what it sent there.
+    // A peer whose transport is up but which is slow to answer (a busy event loop) is only waited for.
+    const timeoutMs = peerConnectTimeoutMs();
+    this.handshake = setTimeout(() => {
+      if (this.answered || this.closed) return;
+      if (this.transportUp) {
+        logger().warn({ peer: nodeId, address }, `a peer node is connected but has not answered in ${timeoutMs / 1000} s; still waiting`);
+        return;
+      }
+      this.handler.onPeerUnreachable(
+        nodeId,
+        `node ${nodeId} is unreachable at ${address}: no answer to a connection within ${timeoutMs / 1000} s (is its port open to this machine, and is the address it advertises right? see --host / --node-ip-address)`,
+      );
+    }, timeoutMs);
+    this.handshake.unref();
     void this.loop();
   }
 
@@ -63,6 +105,10 @@ export class PeerConnection {
   private async loop(): Promise<void> {
     try {
       for await (const frames of this.socket) {
+        if (!this.answered) {
+          this.answered = true;
+          clearTimeout(this.handshake);
+        }
         try {
           const { envelope, kind, payloads } = decodeMessage(frames);
           this.handler.onPeerMessage(this.nodeId, kind, envelope, payloads);
@@ -78,6 +124,7 @@ export class PeerConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.handshake);
     this.outbox.close();
     this.socket.close();
   }
@@ -96,6 +143,10 @@ export class ClusterLink {
   private registered: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** Set by the first NodeTable (registration accepted). */
   private answered = false;
+  /** When the GCS last sent anything, and when the loss was last logged. */
+  private lastHeard = Date.now();
+  private lastCheck = Date.now();
+  private nextLossLog = HEAD_SILENT_MS;
   readonly ready: Promise<void>;
   readonly nodeId: string;
 
@@ -104,7 +155,8 @@ export class ClusterLink {
     private readonly handler: LinkHandler,
   ) {
     this.nodeId = opts.node.nodeId ?? '';
-    this.gcs = new zmq.Dealer({ routingId: `node:${this.nodeId}`, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+    // Reconnects back off from 100 ms to 5 s while the head is away.
+    this.gcs = new zmq.Dealer({ routingId: `node:${this.nodeId}`, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0, reconnectInterval: 100, reconnectMaxInterval: 5000 });
     this.gcs.connect(`tcp://${opts.gcsAddress}`);
     this.outbox = new Outbox(this.gcs);
     this.ready = new Promise((resolve, reject) => (this.registered = { resolve, reject }));
@@ -121,8 +173,38 @@ export class ClusterLink {
   }
 
   private heartbeat(): void {
+    if (this.headLost()) return;
     const a = this.opts.available();
     this.send({ nodeHeartbeat: { nodeId: this.nodeId, available: a.amounts, seq: ++this.seq, gpuFree: a.gpuFree } });
+  }
+
+  /**
+   * Check the head's silence (after registration): log it at 3 s, 6 s, 12 s…, and past
+   * `headLostTimeoutMs` stop the node. Returns true once given up.
+   */
+  private headLost(): boolean {
+    if (this.closed || !this.answered) return this.closed;
+    const now = Date.now();
+    // This process was stalled (GC, a blocked loop): the head's messages wait unread; do not count that.
+    if (now - this.lastCheck > 2000) this.lastHeard = Math.max(this.lastHeard, now - (this.opts.heartbeatMs ?? 300));
+    this.lastCheck = now;
+    const silentMs = now - this.lastHeard;
+    const limitMs = this.opts.headLostTimeoutMs ?? DEFAULT_HEAD_LOST_TIMEOUT_MS;
+    if (silentMs >= limitMs) {
+      const msg = `lost the head (GCS at ${this.opts.gcsAddress}): no word from it for ${limitMs / 1000} s (--head-lost-timeout / TSRAY_HEAD_LOST_TIMEOUT_S); this node stops`;
+      logger().error({ gcs: this.opts.gcsAddress, silentS: Math.round(silentMs / 1000) }, msg);
+      this.close();
+      this.handler.onFatal(msg);
+      return true;
+    }
+    if (silentMs >= this.nextLossLog) {
+      this.nextLossLog *= 2;
+      logger().warn(
+        { gcs: this.opts.gcsAddress, silentS: Math.round(silentMs / 1000), giveUpInS: Math.round((limitMs - silentMs) / 1000) },
+        'no word from the head; reconnecting (this node stops if it stays silent)',
+      );
+    }
+    return false;
   }
 
   /** A control call to the GCS. */
@@ -170,6 +252,9 @@ export class ClusterLink {
   private async loop(): Promise<void> {
     try {
       for await (const frames of this.gcs) {
+        if (this.nextLossLog > HEAD_SILENT_MS) logger().info({ gcs: this.opts.gcsAddress }, 'the head answers again');
+        this.lastHeard = Date.now();
+        this.nextLossLog = HEAD_SILENT_MS;
         try {
           this.onGcsMessage(frames);
         } catch (err) {

@@ -32,7 +32,7 @@ import { WorkerProcess } from './worker-process.js';
 import { namesLocalDirectories, NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
 import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { TokenVerifier } from '../auth.js';
-import { errorCodeOf } from '../peer-memory.js';
+import { errorCodeOf, PeerMemory } from '../peer-memory.js';
 import { UnregisteredPeers } from '../unregistered-peers.js';
 import { routerSocketOptions } from '../router-options.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
@@ -60,8 +60,11 @@ export interface NodeRuntimeOptions {
   python: string;
   /** Cluster token every connection must prove (default: a random one for this node's session). */
   token?: string;
-  /** Also listen on tcp for other nodes and remote drivers (port 0: a free one). */
-  tcp?: { host: string; port: number };
+  /**
+   * Also listen on tcp for other nodes and remote drivers (port 0: a free one) on `host`; other nodes
+   * are told `advertise` (default `host`): the address they reach this node on.
+   */
+  tcp?: { host: string; port: number; advertise?: string };
   /** Join the cluster whose head's GCS listens at `host:port`. */
   gcsAddress?: string;
   /** This node is the head's node. */
@@ -70,8 +73,10 @@ export interface NodeRuntimeOptions {
   labels?: Record<string, string>;
   /** Largest accepted frame in bytes (default the protocol's 256 MiB); a bigger one is answered with ERROR_CODE_TOO_LARGE. */
   maxFrameBytes?: number;
-  /** Called when the GCS refuses this node or declares it dead (the daemon exits). */
+  /** Called when the GCS refuses this node or declares it dead, or the head is lost for good (the daemon exits). */
   onFatal?: (message: string) => void;
+  /** Give up (onFatal) after the head has been silent this long (default 60 s; see ClusterLink). */
+  headLostTimeoutMs?: number;
 }
 
 type TaskState = 'deps' | 'queued' | 'dispatched' | 'done';
@@ -304,6 +309,8 @@ export class NodeRuntime implements CoreRuntime {
   private readonly remoteNodes = new Map<string, tsray.v1.INodeInfo>();
   /** Tasks forwarded to each node. */
   private readonly forwarded = new Map<string, Set<TaskRecord>>();
+  /** Peer nodes this node could not connect to (see peerUnreachable): never scheduled to again. */
+  private readonly unreachablePeers = new Set<string>();
   /** Chunked objects being received. */
   private readonly incoming = new Map<string, { data: StoredObject; got: number; buf: Buffer | undefined; from: string }>();
   /** Runtime envs with their local packages published (by the env's JSON). */
@@ -357,6 +364,8 @@ export class NodeRuntime implements CoreRuntime {
         throw e;
       }
       n.tcpAddress = n.router.lastEndpoint ?? '';
+      const adv = opts.tcp.advertise;
+      if (adv) n.tcpAddress = `tcp://${adv.includes(':') ? `[${adv}]` : adv}:${n.tcpAddress.split(':').pop()}`;
     }
     n.receiving = n.receiveLoop();
     if (opts.gcsAddress) {
@@ -2145,6 +2154,7 @@ export class NodeRuntime implements CoreRuntime {
         gcsAddress,
         token: this.token,
         node: info,
+        ...(this.opts.headLostTimeoutMs !== undefined ? { headLostTimeoutMs: this.opts.headLostTimeoutMs } : {}),
         available: () => ({
           amounts: [...this.resources.available()].map(([name, units]) => ({ name, units })),
           gpuFree: this.resources.gpuFreeUnits(),
@@ -2155,6 +2165,7 @@ export class NodeRuntime implements CoreRuntime {
         onGcsCall: (m, a) => this.onGcsCall(m, a),
         onPeerMessage: (id, kind, env, payloads) => this.onPeerMessage(id, kind, env, payloads),
         onFatal: (msg) => this.opts.onFatal?.(msg),
+        onPeerUnreachable: (id, why) => this.peerUnreachable(id, why),
       },
     );
     const timeoutMs = Number(process.env['TSRAY_JOIN_TIMEOUT_MS'] ?? 15_000);
@@ -2204,7 +2215,8 @@ export class NodeRuntime implements CoreRuntime {
         const gpuFree = (t.gpuFree?.[i]?.units ?? []).map(Number);
         view.setAvailable(avail, gpuFree.length ? gpuFree : undefined);
       }
-      if (this.cluster.isAlive(id) !== (n.alive === true)) this.cluster.setAlive(id, n.alive === true);
+      const alive = n.alive === true && !this.unreachablePeers.has(id);
+      if (this.cluster.isAlive(id) !== alive) this.cluster.setAlive(id, alive);
       if (prev && prev.alive && !n.alive) this.nodeDied(id, n.deathReason || 'declared dead by the head');
       else if (!prev && !n.alive) this.nodeDied(id, n.deathReason || 'declared dead by the head');
     }
@@ -2585,6 +2597,19 @@ export class NodeRuntime implements CoreRuntime {
       this.gcsActorUpdate(rec, { state: 'STARTING', hostNodeId: target });
       this.pumpActor(rec);
     }
+  }
+
+  /**
+   * A peer node never answered this node's connection (its advertised address is wrong or its port is
+   * closed to us): treat it as dead here, so work sent there is retried elsewhere or fails naming the
+   * node and its address, and no more is sent there.
+   */
+  private peerUnreachable(id: string, why: string): void {
+    if (this.unreachablePeers.has(id)) return;
+    this.unreachablePeers.add(id);
+    logger().error({ node: id, why }, 'a peer node is unreachable; no more work goes there');
+    if (this.cluster.get(id)) this.cluster.setAlive(id, false);
+    this.nodeDied(id, why);
   }
 
   /** A node died: retry or fail the tasks sent there, restart or fail its actors. */

@@ -1,0 +1,78 @@
+/**
+ * PeerConnection's bounded connect: a peer that cannot be reached is reported (naming node and
+ * address) after TSRAY_PEER_CONNECT_TIMEOUT_MS; a peer whose transport is up but which answers late is
+ * waited for, not reported.
+ */
+import { createServer } from 'node:net';
+import * as zmq from 'zeromq';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { encodeMessage } from '@tsray/protocol';
+import { PeerConnection, type LinkHandler } from '../src/cluster/link.js';
+import { logger } from '../src/logger.js';
+
+async function until<T>(cond: () => T | undefined | false, timeoutMs: number, what: string): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = cond();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A loopback port nothing listens on (bound, then closed). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function handler(unreachable: string[]): LinkHandler {
+  return { onNodeTable: () => undefined, onGcsCall: () => null, onPeerMessage: () => undefined, onFatal: () => undefined, onPeerUnreachable: (_id, why) => unreachable.push(why) };
+}
+
+describe('PeerConnection connect limit', () => {
+  let saved: string | undefined;
+  beforeEach(() => {
+    saved = process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS'];
+    process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS'] = '300';
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS'];
+    else process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS'] = saved;
+    vi.restoreAllMocks();
+  });
+
+  it('reports a peer nothing answers at, naming the node and its address', async () => {
+    const port = await closedPort();
+    const unreachable: string[] = [];
+    const p = new PeerConnection('n1', `tcp://127.0.0.1:${port}`, 'me', 'tok', handler(unreachable));
+    try {
+      const [why] = await until(() => unreachable.length > 0 && unreachable, 5000, 'the unreachable report');
+      expect(why).toBe(`node n1 is unreachable at tcp://127.0.0.1:${port}: no answer to a connection within 0.3 s (is its port open to this machine, and is the address it advertises right? see --host / --node-ip-address)`);
+    } finally {
+      p.close();
+    }
+  });
+
+  it('waits for a connected peer that answers late, without reporting it', async () => {
+    const warn = vi.spyOn(logger(), 'warn');
+    const router = new zmq.Router({ linger: 0 });
+    await router.bind('tcp://127.0.0.1:0');
+    const unreachable: string[] = [];
+    const p = new PeerConnection('n2', router.lastEndpoint!, 'me', 'tok', handler(unreachable));
+    try {
+      const [identity] = await router.receive();
+      await until(() => warn.mock.calls.some((c) => String(c[1]).includes('has not answered in 0.3 s; still waiting')) || unreachable.length > 0, 5000, 'the still-waiting warning');
+      await router.send([identity!, ...encodeMessage({ workerAccepted: {} })]);
+      await until(() => p.answered, 5000, 'the late answer');
+      expect(unreachable).toEqual([]);
+    } finally {
+      p.close();
+      router.close();
+    }
+  });
+});
