@@ -15,7 +15,7 @@ import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
 import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
-import { creationFromWire, creationToWire, schedulingFromWire, schedulingToWire } from '../node/node-runtime.js';
+import { creationFromWire, creationToWire, schedulingFromWire, schedulingToWire } from '../node/task-codec.js';
 import { deserialize, serialize, serializeXlang, type SerializedValue } from '../serialization.js';
 import { state, type RegisteredFunction } from '../state.js';
 import { encodingFromWire, encodingToWire, FrameBuilder, payloadView } from '../wire.js';

@@ -1,0 +1,132 @@
+/**
+ * Task specs, actor creations and scheduling strategies to and from their protocol form (one codec
+ * for the node and the worker runtime).
+ * @internal
+ */
+import { tsray } from '@tsray/protocol';
+import type { ActorCreation, SchedulingSpec, SubmitArg, SubmitSpec } from '../runtime.js';
+import { encodingToWire, FrameBuilder, storedFromWire } from '../wire.js';
+
+/** Protocol form of an actor creation. */
+export function creationToWire(c: ActorCreation): tsray.v1.IActorCreationSpec {
+  return {
+    actorId: c.actorId,
+    className: c.className,
+    methods: c.methods,
+    name: c.name,
+    namespace: c.namespace,
+    detached: c.detached,
+    getIfExists: c.getIfExists,
+    maxRestarts: c.maxRestarts,
+    maxTaskRetries: c.maxTaskRetries,
+    maxConcurrency: c.maxConcurrency,
+    concurrencyGroups: c.concurrencyGroups,
+    holdResources: [...c.hold].map(([name, units]) => ({ name, units })),
+    isAsync: c.isAsync,
+  };
+}
+
+/** Actor creation from its protocol form. */
+export function creationFromWire(c: tsray.v1.IActorCreationSpec): ActorCreation {
+  const hold = new Map<string, number>();
+  for (const r of c.holdResources ?? []) hold.set(r.name ?? '', Number(r.units ?? 0));
+  return {
+    actorId: c.actorId ?? '',
+    className: c.className ?? '',
+    methods: c.methods ?? [],
+    name: c.name ?? '',
+    namespace: c.namespace ?? '',
+    detached: c.detached === true,
+    getIfExists: c.getIfExists === true,
+    maxRestarts: c.maxRestarts ?? 0,
+    maxTaskRetries: c.maxTaskRetries ?? 0,
+    maxConcurrency: c.maxConcurrency ?? 1,
+    concurrencyGroups: (c.concurrencyGroups ?? []).map((g) => ({ name: g.name ?? '', maxConcurrency: g.maxConcurrency ?? 1, methods: g.methods ?? [] })),
+    hold,
+    isAsync: c.isAsync === true,
+  };
+}
+
+/** Protocol form of a task spec (forwarding to another node). */
+export function specToWire(spec: SubmitSpec, fb: FrameBuilder, jobId: string, namespace: string): tsray.v1.ITaskSpec {
+  const re = spec.retryExceptions;
+  return {
+    taskId: spec.taskId,
+    function: { moduleUrl: spec.fn.moduleUrl, key: spec.fn.key, name: spec.fn.name },
+    args: spec.args.map((a) =>
+      a.kind === 'ref'
+        ? { ref: a.id }
+        : {
+            value: {
+              encoding: encodingToWire(a.value.encoding),
+              rawKind: a.value.rawKind,
+              containedRefs: a.value.containedRefs,
+              size: a.value.bytes.byteLength,
+              inline: fb.add(Buffer.from(a.value.bytes.buffer, a.value.bytes.byteOffset, a.value.bytes.byteLength)),
+            },
+          },
+    ),
+    resources: [...spec.resources].map(([name, units]) => ({ name, units })),
+    numReturns: spec.numReturns,
+    streaming: spec.streaming,
+    maxRetries: spec.maxRetries,
+    retryExceptions: re === true,
+    retryExceptionNames: Array.isArray(re) ? re : [],
+    returnIds: spec.returnIds,
+    name: spec.name,
+    jobId,
+    ...(spec.actorCreation ? { actorCreation: creationToWire({ ...spec.actorCreation, namespace: spec.actorCreation.namespace || namespace }) } : {}),
+    ...(spec.actorId ? { actorId: spec.actorId, method: spec.method ?? '', concurrencyGroup: spec.concurrencyGroup ?? '' } : {}),
+    ...(spec.scheduling ? { scheduling: schedulingToWire(spec.scheduling) } : {}),
+    ...(spec.xlang ? { xlang: true } : {}),
+    ...(spec.runtimeEnv ? { runtimeEnvJson: spec.runtimeEnv } : {}),
+  };
+}
+
+export function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
+  const resources = new Map<string, number>();
+  for (const r of s.resources ?? []) resources.set(r.name ?? '', Number(r.units ?? 0));
+  const args: SubmitArg[] = (s.args ?? []).map((a) => {
+    if (a.ref) return { kind: 'ref', id: a.ref };
+    const d = storedFromWire(a.value!, payloads);
+    return {
+      kind: 'value',
+      value: { encoding: d.encoding, rawKind: d.rawKind, bytes: d.inline ?? Buffer.alloc(0), containedRefs: d.contained },
+    };
+  });
+  return {
+    taskId: s.taskId ?? '',
+    fn: { moduleUrl: s.function?.moduleUrl ?? '', key: s.function?.key ?? '', name: s.function?.name ?? '' },
+    args,
+    resources,
+    numReturns: s.numReturns ?? 1,
+    streaming: s.streaming === true,
+    maxRetries: s.maxRetries ?? 3,
+    retryExceptions: s.retryExceptions ? true : (s.retryExceptionNames ?? []).length > 0 ? [...s.retryExceptionNames!] : false,
+    returnIds: s.returnIds ?? [],
+    name: s.name ?? '',
+    ...(s.actorCreation ? { actorCreation: creationFromWire(s.actorCreation) } : {}),
+    ...(s.actorId ? { actorId: s.actorId, method: s.method ?? '', concurrencyGroup: s.concurrencyGroup ?? '' } : {}),
+    ...(s.scheduling?.kind ? { scheduling: schedulingFromWire(s.scheduling) } : {}),
+    ...(s.xlang ? { xlang: true } : {}),
+    ...(s.runtimeEnvJson ? { runtimeEnv: s.runtimeEnvJson } : {}),
+    ...(s.jobId ? { jobId: s.jobId } : {}),
+  };
+}
+
+/** Protocol form of a scheduling strategy. */
+export function schedulingToWire(sc: SchedulingSpec): tsray.v1.ISchedulingStrategy {
+  return { kind: sc.kind, placementGroupId: sc.pgId, bundleIndex: sc.bundleIndex, captureChildTasks: sc.capture, nodeId: sc.nodeId, soft: sc.soft };
+}
+
+/** Scheduling strategy from its protocol form. */
+export function schedulingFromWire(w: tsray.v1.ISchedulingStrategy): SchedulingSpec {
+  return {
+    kind: (w.kind ?? 'SPREAD') as SchedulingSpec['kind'],
+    pgId: w.placementGroupId ?? '',
+    bundleIndex: w.bundleIndex ?? -1,
+    capture: w.captureChildTasks === true,
+    nodeId: w.nodeId ?? '',
+    soft: w.soft === true,
+  };
+}
