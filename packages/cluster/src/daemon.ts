@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { NodeRuntime } from '@tsray/core/internal';
+import { NodeRuntime, resolveNodeGpus } from '@tsray/core/internal';
 import type { ActorState, ClusterStatus, DaemonConfig, DemandState, NodeInfo, ObjectState, PlacementGroupState, ReadyInfo, StateProvider, TaskState } from './contracts.js';
 import { GcsServer, type ActorEntry } from './gcs.js';
 import { JobManager } from './jobs/job-manager.js';
@@ -61,7 +61,9 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const numCpus = config.numCpus ?? availableParallelism();
   const store = config.objectStoreMemory ?? Math.min(Math.floor(totalmem() * 0.3), 4 * 1024 ** 3);
   const resources: Record<string, number> = { CPU: numCpus, memory: Math.floor(totalmem() * 0.7), object_store_memory: store, ...(config.resources ?? {}) };
-  if (config.numGpus) resources['GPU'] = config.numGpus;
+  // GPUs as Ray counts them: the devices in this process's CUDA_VISIBLE_DEVICES, else nvidia-smi's.
+  const { numGpus, gpuIds } = resolveNodeGpus(config.numGpus, 'tsray start');
+  if (numGpus > 0) resources['GPU'] = numGpus;
   let gcs: GcsServer | undefined;
   let gcsAddress = config.headAddress ?? '';
   if (config.role === 'head') {
@@ -78,6 +80,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       jobId: nodeId.slice(0, 8),
       sessionDir: nodeDir,
       resources,
+      ...(gpuIds ? { gpuIds } : {}),
       objectStoreMemory: store,
       spilling: true,
       logToDriver: true,

@@ -2,7 +2,6 @@
  * `init()` and `shutdown()`: start and stop the embedded local cluster (one node hosted in the driver).
  * @module
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { makeTokenProof } from './auth.js';
 import { WorkerRuntime } from './worker/worker-runtime.js';
 import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
+import { resolveNodeGpus } from './gpus.js';
 import { resetLocalRefs } from './object-ref.js';
 import { state } from './state.js';
 import type { RuntimeEnv } from '@tsray/runtime-env';
@@ -90,15 +90,6 @@ function checkAmount(name: string, v: unknown, integer = false): number | undefi
   return v;
 }
 
-function detectGpus(): number {
-  try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=index', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
-    return out.split('\n').filter((l) => l.trim() !== '').length;
-  } catch {
-    return 0;
-  }
-}
-
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -153,7 +144,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
     return r;
   }
   const numCpus = checkAmount('numCpus', options.numCpus) ?? availableParallelism();
-  const numGpus = checkAmount('numGpus', options.numGpus, true) ?? detectGpus();
+  const { numGpus, gpuIds } = resolveNodeGpus(checkAmount('numGpus', options.numGpus, true), 'init()');
   const memory = checkAmount('memory', options.memory) ?? Math.floor(totalmem() * 0.7);
   const custom = options.resources ?? {};
   if (typeof custom !== 'object' || custom === null || Array.isArray(custom)) throw new ValidationError('resources', 'init(): resources must be an object of name -> amount');
@@ -187,6 +178,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       jobId,
       sessionDir,
       resources,
+      ...(gpuIds ? { gpuIds } : {}),
       objectStoreMemory: store,
       spilling: options.spilling ?? true,
       logToDriver: options.logToDriver ?? true,

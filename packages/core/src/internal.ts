@@ -11,3 +11,4 @@ export { Outbox } from './outbox.js';
 export { LogLimiter, type LogLimiterOptions } from './log-limiter.js';
 export { UnregisteredPeers } from './unregistered-peers.js';
 export { routerSocketOptions, ROUTER_RECEIVE_HIGH_WATER_MARK } from './router-options.js';
+export { resolveNodeGpus, visibleGpuIds } from './gpus.js';
