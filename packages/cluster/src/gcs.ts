@@ -9,8 +9,8 @@
  */
 import { hostname } from 'node:os';
 import * as zmq from 'zeromq';
-import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
-import { errorCodeOf, Outbox, routerSocketOptions, TokenVerifier, UnregisteredPeers } from '@tsray/core/internal';
+import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
+import { RouterServer, TokenVerifier } from '@tsray/core/internal';
 import type { ActorState, NodeInfo } from './contracts.js';
 import { logger } from './logger.js';
 import { PortInUseError } from './errors.js';
@@ -56,17 +56,14 @@ export interface ActorEntry {
 /** The GCS server. */
 export class GcsServer {
   readonly address: string;
-  private readonly router: zmq.Router;
-  /** Every send of the router, in order (one send in flight per socket). */
-  private readonly outbox: Outbox;
+  /** Nodes and remote drivers connect here; bounded per connection. */
+  private readonly server: RouterServer;
   private readonly verifier: TokenVerifier;
   private readonly nodes = new Map<string, NodeEntry>();
   private readonly byIdentity = new Map<string, string>();
   private readonly actors = new Map<string, ActorEntry>();
   private readonly names = new Map<string, string>();
   private readonly kv = new Map<string, string>();
-  /** Refused unregistered connections: one ErrorReply each, then everything they send is ignored. */
-  private readonly unregistered = new UnregisteredPeers('GCS');
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private requestSeq = 0;
   private readonly timer: NodeJS.Timeout;
@@ -74,7 +71,6 @@ export class GcsServer {
   private closed = false;
   private readonly deathTimeoutMs: number;
   private readonly tickMs: number;
-  private readonly maxFrameBytes: number | undefined;
   /** Called when a node joins or dies. */
   onNodeChange: ((n: NodeInfo) => void) | undefined;
   /** The jobs HTTP API's URL, told to clients that ask by GCS address (`tsray status --address HOST:PORT`). */
@@ -91,9 +87,15 @@ export class GcsServer {
     this.address = `${opts.host}:${port}`;
     this.verifier = new TokenVerifier(opts.token);
     this.deathTimeoutMs = opts.nodeDeathTimeoutMs ?? 3000;
-    this.maxFrameBytes = opts.maxFrameBytes;
-    this.router = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
-    this.outbox = new Outbox(this.router);
+    this.server = new RouterServer({
+      where: 'GCS',
+      maxFrameBytes: opts.maxFrameBytes,
+      registered: (identity) => {
+        const nodeId = this.byIdentity.get(identity.toString());
+        return nodeId ? { nodeId } : undefined;
+      },
+      onMessage: (identity, message) => this.handle(identity, message),
+    });
     this.tickMs = Math.min(250, Math.max(20, this.deathTimeoutMs / 6));
     this.timer = setInterval(() => this.tick(), this.tickMs);
     this.timer.unref();
@@ -113,8 +115,8 @@ export class GcsServer {
     }
     probe.close();
     const g = new GcsServer(opts, port);
-    await bindRetry(g.router, `tcp://${opts.host}:${port}`);
-    void g.loop();
+    await bindRetry(g.server, `tcp://${opts.host}:${port}`);
+    g.server.start();
     logger().info({ address: g.address }, 'GCS listening');
     return g;
   }
@@ -181,83 +183,27 @@ export class GcsServer {
       clearTimeout(p.timer);
       p.reject(new Error('GCS closed'));
     }
-    this.outbox.close();
-    this.router.close();
+    await this.server.close();
   }
 
   private send(identity: Buffer, body: EnvelopeBody): void {
-    if (this.closed) return;
-    this.outbox.send([identity, ...encodeMessage(body)]);
+    if (!this.closed) this.server.send(identity, body);
   }
 
-  /** Receive until closed: a message's error is answered or logged, never the end of the loop. */
-  private async loop(): Promise<void> {
-    while (!this.closed) {
-      try {
-        for await (const frames of this.router) this.receive(frames);
-        return;
-      } catch (err) {
-        if (this.closed) return;
-        // A receive error (not a peer's message): log it and receive again, paced.
-        logger().error({ err }, 'GCS receive failed; receiving again');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  }
-
-  private receive(frames: Buffer[]): void {
-    const identity = frames[0]!;
-    if (this.unregistered.isClosed(identity)) return;
-    try {
-      this.handle(identity, frames.slice(1));
-    } catch (err) {
-      try {
-        this.rejectMessage(identity, err as Error);
-      } catch (e) {
-        logger().error({ err: e }, 'GCS could not reject a message');
-      }
-    }
-  }
-
-  /**
-   * A message that does not decode (garbage, another protocol version, an unknown message type, a
-   * frame over the limit) or that failed to be handled: a log line and an ErrorReply. A ROUTER cannot
-   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later
-   * (its one log line is rate-limited with all others of its kind); a registered node keeps its
-   * connection (its next heartbeat still counts).
-   */
-  private rejectMessage(identity: Buffer, err: Error): void {
-    const code = errorCodeOf(err);
-    const reply = { error: { code, message: err.message } };
-    const nodeId = this.byIdentity.get(identity.toString());
-    if (nodeId) {
-      logger().warn({ peer: identity.toString(), nodeId, code: tsray.v1.ErrorCode[code] }, `GCS rejected a message: ${err.message}; replied with an error, the node stays connected`);
-      this.send(identity, reply);
-      return;
-    }
-    const msg = `GCS rejected a message: ${err.message}; the connection is closed (later messages from it are ignored)`;
-    if (this.unregistered.refuse(identity, { code: tsray.v1.ErrorCode[code] }, msg)) this.send(identity, reply);
-  }
-
-  private handle(identity: Buffer, frames: Buffer[]): void {
-    const { envelope, kind } = decodeMessage(frames, this.maxFrameBytes ? { maxFrameBytes: this.maxFrameBytes } : undefined);
+  private handle(identity: Buffer, { envelope, kind }: DecodedMessage): void {
     const idStr = identity.toString();
     if (kind === 'registerNode') {
       const r = envelope.registerNode!;
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
-        if (this.unregistered.refuse(identity, {}, `refused a node connection: ${why}`)) {
-          this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` } });
-        }
+        this.server.refuse(identity, {}, `refused a node connection: ${why}`, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` } });
         return;
       }
       const info = r.node!;
       const nodeId = info.nodeId ?? '';
       const loopback = this.loopbackRefusal(info);
       if (loopback) {
-        if (this.unregistered.refuse(identity, { address: info.address }, `refused a node: ${loopback}`)) {
-          this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `the head refused the node: ${loopback}` } });
-        }
+        this.server.refuse(identity, { address: info.address }, `refused a node: ${loopback}`, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `the head refused the node: ${loopback}` } });
         return;
       }
       const known = this.nodes.get(nodeId);
@@ -287,9 +233,7 @@ export class GcsServer {
       }
       const why = this.verifier.check(idStr, a.authProof ? Buffer.from(a.authProof, 'base64') : undefined, Number(a.authTime ?? 0), a.authNonce);
       if (why) {
-        if (this.unregistered.refuse(identity, {}, `refused a driver: ${why}`)) {
-          this.send(identity, { gcsReply: { requestId: c.requestId, json: '', error: `AUTH_FAILED: the head refused the connection: ${why}` } });
-        }
+        this.server.refuse(identity, {}, `refused a driver: ${why}`, { gcsReply: { requestId: c.requestId, json: '', error: `AUTH_FAILED: the head refused the connection: ${why}` } });
         return;
       }
       const result = c.method === 'cluster.dashboard' ? { dashboardUrl: this.dashboardUrl ?? null } : this.nodeInfos();
@@ -298,9 +242,7 @@ export class GcsServer {
     }
     if (!n) {
       const msg = 'message from an unregistered connection; refused, the connection is closed (a node must send RegisterNode with a token proof first)';
-      if (this.unregistered.refuse(identity, { kind }, msg)) {
-        this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' } });
-      }
+      this.server.refuse(identity, { kind }, msg, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' } });
       return;
     }
     switch (kind) {
@@ -445,7 +387,7 @@ export class GcsServer {
   }
 }
 
-async function bindRetry(sock: zmq.Router, endpoint: string): Promise<void> {
+async function bindRetry(sock: RouterServer, endpoint: string): Promise<void> {
   for (let i = 0; ; i++) {
     try {
       await sock.bind(endpoint);

@@ -12,3 +12,4 @@ export { LogLimiter, type LogLimiterOptions } from './log-limiter.js';
 export { UnregisteredPeers } from './unregistered-peers.js';
 export { routerSocketOptions, ROUTER_RECEIVE_HIGH_WATER_MARK } from './router-options.js';
 export { resolveNodeGpus, visibleGpuIds } from './gpus.js';
+export { RouterServer, type RouterServerOptions } from './router-server.js';

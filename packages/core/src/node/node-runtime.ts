@@ -8,15 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import * as zmq from 'zeromq';
 import { ClusterView, NodeResources, ResourceRequest, schedule, type ScheduleOptions, type SchedulingStrategy } from '@tsray/scheduler';
 import { reserve, validateBundles, validateStrategy, type Reservation } from '@tsray/placement';
-import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
 import { errorFromPayload, type ErrorPayload } from '../error-payload.js';
 import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
-import { Outbox } from '../outbox.js';
 import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
 import type { PendingDemand } from '../state-api.js';
 import { serialize } from '../serialization.js';
@@ -31,9 +29,8 @@ import { WorkerProcess } from './worker-process.js';
 import { namesLocalDirectories, NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
 import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { TokenVerifier } from '../auth.js';
-import { errorCodeOf, PeerMemory } from '../peer-memory.js';
-import { UnregisteredPeers } from '../unregistered-peers.js';
-import { routerSocketOptions } from '../router-options.js';
+import { PeerMemory } from '../peer-memory.js';
+import { RouterServer } from '../router-server.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
 import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
 import { WorkerHandle, type ActorRecord, type Lease, type PgRecord, type Pool, type TaskRecord } from './records.js';
@@ -97,9 +94,7 @@ export class NodeRuntime implements CoreRuntime {
   readonly store: NodeStore;
   readonly resources: NodeResources;
   /** Workers, drivers and peer nodes connect here (ipc, and tcp in a cluster); bounded per connection. */
-  private readonly router: zmq.Router;
-  /** Every send of the router, in order (one send in flight per socket). */
-  private readonly outbox: Outbox;
+  private readonly server: RouterServer;
   private readonly tasks = new Map<string, TaskRecord>();
   private readonly queues = new Map<string, Deque<TaskRecord>>();
   private readonly leasesByKey = new Map<string, Lease[]>();
@@ -117,7 +112,6 @@ export class NodeRuntime implements CoreRuntime {
   private readonly cpuSlots: number;
   private readonly abort = new AbortController();
   private readonly reaper: NodeJS.Timeout;
-  private receiving: Promise<void> | undefined;
   private readonly actors = new Map<string, ActorRecord>();
   /** `${namespace}\0${name}` -> actor id. */
   private readonly names = new Map<string, string>();
@@ -135,8 +129,6 @@ export class NodeRuntime implements CoreRuntime {
   /** The cluster token (proved by every connection). */
   readonly token: string;
   private readonly verifier: TokenVerifier;
-  /** Refused unregistered connections: one ErrorReply each, then everything they send is ignored. */
-  private readonly unregistered = new UnregisteredPeers('node');
   /** tcp://host:port for other nodes and remote drivers (multi-node). */
   tcpAddress = '';
   private link: ClusterLink | undefined;
@@ -157,8 +149,16 @@ export class NodeRuntime implements CoreRuntime {
   private readonly unresolvedCalls = new Map<string, TaskRecord[]>();
 
   private constructor(private readonly opts: NodeRuntimeOptions) {
-    this.router = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
-    this.outbox = new Outbox(this.router);
+    this.server = new RouterServer({
+      where: 'node',
+      maxFrameBytes: opts.maxFrameBytes,
+      trace: TRACE,
+      registered: (identity) => {
+        const w = this.workers.get(identity.toString());
+        return w ? { kind: w.kind } : undefined;
+      },
+      onMessage: (identity, message) => this.handle(identity, message),
+    });
     this.nodeId = opts.nodeId;
     this.jobId = opts.jobId;
     this.token = opts.token ?? randomBytes(24).toString('hex');
@@ -188,21 +188,20 @@ export class NodeRuntime implements CoreRuntime {
   /** Start a node runtime (binds its socket). */
   static async start(opts: NodeRuntimeOptions): Promise<NodeRuntime> {
     const n = new NodeRuntime(opts);
-    await n.router.bind(n.address);
+    await n.server.bind(n.address);
     if (opts.tcp) {
       try {
-        await n.router.bind(`tcp://${opts.tcp.host}:${opts.tcp.port}`);
+        n.tcpAddress = await n.server.bind(`tcp://${opts.tcp.host}:${opts.tcp.port}`);
       } catch (e) {
-        n.router.close();
+        await n.server.close();
         n.store.close();
         if (/in use/i.test(String((e as Error).message))) throw new RuntimeStateError(`node port ${opts.tcp.port} on ${opts.tcp.host} is already in use by another process (pick another with --node-port)`);
         throw e;
       }
-      n.tcpAddress = n.router.lastEndpoint ?? '';
       const adv = opts.tcp.advertise;
       if (adv) n.tcpAddress = `tcp://${adv.includes(':') ? `[${adv}]` : adv}:${n.tcpAddress.split(':').pop()}`;
     }
-    n.receiving = n.receiveLoop();
+    n.server.start();
     if (opts.gcsAddress) {
       try {
         await n.joinCluster(opts.gcsAddress);
@@ -1603,73 +1602,19 @@ export class NodeRuntime implements CoreRuntime {
 
   private send(w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder): void {
     if (w.state === 'dead') return;
-    const frames = encodeMessage(body, fb && !fb.empty ? fb.frames() : undefined);
     if (TRACE) process.stderr.write(`node -> ${w.id} ${JSON.stringify(body).slice(0, 300)}\n`);
-    this.outbox.send([w.identity, ...frames]);
+    this.server.send(w.identity, body, fb && !fb.empty ? fb.frames() : undefined);
   }
 
-  /** Receive until closed: a message's error is answered or logged, never the end of the loop. */
-  private async receiveLoop(): Promise<void> {
-    while (!this.closed) {
-      try {
-        for await (const frames of this.router) this.receive(frames);
-        return;
-      } catch (err) {
-        if (this.closed) return;
-        // A receive error (not a peer's message): log it and receive again, paced.
-        logger().error({ err }, 'node socket receive failed; receiving again');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  }
-
-  private receive(frames: Buffer[]): void {
-    const identity = frames[0]!;
-    if (this.unregistered.isClosed(identity)) return;
-    try {
-      this.handle(identity, frames.slice(1));
-    } catch (err) {
-      try {
-        this.rejectMessage(identity, err as Error);
-      } catch (e) {
-        logger().error({ err: e }, 'could not reject a message');
-      }
-    }
-  }
-
-  /**
-   * A message that does not decode (garbage, another protocol version, an unknown message type, a
-   * frame over the limit) or failed to be handled: a log line and an ErrorReply. A ROUTER cannot
-   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later
-   * (its one log line is rate-limited with all others of its kind); a registered worker, driver or
-   * peer node keeps its connection.
-   */
-  private rejectMessage(identity: Buffer, err: Error): void {
-    const peer = identity.toString();
-    const code = errorCodeOf(err);
-    const w = this.workers.get(peer);
-    if (w) {
-      logger().error({ err, peer, kind: w.kind, code: tsray.v1.ErrorCode[code] }, `rejected a message from a ${w.kind}: ${err.message}`);
-      this.send(w, { error: { code, message: err.message } });
-      return;
-    }
-    const msg = `rejected a message from an unregistered connection: ${err.message}; the connection is closed (later messages from it are ignored)`;
-    if (this.unregistered.refuse(identity, { code: tsray.v1.ErrorCode[code] }, msg)) this.outbox.send([identity, ...encodeMessage({ error: { code, message: err.message } })]);
-  }
-
-  private handle(identity: Buffer, frames: Buffer[]): void {
-    const { envelope, kind, payloads } = decodeMessage(frames, this.opts.maxFrameBytes ? { maxFrameBytes: this.opts.maxFrameBytes } : undefined);
-    if (TRACE) process.stderr.write(`node <- ${identity.toString()} ${kind} ${JSON.stringify(envelope.toJSON()).slice(0, 300)}\n`);
+  private handle(identity: Buffer, { envelope, kind, payloads }: DecodedMessage): void {
     let w = this.workers.get(identity.toString());
     if (kind === 'registerWorker') {
       const r = envelope.registerWorker!;
       const idStr = identity.toString();
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
-        if (this.unregistered.refuse(identity, { kind: r.kind, pid: r.pid }, `refused a connection: ${why}`)) {
-          const msg = `node ${this.nodeId} refused the connection: ${why}`;
-          this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: msg } })]);
-        }
+        const message = `node ${this.nodeId} refused the connection: ${why}`;
+        this.server.refuse(identity, { kind: r.kind, pid: r.pid }, `refused a connection: ${why}`, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message } });
         return;
       }
       if (!w && (r.kind === 'driver' || r.kind === 'peer')) {
@@ -1686,9 +1631,7 @@ export class NodeRuntime implements CoreRuntime {
     }
     if (!w) {
       const msg = 'message from an unregistered connection; refused, the connection is closed (RegisterWorker with a token proof must come first)';
-      if (this.unregistered.refuse(identity, { kind }, msg)) {
-        this.outbox.send([identity, ...encodeMessage({ error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `node ${this.nodeId}: register first (RegisterWorker with a token proof)` } })]);
-      }
+      this.server.refuse(identity, { kind }, msg, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `node ${this.nodeId}: register first (RegisterWorker with a token proof)` } });
       return;
     }
     if (w.state === 'starting' && kind !== 'registerWorker') {
@@ -2295,7 +2238,7 @@ export class NodeRuntime implements CoreRuntime {
 
   private sendFrames(w: WorkerHandle, body: EnvelopeBody, frames: Buffer[]): void {
     if (w.state === 'dead') return;
-    this.outbox.send([w.identity, ...encodeMessage(body, frames)]);
+    this.server.send(w.identity, body, frames);
   }
 
   /** Move a large inline object into the arena (objects that came over the network). */
@@ -2907,10 +2850,8 @@ export class NodeRuntime implements CoreRuntime {
     }, 2000);
     await Promise.all(procs.map((w) => w.proc!.exited()));
     clearTimeout(killer);
-    this.outbox.close();
-    this.router.close();
+    await this.server.close();
     removeSocketFile(this.address);
-    await this.receiving?.catch(() => undefined);
     this.objects.clear();
     this.store.close();
     await this.runtimeEnvsInstance?.close();

@@ -1,0 +1,148 @@
+/**
+ * One ROUTER socket that takes connections from the network — the GCS's (nodes, remote drivers) and
+ * each node's (workers, client drivers, peer nodes): binding, a receive loop that no peer's message
+ * can end, the frame limit, sends serialized through one Outbox, and the door for connections that
+ * have not registered (one ErrorReply each, then everything they send is ignored; logs rate-limited).
+ * What a message means is the owner's business (`onMessage`); registration too (`registered`).
+ * @internal
+ */
+import * as zmq from 'zeromq';
+import { decodeMessage, encodeMessage, tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
+import { logger } from './logger.js';
+import { Outbox } from './outbox.js';
+import { errorCodeOf } from './peer-memory.js';
+import { routerSocketOptions } from './router-options.js';
+import { UnregisteredPeers } from './unregistered-peers.js';
+
+/** How the owner of a RouterServer sees its connections and messages. */
+export interface RouterServerOptions {
+  /** Names the receiver in log lines ('GCS', 'node'). */
+  where: string;
+  /** Largest accepted frame in bytes (default the protocol's 256 MiB); a bigger one is answered with ERROR_CODE_TOO_LARGE. */
+  maxFrameBytes?: number | undefined;
+  /**
+   * Log fields of a registered connection (e.g. `{ nodeId }`, `{ kind: 'worker' }`), or undefined for
+   * one that has not registered. A registered connection keeps its connection after a bad message.
+   */
+  registered(identity: Buffer): Record<string, unknown> | undefined;
+  /** Handle one decoded message. Throwing rejects it: an ErrorReply and a log line. */
+  onMessage(identity: Buffer, message: DecodedMessage): void;
+  /** Print every message received (TSRAY_TRACE). */
+  trace?: boolean;
+}
+
+/** A ROUTER socket with its receive loop, send queue and door for unregistered connections. */
+export class RouterServer {
+  readonly socket: zmq.Router;
+  private readonly outbox: Outbox;
+  private readonly unregistered: UnregisteredPeers;
+  private readonly decodeOptions: { maxFrameBytes: number } | undefined;
+  private receiving: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: RouterServerOptions) {
+    this.socket = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
+    this.outbox = new Outbox(this.socket);
+    this.unregistered = new UnregisteredPeers(opts.where);
+    this.decodeOptions = opts.maxFrameBytes ? { maxFrameBytes: opts.maxFrameBytes } : undefined;
+  }
+
+  /** Bind one more endpoint; returns the endpoint bound (with the port picked for port 0). */
+  async bind(endpoint: string): Promise<string> {
+    await this.socket.bind(endpoint);
+    return this.socket.lastEndpoint ?? endpoint;
+  }
+
+  /** Start receiving (once). */
+  start(): void {
+    this.receiving ??= this.loop();
+  }
+
+  /** Send a message to a connection (queued; sends on one socket go one at a time, in order). */
+  send(identity: Buffer, body: EnvelopeBody, payloads?: readonly Uint8Array[]): void {
+    if (!this.closed) this.outbox.send([identity, ...encodeMessage(body, payloads)]);
+  }
+
+  /** Send already encoded frames to a connection. */
+  sendFrames(identity: Buffer, frames: Buffer[]): void {
+    if (!this.closed) this.outbox.send([identity, ...frames]);
+  }
+
+  /**
+   * Refuse a connection that has not registered (bad token proof, a message before registering):
+   * the first time it is logged (rate-limited) and answered with `reply`; after that it is ignored.
+   */
+  refuse(identity: Buffer, fields: Record<string, unknown>, msg: string, reply: EnvelopeBody): void {
+    if (this.unregistered.refuse(identity, fields, msg)) this.send(identity, reply);
+  }
+
+  /** Hand everything queued to ZeroMQ synchronously (process exit). */
+  flushSync(): void {
+    this.outbox.flushSync();
+  }
+
+  /** Resolves when everything queued so far was handed to ZeroMQ. */
+  drain(): Promise<void> {
+    return this.outbox.drain();
+  }
+
+  /** Stop receiving and sending; close the socket. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbox.close();
+    this.socket.close();
+    await this.receiving?.catch(() => undefined);
+  }
+
+  /** Receive until closed: a message's error is answered or logged, never the end of the loop. */
+  private async loop(): Promise<void> {
+    while (!this.closed) {
+      try {
+        for await (const frames of this.socket) this.receive(frames);
+        return;
+      } catch (err) {
+        if (this.closed) return;
+        // A receive error (not a peer's message): log it and receive again, paced.
+        logger().error({ err }, `${this.opts.where} socket receive failed; receiving again`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  private receive(frames: Buffer[]): void {
+    const identity = frames[0]!;
+    if (this.unregistered.isClosed(identity)) return;
+    try {
+      const message = decodeMessage(frames.slice(1), this.decodeOptions);
+      if (this.opts.trace) process.stderr.write(`${this.opts.where} <- ${identity.toString()} ${message.kind} ${JSON.stringify(message.envelope.toJSON()).slice(0, 300)}\n`);
+      this.opts.onMessage(identity, message);
+    } catch (err) {
+      try {
+        this.reject(identity, err as Error);
+      } catch (e) {
+        logger().error({ err: e }, `${this.opts.where} could not reject a message`);
+      }
+    }
+  }
+
+  /**
+   * A message that does not decode (garbage, another protocol version, an unknown message type, a
+   * frame over the limit) or that failed to be handled: a log line and an ErrorReply. A ROUTER cannot
+   * drop one TCP peer, so an unregistered connection is closed by ignoring everything it sends later
+   * (its one log line is rate-limited with all others of its kind); a registered one keeps its
+   * connection.
+   */
+  private reject(identity: Buffer, err: Error): void {
+    const code = errorCodeOf(err);
+    const reply: EnvelopeBody = { error: { code, message: err.message } };
+    const who = this.opts.registered(identity);
+    if (who) {
+      logger().warn({ err, peer: identity.toString(), ...who, code: tsray.v1.ErrorCode[code] }, `${this.opts.where} rejected a message: ${err.message}; replied with an error, the connection stays`);
+      this.send(identity, reply);
+      return;
+    }
+    const msg = `${this.opts.where} rejected a message: ${err.message}; the connection is closed (later messages from it are ignored)`;
+    this.refuse(identity, { code: tsray.v1.ErrorCode[code] }, msg, reply);
+  }
+}
