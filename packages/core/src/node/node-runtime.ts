@@ -12,7 +12,7 @@ import { ClusterView, NodeResources, ResourceRequest, schedule, type ScheduleOpt
 import { reserve, validateBundles, validateStrategy, type Reservation } from '@tsray/placement';
 import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
 import { errorFromPayload, type ErrorPayload } from '../error-payload.js';
-import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
+import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
@@ -35,7 +35,8 @@ import { ClusterLink, type PeerConnection } from '../cluster/link.js';
 import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
 import { WorkerHandle, type ActorRecord, type Lease, type PgRecord, type Pool, type TaskRecord } from './records.js';
 import { chunkCheck, cloneStored, ENC_ERROR, errorObject, fnKey, isPython, processAlive, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
-import { creationToWire, schedulingToWire, specFromWire, specToWire } from './task-codec.js';
+import { creationToWire, schedulingToWire, specToWire } from './task-codec.js';
+import { NODE_MESSAGE_HANDLERS, type NodeMessageHost } from './node-messages.js';
 
 /** Options of the node runtime (from `init()`). */
 export interface NodeRuntimeOptions {
@@ -85,7 +86,7 @@ const CHUNK_BYTES = Number(process.env['TSRAY_TRANSFER_CHUNK_BYTES'] ?? 8 * 1024
 const TRACE = process.env['TSRAY_TRACE'] === '1';
 
 /** One node: tasks, workers, objects. */
-export class NodeRuntime implements CoreRuntime {
+export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   readonly kind = 'driver' as const;
   readonly nodeId: string;
   readonly jobId: string;
@@ -685,7 +686,8 @@ export class NodeRuntime implements CoreRuntime {
     process.stderr.write(`${msg}\n`);
   }
 
-  private scheduleDispatch(): void {
+  /** @internal */
+  scheduleDispatch(): void {
     if (this.dispatchScheduled) return;
     this.dispatchScheduled = true;
     queueMicrotask(() => {
@@ -914,7 +916,8 @@ export class NodeRuntime implements CoreRuntime {
 
   // ---------------------------------------------------------------- actors
 
-  private namespaceOf(w: WorkerHandle): string {
+  /** @internal */
+  namespaceOf(w: WorkerHandle): string {
     if (w.kind !== 'worker') return w.namespace || this.namespace;
     return w.pipeline[0]?.namespace ?? w.actor?.namespace ?? this.namespace;
   }
@@ -1459,7 +1462,8 @@ export class NodeRuntime implements CoreRuntime {
    * A client driver left (goodbye, silence, or its process is gone): drop what it held. A driver is
    * its job: when no other connection of the job is left, the job ends on every node.
    */
-  private clientGone(w: WorkerHandle, why: string): void {
+  /** @internal */
+  clientGone(w: WorkerHandle, why: string): void {
     if (w.state === 'dead') return;
     w.state = 'dead';
     this.workers.delete(w.id);
@@ -1600,13 +1604,15 @@ export class NodeRuntime implements CoreRuntime {
 
   // ---------------------------------------------------------------- socket
 
-  private send(w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder): void {
+  /** @internal */
+  send(w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder): void {
     if (w.state === 'dead') return;
     if (TRACE) process.stderr.write(`node -> ${w.id} ${JSON.stringify(body).slice(0, 300)}\n`);
     this.server.send(w.identity, body, fb && !fb.empty ? fb.frames() : undefined);
   }
 
-  private handle(identity: Buffer, { envelope, kind, payloads }: DecodedMessage): void {
+  private handle(identity: Buffer, message: DecodedMessage): void {
+    const { envelope, kind } = message;
     let w = this.workers.get(identity.toString());
     if (kind === 'registerWorker') {
       const r = envelope.registerWorker!;
@@ -1638,169 +1644,30 @@ export class NodeRuntime implements CoreRuntime {
       logger().warn({ peer: w.id, kind }, 'message before registration; dropped');
       return;
     }
-    switch (kind) {
-      case 'registerWorker': {
-        w.state = 'ready';
-        this.send(w, {
-          workerAccepted: {
-            nodeId: this.nodeId,
-            shmPath: w.kind === 'driver' && !w.remote ? `/proc/${process.pid}/fd/${this.store.arenaFd}` : '',
-            shmSize: this.store.capacity,
-            inlineThreshold: 100 * 1024,
-            jobId: w.jobId || this.jobId,
-            namespace: w.kind !== 'worker' ? w.namespace : this.namespace,
-          },
-        });
-        this.dirtyWorkers.add(w);
-        this.scheduleFlush();
-        return;
-      }
-      case 'taskResults':
-        for (const r of envelope.taskResults!.results ?? []) this.onResult(w, r, payloads);
-        this.scheduleDispatch();
-        return;
-      case 'generatorItems':
-        for (const it of envelope.generatorItems!.items ?? []) {
-          const t = this.tasks.get(it.taskId ?? '');
-          const data = storedFromWire(it.item!, payloads);
-          if (data.shm) w.allocs.delete(data.shm.offset);
-          if (!t || t.state !== 'dispatched' || t.worker !== w) {
-            this.store.release(data);
-            continue;
-          }
-          const id = it.item!.objectId!;
-          this.objects.incRef(id);
-          t.items.push(id);
-          this.objects.seal(id, data);
-        }
-        return;
-      case 'submitTasks':
-        for (const s of envelope.submitTasks!.tasks ?? []) this.submit(specFromWire(s, payloads), w);
-        return;
-      case 'putObjects':
-        for (const od of envelope.putObjects!.objects ?? []) {
-          let data = storedFromWire(od, payloads);
-          if (data.shm) w.allocs.delete(data.shm.offset);
-          if (w.remote && data.inline && data.inline.byteLength > INLINE_THRESHOLD) data = this.toArena(data);
-          this.objects.seal(od.objectId!, data);
-        }
-        return;
-      case 'objectChunk': {
-        const d = this.onChunk(w.id, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0));
-        if (d) this.objects.seal(envelope.objectChunk!.objectId ?? '', d);
-        return;
-      }
-      case 'subscribeObjects':
-        for (const id of envelope.subscribeObjects!.objectIds ?? []) {
-          this.objects.whenReady(id, (e) => {
-            if (w.state === 'dead') return;
-            w.readyOut.push(e);
-            this.dirtyWorkers.add(w);
-            this.scheduleFlush();
-          });
-        }
-        return;
-      case 'allocRequest': {
-        const req = envelope.allocRequest!;
-        let reply: tsray.v1.IAllocReply;
-        try {
-          const off = this.store.allocate(Number(req.size));
-          w.allocs.add(off);
-          reply = { requestId: req.requestId, slice: { offset: off, length: Number(req.size) } };
-        } catch (e) {
-          reply = { requestId: req.requestId, error: e instanceof ObjectStoreFullError ? JSON.stringify({ requested: e.requested, capacity: e.capacity, used: e.used }) : String(e) };
-        }
-        this.send(w, { allocReply: reply });
-        return;
-      }
-      case 'refUpdates': {
-        const u = envelope.refUpdates!;
-        for (const id of u.add ?? []) {
-          if (!w.heldRefs.has(id)) {
-            w.heldRefs.add(id);
-            this.objects.incRef(id);
-          }
-        }
-        for (const id of u.pin ?? []) {
-          w.pins.set(id, (w.pins.get(id) ?? 0) + 1);
-          this.objects.pin(id);
-        }
-        for (const id of u.unpin ?? []) {
-          const n = w.pins.get(id) ?? 0;
-          if (n <= 0) continue;
-          if (n === 1) w.pins.delete(id);
-          else w.pins.set(id, n - 1);
-          this.objects.unpin(id);
-        }
-        for (const id of u.remove ?? []) {
-          if (w.heldRefs.delete(id)) this.objects.decRef(id);
-        }
-        return;
-      }
-      case 'workerBlocked':
-        this.onBlocked(w, envelope.workerBlocked!);
-        return;
-      case 'getActorRequest': {
-        const q = envelope.getActorRequest!;
-        const who = w;
-        this.getActor(q.name ?? '', q.namespace || this.namespaceOf(w)).then(
-          (info) => this.send(who, { getActorReply: { requestId: q.requestId, actorId: info.actorId, className: info.className, methods: [...info.methods], error: '' } }),
-          (e) => this.send(who, { getActorReply: { requestId: q.requestId, error: (e as Error).message } }),
-        );
-        return;
-      }
-      case 'killActor': {
-        const k = envelope.killActor!;
-        let error = '';
-        try {
-          this.killActor(k.actorId ?? '', k.noRestart !== false);
-        } catch (e) {
-          error = (e as Error).message;
-        }
-        if (k.requestId) this.send(w, { getActorReply: { requestId: k.requestId, actorId: k.actorId, error } });
-        return;
-      }
-      case 'placementGroupRequest': {
-        const q = envelope.placementGroupRequest!;
-        let error = '';
-        try {
-          if (q.remove) this.removePlacementGroup(q.placementGroupId ?? '');
-          else {
-            const bundles = (q.bundles ?? []).map((b) => Object.fromEntries((b.resources ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0) / 10_000])));
-            this.createPlacementGroup(q.placementGroupId ?? '', bundles, q.strategy ?? 'PACK', q.name ?? '', q.detached === true, q.noWait === true, w.jobId || this.jobId);
-          }
-        } catch (e) {
-          error = (e as Error).message;
-          if (!q.remove) this.objects.seal(`${q.placementGroupId}.ready`, errorObject({ type: 'Other', name: 'PlacementGroupError', message: error }));
-        }
-        if (q.requestId) this.send(w, { getActorReply: { requestId: q.requestId, error } });
-        return;
-      }
-      case 'gcsCall': {
-        const c = envelope.gcsCall!;
-        const who = w;
-        this.stateCall(c.method ?? '').then(
-          (v) => this.send(who, { gcsReply: { requestId: c.requestId, json: JSON.stringify(v ?? null) } }),
-          (e: Error) => this.send(who, { gcsReply: { requestId: c.requestId, error: e.message } }),
-        );
-        return;
-      }
-      case 'heartbeat':
-        w.lastSeen = Date.now();
-        if (envelope.heartbeat!.goodbye) this.clientGone(w, 'said goodbye');
-        return;
-      case 'cancelRequest':
-        this.cancel(envelope.cancelRequest!.objectId ?? '', envelope.cancelRequest!.force === true);
-        return;
-      case 'error':
-        logger().error({ worker: w.id, error: envelope.error }, 'worker reported a protocol error');
-        return;
-      default:
-        logger().warn({ worker: w.id, kind }, 'unexpected message kind from a worker; ignored');
-    }
+    const handler = NODE_MESSAGE_HANDLERS[kind];
+    if (handler) handler(this, w, message);
+    else logger().warn({ worker: w.id, kind }, 'unexpected message kind from a worker; ignored');
   }
 
-  private onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void {
+  /** @internal A task by id (NodeMessageHost). */
+  taskById(taskId: string): TaskRecord | undefined {
+    return this.tasks.get(taskId);
+  }
+
+  /** @internal Send `w` what is due at the next flush: its queued tasks, and `ready` (an object it subscribed to). */
+  markForFlush(w: WorkerHandle, ready?: ObjectEntry): void {
+    if (ready) w.readyOut.push(ready);
+    this.dirtyWorkers.add(w);
+    this.scheduleFlush();
+  }
+
+  /** @internal A task submitted by a worker, client driver or peer node. */
+  submitFrom(spec: SubmitSpec, owner: WorkerHandle): void {
+    this.submit(spec, owner);
+  }
+
+  /** @internal */
+  onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void {
     const t = this.tasks.get(r.taskId ?? '');
     const head = w.pipeline[0];
     if (head && head.spec.taskId === r.taskId) w.pipeline.shift();
@@ -1872,7 +1739,8 @@ export class NodeRuntime implements CoreRuntime {
    * The worker's running task waits in get/wait. As Ray does, its CPUs are given back while it waits
    * (so the tasks it waits for can run even on a full node) and the tasks queued behind it come back.
    */
-  private onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void {
+  /** @internal */
+  onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void {
     const returned = b.returnedTaskIds ?? [];
     for (let k = returned.length - 1; k >= 0; k--) {
       const t = this.tasks.get(returned[k]!);
@@ -2242,7 +2110,8 @@ export class NodeRuntime implements CoreRuntime {
   }
 
   /** Move a large inline object into the arena (objects that came over the network). */
-  private toArena(d: StoredObject): StoredObject {
+  /** @internal */
+  toArena(d: StoredObject): StoredObject {
     try {
       return this.store.store({ encoding: d.encoding, rawKind: d.rawKind, bytes: d.inline!, containedRefs: d.contained });
     } catch {
@@ -2251,7 +2120,8 @@ export class NodeRuntime implements CoreRuntime {
   }
 
   /** One chunk of an object arrived; returns the object's data once it is complete. */
-  private onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined {
+  /** @internal */
+  onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined {
     const id = c.objectId ?? '';
     const total = Number(c.total ?? 0);
     const off = Number(c.offset ?? 0);
