@@ -2021,7 +2021,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     if (pushed.length > 0) this.pushObjects(peer, pushed);
     const fb = new FrameBuilder();
     const ns = t.actor?.namespace ?? t.namespace;
-    peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, t.jobId, ns)] } }, fb.empty ? undefined : fb.frames());
+    peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, { jobId: t.jobId, namespace: ns })] } }, fb.empty ? undefined : fb.frames());
     if (pushed.length > 0) peer.send({ refUpdates: { remove: pushed } });
     peer.send({ subscribeObjects: { objectIds: t.spec.returnIds } });
     t.state = 'dispatched';

@@ -47,9 +47,24 @@ export function creationFromWire(c: tsray.v1.IActorCreationSpec): ActorCreation 
   };
 }
 
-/** Protocol form of a task spec (forwarding to another node). */
-export function specToWire(spec: SubmitSpec, fb: FrameBuilder, jobId: string, namespace: string): tsray.v1.ITaskSpec {
+/** Who sends a task spec: its job, and what the wire form needs besides the spec. */
+export interface SpecSender {
+  jobId: string;
+  /** Namespace of an actor creation that names none (the submitter's). */
+  namespace?: string;
+  /** The task submitting it (nested tasks). */
+  parentTaskId?: string;
+  /**
+   * Copy value arguments into the frames (a worker batches submissions until the end of the event
+   * loop turn, and the caller's buffers may be reused by then); else the frames are views.
+   */
+  copyArgs?: boolean;
+}
+
+/** Protocol form of a task spec (a worker submitting, a node forwarding to another node). */
+export function specToWire(spec: SubmitSpec, fb: FrameBuilder, from: SpecSender): tsray.v1.ITaskSpec {
   const re = spec.retryExceptions;
+  const namespace = from.namespace ?? '';
   return {
     taskId: spec.taskId,
     function: { moduleUrl: spec.fn.moduleUrl, key: spec.fn.key, name: spec.fn.name },
@@ -62,7 +77,7 @@ export function specToWire(spec: SubmitSpec, fb: FrameBuilder, jobId: string, na
               rawKind: a.value.rawKind,
               containedRefs: a.value.containedRefs,
               size: a.value.bytes.byteLength,
-              inline: fb.add(Buffer.from(a.value.bytes.buffer, a.value.bytes.byteOffset, a.value.bytes.byteLength)),
+              inline: fb.add(from.copyArgs ? Buffer.from(a.value.bytes) : Buffer.from(a.value.bytes.buffer, a.value.bytes.byteOffset, a.value.bytes.byteLength)),
             },
           },
     ),
@@ -74,7 +89,8 @@ export function specToWire(spec: SubmitSpec, fb: FrameBuilder, jobId: string, na
     retryExceptionNames: Array.isArray(re) ? re : [],
     returnIds: spec.returnIds,
     name: spec.name,
-    jobId,
+    jobId: from.jobId,
+    ...(from.parentTaskId ? { parentTaskId: from.parentTaskId } : {}),
     ...(spec.actorCreation ? { actorCreation: creationToWire({ ...spec.actorCreation, namespace: spec.actorCreation.namespace || namespace }) } : {}),
     ...(spec.actorId ? { actorId: spec.actorId, method: spec.method ?? '', concurrencyGroup: spec.concurrencyGroup ?? '' } : {}),
     ...(spec.scheduling ? { scheduling: schedulingToWire(spec.scheduling) } : {}),

@@ -14,8 +14,8 @@ import { makeTokenProof } from '../auth.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
-import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
-import { creationFromWire, creationToWire, schedulingFromWire, schedulingToWire } from '../node/task-codec.js';
+import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
+import { creationFromWire, schedulingFromWire, specToWire } from '../node/task-codec.js';
 import { deserialize, serialize, serializeXlang, type SerializedValue } from '../serialization.js';
 import { state, type RegisteredFunction } from '../state.js';
 import { encodingFromWire, encodingToWire, FrameBuilder, payloadView } from '../wire.js';
@@ -682,46 +682,17 @@ export class WorkerRuntime implements CoreRuntime {
   // ---------------------------------------------------------------- CoreRuntime (nested API)
 
   submitTask(spec: SubmitSpec): void {
-    const args: tsray.v1.ITaskArg[] = spec.args.map((a, i) => {
-      if (a.kind === 'ref') return { ref: a.id };
-      if (a.value.bytes.byteLength > INLINE) {
-        const id = `${spec.taskId}.a${i}`;
-        this.refAdded(id);
-        this.putObject(id, a.value);
-        // Held until the task is submitted; the task then holds it.
-        queueMicrotask(() => this.refRemoved(id));
-        return { ref: id };
-      }
-      return {
-        value: {
-          encoding: encodingToWire(a.value.encoding),
-          rawKind: a.value.rawKind,
-          containedRefs: a.value.containedRefs,
-          size: a.value.bytes.byteLength,
-          inline: this.submitFrames.add(Buffer.from(a.value.bytes)),
-        },
-      };
+    // Large arguments go to the object store first (as Ray puts them into plasma) and travel as refs.
+    const args = spec.args.map((a, i): SubmitArg => {
+      if (a.kind === 'ref' || a.value.bytes.byteLength <= INLINE) return a;
+      const id = `${spec.taskId}.a${i}`;
+      this.refAdded(id);
+      this.putObject(id, a.value);
+      // Held until the task is submitted; the task then holds it.
+      queueMicrotask(() => this.refRemoved(id));
+      return { kind: 'ref', id };
     });
-    const re = spec.retryExceptions;
-    this.submits.push({
-      taskId: spec.taskId,
-      function: { moduleUrl: spec.fn.moduleUrl, key: spec.fn.key, name: spec.fn.name },
-      args,
-      resources: [...spec.resources].map(([name, units]) => ({ name, units })),
-      numReturns: spec.numReturns,
-      streaming: spec.streaming,
-      maxRetries: spec.maxRetries,
-      retryExceptions: re === true,
-      retryExceptionNames: Array.isArray(re) ? re : [],
-      returnIds: spec.returnIds,
-      name: spec.name,
-      jobId: this.jobId,
-      parentTaskId: current?.taskId ?? '',
-      ...(spec.actorCreation ? { actorCreation: creationToWire(spec.actorCreation) } : {}),
-      ...(spec.actorId ? { actorId: spec.actorId, method: spec.method ?? '', concurrencyGroup: spec.concurrencyGroup ?? '' } : {}),
-      ...(spec.scheduling ? { scheduling: schedulingToWire(spec.scheduling) } : {}),
-      ...(spec.runtimeEnv ? { runtimeEnvJson: spec.runtimeEnv } : {}),
-    });
+    this.submits.push(specToWire({ ...spec, args }, this.submitFrames, { jobId: this.jobId, parentTaskId: current?.taskId ?? '', copyArgs: true }));
     this.scheduleFlush();
   }
 
