@@ -3,7 +3,6 @@
  * embedded cluster it lives in the driver process and implements the driver's CoreRuntime directly.
  * @internal
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -15,13 +14,13 @@ import { errorFromPayload, type ErrorPayload } from '../error-payload.js';
 import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
-import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
+import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
 import type { PendingDemand } from '../state-api.js';
 import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
 import { deserialize as v8deserialize } from 'node:v8';
 import { xlangDecode } from '../xlang.js';
-import { encodingFromWire, encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
+import { encodingFromWire, encodingToWire, FrameBuilder, storedFromWire } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
 import { INLINE_THRESHOLD, NodeStore } from './store.js';
@@ -34,9 +33,10 @@ import { RouterServer } from '../router-server.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
 import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
 import { WorkerHandle, type ActorRecord, type Lease, type PgRecord, type Pool, type TaskRecord } from './records.js';
-import { chunkCheck, cloneStored, ENC_ERROR, errorObject, fnKey, isPython, processAlive, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
-import { creationToWire, schedulingToWire, specToWire } from './task-codec.js';
+import { chunkCheck, ENC_ERROR, errorObject, isPython, processAlive, taskIdOf, unknownActor } from './node-support.js';
+import { specToWire } from './task-codec.js';
 import { NODE_MESSAGE_HANDLERS, type NodeMessageHost } from './node-messages.js';
+import { TaskManager, type TaskManagerHost } from './task-manager.js';
 
 /** Options of the node runtime (from `init()`). */
 export interface NodeRuntimeOptions {
@@ -96,17 +96,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   readonly resources: NodeResources;
   /** Workers, drivers and peer nodes connect here (ipc, and tcp in a cluster); bounded per connection. */
   private readonly server: RouterServer;
-  private readonly tasks = new Map<string, TaskRecord>();
-  private readonly queues = new Map<string, Deque<TaskRecord>>();
   private readonly leasesByKey = new Map<string, Lease[]>();
   private readonly workers = new Map<string, WorkerHandle>();
   private readonly idle: WorkerHandle[] = [];
-  private readonly feasibilityChecked = new Set<string>();
-  private readonly requestCache = new Map<string, ResourceRequest>();
-  private readonly avgDuration = new Map<string, number>();
-  private dispatchScheduled = false;
-  private flushScheduled = false;
-  private readonly dirtyWorkers = new Set<WorkerHandle>();
   private workerSeq = 0;
   private closed = false;
   private readonly maxWorkers: number;
@@ -149,6 +141,12 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** Calls to actors not known here yet (resolving through the GCS), in order. */
   private readonly unresolvedCalls = new Map<string, TaskRecord[]>();
 
+  private readonly taskManager: TaskManager;
+  private get tasks(): Map<string, TaskRecord> { return this.taskManager.tasks; }
+  private get queues(): Map<string, Deque<TaskRecord>> { return this.taskManager.queues; }
+  private get feasibilityChecked(): Set<string> { return this.taskManager.feasibilityChecked; }
+  private get dirtyWorkers(): Set<WorkerHandle> { return this.taskManager.dirtyWorkers; }
+
   private constructor(private readonly opts: NodeRuntimeOptions) {
     this.server = new RouterServer({
       where: 'node',
@@ -184,6 +182,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.maxWorkers = this.cpuSlots + 64;
     this.reaper = setInterval(() => this.reapIdle(), 500);
     this.reaper.unref();
+    // ---- components (split)
+    this.taskManager = new TaskManager(this.taskManagerHost());
   }
 
   /** Start a node runtime (binds its socket). */
@@ -304,41 +304,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     });
   }
 
-  cancel(id: string, force: boolean): void {
-    const taskId = taskIdOf(id);
-    const t = taskId ? this.tasks.get(taskId) : undefined;
-    if (!t || t.state === 'done' || t.cancelled) return;
-    t.cancelled = { forced: force };
-    const payload: ErrorPayload = { type: 'TaskCancelledError', taskName: t.spec.name, forced: force };
-    if (t.state === 'deps' || t.state === 'queued') {
-      if (t.state === 'queued' && !t.actor) {
-        for (const q of this.queues.values()) if (q.remove(t)) break;
-      }
-      const sc = t.spec.scheduling;
-      if (sc?.kind === 'PLACEMENT_GROUP') {
-        const pg = this.pgs.get(sc.pgId);
-        const i = pg ? pg.waiting.indexOf(t) : -1;
-        if (i !== -1) pg!.waiting.splice(i, 1);
-      }
-      this.finishTask(t, errorObject(payload));
-      return;
-    }
-    if (t.remote) {
-      this.link?.existingPeer(t.remote)?.send({ cancelRequest: { objectId: id, force } });
-      this.sealReturns(t, errorObject(payload));
-      return;
-    }
-    // Dispatched to a worker.
-    const w = t.worker!;
-    const running = w.pipeline[0] === t;
-    if (force && running) {
-      w.kill('SIGKILL');
-      return;
-    }
-    // The worker drops it (queued there) or aborts its signal (running); its result will be ignored.
-    this.send(w, { cancelTask: { taskId: t.spec.taskId, force } });
-    this.sealReturns(t, errorObject(payload));
-  }
+  cancel(id: string, force: boolean): void { this.taskManager.cancel(id, force); }
 
   refAdded(id: string): void {
     this.objects.incRef(id);
@@ -402,347 +368,19 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     if (!this.closed) this.objects.unpin(id);
   }
 
-  // ---------------------------------------------------------------- tasks
+  // ---------------------------------------------------------------- tasks (TaskManager)
 
-  private requestFor(spec: SubmitSpec): ResourceRequest {
-    if (spec.request) return spec.request;
-    let key = '';
-    for (const [k, v] of spec.resources) key += `${k}:${v};`;
-    let r = this.requestCache.get(key);
-    if (!r) this.requestCache.set(key, (r = ResourceRequest.fromUnits(spec.resources)));
-    return r;
-  }
-
-  private submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
-    if (this.closed) throw new RuntimeStateError('the node runtime was shut down');
-    const t: TaskRecord = {
-      spec,
-      request: this.requestFor(spec),
-      owner,
-      state: 'deps',
-      depsLeft: 0,
-      holds: [],
-      attempt: 0,
-      retriesLeft: spec.maxRetries,
-      worker: undefined,
-      cancelled: undefined,
-      items: [],
-      startedAt: 0,
-      namespace: owner ? this.namespaceOf(owner) : this.namespace,
-      jobId: spec.jobId || (owner && owner.kind !== 'peer' ? owner.jobId : '') || this.jobId,
-      actor: undefined,
-      pool: undefined,
-      remote: undefined,
-      remoteLeft: 0,
-    };
-    this.tasks.set(spec.taskId, t);
-    if (spec.actorCreation) {
-      const rec = this.registerActor(t, owner);
-      if (!rec) return;
-      t.actor = rec;
-    } else if (spec.actorId) {
-      const rec = this.actors.get(this.aliases.get(spec.actorId) ?? spec.actorId);
-      if (!rec && this.link) {
-        // A handle from another node: find its owner through the GCS, then submit in order.
-        this.tasks.delete(spec.taskId);
-        this.resolveRemoteActor(spec, owner);
-        return;
-      }
-      if (!rec || rec.state === 'dead') {
-        this.finishTask(t, errorObject({ type: 'ActorDiedError', info: rec?.death ?? unknownActor(spec.actorId, spec.fn.name) }));
-        return;
-      }
-      t.actor = rec;
-      t.retriesLeft = rec.creation.maxTaskRetries;
-      rec.calls.push(t);
-    }
-    const args = spec.args;
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i]!;
-      if (a.kind === 'ref') {
-        this.objects.incRef(a.id);
-        t.holds.push(a.id);
-        const e = this.objects.get(a.id)!;
-        if (e.data === undefined) {
-          t.depsLeft++;
-          this.objects.whenReady(a.id, (entry) => this.depReady(t, entry));
-        } else if (e.data.encoding === ENC_ERROR) {
-          this.failFromUpstream(t, e.data);
-          return;
-        }
-      } else if (a.value.bytes.byteLength > INLINE_THRESHOLD) {
-        // Large arguments go to the object store (as Ray puts them into plasma) and travel as refs.
-        const id = `${spec.taskId}.a${i}`;
-        this.objects.incRef(id);
-        t.holds.push(id);
-        try {
-          this.objects.seal(id, this.store.store(a.value));
-        } catch (err) {
-          this.finishTask(t, errorObject(storeErrorPayload(err)));
-          return;
-        }
-        args[i] = { kind: 'ref', id };
-      } else {
-        for (const c of a.value.containedRefs) {
-          this.objects.incRef(c);
-          t.holds.push(c);
-        }
-      }
-    }
-    if (t.depsLeft === 0) this.enqueue(t);
-  }
-
-  private depReady(t: TaskRecord, e: ObjectEntry): void {
-    if (t.state !== 'deps') return;
-    if (e.data!.encoding === ENC_ERROR) {
-      this.failFromUpstream(t, e.data!);
-      return;
-    }
-    if (--t.depsLeft === 0) this.enqueue(t);
-  }
-
-  private failFromUpstream(t: TaskRecord, errData: StoredObject): void {
-    const bytes = this.store.bytes(errData);
-    this.finishTask(t, { encoding: 'error', rawKind: '', inline: Buffer.from(bytes), size: bytes.length, contained: [] });
-  }
-
-  /**
-   * The pool a task or actor takes resources from, per its strategy. Undefined: it must wait (its
-   * placement group is not created yet; it was parked on the group) or it failed.
-   */
-  private poolFor(t: TaskRecord): Pool | undefined {
-    const sc = t.spec.scheduling;
-    if (!sc || sc.kind !== 'PLACEMENT_GROUP') {
-      if (sc?.kind === 'NODE_AFFINITY' && sc.nodeId !== this.nodeId && !sc.soft && !this.remoteNodes.get(sc.nodeId)?.alive) {
-        this.finishTask(t, errorObject({ type: 'Other', name: 'TaskUnschedulableError', message: `task ${t.spec.name} has a hard affinity to node ${sc.nodeId}, which is not in the cluster (this node is ${this.nodeId})` }));
-        return undefined;
-      }
-      return this.nodePool;
-    }
-    const pg = this.pgs.get(sc.pgId);
-    if (!pg || pg.state === 'removed') {
-      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `task ${t.spec.name} targets placement group ${sc.pgId}, which ${pg ? 'was removed' : 'does not exist'}` }));
-      return undefined;
-    }
-    if (pg.state === 'pending') {
-      pg.waiting.push(t);
-      return undefined;
-    }
-    const req = t.spec.actorCreation ? (t.actor?.schedule ?? t.request) : t.request;
-    if (sc.bundleIndex >= pg.pools.length) {
-      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `bundleIndex ${sc.bundleIndex} is out of range: placement group ${pg.id} has ${pg.pools.length} bundle(s)` }));
-      return undefined;
-    }
-    if (sc.bundleIndex >= 0) return pg.pools[sc.bundleIndex];
-    return pg.pools.find((p) => p.resources.canFit(req)) ?? pg.pools.find((p) => p.resources.isFeasible(req)) ?? pg.pools[0];
-  }
-
-  private pythonCheck: string | undefined | null = null;
-
-  /** Why Python workers cannot start here (undefined: they can). Checked once. */
-  private pythonProblem(): string | undefined {
-    if (this.pythonCheck !== null) return this.pythonCheck;
-    const py = this.opts.python;
-    try {
-      const out = execFileSync(py, ['-c', 'import sys; import tsray.worker; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-      const [maj, min] = out.split('.').map(Number);
-      this.pythonCheck = maj! > 3 || (maj === 3 && min! >= 10) ? undefined : `Python ${out} at ${py} is too old: tsray needs Python >= 3.10 (pass init({ python }) or set TSRAY_PYTHON)`;
-    } catch (e) {
-      const err = e as { code?: string; stderr?: string; message: string };
-      this.pythonCheck =
-        err.code === 'ENOENT'
-          ? `no Python interpreter at "${py}": install Python >= 3.10 with the tsray package (pip install ./python) and pass init({ python: '/path/to/python' }) or set TSRAY_PYTHON`
-          : `the Python interpreter "${py}" cannot import the tsray package (${(err.stderr ?? err.message).trim().split('\n').pop()}): pip install ./python into that environment, or point init({ python }) / TSRAY_PYTHON at one that has it`;
-    }
-    return this.pythonCheck;
-  }
-
-  private runtimeEnvsInstance: NodeRuntimeEnvs | undefined;
-
-  /** The node's runtime environments (agent made on first use). */
-  private get runtimeEnvs(): NodeRuntimeEnvs {
-    return (this.runtimeEnvsInstance ??= new NodeRuntimeEnvs({
-      sessionDir: this.opts.sessionDir,
-      python: this.opts.python,
-      logToDriver: this.opts.logToDriver,
-      // Multi-node: packages (workingDir, pyModules) published by other nodes come from the GCS.
-      fetchPackage: async (hash, dest) => {
-        if (!this.link) throw new Error(`package ${hash} is not on this node and there is no cluster to fetch it from`);
-        const r = await this.link.call<{ value: string | null }>('kv.get', { key: `pkg:${hash}` }, 120_000);
-        if (!r.value) throw new Error(`package ${hash} was not published to the cluster (GCS key pkg:${hash})`);
-        const tmp = `${dest}.${process.pid}.part`;
-        writeFileSync(tmp, Buffer.from(r.value, 'base64'));
-        renameSync(tmp, dest);
-      },
-    }));
-  }
-
-  /**
-   * True when the task's runtime env is ready (it is held for the task). Else the task waits for the
-   * build and is enqueued again; a failed build fails the task (an actor creation: the actor dies)
-   * with RuntimeEnvSetupError.
-   */
-  private awaitRuntimeEnv(t: TaskRecord, front: boolean): boolean {
-    const ready = this.runtimeEnvs.request(t.spec.runtimeEnv!, t.jobId, (entry, error) => {
-      if (t.state === 'done' || this.closed) {
-        if (entry) this.runtimeEnvs.drop(entry);
-        return;
-      }
-      if (entry) {
-        this.useRuntimeEnv(t, entry);
-        this.enqueue(t, front);
-        return;
-      }
-      const err = errorObject(error!);
-      if (t.actor && t.spec.actorCreation) {
-        this.finishTask(t, err);
-        this.actorDead(t.actor, { actorId: t.actor.id, className: t.actor.creation.className, reason: 'runtime_env', detail: `its runtime env could not be set up: ${error!.type === 'RuntimeEnvSetupError' ? `${error!.message}${error!.output ? `: ${error!.output.trim().split('\n').slice(-3).join(' | ')}` : ''}` : ''}` });
-      } else this.finishTask(t, err);
-    });
-    if (ready) this.useRuntimeEnv(t, ready);
-    return ready !== undefined;
-  }
-
-  private useRuntimeEnv(t: TaskRecord, entry: EnvEntry): void {
-    t.env = entry;
-    if (t.actor && t.spec.actorCreation && !t.actor.env) {
-      this.runtimeEnvs.hold(entry);
-      t.actor.env = entry;
-    }
-  }
-
-  private enqueue(t: TaskRecord, front = false): void {
-    if (this.endedJobs.has(t.jobId)) {
-      this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: true }));
-      return;
-    }
-    if (isPython(t.spec.fn.moduleUrl) && t.state === 'deps') {
-      const problem = this.pythonProblem();
-      if (problem) {
-        const err = errorObject({ type: 'Other', name: 'PythonEnvironmentError', message: `task ${t.spec.name}: ${problem}` });
-        if (t.actor && t.spec.actorCreation) {
-          this.finishTask(t, err);
-          this.actorDead(t.actor, { actorId: t.actor.id, className: t.actor.creation.className, reason: 'crashed', detail: problem });
-        } else this.finishTask(t, err);
-        return;
-      }
-    }
-    if (!t.pool) {
-      const pool = this.poolFor(t);
-      if (!pool) return;
-      t.pool = pool;
-      if (t.actor && t.spec.actorCreation) t.actor.pool = pool;
-    }
-    if (t.pool.remoteNode !== undefined && (!t.actor || t.spec.actorCreation)) {
-      // A bundle reserved on another node: the work runs there, in that node's part of the group.
-      const sc = t.spec.scheduling!;
-      t.spec = { ...t.spec, scheduling: { ...sc, bundleIndex: t.pool.remoteIndex ?? 0 } };
-      if (t.actor) this.forwardActorCreation(t.actor, t, t.pool.remoteNode);
-      else this.forwardTask(t, t.pool.remoteNode);
-      return;
-    }
-    if (this.link && !t.pool.pg && (!t.actor || t.spec.actorCreation)) {
-      const target = this.placeRemote(t, t.actor ? t.actor.schedule : t.request);
-      if (target) {
-        if (t.actor) this.forwardActorCreation(t.actor, t, target);
-        else this.forwardTask(t, target);
-        return;
-      }
-    }
-    // The task's runtime env is built (once per node) before a worker starts for it; the task waits, not the node.
-    if (t.spec.runtimeEnv && !t.env && !this.awaitRuntimeEnv(t, front)) return;
-    if (t.actor) {
-      t.state = 'queued';
-      if (t.spec.actorCreation) this.queueActorStart(t.actor);
-      else this.pumpActor(t.actor);
-      return;
-    }
-    t.state = 'queued';
-    const lang = (isPython(t.spec.fn.moduleUrl) ? '|py' : '') + (t.env ? `|env:${t.env.hash}` : '') + (t.jobId !== this.jobId ? `|job:${t.jobId}` : '');
-    const key = (t.pool.key ? `${t.request.key}|${t.pool.key}` : t.request.key) + lang;
-    let q = this.queues.get(key);
-    if (!q) this.queues.set(key, (q = new Deque()));
-    if (front) q.unshift(t);
-    else q.push(t);
-    this.warnIfInfeasible(key, `task ${t.spec.name}`, t.request, t.pool);
-    this.scheduleDispatch();
-  }
-
-  /**
-   * Warn once per request shape and pool when the pool can never provide the request. Total
-   * resources of a pool do not change, so each key is checked once (not on every enqueue).
-   */
-  private warnIfInfeasible(key: string, what: string, request: ResourceRequest, pool: Pool): void {
-    if (this.feasibilityChecked.has(key)) return;
-    this.feasibilityChecked.add(key);
-    if (pool.resources.isFeasible(request)) return;
-    const where = pool.pg ? `bundle ${pool.bundleIndex} of placement group ${pool.pg.id}` : 'no node';
-    const has = JSON.stringify(Object.fromEntries([...pool.resources.total].map(([k, v]) => [k, v / 10_000])));
-    const msg =
-      `tsray: ${what} needs ${JSON.stringify(request.toJSON())} but ${where} can ever provide ` +
-      `${pool.resources.missing(request).join(', ')} (${pool.pg ? 'the bundle' : `node ${this.nodeId}`} has ${has}); ` +
-      `it stays pending${pool.pg ? '' : ' until such a node joins'}`;
-    logger().warn({ what, request: request.toJSON() }, msg);
-    process.stderr.write(`${msg}\n`);
-  }
-
+  private submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.taskManager.submit(spec, owner); }
+  private enqueue(t: TaskRecord, front = false): void { this.taskManager.enqueue(t, front); }
+  private warnIfInfeasible(key: string, what: string, request: ResourceRequest, pool: Pool): void { this.taskManager.warnIfInfeasible(key, what, request, pool); }
   /** @internal */
   scheduleDispatch(): void {
-    if (this.dispatchScheduled) return;
-    this.dispatchScheduled = true;
-    queueMicrotask(() => {
-      this.dispatchScheduled = false;
-      this.dispatch();
-    });
+    this.taskManager.scheduleDispatch();
   }
-
-  /**
-   * How many tasks of a function may wait in a worker's queue behind the running one: tiny tasks are
-   * pipelined (fewer round trips), anything slower or not yet measured runs one at a time (as Ray's
-   * default of one task in flight per leased worker).
-   */
-  private pipelineDepth(t: TaskRecord): number {
-    const avg = this.avgDuration.get(fnKey(t));
-    if (avg === undefined || avg > 5) return 1;
-    return avg > 1 ? 8 : 64;
-  }
-
-  private dispatch(): void {
-    if (this.closed) return;
-    if (this.pendingPgs.length > 0) this.placePending();
-    if (this.pendingActors.length > 0) this.startActors();
-    for (const [key, q] of this.queues) {
-      if (q.length === 0) continue;
-      const request = q.peek()!.request;
-      let leases = this.leasesByKey.get(key);
-      while (q.length > 0) {
-        const depth = this.pipelineDepth(q.peek()!);
-        // Least-loaded existing lease with room.
-        let best: Lease | undefined;
-        if (leases) {
-          for (const l of leases) {
-            if (l.worker.state === 'dead' || l.worker.blocked) continue;
-            const load = l.worker.pipeline.length;
-            if (load < depth && (best === undefined || load < best.worker.pipeline.length)) best = l;
-          }
-        }
-        // Open another lease when every existing one is busy and resources allow (tasks that hold no
-        // CPU open new workers only up to the CPU count).
-        if (best === undefined || (best.worker.pipeline.length > 0 && (request.cpu > 0 || this.workers.size < this.cpuSlots))) {
-          const fresh = this.newLease(key, q.peek()!);
-          if (fresh) {
-            if (!leases) this.leasesByKey.set(key, (leases = []));
-            leases.push(fresh);
-            best = fresh;
-          }
-        }
-        if (best === undefined) break;
-        this.assign(q.shift()!, best.worker);
-      }
-      if (q.length > 0 && this.link && this.cluster.aliveCount > 1) this.spillQueue(q);
-    }
-    this.scheduleFlush();
-  }
+  private assign(t: TaskRecord, w: WorkerHandle): void { this.taskManager.assign(t, w); }
+  private scheduleFlush(): void { this.taskManager.scheduleFlush(); }
+  private sealReturns(t: TaskRecord, data: StoredObject): void { this.taskManager.sealReturns(t, data); }
+  private finishTask(t: TaskRecord, data: StoredObject | undefined): void { this.taskManager.finishTask(t, data); }
 
   /** A lease for the queue `key` whose head is `head` (a reused idle worker of the same kind, or a new one). */
   private newLease(key: string, head: TaskRecord): Lease | undefined {
@@ -796,121 +434,86 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.scheduleDispatch();
   }
 
-  private assign(t: TaskRecord, w: WorkerHandle): void {
-    t.state = 'dispatched';
-    t.worker = w;
-    t.startedAt = performance.now();
-    w.pipeline.push(t);
-    w.unsent.push(t);
-    this.dirtyWorkers.add(w);
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.dirtyWorkers.size === 0) return;
-    this.flushScheduled = true;
-    queueMicrotask(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
-  }
-
-  private flush(): void {
-    for (const w of this.dirtyWorkers) {
-      if (w.state !== 'ready') continue;
-      this.dirtyWorkers.delete(w);
-      if (w.unsent.length > 0) {
-        const fb = new FrameBuilder();
-        const tasks: tsray.v1.ITaskExecution[] = [];
-        for (const t of w.unsent) {
-          if (t.state !== 'dispatched' || t.worker !== w) continue;
-          tasks.push(this.execution(t, w, fb));
-        }
-        w.unsent = [];
-        if (tasks.length > 0) this.send(w, { executeTasks: { tasks } }, fb);
-      }
-      if (w.readyOut.length > 0 && w.remote) {
-        const out = w.readyOut;
-        w.readyOut = [];
-        this.sendObjectsRemote(w, out);
-      } else if (w.readyOut.length > 0) {
-        const fb = new FrameBuilder();
-        const objects = w.readyOut.map((e) => this.deliver(e, w, fb));
-        w.readyOut = [];
-        this.send(w, { objectsReady: { objects } }, fb);
-      }
-    }
-  }
-
-  /** ObjectData for sending an object to a worker; arena objects get a delivery pin owned by the worker. */
-  private deliver(e: ObjectEntry, w: WorkerHandle, fb: FrameBuilder): tsray.v1.IObjectData {
-    const d = e.data!;
-    if (d.shm) {
-      this.objects.pin(e.id);
-      w.pins.set(e.id, (w.pins.get(e.id) ?? 0) + 1);
-    }
-    return storedToWire(e.id, d, fb);
-  }
-
-  private execution(t: TaskRecord, w: WorkerHandle, fb: FrameBuilder): tsray.v1.ITaskExecution {
-    const args: tsray.v1.IObjectData[] = [];
-    for (const a of t.spec.args) {
-      if (a.kind === 'ref') args.push(this.deliver(this.objects.get(a.id)!, w, fb));
-      else args.push(this.argValueToWire(a, fb));
-    }
+  /**
+   * The node as the task manager's host. An adapter rather than `this`: most of what the task manager
+   * calls is private here, and some of it (the actor lookup through aliases, the cluster checks before
+   * placing or spilling) is a line of node state rather than a method.
+   */
+  private taskManagerHost(): TaskManagerHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- getters of the literal read the node's current state
+    const node = this;
     return {
-      taskId: t.spec.taskId,
-      function: { moduleUrl: t.spec.fn.moduleUrl, key: t.spec.fn.key, name: t.spec.fn.name },
-      args,
-      returnIds: t.spec.returnIds,
-      streaming: t.spec.streaming,
-      attempt: t.attempt,
-      name: t.spec.name,
-      jobId: this.jobId,
       nodeId: this.nodeId,
-      gpuIds: w.lease ? [...w.lease.gpuIds] : w.actor?.allocation ? [...w.actor.allocation.gpuIds] : [],
-      ...(t.spec.actorCreation ? { actorCreation: creationToWire(t.spec.actorCreation), actorId: t.spec.actorCreation.actorId } : {}),
-      ...(t.spec.actorId ? { actorId: t.spec.actorId, method: t.spec.method ?? '', concurrencyGroup: t.spec.concurrencyGroup ?? '' } : {}),
-      ...(t.spec.scheduling ? { scheduling: schedulingToWire(t.spec.scheduling) } : {}),
-      ...(t.spec.xlang ? { xlang: true } : {}),
+      jobId: this.jobId,
+      namespace: this.namespace,
+      python: this.opts.python,
+      objects: this.objects,
+      store: this.store,
+      get closed() {
+        return node.closed;
+      },
+      get inCluster() {
+        return node.link !== undefined;
+      },
+      nodePool: this.nodePool,
+      get runtimeEnvs() {
+        return node.runtimeEnvs;
+      },
+      leasesByKey: this.leasesByKey,
+      get workerCount() {
+        return node.workers.size;
+      },
+      cpuSlots: this.cpuSlots,
+      newLease: (key, head) => this.newLease(key, head),
+      releaseLease: (w) => this.releaseLease(w),
+      send: (w, body, fb) => this.send(w, body, fb),
+      sendObjectsRemote: (w, entries) => this.sendObjectsRemote(w, entries),
+      jobEnded: (jobId) => this.endedJobs.has(jobId),
+      namespaceOf: (owner) => this.namespaceOf(owner),
+      registerActor: (t, owner) => this.registerActor(t, owner),
+      actorFor: (actorId) => this.actors.get(this.aliases.get(actorId) ?? actorId),
+      queueActorStart: (rec) => this.queueActorStart(rec),
+      pumpActor: (rec) => this.pumpActor(rec),
+      startPendingActors: () => {
+        if (this.pendingActors.length > 0) this.startActors();
+      },
+      actorDead: (rec, info) => this.actorDead(rec, info),
+      onActorCreated: (t, status, datas) => this.onActorCreated(t, status, datas),
+      maybeStopActor: (rec) => this.maybeStopActor(rec),
+      placementGroup: (id) => this.pgs.get(id),
+      placePendingGroups: () => {
+        if (this.pendingPgs.length > 0) this.placePending();
+      },
+      nodeAlive: (nodeId) => Boolean(this.remoteNodes.get(nodeId)?.alive),
+      resolveRemoteActor: (spec, owner) => this.resolveRemoteActor(spec, owner),
+      placeRemote: (t, req) => this.placeRemote(t, req),
+      forwardTask: (t, target) => this.forwardTask(t, target),
+      forwardActorCreation: (rec, t, target) => this.forwardActorCreation(rec, t, target),
+      spillQueue: (q) => {
+        if (this.link && this.cluster.aliveCount > 1) this.spillQueue(q);
+      },
+      cancelRemote: (nodeId, objectId, force) => this.link?.existingPeer(nodeId)?.send({ cancelRequest: { objectId, force } }),
     };
   }
 
-  private argValueToWire(a: Extract<SubmitArg, { kind: 'value' }>, fb: FrameBuilder): tsray.v1.IObjectData {
-    const v = a.value;
-    return {
-      encoding: encodingToWire(v.encoding),
-      rawKind: v.rawKind,
-      inline: fb.add(v.bytes),
-      containedRefs: v.containedRefs,
-      size: v.bytes.byteLength,
-    };
-  }
+  private runtimeEnvsInstance: NodeRuntimeEnvs | undefined;
 
-  private sealReturns(t: TaskRecord, data: StoredObject): void {
-    for (const id of t.spec.returnIds) {
-      if (this.objects.get(id)?.data !== undefined) continue;
-      this.objects.seal(id, cloneStored(data));
-    }
-  }
-
-  /** A task reached its final state: seal its returns with `data` (if given) and drop its holds. */
-  private finishTask(t: TaskRecord, data: StoredObject | undefined): void {
-    if (t.state === 'done') return;
-    t.state = 'done';
-    if (t.actor && !t.spec.actorCreation) {
-      const i = t.actor.calls.indexOf(t);
-      if (i !== -1) t.actor.calls.splice(i, 1);
-    }
-    if (data) this.sealReturns(t, data);
-    if (t.env) {
-      this.runtimeEnvs.drop(t.env);
-      t.env = undefined;
-    }
-    this.tasks.delete(t.spec.taskId);
-    for (const id of t.holds) this.objects.decRef(id);
-    t.holds = [];
-    for (const id of t.items) this.objects.decRef(id);
-    t.items = [];
+  /** The node's runtime environments (agent made on first use). */
+  private get runtimeEnvs(): NodeRuntimeEnvs {
+    return (this.runtimeEnvsInstance ??= new NodeRuntimeEnvs({
+      sessionDir: this.opts.sessionDir,
+      python: this.opts.python,
+      logToDriver: this.opts.logToDriver,
+      // Multi-node: packages (workingDir, pyModules) published by other nodes come from the GCS.
+      fetchPackage: async (hash, dest) => {
+        if (!this.link) throw new Error(`package ${hash} is not on this node and there is no cluster to fetch it from`);
+        const r = await this.link.call<{ value: string | null }>('kv.get', { key: `pkg:${hash}` }, 120_000);
+        if (!r.value) throw new Error(`package ${hash} was not published to the cluster (GCS key pkg:${hash})`);
+        const tmp = `${dest}.${process.pid}.part`;
+        writeFileSync(tmp, Buffer.from(r.value, 'base64'));
+        renameSync(tmp, dest);
+      },
+    }));
   }
 
 
@@ -1551,30 +1154,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       this.scheduleDispatch();
       return;
     }
-    const pipeline = w.pipeline;
-    w.pipeline = [];
-    for (let k = 0; k < pipeline.length; k++) {
-      const t = pipeline[k]!;
-      if (t.state !== 'dispatched' || t.worker !== w) continue;
-      t.worker = undefined;
-      if (k === 0) {
-        if (t.cancelled) {
-          this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: t.cancelled.forced }));
-        } else if (t.retriesLeft !== 0) {
-          if (t.retriesLeft > 0) t.retriesLeft--;
-          t.attempt++;
-          logger().warn({ task: t.spec.name, attempt: t.attempt, detail }, 'worker died while running a task; retrying');
-          this.releaseItems(t);
-          this.enqueue(t, true);
-        } else {
-          this.finishTask(t, errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: `pid ${w.proc?.pid}, ${detail}`, attempts: t.attempt + 1 }));
-        }
-      } else if (t.cancelled) {
-        this.finishTask(t, undefined);
-      } else {
-        this.enqueue(t, true);
-      }
-    }
+    this.taskManager.onWorkerDied(w, detail);
     this.releaseWorkerHolds(w);
     // Tasks this worker submitted keep running (their refs are released above).
     if (w.lease) {
@@ -1595,11 +1175,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     w.pins.clear();
     for (const off of w.allocs) this.store.allocator.free(off);
     w.allocs.clear();
-  }
-
-  private releaseItems(t: TaskRecord): void {
-    for (const id of t.items) this.objects.decRef(id);
-    t.items = [];
   }
 
   // ---------------------------------------------------------------- socket
@@ -1667,113 +1242,10 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 
   /** @internal */
-  onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void {
-    const t = this.tasks.get(r.taskId ?? '');
-    const head = w.pipeline[0];
-    if (head && head.spec.taskId === r.taskId) w.pipeline.shift();
-    else {
-      const i = w.pipeline.findIndex((x) => x.spec.taskId === r.taskId);
-      if (i !== -1) w.pipeline.splice(i, 1);
-    }
-    const datas = (r.returns ?? []).map((od) => {
-      const d = storedFromWire(od, payloads);
-      if (d.shm) w.allocs.delete(d.shm.offset);
-      return { id: od.objectId ?? '', d };
-    });
-    if (!t || t.worker !== w || t.state !== 'dispatched' || (r.attempt ?? 0) !== t.attempt) {
-      for (const { d } of datas) this.store.release(d);
-      this.afterWorkerProgress(w);
-      return;
-    }
-    t.worker = undefined;
-    const now = performance.now();
-    const dur = now - Math.max(t.startedAt, w.lastResultAt);
-    w.lastResultAt = now;
-    const key = fnKey(t);
-    const prev = this.avgDuration.get(key);
-    this.avgDuration.set(key, prev === undefined ? dur : prev * 0.8 + dur * 0.2);
-    const status = r.status ?? tsray.v1.TaskStatus.TASK_STATUS_OK;
-    if (t.spec.actorCreation) {
-      this.onActorCreated(t, status, datas);
-      return;
-    }
-    if (t.cancelled) {
-      for (const { d } of datas) this.store.release(d);
-      this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: t.cancelled.forced }));
-    } else if (status === tsray.v1.TaskStatus.TASK_STATUS_OK) {
-      if (t.spec.streaming) {
-        // The end object holds the items; then the task's own holds are dropped.
-        const end = datas[0]!.d;
-        end.contained = [...t.items];
-        this.objects.seal(t.spec.returnIds[0]!, end);
-        this.finishTask(t, undefined);
-      } else {
-        for (const { id, d } of datas) this.objects.seal(id, d);
-        this.finishTask(t, undefined);
-      }
-    } else if (status === tsray.v1.TaskStatus.TASK_STATUS_ERROR) {
-      const re = t.spec.retryExceptions;
-      const name = r.errorName ?? '';
-      const retry = t.retriesLeft !== 0 && (re === true || (Array.isArray(re) && re.includes(name)));
-      if (retry) {
-        for (const { d } of datas) this.store.release(d);
-        if (t.retriesLeft > 0) t.retriesLeft--;
-        t.attempt++;
-        this.releaseItems(t);
-        this.enqueue(t, true);
-      } else {
-        const err = datas[0]?.d ?? errorObject({ type: 'Other', name: 'TaskError', message: `task ${t.spec.name} failed without an error object` });
-        if (t.spec.streaming) err.contained = [...t.items];
-        this.finishTask(t, err);
-        for (const { d } of datas.slice(1)) this.store.release(d);
-      }
-    } else {
-      for (const { d } of datas) this.store.release(d);
-      this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: false }));
-    }
-    if (t.actor) this.maybeStopActor(t.actor);
-    this.afterWorkerProgress(w);
-  }
+  onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void { this.taskManager.onResult(w, r, payloads); }
 
-  /**
-   * The worker's running task waits in get/wait. As Ray does, its CPUs are given back while it waits
-   * (so the tasks it waits for can run even on a full node) and the tasks queued behind it come back.
-   */
   /** @internal */
-  onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void {
-    const returned = b.returnedTaskIds ?? [];
-    for (let k = returned.length - 1; k >= 0; k--) {
-      const t = this.tasks.get(returned[k]!);
-      const i = t ? w.pipeline.indexOf(t) : -1;
-      if (!t || i === -1) continue;
-      w.pipeline.splice(i, 1);
-      t.worker = undefined;
-      if (t.cancelled) this.finishTask(t, undefined);
-      else this.enqueue(t, true);
-    }
-    const l = w.lease;
-    if (b.blocked) {
-      w.blocked = true;
-      if (l?.allocation && l.request.gpu === 0) {
-        l.pool.resources.release(l.allocation);
-        l.allocation = undefined;
-      }
-    } else {
-      w.blocked = false;
-      if (l && !l.allocation && l.request.gpu === 0) {
-        // Take the CPUs again; if they are gone meanwhile, run on unaccounted (as Ray may oversubscribe).
-        l.allocation = l.pool.resources.allocate(l.request) ?? undefined;
-      }
-    }
-    this.scheduleDispatch();
-  }
-
-  private afterWorkerProgress(w: WorkerHandle): void {
-    if (w.pipeline.length > 0 || !w.lease) return;
-    const q = this.queues.get(w.lease.key);
-    if (q && q.length > 0) return; // dispatch will feed it
-    this.releaseLease(w);
-  }
+  onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void { this.taskManager.onBlocked(w, b); }
 
   // ---------------------------------------------------------------- multi-node
 
