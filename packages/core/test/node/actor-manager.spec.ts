@@ -44,6 +44,22 @@ class FakeNode implements ActorManagerHost {
   }
 
   submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
+    const t = this.record(spec, owner);
+    if (t) this.enqueue(t);
+  }
+
+  /** Submit a call whose argument is not ready yet: it waits in the actor's calls (see argReady). */
+  submitWaiting(spec: SubmitSpec): TaskRecord {
+    return this.record(spec, undefined)!;
+  }
+
+  /** The waiting call's argument is ready. */
+  argReady(t: TaskRecord): void {
+    this.enqueue(t);
+  }
+
+  /** The actor parts of NodeRuntime.submit; undefined when the task already finished. */
+  private record(spec: SubmitSpec, owner: WorkerHandle | undefined): TaskRecord | undefined {
     const t: TaskRecord = {
       spec,
       request: ResourceRequest.fromUnits(spec.resources),
@@ -68,19 +84,19 @@ class FakeNode implements ActorManagerHost {
     const actors = this.actorManager;
     if (spec.actorCreation) {
       const rec = actors.registerActor(t, owner);
-      if (!rec) return;
+      if (!rec) return undefined;
       t.actor = rec;
     } else if (spec.actorId) {
       const rec = actors.actors.get(actors.aliases.get(spec.actorId) ?? spec.actorId);
       if (!rec || rec.state === 'dead') {
         this.finishTask(t, errorObject({ type: 'ActorDiedError', info: rec?.death ?? unknownActor(spec.actorId, spec.fn.name) }));
-        return;
+        return undefined;
       }
       t.actor = rec;
       t.retriesLeft = rec.creation.maxTaskRetries;
       rec.calls.push(t);
     }
-    this.enqueue(t);
+    return t;
   }
 
   finishTask(t: TaskRecord, data: StoredObject | undefined): void {
@@ -243,27 +259,34 @@ describe('ActorManager: restarts', () => {
   it('runs calls submitted while restarting after the new constructor, in submission order', () => {
     const node = new FakeNode();
     const rec = aliveActor(node, { maxRestarts: 1, maxTaskRetries: 1 });
+    const ids = () => rec.calls.map((t) => t.spec.taskId.split('.').pop());
     node.submit(call(rec.id, 'c1'), undefined);
     node.submit(call(rec.id, 'c2'), undefined);
+    // c3 waits for an argument and holds back c4 (calls run in submission order).
+    const c3 = node.submitWaiting(call(rec.id, 'c3'));
+    node.submit(call(rec.id, 'c4'), undefined);
     const first = rec.worker!;
     expect(pipelineOf(first)).toEqual(['c1', 'c2']);
+    expect(ids()).toEqual(['c3', 'c4']);
 
     node.workerDied(first);
     expect(rec.state).toBe('restarting');
-    // Submitted while the actor restarts: held back until the new constructor ran.
-    node.submit(call(rec.id, 'c3'), undefined);
-    node.submit(call(rec.id, 'c4'), undefined);
-    expect(rec.calls.map((t) => t.spec.taskId.split('.').pop())).toEqual(['c1', 'c2', 'c3', 'c4']);
+    // The calls in flight are retried ahead of the ones that were waiting.
+    expect(ids()).toEqual(['c1', 'c2', 'c3', 'c4']);
+    node.submit(call(rec.id, 'c5'), undefined);
+    node.argReady(c3);
 
     node.dispatch();
     const second = rec.worker!;
     expect(second).not.toBe(first);
+    // Submitted while the new worker runs the constructor: held back until it is done.
+    node.submit(call(rec.id, 'c6'), undefined);
     expect(pipelineOf(second)).toEqual(['ctor']);
     node.constructed(rec);
     expect(rec.state).toBe('alive');
-    expect(pipelineOf(second)).toEqual(['c1', 'c2', 'c3', 'c4']);
-    // The retried calls count one more attempt; the new ones none.
-    expect(second.pipeline.map((t) => t.attempt)).toEqual([1, 1, 0, 0]);
+    expect(pipelineOf(second)).toEqual(['c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
+    // The retried calls count one more attempt; the others none.
+    expect(second.pipeline.map((t) => t.attempt)).toEqual([1, 1, 0, 0, 0, 0]);
     expect(rec.restartsLeft).toBe(0);
   });
 
