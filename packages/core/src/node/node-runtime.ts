@@ -11,15 +11,14 @@ import { ClusterView, NodeResources, ResourceRequest, schedule, type ScheduleOpt
 import { reserve, validateBundles, validateStrategy, type Reservation } from '@tsray/placement';
 import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
 import { errorFromPayload, type ErrorPayload } from '../error-payload.js';
-import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
+import { AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
-import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
+import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
 import type { PendingDemand } from '../state-api.js';
 import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
 import { deserialize as v8deserialize } from 'node:v8';
-import { xlangDecode } from '../xlang.js';
 import { encodingFromWire, encodingToWire, FrameBuilder, storedFromWire } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
@@ -33,10 +32,11 @@ import { RouterServer } from '../router-server.js';
 import { ClusterLink, type PeerConnection } from '../cluster/link.js';
 import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
 import { WorkerHandle, type ActorRecord, type Lease, type PgRecord, type Pool, type TaskRecord } from './records.js';
-import { chunkCheck, ENC_ERROR, errorObject, isPython, processAlive, taskIdOf, unknownActor } from './node-support.js';
+import { chunkCheck, ENC_ERROR, errorObject, isPython, processAlive, taskIdOf } from './node-support.js';
 import { specToWire } from './task-codec.js';
 import { NODE_MESSAGE_HANDLERS, type NodeMessageHost } from './node-messages.js';
 import { TaskManager, type TaskManagerHost } from './task-manager.js';
+import { ActorManager } from './actor-manager.js';
 
 /** Options of the node runtime (from `init()`). */
 export interface NodeRuntimeOptions {
@@ -105,26 +105,22 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   private readonly cpuSlots: number;
   private readonly abort = new AbortController();
   private readonly reaper: NodeJS.Timeout;
-  private readonly actors = new Map<string, ActorRecord>();
-  /** `${namespace}\0${name}` -> actor id. */
-  private readonly names = new Map<string, string>();
-  /** Handle ids created with getIfExists -> the existing actor's id. */
-  private readonly aliases = new Map<string, string>();
-  private readonly pendingActors: ActorRecord[] = [];
+  /** Actors: records, names, creation, restarts (node/actor-manager.ts). */
+  private readonly actorManager: ActorManager;
   readonly namespace: string;
   private readonly pgs = new Map<string, PgRecord>();
   private readonly pendingPgs: PgRecord[] = [];
-  private readonly cluster = new ClusterView();
+  /** @internal */ readonly cluster = new ClusterView();
   /** This node alone: placement groups are reserved on the node that creates them (this release). */
   private readonly localView = new ClusterView();
-  private readonly nodePool: Pool;
+  /** @internal */ readonly nodePool: Pool;
   private readonly startedAt = Date.now();
   /** The cluster token (proved by every connection). */
   readonly token: string;
   private readonly verifier: TokenVerifier;
   /** tcp://host:port for other nodes and remote drivers (multi-node). */
   tcpAddress = '';
-  private link: ClusterLink | undefined;
+  /** @internal */ link: ClusterLink | undefined;
   /** Other nodes: wire info by id. */
   private readonly remoteNodes = new Map<string, tsray.v1.INodeInfo>();
   /** Tasks forwarded to each node. */
@@ -138,11 +134,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   private readonly publishedPackages = new Set<string>();
   /** Sends to a node waiting behind a package being published (per target node, in order). */
   private readonly peerQueue = new Map<string, Promise<void>>();
-  /** Calls to actors not known here yet (resolving through the GCS), in order. */
-  private readonly unresolvedCalls = new Map<string, TaskRecord[]>();
 
   private readonly taskManager: TaskManager;
-  private get tasks(): Map<string, TaskRecord> { return this.taskManager.tasks; }
+  /** @internal */ get tasks(): Map<string, TaskRecord> { return this.taskManager.tasks; }
   private get queues(): Map<string, Deque<TaskRecord>> { return this.taskManager.queues; }
   private get feasibilityChecked(): Set<string> { return this.taskManager.feasibilityChecked; }
   private get dirtyWorkers(): Set<WorkerHandle> { return this.taskManager.dirtyWorkers; }
@@ -184,6 +178,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.reaper.unref();
     // ---- components (split)
     this.taskManager = new TaskManager(this.taskManagerHost());
+    this.actorManager = new ActorManager(this);
   }
 
   /** Start a node runtime (binds its socket). */
@@ -370,17 +365,17 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- tasks (TaskManager)
 
-  private submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.taskManager.submit(spec, owner); }
-  private enqueue(t: TaskRecord, front = false): void { this.taskManager.enqueue(t, front); }
-  private warnIfInfeasible(key: string, what: string, request: ResourceRequest, pool: Pool): void { this.taskManager.warnIfInfeasible(key, what, request, pool); }
+  /** @internal */ submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.taskManager.submit(spec, owner); }
+  /** @internal */ enqueue(t: TaskRecord, front = false): void { this.taskManager.enqueue(t, front); }
+  /** @internal */ warnIfInfeasible(key: string, what: string, request: ResourceRequest, pool: Pool): void { this.taskManager.warnIfInfeasible(key, what, request, pool); }
   /** @internal */
   scheduleDispatch(): void {
     this.taskManager.scheduleDispatch();
   }
-  private assign(t: TaskRecord, w: WorkerHandle): void { this.taskManager.assign(t, w); }
-  private scheduleFlush(): void { this.taskManager.scheduleFlush(); }
-  private sealReturns(t: TaskRecord, data: StoredObject): void { this.taskManager.sealReturns(t, data); }
-  private finishTask(t: TaskRecord, data: StoredObject | undefined): void { this.taskManager.finishTask(t, data); }
+  /** @internal */ assign(t: TaskRecord, w: WorkerHandle): void { this.taskManager.assign(t, w); }
+  /** @internal */ scheduleFlush(): void { this.taskManager.scheduleFlush(); }
+  /** @internal */ sealReturns(t: TaskRecord, data: StoredObject): void { this.taskManager.sealReturns(t, data); }
+  /** @internal */ finishTask(t: TaskRecord, data: StoredObject | undefined): void { this.taskManager.finishTask(t, data); }
 
   /** A lease for the queue `key` whose head is `head` (a reused idle worker of the same kind, or a new one). */
   private newLease(key: string, head: TaskRecord): Lease | undefined {
@@ -499,7 +494,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   private runtimeEnvsInstance: NodeRuntimeEnvs | undefined;
 
   /** The node's runtime environments (agent made on first use). */
-  private get runtimeEnvs(): NodeRuntimeEnvs {
+  /** @internal */ get runtimeEnvs(): NodeRuntimeEnvs {
     return (this.runtimeEnvsInstance ??= new NodeRuntimeEnvs({
       sessionDir: this.opts.sessionDir,
       python: this.opts.python,
@@ -519,357 +514,23 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- actors
 
+  private get actors(): Map<string, ActorRecord> { return this.actorManager.actors; }
+  private get aliases(): Map<string, string> { return this.actorManager.aliases; }
+  private get pendingActors(): ActorRecord[] { return this.actorManager.pendingActors; }
   /** @internal */
-  namespaceOf(w: WorkerHandle): string {
-    if (w.kind !== 'worker') return w.namespace || this.namespace;
-    return w.pipeline[0]?.namespace ?? w.actor?.namespace ?? this.namespace;
-  }
-
-  createActor(spec: SubmitSpec): string {
-    const c = spec.actorCreation!;
-    const ns = c.namespace || this.namespace;
-    if (c.name) {
-      const existing = this.liveActorByName(ns, c.name);
-      if (existing) {
-        if (c.getIfExists) return existing.id;
-        throw new ActorNameTakenError(c.name, ns);
-      }
-    }
-    this.submit(spec, undefined);
-    return c.actorId;
-  }
-
-  private liveActorByName(ns: string, name: string): ActorRecord | undefined {
-    const id = this.names.get(`${ns}\0${name}`);
-    const rec = id ? this.actors.get(id) : undefined;
-    return rec && rec.state !== 'dead' ? rec : undefined;
-  }
-
-  /** Record an actor for its creation task; undefined if the task already failed (name taken). */
-  private registerActor(t: TaskRecord, owner: WorkerHandle | undefined): ActorRecord | undefined {
-    const c = t.spec.actorCreation!;
-    const ns = c.namespace || (owner ? this.namespaceOf(owner) : this.namespace);
-    const death = (reason: string, detail: string): ActorDeathInfo => ({ actorId: c.actorId, className: c.className, reason, detail });
-    if (c.name) {
-      const existing = this.liveActorByName(ns, c.name);
-      if (existing) {
-        if (c.getIfExists) {
-          this.aliases.set(c.actorId, existing.id);
-          this.finishTask(t, errorObject({ type: 'Other', name: 'Alias', message: 'getIfExists: existing actor used' }));
-          return undefined;
-        }
-        const dead: ActorRecord = this.newActorRecord(t, ns);
-        dead.state = 'dead';
-        dead.death = death('name_taken', new ActorNameTakenError(c.name, ns).message);
-        this.actors.set(c.actorId, dead);
-        this.finishTask(t, errorObject({ type: 'ActorDiedError', info: dead.death }));
-        return undefined;
-      }
-    }
-    const rec = this.newActorRecord(t, ns);
-    this.actors.set(rec.id, rec);
-    if (c.name) {
-      rec.nameKey = `${ns}\0${c.name}`;
-      this.names.set(rec.nameKey, rec.id);
-    }
-    // Constructor arguments are kept for restarts.
-    rec.ctorHolds = [...t.holds];
-    for (const id of rec.ctorHolds) this.objects.incRef(id);
-    this.gcsActorRegister(rec, owner?.kind === 'peer');
-    return rec;
-  }
-
-  private newActorRecord(t: TaskRecord, ns: string): ActorRecord {
-    const c = t.spec.actorCreation!;
-    return {
-      id: c.actorId,
-      creation: c,
-      spec: t.spec,
-      schedule: t.request,
-      hold: c.holdRequest ?? ResourceRequest.fromUnits(c.hold),
-      namespace: ns,
-      state: 'pending',
-      worker: undefined,
-      allocation: undefined,
-      restartsLeft: c.maxRestarts,
-      pool: undefined,
-      calls: [],
-      death: undefined,
-      terminating: false,
-      killed: false,
-      ctorHolds: [],
-      nameKey: undefined,
-      remoteNode: undefined,
-      proxy: false,
-      jobId: t.jobId,
-    };
-  }
-
-  private queueActorStart(rec: ActorRecord): void {
-    if (rec.state === 'dead') return;
-    if (!this.pendingActors.includes(rec)) this.pendingActors.push(rec);
-    this.warnIfInfeasible(`actor:${rec.schedule.key}|${rec.pool?.key ?? ''}`, `actor ${rec.creation.className}`, rec.schedule, rec.pool ?? this.nodePool);
-    this.scheduleDispatch();
-  }
-
-  /** Start pending actors whose resources fit (called from dispatch). */
-  private startActors(): void {
-    for (let i = 0; i < this.pendingActors.length; ) {
-      const rec = this.pendingActors[i]!;
-      if (rec.state === 'dead') {
-        this.pendingActors.splice(i, 1);
-        continue;
-      }
-      const pool = rec.pool ?? this.nodePool;
-      if (!pool.resources.canFit(rec.schedule)) {
-        if (this.link && !pool.pg && this.cluster.aliveCount > 1) {
-          const t = this.creationTask(rec);
-          const target = this.placeRemote(t, rec.schedule);
-          if (target) {
-            this.pendingActors.splice(i, 1);
-            this.forwardActorCreation(rec, t, target);
-            continue;
-          }
-        }
-        i++;
-        continue;
-      }
-      const allocation = pool.resources.allocate(rec.hold);
-      if (!allocation) {
-        i++;
-        continue;
-      }
-      this.pendingActors.splice(i, 1);
-      rec.allocation = allocation;
-      const w = this.startWorker(`actor:${rec.id}`, allocation.gpuIds, rec.jobId, isPython(rec.spec.fn.moduleUrl), rec.env);
-      w.actor = rec;
-      rec.worker = w;
-      rec.state = rec.state === 'restarting' ? 'restarting' : 'starting';
-      // The creation task runs first on the new worker.
-      const t = this.creationTask(rec);
-      t.state = 'dispatched';
-      t.worker = w;
-      t.startedAt = performance.now();
-      w.pipeline.push(t);
-      w.unsent.push(t);
-      this.dirtyWorkers.add(w);
-    }
-  }
-
-  /** The creation task of an actor (the original one, or a new one for a restart). */
-  private creationTask(rec: ActorRecord): TaskRecord {
-    const existing = this.tasks.get(rec.spec.taskId);
-    if (existing && existing.state !== 'done') return existing;
-    const taskId = `${rec.spec.taskId}r${rec.creation.maxRestarts - rec.restartsLeft}`;
-    const t: TaskRecord = {
-      spec: { ...rec.spec, taskId, returnIds: [] },
-      request: rec.schedule,
-      owner: undefined,
-      state: 'queued',
-      depsLeft: 0,
-      holds: [],
-      attempt: 0,
-      retriesLeft: 0,
-      worker: undefined,
-      cancelled: undefined,
-      items: [],
-      startedAt: 0,
-      namespace: rec.namespace,
-      jobId: rec.jobId,
-      actor: rec,
-      pool: rec.pool,
-      remote: undefined,
-      remoteLeft: 0,
-    };
-    this.tasks.set(taskId, t);
-    return t;
-  }
-
-  private onActorCreated(t: TaskRecord, status: tsray.v1.TaskStatus, datas: { id: string; d: StoredObject }[]): void {
-    const rec = t.actor!;
-    const w = rec.worker;
-    if (status === tsray.v1.TaskStatus.TASK_STATUS_OK) {
-      for (const { id, d } of datas) this.objects.seal(id, d);
-      this.finishTask(t, undefined);
-      if (rec.state === 'dead') return;
-      rec.state = 'alive';
-      this.gcsActorUpdate(rec, { state: 'ALIVE', hostNodeId: this.nodeId, pid: w?.proc?.pid ?? 0, numRestarts: rec.creation.maxRestarts - rec.restartsLeft });
-      this.pumpActor(rec);
-      this.maybeStopActor(rec);
-      return;
-    }
-    // The constructor threw: the actor is dead (no restart), with that error as the cause.
-    let cause: ActorDeathInfo['cause'];
-    try {
-      const d = datas[0]!.d;
-      const bytes = this.store.bytes(d);
-      const p = (d.rawKind === 'msgpack' ? xlangDecode(bytes) : v8deserialize(bytes)) as ErrorPayload;
-      if (p.type === 'TaskError') cause = p.info;
-    } catch {
-      /* no cause */
-    }
-    for (const { d } of datas) this.store.release(d);
-    const info: ActorDeathInfo = {
-      actorId: rec.id,
-      className: rec.creation.className,
-      reason: 'constructor',
-      detail: `its constructor threw ${cause ? `${cause.name}: ${cause.message}` : 'an error'}`,
-      cause,
-    };
-    this.finishTask(t, errorObject({ type: 'ActorDiedError', info }));
-    this.actorDead(rec, info);
-    if (w) this.stopWorker(w);
-  }
-
-  /** Send the actor's calls whose arguments are ready, in submission order. */
-  private pumpActor(rec: ActorRecord): void {
-    if (rec.remoteNode !== undefined && !rec.worker) {
-      // Runs on another node (or is owned by one): calls go there in order; it queues them until alive.
-      if (rec.state === 'dead') return;
-      while (rec.calls.length > 0 && rec.calls[0]!.state === 'queued') this.forwardTask(rec.calls.shift()!, rec.remoteNode);
-      return;
-    }
-    if (rec.state !== 'alive' || !rec.worker || rec.worker.state === 'dead') return;
-    const w = rec.worker;
-    while (rec.calls.length > 0) {
-      const t = rec.calls[0]!;
-      if (t.state !== 'queued') break;
-      rec.calls.shift();
-      this.assign(t, w);
-    }
-    this.scheduleFlush();
-  }
-
-  /** No handle to a non-detached actor is left: stop it once its submitted calls are done. */
-  private onUnreferenced(id: string): void {
-    const rec = this.actors.get(id);
-    if (!rec || rec.creation.detached || rec.state === 'dead') return;
-    rec.terminating = true;
-    this.maybeStopActor(rec);
-  }
-
-  private maybeStopActor(rec: ActorRecord): void {
-    if (!rec.terminating || rec.state === 'dead') return;
-    if (rec.calls.length > 0) return;
-    if (rec.remoteNode !== undefined && !rec.worker) {
-      // Let the node running it drop our hold; it stops the actor after the calls it has.
-      if (!rec.proxy) this.link?.existingPeer(rec.remoteNode)?.send({ refUpdates: { remove: [rec.id] } });
-      this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'out_of_scope', detail: 'all handles to it are gone (non-detached actors stop then)' });
-      return;
-    }
-    const w = rec.worker;
-    if (w && w.pipeline.length > 0) return;
-    this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'out_of_scope', detail: 'all handles to it are gone (non-detached actors stop then)' });
-    if (w) this.stopWorker(w);
-  }
-
-  /** The actor is dead for good: fail its pending calls, free its name and resources. */
-  private actorDead(rec: ActorRecord, info: ActorDeathInfo): void {
-    if (rec.state === 'dead') return;
-    rec.state = 'dead';
-    rec.death = info;
-    if (rec.env) {
-      this.runtimeEnvs.drop(rec.env);
-      rec.env = undefined;
-    }
-    const err = errorObject({ type: 'ActorDiedError', info });
-    for (const t of rec.calls.splice(0)) this.finishTask(t, err);
-    const i = this.pendingActors.indexOf(rec);
-    if (i !== -1) this.pendingActors.splice(i, 1);
-    if (rec.nameKey && this.names.get(rec.nameKey) === rec.id) this.names.delete(rec.nameKey);
-    if (rec.allocation) {
-      if (rec.pool?.pg?.state !== 'removed') (rec.pool ?? this.nodePool).resources.release(rec.allocation);
-      rec.allocation = undefined;
-    }
-    for (const id of rec.ctorHolds) this.objects.decRef(id);
-    rec.ctorHolds = [];
-    this.gcsActorUpdate(rec, { state: 'DEAD', deathCause: `${info.reason}: ${info.detail}` });
-    this.scheduleDispatch();
-  }
-
-  /** The actor's process died: restart it if allowed, retry or fail the calls in flight. */
-  private actorWorkerDied(rec: ActorRecord, w: WorkerHandle, detail: string): void {
-    rec.worker = undefined;
-    if (rec.allocation) {
-      if (rec.pool?.pg?.state !== 'removed') (rec.pool ?? this.nodePool).resources.release(rec.allocation);
-      rec.allocation = undefined;
-    }
-    const inflight = w.pipeline.filter((t) => t.state === 'dispatched' && t.worker === w);
-    w.pipeline = [];
-    const creating = inflight.find((t) => t.spec.actorCreation);
-    const calls = inflight.filter((t) => !t.spec.actorCreation);
-    const killed = rec.killed;
-    const canRestart = !killed && rec.state !== 'dead' && !rec.terminating && rec.restartsLeft !== 0;
-    const info: ActorDeathInfo = {
-      actorId: rec.id,
-      className: rec.creation.className,
-      reason: killed ? 'killed' : 'crashed',
-      detail: killed ? 'it was killed with kill()' : `its process (pid ${w.proc?.pid}) died: ${detail}`,
-    };
-    const err = errorObject({ type: 'ActorDiedError', info });
-    // Calls in flight: retried after the restart (maxTaskRetries), else they fail.
-    const retry: TaskRecord[] = [];
-    for (const t of calls) {
-      t.worker = undefined;
-      if (canRestart && t.retriesLeft !== 0) {
-        if (t.retriesLeft > 0) t.retriesLeft--;
-        t.attempt++;
-        t.state = 'queued';
-        retry.push(t);
-      } else {
-        this.finishTask(t, err);
-      }
-    }
-    if (creating) {
-      creating.worker = undefined;
-      if (!canRestart) this.finishTask(creating, err);
-    }
-    if (canRestart) {
-      if (rec.restartsLeft > 0) rec.restartsLeft--;
-      rec.state = 'restarting';
-      rec.calls.unshift(...retry);
-      if (creating) this.tasks.delete(creating.spec.taskId);
-      logger().warn({ actor: rec.creation.className, detail }, 'actor process died; restarting it');
-      this.queueActorStart(rec);
-    } else {
-      this.actorDead(rec, info);
-    }
-  }
-
-  async getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> {
-    const ns = namespace || this.namespace;
-    if (this.liveActorByName(ns, name) || !this.link) return this.lookupActor(name, ns);
-    const e = await this.link.call<{ actorId: string; className: string; methods: string[]; module?: string; key?: string; ownerNodeId: string; namespace: string; name: string } | null>('actor.lookup', { name, namespace: ns });
-    if (!e) throw new ActorNotFoundError(name, ns);
-    if (e.ownerNodeId !== this.nodeId) this.ensureProxy(e);
-    return { actorId: e.actorId, className: e.className, methods: e.methods, module: e.module ?? '', key: e.key ?? '' };
-  }
-
-  private lookupActor(name: string, ns: string): ActorInfoData {
-    const rec = this.liveActorByName(ns, name);
-    if (!rec) throw new ActorNotFoundError(name, ns);
-    return { actorId: rec.id, className: rec.creation.className, methods: rec.creation.methods, module: rec.spec.fn.moduleUrl, key: rec.spec.fn.key };
-  }
-
-  killActor(actorId: string, noRestart: boolean): void {
-    const rec = this.actors.get(this.aliases.get(actorId) ?? actorId);
-    if (!rec) throw new ActorNotFoundError(actorId, '(by id)');
-    if (rec.state === 'dead') {
-      throw new ActorDiedError(rec.death!);
-    }
-    if (noRestart) rec.killed = true;
-    if (rec.remoteNode !== undefined && !rec.worker) {
-      this.link?.existingPeer(rec.remoteNode)?.send({ killActor: { actorId: rec.id, noRestart } });
-      if (!this.link?.existingPeer(rec.remoteNode)) this.peerFor(rec.remoteNode).send({ killActor: { actorId: rec.id, noRestart } });
-      if (noRestart) this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: 'it was killed with kill()' });
-      return;
-    }
-    const w = rec.worker;
-    if (w && w.state !== 'dead') w.kill('SIGKILL');
-    else if (noRestart) {
-      this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: 'it was killed with kill() before it started' });
-    }
-  }
+  namespaceOf(w: WorkerHandle): string { return this.actorManager.namespaceOf(w); }
+  createActor(spec: SubmitSpec): string { return this.actorManager.createActor(spec); }
+  private registerActor(t: TaskRecord, owner: WorkerHandle | undefined): ActorRecord | undefined { return this.actorManager.registerActor(t, owner); }
+  private queueActorStart(rec: ActorRecord): void { this.actorManager.queueActorStart(rec); }
+  private startActors(): void { this.actorManager.startActors(); }
+  private onActorCreated(t: TaskRecord, status: tsray.v1.TaskStatus, datas: { id: string; d: StoredObject }[]): void { this.actorManager.onActorCreated(t, status, datas); }
+  private pumpActor(rec: ActorRecord): void { this.actorManager.pumpActor(rec); }
+  private onUnreferenced(id: string): void { this.actorManager.onUnreferenced(id); }
+  private maybeStopActor(rec: ActorRecord): void { this.actorManager.maybeStopActor(rec); }
+  private actorDead(rec: ActorRecord, info: ActorDeathInfo): void { this.actorManager.actorDead(rec, info); }
+  private actorWorkerDied(rec: ActorRecord, w: WorkerHandle, detail: string): void { this.actorManager.actorWorkerDied(rec, w, detail); }
+  getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> { return this.actorManager.getActor(name, namespace); }
+  killActor(actorId: string, noRestart: boolean): void { this.actorManager.killActor(actorId, noRestart); }
 
 
   // ---------------------------------------------------------------- placement groups
@@ -1022,7 +683,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- workers
 
-  private startWorker(gpuKey: string, gpuIds: readonly string[], jobId: string, python = false, runtimeEnv?: EnvEntry): WorkerHandle {
+  /** @internal */ startWorker(gpuKey: string, gpuIds: readonly string[], jobId: string, python = false, runtimeEnv?: EnvEntry): WorkerHandle {
     const id = `w${this.workerSeq++}-${process.pid}`;
     const launch = runtimeEnv ? this.runtimeEnvs.launch(runtimeEnv, python ? 'python' : 'node') : undefined;
     const env: Record<string, string> = { TSRAY_TOKEN: this.token };
@@ -1055,7 +716,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     return w;
   }
 
-  private stopWorker(w: WorkerHandle): void {
+  /** @internal */ stopWorker(w: WorkerHandle): void {
     if (w.state === 'dead') return;
     if (w.state === 'ready') this.send(w, { shutdown: { reason: 'idle' } });
     else w.kill('SIGTERM');
@@ -1346,7 +1007,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
    * Where a task or actor goes when this node is part of a cluster: undefined = here. Work that other
    * nodes forwarded here stays here (no chains of forwarding).
    */
-  private placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined {
+  /** @internal */ placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined {
     if (!this.link || this.cluster.aliveCount <= 1 || t.owner?.kind === 'peer' || t.spec.streaming) return undefined;
     const sc = t.spec.scheduling;
     let strategy: SchedulingStrategy = 'DEFAULT';
@@ -1388,7 +1049,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     }
   }
 
-  private peerFor(nodeId: string): PeerConnection {
+  /** @internal */ peerFor(nodeId: string): PeerConnection {
     const n = this.remoteNodes.get(nodeId);
     if (!n || !this.link) throw new RuntimeStateError(`node ${nodeId} is not in the cluster`);
     return this.link.peer(nodeId, n.address ?? '');
@@ -1432,7 +1093,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 
   /** Send a task to another node: its argument objects first, then the task; its returns come back. */
-  private forwardTask(t: TaskRecord, target: string): void {
+  /** @internal */ forwardTask(t: TaskRecord, target: string): void {
     const env = t.spec.runtimeEnv ? this.publishEnv(t.spec.runtimeEnv, t.jobId) : undefined;
     const pending = this.peerQueue.get(target);
     if (env || pending) {
@@ -1706,7 +1367,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 
   /** Forward an actor's creation to the node chosen for it. */
-  private forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void {
+  /** @internal */ forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void {
     rec.remoteNode = target;
     rec.pool = this.nodePool;
     if (rec.state === 'pending') rec.state = 'starting';
@@ -1776,41 +1437,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.scheduleDispatch();
   }
 
-  /** An actor this node owns lost its node: restart it elsewhere if allowed. */
-  private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void {
-    rec.remoteNode = undefined;
-    const creating = inflight.find((t) => t.spec.actorCreation);
-    const calls = inflight.filter((t) => !t.spec.actorCreation);
-    const canRestart = !rec.killed && !rec.terminating && rec.restartsLeft !== 0;
-    const info: ActorDeathInfo = { actorId: rec.id, className: rec.creation.className, reason: 'crashed', detail };
-    const err = errorObject({ type: 'ActorDiedError', info });
-    const retry: TaskRecord[] = [];
-    for (const t of calls) {
-      if (canRestart && t.retriesLeft !== 0) {
-        if (t.retriesLeft > 0) t.retriesLeft--;
-        t.attempt++;
-        t.state = 'queued';
-        retry.push(t);
-      } else this.finishTask(t, err);
-    }
-    if (creating) {
-      this.finishTask(creating, canRestart ? undefined : err);
-      this.tasks.delete(creating.spec.taskId);
-    }
-    if (!canRestart) {
-      this.actorDead(rec, info);
-      return;
-    }
-    if (rec.restartsLeft > 0) rec.restartsLeft--;
-    rec.state = 'restarting';
-    rec.calls.unshift(...retry);
-    logger().warn({ actor: rec.creation.className, detail }, 'actor lost its node; restarting it');
-    this.gcsActorUpdate(rec, { state: 'RESTARTING' });
-    const t = this.creationTask(rec);
-    t.state = 'deps';
-    t.pool = undefined;
-    this.enqueue(t);
-  }
+  private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void { this.actorManager.remoteActorDied(rec, inflight, detail); }
 
   /**
    * Phase one of a group spanning nodes: each other node reserves its bundles now (a sub-group with the
@@ -1893,130 +1520,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     t.unref();
   }
 
-  /** Tell the GCS about an actor's state (fire and forget). */
-  private gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void {
-    if (!this.link || rec.proxy) return;
-    this.link.call('actor.update', { actorId: rec.id, ...fields }).catch(() => undefined);
-  }
-
-  /** Register a new actor in the GCS directory; a name taken on another node kills it. */
-  private gcsActorRegister(rec: ActorRecord, ownerIsPeer: boolean): void {
-    if (!this.link || rec.proxy) return;
-    if (ownerIsPeer) {
-      this.gcsActorUpdate(rec, { hostNodeId: this.nodeId, state: 'STARTING' });
-      return;
-    }
-    const c = rec.creation;
-    this.link
-      .call('actor.register', {
-        actorId: rec.id,
-        name: c.name,
-        namespace: rec.namespace,
-        className: c.className,
-        methods: c.methods,
-        module: rec.spec.fn.moduleUrl,
-        key: rec.spec.fn.key,
-        ownerNodeId: this.nodeId,
-        hostNodeId: this.nodeId,
-        state: 'PENDING',
-        pid: 0,
-        numRestarts: 0,
-        detached: c.detached,
-      })
-      .catch((e: Error) => {
-        if (rec.state === 'dead') return;
-        const info: ActorDeathInfo = { actorId: rec.id, className: c.className, reason: 'name_taken', detail: e.message };
-        const w = rec.worker;
-        if (rec.remoteNode) this.link?.existingPeer(rec.remoteNode)?.send({ killActor: { actorId: rec.id, noRestart: true } });
-        rec.killed = true;
-        this.actorDead(rec, info);
-        if (w) w.kill('SIGKILL');
-      });
-  }
-
-  /** Calls on a handle from another node: look the actor up in the GCS, then submit them in order. */
-  private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
-    const id = spec.actorId!;
-    let list = this.unresolvedCalls.get(id);
-    if (list) {
-      list.push({ spec, owner } as unknown as TaskRecord);
-      return;
-    }
-    this.unresolvedCalls.set(id, (list = [{ spec, owner } as unknown as TaskRecord]));
-    const flush = () => {
-      const calls = this.unresolvedCalls.get(id) ?? [];
-      this.unresolvedCalls.delete(id);
-      if (!this.actors.has(id)) {
-        // Unknown everywhere: record it dead so these (and later) calls fail with ActorDiedError.
-        this.ensureProxy({ actorId: id, className: spec.fn.name, methods: [], ownerNodeId: '', namespace: this.namespace, name: '' });
-        this.actors.get(id)!.state = 'dead';
-        this.actors.get(id)!.death = unknownActor(id, spec.fn.name);
-      }
-      for (const c of calls) this.submit(c.spec, c.owner);
-    };
-    this.link!.call<{ actorId: string; className: string; methods: string[]; module?: string; key?: string; ownerNodeId: string; namespace: string; name: string } | null>('actor.lookup', { actorId: id }).then(
-      (e) => {
-        if (e && e.ownerNodeId !== this.nodeId) this.ensureProxy(e);
-        flush();
-      },
-      () => flush(),
-    );
-  }
-
-  /** A stand-in for an actor another node owns: calls made here go to that node. */
-  private ensureProxy(e: { actorId: string; className: string; methods: string[]; module?: string; key?: string; ownerNodeId: string; namespace: string; name: string }): void {
-    const existing = this.actors.get(e.actorId);
-    if (existing && existing.state !== 'dead') return;
-    const creation: ActorCreation = {
-      actorId: e.actorId,
-      className: e.className,
-      methods: e.methods,
-      name: '',
-      namespace: e.namespace,
-      detached: true,
-      getIfExists: false,
-      maxRestarts: 0,
-      maxTaskRetries: 0,
-      maxConcurrency: 1,
-      concurrencyGroups: [],
-      hold: new Map(),
-      isAsync: false,
-    };
-    const spec: SubmitSpec = {
-      taskId: `${e.actorId}.proxy`,
-      fn: { moduleUrl: e.module ?? '', key: e.key ?? '', name: e.className },
-      args: [],
-      resources: new Map(),
-      numReturns: 0,
-      streaming: false,
-      maxRetries: 0,
-      retryExceptions: false,
-      returnIds: [],
-      name: e.className,
-    };
-    this.actors.set(e.actorId, {
-      id: e.actorId,
-      creation,
-      spec,
-      schedule: ResourceRequest.fromUnits(new Map()),
-      hold: ResourceRequest.fromUnits(new Map()),
-      namespace: e.namespace,
-      state: 'alive',
-      worker: undefined,
-      allocation: undefined,
-      restartsLeft: 0,
-      pool: this.nodePool,
-      calls: [],
-      death: undefined,
-      terminating: false,
-      killed: false,
-      ctorHolds: [],
-      nameKey: undefined,
-      remoteNode: e.ownerNodeId,
-      proxy: true,
-      jobId: '',
-    });
-  }
+  private gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void { this.actorManager.gcsActorUpdate(rec, fields); }
+  private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.actorManager.resolveRemoteActor(spec, owner); }
 
   /** Control calls from the GCS. */
   private onGcsCall(method: string, arg: unknown): unknown {
