@@ -2,7 +2,7 @@
  * Fakes for the unit tests of ObjectTransfer and ClusterForwarder: an in-memory store with a small
  * arena, a peer that records what it is sent, and task records.
  */
-import { decodeMessage, type EnvelopeBody } from '@tsray/protocol';
+import type { EnvelopeBody, tsray } from '@tsray/protocol';
 import { ResourceRequest } from '@tsray/scheduler';
 import type { PeerConnection } from '../../src/cluster/link.js';
 import type { StoredObject } from '../../src/node/object-table.js';
@@ -59,7 +59,8 @@ export class FakeStore implements TransferStore {
 /** One message as a peer received it. */
 export interface SentMessage {
   kind: string;
-  body: EnvelopeBody;
+  /** The message's body (every field optional, so a test can read the one it expects). */
+  body: tsray.v1.Envelope.$Properties;
   frames: Uint8Array[];
 }
 
@@ -72,16 +73,10 @@ export function kindOf(body: EnvelopeBody): string {
 export function recordingPeer(log: SentMessage[] = []): { peer: PeerConnection; log: SentMessage[] } {
   const peer = {
     send(body: EnvelopeBody, frames?: Uint8Array[]) {
-      log.push({ kind: kindOf(body), body, frames: frames ?? [] });
+      log.push({ kind: kindOf(body), body: body as tsray.v1.Envelope.$Properties, frames: frames ?? [] });
     },
   } as unknown as PeerConnection;
   return { peer, log };
-}
-
-/** Decode a message as framed on the wire (header frame + payload frames). */
-export function decodeWire(frames: Buffer[]): { kind: string; payloads: Buffer[] } {
-  const m = decodeMessage(frames);
-  return { kind: m.kind, payloads: m.payloads };
 }
 
 /** A pending task record (no worker), `returns` return ids. */

@@ -21,13 +21,13 @@ const CHUNK = 1024;
 function node(capacity = 64 * 1024) {
   const store = new FakeStore(capacity);
   const objects = new ObjectTable((d) => store.release(d));
-  const sent: { to: string; body: EnvelopeBody; frames: Buffer[] }[] = [];
+  const sent: { to: string; body: tsray.v1.Envelope.$Properties; frames: Buffer[] }[] = [];
   const raw: Buffer[][] = [];
   const host: ObjectTransferHost = {
     objects,
     store,
     outbox: { send: (frames: Buffer[]) => void raw.push(frames) },
-    send: (w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder) => void sent.push({ to: w.id, body, frames: (fb?.frames() ?? []) as Buffer[] }),
+    send: (w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder) => void sent.push({ to: w.id, body: body as tsray.v1.Envelope.$Properties, frames: (fb?.frames() ?? []) as Buffer[] }),
     unpinView: (id) => objects.unpin(id),
   };
   /** Seal an object held by someone (an unheld object is freed at once). */
