@@ -96,7 +96,7 @@ export class ClusterForwarder {
   private readonly forwarded = new Map<string, Set<TaskRecord>>();
   /** Peer nodes this node could not connect to (see peerUnreachable): never scheduled to again. */
   private readonly unreachablePeers = new Set<string>();
-  /** Runtime envs with their local packages published (by job and the env's JSON). */
+  /** Runtime envs with their local packages published (by `${jobId}\0${env JSON}`; a job's entries go when it ends). */
   readonly publishedEnvs = new Map<string, Promise<string>>();
   private readonly publishedPackages = new Set<string>();
   /** Sends to a node waiting behind a package being published (per target node, in order). */
@@ -296,11 +296,6 @@ export class ClusterForwarder {
       p.catch(() => this.publishedEnvs.delete(key));
     }
     return p;
-  }
-
-  /** Forget the runtime envs a job published (a later job publishes the directories' content again). */
-  forgetPublishedEnvs(jobId: string): void {
-    for (const key of [...this.publishedEnvs.keys()]) if (key.startsWith(`${jobId}\0`)) this.publishedEnvs.delete(key);
   }
 
   /** Record `t` as forwarded to `target`; returns that node's set. */
