@@ -4,36 +4,35 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ClusterView, NodeResources, ResourceRequest, schedule, type ScheduleOptions, type SchedulingStrategy } from '@tsray/scheduler';
+import { ClusterView, NodeResources, ResourceRequest } from '@tsray/scheduler';
 import { reserve, validateBundles, validateStrategy, type Reservation } from '@tsray/placement';
 import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
-import { errorFromPayload, type ErrorPayload } from '../error-payload.js';
-import { AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
+import { errorFromPayload } from '../error-payload.js';
+import { GetTimeoutError, PlacementGroupError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
 import type { PendingDemand } from '../state-api.js';
 import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
-import { deserialize as v8deserialize } from 'node:v8';
-import { encodingFromWire, encodingToWire, FrameBuilder, storedFromWire } from '../wire.js';
+import { FrameBuilder } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
-import { INLINE_THRESHOLD, NodeStore } from './store.js';
+import { NodeStore } from './store.js';
 import { WorkerProcess } from './worker-process.js';
-import { namesLocalDirectories, NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
-import { parseRuntimeEnvJson } from '@tsray/runtime-env';
+import { NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
 import { TokenVerifier } from '../auth.js';
 import { PeerMemory } from '../peer-memory.js';
 import { RouterServer } from '../router-server.js';
-import { ClusterLink, type PeerConnection } from '../cluster/link.js';
+import type { PeerConnection } from '../cluster/link.js';
+import { ClusterForwarder, type ClusterForwarderHost, type ClusterLinkApi } from './cluster-forwarder.js';
+import { ObjectTransfer, type ObjectTransferHost } from './object-transfer.js';
 import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
 import { WorkerHandle, type ActorRecord, type Lease, type PgRecord, type Pool, type TaskRecord } from './records.js';
-import { chunkCheck, ENC_ERROR, errorObject, isPython, processAlive, taskIdOf } from './node-support.js';
-import { specToWire } from './task-codec.js';
+import { ENC_ERROR, errorObject, isPython, processAlive } from './node-support.js';
 import { NODE_MESSAGE_HANDLERS, type NodeMessageHost } from './node-messages.js';
 import { TaskManager, type TaskManagerHost } from './task-manager.js';
 import { ActorManager } from './actor-manager.js';
@@ -80,8 +79,6 @@ export interface NodeRuntimeOptions {
 }
 
 
-/** Objects above this travel between nodes in checked chunks of this size. */
-const CHUNK_BYTES = Number(process.env['TSRAY_TRANSFER_CHUNK_BYTES'] ?? 8 * 1024 * 1024);
 /** TSRAY_TRACE=1 prints every message the node sends and receives (debugging). */
 const TRACE = process.env['TSRAY_TRACE'] === '1';
 
@@ -120,20 +117,10 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   private readonly verifier: TokenVerifier;
   /** tcp://host:port for other nodes and remote drivers (multi-node). */
   tcpAddress = '';
-  /** @internal */ link: ClusterLink | undefined;
-  /** Other nodes: wire info by id. */
-  private readonly remoteNodes = new Map<string, tsray.v1.INodeInfo>();
-  /** Tasks forwarded to each node. */
-  private readonly forwarded = new Map<string, Set<TaskRecord>>();
-  /** Peer nodes this node could not connect to (see peerUnreachable): never scheduled to again. */
-  private readonly unreachablePeers = new Set<string>();
-  /** Chunked objects being received. */
-  private readonly incoming = new Map<string, { data: StoredObject; got: number; buf: Buffer | undefined; from: string }>();
-  /** Runtime envs with their local packages published (by the env's JSON). */
-  private readonly publishedEnvs = new Map<string, Promise<string>>();
-  private readonly publishedPackages = new Set<string>();
-  /** Sends to a node waiting behind a package being published (per target node, in order). */
-  private readonly peerQueue = new Map<string, Promise<void>>();
+  /** Multi-node: the other nodes, work forwarded to them, their deaths (see cluster-forwarder.ts). */
+  private readonly forwarder: ClusterForwarder;
+  /** Objects to other nodes and remote drivers, chunked objects arriving (see object-transfer.ts). */
+  private readonly transfer: ObjectTransfer;
 
   private readonly taskManager: TaskManager;
   /** @internal */ get tasks(): Map<string, TaskRecord> { return this.taskManager.tasks; }
@@ -179,6 +166,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     // ---- components (split)
     this.taskManager = new TaskManager(this.taskManagerHost());
     this.actorManager = new ActorManager(this);
+    this.transfer = new ObjectTransfer(this.objectTransferHost());
+    this.forwarder = new ClusterForwarder(this.clusterForwarderHost(), { sessionDir: opts.sessionDir, isHead: opts.isHead, labels: opts.labels, headLostTimeoutMs: opts.headLostTimeoutMs, onFatal: opts.onFatal });
   }
 
   /** Start a node runtime (binds its socket). */
@@ -908,533 +897,71 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */
   onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void { this.taskManager.onBlocked(w, b); }
 
-  // ---------------------------------------------------------------- multi-node
+  // ---------------------------------------------------------------- multi-node (split: cluster-forwarder.ts, object-transfer.ts)
 
-  /** Register with the head's GCS and keep the cluster view current. */
-  private async joinCluster(gcsAddress: string): Promise<void> {
-    const totals = [...this.resources.total].map(([name, units]) => ({ name, units }));
-    const info: tsray.v1.INodeInfo = {
+  /** @internal */ get link(): ClusterLinkApi | undefined { return this.forwarder.link; }
+  private get remoteNodes(): Map<string, tsray.v1.INodeInfo> { return this.forwarder.remoteNodes; }
+  private get publishedEnvs(): Map<string, Promise<string>> { return this.forwarder.publishedEnvs; }
+  private joinCluster(gcsAddress: string): Promise<void> { return this.forwarder.joinCluster(gcsAddress); }
+  /** @internal */ placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined { return this.forwarder.placeRemote(t, req); }
+  private spillQueue(q: Deque<TaskRecord>): void { this.forwarder.spillQueue(q); }
+  /** @internal */ peerFor(nodeId: string): PeerConnection { return this.forwarder.peerFor(nodeId); }
+  /** @internal */ forwardTask(t: TaskRecord, target: string): void { this.forwarder.forwardTask(t, target); }
+  /** @internal */ forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void { this.forwarder.forwardActorCreation(rec, t, target); }
+  /** @internal */ sendObjectsRemote(w: WorkerHandle, entries: ObjectEntry[]): void { this.transfer.sendObjectsRemote(w, entries); }
+  /** @internal */ toArena(d: StoredObject): StoredObject { return this.transfer.toArena(d); }
+  /** @internal */ onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined { return this.transfer.onChunk(from, c, payload); }
+
+  /** The node as its object transfer sees it. */
+  private objectTransferHost(): ObjectTransferHost {
+    const node = this;
+    return {
+      get objects() { return node.objects; },
+      get store() { return node.store; },
+      sendFrames: (w, body, frames) => {
+        if (w.state !== 'dead') this.server.send(w.identity, body, frames);
+      },
+      send: (w, body, fb) => this.send(w, body, fb),
+      unpinView: (id) => this.unpinView(id),
+    };
+  }
+
+  /** The node as its cluster forwarder sees it (read at call time: other components own some of it). */
+  private clusterForwarderHost(): ClusterForwarderHost {
+    const node = this;
+    return {
       nodeId: this.nodeId,
-      address: this.tcpAddress,
-      hostname: hostname(),
-      pid: process.pid,
-      isHead: this.opts.isHead === true,
-      total: totals,
-      available: totals,
-      labels: this.opts.labels ?? {},
-      alive: true,
-      startTimeMs: Date.now(),
-      gpuIds: [...this.resources.gpuIds],
-      localAddress: this.address,
-      sessionDir: this.opts.sessionDir,
-    };
-    this.link = new ClusterLink(
-      {
-        gcsAddress,
-        token: this.token,
-        node: info,
-        ...(this.opts.headLostTimeoutMs !== undefined ? { headLostTimeoutMs: this.opts.headLostTimeoutMs } : {}),
-        available: () => ({
-          amounts: [...this.resources.available()].map(([name, units]) => ({ name, units })),
-          gpuFree: this.resources.gpuFreeUnits(),
-        }),
+      address: this.address,
+      get tcpAddress() { return node.tcpAddress; },
+      token: this.token,
+      get resources() { return node.resources; },
+      get cluster() { return node.cluster; },
+      get objects() { return node.objects; },
+      get store() { return node.store; },
+      get nodePool() { return node.nodePool; },
+      get transfer() { return node.transfer; },
+      task: (taskId) => this.tasks.get(taskId),
+      hasQueuedWork: () => [...this.queues.values()].some((q) => q.length > 0),
+      finishTask: (t, data) => this.finishTask(t, data),
+      enqueue: (t, front) => this.enqueue(t, front),
+      scheduleDispatch: () => this.scheduleDispatch(),
+      resetFeasibility: () => this.feasibilityChecked.clear(),
+      actorRecords: () => this.actors.values(),
+      actorDead: (rec, info) => this.actorDead(rec, info),
+      remoteActorDied: (rec, inflight, detail) => this.remoteActorDied(rec, inflight, detail),
+      pumpActor: (rec) => this.pumpActor(rec),
+      maybeStopActor: (rec) => this.maybeStopActor(rec),
+      gcsActorUpdate: (rec, fields) => this.gcsActorUpdate(rec, fields),
+      placementGroup: (id) => this.pgs.get(id),
+      onRemotePgPart: (pg, from, d) => this.onRemotePgPart(pg, from, d),
+      peerClientGone: (nodeId, why) => {
+        const peerHandle = this.workers.get(`peer:${nodeId}`);
+        if (peerHandle) this.clientGone(peerHandle, why);
       },
-      {
-        onNodeTable: (t) => this.onNodeTable(t),
-        onGcsCall: (m, a) => this.onGcsCall(m, a),
-        onPeerMessage: (id, kind, env, payloads) => this.onPeerMessage(id, kind, env, payloads),
-        onFatal: (msg) => this.opts.onFatal?.(msg),
-        onPeerUnreachable: (id, why) => this.peerUnreachable(id, why),
-      },
-    );
-    const timeoutMs = Number(process.env['TSRAY_JOIN_TIMEOUT_MS'] ?? 15_000);
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        this.link.ready.catch((e: Error) => {
-          throw new AuthenticationError(e.message);
-        }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new ConnectionError(`the head at ${gcsAddress} is unreachable: no answer within ${timeoutMs / 1000} s (is "tsray start --head" running there, and is the port open?)`)),
-            timeoutMs,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Pids, addresses and liveness of the other nodes from the GCS. */
-  private onNodeTable(t: tsray.v1.INodeTable): void {
-    const nodes = t.nodes ?? [];
-    let joined = false;
-    for (let i = 0; i < nodes.length; i++) {
-      const n = nodes[i]!;
-      const id = n.nodeId ?? '';
-      if (id === this.nodeId || !id) continue;
-      const prev = this.remoteNodes.get(id);
-      this.remoteNodes.set(id, n);
-      let view = this.cluster.get(id);
-      if (!view) {
-        const total = Object.fromEntries((n.total ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0) / 10_000]));
-        try {
-          view = new NodeResources(total, { labels: n.labels ?? {}, ...(n.gpuIds?.length ? { gpuIds: n.gpuIds } : {}) });
-        } catch (e) {
-          logger().warn({ node: id, err: e }, 'ignoring a node with a bad resource table');
-          continue;
-        }
-        this.cluster.addNode(id, view, { alive: n.alive === true });
-        this.feasibilityChecked.clear();
-        joined = true;
-      }
-      if (n.alive) {
-        const avail = new Map((n.available ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0)] as [string, number]));
-        const gpuFree = (t.gpuFree?.[i]?.units ?? []).map(Number);
-        view.setAvailable(avail, gpuFree.length ? gpuFree : undefined);
-      }
-      const alive = n.alive === true && !this.unreachablePeers.has(id);
-      if (this.cluster.isAlive(id) !== alive) this.cluster.setAlive(id, alive);
-      if (prev && prev.alive && !n.alive) this.nodeDied(id, n.deathReason || 'declared dead by the head');
-      else if (!prev && !n.alive) this.nodeDied(id, n.deathReason || 'declared dead by the head');
-    }
-    if (joined) logger().info({ nodes: this.cluster.aliveCount }, 'cluster view changed');
-    this.scheduleDispatch();
-  }
-
-  /**
-   * Where a task or actor goes when this node is part of a cluster: undefined = here. Work that other
-   * nodes forwarded here stays here (no chains of forwarding).
-   */
-  /** @internal */ placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined {
-    if (!this.link || this.cluster.aliveCount <= 1 || t.owner?.kind === 'peer' || t.spec.streaming) return undefined;
-    const sc = t.spec.scheduling;
-    let strategy: SchedulingStrategy = 'DEFAULT';
-    if (sc?.kind === 'NODE_AFFINITY') strategy = { type: 'NODE_AFFINITY', nodeId: sc.nodeId, soft: sc.soft };
-    else if (sc?.kind === 'SPREAD') strategy = 'SPREAD';
-    const d = schedule(req, this.cluster, strategy, this.scheduleOptions(sc?.kind === 'SPREAD', false));
-    if (d.kind === 'infeasible') return undefined;
-    if (d.nodeId === this.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return undefined;
-    // Busy everywhere: DEFAULT stays in the local queue when this node could ever run it (spilled later);
-    // SPREAD queues on the node its round robin picked (Ray's second pass), so a burst is shared out.
-    if (d.kind === 'wait' && sc?.kind !== 'NODE_AFFINITY' && sc?.kind !== 'SPREAD' && this.resources.isFeasible(req)) return undefined;
-    if (d.kind === 'node') this.cluster.get(d.nodeId)?.allocate(req); // counted until the node's next report
-    return d.nodeId;
-  }
-
-  /**
-   * Options of a placement decision here. SPREAD counts this node as busy while tasks wait in its queues
-   * (its free resources do not show them yet: a burst of submissions is queued before dispatch runs);
-   * spilling (`spill`) moves queued SPREAD work only to nodes that can run it now.
-   */
-  private scheduleOptions(spread: boolean, spill: boolean): ScheduleOptions {
-    if (!spread) return { localNodeId: this.nodeId };
-    let queued = false;
-    for (const q of this.queues.values()) if ((queued = q.length > 0)) break;
-    return { localNodeId: this.nodeId, availableOnly: spill, ...(queued ? { queuedNodes: new Set([this.nodeId]) } : {}) };
-  }
-
-  /** Forward queued tasks the local node cannot start now to nodes that can. */
-  private spillQueue(q: Deque<TaskRecord>): void {
-    for (let n = 0; n < 1024 && q.length > 0; n++) {
-      const t = q.peek()!;
-      if (t.pool?.pg || t.owner?.kind === 'peer' || t.spec.streaming || t.spec.scheduling?.kind === 'NODE_AFFINITY') return;
-      const spread = t.spec.scheduling?.kind === 'SPREAD';
-      const d = schedule(t.request, this.cluster, spread ? 'SPREAD' : 'DEFAULT', this.scheduleOptions(spread, true));
-      if (d.kind !== 'node' || d.nodeId === this.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return;
-      this.cluster.get(d.nodeId)?.allocate(t.request);
-      q.shift();
-      this.forwardTask(t, d.nodeId);
-    }
-  }
-
-  /** @internal */ peerFor(nodeId: string): PeerConnection {
-    const n = this.remoteNodes.get(nodeId);
-    if (!n || !this.link) throw new RuntimeStateError(`node ${nodeId} is not in the cluster`);
-    return this.link.peer(nodeId, n.address ?? '');
-  }
-
-  /**
-   * A task's runtime env for another node: local `workingDir` / `pyModules` directories are packed
-   * here, published in the GCS (once per content hash) and replaced by `pkg://<hash>`; the other node's
-   * agent fetches them by hash. Undefined when the env has no local directories.
-   */
-  private publishEnv(json: string, jobId: string): Promise<string> | undefined {
-    if (!namesLocalDirectories(json)) return undefined;
-    // Per job: a later job publishes the directories' current content (see NodeRuntimeEnvs.request).
-    const key = `${jobId}\0${json}`;
-    let p = this.publishedEnvs.get(key);
-    if (!p) {
-      p = (async () => {
-        const env = parseRuntimeEnvJson(json)!;
-        const resolved = await this.runtimeEnvs.agent.resolve(env);
-        const publish = async (hash: string) => {
-          if (this.publishedPackages.has(hash)) return;
-          const value = readFileSync(this.runtimeEnvs.agent.packagePath(hash)).toString('base64');
-          await this.link!.call('kv.put', { key: `pkg:${hash}`, value, overwrite: true }, 120_000);
-          this.publishedPackages.add(hash);
-        };
-        const out: Record<string, unknown> = JSON.parse(json);
-        if (resolved.workingDirPackage) {
-          await publish(resolved.workingDirPackage);
-          out['workingDir'] = `pkg://${resolved.workingDirPackage}`;
-        }
-        if (resolved.pyModulePackages) {
-          await Promise.all(resolved.pyModulePackages.map(publish));
-          out['pyModules'] = resolved.pyModulePackages.map((h) => `pkg://${h}`);
-        }
-        return JSON.stringify(out);
-      })();
-      this.publishedEnvs.set(key, p);
-      p.catch(() => this.publishedEnvs.delete(key));
-    }
-    return p;
-  }
-
-  /** Send a task to another node: its argument objects first, then the task; its returns come back. */
-  /** @internal */ forwardTask(t: TaskRecord, target: string): void {
-    const env = t.spec.runtimeEnv ? this.publishEnv(t.spec.runtimeEnv, t.jobId) : undefined;
-    const pending = this.peerQueue.get(target);
-    if (env || pending) {
-      // Keep the order of everything sent to that node while a package is published.
-      t.state = 'dispatched';
-      t.remote = target;
-      let set = this.forwarded.get(target);
-      if (!set) this.forwarded.set(target, (set = new Set()));
-      set.add(t);
-      const run = (pending ?? Promise.resolve()).then(async () => {
-        if (env) {
-          try {
-            t.spec = { ...t.spec, runtimeEnv: await env };
-          } catch (e) {
-            set.delete(t);
-            t.remote = undefined;
-            this.finishTask(t, errorObject({ type: 'RuntimeEnvSetupError', name: 'RuntimeEnvSetupError', field: 'workingDir', message: `could not publish the task's packages to the cluster: ${(e as Error).message}`, output: '' }));
-            return;
-          }
-        }
-        if (t.remote === target && t.state === 'dispatched') this.forwardNow(t, target);
-      });
-      this.peerQueue.set(target, run);
-      void run.then(() => {
-        if (this.peerQueue.get(target) === run) this.peerQueue.delete(target);
-      });
-      return;
-    }
-    this.forwardNow(t, target);
-  }
-
-  private forwardNow(t: TaskRecord, target: string): void {
-    let peer: PeerConnection;
-    try {
-      peer = this.peerFor(target);
-    } catch (e) {
-      this.finishTask(t, errorObject({ type: 'Other', name: 'NodeDiedError', message: `task ${t.spec.name}: ${(e as Error).message}` }));
-      return;
-    }
-    if (t.spec.actorCreation && t.spec.returnIds.length === 0) t.spec = { ...t.spec, returnIds: [`${t.spec.taskId}.0`] };
-    const pushed: string[] = [];
-    const seen = new Set<string>();
-    const push = (id: string) => {
-      if (seen.has(id)) return;
-      seen.add(id);
-      const e = this.objects.get(id);
-      if (e?.data === undefined) return; // not here (yet): the peer will not find it either
-      for (const c of e.data.contained) push(c);
-      pushed.push(id);
+      endJob: (jobId, why) => this.endJob(jobId, why),
+      localState: (what) => this.localState(what),
+      runtimeEnvAgent: () => this.runtimeEnvs.agent,
     };
-    for (const a of t.spec.args) {
-      if (a.kind === 'ref') push(a.id);
-      else for (const c of a.value.containedRefs) push(c);
-    }
-    // Holds first (the peer must count our refs on the returns before a fast task seals them, or it
-    // would free them at once), then the argument objects, the task, and the subscription.
-    peer.send({ refUpdates: { add: [...pushed, ...t.spec.returnIds] } });
-    if (pushed.length > 0) this.pushObjects(peer, pushed);
-    const fb = new FrameBuilder();
-    const ns = t.actor?.namespace ?? t.namespace;
-    peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, { jobId: t.jobId, namespace: ns })] } }, fb.empty ? undefined : fb.frames());
-    if (pushed.length > 0) peer.send({ refUpdates: { remove: pushed } });
-    peer.send({ subscribeObjects: { objectIds: t.spec.returnIds } });
-    t.state = 'dispatched';
-    t.worker = undefined;
-    t.remote = target;
-    t.remoteLeft = t.spec.returnIds.length;
-    t.startedAt = performance.now();
-    let set = this.forwarded.get(target);
-    if (!set) this.forwarded.set(target, (set = new Set()));
-    set.add(t);
-  }
-
-  /** Copy objects to a peer (inline up to 8 MiB, checked chunks above). */
-  private pushObjects(peer: PeerConnection, ids: string[]): void {
-    let fb = new FrameBuilder();
-    let batch: tsray.v1.IObjectData[] = [];
-    for (const id of ids) {
-      const d = this.objects.get(id)!.data!;
-      if (d.size > CHUNK_BYTES && !d.inline) {
-        this.chunksOf(id, d, (body, frame) => peer.send(body, [frame]));
-        continue;
-      }
-      batch.push(this.inlineWire(id, d, fb));
-      if (batch.length >= 64) {
-        peer.send({ putObjects: { objects: batch } }, fb.frames());
-        fb = new FrameBuilder();
-        batch = [];
-      }
-    }
-    if (batch.length > 0) peer.send({ putObjects: { objects: batch } }, fb.frames());
-  }
-
-  /**
-   * The bytes of an object for a frame to another process: arena objects as a view (no copy; ZeroMQ
-   * sends from it), pinned until the view is garbage collected, which happens once ZeroMQ let go of it.
-   */
-  private sendView(id: string, d: StoredObject, from = 0, to = d.size): Buffer {
-    if (d.inline) return from === 0 && to === d.inline.byteLength ? d.inline : d.inline.subarray(from, to);
-    if (!d.shm) return this.store.bytes(d).subarray(from, to);
-    const view = this.store.arena.view(d.shm.offset + from, to - from);
-    this.objects.pin(id);
-    viewRegistry.register(view, { node: this, id });
-    return view;
-  }
-
-  /** ObjectData with the bytes in a frame (for processes that cannot map this node's arena). */
-  private inlineWire(id: string, d: StoredObject, fb: FrameBuilder): tsray.v1.IObjectData {
-    return { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size, inline: fb.add(this.sendView(id, d)) };
-  }
-
-  /** Cut an object into checked chunks, sent from views of the arena (pinned while ZeroMQ holds them). */
-  private chunksOf(id: string, d: StoredObject, out: (body: EnvelopeBody, frame: Buffer) => void): void {
-    const spilled = !d.inline && !d.shm ? { ...d, inline: this.store.bytes(d) } : d;
-    const total = spilled.inline ? spilled.inline.byteLength : d.shm!.length;
-    const header: tsray.v1.IObjectData = { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size };
-    for (let off = 0; off < total || off === 0; off += CHUNK_BYTES) {
-      const chunk = this.sendView(id, spilled, off, Math.min(total, off + CHUNK_BYTES));
-      out({ objectChunk: { objectId: id, offset: off, total, crc32: chunkCheck(chunk), ...(off === 0 ? { header } : {}) } }, chunk);
-      if (total === 0) break;
-    }
-  }
-
-  /** Deliver sealed objects to a remote client or peer (with the objects nested in them). */
-  private sendObjectsRemote(w: WorkerHandle, entries: ObjectEntry[]): void {
-    const fb = new FrameBuilder();
-    const small: tsray.v1.IObjectData[] = [];
-    const seen = new Set<string>();
-    const visit = (e: ObjectEntry) => {
-      if (seen.has(e.id) || e.data === undefined) return;
-      seen.add(e.id);
-      for (const c of e.data.contained) {
-        const ce = this.objects.get(c);
-        if (ce) visit(ce);
-      }
-      const d = e.data;
-      if (d.size > CHUNK_BYTES && !d.inline) this.chunksOf(e.id, d, (body, frame) => this.sendFrames(w, body, [frame]));
-      else small.push(this.inlineWire(e.id, d, fb));
-    };
-    for (const e of entries) visit(e);
-    if (small.length > 0) this.send(w, { objectsReady: { objects: small } }, fb);
-  }
-
-  private sendFrames(w: WorkerHandle, body: EnvelopeBody, frames: Buffer[]): void {
-    if (w.state === 'dead') return;
-    this.server.send(w.identity, body, frames);
-  }
-
-  /** Move a large inline object into the arena (objects that came over the network). */
-  /** @internal */
-  toArena(d: StoredObject): StoredObject {
-    try {
-      return this.store.store({ encoding: d.encoding, rawKind: d.rawKind, bytes: d.inline!, containedRefs: d.contained });
-    } catch {
-      return d;
-    }
-  }
-
-  /** One chunk of an object arrived; returns the object's data once it is complete. */
-  /** @internal */
-  onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined {
-    const id = c.objectId ?? '';
-    const total = Number(c.total ?? 0);
-    const off = Number(c.offset ?? 0);
-    let inc = this.incoming.get(id);
-    if (!inc) {
-      const h = c.header;
-      if (!h) {
-        logger().warn({ object: id, from }, 'object chunk without its header; dropped');
-        return undefined;
-      }
-      const base = { encoding: encodingFromWire(h.encoding), rawKind: h.rawKind ?? '', size: Number(h.size ?? total), contained: h.containedRefs ?? [] };
-      let data: StoredObject;
-      let buf: Buffer | undefined;
-      try {
-        data = { ...base, shm: { offset: this.store.allocate(total), length: total } };
-      } catch {
-        buf = Buffer.allocUnsafe(total);
-        data = { ...base, inline: buf };
-      }
-      inc = { data, got: 0, buf, from };
-      this.incoming.set(id, inc);
-    }
-    if (chunkCheck(payload) !== (c.crc32 ?? 0) >>> 0 || off + payload.length > total) {
-      this.incoming.delete(id);
-      this.store.release(inc.data);
-      const msg = `object ${id} from ${from} arrived damaged (chunk at ${off}: checksum or size mismatch)`;
-      logger().error({ object: id, from }, msg);
-      const err = errorObject({ type: 'Other', name: 'ObjectTransferError', message: msg });
-      return err;
-    }
-    if (inc.data.shm) this.store.arena.write(inc.data.shm.offset + off, payload);
-    else payload.copy(inc.buf!, off);
-    inc.got += payload.length;
-    if (inc.got < total) return undefined;
-    this.incoming.delete(id);
-    return inc.data;
-  }
-
-  /** Messages from nodes this node sent work to. */
-  private onPeerMessage(peerId: string, kind: string, envelope: tsray.v1.Envelope, payloads: Buffer[]): void {
-    switch (kind) {
-      case 'workerAccepted':
-      case 'getActorReply':
-        return;
-      case 'objectsReady':
-        for (const od of envelope.objectsReady!.objects ?? []) {
-          let d = storedFromWire(od, payloads);
-          if (d.inline && d.inline.byteLength > INLINE_THRESHOLD) d = this.toArena(d);
-          this.remoteArrived(peerId, od.objectId ?? '', d);
-        }
-        return;
-      case 'objectChunk': {
-        const d = this.onChunk(peerId, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0));
-        if (d) this.remoteArrived(peerId, envelope.objectChunk!.objectId ?? '', d);
-        return;
-      }
-      case 'error':
-        logger().error({ peer: peerId, error: envelope.error }, 'a peer node refused or rejected a message');
-        return;
-      default:
-        logger().warn({ peer: peerId, kind }, 'unexpected message from a peer node; ignored');
-    }
-  }
-
-  /** An object came back from a peer: seal it here, let the peer drop its copy, finish its task. */
-  private remoteArrived(peerId: string, id: string, d: StoredObject): void {
-    const taskId = taskIdOf(id);
-    const t = taskId ? this.tasks.get(taskId) : undefined;
-    const isError = d.encoding === ENC_ERROR;
-    let errPayload: ErrorPayload | undefined;
-    if (isError && t?.spec.actorCreation) {
-      try {
-        errPayload = v8deserialize(this.store.bytes(d)) as ErrorPayload;
-      } catch {
-        /* unknown */
-      }
-    }
-    if (id.endsWith('.ready') && this.pgs.get(id.slice(0, -'.ready'.length))?.preparing) {
-      this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
-      this.onRemotePgPart(this.pgs.get(id.slice(0, -'.ready'.length))!, peerId, d);
-      return;
-    }
-    this.objects.seal(id, d);
-    this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
-    if (!t || t.remote !== peerId || t.state !== 'dispatched') return;
-    if (--t.remoteLeft > 0) return;
-    this.forwarded.get(peerId)?.delete(t);
-    t.remote = undefined;
-    const rec = t.actor;
-    if (t.spec.actorCreation && rec) {
-      this.finishTask(t, undefined);
-      if (isError) {
-        const info: ActorDeathInfo =
-          errPayload?.type === 'ActorDiedError'
-            ? errPayload.info
-            : { actorId: rec.id, className: rec.creation.className, reason: 'crashed', detail: `its creation failed on node ${peerId}` };
-        this.actorDead(rec, info);
-        return;
-      }
-      if (rec.state === 'dead') return;
-      rec.state = 'alive';
-      this.gcsActorUpdate(rec, { state: 'ALIVE', hostNodeId: peerId });
-      this.pumpActor(rec);
-      this.maybeStopActor(rec);
-      return;
-    }
-    this.finishTask(t, undefined);
-    if (rec) this.maybeStopActor(rec);
-    this.scheduleDispatch();
-  }
-
-  /** Forward an actor's creation to the node chosen for it. */
-  /** @internal */ forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void {
-    rec.remoteNode = target;
-    rec.pool = this.nodePool;
-    if (rec.state === 'pending') rec.state = 'starting';
-    // Hold the actor there while this node owns it (sent before the creation task).
-    this.link?.peer(target, this.remoteNodes.get(target)?.address ?? '').send({ refUpdates: { add: [rec.id] } });
-    this.forwardTask(t, target);
-    if (rec.state !== 'dead') {
-      this.gcsActorUpdate(rec, { state: 'STARTING', hostNodeId: target });
-      this.pumpActor(rec);
-    }
-  }
-
-  /**
-   * A peer node never answered this node's connection (its advertised address is wrong or its port is
-   * closed to us): treat it as dead here, so work sent there is retried elsewhere or fails naming the
-   * node and its address, and no more is sent there.
-   */
-  private peerUnreachable(id: string, why: string): void {
-    if (this.unreachablePeers.has(id)) return;
-    this.unreachablePeers.add(id);
-    logger().error({ node: id, why }, 'a peer node is unreachable; no more work goes there');
-    if (this.cluster.get(id)) this.cluster.setAlive(id, false);
-    this.nodeDied(id, why);
-  }
-
-  /** A node died: retry or fail the tasks sent there, restart or fail its actors. */
-  private nodeDied(id: string, reason: string): void {
-    logger().warn({ node: id, reason }, 'node died');
-    this.link?.dropPeer(id);
-    const peerHandle = this.workers.get(`peer:${id}`);
-    if (peerHandle) this.clientGone(peerHandle, `its node died (${reason})`);
-    for (const [oid, inc] of this.incoming) {
-      if (inc.from !== id) continue;
-      this.incoming.delete(oid);
-      this.store.release(inc.data);
-    }
-    const set = this.forwarded.get(id);
-    this.forwarded.delete(id);
-    const inflight = [...(set ?? [])].filter((t) => t.state === 'dispatched' && t.remote === id);
-    for (const t of inflight) t.remote = undefined;
-    for (const t of inflight) {
-      if (t.actor) continue;
-      if (t.cancelled) {
-        this.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: t.cancelled.forced }));
-      } else if (t.retriesLeft !== 0) {
-        if (t.retriesLeft > 0) t.retriesLeft--;
-        t.attempt++;
-        logger().warn({ task: t.spec.name, node: id, attempt: t.attempt }, 'the node running a task died; retrying it');
-        t.state = 'deps';
-        this.enqueue(t, true);
-      } else {
-        this.finishTask(t, errorObject({ type: 'Other', name: 'NodeDiedError', message: `task ${t.spec.name} was running on node ${id}, which died (${reason}); no retries left (maxRetries)` }));
-      }
-    }
-    for (const rec of [...this.actors.values()]) {
-      if (rec.remoteNode !== id || rec.state === 'dead') continue;
-      if (rec.proxy) {
-        this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'owner_died', detail: `its owner node ${id} died (${reason})` });
-        continue;
-      }
-      this.remoteActorDied(
-        rec,
-        inflight.filter((t) => t.actor === rec),
-        `its node ${id} died (${reason})`,
-      );
-    }
-    this.scheduleDispatch();
   }
 
   private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void { this.actorManager.remoteActorDied(rec, inflight, detail); }
@@ -1522,19 +1049,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   private gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void { this.actorManager.gcsActorUpdate(rec, fields); }
   private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.actorManager.resolveRemoteActor(spec, owner); }
-
-  /** Control calls from the GCS. */
-  private onGcsCall(method: string, arg: unknown): unknown {
-    switch (method) {
-      case 'job.end':
-        this.endJob(String((arg as { jobId?: string } | null)?.jobId ?? ''), 'its driver left on another node');
-        return { ok: true };
-      case 'state.snapshot':
-        return this.localState((arg as { what?: string } | null)?.what ?? 'all');
-      default:
-        throw new Error(`node ${this.nodeId}: unknown control call "${method}"`);
-    }
-  }
 
   /** This node's tasks, objects, actors, placement groups and demand (state API). */
   localState(what: string): Record<string, unknown[]> {

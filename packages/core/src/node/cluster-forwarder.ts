@@ -1,0 +1,534 @@
+/**
+ * The node's part in a cluster ("multi-node"): it registers with the head's GCS, keeps the view of the
+ * other nodes current, decides when a task or actor goes to another node, forwards it there (argument
+ * objects, then the task; its returns come back as objects), and retries or fails that work when the
+ * node dies or cannot be reached.
+ * @internal
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { type ClusterView, NodeResources, type ResourceRequest, schedule, type ScheduleOptions, type SchedulingStrategy } from '@tsray/scheduler';
+import { parseRuntimeEnvJson, type RuntimeEnvAgent } from '@tsray/runtime-env';
+import { tsray } from '@tsray/protocol';
+import { deserialize as v8deserialize } from 'node:v8';
+import type { ErrorPayload } from '../error-payload.js';
+import { AuthenticationError, ConnectionError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
+import { logger } from '../logger.js';
+import { FrameBuilder, storedFromWire } from '../wire.js';
+import { ClusterLink, type LinkHandler, type LinkOptions, type PeerConnection } from '../cluster/link.js';
+import type { ObjectTable, StoredObject } from './object-table.js';
+import type { ObjectTransfer } from './object-transfer.js';
+import type { ActorRecord, PgRecord, Pool, TaskRecord } from './records.js';
+import { INLINE_THRESHOLD, type NodeStore } from './store.js';
+import { namesLocalDirectories } from './runtime-envs.js';
+import { ENC_ERROR, errorObject, taskIdOf } from './node-support.js';
+import { specToWire } from './task-codec.js';
+import type { Deque } from './deque.js';
+
+/** The parts of the node's link to the cluster that the node uses (a fake in unit tests). */
+export type ClusterLinkApi = Pick<ClusterLink, 'ready' | 'call' | 'peer' | 'existingPeer' | 'dropPeer' | 'close'>;
+
+/** Options of the node's cluster membership (from the node's options). */
+export interface ClusterForwarderOptions {
+  /** This node is the head's node. */
+  isHead?: boolean;
+  /** Node labels. */
+  labels?: Record<string, string>;
+  sessionDir: string;
+  /** Give up (onFatal) after the head has been silent this long (see ClusterLink). */
+  headLostTimeoutMs?: number;
+  /** Called when the GCS refuses this node or declares it dead, or the head is lost for good. */
+  onFatal?: (message: string) => void;
+  /** Makes the link to the GCS (default: a ClusterLink; unit tests pass a fake). */
+  createLink?: (opts: LinkOptions, handler: LinkHandler) => ClusterLinkApi;
+}
+
+/** What the cluster forwarder needs from the rest of its node. */
+export interface ClusterForwarderHost {
+  readonly nodeId: string;
+  /** The node's local (ipc) address. */
+  readonly address: string;
+  /** tcp://host:port other nodes reach this node on. */
+  readonly tcpAddress: string;
+  /** The cluster token. */
+  readonly token: string;
+  readonly resources: NodeResources;
+  /** The scheduler's view of every node (this one included), shared with the node's scheduling. */
+  readonly cluster: ClusterView;
+  readonly objects: Pick<ObjectTable, 'get' | 'seal'>;
+  readonly store: Pick<NodeStore, 'bytes'>;
+  /** The pool of the node's own resources (an actor created elsewhere holds nothing here). */
+  readonly nodePool: Pool;
+  /** Objects in and out: pushes to peers, chunk reassembly. */
+  readonly transfer: Pick<ObjectTransfer, 'pushObjects' | 'toArena' | 'onChunk' | 'dropIncomingFrom'>;
+  task(taskId: string): TaskRecord | undefined;
+  /** True while any local queue holds tasks. */
+  hasQueuedWork(): boolean;
+  finishTask(t: TaskRecord, data: StoredObject | undefined): void;
+  enqueue(t: TaskRecord, front?: boolean): void;
+  scheduleDispatch(): void;
+  /** Forget which requests were checked for feasibility (the set of nodes changed). */
+  resetFeasibility(): void;
+  actorRecords(): Iterable<ActorRecord>;
+  actorDead(rec: ActorRecord, info: ActorDeathInfo): void;
+  /** An actor this node owns lost its node: restart it elsewhere if allowed. */
+  remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void;
+  pumpActor(rec: ActorRecord): void;
+  maybeStopActor(rec: ActorRecord): void;
+  gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void;
+  placementGroup(id: string): PgRecord | undefined;
+  /** The `.ready` answer of a spanning group's part on another node. */
+  onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void;
+  /** A peer node's connection to this node (as a client) is gone. */
+  peerClientGone(nodeId: string, why: string): void;
+  endJob(jobId: string, why: string): void;
+  localState(what: string): Record<string, unknown[]>;
+  runtimeEnvAgent(): Pick<RuntimeEnvAgent, 'resolve' | 'packagePath'>;
+}
+
+/** Membership in a cluster: the other nodes, work forwarded to them, their deaths. */
+export class ClusterForwarder {
+  /** The link to the GCS and the peers (undefined on a node alone). */
+  link: ClusterLinkApi | undefined;
+  /** Other nodes: wire info by id. */
+  readonly remoteNodes = new Map<string, tsray.v1.INodeInfo>();
+  /** Tasks forwarded to each node. */
+  private readonly forwarded = new Map<string, Set<TaskRecord>>();
+  /** Peer nodes this node could not connect to (see peerUnreachable): never scheduled to again. */
+  private readonly unreachablePeers = new Set<string>();
+  /** Runtime envs with their local packages published (by `${jobId}\0${env JSON}`; a job's entries go when it ends). */
+  readonly publishedEnvs = new Map<string, Promise<string>>();
+  private readonly publishedPackages = new Set<string>();
+  /** Sends to a node waiting behind a package being published (per target node, in order). */
+  private readonly peerQueue = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly host: ClusterForwarderHost,
+    private readonly opts: ClusterForwarderOptions,
+  ) {}
+
+  /** Tasks now forwarded to `nodeId` (for tests). */
+  forwardedTo(nodeId: string): TaskRecord[] {
+    return [...(this.forwarded.get(nodeId) ?? [])];
+  }
+
+  /** Register with the head's GCS and keep the cluster view current. */
+  async joinCluster(gcsAddress: string): Promise<void> {
+    const h = this.host;
+    const totals = [...h.resources.total].map(([name, units]) => ({ name, units }));
+    const info: tsray.v1.INodeInfo = {
+      nodeId: h.nodeId,
+      address: h.tcpAddress,
+      hostname: hostname(),
+      pid: process.pid,
+      isHead: this.opts.isHead === true,
+      total: totals,
+      available: totals,
+      labels: this.opts.labels ?? {},
+      alive: true,
+      startTimeMs: Date.now(),
+      gpuIds: [...h.resources.gpuIds],
+      localAddress: h.address,
+      sessionDir: this.opts.sessionDir,
+    };
+    const linkOpts: LinkOptions = {
+      gcsAddress,
+      token: h.token,
+      node: info,
+      ...(this.opts.headLostTimeoutMs !== undefined ? { headLostTimeoutMs: this.opts.headLostTimeoutMs } : {}),
+      available: () => ({
+        amounts: [...h.resources.available()].map(([name, units]) => ({ name, units })),
+        gpuFree: h.resources.gpuFreeUnits(),
+      }),
+    };
+    const handler: LinkHandler = {
+      onNodeTable: (t) => this.onNodeTable(t),
+      onGcsCall: (m, a) => this.onGcsCall(m, a),
+      onPeerMessage: (id, kind, env, payloads) => this.onPeerMessage(id, kind, env, payloads),
+      onFatal: (msg) => this.opts.onFatal?.(msg),
+      onPeerUnreachable: (id, why) => this.peerUnreachable(id, why),
+    };
+    const link = (this.link = this.opts.createLink ? this.opts.createLink(linkOpts, handler) : new ClusterLink(linkOpts, handler));
+    const timeoutMs = Number(process.env['TSRAY_JOIN_TIMEOUT_MS'] ?? 15_000);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        link.ready.catch((e: Error) => {
+          throw new AuthenticationError(e.message);
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new ConnectionError(`the head at ${gcsAddress} is unreachable: no answer within ${timeoutMs / 1000} s (is "tsray start --head" running there, and is the port open?)`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Pids, addresses and liveness of the other nodes from the GCS. */
+  onNodeTable(t: tsray.v1.INodeTable): void {
+    const cluster = this.host.cluster;
+    const nodes = t.nodes ?? [];
+    let joined = false;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]!;
+      const id = n.nodeId ?? '';
+      if (id === this.host.nodeId || !id) continue;
+      const prev = this.remoteNodes.get(id);
+      this.remoteNodes.set(id, n);
+      let view = cluster.get(id);
+      if (!view) {
+        const total = Object.fromEntries((n.total ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0) / 10_000]));
+        try {
+          view = new NodeResources(total, { labels: n.labels ?? {}, ...(n.gpuIds?.length ? { gpuIds: n.gpuIds } : {}) });
+        } catch (e) {
+          logger().warn({ node: id, err: e }, 'ignoring a node with a bad resource table');
+          continue;
+        }
+        cluster.addNode(id, view, { alive: n.alive === true });
+        this.host.resetFeasibility();
+        joined = true;
+      }
+      if (n.alive) {
+        const avail = new Map((n.available ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0)] as [string, number]));
+        const gpuFree = (t.gpuFree?.[i]?.units ?? []).map(Number);
+        view.setAvailable(avail, gpuFree.length ? gpuFree : undefined);
+      }
+      const alive = n.alive === true && !this.unreachablePeers.has(id);
+      if (cluster.isAlive(id) !== alive) cluster.setAlive(id, alive);
+      if (prev && prev.alive && !n.alive) this.nodeDied(id, n.deathReason || 'declared dead by the head');
+      else if (!prev && !n.alive) this.nodeDied(id, n.deathReason || 'declared dead by the head');
+    }
+    if (joined) logger().info({ nodes: cluster.aliveCount }, 'cluster view changed');
+    this.host.scheduleDispatch();
+  }
+
+  /**
+   * Where a task or actor goes when this node is part of a cluster: undefined = here. Work that other
+   * nodes forwarded here stays here (no chains of forwarding).
+   */
+  placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined {
+    const cluster = this.host.cluster;
+    if (!this.link || cluster.aliveCount <= 1 || t.owner?.kind === 'peer' || t.spec.streaming) return undefined;
+    const sc = t.spec.scheduling;
+    let strategy: SchedulingStrategy = 'DEFAULT';
+    if (sc?.kind === 'NODE_AFFINITY') strategy = { type: 'NODE_AFFINITY', nodeId: sc.nodeId, soft: sc.soft };
+    else if (sc?.kind === 'SPREAD') strategy = 'SPREAD';
+    const d = schedule(req, cluster, strategy, this.scheduleOptions(sc?.kind === 'SPREAD', false));
+    if (d.kind === 'infeasible') return undefined;
+    if (d.nodeId === this.host.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return undefined;
+    // Busy everywhere: DEFAULT stays in the local queue when this node could ever run it (spilled later);
+    // SPREAD queues on the node its round robin picked (Ray's second pass), so a burst is shared out.
+    if (d.kind === 'wait' && sc?.kind !== 'NODE_AFFINITY' && sc?.kind !== 'SPREAD' && this.host.resources.isFeasible(req)) return undefined;
+    if (d.kind === 'node') cluster.get(d.nodeId)?.allocate(req); // counted until the node's next report
+    return d.nodeId;
+  }
+
+  /**
+   * Options of a placement decision here. SPREAD counts this node as busy while tasks wait in its queues
+   * (its free resources do not show them yet: a burst of submissions is queued before dispatch runs);
+   * spilling (`spill`) moves queued SPREAD work only to nodes that can run it now.
+   */
+  private scheduleOptions(spread: boolean, spill: boolean): ScheduleOptions {
+    const localNodeId = this.host.nodeId;
+    if (!spread) return { localNodeId };
+    const queued = this.host.hasQueuedWork();
+    return { localNodeId, availableOnly: spill, ...(queued ? { queuedNodes: new Set([localNodeId]) } : {}) };
+  }
+
+  /** Forward queued tasks the local node cannot start now to nodes that can. */
+  spillQueue(q: Deque<TaskRecord>): void {
+    for (let n = 0; n < 1024 && q.length > 0; n++) {
+      const t = q.peek()!;
+      if (t.pool?.pg || t.owner?.kind === 'peer' || t.spec.streaming || t.spec.scheduling?.kind === 'NODE_AFFINITY') return;
+      const spread = t.spec.scheduling?.kind === 'SPREAD';
+      const d = schedule(t.request, this.host.cluster, spread ? 'SPREAD' : 'DEFAULT', this.scheduleOptions(spread, true));
+      if (d.kind !== 'node' || d.nodeId === this.host.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return;
+      this.host.cluster.get(d.nodeId)?.allocate(t.request);
+      q.shift();
+      this.forwardTask(t, d.nodeId);
+    }
+  }
+
+  /** The connection to another node of the cluster (made on first use); throws when it is not in the cluster. */
+  peerFor(nodeId: string): PeerConnection {
+    const n = this.remoteNodes.get(nodeId);
+    if (!n || !this.link) throw new RuntimeStateError(`node ${nodeId} is not in the cluster`);
+    return this.link.peer(nodeId, n.address ?? '');
+  }
+
+  /**
+   * A task's runtime env for another node: local `workingDir` / `pyModules` directories are packed
+   * here, published in the GCS (once per content hash) and replaced by `pkg://<hash>`; the other node's
+   * agent fetches them by hash. Undefined when the env has no local directories.
+   */
+  private publishEnv(json: string, jobId: string): Promise<string> | undefined {
+    if (!namesLocalDirectories(json)) return undefined;
+    // Per job: a later job publishes the directories' current content (see NodeRuntimeEnvs.request).
+    const key = `${jobId}\0${json}`;
+    let p = this.publishedEnvs.get(key);
+    if (!p) {
+      p = (async () => {
+        const env = parseRuntimeEnvJson(json)!;
+        const agent = this.host.runtimeEnvAgent();
+        const resolved = await agent.resolve(env);
+        const publish = async (hash: string) => {
+          if (this.publishedPackages.has(hash)) return;
+          const value = readFileSync(agent.packagePath(hash)).toString('base64');
+          await this.link!.call('kv.put', { key: `pkg:${hash}`, value, overwrite: true }, 120_000);
+          this.publishedPackages.add(hash);
+        };
+        const out: Record<string, unknown> = JSON.parse(json);
+        if (resolved.workingDirPackage) {
+          await publish(resolved.workingDirPackage);
+          out['workingDir'] = `pkg://${resolved.workingDirPackage}`;
+        }
+        if (resolved.pyModulePackages) {
+          await Promise.all(resolved.pyModulePackages.map(publish));
+          out['pyModules'] = resolved.pyModulePackages.map((h) => `pkg://${h}`);
+        }
+        return JSON.stringify(out);
+      })();
+      this.publishedEnvs.set(key, p);
+      p.catch(() => this.publishedEnvs.delete(key));
+    }
+    return p;
+  }
+
+  /** Record `t` as forwarded to `target`; returns that node's set. */
+  private track(t: TaskRecord, target: string): Set<TaskRecord> {
+    let set = this.forwarded.get(target);
+    if (!set) this.forwarded.set(target, (set = new Set()));
+    set.add(t);
+    return set;
+  }
+
+  /** Send a task to another node: its argument objects first, then the task; its returns come back. */
+  forwardTask(t: TaskRecord, target: string): void {
+    const env = t.spec.runtimeEnv ? this.publishEnv(t.spec.runtimeEnv, t.jobId) : undefined;
+    const pending = this.peerQueue.get(target);
+    if (!env && !pending) {
+      this.forwardNow(t, target);
+      return;
+    }
+    // Keep the order of everything sent to that node while a package is published.
+    t.state = 'dispatched';
+    t.remote = target;
+    const set = this.track(t, target);
+    const run = (pending ?? Promise.resolve()).then(async () => {
+      if (env) {
+        try {
+          t.spec = { ...t.spec, runtimeEnv: await env };
+        } catch (e) {
+          set.delete(t);
+          t.remote = undefined;
+          this.host.finishTask(t, errorObject({ type: 'RuntimeEnvSetupError', name: 'RuntimeEnvSetupError', field: 'workingDir', message: `could not publish the task's packages to the cluster: ${(e as Error).message}`, output: '' }));
+          return;
+        }
+      }
+      if (t.remote === target && t.state === 'dispatched') this.forwardNow(t, target);
+    });
+    this.peerQueue.set(target, run);
+    void run.then(() => {
+      if (this.peerQueue.get(target) === run) this.peerQueue.delete(target);
+    });
+  }
+
+  private forwardNow(t: TaskRecord, target: string): void {
+    let peer: PeerConnection;
+    try {
+      peer = this.peerFor(target);
+    } catch (e) {
+      this.host.finishTask(t, errorObject({ type: 'Other', name: 'NodeDiedError', message: `task ${t.spec.name}: ${(e as Error).message}` }));
+      return;
+    }
+    if (t.spec.actorCreation && t.spec.returnIds.length === 0) t.spec = { ...t.spec, returnIds: [`${t.spec.taskId}.0`] };
+    const pushed: string[] = [];
+    const seen = new Set<string>();
+    const push = (id: string) => {
+      if (seen.has(id)) return;
+      seen.add(id);
+      const e = this.host.objects.get(id);
+      if (e?.data === undefined) return; // not here (yet): the peer will not find it either
+      for (const c of e.data.contained) push(c);
+      pushed.push(id);
+    };
+    for (const a of t.spec.args) {
+      if (a.kind === 'ref') push(a.id);
+      else for (const c of a.value.containedRefs) push(c);
+    }
+    // Holds first (the peer must count our refs on the returns before a fast task seals them, or it
+    // would free them at once), then the argument objects, the task, and the subscription.
+    peer.send({ refUpdates: { add: [...pushed, ...t.spec.returnIds] } });
+    if (pushed.length > 0) this.host.transfer.pushObjects(peer, pushed);
+    const fb = new FrameBuilder();
+    const ns = t.actor?.namespace ?? t.namespace;
+    peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, { jobId: t.jobId, namespace: ns })] } }, fb.empty ? undefined : fb.frames());
+    if (pushed.length > 0) peer.send({ refUpdates: { remove: pushed } });
+    peer.send({ subscribeObjects: { objectIds: t.spec.returnIds } });
+    t.state = 'dispatched';
+    t.worker = undefined;
+    t.remote = target;
+    t.remoteLeft = t.spec.returnIds.length;
+    t.startedAt = performance.now();
+    this.track(t, target);
+  }
+
+  /** Forward an actor's creation to the node chosen for it. */
+  forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void {
+    rec.remoteNode = target;
+    rec.pool = this.host.nodePool;
+    if (rec.state === 'pending') rec.state = 'starting';
+    // Hold the actor there while this node owns it (sent before the creation task).
+    this.link?.peer(target, this.remoteNodes.get(target)?.address ?? '').send({ refUpdates: { add: [rec.id] } });
+    this.forwardTask(t, target);
+    if (rec.state !== 'dead') {
+      this.host.gcsActorUpdate(rec, { state: 'STARTING', hostNodeId: target });
+      this.host.pumpActor(rec);
+    }
+  }
+
+  /** Messages from nodes this node sent work to. */
+  onPeerMessage(peerId: string, kind: string, envelope: tsray.v1.Envelope, payloads: Buffer[]): void {
+    switch (kind) {
+      case 'workerAccepted':
+      case 'getActorReply':
+        return;
+      case 'objectsReady':
+        for (const od of envelope.objectsReady!.objects ?? []) {
+          let d = storedFromWire(od, payloads);
+          if (d.inline && d.inline.byteLength > INLINE_THRESHOLD) d = this.host.transfer.toArena(d);
+          this.remoteArrived(peerId, od.objectId ?? '', d);
+        }
+        return;
+      case 'objectChunk': {
+        const d = this.host.transfer.onChunk(peerId, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0));
+        if (d) this.remoteArrived(peerId, envelope.objectChunk!.objectId ?? '', d);
+        return;
+      }
+      case 'error':
+        logger().error({ peer: peerId, error: envelope.error }, 'a peer node refused or rejected a message');
+        return;
+      default:
+        logger().warn({ peer: peerId, kind }, 'unexpected message from a peer node; ignored');
+    }
+  }
+
+  /** An object came back from a peer: seal it here, let the peer drop its copy, finish its task. */
+  remoteArrived(peerId: string, id: string, d: StoredObject): void {
+    const h = this.host;
+    const taskId = taskIdOf(id);
+    const t = taskId ? h.task(taskId) : undefined;
+    const isError = d.encoding === ENC_ERROR;
+    let errPayload: ErrorPayload | undefined;
+    if (isError && t?.spec.actorCreation) {
+      try {
+        errPayload = v8deserialize(h.store.bytes(d)) as ErrorPayload;
+      } catch {
+        /* unknown */
+      }
+    }
+    const pg = id.endsWith('.ready') ? h.placementGroup(id.slice(0, -'.ready'.length)) : undefined;
+    if (pg?.preparing) {
+      this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+      h.onRemotePgPart(pg, peerId, d);
+      return;
+    }
+    h.objects.seal(id, d);
+    this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+    if (!t || t.remote !== peerId || t.state !== 'dispatched') return;
+    if (--t.remoteLeft > 0) return;
+    this.forwarded.get(peerId)?.delete(t);
+    t.remote = undefined;
+    const rec = t.actor;
+    if (t.spec.actorCreation && rec) {
+      h.finishTask(t, undefined);
+      if (isError) {
+        const info: ActorDeathInfo =
+          errPayload?.type === 'ActorDiedError'
+            ? errPayload.info
+            : { actorId: rec.id, className: rec.creation.className, reason: 'crashed', detail: `its creation failed on node ${peerId}` };
+        h.actorDead(rec, info);
+        return;
+      }
+      if (rec.state === 'dead') return;
+      rec.state = 'alive';
+      h.gcsActorUpdate(rec, { state: 'ALIVE', hostNodeId: peerId });
+      h.pumpActor(rec);
+      h.maybeStopActor(rec);
+      return;
+    }
+    h.finishTask(t, undefined);
+    if (rec) h.maybeStopActor(rec);
+    h.scheduleDispatch();
+  }
+
+  /**
+   * A peer node never answered this node's connection (its advertised address is wrong or its port is
+   * closed to us): treat it as dead here, so work sent there is retried elsewhere or fails naming the
+   * node and its address, and no more is sent there.
+   */
+  peerUnreachable(id: string, why: string): void {
+    if (this.unreachablePeers.has(id)) return;
+    this.unreachablePeers.add(id);
+    logger().error({ node: id, why }, 'a peer node is unreachable; no more work goes there');
+    if (this.host.cluster.get(id)) this.host.cluster.setAlive(id, false);
+    this.nodeDied(id, why);
+  }
+
+  /** A node died: retry or fail the tasks sent there, restart or fail its actors. */
+  nodeDied(id: string, reason: string): void {
+    const h = this.host;
+    logger().warn({ node: id, reason }, 'node died');
+    this.link?.dropPeer(id);
+    h.peerClientGone(id, `its node died (${reason})`);
+    h.transfer.dropIncomingFrom(id);
+    const set = this.forwarded.get(id);
+    this.forwarded.delete(id);
+    const inflight = [...(set ?? [])].filter((t) => t.state === 'dispatched' && t.remote === id);
+    for (const t of inflight) t.remote = undefined;
+    for (const t of inflight) {
+      if (t.actor) continue;
+      if (t.cancelled) {
+        h.finishTask(t, errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: t.cancelled.forced }));
+      } else if (t.retriesLeft !== 0) {
+        if (t.retriesLeft > 0) t.retriesLeft--;
+        t.attempt++;
+        logger().warn({ task: t.spec.name, node: id, attempt: t.attempt }, 'the node running a task died; retrying it');
+        t.state = 'deps';
+        h.enqueue(t, true);
+      } else {
+        h.finishTask(t, errorObject({ type: 'Other', name: 'NodeDiedError', message: `task ${t.spec.name} was running on node ${id}, which died (${reason}); no retries left (maxRetries)` }));
+      }
+    }
+    for (const rec of [...h.actorRecords()]) {
+      if (rec.remoteNode !== id || rec.state === 'dead') continue;
+      if (rec.proxy) {
+        h.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'owner_died', detail: `its owner node ${id} died (${reason})` });
+        continue;
+      }
+      h.remoteActorDied(
+        rec,
+        inflight.filter((t) => t.actor === rec),
+        `its node ${id} died (${reason})`,
+      );
+    }
+    h.scheduleDispatch();
+  }
+
+  /** Control calls from the GCS. */
+  onGcsCall(method: string, arg: unknown): unknown {
+    switch (method) {
+      case 'job.end':
+        this.host.endJob(String((arg as { jobId?: string } | null)?.jobId ?? ''), 'its driver left on another node');
+        return { ok: true };
+      case 'state.snapshot':
+        return this.host.localState((arg as { what?: string } | null)?.what ?? 'all');
+      default:
+        throw new Error(`node ${this.host.nodeId}: unknown control call "${method}"`);
+    }
+  }
+}
