@@ -133,7 +133,7 @@ export class ObjectTransfer {
 
   /** Send a message with exactly these payload frames (a chunk is frame 0 of its message). */
   private sendFrames(w: WorkerHandle, body: EnvelopeBody, frames: Buffer[]): void {
-    this.host.sendFrames(w, body, frames);
+    if (w.state !== 'dead') this.host.sendFrames(w, body, frames);
   }
 
   /** Move a large inline object into the arena (objects that came over the network). */

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeMessage, type EnvelopeBody, tsray } from '@tsray/protocol';
+import { decodeMessage, encodeMessage, type EnvelopeBody, tsray } from '@tsray/protocol';
 import { errorFromPayload } from '../../src/error-payload.js';
 import { chunkCheck } from '../../src/node/node-support.js';
 import { ObjectTable, type StoredObject } from '../../src/node/object-table.js';
@@ -26,7 +26,7 @@ function node(capacity = 64 * 1024) {
   const host: ObjectTransferHost = {
     objects,
     store,
-    outbox: { send: (frames: Buffer[]) => void raw.push(frames) },
+    sendFrames: (w: WorkerHandle, body: EnvelopeBody, frames: Buffer[]) => void raw.push([w.identity, ...encodeMessage(body, frames)]),
     send: (w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder) => void sent.push({ to: w.id, body: body as tsray.v1.Envelope.$Properties, frames: (fb?.frames() ?? []) as Buffer[] }),
     unpinView: (id) => objects.unpin(id),
   };
