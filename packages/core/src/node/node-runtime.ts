@@ -5,18 +5,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ClusterView, NodeResources, ResourceRequest } from '@tsray/scheduler';
-import { reserve, validateBundles, validateStrategy, type Reservation } from '@tsray/placement';
 import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
 import { errorFromPayload } from '../error-payload.js';
-import { GetTimeoutError, PlacementGroupError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
+import { GetTimeoutError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
 import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
 import type { PendingDemand } from '../state-api.js';
-import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
 import { FrameBuilder } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
@@ -36,6 +33,8 @@ import { ENC_ERROR, errorObject, isPython, processAlive } from './node-support.j
 import { NODE_MESSAGE_HANDLERS, type NodeMessageHost } from './node-messages.js';
 import { TaskManager, type TaskManagerHost } from './task-manager.js';
 import { ActorManager } from './actor-manager.js';
+import { PlacementGroupManager, type PlacementGroupHost } from './placement-group-manager.js';
+import { StateService, type StateServiceHost } from './state-service.js';
 
 /** Options of the node runtime (from `init()`). */
 export interface NodeRuntimeOptions {
@@ -105,8 +104,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** Actors: records, names, creation, restarts (node/actor-manager.ts). */
   private readonly actorManager: ActorManager;
   readonly namespace: string;
-  private readonly pgs = new Map<string, PgRecord>();
-  private readonly pendingPgs: PgRecord[] = [];
+  private readonly placementGroups: PlacementGroupManager;
+  private readonly stateService: StateService;
   /** @internal */ readonly cluster = new ClusterView();
   /** This node alone: placement groups are reserved on the node that creates them (this release). */
   private readonly localView = new ClusterView();
@@ -168,6 +167,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.actorManager = new ActorManager(this);
     this.transfer = new ObjectTransfer(this.objectTransferHost());
     this.forwarder = new ClusterForwarder(this.clusterForwarderHost(), { sessionDir: opts.sessionDir, isHead: opts.isHead, labels: opts.labels, headLostTimeoutMs: opts.headLostTimeoutMs, onFatal: opts.onFatal });
+    this.placementGroups = new PlacementGroupManager(this.placementGroupHost());
+    this.stateService = new StateService(this.stateServiceHost());
   }
 
   /** Start a node runtime (binds its socket). */
@@ -524,98 +525,39 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- placement groups
 
-  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean, noWait = false, jobId = this.jobId): void {
-    const reqs = validateBundles(bundles);
-    const pg: PgRecord = {
-      id,
-      name,
-      strategy: validateStrategy(strategy),
-      bundles: reqs,
-      raw: bundles,
-      state: 'pending',
-      reservation: undefined,
-      pools: [],
-      waiting: [],
-      detached,
-      warned: false,
-      noWait,
-      remoteParts: undefined,
-      preparing: false,
-      retryAt: 0,
-      jobId,
+  private get pgs(): Map<string, PgRecord> { return this.placementGroups.pgs; }
+  private get pendingPgs(): PgRecord[] { return this.placementGroups.pendingPgs; }
+  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean, noWait = false, jobId = this.jobId): void { this.placementGroups.createPlacementGroup(id, bundles, strategy, name, detached, noWait, jobId); }
+  private placePending(): void { this.placementGroups.placePending(); }
+  removePlacementGroup(id: string): void { this.placementGroups.removePlacementGroup(id); }
+  private onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void { this.placementGroups.onRemotePgPart(pg, node, d); }
+
+  /** What the placement groups reach of the rest of the node. */
+  private placementGroupHost(): PlacementGroupHost {
+    return {
+      nodeId: this.nodeId,
+      jobId: this.jobId,
+      objects: this.objects,
+      store: this.store,
+      localView: this.localView,
+      clusterView: () => (this.link !== undefined && this.cluster.aliveCount > 1 ? this.cluster : undefined),
+      peerFor: (node) => this.peerFor(node),
+      existingPeer: (node) => this.link?.existingPeer(node),
+      enqueue: (t) => this.enqueue(t),
+      finishTask: (t, d) => this.finishTask(t, d),
+      failWorkOfGroup: (pg, reason) => this.failWorkOfGroup(pg, reason),
+      scheduleDispatch: () => this.scheduleDispatch(),
     };
-    this.pgs.set(id, pg);
-    // The group holds its ready object, so pg.ready() can be asked for at any time.
-    this.objects.incRef(`${id}.ready`);
-    this.pendingPgs.push(pg);
-    this.scheduleDispatch();
   }
 
-  /** Try to reserve pending groups, in creation order (atomic: all bundles or none). */
-  private placePending(): void {
-    for (let i = 0; i < this.pendingPgs.length; ) {
-      const pg = this.pendingPgs[i]!;
-      if (pg.state !== 'pending') {
-        this.pendingPgs.splice(i, 1);
-        continue;
-      }
-      if (pg.retryAt > Date.now()) {
-        i++;
-        continue;
-      }
-      const multi = !pg.noWait && this.link !== undefined && this.cluster.aliveCount > 1;
-      const r = reserve(pg.bundles, pg.strategy, multi ? this.cluster : this.localView);
-      if (r.kind !== 'reserved' && pg.noWait) {
-        // One node's part of a group planned elsewhere: it fits now or the planner must try again.
-        this.pendingPgs.splice(i, 1);
-        pg.state = 'removed';
-        this.objects.seal(`${pg.id}.ready`, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `node ${this.nodeId} cannot reserve its bundles of placement group ${pg.name || pg.id} now: ${r.reason}` }));
-        continue;
-      }
-      if (r.kind !== 'reserved') {
-        if (r.kind === 'infeasible' && !pg.warned) {
-          pg.warned = true;
-          const msg = `tsray: placement group ${pg.name || pg.id} (${pg.strategy}, bundles ${JSON.stringify(pg.raw)}) cannot be placed on this cluster: ${r.reason}; it stays pending until nodes that can hold it join`;
-          logger().warn({ pg: pg.id }, msg);
-          process.stderr.write(`${msg}\n`);
-        }
-        i++;
-        continue;
-      }
-      this.pendingPgs.splice(i, 1);
-      pg.reservation = r.reservation;
-      pg.pools = pg.bundles.map((_, b) => ({ key: `pg:${pg.id}:${b}`, resources: r.reservation.bundleView(b), pg, bundleIndex: b }));
-      if (r.reservation.nodeIds.some((n) => n !== this.nodeId)) {
-        this.prepareRemoteParts(pg, r.reservation);
-        continue;
-      }
-      pg.state = 'created';
-      const info = {
-        id: pg.id,
-        strategy: pg.strategy,
-        bundles: pg.bundles.map((req, b) => ({ nodeId: r.reservation.nodeIds[b]!, gpuIds: [...r.reservation.gpuIds(b)], resources: req.toJSON() })),
-      };
-      this.objects.seal(`${pg.id}.ready`, this.store.store(serialize(info)));
-      for (const t of pg.waiting.splice(0)) this.enqueue(t);
-    }
-  }
-
-  removePlacementGroup(id: string): void {
-    const pg = this.pgs.get(id);
-    if (!pg) throw new PlacementGroupError(`placement group ${id} does not exist`);
-    if (pg.state === 'removed') throw new PlacementGroupError(`placement group ${pg.name || id} was already removed`);
-    const wasCreated = pg.state === 'created' || pg.preparing;
-    pg.state = 'removed';
-    pg.preparing = false;
-    for (const node of pg.remoteParts?.keys() ?? []) this.link?.existingPeer(node)?.send({ placementGroupRequest: { placementGroupId: id, remove: true } });
-    const err = (what: string) => errorObject({ type: 'Other', name: 'PlacementGroupError', message: `${what}: its placement group ${pg.name || id} was removed` });
-    for (const t of pg.waiting.splice(0)) this.finishTask(t, err(`task ${t.spec.name}`));
-    // Actors in the group die; tasks in it are cancelled (running ones with their worker).
+  /** A removed group's actors die; its tasks are cancelled (running ones with their worker). */
+  private failWorkOfGroup(pg: PgRecord, reason: string): void {
+    const err = (what: string) => errorObject({ type: 'Other', name: 'PlacementGroupError', message: `${what}: ${reason}` });
     for (const rec of this.actors.values()) {
       if (rec.pool?.pg === pg && rec.state !== 'dead') {
         rec.killed = true;
         const w = rec.worker;
-        this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: `its placement group ${pg.name || id} was removed` });
+        this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: reason });
         if (w) w.kill('SIGKILL');
       }
     }
@@ -630,44 +572,33 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
         t.worker.kill('SIGKILL');
       }
     }
-    if (wasCreated) pg.reservation!.release();
-    const pi = this.pendingPgs.indexOf(pg);
-    if (pi !== -1) this.pendingPgs.splice(pi, 1);
-    this.objects.seal(`${id}.ready`, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `placement group ${pg.name || id} was removed` }));
-    this.scheduleDispatch();
   }
 
   // ---------------------------------------------------------------- state API
 
-  clusterResources(): Record<string, number> {
-    return this.sumViews(false);
-  }
+  clusterResources(): Record<string, number> { return this.stateService.clusterResources(); }
+  availableResources(): Record<string, number> { return this.stateService.availableResources(); }
+  pendingDemand(): PendingDemand[] { return this.stateService.pendingDemand(); }
 
-  availableResources(): Record<string, number> {
-    return this.sumViews(true);
-  }
-
-  pendingDemand(): PendingDemand[] {
-    const out: PendingDemand[] = [];
-    const byShape = new Map<string, PendingDemand>();
-    for (const q of this.queues.values()) {
-      for (let t = q.peek(), k = 0; t && k < 1; k++) {
-        const pool = t.pool ?? this.nodePool;
-        const key = `task|${t.spec.name}|${t.request.key}`;
-        const d = byShape.get(key) ?? { kind: 'task' as const, name: t.spec.name, resources: t.request.toJSON(), count: 0, infeasible: !pool.resources.isFeasible(t.request), missing: pool.resources.missing(t.request) };
-        d.count += q.length;
-        byShape.set(key, d);
-      }
-    }
-    out.push(...byShape.values());
-    for (const rec of this.pendingActors) {
-      const pool = rec.pool ?? this.nodePool;
-      out.push({ kind: 'actor', name: rec.creation.className, resources: rec.schedule.toJSON(), count: 1, infeasible: !pool.resources.isFeasible(rec.schedule), missing: pool.resources.missing(rec.schedule) });
-    }
-    for (const pg of this.pendingPgs) {
-      out.push({ kind: 'placement_group', name: pg.name || pg.id, resources: pg.raw, count: 1, infeasible: pg.warned, missing: [] });
-    }
-    return out;
+  /** What the state service reads of the rest of the node. */
+  private stateServiceHost(): StateServiceHost {
+    return {
+      nodeId: this.nodeId,
+      resources: this.resources,
+      objects: this.objects,
+      store: this.store,
+      identity: () => ({ isHead: this.opts.isHead ?? !this.link, address: this.tcpAddress || this.address, labels: this.opts.labels ?? {}, startTime: this.startedAt }),
+      nodePool: () => this.nodePool,
+      tasks: () => this.tasks,
+      taskQueues: () => this.queues.values(),
+      actors: () => this.actors.values(),
+      pendingActors: () => this.pendingActors,
+      placementGroups: () => this.pgs.values(),
+      pendingPlacementGroups: () => this.pendingPgs,
+      workers: () => this.workers,
+      clusterView: () => this.cluster,
+      gcs: () => this.link,
+    };
   }
 
   // ---------------------------------------------------------------- workers
@@ -966,220 +897,18 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void { this.actorManager.remoteActorDied(rec, inflight, detail); }
 
-  /**
-   * Phase one of a group spanning nodes: each other node reserves its bundles now (a sub-group with the
-   * same id, `no_wait`); the group is created once every part answered, else everything is given back
-   * and the group waits to be planned again (atomic: all bundles or none).
-   */
-  private prepareRemoteParts(pg: PgRecord, r: Reservation): void {
-    pg.preparing = true;
-    pg.remoteParts = new Map();
-    r.nodeIds.forEach((node, b) => {
-      if (node === this.nodeId) return;
-      let part = pg.remoteParts!.get(node);
-      if (!part) pg.remoteParts!.set(node, (part = { indices: [], ready: undefined }));
-      pg.pools[b]!.remoteNode = node;
-      pg.pools[b]!.remoteIndex = part.indices.length;
-      part.indices.push(b);
-    });
-    for (const [node, part] of pg.remoteParts) {
-      let peer: PeerConnection;
-      try {
-        peer = this.peerFor(node);
-      } catch {
-        this.abortRemoteParts(pg, `node ${node} left the cluster`);
-        return;
-      }
-      const bundles = part.indices.map((b) => ({ resources: [...pg.bundles[b]!.amounts].map(([name, units]) => ({ name, units })) }));
-      peer.send({ refUpdates: { add: [`${pg.id}.ready`] } });
-      peer.send({ placementGroupRequest: { placementGroupId: pg.id, bundles, strategy: 'STRICT_PACK', name: pg.name, detached: pg.detached, noWait: true } });
-      peer.send({ subscribeObjects: { objectIds: [`${pg.id}.ready`] } });
-    }
-  }
-
-  private onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void {
-    const part = pg.remoteParts?.get(node);
-    if (!part || !pg.preparing) {
-      this.store.release(d);
-      return;
-    }
-    if (d.encoding === ENC_ERROR) {
-      this.store.release(d);
-      this.abortRemoteParts(pg, `node ${node} could not reserve its bundles`);
-      return;
-    }
-    let info: { bundles: { gpuIds: string[] }[] } | undefined;
-    try {
-      info = deserialize(d.encoding, d.rawKind, this.store.bytes(d)) as { bundles: { gpuIds: string[] }[] };
-    } catch {
-      info = undefined;
-    }
-    this.store.release(d);
-    part.ready = info?.bundles ?? part.indices.map(() => ({ gpuIds: [] }));
-    for (const p of pg.remoteParts!.values()) if (!p.ready) return;
-    // Phase two: every part is reserved.
-    pg.preparing = false;
-    pg.state = 'created';
-    const r = pg.reservation!;
-    const bundles = pg.bundles.map((req, b) => {
-      const pool = pg.pools[b]!;
-      const gpuIds = pool.remoteNode !== undefined ? (pg.remoteParts!.get(pool.remoteNode)!.ready![pool.remoteIndex!]?.gpuIds ?? []) : [...r.gpuIds(b)];
-      return { nodeId: r.nodeIds[b]!, gpuIds, resources: req.toJSON() };
-    });
-    this.objects.seal(`${pg.id}.ready`, this.store.store(serialize({ id: pg.id, strategy: pg.strategy, bundles })));
-    for (const t of pg.waiting.splice(0)) this.enqueue(t);
-  }
-
-  /** A part of a spanning group failed: give every part back and plan the group again later. */
-  private abortRemoteParts(pg: PgRecord, why: string): void {
-    logger().info({ pg: pg.id, why }, 'placement group parts rolled back; it will be planned again');
-    for (const node of pg.remoteParts?.keys() ?? []) this.link?.existingPeer(node)?.send({ placementGroupRequest: { placementGroupId: pg.id, remove: true } });
-    pg.remoteParts = undefined;
-    pg.preparing = false;
-    pg.reservation?.release();
-    pg.reservation = undefined;
-    pg.pools = [];
-    pg.state = 'pending';
-    // Plan again after the next resource reports (the views that led here were stale).
-    pg.retryAt = Date.now() + 500;
-    this.pendingPgs.push(pg);
-    const t = setTimeout(() => this.scheduleDispatch(), 550);
-    t.unref();
-  }
-
   private gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void { this.actorManager.gcsActorUpdate(rec, fields); }
   private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.actorManager.resolveRemoteActor(spec, owner); }
 
   /** This node's tasks, objects, actors, placement groups and demand (state API). */
-  localState(what: string): Record<string, unknown[]> {
-    const out: Record<string, unknown[]> = {};
-    if (what === 'all' || what === 'tasks') {
-      const tasks: unknown[] = [];
-      for (const t of this.tasks.values()) {
-        if (tasks.length >= 10_000) break;
-        tasks.push({
-          taskId: t.spec.taskId,
-          name: t.spec.name,
-          state: t.state === 'dispatched' ? 'RUNNING' : 'PENDING',
-          nodeId: t.remote ?? this.nodeId,
-          ...(t.actor ? { actorId: t.actor.id } : {}),
-        });
-      }
-      out['tasks'] = tasks;
-    }
-    if (what === 'all' || what === 'objects') {
-      const objs: unknown[] = [];
-      for (const e of this.objects.all()) {
-        if (objs.length >= 10_000) break;
-        if (!e.data) continue;
-        objs.push({ objectId: e.id, sizeBytes: e.data.size, nodeId: this.nodeId, location: e.data.inline ? 'inline' : e.data.shm ? 'shm' : 'spilled' });
-      }
-      out['objects'] = objs;
-    }
-    if (what === 'all' || what === 'actors') {
-      out['actors'] = [...this.actors.values()]
-        .filter((r) => !r.proxy)
-        .map((r) => ({
-          actorId: r.id,
-          className: r.creation.className,
-          name: r.creation.name,
-          namespace: r.namespace,
-          state: r.state.toUpperCase(),
-          nodeId: r.remoteNode ?? this.nodeId,
-          pid: r.worker?.proc?.pid ?? 0,
-          numRestarts: r.creation.maxRestarts - r.restartsLeft,
-          detached: r.creation.detached,
-          ...(r.death ? { deathCause: `${r.death.reason}: ${r.death.detail}` } : {}),
-        }));
-    }
-    if (what === 'all' || what === 'placement_groups') {
-      // A group is listed by the node that created it (its reservation names every bundle's node); the
-      // parts other nodes hold for it (noWait, one STRICT_PACK share each) are not groups of their own.
-      out['placement_groups'] = [...this.pgs.values()].filter((pg) => !pg.noWait).map((pg) => ({
-        placementGroupId: pg.id,
-        name: pg.name,
-        strategy: pg.strategy,
-        state: pg.state.toUpperCase(),
-        bundles: pg.raw,
-        bundleNodes: pg.reservation ? [...pg.reservation.nodeIds] : [],
-      }));
-    }
-    if (what === 'all' || what === 'demand') out['demand'] = this.pendingDemand();
-    return out;
-  }
-
-  /** This node as the state API shows it. */
-  private selfInfo(): Record<string, unknown> {
-    const rec = (m: ReadonlyMap<string, number>) => Object.fromEntries([...m].map(([k, v]) => [k, v / 10_000]));
-    return {
-      nodeId: this.nodeId,
-      alive: true,
-      isHead: this.opts.isHead ?? !this.link,
-      address: this.tcpAddress || this.address,
-      hostname: hostname(),
-      pid: process.pid,
-      resourcesTotal: rec(this.resources.total),
-      resourcesAvailable: rec(this.resources.available()),
-      labels: this.opts.labels ?? {},
-      startTime: this.startedAt,
-    };
-  }
-
+  localState(what: string): Record<string, unknown[]> { return this.stateService.localState(what); }
   /** State API calls from drivers (`nodes()`, `listActors()`, ...): local, or cluster-wide through the GCS. */
-  async stateCall(method: string): Promise<unknown> {
-    const gather = async (what: string): Promise<unknown[]> => {
-      if (!this.link) return this.localState(what)[what] ?? [];
-      const all = await this.link.call<Record<string, unknown[]>[]>('state.gather', { what });
-      return all.flatMap((s) => s[what] ?? []);
-    };
-    switch (method) {
-      case 'nodes':
-        return this.link ? this.link.call('nodes.list', null) : [this.selfInfo()];
-      case 'actors':
-        return gather('actors');
-      case 'tasks':
-        return gather('tasks');
-      case 'objects':
-        return gather('objects');
-      case 'placement_groups':
-        return gather('placement_groups');
-      case 'jobs':
-        return this.link ? this.link.call('jobs.list', null).catch(() => []) : [];
-      case 'cluster_resources':
-        return this.sumViews(false);
-      case 'available_resources':
-        return this.sumViews(true);
-      case 'pending_demand':
-        return gather('demand');
-      default:
-        throw new Error(`unknown state call "${method}"`);
-    }
-  }
-
-  private sumViews(available: boolean): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const e of this.cluster.entries()) {
-      if (!e.alive) continue;
-      const m = available ? e.resources.available() : e.resources.total;
-      for (const [k, v] of m) out[k] = (out[k] ?? 0) + v / 10_000;
-    }
-    return out;
-  }
+  async stateCall(method: string): Promise<unknown> { return this.stateService.stateCall(method); }
 
   // ---------------------------------------------------------------- stats / shutdown
 
   /** Numbers for tests and the state API. */
-  stats(): { objects: number; sealed: number; storeUsed: number; storeCapacity: number; spilledBytes: number; workers: number; tasks: number } {
-    return {
-      objects: this.objects.size,
-      sealed: this.objects.sealedCount,
-      storeUsed: this.store.used,
-      storeCapacity: this.store.capacity,
-      spilledBytes: this.store.spilledBytes,
-      workers: this.workers.size,
-      tasks: this.tasks.size,
-    };
-  }
+  stats(): ReturnType<StateService['stats']> { return this.stateService.stats(); }
 
   /** Runtime env agent statistics (installs, holds, GC); undefined before any environment was asked for. */
   runtimeEnvStats(): ReturnType<NodeRuntimeEnvs['stats']> {
@@ -1187,9 +916,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 
   /** Pids of live workers (for tests). */
-  workerPids(): number[] {
-    return [...this.workers.values()].filter((w) => w.proc).map((w) => w.proc!.pid);
-  }
+  workerPids(): number[] { return this.stateService.workerPids(); }
 
   async shutdown(): Promise<void> {
     if (this.closed) return;

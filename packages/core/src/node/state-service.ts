@@ -1,0 +1,237 @@
+/**
+ * The node's state API: the rows `listTasks()`, `listActors()`, `listPlacementGroups()`, `nodes()`, ...
+ * show, resource sums and pending demand — of this node, or of the whole cluster through the GCS. It
+ * only reads the other components' state (through {@link StateServiceHost}), never changes it.
+ * @internal
+ */
+import { hostname } from 'node:os';
+import type { ClusterView, NodeResources } from '@tsray/scheduler';
+import type { PendingDemand } from '../state-api.js';
+import type { Deque } from './deque.js';
+import type { ObjectTable } from './object-table.js';
+import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
+import type { NodeStore } from './store.js';
+
+/** Rows of one kind listed by one node: bounded so a snapshot stays a reasonable reply. */
+const MAX_ROWS = 10_000;
+
+/** How this node describes itself in `nodes()`. */
+export interface NodeIdentity {
+  isHead: boolean;
+  /** Where other nodes and drivers reach it (tcp in a cluster, else its ipc socket). */
+  address: string;
+  labels: Record<string, string>;
+  /** When it started (ms since the epoch). */
+  startTime: number;
+}
+
+/** The node's state as the state service reads it (read-only views of the other components). */
+export interface StateServiceHost {
+  readonly nodeId: string;
+  /** This node's own resources (totals and what is free now). */
+  readonly resources: NodeResources;
+  readonly objects: Pick<ObjectTable, 'all' | 'size' | 'sealedCount'>;
+  readonly store: Pick<NodeStore, 'used' | 'capacity' | 'spilledBytes'>;
+  identity(): NodeIdentity;
+  /** The pool of work outside placement groups (the node itself). */
+  nodePool(): Pool;
+  /** Every task this node tracks, by id. */
+  tasks(): ReadonlyMap<string, TaskRecord>;
+  /** Queues of runnable tasks, one per resource shape. */
+  taskQueues(): Iterable<Deque<TaskRecord>>;
+  actors(): Iterable<ActorRecord>;
+  /** Actors waiting for resources. */
+  pendingActors(): readonly ActorRecord[];
+  placementGroups(): Iterable<PgRecord>;
+  /** Groups waiting for resources, in creation order. */
+  pendingPlacementGroups(): readonly PgRecord[];
+  workers(): ReadonlyMap<string, WorkerHandle>;
+  /** Every known node's resources (this node included), as last reported. */
+  clusterView(): ClusterView;
+  /** Calls to the GCS while this node is in a cluster, else undefined (a single node answers alone). */
+  gcs(): { call<T = unknown>(method: string, arg: unknown): Promise<T> } | undefined;
+}
+
+/** Answers state API calls from this node's records (read-only). */
+export class StateService {
+  constructor(private readonly host: StateServiceHost) {}
+
+  /** Total resources of the live nodes. */
+  clusterResources(): Record<string, number> {
+    return this.sumViews(false);
+  }
+
+  /** Free resources of the live nodes. */
+  availableResources(): Record<string, number> {
+    return this.sumViews(true);
+  }
+
+  /** Tasks (one row per queue shape), actors and placement groups waiting for resources on this node. */
+  pendingDemand(): PendingDemand[] {
+    const out: PendingDemand[] = [];
+    const byShape = new Map<string, PendingDemand>();
+    for (const q of this.host.taskQueues()) {
+      for (let t = q.peek(), k = 0; t && k < 1; k++) {
+        const pool = t.pool ?? this.host.nodePool();
+        const key = `task|${t.spec.name}|${t.request.key}`;
+        const d = byShape.get(key) ?? { kind: 'task' as const, name: t.spec.name, resources: t.request.toJSON(), count: 0, infeasible: !pool.resources.isFeasible(t.request), missing: pool.resources.missing(t.request) };
+        d.count += q.length;
+        byShape.set(key, d);
+      }
+    }
+    out.push(...byShape.values());
+    for (const rec of this.host.pendingActors()) {
+      const pool = rec.pool ?? this.host.nodePool();
+      out.push({ kind: 'actor', name: rec.creation.className, resources: rec.schedule.toJSON(), count: 1, infeasible: !pool.resources.isFeasible(rec.schedule), missing: pool.resources.missing(rec.schedule) });
+    }
+    for (const pg of this.host.pendingPlacementGroups()) {
+      out.push({ kind: 'placement_group', name: pg.name || pg.id, resources: pg.raw, count: 1, infeasible: pg.warned, missing: [] });
+    }
+    return out;
+  }
+
+  /** This node's tasks, objects, actors, placement groups and demand (state API). */
+  localState(what: string): Record<string, unknown[]> {
+    const out: Record<string, unknown[]> = {};
+    if (what === 'all' || what === 'tasks') out['tasks'] = this.taskRows();
+    if (what === 'all' || what === 'objects') out['objects'] = this.objectRows();
+    if (what === 'all' || what === 'actors') out['actors'] = this.actorRows();
+    if (what === 'all' || what === 'placement_groups') out['placement_groups'] = this.placementGroupRows();
+    if (what === 'all' || what === 'demand') out['demand'] = this.pendingDemand();
+    return out;
+  }
+
+  /** State API calls from drivers (`nodes()`, `listActors()`, ...): local, or cluster-wide through the GCS. */
+  async stateCall(method: string): Promise<unknown> {
+    const gcs = this.host.gcs();
+    const gather = async (what: string): Promise<unknown[]> => {
+      if (!gcs) return this.localState(what)[what] ?? [];
+      const all = await gcs.call<Record<string, unknown[]>[]>('state.gather', { what });
+      return all.flatMap((s) => s[what] ?? []);
+    };
+    switch (method) {
+      case 'nodes':
+        return gcs ? gcs.call('nodes.list', null) : [this.selfInfo()];
+      case 'actors':
+        return gather('actors');
+      case 'tasks':
+        return gather('tasks');
+      case 'objects':
+        return gather('objects');
+      case 'placement_groups':
+        return gather('placement_groups');
+      case 'jobs':
+        return gcs ? gcs.call('jobs.list', null).catch(() => []) : [];
+      case 'cluster_resources':
+        return this.sumViews(false);
+      case 'available_resources':
+        return this.sumViews(true);
+      case 'pending_demand':
+        return gather('demand');
+      default:
+        throw new Error(`unknown state call "${method}"`);
+    }
+  }
+
+  /** Numbers for tests and the state API. */
+  stats(): { objects: number; sealed: number; storeUsed: number; storeCapacity: number; spilledBytes: number; workers: number; tasks: number } {
+    const { objects, store } = this.host;
+    return {
+      objects: objects.size,
+      sealed: objects.sealedCount,
+      storeUsed: store.used,
+      storeCapacity: store.capacity,
+      spilledBytes: store.spilledBytes,
+      workers: this.host.workers().size,
+      tasks: this.host.tasks().size,
+    };
+  }
+
+  /** Pids of live workers (for tests). */
+  workerPids(): number[] {
+    return [...this.host.workers().values()].filter((w) => w.proc).map((w) => w.proc!.pid);
+  }
+
+  private taskRows(): unknown[] {
+    const tasks: unknown[] = [];
+    for (const t of this.host.tasks().values()) {
+      if (tasks.length >= MAX_ROWS) break;
+      tasks.push({
+        taskId: t.spec.taskId,
+        name: t.spec.name,
+        state: t.state === 'dispatched' ? 'RUNNING' : 'PENDING',
+        nodeId: t.remote ?? this.host.nodeId,
+        ...(t.actor ? { actorId: t.actor.id } : {}),
+      });
+    }
+    return tasks;
+  }
+
+  private objectRows(): unknown[] {
+    const objs: unknown[] = [];
+    for (const e of this.host.objects.all()) {
+      if (objs.length >= MAX_ROWS) break;
+      if (!e.data) continue;
+      objs.push({ objectId: e.id, sizeBytes: e.data.size, nodeId: this.host.nodeId, location: e.data.inline ? 'inline' : e.data.shm ? 'shm' : 'spilled' });
+    }
+    return objs;
+  }
+
+  private actorRows(): unknown[] {
+    return [...this.host.actors()]
+      .filter((r) => !r.proxy)
+      .map((r) => ({
+        actorId: r.id,
+        className: r.creation.className,
+        name: r.creation.name,
+        namespace: r.namespace,
+        state: r.state.toUpperCase(),
+        nodeId: r.remoteNode ?? this.host.nodeId,
+        pid: r.worker?.proc?.pid ?? 0,
+        numRestarts: r.creation.maxRestarts - r.restartsLeft,
+        detached: r.creation.detached,
+        ...(r.death ? { deathCause: `${r.death.reason}: ${r.death.detail}` } : {}),
+      }));
+  }
+
+  private placementGroupRows(): unknown[] {
+    // A group is listed by the node that created it (its reservation names every bundle's node); the
+    // parts other nodes hold for it (noWait, one STRICT_PACK share each) are not groups of their own.
+    return [...this.host.placementGroups()].filter((pg) => !pg.noWait).map((pg) => ({
+      placementGroupId: pg.id,
+      name: pg.name,
+      strategy: pg.strategy,
+      state: pg.state.toUpperCase(),
+      bundles: pg.raw,
+      bundleNodes: pg.reservation ? [...pg.reservation.nodeIds] : [],
+    }));
+  }
+
+  /** This node as the state API shows it. */
+  private selfInfo(): Record<string, unknown> {
+    const rec = (m: ReadonlyMap<string, number>) => Object.fromEntries([...m].map(([k, v]) => [k, v / 10_000]));
+    const id = this.host.identity();
+    return {
+      nodeId: this.host.nodeId,
+      alive: true,
+      isHead: id.isHead,
+      address: id.address,
+      hostname: hostname(),
+      pid: process.pid,
+      resourcesTotal: rec(this.host.resources.total),
+      resourcesAvailable: rec(this.host.resources.available()),
+      labels: id.labels,
+      startTime: id.startTime,
+    };
+  }
+
+  private sumViews(available: boolean): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const e of this.host.clusterView().entries()) {
+      if (!e.alive) continue;
+      const m = available ? e.resources.available() : e.resources.total;
+      for (const [k, v] of m) out[k] = (out[k] ?? 0) + v / 10_000;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * StateService alone: state rows, resource sums and demand read from a fake node (plain records, real
+ * resource views). No sockets, no processes.
+ */
+import { describe, expect, it } from 'vitest';
+import { ClusterView, NodeResources, ResourceRequest } from '@tsray/scheduler';
+import { reserve } from '@tsray/placement';
+import { Deque } from '../../src/node/deque.js';
+import type { ObjectEntry } from '../../src/node/object-table.js';
+import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from '../../src/node/records.js';
+import { StateService, type StateServiceHost } from '../../src/node/state-service.js';
+
+const SELF = 'node-a';
+
+class FakeHost implements StateServiceHost {
+  readonly nodeId = SELF;
+  readonly resources = new NodeResources({ CPU: 4, GPU: 1 }, { gpuIds: ['0'] });
+  readonly objectEntries: ObjectEntry[] = [];
+  readonly objects = { all: () => this.objectEntries.values(), size: 0, sealedCount: 0 } as unknown as StateServiceHost['objects'];
+  readonly store = { used: 10, capacity: 100, spilledBytes: 0 } as StateServiceHost['store'];
+  readonly taskMap = new Map<string, TaskRecord>();
+  readonly queues: Deque<TaskRecord>[] = [];
+  readonly actorList: ActorRecord[] = [];
+  readonly waitingActors: ActorRecord[] = [];
+  readonly groups: PgRecord[] = [];
+  readonly pendingGroups: PgRecord[] = [];
+  readonly workerMap = new Map<string, WorkerHandle>();
+  readonly view = new ClusterView();
+  gcsCalls: { method: string; arg: unknown }[] = [];
+  /** Replies of a fake GCS (undefined: a single node, no GCS). */
+  gcsReply: ((method: string, arg: unknown) => unknown) | undefined;
+  readonly pool: Pool = { key: '', resources: this.resources, pg: undefined, bundleIndex: -1 };
+
+  constructor() {
+    this.view.addNode(SELF, this.resources);
+  }
+  identity() {
+    return { isHead: true, address: 'ipc:///tmp/x', labels: { zone: 'a' }, startTime: 123 };
+  }
+  nodePool(): Pool {
+    return this.pool;
+  }
+  tasks(): ReadonlyMap<string, TaskRecord> {
+    return this.taskMap;
+  }
+  taskQueues(): Iterable<Deque<TaskRecord>> {
+    return this.queues;
+  }
+  actors(): Iterable<ActorRecord> {
+    return this.actorList;
+  }
+  pendingActors(): readonly ActorRecord[] {
+    return this.waitingActors;
+  }
+  placementGroups(): Iterable<PgRecord> {
+    return this.groups;
+  }
+  pendingPlacementGroups(): readonly PgRecord[] {
+    return this.pendingGroups;
+  }
+  workers(): ReadonlyMap<string, WorkerHandle> {
+    return this.workerMap;
+  }
+  clusterView(): ClusterView {
+    return this.view;
+  }
+  gcs() {
+    const reply = this.gcsReply;
+    if (!reply) return undefined;
+    return {
+      call: async <T,>(method: string, arg: unknown): Promise<T> => {
+        this.gcsCalls.push({ method, arg });
+        return reply(method, arg) as T;
+      },
+    };
+  }
+}
+
+function group(id: string, over: Partial<PgRecord>): PgRecord {
+  return { id, name: '', strategy: 'PACK', bundles: [], raw: [{ CPU: 1 }], state: 'pending', reservation: undefined, pools: [], waiting: [], detached: false, warned: false, noWait: false, remoteParts: undefined, preparing: false, retryAt: 0, jobId: 'j', ...over };
+}
+
+function queuedTask(name: string, resources: Record<string, number>): TaskRecord {
+  return { spec: { name, taskId: `t-${name}-${Math.random()}` }, request: ResourceRequest.of(resources), state: 'queued', pool: undefined, remote: undefined, actor: undefined } as unknown as TaskRecord;
+}
+
+describe('StateService', () => {
+  it('lists one row per placement group this node created (not the parts it holds for others), with its bundle nodes', () => {
+    const host = new FakeHost();
+    const r = reserve([{ CPU: 1 }, { CPU: 1 }], 'PACK', host.view);
+    if (r.kind !== 'reserved') throw new Error('fixture: reservation failed');
+    host.groups.push(group('pg1', { name: 'train', state: 'created', reservation: r.reservation, raw: [{ CPU: 1 }, { CPU: 1 }] }));
+    host.groups.push(group('pg2', { strategy: 'STRICT_SPREAD', state: 'pending' }));
+    host.groups.push(group('pg3', { noWait: true, state: 'created' }));
+    const svc = new StateService(host);
+
+    expect(svc.localState('placement_groups')).toEqual({
+      placement_groups: [
+        { placementGroupId: 'pg1', name: 'train', strategy: 'PACK', state: 'CREATED', bundles: [{ CPU: 1 }, { CPU: 1 }], bundleNodes: [SELF, SELF] },
+        { placementGroupId: 'pg2', name: '', strategy: 'STRICT_SPREAD', state: 'PENDING', bundles: [{ CPU: 1 }], bundleNodes: [] },
+      ],
+    });
+  });
+
+  it('sums total and free resources over the live nodes of the cluster view', async () => {
+    const host = new FakeHost();
+    host.view.addNode('node-b', new NodeResources({ CPU: 2, memory: 1000 }));
+    host.view.addNode('node-dead', new NodeResources({ CPU: 64 }), { alive: false });
+    host.resources.allocate(ResourceRequest.of({ CPU: 1.5 }));
+    const svc = new StateService(host);
+
+    expect(svc.clusterResources()).toEqual({ CPU: 6, GPU: 1, memory: 1000 });
+    expect(svc.availableResources()).toEqual({ CPU: 4.5, GPU: 1, memory: 1000 });
+    // The same through the state call drivers make.
+    expect(await svc.stateCall('cluster_resources')).toEqual({ CPU: 6, GPU: 1, memory: 1000 });
+  });
+
+  it('reports demand: one row per queued task shape with its count, pending actors and pending groups, and what can never fit', () => {
+    const host = new FakeHost();
+    const q = new Deque<TaskRecord>();
+    for (let i = 0; i < 3; i++) q.push(queuedTask('f', { CPU: 1 }));
+    const huge = new Deque<TaskRecord>();
+    huge.push(queuedTask('g', { GPU: 8 }));
+    host.queues.push(q, huge, new Deque<TaskRecord>());
+    host.waitingActors.push({ creation: { className: 'Counter' }, schedule: ResourceRequest.of({ TPU: 1 }), pool: undefined } as unknown as ActorRecord);
+    host.pendingGroups.push(group('pg9', { name: 'stuck', warned: true, raw: [{ CPU: 100 }] }));
+    const svc = new StateService(host);
+
+    expect(svc.pendingDemand()).toEqual([
+      { kind: 'task', name: 'f', resources: { CPU: 1 }, count: 3, infeasible: false, missing: [] },
+      { kind: 'task', name: 'g', resources: { GPU: 8 }, count: 1, infeasible: true, missing: expect.arrayContaining(['GPU']) },
+      { kind: 'actor', name: 'Counter', resources: { TPU: 1 }, count: 1, infeasible: true, missing: ['TPU'] },
+      { kind: 'placement_group', name: 'stuck', resources: [{ CPU: 100 }], count: 1, infeasible: true, missing: [] },
+    ]);
+  });
+
+  it('lists tasks and objects with their node, and actors except stand-ins for other nodes', () => {
+    const host = new FakeHost();
+    const running = queuedTask('run', { CPU: 1 });
+    running.state = 'dispatched';
+    const forwarded = queuedTask('away', { CPU: 1 });
+    forwarded.remote = 'node-b';
+    host.taskMap.set('1', running);
+    host.taskMap.set('2', forwarded);
+    host.objectEntries.push({ id: 'o1', refs: 1, pins: 0, data: { encoding: 'v8', rawKind: '', inline: Buffer.alloc(3), size: 3, contained: [] }, seq: 1, waiters: undefined });
+    host.objectEntries.push({ id: 'o2', refs: 1, pins: 0, data: undefined, seq: 0, waiters: undefined });
+    const actor = (id: string, proxy: boolean) => ({ id, proxy, creation: { className: 'A', name: '', maxRestarts: 2, detached: false }, restartsLeft: 1, namespace: 'ns', state: 'alive', remoteNode: undefined, worker: undefined, death: undefined }) as unknown as ActorRecord;
+    host.actorList.push(actor('a1', false), actor('a2', true));
+    const svc = new StateService(host);
+
+    const s = svc.localState('all');
+    expect(s['tasks']).toEqual([
+      { taskId: running.spec.taskId, name: 'run', state: 'RUNNING', nodeId: SELF },
+      { taskId: forwarded.spec.taskId, name: 'away', state: 'PENDING', nodeId: 'node-b' },
+    ]);
+    expect(s['objects']).toEqual([{ objectId: 'o1', sizeBytes: 3, nodeId: SELF, location: 'inline' }]);
+    expect(s['actors']).toEqual([{ actorId: 'a1', className: 'A', name: '', namespace: 'ns', state: 'ALIVE', nodeId: SELF, pid: 0, numRestarts: 1, detached: false }]);
+    expect(Object.keys(s).sort()).toEqual(['actors', 'demand', 'objects', 'placement_groups', 'tasks']);
+  });
+
+  it('answers a single node alone, and gathers every node through the GCS in a cluster', async () => {
+    const host = new FakeHost();
+    host.groups.push(group('local', {}));
+    const svc = new StateService(host);
+    const nodes = (await svc.stateCall('nodes')) as Record<string, unknown>[];
+    expect(nodes).toHaveLength(1);
+    expect(nodes[0]).toMatchObject({ nodeId: SELF, alive: true, isHead: true, address: 'ipc:///tmp/x', labels: { zone: 'a' }, startTime: 123, resourcesTotal: { CPU: 4, GPU: 1 } });
+    expect(await svc.stateCall('placement_groups')).toEqual([expect.objectContaining({ placementGroupId: 'local' })]);
+    expect(await svc.stateCall('jobs')).toEqual([]);
+
+    host.gcsReply = (method) => (method === 'state.gather' ? [{ placement_groups: [{ placementGroupId: 'x' }] }, { placement_groups: [{ placementGroupId: 'y' }] }, {}] : ['from-gcs']);
+    expect(await svc.stateCall('placement_groups')).toEqual([{ placementGroupId: 'x' }, { placementGroupId: 'y' }]);
+    expect(await svc.stateCall('nodes')).toEqual(['from-gcs']);
+    expect(host.gcsCalls).toEqual([
+      { method: 'state.gather', arg: { what: 'placement_groups' } },
+      { method: 'nodes.list', arg: null },
+    ]);
+    await expect(svc.stateCall('bogus')).rejects.toThrow('unknown state call "bogus"');
+  });
+
+  it('counts objects, store use, workers and tasks; lists the pids of workers with a process', () => {
+    const host = new FakeHost();
+    host.taskMap.set('t', queuedTask('t', { CPU: 1 }));
+    host.workerMap.set('w1', { proc: { pid: 42 } } as unknown as WorkerHandle);
+    host.workerMap.set('driver', { proc: undefined } as unknown as WorkerHandle);
+    const svc = new StateService(host);
+    expect(svc.stats()).toEqual({ objects: 0, sealed: 0, storeUsed: 10, storeCapacity: 100, spilledBytes: 0, workers: 2, tasks: 1 });
+    expect(svc.workerPids()).toEqual([42]);
+  });
+});
