@@ -12,7 +12,8 @@ import * as zmq from 'zeromq';
 import { ClusterView, NodeResources, ResourceRequest, schedule, type ScheduleOptions, type SchedulingStrategy } from '@tsray/scheduler';
 import { reserve, validateBundles, validateStrategy, type Reservation } from '@tsray/placement';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
-import { errorFromPayload, type ErrorPayload } from '../error-payload.js';
+import { decodeErrorPayload, errorFromPayload, type ErrorPayload } from '../error-payload.js';
+import { pythonView } from '../python-view.js';
 import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, PlacementGroupError, RuntimeStateError, ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { logger } from '../logger.js';
@@ -21,8 +22,6 @@ import type { ActorCreation, ActorInfoData, CoreRuntime, RuntimeContext, SubmitA
 import type { PendingDemand } from '../state-api.js';
 import { serialize } from '../serialization.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
-import { deserialize as v8deserialize } from 'node:v8';
-import { xlangDecode } from '../xlang.js';
 import { encodingFromWire, encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
@@ -367,7 +366,7 @@ export class NodeRuntime implements CoreRuntime {
   /** Value of a sealed object in this (driver) process. */
   private materialize(e: ObjectEntry): unknown {
     const d = e.data!;
-    if (d.encoding === ENC_ERROR) throw errorFromPayload(this.store.bytes(d), d.rawKind);
+    if (d.encoding === ENC_ERROR) throw errorFromPayload(this.store.bytes(d));
     if (d.shm && d.encoding === 'raw') {
       const view = this.store.arena.view(d.shm.offset, d.shm.length);
       const value = deserialize('raw', d.rawKind, view) as object;
@@ -842,7 +841,7 @@ export class NodeRuntime implements CoreRuntime {
 
   /** ObjectData for sending an object to a worker; arena objects get a delivery pin owned by the worker. */
   private deliver(e: ObjectEntry, w: WorkerHandle, fb: FrameBuilder): tsray.v1.IObjectData {
-    const d = e.data!;
+    const d = w.language === 'python' ? pythonView(e.id, e.data!, () => this.store.bytes(e.data!)) : e.data!;
     if (d.shm) {
       this.objects.pin(e.id);
       w.pins.set(e.id, (w.pins.get(e.id) ?? 0) + 1);
@@ -1098,7 +1097,7 @@ export class NodeRuntime implements CoreRuntime {
     try {
       const d = datas[0]!.d;
       const bytes = this.store.bytes(d);
-      const p = (d.rawKind === 'msgpack' ? xlangDecode(bytes) : v8deserialize(bytes)) as ErrorPayload;
+      const p = decodeErrorPayload(bytes);
       if (p.type === 'TaskError') cause = p.info;
     } catch {
       /* no cause */
@@ -1698,6 +1697,7 @@ export class NodeRuntime implements CoreRuntime {
     switch (kind) {
       case 'registerWorker': {
         w.state = 'ready';
+        w.language = envelope.registerWorker!.language ?? '';
         this.send(w, {
           workerAccepted: {
             nodeId: this.nodeId,
@@ -2285,7 +2285,7 @@ export class NodeRuntime implements CoreRuntime {
         const ce = this.objects.get(c);
         if (ce) visit(ce);
       }
-      const d = e.data;
+      const d = w.language === 'python' ? pythonView(e.id, e.data, () => this.store.bytes(e.data!)) : e.data;
       if (d.size > CHUNK_BYTES && !d.inline) this.chunksOf(e.id, d, (body, frame) => this.sendFrames(w, body, [frame]));
       else small.push(this.inlineWire(e.id, d, fb));
     };
@@ -2381,7 +2381,7 @@ export class NodeRuntime implements CoreRuntime {
     let errPayload: ErrorPayload | undefined;
     if (isError && t?.spec.actorCreation) {
       try {
-        errPayload = v8deserialize(this.store.bytes(d)) as ErrorPayload;
+        errPayload = decodeErrorPayload(this.store.bytes(d));
       } catch {
         /* unknown */
       }
