@@ -20,11 +20,9 @@ from fake_node import FakeNode
 from tsray.protocol import PayloadWriter, payload_bytes, pb
 from tsray.xlang import decode, encode
 
-# V8 bytes (node:v8 serialize) of error objects as a TypeScript worker / the node writes them.
-V8 = {k: bytes.fromhex(v) for k, v in json.loads((Path(__file__).parent / "fixtures" / "v8_errors.json").read_text()).items()}
-V8_TASK_ERROR = V8["task"]
-V8_ACTOR_DIED = V8["actor_died"]
-V8_WITH_MAP = V8["with_map"]
+# ErrorInfo bytes of error objects as the TypeScript side writes them (packages/protocol/scripts/gen-golden.mjs).
+_VECTORS = Path(__file__).resolve().parents[2] / "packages" / "protocol" / "test-vectors" / "error-info.json"
+TS_ERRORS = {v["name"]: bytes.fromhex(v["hex"]) for v in json.loads(_VECTORS.read_text(encoding="utf-8"))}
 
 Handler = Callable[[pb.TaskSpec, list[Any]], Any]
 
@@ -310,34 +308,62 @@ def test_arena_values_are_zero_copy_and_unpinned_when_dropped(node: ScriptedNode
     node.wait_for(lambda: "big-1" in node.unpinned())
 
 
+def _python_task_error() -> bytes:
+    """The error object a Python worker stores for ``raise ValueError(...) from KeyError``."""
+    try:
+        try:
+            {}["k"]
+        except KeyError as e:
+            raise ValueError("bad") from e
+    except ValueError as err:
+        return tsray.errors.exception_error_info(err, "f").SerializeToString()
+    raise AssertionError("unreachable")
+
+
 def test_errors_from_python_and_typescript_tasks(node: ScriptedNode, client: tsray.Client) -> None:
-    py_err = msgspec.msgpack.encode({"type": "TaskError", "info": {
-        "name": "ValueError", "message": "bad", "stack": "Traceback ...\nValueError: bad", "taskName": "f", "pid": 7,
-    }})
+    unreadable = pb.ErrorInfo(type="UnreadableValueError", object_lost=pb.ErrorInfo.ObjectLost(object_id="m", reason="a JavaScript Map"))
     with node.lock:
-        node.seal("e1", pb.ObjectData(encoding=pb.ENCODING_ERROR, raw_kind="msgpack"), py_err)
-        node.seal("e2", pb.ObjectData(encoding=pb.ENCODING_ERROR), V8_TASK_ERROR)
-        node.seal("e3", pb.ObjectData(encoding=pb.ENCODING_ERROR), V8_ACTOR_DIED)
-        node.seal("e4", pb.ObjectData(encoding=pb.ENCODING_ERROR), V8_WITH_MAP)
-        node.seal("v8", pb.ObjectData(encoding=pb.ENCODING_V8), b"\xff\x0f\x49\x02")  # the number 1
-        node.seal("v8map", pb.ObjectData(encoding=pb.ENCODING_V8), bytes.fromhex("ff0f3b490249043a02"))  # new Map([[1, 2]])
+        node.seal("e1", pb.ObjectData(encoding=pb.ENCODING_ERROR), _python_task_error())
+        node.seal("e2", pb.ObjectData(encoding=pb.ENCODING_ERROR), TS_ERRORS["task_error_typescript"])
+        node.seal("e3", pb.ObjectData(encoding=pb.ENCODING_ERROR), TS_ERRORS["actor_died"])
+        node.seal("e4", pb.ObjectData(encoding=pb.ENCODING_ERROR), b"\xff\x0f\x6f\x22\x04type")  # old V8 bytes: not an ErrorInfo
+        node.seal("e5", pb.ObjectData(encoding=pb.ENCODING_ERROR), unreadable.SerializeToString())
+        node.seal("v8", pb.ObjectData(encoding=pb.ENCODING_V8), b"\xff\x0f\x49\x02")  # the number 1, unconverted
         node.seal("raw", pb.ObjectData(encoding=pb.ENCODING_RAW, raw_kind="Float64Array"), np.arange(3, dtype="<f8").tobytes())
     with pytest.raises(tsray.TaskError) as info:
         tsray.get(tsray.ObjectRef("e1"))
-    assert (info.value.remote_name, info.value.remote_message, info.value.task_name, info.value.pid) == ("ValueError", "bad", "f", 7)
-    assert "ValueError: bad" in str(info.value)
+    assert (info.value.remote_name, info.value.remote_message, info.value.task_name, info.value.pid) == ("ValueError", "bad", "f", os.getpid())
+    assert info.value.remote_language == "python" and "Traceback" in info.value.remote_stack
+    assert isinstance(info.value.cause, tsray.RemoteError) and info.value.cause.name == "KeyError"
+    assert info.value.__cause__ is info.value.cause and "--- caused by ---" in str(info.value)
     with pytest.raises(tsray.TaskError) as info:
         tsray.get(tsray.ObjectRef("e2"))
     assert info.value.remote_name == "Error" and info.value.remote_message == "root"  # the upstream cause
     assert "raised upstream in task g" in str(info.value)
-    with pytest.raises(tsray.ActorDiedError, match=r"actor Counter \(a1\) is dead: kill\(\) was called"):
+    assert info.value.info["code"] == "E_RANGE" and info.value.info["props"] == {"retries": 3}
+    assert info.value.info["cause"]["name"] == "TypeError" and info.value.info["cause"]["cause"]["message"] == "disk gone"
+    with pytest.raises(tsray.ActorDiedError, match=r"actor Counter ✓ \(a1\) is dead: its constructor threw RangeError: bad start") as died:
         tsray.get(tsray.ObjectRef("e3"))
-    with pytest.raises(tsray.RemoteError, match="from a TypeScript task|TypeScript task failed"):
+    assert "--- constructor error ---\nRangeError: bad start" in str(died.value)
+    with pytest.raises(tsray.RemoteError, match="e4 is not a readable tsray.v1.ErrorInfo"):
         tsray.get(tsray.ObjectRef("e4"))
-    assert tsray.get(tsray.ObjectRef("v8")) == 1
-    with pytest.raises(tsray.UnreadableValueError, match="V8 structured-clone.*a JavaScript Map cannot be read"):
-        tsray.get(tsray.ObjectRef("v8map"))
+    with pytest.raises(tsray.UnreadableValueError, match="object m cannot be read from Python: a JavaScript Map"):
+        tsray.get(tsray.ObjectRef("e5"))
+    with pytest.raises(tsray.UnreadableValueError, match="V8 structured-clone format.*converts to msgpack"):
+        tsray.get(tsray.ObjectRef("v8"))
     assert np.array_equal(tsray.get(tsray.ObjectRef("raw")), np.arange(3, dtype=np.float64))
+
+
+def test_python_has_no_v8_reader() -> None:
+    """Error objects are ErrorInfo and the node converts V8 values: the hand-written V8 reader is gone."""
+    import sys
+
+    import tsray.worker.runtime  # noqa: F401 - everything that reads objects is imported
+
+    pkg = Path(tsray.__file__).parent
+    assert not (pkg / "_v8.py").exists()
+    assert "tsray._v8" not in sys.modules
+    assert not [p.name for p in pkg.rglob("*.py") if "_v8" in p.read_text(encoding="utf-8")]
 
 
 def test_get_timeout_and_wait(node: ScriptedNode, client: tsray.Client) -> None:

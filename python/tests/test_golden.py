@@ -19,6 +19,8 @@ from tsray.protocol import BODY_KINDS, decode_message, pb
 
 GOLDEN = Path(__file__).resolve().parents[2] / "packages" / "protocol" / "test-vectors" / "golden.json"
 VECTORS: list[dict[str, Any]] = json.loads(GOLDEN.read_text(encoding="utf-8"))
+# ErrorInfo: the bytes of error objects (ENCODING_ERROR), made by the same script.
+ERROR_VECTORS: list[dict[str, Any]] = json.loads((GOLDEN.parent / "error-info.json").read_text(encoding="utf-8"))
 
 
 def test_vectors_exist() -> None:
@@ -52,7 +54,8 @@ def _is_repeated(f: FieldDescriptor) -> bool:
     return f.label == FieldDescriptor.LABEL_REPEATED  # pragma: no cover
 
 
-def test_vectors_cover_every_field_with_a_non_default_value() -> None:
+def _fields_not_covered(root: Any, vectors: list[dict[str, Any]]) -> list[str]:
+    """Fields of ``root`` and every message reachable from it that no vector sets to a non-default value."""
     seen: set[str] = set()
 
     def walk(msg: Any) -> None:
@@ -64,9 +67,8 @@ def test_vectors_cover_every_field_with_a_non_default_value() -> None:
                 for item in value if _is_repeated(f) else [value]:
                     walk(item)
 
-    for v in VECTORS:
-        msg = json_format.ParseDict(v["message"], pb.Envelope())
-        walk(msg)
+    for v in vectors:
+        walk(json_format.ParseDict(v["message"], root()))
 
     missing: list[str] = []
     visited: set[str] = set()
@@ -83,5 +85,22 @@ def test_vectors_cover_every_field_with_a_non_default_value() -> None:
             if _is_message(f):
                 expect_all(f.message_type)
 
-    expect_all(pb.Envelope.DESCRIPTOR)
+    expect_all(root.DESCRIPTOR)
+    return missing
+
+
+def test_vectors_cover_every_field_with_a_non_default_value() -> None:
+    missing = _fields_not_covered(pb.Envelope, VECTORS)
     assert missing == [], "fields no golden vector sets: add them in packages/protocol/scripts/gen-golden.mjs"
+
+
+@pytest.mark.parametrize("vector", ERROR_VECTORS, ids=[v["name"] for v in ERROR_VECTORS])
+def test_error_info_matches_golden_bytes_both_ways(vector: dict[str, Any]) -> None:
+    msg = json_format.ParseDict(vector["message"], pb.ErrorInfo())
+    assert msg.SerializeToString(deterministic=True).hex() == vector["hex"]
+    assert json_format.MessageToDict(pb.ErrorInfo.FromString(bytes.fromhex(vector["hex"]))) == vector["message"]
+
+
+def test_error_vectors_cover_every_error_info_field() -> None:
+    missing = _fields_not_covered(pb.ErrorInfo, ERROR_VECTORS)
+    assert missing == [], "ErrorInfo fields no vector sets: add them in packages/protocol/scripts/gen-golden.mjs"

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 import pytest
 
 from fake_node import FakeNode
+from tsray.errors import TaskError, error_from_payload
 from tsray.protocol import PayloadWriter, pb
 from tsray.worker import TASK_NAME_MARKER
 from tsray.xlang import decode, encode
@@ -51,11 +51,13 @@ def value_of(node: FakeNode, r: pb.TaskResult, frames: list[Any], i: int = 0) ->
 def error_of(node: FakeNode, r: pb.TaskResult, frames: list[Any]) -> dict[str, Any]:
     assert r.status == pb.TASK_STATUS_ERROR
     od = r.returns[0]
-    assert od.encoding == pb.ENCODING_ERROR and od.raw_kind == "msgpack"
-    payload = msgspec.msgpack.decode(node.object_bytes(od, frames))
-    assert payload["type"] == "TaskError"
-    info: dict[str, Any] = payload["info"]
-    assert info["name"] == r.error_name
+    assert od.encoding == pb.ENCODING_ERROR and od.raw_kind == ""
+    data = node.object_bytes(od, frames)
+    assert pb.ErrorInfo.FromString(data).type == "TaskError"
+    err = error_from_payload(data, od.object_id)
+    assert isinstance(err, TaskError)
+    info: dict[str, Any] = err.info
+    assert info["name"] == r.error_name and info["language"] == "python"
     return info
 
 

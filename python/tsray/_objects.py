@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ._v8 import V8DecodeError, read_v8
 from .errors import UnreadableValueError, error_from_payload
 from .protocol import Buffer, pb, payload_bytes
 from .xlang import Decoder
@@ -124,19 +123,15 @@ def object_value(
     if enc == pb.ENCODING_MSGPACK:
         return decoder.decode(data)
     if enc == pb.ENCODING_ERROR:
-        raise error_from_payload(data, od.raw_kind, od.object_id)
+        raise error_from_payload(data, od.object_id)
     if enc == pb.ENCODING_RAW:
         return _raw_value(data, od.raw_kind)
     if enc == pb.ENCODING_V8:
-        # A TypeScript value stored without knowing Python would read it (e.g. a TS put): plain data
-        # (objects, arrays, strings, numbers, bigints, Buffers, TypedArrays, refs) is readable.
-        try:
-            return read_v8(data, decoder.ref_factory, decoder.handle_factory)
-        except V8DecodeError as e:
-            raise UnreadableValueError(
-                od.object_id,
-                f"it was produced by TypeScript in V8 structured-clone format (ENCODING_V8) and holds something "
-                f"outside the cross-language value model ({e}); pass plain objects, arrays, strings, numbers, "
-                "bigints, Buffers and TypedArrays to Python (docs/xlang.md)",
-            ) from None
+        # The node converts TypeScript (V8 structured clone) values to msgpack for Python processes
+        # (packages/core/src/python-view.ts); raw V8 bytes here mean a peer that did not.
+        raise UnreadableValueError(
+            od.object_id,
+            "it is in TypeScript's V8 structured-clone format (ENCODING_V8), which the node converts to msgpack for "
+            "Python processes; this node sent it unconverted (an older tsray version?)",
+        )
     raise UnreadableValueError(od.object_id, f"unknown encoding {enc}")

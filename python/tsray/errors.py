@@ -1,19 +1,21 @@
 """Errors of the Python side of tsray (mirroring the TypeScript classes of ``@tsray/core``).
 
-Error objects (``ENCODING_ERROR``) arrive in two forms: msgpack maps from Python workers
-(``raw_kind == "msgpack"``, docs/xlang.md) and V8 bytes of a plain object from TypeScript workers
-and from the node itself (``raw_kind == ""``). :func:`error_from_payload` turns either into one of
-the exceptions below.
+Error objects (``ENCODING_ERROR``) hold a protobuf ``tsray.v1.ErrorInfo``, the same whichever
+language raised the error (TypeScript workers, the node, Python workers): :func:`error_from_payload`
+turns one into the exceptions below, :func:`exception_error_info` describes a Python exception as one.
 """
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+from google.protobuf.message import DecodeError
 
-from ._v8 import V8DecodeError, read_v8
+from ._proto import tsray_pb2 as pb
 
 __all__ = [
     "TsrayError",
@@ -31,7 +33,11 @@ __all__ = [
     "RemoteError",
     "UnreadableValueError",
     "error_from_payload",
+    "exception_error_info",
 ]
+
+#: How many links of a cause chain are kept (as in TypeScript's MAX_CAUSE_DEPTH).
+MAX_CAUSE_DEPTH = 16
 
 
 class TsrayError(Exception):
@@ -39,8 +45,11 @@ class TsrayError(Exception):
 
 
 class TaskError(TsrayError):
-    """A task (Python or TypeScript) raised; ``remote_name`` / ``remote_message`` / ``remote_stack``
-    are the original error's, ``info`` the whole RemoteErrorInfo map."""
+    """A task (Python or TypeScript) raised; ``remote_name`` / ``remote_message`` / ``remote_stack`` /
+    ``remote_language`` are the original error's, ``cause`` the error it came from (JS ``cause``,
+    Python ``raise ... from``) rebuilt as a :class:`RemoteError` chain (also set as ``__cause__``), and
+    ``info`` the whole RemoteErrorInfo map (keys as in TypeScript: name, message, stack, taskName, pid,
+    language, code, props, upstream, cause)."""
 
     def __init__(self, info: dict[str, Any]) -> None:
         upstream = info.get("upstream")
@@ -49,13 +58,18 @@ class TaskError(TsrayError):
         self.remote_name: str = str(root.get("name", "Error"))
         self.remote_message: str = str(root.get("message", ""))
         self.remote_stack: str = str(root.get("stack", ""))
+        self.remote_language: str = str(root.get("language", ""))
         self.task_name: str = str(info.get("taskName", "?"))
         self.pid: int = int(info.get("pid", 0) or 0)
+        cause = root.get("cause")
+        self.cause: RemoteError | None = _remote_chain(cause) if isinstance(cause, dict) else None
         super().__init__(
             f"task {self.task_name} (worker pid={self.pid}) failed: {self.remote_name}: {self.remote_message}"
             + (f" (raised upstream in task {root.get('taskName', '?')})" if root is not info else "")
             + f"\n--- remote stack ---\n{self.remote_stack}"
+            + _cause_text(self.cause)
         )
+        self.__cause__ = self.cause
 
 
 class WorkerCrashedError(TsrayError):
@@ -166,53 +180,157 @@ class FunctionNotFoundError(TsrayError):
 
 
 class RemoteError(TsrayError):
-    """An error object of another kind (``{type: 'Other', name, message}``); ``name`` is the remote class."""
+    """An error raised in another process that has no class here (ErrorInfo type ``Other``, or a link of
+    a task error's cause chain); ``name`` is the remote class, ``stack`` its stack or traceback as
+    printed in ``language``, and ``__cause__`` the next link."""
 
-    def __init__(self, name: str, message: str) -> None:
+    def __init__(self, name: str, message: str, stack: str = "", language: str = "") -> None:
         super().__init__(f"{name}: {message}")
         self.name = name
         self.remote_message = message
+        self.stack = stack
+        self.language = language
 
 
 class UnreadableValueError(TsrayError):
-    """An object exists but is in a format Python cannot read (V8 structured clone from TypeScript)."""
+    """An object exists but holds a value Python cannot read (a TypeScript Map, Date, class instance...)."""
 
     def __init__(self, object_id: str, detail: str) -> None:
         super().__init__(f"object {object_id} cannot be read from Python: {detail}")
         self.object_id = object_id
 
 
-def _from_map(p: Any) -> TsrayError:
-    if not isinstance(p, dict):
-        raise ValueError(f"error payload is a {type(p).__name__}, not a map")
-    kind = p.get("type")
-    if kind == "TaskError" and isinstance(p.get("info"), dict):
-        return TaskError(p["info"])
-    if kind == "WorkerCrashedError":
-        return WorkerCrashedError(str(p.get("taskName", "?")), str(p.get("detail", "")), int(p.get("attempts", 0) or 0))
-    if kind == "TaskCancelledError":
-        return TaskCancelledError(str(p.get("taskName", "?")), bool(p.get("forced")))
-    if kind == "ObjectStoreFullError":
-        return ObjectStoreFullError(int(p.get("requested", 0)), int(p.get("capacity", 0)), int(p.get("used", 0)))
-    if kind == "ObjectLostError":
-        return ObjectLostError(str(p.get("objectId", "")), str(p.get("reason", "")))
-    if kind == "ActorDiedError" and isinstance(p.get("info"), dict):
-        return ActorDiedError(p["info"])
-    return RemoteError(str(p.get("name", kind or "Error")), str(p.get("message", "")))
+def _remote_chain(info: dict[str, Any], depth: int = 0) -> RemoteError:
+    e = RemoteError(str(info.get("name", "Error")), str(info.get("message", "")), str(info.get("stack", "")), str(info.get("language", "")))
+    cause = info.get("cause")
+    if isinstance(cause, dict) and depth < MAX_CAUSE_DEPTH:
+        e.__cause__ = _remote_chain(cause, depth + 1)
+    return e
 
 
-def error_from_payload(data: bytes | bytearray | memoryview, raw_kind: str, object_id: str = "") -> TsrayError:
-    """The exception an ``ENCODING_ERROR`` object stands for (msgpack from Python, V8 from TypeScript)."""
-    if raw_kind == "msgpack":
+def _cause_text(cause: BaseException | None) -> str:
+    out = ""
+    n = 0
+    while cause is not None and n < MAX_CAUSE_DEPTH:
+        stack = cause.stack if isinstance(cause, RemoteError) else ""
+        out += "\n--- caused by ---\n" + (stack or str(cause))
+        cause = cause.__cause__
+        n += 1
+    return out
+
+
+def _task_dict(m: pb.ErrorInfo, depth: int = 0) -> dict[str, Any]:
+    """A TaskError ErrorInfo as the RemoteErrorInfo map (the keys TypeScript uses)."""
+    t = m.task
+    info: dict[str, Any] = {
+        "name": m.name or "Error",
+        "message": m.message,
+        "stack": m.stack,
+        "taskName": t.task_name or "?",
+        "pid": t.pid,
+    }
+    if m.language:
+        info["language"] = m.language
+    if t.code:
+        info["code"] = t.code
+    if t.props:
         try:
-            return _from_map(msgspec.msgpack.decode(data))
-        except (msgspec.DecodeError, ValueError) as e:
-            return RemoteError("TaskError", f"a Python task failed, but its error object {object_id} is unreadable: {e}")
+            props = msgspec.msgpack.decode(t.props)
+            if isinstance(props, dict):
+                info["props"] = props
+        except msgspec.DecodeError:
+            pass  # unreadable extra properties: the error itself still reads
+    if t.HasField("upstream") and depth < MAX_CAUSE_DEPTH:
+        info["upstream"] = _task_dict(t.upstream, depth + 1)
+    if m.HasField("cause") and depth < MAX_CAUSE_DEPTH:
+        info["cause"] = _task_dict(m.cause, depth + 1)
+    return info
+
+
+def _task_pb(info: dict[str, Any], depth: int = 0) -> pb.ErrorInfo:
+    """A RemoteErrorInfo map as a TaskError ErrorInfo (the inverse of :func:`_task_dict`)."""
+    m = pb.ErrorInfo(
+        type="TaskError",
+        name=str(info.get("name", "Error")),
+        message=str(info.get("message", "")),
+        stack=str(info.get("stack", "")),
+        language=str(info.get("language", "")),
+    )
+    m.task.task_name = str(info.get("taskName", "?"))
+    m.task.pid = int(info.get("pid", 0) or 0)
+    m.task.code = str(info.get("code", ""))
+    props = info.get("props")
+    if isinstance(props, dict):
+        try:
+            m.task.props = msgspec.msgpack.encode(props)
+        except (TypeError, msgspec.EncodeError):
+            pass
+    for key, field in (("upstream", m.task.upstream), ("cause", m.cause)):
+        sub = info.get(key)
+        if isinstance(sub, dict) and depth < MAX_CAUSE_DEPTH:
+            field.CopyFrom(_task_pb(sub, depth + 1))
+    return m
+
+
+def _exception_link(err: BaseException, task_name: str, depth: int) -> pb.ErrorInfo:
+    m = pb.ErrorInfo(
+        type="TaskError",
+        name=type(err).__name__,
+        message=str(err),
+        # Each link's own traceback: the chain itself travels as `cause`.
+        stack="".join(traceback.format_exception(type(err), err, err.__traceback__, chain=False)),
+        language="python",
+    )
+    m.task.task_name = task_name
+    m.task.pid = os.getpid()
+    nxt = err.__cause__ if err.__cause__ is not None else (None if err.__suppress_context__ else err.__context__)
+    if nxt is not None and depth < MAX_CAUSE_DEPTH:
+        m.cause.CopyFrom(_exception_link(nxt, task_name, depth + 1))
+    return m
+
+
+def exception_error_info(err: BaseException, task_name: str) -> pb.ErrorInfo:
+    """The ErrorInfo a Python task that raised ``err`` stores as its result: class, message, traceback,
+    the ``raise ... from`` / implicit-context chain as ``cause``; a :class:`TaskError` (an argument was
+    a failed task's result) keeps the root error as ``upstream``."""
+    m = _exception_link(err, task_name, 0)
+    if isinstance(err, TaskError):
+        up = err.info.get("upstream")
+        m.task.upstream.CopyFrom(_task_pb(up if isinstance(up, dict) else err.info))
+    return m
+
+
+def _from_info(m: pb.ErrorInfo, object_id: str) -> TsrayError:
+    kind = m.type
+    if kind == "TaskError":
+        return TaskError(_task_dict(m))
+    if kind == "WorkerCrashedError":
+        return WorkerCrashedError(m.worker_crash.task_name or "?", m.worker_crash.detail, m.worker_crash.attempts)
+    if kind == "TaskCancelledError":
+        return TaskCancelledError(m.cancel.task_name or "?", m.cancel.forced)
+    if kind == "ObjectStoreFullError":
+        return ObjectStoreFullError(m.store_full.requested, m.store_full.capacity, m.store_full.used)
+    if kind == "ObjectLostError":
+        return ObjectLostError(m.object_lost.object_id, m.object_lost.reason)
+    if kind == "UnreadableValueError":
+        return UnreadableValueError(m.object_lost.object_id or object_id, m.object_lost.reason)
+    if kind == "ActorDiedError":
+        d = m.actor_death
+        info: dict[str, Any] = {"actorId": d.actor_id, "className": d.class_name, "reason": d.reason, "detail": d.detail}
+        if m.HasField("cause"):
+            info["cause"] = _task_dict(m.cause)
+        return ActorDiedError(info)
+    return RemoteError(m.name or kind or "Error", m.message, m.stack, m.language)
+
+
+def error_from_payload(data: bytes | bytearray | memoryview, object_id: str = "") -> TsrayError:
+    """The exception an ``ENCODING_ERROR`` object (an encoded ``tsray.v1.ErrorInfo``) stands for."""
     try:
-        return _from_map(read_v8(data))
-    except (V8DecodeError, ValueError, TypeError) as e:
+        m = pb.ErrorInfo.FromString(bytes(data))
+    except DecodeError as e:
         return RemoteError(
             "TaskError",
-            f"a TypeScript task failed with error object {object_id}, but its V8-encoded text could not be "
-            f"decoded from Python ({e}); see the driver's or worker's log for the error",
+            f"a task failed, but its error object {object_id} is not a readable tsray.v1.ErrorInfo ({e}); "
+            "see the worker's log for the error",
         )
+    return _from_info(m, object_id)

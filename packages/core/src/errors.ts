@@ -32,8 +32,33 @@ export interface RemoteErrorInfo {
   code?: string;
   /** The error was itself a TaskError propagated from an upstream task. */
   upstream?: RemoteErrorInfo;
-  /** Extra own enumerable properties of the remote error that survived structured clone. */
+  /** Extra own enumerable properties of the remote error that cross languages (docs/xlang.md). */
   props?: Record<string, unknown>;
+  /** The language the error was raised in: 'typescript' | 'python'. */
+  language?: string;
+  /** The error it came from (JS `cause`, Python `raise ... from`), and so on down the chain. */
+  cause?: RemoteErrorInfo;
+}
+
+/** An Error rebuilt from a remote error's information (name, message, stack, code, props, cause chain). */
+function rebuiltError(info: RemoteErrorInfo, depth = 0): Error {
+  const e = new Error(info.message);
+  e.name = info.name;
+  e.stack = info.stack;
+  if (info.code !== undefined) (e as Error & { code?: string }).code = info.code;
+  if (info.props) Object.assign(e, info.props);
+  if (info.cause && depth < MAX_CAUSE_DEPTH) e.cause = rebuiltError(info.cause, depth + 1);
+  return e;
+}
+
+/** How many links of a cause chain are kept (a longer chain is cut: it only grows the error object). @internal */
+export const MAX_CAUSE_DEPTH = 16;
+
+/** The cause chain of a remote error as text, one `--- caused by ---` section per link. */
+function causeText(info: RemoteErrorInfo): string {
+  let out = '';
+  for (let c = info.cause, n = 0; c && n < MAX_CAUSE_DEPTH; c = c.cause, n++) out += `\n--- caused by ---\n${c.stack || `${c.name}: ${c.message}`}`;
+  return out;
 }
 
 /**
@@ -54,7 +79,8 @@ export class TaskError extends TsrayError {
     super(
       `task ${info.taskName} (worker pid=${info.pid}) failed: ${root.name}: ${root.message}` +
         (info.upstream ? ` (raised upstream in task ${root.taskName})` : '') +
-        `\n--- remote stack ---\n${root.stack}`,
+        `\n--- remote stack ---\n${root.stack}` +
+        causeText(root),
     );
     this.info = info;
     this.remoteName = root.name;
@@ -62,12 +88,7 @@ export class TaskError extends TsrayError {
     this.remoteStack = root.stack;
     this.taskName = info.taskName;
     this.pid = info.pid;
-    const cause = new Error(root.message);
-    cause.name = root.name;
-    cause.stack = root.stack;
-    if (root.code !== undefined) (cause as Error & { code?: string }).code = root.code;
-    if (root.props) Object.assign(cause, root.props);
-    this.cause = cause;
+    this.cause = rebuiltError(root);
   }
 }
 

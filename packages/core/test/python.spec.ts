@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ActorDiedError, get, init, kill, NDArray, ObjectRef, put, python, SerializationError, shutdown, TaskError } from '@tsray/core';
 
@@ -8,7 +9,8 @@ const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const venvPython = `${repo}.venv/bin/python`;
 
 beforeAll(async () => {
-  process.env['PYTHONPATH'] = fileURLToPath(new URL('./fixtures/py', import.meta.url));
+  // The fixtures, then this checkout's tsray package (not whatever copy the venv has installed).
+  process.env['PYTHONPATH'] = `${fileURLToPath(new URL('./fixtures/py', import.meta.url))}:${repo}python`;
   await init({ numCpus: 4, numGpus: 2, objectStoreMemory: 128 * 1024 * 1024, python: venvPython, logToDriver: false });
 });
 afterAll(async () => {
@@ -128,6 +130,49 @@ describe('Python actors', () => {
     const err = (await get(b.anything.remote()).catch((e: unknown) => e)) as ActorDiedError;
     expect(err).toBeInstanceOf(ActorDiedError);
     expect(err.message).toContain('RuntimeError: bad init');
+  });
+});
+
+describe('errors across languages (tsray.v1.ErrorInfo; Python has no V8 reader)', () => {
+  it('TypeScript reads a Python ValueError with its traceback and its `raise ... from` cause', async () => {
+    const err = (await get(python.remote('tsray_fixtures:fail_chained').remote('outer')).catch((e: unknown) => e)) as TaskError;
+    expect(err).toBeInstanceOf(TaskError);
+    expect([err.remoteName, err.remoteMessage, err.info.language]).toEqual(['ValueError', 'outer', 'python']);
+    expect(err.remoteStack).toContain('Traceback');
+    expect(err.remoteStack).toContain('in fail_chained');
+    const cause = err.cause as Error;
+    expect([cause.name, cause.message]).toEqual(['ValueError', 'outer']);
+    const inner = cause.cause as Error;
+    expect([inner.name, inner.message]).toEqual(['KeyError', "'missing'"]);
+    expect(inner.stack).toContain("KeyError: 'missing'");
+    expect(err.message).toContain("--- caused by ---\nTraceback");
+  });
+
+  it('a Python client reads a TypeScript task error: class, message, TS stack and cause chain', async () => {
+    const url = pathToFileURL(fileURLToPath(new URL('./fixtures/xlang-errors.ts', import.meta.url))).href;
+    const code = 'import sys, tsray_fixtures; tsray_fixtures.read_ts_error(sys.argv[1])';
+    const { stdout } = await promisify(execFile)(venvPython, ['-c', code, url], { env: process.env, timeout: 60_000 });
+    const r = JSON.parse(stdout.trim().split('\n').pop()!);
+    expect([r.cls, r.name, r.message, r.language]).toEqual(['TaskError', 'RangeError', 'outer failure', 'typescript']);
+    expect(r.stack).toMatch(/^RangeError: outer failure\n\s+at (Object\.)?failChained \(.*xlang-errors\.ts:\d+/);
+    expect(r.cause.cls).toBe('RemoteError');
+    expect(r.cause.name).toBe('SyntaxError');
+    expect(r.cause.message).toMatch(/JSON/);
+    expect(r.cause.stack).toMatch(/^SyntaxError: .*JSON/);
+    expect(r.chained).toBe(true);
+    expect(r.text).toContain('--- caused by ---\nSyntaxError');
+    expect(r.v8_reader_loaded).toBe(false);
+    expect(existsSync(`${repo}python/tsray/_v8.py`)).toBe(false);
+  });
+
+  it('a TypeScript value that cannot cross reaches a Python task as UnreadableValueError', async () => {
+    const describeFn = python.remote<[unknown], string>('tsray_fixtures:describe');
+    // put() stores V8 bytes; the node converts them for Python (msgpack) or says why it cannot.
+    expect(await get(describeFn.remote(put({ a: [1, 'x'], big: 2n ** 70n, buf: Buffer.from('b') })))).toBe('dict');
+    const err = (await get(describeFn.remote(put(new Map([[1, 2]])))).catch((e: unknown) => e)) as TaskError;
+    expect(err).toBeInstanceOf(TaskError);
+    expect(err.remoteName).toBe('UnreadableValueError');
+    expect(err.remoteMessage).toMatch(/outside the cross-language value model \(Map at value\)/);
   });
 });
 

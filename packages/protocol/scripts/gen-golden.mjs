@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes test-vectors/golden.json: one entry per message of the Envelope's body oneof (and a few
+// Writes test-vectors/golden.json (and test-vectors/error-info.json, the ErrorInfo vectors): one entry per message of the Envelope's body oneof (and a few
 // more for nested oneofs), each {name, message: <Envelope as proto3 JSON>, hex: <encoded bytes>}.
 //
 // Run it (after `nx build protocol`) only when the .proto changes, review the diff, and commit the
@@ -309,3 +309,88 @@ const out = vectors.map(([name, body]) => {
 const file = join(pkgDir, 'test-vectors', 'golden.json');
 writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
 process.stdout.write(`wrote ${out.length} vectors to ${file}\n`);
+
+// ErrorInfo: the bytes of error objects (ENCODING_ERROR), not an Envelope body. Same checks, own file
+// (test-vectors/error-info.json); python/tests/test_client.py also reads these bytes as error objects.
+const EI = tsray.v1.ErrorInfo;
+const tsStack = (name, msg, fn) => `${name}: ${msg}\n    at ${fn} (file:///home/ü/app/tasks.mjs:12:11)\n    at run (file:///home/ü/app/worker.mjs:40:5)`;
+const pyTrace = (name, msg, fn) => `Traceback (most recent call last):\n  File "/home/ü/app/tasks.py", line 7, in ${fn}\n    raise ${name}(${JSON.stringify(msg)})\n${name}: ${msg}\n`;
+const errorVectors = [
+  [
+    'task_error_typescript',
+    {
+      type: 'TaskError',
+      name: 'RangeError',
+      message: 'index 7 out of range ✓',
+      stack: tsStack('RangeError', 'index 7 out of range ✓', 'pick'),
+      language: 'typescript',
+      cause: {
+        type: 'TaskError',
+        name: 'TypeError',
+        message: 'not a list',
+        stack: tsStack('TypeError', 'not a list', 'load'),
+        language: 'typescript',
+        cause: { type: 'TaskError', name: 'Error', message: 'disk gone', stack: tsStack('Error', 'disk gone', 'read'), language: 'typescript', task: { taskName: 'pick', pid: 4242 } },
+        task: { taskName: 'pick', pid: 4242 },
+      },
+      task: {
+        taskName: 'pick ✓',
+        pid: 4242,
+        code: 'E_RANGE',
+        props: Buffer.from([0x81, 0xa7, ...Buffer.from('retries'), 0x03]).toString('base64'), // msgpack {retries: 3}
+        upstream: { type: 'TaskError', name: 'Error', message: 'root', stack: tsStack('Error', 'root', 'g'), language: 'typescript', task: { taskName: 'g', pid: 1234 } },
+      },
+    },
+  ],
+  [
+    'task_error_python',
+    {
+      type: 'TaskError',
+      name: 'ValueError',
+      message: 'bad value',
+      stack: pyTrace('ValueError', 'bad value', 'parse'),
+      language: 'python',
+      cause: { type: 'TaskError', name: 'KeyError', message: "'k'", stack: pyTrace('KeyError', 'k', 'parse'), language: 'python', task: { taskName: 'parse', pid: 77 } },
+      task: { taskName: 'parse', pid: 77 },
+    },
+  ],
+  ['worker_crashed', { type: 'WorkerCrashedError', name: 'WorkerCrashedError', language: 'typescript', workerCrash: { taskName: 'crash ✓', detail: 'signal SIGKILL', attempts: 4 } }],
+  ['task_cancelled', { type: 'TaskCancelledError', name: 'TaskCancelledError', language: 'typescript', cancel: { taskName: 'slow', forced: true } }],
+  [
+    'object_store_full',
+    { type: 'ObjectStoreFullError', name: 'ObjectStoreFullError', language: 'typescript', storeFull: { requested: '8589934592', capacity: '4294967296', used: '4294967297' } },
+  ],
+  ['object_lost', { type: 'ObjectLostError', name: 'ObjectLostError', language: 'typescript', objectLost: { objectId: 'obj-ü', reason: 'its node died' } }],
+  [
+    'actor_died',
+    {
+      type: 'ActorDiedError',
+      name: 'ActorDiedError',
+      language: 'typescript',
+      cause: { type: 'TaskError', name: 'RangeError', message: 'bad start', stack: tsStack('RangeError', 'bad start', 'constructor'), language: 'typescript', task: { taskName: 'Counter.constructor', pid: 99 } },
+      actorDeath: { actorId: 'a1', className: 'Counter ✓', reason: 'constructor', detail: 'its constructor threw RangeError: bad start' },
+    },
+  ],
+  [
+    'runtime_env_setup',
+    {
+      type: 'RuntimeEnvSetupError',
+      name: 'RuntimeEnvSetupError',
+      message: 'pip install failed',
+      language: 'typescript',
+      runtimeEnv: { field: 'pip', output: 'ERROR: No matching distribution found for nope==9', logFile: '/tmp/tsray/session-1/logs/runtime_env-ü.log' },
+    },
+  ],
+  ['other', { type: 'Other', name: 'SerializationError', message: 'cannot serialize function f', stack: 'SerializationError: cannot serialize function f', language: 'typescript' }],
+];
+const errorOut = errorVectors.map(([name, message]) => {
+  const hex = Buffer.from(EI.encode(EI.fromObject(message)).finish()).toString('hex');
+  const back = EI.toObject(EI.decode(Buffer.from(hex, 'hex')), { longs: String, enums: String, bytes: String });
+  if (JSON.stringify(back) !== JSON.stringify(message)) {
+    throw new Error(`error vector ${name} does not round-trip:\n${JSON.stringify(message)}\n${JSON.stringify(back)}`);
+  }
+  return { name, message, hex };
+});
+const errorFile = join(pkgDir, 'test-vectors', 'error-info.json');
+writeFileSync(errorFile, `${JSON.stringify(errorOut, null, 2)}\n`);
+process.stdout.write(`wrote ${errorOut.length} vectors to ${errorFile}\n`);

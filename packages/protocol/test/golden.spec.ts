@@ -13,8 +13,45 @@ interface Vector {
 const vectors: Vector[] = JSON.parse(
   readFileSync(fileURLToPath(new URL('../test-vectors/golden.json', import.meta.url)), 'utf8'),
 );
+const errorVectors: Vector[] = JSON.parse(
+  readFileSync(fileURLToPath(new URL('../test-vectors/error-info.json', import.meta.url)), 'utf8'),
+);
 const protoPath = fileURLToPath(new URL('../proto/tsray/v1/tsray.proto', import.meta.url));
 const E = tsray.v1.Envelope;
+const EI = tsray.v1.ErrorInfo;
+
+/** Fields of `rootName` and every message reachable from it that no vector sets to a non-default value. */
+function fieldsNotCovered(rootName: string, vs: Vector[]): string[] {
+  const root = protobuf.loadSync(protoPath).resolveAll();
+  const rootType = root.lookupType(rootName);
+  const seen = new Set<string>();
+  const walk = (type: protobuf.Type, obj: Record<string, unknown>): void => {
+    for (const [key, value] of Object.entries(obj)) {
+      const field = type.fields[key];
+      if (!field) throw new Error(`${type.fullName} has no field ${key}`);
+      seen.add(`${type.fullName}.${key}`);
+      if (field.resolvedType instanceof protobuf.Type) {
+        const sub = field.resolvedType;
+        for (const item of field.repeated ? (value as Record<string, unknown>[]) : [value as Record<string, unknown>]) {
+          walk(sub, item);
+        }
+      }
+    }
+  };
+  for (const v of vs) walk(rootType, v.message);
+  const missing: string[] = [];
+  const visited = new Set<string>();
+  const expectAll = (type: protobuf.Type): void => {
+    if (visited.has(type.fullName)) return;
+    visited.add(type.fullName);
+    for (const field of type.fieldsArray) {
+      if (!seen.has(`${type.fullName}.${field.name}`)) missing.push(`${type.fullName}.${field.name}`);
+      if (field.resolvedType instanceof protobuf.Type) expectAll(field.resolvedType);
+    }
+  };
+  expectAll(rootType);
+  return missing;
+}
 
 describe('golden vectors (shared with python/tests/test_golden.py)', () => {
   it('exist', () => {
@@ -35,35 +72,7 @@ describe('golden vectors (shared with python/tests/test_golden.py)', () => {
   });
 
   it('cover every body message and every field of every reachable message with a non-default value', () => {
-    const root = protobuf.loadSync(protoPath).resolveAll();
-    const envelope = root.lookupType('tsray.v1.Envelope');
-    const seen = new Set<string>();
-    const walk = (type: protobuf.Type, obj: Record<string, unknown>): void => {
-      for (const [key, value] of Object.entries(obj)) {
-        const field = type.fields[key];
-        if (!field) throw new Error(`${type.fullName} has no field ${key}`);
-        seen.add(`${type.fullName}.${key}`);
-        if (field.resolvedType instanceof protobuf.Type) {
-          const sub = field.resolvedType;
-          for (const item of field.repeated ? (value as Record<string, unknown>[]) : [value as Record<string, unknown>]) {
-            walk(sub, item);
-          }
-        }
-      }
-    };
-    for (const v of vectors) walk(envelope, v.message);
-    const missing: string[] = [];
-    const visited = new Set<string>();
-    const expectAll = (type: protobuf.Type): void => {
-      if (visited.has(type.fullName)) return;
-      visited.add(type.fullName);
-      for (const field of type.fieldsArray) {
-        if (!seen.has(`${type.fullName}.${field.name}`)) missing.push(`${type.fullName}.${field.name}`);
-        if (field.resolvedType instanceof protobuf.Type) expectAll(field.resolvedType);
-      }
-    };
-    expectAll(envelope);
-    expect(missing, 'fields no golden vector sets: add them in scripts/gen-golden.mjs').toEqual([]);
+    expect(fieldsNotCovered('tsray.v1.Envelope', vectors), 'fields no golden vector sets: add them in scripts/gen-golden.mjs').toEqual([]);
   });
 
   it('BODY_KINDS lists the envelope oneof exactly, in field order', () => {
@@ -71,5 +80,16 @@ describe('golden vectors (shared with python/tests/test_golden.py)', () => {
     const oneof = root.lookupType('tsray.v1.Envelope').oneofs['body']!;
     const ordered = [...oneof.fieldsArray].sort((a, b) => a.id - b.id).map((f) => f.name);
     expect([...BODY_KINDS]).toEqual(ordered);
+  });
+});
+
+describe('ErrorInfo vectors (error objects; shared with python/tests/test_golden.py)', () => {
+  it.each(errorVectors.map((v) => [v.name, v] as const))('%s encodes to the golden bytes and decodes back', (_name, v) => {
+    expect(Buffer.from(EI.encode(EI.fromObject(v.message)).finish()).toString('hex')).toBe(v.hex);
+    expect(EI.toObject(EI.decode(Buffer.from(v.hex, 'hex')), { longs: String, enums: String, bytes: String })).toEqual(v.message);
+  });
+
+  it('set every ErrorInfo field (and every oneof member) somewhere', () => {
+    expect(fieldsNotCovered('tsray.v1.ErrorInfo', errorVectors), 'fields no ErrorInfo vector sets: add them in scripts/gen-golden.mjs').toEqual([]);
   });
 });

@@ -18,18 +18,16 @@ import os
 import stat
 import sys
 import time
-import traceback
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO, cast
 
-import msgspec
 import zmq
 import zmq.asyncio
 
 from .._objects import INLINE_THRESHOLD, Arena, object_value
-from ..errors import FunctionNotFoundError, TaskError
+from ..errors import FunctionNotFoundError, exception_error_info
 from ..protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
 from ..refs import ActorMethodNotFoundError
 from ..xlang import Decoder, encode_with_refs
@@ -136,22 +134,6 @@ def _is_async_class(cls: type) -> bool:
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             return True
     return False
-
-
-def _error_info(err: BaseException, task_name: str) -> dict[str, Any]:
-    stack = "".join(traceback.format_exception(type(err), err, err.__traceback__))
-    info: dict[str, Any] = {
-        "name": type(err).__name__,
-        "message": str(err),
-        "stack": stack,
-        "taskName": task_name,
-        "pid": os.getpid(),
-    }
-    if isinstance(err, TaskError):
-        # Failed because an argument was a failed task's result: keep the root cause.
-        up = err.info.get("upstream") if isinstance(err.info.get("upstream"), dict) else err.info
-        info["upstream"] = up
-    return info
 
 
 class _Cancelled(Exception):
@@ -561,16 +543,10 @@ class WorkerRuntime:
 
     def _add_error(self, job: _Job, name: str, err: BaseException) -> None:
         ex = job.exec
-        info = _error_info(err, name)
-        try:
-            data = msgspec.msgpack.encode({"type": "TaskError", "info": info})
-        except Exception:  # an upstream map with odd content: keep the essentials
-            info.pop("upstream", None)
-            data = msgspec.msgpack.encode({"type": "TaskError", "info": info})
+        data = exception_error_info(err, name).SerializeToString()
         od = pb.ObjectData(
             object_id=ex.return_ids[0] if ex.return_ids else "",
             encoding=pb.ENCODING_ERROR,
-            raw_kind="msgpack",
             inline=pb.Payload(frame=0, offset=0, length=len(data)),
             size=len(data),
         )

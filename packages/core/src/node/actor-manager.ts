@@ -6,12 +6,10 @@
  */
 import { ResourceRequest } from '@tsray/scheduler';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
-import { deserialize as v8deserialize } from 'node:v8';
-import type { ErrorPayload } from '../error-payload.js';
+import { decodeErrorPayload } from '../error-payload.js';
 import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, type ActorDeathInfo } from '../errors.js';
 import { logger } from '../logger.js';
 import type { ActorCreation, ActorInfoData, SubmitSpec } from '../runtime.js';
-import { xlangDecode } from '../xlang.js';
 import type { ObjectTable, StoredObject } from './object-table.js';
 import type { ActorRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
 import type { EnvEntry } from './runtime-envs.js';
@@ -267,7 +265,7 @@ export class ActorManager {
     try {
       const d = datas[0]!.d;
       const bytes = this.host.store.bytes(d);
-      const p = (d.rawKind === 'msgpack' ? xlangDecode(bytes) : v8deserialize(bytes)) as ErrorPayload;
+      const p = decodeErrorPayload(bytes);
       if (p.type === 'TaskError') cause = p.info;
     } catch {
       /* no cause */

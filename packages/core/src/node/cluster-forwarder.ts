@@ -10,8 +10,7 @@ import { hostname } from 'node:os';
 import { type ClusterView, NodeResources, type ResourceRequest, schedule, type ScheduleOptions, type SchedulingStrategy } from '@tsray/scheduler';
 import { parseRuntimeEnvJson, type RuntimeEnvAgent } from '@tsray/runtime-env';
 import { tsray } from '@tsray/protocol';
-import { deserialize as v8deserialize } from 'node:v8';
-import type { ErrorPayload } from '../error-payload.js';
+import { decodeErrorPayload, type ErrorPayload } from '../error-payload.js';
 import { AuthenticationError, ConnectionError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { logger } from '../logger.js';
 import { FrameBuilder, storedFromWire } from '../wire.js';
@@ -426,7 +425,7 @@ export class ClusterForwarder {
     let errPayload: ErrorPayload | undefined;
     if (isError && t?.spec.actorCreation) {
       try {
-        errPayload = v8deserialize(h.store.bytes(d)) as ErrorPayload;
+        errPayload = decodeErrorPayload(h.store.bytes(d));
       } catch {
         /* unknown */
       }

@@ -51,8 +51,9 @@ export type NodeMessageHandler = (n: NodeMessageHost, w: WorkerHandle, m: Decode
 
 /** Handlers by message kind; a kind not here is logged and ignored. */
 export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>> = {
-  registerWorker: (n, w) => {
+  registerWorker: (n, w, m) => {
     w.state = 'ready';
+    w.language = m.envelope.registerWorker!.language ?? '';
     n.send(w, {
       workerAccepted: {
         nodeId: n.nodeId,

@@ -318,7 +318,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** Value of a sealed object in this (driver) process. */
   private materialize(e: ObjectEntry): unknown {
     const d = e.data!;
-    if (d.encoding === ENC_ERROR) throw errorFromPayload(this.store.bytes(d), d.rawKind);
+    if (d.encoding === ENC_ERROR) throw errorFromPayload(this.store.bytes(d));
     if (d.shm && d.encoding === 'raw') {
       const view = this.store.arena.view(d.shm.offset, d.shm.length);
       const value = deserialize('raw', d.rawKind, view) as object;

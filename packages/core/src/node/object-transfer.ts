@@ -3,6 +3,7 @@
  * in checked chunks sent from views of the arena, and the reassembly of chunked objects that arrive.
  * @internal
  */
+import { pythonView } from '../python-view.js';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
 import type { Arena } from '@tsray/object-store';
 import { logger } from '../logger.js';
@@ -123,7 +124,7 @@ export class ObjectTransfer {
         const ce = this.host.objects.get(c);
         if (ce) visit(ce);
       }
-      const d = e.data;
+      const d = w.language === 'python' ? pythonView(e.id, e.data, () => this.host.store.bytes(e.data!)) : e.data;
       if (d.size > this.chunkBytes && !d.inline) this.chunksOf(e.id, d, (body, frame) => this.sendFrames(w, body, [frame]));
       else small.push(this.inlineWire(e.id, d, fb));
     };

@@ -169,6 +169,8 @@ export class WorkerHandle {
   }
   /** Cannot map this node's shared memory: objects go out in frames. */
   remote = false;
+  /** RegisterWorker.language: 'python' processes get V8 objects as msgpack (python-view.ts). */
+  language = '';
   /** A peer node: its node id. */
   peerNodeId = '';
 

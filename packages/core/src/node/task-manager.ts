@@ -4,6 +4,7 @@
  * other nodes are reached through {@link TaskManagerHost}.
  * @internal
  */
+import { pythonView } from '../python-view.js';
 import { execFileSync } from 'node:child_process';
 import { ResourceRequest } from '@tsray/scheduler';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
@@ -538,7 +539,7 @@ export class TaskManager {
 
   /** ObjectData for sending an object to a worker; arena objects get a delivery pin owned by the worker. */
   private deliver(e: ObjectEntry, w: WorkerHandle, fb: FrameBuilder): tsray.v1.IObjectData {
-    const d = e.data!;
+    const d = w.language === 'python' ? pythonView(e.id, e.data!, () => this.host.store.bytes(e.data!)) : e.data!;
     if (d.shm) {
       this.host.objects.pin(e.id);
       w.pins.set(e.id, (w.pins.get(e.id) ?? 0) + 1);

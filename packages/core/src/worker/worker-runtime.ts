@@ -503,7 +503,7 @@ export class WorkerRuntime implements CoreRuntime {
 
   private argValue(od: tsray.v1.IObjectData, frames: Buffer[]): unknown {
     const enc = encodingFromWire(od.encoding);
-    if (enc === 'error') throw errorFromPayload(payloadView(od.inline!, frames), od.rawKind ?? '');
+    if (enc === 'error') throw errorFromPayload(payloadView(od.inline!, frames));
     if (od.inline) {
       const bytes = payloadView(od.inline, frames);
       // Raw values alias the message frame: copy so user code can keep and modify them.
@@ -616,8 +616,8 @@ export class WorkerRuntime implements CoreRuntime {
         this.addResult({ ...base, status: Status.TASK_STATUS_CANCELLED }, []);
         return;
       }
-      const bytes = encodeErrorPayload({ type: 'TaskError', info: remoteErrorInfo(err, name) }, e.xlang === true);
-      const od: tsray.v1.IObjectData = { objectId: e.returnIds?.[0] ?? '', encoding: encodingToWire('error'), rawKind: e.xlang ? 'msgpack' : '', inline: { frame: 0, offset: 0, length: bytes.length }, size: bytes.length };
+      const bytes = encodeErrorPayload({ type: 'TaskError', info: remoteErrorInfo(err, name) });
+      const od: tsray.v1.IObjectData = { objectId: e.returnIds?.[0] ?? '', encoding: encodingToWire('error'), rawKind: '', inline: { frame: 0, offset: 0, length: bytes.length }, size: bytes.length };
       this.addResult({ ...base, status: Status.TASK_STATUS_ERROR, returns: [od], errorName: err instanceof Error ? err.name : typeof err }, [bytes]);
     } finally {
       this.active.delete(e.taskId ?? '');
@@ -748,7 +748,7 @@ export class WorkerRuntime implements CoreRuntime {
     const od = s.od!;
     // Inline and spilled data stay cached; arena data is delivered once per get (it carries a pin).
     if (od.shm) this.subs.delete(id);
-    if (encodingFromWire(od.encoding) === 'error') throw errorFromPayload(payloadView(od.inline!, s.frames!), od.rawKind ?? '');
+    if (encodingFromWire(od.encoding) === 'error') throw errorFromPayload(payloadView(od.inline!, s.frames!));
     return this.argValue(od, s.frames!);
   }
 
