@@ -51,6 +51,7 @@ export {
   AuthenticationError,
   PlacementGroupError,
   SocketPathTooLongError,
+  ConfigError,
 } from './errors.js';
 export type { RemoteErrorInfo, ActorDeathInfo } from './errors.js';
 export { RuntimeEnvSetupError, RuntimeEnvValidationError } from '@tsray/runtime-env';

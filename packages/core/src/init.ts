@@ -12,6 +12,7 @@ import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage } from '@tsray/protocol';
 import { makeTokenProof } from './auth.js';
 import { WorkerRuntime } from './worker/worker-runtime.js';
+import { config } from './config.js';
 import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
 import { resetLocalRefs } from './object-ref.js';
@@ -146,7 +147,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   }
   // Validated before anything starts: RuntimeEnvValidationError names the bad field.
   const jobEnv = resolveRuntimeEnvOption(options.runtimeEnv);
-  const address = options.address ?? process.env['TSRAY_ADDRESS'];
+  const address = options.address ?? config().address;
   if (address !== undefined && address !== 'local') {
     const r = await connect(address, options);
     s.jobRuntimeEnv = jobEnv;
@@ -193,7 +194,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       prefaultBytes: options.prefaultBytes ?? Math.min(store, 2 * 1024 ** 3),
       namespace,
       ...(options.token ? { token: options.token } : {}),
-      python: options.python ?? process.env['TSRAY_PYTHON'] ?? (existsSync(join(process.cwd(), '.venv/bin/python')) ? join(process.cwd(), '.venv/bin/python') : 'python3'),
+      python: options.python ?? config().python ?? (existsSync(join(process.cwd(), '.venv/bin/python')) ? join(process.cwd(), '.venv/bin/python') : 'python3'),
     });
     s.runtime = node;
     s.jobRuntimeEnv = jobEnv;
@@ -216,8 +217,9 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
 /** Connect this process to a running cluster as a client driver. */
 async function connect(address: string, options: InitOptions): Promise<ClusterInfo> {
   const s = state();
-  let target = address === 'auto' && process.env['TSRAY_ADDRESS'] ? process.env['TSRAY_ADDRESS'] : address;
-  let token = options.token ?? process.env['TSRAY_TOKEN'];
+  const fromEnv = config().address;
+  let target = address === 'auto' && fromEnv ? fromEnv : address;
+  let token = options.token ?? config().token;
   let remote = false;
   const file = join(tmpdir(), 'tsray', 'current.json');
   let cur: { address: string; pid: number; nodeId: string; sessionDir: string; tokenFile?: string; gcsAddress?: string } | undefined;
@@ -250,7 +252,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
     } else {
       // No node of that cluster here: a remote driver (objects travel in frames, no shared memory),
       // attached to the head's node over tcp.
-      const t0 = Number(process.env['TSRAY_CONNECT_TIMEOUT_MS'] ?? 10_000);
+      const t0 = config().connectTimeoutMs;
       const nodes = await clusterEntry(target.replace(/^tcp:\/\//, ''), token, t0);
       const node = nodes.find((n) => n.alive && n.isHead) ?? nodes.find((n) => n.alive);
       if (!node) throw new ConnectionError(`init({ address: '${target}' }): the cluster has no alive node`);
@@ -263,7 +265,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', { namespace, jobId, ...(token ? { token } : {}), ...(remote ? { remote } : {}) });
   starting = true;
   try {
-    const timeout = Number(process.env['TSRAY_CONNECT_TIMEOUT_MS'] ?? 10_000);
+    const timeout = config().connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const running = rt.run();
     running.catch((err) => logger().error({ err }, 'client connection failed'));

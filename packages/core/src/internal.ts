@@ -5,7 +5,8 @@
  */
 export { NodeRuntime, type NodeRuntimeOptions } from './node/node-runtime.js';
 export { TokenVerifier, makeTokenProof, AUTH_WINDOW_MS, type TokenProof } from './auth.js';
-export { logger } from './logger.js';
+export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';
+export { config, overrideConfig, resetConfig, validateConfig, parseConfig, CONFIG_VARIABLES, type TsrayConfig, type ConfigVariable } from './config.js';
 export { PeerMemory, errorCodeOf, peerKey, peerLabel, MAX_REMEMBERED_PEERS } from './peer-memory.js';
 export { Outbox } from './outbox.js';
 export { LogLimiter, type LogLimiterOptions } from './log-limiter.js';
