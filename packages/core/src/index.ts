@@ -12,7 +12,7 @@
  *   await shutdown();
  * }
  */
-export { init, shutdown, clusterInfo, nodeStats, workerPids, runtimeEnvStats } from './init.js';
+export { init, shutdown, clusterInfo } from './init.js';
 export type { InitOptions, ClusterInfo } from './init.js';
 export { remote, isMain, ObjectRefGenerator } from './remote-function.js';
 export type { RemoteFunction, RemoteResult, RemoteArg, RemoteArgs } from './remote-function.js';

@@ -351,27 +351,3 @@ export async function shutdown(): Promise<void> {
 export function clusterInfo(): ClusterInfo | undefined {
   return info;
 }
-
-/** Internal statistics of the local node (objects, store bytes, workers). @internal */
-export function nodeStats(): ReturnType<NodeRuntime['stats']> {
-  const rt = state().runtime;
-  if (!(rt instanceof NodeRuntime)) throw new RuntimeStateError('nodeStats() is only available in the driver of a local cluster');
-  return rt.stats();
-}
-
-/**
- * Runtime environment statistics of the local node (setups run per kind, failures, held resources,
- * GC), or undefined when no environment was asked for yet. @internal
- */
-export function runtimeEnvStats(): ReturnType<NodeRuntime['runtimeEnvStats']> {
-  const rt = state().runtime;
-  if (!(rt instanceof NodeRuntime)) return undefined;
-  return rt.runtimeEnvStats();
-}
-
-/** Pids of the local node's worker processes. @internal */
-export function workerPids(): number[] {
-  const rt = state().runtime;
-  if (!(rt instanceof NodeRuntime)) return [];
-  return rt.workerPids();
-}

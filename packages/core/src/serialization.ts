@@ -99,11 +99,6 @@ export function serializeXlang(value: unknown, path = 'value'): SerializedValue 
   return { encoding: 'msgpack', rawKind: '', bytes, containedRefs: refs };
 }
 
-/** Serialize an error for `ENCODING_ERROR` objects. */
-export function serializeError(info: object): SerializedValue {
-  return { encoding: 'error', rawKind: '', bytes: v8.serialize(info), containedRefs: [] };
-}
-
 /**
  * Turn bytes back into a value. For raw values the result aliases `bytes` (zero copy) when
  * alignment allows; V8 values are always fresh copies.
