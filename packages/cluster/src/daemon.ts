@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { NodeRuntime, resolveNodeGpus } from '@tsray/core/internal';
+import { config as tsrayConfig, NodeRuntime, resolveNodeGpus } from '@tsray/core/internal';
 import type { ActorState, ClusterStatus, DaemonConfig, DemandState, NodeInfo, ObjectState, PlacementGroupState, ReadyInfo, StateProvider, TaskState } from './contracts.js';
 import { GcsServer, type ActorEntry } from './gcs.js';
 import { JobManager } from './jobs/job-manager.js';
@@ -37,12 +37,12 @@ function advertised(host: string): string {
 
 /** Seconds a node waits for a silent head before it stops: the config, else TSRAY_HEAD_LOST_TIMEOUT_S, else 60. */
 function headLostTimeoutS(config: DaemonConfig): number {
-  const env = Number(process.env['TSRAY_HEAD_LOST_TIMEOUT_S']);
-  return config.headLostTimeoutS ?? (Number.isFinite(env) && env > 0 ? env : 60);
+  return config.headLostTimeoutS ?? tsrayConfig().headLostTimeoutS;
 }
 
 function defaultPython(): string {
-  if (process.env['TSRAY_PYTHON']) return process.env['TSRAY_PYTHON'];
+  const python = tsrayConfig().python;
+  if (python) return python;
   const venv = join(process.cwd(), '.venv/bin/python');
   return existsSync(venv) ? venv : 'python3';
 }

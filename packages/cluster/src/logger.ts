@@ -1,5 +1,16 @@
 /**
- * Library logs of the cluster package: the core's pino logger (stderr; level from TSRAY_LOG_LEVEL).
+ * Library logs of the cluster package: children of the core's one pino root (stderr; level from
+ * `init({logLevel})` / TSRAY_LOG_LEVEL), each line tagged with its `component`.
  * @internal
  */
-export { logger } from '@tsray/core/internal';
+import { componentLogger } from '@tsray/core/internal';
+
+/** The cluster's logger (`component: "cluster"`: GCS, daemon, CLI). */
+export function logger(): ReturnType<typeof componentLogger> {
+  return componentLogger('cluster');
+}
+
+/** A cluster part's own logger (`component: "cluster.<part>"`, e.g. `cluster.jobs`). */
+export function partLogger(part: string): ReturnType<typeof componentLogger> {
+  return componentLogger(`cluster.${part}`);
+}

@@ -286,3 +286,18 @@ export class SocketPathTooLongError extends TsrayError {
 export class PlacementGroupError extends TsrayError {
   override name = 'PlacementGroupError';
 }
+
+/**
+ * A `TSRAY_*` environment variable holds a value tsray cannot use (e.g. `TSRAY_CONNECT_TIMEOUT_MS=soon`).
+ * `variable` names it, `value` is what it held; see docs/configuration.md for every variable.
+ */
+export class ConfigError extends TsrayError {
+  override name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    readonly value: string,
+    expected: string,
+  ) {
+    super(`environment variable ${variable}=${JSON.stringify(value)} is not valid: expected ${expected} (see docs/configuration.md)`);
+  }
+}

@@ -12,7 +12,7 @@
  *   await shutdown();
  * }
  */
-export { init, shutdown, clusterInfo, nodeStats, workerPids, runtimeEnvStats } from './init.js';
+export { init, shutdown, clusterInfo } from './init.js';
 export type { InitOptions, ClusterInfo } from './init.js';
 export { remote, isMain, ObjectRefGenerator } from './remote-function.js';
 export type { RemoteFunction, RemoteResult, RemoteArg, RemoteArgs } from './remote-function.js';
@@ -51,6 +51,7 @@ export {
   AuthenticationError,
   PlacementGroupError,
   SocketPathTooLongError,
+  ConfigError,
 } from './errors.js';
 export type { RemoteErrorInfo, ActorDeathInfo } from './errors.js';
 export { RuntimeEnvSetupError, RuntimeEnvValidationError } from '@tsray/runtime-env';

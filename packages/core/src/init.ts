@@ -11,6 +11,7 @@ import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage } from '@tsray/protocol';
 import { makeTokenProof } from './auth.js';
 import { WorkerRuntime } from './worker/worker-runtime.js';
+import { config } from './config.js';
 import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
 import { resolveNodeGpus } from './gpus.js';
@@ -137,7 +138,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   }
   // Validated before anything starts: RuntimeEnvValidationError names the bad field.
   const jobEnv = resolveRuntimeEnvOption(options.runtimeEnv);
-  const address = options.address ?? process.env['TSRAY_ADDRESS'];
+  const address = options.address ?? config().address;
   if (address !== undefined && address !== 'local') {
     const r = await connect(address, options);
     s.jobRuntimeEnv = jobEnv;
@@ -185,7 +186,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       prefaultBytes: options.prefaultBytes ?? Math.min(store, 2 * 1024 ** 3),
       namespace,
       ...(options.token ? { token: options.token } : {}),
-      python: options.python ?? process.env['TSRAY_PYTHON'] ?? (existsSync(join(process.cwd(), '.venv/bin/python')) ? join(process.cwd(), '.venv/bin/python') : 'python3'),
+      python: options.python ?? config().python ?? (existsSync(join(process.cwd(), '.venv/bin/python')) ? join(process.cwd(), '.venv/bin/python') : 'python3'),
     });
     s.runtime = node;
     s.jobRuntimeEnv = jobEnv;
@@ -208,8 +209,9 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
 /** Connect this process to a running cluster as a client driver. */
 async function connect(address: string, options: InitOptions): Promise<ClusterInfo> {
   const s = state();
-  let target = address === 'auto' && process.env['TSRAY_ADDRESS'] ? process.env['TSRAY_ADDRESS'] : address;
-  let token = options.token ?? process.env['TSRAY_TOKEN'];
+  const fromEnv = config().address;
+  let target = address === 'auto' && fromEnv ? fromEnv : address;
+  let token = options.token ?? config().token;
   let remote = false;
   const file = join(tmpdir(), 'tsray', 'current.json');
   let cur: { address: string; pid: number; nodeId: string; sessionDir: string; tokenFile?: string; gcsAddress?: string } | undefined;
@@ -242,7 +244,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
     } else {
       // No node of that cluster here: a remote driver (objects travel in frames, no shared memory),
       // attached to the head's node over tcp.
-      const t0 = Number(process.env['TSRAY_CONNECT_TIMEOUT_MS'] ?? 10_000);
+      const t0 = config().connectTimeoutMs;
       const nodes = await clusterEntry(target.replace(/^tcp:\/\//, ''), token, t0);
       const node = nodes.find((n) => n.alive && n.isHead) ?? nodes.find((n) => n.alive);
       if (!node) throw new ConnectionError(`init({ address: '${target}' }): the cluster has no alive node`);
@@ -255,7 +257,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', { namespace, jobId, ...(token ? { token } : {}), ...(remote ? { remote } : {}) });
   starting = true;
   try {
-    const timeout = Number(process.env['TSRAY_CONNECT_TIMEOUT_MS'] ?? 10_000);
+    const timeout = config().connectTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const running = rt.run();
     running.catch((err) => logger().error({ err }, 'client connection failed'));
@@ -340,28 +342,4 @@ export async function shutdown(): Promise<void> {
 /** The running cluster's info, or undefined. */
 export function clusterInfo(): ClusterInfo | undefined {
   return info;
-}
-
-/** Internal statistics of the local node (objects, store bytes, workers). @internal */
-export function nodeStats(): ReturnType<NodeRuntime['stats']> {
-  const rt = state().runtime;
-  if (!(rt instanceof NodeRuntime)) throw new RuntimeStateError('nodeStats() is only available in the driver of a local cluster');
-  return rt.stats();
-}
-
-/**
- * Runtime environment statistics of the local node (setups run per kind, failures, held resources,
- * GC), or undefined when no environment was asked for yet. @internal
- */
-export function runtimeEnvStats(): ReturnType<NodeRuntime['runtimeEnvStats']> {
-  const rt = state().runtime;
-  if (!(rt instanceof NodeRuntime)) return undefined;
-  return rt.runtimeEnvStats();
-}
-
-/** Pids of the local node's worker processes. @internal */
-export function workerPids(): number[] {
-  const rt = state().runtime;
-  if (!(rt instanceof NodeRuntime)) return [];
-  return rt.workerPids();
 }

@@ -3,13 +3,14 @@
  * Not a public API: it changes without notice.
  * @module
  */
-export { NodeRuntime, type NodeRuntimeOptions } from './node/node-runtime.js';
-export { TokenVerifier, makeTokenProof, AUTH_WINDOW_MS, type TokenProof } from './auth.js';
-export { logger } from './logger.js';
-export { PeerMemory, errorCodeOf, peerKey, peerLabel, MAX_REMEMBERED_PEERS } from './peer-memory.js';
+export { NodeRuntime } from './node/node-runtime.js';
+export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
+export { TokenVerifier, makeTokenProof } from './auth.js';
+export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';
+export { config, overrideConfig, resetConfig, validateConfig, parseConfig, CONFIG_VARIABLES, type TsrayConfig, type ConfigVariable } from './config.js';
+export { errorCodeOf } from './peer-memory.js';
 export { Outbox } from './outbox.js';
-export { LogLimiter, type LogLimiterOptions } from './log-limiter.js';
 export { UnregisteredPeers } from './unregistered-peers.js';
-export { routerSocketOptions, ROUTER_RECEIVE_HIGH_WATER_MARK } from './router-options.js';
+export { routerSocketOptions } from './router-options.js';
 export { resolveNodeGpus, visibleGpuIds } from './gpus.js';
 export { RouterServer, type RouterServerOptions } from './router-server.js';

@@ -41,11 +41,6 @@ function releaseLocal(id: string): void {
   }
 }
 
-/** Number of ids this process holds refs to (for tests and leak checks). @internal */
-export function liveRefCount(): number {
-  return liveCounts.size;
-}
-
 /** Forget every local ref (after shutdown). @internal */
 export function resetLocalRefs(): void {
   liveCounts.clear();
@@ -58,12 +53,12 @@ export function resetLocalRefs(): void {
  * as refs). The object is freed when no ref to it remains anywhere.
  */
 export class ObjectRef<T = unknown> {
-  /** Phantom field carrying the value type. @internal */
+  /** Phantom field carrying the value type (type-only: it makes `ObjectRef<A>` and `ObjectRef<B>` differ; never set). */
   declare readonly __valueType?: T;
   /** @internal */
   readonly [REF_MARKER]: string;
 
-  /** @internal Use `put()` or `fn.remote()` to get refs. */
+  /** Made by tsray: use `put()` or `fn.remote()` to get refs. */
   constructor(id: string) {
     this[REF_MARKER] = id;
     retainLocal(id);

@@ -32,7 +32,7 @@ export interface PlacementGroupInfo {
  * `fn.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 0 } })`.
  */
 export class PlacementGroup {
-  /** @internal */
+  /** Made by tsray, not by users (kept in the typings so `new` takes the real arguments). */
   constructor(
     readonly id: string,
     readonly bundles: Record<string, number>[],

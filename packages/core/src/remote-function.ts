@@ -139,7 +139,7 @@ function submit(desc: FunctionRef, o: ResolvedTaskOptions, isGenerator: boolean,
  */
 export class ObjectRefGenerator<T> implements AsyncIterable<ObjectRef<T>> {
   private index = 0;
-  /** @internal */
+  /** Made by tsray, not by users (kept in the typings so `new` takes the real arguments). */
   constructor(
     /** Id of the streaming task. */
     readonly taskId: string,

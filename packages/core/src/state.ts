@@ -5,6 +5,7 @@
  * @internal
  */
 import type { NormalizedRuntimeEnv } from '@tsray/runtime-env';
+import { config } from './config.js';
 import type { CoreRuntime } from './runtime.js';
 
 /** A function registered with `remote()` or a class with `actor()`. */
@@ -42,7 +43,7 @@ export function state(): GlobalState {
       registry: new Map(),
       ordinals: new Map(),
       importing: undefined,
-      isWorker: process.env['TSRAY_WORKER_ID'] !== undefined,
+      isWorker: config().workerId !== undefined,
       jobRuntimeEnv: undefined,
     };
     g[KEY] = s;

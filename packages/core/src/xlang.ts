@@ -271,20 +271,3 @@ export function xlangDecode(bytes: Uint8Array): unknown {
   return packr.unpack(bytes);
 }
 
-/** Ids of refs in a decoded value (for reference counting of msgpack values). */
-export function xlangRefIds(value: unknown): string[] {
-  const out: string[] = [];
-  const walk = (v: unknown) => {
-    if (typeof v !== 'object' || v === null) return;
-    const r = v as Record<string, unknown>;
-    if (typeof r[REF_MARKER] === 'string') {
-      out.push(r[REF_MARKER] as string);
-      return;
-    }
-    if (ArrayBuffer.isView(v)) return;
-    if (Array.isArray(v)) v.forEach(walk);
-    else for (const k of Object.keys(r)) walk(r[k]);
-  };
-  walk(value);
-  return out;
-}

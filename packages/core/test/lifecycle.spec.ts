@@ -3,7 +3,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it, vi } from 'vitest';
-import { clusterInfo, get, init, remote, RuntimeStateError, shutdown, ValidationError, workerPids } from '@tsray/core';
+import { clusterInfo, get, init, remote, RuntimeStateError, shutdown, ValidationError } from '@tsray/core';
+import { workerPids } from '@tsray/core/internal';
 import { add } from './fixtures/tasks.js';
 import { RemoteCounter } from './fixtures/actors.js';
 

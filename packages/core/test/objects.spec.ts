@@ -1,6 +1,7 @@
 import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { get, init, nodeStats, ObjectRef, put, SerializationError, shutdown, ValidationError } from '@tsray/core';
+import { get, init, ObjectRef, put, SerializationError, shutdown, ValidationError } from '@tsray/core';
+import { nodeStats } from '@tsray/core/internal';
 import { bufferChecksum, echo, makeBuffer, putInWorker } from './fixtures/tasks.js';
 
 const MiB = 1024 * 1024;

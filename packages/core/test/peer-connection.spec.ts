@@ -8,6 +8,7 @@ import * as zmq from 'zeromq';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeMessage } from '@tsray/protocol';
 import { PeerConnection, type LinkHandler } from '../src/cluster/link.js';
+import { overrideConfig } from '../src/config.js';
 import { logger } from '../src/logger.js';
 
 async function until<T>(cond: () => T | undefined | false, timeoutMs: number, what: string): Promise<T> {
@@ -35,14 +36,12 @@ function handler(unreachable: string[]): LinkHandler {
 }
 
 describe('PeerConnection connect limit', () => {
-  let saved: string | undefined;
+  let restoreConfig: () => void;
   beforeEach(() => {
-    saved = process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS'];
-    process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS'] = '300';
+    restoreConfig = overrideConfig({ peerConnectTimeoutMs: 300 });
   });
   afterEach(() => {
-    if (saved === undefined) delete process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS'];
-    else process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS'] = saved;
+    restoreConfig();
     vi.restoreAllMocks();
   });
 

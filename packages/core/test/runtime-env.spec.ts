@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ActorDiedError, get, init, python, remote, RuntimeEnvSetupError, RuntimeEnvValidationError, shutdown } from '@tsray/core';
-import { runtimeEnvStats } from '@tsray/core';
+import { runtimeEnvStats } from '@tsray/core/internal';
 import { buildNpmTarball, buildWheel, PYTHON, tempDir } from './fixtures/rtenv-build.js';
 import { cwdAndFile, envOf, nestedEnvOf, pidOf, RemoteEnvReader, useNpm } from './fixtures/rtenv.js';
 

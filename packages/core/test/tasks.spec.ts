@@ -7,7 +7,6 @@ import {
   get,
   GetTimeoutError,
   init,
-  nodeStats,
   ObjectRef,
   put,
   remote,
@@ -18,6 +17,7 @@ import {
   wait,
   WorkerCrashedError,
 } from '@tsray/core';
+import { nodeStats } from '@tsray/core/internal';
 import {
   add,
   alwaysDie,
@@ -157,7 +157,7 @@ describe('errors', () => {
     const ref = pidAndWait.remote(1500);
     // Find the worker's pid: ask for a quick one on the same resources first is racy; use the stats.
     const pidsBefore = new Set<number>();
-    const { workerPids } = await import('@tsray/core');
+    const { workerPids } = await import('@tsray/core/internal');
     await new Promise((r) => setTimeout(r, 300));
     for (const p of workerPids()) pidsBefore.add(p);
     // Kill every worker: the task must come back on attempt >= 1.

@@ -17,7 +17,7 @@ export class ArenaError extends ObjectStoreError {
   readonly code: string;
   /** Path of the arena file concerned. */
   readonly path: string;
-  /** @internal */
+  /** Made by tsray, not by users (kept in the typings so `new` takes the real arguments). */
   constructor(message: string, code: string, path: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
@@ -31,7 +31,7 @@ export class ShmSpaceError extends ArenaError {
   readonly requested: number;
   /** Bytes free for unprivileged users in the arena's file system. */
   readonly available: number;
-  /** @internal */
+  /** Made by tsray, not by users (kept in the typings so `new` takes the real arguments). */
   constructor(path: string, requested: number, available: number) {
     super(
       `cannot create a shared-memory arena of ${requested} bytes at ${path}: its file system has only ` +
@@ -49,7 +49,7 @@ export class ShmSpaceError extends ArenaError {
 export class AddonMissingError extends ObjectStoreError {
   /** Path that was tried. */
   readonly addonPath: string;
-  /** @internal */
+  /** Made by tsray, not by users (kept in the typings so `new` takes the real arguments). */
   constructor(addonPath: string, cause: unknown) {
     const detail = cause instanceof Error ? cause.message : String(cause);
     super(

@@ -19,7 +19,7 @@ export {
   PACKAGE_URI,
 } from './spec.js';
 export type { RuntimeEnv, PipSpec, RuntimeEnvConfig, NormalizedRuntimeEnv, ValidateOptions } from './spec.js';
-export { packDirectory, unpackArchive, listPackage, maxPackageBytes, DEFAULT_MAX_PACKAGE_BYTES } from './pack.js';
+export { packDirectory, unpackArchive, listPackage, maxPackageBytes, setMaxPackageBytesSource, DEFAULT_MAX_PACKAGE_BYTES } from './pack.js';
 export type { PackOptions, PackedPackage, PackEntry } from './pack.js';
 export { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.js';
 export { RuntimeEnvAgent } from './agent.js';
@@ -28,3 +28,4 @@ export { findUv, type PipInstaller } from './installers.js';
 export { workerLaunchSettings, NPM_HOOK_REGISTER_PATH } from './worker.js';
 export type { WorkerLaunchSettings } from './worker.js';
 export { progressPrinter } from './progress.js';
+export { setLogger } from './logger.js';

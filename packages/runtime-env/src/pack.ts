@@ -15,13 +15,22 @@ import * as tar from 'tar-stream';
 import { RuntimeEnvSetupError, RuntimeEnvValidationError } from './errors.js';
 import { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.js';
 
-/** Default cap of a packed directory's file bytes (100 MiB); env `TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES`. */
+/** Default cap of a packed directory's file bytes (100 MiB). */
 export const DEFAULT_MAX_PACKAGE_BYTES = 100 * 1024 * 1024;
 
-/** The cap in effect: `TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES` if set, else 100 MiB. */
+let maxPackageBytesSource: (() => number) | undefined;
+
+/**
+ * Where the cap comes from: `@tsray/core` sets it to its config's `TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES`
+ * (this package cannot import core's config module: core depends on it).
+ */
+export function setMaxPackageBytesSource(source: () => number): void {
+  maxPackageBytesSource = source;
+}
+
+/** The cap in effect: the injected source's (`TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES`), else 100 MiB. */
 export function maxPackageBytes(): number {
-  const v = Number(process.env['TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES']);
-  return Number.isFinite(v) && v > 0 ? v : DEFAULT_MAX_PACKAGE_BYTES;
+  return maxPackageBytesSource?.() ?? DEFAULT_MAX_PACKAGE_BYTES;
 }
 
 /** One entry of a directory listing. */

@@ -19,9 +19,9 @@ import {
 export class ResourceRequest {
   /** Amounts in units, only non-zero ones, in name order. */
   readonly amounts: ReadonlyMap<string, number>;
-  /** @internal CPU units (hot path of the policies). */
+  /** CPU units (hot path of the policies; the node reads it too). */
   readonly cpu: number;
-  /** @internal GPU units. */
+  /** GPU units (the node reads it too). */
   readonly gpu: number;
   /** @internal memory units. */
   readonly mem: number;

@@ -10,6 +10,7 @@
  */
 import { parseArgs } from 'node:util';
 import { init, nodes, shutdown } from '@tsray/core';
+import { config } from '@tsray/core/internal';
 import { DataParallel } from './data-parallel.js';
 import { LLMEngine } from './engine.js';
 import { serveOpenAI } from './openai-server.js';
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   // --address (or TSRAY_ADDRESS) joins a running cluster; else an embedded one in this process.
-  const address = values.address ?? process.env['TSRAY_ADDRESS'];
+  const address = values.address ?? config().address;
   const info = await init(address ? { address } : values.python ? { python: values.python } : {});
   const gpus = address ? (await nodes()).reduce((g, n) => g + (n.alive ? (n.resourcesTotal['GPU'] ?? 0) : 0), 0) : (info.resources['GPU'] ?? 0);
   const perRank = values['gpus-per-rank'] !== undefined ? Number(values['gpus-per-rank']) : gpus > 0 ? 1 : 0;

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TsrayError } from '@tsray/core';
+import { config as tsrayConfig } from '@tsray/core/internal';
 import { ClusterError } from '../errors.js';
 import type { JobInfo } from '../contracts.js';
 import { HttpApiClient } from '../http/client.js';
@@ -89,7 +90,7 @@ function resolveToken(values: ClientValues, local: ReturnType<typeof findLocalHe
       throw new CliUsageError(`--token-file: cannot read ${values['token-file']} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   }
-  token ??= process.env['TSRAY_TOKEN'] || local?.token;
+  token ??= tsrayConfig().token ?? local?.token;
   if (!token) throw new TokenMissingError(`no cluster token: pass --token or --token-file, or set TSRAY_TOKEN (the head keeps it in <sessionDir>/token)`);
   return token;
 }
@@ -97,7 +98,7 @@ function resolveToken(values: ClientValues, local: ReturnType<typeof findLocalHe
 /** Build the HTTP client from `--address`/`TSRAY_DASHBOARD_ADDRESS`/the local head, and the token. */
 export function resolveClient(values: ClientValues): HttpApiClient {
   const local = findLocalHead();
-  let url = values.address ?? process.env['TSRAY_DASHBOARD_ADDRESS'] ?? local?.entry.ready?.dashboardUrl;
+  let url = values.address ?? tsrayConfig().dashboardAddress ?? local?.entry.ready?.dashboardUrl;
   if (!url) {
     throw new NoClusterError(
       `no running tsray head found on this machine (looked for head ready files under ${tsrayRoot()}); start one with \`tsray start --head\`, or give the head's address with --address HEAD:6380 (its GCS) or --address http://HOST:PORT (its dashboard)`,

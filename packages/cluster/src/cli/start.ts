@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DaemonConfig, ReadyInfo } from '../contracts.js';
 import { HeadUnreachableError, PortInUseError } from '../errors.js';
+import { config as tsrayConfig } from '@tsray/core/internal';
 import { logger as clusterLogger } from '../logger.js';
 import { isBindAll, isLoopback, nodeAddressFor } from '../node-address.js';
 import { CliUsageError, DaemonStartError, TokenMissingError } from './errors.js';
@@ -48,7 +49,7 @@ export interface StartOptions {
 
 /** The daemon entry script: `TSRAY_DAEMON_SCRIPT`, else `daemon-main.js` beside `cli.js`. */
 export function daemonScript(): string {
-  return process.env['TSRAY_DAEMON_SCRIPT'] || fileURLToPath(new URL('../daemon-main.js', import.meta.url));
+  return tsrayConfig().daemonScript ?? fileURLToPath(new URL('../daemon-main.js', import.meta.url));
 }
 
 /** Parse `--labels`: `k=v,k2=v2` or a JSON object of strings. */
@@ -180,7 +181,7 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
   const latestLive = latest ? liveDaemons(latest) : [];
   const latestToken = latest && latestLive.length > 0 ? sessionToken(latest).token : undefined;
   if (!o.head) {
-    token ??= process.env['TSRAY_TOKEN'] || latestToken;
+    token ??= tsrayConfig().token ?? latestToken;
     if (!token) {
       throw new TokenMissingError(`tsray start --address needs the cluster token: --token <t>, --token-file <file> (the head prints it: <sessionDir>/token) or TSRAY_TOKEN`);
     }

@@ -28,7 +28,7 @@ import type { ClusterStatus, StateProvider } from '../contracts.js';
 import { JobExistsError, JobNotFoundError, JobNotTerminalError, JobRequestError } from '../jobs/errors.js';
 import type { JobManager } from '../jobs/job-manager.js';
 import { PortInUseError } from '../errors.js';
-import { logger as clusterLogger } from '../logger.js';
+import { partLogger } from '../logger.js';
 import { toJobDetails, type JobSubmitRequestBody } from './wire.js';
 
 /** Options of {@link startHttpApi}. */
@@ -108,7 +108,7 @@ function digest(s: string): Buffer {
  * @throws PortInUseError when the port is taken (the message names it).
  */
 export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
-  const log = opts.logger ?? clusterLogger().child({ component: 'http' });
+  const log = opts.logger ?? partLogger('http');
   const tokenDigest = digest(opts.token);
   const version = { version: '1', tsray_version: packageVersion(), ray_version: RAY_API_VERSION };
   const authLogged = new Set<string>();

@@ -12,7 +12,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { Logger } from 'pino';
 import type { JobInfo, JobStatus } from '../contracts.js';
 import { JobExistsError, JobNotFoundError, JobNotTerminalError, JobRequestError } from './errors.js';
-import { logger as clusterLogger } from '../logger.js';
+import { partLogger } from '../logger.js';
 
 /** Options of {@link JobManager}. */
 export interface JobManagerOptions {
@@ -149,7 +149,7 @@ export class JobManager {
   private closed = false;
 
   constructor(private readonly opts: JobManagerOptions) {
-    this.log = opts.logger ?? clusterLogger().child({ component: 'jobs' });
+    this.log = opts.logger ?? partLogger('jobs');
     this.graceMs = opts.stopGraceMs ?? 3000;
     mkdirSync(opts.logDir, { recursive: true });
   }

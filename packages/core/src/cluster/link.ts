@@ -7,6 +7,7 @@
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { makeTokenProof } from '../auth.js';
+import { config } from '../config.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
 
@@ -26,8 +27,7 @@ export interface LinkHandler {
 
 /** How long a peer node has to answer a new connection (`TSRAY_PEER_CONNECT_TIMEOUT_MS`, default 10 s). */
 export function peerConnectTimeoutMs(): number {
-  const v = Number(process.env['TSRAY_PEER_CONNECT_TIMEOUT_MS']);
-  return Number.isFinite(v) && v > 0 ? v : 10_000;
+  return config().peerConnectTimeoutMs;
 }
 
 /** Default of {@link LinkOptions.headLostTimeoutMs}: 60 s (`tsray start --head-lost-timeout`, `TSRAY_HEAD_LOST_TIMEOUT_S`). */

@@ -5,6 +5,7 @@
  * node dies or cannot be reached.
  * @internal
  */
+import { config } from '../config.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type ClusterView, NodeResources, type ResourceRequest, schedule, type ScheduleOptions, type SchedulingStrategy } from '@tsray/scheduler';
@@ -148,7 +149,7 @@ export class ClusterForwarder {
       onPeerUnreachable: (id, why) => this.peerUnreachable(id, why),
     };
     const link = (this.link = this.opts.createLink ? this.opts.createLink(linkOpts, handler) : new ClusterLink(linkOpts, handler));
-    const timeoutMs = Number(process.env['TSRAY_JOIN_TIMEOUT_MS'] ?? 15_000);
+    const timeoutMs = config().joinTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([

@@ -3,6 +3,7 @@
  * embedded cluster it lives in the driver process and implements the driver's CoreRuntime directly.
  * @internal
  */
+import { config } from '../config.js';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -79,7 +80,7 @@ export interface NodeRuntimeOptions {
 
 
 /** TSRAY_TRACE=1 prints every message the node sends and receives (debugging). */
-const TRACE = process.env['TSRAY_TRACE'] === '1';
+const TRACE = config().trace;
 
 /** One node: tasks, workers, objects. */
 export class NodeRuntime implements CoreRuntime, NodeMessageHost {

@@ -3,6 +3,7 @@
  * chunk check.
  * @internal
  */
+import { config } from '../config.js';
 import { crc32 } from 'node:zlib';
 import { encodeErrorPayload, type ErrorPayload } from '../error-payload.js';
 import { ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
@@ -41,7 +42,7 @@ export function chunkCheck(b: Buffer): number {
   c = crc32(b.subarray(b.byteLength - w), c);
   return c >>> 0;
 }
-const FULL_CHECKSUM = process.env['TSRAY_TRANSFER_CHECKSUM'] === 'full';
+const FULL_CHECKSUM = config().transferChecksum === 'full';
 
 export function fnKey(t: TaskRecord): string {
   return `${t.spec.fn.moduleUrl}#${t.spec.fn.key}`;

@@ -3,6 +3,7 @@
  * in checked chunks sent from views of the arena, and the reassembly of chunked objects that arrive.
  * @internal
  */
+import { config } from '../config.js';
 import { pythonView } from '../python-view.js';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
 import type { Arena } from '@tsray/object-store';
@@ -15,7 +16,7 @@ import type { WorkerHandle } from './records.js';
 import { chunkCheck, errorObject } from './node-support.js';
 
 /** Objects above this travel between nodes in checked chunks of this size (`TSRAY_TRANSFER_CHUNK_BYTES`). */
-export const CHUNK_BYTES = Number(process.env['TSRAY_TRANSFER_CHUNK_BYTES'] ?? 8 * 1024 * 1024);
+export const CHUNK_BYTES = config().transferChunkBytes;
 
 /** The parts of the node's store a transfer reads, allocates and writes. */
 export type TransferStore = Pick<NodeStore, 'bytes' | 'allocate' | 'release' | 'store'> & { readonly arena: Pick<Arena, 'view' | 'write'> };

@@ -4,6 +4,7 @@
  * released a little after the last one (the agent's cache keeps it on disk until GC).
  * @internal
  */
+import { config } from '../config.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -45,14 +46,6 @@ export interface NodeRuntimeEnvsOptions {
   fetchPackage?: (hash: string, dest: string) => Promise<void>;
 }
 
-function jsonArgs(name: string): string[] | undefined {
-  const v = process.env[name];
-  if (!v) return undefined;
-  const parsed: unknown = JSON.parse(v);
-  if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new Error(`${name} must be a JSON array of strings`);
-  return parsed as string[];
-}
-
 /** True when an environment's JSON names local directories (packed on the node, per job). */
 export function namesLocalDirectories(json: string): boolean {
   return json.includes('"workingDir"') || json.includes('"pyModules"');
@@ -78,19 +71,20 @@ export class NodeRuntimeEnvs {
   /** The agent (made on first use). */
   get agent(): RuntimeEnvAgent {
     if (!this.agentInstance) {
-      const cap = Number(process.env['TSRAY_RUNTIME_ENV_CACHE_BYTES']);
-      const installer = process.env['TSRAY_RUNTIME_ENV_INSTALLER'];
-      const pipArgs = jsonArgs('TSRAY_RUNTIME_ENV_PIP_ARGS');
-      const npmArgs = jsonArgs('TSRAY_RUNTIME_ENV_NPM_ARGS');
+      const c = config();
+      const cap = c.runtimeEnvCacheBytes;
+      const installer = c.runtimeEnvInstaller;
+      const pipArgs = c.runtimeEnvPipArgs;
+      const npmArgs = c.runtimeEnvNpmArgs;
       if (this.opts.logToDriver) this.printer = progressPrinter(process.stderr);
       this.agentInstance = new RuntimeEnvAgent({
-        rootDir: process.env['TSRAY_RUNTIME_ENV_DIR'] || join(tmpdir(), 'tsray', 'runtime_resources'),
+        rootDir: c.runtimeEnvDir || join(tmpdir(), 'tsray', 'runtime_resources'),
         python: this.opts.python,
         logDir: join(this.opts.sessionDir, 'logs'),
         ...(installer === 'uv' || installer === 'pip' || installer === 'auto' ? { installer } : {}),
         ...(pipArgs ? { pipArgs } : {}),
         ...(npmArgs ? { npmArgs } : {}),
-        ...(Number.isFinite(cap) && cap > 0 ? { maxCacheBytes: cap } : {}),
+        ...(cap !== undefined ? { maxCacheBytes: cap } : {}),
         ...(this.printer ? { onProgress: this.printer } : {}),
         ...(this.opts.fetchPackage ? { fetchPackage: this.opts.fetchPackage } : {}),
       });

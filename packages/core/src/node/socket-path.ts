@@ -9,6 +9,7 @@
  * The session directory (logs, spill, token) stays where it is.
  * @internal
  */
+import { config } from '../config.js';
 import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SocketPathTooLongError } from '../errors.js';
@@ -66,7 +67,7 @@ function removeStale(dir: string): void {
  */
 export function nodeSocketAddress(sessionDir: string, id: string): string {
   const name = `${process.pid}-${id.replace(/[^0-9a-zA-Z]/g, '').slice(0, 8) || 'node'}.sock`;
-  const chosen = process.env['TSRAY_SOCKET_DIR'];
+  const chosen = config().socketDir;
   if (chosen) {
     const path = join(chosen, name);
     if (!fits(path)) throw new SocketPathTooLongError(path, 'TSRAY_SOCKET_DIR');

@@ -5,18 +5,17 @@
 import { TASK_NAME_MARKER } from '../node/worker-process.js';
 import '../actor.js'; // registers how deserialized actor handles are rebuilt
 import { parseRuntimeEnvJson } from '@tsray/runtime-env';
+import { config } from '../config.js';
 import { state } from '../state.js';
 import { currentTaskName, WorkerRuntime } from './worker-runtime.js';
 
-const workerId = process.env['TSRAY_WORKER_ID'];
-const address = process.env['TSRAY_NODE_ADDRESS'];
+const { workerId, nodeAddress: address, workerCwd: cwd, runtimeEnv } = config();
 if (!workerId || !address) {
   process.stderr.write('tsray worker-main must be started by a tsray node (TSRAY_WORKER_ID / TSRAY_NODE_ADDRESS missing)\n');
   process.exit(2);
 }
 
 // A runtime env's working directory (set after the --import preloads, which resolve against the cwd).
-const cwd = process.env['TSRAY_WORKER_CWD'];
 if (cwd) process.chdir(cwd);
 
 // Announce the running task's name before its output so the driver prefixes lines with it.
@@ -46,7 +45,7 @@ process.stdin.resume();
 const s = state();
 s.isWorker = true;
 // Tasks this worker submits inherit the environment it runs in (as Ray's child tasks do).
-s.jobRuntimeEnv = parseRuntimeEnvJson(process.env['TSRAY_RUNTIME_ENV'] ?? '');
+s.jobRuntimeEnv = parseRuntimeEnvJson(runtimeEnv ?? '');
 const rt = new WorkerRuntime(workerId, address);
 s.runtime = rt;
 void rt.register();

@@ -3,6 +3,7 @@
  * tasks, put, get, wait) over ZeroMQ.
  * @internal
  */
+import { config } from '../config.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import * as zmq from 'zeromq';
@@ -110,8 +111,8 @@ export class WorkerRuntime implements CoreRuntime {
     private readonly clientOptions: { namespace?: string; jobId?: string; token?: string; remote?: boolean } = {},
   ) {
     this.kind = mode;
-    this.nodeId = process.env['TSRAY_NODE_ID'] ?? '';
-    this.jobId = clientOptions.jobId ?? process.env['TSRAY_JOB_ID'] ?? '';
+    this.nodeId = config().nodeId ?? '';
+    this.jobId = clientOptions.jobId ?? config().jobId ?? '';
     this.socket = new zmq.Dealer({ routingId: workerId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 1000 });
     this.socket.connect(address);
     this.outbox = new Outbox(this.socket);
@@ -127,7 +128,7 @@ export class WorkerRuntime implements CoreRuntime {
       this.accepted = resolve;
       this.refused = reject;
     });
-    const token = this.clientOptions.token ?? process.env['TSRAY_TOKEN'] ?? '';
+    const token = this.clientOptions.token ?? config().token ?? '';
     const proof = token ? makeTokenProof(token, this.workerId) : {};
     this.send({
       registerWorker: {
@@ -188,7 +189,7 @@ export class WorkerRuntime implements CoreRuntime {
       this.arena =
         this.mode === 'driver'
           ? Arena.open(this.shmPath, this.arenaSize)
-          : Arena.open(`/proc/self/fd/${process.env['TSRAY_ARENA_FD'] ?? '3'}`, Number(process.env['TSRAY_ARENA_SIZE']));
+          : Arena.open(`/proc/self/fd/${config().arenaFd}`, Number(config().arenaSize));
     }
     return this.arena;
   }

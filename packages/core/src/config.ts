@@ -1,0 +1,247 @@
+/**
+ * Every `TSRAY_*` environment variable in one typed table: name, type, default, who sets it, who reads
+ * it, and what it does. Code reads `config().<key>` instead of `process.env`, so a bad value fails with
+ * a {@link ConfigError} naming the variable instead of a silent fallback, and tests override values
+ * without touching `process.env`. docs/configuration.md is this table in prose (a test keeps them in step).
+ *
+ * Each variable is parsed once, on first read (a bad value only fails the code that uses it);
+ * {@link validateConfig} reads them all, for entry points that want to fail fast.
+ * @module
+ */
+import { setMaxPackageBytesSource } from '@tsray/runtime-env';
+import { ConfigError } from './errors.js';
+
+/** The pino log levels `TSRAY_LOG_LEVEL` accepts. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** A pino log level. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Who puts a variable into a process's environment. */
+export type ConfigSetter = 'user' | 'node' | 'cli' | 'job' | 'test';
+/** Which side reads a variable: the TypeScript packages, the Python package, or the npm resolve hook. */
+export type ConfigReader = 'ts' | 'python' | 'hook' | 'none';
+
+/** One environment variable: its parser and its documentation. */
+export interface ConfigVariable<T> {
+  /** The variable's name, `TSRAY_…`. */
+  readonly name: string;
+  /** The type as docs show it, e.g. `integer > 0 (ms)`. */
+  readonly type: string;
+  /** The value when unset (or empty). */
+  readonly default: T;
+  /** What it does. */
+  readonly doc: string;
+  readonly setBy: ConfigSetter;
+  readonly readBy: readonly ConfigReader[];
+  /** Parse a non-empty raw value; throw {@link ConfigError} for a bad one. */
+  readonly parse: (raw: string, name: string) => T;
+}
+
+const text = (raw: string): string => raw;
+
+function positiveInt(unit: string): (raw: string, name: string) => number {
+  return (raw, name) => {
+    const v = Number(raw);
+    if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(v) || v <= 0) throw new ConfigError(name, raw, `a positive integer (${unit})`);
+    return v;
+  };
+}
+
+function nonNegativeInt(raw: string, name: string): number {
+  const v = Number(raw);
+  if (!/^\s*\d+\s*$/.test(raw) || !Number.isSafeInteger(v)) throw new ConfigError(name, raw, 'a non-negative integer');
+  return v;
+}
+
+function positiveNumber(unit: string): (raw: string, name: string) => number {
+  return (raw, name) => {
+    const v = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(v) || v <= 0) throw new ConfigError(name, raw, `a positive number (${unit})`);
+    return v;
+  };
+}
+
+function flag(raw: string, name: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (v === '1' || v === 'true') return true;
+  if (v === '0' || v === 'false') return false;
+  throw new ConfigError(name, raw, '1 or 0 (true or false)');
+}
+
+function oneOf<const T extends string>(values: readonly T[]): (raw: string, name: string) => T {
+  return (raw, name) => {
+    if (!(values as readonly string[]).includes(raw)) throw new ConfigError(name, raw, `one of ${values.join(', ')}`);
+    return raw as T;
+  };
+}
+
+function stringArrayJson(raw: string, name: string): string[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(name, raw, 'a JSON array of strings, e.g. ["--index-url", "https://…"]');
+  }
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigError(name, raw, 'a JSON array of strings');
+  return v;
+}
+
+function variable<T>(name: string, spec: Omit<ConfigVariable<T>, 'name'>): ConfigVariable<T> {
+  return { name, ...spec };
+}
+
+const none = undefined as string | undefined;
+
+/** The table: one entry per `TSRAY_*` variable (keys are what {@link config} returns). */
+export const CONFIG_VARIABLES = {
+  // --- user: drivers, CLI, daemons ---
+  address: variable('TSRAY_ADDRESS', { type: 'string', default: none, setBy: 'user', readBy: ['ts', 'python'], parse: text,
+    doc: "Cluster a driver's `init()` connects to when `address` is left out (`auto`, `ipc://…`, or the head's `host:port`); `tsray-serve` and job entrypoints use it too (the job manager sets it)." }),
+  token: variable('TSRAY_TOKEN', { type: 'string (secret)', default: none, setBy: 'user', readBy: ['ts', 'python'], parse: text,
+    doc: 'Cluster token (proved, never sent) for `init()`, the CLI and workers; the node passes it to its workers. Never logged.' }),
+  connectTimeoutMs: variable('TSRAY_CONNECT_TIMEOUT_MS', { type: 'integer > 0 (ms)', default: 10_000, setBy: 'user', readBy: ['ts', 'python'], parse: positiveInt('milliseconds'),
+    doc: 'How long a client driver waits for the cluster to accept its connection.' }),
+  logLevel: variable('TSRAY_LOG_LEVEL', { type: LOG_LEVELS.join(' | '), default: 'warn' as LogLevel, setBy: 'user', readBy: ['ts'], parse: oneOf(LOG_LEVELS),
+    doc: 'Level of the library logs (pino, JSON on stderr); `init({ logLevel })` overrides it.' }),
+  python: variable('TSRAY_PYTHON', { type: 'path', default: none, setBy: 'user', readBy: ['ts'], parse: text,
+    doc: 'Python interpreter for Python workers and engines (default: `./.venv/bin/python` if present, else `python3`); `init({ python })` overrides it.' }),
+  dashboardAddress: variable('TSRAY_DASHBOARD_ADDRESS', { type: 'URL', default: none, setBy: 'user', readBy: ['ts'], parse: text,
+    doc: "Jobs HTTP API the `tsray job …` commands talk to (default: this machine's running head)." }),
+  headLostTimeoutS: variable('TSRAY_HEAD_LOST_TIMEOUT_S', { type: 'number > 0 (s)', default: 60, setBy: 'user', readBy: ['ts'], parse: positiveNumber('seconds'),
+    doc: 'Seconds a node waits for a silent head before it stops (`tsray start --head-lost-timeout` overrides it).' }),
+  peerConnectTimeoutMs: variable('TSRAY_PEER_CONNECT_TIMEOUT_MS', { type: 'integer > 0 (ms)', default: 10_000, setBy: 'user', readBy: ['ts'], parse: positiveInt('milliseconds'),
+    doc: 'How long a peer node has to answer a new node-to-node connection before it is reported unreachable.' }),
+  joinTimeoutMs: variable('TSRAY_JOIN_TIMEOUT_MS', { type: 'integer > 0 (ms)', default: 15_000, setBy: 'user', readBy: ['ts'], parse: positiveInt('milliseconds'),
+    doc: 'How long a node waits for the head (GCS) to accept it when joining a cluster.' }),
+  socketDir: variable('TSRAY_SOCKET_DIR', { type: 'path', default: none, setBy: 'user', readBy: ['ts'], parse: text,
+    doc: "Directory of the node's unix socket when the session directory's path is too long for one (107 bytes)." }),
+  transferChunkBytes: variable('TSRAY_TRANSFER_CHUNK_BYTES', { type: 'integer > 0 (bytes)', default: 8 * 1024 * 1024, setBy: 'user', readBy: ['ts'], parse: positiveInt('bytes'),
+    doc: 'Chunk size of node-to-node object transfers.' }),
+  transferChecksum: variable('TSRAY_TRANSFER_CHECKSUM', { type: 'sampled | full', default: 'sampled' as 'sampled' | 'full', setBy: 'user', readBy: ['ts'], parse: oneOf(['sampled', 'full'] as const),
+    doc: 'Check value of transferred chunks: crc32 of the first, middle and last 16 KiB (`sampled`), or of every byte (`full`).' }),
+  trace: variable('TSRAY_TRACE', { type: '1 | 0', default: false, setBy: 'user', readBy: ['ts'], parse: flag,
+    doc: 'Print every message a node sends and receives (debugging).' }),
+  daemonScript: variable('TSRAY_DAEMON_SCRIPT', { type: 'path', default: none, setBy: 'test', readBy: ['ts'], parse: text,
+    doc: "Entry script `tsray start` runs as the daemon (default: `daemon-main.js` beside the CLI); tests point it at sources." }),
+  modelCache: variable('TSRAY_MODEL_CACHE', { type: 'path', default: none, setBy: 'user', readBy: ['ts'], parse: text,
+    doc: 'Directory of the tiny test model `ensureTinyModel()` writes (default `~/.cache/tsray/models`).' }),
+  // --- runtime environments (the node's agent) ---
+  runtimeEnvDir: variable('TSRAY_RUNTIME_ENV_DIR', { type: 'path', default: none, setBy: 'user', readBy: ['ts'], parse: text,
+    doc: 'Cache of built runtime environments, shared by the processes of a machine (default `$TMPDIR/tsray/runtime_resources`).' }),
+  runtimeEnvCacheBytes: variable('TSRAY_RUNTIME_ENV_CACHE_BYTES', { type: 'integer > 0 (bytes)', default: undefined as number | undefined, setBy: 'user', readBy: ['ts'], parse: positiveInt('bytes'),
+    doc: "Size cap of that cache; unused environments are evicted past it (default: the agent's)." }),
+  runtimeEnvInstaller: variable('TSRAY_RUNTIME_ENV_INSTALLER', { type: 'auto | uv | pip', default: 'auto' as 'auto' | 'uv' | 'pip', setBy: 'user', readBy: ['ts'], parse: oneOf(['auto', 'uv', 'pip'] as const),
+    doc: 'Installer of `pip` environments: `uv` when found (`auto`), or always `uv` / `pip`.' }),
+  runtimeEnvPipArgs: variable('TSRAY_RUNTIME_ENV_PIP_ARGS', { type: 'JSON string array', default: undefined as string[] | undefined, setBy: 'user', readBy: ['ts'], parse: stringArrayJson,
+    doc: 'Extra arguments of every pip/uv install, e.g. `["--index-url","http://mirror/simple"]`.' }),
+  runtimeEnvNpmArgs: variable('TSRAY_RUNTIME_ENV_NPM_ARGS', { type: 'JSON string array', default: undefined as string[] | undefined, setBy: 'user', readBy: ['ts'], parse: stringArrayJson,
+    doc: 'Extra arguments of every `npm install` of an environment.' }),
+  runtimeEnvMaxPackageBytes: variable('TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES', { type: 'integer > 0 (bytes)', default: 100 * 1024 * 1024, setBy: 'user', readBy: ['ts'], parse: positiveInt('bytes'),
+    doc: 'Cap of the files of a packed `workingDir` / `pyModules` / `tsModules` directory.' }),
+  // --- set by the node for its workers (not for users) ---
+  workerId: variable('TSRAY_WORKER_ID', { type: 'string', default: none, setBy: 'node', readBy: ['ts', 'python'], parse: text,
+    doc: "The worker's routing id on its node; a process with it set is a worker." }),
+  nodeAddress: variable('TSRAY_NODE_ADDRESS', { type: 'ipc:// or tcp:// address', default: none, setBy: 'node', readBy: ['ts', 'python'], parse: text,
+    doc: "The node's ROUTER socket a worker connects to." }),
+  nodeId: variable('TSRAY_NODE_ID', { type: 'string', default: none, setBy: 'node', readBy: ['ts', 'python'], parse: text, doc: "The worker's node id." }),
+  jobId: variable('TSRAY_JOB_ID', { type: 'string', default: none, setBy: 'node', readBy: ['ts', 'python'], parse: text,
+    doc: "The job a worker (or a job's entrypoint, set by the job manager) belongs to." }),
+  sessionDir: variable('TSRAY_SESSION_DIR', { type: 'path', default: none, setBy: 'node', readBy: ['none'], parse: text,
+    doc: 'Session directory of the node (workers) or of the daemon (`tsray start` marks its daemons with it to find them again).' }),
+  arenaFd: variable('TSRAY_ARENA_FD', { type: 'integer >= 0', default: 3, setBy: 'node', readBy: ['ts', 'python'], parse: nonNegativeInt,
+    doc: "File descriptor of the node's shared-memory arena a worker inherits." }),
+  arenaSize: variable('TSRAY_ARENA_SIZE', { type: 'integer > 0 (bytes)', default: undefined as number | undefined, setBy: 'node', readBy: ['ts', 'python'], parse: positiveInt('bytes'),
+    doc: 'Size of that arena.' }),
+  workerCwd: variable('TSRAY_WORKER_CWD', { type: 'path', default: none, setBy: 'node', readBy: ['ts'], parse: text,
+    doc: "A TypeScript worker's working directory (a runtime env's `workingDir`), entered after its `--import` preloads." }),
+  runtimeEnv: variable('TSRAY_RUNTIME_ENV', { type: 'JSON', default: none, setBy: 'node', readBy: ['ts'], parse: text,
+    doc: "Canonical JSON of the runtime env a worker runs in; tasks it submits inherit it." }),
+  runtimeEnvHash: variable('TSRAY_RUNTIME_ENV_HASH', { type: 'string', default: none, setBy: 'node', readBy: ['none'], parse: text,
+    doc: "Content hash of a worker's runtime env (informational)." }),
+  runtimeEnvNodeModules: variable('TSRAY_RUNTIME_ENV_NODE_MODULES', { type: 'path list', default: none, setBy: 'node', readBy: ['hook'], parse: text,
+    doc: "`node_modules` directories of an npm runtime env; the resolve hook (`@tsray/runtime-env/hooks/npm-register.mjs`) reads it." }),
+  runtimeEnvJson: variable('TSRAY_RUNTIME_ENV_JSON', { type: 'JSON', default: none, setBy: 'job', readBy: ['none'], parse: text,
+    doc: "A job's runtime env, given to its entrypoint (informational)." }),
+  // --- Python side (python/tsray reads these itself) ---
+  nodeIp: variable('TSRAY_NODE_IP', { type: 'IP address', default: none, setBy: 'user', readBy: ['python'], parse: text,
+    doc: "This machine's address for vLLM data-parallel handshakes (default `127.0.0.1`)." }),
+  pyLogLevel: variable('TSRAY_PY_LOG_LEVEL', { type: 'Python logging level', default: 'WARNING', setBy: 'user', readBy: ['python'], parse: text,
+    doc: 'Log level of Python workers (`logging` module).' }),
+  vllmPush: variable('TSRAY_VLLM_PUSH', { type: '1 | 0', default: true, setBy: 'user', readBy: ['python'], parse: flag,
+    doc: "Push vLLM's output deltas from its output handler; `0` falls back to one reader task per request." }),
+} as const;
+
+type Variables = typeof CONFIG_VARIABLES;
+/** Parsed configuration: one typed value per variable of {@link CONFIG_VARIABLES}. */
+export type TsrayConfig = { readonly [K in keyof Variables]: Variables[K]['default'] | ReturnType<Variables[K]['parse']> };
+
+/**
+ * Parse an environment into a {@link TsrayConfig}. Each value is parsed on first read and kept;
+ * unset or empty variables take their default. A bad value throws {@link ConfigError} on read.
+ */
+export function parseConfig(env: Readonly<Record<string, string | undefined>>): TsrayConfig {
+  const out = {} as Record<string, unknown>;
+  for (const [key, spec] of Object.entries(CONFIG_VARIABLES) as [string, ConfigVariable<unknown>][]) {
+    let parsed = false;
+    let value: unknown;
+    Object.defineProperty(out, key, {
+      enumerable: true,
+      get() {
+        if (!parsed) {
+          const raw = env[spec.name];
+          value = raw === undefined || raw === '' ? spec.default : spec.parse(raw, spec.name);
+          parsed = true;
+        }
+        return value;
+      },
+    });
+  }
+  return Object.freeze(out) as TsrayConfig;
+}
+
+let fromEnv: TsrayConfig | undefined;
+let overrides: Partial<Record<keyof TsrayConfig, unknown>> = {};
+let merged: TsrayConfig | undefined;
+
+/** This process's configuration, from `process.env` (read once) and any {@link overrideConfig} values. */
+export function config(): TsrayConfig {
+  if (merged) return merged;
+  const base = (fromEnv ??= parseConfig(process.env));
+  if (Object.keys(overrides).length === 0) return (merged = base);
+  const out = {} as Record<string, unknown>;
+  for (const key of Object.keys(CONFIG_VARIABLES) as (keyof TsrayConfig)[]) {
+    Object.defineProperty(out, key, { enumerable: true, get: () => (key in overrides ? overrides[key] : base[key]) });
+  }
+  return (merged = Object.freeze(out) as TsrayConfig);
+}
+
+/**
+ * Replace some values (tests, embedders). Returns a function that restores the previous overrides.
+ * @example const restore = overrideConfig({ peerConnectTimeoutMs: 300 }); try { … } finally { restore(); }
+ */
+export function overrideConfig(values: Partial<TsrayConfig>): () => void {
+  const previous = overrides;
+  overrides = { ...overrides, ...values };
+  merged = undefined;
+  return () => {
+    overrides = previous;
+    merged = undefined;
+  };
+}
+
+/** Forget the parsed values and overrides: the next {@link config} reads `process.env` again. */
+export function resetConfig(): void {
+  fromEnv = undefined;
+  overrides = {};
+  merged = undefined;
+}
+
+/** Read every variable now: throws the first {@link ConfigError} (for entry points that fail fast). */
+export function validateConfig(): TsrayConfig {
+  const c = config();
+  for (const key of Object.keys(CONFIG_VARIABLES) as (keyof TsrayConfig)[]) void c[key];
+  return c;
+}
+
+// runtime-env cannot import this module (core depends on it): it asks for its cap through this source.
+setMaxPackageBytesSource(() => config().runtimeEnvMaxPackageBytes);
