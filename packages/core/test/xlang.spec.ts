@@ -68,7 +68,7 @@ function same(actual: unknown, expected: unknown): void {
     expect(actual).toBeInstanceOf(NDArray);
     const a = actual as NDArray;
     expect([a.dtype, a.shape]).toEqual([expected.dtype, expected.shape]);
-    expect([...(a.data as unknown as ArrayLike<unknown>)]).toEqual([...(expected.data as unknown as ArrayLike<unknown>)]);
+    expect(Array.from(a.data as unknown as ArrayLike<unknown>)).toEqual(Array.from(expected.data as unknown as ArrayLike<unknown>));
     return;
   }
   if (ArrayBuffer.isView(expected)) {
