@@ -81,7 +81,9 @@ function same(actual: unknown, expected: unknown): void {
   if (Array.isArray(expected)) {
     expect(Array.isArray(actual)).toBe(true);
     expect((actual as unknown[]).length).toBe(expected.length);
-    expected.forEach((x, i) => same((actual as unknown[])[i], x));
+    expected.forEach((x, i) => {
+      same((actual as unknown[])[i], x);
+    });
     return;
   }
   if (expected && typeof expected === 'object') {
