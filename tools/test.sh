@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The project's test command (`npm test` runs it): build every package, run every vitest project,
-# then the Python tests. Stops at the first failing step with a non-zero exit, and always ends
-# with one summary line: `tests: N passed, M failed` (vitest + pytest counts together).
+# The project's test command (`npm test` runs it): build every package, the static checks
+# (typecheck, lint, mypy; check-size and the format check behind flags), every vitest project, then
+# the Python tests. Stops at the first failing step with a non-zero exit, and always ends with one
+# summary line: `tests: N passed, M failed` (vitest + pytest counts together).
+#
+# Flags (env): TSRAY_CHECK_SIZE=1 adds `check-size` (tools/check-size.mjs: files <= 800 lines,
+# functions <= 120 lines); TSRAY_FORMAT_CHECK=1 adds `biome format` (check only) to the lint step.
+# TSRAY_SKIP_STATIC=1 skips the static checks (a quick local test run).
 #
 # Needs the Python venv: run `bash tools/setup-python.sh` once first.
 set -euo pipefail
@@ -40,6 +45,31 @@ if ! npx nx run-many -t build; then
 fi
 # tsc writes new files without the exec bit: the package bins (tsray, tsray-serve) need it.
 chmod +x packages/cluster/dist/cli.js packages/vllm-bridge/dist/serve-cli.js
+
+# One static check: prints its name, runs, and on failure ends the run with a clear message.
+static_check() {
+  local name="$1"
+  shift
+  echo "== $name: $*"
+  if ! "$@"; then
+    NOTE="$name failed"
+    echo "tools/test.sh: step '$name' failed (command: $*); fix the errors above" >&2
+    exit 1
+  fi
+}
+
+if [[ "${TSRAY_SKIP_STATIC:-0}" != 1 ]]; then
+  static_check typecheck bash tools/typecheck.sh
+  static_check lint npx biome lint .
+  if [[ "${TSRAY_FORMAT_CHECK:-0}" == 1 ]]; then
+    static_check format-check npx biome format .
+  fi
+  # mypy with python/pyproject.toml's [tool.mypy] (strict; its files and the modules they import).
+  static_check mypy bash -c 'cd python && ../.venv/bin/python -m mypy'
+  if [[ "${TSRAY_CHECK_SIZE:-0}" == 1 ]]; then
+    static_check check-size node tools/check-size.mjs
+  fi
+fi
 
 echo "== vitest: npx vitest run (all projects)"
 vitest_rc=0

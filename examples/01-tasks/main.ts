@@ -15,7 +15,7 @@
 import { get, init, isMain, put, remote, shutdown, wait } from '@tsray/core';
 
 // Remote functions live at the top level of a module: workers import this module to find them.
-export const fun = remote(function fun<T>(a: T): T {
+export const fun = remote(function fun(a: number): number {
   return a;
 });
 

@@ -4,7 +4,7 @@
  *
  * Run: npx tsx examples/07-cluster/worker.ts   (with head.ts running; TSRAY_ADDRESS overrides 'auto')
  */
-import { ActorNotFoundError, ConnectionError, get, getActor, init, isMain, shutdown } from '@tsray/core';
+import { type ActorHandle, ActorNotFoundError, ConnectionError, get, getActor, init, isMain, shutdown } from '@tsray/core';
 import type { VllmScheduler } from './actors.js';
 
 if (isMain(import.meta)) {
@@ -17,7 +17,7 @@ if (isMain(import.meta)) {
     process.exit(0);
   }
   const inputs = Array.from({ length: 10 }, (_, i) => `test${i}`);
-  let scheduler;
+  let scheduler: ActorHandle<VllmScheduler> | undefined;
   try {
     scheduler = await getActor<VllmScheduler>('scheduler', { namespace: 'head' });
   } catch (e) {

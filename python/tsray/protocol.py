@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypedDict, Union
 
 from google.protobuf.message import DecodeError, Message
 
@@ -262,7 +262,18 @@ class PayloadWriter:
         return out
 
 
-def token_proof(token: str, conn_id: str) -> dict[str, object]:
+class TokenProof(TypedDict, total=False):
+    """The ``auth_*`` fields of a ``RegisterWorker`` (or entry request) that prove the cluster token.
+
+    Not total: a connection without a token sends none of them (callers pass ``{}``).
+    """
+
+    auth_proof: bytes
+    auth_time: int
+    auth_nonce: str
+
+
+def token_proof(token: str, conn_id: str) -> TokenProof:
     """Fields proving the cluster token for connection ``conn_id`` without sending it.
 
     ``HMAC-SHA256(token, "tsray-auth-v1|" + id + "|" + time_ms + "|" + nonce)``, as the TypeScript side

@@ -26,7 +26,7 @@ describe('tsray start / status / stop', () => {
     const head = await tsray(['start', '--head', '--port', '0', '--dashboard-port', '0', '--num-cpus', '3', '--num-gpus', '1', '--labels', 'zone=a,rack=r1', '--resources', '{"accel": 2}'], env);
     expect(head.stderr).toBe('');
     expect(head.code).toBe(0);
-    const m = /^tsray runtime started\. Address: (127\.0\.0\.1:\d+)  Dashboard: (http:\/\/127\.0\.0\.1:\d+)\nTo add a node: tsray start --address \1 --token-file (\S+)\/token\n  \(this head listens on 127\.0\.0\.1 only: nodes of this machine can join; to let other machines join, start it with --host 0\.0\.0\.0 or --host <this machine's address>\)\nSession: \3 \(logs in \3\/logs\)\nSubmit a job: tsray job submit -- <entrypoint>   Status: tsray status   Stop: tsray stop\n$/.exec(head.stdout);
+    const m = /^tsray runtime started\. Address: (127\.0\.0\.1:\d+) {2}Dashboard: (http:\/\/127\.0\.0\.1:\d+)\nTo add a node: tsray start --address \1 --token-file (\S+)\/token\n {2}\(this head listens on 127\.0\.0\.1 only: nodes of this machine can join; to let other machines join, start it with --host 0\.0\.0\.0 or --host <this machine's address>\)\nSession: \3 \(logs in \3\/logs\)\nSubmit a job: tsray job submit -- <entrypoint> {3}Status: tsray status {3}Stop: tsray stop\n$/.exec(head.stdout);
     expect(m, head.stdout).not.toBeNull();
     const [, gcs, , sessionDir] = m as unknown as [string, string, string, string];
     expect(sessionDir.startsWith(join(tmp.dir, 'tsray', 'session-'))).toBe(true);

@@ -94,6 +94,7 @@ describe("the README's multi-machine steps, head and node in different network n
     } finally {
       for (const m of machines) m.cleanup();
       const left = lab?.cleanup() ?? [];
+      // biome-ignore lint/correctness/noUnsafeFinally: leftover namespaces must fail the test even when the body failed first
       if (left.length > 0) throw new Error(`network namespace lab left behind: ${left.join('; ')}`);
     }
   }, 60_000);
@@ -109,7 +110,7 @@ describe("the README's multi-machine steps, head and node in different network n
     copyFileSync(join![2]!, tokenOn(1));
     const node = await runInNs(l.namespaces[1]!, cmds.node, machine(1), { headIp, tokenFile: tokenOn(1) });
     expect(node.code, node.stderr).toBe(0);
-    const nodeLine = /^tsray node started\. Node ID: (\w+)  Address: tcp:\/\/([\d.]+):\d+  Head: (\S+)$/m.exec(node.stdout);
+    const nodeLine = /^tsray node started\. Node ID: (\w+) {2}Address: tcp:\/\/([\d.]+):\d+ {2}Head: (\S+)$/m.exec(node.stdout);
     expect(nodeLine, node.stdout).not.toBeNull();
     expect([nodeLine![2], nodeLine![3]]).toEqual([l.namespaces[1]!.ip, `${headIp}:6380`]);
 

@@ -71,6 +71,7 @@ describe('node managers in separate network namespaces (veth pairs on a private 
         await c?.stop();
       } finally {
         const left = lab?.cleanup() ?? [];
+        // biome-ignore lint/correctness/noUnsafeFinally: leftover namespaces must fail the test even when the body failed first
         if (left.length > 0) throw new Error(`network namespace lab left behind: ${left.join('; ')}`);
       }
     }

@@ -61,7 +61,7 @@ export function resolveTaskOptions(opts: TaskOptions, where: string): ResolvedTa
   for (const k of Object.keys(opts)) {
     if (!KNOWN.has(k)) throw new ValidationError(k, `${where}: unknown option "${k}" (known: ${[...KNOWN].join(', ')})`);
   }
-  let request;
+  let request: ResourceRequest;
   try {
     request = resourceRequestFromOptions(
       { numCpus: opts.numCpus, numGpus: opts.numGpus, memory: opts.memory, resources: opts.resources, acceleratorType: opts.acceleratorType },

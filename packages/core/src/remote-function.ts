@@ -21,7 +21,8 @@ export type RemoteArg<T> = T | ObjectRef<T>;
 export type RemoteArgs<A extends readonly unknown[]> = { [K in keyof A]: RemoteArg<A[K]> };
 
 type GenYield<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? Y : R extends Generator<infer Y, unknown, unknown> ? Y : never;
-type IsGen<R> = R extends AsyncGenerator<unknown, unknown, unknown> ? true : R extends Generator<unknown, unknown, unknown> ? true : false;
+// `[R] extends [never]` first: a function that never returns (always throws) is not a generator.
+type IsGen<R> = [R] extends [never] ? false : R extends AsyncGenerator<unknown, unknown, unknown> ? true : R extends Generator<unknown, unknown, unknown> ? true : false;
 type Elem<T> = T extends readonly (infer E)[] ? E : unknown;
 
 /** What `.remote()` returns for a function returning `R` under options `O`. */
@@ -42,7 +43,7 @@ export interface RemoteFunction<A extends readonly unknown[], R, O extends TaskO
   /** Submit a task; returns at once with a ref to the result (or refs, or a generator of refs). */
   remote(...args: RemoteArgs<A>): RemoteResult<R, O>;
   /** A copy with some options overridden for the calls made through it. */
-  options<O2 extends TaskOptions>(opts: O2): RemoteFunction<A, R, O2>;
+  options<const O2 extends TaskOptions>(opts: O2): RemoteFunction<A, R, O2>;
   /** The task name. */
   readonly name: string;
   /** Where the function lives (module URL and key). */

@@ -58,7 +58,7 @@ describe('Python tasks', () => {
 
   it('streams a Python generator', async () => {
     const items: number[] = [];
-    for await (const r of python.remote<[number], number>('tsray_fixtures:count_to', { numReturns: 'streaming' }).remote(4)) items.push((await get(r)) as number);
+    for await (const r of python.remote<[number], AsyncGenerator<number>>('tsray_fixtures:count_to', { numReturns: 'streaming' }).remote(4)) items.push((await get(r)) as number);
     expect(items).toEqual([0, 10, 20, 30]);
   });
 

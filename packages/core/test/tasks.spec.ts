@@ -24,7 +24,7 @@ import {
   context,
   countTo,
   counter,
-  CustomError,
+  type CustomError,
   describeArg,
   dieOnFirstAttempt,
   echo,

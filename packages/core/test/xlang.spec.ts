@@ -68,7 +68,7 @@ function same(actual: unknown, expected: unknown): void {
     expect(actual).toBeInstanceOf(NDArray);
     const a = actual as NDArray;
     expect([a.dtype, a.shape]).toEqual([expected.dtype, expected.shape]);
-    expect([...(a.data as unknown as ArrayLike<unknown>)]).toEqual([...(expected.data as unknown as ArrayLike<unknown>)]);
+    expect(Array.from(a.data as unknown as ArrayLike<unknown>)).toEqual(Array.from(expected.data as unknown as ArrayLike<unknown>));
     return;
   }
   if (ArrayBuffer.isView(expected)) {
@@ -81,7 +81,9 @@ function same(actual: unknown, expected: unknown): void {
   if (Array.isArray(expected)) {
     expect(Array.isArray(actual)).toBe(true);
     expect((actual as unknown[]).length).toBe(expected.length);
-    expected.forEach((x, i) => same((actual as unknown[])[i], x));
+    expected.forEach((x, i) => {
+      same((actual as unknown[])[i], x);
+    });
     return;
   }
   if (expected && typeof expected === 'object') {

@@ -163,7 +163,9 @@ describe('invariants (fast-check)', () => {
         fc.array(fc.tuple(fc.array(bundleArb, { minLength: 1, maxLength: 6 }), stratArb), { minLength: 1, maxLength: 8 }),
         (nodes, groups) => {
           const v = new ClusterView();
-          nodes.forEach((t, i) => v.addNode(`n${i}`, new NodeResources(t)));
+          nodes.forEach((t, i) => {
+            v.addNode(`n${i}`, new NodeResources(t));
+          });
           const before = snap(v);
           const held: Reservation[] = [];
           for (const [bundles, strategy] of groups) {

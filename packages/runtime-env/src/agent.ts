@@ -22,7 +22,7 @@ import { copyFile, lstat, mkdir, readdir, rename, rm, unlink, utimes, writeFile 
 import { join } from 'node:path';
 import { RuntimeEnvSetupError } from './errors.js';
 import { findNpm, findUv, npmInstallCommand, pipInstallCommand, progressFromLine, runCommand, type PipInstaller } from './installers.js';
-import { acquireFileLock, KeyedMutex } from './lock.js';
+import { acquireFileLock, type FileLockHandle, KeyedMutex } from './lock.js';
 import { logger } from './logger.js';
 import { packDirectory } from './pack.js';
 import { unpackArchive } from './pack.js';
@@ -333,7 +333,7 @@ export class RuntimeEnvAgent {
     return this.mutex.run(`${kind}/${hash}`, async () => {
       if (existsSync(marker)) return final;
       await mkdir(join(this.rootDir, 'locks'), { recursive: true });
-      let lock;
+      let lock: FileLockHandle;
       try {
         lock = await acquireFileLock(join(this.rootDir, 'locks', `${kind}-${hash}.lock`), timeoutMs);
       } catch (err) {
@@ -512,7 +512,7 @@ export class RuntimeEnvAgent {
         const [kind, hash] = it.key.split('/') as [ResourceKind, string];
         // Under the resource's lock: no one is between "found it complete" and "holds it".
         await this.mutex.run(it.key, async () => {
-          let lock;
+          let lock: FileLockHandle;
           try {
             lock = await acquireFileLock(join(this.rootDir, 'locks', `${kind}-${hash}.lock`), 0);
           } catch {

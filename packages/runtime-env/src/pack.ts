@@ -6,7 +6,7 @@
  */
 /// <reference path="./tar-stream.d.ts" />
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { type Stats, createReadStream, createWriteStream, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -76,7 +76,7 @@ function ignoreFile(root: string): string[] {
 export function listPackage(path: string, options: PackOptions = {}): { entries: PackEntry[]; bytes: number } {
   const field = options.field ?? 'workingDir';
   const max = options.maxBytes ?? maxPackageBytes();
-  let st;
+  let st: Stats;
   try {
     st = statSync(path);
   } catch {

@@ -1,5 +1,5 @@
 import { DuplicateNodeError, ResourceValidationError, UnknownNodeError } from './errors.js';
-import { NodeResources } from './node-resources.js';
+import type { NodeResources } from './node-resources.js';
 import { NodeClassIndex } from './node-classes.js';
 
 /** One node as the scheduler sees it. */

@@ -372,7 +372,9 @@ export class NodeResources {
     const available: Record<string, number> = {};
     for (const n of this.total.keys()) available[n] = this.availableOf(n);
     const gpuFree: Record<string, number> = {};
-    this.gpuIds.forEach((id, i) => (gpuFree[id] = this.gpuFree[i]!));
+    this.gpuIds.forEach((id, i) => {
+      gpuFree[id] = this.gpuFree[i]!;
+    });
     return { available, gpuFree };
   }
 
@@ -385,7 +387,9 @@ export class NodeResources {
       available[n] = fromUnits(this.availableOf(n));
     }
     const gpus: Record<string, number> = {};
-    this.gpuIds.forEach((id, i) => (gpus[id] = fromUnits(this.gpuFree[i]!)));
+    this.gpuIds.forEach((id, i) => {
+      gpus[id] = fromUnits(this.gpuFree[i]!);
+    });
     return { total, available, gpus, labels: Object.fromEntries(this.labels) };
   }
 

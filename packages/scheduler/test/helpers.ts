@@ -1,4 +1,4 @@
-import { ClusterView, NodeResources } from '../src/index.js';
+import { ClusterView, type NodeResources } from '../src/index.js';
 
 /** Seeded PRNG (mulberry32). */
 export function rng(seed: number): () => number {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ClusterView, NodeResources, ResourceRequest, schedule, type Allocation, type ScheduleOptions } from '../src/index.js';
-import { NodeClassIndex } from '../src/node-classes.js';
+import type { NodeClassIndex } from '../src/node-classes.js';
 import { WeightedRankScratch, weightedRankValue } from '../src/policy/select.js';
 import { rng } from './helpers.js';
 import { referenceHybrid, type ReferenceDecision } from './reference.js';

@@ -77,7 +77,9 @@ describe('DEFAULT (hybrid) policy', () => {
     ] as const) {
       const v = cluster(n, () => new NodeResources({ CPU: 20 }));
       const loads = Array.from({ length: n }, (_, i) => (i < busy ? 20 : [0, 4, 8, 11, 13, 15][i % 6]!));
-      loads.forEach((l, i) => load(v, `n${String(i).padStart(4, '0')}`, l));
+      loads.forEach((l, i) => {
+        load(v, `n${String(i).padStart(4, '0')}`, l);
+      });
       const ids = v.nodeIds();
       const k = Math.max(1, Math.floor(n * frac));
       // reference: pool = nodes that fit; score after placement; best k with random tie break; uniform.

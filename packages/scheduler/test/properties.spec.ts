@@ -77,7 +77,7 @@ describe('invariants (fast-check)', () => {
         const allocs = reqs.map((q) => n.allocate(q)).filter((a): a is Allocation => a !== null);
         checkNode(n);
         const r = rng(seed);
-        allocs.sort(() => r() - 0.5).forEach((a) => n.release(a));
+        for (const a of allocs.sort(() => r() - 0.5)) n.release(a);
         expect(n.snapshot()).toEqual(before);
       }),
     );

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import * as zmq from 'zeromq';
 import { ActorDiedError, get, getActor, kill, python, TaskError, type ActorHandle, type ActorOptions, type SchedulingStrategy } from '@tsray/core';
-import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { decodeMessage, encodeMessage, type tsray, type EnvelopeBody } from '@tsray/protocol';
 import { EngineDeadError, EngineStartError, GenerateAbortedError, GenerateRequestError } from './errors.js';
 
 /** Sampling parameters (vLLM's names in camelCase). */

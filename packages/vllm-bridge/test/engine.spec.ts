@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { init, shutdown } from '@tsray/core';
-import { EngineDeadError, EngineStartError, GenerateRequestError, LLMEngine } from '@tsray/vllm-bridge';
+import { EngineDeadError, EngineStartError, GenerateRequestError, LLMEngine, type StreamDelta } from '@tsray/vllm-bridge';
 
 const venvPython = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 
@@ -37,7 +37,7 @@ describe('LLMEngine (scripted backend)', () => {
 
   it('streams deltas that add up to the completion', async () => {
     let text = '';
-    let last;
+    let last: StreamDelta | undefined;
     for await (const d of engine.stream('a b c', { maxTokens: 8 })) {
       text += d.text;
       last = d;

@@ -38,6 +38,9 @@ Rough numbers with the tiny model: ~700 tok/s for one stream and 4,000-7,000 tok
 concurrent streams on the 2-core CPU box; ~8,000 tok/s (64 streams) on an H200, Python-bound.
 
 ``generate()`` must be called from a running event loop (deltas are handed to that loop).
+
+Model loading and engine-argument checks are in ``_hf_loader.py``; the growing cache layer in
+``_grow_cache.py``.
 """
 
 from __future__ import annotations
@@ -51,12 +54,12 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ._detok import IncrementalText
+from ._grow_cache import grow_layer_class, lpad
+from ._hf_loader import DEFAULT_MAX_BATCHED_TOKENS, DEFAULT_MAX_NUM_SEQS, load_model
 from .backend import (
-    BackendUnavailable,
     HFTokenizerMixin,
     Delta,
     DuplicateRequestId,
@@ -66,8 +69,6 @@ from .backend import (
     EngineNotStarted,
     EngineStats,
     FinishReason,
-    InvalidEngineArgs,
-    ModelLoadError,
     SamplingParams,
     check_prompt,
     check_prompt_ids,
@@ -139,8 +140,8 @@ class TransformersBackend(HFTokenizerMixin, EngineBackend):
         self._torch: Any = None
         self._model_dir = ""
         self._max_model_len = 0
-        self._max_num_seqs = 256
-        self._max_batched_tokens = 8192
+        self._max_num_seqs = DEFAULT_MAX_NUM_SEQS
+        self._max_batched_tokens = DEFAULT_MAX_BATCHED_TOKENS
         self._vocab_size = 0
         self._eos_ids: tuple[int, ...] = ()
         self._rng = random.Random()
@@ -185,117 +186,11 @@ class TransformersBackend(HFTokenizerMixin, EngineBackend):
         atexit.register(_stop_at_exit, weakref.ref(self))
 
     def _load(self, model_dir: str, args: dict[str, Any], num_gpus: float, gpu_fraction: float) -> None:
-        try:
-            import torch
-            import transformers
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as e:
-            raise BackendUnavailable(
-                "transformers", f"{e} (install python/requirements-engine.txt: torch, transformers)"
-            ) from e
-        transformers.utils.logging.disable_progress_bar()
-        self._torch = torch
-        path = Path(model_dir)
-        if not (path / "config.json").is_file():
-            raise ModelLoadError(model_dir, "no config.json in that folder (a local model folder is needed)")
-        self._model_dir = str(path)
-
-        device = args.get("device")
-        if device is None:
-            device = "cuda" if num_gpus > 0 and torch.cuda.is_available() else "cpu"
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as e:
-            raise InvalidEngineArgs("device", str(e)) from e
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise InvalidEngineArgs("device", f"{device!r} asked for but CUDA is not available")
-        if dev.type == "cuda" and dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-        if dev.type == "cuda" and 0 < gpu_fraction < 1:
-            torch.cuda.set_per_process_memory_fraction(gpu_fraction, dev)
-        self.device = str(dev)
-        threads = args.get("torch_threads", 1 if dev.type == "cpu" else None)
-        if threads is not None:
-            if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-                raise InvalidEngineArgs("torch_threads", f"must be an integer >= 1, got {threads!r}")
-            torch.set_num_threads(threads)
-
-        dtype_name = args.get("dtype", "auto")
-        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-        if dtype_name == "auto":
-            dtype = torch.float32 if dev.type == "cpu" else "auto"
-        elif dtype_name in dtypes:
-            dtype = dtypes[dtype_name]
-        else:
-            raise InvalidEngineArgs("dtype", f"one of auto, {', '.join(dtypes)}; got {dtype_name!r}")
-
-        attn = args.get("attn_implementation", "sdpa")
-        if attn not in ("sdpa", "eager"):
-            raise InvalidEngineArgs("attn_implementation", f"'sdpa' or 'eager', got {attn!r}")
-        try:
-            self._tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            backend_tok = getattr(self._tok, "_tokenizer", None)
-            self._fast_decode = getattr(backend_tok, "decode", None) if backend_tok is not None else None
-            model = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, dtype=dtype, attn_implementation=attn
-            )
-        except (OSError, ValueError, KeyError) as e:
-            raise ModelLoadError(model_dir, f"{type(e).__name__}: {e}") from e
-        model.to(dev)
-        model.eval()
-        self._model = model
-
-        cfg = model.config
-        cfg_len = int(getattr(cfg, "max_position_embeddings", 0) or 0) or 2048
-        mml = args.get("max_model_len", cfg_len)
-        if not isinstance(mml, int) or mml < 2 or mml > cfg_len:
-            raise InvalidEngineArgs("max_model_len", f"must be an integer in [2, {cfg_len}], got {mml!r}")
-        self._max_model_len = mml
-        for key, attr, lo in (
-            ("max_num_seqs", "_max_num_seqs", 1),
-            ("max_num_batched_tokens", "_max_batched_tokens", 1),
-        ):
-            if key in args:
-                v = args[key]
-                if not isinstance(v, int) or v < lo:
-                    raise InvalidEngineArgs(key, f"must be an integer >= {lo}, got {v!r}")
-                setattr(self, attr, v)
-        if "seed" in args:
-            self._rng = random.Random(args["seed"])
-
-        self._vocab_size = int(cfg.vocab_size)
-        eos: set[int] = set()
-        for src in (getattr(model, "generation_config", None), cfg):
-            e = getattr(src, "eos_token_id", None) if src is not None else None
-            if isinstance(e, int):
-                eos.add(e)
-            elif isinstance(e, (list, tuple)):
-                eos.update(int(x) for x in e)
-        if self._tok.eos_token_id is not None:
-            eos.add(int(self._tok.eos_token_id))
-        self._eos_ids = tuple(sorted(eos))
-
-        # Refuse caches this loop cannot pad and merge (sliding window, linear attention, ...).
-        with torch.inference_mode():
-            out = model(input_ids=torch.tensor([[0, 0]], device=dev), use_cache=True)
-        layers = getattr(out.past_key_values, "layers", None)
-        from transformers.cache_utils import DynamicLayer
-
-        if layers is None or not all(type(layer) is DynamicLayer for layer in layers):
-            kinds = sorted({type(layer).__name__ for layer in layers or []})
-            raise ModelLoadError(
-                model_dir,
-                f"cache layers {kinds or ['?']}: the transformers backend supports full-attention "
-                "decoder models only (use the vllm backend for this model)",
-            )
-        log.info(
-            "transformers engine ready: %s on %s (%s), max_model_len %d, max_num_seqs %d",
-            path.name,
-            self.device,
-            next(model.parameters()).dtype,
-            self._max_model_len,
-            self._max_num_seqs,
-        )
+        m = load_model(model_dir, args, num_gpus, gpu_fraction)
+        self._torch, self._model, self._tok, self._fast_decode = m.torch, m.model, m.tokenizer, m.fast_decode
+        self._model_dir, self.device = m.model_dir, m.device
+        self._max_model_len, self._max_num_seqs, self._max_batched_tokens = m.max_model_len, m.max_num_seqs, m.max_batched_tokens
+        self._rng, self._vocab_size, self._eos_ids = m.rng, m.vocab_size, m.eos_ids
 
     def _stop_thread(self, timeout: float | None) -> None:
         thread = self._thread
@@ -568,7 +463,7 @@ class TransformersBackend(HFTokenizerMixin, EngineBackend):
     def _merge(self, cache: Any, mask: Any, pos: Any, rows: list[_Seq]) -> None:
         """Append new rows (a prefill's cache, mask and next positions) to the running batch."""
         torch = self._torch
-        grow = _grow_layer_class()
+        grow = grow_layer_class()
         if self._cache is None:
             cache.layers = [grow.from_tensors(layer.keys, layer.values) for layer in cache.layers]
             self._cache, self._mask, self._pos, self._rows = cache, mask, pos, list(rows)
@@ -577,7 +472,7 @@ class TransformersBackend(HFTokenizerMixin, EngineBackend):
         t = max(tb, tn)
         for bl, nl in zip(self._cache.layers, cache.layers, strict=True):
             bl.append_rows(nl.keys, nl.values)
-        self._mask = torch.cat([_lpad(torch, self._mask, t - tb, 1), _lpad(torch, mask, t - tn, 1)], dim=0)
+        self._mask = torch.cat([lpad(torch, self._mask, t - tb, 1), lpad(torch, mask, t - tn, 1)], dim=0)
         self._pos = torch.cat([self._pos, pos])
         self._rows.extend(rows)
 
@@ -782,97 +677,3 @@ def _put_all(items: list[tuple[_Request, Delta | BaseException]]) -> None:
     for req, item in items:
         if not req.detached:
             req.queue.put_nowait(item)
-
-
-def _lpad(torch: Any, x: Any, by: int, dim: int) -> Any:
-    """``x`` with ``by`` zeros prepended along ``dim``."""
-    if by == 0:
-        return x
-    shape = list(x.shape)
-    shape[dim] = by
-    return torch.cat([x.new_zeros(shape), x], dim=dim)
-
-
-_GROW_LAYER: Any = None
-
-
-def _grow_layer_class() -> Any:
-    """A ``DynamicLayer`` that keeps keys/values in preallocated buffers ``[B, H, capacity, D]``.
-
-    transformers' own ``DynamicLayer.update`` concatenates the whole cache every step (quadratic in
-    the sequence length, and the dominant cost for a large batch); this one writes the new column
-    in place and doubles the capacity when full. ``keys``/``values`` are views of the used part.
-    Defined lazily because it subclasses a transformers class.
-    """
-    global _GROW_LAYER
-    if _GROW_LAYER is not None:
-        return _GROW_LAYER
-    import torch
-    from transformers.cache_utils import DynamicLayer
-
-    class GrowLayer(DynamicLayer):
-        def _set(self, kbuf: Any, vbuf: Any, length: int) -> None:
-            self._kbuf, self._vbuf, self._len = kbuf, vbuf, length
-            self.keys = kbuf[:, :, :length]
-            self.values = vbuf[:, :, :length]
-            self.dtype, self.device = kbuf.dtype, kbuf.device
-            self.is_initialized = True
-
-        @classmethod
-        def from_tensors(cls, keys: Any, values: Any, headroom: int = 64) -> GrowLayer:
-            layer = cls()
-            layer._set(*cls._alloc(keys, values, keys.shape[2] + headroom), keys.shape[2])
-            return layer
-
-        @staticmethod
-        def _alloc(keys: Any, values: Any, capacity: int, offset: int = 0) -> tuple[Any, Any]:
-            b, h, t, d = keys.shape
-            kbuf = keys.new_zeros((b, h, capacity, d))
-            vbuf = values.new_zeros((b, h, capacity, values.shape[3]))
-            kbuf[:, :, offset : offset + t] = keys
-            vbuf[:, :, offset : offset + t] = values
-            return kbuf, vbuf
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            n = key_states.shape[2]
-            end = self._len + n
-            if end > self._kbuf.shape[2]:
-                kbuf, vbuf = self._alloc(self.keys, self.values, max(2 * self._kbuf.shape[2], end + 64))
-                self._set(kbuf, vbuf, self._len)
-            self._kbuf[:, :, self._len : end] = key_states
-            self._vbuf[:, :, self._len : end] = value_states
-            self._set(self._kbuf, self._vbuf, end)
-            return self.keys, self.values
-
-        def select(self, idx: Any, trim: int) -> None:
-            """Keep batch rows ``idx``; drop the first ``trim`` (all-padding) columns."""
-            if trim:
-                keys = self.keys.index_select(0, idx)[:, :, trim:]
-                values = self.values.index_select(0, idx)[:, :, trim:]
-                self._set(*self._alloc(keys, values, self._kbuf.shape[2]), keys.shape[2])
-            else:
-                self._set(self._kbuf.index_select(0, idx), self._vbuf.index_select(0, idx), self._len)
-
-        def append_rows(self, keys: Any, values: Any) -> None:
-            """Add rows (their own length ``tn``), left-aligning both sides to a common length."""
-            tb, tn = self._len, keys.shape[2]
-            t = max(tb, tn)
-            cap = max(self._kbuf.shape[2], t + 64)
-            nk, nv = self._alloc(keys, values, cap, offset=t - tn)
-            if tb == t and cap == self._kbuf.shape[2]:
-                kbuf, vbuf = self._kbuf, self._vbuf
-            else:
-                kbuf, vbuf = self._alloc(self.keys, self.values, cap, offset=t - tb)
-            self._set(torch.cat([kbuf, nk], dim=0), torch.cat([vbuf, nv], dim=0), t)
-
-        def batch_repeat_interleave(self, repeats: int) -> None:
-            self._set(self._kbuf.repeat_interleave(repeats, 0), self._vbuf.repeat_interleave(repeats, 0), self._len)
-
-        def batch_select_indices(self, indices: Any) -> None:
-            self._set(self._kbuf[indices, ...], self._vbuf[indices, ...], self._len)
-
-        def crop(self, tokens_to_remove: int) -> None:
-            raise NotImplementedError("tsray GrowLayer does not crop")
-
-    _GROW_LAYER = GrowLayer
-    return GrowLayer

@@ -126,7 +126,7 @@ function format(v: string | undefined): 'table' | 'json' {
 
 /** Quote an argument for /bin/sh when it needs it. */
 export function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_\/.,:=+@%^-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9_/.,:=+@%^-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 const LIST_KINDS: Record<string, ListKind> = {

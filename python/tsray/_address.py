@@ -1,0 +1,122 @@
+"""Where a Python client driver connects: cluster address resolution (:func:`resolve_address`).
+
+``'auto'`` reads ``$TMPDIR/tsray/current.json`` (written by the TypeScript driver that started a
+cluster on this machine); ``host:port`` of a cluster's head attaches to this machine's node of that
+cluster, or, when there is none, asks the head (GCS) for its node over TCP, proving the cluster token
+(:func:`_cluster_entry`). Used by :class:`tsray.client.Client`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from pathlib import Path
+
+import zmq
+
+from .errors import AuthenticationError, ConnectionError
+from .protocol import decode_message, encode_message, pb, token_proof
+
+__all__ = ["resolve_address"]
+
+
+def _tmpdir() -> str:
+    """The directory Node's ``os.tmpdir()`` returns (where a TypeScript driver writes current.json)."""
+    for var in ("TMPDIR", "TMP", "TEMP"):
+        v = os.environ.get(var)
+        if v:
+            return v.rstrip("/") or "/"
+    return "/tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _local_token(address: str) -> str | None:
+    """The token file of this machine's cluster when ``address`` is its node."""
+    path = Path(_tmpdir()) / "tsray" / "current.json"
+    try:
+        cur = json.loads(path.read_text(encoding="utf-8"))
+        if cur.get("address") == address and cur.get("tokenFile"):  # the node this client attaches to
+            return Path(cur["tokenFile"]).read_text(encoding="utf-8").strip()
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> str:
+    """Ask a cluster's head (GCS) for its nodes, proving the token; the head node's tcp address."""
+    if not token:
+        raise AuthenticationError(f"init(address={host_port!r}): a remote cluster needs its token (token=..., TSRAY_TOKEN)")
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    conn_id = f"entry:{secrets.token_hex(6)}"
+    sock.setsockopt(zmq.ROUTING_ID, conn_id.encode())
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(f"tcp://{host_port}")
+        p = token_proof(token, conn_id)
+        arg = {"authProof": base64.b64encode(p["auth_proof"]).decode(), "authTime": p["auth_time"], "authNonce": p["auth_nonce"]}
+        sock.send_multipart(encode_message(pb.GcsCall(request_id=1, method="cluster.entry", json=json.dumps(arg))))
+        t = timeout if timeout is not None else float(os.environ.get("TSRAY_CONNECT_TIMEOUT_MS", "10000")) / 1000
+        if not sock.poll(int(t * 1000)):
+            raise ConnectionError(f"init(): no tsray cluster answered at {host_port} within {t:g} s (is it running? is the address right?)")
+        msg = decode_message(sock.recv_multipart())
+        if msg.kind != "gcs_reply":
+            raise ConnectionError(f"init(): {host_port} did not answer as a tsray head")
+        r = msg.envelope.gcs_reply
+        if r.error:
+            if r.error.startswith("AUTH_FAILED"):
+                raise AuthenticationError(r.error.removeprefix("AUTH_FAILED: "))
+            raise ConnectionError(r.error)
+        nodes = json.loads(r.json or "[]")
+        alive = [n for n in nodes if n.get("alive")]
+        head = next((n for n in alive if n.get("isHead")), alive[0] if alive else None)
+        if head is None:
+            raise ConnectionError(f"init(): the cluster at {host_port} has no alive node")
+        return str(head["address"])
+    finally:
+        sock.close()
+
+
+def resolve_address(address: str) -> str:
+    """``'auto'`` -> the address in ``$TMPDIR/tsray/current.json``; ``host:port`` -> ``tcp://host:port``."""
+    if address == "auto" and os.environ.get("TSRAY_ADDRESS"):
+        # As Ray honours RAY_ADDRESS: an explicit cluster address in the environment wins.
+        address = os.environ["TSRAY_ADDRESS"]
+    if address == "auto":
+        path = Path(_tmpdir()) / "tsray" / "current.json"
+        try:
+            cur = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cur = None
+        if not isinstance(cur, dict) or not cur.get("address") or not _pid_alive(int(cur.get("pid", 0) or 0)):
+            raise ConnectionError(
+                f"init(address='auto'): no tsray cluster is running on this machine (looked in {path}); "
+                "start one with init() in a TypeScript driver, or pass its address"
+            )
+        return str(cur["address"])
+    if address.startswith("ipc://"):
+        return address
+    if ":" in address:
+        # host:port of a cluster's head (GCS): attach to this machine's node of that cluster.
+        path = Path(_tmpdir()) / "tsray" / "current.json"
+        try:
+            cur = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cur = None
+        want = address.removeprefix("tcp://").replace("localhost:", "127.0.0.1:")
+        if isinstance(cur, dict) and str(cur.get("gcsAddress", "")).replace("localhost:", "127.0.0.1:") == want and _pid_alive(int(cur.get("pid", 0) or 0)):
+            return str(cur["address"])
+        # No node of that cluster here: a remote client of the head's node (objects travel in frames).
+        return f"remote://{want}"
+    raise ConnectionError(f"init(address={address!r}): expected 'auto', 'ipc://...', 'tcp://host:port' or 'host:port'")
