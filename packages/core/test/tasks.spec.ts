@@ -155,10 +155,14 @@ describe('errors', () => {
 
   it('retries after the worker is killed from outside', async () => {
     const ref = pidAndWait.remote(1500);
-    // Find the worker's pid: ask for a quick one on the same resources first is racy; use the stats.
+    // Wait until the task runs (state API), then take every worker's pid.
     const pidsBefore = new Set<number>();
     const { workerPids } = await import('@tsray/core/internal');
-    await new Promise((r) => setTimeout(r, 300));
+    const { listTasks } = await import('@tsray/core');
+    for (let i = 0; !(await listTasks()).some((t) => t.name === 'pidAndWait' && t.state === 'RUNNING'); i++) {
+      if (i > 1500) throw new Error('pidAndWait never started');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     for (const p of workerPids()) pidsBefore.add(p);
     // Kill every worker: the task must come back on attempt >= 1.
     for (const p of pidsBefore) process.kill(p, 'SIGKILL');
