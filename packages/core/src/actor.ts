@@ -12,8 +12,8 @@ import { setXlangHandleReviver } from './xlang.js';
 import type { RemoteArgs, RemoteResult } from './remote-function.js';
 import { currentRuntime, ObjectRefGenerator } from './remote-function.js';
 import { callerModuleUrl } from './caller.js';
-import type { ActorCreation, FunctionRef, SchedulingSpec } from './runtime.js';
-import { resolveScheduling, type SchedulingStrategy } from './placement-group.js';
+import type { ActorCreation, FunctionRef } from './runtime.js';
+import { type ResolvedScheduling, resolveScheduling, type SchedulingStrategy } from './scheduling-strategy.js';
 import { toSubmitArgs } from './serialization.js';
 import { state } from './state.js';
 import type { NormalizedRuntimeEnv, RuntimeEnv } from '@tsray/runtime-env';
@@ -271,7 +271,7 @@ interface ResolvedActorOptions {
   schedule: ResourceRequest;
   hold: ResourceRequest;
   opts: ActorOptions;
-  scheduling: SchedulingSpec | undefined;
+  scheduling: ResolvedScheduling | undefined;
   runtimeEnv: NormalizedRuntimeEnv | undefined;
 }
 

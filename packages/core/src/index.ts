@@ -26,7 +26,10 @@ export { placementGroup, removePlacementGroup, PlacementGroup } from './placemen
 export { python } from './python.js';
 export type { PythonActorClass } from './python.js';
 export { NDArray } from './xlang.js';
-export type { PlacementGroupOptions, PlacementGroupInfo, SchedulingStrategy } from './placement-group.js';
+export type { PlacementGroupOptions, PlacementGroupInfo } from './placement-group.js';
+export type { SchedulingStrategy, PlacementGroupHandleStrategy } from './scheduling-strategy.js';
+export { labelIn, labelNotIn, labelExists, labelDoesNotExist } from '@tsray/scheduler';
+export type { LabelConstraint, LabelOperator, LabelSelector, NodeAffinityStrategy, NodeLabelStrategy, PlacementGroupStrategy } from '@tsray/scheduler';
 export { clusterResources, availableResources, pendingDemand, nodes, listActors, listTasks, listObjects, listPlacementGroups, listJobs } from './state-api.js';
 export type { PendingDemand, NodeState, ActorListEntry, TaskListEntry, ObjectListEntry, PlacementGroupListEntry, JobListEntry } from './state-api.js';
 export type { RuntimeContext } from './runtime.js';

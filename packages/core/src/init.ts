@@ -43,6 +43,8 @@ export interface InitOptions {
   resources?: Record<string, number>;
   /** Logical memory of the node in bytes (scheduling only). Default: 70% of RAM. */
   memory?: number;
+  /** Labels of the node, e.g. `{ zone: 'a' }`, for `NODE_LABEL` scheduling strategies (as `tsray start --labels`). */
+  labels?: Record<string, string>;
   /** Bytes of the shared-memory object store. Default: 30% of RAM, capped by free /dev/shm space. */
   objectStoreMemory?: number;
   /** Spill objects to disk when the store is full (else `ObjectStoreFullError`). Default true. */
@@ -81,7 +83,7 @@ export interface ClusterInfo {
   namespace: string;
 }
 
-const KNOWN = new Set(['runtimeEnv', 'python', 'address', 'namespace', 'numCpus', 'numGpus', 'resources', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes', 'token']);
+const KNOWN = new Set(['runtimeEnv', 'python', 'address', 'namespace', 'numCpus', 'numGpus', 'resources', 'labels', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes', 'token']);
 
 function checkAmount(name: string, v: unknown, integer = false): number | undefined {
   if (v === undefined) return undefined;
@@ -153,6 +155,11 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
     if (k === 'CPU' || k === 'GPU' || k === 'memory') throw new ValidationError(`resources.${k}`, `init(): use ${k === 'CPU' ? 'numCpus' : k === 'GPU' ? 'numGpus' : 'memory'} instead of resources.${k}`);
     checkAmount(`resources.${k}`, v);
   }
+  const labels = options.labels ?? {};
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) throw new ValidationError('labels', 'init(): labels must be an object of name -> string');
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== 'string') throw new ValidationError(`labels.${k}`, `init(): labels.${k} must be a string, got ${typeof v}`);
+  }
   const root = join(tmpdir(), 'tsray');
   cleanStale(root);
   let shmFree = Infinity;
@@ -179,6 +186,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       jobId,
       sessionDir,
       resources,
+      labels,
       ...(gpuIds ? { gpuIds } : {}),
       objectStoreMemory: store,
       spilling: options.spilling ?? true,

@@ -5,9 +5,8 @@
 import { resourceRequestFromOptions, type ResourceRequest } from '@tsray/scheduler';
 import type { NormalizedRuntimeEnv, RuntimeEnv } from '@tsray/runtime-env';
 import { ValidationError } from './errors.js';
-import { resolveScheduling, type SchedulingStrategy } from './placement-group.js';
+import { type ResolvedScheduling, resolveScheduling, type SchedulingStrategy } from './scheduling-strategy.js';
 import { resolveRuntimeEnvOption } from './runtime-env.js';
-import type { SchedulingSpec } from './runtime.js';
 
 /** Options of a remote function (`remote(fn, options)`, `fn.options(options)`), as Ray's. */
 export interface TaskOptions {
@@ -50,7 +49,7 @@ export interface ResolvedTaskOptions {
   retryExceptions: boolean | string[];
   numReturns: number | 'streaming';
   name: string | undefined;
-  scheduling: SchedulingSpec | undefined;
+  scheduling: ResolvedScheduling | undefined;
   /** The task's own runtime environment (validated; merged with the job's at submit). */
   runtimeEnv: NormalizedRuntimeEnv | undefined;
 }

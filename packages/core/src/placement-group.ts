@@ -1,6 +1,6 @@
 /**
  * Placement groups: bundles of resources reserved together (PACK, SPREAD, STRICT_PACK,
- * STRICT_SPREAD), and scheduling strategies that place tasks and actors into them.
+ * STRICT_SPREAD). Tasks and actors go into them by their `schedulingStrategy` (scheduling-strategy.ts).
  * @module
  */
 import { validateBundles, validateStrategy, type PlacementStrategy } from '@tsray/placement';
@@ -8,7 +8,6 @@ import { ValidationError } from './errors.js';
 import { newId } from './ids.js';
 import { ObjectRef } from './object-ref.js';
 import { currentRuntime } from './remote-function.js';
-import type { SchedulingSpec } from './runtime.js';
 
 /** Options of `placementGroup`. */
 export interface PlacementGroupOptions {
@@ -90,40 +89,4 @@ export function placementGroup(bundles: Record<string, number>[], options: Place
 export function removePlacementGroup(pg: PlacementGroup | { id: string }): void {
   if (!pg || typeof pg.id !== 'string') throw new TypeError('removePlacementGroup() expects a PlacementGroup');
   currentRuntime('removePlacementGroup()').removePlacementGroup(pg.id);
-}
-
-/** Where a task or actor may run (as Ray's scheduling strategies). */
-export type SchedulingStrategy =
-  | 'DEFAULT'
-  | 'SPREAD'
-  | {
-      type: 'PLACEMENT_GROUP';
-      placementGroup: PlacementGroup | { id: string; bundles?: unknown[] };
-      /** Bundle to use; -1 (default) = any bundle with room. */
-      bundleIndex?: number;
-      /** Tasks and actors started from this one are placed in the group too. */
-      captureChildTasks?: boolean;
-    }
-  | { type: 'NODE_AFFINITY'; nodeId: string; soft?: boolean };
-
-/** Validate a scheduling strategy option. @internal */
-export function resolveScheduling(s: SchedulingStrategy | undefined, where: string): SchedulingSpec | undefined {
-  if (s === undefined || s === 'DEFAULT') return undefined;
-  if (s === 'SPREAD') return { kind: 'SPREAD', pgId: '', bundleIndex: -1, capture: false, nodeId: '', soft: false };
-  if (typeof s !== 'object' || s === null) throw new ValidationError('schedulingStrategy', `${where}: unknown scheduling strategy ${JSON.stringify(s)} (DEFAULT, SPREAD, PLACEMENT_GROUP, NODE_AFFINITY)`);
-  if (s.type === 'PLACEMENT_GROUP') {
-    const pg = s.placementGroup;
-    if (!pg || typeof pg.id !== 'string') throw new ValidationError('schedulingStrategy.placementGroup', `${where}: placementGroup must be a PlacementGroup`);
-    const bi = s.bundleIndex ?? -1;
-    const n = Array.isArray(pg.bundles) ? pg.bundles.length : undefined;
-    if (!Number.isInteger(bi) || bi < -1 || (n !== undefined && bi >= n)) {
-      throw new ValidationError('schedulingStrategy.bundleIndex', `${where}: bundleIndex ${String(bi)} is out of range (-1 = any, or 0..${n === undefined ? '?' : n - 1})`);
-    }
-    return { kind: 'PLACEMENT_GROUP', pgId: pg.id, bundleIndex: bi, capture: s.captureChildTasks === true, nodeId: '', soft: false };
-  }
-  if (s.type === 'NODE_AFFINITY') {
-    if (typeof s.nodeId !== 'string' || s.nodeId === '') throw new ValidationError('schedulingStrategy.nodeId', `${where}: nodeId must be a node id`);
-    return { kind: 'NODE_AFFINITY', pgId: '', bundleIndex: -1, capture: false, nodeId: s.nodeId, soft: s.soft === true };
-  }
-  throw new ValidationError('schedulingStrategy', `${where}: unknown scheduling strategy type "${(s as { type?: string }).type}"`);
 }

@@ -5,6 +5,7 @@
  */
 import type { ResourceRequest } from '@tsray/scheduler';
 import type { SerializedValue } from './serialization.js';
+import type { ResolvedScheduling } from './scheduling-strategy.js';
 
 /** Where a remote function lives. */
 export interface FunctionRef {
@@ -38,23 +39,13 @@ export interface SubmitSpec {
   /** Actor creation task. */
   actorCreation?: ActorCreation;
   /** Scheduling strategy (undefined = DEFAULT). */
-  scheduling?: SchedulingSpec;
+  scheduling?: ResolvedScheduling;
   /** The caller is not TypeScript: results are encoded as msgpack. */
   xlang?: boolean;
   /** Runtime environment (job merged with task level), canonical JSON; undefined = none. */
   runtimeEnv?: string;
   /** The job that submitted it (set from the wire; a node fills in its submitter's job otherwise). */
   jobId?: string;
-}
-
-/** A validated scheduling strategy. */
-export interface SchedulingSpec {
-  kind: 'SPREAD' | 'PLACEMENT_GROUP' | 'NODE_AFFINITY';
-  pgId: string;
-  bundleIndex: number;
-  capture: boolean;
-  nodeId: string;
-  soft: boolean;
 }
 
 /** How to create an actor. */
@@ -143,5 +134,5 @@ export interface RuntimeContext {
   /** Placement group of the current task or actor, if any. */
   readonly placementGroupId?: string;
   /** @internal the current task's strategy when its children inherit it (captureChildTasks). */
-  readonly capturedScheduling?: SchedulingSpec;
+  readonly capturedScheduling?: ResolvedScheduling;
 }

@@ -25,16 +25,23 @@ export class ResourceValidationError extends SchedulerError {
   }
 }
 
-/** A scheduling strategy is not one of DEFAULT, SPREAD, NODE_AFFINITY, NODE_LABEL (or is malformed). */
+/**
+ * A scheduling strategy is not one of DEFAULT, SPREAD, NODE_AFFINITY, NODE_LABEL, PLACEMENT_GROUP (or
+ * one of its fields is malformed: `option` names it).
+ */
 export class UnknownStrategyError extends SchedulerError {
   /** The strategy as given, for the log. */
   readonly strategy: unknown;
-  constructor(strategy: unknown, detail?: string) {
+  /** The malformed field of the strategy, e.g. `nodeId`; `''` when the strategy itself is unknown. */
+  readonly option: string;
+  constructor(strategy: unknown, detail?: string, option = '') {
     super(
       `unknown scheduling strategy ${safeString(strategy)}${detail ? `: ${detail}` : ''}; ` +
-        `expected 'DEFAULT', 'SPREAD', {type: 'NODE_AFFINITY', nodeId, soft} or {type: 'NODE_LABEL', hard, soft}`,
+        `expected 'DEFAULT', 'SPREAD', {type: 'NODE_AFFINITY', nodeId, soft}, {type: 'NODE_LABEL', hard, soft} ` +
+        `or {type: 'PLACEMENT_GROUP', placementGroupId, bundleIndex, captureChildTasks}`,
     );
     this.strategy = strategy;
+    this.option = option;
   }
 }
 

@@ -38,11 +38,15 @@ export {
   type LabelSelector,
 } from './labels.js';
 export { ClusterView, type NodeEntry } from './cluster-view.js';
-export { schedule, resolveScheduleOptions, normalizeStrategy } from './schedule.js';
+export { schedule, resolveScheduleOptions } from './schedule.js';
+export { normalizeStrategy } from './strategy.js';
 export type {
   SchedulingStrategy,
   NodeAffinityStrategy,
   NodeLabelStrategy,
+  PlacementGroupStrategy,
+  NormalizedStrategy,
+  NodeSchedulingStrategy,
   ScheduleOptions,
   ScheduleDecision,
   ResolvedOptions,

@@ -1,12 +1,12 @@
 import type { ClusterView } from './cluster-view.js';
-import { ResourceValidationError, SchedulingOptionError, UnknownStrategyError } from './errors.js';
-import { validateLabelSelector } from './labels.js';
+import { ResourceValidationError, SchedulingOptionError } from './errors.js';
 import { scheduleHybrid } from './policy/hybrid.js';
 import { scheduleNodeAffinity } from './policy/node-affinity.js';
 import { scheduleNodeLabel } from './policy/node-label.js';
 import { scheduleSpread } from './policy/spread.js';
-import type { NodeAffinityStrategy, NodeLabelStrategy, ResolvedOptions, ScheduleDecision, ScheduleOptions, SchedulingStrategy } from './policy/types.js';
+import type { NodeSchedulingStrategy, ResolvedOptions, ScheduleDecision, ScheduleOptions } from './policy/types.js';
 import { ResourceRequest, describe } from './resource-request.js';
+import { normalizeStrategy } from './strategy.js';
 
 const DEFAULTS: ResolvedOptions = Object.freeze({
   localNodeId: undefined,
@@ -68,38 +68,6 @@ export function resolveScheduleOptions(opts: ScheduleOptions | undefined): Resol
 }
 
 /**
- * Validates a strategy and returns it in object form.
- * @throws UnknownStrategyError on an unknown type; ResourceValidationError on a bad label selector.
- */
-export function normalizeStrategy(strategy: SchedulingStrategy | undefined): Exclude<SchedulingStrategy, string> {
-  if (strategy === undefined || strategy === 'DEFAULT') return DEFAULT_STRATEGY;
-  if (strategy === 'SPREAD') return SPREAD_STRATEGY;
-  if (strategy === null || typeof strategy !== 'object') throw new UnknownStrategyError(strategy);
-  switch ((strategy as { type?: unknown }).type) {
-    case 'DEFAULT':
-    case 'SPREAD':
-      return strategy;
-    case 'NODE_AFFINITY': {
-      const s = strategy as NodeAffinityStrategy;
-      if (typeof s.nodeId !== 'string' || s.nodeId === '') throw new UnknownStrategyError(strategy, 'NODE_AFFINITY needs a non-empty nodeId');
-      if (typeof s.soft !== 'boolean') throw new UnknownStrategyError(strategy, 'NODE_AFFINITY needs soft: boolean');
-      return s;
-    }
-    case 'NODE_LABEL': {
-      const s = strategy as NodeLabelStrategy;
-      validateLabelSelector(s.hard, 'hard');
-      validateLabelSelector(s.soft, 'soft');
-      return s;
-    }
-    default:
-      throw new UnknownStrategyError(strategy);
-  }
-}
-
-const DEFAULT_STRATEGY = Object.freeze({ type: 'DEFAULT' as const });
-const SPREAD_STRATEGY = Object.freeze({ type: 'SPREAD' as const });
-
-/**
  * Picks a node for a request: `{kind: 'node', nodeId}` (allocate there now), `{kind: 'wait', nodeId}`
  * (feasible but busy everywhere: queue on nodeId or retry) or `{kind: 'infeasible', missing, reason}`.
  * Pure: reads the view (SPREAD advances its round-robin cursor), allocates nothing.
@@ -107,7 +75,7 @@ const SPREAD_STRATEGY = Object.freeze({ type: 'SPREAD' as const });
  * @throws UnknownStrategyError, SchedulingOptionError, ResourceValidationError (request is not a
  *   ResourceRequest or a label selector is malformed).
  */
-export function schedule(request: ResourceRequest, cluster: ClusterView, strategy: SchedulingStrategy = 'DEFAULT', opts?: ScheduleOptions): ScheduleDecision {
+export function schedule(request: ResourceRequest, cluster: ClusterView, strategy: NodeSchedulingStrategy = 'DEFAULT', opts?: ScheduleOptions): ScheduleDecision {
   if (!(request instanceof ResourceRequest)) {
     throw new ResourceValidationError('request', `request must be a ResourceRequest (see resourceRequestFromOptions), got ${describe(request)}`);
   }
@@ -123,5 +91,7 @@ export function schedule(request: ResourceRequest, cluster: ClusterView, strateg
       return scheduleNodeAffinity(request, cluster, s, o);
     case 'NODE_LABEL':
       return scheduleNodeLabel(request, cluster, s, o);
+    case 'PLACEMENT_GROUP':
+      throw new SchedulingOptionError('strategy', "schedule() does not place PLACEMENT_GROUP work: it runs in its group's bundles (see @tsray/placement)");
   }
 }

@@ -8,7 +8,8 @@
 import { config } from '../config.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { type ClusterView, NodeResources, type ResourceRequest, schedule, type ScheduleOptions, type SchedulingStrategy } from '@tsray/scheduler';
+import { type ClusterView, type LabelSelector, matchesLabels, NodeResources, type NodeSchedulingStrategy, type ResourceRequest, schedule, type ScheduleOptions } from '@tsray/scheduler';
+import type { ResolvedScheduling } from '../scheduling-strategy.js';
 import { parseRuntimeEnvJson, type RuntimeEnvAgent } from '@tsray/runtime-env';
 import { tsray } from '@tsray/protocol';
 import { decodeErrorPayload, type ErrorPayload } from '../error-payload.js';
@@ -214,17 +215,45 @@ export class ClusterForwarder {
     const cluster = this.host.cluster;
     if (!this.link || cluster.aliveCount <= 1 || t.owner?.kind === 'peer' || t.spec.streaming) return undefined;
     const sc = t.spec.scheduling;
-    let strategy: SchedulingStrategy = 'DEFAULT';
-    if (sc?.kind === 'NODE_AFFINITY') strategy = { type: 'NODE_AFFINITY', nodeId: sc.nodeId, soft: sc.soft };
-    else if (sc?.kind === 'SPREAD') strategy = 'SPREAD';
-    const d = schedule(req, cluster, strategy, this.scheduleOptions(sc?.kind === 'SPREAD', false));
-    if (d.kind === 'infeasible') return undefined;
+    const strategy: NodeSchedulingStrategy = sc && sc.type !== 'PLACEMENT_GROUP' ? sc : 'DEFAULT';
+    const d = schedule(req, cluster, strategy, this.scheduleOptions(sc?.type === 'SPREAD', false));
+    if (d.kind === 'infeasible') return sc?.type === 'NODE_LABEL' ? this.labelledNodeFor(sc.hard ?? []) : undefined;
     if (d.nodeId === this.host.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return undefined;
     // Busy everywhere: DEFAULT stays in the local queue when this node could ever run it (spilled later);
-    // SPREAD queues on the node its round robin picked (Ray's second pass), so a burst is shared out.
-    if (d.kind === 'wait' && sc?.kind !== 'NODE_AFFINITY' && sc?.kind !== 'SPREAD' && this.host.resources.isFeasible(req)) return undefined;
+    // SPREAD, node affinity and node labels queue on the node their policy picked (for SPREAD Ray's
+    // second pass, so a burst is shared out).
+    if (d.kind === 'wait' && strategy === 'DEFAULT' && this.host.resources.isFeasible(req)) return undefined;
     if (d.kind === 'node') cluster.get(d.nodeId)?.allocate(req); // counted until the node's next report
     return d.nodeId;
+  }
+
+  /**
+   * NODE_LABEL work no matching node can ever hold (resources): it stays pending here when this node
+   * matches (the local queue warns it is infeasible), else on a matching node, never on a node
+   * without the labels.
+   */
+  private labelledNodeFor(hard: LabelSelector): string | undefined {
+    const cluster = this.host.cluster;
+    if (matchesLabels(hard, cluster.get(this.host.nodeId)?.labels ?? new Map(), this.host.nodeId)) return undefined;
+    return cluster.entries().find((e) => e.alive && e.nodeId !== this.host.nodeId && this.remoteNodes.get(e.nodeId)?.alive && matchesLabels(hard, e.resources.labels, e.nodeId))?.nodeId;
+  }
+
+  /**
+   * Why no node can ever take work of strategy `s` (a hard affinity to a node not in the cluster, hard
+   * labels no alive node has); undefined when some node can.
+   */
+  unschedulable(s: ResolvedScheduling): string | undefined {
+    const here = this.host.nodeId;
+    if (s.type === 'NODE_AFFINITY' && s.nodeId !== here && !s.soft && !this.remoteNodes.get(s.nodeId)?.alive) {
+      return `has a hard affinity to node ${s.nodeId}, which is not in the cluster (this node is ${here})`;
+    }
+    if (s.type === 'NODE_LABEL' && (s.hard ?? []).length > 0) {
+      const alive = this.host.cluster.entries().filter((e) => e.alive && (e.nodeId === here || this.remoteNodes.get(e.nodeId)?.alive));
+      if (!alive.some((e) => matchesLabels(s.hard!, e.resources.labels, e.nodeId))) {
+        return `has hard label constraints ${JSON.stringify(s.hard)} that no alive node matches (${alive.length} node(s); node labels come from "tsray start --labels" or init({ labels }))`;
+      }
+    }
+    return undefined;
   }
 
   /**
@@ -243,9 +272,11 @@ export class ClusterForwarder {
   spillQueue(q: Deque<TaskRecord>): void {
     for (let n = 0; n < 1024 && q.length > 0; n++) {
       const t = q.peek()!;
-      if (t.pool?.pg || t.owner?.kind === 'peer' || t.spec.streaming || t.spec.scheduling?.kind === 'NODE_AFFINITY') return;
-      const spread = t.spec.scheduling?.kind === 'SPREAD';
-      const d = schedule(t.request, this.host.cluster, spread ? 'SPREAD' : 'DEFAULT', this.scheduleOptions(spread, true));
+      const sc = t.spec.scheduling;
+      if (t.pool?.pg || t.owner?.kind === 'peer' || t.spec.streaming || sc?.type === 'NODE_AFFINITY') return;
+      // NODE_LABEL spills only to nodes with its hard labels (its own policy), SPREAD and DEFAULT by theirs.
+      const strategy: NodeSchedulingStrategy = sc?.type === 'SPREAD' || sc?.type === 'NODE_LABEL' ? sc : 'DEFAULT';
+      const d = schedule(t.request, this.host.cluster, strategy, this.scheduleOptions(sc?.type === 'SPREAD', true));
       if (d.kind !== 'node' || d.nodeId === this.host.nodeId || !this.remoteNodes.get(d.nodeId)?.alive) return;
       this.host.cluster.get(d.nodeId)?.allocate(t.request);
       q.shift();

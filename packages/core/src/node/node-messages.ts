@@ -86,7 +86,20 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
     }
   },
   submitTasks: (n, w, { envelope, payloads }) => {
-    for (const s of envelope.submitTasks!.tasks ?? []) n.submitFrom(specFromWire(s, payloads), w);
+    for (const s of envelope.submitTasks!.tasks ?? []) {
+      let spec: SubmitSpec;
+      try {
+        spec = specFromWire(s, payloads);
+      } catch (e) {
+        // A malformed spec (e.g. a bad scheduling strategy from a client in another language): its
+        // returns carry the error and the rest of the batch goes on.
+        const message = `task ${s.name || s.taskId}: ${(e as Error).message}`;
+        logger().warn({ client: w.id, task: s.taskId }, message);
+        for (const id of s.returnIds ?? []) n.objects.seal(id, errorObject({ type: 'Other', name: 'ValidationError', message }));
+        continue;
+      }
+      n.submitFrom(spec, w);
+    }
   },
   putObjects: (n, w, { envelope, payloads }) => {
     for (const od of envelope.putObjects!.objects ?? []) {

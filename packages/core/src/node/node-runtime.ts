@@ -155,7 +155,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     });
     this.objects = new ObjectTable((d) => this.store.release(d), (id) => this.onUnreferenced(id));
     this.store.attach(this.objects);
-    this.resources = new NodeResources(opts.resources, opts.gpuIds ? { gpuIds: opts.gpuIds } : undefined);
+    this.resources = new NodeResources(opts.resources, { labels: opts.labels ?? {}, ...(opts.gpuIds ? { gpuIds: opts.gpuIds } : {}) });
     this.cpuSlots = Math.max(1, Math.floor(opts.resources['CPU'] ?? 1));
     this.cluster.addNode(this.nodeId, this.resources);
     this.localView.addNode(this.nodeId, this.resources);
@@ -470,7 +470,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       placePendingGroups: () => {
         if (this.pendingPgs.length > 0) this.placePending();
       },
-      nodeAlive: (nodeId) => Boolean(this.remoteNodes.get(nodeId)?.alive),
+      unschedulable: (s) => this.forwarder.unschedulable(s),
       resolveRemoteActor: (spec, owner) => this.resolveRemoteActor(spec, owner),
       placeRemote: (t, req) => this.placeRemote(t, req),
       forwardTask: (t, target) => this.forwardTask(t, target),
@@ -832,7 +832,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   // ---------------------------------------------------------------- multi-node (split: cluster-forwarder.ts, object-transfer.ts)
 
   /** @internal */ get link(): ClusterLinkApi | undefined { return this.forwarder.link; }
-  private get remoteNodes(): Map<string, tsray.v1.INodeInfo> { return this.forwarder.remoteNodes; }
   private get publishedEnvs(): Map<string, Promise<string>> { return this.forwarder.publishedEnvs; }
   private joinCluster(gcsAddress: string): Promise<void> { return this.forwarder.joinCluster(gcsAddress); }
   /** @internal */ placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined { return this.forwarder.placeRemote(t, req); }

@@ -4,7 +4,9 @@
  * @internal
  */
 import { tsray } from '@tsray/protocol';
-import type { ActorCreation, SchedulingSpec, SubmitArg, SubmitSpec } from '../runtime.js';
+import { type LabelSelector, type NormalizedStrategy, normalizeStrategy } from '@tsray/scheduler';
+import type { ActorCreation, SubmitArg, SubmitSpec } from '../runtime.js';
+import type { ResolvedScheduling } from '../scheduling-strategy.js';
 import { encodingToWire, FrameBuilder, storedFromWire } from '../wire.js';
 
 /** Protocol form of an actor creation. */
@@ -102,6 +104,7 @@ export function specToWire(spec: SubmitSpec, fb: FrameBuilder, from: SpecSender)
 export function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitSpec {
   const resources = new Map<string, number>();
   for (const r of s.resources ?? []) resources.set(r.name ?? '', Number(r.units ?? 0));
+  const scheduling = s.scheduling?.kind ? schedulingFromWire(s.scheduling) : undefined;
   const args: SubmitArg[] = (s.args ?? []).map((a) => {
     if (a.ref) return { kind: 'ref', id: a.ref };
     const d = storedFromWire(a.value!, payloads);
@@ -123,7 +126,7 @@ export function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitS
     name: s.name ?? '',
     ...(s.actorCreation ? { actorCreation: creationFromWire(s.actorCreation) } : {}),
     ...(s.actorId ? { actorId: s.actorId, method: s.method ?? '', concurrencyGroup: s.concurrencyGroup ?? '' } : {}),
-    ...(s.scheduling?.kind ? { scheduling: schedulingFromWire(s.scheduling) } : {}),
+    ...(scheduling ? { scheduling } : {}),
     ...(s.xlang ? { xlang: true } : {}),
     ...(s.runtimeEnvJson ? { runtimeEnv: s.runtimeEnvJson } : {}),
     ...(s.jobId ? { jobId: s.jobId } : {}),
@@ -131,18 +134,47 @@ export function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitS
 }
 
 /** Protocol form of a scheduling strategy. */
-export function schedulingToWire(sc: SchedulingSpec): tsray.v1.ISchedulingStrategy {
-  return { kind: sc.kind, placementGroupId: sc.pgId, bundleIndex: sc.bundleIndex, captureChildTasks: sc.capture, nodeId: sc.nodeId, soft: sc.soft };
+export function schedulingToWire(sc: ResolvedScheduling): tsray.v1.ISchedulingStrategy {
+  switch (sc.type) {
+    case 'SPREAD':
+      return { kind: 'SPREAD' };
+    case 'PLACEMENT_GROUP':
+      return { kind: sc.type, placementGroupId: sc.placementGroupId, bundleIndex: sc.bundleIndex ?? -1, captureChildTasks: sc.captureChildTasks === true };
+    case 'NODE_AFFINITY':
+      return { kind: sc.type, nodeId: sc.nodeId, soft: sc.soft === true, spillOnUnavailable: sc.spillOnUnavailable === true, failOnUnavailable: sc.failOnUnavailable === true };
+    case 'NODE_LABEL':
+      return { kind: sc.type, hardLabels: selectorToWire(sc.hard), softLabels: selectorToWire(sc.soft) };
+  }
 }
 
-/** Scheduling strategy from its protocol form. */
-export function schedulingFromWire(w: tsray.v1.ISchedulingStrategy): SchedulingSpec {
-  return {
-    kind: (w.kind ?? 'SPREAD') as SchedulingSpec['kind'],
-    pgId: w.placementGroupId ?? '',
-    bundleIndex: w.bundleIndex ?? -1,
-    capture: w.captureChildTasks === true,
-    nodeId: w.nodeId ?? '',
-    soft: w.soft === true,
-  };
+function selectorToWire(sel: LabelSelector | undefined): tsray.v1.ILabelConstraint[] {
+  return (sel ?? []).map((c) => ({ key: c.key, op: c.op, values: [...(c.values ?? [])] }));
+}
+
+function selectorFromWire(sel: tsray.v1.ILabelConstraint[] | null | undefined): LabelSelector {
+  return (sel ?? []).map((c) => ({ key: c.key ?? '', op: (c.op ?? '') as LabelSelector[number]['op'], ...(c.values?.length ? { values: c.values } : {}) }));
+}
+
+/**
+ * Scheduling strategy from its protocol form, validated as the user API validates it (a peer or a
+ * Python client may send anything).
+ * @throws UnknownStrategyError or ResourceValidationError (from `@tsray/scheduler`) on a malformed strategy.
+ */
+export function schedulingFromWire(w: tsray.v1.ISchedulingStrategy): ResolvedScheduling | undefined {
+  let s: unknown;
+  switch (w.kind) {
+    case 'PLACEMENT_GROUP':
+      s = { type: w.kind, placementGroupId: w.placementGroupId ?? '', bundleIndex: w.bundleIndex ?? -1, captureChildTasks: w.captureChildTasks === true };
+      break;
+    case 'NODE_AFFINITY':
+      s = { type: w.kind, nodeId: w.nodeId ?? '', soft: w.soft === true, spillOnUnavailable: w.spillOnUnavailable === true, failOnUnavailable: w.failOnUnavailable === true };
+      break;
+    case 'NODE_LABEL':
+      s = { type: w.kind, hard: selectorFromWire(w.hardLabels), soft: selectorFromWire(w.softLabels) };
+      break;
+    default:
+      s = w.kind || 'DEFAULT';
+  }
+  const n: NormalizedStrategy = normalizeStrategy(s as NormalizedStrategy);
+  return n.type === 'DEFAULT' ? undefined : n;
 }

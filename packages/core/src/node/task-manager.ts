@@ -6,12 +6,13 @@
  */
 import { pythonView } from '../python-view.js';
 import { execFileSync } from 'node:child_process';
-import { ResourceRequest } from '@tsray/scheduler';
+import { type PlacementGroupStrategy, ResourceRequest } from '@tsray/scheduler';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
 import type { ErrorPayload } from '../error-payload.js';
 import { RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { logger } from '../logger.js';
 import type { SubmitArg, SubmitSpec } from '../runtime.js';
+import type { ResolvedScheduling } from '../scheduling-strategy.js';
 import { encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
 import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
@@ -77,8 +78,8 @@ export interface TaskManagerHost {
   placePendingGroups(): void;
 
   // ---- other nodes (ClusterForwarder)
-  /** The node is in the cluster and alive. */
-  nodeAlive(nodeId: string): boolean;
+  /** Why no node can ever take work of this strategy (hard affinity to a lost node, no node with the hard labels); undefined: some can. */
+  unschedulable(s: ResolvedScheduling): string | undefined;
   /** A call to an actor unknown here: resolve its owner through the GCS, then submit. */
   resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void;
   /** Another node to run a task on (undefined: run it here). */
@@ -234,8 +235,8 @@ export class TaskManager {
         for (const q of this.queues.values()) if (q.remove(t)) break;
       }
       const sc = t.spec.scheduling;
-      if (sc?.kind === 'PLACEMENT_GROUP') {
-        const pg = this.host.placementGroup(sc.pgId);
+      if (sc?.type === 'PLACEMENT_GROUP') {
+        const pg = this.host.placementGroup(sc.placementGroupId);
         const i = pg ? pg.waiting.indexOf(t) : -1;
         if (i !== -1) pg!.waiting.splice(i, 1);
       }
@@ -265,16 +266,18 @@ export class TaskManager {
    */
   private poolFor(t: TaskRecord): Pool | undefined {
     const sc = t.spec.scheduling;
-    if (!sc || sc.kind !== 'PLACEMENT_GROUP') {
-      if (sc?.kind === 'NODE_AFFINITY' && sc.nodeId !== this.host.nodeId && !sc.soft && !this.host.nodeAlive(sc.nodeId)) {
-        this.finishTask(t, errorObject({ type: 'Other', name: 'TaskUnschedulableError', message: `task ${t.spec.name} has a hard affinity to node ${sc.nodeId}, which is not in the cluster (this node is ${this.host.nodeId})` }));
+    if (!sc || sc.type !== 'PLACEMENT_GROUP') {
+      const why = sc ? this.host.unschedulable(sc) : undefined;
+      if (why) {
+        this.finishTask(t, errorObject({ type: 'Other', name: 'TaskUnschedulableError', message: `task ${t.spec.name} ${why}` }));
         return undefined;
       }
       return this.host.nodePool;
     }
-    const pg = this.host.placementGroup(sc.pgId);
+    const bundleIndex = sc.bundleIndex ?? -1;
+    const pg = this.host.placementGroup(sc.placementGroupId);
     if (!pg || pg.state === 'removed') {
-      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `task ${t.spec.name} targets placement group ${sc.pgId}, which ${pg ? 'was removed' : 'does not exist'}` }));
+      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `task ${t.spec.name} targets placement group ${sc.placementGroupId}, which ${pg ? 'was removed' : 'does not exist'}` }));
       return undefined;
     }
     if (pg.state === 'pending') {
@@ -282,11 +285,11 @@ export class TaskManager {
       return undefined;
     }
     const req = t.spec.actorCreation ? (t.actor?.schedule ?? t.request) : t.request;
-    if (sc.bundleIndex >= pg.pools.length) {
-      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `bundleIndex ${sc.bundleIndex} is out of range: placement group ${pg.id} has ${pg.pools.length} bundle(s)` }));
+    if (bundleIndex >= pg.pools.length) {
+      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `bundleIndex ${bundleIndex} is out of range: placement group ${pg.id} has ${pg.pools.length} bundle(s)` }));
       return undefined;
     }
-    if (sc.bundleIndex >= 0) return pg.pools[sc.bundleIndex];
+    if (bundleIndex >= 0) return pg.pools[bundleIndex];
     return pg.pools.find((p) => p.resources.canFit(req)) ?? pg.pools.find((p) => p.resources.isFeasible(req)) ?? pg.pools[0];
   }
 
@@ -371,7 +374,7 @@ export class TaskManager {
     }
     if (t.pool.remoteNode !== undefined && (!t.actor || t.spec.actorCreation)) {
       // A bundle reserved on another node: the work runs there, in that node's part of the group.
-      const sc = t.spec.scheduling!;
+      const sc = t.spec.scheduling as PlacementGroupStrategy;
       t.spec = { ...t.spec, scheduling: { ...sc, bundleIndex: t.pool.remoteIndex ?? 0 } };
       if (t.actor) host.forwardActorCreation(t.actor, t, t.pool.remoteNode);
       else host.forwardTask(t, t.pool.remoteNode);

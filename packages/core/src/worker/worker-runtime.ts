@@ -542,8 +542,8 @@ export class WorkerRuntime implements CoreRuntime {
       pid: process.pid,
       isWorker: true,
       actorId: e.actorId || undefined,
-      placementGroupId: e.scheduling?.placementGroupId || this.actorScheduling?.pgId || undefined,
-      capturedScheduling: e.scheduling?.captureChildTasks ? schedulingFromWire(e.scheduling) : this.actorScheduling?.capture ? this.actorScheduling : undefined,
+      placementGroupId: e.scheduling?.placementGroupId || (this.actorScheduling?.type === 'PLACEMENT_GROUP' ? this.actorScheduling.placementGroupId : undefined),
+      capturedScheduling: e.scheduling?.captureChildTasks ? schedulingFromWire(e.scheduling) : this.actorScheduling?.type === 'PLACEMENT_GROUP' && this.actorScheduling.captureChildTasks ? this.actorScheduling : undefined,
     };
     if (e.actorCreation && e.scheduling?.kind) this.actorScheduling = schedulingFromWire(e.scheduling);
     // Output of actor calls is prefixed with the class name, as Ray does.

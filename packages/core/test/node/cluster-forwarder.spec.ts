@@ -234,7 +234,7 @@ describe('ClusterForwarder.placeRemote', () => {
     const s = await setup();
     s.table(nodeInfo('n2', 4), nodeInfo('n3', 4));
     const picks = [1, 2, 3, 4, 5, 6].map((i) => {
-      const t = taskRecord(`t${i}`, { scheduling: { kind: 'SPREAD', pgId: '', bundleIndex: -1, capture: false, nodeId: '', soft: false } });
+      const t = taskRecord(`t${i}`, { scheduling: { type: 'SPREAD' } });
       return s.fwd.placeRemote(t, req(t));
     });
     expect(picks).toEqual([undefined, 'n2', 'n3', undefined, 'n2', 'n3']);
@@ -245,7 +245,7 @@ describe('ClusterForwarder.placeRemote', () => {
     s.table(nodeInfo('n2', 4), nodeInfo('n3', 4));
     s.log.queued = true;
     const picks = [1, 2, 3].map((i) => {
-      const t = taskRecord(`t${i}`, { scheduling: { kind: 'SPREAD', pgId: '', bundleIndex: -1, capture: false, nodeId: '', soft: false } });
+      const t = taskRecord(`t${i}`, { scheduling: { type: 'SPREAD' } });
       return s.fwd.placeRemote(t, req(t));
     });
     expect(picks).toEqual(['n2', 'n3', 'n2']);
@@ -265,7 +265,7 @@ describe('ClusterForwarder.placeRemote', () => {
   it('NODE_AFFINITY (hard) goes to the named node even when it is busy; to this node means here', async () => {
     const s = await setup();
     s.table(nodeInfo('n2', 4), nodeInfo('n3', 4, 0));
-    const aff = (nodeId: string, soft = false) => taskRecord('t', { scheduling: { kind: 'NODE_AFFINITY', pgId: '', bundleIndex: -1, capture: false, nodeId, soft } });
+    const aff = (nodeId: string, soft = false) => taskRecord('t', { scheduling: { type: 'NODE_AFFINITY', nodeId, soft } });
     const busy = aff('n3');
     expect(s.fwd.placeRemote(busy, req(busy))).toBe('n3');
     const here = aff(LOCAL);
@@ -279,7 +279,7 @@ describe('ClusterForwarder.placeRemote', () => {
     s.table(nodeInfo('n2', 4));
     const t = taskRecord('t');
     expect(s.fwd.placeRemote(t, req(t))).toBeUndefined();
-    const fromPeer = taskRecord('p', { scheduling: { kind: 'NODE_AFFINITY', pgId: '', bundleIndex: -1, capture: false, nodeId: 'n2', soft: false } });
+    const fromPeer = taskRecord('p', { scheduling: { type: 'NODE_AFFINITY', nodeId: 'n2', soft: false } });
     fromPeer.owner = { kind: 'peer' } as TaskRecord['owner'];
     expect(s.fwd.placeRemote(fromPeer, req(fromPeer))).toBeUndefined();
   });
@@ -288,7 +288,7 @@ describe('ClusterForwarder.placeRemote', () => {
     const s = await setup();
     s.table(nodeInfo('n2', 4, 4, false), nodeInfo('n3', 4));
     const picks = [1, 2, 3, 4].map((i) => {
-      const t = taskRecord(`t${i}`, { scheduling: { kind: 'SPREAD', pgId: '', bundleIndex: -1, capture: false, nodeId: '', soft: false } });
+      const t = taskRecord(`t${i}`, { scheduling: { type: 'SPREAD' } });
       return s.fwd.placeRemote(t, req(t));
     });
     expect(picks).not.toContain('n2');

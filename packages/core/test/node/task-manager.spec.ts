@@ -113,8 +113,8 @@ class FakeNode implements TaskManagerHost {
   }
   placePendingGroups(): void {}
   startPendingActors(): void {}
-  nodeAlive(): boolean {
-    return false;
+  unschedulable(): string | undefined {
+    return undefined;
   }
   spillQueue(): void {}
   // Not reached by plain tasks on one node.

@@ -5,8 +5,8 @@ export interface NodeAffinityStrategy {
   readonly type: 'NODE_AFFINITY';
   /** Target node id. */
   readonly nodeId: string;
-  /** Soft: fall back to the DEFAULT policy when the target is dead or can never hold the request. */
-  readonly soft: boolean;
+  /** Soft: fall back to the DEFAULT policy when the target is dead or can never hold the request (default false). */
+  readonly soft?: boolean;
   /** With `soft`: also fall back when the target is alive but busy (Ray's `_spill_on_unavailable`). */
   readonly spillOnUnavailable?: boolean;
   /** Fail (infeasible) instead of waiting when the target is alive but busy (Ray's `_fail_on_unavailable`). */
@@ -22,14 +22,39 @@ export interface NodeLabelStrategy {
   readonly soft?: LabelSelector;
 }
 
-/** A scheduling strategy: Ray's DEFAULT (hybrid), SPREAD, node affinity or node labels. */
+/**
+ * Ray's PlacementGroupSchedulingStrategy: run in a bundle of a placement group. The group's
+ * reservation (`@tsray/placement`) decides the node, not {@link schedule}.
+ */
+export interface PlacementGroupStrategy {
+  readonly type: 'PLACEMENT_GROUP';
+  /** Id of the placement group. */
+  readonly placementGroupId: string;
+  /** Bundle to use; -1 (default) = any bundle with room. */
+  readonly bundleIndex?: number;
+  /** Tasks and actors started from this one are placed in the group too (default false). */
+  readonly captureChildTasks?: boolean;
+}
+
+/**
+ * A scheduling strategy: Ray's DEFAULT (hybrid), SPREAD, node affinity, node labels or a placement
+ * group. One type from the user API (`options({ schedulingStrategy })`) through the node and the wire
+ * (`tsray.v1.SchedulingStrategy`) to {@link schedule}; {@link normalizeStrategy} validates it.
+ */
 export type SchedulingStrategy =
   | 'DEFAULT'
   | 'SPREAD'
   | { readonly type: 'DEFAULT' }
   | { readonly type: 'SPREAD' }
   | NodeAffinityStrategy
-  | NodeLabelStrategy;
+  | NodeLabelStrategy
+  | PlacementGroupStrategy;
+
+/** A validated strategy in object form (what {@link normalizeStrategy} returns). */
+export type NormalizedStrategy = Exclude<SchedulingStrategy, string>;
+
+/** The strategies {@link schedule} decides by itself (a placement group's reservation places the rest). */
+export type NodeSchedulingStrategy = Exclude<SchedulingStrategy, PlacementGroupStrategy>;
 
 /** Options of {@link schedule}; defaults are Ray's (`ray_config_def.h`). */
 export interface ScheduleOptions {
