@@ -209,7 +209,7 @@ export class ActorMethodNotFoundError extends TsrayError {
 export interface ActorDeathInfo {
   actorId: string;
   className: string;
-  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'shutdown' */
+  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'unschedulable' | 'shutdown' */
   reason: string;
   detail: string;
   /** The constructor's error when reason is 'constructor'. */

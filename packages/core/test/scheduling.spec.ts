@@ -6,6 +6,8 @@ import {
   GetTimeoutError,
   init,
   kill,
+  labelExists,
+  labelIn,
   pendingDemand,
   placementGroup,
   PlacementGroupError,
@@ -30,7 +32,7 @@ async function until(cond: () => boolean | Promise<boolean>, ms: number): Promis
 
 beforeAll(async () => {
   // A node that declares 8 GPUs it does not have: scheduling and isolation are logical.
-  await init({ numCpus: 8, numGpus: 8, objectStoreMemory: 128 * 1024 * 1024, logToDriver: false });
+  await init({ numCpus: 8, numGpus: 8, objectStoreMemory: 128 * 1024 * 1024, logToDriver: false, labels: { zone: 'a', tier: 'gpu' } });
 });
 afterAll(async () => {
   await shutdown();
@@ -148,5 +150,33 @@ describe('placement groups', () => {
 
   it('everything released restores the initial resource view', async () => {
     expect(await until(async () => JSON.stringify(await availableResources()) === JSON.stringify(await clusterResources()), 10_000)).toBe(true);
+  });
+});
+
+describe('NODE_LABEL strategies on one labelled node (init({ labels }))', () => {
+  it('runs tasks and actors whose hard and soft selectors the node matches', async () => {
+    const here = { type: 'NODE_LABEL', hard: [labelIn('zone', 'a')], soft: [labelExists('tier')] } as const;
+    expect((await get(gpuTask.options({ schedulingStrategy: here }).remote())).gpuIds).toEqual([]);
+    // Soft is a preference: a soft selector no node matches still runs.
+    expect((await get(gpuTask.options({ schedulingStrategy: { type: 'NODE_LABEL', soft: [labelIn('zone', 'b')] } }).remote())).gpuIds).toEqual([]);
+    const a = RemoteGpuProbe.options({ schedulingStrategy: here }).remote();
+    expect((await get(a.devices.remote())).gpuIds).toEqual([]);
+    kill(a);
+  });
+
+  it('fails work whose hard selector no node matches, naming the selector (no silent hang)', async () => {
+    const nowhere = { type: 'NODE_LABEL', hard: [labelIn('zone', 'b')] } as const;
+    const err = await get(gpuTask.options({ schedulingStrategy: nowhere }).remote()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'TaskUnschedulableError', message: expect.stringMatching(/hard label constraints .*"zone".*no alive node matches/) });
+    const a = RemoteGpuProbe.options({ schedulingStrategy: nowhere }).remote();
+    const callErr = await get(a.devices.remote()).catch((e: unknown) => e);
+    expect(callErr).toBeInstanceOf(ActorDiedError);
+    expect(callErr).toMatchObject({ reason: 'unschedulable', message: expect.stringMatching(/no alive node matches/) });
+  });
+
+  it('rejects a malformed selector at options() with a ValidationError naming the field', () => {
+    const bad = { type: 'NODE_LABEL', hard: [{ key: 'zone', op: 'near', values: ['a'] }] } as never;
+    expect(() => gpuTask.options({ schedulingStrategy: bad })).toThrow(expect.objectContaining({ name: 'ValidationError', option: 'schedulingStrategy.hard[0]' }));
+    expect(() => RemoteGpuProbe.options({ schedulingStrategy: bad })).toThrow(expect.objectContaining({ name: 'ValidationError', option: 'schedulingStrategy.hard[0]' }));
   });
 });

@@ -270,6 +270,8 @@ export class TaskManager {
       const why = sc ? this.host.unschedulable(sc) : undefined;
       if (why) {
         this.finishTask(t, errorObject({ type: 'Other', name: 'TaskUnschedulableError', message: `task ${t.spec.name} ${why}` }));
+        // An actor that can never be placed is dead: its calls reject instead of waiting forever.
+        if (t.actor && t.spec.actorCreation) this.host.actorDead(t.actor, { actorId: t.actor.id, className: t.actor.creation.className, reason: 'unschedulable', detail: why });
         return undefined;
       }
       return this.host.nodePool;
