@@ -23,12 +23,12 @@ export interface PlacementGroupHandleStrategy extends Omit<PlacementGroupStrateg
  */
 export type SchedulingStrategy = CanonicalStrategy | PlacementGroupHandleStrategy;
 
-/** A validated strategy as tasks carry it (DEFAULT is `undefined`). @internal */
+/** A validated strategy as tasks carry it (DEFAULT is `undefined`; not in the package barrel). */
 export type ResolvedScheduling = Exclude<NormalizedStrategy, { type: 'DEFAULT' }>;
 
 /**
  * Validate a `schedulingStrategy` option. Throws {@link ValidationError} whose `option` names the bad
- * field, e.g. `schedulingStrategy.hard[0]` or `schedulingStrategy.nodeId`. @internal
+ * field, e.g. `schedulingStrategy.hard[0]` or `schedulingStrategy.nodeId` (not in the package barrel).
  */
 export function resolveScheduling(s: SchedulingStrategy | undefined, where: string): ResolvedScheduling | undefined {
   let canonical: unknown = s;
