@@ -14,7 +14,7 @@ import type { Lease, Pool, TaskRecord } from './records.js';
 import { WorkerHandle } from './records.js';
 import type { EnvEntry, NodeRuntimeEnvs } from './runtime-envs.js';
 import type { NodeStore } from './store.js';
-import { WorkerProcess } from './worker-process.js';
+import { WorkerProcess, type SpawnWorkerOptions } from './worker-process.js';
 
 /** What the pool needs from the node. */
 export interface WorkerPoolHost {
@@ -51,6 +51,8 @@ export interface WorkerPoolOptions {
   idleWorkerTimeoutMs?: number | undefined;
   /** A client driver silent for longer than this is treated as gone (default 10 s). */
   clientTimeoutMs?: number | undefined;
+  /** Start a worker process (tests pass a fake). */
+  spawn?: (opts: SpawnWorkerOptions) => WorkerProcess;
 }
 
 /** Workers and client connections of one node. */
@@ -139,7 +141,7 @@ export class WorkerPool {
     const launch = runtimeEnv ? this.host.runtimeEnvs.launch(runtimeEnv, python ? 'python' : 'node') : undefined;
     const env: Record<string, string> = { TSRAY_TOKEN: this.host.token };
     if (gpuIds.length > 0 || this.opts.hasGpus) env['CUDA_VISIBLE_DEVICES'] = gpuIds.join(',');
-    const proc = new WorkerProcess({
+    const proc = (this.opts.spawn ?? ((o: SpawnWorkerOptions) => new WorkerProcess(o)))({
       workerId: id,
       nodeAddress: this.host.address,
       nodeId: this.host.nodeId,
