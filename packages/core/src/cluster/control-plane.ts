@@ -125,7 +125,7 @@ export function actorEntryToWire(e: ActorDirectoryEntry): tsray.v1.IActorEntry {
  */
 export function actorEntryFromWire(w: tsray.v1.IActorEntry): ActorDirectoryEntry {
   const methods = w.methods ?? [];
-  methods.forEach((m, i) => boundedName(`methods[${i}]`, m));
+  for (const [i, m] of methods.entries()) boundedName(`methods[${i}]`, m);
   return {
     actorId: requiredName('actorId', w.actorId),
     name: boundedName('name', w.name),
