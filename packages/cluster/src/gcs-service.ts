@@ -113,7 +113,10 @@ export class GcsService {
       const key = nameKey(e.namespace, e.name);
       const other = this.names.get(key);
       if (other && other !== e.actorId && this.actors.get(other)?.state !== 'DEAD') {
-        throw new GcsCallError(tsray.v1.ErrorCode.ERROR_CODE_CALL_FAILED, `the actor name "${e.name}" is already taken in namespace "${e.namespace}" (actor ${other})`);
+        throw new GcsCallError(
+          tsray.v1.ErrorCode.ERROR_CODE_CALL_FAILED,
+          `the actor name "${e.name}" is already taken in namespace "${e.namespace}" (actor ${other})`,
+        );
       }
       this.names.set(key, e.actorId);
     }

@@ -35,7 +35,18 @@ function setup() {
 }
 
 function actor(actorId: string, name: string, namespace: string): tsray.v1.IActorEntry {
-  return { actorId, name, namespace, className: 'Counter', methods: ['inc'], module: 'file:///m.mjs', key: 'Counter#0', ownerNodeId: 'n1', hostNodeId: 'n1', status: Status.ACTOR_STATUS_PENDING };
+  return {
+    actorId,
+    name,
+    namespace,
+    className: 'Counter',
+    methods: ['inc'],
+    module: 'file:///m.mjs',
+    key: 'Counter#0',
+    ownerNodeId: 'n1',
+    hostNodeId: 'n1',
+    status: Status.ACTOR_STATUS_PENDING,
+  };
 }
 
 describe('GcsService: the actor directory', () => {
@@ -66,7 +77,16 @@ describe('GcsService: the actor directory', () => {
     const sneaky = { actorId: 'a1', ownerNodeId: 'evil', className: 'Evil', name: 'y' } as unknown as tsray.v1.IActorUpdate;
     expect(await answerGcsRequest({ requestId: 1, actorUpdate: sneaky }, (q) => svc.serve('n1', q))).toMatchObject({ ok: true });
     expect(svc.actorEntries()).toEqual([
-      expect.objectContaining({ actorId: 'a1', name: 'x', className: 'Counter', ownerNodeId: 'n1', hostNodeId: 'n2', state: 'ALIVE', pid: 4242, numRestarts: 1 }),
+      expect.objectContaining({
+        actorId: 'a1',
+        name: 'x',
+        className: 'Counter',
+        ownerNodeId: 'n1',
+        hostNodeId: 'n2',
+        state: 'ALIVE',
+        pid: 4242,
+        numRestarts: 1,
+      }),
     ]);
     expect(await ask({ actorUpdate: { actorId: 'nobody', status: Status.ACTOR_STATUS_ALIVE } })).toMatchObject({ ok: false });
   });
@@ -84,7 +104,8 @@ describe('GcsService: the actor directory', () => {
       [{ actorRegister: { ...actor('', 'y', 'ns') } }, 'actorId: must be set'],
       [{ actorRegister: actor('a3', 'n'.repeat(1025), 'ns') }, 'name: longer than 1024 characters'],
     ];
-    for (const [call, message] of cases) expect((await ask(call)).error, JSON.stringify(call).slice(0, 80)).toEqual({ code: Code.ERROR_CODE_MALFORMED, message });
+    for (const [call, message] of cases)
+      expect((await ask(call)).error, JSON.stringify(call).slice(0, 80)).toEqual({ code: Code.ERROR_CODE_MALFORMED, message });
     expect(svc.actorEntries()).toEqual(before);
   });
 
@@ -126,15 +147,18 @@ describe('GcsService: KV, listings, bad calls', () => {
     expect((await ask({ kvGet: { key: '' } })).error).toEqual({ code: Code.ERROR_CODE_MALFORMED, message: 'key: must be set' });
   });
 
-  it('gathers every node\'s state snapshot, and tells every node when a job ends', async () => {
+  it("gathers every node's state snapshot, and tells every node when a job ends", async () => {
     const { ask, asked, svc } = setup();
-    expect((await ask({ stateGather: { what: 'actors' } })).state?.json?.map((d) => JSON.parse(d))).toEqual([{ actors: [{ actorId: 'a' }] }, { actors: [{ actorId: 'b' }] }]);
+    expect((await ask({ stateGather: { what: 'actors' } })).state?.json?.map((d) => JSON.parse(d))).toEqual([
+      { actors: [{ actorId: 'a' }] },
+      { actors: [{ actorId: 'b' }] },
+    ]);
     expect(await svc.gatherState('all')).toEqual([{ actors: [{ actorId: 'a' }] }, { actors: [{ actorId: 'b' }] }]);
     expect(await ask({ jobEnd: { jobId: 'job-7' } })).toMatchObject({ ok: true });
     expect(asked).toEqual([{ stateSnapshot: { what: 'actors' } }, { stateSnapshot: { what: 'all' } }, { jobEnd: { jobId: 'job-7' } }]);
   });
 
-  it('lists nodes and answers the head\'s jobs and dashboard URL once the head sets them', async () => {
+  it("lists nodes and answers the head's jobs and dashboard URL once the head sets them", async () => {
     const { ask, svc } = setup();
     expect((await ask({ listNodes: {} })).nodes?.nodes?.map((n) => n.nodeId)).toEqual(['n1']);
     expect((await ask({ listJobs: {} })).state?.json).toEqual(['[]']);
@@ -157,7 +181,9 @@ describe('GcsService: KV, listings, bad calls', () => {
       error: { code: Code.ERROR_CODE_UNKNOWN_MESSAGE, message: 'a GcsRequest without a known call (a newer peer, or a bad message)' },
     });
     expect(await ask({})).toMatchObject({ error: { code: Code.ERROR_CODE_UNKNOWN_MESSAGE } });
-    expect(await ask({ stateQuery: { what: 'nodes' } })).toMatchObject({ error: { code: Code.ERROR_CODE_UNKNOWN_MESSAGE, message: 'the GCS does not serve the control call stateQuery' } });
+    expect(await ask({ stateQuery: { what: 'nodes' } })).toMatchObject({
+      error: { code: Code.ERROR_CODE_UNKNOWN_MESSAGE, message: 'the GCS does not serve the control call stateQuery' },
+    });
     expect(await ask({ listNodes: {} })).toMatchObject({ nodes: { nodes: [expect.objectContaining({ nodeId: 'n1' })] } });
   });
 });

@@ -201,7 +201,10 @@ export function gcsResponse(requestId: number | null | undefined, outcome: { res
 }
 
 /** Answer `req` with what `serve` returns or throws (sync or async); never throws itself. */
-export async function answerGcsRequest(req: tsray.v1.IGcsRequest, serve: (req: tsray.v1.IGcsRequest) => GcsResult | Promise<GcsResult>): Promise<tsray.v1.IGcsResponse> {
+export async function answerGcsRequest(
+  req: tsray.v1.IGcsRequest,
+  serve: (req: tsray.v1.IGcsRequest) => GcsResult | Promise<GcsResult>,
+): Promise<tsray.v1.IGcsResponse> {
   try {
     return gcsResponse(req.requestId, { result: await serve(req) });
   } catch (error) {
