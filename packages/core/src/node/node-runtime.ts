@@ -9,18 +9,15 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterView, NodeResources, ResourceRequest } from '@tsray/scheduler';
 import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
-import { errorFromPayload } from '../error-payload.js';
-import { GetTimeoutError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
-import { gcFunction } from '../gc.js';
+import { RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { logger } from '../logger.js';
 import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
 import type { PendingDemand } from '../state-api.js';
-import { deserialize, type SerializedValue } from '../serialization.js';
+import { type SerializedValue } from '../serialization.js';
 import { FrameBuilder } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
 import { Deque } from './deque.js';
 import { NodeStore } from './store.js';
-import { WorkerProcess } from './worker-process.js';
 import { NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
 import { TokenVerifier } from '../auth.js';
 import { PeerMemory } from '../peer-memory.js';
@@ -30,11 +27,13 @@ import type { ActorUpdateFields } from '../cluster/control-plane.js';
 import { ClusterForwarder, type ClusterForwarderHost, type ClusterLinkApi } from './cluster-forwarder.js';
 import { ObjectTransfer, type ObjectTransferHost } from './object-transfer.js';
 import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
-import { WorkerHandle, type ActorRecord, type Lease, type PgRecord, type Pool, type TaskRecord } from './records.js';
-import { ENC_ERROR, errorObject, isPython, processAlive } from './node-support.js';
+import { WorkerHandle, type ActorRecord, type PgRecord, type Pool, type TaskRecord } from './records.js';
+import { errorObject } from './node-support.js';
 import { NODE_MESSAGE_HANDLERS, type NodeMessageHost } from './node-messages.js';
 import { TaskManager, type TaskManagerHost } from './task-manager.js';
 import { ActorManager } from './actor-manager.js';
+import { WorkerPool, type WorkerPoolHost } from './worker-pool.js';
+import { ObjectManager } from './object-manager.js';
 import { PlacementGroupManager, type PlacementGroupHost } from './placement-group-manager.js';
 import { StateService, type StateServiceHost } from './state-service.js';
 
@@ -94,12 +93,14 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   readonly resources: NodeResources;
   /** Workers, drivers and peer nodes connect here (ipc, and tcp in a cluster); bounded per connection. */
   private readonly server: RouterServer;
-  private readonly leasesByKey = new Map<string, Lease[]>();
-  private readonly workers = new Map<string, WorkerHandle>();
-  private readonly idle: WorkerHandle[] = [];
-  private workerSeq = 0;
-  private closed = false;
-  private readonly maxWorkers: number;
+  /** The embedded driver's gets, waits and zero-copy views (node/object-manager.ts). */
+  private readonly objectManager: ObjectManager;
+  /** Worker processes, client drivers and peer nodes; leases and idle reuse (node/worker-pool.ts). */
+  private readonly pool: WorkerPool;
+  private get workers(): Map<string, WorkerHandle> {
+    return this.pool.workers;
+  }
+  /** @internal */ closed = false;
   private readonly cpuSlots: number;
   private readonly abort = new AbortController();
   private readonly reaper: NodeJS.Timeout;
@@ -152,17 +153,26 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       spillDir: join(opts.sessionDir, 'spill'),
       spilling: opts.spilling,
       prefaultBytes: opts.prefaultBytes,
-      onPressure: () => this.requestGc(),
+      onPressure: () => this.objectManager.requestGc(),
     });
     this.objects = new ObjectTable((d) => this.store.release(d), (id) => this.onUnreferenced(id));
     this.store.attach(this.objects);
+    this.objectManager = new ObjectManager(this.objects, this.store);
     this.resources = new NodeResources(opts.resources, opts.gpuIds ? { gpuIds: opts.gpuIds } : undefined);
     this.cpuSlots = Math.max(1, Math.floor(opts.resources['CPU'] ?? 1));
     this.cluster.addNode(this.nodeId, this.resources);
     this.localView.addNode(this.nodeId, this.resources);
     this.nodePool = { key: '', resources: this.resources, pg: undefined, bundleIndex: -1 };
-    this.maxWorkers = this.cpuSlots + 64;
-    this.reaper = setInterval(() => this.reapIdle(), 500);
+    this.pool = new WorkerPool(this.workerPoolHost(), {
+      sessionDir: opts.sessionDir,
+      python: opts.python,
+      logToDriver: opts.logToDriver,
+      hasGpus: (opts.resources['GPU'] ?? 0) > 0,
+      cpuSlots: this.cpuSlots,
+      idleWorkerTimeoutMs: opts.idleWorkerTimeoutMs,
+      clientTimeoutMs: opts.clientTimeoutMs,
+    });
+    this.reaper = setInterval(() => this.pool.reapIdle(), 500);
     this.reaper.unref();
     // ---- components (split)
     this.taskManager = new TaskManager(this.taskManagerHost());
@@ -212,83 +222,11 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 
   getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]> {
-    const out = new Array<unknown>(ids.length);
-    let missing = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const e = this.objects.get(ids[i]!);
-      if (e?.data === undefined) missing++;
-    }
-    if (missing === 0) {
-      try {
-        for (let i = 0; i < ids.length; i++) out[i] = this.materialize(this.objects.get(ids[i]!)!);
-        return Promise.resolve(out);
-      } catch (e) {
-        return Promise.reject(e);
-      }
-    }
-    return new Promise((resolve, reject) => {
-      let left = missing;
-      const cancels: (() => void)[] = [];
-      let timer: NodeJS.Timeout | undefined;
-      const done = () => {
-        if (timer) clearTimeout(timer);
-        try {
-          for (let i = 0; i < ids.length; i++) out[i] = this.materialize(this.objects.get(ids[i]!)!);
-          resolve(out);
-        } catch (e) {
-          reject(e);
-        }
-      };
-      for (const id of ids) {
-        const e = this.objects.get(id);
-        if (e?.data !== undefined) continue;
-        cancels.push(
-          this.objects.whenReady(id, () => {
-            if (--left === 0) done();
-          }),
-        );
-      }
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          for (const c of cancels) c();
-          reject(new GetTimeoutError(timeoutMs / 1000, ids.filter((id) => this.objects.get(id)?.data === undefined)));
-        }, timeoutMs);
-      }
-    });
+    return this.objectManager.get(ids, timeoutMs);
   }
 
   wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
-    const ready: ObjectEntry[] = [];
-    for (const id of ids) {
-      const e = this.objects.get(id);
-      if (e?.data !== undefined) ready.push(e);
-    }
-    const finish = () => ready.sort((a, b) => a.seq - b.seq).map((e) => e.id);
-    if (ready.length >= numReturns) return Promise.resolve(finish().slice(0, numReturns));
-    return new Promise((resolve) => {
-      const cancels: (() => void)[] = [];
-      let timer: NodeJS.Timeout | undefined;
-      let settled = false;
-      const settle = () => {
-        if (settled) return;
-        settled = true;
-        if (timer) clearTimeout(timer);
-        for (const c of cancels) c();
-        resolve(finish().slice(0, numReturns));
-      };
-      for (const id of ids) {
-        const e = this.objects.get(id);
-        if (e?.data !== undefined) continue;
-        cancels.push(
-          this.objects.whenReady(id, (entry) => {
-            if (settled) return;
-            ready.push(entry);
-            if (ready.length >= numReturns) queueMicrotask(settle);
-          }),
-        );
-      }
-      if (timeoutMs !== undefined) timer = setTimeout(settle, timeoutMs);
-    });
+    return this.objectManager.wait(ids, numReturns, timeoutMs);
   }
 
   cancel(id: string, force: boolean): void { this.taskManager.cancel(id, force); }
@@ -317,44 +255,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     });
   }
 
-  /** Value of a sealed object in this (driver) process. */
-  private materialize(e: ObjectEntry): unknown {
-    const d = e.data!;
-    if (d.encoding === ENC_ERROR) throw errorFromPayload(this.store.bytes(d));
-    if (d.shm && d.encoding === 'raw') {
-      const view = this.store.arena.view(d.shm.offset, d.shm.length);
-      const value = deserialize('raw', d.rawKind, view) as object;
-      this.objects.pin(e.id);
-      viewRegistry.register(value, { node: this, id: e.id });
-      return value;
-    }
-    if (d.inline && d.encoding === 'raw') return deserialize('raw', d.rawKind, Buffer.from(d.inline));
-    return deserialize(d.encoding, d.rawKind, this.store.bytes(d));
-  }
-
-  private gcPending = false;
-  private lastGc = 0;
-
-  /** Collect garbage soon (throttled): finalizers of dropped refs then free their objects. */
-  private requestGc(): void {
-    if (this.gcPending || this.closed) return;
-    const gc = gcFunction();
-    if (!gc) return;
-    this.gcPending = true;
-    const delay = Math.max(0, 50 - (Date.now() - this.lastGc));
-    const t = setTimeout(() => {
-      this.gcPending = false;
-      this.lastGc = Date.now();
-      gc();
-    }, delay);
-    t.unref();
-  }
-
-  /** @internal called when a zero-copy view is collected. */
-  unpinView(id: string): void {
-    if (!this.closed) this.objects.unpin(id);
-  }
-
   // ---------------------------------------------------------------- tasks (TaskManager)
 
   /** @internal */ submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.taskManager.submit(spec, owner); }
@@ -368,58 +268,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */ scheduleFlush(): void { this.taskManager.scheduleFlush(); }
   /** @internal */ sealReturns(t: TaskRecord, data: StoredObject): void { this.taskManager.sealReturns(t, data); }
   /** @internal */ finishTask(t: TaskRecord, data: StoredObject | undefined): void { this.taskManager.finishTask(t, data); }
-
-  /** A lease for the queue `key` whose head is `head` (a reused idle worker of the same kind, or a new one). */
-  private newLease(key: string, head: TaskRecord): Lease | undefined {
-    const request = head.request;
-    const pool = head.pool ?? this.nodePool;
-    const python = isPython(head.spec.fn.moduleUrl);
-    const env = head.env;
-    if (!pool.resources.canFit(request)) return undefined;
-    const allocation = pool.resources.allocate(request);
-    if (!allocation) return undefined;
-    // Idle workers are reused only for the same GPUs, language, runtime env and job.
-    const gpuKey = allocation.gpuIds.join(',') + (python ? '|py' : '') + (env ? `|env:${env.hash}` : '') + `|job:${head.jobId}`;
-    let w: WorkerHandle | undefined;
-    for (let i = this.idle.length - 1; i >= 0; i--) {
-      if (this.idle[i]!.gpuKey === gpuKey) {
-        w = this.idle.splice(i, 1)[0];
-        break;
-      }
-    }
-    if (!w) {
-      if (this.workers.size >= this.maxWorkers) {
-        // Make room: stop an idle worker of another GPU set.
-        const victim = this.idle.shift();
-        if (victim) this.stopWorker(victim);
-        else {
-          pool.resources.release(allocation);
-          return undefined;
-        }
-      }
-      w = this.startWorker(gpuKey, allocation.gpuIds, head.jobId, python, env);
-    }
-    const lease: Lease = { key, pool, request, allocation, gpuIds: allocation.gpuIds, worker: w };
-    w.lease = lease;
-    return lease;
-  }
-
-  private releaseLease(w: WorkerHandle): void {
-    const l = w.lease;
-    if (!l) return;
-    w.lease = undefined;
-    if (l.allocation && l.pool.pg?.state !== 'removed') l.pool.resources.release(l.allocation);
-    const list = this.leasesByKey.get(l.key);
-    if (list) {
-      const i = list.indexOf(l);
-      if (i !== -1) list.splice(i, 1);
-    }
-    if (w.state !== 'dead') {
-      w.idleSince = Date.now();
-      this.idle.push(w);
-    }
-    this.scheduleDispatch();
-  }
 
   /**
    * The node as the task manager's host. An adapter rather than `this`: most of what the task manager
@@ -446,13 +294,13 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       get runtimeEnvs() {
         return node.runtimeEnvs;
       },
-      leasesByKey: this.leasesByKey,
+      leasesByKey: this.pool.leasesByKey,
       get workerCount() {
-        return node.workers.size;
+        return node.pool.size;
       },
       cpuSlots: this.cpuSlots,
-      newLease: (key, head) => this.newLease(key, head),
-      releaseLease: (w) => this.releaseLease(w),
+      newLease: (key, head) => this.pool.newLease(key, head),
+      releaseLease: (w) => this.pool.releaseLease(w),
       send: (w, body, fb) => this.send(w, body, fb),
       sendObjectsRemote: (w, entries) => this.sendObjectsRemote(w, entries),
       jobEnded: (jobId) => this.endedJobs.has(jobId),
@@ -606,42 +454,41 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   // ---------------------------------------------------------------- workers
 
   /** @internal */ startWorker(gpuKey: string, gpuIds: readonly string[], jobId: string, python = false, runtimeEnv?: EnvEntry): WorkerHandle {
-    const id = `w${this.workerSeq++}-${process.pid}`;
-    const launch = runtimeEnv ? this.runtimeEnvs.launch(runtimeEnv, python ? 'python' : 'node') : undefined;
-    const env: Record<string, string> = { TSRAY_TOKEN: this.token };
-    if (gpuIds.length > 0 || (this.opts.resources['GPU'] ?? 0) > 0) env['CUDA_VISIBLE_DEVICES'] = gpuIds.join(',');
-    const proc = new WorkerProcess({
-      workerId: id,
-      nodeAddress: this.address,
-      nodeId: this.nodeId,
-      jobId,
-      sessionDir: this.opts.sessionDir,
-      arenaFd: this.store.arenaFd,
-      arenaSize: this.store.capacity,
-      env,
-      logToDriver: this.opts.logToDriver,
-      defaultName: python ? 'python-worker' : 'worker',
-      python: python ? this.opts.python : undefined,
-      ...(launch ? { env: { ...launch.env, ...env }, cwd: launch.cwd, nodeArgs: launch.nodeArgs } : {}),
-    });
-    const w = new WorkerHandle(id, proc, gpuKey);
-    w.jobId = jobId;
-    if (runtimeEnv) {
-      this.runtimeEnvs.hold(runtimeEnv);
-      w.env = runtimeEnv;
-    }
-    this.workers.set(id, w);
-    proc.proc.on('exit', (code, signal) => this.workerExited(w, code, signal));
-    proc.proc.on('error', (err) => logger().error({ err, worker: id }, 'worker process error'));
-    // Workers must not keep the driver alive on their own.
-    proc.proc.unref();
-    return w;
+    return this.pool.startWorker(gpuKey, gpuIds, jobId, python, runtimeEnv);
+  }
+  /** @internal */ stopWorker(w: WorkerHandle): void {
+    this.pool.stopWorker(w);
   }
 
-  /** @internal */ stopWorker(w: WorkerHandle): void {
-    if (w.state === 'dead') return;
-    if (w.state === 'ready') this.send(w, { shutdown: { reason: 'idle' } });
-    else w.kill('SIGTERM');
+  /** The node as its worker pool sees it. */
+  private workerPoolHost(): WorkerPoolHost {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- getters of the literal read the node's current state
+    const node = this;
+    return {
+      nodeId: this.nodeId,
+      address: this.address,
+      token: this.token,
+      get objects() {
+        return node.objects;
+      },
+      get store() {
+        return node.store;
+      },
+      get nodePool() {
+        return node.nodePool;
+      },
+      get runtimeEnvs() {
+        return node.runtimeEnvs;
+      },
+      get closed() {
+        return node.closed;
+      },
+      send: (w, body) => this.send(w, body),
+      scheduleDispatch: () => this.scheduleDispatch(),
+      forgetWorker: (w) => this.dirtyWorkers.delete(w),
+      workerDied: (w, detail) => (w.actor ? this.actorWorkerDied(w.actor, w, detail) : this.taskManager.onWorkerDied(w, detail)),
+      clientGone: (w, why) => this.clientGone(w, why),
+    };
   }
 
   /**
@@ -651,12 +498,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */
   clientGone(w: WorkerHandle, why: string): void {
     if (w.state === 'dead') return;
-    w.state = 'dead';
-    this.workers.delete(w.id);
+    this.pool.removeClient(w);
     logger().info({ client: w.id, why }, 'client driver left');
-    this.releaseWorkerHolds(w);
-    if (w.kind !== 'driver' || !w.jobId) return;
-    for (const o of this.workers.values()) if (o.kind === 'driver' && o.jobId === w.jobId) return;
+    if (w.kind !== 'driver' || !w.jobId || this.pool.hasDriverOf(w.jobId)) return;
     this.endJob(w.jobId, `its driver left (${why})`);
     this.link?.gcs.endJob(w.jobId).catch((err: Error) => logger().warn({ job: w.jobId, err }, 'could not tell the GCS that a job ended'));
   }
@@ -688,76 +532,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     for (const q of this.queues.values()) {
       for (const t of q.removeWhere((x) => x.jobId === jobId && !x.actor)) this.finishTask(t, cancelled(t));
     }
-    for (const w of [...this.workers.values()]) {
-      if (w.kind !== 'worker' || w.jobId !== jobId || w.actor) continue;
-      const busy = w.pipeline.length > 0;
-      for (const t of w.pipeline) t.cancelled = { forced: true };
-      if (busy) w.kill('SIGKILL');
-      else {
-        const i = this.idle.indexOf(w);
-        if (i !== -1) this.idle.splice(i, 1);
-        this.stopWorker(w);
-      }
-    }
+    this.pool.stopJobWorkers(jobId);
     this.scheduleDispatch();
-  }
-
-  private reapIdle(): void {
-    const limit = this.opts.idleWorkerTimeoutMs ?? 1000;
-    const now = Date.now();
-    const clientLimit = this.opts.clientTimeoutMs ?? 10_000;
-    for (const w of [...this.workers.values()]) {
-      // Peer nodes are not timed out here: the GCS declares a silent node dead (nodeDied drops it).
-      if (w.kind !== 'driver') continue;
-      if (now - w.lastSeen > clientLimit) this.clientGone(w, `silent for ${now - w.lastSeen} ms`);
-      // A driver on this machine that was killed is seen at once (its pid is gone).
-      else if (!w.remote && w.pid > 0 && !processAlive(w.pid)) this.clientGone(w, `its process ${w.pid} exited`);
-    }
-    while (this.idle.length > this.cpuSlots && now - this.idle[0]!.idleSince > limit) {
-      this.stopWorker(this.idle.shift()!);
-    }
-  }
-
-  private workerExited(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
-    if (w.state === 'dead') return;
-    w.state = 'dead';
-    this.workers.delete(w.id);
-    if (w.env) {
-      this.runtimeEnvs.drop(w.env);
-      w.env = undefined;
-    }
-    const i = this.idle.indexOf(w);
-    if (i !== -1) this.idle.splice(i, 1);
-    this.dirtyWorkers.delete(w);
-    if (this.closed) return;
-    const detail = signal ? `killed by ${signal}` : `exit code ${code}`;
-    if (w.actor) {
-      this.releaseWorkerHolds(w);
-      this.actorWorkerDied(w.actor, w, detail);
-      this.scheduleDispatch();
-      return;
-    }
-    this.taskManager.onWorkerDied(w, detail);
-    this.releaseWorkerHolds(w);
-    // Tasks this worker submitted keep running (their refs are released above).
-    if (w.lease) {
-      const l = w.lease;
-      w.lease = undefined;
-      if (l.allocation && l.pool.pg?.state !== 'removed') l.pool.resources.release(l.allocation);
-      const list = this.leasesByKey.get(l.key);
-      if (list) list.splice(list.indexOf(l), 1);
-    }
-    this.scheduleDispatch();
-  }
-
-  /** Release what a dead worker or client held: refs, pins, unfinished arena allocations. */
-  private releaseWorkerHolds(w: WorkerHandle): void {
-    for (const id of w.heldRefs) this.objects.decRef(id);
-    w.heldRefs.clear();
-    for (const [id, n] of w.pins) for (let k = 0; k < n; k++) this.objects.unpin(id);
-    w.pins.clear();
-    for (const off of w.allocs) this.store.allocator.free(off);
-    w.allocs.clear();
   }
 
   // ---------------------------------------------------------------- socket
@@ -789,7 +565,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
         w.pid = r.pid ?? 0;
         w.remote = r.remote === true;
         if (r.kind === 'peer') w.peerNodeId = idStr.replace(/^peer:/, '');
-        this.workers.set(w.id, w);
+        this.pool.addClient(w);
         logger().info({ client: w.id, pid: r.pid, kind: r.kind, namespace: w.namespace }, r.kind === 'peer' ? 'peer node connected' : 'client driver connected');
       }
     }
@@ -855,7 +631,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
         if (w.state !== 'dead') this.server.send(w.identity, body, frames);
       },
       send: (w, body, fb) => this.send(w, body, fb),
-      unpinView: (id) => this.unpinView(id),
+      unpinView: (id) => this.objectManager.unpinView(id),
     };
   }
 
@@ -923,10 +699,11 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   async shutdown(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.objectManager.close();
     clearInterval(this.reaper);
     this.abort.abort();
     this.link?.close();
-    const procs = [...this.workers.values()].filter((w) => w.proc);
+    const procs = this.pool.processes();
     for (const w of procs) {
       try {
         w.proc!.proc.stdin?.end();
@@ -948,4 +725,4 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 }
 
-const viewRegistry = new FinalizationRegistry<{ node: NodeRuntime; id: string }>((h) => h.node.unpinView(h.id));
+

@@ -185,7 +185,7 @@ class FakeNode implements ActorManagerHost {
   errorOf(taskId: string): Error {
     expect(this.results.has(taskId), `task ${taskId} finished`).toBe(true);
     const d = this.results.get(taskId)!;
-    return errorFromPayload(d.inline!, d.rawKind);
+    return errorFromPayload(d.inline!);
   }
 }
 

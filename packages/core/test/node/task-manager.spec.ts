@@ -202,7 +202,7 @@ function succeed(tm: TaskManager, w: WorkerHandle, s: SubmitSpec, attempt = 0, t
 function outcome(node: FakeNode, id: string): string | Error | undefined {
   const d = node.objects.get(id)?.data;
   if (!d) return undefined;
-  return d.encoding === 'error' ? errorFromPayload(d.inline!, d.rawKind) : d.inline!.toString();
+  return d.encoding === 'error' ? errorFromPayload(d.inline!) : d.inline!.toString();
 }
 
 afterEach(() => {
