@@ -8,7 +8,6 @@ cluster, or, when there is none, asks the head (GCS) for its node over TCP, prov
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -65,20 +64,20 @@ def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> 
     try:
         sock.connect(f"tcp://{host_port}")
         p = token_proof(token, conn_id)
-        arg = {"authProof": base64.b64encode(p["auth_proof"]).decode(), "authTime": p["auth_time"], "authNonce": p["auth_nonce"]}
-        sock.send_multipart(encode_message(pb.GcsCall(request_id=1, method="cluster.entry", json=json.dumps(arg))))
+        proof = pb.TokenProof(auth_proof=p["auth_proof"], auth_time=p["auth_time"], auth_nonce=p["auth_nonce"])
+        sock.send_multipart(encode_message(pb.GcsRequest(request_id=1, cluster_entry=proof)))
         t = timeout if timeout is not None else float(os.environ.get("TSRAY_CONNECT_TIMEOUT_MS", "10000")) / 1000
         if not sock.poll(int(t * 1000)):
             raise ConnectionError(f"init(): no tsray cluster answered at {host_port} within {t:g} s (is it running? is the address right?)")
         msg = decode_message(sock.recv_multipart())
-        if msg.kind != "gcs_reply":
+        if msg.kind != "gcs_response":
             raise ConnectionError(f"init(): {host_port} did not answer as a tsray head")
-        r = msg.envelope.gcs_reply
-        if r.error:
-            if r.error.startswith("AUTH_FAILED"):
-                raise AuthenticationError(r.error.removeprefix("AUTH_FAILED: "))
-            raise ConnectionError(r.error)
-        nodes = json.loads(r.json or "[]")
+        r = msg.envelope.gcs_response
+        if r.HasField("error"):
+            if r.error.code == pb.ERROR_CODE_AUTH_FAILED:
+                raise AuthenticationError(r.error.message)
+            raise ConnectionError(r.error.message)
+        nodes = [{"alive": n.alive, "isHead": n.is_head, "address": n.address} for n in r.nodes.nodes]
         alive = [n for n in nodes if n.get("alive")]
         head = next((n for n in alive if n.get("isHead")), alive[0] if alive else None)
         if head is None:

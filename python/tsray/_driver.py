@@ -376,10 +376,10 @@ class Client:
             fut = self._requests.pop(env.get_actor_reply.request_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(env.get_actor_reply)
-        elif kind == "gcs_reply":
-            fut = self._requests.pop(env.gcs_reply.request_id, None)
+        elif kind == "gcs_response":
+            fut = self._requests.pop(env.gcs_response.request_id, None)
             if fut is not None and not fut.done():
-                fut.set_result(env.gcs_reply)
+                fut.set_result(env.gcs_response)
         elif kind == "alloc_reply":
             fut = self._requests.pop(env.alloc_reply.request_id, None)
             if fut is not None and not fut.done():
@@ -632,10 +632,10 @@ class Client:
     def state_call(self, method: str, timeout: float = 30.0) -> Any:
         """A state API call answered by the node this client is attached to (cluster-wide through
         the head when the node is part of a multi-node cluster); the decoded JSON answer."""
-        reply = self._request(lambda rid: pb.GcsCall(request_id=rid, method=method, json=""), timeout)
-        if reply.error:
-            raise TsrayError(f"the tsray node could not answer {method}: {reply.error}")
-        return json.loads(reply.json or "null")
+        reply = self._request(lambda rid: pb.GcsRequest(request_id=rid, state_query=pb.StateSelector(what=method)), timeout)
+        if reply.HasField("error"):
+            raise TsrayError(f"the tsray node could not answer {method}: {reply.error.message}")
+        return json.loads(reply.state.json[0]) if reply.state.json else None
 
     def cluster_resources(self) -> dict[str, float]:
         """Total resources of the cluster's alive nodes (as Ray's ``cluster_resources()``)."""

@@ -114,11 +114,11 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     const g = gcs;
     jobs = new JobManager({ logDir: join(config.sessionDir, 'logs'), env: { TSRAY_ADDRESS: gcsAddress, TSRAY_TOKEN: config.token }, logger: logger() });
     const j = jobs;
-    g.methods.set('jobs.list', () => j.list());
+    g.service.listJobs = () => j.list();
     api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state: headState(g), logger: logger() });
   }
   const dashboardUrl = api ? api.url.replace('0.0.0.0', adv) : undefined;
-  if (gcs && dashboardUrl) gcs.dashboardUrl = dashboardUrl;
+  if (gcs && dashboardUrl) gcs.service.dashboardUrl = dashboardUrl;
   if (gcs && !isBindAll(host) && !isLoopback(host)) gcs.refuseLoopbackNodes = true;
   const ready: ReadyInfo = {
     role: config.role,
@@ -170,8 +170,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
 /** Cluster state for the HTTP API and the CLI, from the GCS and the nodes. */
 function headState(gcs: GcsServer): StateProvider {
   const gather = async <T>(what: string): Promise<T[]> => {
-    const all = await gcs.askNodes('state.snapshot', { what });
-    return all.flatMap((r) => ((r.result as Record<string, T[]>)[what] ?? []) as T[]);
+    const all = await gcs.service.gatherState(what);
+    return all.flatMap((r) => (r[what] ?? []) as T[]);
   };
   const actors = async (): Promise<ActorState[]> =>
     gcs.actorEntries().map((a: ActorEntry) => ({
@@ -193,8 +193,8 @@ function headState(gcs: GcsServer): StateProvider {
     objects: () => gather<ObjectState>('objects'),
     placementGroups: () => gather<PlacementGroupState>('placement_groups'),
     status: async (): Promise<ClusterStatus> => {
-      const snap = await gcs.askNodes('state.snapshot', { what: 'all' });
-      const pick = <T>(k: string) => snap.flatMap((r) => ((r.result as Record<string, T[]>)[k] ?? []) as T[]);
+      const snap = await gcs.service.gatherState('all');
+      const pick = <T>(k: string) => snap.flatMap((r) => (r[k] ?? []) as T[]);
       const nodes: NodeInfo[] = gcs.nodeInfos();
       return { nodes, pendingDemand: pick<DemandState>('demand'), placementGroups: pick<PlacementGroupState>('placement_groups') };
     },

@@ -3,15 +3,16 @@
  * resource view (every node's totals and what is free), the actor directory with names per namespace,
  * an internal KV, and pub/sub of node changes (NodeTable to every node). Objects are not here (nodes
  * own them). Nodes connect a DEALER to this ROUTER; the first message of a connection must be a
- * RegisterNode that proves the cluster token. Every send goes through one Outbox (zeromq.js allows one
- * send in flight per socket), and no message, however malformed, ends the receive loop.
+ * RegisterNode that proves the cluster token; control calls are typed GcsRequest messages answered by
+ * the {@link GcsService}. Every send goes through one Outbox (zeromq.js allows one send in flight per
+ * socket), and no message, however malformed, ends the receive loop.
  * @module
  */
-import { hostname } from 'node:os';
 import * as zmq from 'zeromq';
-import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
-import { RouterServer, TokenVerifier } from '@tsray/core/internal';
-import type { ActorState, NodeInfo } from './contracts.js';
+import { tsray, type DecodedMessage, type EnvelopeBody, type GcsCall } from '@tsray/protocol';
+import { type ActorDirectoryEntry, RouterServer, TokenVerifier, amountsToRecord, answerGcsRequest, nodeStateFromWire } from '@tsray/core/internal';
+import type { NodeInfo } from './contracts.js';
+import { GcsService } from './gcs-service.js';
 import { logger } from './logger.js';
 import { PortInUseError } from './errors.js';
 import { isLoopback } from './node-address.js';
@@ -36,22 +37,7 @@ interface NodeEntry {
 }
 
 /** One actor in the directory (what the owner node reported). */
-export interface ActorEntry {
-  actorId: string;
-  name: string;
-  namespace: string;
-  className: string;
-  methods: string[];
-  /** The node that created it (calls from other nodes go there). */
-  ownerNodeId: string;
-  /** The node whose worker runs it now. */
-  hostNodeId: string;
-  state: ActorState['state'];
-  pid: number;
-  numRestarts: number;
-  detached: boolean;
-  deathCause?: string;
-}
+export type ActorEntry = ActorDirectoryEntry;
 
 /** The GCS server. */
 export class GcsServer {
@@ -61,10 +47,7 @@ export class GcsServer {
   private readonly verifier: TokenVerifier;
   private readonly nodes = new Map<string, NodeEntry>();
   private readonly byIdentity = new Map<string, string>();
-  private readonly actors = new Map<string, ActorEntry>();
-  private readonly names = new Map<string, string>();
-  private readonly kv = new Map<string, string>();
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<number, { resolve: (v: tsray.v1.IGcsResponse) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private requestSeq = 0;
   private readonly timer: NodeJS.Timeout;
   private lastBroadcast = 0;
@@ -73,15 +56,13 @@ export class GcsServer {
   private readonly tickMs: number;
   /** Called when a node joins or dies. */
   onNodeChange: ((n: NodeInfo) => void) | undefined;
-  /** The jobs HTTP API's URL, told to clients that ask by GCS address (`tsray status --address HOST:PORT`). */
-  dashboardUrl: string | undefined;
+  /** The answers to control calls: actor directory, KV, listings; the head sets its dashboard URL and jobs here. */
+  readonly service = new GcsService({ nodes: () => [...this.nodes.values()].map((n) => n.info), askNodes: (call, t) => this.askNodes(call, t) });
   /**
    * Refuse a node advertising a loopback address: set when the GCS is bound to a non-loopback address,
    * so every node reached it over the network and no other node could reach a loopback address.
    */
   refuseLoopbackNodes = false;
-  /** More control methods (the head adds `jobs.list`). */
-  readonly methods = new Map<string, (arg: Record<string, unknown>) => unknown>();
 
   private constructor(opts: GcsOptions, port: number) {
     this.address = `${opts.host}:${port}`;
@@ -144,34 +125,37 @@ export class GcsServer {
 
   /** The actor directory. */
   actorEntries(): ActorEntry[] {
-    return [...this.actors.values()];
+    return this.service.actorEntries();
   }
 
-  /** Ask every alive node for a JSON document (`state.snapshot` etc.); dead or silent nodes are skipped. */
-  async askNodes(method: string, json: unknown, timeoutMs = 3000): Promise<{ nodeId: string; result: unknown }[]> {
+  /** Send `call` to every alive node; dead, silent or failing nodes are skipped (logged). */
+  async askNodes(call: GcsCall, timeoutMs = 3000): Promise<{ nodeId: string; response: tsray.v1.IGcsResponse }[]> {
     const alive = [...this.nodes.entries()].filter(([, n]) => n.info.alive);
+    const name = Object.keys(call)[0];
     const out = await Promise.all(
       alive.map(async ([nodeId, n]) => {
         try {
-          return { nodeId, result: await this.call(n.identity, method, json, timeoutMs) };
+          const response = await this.call(n.identity, call, timeoutMs);
+          if (response.error) throw new Error(response.error.message ?? 'failed');
+          return { nodeId, response };
         } catch (e) {
-          logger().warn({ nodeId, method, err: e }, 'node did not answer a state request');
+          logger().warn({ nodeId, call: name, err: e }, 'node did not answer a control call');
           return undefined;
         }
       }),
     );
-    return out.filter((x): x is { nodeId: string; result: unknown } => x !== undefined);
+    return out.filter((x): x is { nodeId: string; response: tsray.v1.IGcsResponse } => x !== undefined);
   }
 
-  private call(identity: Buffer, method: string, json: unknown, timeoutMs: number): Promise<unknown> {
+  private call(identity: Buffer, call: GcsCall, timeoutMs: number): Promise<tsray.v1.IGcsResponse> {
     const requestId = ++this.requestSeq;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
-        reject(new Error(`no answer to ${method} within ${timeoutMs} ms`));
+        reject(new Error(`no answer to ${Object.keys(call)[0]} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(requestId, { resolve, reject, timer });
-      this.send(identity, { gcsCall: { requestId, method, json: JSON.stringify(json ?? null) } });
+      this.send(identity, { gcsRequest: { requestId, ...call } });
     });
   }
 
@@ -221,25 +205,7 @@ export class GcsServer {
     }
     const nodeId = this.byIdentity.get(idStr);
     const n = nodeId ? this.nodes.get(nodeId) : undefined;
-    if (!n && kind === 'gcsCall' && (envelope.gcsCall!.method === 'cluster.entry' || envelope.gcsCall!.method === 'cluster.dashboard')) {
-      // A driver on a machine without a node asks where to connect, the CLI where the jobs HTTP API is
-      // (proving the token in the call).
-      const c = envelope.gcsCall!;
-      let a: { authProof?: string; authTime?: number; authNonce?: string } = {};
-      try {
-        a = JSON.parse(c.json || '{}') as typeof a;
-      } catch {
-        /* bad JSON: no proof */
-      }
-      const why = this.verifier.check(idStr, a.authProof ? Buffer.from(a.authProof, 'base64') : undefined, Number(a.authTime ?? 0), a.authNonce);
-      if (why) {
-        this.server.refuse(identity, {}, `refused a driver: ${why}`, { gcsReply: { requestId: c.requestId, json: '', error: `AUTH_FAILED: the head refused the connection: ${why}` } });
-        return;
-      }
-      const result = c.method === 'cluster.dashboard' ? { dashboardUrl: this.dashboardUrl ?? null } : this.nodeInfos();
-      this.send(identity, { gcsReply: { requestId: c.requestId, json: JSON.stringify(result), error: '' } });
-      return;
-    }
+    if (!n && kind === 'gcsRequest' && this.serveUnregistered(identity, envelope.gcsRequest!)) return;
     if (!n) {
       const msg = 'message from an unregistered connection; refused, the connection is closed (a node must send RegisterNode with a token proof first)';
       this.server.refuse(identity, { kind }, msg, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' } });
@@ -257,22 +223,18 @@ export class GcsServer {
         n.gpuFree = (h.gpuFree ?? []).map(Number);
         return;
       }
-      case 'gcsCall': {
-        const c = envelope.gcsCall!;
-        new Promise<unknown>((resolve) => resolve(this.serve(nodeId!, c.method ?? '', c.json ? JSON.parse(c.json) : null))).then(
-          (v) => this.send(identity, { gcsReply: { requestId: c.requestId, json: JSON.stringify(v ?? null), error: '' } }),
-          (e: Error) => this.send(identity, { gcsReply: { requestId: c.requestId, json: '', error: e.message } }),
-        );
+      case 'gcsRequest': {
+        const req = envelope.gcsRequest!;
+        void answerGcsRequest(req, (q) => this.service.serve(nodeId!, q)).then((r) => this.send(identity, { gcsResponse: r }));
         return;
       }
-      case 'gcsReply': {
-        const r = envelope.gcsReply!;
+      case 'gcsResponse': {
+        const r = envelope.gcsResponse!;
         const p = this.pending.get(Number(r.requestId));
         if (!p) return;
         this.pending.delete(Number(r.requestId));
         clearTimeout(p.timer);
-        if (r.error) p.reject(new Error(r.error));
-        else p.resolve(r.json ? JSON.parse(r.json) : null);
+        p.resolve(r);
         return;
       }
       case 'error':
@@ -283,64 +245,24 @@ export class GcsServer {
     }
   }
 
-  /** Control calls from nodes. */
-  private serve(from: string, method: string, a: Record<string, unknown> | null): unknown | Promise<unknown> {
-    const arg = a ?? {};
-    switch (method) {
-      case 'actor.register': {
-        const e = arg as unknown as ActorEntry;
-        if (e.name) {
-          const key = `${e.namespace}\0${e.name}`;
-          const other = this.names.get(key);
-          if (other && other !== e.actorId && this.actors.get(other)?.state !== 'DEAD') {
-            throw new Error(`the actor name "${e.name}" is already taken in namespace "${e.namespace}" (actor ${other})`);
-          }
-          this.names.set(key, e.actorId);
-        }
-        this.actors.set(e.actorId, { ...e, ownerNodeId: e.ownerNodeId || from, hostNodeId: e.hostNodeId || from });
-        return { ok: true };
-      }
-      case 'actor.update': {
-        const e = this.actors.get(String(arg['actorId']));
-        if (e) Object.assign(e, arg);
-        if (e && e.state === 'DEAD' && e.name && this.names.get(`${e.namespace}\0${e.name}`) === e.actorId) this.names.delete(`${e.namespace}\0${e.name}`);
-        return { ok: !!e };
-      }
-      case 'actor.lookup': {
-        let id = arg['actorId'] as string | undefined;
-        if (!id) id = this.names.get(`${String(arg['namespace'])}\0${String(arg['name'])}`);
-        const e = id ? this.actors.get(id) : undefined;
-        if (!e || e.state === 'DEAD') return null;
-        return e;
-      }
-      case 'actor.list':
-        return this.actorEntries();
-      case 'nodes.list':
-        return this.nodeInfos();
-      case 'kv.put':
-        if (arg['overwrite'] === false && this.kv.has(String(arg['key']))) return { added: false };
-        this.kv.set(String(arg['key']), String(arg['value']));
-        return { added: true };
-      case 'kv.get':
-        return { value: this.kv.get(String(arg['key'])) ?? null };
-      case 'kv.del':
-        return { deleted: this.kv.delete(String(arg['key'])) };
-      case 'kv.keys': {
-        const prefix = String(arg['prefix'] ?? '');
-        return [...this.kv.keys()].filter((k) => k.startsWith(prefix));
-      }
-      case 'job.end':
-        // A driver left on `from`: its job ends on every other node too (workers, actors, groups).
-        void this.askNodes('job.end', { jobId: String(arg['jobId'] ?? '') });
-        return { ok: true };
-      case 'state.gather':
-        return this.askNodes('state.snapshot', { what: String(arg['what'] ?? 'all') }).then((r) => r.map((x) => x.result));
-      default: {
-        const m = this.methods.get(method);
-        if (m) return m(arg);
-        throw new Error(`unknown GCS method "${method}"`);
-      }
+  /**
+   * A driver on a machine without a node asks where to connect (cluster_entry), the CLI where the jobs
+   * HTTP API is (cluster_dashboard), proving the token in the call. False for any other call (the
+   * connection is then refused as unregistered).
+   */
+  private serveUnregistered(identity: Buffer, req: tsray.v1.IGcsRequest): boolean {
+    // Only these two calls are served, and only the one asked (whatever else the message sets).
+    const call: GcsCall | undefined = req.clusterEntry ? { clusterEntry: req.clusterEntry } : req.clusterDashboard ? { clusterDashboard: req.clusterDashboard } : undefined;
+    const proof = req.clusterEntry ?? req.clusterDashboard;
+    if (!call || !proof) return false;
+    const why = this.verifier.check(identity.toString(), proof.authProof ?? undefined, Number(proof.authTime ?? 0), proof.authNonce ?? undefined);
+    if (why) {
+      const error = { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` };
+      this.server.refuse(identity, {}, `refused a driver: ${why}`, { gcsResponse: { requestId: req.requestId, error } });
+      return true;
     }
+    void answerGcsRequest({ requestId: req.requestId, ...call }, (q) => this.service.serve(identity.toString(), q)).then((r) => this.send(identity, { gcsResponse: r }));
+    return true;
   }
 
   private lastTick = Date.now();
@@ -364,9 +286,7 @@ export class GcsServer {
         n.info.alive = false;
         n.info.deathReason = `no heartbeat for ${(silent / 1000).toFixed(1)} s (limit ${(this.deathTimeoutMs / 1000).toFixed(1)} s)`;
         logger().warn({ nodeId, reason: n.info.deathReason }, 'node declared dead');
-        for (const a of this.actors.values()) {
-          if (a.hostNodeId === nodeId && a.state !== 'DEAD') a.state = 'RESTARTING';
-        }
+        this.service.nodeDied(nodeId);
         this.onNodeChange?.(nodeInfoFromWire(n.info));
         changed = true;
       }
@@ -400,25 +320,7 @@ async function bindRetry(sock: RouterServer, endpoint: string): Promise<void> {
 }
 
 /** Resource amounts (fixed point) to floats. */
-export function amountsToRecord(a: tsray.v1.IResourceAmount[] | null | undefined): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const r of a ?? []) out[r.name ?? ''] = Number(r.units ?? 0) / 10_000;
-  return out;
-}
+export { amountsToRecord };
 
 /** NodeInfo (state API shape) from its wire form. */
-export function nodeInfoFromWire(n: tsray.v1.INodeInfo): NodeInfo {
-  return {
-    nodeId: n.nodeId ?? '',
-    alive: n.alive === true,
-    isHead: n.isHead === true,
-    address: n.address ?? '',
-    hostname: n.hostname || hostname(),
-    pid: n.pid ?? 0,
-    resourcesTotal: amountsToRecord(n.total),
-    resourcesAvailable: n.alive ? amountsToRecord(n.available) : {},
-    labels: { ...(n.labels ?? {}) },
-    startTime: Number(n.startTimeMs ?? 0),
-    ...(n.deathReason ? { deathReason: n.deathReason } : {}),
-  };
-}
+export const nodeInfoFromWire: (n: tsray.v1.INodeInfo) => NodeInfo = nodeStateFromWire;

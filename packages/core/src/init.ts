@@ -7,9 +7,8 @@ import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AuthenticationError, ConnectionError, DriverCodeInWorkerError, RuntimeStateError, ValidationError } from './errors.js';
-import * as zmq from 'zeromq';
-import { decodeMessage, encodeMessage } from '@tsray/protocol';
-import { makeTokenProof } from './auth.js';
+import { tsray } from '@tsray/protocol';
+import { askHead } from './cluster/head-query.js';
 import { WorkerRuntime } from './worker/worker-runtime.js';
 import { config } from './config.js';
 import { logger, setLogLevel } from './logger.js';
@@ -297,27 +296,11 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
 /** Ask a cluster's head (GCS at host:port) for its nodes, proving the token. */
 async function clusterEntry(hostPort: string, token: string | undefined, timeoutMs: number): Promise<{ nodeId: string; address: string; alive: boolean; isHead: boolean }[]> {
   if (!token) throw new AuthenticationError(`init({ address: '${hostPort}' }): connecting to a remote cluster needs its token (init({ token }), TSRAY_TOKEN)`);
-  const id = `entry:${randomBytes(6).toString('hex')}`;
-  const sock = new zmq.Dealer({ routingId: id, linger: 0 });
-  sock.connect(`tcp://${hostPort}`);
-  try {
-    const p = makeTokenProof(token, id);
-    await sock.send(encodeMessage({ gcsCall: { requestId: 1, method: 'cluster.entry', json: JSON.stringify({ authProof: p.authProof.toString('base64'), authTime: p.authTime, authNonce: p.authNonce }) } }));
-    const reply = await Promise.race([
-      sock.receive(),
-      new Promise<never>((_, reject) => {
-        const t = setTimeout(() => reject(new ConnectionError(`init(): no tsray cluster answered at ${hostPort} within ${timeoutMs} ms (is it running? is the address right?)`)), timeoutMs);
-        t.unref();
-      }),
-    ]);
-    const { envelope } = decodeMessage(reply);
-    const r = envelope.gcsReply;
-    if (!r) throw new ConnectionError(`init(): ${hostPort} did not answer as a tsray head (${envelope.error?.message ?? 'unexpected reply'})`);
-    if (r.error) throw r.error.startsWith('AUTH_FAILED') ? new AuthenticationError(r.error.replace(/^AUTH_FAILED: /, '')) : new ConnectionError(r.error);
-    return JSON.parse(r.json ?? '[]');
-  } finally {
-    sock.close();
-  }
+  const envelope = await askHead(hostPort, token, 'clusterEntry', timeoutMs, () => new ConnectionError(`init(): no tsray cluster answered at ${hostPort} within ${timeoutMs} ms (is it running? is the address right?)`));
+  const r = envelope.gcsResponse;
+  if (!r) throw new ConnectionError(`init(): ${hostPort} did not answer as a tsray head (${envelope.error?.message ?? 'unexpected reply'})`);
+  if (r.error) throw r.error.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED ? new AuthenticationError(r.error.message ?? 'refused') : new ConnectionError(r.error.message ?? 'refused');
+  return (r.nodes?.nodes ?? []).map((n) => ({ nodeId: n.nodeId ?? '', address: n.address ?? '', alive: n.alive === true, isHead: n.isHead === true }));
 }
 
 function sameHostPort(a: string, b: string): boolean {

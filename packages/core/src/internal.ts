@@ -14,3 +14,23 @@ export { UnregisteredPeers } from './unregistered-peers.js';
 export { routerSocketOptions } from './router-options.js';
 export { resolveNodeGpus, visibleGpuIds } from './gpus.js';
 export { RouterServer, type RouterServerOptions } from './router-server.js';
+export { askHead, type HeadQuery } from './cluster/head-query.js';
+export { GcsClient, parseStateRows, type GcsTransport, type StateRows } from './cluster/gcs-client.js';
+export {
+  GcsCallError,
+  actorEntryFromWire,
+  actorEntryToWire,
+  actorUpdateFromWire,
+  amountsToRecord,
+  answerGcsRequest,
+  boundedName,
+  callKindOf,
+  gcsResponse,
+  malformed,
+  nodeStateFromWire,
+  notServedHere,
+  requiredName,
+  type ActorDirectoryEntry,
+  type ActorLifecycle,
+  type ActorUpdateFields,
+} from './cluster/control-plane.js';

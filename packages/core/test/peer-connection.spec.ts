@@ -32,7 +32,7 @@ function closedPort(): Promise<number> {
 }
 
 function handler(unreachable: string[]): LinkHandler {
-  return { onNodeTable: () => undefined, onGcsCall: () => null, onPeerMessage: () => undefined, onFatal: () => undefined, onPeerUnreachable: (_id, why) => unreachable.push(why) };
+  return { onNodeTable: () => undefined, onGcsRequest: () => ({ ok: true }), onPeerMessage: () => undefined, onFatal: () => undefined, onPeerUnreachable: (_id, why) => unreachable.push(why) };
 }
 
 describe('PeerConnection connect limit', () => {

@@ -57,8 +57,8 @@ export const BODY_KINDS = [
   'registerNode',
   'nodeHeartbeat',
   'nodeTable',
-  'gcsCall',
-  'gcsReply',
+  'gcsRequest',
+  'gcsResponse',
 ] as const satisfies readonly BodyKind[];
 
 // Compile-time check that BODY_KINDS lists every member of the oneof.

@@ -31,3 +31,4 @@ export {
   type DecodedMessage,
 } from './framing.js';
 export { payloadBytes, PayloadWriter, type PayloadRef, type PayloadWriterOptions } from './payload.js';
+export type { GcsCall, GcsCallKind, GcsResult, GcsResultKind } from './control.js';

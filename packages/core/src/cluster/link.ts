@@ -5,8 +5,10 @@
  * @internal
  */
 import * as zmq from 'zeromq';
-import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { decodeMessage, encodeMessage, tsray, type EnvelopeBody, type GcsCall, type GcsResult } from '@tsray/protocol';
 import { makeTokenProof } from '../auth.js';
+import { answerGcsRequest } from './control-plane.js';
+import { GcsClient } from './gcs-client.js';
 import { config } from '../config.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
@@ -15,8 +17,8 @@ import { Outbox } from '../outbox.js';
 export interface LinkHandler {
   /** A new node table from the GCS. */
   onNodeTable(t: tsray.v1.INodeTable): void;
-  /** A control call from the GCS (state listings); return the JSON result. */
-  onGcsCall(method: string, arg: unknown): unknown;
+  /** A control call from the GCS (state_snapshot, job_end): its result; a throw is the error reply. */
+  onGcsRequest(req: tsray.v1.IGcsRequest): GcsResult | Promise<GcsResult>;
   /** A message from a peer node (an answer to what this node sent it). */
   onPeerMessage(peerNodeId: string, kind: string, envelope: tsray.v1.Envelope, payloads: Buffer[]): void;
   /** The GCS refused this node or declared it dead, or the head was lost for good: the node must stop. */
@@ -132,10 +134,10 @@ export class PeerConnection {
 
 /** The node's link to the GCS and its peers. */
 export class ClusterLink {
-  private readonly gcs: zmq.Dealer;
+  private readonly gcsSocket: zmq.Dealer;
   private readonly outbox: Outbox;
   private readonly peers = new Map<string, PeerConnection>();
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: tsray.v1.IGcsResponse) => void; reject: (e: Error) => void }>();
   private requestSeq = 0;
   private readonly beat: NodeJS.Timeout;
   private seq = 0;
@@ -149,6 +151,8 @@ export class ClusterLink {
   private nextLossLog = HEAD_SILENT_MS;
   readonly ready: Promise<void>;
   readonly nodeId: string;
+  /** The GCS's control calls, typed. */
+  readonly gcs = new GcsClient((call, timeoutMs) => this.request(call, timeoutMs));
 
   constructor(
     private readonly opts: LinkOptions,
@@ -156,9 +160,9 @@ export class ClusterLink {
   ) {
     this.nodeId = opts.node.nodeId ?? '';
     // Reconnects back off from 100 ms to 5 s while the head is away.
-    this.gcs = new zmq.Dealer({ routingId: `node:${this.nodeId}`, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0, reconnectInterval: 100, reconnectMaxInterval: 5000 });
-    this.gcs.connect(`tcp://${opts.gcsAddress}`);
-    this.outbox = new Outbox(this.gcs);
+    this.gcsSocket = new zmq.Dealer({ routingId: `node:${this.nodeId}`, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0, reconnectInterval: 100, reconnectMaxInterval: 5000 });
+    this.gcsSocket.connect(`tcp://${opts.gcsAddress}`);
+    this.outbox = new Outbox(this.gcsSocket);
     this.ready = new Promise((resolve, reject) => (this.registered = { resolve, reject }));
     this.ready.catch(() => undefined);
     const proof = makeTokenProof(opts.token, `node:${this.nodeId}`);
@@ -207,26 +211,27 @@ export class ClusterLink {
     return false;
   }
 
-  /** A control call to the GCS. */
-  call<T = unknown>(method: string, arg: unknown, timeoutMs = 15_000): Promise<T> {
+  /** Send one control call to the GCS; resolves with its response (an error reply included). */
+  private request(call: GcsCall, timeoutMs = 15_000): Promise<tsray.v1.IGcsResponse> {
     const requestId = ++this.requestSeq;
-    return new Promise<T>((resolve, reject) => {
+    const name = Object.keys(call)[0];
+    return new Promise<tsray.v1.IGcsResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
-        reject(new Error(`the head (GCS at ${this.opts.gcsAddress}) did not answer ${method} within ${timeoutMs / 1000} s`));
+        reject(new Error(`the head (GCS at ${this.opts.gcsAddress}) did not answer ${name} within ${timeoutMs / 1000} s`));
       }, timeoutMs);
       timer.unref();
       this.pending.set(requestId, {
         resolve: (v) => {
           clearTimeout(timer);
-          (resolve as (v: unknown) => void)(v);
+          resolve(v);
         },
         reject: (e) => {
           clearTimeout(timer);
           reject(e);
         },
       });
-      this.send({ gcsCall: { requestId, method, json: JSON.stringify(arg ?? null) } });
+      this.send({ gcsRequest: { requestId, ...call } });
     });
   }
 
@@ -251,7 +256,7 @@ export class ClusterLink {
   /** Receive from the GCS until closed; a bad message is logged and dropped, never the end of the loop. */
   private async loop(): Promise<void> {
     try {
-      for await (const frames of this.gcs) {
+      for await (const frames of this.gcsSocket) {
         if (this.nextLossLog > HEAD_SILENT_MS) logger().info({ gcs: this.opts.gcsAddress }, 'the head answers again');
         this.lastHeard = Date.now();
         this.nextLossLog = HEAD_SILENT_MS;
@@ -276,25 +281,17 @@ export class ClusterLink {
         }
         this.handler.onNodeTable(envelope.nodeTable!);
         break;
-      case 'gcsReply': {
-        const r = envelope.gcsReply!;
+      case 'gcsResponse': {
+        const r = envelope.gcsResponse!;
         const p = this.pending.get(Number(r.requestId));
         if (!p) break;
         this.pending.delete(Number(r.requestId));
-        if (r.error) p.reject(new Error(r.error));
-        else p.resolve(r.json ? JSON.parse(r.json) : null);
+        p.resolve(r);
         break;
       }
-      case 'gcsCall': {
-        const c = envelope.gcsCall!;
-        let json = '';
-        let error = '';
-        try {
-          json = JSON.stringify(this.handler.onGcsCall(c.method ?? '', c.json ? JSON.parse(c.json) : null) ?? null);
-        } catch (e) {
-          error = (e as Error).message;
-        }
-        this.send({ gcsReply: { requestId: c.requestId, json, error } });
+      case 'gcsRequest': {
+        const req = envelope.gcsRequest!;
+        void answerGcsRequest(req, (q) => this.handler.onGcsRequest(q)).then((gcsResponse) => this.send({ gcsResponse }));
         break;
       }
       case 'error': {
@@ -324,6 +321,6 @@ export class ClusterLink {
     for (const p of this.pending.values()) p.reject(new Error('the node is shutting down'));
     this.registered?.reject(new Error('the node is shutting down'));
     this.outbox.close();
-    this.gcs.close();
+    this.gcsSocket.close();
   }
 }

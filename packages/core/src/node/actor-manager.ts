@@ -15,18 +15,8 @@ import type { ActorRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
 import type { EnvEntry } from './runtime-envs.js';
 import type { NodeStore } from './store.js';
 import { errorObject, isPython, unknownActor } from './node-support.js';
-
-/** An actor's entry in the GCS actor directory (the answer of `actor.lookup`). */
-export interface ActorDirectoryEntry {
-  actorId: string;
-  className: string;
-  methods: string[];
-  module?: string;
-  key?: string;
-  ownerNodeId: string;
-  namespace: string;
-  name: string;
-}
+import type { ActorDirectoryEntry, ActorUpdateFields } from '../cluster/control-plane.js';
+import type { GcsClient } from '../cluster/gcs-client.js';
 
 /** A connection to another node, as far as actors use it. */
 export interface ActorPeer {
@@ -45,7 +35,7 @@ export interface ActorManagerHost {
   /** The node's live task records by task id (creation tasks of restarts are added here). */
   readonly tasks: Map<string, TaskRecord>;
   /** The link to the GCS and peer nodes (multi-node only). */
-  readonly link: { call<T = unknown>(method: string, arg: unknown): Promise<T>; existingPeer(nodeId: string): ActorPeer | undefined } | undefined;
+  readonly link: { readonly gcs: Pick<GcsClient, 'registerActor' | 'updateActor' | 'lookupActor'>; existingPeer(nodeId: string): ActorPeer | undefined } | undefined;
   /** The cluster view (an actor that does not fit here may be placed on another node). */
   readonly cluster: { readonly aliveCount: number };
   readonly runtimeEnvs: { drop(entry: EnvEntry): void };
@@ -402,10 +392,10 @@ export class ActorManager {
   async getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> {
     const ns = namespace || this.host.namespace;
     if (this.liveActorByName(ns, name) || !this.host.link) return this.lookupActor(name, ns);
-    const e = await this.host.link.call<ActorDirectoryEntry | null>('actor.lookup', { name, namespace: ns });
+    const e = await this.host.link.gcs.lookupActor({ name, namespace: ns });
     if (!e) throw new ActorNotFoundError(name, ns);
     if (e.ownerNodeId !== this.host.nodeId) this.ensureProxy(e);
-    return { actorId: e.actorId, className: e.className, methods: e.methods, module: e.module ?? '', key: e.key ?? '' };
+    return { actorId: e.actorId, className: e.className, methods: e.methods, module: e.module, key: e.key };
   }
 
   private lookupActor(name: string, ns: string): ActorInfoData {
@@ -474,9 +464,9 @@ export class ActorManager {
   }
 
   /** Tell the GCS about an actor's state (fire and forget). */
-  gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void {
+  gcsActorUpdate(rec: ActorRecord, fields: ActorUpdateFields): void {
     if (!this.host.link || rec.proxy) return;
-    this.host.link.call('actor.update', { actorId: rec.id, ...fields }).catch(() => undefined);
+    this.host.link.gcs.updateActor(rec.id, fields).catch((err: Error) => logger().debug({ actor: rec.id, err }, 'the GCS did not take an actor update'));
   }
 
   /** Register a new actor in the GCS directory; a name taken on another node kills it. */
@@ -487,8 +477,8 @@ export class ActorManager {
       return;
     }
     const c = rec.creation;
-    this.host.link
-      .call('actor.register', {
+    this.host.link.gcs
+      .registerActor({
         actorId: rec.id,
         name: c.name,
         namespace: rec.namespace,
@@ -528,13 +518,13 @@ export class ActorManager {
       this.unresolvedCalls.delete(id);
       if (!this.actors.has(id)) {
         // Unknown everywhere: record it dead so these (and later) calls fail with ActorDiedError.
-        this.ensureProxy({ actorId: id, className: spec.fn.name, methods: [], ownerNodeId: '', namespace: this.host.namespace, name: '' });
+        this.ensureProxy({ actorId: id, className: spec.fn.name, methods: [], ownerNodeId: '', namespace: this.host.namespace });
         this.actors.get(id)!.state = 'dead';
         this.actors.get(id)!.death = unknownActor(id, spec.fn.name);
       }
       for (const c of calls) this.host.submit(c.spec, c.owner);
     };
-    this.host.link!.call<ActorDirectoryEntry | null>('actor.lookup', { actorId: id }).then(
+    this.host.link!.gcs.lookupActor({ actorId: id }).then(
       (e) => {
         if (e && e.ownerNodeId !== this.host.nodeId) this.ensureProxy(e);
         flush();
@@ -544,7 +534,7 @@ export class ActorManager {
   }
 
   /** A stand-in for an actor another node owns: calls made here go to that node. */
-  private ensureProxy(e: ActorDirectoryEntry): void {
+  private ensureProxy(e: Pick<ActorDirectoryEntry, 'actorId' | 'className' | 'methods' | 'namespace' | 'ownerNodeId'> & { module?: string; key?: string }): void {
     const existing = this.actors.get(e.actorId);
     if (existing && existing.state !== 'dead') return;
     const creation: ActorCreation = {

@@ -11,12 +11,13 @@ import { hostname } from 'node:os';
 import { type ClusterView, type LabelSelector, matchesLabels, NodeResources, type NodeSchedulingStrategy, type ResourceRequest, schedule, type ScheduleOptions } from '@tsray/scheduler';
 import type { ResolvedScheduling } from '../scheduling-strategy.js';
 import { parseRuntimeEnvJson, type RuntimeEnvAgent } from '@tsray/runtime-env';
-import { tsray } from '@tsray/protocol';
+import { tsray, type GcsResult } from '@tsray/protocol';
 import { decodeErrorPayload, type ErrorPayload } from '../error-payload.js';
 import { AuthenticationError, ConnectionError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
 import { logger } from '../logger.js';
 import { FrameBuilder, storedFromWire } from '../wire.js';
 import { ClusterLink, type LinkHandler, type LinkOptions, type PeerConnection } from '../cluster/link.js';
+import { type ActorUpdateFields, callKindOf, notServedHere } from '../cluster/control-plane.js';
 import type { ObjectTable, StoredObject } from './object-table.js';
 import type { ObjectTransfer } from './object-transfer.js';
 import type { ActorRecord, PgRecord, Pool, TaskRecord } from './records.js';
@@ -27,7 +28,7 @@ import { specToWire } from './task-codec.js';
 import type { Deque } from './deque.js';
 
 /** The parts of the node's link to the cluster that the node uses (a fake in unit tests). */
-export type ClusterLinkApi = Pick<ClusterLink, 'ready' | 'call' | 'peer' | 'existingPeer' | 'dropPeer' | 'close'>;
+export type ClusterLinkApi = Pick<ClusterLink, 'ready' | 'gcs' | 'peer' | 'existingPeer' | 'dropPeer' | 'close'>;
 
 /** Options of the node's cluster membership (from the node's options). */
 export interface ClusterForwarderOptions {
@@ -76,7 +77,7 @@ export interface ClusterForwarderHost {
   remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void;
   pumpActor(rec: ActorRecord): void;
   maybeStopActor(rec: ActorRecord): void;
-  gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void;
+  gcsActorUpdate(rec: ActorRecord, fields: ActorUpdateFields): void;
   placementGroup(id: string): PgRecord | undefined;
   /** The `.ready` answer of a spanning group's part on another node. */
   onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void;
@@ -144,7 +145,7 @@ export class ClusterForwarder {
     };
     const handler: LinkHandler = {
       onNodeTable: (t) => this.onNodeTable(t),
-      onGcsCall: (m, a) => this.onGcsCall(m, a),
+      onGcsRequest: (req) => this.onGcsRequest(req),
       onPeerMessage: (id, kind, env, payloads) => this.onPeerMessage(id, kind, env, payloads),
       onFatal: (msg) => this.opts.onFatal?.(msg),
       onPeerUnreachable: (id, why) => this.peerUnreachable(id, why),
@@ -308,8 +309,7 @@ export class ClusterForwarder {
         const resolved = await agent.resolve(env);
         const publish = async (hash: string) => {
           if (this.publishedPackages.has(hash)) return;
-          const value = readFileSync(agent.packagePath(hash)).toString('base64');
-          await this.link!.call('kv.put', { key: `pkg:${hash}`, value, overwrite: true }, 120_000);
+          await this.link!.gcs.kvPut(`pkg:${hash}`, readFileSync(agent.packagePath(hash)), true, 120_000);
           this.publishedPackages.add(hash);
         };
         const out: Record<string, unknown> = JSON.parse(json);
@@ -550,16 +550,17 @@ export class ClusterForwarder {
     h.scheduleDispatch();
   }
 
-  /** Control calls from the GCS. */
-  onGcsCall(method: string, arg: unknown): unknown {
-    switch (method) {
-      case 'job.end':
-        this.host.endJob(String((arg as { jobId?: string } | null)?.jobId ?? ''), 'its driver left on another node');
+  /** Control calls from the GCS: a job ended elsewhere, a state snapshot of this node. */
+  onGcsRequest(req: tsray.v1.IGcsRequest): GcsResult {
+    const kind = callKindOf(req);
+    switch (kind) {
+      case 'jobEnd':
+        this.host.endJob(req.jobEnd?.jobId ?? '', 'its driver left on another node');
         return { ok: true };
-      case 'state.snapshot':
-        return this.host.localState((arg as { what?: string } | null)?.what ?? 'all');
+      case 'stateSnapshot':
+        return { state: { json: [JSON.stringify(this.host.localState(req.stateSnapshot?.what || 'all'))] } };
       default:
-        throw new Error(`node ${this.host.nodeId}: unknown control call "${method}"`);
+        throw notServedHere(kind, `node ${this.host.nodeId}`);
     }
   }
 }

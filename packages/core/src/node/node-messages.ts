@@ -11,6 +11,7 @@ import { logger } from '../logger.js';
 import type { ActorInfoData, SubmitSpec } from '../runtime.js';
 import { FrameBuilder, storedFromWire } from '../wire.js';
 import { errorObject } from './node-support.js';
+import { answerGcsRequest, boundedName, callKindOf, notServedHere } from '../cluster/control-plane.js';
 import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
 import type { TaskRecord, WorkerHandle } from './records.js';
 import { INLINE_THRESHOLD, type NodeStore } from './store.js';
@@ -166,12 +167,13 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
     }
     if (q.requestId) n.send(w, { getActorReply: { requestId: q.requestId, error } });
   },
-  gcsCall: (n, w, { envelope }) => {
-    const c = envelope.gcsCall!;
-    n.stateCall(c.method ?? '').then(
-      (v) => n.send(w, { gcsReply: { requestId: c.requestId, json: JSON.stringify(v ?? null) } }),
-      (e: Error) => n.send(w, { gcsReply: { requestId: c.requestId, error: e.message } }),
-    );
+  gcsRequest: (n, w, { envelope }) => {
+    // A driver's state API call (`nodes()`, `listActors()`, ...): the only control call a node serves its clients.
+    void answerGcsRequest(envelope.gcsRequest!, async (req) => {
+      const kind = callKindOf(req);
+      if (kind !== 'stateQuery') throw notServedHere(kind, 'a node (to its drivers)');
+      return { state: { json: [JSON.stringify((await n.stateCall(boundedName('what', req.stateQuery?.what))) ?? null)] } };
+    }).then((gcsResponse) => n.send(w, { gcsResponse }));
   },
   heartbeat: (n, w, { envelope }) => {
     w.lastSeen = Date.now();

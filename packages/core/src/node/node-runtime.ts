@@ -23,6 +23,7 @@ import { TokenVerifier } from '../auth.js';
 import { PeerMemory } from '../peer-memory.js';
 import { RouterServer } from '../router-server.js';
 import type { PeerConnection } from '../cluster/link.js';
+import type { ActorUpdateFields } from '../cluster/control-plane.js';
 import { ClusterForwarder, type ClusterForwarderHost, type ClusterLinkApi } from './cluster-forwarder.js';
 import { ObjectTransfer, type ObjectTransferHost } from './object-transfer.js';
 import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
@@ -341,10 +342,10 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       // Multi-node: packages (workingDir, pyModules) published by other nodes come from the GCS.
       fetchPackage: async (hash, dest) => {
         if (!this.link) throw new Error(`package ${hash} is not on this node and there is no cluster to fetch it from`);
-        const r = await this.link.call<{ value: string | null }>('kv.get', { key: `pkg:${hash}` }, 120_000);
-        if (!r.value) throw new Error(`package ${hash} was not published to the cluster (GCS key pkg:${hash})`);
+        const value = await this.link.gcs.kvGet(`pkg:${hash}`, 120_000);
+        if (!value) throw new Error(`package ${hash} was not published to the cluster (GCS key pkg:${hash})`);
         const tmp = `${dest}.${process.pid}.part`;
-        writeFileSync(tmp, Buffer.from(r.value, 'base64'));
+        writeFileSync(tmp, value);
         renameSync(tmp, dest);
       },
     }));
@@ -446,7 +447,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       pendingPlacementGroups: () => this.pendingPgs,
       workers: () => this.workers,
       clusterView: () => this.cluster,
-      gcs: () => this.link,
+      gcs: () => this.link?.gcs,
     };
   }
 
@@ -501,7 +502,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     logger().info({ client: w.id, why }, 'client driver left');
     if (w.kind !== 'driver' || !w.jobId || this.pool.hasDriverOf(w.jobId)) return;
     this.endJob(w.jobId, `its driver left (${why})`);
-    this.link?.call('job.end', { jobId: w.jobId }).catch((err: Error) => logger().warn({ job: w.jobId, err }, 'could not tell the GCS that a job ended'));
+    this.link?.gcs.endJob(w.jobId).catch((err: Error) => logger().warn({ job: w.jobId, err }, 'could not tell the GCS that a job ended'));
   }
 
   /** Jobs that ended here (bounded): a late message of such a job starts nothing. */
@@ -673,7 +674,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void { this.actorManager.remoteActorDied(rec, inflight, detail); }
 
-  private gcsActorUpdate(rec: ActorRecord, fields: Record<string, unknown>): void { this.actorManager.gcsActorUpdate(rec, fields); }
+  private gcsActorUpdate(rec: ActorRecord, fields: ActorUpdateFields): void { this.actorManager.gcsActorUpdate(rec, fields); }
   private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.actorManager.resolveRemoteActor(spec, owner); }
 
   /** This node's tasks, objects, actors, placement groups and demand (state API). */

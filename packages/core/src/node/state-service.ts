@@ -11,6 +11,8 @@ import type { Deque } from './deque.js';
 import type { ObjectTable } from './object-table.js';
 import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
 import type { NodeStore } from './store.js';
+import { nodeStateFromWire } from '../cluster/control-plane.js';
+import type { GcsClient } from '../cluster/gcs-client.js';
 
 /** Rows of one kind listed by one node: bounded so a snapshot stays a reasonable reply. */
 const MAX_ROWS = 10_000;
@@ -49,7 +51,7 @@ export interface StateServiceHost {
   /** Every known node's resources (this node included), as last reported. */
   clusterView(): ClusterView;
   /** Calls to the GCS while this node is in a cluster, else undefined (a single node answers alone). */
-  gcs(): { call<T = unknown>(method: string, arg: unknown): Promise<T> } | undefined;
+  gcs(): Pick<GcsClient, 'gatherState' | 'listNodes' | 'listJobs'> | undefined;
 }
 
 /** Answers state API calls from this node's records (read-only). */
@@ -106,12 +108,12 @@ export class StateService {
     const gcs = this.host.gcs();
     const gather = async (what: string): Promise<unknown[]> => {
       if (!gcs) return this.localState(what)[what] ?? [];
-      const all = await gcs.call<Record<string, unknown[]>[]>('state.gather', { what });
+      const all = await gcs.gatherState(what);
       return all.flatMap((s) => s[what] ?? []);
     };
     switch (method) {
       case 'nodes':
-        return gcs ? gcs.call('nodes.list', null) : [this.selfInfo()];
+        return gcs ? (await gcs.listNodes()).map(nodeStateFromWire) : [this.selfInfo()];
       case 'actors':
         return gather('actors');
       case 'tasks':
@@ -121,7 +123,7 @@ export class StateService {
       case 'placement_groups':
         return gather('placement_groups');
       case 'jobs':
-        return gcs ? gcs.call('jobs.list', null).catch(() => []) : [];
+        return gcs ? gcs.listJobs().catch(() => []) : [];
       case 'cluster_resources':
         return this.sumViews(false);
       case 'available_resources':

@@ -20,6 +20,7 @@ import { creationFromWire, schedulingFromWire, specToWire } from '../node/task-c
 import { deserialize, serialize, serializeXlang, type SerializedValue } from '../serialization.js';
 import { state, type RegisteredFunction } from '../state.js';
 import { encodingFromWire, encodingToWire, FrameBuilder, payloadView } from '../wire.js';
+import { GcsCallError } from '../cluster/control-plane.js';
 
 const INLINE = 100 * 1024;
 const Status = tsray.v1.TaskStatus;
@@ -94,7 +95,7 @@ export class WorkerRuntime implements CoreRuntime {
     const requestId = ++this.requestSeq;
     return new Promise((resolve, reject) => {
       this.stateRequests.set(requestId, { resolve, reject });
-      this.send({ gcsCall: { requestId, method, json: '' } });
+      this.send({ gcsRequest: { requestId, stateQuery: { what: method } } });
     });
   }
   private heartbeat: NodeJS.Timeout | undefined;
@@ -297,13 +298,13 @@ export class WorkerRuntime implements CoreRuntime {
         }
         logger().error({ error: envelope.error }, 'node reported a protocol error');
         return;
-      case 'gcsReply': {
-        const r = envelope.gcsReply!;
+      case 'gcsResponse': {
+        const r = envelope.gcsResponse!;
         const p = this.stateRequests.get(Number(r.requestId));
         if (p) {
           this.stateRequests.delete(Number(r.requestId));
-          if (r.error) p.reject(new Error(r.error));
-          else p.resolve(r.json ? JSON.parse(r.json) : null);
+          if (r.error) p.reject(new GcsCallError(r.error.code ?? 0, r.error.message ?? 'the state call failed'));
+          else p.resolve(r.state?.json?.[0] ? JSON.parse(r.state.json[0]) : null);
         }
         return;
       }

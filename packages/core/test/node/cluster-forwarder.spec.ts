@@ -9,6 +9,8 @@ import { tsray } from '@tsray/protocol';
 import { ClusterView, NodeResources, type ResourceRequest } from '@tsray/scheduler';
 import { errorFromPayload } from '../../src/error-payload.js';
 import type { LinkHandler } from '../../src/cluster/link.js';
+import { answerGcsRequest } from '../../src/cluster/control-plane.js';
+import { GcsClient } from '../../src/cluster/gcs-client.js';
 import { ClusterForwarder, type ClusterForwarderHost, type ClusterLinkApi } from '../../src/node/cluster-forwarder.js';
 import { ObjectTable, type StoredObject } from '../../src/node/object-table.js';
 import { ObjectTransfer } from '../../src/node/object-transfer.js';
@@ -86,7 +88,7 @@ async function setup(localCpus = 4) {
   let handler: LinkHandler | undefined;
   const link: ClusterLinkApi = {
     ready: Promise.resolve(),
-    call: (() => Promise.resolve(null)) as ClusterLinkApi['call'],
+    gcs: new GcsClient(() => Promise.resolve({ ok: true })),
     peer: (id) => {
       if (!peers.has(id)) peers.set(id, []);
       return recordingPeer(peers.get(id)).peer;
@@ -297,8 +299,18 @@ describe('ClusterForwarder.placeRemote', () => {
 });
 
 describe('ClusterForwarder: control calls from the GCS', () => {
-  it('rejects an unknown control call naming the node', async () => {
+  it('answers a state snapshot with this node\'s rows as one JSON document', async () => {
     const s = await setup();
-    expect(() => s.handler.onGcsCall('no.such', null)).toThrow('node n1: unknown control call "no.such"');
+    s.host.localState = (what) => ({ [what]: [{ row: 1 }] });
+    const r = await s.handler.onGcsRequest({ requestId: 1, stateSnapshot: { what: 'actors' } });
+    expect('state' in r && r.state.json?.map((d) => JSON.parse(d))).toEqual([{ actors: [{ row: 1 }] }]);
+  });
+
+  it('refuses a call it does not serve, and a request without a call, as UNKNOWN_MESSAGE naming the node', async () => {
+    const s = await setup();
+    const notHere = await answerGcsRequest({ requestId: 7, kvGet: { key: 'k' } }, (q) => s.handler.onGcsRequest(q));
+    expect(notHere).toEqual({ requestId: 7, error: { code: tsray.v1.ErrorCode.ERROR_CODE_UNKNOWN_MESSAGE, message: 'node n1 does not serve the control call kvGet' } });
+    const none = await answerGcsRequest({ requestId: 8 }, (q) => s.handler.onGcsRequest(q));
+    expect(none.error?.code).toBe(tsray.v1.ErrorCode.ERROR_CODE_UNKNOWN_MESSAGE);
   });
 });

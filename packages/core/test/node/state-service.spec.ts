@@ -9,6 +9,8 @@ import { Deque } from '../../src/node/deque.js';
 import type { ObjectEntry } from '../../src/node/object-table.js';
 import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from '../../src/node/records.js';
 import { StateService, type StateServiceHost } from '../../src/node/state-service.js';
+import { GcsClient } from '../../src/cluster/gcs-client.js';
+import type { GcsCall, tsray } from '@tsray/protocol';
 
 const SELF = 'node-a';
 
@@ -26,9 +28,9 @@ class FakeHost implements StateServiceHost {
   readonly pendingGroups: PgRecord[] = [];
   readonly workerMap = new Map<string, WorkerHandle>();
   readonly view = new ClusterView();
-  gcsCalls: { method: string; arg: unknown }[] = [];
+  gcsCalls: GcsCall[] = [];
   /** Replies of a fake GCS (undefined: a single node, no GCS). */
-  gcsReply: ((method: string, arg: unknown) => unknown) | undefined;
+  gcsReply: ((call: GcsCall) => tsray.v1.IGcsResponse) | undefined;
   readonly pool: Pool = { key: '', resources: this.resources, pg: undefined, bundleIndex: -1 };
 
   constructor() {
@@ -67,12 +69,10 @@ class FakeHost implements StateServiceHost {
   gcs() {
     const reply = this.gcsReply;
     if (!reply) return undefined;
-    return {
-      call: async <T,>(method: string, arg: unknown): Promise<T> => {
-        this.gcsCalls.push({ method, arg });
-        return reply(method, arg) as T;
-      },
-    };
+    return new GcsClient(async (call) => {
+      this.gcsCalls.push(call);
+      return reply(call);
+    });
   }
 }
 
@@ -168,13 +168,12 @@ describe('StateService', () => {
     expect(await svc.stateCall('placement_groups')).toEqual([expect.objectContaining({ placementGroupId: 'local' })]);
     expect(await svc.stateCall('jobs')).toEqual([]);
 
-    host.gcsReply = (method) => (method === 'state.gather' ? [{ placement_groups: [{ placementGroupId: 'x' }] }, { placement_groups: [{ placementGroupId: 'y' }] }, {}] : ['from-gcs']);
+    const snapshots = [{ placement_groups: [{ placementGroupId: 'x' }] }, { placement_groups: [{ placementGroupId: 'y' }] }, {}];
+    const remote: tsray.v1.INodeInfo = { nodeId: 'n2', alive: true, address: 'tcp://h2:1', hostname: 'h2', total: [{ name: 'CPU', units: 20_000 }], available: [{ name: 'CPU', units: 10_000 }] };
+    host.gcsReply = (call) => ('stateGather' in call ? { state: { json: snapshots.map((d) => JSON.stringify(d)) } } : { nodes: { nodes: [remote] } });
     expect(await svc.stateCall('placement_groups')).toEqual([{ placementGroupId: 'x' }, { placementGroupId: 'y' }]);
-    expect(await svc.stateCall('nodes')).toEqual(['from-gcs']);
-    expect(host.gcsCalls).toEqual([
-      { method: 'state.gather', arg: { what: 'placement_groups' } },
-      { method: 'nodes.list', arg: null },
-    ]);
+    expect(await svc.stateCall('nodes')).toEqual([expect.objectContaining({ nodeId: 'n2', alive: true, address: 'tcp://h2:1', resourcesTotal: { CPU: 2 }, resourcesAvailable: { CPU: 1 } })]);
+    expect(host.gcsCalls).toEqual([{ stateGather: { what: 'placement_groups' } }, { listNodes: {} }]);
     await expect(svc.stateCall('bogus')).rejects.toThrow('unknown state call "bogus"');
   });
 
