@@ -31,7 +31,7 @@ function checkInvariants(a: Allocator): void {
   expect(a.count).toBe(live.length);
 }
 
-describe('Allocator', () => {
+describe('Allocator: placement, alignment and coalescing', () => {
   it('allocates first-fit from low addresses with 64-byte alignment', () => {
     const a = new Allocator(1000);
     expect(a.capacity).toBe(960);
@@ -98,6 +98,9 @@ describe('Allocator', () => {
     expect(a.alloc(10)).toBe(3 * 4096);
   });
 
+});
+
+describe('Allocator: bad input, scale and random sequences', () => {
   it('rejects double free, unknown offsets and bad arguments with AllocatorError', () => {
     const a = new Allocator(4096);
     const x = a.alloc(256);

@@ -100,35 +100,49 @@ async function readJson(req: IncomingMessage, limit: number): Promise<Record<str
   return body as Record<string, unknown>;
 }
 
-/**
- * Serve an engine (or a DataParallel group) with OpenAI's HTTP API. A client that disconnects
- * aborts its request in the engine.
- */
-export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
-  const modelName = options.modelName ?? target.model;
-  /** Undefined when the target can take requests; else the HTTP error to answer with. */
-  const notReady = (): HttpError | undefined => {
-    if (target instanceof DataParallel) {
-      const states = target.states;
-      if (states.includes('ready')) return undefined;
-      if (states.every((st) => st === 'dead')) {
-        const err = Array.from({ length: target.size }, (_, i) => target.rank(i).error).find((e) => e !== undefined);
-        return new HttpError(503, `no rank of ${modelName} can serve: ${err ? err.message : 'every rank is dead'}`);
-      }
-      return new HttpError(503, `${modelName} is not ready yet (ranks: ${states.join(', ')}); retry shortly`, undefined, { 'retry-after': '1' });
+/** Prometheus metrics of one server. */
+interface ServerMetrics {
+  registry: Registry;
+  requests: Counter;
+  promptTokens: Counter;
+  genTokens: Counter;
+  ttft: Histogram;
+  itl: Histogram;
+}
+
+/** What the route handlers share. */
+interface ServeContext {
+  target: ServeTarget;
+  modelName: string;
+  /** Largest accepted request body, bytes. */
+  limit: number;
+  metrics: ServerMetrics;
+}
+
+/** Undefined when the target can take requests; else the HTTP error to answer with. */
+function notReady({ target, modelName }: ServeContext): HttpError | undefined {
+  if (target instanceof DataParallel) {
+    const states = target.states;
+    if (states.includes('ready')) return undefined;
+    if (states.every((st) => st === 'dead')) {
+      const err = Array.from({ length: target.size }, (_, i) => target.rank(i).error).find((e) => e !== undefined);
+      return new HttpError(503, `no rank of ${modelName} can serve: ${err ? err.message : 'every rank is dead'}`);
     }
-    if (target.state === 'ready') return undefined;
-    if (target.state === 'dead') return new HttpError(503, target.error?.message ?? `the engine for ${modelName} is dead`);
-    return new HttpError(503, `${modelName} is ${target.state === 'starting' ? 'loading' : 'restarting'}; retry shortly`, undefined, { 'retry-after': '1' });
-  };
-  const limit = options.maxBodyBytes ?? 1024 * 1024;
+    return new HttpError(503, `${modelName} is not ready yet (ranks: ${states.join(', ')}); retry shortly`, undefined, { 'retry-after': '1' });
+  }
+  if (target.state === 'ready') return undefined;
+  if (target.state === 'dead') return new HttpError(503, target.error?.message ?? `the engine for ${modelName} is dead`);
+  return new HttpError(503, `${modelName} is ${target.state === 'starting' ? 'loading' : 'restarting'}; retry shortly`, undefined, { 'retry-after': '1' });
+}
+
+function createMetrics(target: ServeTarget): ServerMetrics {
   const registry = new Registry();
   const requests = new Counter({ name: 'tsray_requests_total', help: 'requests by endpoint and status', labelNames: ['endpoint', 'status'], registers: [registry] });
   const promptTokens = new Counter({ name: 'tsray_prompt_tokens_total', help: 'prompt tokens', registers: [registry] });
   const genTokens = new Counter({ name: 'tsray_generation_tokens_total', help: 'generated tokens', registers: [registry] });
   const ttft = new Histogram({ name: 'tsray_time_to_first_token_seconds', help: 'time to first token', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
   const itl = new Histogram({ name: 'tsray_inter_token_latency_seconds', help: 'time between streamed deltas', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
-  const queue = new Gauge({
+  new Gauge({
     name: 'tsray_queue_depth',
     help: 'waiting and running requests per rank',
     labelNames: ['rank', 'state'],
@@ -143,127 +157,173 @@ export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOpti
       }
     },
   });
-  void queue;
+  return { registry, requests, promptTokens, genTokens, ttft, itl };
+}
 
-  const stream = (prompt: Prompt, params: SamplingParams, signal: AbortSignal) => target.stream(prompt, params, { signal });
+/** GET /health: 200 once the target can serve (a DataParallel group: at least one rank ready), else 503. */
+function handleHealth(s: ServeContext, res: ServerResponse): void {
+  const nr = notReady(s);
+  if (nr) throw nr;
+  res.writeHead(200).end();
+}
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, endpoint: string): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    if (req.method === 'GET' && url.pathname === '/health') {
-      // 200 once the target can serve (a DataParallel group: at least one rank ready), else 503.
-      const nr = notReady();
-      if (nr) throw nr;
-      res.writeHead(200).end();
-      return;
+/** GET /metrics: Prometheus text format. */
+async function handleMetrics(s: ServeContext, res: ServerResponse): Promise<void> {
+  res.writeHead(200, { 'content-type': s.metrics.registry.contentType }).end(await s.metrics.registry.metrics());
+}
+
+/** GET /v1/models: the one model this server serves. */
+function handleModels(s: ServeContext, res: ServerResponse): void {
+  json(res, 200, { object: 'list', data: [{ id: s.modelName, object: 'model', created: 0, owned_by: 'tsray' }] });
+}
+
+/** The prompt of a completion (`prompt`) or chat completion (`messages`) request; 400 when malformed. */
+function promptFromBody(body: Record<string, unknown>, chat: boolean): Prompt {
+  if (chat) {
+    const msgs = body['messages'];
+    if (!Array.isArray(msgs) || msgs.length === 0 || !msgs.every((m) => typeof m?.role === 'string' && typeof m?.content === 'string')) {
+      throw new HttpError(400, 'messages must be a non-empty list of {role, content} strings', 'messages');
     }
-    if (req.method === 'GET' && url.pathname === '/metrics') {
-      res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
-      return;
-    }
-    if (req.method === 'GET' && url.pathname === '/v1/models') {
-      json(res, 200, { object: 'list', data: [{ id: modelName, object: 'model', created: 0, owned_by: 'tsray' }] });
-      return;
-    }
-    const chat = url.pathname === '/v1/chat/completions';
-    if (req.method !== 'POST' || (!chat && url.pathname !== '/v1/completions')) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
-    const body = await readJson(req, limit);
-    if (body['model'] !== undefined && body['model'] !== modelName) throw new HttpError(404, `model "${String(body['model'])}" does not exist (this server serves "${modelName}")`, 'model');
-    const params = samplingFromBody(body);
-    let prompt: Prompt;
-    if (chat) {
-      const msgs = body['messages'];
-      if (!Array.isArray(msgs) || msgs.length === 0 || !msgs.every((m) => typeof m?.role === 'string' && typeof m?.content === 'string')) {
-        throw new HttpError(400, 'messages must be a non-empty list of {role, content} strings', 'messages');
-      }
-      prompt = { messages: msgs as { role: string; content: string }[] };
-    } else {
-      const p = body['prompt'];
-      if (typeof p !== 'string' && !(Array.isArray(p) && p.every((x) => Number.isInteger(x)))) throw new HttpError(400, 'prompt must be a string or a list of token ids', 'prompt');
-      prompt = p as Prompt;
-    }
-    // Not ready (loading, restarting, dead): 503, with Retry-After while it is coming up.
-    const nr = notReady();
-    if (nr) throw nr;
-    const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(8).toString('hex')}`;
-    const created = Math.floor(Date.now() / 1000);
-    const ac = new AbortController();
-    // A client that goes away aborts its request in the engine.
-    res.on('close', () => {
-      if (!res.writableFinished) ac.abort();
-    });
-    const t0 = performance.now();
-    let last = 0;
-    const n = params.n ?? 1;
-    const choices = Array.from({ length: n }, () => ({ text: '', finish: '' as string, completion: 0 }));
-    let promptCount = 0;
-    const it = stream(prompt, params, ac.signal);
-    // The first delta (or error) decides the status: errors before any output are HTTP errors.
-    let firstDelta: IteratorResult<StreamDelta, void>;
-    try {
-      firstDelta = await it.next();
-    } catch (e) {
-      throw mapError(e);
-    }
-    const sse = body['stream'] === true;
-    if (sse) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    const onDelta = (d: StreamDelta) => {
-      const now = performance.now();
-      if (last === 0) ttft.observe((now - t0) / 1000);
-      else itl.observe((now - last) / 1000);
-      last = now;
-      const c = choices[d.index]!;
-      c.text += d.text;
-      c.completion = d.completionTokens;
-      promptCount = d.promptTokens;
-      if (d.finishReason) c.finish = d.finishReason === 'abort' ? 'stop' : d.finishReason;
-      if (sse) {
-        const choice = chat
-          ? { index: d.index, delta: { role: 'assistant', content: d.text }, finish_reason: d.finishReason ? c.finish : null }
-          : { index: d.index, text: d.text, finish_reason: d.finishReason ? c.finish : null, logprobs: null };
-        res.write(`data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: modelName, choices: [choice] })}\n\n`);
-      }
-    };
-    try {
-      if (!firstDelta.done) onDelta(firstDelta.value);
-      for (;;) {
-        const r = await it.next();
-        if (r.done) break;
-        onDelta(r.value);
-      }
-    } catch (e) {
-      if (sse) {
-        res.write(`data: ${JSON.stringify({ error: { message: (e as Error).message, type: 'engine_error' } })}\n\n`);
-        res.end('data: [DONE]\n\n');
-        return;
-      }
-      throw mapError(e);
-    }
-    const completionTokens = choices.reduce((a, c) => a + c.completion, 0);
-    promptTokens.inc(promptCount);
-    genTokens.inc(completionTokens);
-    const usage = { prompt_tokens: promptCount, completion_tokens: completionTokens, total_tokens: promptCount + completionTokens };
+    return { messages: msgs as { role: string; content: string }[] };
+  }
+  const p = body['prompt'];
+  if (typeof p !== 'string' && !(Array.isArray(p) && p.every((x) => Number.isInteger(x)))) throw new HttpError(400, 'prompt must be a string or a list of token ids', 'prompt');
+  return p as Prompt;
+}
+
+/** One choice of a completion as its deltas arrive. */
+interface ChoiceText {
+  text: string;
+  finish: string;
+  completion: number;
+}
+
+/** Collects a request's deltas into its choices, observes latency metrics, and writes SSE chunks. */
+class CompletionCollector {
+  readonly choices: ChoiceText[];
+  promptCount = 0;
+  private readonly t0 = performance.now();
+  private last = 0;
+
+  constructor(
+    private readonly s: ServeContext,
+    private readonly res: ServerResponse,
+    private readonly meta: { id: string; created: number; chat: boolean; sse: boolean },
+    n: number,
+  ) {
+    this.choices = Array.from({ length: n }, () => ({ text: '', finish: '' as string, completion: 0 }));
+  }
+
+  onDelta(d: StreamDelta): void {
+    const now = performance.now();
+    if (this.last === 0) this.s.metrics.ttft.observe((now - this.t0) / 1000);
+    else this.s.metrics.itl.observe((now - this.last) / 1000);
+    this.last = now;
+    const c = this.choices[d.index]!;
+    c.text += d.text;
+    c.completion = d.completionTokens;
+    this.promptCount = d.promptTokens;
+    if (d.finishReason) c.finish = d.finishReason === 'abort' ? 'stop' : d.finishReason;
+    if (!this.meta.sse) return;
+    const { id, created, chat } = this.meta;
+    const choice = chat
+      ? { index: d.index, delta: { role: 'assistant', content: d.text }, finish_reason: d.finishReason ? c.finish : null }
+      : { index: d.index, text: d.text, finish_reason: d.finishReason ? c.finish : null, logprobs: null };
+    this.res.write(`data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: this.s.modelName, choices: [choice] })}\n\n`);
+  }
+
+  /** Count the tokens and answer: the SSE terminator, or the whole completion as JSON. */
+  finish(): void {
+    const { id, created, chat, sse } = this.meta;
+    const completionTokens = this.choices.reduce((a, c) => a + c.completion, 0);
+    this.s.metrics.promptTokens.inc(this.promptCount);
+    this.s.metrics.genTokens.inc(completionTokens);
+    const usage = { prompt_tokens: this.promptCount, completion_tokens: completionTokens, total_tokens: this.promptCount + completionTokens };
     if (sse) {
-      res.end('data: [DONE]\n\n');
-    } else {
-      json(res, 200, {
-        id,
-        object: chat ? 'chat.completion' : 'text_completion',
-        created,
-        model: modelName,
-        choices: choices.map((c, index) =>
-          chat ? { index, message: { role: 'assistant', content: c.text }, finish_reason: c.finish } : { index, text: c.text, finish_reason: c.finish, logprobs: null },
-        ),
-        usage,
-      });
+      this.res.end('data: [DONE]\n\n');
+      return;
     }
-    requests.inc({ endpoint, status: '200' });
-  };
+    json(this.res, 200, {
+      id,
+      object: chat ? 'chat.completion' : 'text_completion',
+      created,
+      model: this.s.modelName,
+      choices: this.choices.map((c, index) =>
+        chat ? { index, message: { role: 'assistant', content: c.text }, finish_reason: c.finish } : { index, text: c.text, finish_reason: c.finish, logprobs: null },
+      ),
+      usage,
+    });
+  }
+}
 
+/** POST /v1/completions and /v1/chat/completions (SSE when `stream` is true). */
+async function handleCompletion(s: ServeContext, req: IncomingMessage, res: ServerResponse, chat: boolean, endpoint: string): Promise<void> {
+  const body = await readJson(req, s.limit);
+  if (body['model'] !== undefined && body['model'] !== s.modelName) throw new HttpError(404, `model "${String(body['model'])}" does not exist (this server serves "${s.modelName}")`, 'model');
+  const params = samplingFromBody(body);
+  const prompt = promptFromBody(body, chat);
+  // Not ready (loading, restarting, dead): 503, with Retry-After while it is coming up.
+  const nr = notReady(s);
+  if (nr) throw nr;
+  const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(8).toString('hex')}`;
+  const created = Math.floor(Date.now() / 1000);
+  const ac = new AbortController();
+  // A client that goes away aborts its request in the engine.
+  res.on('close', () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  const sse = body['stream'] === true;
+  const collector = new CompletionCollector(s, res, { id, created, chat, sse }, params.n ?? 1);
+  const it = s.target.stream(prompt, params, { signal: ac.signal });
+  // The first delta (or error) decides the status: errors before any output are HTTP errors.
+  let firstDelta: IteratorResult<StreamDelta, void>;
+  try {
+    firstDelta = await it.next();
+  } catch (e) {
+    throw mapError(e);
+  }
+  if (sse) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  try {
+    if (!firstDelta.done) collector.onDelta(firstDelta.value);
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
+      collector.onDelta(r.value);
+    }
+  } catch (e) {
+    if (sse) {
+      res.write(`data: ${JSON.stringify({ error: { message: (e as Error).message, type: 'engine_error' } })}\n\n`);
+      res.end('data: [DONE]\n\n');
+      return;
+    }
+    throw mapError(e);
+  }
+  collector.finish();
+  s.metrics.requests.inc({ endpoint, status: '200' });
+}
+
+/** Route a request to its endpoint's handler (404 for any other). */
+async function route(s: ServeContext, req: IncomingMessage, res: ServerResponse, endpoint: string): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://x');
+  if (req.method === 'GET' && url.pathname === '/health') return handleHealth(s, res);
+  if (req.method === 'GET' && url.pathname === '/metrics') return handleMetrics(s, res);
+  if (req.method === 'GET' && url.pathname === '/v1/models') return handleModels(s, res);
+  const chat = url.pathname === '/v1/chat/completions';
+  if (req.method !== 'POST' || (!chat && url.pathname !== '/v1/completions')) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
+  return handleCompletion(s, req, res, chat, endpoint);
+}
+
+/**
+ * Serve an engine (or a DataParallel group) with OpenAI's HTTP API. A client that disconnects
+ * aborts its request in the engine.
+ */
+export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
+  const s: ServeContext = { target, modelName: options.modelName ?? target.model, limit: options.maxBodyBytes ?? 1024 * 1024, metrics: createMetrics(target) };
   const server: Server = createServer((req, res) => {
     const endpoint = (req.url ?? '/').split('?')[0]!;
-    handle(req, res, endpoint).catch((e: unknown) => {
+    route(s, req, res, endpoint).catch((e: unknown) => {
       const he = e instanceof HttpError ? e : mapError(e);
-      requests.inc({ endpoint, status: String(he.status) });
+      s.metrics.requests.inc({ endpoint, status: String(he.status) });
       if (res.headersSent) {
         res.end();
         return;

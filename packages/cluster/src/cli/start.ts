@@ -159,45 +159,31 @@ function tail(path: string, lines = 20): string {
   }
 }
 
-/** Start a daemon as the contract says and wait for its ready file. Resolves to its ready info. */
-export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; sessionDir: string; tokenGiven: boolean; token: string }> {
-  const role: 'head' | 'node' = o.head ? 'head' : 'node';
+/** Refuse option combinations that make no sense (before anything starts). */
+function checkStartOptions(o: StartOptions): void {
   if (o.head === (o.address !== undefined)) throw new CliUsageError('tsray start needs exactly one of --head (start a cluster) or --address HOST:PORT (join one)');
   if (!o.head && (o.port !== undefined || o.dashboardPort !== undefined)) throw new CliUsageError('--port and --dashboard-port go with --head');
   if (o.head && (o.nodeIpAddress !== undefined || o.headLostTimeoutS !== undefined)) throw new CliUsageError('--node-ip-address and --head-lost-timeout go with --address (a node)');
   if (o.token !== undefined && o.tokenFile !== undefined) throw new CliUsageError('give either --token or --token-file, not both');
-  const timeoutS = o.timeoutS ?? 30;
-  // A head binds loopback unless told; a node (no --host) binds the address it reaches the head on.
-  const host = o.head ? (o.host ?? '127.0.0.1') : o.host;
-  // Refuse a node that would advertise loopback to a head elsewhere before anything starts.
-  if (!o.head) {
-    parseHostPort(o.address as string);
-    await nodeAddressFor({ headAddress: (o.address as string).replace(/^tcp:\/\//, ''), host, nodeIpAddress: o.nodeIpAddress });
-  }
+}
 
-  let token = o.token ?? (o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined);
-  const tokenGiven = token !== undefined;
-  const latest = latestSession();
-  const latestLive = latest ? liveDaemons(latest) : [];
-  const latestToken = latest && latestLive.length > 0 ? sessionToken(latest).token : undefined;
+/**
+ * The cluster token: the one given (--token, --token-file), else for a node TSRAY_TOKEN or the live
+ * session's (TokenMissingError without one), else for a head a new random one.
+ */
+function resolveToken(o: StartOptions, given: string | undefined, latestToken: string | undefined): string {
+  let token = given;
   if (!o.head) {
     token ??= tsrayConfig().token ?? latestToken;
     if (!token) {
       throw new TokenMissingError(`tsray start --address needs the cluster token: --token <t>, --token-file <file> (the head prints it: <sessionDir>/token) or TSRAY_TOKEN`);
     }
   }
-  token ??= randomBytes(32).toString('hex');
+  return token ?? randomBytes(32).toString('hex');
+}
 
-  if (o.head) {
-    const port = o.port ?? DEFAULT_GCS_PORT;
-    const dport = o.dashboardPort ?? DEFAULT_DASHBOARD_PORT;
-    if (port !== 0) await checkPortFree(host as string, port, 'the head (GCS)');
-    if (dport !== 0) await checkPortFree(host as string, dport, 'the jobs HTTP API (dashboard)');
-  } else {
-    await waitReachable(o.address as string, timeoutS);
-  }
-
-  // Reuse the latest session for a second daemon of the same cluster on this machine.
+/** The session directory: the latest one when a daemon of the same cluster runs in it, else a new one; holds the token file. */
+function sessionFor(o: StartOptions, token: string, latest: string | undefined, latestLive: ReturnType<typeof liveDaemons>, latestToken: string | undefined): string {
   let sessionDir: string | undefined;
   if (latest && latestLive.length > 0 && (!latestToken || latestToken === token) && !(o.head && latestLive.some((d) => d.role === 'head'))) {
     sessionDir = latest;
@@ -207,10 +193,12 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
   const tokenPath = join(sessionDir, 'token');
   if (!existsSync(tokenPath)) writeFileSync(tokenPath, `${token}\n`, { mode: 0o600 });
   chmodSync(tokenPath, 0o600);
+  return sessionDir;
+}
 
-  const n = nextOrdinal(sessionDir, role);
-  const readyFile = daemonFile(sessionDir, role, n, '.ready.json');
-  const config: DaemonConfig = {
+/** The daemon's configuration (passed to it as its one argument). */
+function daemonConfig(o: StartOptions, role: 'head' | 'node', host: string | undefined, sessionDir: string, token: string, readyFile: string): DaemonConfig {
+  return {
     role,
     sessionDir,
     token,
@@ -226,36 +214,45 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
     ...(o.nodeIpAddress !== undefined ? { nodeIpAddress: o.nodeIpAddress } : {}),
     ...(o.headLostTimeoutS !== undefined ? { headLostTimeoutS: o.headLostTimeoutS } : {}),
   };
-  const script = daemonScript();
-  const errLog = join(sessionDir, 'logs', `${role}-${n}.err`);
-  if (!existsSync(script)) throw new DaemonStartError(role, `its entry script ${script} is missing (is @tsray/cluster built?)`, errLog);
-  const outFd = openSync(join(sessionDir, 'logs', `${role}-${n}.out`), 'a');
+}
+
+/** A daemon process started in the background, and what became of it so far. */
+interface SpawnedDaemon {
+  pid: number | undefined;
+  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  spawnError: Error | undefined;
+}
+
+/** Start the daemon detached, its output appended to `outLog` / `errLog`. */
+function spawnDaemon(script: string, config: DaemonConfig, outLog: string, errLog: string): SpawnedDaemon {
+  const outFd = openSync(outLog, 'a');
   const errFd = openSync(errLog, 'a');
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  let spawnError: Error | undefined;
   const child = (() => {
     try {
       return spawn(process.execPath, [script, JSON.stringify(config)], {
         detached: true,
         stdio: ['ignore', outFd, errFd],
-        env: { ...process.env, TSRAY_SESSION_DIR: sessionDir },
+        env: { ...process.env, TSRAY_SESSION_DIR: config.sessionDir },
       });
     } finally {
       closeSync(outFd);
       closeSync(errFd);
     }
   })();
-  child.on('exit', (code, signal) => (exited = { code, signal }));
-  child.on('error', (e) => (spawnError = e));
+  const d: SpawnedDaemon = { pid: child.pid, exited: undefined, spawnError: undefined };
+  child.on('exit', (code, signal) => (d.exited = { code, signal }));
+  child.on('error', (e) => (d.spawnError = e));
   child.unref();
-  const pidFile = daemonFile(sessionDir, role, n, '.pid');
-  if (child.pid !== undefined) writeFileSync(pidFile, `${child.pid}\n`);
+  return d;
+}
 
+/** Wait for the daemon's ready file; DaemonStartError (the daemon stopped, its pid file removed) when it fails or times out. */
+async function waitReady(d: SpawnedDaemon, role: 'head' | 'node', readyFile: string, pidFile: string, errLog: string, timeoutS: number): Promise<ReadyInfo> {
   const deadline = Date.now() + timeoutS * 1000;
   const fail = (detail: string): never => {
-    if (child.pid !== undefined && !exited) {
+    if (d.pid !== undefined && !d.exited) {
       try {
-        process.kill(child.pid, 'SIGTERM');
+        process.kill(d.pid, 'SIGTERM');
       } catch {
         /* gone */
       }
@@ -269,10 +266,10 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
       rmSync(readyFile, { force: true });
       return fail(ready.error);
     }
-    if (ready && ready.pid) return { ready, sessionDir, tokenGiven, token };
-    if (spawnError) return fail(`it could not be spawned (${spawnError.message})`);
-    if (exited) {
-      const why = exited.signal ? `was killed by ${exited.signal}` : `exited with code ${exited.code}`;
+    if (ready?.pid) return ready;
+    if (d.spawnError) return fail(`it could not be spawned (${d.spawnError.message})`);
+    if (d.exited) {
+      const why = d.exited.signal ? `was killed by ${d.exited.signal}` : `exited with code ${d.exited.code}`;
       const t = tail(errLog);
       return fail(`it ${why} before it was ready${t ? `; last lines of its stderr:\n${t}` : ''}`);
     }
@@ -282,6 +279,50 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
     }
     await sleep(50);
   }
+}
+
+/** Start a daemon as the contract says and wait for its ready file. Resolves to its ready info. */
+export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; sessionDir: string; tokenGiven: boolean; token: string }> {
+  const role: 'head' | 'node' = o.head ? 'head' : 'node';
+  checkStartOptions(o);
+  const timeoutS = o.timeoutS ?? 30;
+  // A head binds loopback unless told; a node (no --host) binds the address it reaches the head on.
+  const host = o.head ? (o.host ?? '127.0.0.1') : o.host;
+  // Refuse a node that would advertise loopback to a head elsewhere before anything starts.
+  if (!o.head) {
+    parseHostPort(o.address as string);
+    await nodeAddressFor({ headAddress: (o.address as string).replace(/^tcp:\/\//, ''), host, nodeIpAddress: o.nodeIpAddress });
+  }
+
+  const given = o.token ?? (o.tokenFile !== undefined ? readTokenFile(o.tokenFile) : undefined);
+  const tokenGiven = given !== undefined;
+  const latest = latestSession();
+  const latestLive = latest ? liveDaemons(latest) : [];
+  const latestToken = latest && latestLive.length > 0 ? sessionToken(latest).token : undefined;
+  const token = resolveToken(o, given, latestToken);
+
+  if (o.head) {
+    const port = o.port ?? DEFAULT_GCS_PORT;
+    const dport = o.dashboardPort ?? DEFAULT_DASHBOARD_PORT;
+    if (port !== 0) await checkPortFree(host as string, port, 'the head (GCS)');
+    if (dport !== 0) await checkPortFree(host as string, dport, 'the jobs HTTP API (dashboard)');
+  } else {
+    await waitReachable(o.address as string, timeoutS);
+  }
+
+  // Reuse the latest session for a second daemon of the same cluster on this machine.
+  const sessionDir = sessionFor(o, token, latest, latestLive, latestToken);
+  const n = nextOrdinal(sessionDir, role);
+  const readyFile = daemonFile(sessionDir, role, n, '.ready.json');
+  const config = daemonConfig(o, role, host, sessionDir, token, readyFile);
+  const script = daemonScript();
+  const errLog = join(sessionDir, 'logs', `${role}-${n}.err`);
+  if (!existsSync(script)) throw new DaemonStartError(role, `its entry script ${script} is missing (is @tsray/cluster built?)`, errLog);
+  const d = spawnDaemon(script, config, join(sessionDir, 'logs', `${role}-${n}.out`), errLog);
+  const pidFile = daemonFile(sessionDir, role, n, '.pid');
+  if (d.pid !== undefined) writeFileSync(pidFile, `${d.pid}\n`);
+  const ready = await waitReady(d, role, readyFile, pidFile, errLog, timeoutS);
+  return { ready, sessionDir, tokenGiven, token };
 }
 
 /**

@@ -21,7 +21,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ClusterStatus, StateProvider } from '../contracts.js';
@@ -103,144 +103,180 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-/**
- * Start the head's HTTP API.
- * @throws PortInUseError when the port is taken (the message names it).
- */
-export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
-  const log = opts.logger ?? partLogger('http');
-  const tokenDigest = digest(opts.token);
-  const version = { version: '1', tsray_version: packageVersion(), ray_version: RAY_API_VERSION };
-  const authLogged = new Set<string>();
-  const followers = new Set<AbortController>();
+/** What the route handlers share. */
+interface ApiContext {
+  opts: HttpApiOptions;
+  log: Logger;
+  tokenDigest: Buffer;
+  version: { version: string; tsray_version: string; ray_version: string };
+  /** `reason|remote address` pairs already logged (a rejected client is logged once per reason). */
+  authLogged: Set<string>;
+  /** Open log-follow streams (cut at close). */
+  followers: Set<AbortController>;
+}
 
-  const authorized = (req: IncomingMessage, res: ServerResponse): boolean => {
-    const header = req.headers['authorization'];
-    const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    let reason: string | undefined;
-    if (!m) {
-      reason = header === undefined ? 'missing' : 'malformed';
-    } else if (!timingSafeEqual(digest(m[1] as string), tokenDigest)) {
-      reason = 'wrong';
-    }
-    if (!reason) return true;
-    const message =
-      reason === 'wrong'
-        ? 'invalid token: the bearer token does not match this cluster\'s token (see <sessionDir>/token on the head, or pass --token/--token-file/TSRAY_TOKEN)'
-        : `${reason} token: send "Authorization: Bearer <token>" (the cluster token is in <sessionDir>/token on the head; the CLI takes --token, --token-file or TSRAY_TOKEN)`;
-    const key = `${reason}|${req.socket.remoteAddress ?? '?'}`;
-    if (!authLogged.has(key)) {
-      authLogged.add(key);
-      log.warn({ remote: req.socket.remoteAddress, reason, route: `${req.method} ${req.url}` }, `rejected an HTTP API request: ${reason} token (logged once per client and reason)`);
-    }
-    send(res, 401, { error: message }, { 'www-authenticate': 'Bearer realm="tsray"' });
-    return false;
-  };
+/** One request, its path split into decoded segments. */
+interface ApiRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** Path without trailing slashes. */
+  path: string;
+  seg: string[];
+  method: string;
+  /** 405 unless the request's method is one of these. */
+  expect(...methods: string[]): void;
+}
 
-  const stateRoutes: Record<string, () => Promise<unknown[]>> = {
-    nodes: () => opts.state.nodes(),
-    actors: () => opts.state.actors(),
-    tasks: () => opts.state.tasks(),
-    objects: () => opts.state.objects(),
-    placement_groups: () => opts.state.placementGroups(),
-  };
+/** True when the request carries the cluster token; else answers 401 (and logs it once per client and reason). */
+function authorized(c: ApiContext, req: IncomingMessage, res: ServerResponse): boolean {
+  const header = req.headers['authorization'];
+  const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  let reason: string | undefined;
+  if (!m) {
+    reason = header === undefined ? 'missing' : 'malformed';
+  } else if (!timingSafeEqual(digest(m[1] as string), c.tokenDigest)) {
+    reason = 'wrong';
+  }
+  if (!reason) return true;
+  const message =
+    reason === 'wrong'
+      ? 'invalid token: the bearer token does not match this cluster\'s token (see <sessionDir>/token on the head, or pass --token/--token-file/TSRAY_TOKEN)'
+      : `${reason} token: send "Authorization: Bearer <token>" (the cluster token is in <sessionDir>/token on the head; the CLI takes --token, --token-file or TSRAY_TOKEN)`;
+  const key = `${reason}|${req.socket.remoteAddress ?? '?'}`;
+  if (!c.authLogged.has(key)) {
+    c.authLogged.add(key);
+    c.log.warn({ remote: req.socket.remoteAddress, reason, route: `${req.method} ${req.url}` }, `rejected an HTTP API request: ${reason} token (logged once per client and reason)`);
+  }
+  send(res, 401, { error: message }, { 'www-authenticate': 'Bearer realm="tsray"' });
+  return false;
+}
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
-    const seg = path.split('/').filter(Boolean).map(decodeURIComponent);
-    const method = req.method ?? 'GET';
-    const expect = (...methods: string[]): void => {
-      if (!methods.includes(method)) throw new RequestError(405, `${method} is not allowed on ${path} (use ${methods.join(' or ')})`);
-    };
-    if (seg[0] !== 'api') throw new RequestError(404, `no such route: ${method} ${path}`);
-    if (!authorized(req, res)) return;
+/** `GET /api/v0/{name}`: the state lists. */
+const STATE_LISTS: Record<string, (state: StateProvider) => Promise<unknown[]>> = {
+  nodes: (state) => state.nodes(),
+  actors: (state) => state.actors(),
+  tasks: (state) => state.tasks(),
+  objects: (state) => state.objects(),
+  placement_groups: (state) => state.placementGroups(),
+};
 
-    if (path === '/api/version') {
-      expect('GET');
-      return send(res, 200, version);
-    }
-    if (path === '/api/cluster_status') {
-      expect('GET');
-      const s: ClusterStatus = await opts.state.status();
-      return send(res, 200, s);
-    }
-    if (seg[1] === 'v0' && seg.length === 3) {
-      const fn = stateRoutes[seg[2] as string];
-      if (!fn) throw new RequestError(404, `no such state list: ${seg[2]} (one of ${Object.keys(stateRoutes).join(', ')})`);
-      expect('GET');
-      return send(res, 200, { result: await fn() });
-    }
-    if (seg[1] !== 'jobs') throw new RequestError(404, `no such route: ${method} ${path}`);
-    if (seg.length === 2) {
-      expect('GET', 'POST');
-      if (method === 'GET') return send(res, 200, opts.jobs.list().map(toJobDetails));
-      const body = await readJson(req);
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-        throw new RequestError(400, 'the request body must be a JSON object such as {"entrypoint": "node driver.js"}');
-      }
-      const b = body as Partial<JobSubmitRequestBody> & { job_id?: unknown };
-      const submissionId = b.submission_id ?? (typeof b.job_id === 'string' ? b.job_id : undefined);
-      const info = opts.jobs.submit({
-        entrypoint: b.entrypoint as string,
-        ...(submissionId != null ? { submissionId } : {}),
-        ...(b.runtime_env != null ? { runtimeEnv: b.runtime_env } : {}),
-        ...(b.metadata != null ? { metadata: b.metadata } : {}),
-      });
-      return send(res, 200, { job_id: info.submissionId, submission_id: info.submissionId });
-    }
-    const id = seg[2] as string;
-    if (seg.length === 3) {
-      expect('GET', 'DELETE');
-      if (method === 'DELETE') return send(res, 200, { deleted: opts.jobs.delete(id) });
-      const info = opts.jobs.get(id);
-      if (!info) throw new JobNotFoundError(id);
-      return send(res, 200, toJobDetails(info));
-    }
-    if (seg.length === 4 && seg[3] === 'stop') {
-      expect('POST');
-      return send(res, 200, { stopped: await opts.jobs.stop(id) });
-    }
-    if (seg[3] === 'logs' && (seg.length === 4 || (seg.length === 5 && seg[4] === 'tail'))) {
-      expect('GET');
-      const follow = seg.length === 5 || ['1', 'true', 'yes'].includes(url.searchParams.get('follow') ?? '');
-      if (!follow) return send(res, 200, { logs: await opts.jobs.logs(id) });
-      if (!opts.jobs.get(id)) throw new JobNotFoundError(id);
-      const ac = new AbortController();
-      const iter = opts.jobs.follow(id, { signal: ac.signal });
-      followers.add(ac);
-      res.on('close', () => ac.abort());
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
-      res.flushHeaders();
-      try {
-        for await (const chunk of iter) {
-          if (!res.write(chunk)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
-          if (ac.signal.aborted) break;
-        }
-      } finally {
-        followers.delete(ac);
-        if (!res.destroyed) res.end();
-      }
-      return;
-    }
-    throw new RequestError(404, `no such route: ${method} ${path}`);
-  };
+/** `GET /api/v0/{name}`. */
+async function handleStateList(c: ApiContext, r: ApiRequest): Promise<void> {
+  const fn = STATE_LISTS[r.seg[2] as string];
+  if (!fn) throw new RequestError(404, `no such state list: ${r.seg[2]} (one of ${Object.keys(STATE_LISTS).join(', ')})`);
+  r.expect('GET');
+  send(r.res, 200, { result: await fn(c.opts.state) });
+}
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (e instanceof RequestError) return send(res, e.status, { error: e.message });
-      if (e instanceof JobNotFoundError) return send(res, 404, { error: e.message });
-      if (e instanceof JobRequestError || e instanceof JobExistsError || e instanceof JobNotTerminalError) return send(res, 400, { error: e.message });
-      log.error({ err: e, route: `${req.method} ${req.url}` }, 'HTTP API request failed');
-      send(res, 500, { error: `internal error: ${(e as Error)?.message ?? String(e)} (see the head's log)` });
-    });
+/** `GET /api/jobs/` (list) and `POST /api/jobs/` (submit). */
+async function handleJobs(c: ApiContext, r: ApiRequest): Promise<void> {
+  r.expect('GET', 'POST');
+  if (r.method === 'GET') return send(r.res, 200, c.opts.jobs.list().map(toJobDetails));
+  const body = await readJson(r.req);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new RequestError(400, 'the request body must be a JSON object such as {"entrypoint": "node driver.js"}');
+  }
+  const b = body as Partial<JobSubmitRequestBody> & { job_id?: unknown };
+  const submissionId = b.submission_id ?? (typeof b.job_id === 'string' ? b.job_id : undefined);
+  const info = c.opts.jobs.submit({
+    entrypoint: b.entrypoint as string,
+    ...(submissionId != null ? { submissionId } : {}),
+    ...(b.runtime_env != null ? { runtimeEnv: b.runtime_env } : {}),
+    ...(b.metadata != null ? { metadata: b.metadata } : {}),
   });
+  send(r.res, 200, { job_id: info.submissionId, submission_id: info.submissionId });
+}
 
-  await new Promise<void>((resolve, reject) => {
+/** `GET /api/jobs/{id}` (details) and `DELETE /api/jobs/{id}`. */
+function handleJob(c: ApiContext, r: ApiRequest, id: string): void {
+  r.expect('GET', 'DELETE');
+  if (r.method === 'DELETE') return send(r.res, 200, { deleted: c.opts.jobs.delete(id) });
+  const info = c.opts.jobs.get(id);
+  if (!info) throw new JobNotFoundError(id);
+  send(r.res, 200, toJobDetails(info));
+}
+
+/** `GET /api/jobs/{id}/logs`: the log so far, or (follow) a chunked stream until the job ended. */
+async function handleLogs(c: ApiContext, r: ApiRequest, id: string): Promise<void> {
+  r.expect('GET');
+  const { res } = r;
+  const follow = r.seg.length === 5 || ['1', 'true', 'yes'].includes(r.url.searchParams.get('follow') ?? '');
+  if (!follow) return send(res, 200, { logs: await c.opts.jobs.logs(id) });
+  if (!c.opts.jobs.get(id)) throw new JobNotFoundError(id);
+  const ac = new AbortController();
+  const iter = c.opts.jobs.follow(id, { signal: ac.signal });
+  c.followers.add(ac);
+  res.on('close', () => ac.abort());
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+  res.flushHeaders();
+  try {
+    for await (const chunk of iter) {
+      if (!res.write(chunk)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+      if (ac.signal.aborted) break;
+    }
+  } finally {
+    c.followers.delete(ac);
+    if (!res.destroyed) res.end();
+  }
+}
+
+/** Parse the request's path and method. */
+function apiRequest(req: IncomingMessage, res: ServerResponse): ApiRequest {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+  const seg = path.split('/').filter(Boolean).map(decodeURIComponent);
+  const method = req.method ?? 'GET';
+  const expect = (...methods: string[]): void => {
+    if (!methods.includes(method)) throw new RequestError(405, `${method} is not allowed on ${path} (use ${methods.join(' or ')})`);
+  };
+  return { req, res, url, path, seg, method, expect };
+}
+
+/** Route a request (after the token check) to its handler. */
+async function route(c: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const r = apiRequest(req, res);
+  const { path, seg, method } = r;
+  if (seg[0] !== 'api') throw new RequestError(404, `no such route: ${method} ${path}`);
+  if (!authorized(c, req, res)) return;
+  if (path === '/api/version') {
+    r.expect('GET');
+    return send(res, 200, c.version);
+  }
+  if (path === '/api/cluster_status') {
+    r.expect('GET');
+    const s: ClusterStatus = await c.opts.state.status();
+    return send(res, 200, s);
+  }
+  if (seg[1] === 'v0' && seg.length === 3) return handleStateList(c, r);
+  if (seg[1] !== 'jobs') throw new RequestError(404, `no such route: ${method} ${path}`);
+  if (seg.length === 2) return handleJobs(c, r);
+  const id = seg[2] as string;
+  if (seg.length === 3) return handleJob(c, r, id);
+  if (seg.length === 4 && seg[3] === 'stop') {
+    r.expect('POST');
+    return send(res, 200, { stopped: await c.opts.jobs.stop(id) });
+  }
+  if (seg[3] === 'logs' && (seg.length === 4 || (seg.length === 5 && seg[4] === 'tail'))) return handleLogs(c, r, id);
+  throw new RequestError(404, `no such route: ${method} ${path}`);
+}
+
+/** Answer a failed request: its status for known errors, else 500 (logged). */
+function sendError(c: ApiContext, req: IncomingMessage, res: ServerResponse, e: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (e instanceof RequestError) return send(res, e.status, { error: e.message });
+  if (e instanceof JobNotFoundError) return send(res, 404, { error: e.message });
+  if (e instanceof JobRequestError || e instanceof JobExistsError || e instanceof JobNotTerminalError) return send(res, 400, { error: e.message });
+  c.log.error({ err: e, route: `${req.method} ${req.url}` }, 'HTTP API request failed');
+  send(res, 500, { error: `internal error: ${(e as Error)?.message ?? String(e)} (see the head's log)` });
+}
+
+/** Listen on the options' host and port (PortInUseError when taken). */
+function listen(server: Server, opts: HttpApiOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const onError = (e: NodeJS.ErrnoException): void => {
       server.off('listening', onListening);
       reject(e.code === 'EADDRINUSE' ? new PortInUseError('the jobs HTTP API (dashboard)', opts.port, opts.host) : e);
@@ -253,17 +289,36 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
     server.once('listening', onListening);
     server.listen(opts.port, opts.host);
   });
-  server.on('error', (err) => log.error({ err }, 'HTTP API server error'));
+}
+
+/**
+ * Start the head's HTTP API.
+ * @throws PortInUseError when the port is taken (the message names it).
+ */
+export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
+  const c: ApiContext = {
+    opts,
+    log: opts.logger ?? partLogger('http'),
+    tokenDigest: digest(opts.token),
+    version: { version: '1', tsray_version: packageVersion(), ray_version: RAY_API_VERSION },
+    authLogged: new Set(),
+    followers: new Set(),
+  };
+  const server = createServer((req, res) => {
+    route(c, req, res).catch((e: unknown) => sendError(c, req, res, e));
+  });
+  await listen(server, opts);
+  server.on('error', (err) => c.log.error({ err }, 'HTTP API server error'));
   const port = (server.address() as AddressInfo).port;
   const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const url = `http://${hostPart}:${port}`;
-  log.info({ url }, 'HTTP API listening');
+  c.log.info({ url }, 'HTTP API listening');
   return {
     url,
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const ac of followers) ac.abort();
+        for (const ac of c.followers) ac.abort();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

@@ -7,7 +7,8 @@ import '../actor.js'; // registers how deserialized actor handles are rebuilt
 import { parseRuntimeEnvJson } from '@tsray/runtime-env';
 import { config } from '../config.js';
 import { state } from '../state.js';
-import { currentTaskName, WorkerRuntime } from './worker-runtime.js';
+import { currentTaskName } from './task-context.js';
+import { WorkerRuntime } from './worker-runtime.js';
 
 const { workerId, nodeAddress: address, workerCwd: cwd, runtimeEnv } = config();
 if (!workerId || !address) {
