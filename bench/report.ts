@@ -148,10 +148,7 @@ export function table(lines: Line[]): string {
     const l = rows.get(name)?.tsray;
     if (l !== undefined && l.error === undefined && l.value !== undefined) refs.set(name, l.value);
   }
-  const out = [
-    '| metric | unit | Ray 2.58 | tsray | ratio (tsray/Ray) | floor / aim |',
-    '|---|---|---:|---:|---:|---|',
-  ];
+  const out = ['| metric | unit | Ray 2.58 | tsray | ratio (tsray/Ray) | floor / aim |', '|---|---|---:|---:|---:|---|'];
   for (const row of rows.values()) {
     const { ratio, verdict } = judge(row, refs);
     const note = row.tsray?.note ?? row.ray?.note;
@@ -191,13 +188,14 @@ export function environment(lines: Line[], files: string[], command: string | un
   const tsMeta = lines.findLast((l) => l.system === 'tsray' && l.kind === 'meta');
   const quick = rayMeta?.quick === true || tsMeta?.quick === true;
   const items = [
-    `- date: ${String(tsMeta?.time ?? rayMeta?.time ?? new Date().toISOString()).slice(0, 16).replace('T', ' ')} UTC (results: ${files.map((f) => `\`${path.relative(process.cwd(), f)}\``).join(', ')})`,
+    `- date: ${String(tsMeta?.time ?? rayMeta?.time ?? new Date().toISOString())
+      .slice(0, 16)
+      .replace('T', ' ')} UTC (results: ${files.map((f) => `\`${path.relative(process.cwd(), f)}\``).join(', ')})`,
     `- machine: ${sh('nproc', [])} CPUs (\`nproc\`), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${cpuModel()}, ${os.type()} ${os.release()}`,
     `- versions: Ray ${String(rayMeta?.version ?? '—')} (Python ${String(rayMeta?.python ?? '—')}), tsray ${String(tsMeta?.version ?? '—')} (Node ${String(tsMeta?.node ?? process.version)})`,
     `- timing: ${quick ? '**--quick** phases (not comparable with published Ray numbers)' : "Ray's timeit (10 s sleep, 1 s warm-up, 4 × 2 s trials, mean ± population std)"}`,
   ];
-  const load = (m: Line | undefined): string =>
-    Array.isArray(m?.loadavg) ? (m.loadavg as number[]).join(' / ') : '—';
+  const load = (m: Line | undefined): string => (Array.isArray(m?.loadavg) ? (m.loadavg as number[]).join(' / ') : '—');
   items.push(`- load average (1/5/15 min) when each side started: Ray ${load(rayMeta)}, tsray ${load(tsMeta)}`);
   if (command !== undefined) items.push(`- command: \`${command}\``);
   return items.join('\n');
@@ -212,10 +210,7 @@ export function updateMarkdown(md: string, section: string, body: string): void 
   const text = existsSync(md) ? readFileSync(md, 'utf8') : '# Benchmarks\n';
   const b = text.indexOf(BEGIN(section));
   const e = text.indexOf(END(section));
-  const next =
-    b >= 0 && e > b
-      ? text.slice(0, b) + block + text.slice(e + END(section).length)
-      : `${text.trimEnd()}\n\n${block}\n`;
+  const next = b >= 0 && e > b ? text.slice(0, b) + block + text.slice(e + END(section).length) : `${text.trimEnd()}\n\n${block}\n`;
   writeFileSync(md, next);
 }
 

@@ -144,7 +144,9 @@ if (bigFiles.length === 0 && bigFunctions.length === 0) {
   console.log('\ncheck-size: ok');
   process.exit(0);
 }
-console.error(`\ncheck-size: FAILED — ${bigFiles.length} file(s) over ${maxFileLines} lines, ${bigFunctions.length} function(s) over ${maxFunctionLines} lines`);
+console.error(
+  `\ncheck-size: FAILED — ${bigFiles.length} file(s) over ${maxFileLines} lines, ${bigFunctions.length} function(s) over ${maxFunctionLines} lines`,
+);
 for (const f of bigFiles) console.error(`  file      ${String(f.lines).padStart(6)}  ${f.path}`);
 for (const f of bigFunctions) console.error(`  function  ${String(f.lines).padStart(6)}  ${f.path}:${f.line}  ${f.name}`);
 process.exit(1);

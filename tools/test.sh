@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command (`npm test` runs it): build every package, the static checks
-# (typecheck, lint, mypy; check-size and the format check behind flags), every vitest project, then
+# (typecheck, lint, format check, mypy, check-size), every vitest project, then
 # the Python tests. Stops at the first failing step with a non-zero exit, and always ends with one
 # summary line: `tests: N passed, M failed` (vitest + pytest counts together).
 #
-# Flags (env): TSRAY_CHECK_SIZE=1 adds `check-size` (tools/check-size.mjs: files <= 800 lines,
-# functions <= 120 lines); TSRAY_FORMAT_CHECK=1 adds `biome format` (check only) to the lint step.
+# Flags (env): `check-size` (tools/check-size.mjs: files <= 800 lines, functions <= 120 lines) and the
+# format check (`biome format`, check only) run by default; TSRAY_CHECK_SIZE=0 / TSRAY_FORMAT_CHECK=0
+# leave them out.
 # TSRAY_SKIP_STATIC=1 skips the static checks (a quick local test run).
 #
 # Needs the Python venv: run `bash tools/setup-python.sh` once first.
@@ -61,12 +62,12 @@ static_check() {
 if [[ "${TSRAY_SKIP_STATIC:-0}" != 1 ]]; then
   static_check typecheck bash tools/typecheck.sh
   static_check lint npx biome lint .
-  if [[ "${TSRAY_FORMAT_CHECK:-0}" == 1 ]]; then
+  if [[ "${TSRAY_FORMAT_CHECK:-1}" == 1 ]]; then
     static_check format-check npx biome format .
   fi
   # mypy with python/pyproject.toml's [tool.mypy] (strict; its files and the modules they import).
   static_check mypy bash -c 'cd python && ../.venv/bin/python -m mypy'
-  if [[ "${TSRAY_CHECK_SIZE:-0}" == 1 ]]; then
+  if [[ "${TSRAY_CHECK_SIZE:-1}" == 1 ]]; then
     static_check check-size node tools/check-size.mjs
   fi
 fi

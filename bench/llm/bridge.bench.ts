@@ -59,9 +59,33 @@ if (isMain(import.meta)) {
   const workloads: [number, number][] = values.workloads
     ? values.workloads.split(',').map((w) => w.toLowerCase().split('x').map(Number) as [number, number])
     : [[Number(values.requests), Number(values.concurrency)]];
-  const engineArgs: Record<string, unknown> = values['engine-args'] ? JSON.parse(values['engine-args']) : backend === 'transformers' ? { torch_threads: 1 } : {};
+  const engineArgs: Record<string, unknown> = values['engine-args']
+    ? JSON.parse(values['engine-args'])
+    : backend === 'transformers'
+      ? { torch_threads: 1 }
+      : {};
 
-  const directArgs = ['bench/llm/direct.py', '--backend', backend, '--model', model, '--tokens', String(tokens), '--workloads', workloads.map(([r, c]) => `${r}x${c}`).join(','), '--input-tokens', String(inputTokens), '--prompt-vocab', String(promptVocab), '--num-gpus', String(numGpus), '--warmup', String(warmup), '--engine-args', JSON.stringify(engineArgs)];
+  const directArgs = [
+    'bench/llm/direct.py',
+    '--backend',
+    backend,
+    '--model',
+    model,
+    '--tokens',
+    String(tokens),
+    '--workloads',
+    workloads.map(([r, c]) => `${r}x${c}`).join(','),
+    '--input-tokens',
+    String(inputTokens),
+    '--prompt-vocab',
+    String(promptVocab),
+    '--num-gpus',
+    String(numGpus),
+    '--warmup',
+    String(warmup),
+    '--engine-args',
+    JSON.stringify(engineArgs),
+  ];
   const direct: Metrics[] = [];
   let directEngine: Record<string, unknown> | undefined;
   if (!values['skip-direct']) {
@@ -115,7 +139,11 @@ if (isMain(import.meta)) {
     };
     const t0 = performance.now();
     let next = 0;
-    await Promise.all(Array.from({ length: Math.min(concurrency, requests) }, async () => { while (next < requests) await one(next++); }));
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, requests) }, async () => {
+        while (next < requests) await one(next++);
+      }),
+    );
     return { lat, ttft, itl, produced, el: (performance.now() - t0) / 1000 };
   };
 
@@ -124,11 +152,23 @@ if (isMain(import.meta)) {
   for (const [k, [requests, concurrency]] of workloads.entries()) {
     const { lat, ttft, itl, produced, el } = await run(requests, concurrency, 10_000 * (k + 1));
     bridge.push({
-      system: 'tsray-bridge', backend, requests, tokens, input_tokens: inputTokens, concurrency, elapsed_s: r3(el), output_tokens: produced,
-      latency_p50_ms: r3(pct(lat, 50)), latency_p99_ms: r3(pct(lat, 99)),
-      ttft_p50_ms: r3(pct(ttft, 50)), ttft_p99_ms: r3(pct(ttft, 99)),
-      itl_mean_ms: r4(mean(itl)), itl_p50_ms: r4(pct(itl, 50)), itl_p99_ms: r4(pct(itl, 99)),
-      tokens_per_s: +(produced / el).toFixed(1), ms_per_token: r4(mean(lat) / tokens),
+      system: 'tsray-bridge',
+      backend,
+      requests,
+      tokens,
+      input_tokens: inputTokens,
+      concurrency,
+      elapsed_s: r3(el),
+      output_tokens: produced,
+      latency_p50_ms: r3(pct(lat, 50)),
+      latency_p99_ms: r3(pct(lat, 99)),
+      ttft_p50_ms: r3(pct(ttft, 50)),
+      ttft_p99_ms: r3(pct(ttft, 99)),
+      itl_mean_ms: r4(mean(itl)),
+      itl_p50_ms: r4(pct(itl, 50)),
+      itl_p99_ms: r4(pct(itl, 99)),
+      tokens_per_s: +(produced / el).toFixed(1),
+      ms_per_token: r4(mean(lat) / tokens),
     });
   }
   const engineInfo = await engine.info();
@@ -140,7 +180,8 @@ if (isMain(import.meta)) {
     if (!d) return { requests: b['requests'], concurrency: b['concurrency'] };
     const n = (m: Metrics, key: string) => Number(m[key]);
     return {
-      requests: b['requests'], concurrency: b['concurrency'],
+      requests: b['requests'],
+      concurrency: b['concurrency'],
       tokens_per_s_ratio: r3(n(b, 'tokens_per_s') / n(d, 'tokens_per_s')),
       added_ttft_p50_ms: r3(n(b, 'ttft_p50_ms') - n(d, 'ttft_p50_ms')),
       added_ttft_p99_ms: r3(n(b, 'ttft_p99_ms') - n(d, 'ttft_p99_ms')),
@@ -153,6 +194,28 @@ if (isMain(import.meta)) {
   for (const b of bridge) console.log(JSON.stringify(b));
   for (const c of compare) console.log(JSON.stringify({ compare: c }));
   if (values.out) {
-    writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), backend, model, tokens, inputTokens, workloads, engineArgs, numGpus, bridgeStartS: r3(startS), bridgeEngine: engineInfo, directEngine, direct, bridge, compare }, null, 2) + '\n');
+    writeFileSync(
+      values.out,
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          backend,
+          model,
+          tokens,
+          inputTokens,
+          workloads,
+          engineArgs,
+          numGpus,
+          bridgeStartS: r3(startS),
+          bridgeEngine: engineInfo,
+          directEngine,
+          direct,
+          bridge,
+          compare,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
   }
 }

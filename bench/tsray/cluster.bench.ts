@@ -109,7 +109,14 @@ registry.metric(
     const actors = Array.from({ length: MC_CLIENTS }, (_, i) => RemoteActor.options(on(NODES[i % 2]!)).remote());
     clients.push(...actors);
     try {
-      return await t(() => get(actors.map((a) => a.smallValueBatch.remote(MC_TASKS)), { timeout: CALL_TIMEOUT_S }), MC_TASKS * MC_CLIENTS);
+      return await t(
+        () =>
+          get(
+            actors.map((a) => a.smallValueBatch.remote(MC_TASKS)),
+            { timeout: CALL_TIMEOUT_S },
+          ),
+        MC_TASKS * MC_CLIENTS,
+      );
     } finally {
       for (const h of clients) kill(h);
     }
@@ -125,7 +132,11 @@ registry.metric(
     const servers = Array.from({ length: N_CPU }, () => RemoteActor.options(on(NODE_A)).remote());
     try {
       return await t(
-        () => get(Array.from({ length: NN_TASKS }, (_, i) => work.options(on(NODES[i % 2]!)).remote(servers)), { timeout: CALL_TIMEOUT_S }),
+        () =>
+          get(
+            Array.from({ length: NN_TASKS }, (_, i) => work.options(on(NODES[i % 2]!)).remote(servers)),
+            { timeout: CALL_TIMEOUT_S },
+          ),
         NN_TASKS * NN_CALLS,
       );
     } finally {

@@ -141,14 +141,10 @@ registry.metric(
   },
 );
 
-registry.metric(
-  'single_client_get_gigabytes',
-  { unit: 'GB/s', note: 'not in ray_perf.py: get of the put_gigabytes array, same multiplier' },
-  async (t) => {
-    const ref = put(new BigInt64Array(LARGE_ELEMENTS));
-    return t(() => get(ref), LARGE_MULTIPLIER);
-  },
-);
+registry.metric('single_client_get_gigabytes', { unit: 'GB/s', note: 'not in ray_perf.py: get of the put_gigabytes array, same multiplier' }, async (t) => {
+  const ref = put(new BigInt64Array(LARGE_ELEMENTS));
+  return t(() => get(ref), LARGE_MULTIPLIER);
+});
 
 registry.metric('single_client_tasks_and_get_batch', {}, async (t) => {
   return t(async () => {

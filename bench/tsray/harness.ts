@@ -81,7 +81,12 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--metrics' || a.startsWith('--metrics=')) {
       const v = a === '--metrics' ? argv[++i] : a.slice('--metrics='.length);
       if (v === undefined) throw new Error('--metrics needs a comma-separated list');
-      args.metrics.push(...v.split(',').map((s) => s.trim()).filter(Boolean));
+      args.metrics.push(
+        ...v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      );
     } else if (a === '-h' || a === '--help') {
       process.stderr.write('usage: npx tsx bench/tsray/<file>.bench.ts [--quick] [--metrics a,b,c] [--list]\n');
       process.exit(0);
@@ -124,9 +129,7 @@ export async function runBenchmarks(registry: Registry, argv: string[]): Promise
     process.stderr.write(`unknown metric(s): ${unknown.join(', ')}; known: ${[...registry.metrics.keys()].join(', ')}\n`);
     return 2;
   }
-  const selected = [...registry.metrics.values()].filter(
-    (m) => args.metrics.length === 0 || args.metrics.includes(m.name),
-  );
+  const selected = [...registry.metrics.values()].filter((m) => args.metrics.length === 0 || args.metrics.includes(m.name));
   const phases: Readonly<TimeitOptions> = args.quick ? QUICK_TIMEIT : RAY_TIMEIT;
   emit({
     system: 'tsray',

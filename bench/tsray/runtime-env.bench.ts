@@ -26,7 +26,9 @@ const PY = existsSync('.venv/bin/python') ? join(process.cwd(), '.venv/bin/pytho
 
 function buildWheel(dir: string): void {
   mkdirSync(dir, { recursive: true });
-  execFileSync(PY, ['-c', `
+  execFileSync(PY, [
+    '-c',
+    `
 import zipfile
 d = "tsray_bench_pkg-1.0.dist-info"
 with zipfile.ZipFile("${dir}/tsray_bench_pkg-1.0-py3-none-any.whl", "w") as z:
@@ -34,7 +36,8 @@ with zipfile.ZipFile("${dir}/tsray_bench_pkg-1.0-py3-none-any.whl", "w") as z:
     z.writestr(d + "/METADATA", "Metadata-Version: 2.1\\nName: tsray_bench_pkg\\nVersion: 1.0\\n")
     z.writestr(d + "/WHEEL", "Wheel-Version: 1.0\\nGenerator: bench\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
     z.writestr(d + "/RECORD", "")
-`]);
+`,
+  ]);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

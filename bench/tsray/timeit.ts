@@ -52,16 +52,11 @@ export interface TimeitResult {
 export type Workload = () => unknown;
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (
-    v !== null &&
-    (typeof v === 'object' || typeof v === 'function') &&
-    typeof (v as { then?: unknown }).then === 'function'
-  );
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function';
 }
 
 const nowSec = (): number => performance.now() / 1000;
-const sleep = (sec: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, sec * 1000));
+const sleep = (sec: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, sec * 1000));
 
 /**
  * Times `fn` with Ray's timeit algorithm.
@@ -70,11 +65,7 @@ const sleep = (sec: number): Promise<void> =>
  * @param multiplier - units of work per call (e.g. 1000 for a batch of 1000 tasks).
  * @param opts - the phases; {@link RAY_TIMEIT} by default.
  */
-export async function timeit(
-  fn: Workload,
-  multiplier = 1,
-  opts: Readonly<TimeitOptions> = RAY_TIMEIT,
-): Promise<TimeitResult> {
+export async function timeit(fn: Workload, multiplier = 1, opts: Readonly<TimeitOptions> = RAY_TIMEIT): Promise<TimeitResult> {
   await sleep(opts.sleepSec);
   // warm-up
   let start = nowSec();

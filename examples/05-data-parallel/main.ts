@@ -30,7 +30,16 @@ console.log(`engines: ${backend} on ${backend === 'vllm' ? 'GPU' : 'CPU'}, model
 // Practice 3: DP ranks behind the router; results come back in input order.
 const params = { temperature: 0.8, topP: 0.95, maxTokens: 16, seed: 0 };
 const dp = await DataParallel.deploy({ model, backend, ranks: 2, gpusPerRank: gpus >= 2 ? 1 : 0 });
-const prompts = ['Hello, my name is', 'The president of the United States is', 'The capital of France is', 'The future of AI is', 'Once upon a time', 'In a galaxy far away', 'The quick brown fox', 'To be or not to be'];
+const prompts = [
+  'Hello, my name is',
+  'The president of the United States is',
+  'The capital of France is',
+  'The future of AI is',
+  'Once upon a time',
+  'In a galaxy far away',
+  'The quick brown fox',
+  'To be or not to be',
+];
 const outs = await dp.generate(prompts, params);
 for (const [i, c] of outs.entries()) console.log(`dp: ${JSON.stringify(prompts[i])} -> ${JSON.stringify(c.text)}`);
 const [direct] = await dp.rank(1).generate('A call to rank 1:', { maxTokens: 8, temperature: 0 });

@@ -41,7 +41,9 @@ const [generated, infos] = await Promise.all([
   Promise.all(instances.map((engine) => engine.info())),
 ]);
 for (const [i, [c]] of generated.entries()) {
-  console.log(`instance ${i} (gpus ${useGpus[i]}, CUDA_VISIBLE_DEVICES=${infos[i]!.cuda_visible_devices}, pid ${infos[i]!.pid}): ${JSON.stringify(inputTexts[i])} -> ${JSON.stringify(c!.text)}`);
+  console.log(
+    `instance ${i} (gpus ${useGpus[i]}, CUDA_VISIBLE_DEVICES=${infos[i]!.cuda_visible_devices}, pid ${infos[i]!.pid}): ${JSON.stringify(inputTexts[i])} -> ${JSON.stringify(c!.text)}`,
+  );
 }
 const devices = infos.flatMap((x) => (x.cuda_visible_devices ?? '').split(',').filter((d) => d !== ''));
 console.log(`GPUs handed out: ${devices.length}, disjoint: ${new Set(devices).size === devices.length}`);

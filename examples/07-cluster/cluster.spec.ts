@@ -33,7 +33,10 @@ it('a second process finds the named scheduler and gets the 10 results; without 
     expect(results.length).toBe(10);
     expect(results.every((r) => typeof r === 'string')).toBe(true);
     // The seed's Python worker-node script (ray renamed to tsray) calls the same TS scheduler actor.
-    const py = spawn(fileURLToPath(new URL('../../.venv/bin/python', import.meta.url)), ['-u', here('./worker_node.py')], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const py = spawn(fileURLToPath(new URL('../../.venv/bin/python', import.meta.url)), ['-u', here('./worker_node.py')], {
+      env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       const line = await new Promise<string>((resolve, reject) => {
         let buf = '';
@@ -63,14 +66,20 @@ it('a second process finds the named scheduler and gets the 10 results; without 
   expect(stdout).toContain('ModelServer not found in the cluster');
 });
 
-it('on a multi-node cluster (tsray start --head + a second node, real CPU engine): a driver on the other node finds the scheduler', { timeout: 240_000 }, async () => {
+it('on a multi-node cluster (tsray start --head + a second node, real CPU engine): a driver on the other node finds the scheduler', {
+  timeout: 240_000,
+}, async () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const cli = `${root}packages/cluster/dist/cli.js`;
   const tmp = mkdtempSync(join(tmpdir(), 'tsray-ex07-'));
   const env = { ...process.env, TMPDIR: tmp, TSRAY_PYTHON: `${root}.venv/bin/python` };
   let head: ReturnType<typeof spawn> | undefined;
   try {
-    const started = await run(process.execPath, [cli, 'start', '--head', '--port', '0', '--dashboard-port', '0', '--num-cpus', '2'], { env, cwd: root, timeout: 60_000 });
+    const started = await run(process.execPath, [cli, 'start', '--head', '--port', '0', '--dashboard-port', '0', '--num-cpus', '2'], {
+      env,
+      cwd: root,
+      timeout: 60_000,
+    });
     const gcs = /Address: (\S+)/.exec(started.stdout)![1]!;
     await run(process.execPath, [cli, 'start', '--address', gcs, '--num-cpus', '2', '--resources', '{"worker_node": 1}'], { env, cwd: root, timeout: 60_000 });
     const session = readdirSync(join(tmp, 'tsray')).find((d) => d.startsWith('session-'))!;
@@ -79,7 +88,11 @@ it('on a multi-node cluster (tsray start --head + a second node, real CPU engine
     const workerNode = JSON.parse(readFileSync(join(dir, nodeReady), 'utf8')) as { nodeSocket: string; nodeId: string };
     const token = readFileSync(join(dir, 'token'), 'utf8').trim();
     // The head script is a driver attached to the head's node.
-    head = spawn(process.execPath, ['--import', 'tsx', here('./head.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...env, TSRAY_ADDRESS: 'auto' } });
+    head = spawn(process.execPath, ['--import', 'tsx', here('./head.ts')], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...env, TSRAY_ADDRESS: 'auto' },
+    });
     await new Promise<void>((resolve, reject) => {
       let buf = '';
       head!.stdout!.on('data', (d: Buffer) => {

@@ -15,7 +15,9 @@ if (isMain(import.meta)) {
   // TSRAY_ADDRESS=auto (or a head address): join a cluster started with `tsray start --head`; else an
   // embedded one-node cluster in this process.
   const address = process.env['TSRAY_ADDRESS'] ?? 'local';
-  const info = await init(address === 'local' ? { address, namespace: 'head', numCpus: Number(process.env['HEAD_CPUS'] ?? 4) } : { address, namespace: 'head' });
+  const info = await init(
+    address === 'local' ? { address, namespace: 'head', numCpus: Number(process.env['HEAD_CPUS'] ?? 4) } : { address, namespace: 'head' },
+  );
   console.log('nodes:', JSON.stringify((await nodes()).map((n) => ({ NodeID: n.nodeId, Alive: n.alive, Resources: n.resourcesTotal }))));
   const prompts = ['Hello, my name is', 'The president of the United States is', 'The capital of France is', 'The future of AI is'];
   let engineRef: EngineRef;

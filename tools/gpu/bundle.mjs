@@ -39,7 +39,12 @@ const common = {
   sourcemap: false,
   absWorkingDir: root,
 };
-await build({ ...common, entryPoints: { 'bin/smoke': 'tools/gpu/smoke.ts', 'bin/bridge-bench': 'bench/llm/bridge.bench.ts' }, outdir: out, outExtension: { '.js': '.mjs' } });
+await build({
+  ...common,
+  entryPoints: { 'bin/smoke': 'tools/gpu/smoke.ts', 'bin/bridge-bench': 'bench/llm/bridge.bench.ts' },
+  outdir: out,
+  outExtension: { '.js': '.mjs' },
+});
 await build({ ...common, entryPoints: { 'worker/worker-main': 'packages/core/src/worker/worker-main.ts' }, outdir: out });
 
 const addon = join(root, 'packages/object-store/build/Release/tsray_shm.node');
@@ -49,6 +54,7 @@ cpSync(addon, join(out, 'build/Release/tsray_shm.node'));
 
 const nm = join(root, 'node_modules');
 const zmqOut = join(out, 'node_modules/zeromq');
-for (const p of ['package.json', 'lib', 'LICENSE.txt', 'build/manifest.json', 'build/linux/x64']) cpSync(join(nm, 'zeromq', p), join(zmqOut, p), { recursive: true });
+for (const p of ['package.json', 'lib', 'LICENSE.txt', 'build/manifest.json', 'build/linux/x64'])
+  cpSync(join(nm, 'zeromq', p), join(zmqOut, p), { recursive: true });
 for (const p of ['package.json', 'build']) cpSync(join(nm, 'cmake-ts', p), join(out, 'node_modules/cmake-ts', p), { recursive: true });
 console.log(`bundled into ${out}`);

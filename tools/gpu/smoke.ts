@@ -33,7 +33,11 @@ async function step(check: string, fn: () => Promise<Record<string, unknown>>): 
     const detail = await fn();
     report(check, detail['ok'] === undefined ? true : Boolean(detail['ok']), { ms: Math.round(performance.now() - t0), ...detail });
   } catch (e) {
-    report(check, false, { ms: Math.round(performance.now() - t0), error: `${(e as Error).name}: ${(e as Error).message}`, stack: (e as Error).stack?.split('\n').slice(0, 6).join(' | ') });
+    report(check, false, {
+      ms: Math.round(performance.now() - t0),
+      error: `${(e as Error).name}: ${(e as Error).message}`,
+      stack: (e as Error).stack?.split('\n').slice(0, 6).join(' | '),
+    });
   }
 }
 
@@ -82,7 +86,15 @@ if (isMain(import.meta)) {
         deltas++;
         finish = d.finishReason ?? finish;
       }
-      return { ok: n === 32 && finish === 'length' && deltas > 1, tokens: n, deltas, finish, ttftMs: +(first ?? 0).toFixed(2), totalMs: +(performance.now() - ts).toFixed(2), text };
+      return {
+        ok: n === 32 && finish === 'length' && deltas > 1,
+        tokens: n,
+        deltas,
+        finish,
+        ttftMs: +(first ?? 0).toFixed(2),
+        totalMs: +(performance.now() - ts).toFixed(2),
+        text,
+      };
     });
     await step('n=2 + logprobs + stop', async () => {
       const [c] = await e.generate('The quick brown fox', { temperature: 1, maxTokens: 12, n: 2, logprobs: 1, seed: 7 });
@@ -118,10 +130,21 @@ if (isMain(import.meta)) {
         const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'none', maxRetries: 0 });
         const models = await client.models.list();
         const comp = await client.completions.create({ model: 'tsray-model', prompt: 'Hello, my name is', max_tokens: 16, temperature: 0 });
-        const chat = await client.chat.completions.create({ model: 'tsray-model', messages: [{ role: 'user', content: 'What is the capital of France?' }], max_tokens: 16, temperature: 0 });
+        const chat = await client.chat.completions.create({
+          model: 'tsray-model',
+          messages: [{ role: 'user', content: 'What is the capital of France?' }],
+          max_tokens: 16,
+          temperature: 0,
+        });
         let streamed = '';
         let chunks = 0;
-        const stream = await client.chat.completions.create({ model: 'tsray-model', messages: [{ role: 'user', content: 'Tell me a story' }], max_tokens: 24, temperature: 0, stream: true });
+        const stream = await client.chat.completions.create({
+          model: 'tsray-model',
+          messages: [{ role: 'user', content: 'Tell me a story' }],
+          max_tokens: 24,
+          temperature: 0,
+          stream: true,
+        });
         for await (const ch of stream) {
           chunks++;
           streamed += ch.choices[0]?.delta?.content ?? '';
@@ -141,7 +164,13 @@ if (isMain(import.meta)) {
         }
         const metrics = await (await fetch(`${server.url}/metrics`)).text();
         return {
-          ok: models.data.length >= 1 && (comp.usage?.completion_tokens ?? 0) > 0 && (chat.usage?.completion_tokens ?? 0) > 0 && chunks > 1 && cchunks > 1 && badStatus === 400,
+          ok:
+            models.data.length >= 1 &&
+            (comp.usage?.completion_tokens ?? 0) > 0 &&
+            (chat.usage?.completion_tokens ?? 0) > 0 &&
+            chunks > 1 &&
+            cchunks > 1 &&
+            badStatus === 400,
           models: models.data.map((m) => m.id),
           completion: comp.choices[0]?.text,
           completionUsage: comp.usage,
@@ -161,7 +190,11 @@ if (isMain(import.meta)) {
 
     // The seed's scheduler-actor flow: a TS actor (node worker process) calls the engine by name.
     await step('scheduler-actor', async () => {
-      const scheduler = RemoteVllmScheduler.options({ name: 'scheduler', namespace: 'head', numCpus: 1 }).remote({ kind: 'llm', name: 'engine', namespace: 'head' });
+      const scheduler = RemoteVllmScheduler.options({ name: 'scheduler', namespace: 'head', numCpus: 1 }).remote({
+        kind: 'llm',
+        name: 'engine',
+        namespace: 'head',
+      });
       const inputs = ['Hello, my name is', 'The president of the United States is', 'The capital of France is', 'The future of AI is', 'Once upon a time'];
       const out = await get(scheduler.schedule.remote(inputs));
       return { ok: Array.isArray(out) && out.length === inputs.length, outputs: out };

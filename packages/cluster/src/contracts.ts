@@ -79,11 +79,6 @@ export interface ReadyInfo {
   error?: string;
 }
 
-
-
-
-
-
 /** Job status, as Ray's `JobStatus`. */
 export type JobStatus = 'PENDING' | 'RUNNING' | 'STOPPED' | 'SUCCEEDED' | 'FAILED';
 
@@ -102,7 +97,6 @@ export interface JobInfo {
   runtimeEnv?: Record<string, unknown>;
   driverPid?: number;
 }
-
 
 /** Everything `tsray status` prints. */
 export interface ClusterStatus {

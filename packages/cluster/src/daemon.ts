@@ -8,7 +8,18 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { config as tsrayConfig, NodeRuntime, resolveNodeGpus } from '@tsray/core/internal';
-import type { ActorState, ClusterStatus, DaemonConfig, DemandState, NodeInfo, ObjectState, PlacementGroupState, ReadyInfo, StateProvider, TaskState } from './contracts.js';
+import type {
+  ActorState,
+  ClusterStatus,
+  DaemonConfig,
+  DemandState,
+  NodeInfo,
+  ObjectState,
+  PlacementGroupState,
+  ReadyInfo,
+  StateProvider,
+  TaskState,
+} from './contracts.js';
 import { GcsServer, type ActorEntry } from './gcs.js';
 import { JobManager } from './jobs/job-manager.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
@@ -51,7 +62,9 @@ function defaultPython(): string {
 export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   // A head binds --host (default loopback); a node binds and advertises the address it reaches the head on.
   const { bind: host, advertise: adv } =
-    config.role === 'head' ? { bind: config.host ?? '127.0.0.1', advertise: advertised(config.host ?? '127.0.0.1') } : await nodeAddressFor({ headAddress: config.headAddress ?? '', host: config.host, nodeIpAddress: config.nodeIpAddress });
+    config.role === 'head'
+      ? { bind: config.host ?? '127.0.0.1', advertise: advertised(config.host ?? '127.0.0.1') }
+      : await nodeAddressFor({ headAddress: config.headAddress ?? '', host: config.host, nodeIpAddress: config.nodeIpAddress });
   const nodeId = randomBytes(8).toString('hex');
   const nodeDir = join(config.sessionDir, `node-${nodeId.slice(0, 8)}`);
   mkdirSync(join(config.sessionDir, 'logs'), { recursive: true });
@@ -67,7 +80,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   let gcs: GcsServer | undefined;
   let gcsAddress = config.headAddress ?? '';
   if (config.role === 'head') {
-    gcs = await GcsServer.start({ host, port: config.port ?? 6380, token: config.token, nodeDeathTimeoutMs: (config.nodeDeathTimeoutS ?? 3) * 1000, ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}) });
+    gcs = await GcsServer.start({
+      host,
+      port: config.port ?? 6380,
+      token: config.token,
+      nodeDeathTimeoutMs: (config.nodeDeathTimeoutS ?? 3) * 1000,
+      ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}),
+    });
     gcsAddress = `${adv}:${gcs.address.split(':').pop()}`;
   }
   let stopping: Promise<void> | undefined;

@@ -110,7 +110,9 @@ export class GcsServer {
   private loopbackRefusal(info: tsray.v1.INodeInfo): string | undefined {
     const host = (info.address ?? '').replace(/^tcp:\/\//, '').replace(/:\d+$/, '');
     if (!isLoopback(host)) return undefined;
-    const remote = [...this.nodes.values()].find((e) => e.info.alive && e.info.hostname !== info.hostname && !isLoopback((e.info.address ?? '').replace(/^tcp:\/\//, '').replace(/:\d+$/, '')));
+    const remote = [...this.nodes.values()].find(
+      (e) => e.info.alive && e.info.hostname !== info.hostname && !isLoopback((e.info.address ?? '').replace(/^tcp:\/\//, '').replace(/:\d+$/, '')),
+    );
     if (!this.refuseLoopbackNodes && !remote) return undefined;
     return (
       `it advertises ${info.address} (loopback), which ${remote ? `node ${remote.info.nodeId} on ${remote.info.hostname}` : 'the other nodes'} cannot reach; ` +
@@ -180,19 +182,28 @@ export class GcsServer {
       const r = envelope.registerNode!;
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
-        this.server.refuse(identity, {}, `refused a node connection: ${why}`, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` } });
+        this.server.refuse(identity, {}, `refused a node connection: ${why}`, {
+          error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` },
+        });
         return;
       }
       const info = r.node!;
       const nodeId = info.nodeId ?? '';
       const loopback = this.loopbackRefusal(info);
       if (loopback) {
-        this.server.refuse(identity, { address: info.address }, `refused a node: ${loopback}`, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `the head refused the node: ${loopback}` } });
+        this.server.refuse(identity, { address: info.address }, `refused a node: ${loopback}`, {
+          error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `the head refused the node: ${loopback}` },
+        });
         return;
       }
       const known = this.nodes.get(nodeId);
       if (known && !known.info.alive) {
-        this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `node ${nodeId} was declared dead (${known.info.deathReason}); start it again to rejoin` } });
+        this.send(identity, {
+          error: {
+            code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED,
+            message: `node ${nodeId} was declared dead (${known.info.deathReason}); start it again to rejoin`,
+          },
+        });
         return;
       }
       const entry: NodeEntry = { info: { ...info, alive: true, startTimeMs: Date.now() }, identity, lastSeen: Date.now(), gpuFree: [] };
@@ -208,14 +219,18 @@ export class GcsServer {
     if (!n && kind === 'gcsRequest' && this.serveUnregistered(identity, envelope.gcsRequest!)) return;
     if (!n) {
       const msg = 'message from an unregistered connection; refused, the connection is closed (a node must send RegisterNode with a token proof first)';
-      this.server.refuse(identity, { kind }, msg, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' } });
+      this.server.refuse(identity, { kind }, msg, {
+        error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: 'register first (RegisterNode with a token proof)' },
+      });
       return;
     }
     switch (kind) {
       case 'nodeHeartbeat': {
         const h = envelope.nodeHeartbeat!;
         if (!n.info.alive) {
-          this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `node ${nodeId} was declared dead (${n.info.deathReason})` } });
+          this.send(identity, {
+            error: { code: tsray.v1.ErrorCode.ERROR_CODE_MALFORMED, message: `node ${nodeId} was declared dead (${n.info.deathReason})` },
+          });
           return;
         }
         n.lastSeen = Date.now();
@@ -252,7 +267,11 @@ export class GcsServer {
    */
   private serveUnregistered(identity: Buffer, req: tsray.v1.IGcsRequest): boolean {
     // Only these two calls are served, and only the one asked (whatever else the message sets).
-    const call: GcsCall | undefined = req.clusterEntry ? { clusterEntry: req.clusterEntry } : req.clusterDashboard ? { clusterDashboard: req.clusterDashboard } : undefined;
+    const call: GcsCall | undefined = req.clusterEntry
+      ? { clusterEntry: req.clusterEntry }
+      : req.clusterDashboard
+        ? { clusterDashboard: req.clusterDashboard }
+        : undefined;
     const proof = req.clusterEntry ?? req.clusterDashboard;
     if (!call || !proof) return false;
     const why = this.verifier.check(identity.toString(), proof.authProof ?? undefined, Number(proof.authTime ?? 0), proof.authNonce ?? undefined);
@@ -261,7 +280,9 @@ export class GcsServer {
       this.server.refuse(identity, {}, `refused a driver: ${why}`, { gcsResponse: { requestId: req.requestId, error } });
       return true;
     }
-    void answerGcsRequest({ requestId: req.requestId, ...call }, (q) => this.service.serve(identity.toString(), q)).then((r) => this.send(identity, { gcsResponse: r }));
+    void answerGcsRequest({ requestId: req.requestId, ...call }, (q) => this.service.serve(identity.toString(), q)).then((r) =>
+      this.send(identity, { gcsResponse: r }),
+    );
     return true;
   }
 

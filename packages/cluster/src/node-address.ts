@@ -54,7 +54,11 @@ export function routeSourceAddress(host: string, port: number): Promise<string> 
   return new Promise<string>((resolve, reject) => {
     sock.once('error', (e) => {
       sock.close();
-      reject(new ClusterError(`cannot find a route to the head at ${host}:${port} (${(e as NodeJS.ErrnoException).code ?? e.message}); pass --host <this machine's address>`));
+      reject(
+        new ClusterError(
+          `cannot find a route to the head at ${host}:${port} (${(e as NodeJS.ErrnoException).code ?? e.message}); pass --host <this machine's address>`,
+        ),
+      );
     });
     sock.connect(port, h, () => {
       const { address } = sock.address();
@@ -69,7 +73,11 @@ export function routeSourceAddress(host: string, port: number): Promise<string> 
  * the route's address), else the route's address to the head.
  * @throws LoopbackAdvertiseError when it is loopback and the head is not.
  */
-export async function nodeAddressFor(opts: { headAddress: string; host?: string | undefined; nodeIpAddress?: string | undefined }): Promise<{ bind: string; advertise: string }> {
+export async function nodeAddressFor(opts: {
+  headAddress: string;
+  host?: string | undefined;
+  nodeIpAddress?: string | undefined;
+}): Promise<{ bind: string; advertise: string }> {
   const i = opts.headAddress.lastIndexOf(':');
   const headHost = opts.headAddress.slice(0, i).replace(/^\[|\]$/g, '');
   const headPort = Number(opts.headAddress.slice(i + 1));

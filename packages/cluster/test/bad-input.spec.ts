@@ -105,7 +105,10 @@ describe('bad input to the GCS and to a node (real head + node)', () => {
   }
 
   /** Log lines of a daemon about one peer identity. */
-  const linesAbout = (log: string, id: string) => readFileSync(log, 'utf8').split('\n').filter((l) => l.includes(`"peer":"${id}"`));
+  const linesAbout = (log: string, id: string) =>
+    readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`"peer":"${id}"`));
 
   /** A registration without a token proof: a fresh connection sending it is answered (refused). */
   const unprovenRegistration = (target: 'GCS' | 'node') =>
@@ -123,10 +126,14 @@ describe('bad input to the GCS and to a node (real head + node)', () => {
         const reply = await errorReply(d);
         expect(reply, `${target} ${bad.name}`).toMatchObject({ code: bad.code });
         expect(reply.message, `${target} ${bad.name}`).toMatch(bad.message);
-        const [line] = await until(() => {
-          const l = linesAbout(log, id);
-          return l.length > 0 && l;
-        }, 10_000, `the ${target} log line about ${id}`);
+        const [line] = await until(
+          () => {
+            const l = linesAbout(log, id);
+            return l.length > 0 && l;
+          },
+          10_000,
+          `the ${target} log line about ${id}`,
+        );
         expect(line).toContain(reply.message.replaceAll('"', '\\"'));
         expect(line).toContain('the connection is closed');
 
@@ -146,7 +153,8 @@ describe('bad input to the GCS and to a node (real head + node)', () => {
       const { endpoint, log } = targets()[target];
       const id = `unregistered-${target}-${tag}`;
       const d = dealer(endpoint, id);
-      const msg = target === 'GCS' ? encodeMessage({ nodeHeartbeat: { nodeId: 'nobody', seq: 1 } }) : encodeMessage({ subscribeObjects: { objectIds: ['nothing'] } });
+      const msg =
+        target === 'GCS' ? encodeMessage({ nodeHeartbeat: { nodeId: 'nobody', seq: 1 } }) : encodeMessage({ subscribeObjects: { objectIds: ['nothing'] } });
       await d.send(msg);
       const first = await errorReply(d);
       expect(first.code).toBe('ERROR_CODE_AUTH_FAILED');
@@ -154,10 +162,14 @@ describe('bad input to the GCS and to a node (real head + node)', () => {
       // One answer per connection: a peer that never registers cannot make the receiver queue replies.
       await d.send(msg);
       expect(await nothingWithin(d, 300), `${target}: later messages ignored`).toBe(true);
-      const lines = await until(() => {
-        const l = linesAbout(log, id);
-        return l.length > 0 && l;
-      }, 10_000, `the ${target} log line about ${id}`);
+      const lines = await until(
+        () => {
+          const l = linesAbout(log, id);
+          return l.length > 0 && l;
+        },
+        10_000,
+        `the ${target} log line about ${id}`,
+      );
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/message from an unregistered connection; refused/);
     }, 20_000);

@@ -20,7 +20,13 @@ describe('tsray job / status / list (CLI against a test HTTP API)', () => {
   beforeAll(async () => {
     assertBuilt();
     tmp = tempDir();
-    jobs = new JobManager({ logDir: join(tmp.dir, 'logs'), env: { TSRAY_ADDRESS: '127.0.0.1:6380' }, cwd: tmp.dir, stopGraceMs: 1000, logger: pino({ level: 'silent' }) });
+    jobs = new JobManager({
+      logDir: join(tmp.dir, 'logs'),
+      env: { TSRAY_ADDRESS: '127.0.0.1:6380' },
+      cwd: tmp.dir,
+      stopGraceMs: 1000,
+      logger: pino({ level: 'silent' }),
+    });
     api = await startHttpApi({ host: '127.0.0.1', port: 0, token: TOKEN, jobs, state: fakeState, logger: pino({ level: 'silent' }) });
     env = { TMPDIR: tmp.dir, TSRAY_DASHBOARD_ADDRESS: api.url, TSRAY_TOKEN: TOKEN };
   });
@@ -31,7 +37,21 @@ describe('tsray job / status / list (CLI against a test HTTP API)', () => {
   });
 
   it('job submit follows the logs and exits 0 on success', async () => {
-    const r = await tsray(['job', 'submit', '--submission-id', 'ok', '--runtime-env-json', '{"env_vars":{"GREETING":"hi"}}', '--', 'sh', '-c', 'echo "$GREETING out"; echo err >&2'], env);
+    const r = await tsray(
+      [
+        'job',
+        'submit',
+        '--submission-id',
+        'ok',
+        '--runtime-env-json',
+        '{"env_vars":{"GREETING":"hi"}}',
+        '--',
+        'sh',
+        '-c',
+        'echo "$GREETING out"; echo err >&2',
+      ],
+      env,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(

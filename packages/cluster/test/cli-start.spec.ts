@@ -23,10 +23,31 @@ describe('tsray start / status / stop', () => {
   }, 30_000);
 
   it('start --head, a node joins, status, job submit, stop', { timeout: 60_000 }, async () => {
-    const head = await tsray(['start', '--head', '--port', '0', '--dashboard-port', '0', '--num-cpus', '3', '--num-gpus', '1', '--labels', 'zone=a,rack=r1', '--resources', '{"accel": 2}'], env);
+    const head = await tsray(
+      [
+        'start',
+        '--head',
+        '--port',
+        '0',
+        '--dashboard-port',
+        '0',
+        '--num-cpus',
+        '3',
+        '--num-gpus',
+        '1',
+        '--labels',
+        'zone=a,rack=r1',
+        '--resources',
+        '{"accel": 2}',
+      ],
+      env,
+    );
     expect(head.stderr).toBe('');
     expect(head.code).toBe(0);
-    const m = /^tsray runtime started\. Address: (127\.0\.0\.1:\d+) {2}Dashboard: (http:\/\/127\.0\.0\.1:\d+)\nTo add a node: tsray start --address \1 --token-file (\S+)\/token\n {2}\(this head listens on 127\.0\.0\.1 only: nodes of this machine can join; to let other machines join, start it with --host 0\.0\.0\.0 or --host <this machine's address>\)\nSession: \3 \(logs in \3\/logs\)\nSubmit a job: tsray job submit -- <entrypoint> {3}Status: tsray status {3}Stop: tsray stop\n$/.exec(head.stdout);
+    const m =
+      /^tsray runtime started\. Address: (127\.0\.0\.1:\d+) {2}Dashboard: (http:\/\/127\.0\.0\.1:\d+)\nTo add a node: tsray start --address \1 --token-file (\S+)\/token\n {2}\(this head listens on 127\.0\.0\.1 only: nodes of this machine can join; to let other machines join, start it with --host 0\.0\.0\.0 or --host <this machine's address>\)\nSession: \3 \(logs in \3\/logs\)\nSubmit a job: tsray job submit -- <entrypoint> {3}Status: tsray status {3}Stop: tsray stop\n$/.exec(
+        head.stdout,
+      );
     expect(m, head.stdout).not.toBeNull();
     const [, gcs, , sessionDir] = m as unknown as [string, string, string, string];
     expect(sessionDir.startsWith(join(tmp.dir, 'tsray', 'session-'))).toBe(true);
@@ -36,13 +57,28 @@ describe('tsray start / status / stop', () => {
     const headReady = JSON.parse(readFileSync(join(sessionDir, 'head-0.ready.json'), 'utf8'));
     pids.push(headReady.pid);
     const cfg = JSON.parse(readFileSync(join(sessionDir, 'logs', 'head-0.out'), 'utf8').split('\n')[0]!).fakeDaemonConfig;
-    expect(cfg).toMatchObject({ role: 'head', sessionDir, port: 0, dashboardPort: 0, host: '127.0.0.1', numCpus: 3, numGpus: 1, labels: { zone: 'a', rack: 'r1' }, resources: { accel: 2 }, readyFile: join(sessionDir, 'head-0.ready.json') });
+    expect(cfg).toMatchObject({
+      role: 'head',
+      sessionDir,
+      port: 0,
+      dashboardPort: 0,
+      host: '127.0.0.1',
+      numCpus: 3,
+      numGpus: 1,
+      labels: { zone: 'a', rack: 'r1' },
+      resources: { accel: 2 },
+      readyFile: join(sessionDir, 'head-0.ready.json'),
+    });
     expect(lstatSync(join(sessionDir, 'logs')).isDirectory()).toBe(true);
 
     // A node on the same machine joins with the session's token and reuses the session.
     const node = await tsray(['start', '--address', gcs], env);
     expect(node.code, node.stderr).toBe(0);
-    expect(node.stdout).toMatch(new RegExp(`^tsray node started\\. Node ID: fake-node-\\d+  Address: ${sessionDir}/node\\.sock  Head: ${gcs}\\nSession: ${sessionDir} \\(logs in ${sessionDir}/logs\\)\\n$`));
+    expect(node.stdout).toMatch(
+      new RegExp(
+        `^tsray node started\\. Node ID: fake-node-\\d+  Address: ${sessionDir}/node\\.sock  Head: ${gcs}\\nSession: ${sessionDir} \\(logs in ${sessionDir}/logs\\)\\n$`,
+      ),
+    );
     const nodeReady = JSON.parse(readFileSync(join(sessionDir, 'node-0.ready.json'), 'utf8'));
     pids.push(nodeReady.pid);
 
@@ -101,7 +137,9 @@ describe('tsray start / status / stop', () => {
     try {
       const r = await tsray(['start', '--head', '--port', String(port), '--dashboard-port', '0'], env);
       expect(r.code).toBe(1);
-      expect(r.stderr).toBe(`tsray: the head (GCS) port ${port} on 127.0.0.1 is already in use by another process: stop it (tsray stop), or pick another port (--port / --dashboard-port)\n`);
+      expect(r.stderr).toBe(
+        `tsray: the head (GCS) port ${port} on 127.0.0.1 is already in use by another process: stop it (tsray stop), or pick another port (--port / --dashboard-port)\n`,
+      );
       const d = await tsray(['start', '--head', '--port', '0', '--dashboard-port', String(port)], env);
       expect(d.code).toBe(1);
       expect(d.stderr).toContain(`the jobs HTTP API (dashboard) port ${port} on 127.0.0.1 is already in use`);
@@ -125,7 +163,9 @@ describe('tsray start / status / stop', () => {
     expect(e1.stderr).toMatch(/^tsray: the tsray head did not start: fake failure for head\n\(its log: \S+\/logs\/head-0\.err\)\n$/);
     const e2 = await tsray(['start', '--head', '--port', '0', '--dashboard-port', '0'], { ...env, FAKE_DAEMON_MODE: 'exit' });
     expect(e2.code).toBe(1);
-    expect(e2.stderr).toMatch(/the tsray head did not start: it exited with code 3 before it was ready; last lines of its stderr:\nfake daemon crashed on purpose\n/);
+    expect(e2.stderr).toMatch(
+      /the tsray head did not start: it exited with code 3 before it was ready; last lines of its stderr:\nfake daemon crashed on purpose\n/,
+    );
   });
 
   it('bad input is a usage error (exit 2)', async () => {

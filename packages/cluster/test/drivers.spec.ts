@@ -52,7 +52,12 @@ describe('state API and runtime context in attached and remote drivers (real hea
     const info = await init({ address: 'auto' });
     // The context is the driver's: the node it attached to, its job, not a worker.
     const ctx = getRuntimeContext();
-    expect({ nodeId: ctx.nodeId, jobId: ctx.jobId, isWorker: ctx.isWorker, taskId: ctx.taskId }).toEqual({ nodeId: headId, jobId: info.jobId, isWorker: false, taskId: undefined });
+    expect({ nodeId: ctx.nodeId, jobId: ctx.jobId, isWorker: ctx.isWorker, taskId: ctx.taskId }).toEqual({
+      nodeId: headId,
+      jobId: info.jobId,
+      isWorker: false,
+      taskId: undefined,
+    });
     expect(isWorker()).toBe(false);
     expect(info.nodeId).toBe(headId);
     // Both nodes counted (the head's node alone has no node2).
@@ -65,7 +70,11 @@ describe('state API and runtime context in attached and remote drivers (real hea
     await until(async () => (await availableResources())['node2'] === 0, 10_000, 'node2 taken in availableResources()');
     expect((await clusterResources())['node2']).toBe(1);
     const waiting = needsNode2.remote();
-    await until(async () => (await pendingDemand()).some((d) => d.name === 'needsNode2' && !d.infeasible && d.count >= 1), 10_000, 'needsNode2 in pendingDemand()');
+    await until(
+      async () => (await pendingDemand()).some((d) => d.name === 'needsNode2' && !d.infeasible && d.count >= 1),
+      10_000,
+      'needsNode2 in pendingDemand()',
+    );
     kill(holder);
     expect(await get(waiting)).toBe(nodeId);
     await until(async () => (await availableResources())['node2'] === 1, 10_000, 'node2 free again');
@@ -86,7 +95,9 @@ describe('state API and runtime context in attached and remote drivers (real hea
 
     const elsewhere = join(c.tmp, 'elsewhere');
     mkdirSync(elsewhere, { recursive: true });
-    const remote = JSON.parse((await run(process.execPath, ['--import', 'tsx', DRIVER, c.gcsAddress, c.token], { env: { ...env, TMPDIR: elsewhere }, timeout: 60_000 })).stdout);
+    const remote = JSON.parse(
+      (await run(process.execPath, ['--import', 'tsx', DRIVER, c.gcsAddress, c.token], { env: { ...env, TMPDIR: elsewhere }, timeout: 60_000 })).stdout,
+    );
     expect(remote.error).toBeUndefined();
     expect(pick(remote.clusterResources)).toEqual(TOTAL);
     expect(remote.availableResources['node2']).toBe(1);
@@ -101,7 +112,9 @@ describe('state API and runtime context in attached and remote drivers (real hea
       'tsray.shutdown()',
     ].join('\n');
     const py = async (address: string, token: string, tmp: string) =>
-      JSON.parse((await run(PYTHON, ['-c', code, address, token], { env: { ...process.env, TMPDIR: tmp, PYTHONPATH: `${ROOT}python` }, timeout: 60_000 })).stdout);
+      JSON.parse(
+        (await run(PYTHON, ['-c', code, address, token], { env: { ...process.env, TMPDIR: tmp, PYTHONPATH: `${ROOT}python` }, timeout: 60_000 })).stdout,
+      );
     const attached = await py('auto', '', c.tmp);
     expect(pick(attached.total)).toEqual(TOTAL);
     expect(attached.free['node2']).toBe(1);

@@ -86,7 +86,8 @@ function connectionWrites(rand: () => number, count: number, zmtp: boolean): Buf
   // Mostly garbage messages of 1-3 frames; now and then a well-formed message from a peer that never registered.
   const out = [zmtpHandshake()];
   for (let i = 0; i < strings.length; i++) {
-    if (rand() < 0.1) out.push(...encodeMessage({ nodeHeartbeat: { nodeId: 'nobody', seq: i } }).map((f, j, all) => zmtpFrame(Buffer.from(f), j < all.length - 1)));
+    if (rand() < 0.1)
+      out.push(...encodeMessage({ nodeHeartbeat: { nodeId: 'nobody', seq: i } }).map((f, j, all) => zmtpFrame(Buffer.from(f), j < all.length - 1)));
     out.push(zmtpFrame(strings[i]!, i < strings.length - 1 && rand() < 0.3));
   }
   return out;
@@ -212,13 +213,25 @@ describe('random bytes to the GCS and to a node tcp port (real head + node)', ()
     const zmtpConnections = ROUNDS * Math.ceil(CONNECTIONS_PER_ROUND / 3);
     for (const [name, d] of Object.entries(daemons)) {
       expect(answered[name as keyof typeof answered], `${name}: ZMTP connections answered with an ErrorReply`).toBeGreaterThan(0);
-      const rejected = await until(() => {
-        const l = readFileSync(d.errLog, 'utf8').split('\n').filter((x) => x.includes('rejected a message'));
-        return l.length > 0 && l;
-      }, 10_000, `'rejected' lines in the ${name} log`);
+      const rejected = await until(
+        () => {
+          const l = readFileSync(d.errLog, 'utf8')
+            .split('\n')
+            .filter((x) => x.includes('rejected a message'));
+          return l.length > 0 && l;
+        },
+        10_000,
+        `'rejected' lines in the ${name} log`,
+      );
       const peers = rejected.map((l) => String((JSON.parse(l) as { peer: unknown }).peer));
-      expect(peers.filter((p) => !/^[\x20-\x7e]+$/.test(p)), `${name}: peer ids printable`).toEqual([]);
-      expect(peers.some((p) => /^0x[0-9a-f]+/.test(p)), `${name}: binary peer ids in hex`).toBe(true);
+      expect(
+        peers.filter((p) => !/^[\x20-\x7e]+$/.test(p)),
+        `${name}: peer ids printable`,
+      ).toEqual([]);
+      expect(
+        peers.some((p) => /^0x[0-9a-f]+/.test(p)),
+        `${name}: binary peer ids in hex`,
+      ).toBe(true);
       expect(rejected.length, `${name}: rejected lines are rate-limited`).toBeLessThan(zmtpConnections / 2);
       await until(() => /\d+ more rejected connections? not logged/.test(readFileSync(d.errLog, 'utf8')), 15_000, `the ${name}'s count of lines not logged`);
     }

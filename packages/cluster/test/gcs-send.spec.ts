@@ -40,7 +40,13 @@ describe('GCS send path', () => {
   it(`${PEERS} connections sending garbage and unregistered messages at once each get one ErrorReply`, async () => {
     const peers = Array.from({ length: PEERS }, () => dealer());
     await Promise.all(
-      peers.map((d, i) => d.send(i % 2 === 0 ? [Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])] : encodeMessage({ nodeHeartbeat: { nodeId: 'nobody', seq: i } }))),
+      peers.map((d, i) =>
+        d.send(
+          i % 2 === 0
+            ? [Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])]
+            : encodeMessage({ nodeHeartbeat: { nodeId: 'nobody', seq: i } }),
+        ),
+      ),
     );
     const codes = await Promise.all(peers.map((d) => reply(d)));
     expect(codes.filter((c, i) => c !== (i % 2 === 0 ? 'ERROR_CODE_MALFORMED' : 'ERROR_CODE_AUTH_FAILED'))).toEqual([]);

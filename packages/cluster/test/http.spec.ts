@@ -128,7 +128,13 @@ describe('HTTP API', () => {
 
   it('job lifecycle over HTTP: submit, get, list, logs, stop, delete (Ray shapes)', async () => {
     const sub = await call(api.url, 'POST', '/api/jobs/', {
-      body: JSON.stringify({ entrypoint: 'echo hello-$TSRAY_ADDRESS', submission_id: 'ok-1', metadata: { k: 'v' }, runtime_env: { env_vars: { A: 'b' } }, entrypoint_num_cpus: 1 }),
+      body: JSON.stringify({
+        entrypoint: 'echo hello-$TSRAY_ADDRESS',
+        submission_id: 'ok-1',
+        metadata: { k: 'v' },
+        runtime_env: { env_vars: { A: 'b' } },
+        entrypoint_num_cpus: 1,
+      }),
     });
     expect(sub.status).toBe(200);
     expect(sub.json()).toEqual({ job_id: 'ok-1', submission_id: 'ok-1' });
@@ -137,7 +143,17 @@ describe('HTTP API', () => {
     expect(dup.json().error).toMatch(/already exists/);
     await until(async () => (await call(api.url, 'GET', '/api/jobs/ok-1')).json().status === 'SUCCEEDED');
     const details = (await call(api.url, 'GET', '/api/jobs/ok-1')).json();
-    expect(details).toMatchObject({ type: 'SUBMISSION', submission_id: 'ok-1', job_id: 'ok-1', entrypoint: 'echo hello-$TSRAY_ADDRESS', status: 'SUCCEEDED', message: 'Job finished successfully.', metadata: { k: 'v' }, runtime_env: { env_vars: { A: 'b' } }, driver_exit_code: 0 });
+    expect(details).toMatchObject({
+      type: 'SUBMISSION',
+      submission_id: 'ok-1',
+      job_id: 'ok-1',
+      entrypoint: 'echo hello-$TSRAY_ADDRESS',
+      status: 'SUCCEEDED',
+      message: 'Job finished successfully.',
+      metadata: { k: 'v' },
+      runtime_env: { env_vars: { A: 'b' } },
+      driver_exit_code: 0,
+    });
     expect(details.start_time).toBeTypeOf('number');
     expect(details.end_time).toBeTypeOf('number');
     const list = (await call(api.url, 'GET', '/api/jobs/')).json();
@@ -178,7 +194,9 @@ describe('HTTP API', () => {
     }
     const client = new HttpApiClient({ url: api.url, token: TOKEN });
     expect((await client.listState('nodes'))[0]?.nodeId).toBe('node-head-aaaa');
-    await expect(new HttpApiClient({ url: api.url, token: 'bad' }).clusterStatus()).rejects.toSatisfy((e: unknown) => e instanceof HttpApiError && e.status === 401);
+    await expect(new HttpApiClient({ url: api.url, token: 'bad' }).clusterStatus()).rejects.toSatisfy(
+      (e: unknown) => e instanceof HttpApiError && e.status === 401,
+    );
   });
 
   it('500 with a message when the state provider fails', async () => {

@@ -37,10 +37,12 @@ function envWith(tmp: string, extra: Record<string, string> = {}): NodeJS.Proces
 }
 
 async function driver(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, any>> {
-  const r = await run(process.execPath, ['--import', 'tsx', DRIVER, ...args], { env, timeout: 60_000 }).catch((e: { stdout?: string; stderr?: string; message: string }) => {
-    if (e.stdout?.trim()) return { stdout: e.stdout };
-    throw new Error(`${e.message}\n${e.stderr?.slice(-2000)}`);
-  });
+  const r = await run(process.execPath, ['--import', 'tsx', DRIVER, ...args], { env, timeout: 60_000 }).catch(
+    (e: { stdout?: string; stderr?: string; message: string }) => {
+      if (e.stdout?.trim()) return { stdout: e.stdout };
+      throw new Error(`${e.message}\n${e.stderr?.slice(-2000)}`);
+    },
+  );
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
@@ -70,7 +72,11 @@ describe('long TMPDIR (real processes)', () => {
       expect(Buffer.byteLength(socket)).toBeLessThanOrEqual(107);
       expect(existsSync(socket)).toBe(true);
 
-      const py = await run(PYTHON, ['-c', 'import json, tsray; c = tsray.init("auto"); print(json.dumps([c.address, tsray.cluster_resources()])); tsray.shutdown()'], { env: envWith(tmp), timeout: 60_000 });
+      const py = await run(
+        PYTHON,
+        ['-c', 'import json, tsray; c = tsray.init("auto"); print(json.dumps([c.address, tsray.cluster_resources()])); tsray.shutdown()'],
+        { env: envWith(tmp), timeout: 60_000 },
+      );
       const [pyAddress, pyResources] = JSON.parse(py.stdout) as [string, Record<string, number>];
       expect(pyAddress).toBe(attached.info.address);
       expect(pyResources['CPU']).toBe(1);

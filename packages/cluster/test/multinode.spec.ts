@@ -9,7 +9,19 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthenticationError, get, init, listActors, listPlacementGroups, nodes, placementGroup, put, removePlacementGroup, shutdown, type NodeState } from '@tsray/core';
+import {
+  AuthenticationError,
+  get,
+  init,
+  listActors,
+  listPlacementGroups,
+  nodes,
+  placementGroup,
+  put,
+  removePlacementGroup,
+  shutdown,
+  type NodeState,
+} from '@tsray/core';
 import { ensureTinyModel } from '@tsray/vllm-bridge';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
 import { bundleWhere, digest, readFromWorkingDir, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
@@ -86,14 +98,20 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     const info = await get(pg.ready());
     const bundleNodes = info.bundles.map((b) => b.nodeId);
     expect(new Set(bundleNodes).size).toBe(3);
-    const ran = await get(bundleNodes.map((_, i) => bundleWhere.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: i }, numCpus: 0.1 }).remote()));
+    const ran = await get(
+      bundleNodes.map((_, i) =>
+        bundleWhere.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: i }, numCpus: 0.1 }).remote(),
+      ),
+    );
     expect(ran.map((r) => r[0])).toEqual(bundleNodes);
     // Listed once, as the group it is (not once per node holding a part of it), with every bundle's node.
     const rows = (await listPlacementGroups()).filter((p) => p.placementGroupId === pg.id);
     expect(rows).toEqual([expect.objectContaining({ strategy: 'STRICT_SPREAD', state: 'CREATED', bundleNodes })]);
     expect(rows[0]!.bundles).toHaveLength(3);
     const listed = await run(process.execPath, [CLI, 'list', 'placement-groups', '--format', 'json'], { env: c.env(), timeout: 30_000 });
-    const cliRows = (JSON.parse(listed.stdout) as { placementGroupId: string; strategy: string; bundleNodes: string[] }[]).filter((p) => p.placementGroupId === pg.id);
+    const cliRows = (JSON.parse(listed.stdout) as { placementGroupId: string; strategy: string; bundleNodes: string[] }[]).filter(
+      (p) => p.placementGroupId === pg.id,
+    );
     expect(cliRows).toEqual([expect.objectContaining({ strategy: 'STRICT_SPREAD', bundleNodes })]);
     const table = await run(process.execPath, [CLI, 'list', 'placement-groups'], { env: c.env(), timeout: 30_000 });
     const tableRows = table.stdout.split('\n').filter((l) => l.startsWith(pg.id));
@@ -106,13 +124,18 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     const gpuPg = placementGroup([{ GPU: 1, CPU: 0.1 }], { strategy: 'PACK' });
     const gi = await get(gpuPg.ready());
     expect(gi.bundles[0]!.nodeId).toBe(ids['gpu']);
-    const [node, cvd] = await get(bundleWhere.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: gpuPg, bundleIndex: 0 }, numGpus: 1, numCpus: 0.1 }).remote());
+    const [node, cvd] = await get(
+      bundleWhere.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: gpuPg, bundleIndex: 0 }, numGpus: 1, numCpus: 0.1 }).remote(),
+    );
     expect(node).toBe(ids['gpu']);
     expect(cvd).toBe(gi.bundles[0]!.gpuIds.join(','));
     removePlacementGroup(pg);
     removePlacementGroup(gpuPg);
     // An impossible group (5 nodes for STRICT_SPREAD, 4 alive) waits; nothing is held meanwhile.
-    const tooWide = placementGroup(Array.from({ length: 5 }, () => ({ CPU: 0.1 })), { strategy: 'STRICT_SPREAD' });
+    const tooWide = placementGroup(
+      Array.from({ length: 5 }, () => ({ CPU: 0.1 })),
+      { strategy: 'STRICT_SPREAD' },
+    );
     expect(await tooWide.wait(1)).toBe(false);
     removePlacementGroup(tooWide);
   }, 60_000);
@@ -180,11 +203,12 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     mkdirSync(empty, { recursive: true });
     const script = fileURLToPath(new URL('./fixtures/remote-driver.ts', import.meta.url));
     const env = { ...process.env, TMPDIR: empty };
-    const ok = await run(process.execPath, ['--import', 'tsx', script, c.gcsAddress, c.token], { env: { ...env, TSRAY_LOG_LEVEL: 'info' }, timeout: 60_000 }).catch(
-      (e: Error & { stdout?: string; stderr?: string }) => {
-        throw new Error(`${e.message}\nstdout: ${e.stdout}\nstderr: ${e.stderr?.slice(-3000)}\nhead log: ${readFileSync(c.head.errLog, 'utf8').slice(-3000)}`);
-      },
-    );
+    const ok = await run(process.execPath, ['--import', 'tsx', script, c.gcsAddress, c.token], {
+      env: { ...env, TSRAY_LOG_LEVEL: 'info' },
+      timeout: 60_000,
+    }).catch((e: Error & { stdout?: string; stderr?: string }) => {
+      throw new Error(`${e.message}\nstdout: ${e.stdout}\nstderr: ${e.stderr?.slice(-3000)}\nhead log: ${readFileSync(c.head.errLog, 'utf8').slice(-3000)}`);
+    });
     expect(ok.stdout).toContain(`put true ${20 * 1024 * 1024} ${ids['node2']}`);
     expect(ok.stdout).toContain(`get ${24 * 1024 * 1024} true`);
     const bad = await run(process.execPath, ['--import', 'tsx', script, c.gcsAddress, 'wrong-token'], { env, timeout: 60_000 });
@@ -219,7 +243,11 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
       try { await init({ address: 'auto', token: 'nope' }); console.log('connected'); }
       catch (e) { console.log(e.name + ': ' + e.message); }
       process.exit(0);`;
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env: c.env(), cwd: fileURLToPath(new URL('.', import.meta.url)), timeout: 60_000 });
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      env: c.env(),
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+      timeout: 60_000,
+    });
     expect(stdout).toMatch(new RegExp(`${AuthenticationError.name}: node .* refused the connection: wrong cluster token`));
   }, 60_000);
 
@@ -233,7 +261,11 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     const id = /'(tsraysubmit_[A-Za-z0-9]+)'/.exec(long.stdout)![1]!;
     const url = c.head.ready.dashboardUrl!;
     const auth = { authorization: `Bearer ${c.token}` };
-    await until(async () => ((await (await fetch(`${url}/api/jobs/${id}`, { headers: auth })).json()) as { status: string }).status === 'RUNNING', 10_000, 'job running');
+    await until(
+      async () => ((await (await fetch(`${url}/api/jobs/${id}`, { headers: auth })).json()) as { status: string }).status === 'RUNNING',
+      10_000,
+      'job running',
+    );
     const stop = await fetch(`${url}/api/jobs/${id}/stop`, { method: 'POST', headers: auth });
     expect(await stop.json()).toEqual({ stopped: true });
     const info = (await (await fetch(`${url}/api/jobs/${id}`, { headers: auth })).json()) as { status: string };
@@ -263,7 +295,11 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
         srv.on('exit', (code) => reject(new Error(`tsray serve exited (${code}): ${buf}`)));
       });
       await until(async () => (await fetch(url.replace(/\/v1$/, '') + '/health').catch(() => undefined))?.status === 200, 60_000, 'the engine to load');
-      const r = await fetch(`${url}/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: 'Hello', max_tokens: 4 }) });
+      const r = await fetch(`${url}/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model, prompt: 'Hello', max_tokens: 4 }),
+      });
       expect(r.status).toBe(200);
       const body = (await r.json()) as { choices: { text: string }[] };
       expect(typeof body.choices[0]!.text).toBe('string');

@@ -26,13 +26,20 @@ const README_HEAD_IP = '10.0.0.1';
 function readmeClusterCommands(text: string): { head: string; node: string; status: string } {
   const section = text.slice(text.indexOf('### A cluster of several machines'));
   const block = /```bash\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
-  const lines = block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean);
+  const lines = block
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter(Boolean);
   const find = (re: RegExp, what: string): string => {
     const l = lines.find((x) => re.test(x));
     if (!l) throw new Error(`the README's multi-machine bash block has no ${what} line`);
     return l;
   };
-  return { head: find(/tsray start --head\b/, 'tsray start --head'), node: find(/tsray start --address\b/, 'tsray start --address'), status: find(/tsray status --address\b/, 'tsray status --address') };
+  return {
+    head: find(/tsray start --head\b/, 'tsray start --head'),
+    node: find(/tsray start --address\b/, 'tsray start --address'),
+    status: find(/tsray status --address\b/, 'tsray status --address'),
+  };
 }
 
 interface Run {
@@ -42,14 +49,25 @@ interface Run {
 }
 
 /** Run a README line in `ns` with its own TMPDIR: `npx tsray` → the built CLI, the README's head address and `./token` substituted. */
-function runInNs(ns: LabNamespace, line: string, machineDir: string, sub: { headIp: string; tokenFile: string }, env: Record<string, string> = {}): Promise<Run> {
+function runInNs(
+  ns: LabNamespace,
+  line: string,
+  machineDir: string,
+  sub: { headIp: string; tokenFile: string },
+  env: Record<string, string> = {},
+): Promise<Run> {
   const cmd = line.replaceAll('npx tsray', `${process.execPath} ${CLI}`).replaceAll(README_HEAD_IP, sub.headIp).replaceAll('./token', sub.tokenFile);
   const base: Record<string, string | undefined> = { ...process.env };
   for (const k of Object.keys(base)) if (k.startsWith('TSRAY_')) delete base[k];
   return new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', ns.name, 'bash', '-c', cmd], { env: { ...base, TMPDIR: machineDir, ...env }, cwd: REPO, timeout: 90_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      'ip',
+      ['netns', 'exec', ns.name, 'bash', '-c', cmd],
+      { env: { ...base, TMPDIR: machineDir, ...env }, cwd: REPO, timeout: 90_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -139,7 +157,12 @@ describe("the README's multi-machine steps, head and node in different network n
     const l = needLab(ctx);
     // Node 2 binds its own address but advertises one nobody has on the bridge's subnet.
     const bogus = l.namespaces[2]!.ip.replace(/\.\d+$/, '.200');
-    const r = await runInNs(l.namespaces[2]!, `${cmds.node.replace(`'{"spot": 1}'`, `'{"lost": 1}'`)} --host ${l.namespaces[2]!.ip} --node-ip-address ${bogus}`, machine(2), { headIp, tokenFile: tokenOn(2) });
+    const r = await runInNs(
+      l.namespaces[2]!,
+      `${cmds.node.replace(`'{"spot": 1}'`, `'{"lost": 1}'`)} --host ${l.namespaces[2]!.ip} --node-ip-address ${bogus}`,
+      machine(2),
+      { headIp, tokenFile: tokenOn(2) },
+    );
     expect(r.code, r.stderr).toBe(0);
     const nodeId = /Node ID: (\w+)/.exec(r.stdout)![1]!;
     const ran = await driver('lost', 0, 'actor');
@@ -165,6 +188,10 @@ function livePids(machineDir: string): number[] {
   };
   const root = join(machineDir, 'tsray');
   const sessions = ls(root).filter((s) => s.startsWith('session-'));
-  const pids = sessions.flatMap((s) => ls(join(root, s)).filter((f) => f.endsWith('.pid')).map((f) => Number(readFileSync(join(root, s, f), 'utf8').trim())));
+  const pids = sessions.flatMap((s) =>
+    ls(join(root, s))
+      .filter((f) => f.endsWith('.pid'))
+      .map((f) => Number(readFileSync(join(root, s, f), 'utf8').trim())),
+  );
   return pids.filter((p) => alive(p));
 }

@@ -16,7 +16,10 @@ import { digestOf, makeBlob, netInfo } from './fixtures/netns-fns.js';
 async function nodesNow(): Promise<NodeState[]> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([nodes(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('nodes() got no answer within 5 s')), 5000)))]);
+    return await Promise.race([
+      nodes(),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('nodes() got no answer within 5 s')), 5000))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -90,7 +93,7 @@ describe('node managers in separate network namespaces (veth pairs on a private 
     expect(c!.gcsAddress).toBe(`${l.bridgeIp}:${c!.gcsAddress.split(':')[1]}`);
   });
 
-  it('a task pinned by a custom resource runs in each namespace (its worker sees only that namespace\'s network)', async (ctx) => {
+  it("a task pinned by a custom resource runs in each namespace (its worker sees only that namespace's network)", async (ctx) => {
     const l = needLab(ctx);
     const [onA, onB] = await get([netInfo.options({ resources: { ns_a: 1 } }).remote(), netInfo.options({ resources: { ns_b: 1 } }).remote()]);
     expect(onA).toEqual([nodeA.d!.ready.nodeId, [l.namespaces[0]!.ip]]);

@@ -45,7 +45,7 @@ describe('a node and its head', () => {
     }
   }, 60_000);
 
-  it("a refused node (wrong token) logs the reason once per line, without a TDZ error or duplicate msg keys", async () => {
+  it('a refused node (wrong token) logs the reason once per line, without a TDZ error or duplicate msg keys', async () => {
     await expect(c.addNode({ token: 'wrong-token' })).rejects.toThrow(/refused the connection: wrong cluster token/);
     const logs = join(c.sessionDir, 'logs');
     const text = readdirSync(logs)
@@ -54,7 +54,9 @@ describe('a node and its head', () => {
       .find((t) => t.includes('wrong cluster token'))!;
     expect(text).toBeDefined();
     expect(text).not.toMatch(/before initialization|ReferenceError|TypeError/);
-    expect(text.split('\n').filter((l) => /^tsray node\b.*wrong cluster token/.test(l))).toEqual(['tsray node: the head refused the connection: wrong cluster token']);
+    expect(text.split('\n').filter((l) => /^tsray node\b.*wrong cluster token/.test(l))).toEqual([
+      'tsray node: the head refused the connection: wrong cluster token',
+    ]);
     for (const line of text.split('\n').filter((l) => l.startsWith('{'))) expect(line.match(/"msg":/g)?.length, line).toBe(1);
   }, 60_000);
 
@@ -65,7 +67,9 @@ describe('a node and its head', () => {
     const log = readFileSync(node.errLog, 'utf8');
     expect(log).toMatch(/no word from the head; reconnecting/);
     for (const line of log.split('\n').filter((l) => l.startsWith('{'))) expect(line.match(/"msg":/g)?.length, line).toBe(1);
-    expect(log).toContain(`tsray node ${node.ready.nodeId}: lost the head (GCS at ${c.gcsAddress}): no word from it for 4 s (--head-lost-timeout / TSRAY_HEAD_LOST_TIMEOUT_S); this node stops`);
+    expect(log).toContain(
+      `tsray node ${node.ready.nodeId}: lost the head (GCS at ${c.gcsAddress}): no word from it for 4 s (--head-lost-timeout / TSRAY_HEAD_LOST_TIMEOUT_S); this node stops`,
+    );
   }, 120_000);
 });
 
@@ -78,7 +82,9 @@ describe('the GCS refuses a node advertising loopback when it is bound elsewhere
     const sock = new zmq.Dealer({ routingId: id, linger: 0 });
     try {
       sock.connect(`tcp://${g.address}`);
-      await sock.send(encodeMessage({ registerNode: { node: { nodeId: 'abc', address: 'tcp://127.0.0.1:4567', hostname: 'h' }, ...makeTokenProof(token, id) } }));
+      await sock.send(
+        encodeMessage({ registerNode: { node: { nodeId: 'abc', address: 'tcp://127.0.0.1:4567', hostname: 'h' }, ...makeTokenProof(token, id) } }),
+      );
       const { envelope } = decodeMessage(await sock.receive());
       expect(envelope.error?.message).toBe(
         "the head refused the node: it advertises tcp://127.0.0.1:4567 (loopback), which the other nodes cannot reach; start it without --host (it then uses the address it reaches the head on) or with --host <its machine's address>",

@@ -81,6 +81,9 @@ describe('NODE_LABEL on a head and two labelled nodes', () => {
   it('a hard selector no node matches fails the task with TaskUnschedulableError naming it', async () => {
     const nowhere = whereAmI.options({ schedulingStrategy: { type: 'NODE_LABEL', hard: [labelIn('zone', 'z')] } });
     const err = await get(nowhere.remote()).catch((e: unknown) => e);
-    expect(err).toMatchObject({ name: 'TaskUnschedulableError', message: expect.stringMatching(/hard label constraints .*"zone".*"z".*no alive node matches \(3 node/) });
+    expect(err).toMatchObject({
+      name: 'TaskUnschedulableError',
+      message: expect.stringMatching(/hard label constraints .*"zone".*"z".*no alive node matches \(3 node/),
+    });
   }, 60_000);
 });

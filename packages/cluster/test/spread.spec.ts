@@ -88,7 +88,10 @@ describe('SPREAD on three 1-CPU nodes', () => {
       // A third of these queue on the head (round robin); the head stays busy until they all finished,
       // so they can only finish by moving to the other two nodes.
       // (A bound for a clear failure if they stay queued on the head: GetTimeoutError, not a hung test.)
-      const spans = await get(Array.from({ length: 12 }, () => span.options({ schedulingStrategy: 'SPREAD' }).remote(50)), { timeout: 30 });
+      const spans = await get(
+        Array.from({ length: 12 }, () => span.options({ schedulingStrategy: 'SPREAD' }).remote(50)),
+        { timeout: 30 },
+      );
       expect(spans.some((s) => s.node === ids[0])).toBe(false);
       expect(new Set(spans.map((s) => s.node))).toEqual(new Set(ids.slice(1)));
     } finally {
@@ -100,7 +103,10 @@ describe('SPREAD on three 1-CPU nodes', () => {
   it('DEFAULT work queued on a busy node still spills to the idle nodes', async () => {
     const hold = await blockHead();
     try {
-      const spans = await get(Array.from({ length: 8 }, () => span.remote(50)), { timeout: 30 });
+      const spans = await get(
+        Array.from({ length: 8 }, () => span.remote(50)),
+        { timeout: 30 },
+      );
       expect(spans.some((s) => s.node === ids[0])).toBe(false);
       expect(new Set(spans.map((s) => s.node))).toEqual(new Set(ids.slice(1)));
     } finally {

@@ -116,7 +116,9 @@ const NOT_METHODS = new Set(['then', 'toJSON', 'constructor', 'asymmetricMatch',
 const handleProto: object = new Proxy(Object.create(null) as object, {
   get(_t, prop, receiver) {
     if (typeof prop === 'symbol') {
-      if (prop === inspect.custom) return () => `ActorHandle(${(receiver as Record<string, ActorInfo>)[ACTOR_MARKER]?.className ?? '?'} ${(receiver as Record<string, string>)[REF_MARKER]})`;
+      if (prop === inspect.custom)
+        return () =>
+          `ActorHandle(${(receiver as Record<string, ActorInfo>)[ACTOR_MARKER]?.className ?? '?'} ${(receiver as Record<string, string>)[REF_MARKER]})`;
       if (prop === Symbol.toPrimitive) return undefined;
       return undefined;
     }
@@ -244,7 +246,12 @@ function releaseHandle(id: string): void {
 
 /** True for actor handles. */
 export function isActorHandle(v: unknown): v is ActorHandle<unknown> {
-  return typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[ACTOR_MARKER] === 'object' && typeof (v as Record<string, unknown>)[REF_MARKER] === 'string';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as Record<string, unknown>)[ACTOR_MARKER] === 'object' &&
+    typeof (v as Record<string, unknown>)[REF_MARKER] === 'string'
+  );
 }
 
 const KNOWN = new Set([
@@ -288,13 +295,15 @@ function resolveActorOptions(o: ActorOptions, where: string, methods: string[]):
     throw new ValidationError((e as { option?: string }).option ?? 'resources', `${where}: ${(e as Error).message}`);
   }
   const int = (name: keyof ActorOptions, v: unknown, min: number) => {
-    if (v !== undefined && (!Number.isInteger(v) || (v as number) < min)) throw new ValidationError(name, `${where}: ${name} must be an integer >= ${min}, got ${String(v)}`);
+    if (v !== undefined && (!Number.isInteger(v) || (v as number) < min))
+      throw new ValidationError(name, `${where}: ${name} must be an integer >= ${min}, got ${String(v)}`);
   };
   int('maxRestarts', o.maxRestarts, -1);
   int('maxTaskRetries', o.maxTaskRetries, -1);
   int('maxConcurrency', o.maxConcurrency, 1);
   if (o.name !== undefined && (typeof o.name !== 'string' || o.name === '')) throw new ValidationError('name', `${where}: name must be a non-empty string`);
-  if (o.namespace !== undefined && (typeof o.namespace !== 'string' || o.namespace === '')) throw new ValidationError('namespace', `${where}: namespace must be a non-empty string`);
+  if (o.namespace !== undefined && (typeof o.namespace !== 'string' || o.namespace === ''))
+    throw new ValidationError('namespace', `${where}: namespace must be a non-empty string`);
   if (o.lifetime !== undefined && o.lifetime !== 'detached' && o.lifetime !== 'non_detached') {
     throw new ValidationError('lifetime', `${where}: lifetime must be 'detached' or 'non_detached'`);
   }
@@ -302,7 +311,8 @@ function resolveActorOptions(o: ActorOptions, where: string, methods: string[]):
   for (const [g, n] of Object.entries(o.concurrencyGroups ?? {})) int('concurrencyGroups', n, 1), void g;
   for (const [m, g] of Object.entries(o.methodConcurrencyGroups ?? {})) {
     if (!methods.includes(m)) throw new ValidationError('methodConcurrencyGroups', `${where}: methodConcurrencyGroups names "${m}", which is not a method`);
-    if (!(g in (o.concurrencyGroups ?? {}))) throw new ValidationError('methodConcurrencyGroups', `${where}: concurrency group "${g}" is not in concurrencyGroups`);
+    if (!(g in (o.concurrencyGroups ?? {})))
+      throw new ValidationError('methodConcurrencyGroups', `${where}: concurrency group "${g}" is not in concurrencyGroups`);
   }
   return { schedule, hold, opts: o, scheduling: resolveScheduling(o.schedulingStrategy, where), runtimeEnv: resolveRuntimeEnvOption(o.runtimeEnv) };
 }
@@ -335,7 +345,12 @@ export function actor<C extends abstract new (...args: never[]) => unknown>(cls:
   return makeClass<C>({ moduleUrl, key, name: className }, methods, isAsync, options);
 }
 
-function makeClass<C extends abstract new (...args: never[]) => unknown>(fn: FunctionRef, methods: string[], isAsync: boolean, raw: ActorOptions): ActorClass<C> {
+function makeClass<C extends abstract new (...args: never[]) => unknown>(
+  fn: FunctionRef,
+  methods: string[],
+  isAsync: boolean,
+  raw: ActorOptions,
+): ActorClass<C> {
   const resolved = resolveActorOptions(raw, `actor(${fn.name})`, methods);
   return {
     className: fn.name,
@@ -345,7 +360,10 @@ function makeClass<C extends abstract new (...args: never[]) => unknown>(fn: Fun
 }
 
 /** @internal Python actor classes (see python.ts). */
-export function makePythonActorClass<T>(fn: FunctionRef, options: ActorOptions): { remote(...args: unknown[]): ActorHandle<T>; options(o: ActorOptions): ReturnType<typeof makePythonActorClass<T>>; className: string } {
+export function makePythonActorClass<T>(
+  fn: FunctionRef,
+  options: ActorOptions,
+): { remote(...args: unknown[]): ActorHandle<T>; options(o: ActorOptions): ReturnType<typeof makePythonActorClass<T>>; className: string } {
   const resolved = resolveActorOptions(options, `python.actor(${fn.name})`, []);
   return {
     className: fn.name,
@@ -408,7 +426,14 @@ function createActor<C extends abstract new (...args: never[]) => unknown>(
     scheduling: r.scheduling ?? rt.context().capturedScheduling,
     runtimeEnv: effectiveRuntimeEnv(r.runtimeEnv),
   });
-  const handle = makeHandle<InstanceType<C>>({ actorId: finalId, className: fn.name, methods, module: fn.moduleUrl, key: fn.key, ...(language ? { language } : {}) });
+  const handle = makeHandle<InstanceType<C>>({
+    actorId: finalId,
+    className: fn.name,
+    methods,
+    module: fn.moduleUrl,
+    key: fn.key,
+    ...(language ? { language } : {}),
+  });
   creationRef.release();
   return handle;
 }
@@ -449,4 +474,13 @@ export function actorInfo(handle: ActorHandle<unknown>): ActorInfo {
 export { ObjectRefGenerator };
 
 setHandleReviver((info) => makeHandle(info as ActorInfo));
-setXlangHandleReviver((i) => makeHandle({ actorId: i.actorId, className: i.className, methods: i.methods, module: '', key: '', ...(i.methods.length === 0 ? { language: 'python' as const } : {}) }));
+setXlangHandleReviver((i) =>
+  makeHandle({
+    actorId: i.actorId,
+    className: i.className,
+    methods: i.methods,
+    module: '',
+    key: '',
+    ...(i.methods.length === 0 ? { language: 'python' as const } : {}),
+  }),
+);

@@ -39,7 +39,8 @@ export function put<T>(value: T): ObjectRef<T> {
 
 function timeoutMs(t: number | undefined, where: string): number | undefined {
   if (t === undefined || t === null) return undefined;
-  if (typeof t !== 'number' || Number.isNaN(t) || t < 0) throw new ValidationError('timeout', `${where}: timeout must be a number of seconds >= 0, got ${String(t)}`);
+  if (typeof t !== 'number' || Number.isNaN(t) || t < 0)
+    throw new ValidationError('timeout', `${where}: timeout must be a number of seconds >= 0, got ${String(t)}`);
   return t === Infinity ? undefined : t * 1000;
 }
 
@@ -94,7 +95,10 @@ export async function wait<T>(refs: readonly ObjectRef<T>[], options: WaitOption
     byId.set(r.id, r);
   }
   if (!Number.isInteger(numReturns) || numReturns < 0 || numReturns > refs.length) {
-    throw new ValidationError('numReturns', `wait(): numReturns must be an integer between 0 and the number of refs (${refs.length}), got ${String(numReturns)}`);
+    throw new ValidationError(
+      'numReturns',
+      `wait(): numReturns must be an integer between 0 and the number of refs (${refs.length}), got ${String(numReturns)}`,
+    );
   }
   const ms = timeoutMs(options.timeout, 'wait()');
   const readyIds = numReturns === 0 ? [] : await currentRuntime('wait()').wait([...byId.keys()], numReturns, ms);
@@ -131,7 +135,8 @@ export function isWorker(): boolean {
 }
 
 function checkLive(r: ObjectRef<unknown>): void {
-  if (r instanceof ObjectRef && r.released) throw new ValidationError('ref', `${r.toString()} was released; keep the ref (or another ref to the same object) to read it`);
+  if (r instanceof ObjectRef && r.released)
+    throw new ValidationError('ref', `${r.toString()} was released; keep the ref (or another ref to the same object) to read it`);
 }
 
 function describe(v: unknown): string {

@@ -39,7 +39,8 @@ export class TokenVerifier {
     if (!proof || proof.length === 0 || !nonce) return 'no token proof (the client has no cluster token: pass init({ token }), TSRAY_TOKEN or --token-file)';
     const t = Number(time ?? 0);
     const now = Date.now();
-    if (Math.abs(now - t) > AUTH_WINDOW_MS) return `token proof timestamp is ${Math.round((t - now) / 1000)} s off this machine's clock (allowed ±${AUTH_WINDOW_MS / 1000} s)`;
+    if (Math.abs(now - t) > AUTH_WINDOW_MS)
+      return `token proof timestamp is ${Math.round((t - now) / 1000)} s off this machine's clock (allowed ±${AUTH_WINDOW_MS / 1000} s)`;
     if (this.seen.has(nonce)) return 'token proof was already used (replayed)';
     const want = mac(this.token, id, t, nonce);
     const got = Buffer.from(proof);

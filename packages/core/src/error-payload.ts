@@ -109,7 +109,14 @@ function describeThrown(e: unknown, taskName: string, depth: number): RemoteErro
   if (!(e instanceof Error)) {
     return { name: 'NonErrorThrown', message: `task threw a non-Error value: ${String(e)}`, stack: '', taskName, pid: process.pid, language: 'typescript' };
   }
-  const info: RemoteErrorInfo = { name: e.name, message: e.message, stack: e.stack ?? `${e.name}: ${e.message}`, taskName, pid: process.pid, language: 'typescript' };
+  const info: RemoteErrorInfo = {
+    name: e.name,
+    message: e.message,
+    stack: e.stack ?? `${e.name}: ${e.message}`,
+    taskName,
+    pid: process.pid,
+    language: 'typescript',
+  };
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string') info.code = code;
   const props: Record<string, unknown> = {};
@@ -204,7 +211,12 @@ function fromErrorInfo(m: tsray.v1.ErrorInfo): ErrorPayload {
     case 'TaskCancelledError':
       return { type: m.type, taskName: m.cancel?.taskName ?? '?', forced: m.cancel?.forced === true };
     case 'ObjectStoreFullError':
-      return { type: m.type, requested: Number(m.storeFull?.requested ?? 0), capacity: Number(m.storeFull?.capacity ?? 0), used: Number(m.storeFull?.used ?? 0) };
+      return {
+        type: m.type,
+        requested: Number(m.storeFull?.requested ?? 0),
+        capacity: Number(m.storeFull?.capacity ?? 0),
+        used: Number(m.storeFull?.used ?? 0),
+      };
     case 'ObjectLostError':
     case 'UnreadableValueError':
       return { type: m.type, objectId: m.objectLost?.objectId ?? '', reason: m.objectLost?.reason ?? '' };
@@ -216,7 +228,14 @@ function fromErrorInfo(m: tsray.v1.ErrorInfo): ErrorPayload {
     }
     case 'RuntimeEnvSetupError': {
       const r = m.runtimeEnv ?? {};
-      return { type: m.type, name: 'RuntimeEnvSetupError', field: r.field ?? '', message: m.message, output: r.output ?? '', ...(r.logFile ? { logFile: r.logFile } : {}) };
+      return {
+        type: m.type,
+        name: 'RuntimeEnvSetupError',
+        field: r.field ?? '',
+        message: m.message,
+        output: r.output ?? '',
+        ...(r.logFile ? { logFile: r.logFile } : {}),
+      };
     }
     default:
       return { type: 'Other', name: m.name || m.type || 'Error', message: m.message, stack: m.stack, language: m.language };

@@ -114,14 +114,19 @@ export class GetTimeoutError extends TsrayError {
     readonly timeoutSeconds: number,
     readonly pending: string[],
   ) {
-    super(`get timed out after ${timeoutSeconds}s waiting for ${pending.length} object(s): ${pending.slice(0, 5).join(', ')}${pending.length > 5 ? ', ...' : ''}`);
+    super(
+      `get timed out after ${timeoutSeconds}s waiting for ${pending.length} object(s): ${pending.slice(0, 5).join(', ')}${pending.length > 5 ? ', ...' : ''}`,
+    );
   }
 }
 
 /** The task was cancelled with `cancel(ref)`. */
 export class TaskCancelledError extends TsrayError {
   override name = 'TaskCancelledError';
-  constructor(readonly taskName: string, readonly forced: boolean) {
+  constructor(
+    readonly taskName: string,
+    readonly forced: boolean,
+  ) {
     super(`task ${taskName} was cancelled${forced ? ' (force: its worker was killed)' : ''}`);
   }
 }
@@ -129,7 +134,11 @@ export class TaskCancelledError extends TsrayError {
 /** The object store is full and spilling is off, or the object is larger than the store. */
 export class ObjectStoreFullError extends TsrayError {
   override name = 'ObjectStoreFullError';
-  constructor(readonly requested: number, readonly capacity: number, readonly used: number) {
+  constructor(
+    readonly requested: number,
+    readonly capacity: number,
+    readonly used: number,
+  ) {
     super(
       `object store full: cannot place ${requested} bytes (capacity ${capacity}, in use ${used}); ` +
         `drop references to large objects, raise init({objectStoreMemory}) or enable spilling`,
@@ -140,7 +149,10 @@ export class ObjectStoreFullError extends TsrayError {
 /** An object was lost (its spill file vanished, its node died). */
 export class ObjectLostError extends TsrayError {
   override name = 'ObjectLostError';
-  constructor(readonly objectId: string, reason: string) {
+  constructor(
+    readonly objectId: string,
+    reason: string,
+  ) {
     super(`object ${objectId} is lost: ${reason}`);
   }
 }
@@ -148,7 +160,11 @@ export class ObjectLostError extends TsrayError {
 /** A value could not be serialized; `path` names the offending field (e.g. `args[0].handler`). */
 export class SerializationError extends TsrayError {
   override name = 'SerializationError';
-  constructor(readonly path: string, readonly valueType: string, detail?: string) {
+  constructor(
+    readonly path: string,
+    readonly valueType: string,
+    detail?: string,
+  ) {
     super(
       `cannot serialize ${valueType} at ${path}${detail ? ` (${detail})` : ''}: tsray values follow structured-clone rules ` +
         `(plain objects, arrays, Map, Set, Date, RegExp, BigInt, Error, Buffer/TypedArray, ObjectRef); functions, symbols, ` +
@@ -160,7 +176,10 @@ export class SerializationError extends TsrayError {
 /** An option has a bad value (negative or NaN resources, unknown option...). `option` names it. */
 export class ValidationError extends TsrayError {
   override name = 'ValidationError';
-  constructor(readonly option: string, message: string) {
+  constructor(
+    readonly option: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -189,7 +208,10 @@ export class DriverCodeInWorkerError extends TsrayError {
 /** A worker could not find the remote function after importing its module. */
 export class FunctionNotFoundError extends TsrayError {
   override name = 'FunctionNotFoundError';
-  constructor(readonly moduleUrl: string, readonly key: string) {
+  constructor(
+    readonly moduleUrl: string,
+    readonly key: string,
+  ) {
     super(
       `remote function ${key} was not registered when a worker imported ${moduleUrl}: ` +
         `call remote() at the top level of the module (not inside a function or a condition), in the same order on every import`,
@@ -200,7 +222,11 @@ export class FunctionNotFoundError extends TsrayError {
 /** A method that the actor's class does not have was called on its handle. */
 export class ActorMethodNotFoundError extends TsrayError {
   override name = 'ActorMethodNotFoundError';
-  constructor(readonly className: string, readonly method: string, readonly methods: readonly string[]) {
+  constructor(
+    readonly className: string,
+    readonly method: string,
+    readonly methods: readonly string[],
+  ) {
     super(`actor class ${className} has no method "${method}" (methods: ${methods.join(', ') || 'none'})`);
   }
 }
@@ -242,15 +268,23 @@ export class ActorDiedError extends TsrayError {
 /** `getActor(name)` found no live actor of that name in the namespace. */
 export class ActorNotFoundError extends TsrayError {
   override name = 'ActorNotFoundError';
-  constructor(readonly actorName: string, readonly namespace: string) {
-    super(`no actor named "${actorName}" in namespace "${namespace}" (is it created, alive, and in this namespace? getActor(name, { namespace }) looks elsewhere)`);
+  constructor(
+    readonly actorName: string,
+    readonly namespace: string,
+  ) {
+    super(
+      `no actor named "${actorName}" in namespace "${namespace}" (is it created, alive, and in this namespace? getActor(name, { namespace }) looks elsewhere)`,
+    );
   }
 }
 
 /** An actor was created with a name already taken in its namespace. */
 export class ActorNameTakenError extends TsrayError {
   override name = 'ActorNameTakenError';
-  constructor(readonly actorName: string, readonly namespace: string) {
+  constructor(
+    readonly actorName: string,
+    readonly namespace: string,
+  ) {
     super(`the actor name "${actorName}" is already taken in namespace "${namespace}"; pick another name, kill the existing actor, or pass getIfExists: true`);
   }
 }

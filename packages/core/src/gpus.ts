@@ -25,7 +25,11 @@ export function visibleGpuIds(env: NodeJS.ProcessEnv = process.env): string[] | 
 /** GPUs nvidia-smi lists (0 without it). */
 export function detectGpuCount(): number {
   try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=index', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync('nvidia-smi', ['--query-gpu=index', '--format=csv,noheader'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return out.split('\n').filter((l) => l.trim() !== '').length;
   } catch {
     return 0;
@@ -38,12 +42,20 @@ export function detectGpuCount(): number {
  * 0..n-1 (undefined: the resource view numbers them).
  * @throws ValidationError when more GPUs are asked for than `CUDA_VISIBLE_DEVICES` lists.
  */
-export function resolveNodeGpus(requested: number | undefined, where: string, env: NodeJS.ProcessEnv = process.env, detect: () => number = detectGpuCount): { numGpus: number; gpuIds: string[] | undefined } {
+export function resolveNodeGpus(
+  requested: number | undefined,
+  where: string,
+  env: NodeJS.ProcessEnv = process.env,
+  detect: () => number = detectGpuCount,
+): { numGpus: number; gpuIds: string[] | undefined } {
   const visible = visibleGpuIds(env);
   if (visible === undefined) return { numGpus: requested ?? detect(), gpuIds: undefined };
   const numGpus = requested ?? visible.length;
   if (numGpus > visible.length) {
-    throw new ValidationError('numGpus', `${where}: numGpus is ${numGpus} but CUDA_VISIBLE_DEVICES=${JSON.stringify(env['CUDA_VISIBLE_DEVICES'])} lists ${visible.length} device(s); a node hands out only the devices visible to it`);
+    throw new ValidationError(
+      'numGpus',
+      `${where}: numGpus is ${numGpus} but CUDA_VISIBLE_DEVICES=${JSON.stringify(env['CUDA_VISIBLE_DEVICES'])} lists ${visible.length} device(s); a node hands out only the devices visible to it`,
+    );
   }
   return { numGpus, gpuIds: visible.slice(0, numGpus) };
 }

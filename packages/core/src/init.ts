@@ -82,7 +82,23 @@ export interface ClusterInfo {
   namespace: string;
 }
 
-const KNOWN = new Set(['runtimeEnv', 'python', 'address', 'namespace', 'numCpus', 'numGpus', 'resources', 'labels', 'memory', 'objectStoreMemory', 'spilling', 'logToDriver', 'logLevel', 'prefaultBytes', 'token']);
+const KNOWN = new Set([
+  'runtimeEnv',
+  'python',
+  'address',
+  'namespace',
+  'numCpus',
+  'numGpus',
+  'resources',
+  'labels',
+  'memory',
+  'objectStoreMemory',
+  'spilling',
+  'logToDriver',
+  'logLevel',
+  'prefaultBytes',
+  'token',
+]);
 
 function checkAmount(name: string, v: unknown, integer = false): number | undefined {
   if (v === undefined) return undefined;
@@ -149,13 +165,16 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   const { numGpus, gpuIds } = resolveNodeGpus(checkAmount('numGpus', options.numGpus, true), 'init()');
   const memory = checkAmount('memory', options.memory) ?? Math.floor(totalmem() * 0.7);
   const custom = options.resources ?? {};
-  if (typeof custom !== 'object' || custom === null || Array.isArray(custom)) throw new ValidationError('resources', 'init(): resources must be an object of name -> amount');
+  if (typeof custom !== 'object' || custom === null || Array.isArray(custom))
+    throw new ValidationError('resources', 'init(): resources must be an object of name -> amount');
   for (const [k, v] of Object.entries(custom)) {
-    if (k === 'CPU' || k === 'GPU' || k === 'memory') throw new ValidationError(`resources.${k}`, `init(): use ${k === 'CPU' ? 'numCpus' : k === 'GPU' ? 'numGpus' : 'memory'} instead of resources.${k}`);
+    if (k === 'CPU' || k === 'GPU' || k === 'memory')
+      throw new ValidationError(`resources.${k}`, `init(): use ${k === 'CPU' ? 'numCpus' : k === 'GPU' ? 'numGpus' : 'memory'} instead of resources.${k}`);
     checkAmount(`resources.${k}`, v);
   }
   const labels = options.labels ?? {};
-  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) throw new ValidationError('labels', 'init(): labels must be an object of name -> string');
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels))
+    throw new ValidationError('labels', 'init(): labels must be an object of name -> string');
   for (const [k, v] of Object.entries(labels)) {
     if (typeof v !== 'string') throw new ValidationError(`labels.${k}`, `init(): labels.${k} must be a string, got ${typeof v}`);
   }
@@ -237,7 +256,9 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   };
   if (target === 'auto') {
     if (!cur) {
-      throw new ConnectionError(`init({ address: 'auto' }): no tsray cluster is running on this machine (looked in ${file}); start one with init() in another process or with "tsray start --head"`);
+      throw new ConnectionError(
+        `init({ address: 'auto' }): no tsray cluster is running on this machine (looked in ${file}); start one with init() in another process or with "tsray start --head"`,
+      );
     }
     target = cur.address;
     token ??= localToken();
@@ -261,7 +282,12 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   }
   const jobId = randomBytes(4).toString('hex');
   const namespace = options.namespace ?? `anon-${jobId}`;
-  const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', { namespace, jobId, ...(token ? { token } : {}), ...(remote ? { remote } : {}) });
+  const rt = new WorkerRuntime(`c${randomBytes(6).toString('hex')}`, target, 'driver', {
+    namespace,
+    jobId,
+    ...(token ? { token } : {}),
+    ...(remote ? { remote } : {}),
+  });
   starting = true;
   try {
     const timeout = config().connectTimeoutMs;
@@ -271,7 +297,10 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
     const accepted = await Promise.race([
       rt.register(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ConnectionError(`init(): no tsray cluster answered at ${target} within ${timeout} ms (is it running? is the address right?)`)), timeout);
+        timer = setTimeout(
+          () => reject(new ConnectionError(`init(): no tsray cluster answered at ${target} within ${timeout} ms (is it running? is the address right?)`)),
+          timeout,
+        );
       }),
     ]).finally(() => clearTimeout(timer));
     s.runtime = rt;
@@ -294,12 +323,25 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
 }
 
 /** Ask a cluster's head (GCS at host:port) for its nodes, proving the token. */
-async function clusterEntry(hostPort: string, token: string | undefined, timeoutMs: number): Promise<{ nodeId: string; address: string; alive: boolean; isHead: boolean }[]> {
+async function clusterEntry(
+  hostPort: string,
+  token: string | undefined,
+  timeoutMs: number,
+): Promise<{ nodeId: string; address: string; alive: boolean; isHead: boolean }[]> {
   if (!token) throw new AuthenticationError(`init({ address: '${hostPort}' }): connecting to a remote cluster needs its token (init({ token }), TSRAY_TOKEN)`);
-  const envelope = await askHead(hostPort, token, 'clusterEntry', timeoutMs, () => new ConnectionError(`init(): no tsray cluster answered at ${hostPort} within ${timeoutMs} ms (is it running? is the address right?)`));
+  const envelope = await askHead(
+    hostPort,
+    token,
+    'clusterEntry',
+    timeoutMs,
+    () => new ConnectionError(`init(): no tsray cluster answered at ${hostPort} within ${timeoutMs} ms (is it running? is the address right?)`),
+  );
   const r = envelope.gcsResponse;
   if (!r) throw new ConnectionError(`init(): ${hostPort} did not answer as a tsray head (${envelope.error?.message ?? 'unexpected reply'})`);
-  if (r.error) throw r.error.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED ? new AuthenticationError(r.error.message ?? 'refused') : new ConnectionError(r.error.message ?? 'refused');
+  if (r.error)
+    throw r.error.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED
+      ? new AuthenticationError(r.error.message ?? 'refused')
+      : new ConnectionError(r.error.message ?? 'refused');
   return (r.nodes?.nodes ?? []).map((n) => ({ nodeId: n.nodeId ?? '', address: n.address ?? '', alive: n.alive === true, isHead: n.isHead === true }));
 }
 

@@ -104,7 +104,12 @@ export class ObjectRef<T = unknown> {
 
   /** True for ObjectRef instances (also from another copy of the package). */
   static isObjectRef(v: unknown): v is ObjectRef<unknown> {
-    return typeof v === 'object' && v !== null && typeof (v as Record<string, unknown>)[REF_MARKER] === 'string' && (v as Record<string, unknown>)[ACTOR_MARKER] === undefined;
+    return (
+      typeof v === 'object' &&
+      v !== null &&
+      typeof (v as Record<string, unknown>)[REF_MARKER] === 'string' &&
+      (v as Record<string, unknown>)[ACTOR_MARKER] === undefined
+    );
   }
 }
 

@@ -39,7 +39,20 @@ export interface TaskOptions {
   runtimeEnv?: RuntimeEnv;
 }
 
-const KNOWN = new Set(['numCpus', 'numGpus', 'memory', 'resources', 'acceleratorType', 'maxRetries', 'retryExceptions', 'numReturns', 'name', 'module', 'schedulingStrategy', 'runtimeEnv']);
+const KNOWN = new Set([
+  'numCpus',
+  'numGpus',
+  'memory',
+  'resources',
+  'acceleratorType',
+  'maxRetries',
+  'retryExceptions',
+  'numReturns',
+  'name',
+  'module',
+  'schedulingStrategy',
+  'runtimeEnv',
+]);
 
 /** Validated options in the runtime's terms. @internal */
 export interface ResolvedTaskOptions {

@@ -75,9 +75,15 @@ export function placementGroup(bundles: Record<string, number>[], options: Place
   } catch (e) {
     throw new ValidationError((e as { option?: string }).option ?? 'bundles', `${where}: ${(e as Error).message}`);
   }
-  if (options.lifetime !== undefined && options.lifetime !== 'detached') throw new ValidationError('lifetime', `${where}: lifetime must be 'detached' or left out`);
+  if (options.lifetime !== undefined && options.lifetime !== 'detached')
+    throw new ValidationError('lifetime', `${where}: lifetime must be 'detached' or left out`);
   const rt = currentRuntime(where);
-  const pg = new PlacementGroup(newId('pg'), bundles.map((b) => ({ ...b })), strategy, options.name ?? '');
+  const pg = new PlacementGroup(
+    newId('pg'),
+    bundles.map((b) => ({ ...b })),
+    strategy,
+    options.name ?? '',
+  );
   rt.createPlacementGroup(pg.id, pg.bundles, strategy, pg.name, options.lifetime === 'detached');
   return pg;
 }

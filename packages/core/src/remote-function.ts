@@ -22,7 +22,13 @@ export type RemoteArgs<A extends readonly unknown[]> = { [K in keyof A]: RemoteA
 
 type GenYield<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? Y : R extends Generator<infer Y, unknown, unknown> ? Y : never;
 // `[R] extends [never]` first: a function that never returns (always throws) is not a generator.
-type IsGen<R> = [R] extends [never] ? false : R extends AsyncGenerator<unknown, unknown, unknown> ? true : R extends Generator<unknown, unknown, unknown> ? true : false;
+type IsGen<R> = [R] extends [never]
+  ? false
+  : R extends AsyncGenerator<unknown, unknown, unknown>
+    ? true
+    : R extends Generator<unknown, unknown, unknown>
+      ? true
+      : false;
 type Elem<T> = T extends readonly (infer E)[] ? E : unknown;
 
 /** What `.remote()` returns for a function returning `R` under options `O`. */

@@ -17,6 +17,10 @@ export const ROUTER_RECEIVE_HIGH_WATER_MARK = 1000;
  * - `maxMessageSize`: a frame over twice the decoder's limit disconnects its sender before libzmq
  *   allocates it; frames up to twice the limit still arrive and get the clear ERROR_CODE_TOO_LARGE reply.
  */
-export function routerSocketOptions(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): { sendHighWaterMark: number; receiveHighWaterMark: number; maxMessageSize: number } {
+export function routerSocketOptions(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): {
+  sendHighWaterMark: number;
+  receiveHighWaterMark: number;
+  maxMessageSize: number;
+} {
   return { sendHighWaterMark: 0, receiveHighWaterMark: ROUTER_RECEIVE_HIGH_WATER_MARK, maxMessageSize: 2 * maxFrameBytes };
 }

@@ -115,7 +115,8 @@ export class RouterServer {
     if (this.unregistered.isClosed(identity)) return;
     try {
       const message = decodeMessage(frames.slice(1), this.decodeOptions);
-      if (this.opts.trace) process.stderr.write(`${this.opts.where} <- ${identity.toString()} ${message.kind} ${JSON.stringify(message.envelope.toJSON()).slice(0, 300)}\n`);
+      if (this.opts.trace)
+        process.stderr.write(`${this.opts.where} <- ${identity.toString()} ${message.kind} ${JSON.stringify(message.envelope.toJSON()).slice(0, 300)}\n`);
       this.opts.onMessage(identity, message);
     } catch (err) {
       try {
@@ -138,7 +139,10 @@ export class RouterServer {
     const reply: EnvelopeBody = { error: { code, message: err.message } };
     const who = this.opts.registered(identity);
     if (who) {
-      logger().warn({ err, peer: identity.toString(), ...who, code: tsray.v1.ErrorCode[code] }, `${this.opts.where} rejected a message: ${err.message}; replied with an error, the connection stays`);
+      logger().warn(
+        { err, peer: identity.toString(), ...who, code: tsray.v1.ErrorCode[code] },
+        `${this.opts.where} rejected a message: ${err.message}; replied with an error, the connection stays`,
+      );
       this.send(identity, reply);
       return;
     }

@@ -4,7 +4,14 @@
  * handle. {@link resolveScheduling} validates it at the API edge.
  * @module
  */
-import { normalizeStrategy, type NormalizedStrategy, type PlacementGroupStrategy, ResourceValidationError, type SchedulingStrategy as CanonicalStrategy, UnknownStrategyError } from '@tsray/scheduler';
+import {
+  normalizeStrategy,
+  type NormalizedStrategy,
+  type PlacementGroupStrategy,
+  ResourceValidationError,
+  type SchedulingStrategy as CanonicalStrategy,
+  UnknownStrategyError,
+} from '@tsray/scheduler';
 import { ValidationError } from './errors.js';
 import type { PlacementGroup } from './placement-group.js';
 
@@ -36,7 +43,8 @@ export function resolveScheduling(s: SchedulingStrategy | undefined, where: stri
   if (s !== null && typeof s === 'object' && s.type === 'PLACEMENT_GROUP' && 'placementGroup' in s) {
     const { placementGroup: pg, ...rest } = s;
     if (!pg || typeof pg.id !== 'string') throw new ValidationError('schedulingStrategy.placementGroup', `${where}: placementGroup must be a PlacementGroup`);
-    if ('placementGroupId' in rest) throw new ValidationError('schedulingStrategy.placementGroupId', `${where}: give placementGroup or placementGroupId, not both`);
+    if ('placementGroupId' in rest)
+      throw new ValidationError('schedulingStrategy.placementGroupId', `${where}: give placementGroup or placementGroupId, not both`);
     canonical = { ...rest, placementGroupId: pg.id };
     bundles = Array.isArray(pg.bundles) ? pg.bundles.length : undefined;
   }

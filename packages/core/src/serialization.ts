@@ -178,7 +178,7 @@ function collectRefs(value: unknown): string[] {
       return;
     }
     if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return;
-    if (v instanceof Map) for (const [k, x] of v) (walk(k), walk(x));
+    if (v instanceof Map) for (const [k, x] of v) walk(k), walk(x);
     else if (v instanceof Set) for (const x of v) walk(x);
     else for (const k of Object.keys(v)) walk((v as Record<string, unknown>)[k]);
   };

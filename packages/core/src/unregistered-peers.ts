@@ -18,7 +18,8 @@ export class UnregisteredPeers {
   /** `where` names the receiver in the summary line ('GCS', 'node'). */
   constructor(where: string) {
     this.limiter = new LogLimiter({
-      summary: (n, windowMs) => logger().warn({ suppressed: n }, `${where}: ${n} more rejected connection${n === 1 ? '' : 's'} not logged in the last ${windowMs / 1000} s`),
+      summary: (n, windowMs) =>
+        logger().warn({ suppressed: n }, `${where}: ${n} more rejected connection${n === 1 ? '' : 's'} not logged in the last ${windowMs / 1000} s`),
     });
   }
 

@@ -122,7 +122,11 @@ function prepare(v: unknown, path: string, seen: Set<object>, refs?: string[]): 
         if (Array.isArray(v)) return v.map((x, i) => prepare(x, `${path}[${i}]`, seen, refs));
         const proto = Object.getPrototypeOf(v);
         if (proto !== Object.prototype && proto !== null) {
-          throw new SerializationError(path, (v as object).constructor?.name ?? 'object', 'only plain objects, arrays, strings, numbers, bigints, booleans, null, Buffers, TypedArrays and refs cross to Python');
+          throw new SerializationError(
+            path,
+            (v as object).constructor?.name ?? 'object',
+            'only plain objects, arrays, strings, numbers, bigints, booleans, null, Buffers, TypedArrays and refs cross to Python',
+          );
         }
         const out: Record<string, unknown> = {};
         for (const k of Object.keys(v)) out[k] = prepare(rec[k], /^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`, seen, refs);
@@ -132,7 +136,11 @@ function prepare(v: unknown, path: string, seen: Set<object>, refs?: string[]): 
       }
     }
     default:
-      throw new SerializationError(path, typeof v === 'function' ? `function ${(v as { name?: string }).name || '(anonymous)'}` : typeof v, 'cannot cross to Python');
+      throw new SerializationError(
+        path,
+        typeof v === 'function' ? `function ${(v as { name?: string }).name || '(anonymous)'}` : typeof v,
+        'cannot cross to Python',
+      );
   }
 }
 
@@ -270,4 +278,3 @@ class Writer {
 export function xlangDecode(bytes: Uint8Array): unknown {
   return packr.unpack(bytes);
 }
-

@@ -214,7 +214,7 @@ describe('failures', () => {
     await expect(get(c.get.remote())).rejects.toBeInstanceOf(ActorDiedError);
   });
 
-  it("retries in-flight calls across a SIGKILL with maxTaskRetries -1 (test_actor_restart_with_retry)", async () => {
+  it('retries in-flight calls across a SIGKILL with maxTaskRetries -1 (test_actor_restart_with_retry)', async () => {
     const c = RemoteCounter.options({ maxRestarts: 1, maxTaskRetries: -1 }).remote();
     const pid = await get(c.pid.remote());
     const refs = Array.from({ length: 100 }, () => c.blockingIncrement.remote(5));

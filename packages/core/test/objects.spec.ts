@@ -27,7 +27,10 @@ afterAll(async () => {
 describe('put / get', () => {
   it('keeps JS types (structured clone) across processes', async () => {
     const value = {
-      map: new Map<string, unknown>([['a', 1], ['b', new Set([1, 2])]]),
+      map: new Map<string, unknown>([
+        ['a', 1],
+        ['b', new Set([1, 2])],
+      ]),
       date: new Date('2026-11-29T00:00:00Z'),
       big: 2n ** 70n,
       f64: new Float64Array([1.5, -2]),

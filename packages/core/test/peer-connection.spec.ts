@@ -32,7 +32,13 @@ function closedPort(): Promise<number> {
 }
 
 function handler(unreachable: string[]): LinkHandler {
-  return { onNodeTable: () => undefined, onGcsRequest: () => ({ ok: true }), onPeerMessage: () => undefined, onFatal: () => undefined, onPeerUnreachable: (_id, why) => unreachable.push(why) };
+  return {
+    onNodeTable: () => undefined,
+    onGcsRequest: () => ({ ok: true }),
+    onPeerMessage: () => undefined,
+    onFatal: () => undefined,
+    onPeerUnreachable: (_id, why) => unreachable.push(why),
+  };
 }
 
 describe('PeerConnection connect limit', () => {
@@ -51,7 +57,9 @@ describe('PeerConnection connect limit', () => {
     const p = new PeerConnection('n1', `tcp://127.0.0.1:${port}`, 'me', 'tok', handler(unreachable));
     try {
       const [why] = await until(() => unreachable.length > 0 && unreachable, 5000, 'the unreachable report');
-      expect(why).toBe(`node n1 is unreachable at tcp://127.0.0.1:${port}: no answer to a connection within 0.3 s (is its port open to this machine, and is the address it advertises right? see --host / --node-ip-address)`);
+      expect(why).toBe(
+        `node n1 is unreachable at tcp://127.0.0.1:${port}: no answer to a connection within 0.3 s (is its port open to this machine, and is the address it advertises right? see --host / --node-ip-address)`,
+      );
     } finally {
       p.close();
     }
@@ -65,7 +73,11 @@ describe('PeerConnection connect limit', () => {
     const p = new PeerConnection('n2', router.lastEndpoint!, 'me', 'tok', handler(unreachable));
     try {
       const [identity] = await router.receive();
-      await until(() => warn.mock.calls.some((c) => String(c[1]).includes('has not answered in 0.3 s; still waiting')) || unreachable.length > 0, 5000, 'the still-waiting warning');
+      await until(
+        () => warn.mock.calls.some((c) => String(c[1]).includes('has not answered in 0.3 s; still waiting')) || unreachable.length > 0,
+        5000,
+        'the still-waiting warning',
+      );
       await router.send([identity!, ...encodeMessage({ workerAccepted: {} })]);
       await until(() => p.answered, 5000, 'the late answer');
       expect(unreachable).toEqual([]);

@@ -58,7 +58,8 @@ describe('Python tasks', () => {
 
   it('streams a Python generator', async () => {
     const items: number[] = [];
-    for await (const r of python.remote<[number], AsyncGenerator<number>>('tsray_fixtures:count_to', { numReturns: 'streaming' }).remote(4)) items.push((await get(r)) as number);
+    for await (const r of python.remote<[number], AsyncGenerator<number>>('tsray_fixtures:count_to', { numReturns: 'streaming' }).remote(4))
+      items.push((await get(r)) as number);
     expect(items).toEqual([0, 10, 20, 30]);
   });
 
@@ -145,7 +146,7 @@ describe('errors across languages (tsray.v1.ErrorInfo; Python has no V8 reader)'
     const inner = cause.cause as Error;
     expect([inner.name, inner.message]).toEqual(['KeyError', "'missing'"]);
     expect(inner.stack).toContain("KeyError: 'missing'");
-    expect(err.message).toContain("--- caused by ---\nTraceback");
+    expect(err.message).toContain('--- caused by ---\nTraceback');
   });
 
   it('a Python client reads a TypeScript task error: class, message, TS stack and cause chain', async () => {
@@ -179,7 +180,9 @@ describe('errors across languages (tsray.v1.ErrorInfo; Python has no V8 reader)'
 describe('the interpreter', () => {
   it('a missing interpreter is a typed error saying what to fix', () => {
     expect(existsSync(venvPython)).toBe(true);
-    const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/driver-nopython.ts', import.meta.url))], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./fixtures/driver-nopython.ts', import.meta.url))], {
+      encoding: 'utf8',
+    });
     expect(out).toContain('PythonEnvironmentError');
     expect(out).toContain('no Python interpreter at "/nonexistent/bin/python3"');
     expect(out).toContain('init({ python');

@@ -46,7 +46,9 @@ describe('runtime environments', () => {
     const env = python.remote<[string], string | null>('tsray_rtenv_fixtures:env', { runtimeEnv: { pip: ['tsray_rt_a==1.0'] } });
     expect(await get(env.remote('JOB_VAR'))).toBe('job');
     // Without the env the package is not there.
-    await expect(get(python.remote<[string], string>('tsray_rtenv_fixtures:import_value').remote('tsray_rt_a'))).rejects.toThrow(/No module named 'tsray_rt_a'/);
+    await expect(get(python.remote<[string], string>('tsray_rtenv_fixtures:import_value').remote('tsray_rt_a'))).rejects.toThrow(
+      /No module named 'tsray_rt_a'/,
+    );
     expect(runtimeEnvStats()!.installs.pip).toBe(1);
   });
 
@@ -59,7 +61,7 @@ describe('runtime environments', () => {
     expect(await get([a.read.remote('ACTOR_VAR'), a.read.remote('JOB_VAR')])).toEqual(['actor', 'job']);
   });
 
-  it('ships a workingDir: the worker\'s cwd and Python import root', async () => {
+  it("ships a workingDir: the worker's cwd and Python import root", async () => {
     const wd = join(base, 'wd');
     mkdirSync(join(wd, 'sub'), { recursive: true });
     writeFileSync(join(wd, 'sub', 'data.txt'), 'from the working dir');
@@ -99,7 +101,7 @@ describe('runtime environments', () => {
     expect(await get(one.remote())).toBe(p1);
   });
 
-  it('a failed install fails the task with RuntimeEnvSetupError (pip\'s output), caches nothing; after a fix it works', async () => {
+  it("a failed install fails the task with RuntimeEnvSetupError (pip's output), caches nothing; after a fix it works", async () => {
     const runtimeEnv = { pip: ['tsray_rt_later'] };
     const f = python.remote<[string], string>('tsray_rtenv_fixtures:import_value', { runtimeEnv });
     const err = (await get(f.remote('tsray_rt_later')).catch((e: unknown) => e)) as RuntimeEnvSetupError;

@@ -82,7 +82,13 @@ describe('GPU isolation on a fake-GPU node', () => {
 
 describe('placement groups', () => {
   it('reserves bundles atomically with stable bundle order and GPU ids', async () => {
-    const pg = placementGroup([{ GPU: 2, CPU: 1 }, { GPU: 1, CPU: 1 }], { strategy: 'STRICT_PACK', name: 'engines' });
+    const pg = placementGroup(
+      [
+        { GPU: 2, CPU: 1 },
+        { GPU: 1, CPU: 1 },
+      ],
+      { strategy: 'STRICT_PACK', name: 'engines' },
+    );
     const info = await get(pg.ready());
     expect(info.bundles.map((b) => b.gpuIds.length)).toEqual([2, 1]);
     expect((await availableResources())['GPU']).toBe(5);
@@ -104,7 +110,9 @@ describe('placement groups', () => {
   it('captures child tasks into the group', async () => {
     const pg = placementGroup([{ CPU: 2 }]);
     await get(pg.ready());
-    const r = await get(parentInGroup.options({ numCpus: 0.5, schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, captureChildTasks: true } }).remote());
+    const r = await get(
+      parentInGroup.options({ numCpus: 0.5, schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, captureChildTasks: true } }).remote(),
+    );
     expect(r).toEqual({ parent: pg.id, child: pg.id });
     removePlacementGroup(pg);
   });
@@ -140,7 +148,9 @@ describe('placement groups', () => {
     expect(() => placementGroup([{ CPU: -1 }])).toThrow(/CPU/);
     expect(() => placementGroup([{ CPU: 1 }], { strategy: 'DIAGONAL' as never })).toThrow(ValidationError);
     const pg = placementGroup([{ CPU: 1 }]);
-    expect(() => gpuTask.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 3 } })).toThrow(/bundleIndex 3 is out of range/);
+    expect(() => gpuTask.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 3 } })).toThrow(
+      /bundleIndex 3 is out of range/,
+    );
     expect(() => gpuTask.options({ schedulingStrategy: 'SIDEWAYS' as never })).toThrow(ValidationError);
     removePlacementGroup(pg);
     const afterRemove = await get(gpuTask.options({ schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg } }).remote()).catch((e: unknown) => e);
@@ -176,7 +186,11 @@ describe('NODE_LABEL strategies on one labelled node (init({ labels }))', () => 
 
   it('rejects a malformed selector at options() with a ValidationError naming the field', () => {
     const bad = { type: 'NODE_LABEL', hard: [{ key: 'zone', op: 'near', values: ['a'] }] } as never;
-    expect(() => gpuTask.options({ schedulingStrategy: bad })).toThrow(expect.objectContaining({ name: 'ValidationError', option: 'schedulingStrategy.hard[0]' }));
-    expect(() => RemoteGpuProbe.options({ schedulingStrategy: bad })).toThrow(expect.objectContaining({ name: 'ValidationError', option: 'schedulingStrategy.hard[0]' }));
+    expect(() => gpuTask.options({ schedulingStrategy: bad })).toThrow(
+      expect.objectContaining({ name: 'ValidationError', option: 'schedulingStrategy.hard[0]' }),
+    );
+    expect(() => RemoteGpuProbe.options({ schedulingStrategy: bad })).toThrow(
+      expect.objectContaining({ name: 'ValidationError', option: 'schedulingStrategy.hard[0]' }),
+    );
   });
 });

@@ -139,7 +139,9 @@ describe('errors', () => {
       expect(await get(flakyTask.options({ retryExceptions: ['RangeError'], maxRetries: 5 }).remote(join(dir, 'b'), 2))).toBe(3);
       expect(await get(flakyTask.options({ retryExceptions: true, maxRetries: 5 }).remote(join(dir, 'c'), 1))).toBe(2);
       // An error name not in the list is not retried.
-      const e2 = (await get(flakyTask.options({ retryExceptions: ['TypeError'], maxRetries: 5 }).remote(join(dir, 'd'), 1)).catch((e: unknown) => e)) as TaskError;
+      const e2 = (await get(flakyTask.options({ retryExceptions: ['TypeError'], maxRetries: 5 }).remote(join(dir, 'd'), 1)).catch(
+        (e: unknown) => e,
+      )) as TaskError;
       expect(e2).toBeInstanceOf(TaskError);
       // Retries are bounded by maxRetries.
       const e3 = (await get(flakyTask.options({ retryExceptions: true, maxRetries: 1 }).remote(join(dir, 'e'), 5)).catch((e: unknown) => e)) as TaskError;

@@ -14,8 +14,16 @@ interface Vector {
 const vectors = JSON.parse(readFileSync(fileURLToPath(new URL('../../protocol/test-vectors/xlang.json', import.meta.url)), 'utf8')) as Vector[];
 
 const DT: Record<string, new (b: ArrayBuffer) => ArrayBufferView> = {
-  int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
-  int64: BigInt64Array, uint64: BigUint64Array, float32: Float32Array, float64: Float64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  float32: Float32Array,
+  float64: Float64Array,
 };
 
 /** Rebuild the TS value a vector stands for. `canonical` is false when TS cannot express it exactly (an integral float). */

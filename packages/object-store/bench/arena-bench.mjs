@@ -36,12 +36,18 @@ for (let i = 0; i < size; i += 4096) src.writeUInt32LE((i * 2654435761) >>> 0, i
 const dst = Buffer.alloc(size, 1); // faulted in
 
 const results = {};
-results.memcpy = gbps(size, best(() => src.copy(dst)));
+results.memcpy = gbps(
+  size,
+  best(() => src.copy(dst)),
+);
 
 {
   const a = Arena.create({ size, prefault: false });
   try {
-    results.firstTouch = gbps(size, once(() => a.write(0, src)));
+    results.firstTouch = gbps(
+      size,
+      once(() => a.write(0, src)),
+    );
   } finally {
     a.close();
     a.unlink();
@@ -53,11 +59,23 @@ try {
   const t0 = process.hrtime.bigint();
   await a.ready;
   results.prefault = gbps(size, Number(process.hrtime.bigint() - t0));
-  results.arenaWrite = gbps(size, best(() => a.write(0, src)));
+  results.arenaWrite = gbps(
+    size,
+    best(() => a.write(0, src)),
+  );
   const view = a.view(0, size);
-  results.bufferCopyIntoView = gbps(size, best(() => src.copy(view)));
-  results.viewSet = gbps(size, best(() => view.set(src)));
-  results.readBack = gbps(size, best(() => view.copy(dst)));
+  results.bufferCopyIntoView = gbps(
+    size,
+    best(() => src.copy(view)),
+  );
+  results.viewSet = gbps(
+    size,
+    best(() => view.set(src)),
+  );
+  results.readBack = gbps(
+    size,
+    best(() => view.copy(dst)),
+  );
 } finally {
   a.close();
   a.unlink();

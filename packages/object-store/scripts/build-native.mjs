@@ -36,9 +36,7 @@ if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node'
   args.push(`--nodedir=${prefix}`);
 }
 
-const r = gypJs
-  ? spawnSync(process.execPath, [gypJs, ...args], { cwd: root, stdio: 'inherit' })
-  : spawnSync('node-gyp', args, { cwd: root, stdio: 'inherit' });
+const r = gypJs ? spawnSync(process.execPath, [gypJs, ...args], { cwd: root, stdio: 'inherit' }) : spawnSync('node-gyp', args, { cwd: root, stdio: 'inherit' });
 if (r.error) {
   console.error(`@tsray/object-store: could not run node-gyp: ${r.error.message}`);
   process.exit(1);

@@ -7,9 +7,7 @@ import { AllocatorError } from './errors.js';
 function checkInvariants(a: Allocator): void {
   const free = a.freeExtents();
   const live = a.allocations();
-  const all = [...free.map((e) => ({ ...e, free: true })), ...live.map((e) => ({ ...e, free: false }))].sort(
-    (x, y) => x.offset - y.offset,
-  );
+  const all = [...free.map((e) => ({ ...e, free: true })), ...live.map((e) => ({ ...e, free: false }))].sort((x, y) => x.offset - y.offset);
   // Free and live extents tile [0, capacity) exactly: no overlap, no gap.
   let pos = 0;
   for (const e of all) {
@@ -97,7 +95,6 @@ describe('Allocator: placement, alignment and coalescing', () => {
     expect(a.alloc(4097)).toBe(4096);
     expect(a.alloc(10)).toBe(3 * 4096);
   });
-
 });
 
 describe('Allocator: bad input, scale and random sequences', () => {
@@ -163,43 +160,38 @@ describe('Allocator: bad input, scale and random sequences', () => {
       fc.record({ kind: fc.constant('free' as const), pick: fc.nat() }),
     );
     fc.assert(
-      fc.property(
-        fc.integer({ min: 0, max: 20_000 }),
-        fc.constantFrom(8, 64, 256),
-        fc.array(op, { maxLength: 200 }),
-        (capacity, alignment, ops) => {
-          const a = new Allocator(capacity, { alignment });
-          const live = new Map<number, number>(); // offset -> requested size
-          for (const o of ops) {
-            if (o.kind === 'alloc') {
-              const largest = a.largestFree;
-              const need = Math.max(alignment, Math.ceil(o.size / alignment) * alignment);
-              const off = a.alloc(o.size);
-              if (off === -1) {
-                expect(largest).toBeLessThan(need);
-                continue;
-              }
-              expect(off % alignment).toBe(0);
-              expect(off + o.size).toBeLessThanOrEqual(a.capacity);
-              for (const [lo, ls] of live) {
-                const lsz = a.sizeOf(lo)!;
-                expect(off + need <= lo || lo + lsz <= off).toBe(true);
-                expect(ls).toBeGreaterThanOrEqual(0);
-              }
-              live.set(off, o.size);
-            } else if (live.size > 0) {
-              const keys = [...live.keys()];
-              const k = keys[o.pick % keys.length]!;
-              a.free(k);
-              live.delete(k);
+      fc.property(fc.integer({ min: 0, max: 20_000 }), fc.constantFrom(8, 64, 256), fc.array(op, { maxLength: 200 }), (capacity, alignment, ops) => {
+        const a = new Allocator(capacity, { alignment });
+        const live = new Map<number, number>(); // offset -> requested size
+        for (const o of ops) {
+          if (o.kind === 'alloc') {
+            const largest = a.largestFree;
+            const need = Math.max(alignment, Math.ceil(o.size / alignment) * alignment);
+            const off = a.alloc(o.size);
+            if (off === -1) {
+              expect(largest).toBeLessThan(need);
+              continue;
             }
+            expect(off % alignment).toBe(0);
+            expect(off + o.size).toBeLessThanOrEqual(a.capacity);
+            for (const [lo, ls] of live) {
+              const lsz = a.sizeOf(lo)!;
+              expect(off + need <= lo || lo + lsz <= off).toBe(true);
+              expect(ls).toBeGreaterThanOrEqual(0);
+            }
+            live.set(off, o.size);
+          } else if (live.size > 0) {
+            const keys = [...live.keys()];
+            const k = keys[o.pick % keys.length]!;
+            a.free(k);
+            live.delete(k);
           }
-          checkInvariants(a);
-          for (const k of live.keys()) a.free(k);
-          expect(a.used).toBe(0);
-          expect(a.freeExtents()).toEqual(a.capacity > 0 ? [{ offset: 0, size: a.capacity }] : []);
-        },
-      ),
+        }
+        checkInvariants(a);
+        for (const k of live.keys()) a.free(k);
+        expect(a.used).toBe(0);
+        expect(a.freeExtents()).toEqual(a.capacity > 0 ? [{ offset: 0, size: a.capacity }] : []);
+      }),
       { numRuns: 300 },
     );
   });

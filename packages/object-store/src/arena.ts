@@ -168,7 +168,11 @@ export class Arena {
   view(offset: number, length: number): Buffer {
     this.checkRange(offset, length, 'view');
     if (length > bufferConstants.MAX_LENGTH) {
-      throw new ArenaError(`view of ${length} bytes exceeds the Buffer limit of ${bufferConstants.MAX_LENGTH} bytes; take several views`, 'ERR_OUT_OF_RANGE', this.path);
+      throw new ArenaError(
+        `view of ${length} bytes exceeds the Buffer limit of ${bufferConstants.MAX_LENGTH} bytes; take several views`,
+        'ERR_OUT_OF_RANGE',
+        this.path,
+      );
     }
     return this.native.view(this.handle, offset, length);
   }

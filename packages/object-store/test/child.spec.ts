@@ -32,11 +32,9 @@ describe('Arena across processes', () => {
     for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
     a.write(5 * MiB, data);
 
-    const { stdout } = await execFileP(
-      process.execPath,
-      [fixture, a.path, String(a.size), String(5 * MiB), String(MiB), String(9 * MiB), '77'],
-      { timeout: 30_000 },
-    );
+    const { stdout } = await execFileP(process.execPath, [fixture, a.path, String(a.size), String(5 * MiB), String(MiB), String(9 * MiB), '77'], {
+      timeout: 30_000,
+    });
     const [mapped, json, written] = stdout.trim().split('\n');
     expect(mapped).toBe('mapped');
     expect(JSON.parse(json!)).toEqual({ sum: sum(data), first: data[0], last: data[MiB - 1] });

@@ -30,7 +30,9 @@ export class UnknownPlacementStrategyError extends PlacementError {
   /** The strategy as given. */
   readonly strategy: unknown;
   constructor(strategy: unknown) {
-    super(`unknown placement strategy ${typeof strategy === 'string' ? `'${strategy}'` : String(strategy)}; expected 'PACK', 'SPREAD', 'STRICT_PACK' or 'STRICT_SPREAD'`);
+    super(
+      `unknown placement strategy ${typeof strategy === 'string' ? `'${strategy}'` : String(strategy)}; expected 'PACK', 'SPREAD', 'STRICT_PACK' or 'STRICT_SPREAD'`,
+    );
     this.strategy = strategy;
   }
 }

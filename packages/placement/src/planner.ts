@@ -41,7 +41,11 @@ export function planPlacement(bundles: readonly BundleSpec[], strategy: Placemen
     .filter((e) => e.alive)
     .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   const ids = entries.map((e) => e.nodeId);
-  const now = plan(reqs, strat, entries.map((e) => e.resources));
+  const now = plan(
+    reqs,
+    strat,
+    entries.map((e) => e.resources),
+  );
   if (now) return { kind: 'placed', nodeIds: now.map((i) => ids[i]!) };
   const idleNodes = entries.map((e) => e.resources.fresh());
   if (plan(reqs, strat, idleNodes)) {
@@ -193,7 +197,8 @@ function infeasibleResult(reqs: ResourceRequest[], strategy: PlacementStrategy, 
   let why: string;
   if (idle.length === 0) why = 'there is no alive node';
   else if (list.length > 0) why = `some bundle needs more than any alive node has in total of: ${list.join(', ')}`;
-  else if (strategy === 'STRICT_SPREAD') why = `STRICT_SPREAD needs ${reqs.length} distinct nodes that can each hold a bundle; ${idle.length} alive node(s) cannot`;
+  else if (strategy === 'STRICT_SPREAD')
+    why = `STRICT_SPREAD needs ${reqs.length} distinct nodes that can each hold a bundle; ${idle.length} alive node(s) cannot`;
   else if (strategy === 'STRICT_PACK') why = 'no single alive node can hold all bundles together';
   else why = 'the bundles do not fit the alive nodes together';
   return { kind: 'infeasible', missing: list, reason: `${strategy} group of ${reqs.length} bundle(s) is infeasible: ${why}` };

@@ -44,7 +44,9 @@ export class Reservation {
   static prepare(bundles: readonly BundleSpec[], nodeIds: readonly string[], cluster: ClusterView): PrepareResult {
     const reqs = validateBundles(bundles);
     if (!Array.isArray(nodeIds) || nodeIds.length !== reqs.length) {
-      throw new PlanMismatchError(`a plan needs one node id per bundle: ${reqs.length} bundle(s), ${Array.isArray(nodeIds) ? nodeIds.length : 'no'} node id(s)`);
+      throw new PlanMismatchError(
+        `a plan needs one node id per bundle: ${reqs.length} bundle(s), ${Array.isArray(nodeIds) ? nodeIds.length : 'no'} node id(s)`,
+      );
     }
     const allocs: Allocation[] = [];
     const nodes: NodeResources[] = [];

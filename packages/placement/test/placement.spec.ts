@@ -23,7 +23,11 @@ const snap = (v: ClusterView) => v.nodeIds().map((id) => v.get(id)!.snapshot());
 describe('planPlacement', () => {
   it('STRICT_PACK puts every bundle on one node, GPUs in bundle order', () => {
     const v = view({ a: { CPU: 4, GPU: 2 }, b: { CPU: 8, GPU: 4 } });
-    const bundles = [{ CPU: 1, GPU: 1 }, { CPU: 1, GPU: 1 }, { CPU: 1, GPU: 1 }];
+    const bundles = [
+      { CPU: 1, GPU: 1 },
+      { CPU: 1, GPU: 1 },
+      { CPU: 1, GPU: 1 },
+    ];
     const plan = planPlacement(bundles, 'STRICT_PACK', v);
     expect(plan).toEqual({ kind: 'placed', nodeIds: ['b', 'b', 'b'] });
     const r = reserve(bundles, 'STRICT_PACK', v);

@@ -66,7 +66,10 @@ const NODE_INFO = {
   hostname: 'host-β',
   pid: 4000000001,
   isHead: true,
-  total: [{ name: 'CPU', units: '40000' }, { name: 'GPU', units: '80000' }],
+  total: [
+    { name: 'CPU', units: '40000' },
+    { name: 'GPU', units: '80000' },
+  ],
   available: [{ name: 'CPU', units: '20000' }],
   // One entry: map order on the wire is not fixed across languages.
   labels: { 'ray.io/accelerator-type': 'H200-ü' },
@@ -200,7 +203,15 @@ const vectors = [
               softLabels: [{ key: 'accelerator', op: 'exists' }],
             },
           },
-          { taskId: 'task-call', function: fn('Counter'), actorId: 'actor-😀', method: 'get_counter', concurrencyGroup: 'compute', scheduling: { kind: 'PLACEMENT_GROUP', placementGroupId: 'pg-ü', bundleIndex: -1, captureChildTasks: true, nodeId: 'node-Ω', soft: true }, xlang: true },
+          {
+            taskId: 'task-call',
+            function: fn('Counter'),
+            actorId: 'actor-😀',
+            method: 'get_counter',
+            concurrencyGroup: 'compute',
+            scheduling: { kind: 'PLACEMENT_GROUP', placementGroupId: 'pg-ü', bundleIndex: -1, captureChildTasks: true, nodeId: 'node-Ω', soft: true },
+            xlang: true,
+          },
         ],
       },
     },
@@ -219,10 +230,7 @@ const vectors = [
       },
     },
   ],
-  [
-    'ref_updates',
-    { refUpdates: { add: ['a1', 'a2-ü'], remove: ['r1'], pin: ['p1', 'p2', 'p3-🚀'], unpin: ['u1'] } },
-  ],
+  ['ref_updates', { refUpdates: { add: ['a1', 'a2-ü'], remove: ['r1'], pin: ['p1', 'p2', 'p3-🚀'], unpin: ['u1'] } }],
   ['cancel_task', { cancelTask: { taskId: 'task-ω', force: true } }],
   [
     'generator_items',
@@ -243,7 +251,9 @@ const vectors = [
   ['get_actor_request', { getActorRequest: { requestId: '4294967297', name: 'scheduler ✓', namespace: 'head' } }],
   [
     'get_actor_reply',
-    { getActorReply: { requestId: '7', actorId: 'actor-1', className: 'vLLMScheduler', methods: ['schedule'], error: 'no actor named "x" in namespace "head"' } },
+    {
+      getActorReply: { requestId: '7', actorId: 'actor-1', className: 'vLLMScheduler', methods: ['schedule'], error: 'no actor named "x" in namespace "head"' },
+    },
   ],
   [
     'placement_group_request',
@@ -251,7 +261,15 @@ const vectors = [
       placementGroupRequest: {
         requestId: '4294967299',
         placementGroupId: 'pg-ü',
-        bundles: [{ resources: [{ name: 'GPU', units: '10000' }, { name: 'CPU', units: '20000' }] }, { resources: [{ name: 'custom ✓', units: '5' }] }],
+        bundles: [
+          {
+            resources: [
+              { name: 'GPU', units: '10000' },
+              { name: 'CPU', units: '20000' },
+            ],
+          },
+          { resources: [{ name: 'custom ✓', units: '5' }] },
+        ],
         strategy: 'STRICT_SPREAD',
         name: 'engines',
         detached: true,
@@ -277,30 +295,50 @@ const vectors = [
     {
       generateDeltas: {
         deltas: [
-          { requestId: 'req-ü', index: 1, text: ' wörld', tokenIds: [17, 4294967295], finishReason: 'length', promptTokens: 5, completionTokens: 128, logprobs: [-0.5, -1.25] },
+          {
+            requestId: 'req-ü',
+            index: 1,
+            text: ' wörld',
+            tokenIds: [17, 4294967295],
+            finishReason: 'length',
+            promptTokens: 5,
+            completionTokens: 128,
+            logprobs: [-0.5, -1.25],
+          },
           { requestId: 'req-2', text: '!' },
         ],
       },
     },
   ],
-  ['generate_error', { generateError: { requestId: 'req-3', code: 'prompt_too_long', message: 'prompt has 5000 tokens; the limit is 2048', field: 'prompt', limit: '2048' } }],
+  [
+    'generate_error',
+    { generateError: { requestId: 'req-3', code: 'prompt_too_long', message: 'prompt has 5000 tokens; the limit is 2048', field: 'prompt', limit: '2048' } },
+  ],
   ['abort_generate', { abortGenerate: { requestIds: ['req-ü', 'req-2'] } }],
   ['engine_stats_request', { engineStatsRequest: { requestId: '4294967296' } }],
   [
     'engine_stats',
-    { engineStats: { requestId: '9', waiting: 3, running: 7, kvCacheUsage: 0.25, model: '/models/tiny-llama ✓', maxModelLen: 2048, ready: true, backend: 'transformers' } },
+    {
+      engineStats: {
+        requestId: '9',
+        waiting: 3,
+        running: 7,
+        kvCacheUsage: 0.25,
+        model: '/models/tiny-llama ✓',
+        maxModelLen: 2048,
+        ready: true,
+        backend: 'transformers',
+      },
+    },
   ],
   ['kill_actor', { killActor: { actorId: 'actor-ß', noRestart: true, requestId: '4294967298' } }],
   ['heartbeat', { heartbeat: { seq: '12884901888', goodbye: true } }],
+  ['object_chunk', { objectChunk: { objectId: 'obj-χ', offset: '8388608', total: '268435456', crc32: 4294967295, header: shmObj('obj-χ') } }],
   [
-    'object_chunk',
-    { objectChunk: { objectId: 'obj-χ', offset: '8388608', total: '268435456', crc32: 4294967295, header: shmObj('obj-χ') } },
+    'register_node',
+    { registerNode: { node: NODE_INFO, authProof: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', authTime: '1795910400123', authNonce: 'n-1' } },
   ],
-  ['register_node', { registerNode: { node: NODE_INFO, authProof: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', authTime: '1795910400123', authNonce: 'n-1' } }],
-  [
-    'node_heartbeat',
-    { nodeHeartbeat: { nodeId: 'node-ü', available: [{ name: 'GPU', units: '5000' }], seq: '4294967297', gpuFree: [10000, 0, 4294967295] } },
-  ],
+  ['node_heartbeat', { nodeHeartbeat: { nodeId: 'node-ü', available: [{ name: 'GPU', units: '5000' }], seq: '4294967297', gpuFree: [10000, 0, 4294967295] } }],
   ['node_table', { nodeTable: { nodes: [NODE_INFO, { nodeId: 'node-2' }], gpuFree: [{ units: [10000, 2500] }, {}] } }],
   // Control plane: one vector per call and per result kind (every field of every message set somewhere).
   [
@@ -327,7 +365,15 @@ const vectors = [
       },
     },
   ],
-  ['gcs_request_actor_update', { gcsRequest: { requestId: '2', actorUpdate: { actorId: 'actor-ß', status: 'ACTOR_STATUS_DEAD', hostNodeId: 'node-2', pid: 0, numRestarts: 3, deathCause: 'killed: ray.kill' } } }],
+  [
+    'gcs_request_actor_update',
+    {
+      gcsRequest: {
+        requestId: '2',
+        actorUpdate: { actorId: 'actor-ß', status: 'ACTOR_STATUS_DEAD', hostNodeId: 'node-2', pid: 0, numRestarts: 3, deathCause: 'killed: ray.kill' },
+      },
+    },
+  ],
   ['gcs_request_actor_lookup', { gcsRequest: { requestId: '3', actorLookup: { actorId: 'actor-ß', name: 'scheduler', namespace: 'head ✓' } } }],
   ['gcs_request_list_actors', { gcsRequest: { requestId: '4', listActors: {} } }],
   ['gcs_request_list_nodes', { gcsRequest: { requestId: '5', listNodes: {} } }],
@@ -337,25 +383,41 @@ const vectors = [
   ['gcs_request_kv_keys', { gcsRequest: { requestId: '9', kvKeys: { key: 'pkg:' } } }],
   ['gcs_request_state_gather', { gcsRequest: { requestId: '10', stateGather: { what: 'placement_groups' } } }],
   ['gcs_request_job_end', { gcsRequest: { requestId: '11', jobEnd: { jobId: 'job-7' } } }],
-  ['gcs_request_cluster_entry', { gcsRequest: { requestId: '1', clusterEntry: { authProof: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', authTime: '1795910400123', authNonce: 'n-2' } } }],
+  [
+    'gcs_request_cluster_entry',
+    {
+      gcsRequest: { requestId: '1', clusterEntry: { authProof: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', authTime: '1795910400123', authNonce: 'n-2' } },
+    },
+  ],
   ['gcs_request_cluster_dashboard', { gcsRequest: { requestId: '1', clusterDashboard: { authProof: 'AQID', authTime: '1795910400124', authNonce: 'n-3' } } }],
   ['gcs_request_list_jobs', { gcsRequest: { requestId: '12', listJobs: {} } }],
   ['gcs_request_state_snapshot', { gcsRequest: { requestId: '13', stateSnapshot: { what: 'all' } } }],
   ['gcs_request_state_query', { gcsRequest: { requestId: '14', stateQuery: { what: 'cluster_resources' } } }],
   ['gcs_response_ok', { gcsResponse: { requestId: '4294967297', ok: true } }],
   ['gcs_response_ok_false', { gcsResponse: { requestId: '2', ok: false } }],
-  ['gcs_response_actors', { gcsResponse: { requestId: '3', actors: { actors: [{ actorId: 'actor-ß', className: 'Scheduler', status: 'ACTOR_STATUS_RESTARTING' }] } } }],
+  [
+    'gcs_response_actors',
+    { gcsResponse: { requestId: '3', actors: { actors: [{ actorId: 'actor-ß', className: 'Scheduler', status: 'ACTOR_STATUS_RESTARTING' }] } } },
+  ],
   ['gcs_response_nodes', { gcsResponse: { requestId: '5', nodes: { nodes: [NODE_INFO] } } }],
   ['gcs_response_added', { gcsResponse: { requestId: '6', added: true } }],
   ['gcs_response_value', { gcsResponse: { requestId: '7', value: { value: 'AAEC/w==' } } }],
   ['gcs_response_no_value', { gcsResponse: { requestId: '7', value: {} } }],
   ['gcs_response_deleted', { gcsResponse: { requestId: '8', deleted: true } }],
   ['gcs_response_keys', { gcsResponse: { requestId: '9', keys: { keys: ['pkg:ab12', 'pkg:ü'] } } }],
-  ['gcs_response_state', { gcsResponse: { requestId: '10', state: { json: ['{"placement_groups":[]}', '{"placement_groups":[{"placementGroupId":"pg-1"}]}'] } } }],
+  [
+    'gcs_response_state',
+    { gcsResponse: { requestId: '10', state: { json: ['{"placement_groups":[]}', '{"placement_groups":[{"placementGroupId":"pg-1"}]}'] } } },
+  ],
   ['gcs_response_dashboard_url', { gcsResponse: { requestId: '1', dashboardUrl: 'http://10.0.0.1:8265' } }],
   [
     'gcs_response_error',
-    { gcsResponse: { requestId: '3', error: { code: 'ERROR_CODE_CALL_FAILED', message: 'the actor name "scheduler" is already taken in namespace "head ✓" (actor a-1)' } } },
+    {
+      gcsResponse: {
+        requestId: '3',
+        error: { code: 'ERROR_CODE_CALL_FAILED', message: 'the actor name "scheduler" is already taken in namespace "head ✓" (actor a-1)' },
+      },
+    },
   ],
   ['worker_blocked', { workerBlocked: { blocked: true, taskId: 'task-ψ', returnedTaskIds: ['t-1', 't-2 ✓'] } }],
 ];
@@ -379,7 +441,8 @@ process.stdout.write(`wrote ${out.length} vectors to ${file}\n`);
 // (test-vectors/error-info.json); python/tests/test_client.py also reads these bytes as error objects.
 const EI = tsray.v1.ErrorInfo;
 const tsStack = (name, msg, fn) => `${name}: ${msg}\n    at ${fn} (file:///home/ü/app/tasks.mjs:12:11)\n    at run (file:///home/ü/app/worker.mjs:40:5)`;
-const pyTrace = (name, msg, fn) => `Traceback (most recent call last):\n  File "/home/ü/app/tasks.py", line 7, in ${fn}\n    raise ${name}(${JSON.stringify(msg)})\n${name}: ${msg}\n`;
+const pyTrace = (name, msg, fn) =>
+  `Traceback (most recent call last):\n  File "/home/ü/app/tasks.py", line 7, in ${fn}\n    raise ${name}(${JSON.stringify(msg)})\n${name}: ${msg}\n`;
 const errorVectors = [
   [
     'task_error_typescript',
@@ -395,7 +458,14 @@ const errorVectors = [
         message: 'not a list',
         stack: tsStack('TypeError', 'not a list', 'load'),
         language: 'typescript',
-        cause: { type: 'TaskError', name: 'Error', message: 'disk gone', stack: tsStack('Error', 'disk gone', 'read'), language: 'typescript', task: { taskName: 'pick', pid: 4242 } },
+        cause: {
+          type: 'TaskError',
+          name: 'Error',
+          message: 'disk gone',
+          stack: tsStack('Error', 'disk gone', 'read'),
+          language: 'typescript',
+          task: { taskName: 'pick', pid: 4242 },
+        },
         task: { taskName: 'pick', pid: 4242 },
       },
       task: {
@@ -403,7 +473,14 @@ const errorVectors = [
         pid: 4242,
         code: 'E_RANGE',
         props: Buffer.from([0x81, 0xa7, ...Buffer.from('retries'), 0x03]).toString('base64'), // msgpack {retries: 3}
-        upstream: { type: 'TaskError', name: 'Error', message: 'root', stack: tsStack('Error', 'root', 'g'), language: 'typescript', task: { taskName: 'g', pid: 1234 } },
+        upstream: {
+          type: 'TaskError',
+          name: 'Error',
+          message: 'root',
+          stack: tsStack('Error', 'root', 'g'),
+          language: 'typescript',
+          task: { taskName: 'g', pid: 1234 },
+        },
       },
     },
   ],
@@ -415,15 +492,35 @@ const errorVectors = [
       message: 'bad value',
       stack: pyTrace('ValueError', 'bad value', 'parse'),
       language: 'python',
-      cause: { type: 'TaskError', name: 'KeyError', message: "'k'", stack: pyTrace('KeyError', 'k', 'parse'), language: 'python', task: { taskName: 'parse', pid: 77 } },
+      cause: {
+        type: 'TaskError',
+        name: 'KeyError',
+        message: "'k'",
+        stack: pyTrace('KeyError', 'k', 'parse'),
+        language: 'python',
+        task: { taskName: 'parse', pid: 77 },
+      },
       task: { taskName: 'parse', pid: 77 },
     },
   ],
-  ['worker_crashed', { type: 'WorkerCrashedError', name: 'WorkerCrashedError', language: 'typescript', workerCrash: { taskName: 'crash ✓', detail: 'signal SIGKILL', attempts: 4 } }],
+  [
+    'worker_crashed',
+    {
+      type: 'WorkerCrashedError',
+      name: 'WorkerCrashedError',
+      language: 'typescript',
+      workerCrash: { taskName: 'crash ✓', detail: 'signal SIGKILL', attempts: 4 },
+    },
+  ],
   ['task_cancelled', { type: 'TaskCancelledError', name: 'TaskCancelledError', language: 'typescript', cancel: { taskName: 'slow', forced: true } }],
   [
     'object_store_full',
-    { type: 'ObjectStoreFullError', name: 'ObjectStoreFullError', language: 'typescript', storeFull: { requested: '8589934592', capacity: '4294967296', used: '4294967297' } },
+    {
+      type: 'ObjectStoreFullError',
+      name: 'ObjectStoreFullError',
+      language: 'typescript',
+      storeFull: { requested: '8589934592', capacity: '4294967296', used: '4294967297' },
+    },
   ],
   ['object_lost', { type: 'ObjectLostError', name: 'ObjectLostError', language: 'typescript', objectLost: { objectId: 'obj-ü', reason: 'its node died' } }],
   [
@@ -432,7 +529,14 @@ const errorVectors = [
       type: 'ActorDiedError',
       name: 'ActorDiedError',
       language: 'typescript',
-      cause: { type: 'TaskError', name: 'RangeError', message: 'bad start', stack: tsStack('RangeError', 'bad start', 'constructor'), language: 'typescript', task: { taskName: 'Counter.constructor', pid: 99 } },
+      cause: {
+        type: 'TaskError',
+        name: 'RangeError',
+        message: 'bad start',
+        stack: tsStack('RangeError', 'bad start', 'constructor'),
+        language: 'typescript',
+        task: { taskName: 'Counter.constructor', pid: 99 },
+      },
       actorDeath: { actorId: 'a1', className: 'Counter ✓', reason: 'constructor', detail: 'its constructor threw RangeError: bad start' },
     },
   ],
@@ -446,7 +550,16 @@ const errorVectors = [
       runtimeEnv: { field: 'pip', output: 'ERROR: No matching distribution found for nope==9', logFile: '/tmp/tsray/session-1/logs/runtime_env-ü.log' },
     },
   ],
-  ['other', { type: 'Other', name: 'SerializationError', message: 'cannot serialize function f', stack: 'SerializationError: cannot serialize function f', language: 'typescript' }],
+  [
+    'other',
+    {
+      type: 'Other',
+      name: 'SerializationError',
+      message: 'cannot serialize function f',
+      stack: 'SerializationError: cannot serialize function f',
+      language: 'typescript',
+    },
+  ],
 ];
 const errorOut = errorVectors.map(([name, message]) => {
   const hex = Buffer.from(EI.encode(EI.fromObject(message)).finish()).toString('hex');

@@ -99,10 +99,7 @@ async function main() {
   const tmp = mkdtempSync(join(tmpdir(), 'tsray-protocol-gen-'));
   try {
     const rawJs = join(tmp, 'tsray.raw.js');
-    await runCli(pbjs, [
-      '-t', 'static-module', '-w', 'es6', '--force-number', '-r', 'tsray',
-      '-p', join(pkgDir, 'proto'), '-o', rawJs, protoFile,
-    ]);
+    await runCli(pbjs, ['-t', 'static-module', '-w', 'es6', '--force-number', '-r', 'tsray', '-p', join(pkgDir, 'proto'), '-o', rawJs, protoFile]);
     const rawDts = join(tmp, 'tsray.raw.d.ts');
     await runCli(pbts, ['-o', rawDts, rawJs]);
     const files = {

@@ -1,11 +1,5 @@
 import { tsray } from './generated/tsray.js';
-import {
-  InvalidMessageBodyError,
-  MalformedMessageError,
-  MessageTooLargeError,
-  ProtocolVersionError,
-  UnknownMessageError,
-} from './errors.js';
+import { InvalidMessageBodyError, MalformedMessageError, MessageTooLargeError, ProtocolVersionError, UnknownMessageError } from './errors.js';
 
 /**
  * The wire protocol version this build speaks. Every envelope carries it; a receiver rejects an
@@ -165,10 +159,9 @@ export function decodeMessage(frames: readonly Uint8Array[], opts?: DecodeOption
   } catch (err) {
     const peer = peekVersion(head);
     if (peer !== undefined && peer !== PROTOCOL_VERSION) throw new ProtocolVersionError(peer, PROTOCOL_VERSION);
-    throw new MalformedMessageError(
-      `envelope frame (${head.byteLength} bytes) does not decode as tsray.v1.Envelope: ${(err as Error).message}`,
-      { cause: err },
-    );
+    throw new MalformedMessageError(`envelope frame (${head.byteLength} bytes) does not decode as tsray.v1.Envelope: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const version = envelope.version ?? 0;
   if (version !== PROTOCOL_VERSION) throw new ProtocolVersionError(version, PROTOCOL_VERSION);

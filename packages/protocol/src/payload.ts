@@ -29,9 +29,7 @@ export function payloadBytes(payload: tsray.v1.Payload.$Properties, frames: read
     throw new MalformedMessageError(`payload names frame ${frame}, but the message has ${frames.length} payload frames`);
   }
   if (offset + length > buf.length) {
-    throw new MalformedMessageError(
-      `payload [${offset}, ${offset + length}) is outside payload frame ${frame} (${buf.length} bytes)`,
-    );
+    throw new MalformedMessageError(`payload [${offset}, ${offset + length}) is outside payload frame ${frame} (${buf.length} bytes)`);
   }
   return buf.subarray(offset, offset + length);
 }

@@ -30,10 +30,7 @@ describe('encodeMessage / decodeMessage', () => {
   it('puts the version and body in frame 0 and the payloads after it, uncopied', () => {
     const big = Buffer.alloc(100_000, 7);
     const small = new Uint8Array([1, 2, 3]);
-    const frames = encodeMessage(
-      { putObjects: { objects: [{ objectId: 'o1', inline: { frame: 0, offset: 1, length: 2 }, size: 2 ** 40 }] } },
-      [small, big],
-    );
+    const frames = encodeMessage({ putObjects: { objects: [{ objectId: 'o1', inline: { frame: 0, offset: 1, length: 2 }, size: 2 ** 40 }] } }, [small, big]);
     expect(frames).toHaveLength(3);
     expect(frames[2]).toBe(big);
     expect(frames[1]!.buffer).toBe(small.buffer);
@@ -137,8 +134,6 @@ describe('payloadBytes', () => {
 
   it('rejects descriptors outside the frames', () => {
     expect(() => payloadBytes({ frame: 1, length: 1 }, [Buffer.alloc(4)])).toThrow(MalformedMessageError);
-    expect(() => payloadBytes({ frame: 0, offset: 3, length: 2 }, [Buffer.alloc(4)])).toThrow(
-      /outside payload frame 0 \(4 bytes\)/,
-    );
+    expect(() => payloadBytes({ frame: 0, offset: 3, length: 2 }, [Buffer.alloc(4)])).toThrow(/outside payload frame 0 \(4 bytes\)/);
   });
 });

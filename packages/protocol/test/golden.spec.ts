@@ -10,12 +10,8 @@ interface Vector {
   hex: string;
 }
 
-const vectors: Vector[] = JSON.parse(
-  readFileSync(fileURLToPath(new URL('../test-vectors/golden.json', import.meta.url)), 'utf8'),
-);
-const errorVectors: Vector[] = JSON.parse(
-  readFileSync(fileURLToPath(new URL('../test-vectors/error-info.json', import.meta.url)), 'utf8'),
-);
+const vectors: Vector[] = JSON.parse(readFileSync(fileURLToPath(new URL('../test-vectors/golden.json', import.meta.url)), 'utf8'));
+const errorVectors: Vector[] = JSON.parse(readFileSync(fileURLToPath(new URL('../test-vectors/error-info.json', import.meta.url)), 'utf8'));
 const protoPath = fileURLToPath(new URL('../proto/tsray/v1/tsray.proto', import.meta.url));
 const E = tsray.v1.Envelope;
 const EI = tsray.v1.ErrorInfo;

@@ -249,12 +249,20 @@ export class RuntimeEnvAgent {
       if (env.pip) {
         const spec = env.pip;
         const h = hashText(canonicalJson({ pip: spec, python: this.python, installer: this.installer }));
-        jobs.push(hold('pip', h, (tmp, log, started) => this.pipInstall(spec.packages, spec.pipCheck, tmp, log, timeoutMs, h, started, progress), spec.packages).then((dir) => void (site = join(dir, 'site'))));
+        jobs.push(
+          hold('pip', h, (tmp, log, started) => this.pipInstall(spec.packages, spec.pipCheck, tmp, log, timeoutMs, h, started, progress), spec.packages).then(
+            (dir) => void (site = join(dir, 'site')),
+          ),
+        );
       }
       if (env.npm) {
         const specs = env.npm;
         const h = hashText(canonicalJson({ npm: specs, node: process.versions.node.split('.')[0] }));
-        jobs.push(hold('npm', h, (tmp, log, started) => this.npmInstall(specs, tmp, log, timeoutMs, h, started, progress), specs).then((dir) => void (nodeModules = join(dir, 'node_modules'))));
+        jobs.push(
+          hold('npm', h, (tmp, log, started) => this.npmInstall(specs, tmp, log, timeoutMs, h, started, progress), specs).then(
+            (dir) => void (nodeModules = join(dir, 'node_modules')),
+          ),
+        );
       }
       const results = await Promise.allSettled(jobs);
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -346,7 +354,16 @@ export class RuntimeEnvAgent {
         const tmp = join(this.rootDir, kind, `.tmp-${hash}-${process.pid}-${randomBytes(4).toString('hex')}`);
         await rm(final, { recursive: true, force: true }); // an incomplete leftover (no marker)
         await mkdir(tmp, { recursive: true });
-        progress({ kind, hash, phase: 'start', packages, message: kind === 'pkg' ? `unpacking ${packages.join(', ')} (${hash})` : `installing ${packages.join(' ')} with ${kind === 'pip' ? this.installer : 'npm'}`, elapsedMs: 0, logFile });
+        progress({
+          kind,
+          hash,
+          phase: 'start',
+          packages,
+          message:
+            kind === 'pkg' ? `unpacking ${packages.join(', ')} (${hash})` : `installing ${packages.join(' ')} with ${kind === 'pip' ? this.installer : 'npm'}`,
+          elapsedMs: 0,
+          logFile,
+        });
         try {
           await build(tmp, logFile, started);
           const bytes = await du(tmp);
@@ -359,7 +376,15 @@ export class RuntimeEnvAgent {
           throw err;
         }
         this.counters.installs[kind]++;
-        progress({ kind, hash, phase: 'done', packages, message: `ready in ${((Date.now() - started) / 1000).toFixed(1)} s`, elapsedMs: Date.now() - started, logFile });
+        progress({
+          kind,
+          hash,
+          phase: 'done',
+          packages,
+          message: `ready in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+          elapsedMs: Date.now() - started,
+          logFile,
+        });
         this.scheduleGc();
         return final;
       } finally {
@@ -372,7 +397,11 @@ export class RuntimeEnvAgent {
     const archive = this.packagePath(hash);
     if (!existsSync(archive)) {
       if (!this.opts.fetchPackage) {
-        throw new RuntimeEnvSetupError({ field, message: `package ${hash} is not in this node's package cache (${archive}) and no fetchPackage hook is set`, output: '' });
+        throw new RuntimeEnvSetupError({
+          field,
+          message: `package ${hash} is not in this node's package cache (${archive}) and no fetchPackage hook is set`,
+          output: '',
+        });
       }
       await mkdir(join(this.rootDir, 'archives'), { recursive: true });
       await this.opts.fetchPackage(hash, archive);
@@ -380,7 +409,16 @@ export class RuntimeEnvAgent {
     await unpackArchive(archive, tmp, field);
   }
 
-  private async pipInstall(packages: string[], pipCheck: boolean, tmp: string, logFile: string, timeoutMs: number, hash: string, started: number, progress: (p: RuntimeEnvProgress) => void): Promise<void> {
+  private async pipInstall(
+    packages: string[],
+    pipCheck: boolean,
+    tmp: string,
+    logFile: string,
+    timeoutMs: number,
+    hash: string,
+    started: number,
+    progress: (p: RuntimeEnvProgress) => void,
+  ): Promise<void> {
     const site = join(tmp, 'site');
     const [cmd, args] = pipInstallCommand(this.installer, this.python, this.uv, site, packages, this.opts.pipArgs ?? []);
     const onLine = (line: string) => {
@@ -390,16 +428,39 @@ export class RuntimeEnvAgent {
     const env = { ...process.env, PIP_NO_INPUT: '1', PYTHONNOUSERSITE: '1' };
     const r = await runCommand(cmd, args, { cwd: tmp, env, timeoutMs, logFile, onLine });
     if (r.code !== 0) {
-      const how = r.timedOut ? `timed out after ${Math.round(timeoutMs / 1000)} s (config.setupTimeoutSeconds)` : r.code === null && !r.signal ? 'could not start' : `exited with ${r.code ?? r.signal}`;
+      const how = r.timedOut
+        ? `timed out after ${Math.round(timeoutMs / 1000)} s (config.setupTimeoutSeconds)`
+        : r.code === null && !r.signal
+          ? 'could not start'
+          : `exited with ${r.code ?? r.signal}`;
       throw new RuntimeEnvSetupError({ field: 'pip', message: `${this.installer} install of ${packages.join(' ')} ${how}`, output: r.output, logFile });
     }
     if (pipCheck) {
-      const c = await runCommand(this.python, ['-m', 'pip', 'check', '--disable-pip-version-check'], { cwd: tmp, env: { ...env, PYTHONPATH: site }, timeoutMs, logFile });
-      if (c.code !== 0) throw new RuntimeEnvSetupError({ field: 'pip', message: `pip check found conflicts after installing ${packages.join(' ')}`, output: c.output, logFile });
+      const c = await runCommand(this.python, ['-m', 'pip', 'check', '--disable-pip-version-check'], {
+        cwd: tmp,
+        env: { ...env, PYTHONPATH: site },
+        timeoutMs,
+        logFile,
+      });
+      if (c.code !== 0)
+        throw new RuntimeEnvSetupError({
+          field: 'pip',
+          message: `pip check found conflicts after installing ${packages.join(' ')}`,
+          output: c.output,
+          logFile,
+        });
     }
   }
 
-  private async npmInstall(specs: string[], tmp: string, logFile: string, timeoutMs: number, hash: string, started: number, progress: (p: RuntimeEnvProgress) => void): Promise<void> {
+  private async npmInstall(
+    specs: string[],
+    tmp: string,
+    logFile: string,
+    timeoutMs: number,
+    hash: string,
+    started: number,
+    progress: (p: RuntimeEnvProgress) => void,
+  ): Promise<void> {
     await writeFile(join(tmp, 'package.json'), JSON.stringify({ name: `tsray-env-${hash}`, private: true, version: '0.0.0' }));
     const [cmd, args] = npmInstallCommand(findNpm(), tmp, specs, this.opts.npmArgs ?? []);
     const onLine = (line: string) => {

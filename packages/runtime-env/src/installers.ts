@@ -120,11 +120,21 @@ export function runCommand(cmd: string, args: readonly string[], opts: RunOption
 }
 
 /** The argument list of a pip or uv install into `target`. */
-export function pipInstallCommand(installer: PipInstaller, python: string, uv: string | undefined, target: string, packages: readonly string[], extraArgs: readonly string[]): [string, string[]] {
+export function pipInstallCommand(
+  installer: PipInstaller,
+  python: string,
+  uv: string | undefined,
+  target: string,
+  packages: readonly string[],
+  extraArgs: readonly string[],
+): [string, string[]] {
   if (installer === 'uv') {
     return [uv!, ['pip', 'install', '--target', target, '--python', python, ...extraArgs, '--', ...packages]];
   }
-  return [python, ['-m', 'pip', 'install', '--target', target, '--disable-pip-version-check', '--no-input', '--no-warn-script-location', ...extraArgs, '--', ...packages]];
+  return [
+    python,
+    ['-m', 'pip', 'install', '--target', target, '--disable-pip-version-check', '--no-input', '--no-warn-script-location', ...extraArgs, '--', ...packages],
+  ];
 }
 
 /** The argument list of an npm install into `prefix`. */

@@ -80,13 +80,17 @@ export function listPackage(path: string, options: PackOptions = {}): { entries:
   try {
     st = statSync(path);
   } catch {
-    throw new RuntimeEnvValidationError(field, `${path} does not exist (a local directory${field === 'pyModules' ? ' or .py file' : ''} is expected; relative paths are relative to the driver's cwd)`);
+    throw new RuntimeEnvValidationError(
+      field,
+      `${path} does not exist (a local directory${field === 'pyModules' ? ' or .py file' : ''} is expected; relative paths are relative to the driver's cwd)`,
+    );
   }
   const prefix = options.prefix ? options.prefix.replace(/\/+$/, '') : '';
   const at = (rel: string) => (prefix ? (rel ? `${prefix}/${rel}` : prefix) : rel);
   if (st.isFile()) {
     if (field !== 'pyModules') throw new RuntimeEnvValidationError(field, `${path} is a file, not a directory`);
-    if (st.size > max) throw new RuntimeEnvValidationError(field, `${path} is ${st.size} bytes, over the cap of ${max} bytes (TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES)`);
+    if (st.size > max)
+      throw new RuntimeEnvValidationError(field, `${path} is ${st.size} bytes, over the cap of ${max} bytes (TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES)`);
     return { entries: [{ rel: basename(path), abs: path, type: 'file', size: st.size, executable: (st.mode & 0o111) !== 0 }], bytes: st.size };
   }
   if (!st.isDirectory()) throw new RuntimeEnvValidationError(field, `${path} is not a directory`);
@@ -110,7 +114,10 @@ export function listPackage(path: string, options: PackOptions = {}): { entries:
       } else if (ls.isFile()) {
         bytes += ls.size;
         if (bytes > max) {
-          throw new RuntimeEnvValidationError(field, `${path} holds more than ${max} bytes of files (cap, TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES); leave large files out with runtimeEnv.excludes`);
+          throw new RuntimeEnvValidationError(
+            field,
+            `${path} holds more than ${max} bytes of files (cap, TSRAY_RUNTIME_ENV_MAX_PACKAGE_BYTES); leave large files out with runtimeEnv.excludes`,
+          );
         }
         entries.push({ rel: at(r), abs, type: 'file', size: ls.size, executable: (ls.mode & 0o111) !== 0 });
       }

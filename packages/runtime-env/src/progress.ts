@@ -9,7 +9,9 @@ import type { RuntimeEnvProgress } from './agent.js';
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 /** A progress callback that writes to `stream` (default: stderr). Call `.stop()` to end spinners. */
-export function progressPrinter(stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number } = process.stderr): ((p: RuntimeEnvProgress) => void) & { stop(): void } {
+export function progressPrinter(
+  stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number } = process.stderr,
+): ((p: RuntimeEnvProgress) => void) & { stop(): void } {
   const tty = stream.isTTY === true;
   const running = new Map<string, { p: RuntimeEnvProgress; started: number; lastPrinted: number }>();
   let frame = 0;

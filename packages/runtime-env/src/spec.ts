@@ -115,20 +115,23 @@ function stringList(v: unknown, field: string, check: (s: string) => boolean, wh
  * `workingDir` / `pyModules` entry that is missing or over the cap.
  */
 export function validateRuntimeEnv(env: unknown, options: ValidateOptions = {}): NormalizedRuntimeEnv {
-  if (!isPlainObject(env)) throw new RuntimeEnvValidationError('(root)', `must be a plain object, got ${env === null ? 'null' : Array.isArray(env) ? 'an array' : typeof env}`);
+  if (!isPlainObject(env))
+    throw new RuntimeEnvValidationError('(root)', `must be a plain object, got ${env === null ? 'null' : Array.isArray(env) ? 'an array' : typeof env}`);
   for (const k of Object.keys(env)) {
     if (!RUNTIME_ENV_FIELDS.includes(k)) throw new RuntimeEnvValidationError(k, `unknown field (known: ${RUNTIME_ENV_FIELDS.join(', ')})`);
   }
   const out: NormalizedRuntimeEnv = {};
   const cwd = options.cwd ?? process.cwd();
-  const pipWhat = 'a pip requirement (name, name[extras], version specifiers like ==1.2 or >=1,<2, or an absolute .whl path; no markers, options or shell syntax)';
+  const pipWhat =
+    'a pip requirement (name, name[extras], version specifiers like ==1.2 or >=1,<2, or an absolute .whl path; no markers, options or shell syntax)';
   if (env['pip'] !== undefined) {
     const p = env['pip'];
     let packages: string[];
     let pipCheck = false;
     if (Array.isArray(p)) packages = stringList(p, 'pip', isValidPipSpec, pipWhat);
     else if (isPlainObject(p)) {
-      for (const k of Object.keys(p)) if (k !== 'packages' && k !== 'pipCheck') throw new RuntimeEnvValidationError(`pip.${k}`, 'unknown field (known: packages, pipCheck)');
+      for (const k of Object.keys(p))
+        if (k !== 'packages' && k !== 'pipCheck') throw new RuntimeEnvValidationError(`pip.${k}`, 'unknown field (known: packages, pipCheck)');
       packages = stringList(p['packages'], 'pip.packages', isValidPipSpec, pipWhat);
       if (p['pipCheck'] !== undefined && typeof p['pipCheck'] !== 'boolean') throw new RuntimeEnvValidationError('pip.pipCheck', 'must be a boolean');
       pipCheck = p['pipCheck'] === true;
@@ -136,7 +139,12 @@ export function validateRuntimeEnv(env: unknown, options: ValidateOptions = {}):
     if (packages.length > 0) out.pip = { packages, pipCheck };
   }
   if (env['npm'] !== undefined) {
-    const npm = stringList(env['npm'], 'npm', isValidNpmSpec, 'an npm package spec (name, name@range or tag, or an absolute .tgz path; no options or shell syntax)');
+    const npm = stringList(
+      env['npm'],
+      'npm',
+      isValidNpmSpec,
+      'an npm package spec (name, name@range or tag, or an absolute .tgz path; no options or shell syntax)',
+    );
     if (npm.length > 0) out.npm = npm;
   }
   if (env['envVars'] !== undefined) {
@@ -156,38 +164,51 @@ export function validateRuntimeEnv(env: unknown, options: ValidateOptions = {}):
     const ex = stringList(env['excludes'], 'excludes', (s) => s.length > 0 && !s.includes('\0'), 'a non-empty pattern');
     if (ex.length > 0) out.excludes = ex;
   }
-  const packOpts = (field: string): PackOptions => ({ field, excludes: out.excludes ?? [], ...(options.maxPackageBytes !== undefined ? { maxBytes: options.maxPackageBytes } : {}) });
+  const packOpts = (field: string): PackOptions => ({
+    field,
+    excludes: out.excludes ?? [],
+    ...(options.maxPackageBytes !== undefined ? { maxBytes: options.maxPackageBytes } : {}),
+  });
   if (env['workingDir'] !== undefined) {
     const wd = env['workingDir'];
     if (typeof wd !== 'string' || wd === '') throw new RuntimeEnvValidationError('workingDir', 'must be a non-empty path to a local directory');
     if (PACKAGE_URI.test(wd)) out.workingDir = wd;
     else {
-      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(wd)) throw new RuntimeEnvValidationError('workingDir', `remote URIs (${wd}) are not supported; give a local directory`);
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(wd))
+        throw new RuntimeEnvValidationError('workingDir', `remote URIs (${wd}) are not supported; give a local directory`);
       out.workingDir = isAbsolute(wd) ? wd : resolve(cwd, wd);
       if (options.checkPaths !== false) listPackage(out.workingDir, packOpts('workingDir'));
     }
   }
   if (env['pyModules'] !== undefined) {
-    const mods = stringList(env['pyModules'], 'pyModules', (s) => s.length > 0 && (PACKAGE_URI.test(s) || !/^[a-z][a-z0-9+.-]*:\/\//i.test(s)), 'a local directory or .py file');
+    const mods = stringList(
+      env['pyModules'],
+      'pyModules',
+      (s) => s.length > 0 && (PACKAGE_URI.test(s) || !/^[a-z][a-z0-9+.-]*:\/\//i.test(s)),
+      'a local directory or .py file',
+    );
     const abs = mods.map((m) => (PACKAGE_URI.test(m) || isAbsolute(m) ? m : resolve(cwd, m)));
-    if (options.checkPaths !== false) abs.forEach((m, i) => {
-      if (PACKAGE_URI.test(m)) return;
-      try {
-        listPackage(m, { ...packOpts('pyModules'), prefix: 'x' });
-      } catch (e) {
-        if (e instanceof RuntimeEnvValidationError) throw new RuntimeEnvValidationError(`pyModules[${i}]`, e.message.replace(/^runtimeEnv\.pyModules: /, ''));
-        throw e;
-      }
-    });
+    if (options.checkPaths !== false)
+      abs.forEach((m, i) => {
+        if (PACKAGE_URI.test(m)) return;
+        try {
+          listPackage(m, { ...packOpts('pyModules'), prefix: 'x' });
+        } catch (e) {
+          if (e instanceof RuntimeEnvValidationError) throw new RuntimeEnvValidationError(`pyModules[${i}]`, e.message.replace(/^runtimeEnv\.pyModules: /, ''));
+          throw e;
+        }
+      });
     if (abs.length > 0) out.pyModules = abs;
   }
   if (env['config'] !== undefined) {
     const c = env['config'];
     if (!isPlainObject(c)) throw new RuntimeEnvValidationError('config', 'must be an object');
-    for (const k of Object.keys(c)) if (k !== 'setupTimeoutSeconds') throw new RuntimeEnvValidationError(`config.${k}`, 'unknown field (known: setupTimeoutSeconds)');
+    for (const k of Object.keys(c))
+      if (k !== 'setupTimeoutSeconds') throw new RuntimeEnvValidationError(`config.${k}`, 'unknown field (known: setupTimeoutSeconds)');
     const t = c['setupTimeoutSeconds'];
     if (t !== undefined) {
-      if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) throw new RuntimeEnvValidationError('config.setupTimeoutSeconds', `must be a number > 0, got ${String(t)}`);
+      if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0)
+        throw new RuntimeEnvValidationError('config.setupTimeoutSeconds', `must be a number > 0, got ${String(t)}`);
       out.config = { setupTimeoutSeconds: t };
     }
   }

@@ -26,7 +26,12 @@ export interface WorkerLaunchSettings {
  * `NODE_PATH` for TypeScript, and `TSRAY_RUNTIME_ENV` (the canonical JSON of the environment; tasks
  * the worker submits inherit it).
  */
-export function workerLaunchSettings(env: PreparedRuntimeEnv, language: 'python' | 'node', base: NodeJS.ProcessEnv = process.env, specJson?: string): WorkerLaunchSettings {
+export function workerLaunchSettings(
+  env: PreparedRuntimeEnv,
+  language: 'python' | 'node',
+  base: NodeJS.ProcessEnv = process.env,
+  specJson?: string,
+): WorkerLaunchSettings {
   const out: Record<string, string> = { ...env.envVars, TSRAY_RUNTIME_ENV_HASH: env.hash };
   if (specJson !== undefined) out['TSRAY_RUNTIME_ENV'] = specJson;
   const nodeArgs: string[] = [];

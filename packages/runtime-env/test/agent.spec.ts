@@ -3,7 +3,16 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findUv, packDirectory, RuntimeEnvAgent, RuntimeEnvSetupError, unpackArchive, validateRuntimeEnv, workerLaunchSettings, type RuntimeEnvProgress } from './exports.js';
+import {
+  findUv,
+  packDirectory,
+  RuntimeEnvAgent,
+  RuntimeEnvSetupError,
+  unpackArchive,
+  validateRuntimeEnv,
+  workerLaunchSettings,
+  type RuntimeEnvProgress,
+} from './exports.js';
 import { buildNpmTarball, buildWheel, PYTHON, tempDir } from './helpers.js';
 
 let base: string;
@@ -11,7 +20,14 @@ let wheels: string;
 const agents: RuntimeEnvAgent[] = [];
 
 function newAgent(root: string, extra: Partial<ConstructorParameters<typeof RuntimeEnvAgent>[0]> = {}): RuntimeEnvAgent {
-  const a = new RuntimeEnvAgent({ rootDir: root, python: PYTHON, installer: 'pip', pipArgs: ['--no-index', '--find-links', wheels], logDir: join(base, 'logs'), ...extra });
+  const a = new RuntimeEnvAgent({
+    rootDir: root,
+    python: PYTHON,
+    installer: 'pip',
+    pipArgs: ['--no-index', '--find-links', wheels],
+    logDir: join(base, 'logs'),
+    ...extra,
+  });
   agents.push(a);
   return a;
 }
@@ -68,7 +84,7 @@ describe('RuntimeEnvAgent: pip', () => {
     for (const e of envs) e.release();
   });
 
-  it('a failed install keeps nothing and reports pip\'s output; the next try after a fix works', async () => {
+  it("a failed install keeps nothing and reports pip's output; the next try after a fix works", async () => {
     const root = join(base, 'root-fail');
     const agent = newAgent(root);
     const spec = { pip: { packages: ['tsray_later'], pipCheck: false } };
@@ -102,7 +118,9 @@ describe('RuntimeEnvAgent: pip', () => {
 
   it('times out a setup that takes too long (config.setupTimeoutSeconds)', async () => {
     const agent = newAgent(join(base, 'root-timeout'));
-    const err = (await agent.acquire({ pip: { packages: ['tsray_tiny_a'], pipCheck: false }, config: { setupTimeoutSeconds: 0.05 } }).catch((e: unknown) => e)) as RuntimeEnvSetupError;
+    const err = (await agent
+      .acquire({ pip: { packages: ['tsray_tiny_a'], pipCheck: false }, config: { setupTimeoutSeconds: 0.05 } })
+      .catch((e: unknown) => e)) as RuntimeEnvSetupError;
     expect(err).toBeInstanceOf(RuntimeEnvSetupError);
     expect(err.message).toMatch(/timed out/);
     expect(readdirSync(join(base, 'root-timeout', 'pip'))).toEqual([]);
@@ -186,7 +204,7 @@ describe('RuntimeEnvAgent: packages, env vars, npm', () => {
     env.release();
   });
 
-  it('installs npm packages that a worker\'s ESM imports find through the resolve hook', async () => {
+  it("installs npm packages that a worker's ESM imports find through the resolve hook", async () => {
     const tgz = buildNpmTarball(join(base, 'npm'), 'tsray-tiny-npm', '1.0.0', 'export const shout = (s) => s.toUpperCase() + "!";\n');
     const agent = newAgent(join(base, 'root-npm'));
     const env = await agent.acquire({ npm: [tgz] });

@@ -81,7 +81,7 @@ export class ForeignAllocationError extends SchedulerError {
 
 function safeString(x: unknown): string {
   try {
-    return typeof x === 'string' ? `'${x}'` : JSON.stringify(x) ?? String(x);
+    return typeof x === 'string' ? `'${x}'` : (JSON.stringify(x) ?? String(x));
   } catch {
     return String(x);
   }

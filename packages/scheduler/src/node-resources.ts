@@ -243,7 +243,13 @@ export class NodeResources {
     this.avGpu -= req.gpu;
     this.refreshGpu();
     if (this.watchers !== null) this.notify();
-    return new NodeAllocation(this, req, idx, idx.map((i) => this.gpuIds[i]!), units);
+    return new NodeAllocation(
+      this,
+      req,
+      idx,
+      idx.map((i) => this.gpuIds[i]!),
+      units,
+    );
   }
 
   /**

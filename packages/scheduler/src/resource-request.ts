@@ -1,14 +1,5 @@
 import { ResourceValidationError } from './errors.js';
-import {
-  ACCELERATOR_TYPE_PREFIX,
-  CPU,
-  GPU,
-  MEMORY,
-  OBJECT_STORE_MEMORY,
-  RESOURCE_UNIT,
-  fromUnits,
-  toUnits,
-} from './units.js';
+import { ACCELERATOR_TYPE_PREFIX, CPU, GPU, MEMORY, OBJECT_STORE_MEMORY, RESOURCE_UNIT, fromUnits, toUnits } from './units.js';
 
 /**
  * An immutable resource request (a task's or an actor's, or one placement-group bundle), in fixed-point

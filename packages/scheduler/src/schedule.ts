@@ -41,7 +41,8 @@ export function resolveScheduleOptions(opts: ScheduleOptions | undefined): Resol
     if (typeof v !== 'boolean') throw new SchedulingOptionError(name, `${name} must be a boolean, got ${describe(v)}`);
     return v;
   };
-  if (opts.rng !== undefined && typeof opts.rng !== 'function') throw new SchedulingOptionError('rng', `rng must be a function returning [0, 1), got ${describe(opts.rng)}`);
+  if (opts.rng !== undefined && typeof opts.rng !== 'function')
+    throw new SchedulingOptionError('rng', `rng must be a function returning [0, 1), got ${describe(opts.rng)}`);
   if (opts.localNodeId !== undefined && typeof opts.localNodeId !== 'string') {
     throw new SchedulingOptionError('localNodeId', `localNodeId must be a string, got ${describe(opts.localNodeId)}`);
   }
@@ -75,7 +76,12 @@ export function resolveScheduleOptions(opts: ScheduleOptions | undefined): Resol
  * @throws UnknownStrategyError, SchedulingOptionError, ResourceValidationError (request is not a
  *   ResourceRequest or a label selector is malformed).
  */
-export function schedule(request: ResourceRequest, cluster: ClusterView, strategy: NodeSchedulingStrategy = 'DEFAULT', opts?: ScheduleOptions): ScheduleDecision {
+export function schedule(
+  request: ResourceRequest,
+  cluster: ClusterView,
+  strategy: NodeSchedulingStrategy = 'DEFAULT',
+  opts?: ScheduleOptions,
+): ScheduleDecision {
   if (!(request instanceof ResourceRequest)) {
     throw new ResourceValidationError('request', `request must be a ResourceRequest (see resourceRequestFromOptions), got ${describe(request)}`);
   }

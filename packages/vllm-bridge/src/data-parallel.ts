@@ -10,7 +10,17 @@
  * @module
  */
 import { get, placementGroup, removePlacementGroup, type PlacementGroup } from '@tsray/core';
-import { collectCompletion, LLMEngine, type Completion, type DeployOptions, type EngineState, type EngineStats, type Prompt, type SamplingParams, type StreamDelta } from './engine.js';
+import {
+  collectCompletion,
+  LLMEngine,
+  type Completion,
+  type DeployOptions,
+  type EngineState,
+  type EngineStats,
+  type Prompt,
+  type SamplingParams,
+  type StreamDelta,
+} from './engine.js';
 import { EngineDeadError } from './errors.js';
 
 /** Options of `DataParallel.deploy`. */
@@ -100,7 +110,10 @@ export class DataParallel {
     const cpus = opts.numCpus ?? 1;
     const bundle: Record<string, number> = { CPU: Math.max(cpus, 1) };
     if (gpus > 0) bundle['GPU'] = gpus;
-    const pg = placementGroup(Array.from({ length: opts.ranks }, () => ({ ...bundle })), { strategy: opts.strategy ?? 'PACK', name: opts.name ?? 'dp' });
+    const pg = placementGroup(
+      Array.from({ length: opts.ranks }, () => ({ ...bundle })),
+      { strategy: opts.strategy ?? 'PACK', name: opts.name ?? 'dp' },
+    );
     const waitFor = opts.waitFor ?? 'all';
     if (waitFor !== 'none') await get(pg.ready());
     const engines: LLMEngine[] = [];

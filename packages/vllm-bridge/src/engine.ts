@@ -373,7 +373,12 @@ export class LLMEngine {
           const e = envelope.generateError!;
           const p = this.pending.get(e.requestId ?? '');
           if (!p) continue;
-          p.error = new GenerateRequestError(e.code ?? 'engine_error', e.message ?? 'generation failed', e.field || undefined, e.limit ? Number(e.limit) : undefined);
+          p.error = new GenerateRequestError(
+            e.code ?? 'engine_error',
+            e.message ?? 'generation failed',
+            e.field || undefined,
+            e.limit ? Number(e.limit) : undefined,
+          );
           p.done = true;
           this.pending.delete(e.requestId ?? '');
           p.wake?.();
@@ -382,7 +387,14 @@ export class LLMEngine {
           const w = this.statsWaiters.get(Number(s.requestId));
           this.statsWaiters.delete(Number(s.requestId));
           this.statsRejects.delete(Number(s.requestId));
-          w?.({ waiting: s.waiting ?? 0, running: s.running ?? 0, kvCacheUsage: s.kvCacheUsage ?? 0, model: s.model ?? '', maxModelLen: s.maxModelLen ?? 0, backend: s.backend ?? '' });
+          w?.({
+            waiting: s.waiting ?? 0,
+            running: s.running ?? 0,
+            kvCacheUsage: s.kvCacheUsage ?? 0,
+            model: s.model ?? '',
+            maxModelLen: s.maxModelLen ?? 0,
+            backend: s.backend ?? '',
+          });
         }
       }
     } catch {
@@ -394,7 +406,11 @@ export class LLMEngine {
    * Stream one completion's deltas as they are produced. Abort with `signal` (or `abort(requestId)`);
    * an aborted stream ends with a delta whose finishReason is 'abort'.
    */
-  async *stream(prompt: Prompt, params: SamplingParams = {}, options: { signal?: AbortSignal; requestId?: string } = {}): AsyncGenerator<StreamDelta, void, undefined> {
+  async *stream(
+    prompt: Prompt,
+    params: SamplingParams = {},
+    options: { signal?: AbortSignal; requestId?: string } = {},
+  ): AsyncGenerator<StreamDelta, void, undefined> {
     await this.connect();
     const requestId = options.requestId ?? `${this.prefix}-${++this.seq}`;
     const p: Pending = { deltas: [], wake: undefined, done: false, error: undefined, open: params.n ?? 1 };
@@ -427,7 +443,9 @@ export class LLMEngine {
 
   /** Generate completions for one prompt or a batch (sent concurrently; results in input order). */
   async generate(prompts: Prompt | Prompt[], params: SamplingParams = {}, options: { signal?: AbortSignal } = {}): Promise<Completion[]> {
-    return Promise.all(promptList(prompts).map((p) => collectCompletion(this.stream(p, params, options.signal ? { signal: options.signal } : {}), params.n ?? 1, this.model)));
+    return Promise.all(
+      promptList(prompts).map((p) => collectCompletion(this.stream(p, params, options.signal ? { signal: options.signal } : {}), params.n ?? 1, this.model)),
+    );
   }
 
   /** Abort a request (its stream ends with finishReason 'abort'). */
@@ -518,6 +536,11 @@ export async function collectCompletion(stream: AsyncIterable<StreamDelta>, n: n
     c.completionTokens = d.completionTokens;
   }
   if (parts[0]!.finishReason === 'abort') throw new GenerateAbortedError(`request for ${model} was aborted`);
-  const done = parts.map((c) => ({ text: c.text, tokenIds: c.tokenIds, finishReason: c.finishReason, usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens } }));
+  const done = parts.map((c) => ({
+    text: c.text,
+    tokenIds: c.tokenIds,
+    finishReason: c.finishReason,
+    usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens },
+  }));
   return n > 1 ? { ...done[0]!, alternatives: done.slice(1) } : done[0]!;
 }

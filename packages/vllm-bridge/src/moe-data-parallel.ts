@@ -17,7 +17,20 @@
  * @module
  */
 import { get, kill, placementGroup, python, removePlacementGroup, TaskError, type ActorHandle, type PlacementGroup } from '@tsray/core';
-import { collectCompletion, engineActorOptions, engineConfig, LLMEngine, promptList, type Completion, type DeployOptions, type EngineState, type EngineStats, type Prompt, type SamplingParams, type StreamDelta } from './engine.js';
+import {
+  collectCompletion,
+  engineActorOptions,
+  engineConfig,
+  LLMEngine,
+  promptList,
+  type Completion,
+  type DeployOptions,
+  type EngineState,
+  type EngineStats,
+  type Prompt,
+  type SamplingParams,
+  type StreamDelta,
+} from './engine.js';
 import { EngineDeadError, EngineStartError } from './errors.js';
 
 /** Options of `MoEDataParallel.deploy`. */
@@ -71,7 +84,8 @@ interface Generation {
   over: boolean;
 }
 
-const detail = (e: unknown): string => (e instanceof TaskError ? `${e.remoteName}: ${e.remoteMessage}` : e instanceof EngineStartError ? e.detail : (e as Error).message);
+const detail = (e: unknown): string =>
+  e instanceof TaskError ? `${e.remoteName}: ${e.remoteMessage}` : e instanceof EngineStartError ? e.detail : (e as Error).message;
 
 /** One vLLM data-parallel group (MoE models) behind a single head. */
 export class MoEDataParallel {
@@ -97,7 +111,10 @@ export class MoEDataParallel {
     const gpus = opts.gpusPerRank ?? 1;
     const bundle: Record<string, number> = { CPU: Math.max(opts.numCpus ?? 1, 1) };
     if (gpus > 0) bundle['GPU'] = gpus;
-    const pg = placementGroup(Array.from({ length: opts.ranks }, () => ({ ...bundle })), { strategy: opts.strategy ?? 'PACK', name: opts.name ?? 'moe-dp' });
+    const pg = placementGroup(
+      Array.from({ length: opts.ranks }, () => ({ ...bundle })),
+      { strategy: opts.strategy ?? 'PACK', name: opts.name ?? 'moe-dp' },
+    );
     const group = new MoEDataParallel(opts, pg);
     const started = (async () => {
       await get(pg.ready());
@@ -183,7 +200,9 @@ export class MoEDataParallel {
     });
     const dp = (rank: number) => ({ rank, size: n, ...(o.handshakeTimeoutS ? { handshake_timeout_s: o.handshakeTimeoutS } : {}) });
     const head = python.actor<HeadApi>('tsray.engine.vllm_dp:DPHeadActor', engineActorOptions(at(0))).remote({ ...engineConfig(at(0)), dp: dp(0) });
-    const ranks = Array.from({ length: n - 1 }, (_, k) => python.actor<RankApi>('tsray.engine.vllm_dp:HeadlessRankActor', engineActorOptions(at(k + 1))).remote({ ...engineConfig(at(k + 1)), dp: dp(k + 1) }));
+    const ranks = Array.from({ length: n - 1 }, (_, k) =>
+      python.actor<RankApi>('tsray.engine.vllm_dp:HeadlessRankActor', engineActorOptions(at(k + 1))).remote({ ...engineConfig(at(k + 1)), dp: dp(k + 1) }),
+    );
     const gen: Generation = { head, ranks, engine: undefined, over: false };
     this.gen = gen;
     const fail = (rank: number, e: unknown): never => {
@@ -276,7 +295,14 @@ export class MoEDataParallel {
     const gen = this.gen;
     if (!gen) throw new EngineDeadError(`the MoE DP group for ${this.model} has no running ranks`);
     const all = await Promise.all([get(gen.head.info.remote()), ...gen.ranks.map((r) => get(r.info.remote()))]);
-    return all.map((x, rank) => ({ rank, pid: x.pid, backend: x.backend, cuda_visible_devices: x.cuda_visible_devices, args: x.dp.args, started_at: x.dp.started_at }));
+    return all.map((x, rank) => ({
+      rank,
+      pid: x.pid,
+      backend: x.backend,
+      cuda_visible_devices: x.cuda_visible_devices,
+      args: x.dp.args,
+      started_at: x.dp.started_at,
+    }));
   }
 
   /** Stop every rank and release the placement group. */

@@ -55,7 +55,8 @@ class HttpError extends Error {
 
 const NUM = (v: unknown, field: string, int = false): number | undefined => {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || (int && !Number.isInteger(v))) throw new HttpError(400, `${field} must be a${int ? 'n integer' : ' number'}`, field);
+  if (typeof v !== 'number' || !Number.isFinite(v) || (int && !Number.isInteger(v)))
+    throw new HttpError(400, `${field} must be a${int ? 'n integer' : ' number'}`, field);
   // The wire carries int32 (seed: int64); a larger value would wrap instead of being refused.
   const max = field === 'seed' ? Number.MAX_SAFE_INTEGER : 2 ** 31 - 1;
   if (int && Math.abs(v) > max) throw new HttpError(400, `${field} must be an integer of at most ${max}, got ${v}`, field);
@@ -137,11 +138,26 @@ function notReady({ target, modelName }: ServeContext): HttpError | undefined {
 
 function createMetrics(target: ServeTarget): ServerMetrics {
   const registry = new Registry();
-  const requests = new Counter({ name: 'tsray_requests_total', help: 'requests by endpoint and status', labelNames: ['endpoint', 'status'], registers: [registry] });
+  const requests = new Counter({
+    name: 'tsray_requests_total',
+    help: 'requests by endpoint and status',
+    labelNames: ['endpoint', 'status'],
+    registers: [registry],
+  });
   const promptTokens = new Counter({ name: 'tsray_prompt_tokens_total', help: 'prompt tokens', registers: [registry] });
   const genTokens = new Counter({ name: 'tsray_generation_tokens_total', help: 'generated tokens', registers: [registry] });
-  const ttft = new Histogram({ name: 'tsray_time_to_first_token_seconds', help: 'time to first token', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] });
-  const itl = new Histogram({ name: 'tsray_inter_token_latency_seconds', help: 'time between streamed deltas', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1], registers: [registry] });
+  const ttft = new Histogram({
+    name: 'tsray_time_to_first_token_seconds',
+    help: 'time to first token',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const itl = new Histogram({
+    name: 'tsray_inter_token_latency_seconds',
+    help: 'time between streamed deltas',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
   new Gauge({
     name: 'tsray_queue_depth',
     help: 'waiting and running requests per rank',
@@ -187,7 +203,8 @@ function promptFromBody(body: Record<string, unknown>, chat: boolean): Prompt {
     return { messages: msgs as { role: string; content: string }[] };
   }
   const p = body['prompt'];
-  if (typeof p !== 'string' && !(Array.isArray(p) && p.every((x) => Number.isInteger(x)))) throw new HttpError(400, 'prompt must be a string or a list of token ids', 'prompt');
+  if (typeof p !== 'string' && !(Array.isArray(p) && p.every((x) => Number.isInteger(x))))
+    throw new HttpError(400, 'prompt must be a string or a list of token ids', 'prompt');
   return p as Prompt;
 }
 
@@ -229,7 +246,9 @@ class CompletionCollector {
     const choice = chat
       ? { index: d.index, delta: { role: 'assistant', content: d.text }, finish_reason: d.finishReason ? c.finish : null }
       : { index: d.index, text: d.text, finish_reason: d.finishReason ? c.finish : null, logprobs: null };
-    this.res.write(`data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: this.s.modelName, choices: [choice] })}\n\n`);
+    this.res.write(
+      `data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: this.s.modelName, choices: [choice] })}\n\n`,
+    );
   }
 
   /** Count the tokens and answer: the SSE terminator, or the whole completion as JSON. */
@@ -249,7 +268,9 @@ class CompletionCollector {
       created,
       model: this.s.modelName,
       choices: this.choices.map((c, index) =>
-        chat ? { index, message: { role: 'assistant', content: c.text }, finish_reason: c.finish } : { index, text: c.text, finish_reason: c.finish, logprobs: null },
+        chat
+          ? { index, message: { role: 'assistant', content: c.text }, finish_reason: c.finish }
+          : { index, text: c.text, finish_reason: c.finish, logprobs: null },
       ),
       usage,
     });
@@ -259,7 +280,8 @@ class CompletionCollector {
 /** POST /v1/completions and /v1/chat/completions (SSE when `stream` is true). */
 async function handleCompletion(s: ServeContext, req: IncomingMessage, res: ServerResponse, chat: boolean, endpoint: string): Promise<void> {
   const body = await readJson(req, s.limit);
-  if (body['model'] !== undefined && body['model'] !== s.modelName) throw new HttpError(404, `model "${String(body['model'])}" does not exist (this server serves "${s.modelName}")`, 'model');
+  if (body['model'] !== undefined && body['model'] !== s.modelName)
+    throw new HttpError(404, `model "${String(body['model'])}" does not exist (this server serves "${s.modelName}")`, 'model');
   const params = samplingFromBody(body);
   const prompt = promptFromBody(body, chat);
   // Not ready (loading, restarting, dead): 503, with Retry-After while it is coming up.
@@ -328,13 +350,16 @@ export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOpti
         res.end();
         return;
       }
-      json(res, he.status, { error: { message: he.message, type: he.status >= 500 ? 'server_error' : 'invalid_request_error', param: he.param ?? null, code: null } }, he.headers);
+      json(
+        res,
+        he.status,
+        { error: { message: he.message, type: he.status >= 500 ? 'server_error' : 'invalid_request_error', param: he.param ?? null, code: null } },
+        he.headers,
+      );
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'EADDRINUSE' ? new Error(`serveOpenAI: port ${options.port} is already in use`) : e),
-    );
+    server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new Error(`serveOpenAI: port ${options.port} is already in use`) : e));
     server.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => resolve());
   });
   const port = (server.address() as { port: number }).port;
@@ -348,7 +373,8 @@ export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOpti
 function mapError(e: unknown): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof GenerateRequestError) {
-    if (e.code === 'invalid_params' || e.code === 'prompt_too_long') return new HttpError(400, e.message, e.field ?? (e.code === 'prompt_too_long' ? 'prompt' : undefined));
+    if (e.code === 'invalid_params' || e.code === 'prompt_too_long')
+      return new HttpError(400, e.message, e.field ?? (e.code === 'prompt_too_long' ? 'prompt' : undefined));
     if (e.code === 'not_ready') return new HttpError(503, e.message, undefined, { 'retry-after': '1' });
     return new HttpError(500, e.message);
   }

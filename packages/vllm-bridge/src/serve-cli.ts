@@ -32,7 +32,9 @@ async function main(): Promise<void> {
     },
   });
   if (values.help || !values.model) {
-    process.stdout.write('usage: tsray-serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers|scripted] [--port 8000] [--host 127.0.0.1] [--served-model-name NAME] [--engine-args JSON] [--python PATH] [--address auto|HOST:PORT]\n');
+    process.stdout.write(
+      'usage: tsray-serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers|scripted] [--port 8000] [--host 127.0.0.1] [--served-model-name NAME] [--engine-args JSON] [--python PATH] [--address auto|HOST:PORT]\n',
+    );
     process.exit(values.help ? 0 : 2);
   }
   let engineArgs: Record<string, unknown>;
@@ -55,7 +57,11 @@ async function main(): Promise<void> {
     ranks > 1
       ? await DataParallel.deploy({ model: values.model, ranks, gpusPerRank: perRank, backend, engineArgs, waitFor: 'none' })
       : await LLMEngine.deploy({ model: values.model, numGpus: perRank, backend, engineArgs, wait: false });
-  const server = await serveOpenAI(target, { port: Number(values.port), host: values.host!, ...(values['served-model-name'] ? { modelName: values['served-model-name'] } : {}) });
+  const server = await serveOpenAI(target, {
+    port: Number(values.port),
+    host: values.host!,
+    ...(values['served-model-name'] ? { modelName: values['served-model-name'] } : {}),
+  });
   process.stdout.write(`tsray-serve: ${ranks} rank(s) of ${values.model} listening on ${server.url}/v1 (503 until ready)\n`);
   let stopping = false;
   const stop = async (code: number) => {

@@ -15,7 +15,14 @@ afterAll(async () => {
 
 describe('DataParallel', () => {
   it('spreads a skewed batch over 4 ranks (GPU-pinned, disjoint), results in input order, per-rank calls', async () => {
-    const dp = await DataParallel.deploy({ model: 'scripted', backend: 'scripted', engineArgs: { token_delay_s: 0.002 }, ranks: 4, gpusPerRank: 1, statsIntervalMs: 20 });
+    const dp = await DataParallel.deploy({
+      model: 'scripted',
+      backend: 'scripted',
+      engineArgs: { token_delay_s: 0.002 },
+      ranks: 4,
+      gpusPerRank: 1,
+      statsIntervalMs: 20,
+    });
     try {
       const infos = await Promise.all([0, 1, 2, 3].map((i) => dp.rank(i).info()));
       expect(new Set(infos.map((x) => x.cuda_visible_devices)).size).toBe(4);

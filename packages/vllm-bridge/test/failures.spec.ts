@@ -1,7 +1,17 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { init, shutdown } from '@tsray/core';
-import { DataParallel, EngineDeadError, EngineStartError, GenerateAbortedError, LLMEngine, serveOpenAI, type EngineState, type OpenAIServer, type StreamDelta } from '@tsray/vllm-bridge';
+import {
+  DataParallel,
+  EngineDeadError,
+  EngineStartError,
+  GenerateAbortedError,
+  LLMEngine,
+  serveOpenAI,
+  type EngineState,
+  type OpenAIServer,
+  type StreamDelta,
+} from '@tsray/vllm-bridge';
 
 const venvPython = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 
@@ -98,7 +108,10 @@ describe('DataParallel rank failure', () => {
       const st = await dp.stats();
       expect(st.map((s) => s.state)).toEqual(['ready', 'ready']);
       expect(st[0]!.restarts).toBe(1);
-      await dp.generate(Array.from({ length: 8 }, (_, i) => `again ${i}`), { maxTokens: 2 });
+      await dp.generate(
+        Array.from({ length: 8 }, (_, i) => `again ${i}`),
+        { maxTokens: 2 },
+      );
       expect((await dp.stats())[0]!.served).toBeGreaterThan(served0);
     } finally {
       await dp.shutdown();
@@ -172,7 +185,17 @@ describe('bad inputs end to end over HTTP', () => {
   const post = async (body: unknown, raw = false) => {
     const r = await fetch(`${server.url}/v1/completions`, { method: 'POST', body: raw ? (body as string) : JSON.stringify(body) });
     const text = await r.text();
-    return { status: r.status, text, json: (() => { try { return JSON.parse(text) as { error?: { message: string; param: string | null } }; } catch { return {}; } })() };
+    return {
+      status: r.status,
+      text,
+      json: (() => {
+        try {
+          return JSON.parse(text) as { error?: { message: string; param: string | null } };
+        } catch {
+          return {};
+        }
+      })(),
+    };
   };
   beforeAll(async () => {
     engine = await LLMEngine.deploy({ ...scripted(), maxRestarts: 1 });

@@ -14,7 +14,12 @@ afterAll(async () => {
 
 // The scripted backend stands in for vLLM: the head waits for a HELLO from every headless rank on the
 // handshake endpoint it picked, so the endpoint plumbing and the start order are real.
-const scripted = (extra: Record<string, unknown> = {}) => ({ model: 'scripted', backend: 'scripted' as const, engineArgs: { token_delay_s: 0.005, ...extra }, handshakeTimeoutS: 20 });
+const scripted = (extra: Record<string, unknown> = {}) => ({
+  model: 'scripted',
+  backend: 'scripted' as const,
+  engineArgs: { token_delay_s: 0.005, ...extra },
+  handshakeTimeoutS: 20,
+});
 
 const reach = (g: MoEDataParallel, state: EngineState) =>
   new Promise<void>((resolve) => {
@@ -43,7 +48,15 @@ describe('MoEDataParallel (scripted stand-in)', () => {
       expect(head!.args['data_parallel_start_rank']).toBeUndefined();
       expect(head!.args['data_parallel_rank']).toBeUndefined();
       for (const r of rest) {
-        expect(r.args).toMatchObject({ data_parallel_size: 3, data_parallel_size_local: 1, data_parallel_start_rank: r.rank, data_parallel_address: address, data_parallel_rpc_port: port, tensor_parallel_size: 1, model: 'scripted' });
+        expect(r.args).toMatchObject({
+          data_parallel_size: 3,
+          data_parallel_size_local: 1,
+          data_parallel_start_rank: r.rank,
+          data_parallel_address: address,
+          data_parallel_rpc_port: port,
+          tensor_parallel_size: 1,
+          model: 'scripted',
+        });
         // Headless ranks are started before the head.
         expect(r.started_at).toBeLessThanOrEqual(head!.started_at);
       }

@@ -6,7 +6,11 @@ const cli = fileURLToPath(new URL('../dist/serve-cli.js', import.meta.url));
 const python = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 
 function serve(extra: string[]) {
-  const p = spawn(process.execPath, [cli, '--model', 'scripted', '--backend', 'scripted', '--port', '0', '--served-model-name', 'tiny', '--python', python, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(
+    process.execPath,
+    [cli, '--model', 'scripted', '--backend', 'scripted', '--port', '0', '--served-model-name', 'tiny', '--python', python, ...extra],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   let err = '';
   const waiters: [RegExp, (m: RegExpExecArray) => void][] = [];
@@ -49,7 +53,9 @@ it('tsray-serve listens at once (503 + Retry-After while loading), serves once r
     await s.line(/tsray-serve: ready/);
     const models = (await (await fetch(`${url}/models`)).json()) as { data: { id: string }[] };
     expect(models.data[0]!.id).toBe('tiny');
-    const r = (await (await fetch(`${url}/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) })).json()) as { choices: { text: string }[] };
+    const r = (await (await fetch(`${url}/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }) })).json()) as {
+      choices: { text: string }[];
+    };
     expect(r.choices[0]!.text).toBe('tok0 tok1');
   } finally {
     s.p.kill('SIGINT');

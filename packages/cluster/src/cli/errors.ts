@@ -9,7 +9,11 @@ export class CliUsageError extends ClusterError {}
 
 /** A daemon (head or node) failed to start: it reported an error, exited, or did not become ready in time. */
 export class DaemonStartError extends ClusterError {
-  constructor(readonly role: string, detail: string, readonly logPath: string) {
+  constructor(
+    readonly role: string,
+    detail: string,
+    readonly logPath: string,
+  ) {
     super(`the tsray ${role} did not start: ${detail}\n(its log: ${logPath})`);
   }
 }

@@ -35,7 +35,9 @@ export function formatBytes(n: number): string {
 /** `{CPU: 1, GPU: 0.5}` (or a list of them for bundles). */
 export function formatShape(r: Record<string, number> | Record<string, number>[]): string {
   if (Array.isArray(r)) return `[${r.map((b) => formatShape(b)).join(', ')}]`;
-  return `{${resourceOrder(Object.keys(r)).map((k) => `${k}: ${formatQuantity(k, r[k] as number)}`).join(', ')}}`;
+  return `{${resourceOrder(Object.keys(r))
+    .map((k) => `${k}: ${formatQuantity(k, r[k] as number)}`)
+    .join(', ')}}`;
 }
 
 /** `CPU 1/4  GPU 1/2  memory 0B/8GiB` — used/total of one node. */
@@ -137,7 +139,9 @@ export function formatStatus(s: ClusterStatus): string {
   if (s.placementGroups.length === 0) out.push(' (none)');
   for (const pg of s.placementGroups) {
     const nodes = pg.bundleNodes.filter(Boolean);
-    out.push(` ${pg.placementGroupId}  ${pg.name || '-'}  ${pg.strategy}  ${pg.state}  ${formatShape(pg.bundles)}${nodes.length ? `  on ${nodes.join(', ')}` : ''}`);
+    out.push(
+      ` ${pg.placementGroupId}  ${pg.name || '-'}  ${pg.strategy}  ${pg.state}  ${formatShape(pg.bundles)}${nodes.length ? `  on ${nodes.join(', ')}` : ''}`,
+    );
   }
   return out.join('\n') + '\n';
 }
@@ -145,7 +149,11 @@ export function formatStatus(s: ClusterStatus): string {
 /** A left-aligned text table (two spaces between columns); `(no <what>)` under the header when empty. */
 export function formatTable(headers: string[], rows: string[][], what = 'rows'): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd();
   const out = [line(headers), ...rows.map(line)];
   if (rows.length === 0) out.push(`(no ${what})`);
   return out.join('\n') + '\n';
@@ -164,7 +172,15 @@ export function formatList(kind: ListKind, items: unknown[]): string {
     case 'nodes':
       return formatTable(
         ['NODE_ID', 'STATE', 'HEAD', 'ADDRESS', 'HOSTNAME', 'PID', 'RESOURCES'],
-        (items as NodeInfo[]).map((n) => [n.nodeId, n.alive ? 'ALIVE' : 'DEAD', n.isHead ? 'yes' : '', n.address, n.hostname, String(n.pid), formatShape(n.resourcesTotal)]),
+        (items as NodeInfo[]).map((n) => [
+          n.nodeId,
+          n.alive ? 'ALIVE' : 'DEAD',
+          n.isHead ? 'yes' : '',
+          n.address,
+          n.hostname,
+          String(n.pid),
+          formatShape(n.resourcesTotal),
+        ]),
         'nodes',
       );
     case 'actors':
@@ -188,7 +204,14 @@ export function formatList(kind: ListKind, items: unknown[]): string {
     case 'placement-groups':
       return formatTable(
         ['PLACEMENT_GROUP_ID', 'NAME', 'STRATEGY', 'STATE', 'BUNDLES', 'BUNDLE_NODES'],
-        (items as PlacementGroupState[]).map((p) => [p.placementGroupId, p.name || '-', p.strategy, p.state, formatShape(p.bundles), p.bundleNodes.join(',') || '-']),
+        (items as PlacementGroupState[]).map((p) => [
+          p.placementGroupId,
+          p.name || '-',
+          p.strategy,
+          p.state,
+          formatShape(p.bundles),
+          p.bundleNodes.join(',') || '-',
+        ]),
         'placement groups',
       );
     case 'jobs':

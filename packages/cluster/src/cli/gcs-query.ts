@@ -17,7 +17,10 @@ export async function askDashboardUrl(hostPort: string, token: string, timeoutMs
   const envelope = await askHead(hostPort, token, 'clusterDashboard', timeoutMs, () => new HeadUnreachableError(hostPort, timeoutMs / 1000));
   const r = envelope.gcsResponse;
   if (!r) throw new NoClusterError(`${hostPort} did not answer as a tsray head`);
-  if (r.error) throw r.error.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED ? new TokenMissingError(r.error.message ?? 'refused') : new NoClusterError(r.error.message ?? 'refused');
+  if (r.error)
+    throw r.error.code === tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED
+      ? new TokenMissingError(r.error.message ?? 'refused')
+      : new NoClusterError(r.error.message ?? 'refused');
   if (!r.dashboardUrl) throw new NoClusterError(`the head at ${hostPort} runs no jobs HTTP API`);
   return r.dashboardUrl;
 }

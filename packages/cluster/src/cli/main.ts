@@ -73,7 +73,9 @@ function num(name: string, v: string | undefined, opts: { int?: boolean; max?: n
   if (v === undefined) return undefined;
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (opts.int && !Number.isInteger(n)) || (opts.max !== undefined && n > opts.max)) {
-    throw new CliUsageError(`--${name}: expected a non-negative ${opts.int ? 'integer' : 'number'}${opts.max !== undefined ? ` up to ${opts.max}` : ''}; got "${v}"`);
+    throw new CliUsageError(
+      `--${name}: expected a non-negative ${opts.int ? 'integer' : 'number'}${opts.max !== undefined ? ` up to ${opts.max}` : ''}; got "${v}"`,
+    );
   }
   return n;
 }
@@ -197,7 +199,8 @@ async function cmdJob(args: string[], io: CliIo): Promise<number> {
       });
       if (positionals.length === 0) throw new CliUsageError('tsray job submit needs an entrypoint: tsray job submit -- node driver.js');
       const entrypoint = positionals.length === 1 ? (positionals[0] as string) : positionals.map(shellQuote).join(' ');
-      if (values['runtime-env'] !== undefined && values['runtime-env-json'] !== undefined) throw new CliUsageError('give either --runtime-env FILE or --runtime-env-json JSON, not both');
+      if (values['runtime-env'] !== undefined && values['runtime-env-json'] !== undefined)
+        throw new CliUsageError('give either --runtime-env FILE or --runtime-env-json JSON, not both');
       let runtimeEnv: Record<string, unknown> | undefined;
       if (values['runtime-env'] !== undefined) {
         let text: string;

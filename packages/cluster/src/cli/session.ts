@@ -162,7 +162,11 @@ export function liveDaemons(sessionDir: string): DaemonEntry[] {
 /** The first free ordinal for a role in a session. */
 export function nextOrdinal(sessionDir: string, role: string): number {
   for (let n = 0; ; n++) {
-    if (!existsSync(daemonFile(sessionDir, role, n, '.pid')) && !existsSync(daemonFile(sessionDir, role, n, '.ready.json')) && !existsSync(join(sessionDir, 'logs', `${role}-${n}.out`))) {
+    if (
+      !existsSync(daemonFile(sessionDir, role, n, '.pid')) &&
+      !existsSync(daemonFile(sessionDir, role, n, '.ready.json')) &&
+      !existsSync(join(sessionDir, 'logs', `${role}-${n}.out`))
+    ) {
       return n;
     }
   }
@@ -171,7 +175,14 @@ export function nextOrdinal(sessionDir: string, role: string): number {
 /** The running head on this machine (the latest session's first, else any session's), with its session's token. */
 export function findLocalHead(): { entry: DaemonEntry; token?: string } | undefined {
   const latest = latestSession();
-  const order = latest ? [latest, ...listSessions().filter((s) => s !== latest).reverse()] : listSessions().reverse();
+  const order = latest
+    ? [
+        latest,
+        ...listSessions()
+          .filter((s) => s !== latest)
+          .reverse(),
+      ]
+    : listSessions().reverse();
   for (const s of order) {
     const head = liveDaemons(s).find((d) => d.role === 'head' && d.ready);
     if (head) return { entry: head, ...sessionToken(s) };

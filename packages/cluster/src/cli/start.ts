@@ -67,7 +67,10 @@ export function parseLabels(s: string): Record<string, string> {
     return o as Record<string, string>;
   }
   const out: Record<string, string> = {};
-  for (const part of s.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of s
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const i = part.indexOf('=');
     if (i <= 0) throw new CliUsageError(`--labels: "${part}" is not key=value (expected k=v,k2=v2)`);
     out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
@@ -85,7 +88,8 @@ export function parseResources(s: string): Record<string, number> {
   }
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new CliUsageError(`--resources: expected a JSON object such as '{"accel": 2}'`);
   for (const [k, v] of Object.entries(o)) {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new CliUsageError(`--resources: "${k}" must be a non-negative number; got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new CliUsageError(`--resources: "${k}" must be a non-negative number; got ${JSON.stringify(v)}`);
   }
   return o as Record<string, number>;
 }
@@ -95,7 +99,8 @@ export function parseHostPort(address: string): { host: string; port: number } {
   const a = address.replace(/^tcp:\/\//, '');
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(a);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new CliUsageError(`--address: "${address}" is not HOST:PORT (the head's GCS address, printed by tsray start --head)`);
+  if (!m || port < 1 || port > 65535)
+    throw new CliUsageError(`--address: "${address}" is not HOST:PORT (the head's GCS address, printed by tsray start --head)`);
   return { host: m[1] as string, port };
 }
 
@@ -119,11 +124,14 @@ async function waitReachable(address: string, timeoutS: number): Promise<void> {
     }
     const ok = await new Promise<boolean>((resolve) => {
       const sock = connect({ host, port });
-      const timer = setTimeout(() => {
-        last = 'connect timed out';
-        sock.destroy();
-        resolve(false);
-      }, Math.min(remaining, 2000));
+      const timer = setTimeout(
+        () => {
+          last = 'connect timed out';
+          sock.destroy();
+          resolve(false);
+        },
+        Math.min(remaining, 2000),
+      );
       sock.once('connect', () => {
         clearTimeout(timer);
         sock.destroy();
@@ -161,9 +169,11 @@ function tail(path: string, lines = 20): string {
 
 /** Refuse option combinations that make no sense (before anything starts). */
 function checkStartOptions(o: StartOptions): void {
-  if (o.head === (o.address !== undefined)) throw new CliUsageError('tsray start needs exactly one of --head (start a cluster) or --address HOST:PORT (join one)');
+  if (o.head === (o.address !== undefined))
+    throw new CliUsageError('tsray start needs exactly one of --head (start a cluster) or --address HOST:PORT (join one)');
   if (!o.head && (o.port !== undefined || o.dashboardPort !== undefined)) throw new CliUsageError('--port and --dashboard-port go with --head');
-  if (o.head && (o.nodeIpAddress !== undefined || o.headLostTimeoutS !== undefined)) throw new CliUsageError('--node-ip-address and --head-lost-timeout go with --address (a node)');
+  if (o.head && (o.nodeIpAddress !== undefined || o.headLostTimeoutS !== undefined))
+    throw new CliUsageError('--node-ip-address and --head-lost-timeout go with --address (a node)');
   if (o.token !== undefined && o.tokenFile !== undefined) throw new CliUsageError('give either --token or --token-file, not both');
 }
 
@@ -176,14 +186,22 @@ function resolveToken(o: StartOptions, given: string | undefined, latestToken: s
   if (!o.head) {
     token ??= tsrayConfig().token ?? latestToken;
     if (!token) {
-      throw new TokenMissingError(`tsray start --address needs the cluster token: --token <t>, --token-file <file> (the head prints it: <sessionDir>/token) or TSRAY_TOKEN`);
+      throw new TokenMissingError(
+        `tsray start --address needs the cluster token: --token <t>, --token-file <file> (the head prints it: <sessionDir>/token) or TSRAY_TOKEN`,
+      );
     }
   }
   return token ?? randomBytes(32).toString('hex');
 }
 
 /** The session directory: the latest one when a daemon of the same cluster runs in it, else a new one; holds the token file. */
-function sessionFor(o: StartOptions, token: string, latest: string | undefined, latestLive: ReturnType<typeof liveDaemons>, latestToken: string | undefined): string {
+function sessionFor(
+  o: StartOptions,
+  token: string,
+  latest: string | undefined,
+  latestLive: ReturnType<typeof liveDaemons>,
+  latestToken: string | undefined,
+): string {
   let sessionDir: string | undefined;
   if (latest && latestLive.length > 0 && (!latestToken || latestToken === token) && !(o.head && latestLive.some((d) => d.role === 'head'))) {
     sessionDir = latest;
@@ -204,7 +222,9 @@ function daemonConfig(o: StartOptions, role: 'head' | 'node', host: string | und
     token,
     ...(host !== undefined ? { host } : {}),
     readyFile,
-    ...(o.head ? { port: o.port ?? DEFAULT_GCS_PORT, dashboardPort: o.dashboardPort ?? DEFAULT_DASHBOARD_PORT } : { headAddress: (o.address as string).replace(/^tcp:\/\//, '') }),
+    ...(o.head
+      ? { port: o.port ?? DEFAULT_GCS_PORT, dashboardPort: o.dashboardPort ?? DEFAULT_DASHBOARD_PORT }
+      : { headAddress: (o.address as string).replace(/^tcp:\/\//, '') }),
     ...(o.numCpus !== undefined ? { numCpus: o.numCpus } : {}),
     ...(o.numGpus !== undefined ? { numGpus: o.numGpus } : {}),
     ...(o.resources ? { resources: o.resources } : {}),
@@ -349,7 +369,9 @@ export async function cmdStart(o: StartOptions, io: CliIo): Promise<number> {
     io.out(`tsray runtime started. Address: ${ready.gcsAddress}  Dashboard: ${ready.dashboardUrl ?? '-'}\n`);
     io.out(`To add a node: tsray start --address ${ready.gcsAddress} --token-file ${tokenFile}\n`);
     if (isLoopback(bindHost) || (isBindAll(bindHost) && isLoopback(ready.gcsAddress.replace(/:\d+$/, '')))) {
-      io.out(`  (this head listens on ${bindHost} only: nodes of this machine can join; to let other machines join, start it with --host 0.0.0.0 or --host <this machine's address>)\n`);
+      io.out(
+        `  (this head listens on ${bindHost} only: nodes of this machine can join; to let other machines join, start it with --host 0.0.0.0 or --host <this machine's address>)\n`,
+      );
     } else {
       io.out(`  (on another machine: copy ${tokenFile} there first, or set TSRAY_TOKEN to its content)\n`);
     }

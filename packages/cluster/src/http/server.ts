@@ -71,7 +71,10 @@ function packageVersion(): string {
 }
 
 class RequestError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -141,12 +144,15 @@ function authorized(c: ApiContext, req: IncomingMessage, res: ServerResponse): b
   if (!reason) return true;
   const message =
     reason === 'wrong'
-      ? 'invalid token: the bearer token does not match this cluster\'s token (see <sessionDir>/token on the head, or pass --token/--token-file/TSRAY_TOKEN)'
+      ? "invalid token: the bearer token does not match this cluster's token (see <sessionDir>/token on the head, or pass --token/--token-file/TSRAY_TOKEN)"
       : `${reason} token: send "Authorization: Bearer <token>" (the cluster token is in <sessionDir>/token on the head; the CLI takes --token, --token-file or TSRAY_TOKEN)`;
   const key = `${reason}|${req.socket.remoteAddress ?? '?'}`;
   if (!c.authLogged.has(key)) {
     c.authLogged.add(key);
-    c.log.warn({ remote: req.socket.remoteAddress, reason, route: `${req.method} ${req.url}` }, `rejected an HTTP API request: ${reason} token (logged once per client and reason)`);
+    c.log.warn(
+      { remote: req.socket.remoteAddress, reason, route: `${req.method} ${req.url}` },
+      `rejected an HTTP API request: ${reason} token (logged once per client and reason)`,
+    );
   }
   send(res, 401, { error: message }, { 'www-authenticate': 'Bearer realm="tsray"' });
   return false;
@@ -212,7 +218,11 @@ async function handleLogs(c: ApiContext, r: ApiRequest, id: string): Promise<voi
   res.flushHeaders();
   try {
     for await (const chunk of iter) {
-      if (!res.write(chunk)) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+      if (!res.write(chunk))
+        await new Promise<void>((resolve) => {
+          res.once('drain', resolve);
+          res.once('close', resolve);
+        });
       if (ac.signal.aborted) break;
     }
   } finally {

@@ -20,14 +20,20 @@ export class JobExistsError extends ClusterError {
 
 /** A job that is still PENDING or RUNNING was asked to be deleted. */
 export class JobNotTerminalError extends ClusterError {
-  constructor(readonly submissionId: string, readonly status: string) {
+  constructor(
+    readonly submissionId: string,
+    readonly status: string,
+  ) {
     super(`job '${submissionId}' is ${status}; only finished jobs can be deleted (stop it first: tsray job stop ${submissionId})`);
   }
 }
 
 /** A job submission is malformed (missing entrypoint, bad id, non-string metadata…). `field` names the culprit. */
 export class JobRequestError extends ClusterError {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -79,7 +79,9 @@ export class PeerConnection {
     this.socket.connect(address);
     this.outbox = new Outbox(this.socket);
     const proof = makeTokenProof(token, routingId);
-    this.send({ registerWorker: { workerId: routingId, pid: process.pid, language: 'typescript', kind: 'peer', namespace: '', jobId: '', ...proof, remote: true } });
+    this.send({
+      registerWorker: { workerId: routingId, pid: process.pid, language: 'typescript', kind: 'peer', namespace: '', jobId: '', ...proof, remote: true },
+    });
     // ZeroMQ's connect never fails by itself (it retries forever): without an answer in time, the peer
     // is unreachable from here, and the node runtime fails or reschedules what it sent there.
     // A peer whose transport is up but which is slow to answer (a busy event loop) is only waited for.
@@ -160,7 +162,14 @@ export class ClusterLink {
   ) {
     this.nodeId = opts.node.nodeId ?? '';
     // Reconnects back off from 100 ms to 5 s while the head is away.
-    this.gcsSocket = new zmq.Dealer({ routingId: `node:${this.nodeId}`, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0, reconnectInterval: 100, reconnectMaxInterval: 5000 });
+    this.gcsSocket = new zmq.Dealer({
+      routingId: `node:${this.nodeId}`,
+      sendHighWaterMark: 0,
+      receiveHighWaterMark: 0,
+      linger: 0,
+      reconnectInterval: 100,
+      reconnectMaxInterval: 5000,
+    });
     this.gcsSocket.connect(`tcp://${opts.gcsAddress}`);
     this.outbox = new Outbox(this.gcsSocket);
     this.ready = new Promise((resolve, reject) => (this.registered = { resolve, reject }));

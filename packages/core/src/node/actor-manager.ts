@@ -35,7 +35,9 @@ export interface ActorManagerHost {
   /** The node's live task records by task id (creation tasks of restarts are added here). */
   readonly tasks: Map<string, TaskRecord>;
   /** The link to the GCS and peer nodes (multi-node only). */
-  readonly link: { readonly gcs: Pick<GcsClient, 'registerActor' | 'updateActor' | 'lookupActor'>; existingPeer(nodeId: string): ActorPeer | undefined } | undefined;
+  readonly link:
+    | { readonly gcs: Pick<GcsClient, 'registerActor' | 'updateActor' | 'lookupActor'>; existingPeer(nodeId: string): ActorPeer | undefined }
+    | undefined;
   /** The cluster view (an actor that does not fit here may be placed on another node). */
   readonly cluster: { readonly aliveCount: number };
   readonly runtimeEnvs: { drop(entry: EnvEntry): void };
@@ -165,7 +167,12 @@ export class ActorManager {
   queueActorStart(rec: ActorRecord): void {
     if (rec.state === 'dead') return;
     if (!this.pendingActors.includes(rec)) this.pendingActors.push(rec);
-    this.host.warnIfInfeasible(`actor:${rec.schedule.key}|${rec.pool?.key ?? ''}`, `actor ${rec.creation.className}`, rec.schedule, rec.pool ?? this.host.nodePool);
+    this.host.warnIfInfeasible(
+      `actor:${rec.schedule.key}|${rec.pool?.key ?? ''}`,
+      `actor ${rec.creation.className}`,
+      rec.schedule,
+      rec.pool ?? this.host.nodePool,
+    );
     this.host.scheduleDispatch();
   }
 
@@ -245,7 +252,12 @@ export class ActorManager {
       this.host.finishTask(t, undefined);
       if (rec.state === 'dead') return;
       rec.state = 'alive';
-      this.gcsActorUpdate(rec, { state: 'ALIVE', hostNodeId: this.host.nodeId, pid: w?.proc?.pid ?? 0, numRestarts: rec.creation.maxRestarts - rec.restartsLeft });
+      this.gcsActorUpdate(rec, {
+        state: 'ALIVE',
+        hostNodeId: this.host.nodeId,
+        pid: w?.proc?.pid ?? 0,
+        numRestarts: rec.creation.maxRestarts - rec.restartsLeft,
+      });
       this.pumpActor(rec);
       this.maybeStopActor(rec);
       return;
@@ -306,12 +318,22 @@ export class ActorManager {
     if (rec.remoteNode !== undefined && !rec.worker) {
       // Let the node running it drop our hold; it stops the actor after the calls it has.
       if (!rec.proxy) this.host.link?.existingPeer(rec.remoteNode)?.send({ refUpdates: { remove: [rec.id] } });
-      this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'out_of_scope', detail: 'all handles to it are gone (non-detached actors stop then)' });
+      this.actorDead(rec, {
+        actorId: rec.id,
+        className: rec.creation.className,
+        reason: 'out_of_scope',
+        detail: 'all handles to it are gone (non-detached actors stop then)',
+      });
       return;
     }
     const w = rec.worker;
     if (w && w.pipeline.length > 0) return;
-    this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'out_of_scope', detail: 'all handles to it are gone (non-detached actors stop then)' });
+    this.actorDead(rec, {
+      actorId: rec.id,
+      className: rec.creation.className,
+      reason: 'out_of_scope',
+      detail: 'all handles to it are gone (non-detached actors stop then)',
+    });
     if (w) this.host.stopWorker(w);
   }
 
@@ -534,7 +556,9 @@ export class ActorManager {
   }
 
   /** A stand-in for an actor another node owns: calls made here go to that node. */
-  private ensureProxy(e: Pick<ActorDirectoryEntry, 'actorId' | 'className' | 'methods' | 'namespace' | 'ownerNodeId'> & { module?: string; key?: string }): void {
+  private ensureProxy(
+    e: Pick<ActorDirectoryEntry, 'actorId' | 'className' | 'methods' | 'namespace' | 'ownerNodeId'> & { module?: string; key?: string },
+  ): void {
     const existing = this.actors.get(e.actorId);
     if (existing && existing.state !== 'dead') return;
     const creation: ActorCreation = {

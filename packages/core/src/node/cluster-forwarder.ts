@@ -8,7 +8,16 @@
 import { config } from '../config.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { type ClusterView, type LabelSelector, matchesLabels, NodeResources, type NodeSchedulingStrategy, type ResourceRequest, schedule, type ScheduleOptions } from '@tsray/scheduler';
+import {
+  type ClusterView,
+  type LabelSelector,
+  matchesLabels,
+  NodeResources,
+  type NodeSchedulingStrategy,
+  type ResourceRequest,
+  schedule,
+  type ScheduleOptions,
+} from '@tsray/scheduler';
 import type { ResolvedScheduling } from '../scheduling-strategy.js';
 import { parseRuntimeEnvJson, type RuntimeEnvAgent } from '@tsray/runtime-env';
 import { tsray, type GcsResult } from '@tsray/protocol';
@@ -160,7 +169,12 @@ export class ClusterForwarder {
         }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new ConnectionError(`the head at ${gcsAddress} is unreachable: no answer within ${timeoutMs / 1000} s (is "tsray start --head" running there, and is the port open?)`)),
+            () =>
+              reject(
+                new ConnectionError(
+                  `the head at ${gcsAddress} is unreachable: no answer within ${timeoutMs / 1000} s (is "tsray start --head" running there, and is the port open?)`,
+                ),
+              ),
             timeoutMs,
           );
         }),
@@ -236,7 +250,10 @@ export class ClusterForwarder {
   private labelledNodeFor(hard: LabelSelector): string | undefined {
     const cluster = this.host.cluster;
     if (matchesLabels(hard, cluster.get(this.host.nodeId)?.labels ?? new Map(), this.host.nodeId)) return undefined;
-    return cluster.entries().find((e) => e.alive && e.nodeId !== this.host.nodeId && this.remoteNodes.get(e.nodeId)?.alive && matchesLabels(hard, e.resources.labels, e.nodeId))?.nodeId;
+    return cluster
+      .entries()
+      .find((e) => e.alive && e.nodeId !== this.host.nodeId && this.remoteNodes.get(e.nodeId)?.alive && matchesLabels(hard, e.resources.labels, e.nodeId))
+      ?.nodeId;
   }
 
   /**
@@ -356,7 +373,16 @@ export class ClusterForwarder {
         } catch (e) {
           set.delete(t);
           t.remote = undefined;
-          this.host.finishTask(t, errorObject({ type: 'RuntimeEnvSetupError', name: 'RuntimeEnvSetupError', field: 'workingDir', message: `could not publish the task's packages to the cluster: ${(e as Error).message}`, output: '' }));
+          this.host.finishTask(
+            t,
+            errorObject({
+              type: 'RuntimeEnvSetupError',
+              name: 'RuntimeEnvSetupError',
+              field: 'workingDir',
+              message: `could not publish the task's packages to the cluster: ${(e as Error).message}`,
+              output: '',
+            }),
+          );
           return;
         }
       }
@@ -532,7 +558,14 @@ export class ClusterForwarder {
         t.state = 'deps';
         h.enqueue(t, true);
       } else {
-        h.finishTask(t, errorObject({ type: 'Other', name: 'NodeDiedError', message: `task ${t.spec.name} was running on node ${id}, which died (${reason}); no retries left (maxRetries)` }));
+        h.finishTask(
+          t,
+          errorObject({
+            type: 'Other',
+            name: 'NodeDiedError',
+            message: `task ${t.spec.name} was running on node ${id}, which died (${reason}); no retries left (maxRetries)`,
+          }),
+        );
       }
     }
     for (const rec of [...h.actorRecords()]) {

@@ -129,7 +129,10 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
       w.allocs.add(off);
       reply = { requestId: req.requestId, slice: { offset: off, length: Number(req.size) } };
     } catch (e) {
-      reply = { requestId: req.requestId, error: e instanceof ObjectStoreFullError ? JSON.stringify({ requested: e.requested, capacity: e.capacity, used: e.used }) : String(e) };
+      reply = {
+        requestId: req.requestId,
+        error: e instanceof ObjectStoreFullError ? JSON.stringify({ requested: e.requested, capacity: e.capacity, used: e.used }) : String(e),
+      };
     }
     n.send(w, { allocReply: reply });
   },
@@ -138,7 +141,8 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
   getActorRequest: (n, w, { envelope }) => {
     const q = envelope.getActorRequest!;
     n.getActor(q.name ?? '', q.namespace || n.namespaceOf(w)).then(
-      (info) => n.send(w, { getActorReply: { requestId: q.requestId, actorId: info.actorId, className: info.className, methods: [...info.methods], error: '' } }),
+      (info) =>
+        n.send(w, { getActorReply: { requestId: q.requestId, actorId: info.actorId, className: info.className, methods: [...info.methods], error: '' } }),
       (e) => n.send(w, { getActorReply: { requestId: q.requestId, error: (e as Error).message } }),
     );
   },
@@ -159,7 +163,15 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
       if (q.remove) n.removePlacementGroup(q.placementGroupId ?? '');
       else {
         const bundles = (q.bundles ?? []).map((b) => Object.fromEntries((b.resources ?? []).map((r) => [r.name ?? '', Number(r.units ?? 0) / 10_000])));
-        n.createPlacementGroup(q.placementGroupId ?? '', bundles, q.strategy ?? 'PACK', q.name ?? '', q.detached === true, q.noWait === true, w.jobId || n.jobId);
+        n.createPlacementGroup(
+          q.placementGroupId ?? '',
+          bundles,
+          q.strategy ?? 'PACK',
+          q.name ?? '',
+          q.detached === true,
+          q.noWait === true,
+          w.jobId || n.jobId,
+        );
       }
     } catch (e) {
       error = (e as Error).message;

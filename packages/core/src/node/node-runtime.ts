@@ -78,7 +78,6 @@ export interface NodeRuntimeOptions {
   headLostTimeoutMs?: number;
 }
 
-
 /** TSRAY_TRACE=1 prints every message the node sends and receives (debugging). */
 const TRACE = config().trace;
 
@@ -125,10 +124,18 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   private readonly transfer: ObjectTransfer;
 
   private readonly taskManager: TaskManager;
-  /** @internal */ get tasks(): Map<string, TaskRecord> { return this.taskManager.tasks; }
-  private get queues(): Map<string, Deque<TaskRecord>> { return this.taskManager.queues; }
-  private get feasibilityChecked(): Set<string> { return this.taskManager.feasibilityChecked; }
-  private get dirtyWorkers(): Set<WorkerHandle> { return this.taskManager.dirtyWorkers; }
+  /** @internal */ get tasks(): Map<string, TaskRecord> {
+    return this.taskManager.tasks;
+  }
+  private get queues(): Map<string, Deque<TaskRecord>> {
+    return this.taskManager.queues;
+  }
+  private get feasibilityChecked(): Set<string> {
+    return this.taskManager.feasibilityChecked;
+  }
+  private get dirtyWorkers(): Set<WorkerHandle> {
+    return this.taskManager.dirtyWorkers;
+  }
 
   private constructor(private readonly opts: NodeRuntimeOptions) {
     this.server = new RouterServer({
@@ -155,7 +162,10 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       prefaultBytes: opts.prefaultBytes,
       onPressure: () => this.objectManager.requestGc(),
     });
-    this.objects = new ObjectTable((d) => this.store.release(d), (id) => this.onUnreferenced(id));
+    this.objects = new ObjectTable(
+      (d) => this.store.release(d),
+      (id) => this.onUnreferenced(id),
+    );
     this.store.attach(this.objects);
     this.objectManager = new ObjectManager(this.objects, this.store);
     this.resources = new NodeResources(opts.resources, { labels: opts.labels ?? {}, ...(opts.gpuIds ? { gpuIds: opts.gpuIds } : {}) });
@@ -178,7 +188,13 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.taskManager = new TaskManager(this.taskManagerHost());
     this.actorManager = new ActorManager(this);
     this.transfer = new ObjectTransfer(this.objectTransferHost());
-    this.forwarder = new ClusterForwarder(this.clusterForwarderHost(), { sessionDir: opts.sessionDir, isHead: opts.isHead, labels: opts.labels, headLostTimeoutMs: opts.headLostTimeoutMs, onFatal: opts.onFatal });
+    this.forwarder = new ClusterForwarder(this.clusterForwarderHost(), {
+      sessionDir: opts.sessionDir,
+      isHead: opts.isHead,
+      labels: opts.labels,
+      headLostTimeoutMs: opts.headLostTimeoutMs,
+      onFatal: opts.onFatal,
+    });
     this.placementGroups = new PlacementGroupManager(this.placementGroupHost());
     this.stateService = new StateService(this.stateServiceHost());
   }
@@ -193,7 +209,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       } catch (e) {
         await n.server.close();
         n.store.close();
-        if (/in use/i.test(String((e as Error).message))) throw new RuntimeStateError(`node port ${opts.tcp.port} on ${opts.tcp.host} is already in use by another process (pick another with --node-port)`);
+        if (/in use/i.test(String((e as Error).message)))
+          throw new RuntimeStateError(`node port ${opts.tcp.port} on ${opts.tcp.host} is already in use by another process (pick another with --node-port)`);
         throw e;
       }
       const adv = opts.tcp.advertise;
@@ -229,7 +246,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     return this.objectManager.wait(ids, numReturns, timeoutMs);
   }
 
-  cancel(id: string, force: boolean): void { this.taskManager.cancel(id, force); }
+  cancel(id: string, force: boolean): void {
+    this.taskManager.cancel(id, force);
+  }
 
   refAdded(id: string): void {
     this.objects.incRef(id);
@@ -257,17 +276,31 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- tasks (TaskManager)
 
-  /** @internal */ submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.taskManager.submit(spec, owner); }
-  /** @internal */ enqueue(t: TaskRecord, front = false): void { this.taskManager.enqueue(t, front); }
-  /** @internal */ warnIfInfeasible(key: string, what: string, request: ResourceRequest, pool: Pool): void { this.taskManager.warnIfInfeasible(key, what, request, pool); }
+  /** @internal */ submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
+    this.taskManager.submit(spec, owner);
+  }
+  /** @internal */ enqueue(t: TaskRecord, front = false): void {
+    this.taskManager.enqueue(t, front);
+  }
+  /** @internal */ warnIfInfeasible(key: string, what: string, request: ResourceRequest, pool: Pool): void {
+    this.taskManager.warnIfInfeasible(key, what, request, pool);
+  }
   /** @internal */
   scheduleDispatch(): void {
     this.taskManager.scheduleDispatch();
   }
-  /** @internal */ assign(t: TaskRecord, w: WorkerHandle): void { this.taskManager.assign(t, w); }
-  /** @internal */ scheduleFlush(): void { this.taskManager.scheduleFlush(); }
-  /** @internal */ sealReturns(t: TaskRecord, data: StoredObject): void { this.taskManager.sealReturns(t, data); }
-  /** @internal */ finishTask(t: TaskRecord, data: StoredObject | undefined): void { this.taskManager.finishTask(t, data); }
+  /** @internal */ assign(t: TaskRecord, w: WorkerHandle): void {
+    this.taskManager.assign(t, w);
+  }
+  /** @internal */ scheduleFlush(): void {
+    this.taskManager.scheduleFlush();
+  }
+  /** @internal */ sealReturns(t: TaskRecord, data: StoredObject): void {
+    this.taskManager.sealReturns(t, data);
+  }
+  /** @internal */ finishTask(t: TaskRecord, data: StoredObject | undefined): void {
+    this.taskManager.finishTask(t, data);
+  }
 
   /**
    * The node as the task manager's host. An adapter rather than `this`: most of what the task manager
@@ -351,36 +384,86 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     }));
   }
 
-
   // ---------------------------------------------------------------- actors
 
-  private get actors(): Map<string, ActorRecord> { return this.actorManager.actors; }
-  private get aliases(): Map<string, string> { return this.actorManager.aliases; }
-  private get pendingActors(): ActorRecord[] { return this.actorManager.pendingActors; }
+  private get actors(): Map<string, ActorRecord> {
+    return this.actorManager.actors;
+  }
+  private get aliases(): Map<string, string> {
+    return this.actorManager.aliases;
+  }
+  private get pendingActors(): ActorRecord[] {
+    return this.actorManager.pendingActors;
+  }
   /** @internal */
-  namespaceOf(w: WorkerHandle): string { return this.actorManager.namespaceOf(w); }
-  createActor(spec: SubmitSpec): string { return this.actorManager.createActor(spec); }
-  private registerActor(t: TaskRecord, owner: WorkerHandle | undefined): ActorRecord | undefined { return this.actorManager.registerActor(t, owner); }
-  private queueActorStart(rec: ActorRecord): void { this.actorManager.queueActorStart(rec); }
-  private startActors(): void { this.actorManager.startActors(); }
-  private onActorCreated(t: TaskRecord, status: tsray.v1.TaskStatus, datas: { id: string; d: StoredObject }[]): void { this.actorManager.onActorCreated(t, status, datas); }
-  private pumpActor(rec: ActorRecord): void { this.actorManager.pumpActor(rec); }
-  private onUnreferenced(id: string): void { this.actorManager.onUnreferenced(id); }
-  private maybeStopActor(rec: ActorRecord): void { this.actorManager.maybeStopActor(rec); }
-  private actorDead(rec: ActorRecord, info: ActorDeathInfo): void { this.actorManager.actorDead(rec, info); }
-  private actorWorkerDied(rec: ActorRecord, w: WorkerHandle, detail: string): void { this.actorManager.actorWorkerDied(rec, w, detail); }
-  getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> { return this.actorManager.getActor(name, namespace); }
-  killActor(actorId: string, noRestart: boolean): void { this.actorManager.killActor(actorId, noRestart); }
-
+  namespaceOf(w: WorkerHandle): string {
+    return this.actorManager.namespaceOf(w);
+  }
+  createActor(spec: SubmitSpec): string {
+    return this.actorManager.createActor(spec);
+  }
+  private registerActor(t: TaskRecord, owner: WorkerHandle | undefined): ActorRecord | undefined {
+    return this.actorManager.registerActor(t, owner);
+  }
+  private queueActorStart(rec: ActorRecord): void {
+    this.actorManager.queueActorStart(rec);
+  }
+  private startActors(): void {
+    this.actorManager.startActors();
+  }
+  private onActorCreated(t: TaskRecord, status: tsray.v1.TaskStatus, datas: { id: string; d: StoredObject }[]): void {
+    this.actorManager.onActorCreated(t, status, datas);
+  }
+  private pumpActor(rec: ActorRecord): void {
+    this.actorManager.pumpActor(rec);
+  }
+  private onUnreferenced(id: string): void {
+    this.actorManager.onUnreferenced(id);
+  }
+  private maybeStopActor(rec: ActorRecord): void {
+    this.actorManager.maybeStopActor(rec);
+  }
+  private actorDead(rec: ActorRecord, info: ActorDeathInfo): void {
+    this.actorManager.actorDead(rec, info);
+  }
+  private actorWorkerDied(rec: ActorRecord, w: WorkerHandle, detail: string): void {
+    this.actorManager.actorWorkerDied(rec, w, detail);
+  }
+  getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> {
+    return this.actorManager.getActor(name, namespace);
+  }
+  killActor(actorId: string, noRestart: boolean): void {
+    this.actorManager.killActor(actorId, noRestart);
+  }
 
   // ---------------------------------------------------------------- placement groups
 
-  private get pgs(): Map<string, PgRecord> { return this.placementGroups.pgs; }
-  private get pendingPgs(): PgRecord[] { return this.placementGroups.pendingPgs; }
-  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean, noWait = false, jobId = this.jobId): void { this.placementGroups.createPlacementGroup(id, bundles, strategy, name, detached, noWait, jobId); }
-  private placePending(): void { this.placementGroups.placePending(); }
-  removePlacementGroup(id: string): void { this.placementGroups.removePlacementGroup(id); }
-  private onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void { this.placementGroups.onRemotePgPart(pg, node, d); }
+  private get pgs(): Map<string, PgRecord> {
+    return this.placementGroups.pgs;
+  }
+  private get pendingPgs(): PgRecord[] {
+    return this.placementGroups.pendingPgs;
+  }
+  createPlacementGroup(
+    id: string,
+    bundles: Record<string, number>[],
+    strategy: string,
+    name: string,
+    detached: boolean,
+    noWait = false,
+    jobId = this.jobId,
+  ): void {
+    this.placementGroups.createPlacementGroup(id, bundles, strategy, name, detached, noWait, jobId);
+  }
+  private placePending(): void {
+    this.placementGroups.placePending();
+  }
+  removePlacementGroup(id: string): void {
+    this.placementGroups.removePlacementGroup(id);
+  }
+  private onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void {
+    this.placementGroups.onRemotePgPart(pg, node, d);
+  }
 
   /** What the placement groups reach of the rest of the node. */
   private placementGroupHost(): PlacementGroupHost {
@@ -426,9 +509,15 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- state API
 
-  clusterResources(): Record<string, number> { return this.stateService.clusterResources(); }
-  availableResources(): Record<string, number> { return this.stateService.availableResources(); }
-  pendingDemand(): PendingDemand[] { return this.stateService.pendingDemand(); }
+  clusterResources(): Record<string, number> {
+    return this.stateService.clusterResources();
+  }
+  availableResources(): Record<string, number> {
+    return this.stateService.availableResources();
+  }
+  pendingDemand(): PendingDemand[] {
+    return this.stateService.pendingDemand();
+  }
 
   /** What the state service reads of the rest of the node. */
   private stateServiceHost(): StateServiceHost {
@@ -437,7 +526,12 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       resources: this.resources,
       objects: this.objects,
       store: this.store,
-      identity: () => ({ isHead: this.opts.isHead ?? !this.link, address: this.tcpAddress || this.address, labels: this.opts.labels ?? {}, startTime: this.startedAt }),
+      identity: () => ({
+        isHead: this.opts.isHead ?? !this.link,
+        address: this.tcpAddress || this.address,
+        labels: this.opts.labels ?? {},
+        startTime: this.startedAt,
+      }),
       nodePool: () => this.nodePool,
       tasks: () => this.tasks,
       taskQueues: () => this.queues.values(),
@@ -554,7 +648,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
         const message = `node ${this.nodeId} refused the connection: ${why}`;
-        this.server.refuse(identity, { kind: r.kind, pid: r.pid }, `refused a connection: ${why}`, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message } });
+        this.server.refuse(identity, { kind: r.kind, pid: r.pid }, `refused a connection: ${why}`, {
+          error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message },
+        });
         return;
       }
       if (!w && (r.kind === 'driver' || r.kind === 'peer')) {
@@ -566,12 +662,17 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
         w.remote = r.remote === true;
         if (r.kind === 'peer') w.peerNodeId = idStr.replace(/^peer:/, '');
         this.pool.addClient(w);
-        logger().info({ client: w.id, pid: r.pid, kind: r.kind, namespace: w.namespace }, r.kind === 'peer' ? 'peer node connected' : 'client driver connected');
+        logger().info(
+          { client: w.id, pid: r.pid, kind: r.kind, namespace: w.namespace },
+          r.kind === 'peer' ? 'peer node connected' : 'client driver connected',
+        );
       }
     }
     if (!w) {
       const msg = 'message from an unregistered connection; refused, the connection is closed (RegisterWorker with a token proof must come first)';
-      this.server.refuse(identity, { kind }, msg, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `node ${this.nodeId}: register first (RegisterWorker with a token proof)` } });
+      this.server.refuse(identity, { kind }, msg, {
+        error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `node ${this.nodeId}: register first (RegisterWorker with a token proof)` },
+      });
       return;
     }
     if (w.state === 'starting' && kind !== 'registerWorker') {
@@ -601,31 +702,61 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 
   /** @internal */
-  onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void { this.taskManager.onResult(w, r, payloads); }
+  onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void {
+    this.taskManager.onResult(w, r, payloads);
+  }
 
   /** @internal */
-  onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void { this.taskManager.onBlocked(w, b); }
+  onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void {
+    this.taskManager.onBlocked(w, b);
+  }
 
   // ---------------------------------------------------------------- multi-node (split: cluster-forwarder.ts, object-transfer.ts)
 
-  /** @internal */ get link(): ClusterLinkApi | undefined { return this.forwarder.link; }
-  private get publishedEnvs(): Map<string, Promise<string>> { return this.forwarder.publishedEnvs; }
-  private joinCluster(gcsAddress: string): Promise<void> { return this.forwarder.joinCluster(gcsAddress); }
-  /** @internal */ placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined { return this.forwarder.placeRemote(t, req); }
-  private spillQueue(q: Deque<TaskRecord>): void { this.forwarder.spillQueue(q); }
-  /** @internal */ peerFor(nodeId: string): PeerConnection { return this.forwarder.peerFor(nodeId); }
-  /** @internal */ forwardTask(t: TaskRecord, target: string): void { this.forwarder.forwardTask(t, target); }
-  /** @internal */ forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void { this.forwarder.forwardActorCreation(rec, t, target); }
-  /** @internal */ sendObjectsRemote(w: WorkerHandle, entries: ObjectEntry[]): void { this.transfer.sendObjectsRemote(w, entries); }
-  /** @internal */ toArena(d: StoredObject): StoredObject { return this.transfer.toArena(d); }
-  /** @internal */ onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined { return this.transfer.onChunk(from, c, payload); }
+  /** @internal */ get link(): ClusterLinkApi | undefined {
+    return this.forwarder.link;
+  }
+  private get publishedEnvs(): Map<string, Promise<string>> {
+    return this.forwarder.publishedEnvs;
+  }
+  private joinCluster(gcsAddress: string): Promise<void> {
+    return this.forwarder.joinCluster(gcsAddress);
+  }
+  /** @internal */ placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined {
+    return this.forwarder.placeRemote(t, req);
+  }
+  private spillQueue(q: Deque<TaskRecord>): void {
+    this.forwarder.spillQueue(q);
+  }
+  /** @internal */ peerFor(nodeId: string): PeerConnection {
+    return this.forwarder.peerFor(nodeId);
+  }
+  /** @internal */ forwardTask(t: TaskRecord, target: string): void {
+    this.forwarder.forwardTask(t, target);
+  }
+  /** @internal */ forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void {
+    this.forwarder.forwardActorCreation(rec, t, target);
+  }
+  /** @internal */ sendObjectsRemote(w: WorkerHandle, entries: ObjectEntry[]): void {
+    this.transfer.sendObjectsRemote(w, entries);
+  }
+  /** @internal */ toArena(d: StoredObject): StoredObject {
+    return this.transfer.toArena(d);
+  }
+  /** @internal */ onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined {
+    return this.transfer.onChunk(from, c, payload);
+  }
 
   /** The node as its object transfer sees it. */
   private objectTransferHost(): ObjectTransferHost {
     const node = this;
     return {
-      get objects() { return node.objects; },
-      get store() { return node.store; },
+      get objects() {
+        return node.objects;
+      },
+      get store() {
+        return node.store;
+      },
       sendFrames: (w, body, frames) => {
         if (w.state !== 'dead') this.server.send(w.identity, body, frames);
       },
@@ -640,14 +771,28 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     return {
       nodeId: this.nodeId,
       address: this.address,
-      get tcpAddress() { return node.tcpAddress; },
+      get tcpAddress() {
+        return node.tcpAddress;
+      },
       token: this.token,
-      get resources() { return node.resources; },
-      get cluster() { return node.cluster; },
-      get objects() { return node.objects; },
-      get store() { return node.store; },
-      get nodePool() { return node.nodePool; },
-      get transfer() { return node.transfer; },
+      get resources() {
+        return node.resources;
+      },
+      get cluster() {
+        return node.cluster;
+      },
+      get objects() {
+        return node.objects;
+      },
+      get store() {
+        return node.store;
+      },
+      get nodePool() {
+        return node.nodePool;
+      },
+      get transfer() {
+        return node.transfer;
+      },
       task: (taskId) => this.tasks.get(taskId),
       hasQueuedWork: () => [...this.queues.values()].some((q) => q.length > 0),
       finishTask: (t, data) => this.finishTask(t, data),
@@ -672,20 +817,32 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     };
   }
 
-  private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void { this.actorManager.remoteActorDied(rec, inflight, detail); }
+  private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void {
+    this.actorManager.remoteActorDied(rec, inflight, detail);
+  }
 
-  private gcsActorUpdate(rec: ActorRecord, fields: ActorUpdateFields): void { this.actorManager.gcsActorUpdate(rec, fields); }
-  private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void { this.actorManager.resolveRemoteActor(spec, owner); }
+  private gcsActorUpdate(rec: ActorRecord, fields: ActorUpdateFields): void {
+    this.actorManager.gcsActorUpdate(rec, fields);
+  }
+  private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
+    this.actorManager.resolveRemoteActor(spec, owner);
+  }
 
   /** This node's tasks, objects, actors, placement groups and demand (state API). */
-  localState(what: string): Record<string, unknown[]> { return this.stateService.localState(what); }
+  localState(what: string): Record<string, unknown[]> {
+    return this.stateService.localState(what);
+  }
   /** State API calls from drivers (`nodes()`, `listActors()`, ...): local, or cluster-wide through the GCS. */
-  async stateCall(method: string): Promise<unknown> { return this.stateService.stateCall(method); }
+  async stateCall(method: string): Promise<unknown> {
+    return this.stateService.stateCall(method);
+  }
 
   // ---------------------------------------------------------------- stats / shutdown
 
   /** Numbers for tests and the state API. */
-  stats(): ReturnType<StateService['stats']> { return this.stateService.stats(); }
+  stats(): ReturnType<StateService['stats']> {
+    return this.stateService.stats();
+  }
 
   /** Runtime env agent statistics (installs, holds, GC); undefined before any environment was asked for. */
   runtimeEnvStats(): ReturnType<NodeRuntimeEnvs['stats']> {
@@ -693,7 +850,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 
   /** Pids of live workers (for tests). */
-  workerPids(): number[] { return this.stateService.workerPids(); }
+  workerPids(): number[] {
+    return this.stateService.workerPids();
+  }
 
   async shutdown(): Promise<void> {
     if (this.closed) return;
@@ -723,5 +882,3 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     await this.runtimeEnvsInstance?.close();
   }
 }
-
-

@@ -65,7 +65,12 @@ export class ObjectManager {
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
           for (const c of cancels) c();
-          reject(new GetTimeoutError(timeoutMs / 1000, ids.filter((id) => this.objects.get(id)?.data === undefined)));
+          reject(
+            new GetTimeoutError(
+              timeoutMs / 1000,
+              ids.filter((id) => this.objects.get(id)?.data === undefined),
+            ),
+          );
         }, timeoutMs);
       }
     });

@@ -98,7 +98,14 @@ export class ObjectTransfer {
 
   /** ObjectData with the bytes in a frame (for processes that cannot map this node's arena). */
   inlineWire(id: string, d: StoredObject, fb: FrameBuilder): tsray.v1.IObjectData {
-    return { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size, inline: fb.add(this.sendView(id, d)) };
+    return {
+      objectId: id,
+      encoding: encodingToWire(d.encoding),
+      rawKind: d.rawKind,
+      containedRefs: d.contained,
+      size: d.size,
+      inline: fb.add(this.sendView(id, d)),
+    };
   }
 
   /** Cut an object into checked chunks, sent from views of the arena (pinned while ZeroMQ holds them). */

@@ -65,7 +65,15 @@ export class PlacementGroupManager {
    * `noWait`: this node's part of a group planned elsewhere (reserve now or fail).
    * @throws bundle / strategy validation errors
    */
-  createPlacementGroup(id: string, bundles: Record<string, number>[], strategy: string, name: string, detached: boolean, noWait = false, jobId = this.host.jobId): void {
+  createPlacementGroup(
+    id: string,
+    bundles: Record<string, number>[],
+    strategy: string,
+    name: string,
+    detached: boolean,
+    noWait = false,
+    jobId = this.host.jobId,
+  ): void {
     const reqs = validateBundles(bundles);
     const pg: PgRecord = {
       id,
@@ -111,7 +119,14 @@ export class PlacementGroupManager {
         // One node's part of a group planned elsewhere: it fits now or the planner must try again.
         this.pendingPgs.splice(i, 1);
         pg.state = 'removed';
-        host.objects.seal(`${pg.id}.ready`, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `node ${host.nodeId} cannot reserve its bundles of placement group ${pg.name || pg.id} now: ${r.reason}` }));
+        host.objects.seal(
+          `${pg.id}.ready`,
+          errorObject({
+            type: 'Other',
+            name: 'PlacementGroupError',
+            message: `node ${host.nodeId} cannot reserve its bundles of placement group ${pg.name || pg.id} now: ${r.reason}`,
+          }),
+        );
         continue;
       }
       if (r.kind !== 'reserved') {
@@ -157,7 +172,8 @@ export class PlacementGroupManager {
     pg.preparing = false;
     for (const node of pg.remoteParts?.keys() ?? []) host.existingPeer(node)?.send({ placementGroupRequest: { placementGroupId: id, remove: true } });
     const reason = `its placement group ${pg.name || id} was removed`;
-    for (const t of pg.waiting.splice(0)) host.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `task ${t.spec.name}: ${reason}` }));
+    for (const t of pg.waiting.splice(0))
+      host.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `task ${t.spec.name}: ${reason}` }));
     // Actors in the group die; tasks in it are cancelled (running ones with their worker).
     host.failWorkOfGroup(pg, reason);
     if (wasCreated) pg.reservation!.release();

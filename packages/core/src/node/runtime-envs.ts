@@ -132,7 +132,14 @@ export class NodeRuntimeEnvs {
           ? err
           : new RuntimeEnvSetupError({ field: (err as { field?: string }).field ?? 'setup', message: (err as Error).message ?? String(err), output: '' });
       const info = se.toInfo();
-      error = { type: 'RuntimeEnvSetupError', name: 'RuntimeEnvSetupError', field: info.field, message: info.message, output: info.output, ...(info.logFile ? { logFile: info.logFile } : {}) };
+      error = {
+        type: 'RuntimeEnvSetupError',
+        name: 'RuntimeEnvSetupError',
+        field: info.field,
+        message: info.message,
+        output: info.output,
+        ...(info.logFile ? { logFile: info.logFile } : {}),
+      };
       logger().info({ env: e.json, err: se.message }, 'runtime env setup failed');
     }
     if (this.closed && e.prepared) {

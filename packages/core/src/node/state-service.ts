@@ -76,7 +76,14 @@ export class StateService {
       for (let t = q.peek(), k = 0; t && k < 1; k++) {
         const pool = t.pool ?? this.host.nodePool();
         const key = `task|${t.spec.name}|${t.request.key}`;
-        const d = byShape.get(key) ?? { kind: 'task' as const, name: t.spec.name, resources: t.request.toJSON(), count: 0, infeasible: !pool.resources.isFeasible(t.request), missing: pool.resources.missing(t.request) };
+        const d = byShape.get(key) ?? {
+          kind: 'task' as const,
+          name: t.spec.name,
+          resources: t.request.toJSON(),
+          count: 0,
+          infeasible: !pool.resources.isFeasible(t.request),
+          missing: pool.resources.missing(t.request),
+        };
         d.count += q.length;
         byShape.set(key, d);
       }
@@ -84,7 +91,14 @@ export class StateService {
     out.push(...byShape.values());
     for (const rec of this.host.pendingActors()) {
       const pool = rec.pool ?? this.host.nodePool();
-      out.push({ kind: 'actor', name: rec.creation.className, resources: rec.schedule.toJSON(), count: 1, infeasible: !pool.resources.isFeasible(rec.schedule), missing: pool.resources.missing(rec.schedule) });
+      out.push({
+        kind: 'actor',
+        name: rec.creation.className,
+        resources: rec.schedule.toJSON(),
+        count: 1,
+        infeasible: !pool.resources.isFeasible(rec.schedule),
+        missing: pool.resources.missing(rec.schedule),
+      });
     }
     for (const pg of this.host.pendingPlacementGroups()) {
       out.push({ kind: 'placement_group', name: pg.name || pg.id, resources: pg.raw, count: 1, infeasible: pg.warned, missing: [] });
@@ -199,14 +213,16 @@ export class StateService {
   private placementGroupRows(): unknown[] {
     // A group is listed by the node that created it (its reservation names every bundle's node); the
     // parts other nodes hold for it (noWait, one STRICT_PACK share each) are not groups of their own.
-    return [...this.host.placementGroups()].filter((pg) => !pg.noWait).map((pg) => ({
-      placementGroupId: pg.id,
-      name: pg.name,
-      strategy: pg.strategy,
-      state: pg.state.toUpperCase(),
-      bundles: pg.raw,
-      bundleNodes: pg.reservation ? [...pg.reservation.nodeIds] : [],
-    }));
+    return [...this.host.placementGroups()]
+      .filter((pg) => !pg.noWait)
+      .map((pg) => ({
+        placementGroupId: pg.id,
+        name: pg.name,
+        strategy: pg.strategy,
+        state: pg.state.toUpperCase(),
+        bundles: pg.raw,
+        bundleNodes: pg.reservation ? [...pg.reservation.nodeIds] : [],
+      }));
   }
 
   /** This node as the state API shows it. */

@@ -79,7 +79,9 @@ export function specToWire(spec: SubmitSpec, fb: FrameBuilder, from: SpecSender)
               rawKind: a.value.rawKind,
               containedRefs: a.value.containedRefs,
               size: a.value.bytes.byteLength,
-              inline: fb.add(from.copyArgs ? Buffer.from(a.value.bytes) : Buffer.from(a.value.bytes.buffer, a.value.bytes.byteOffset, a.value.bytes.byteLength)),
+              inline: fb.add(
+                from.copyArgs ? Buffer.from(a.value.bytes) : Buffer.from(a.value.bytes.buffer, a.value.bytes.byteOffset, a.value.bytes.byteLength),
+              ),
             },
           },
     ),
@@ -141,7 +143,13 @@ export function schedulingToWire(sc: ResolvedScheduling): tsray.v1.ISchedulingSt
     case 'PLACEMENT_GROUP':
       return { kind: sc.type, placementGroupId: sc.placementGroupId, bundleIndex: sc.bundleIndex ?? -1, captureChildTasks: sc.captureChildTasks === true };
     case 'NODE_AFFINITY':
-      return { kind: sc.type, nodeId: sc.nodeId, soft: sc.soft === true, spillOnUnavailable: sc.spillOnUnavailable === true, failOnUnavailable: sc.failOnUnavailable === true };
+      return {
+        kind: sc.type,
+        nodeId: sc.nodeId,
+        soft: sc.soft === true,
+        spillOnUnavailable: sc.spillOnUnavailable === true,
+        failOnUnavailable: sc.failOnUnavailable === true,
+      };
     case 'NODE_LABEL':
       return { kind: sc.type, hardLabels: selectorToWire(sc.hard), softLabels: selectorToWire(sc.soft) };
   }
@@ -167,7 +175,13 @@ export function schedulingFromWire(w: tsray.v1.ISchedulingStrategy): ResolvedSch
       s = { type: w.kind, placementGroupId: w.placementGroupId ?? '', bundleIndex: w.bundleIndex ?? -1, captureChildTasks: w.captureChildTasks === true };
       break;
     case 'NODE_AFFINITY':
-      s = { type: w.kind, nodeId: w.nodeId ?? '', soft: w.soft === true, spillOnUnavailable: w.spillOnUnavailable === true, failOnUnavailable: w.failOnUnavailable === true };
+      s = {
+        type: w.kind,
+        nodeId: w.nodeId ?? '',
+        soft: w.soft === true,
+        spillOnUnavailable: w.spillOnUnavailable === true,
+        failOnUnavailable: w.failOnUnavailable === true,
+      };
       break;
     case 'NODE_LABEL':
       s = { type: w.kind, hard: selectorFromWire(w.hardLabels), soft: selectorFromWire(w.softLabels) };

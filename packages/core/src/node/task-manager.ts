@@ -271,7 +271,8 @@ export class TaskManager {
       if (why) {
         this.finishTask(t, errorObject({ type: 'Other', name: 'TaskUnschedulableError', message: `task ${t.spec.name} ${why}` }));
         // An actor that can never be placed is dead: its calls reject instead of waiting forever.
-        if (t.actor && t.spec.actorCreation) this.host.actorDead(t.actor, { actorId: t.actor.id, className: t.actor.creation.className, reason: 'unschedulable', detail: why });
+        if (t.actor && t.spec.actorCreation)
+          this.host.actorDead(t.actor, { actorId: t.actor.id, className: t.actor.creation.className, reason: 'unschedulable', detail: why });
         return undefined;
       }
       return this.host.nodePool;
@@ -279,7 +280,14 @@ export class TaskManager {
     const bundleIndex = sc.bundleIndex ?? -1;
     const pg = this.host.placementGroup(sc.placementGroupId);
     if (!pg || pg.state === 'removed') {
-      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `task ${t.spec.name} targets placement group ${sc.placementGroupId}, which ${pg ? 'was removed' : 'does not exist'}` }));
+      this.finishTask(
+        t,
+        errorObject({
+          type: 'Other',
+          name: 'PlacementGroupError',
+          message: `task ${t.spec.name} targets placement group ${sc.placementGroupId}, which ${pg ? 'was removed' : 'does not exist'}`,
+        }),
+      );
       return undefined;
     }
     if (pg.state === 'pending') {
@@ -288,7 +296,14 @@ export class TaskManager {
     }
     const req = t.spec.actorCreation ? (t.actor?.schedule ?? t.request) : t.request;
     if (bundleIndex >= pg.pools.length) {
-      this.finishTask(t, errorObject({ type: 'Other', name: 'PlacementGroupError', message: `bundleIndex ${bundleIndex} is out of range: placement group ${pg.id} has ${pg.pools.length} bundle(s)` }));
+      this.finishTask(
+        t,
+        errorObject({
+          type: 'Other',
+          name: 'PlacementGroupError',
+          message: `bundleIndex ${bundleIndex} is out of range: placement group ${pg.id} has ${pg.pools.length} bundle(s)`,
+        }),
+      );
       return undefined;
     }
     if (bundleIndex >= 0) return pg.pools[bundleIndex];
@@ -300,9 +315,16 @@ export class TaskManager {
     if (this.pythonCheck !== null) return this.pythonCheck;
     const py = this.host.python;
     try {
-      const out = execFileSync(py, ['-c', 'import sys; import tsray.worker; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+      const out = execFileSync(py, ['-c', 'import sys; import tsray.worker; print("%d.%d" % sys.version_info[:2])'], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).trim();
       const [maj, min] = out.split('.').map(Number);
-      this.pythonCheck = maj! > 3 || (maj === 3 && min! >= 10) ? undefined : `Python ${out} at ${py} is too old: tsray needs Python >= 3.10 (pass init({ python }) or set TSRAY_PYTHON)`;
+      this.pythonCheck =
+        maj! > 3 || (maj === 3 && min! >= 10)
+          ? undefined
+          : `Python ${out} at ${py} is too old: tsray needs Python >= 3.10 (pass init({ python }) or set TSRAY_PYTHON)`;
     } catch (e) {
       const err = e as { code?: string; stderr?: string; message: string };
       this.pythonCheck =
@@ -332,7 +354,12 @@ export class TaskManager {
       const err = errorObject(error!);
       if (t.actor && t.spec.actorCreation) {
         this.finishTask(t, err);
-        this.host.actorDead(t.actor, { actorId: t.actor.id, className: t.actor.creation.className, reason: 'runtime_env', detail: `its runtime env could not be set up: ${error!.type === 'RuntimeEnvSetupError' ? `${error!.message}${error!.output ? `: ${error!.output.trim().split('\n').slice(-3).join(' | ')}` : ''}` : ''}` });
+        this.host.actorDead(t.actor, {
+          actorId: t.actor.id,
+          className: t.actor.creation.className,
+          reason: 'runtime_env',
+          detail: `its runtime env could not be set up: ${error!.type === 'RuntimeEnvSetupError' ? `${error!.message}${error!.output ? `: ${error!.output.trim().split('\n').slice(-3).join(' | ')}` : ''}` : ''}`,
+        });
       } else this.finishTask(t, err);
     });
     if (ready) this.useRuntimeEnv(t, ready);
@@ -644,7 +671,10 @@ export class TaskManager {
           this.releaseItems(t);
           this.enqueue(t, true);
         } else {
-          this.finishTask(t, errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: `pid ${w.proc?.pid}, ${detail}`, attempts: t.attempt + 1 }));
+          this.finishTask(
+            t,
+            errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: `pid ${w.proc?.pid}, ${detail}`, attempts: t.attempt + 1 }),
+          );
         }
       } else if (t.cancelled) {
         this.finishTask(t, undefined);

@@ -39,7 +39,10 @@ function inheritedExecArgv(): string[] {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (/^--(inspect|debug)/.test(a)) continue;
-    if ((a === '--import' || a === '--require' || a === '-r' || a === '--loader' || a === '--experimental-loader' || a === '--conditions' || a === '-C') && i + 1 < argv.length) {
+    if (
+      (a === '--import' || a === '--require' || a === '-r' || a === '--loader' || a === '--experimental-loader' || a === '--conditions' || a === '-C') &&
+      i + 1 < argv.length
+    ) {
       out.push(a, argv[++i]!);
       continue;
     }

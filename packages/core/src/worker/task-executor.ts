@@ -249,8 +249,13 @@ export class TaskExecutor implements BlockListener {
       pid: process.pid,
       isWorker: true,
       actorId: e.actorId || undefined,
-      placementGroupId: e.scheduling?.placementGroupId || (this.actorScheduling?.type === 'PLACEMENT_GROUP' ? this.actorScheduling.placementGroupId : undefined),
-      capturedScheduling: e.scheduling?.captureChildTasks ? schedulingFromWire(e.scheduling) : this.actorScheduling?.type === 'PLACEMENT_GROUP' && this.actorScheduling.captureChildTasks ? this.actorScheduling : undefined,
+      placementGroupId:
+        e.scheduling?.placementGroupId || (this.actorScheduling?.type === 'PLACEMENT_GROUP' ? this.actorScheduling.placementGroupId : undefined),
+      capturedScheduling: e.scheduling?.captureChildTasks
+        ? schedulingFromWire(e.scheduling)
+        : this.actorScheduling?.type === 'PLACEMENT_GROUP' && this.actorScheduling.captureChildTasks
+          ? this.actorScheduling
+          : undefined,
     };
   }
 

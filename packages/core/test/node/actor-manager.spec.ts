@@ -23,7 +23,10 @@ const CPU = (n: number) => new Map([['CPU', n * 10_000]]);
 class FakeNode implements ActorManagerHost {
   readonly nodeId = 'node-1';
   readonly namespace = 'default';
-  readonly objects = new ObjectTable(() => undefined, (id) => this.actorManager.onUnreferenced(id));
+  readonly objects = new ObjectTable(
+    () => undefined,
+    (id) => this.actorManager.onUnreferenced(id),
+  );
   readonly store = { bytes: (d: StoredObject) => d.inline!, release: () => undefined };
   readonly nodePool: Pool;
   readonly tasks = new Map<string, TaskRecord>();

@@ -41,7 +41,13 @@ export class FakeStore implements TransferStore {
   store(sv: SerializedValue): StoredObject {
     const off = this.allocate(sv.bytes.byteLength);
     this.arena.write(off, sv.bytes);
-    return { encoding: sv.encoding, rawKind: sv.rawKind, size: sv.bytes.byteLength, contained: sv.containedRefs, shm: { offset: off, length: sv.bytes.byteLength } };
+    return {
+      encoding: sv.encoding,
+      rawKind: sv.rawKind,
+      size: sv.bytes.byteLength,
+      contained: sv.containedRefs,
+      shm: { offset: off, length: sv.bytes.byteLength },
+    };
   }
 
   bytes(data: StoredObject): Buffer {

@@ -156,7 +156,12 @@ describe('ClusterForwarder.forwardTask', () => {
     s.tasks.set('t1', t);
     s.objects.incRef('t1.0');
     s.fwd.forwardTask(t, 'n2');
-    s.handler.onPeerMessage('n2', 'objectsReady', tsray.v1.Envelope.create({ objectsReady: { objects: [{ objectId: 't1.0', size: 0, inline: { frame: 0, offset: 0, length: 0 } }] } }), [Buffer.alloc(0)]);
+    s.handler.onPeerMessage(
+      'n2',
+      'objectsReady',
+      tsray.v1.Envelope.create({ objectsReady: { objects: [{ objectId: 't1.0', size: 0, inline: { frame: 0, offset: 0, length: 0 } }] } }),
+      [Buffer.alloc(0)],
+    );
     expect(s.log.finished.map((f) => [f.t.spec.taskId, f.data])).toEqual([['t1', undefined]]);
     expect(s.objects.get('t1.0')?.data).toBeDefined();
     expect(s.peers.get('n2')!.at(-1)!.body.refUpdates!.remove).toEqual(['t1.0']);
@@ -299,7 +304,7 @@ describe('ClusterForwarder.placeRemote', () => {
 });
 
 describe('ClusterForwarder: control calls from the GCS', () => {
-  it('answers a state snapshot with this node\'s rows as one JSON document', async () => {
+  it("answers a state snapshot with this node's rows as one JSON document", async () => {
     const s = await setup();
     s.host.localState = (what) => ({ [what]: [{ row: 1 }] });
     const r = await s.handler.onGcsRequest({ requestId: 1, stateSnapshot: { what: 'actors' } });
@@ -309,7 +314,10 @@ describe('ClusterForwarder: control calls from the GCS', () => {
   it('refuses a call it does not serve, and a request without a call, as UNKNOWN_MESSAGE naming the node', async () => {
     const s = await setup();
     const notHere = await answerGcsRequest({ requestId: 7, kvGet: { key: 'k' } }, (q) => s.handler.onGcsRequest(q));
-    expect(notHere).toEqual({ requestId: 7, error: { code: tsray.v1.ErrorCode.ERROR_CODE_UNKNOWN_MESSAGE, message: 'node n1 does not serve the control call kvGet' } });
+    expect(notHere).toEqual({
+      requestId: 7,
+      error: { code: tsray.v1.ErrorCode.ERROR_CODE_UNKNOWN_MESSAGE, message: 'node n1 does not serve the control call kvGet' },
+    });
     const none = await answerGcsRequest({ requestId: 8 }, (q) => s.handler.onGcsRequest(q));
     expect(none.error?.code).toBe(tsray.v1.ErrorCode.ERROR_CODE_UNKNOWN_MESSAGE);
   });

@@ -27,7 +27,8 @@ function node(capacity = 64 * 1024) {
     objects,
     store,
     sendFrames: (w: WorkerHandle, body: EnvelopeBody, frames: Buffer[]) => void raw.push([w.identity, ...encodeMessage(body, frames)]),
-    send: (w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder) => void sent.push({ to: w.id, body: body as tsray.v1.Envelope.$Properties, frames: (fb?.frames() ?? []) as Buffer[] }),
+    send: (w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder) =>
+      void sent.push({ to: w.id, body: body as tsray.v1.Envelope.$Properties, frames: (fb?.frames() ?? []) as Buffer[] }),
     unpinView: (id) => objects.unpin(id),
   };
   /** Seal an object held by someone (an unheld object is freed at once). */

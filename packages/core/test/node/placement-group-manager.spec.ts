@@ -37,7 +37,13 @@ class FakeHost implements PlacementGroupHost {
     },
   };
   readonly store = {
-    store: (sv: SerializedValue): StoredObject => ({ encoding: sv.encoding, rawKind: sv.rawKind, inline: Buffer.from(sv.bytes), size: sv.bytes.byteLength, contained: [] }),
+    store: (sv: SerializedValue): StoredObject => ({
+      encoding: sv.encoding,
+      rawKind: sv.rawKind,
+      inline: Buffer.from(sv.bytes),
+      size: sv.bytes.byteLength,
+      contained: [],
+    }),
     release: () => void this.released++,
     bytes: (d: StoredObject) => d.inline!,
   } as PlacementGroupHost['store'];
@@ -237,7 +243,14 @@ describe('PlacementGroupManager across nodes (STRICT_SPREAD)', () => {
     for (const node of ['node-b', 'node-c']) {
       const sent = host.peers.get(node)!.sent;
       expect(sent.map((m) => Object.keys(m)[0])).toEqual(['refUpdates', 'placementGroupRequest', 'subscribeObjects']);
-      expect(sent[1]).toMatchObject({ placementGroupRequest: { placementGroupId: 'spread', strategy: 'STRICT_PACK', noWait: true, bundles: [{ resources: [{ name: 'CPU', units: 10_000 }] }] } });
+      expect(sent[1]).toMatchObject({
+        placementGroupRequest: {
+          placementGroupId: 'spread',
+          strategy: 'STRICT_PACK',
+          noWait: true,
+          bundles: [{ resources: [{ name: 'CPU', units: 10_000 }] }],
+        },
+      });
     }
     const remoteBundle = pg.pools.findIndex((p) => p.remoteNode === 'node-b');
     expect(remoteBundle).toBeGreaterThanOrEqual(0);

@@ -54,8 +54,17 @@ describe('schedulingStrategy validation', () => {
     expect(resolveScheduling({ type: 'DEFAULT' }, where)).toBeUndefined();
     expect(resolveScheduling('SPREAD', where)).toEqual({ type: 'SPREAD' });
     expect(resolveScheduling({ type: 'NODE_AFFINITY', nodeId: 'n1' }, where)).toEqual({ type: 'NODE_AFFINITY', nodeId: 'n1', soft: false });
-    expect(resolveScheduling({ type: 'PLACEMENT_GROUP', placementGroup: { id: 'pg1' } }, where)).toEqual({ type: 'PLACEMENT_GROUP', placementGroupId: 'pg1', bundleIndex: -1, captureChildTasks: false });
-    expect(resolveScheduling({ type: 'NODE_LABEL', hard: [labelIn('zone', 'a')] }, where)).toEqual({ type: 'NODE_LABEL', hard: [{ key: 'zone', op: 'in', values: ['a'] }], soft: [] });
+    expect(resolveScheduling({ type: 'PLACEMENT_GROUP', placementGroup: { id: 'pg1' } }, where)).toEqual({
+      type: 'PLACEMENT_GROUP',
+      placementGroupId: 'pg1',
+      bundleIndex: -1,
+      captureChildTasks: false,
+    });
+    expect(resolveScheduling({ type: 'NODE_LABEL', hard: [labelIn('zone', 'a')] }, where)).toEqual({
+      type: 'NODE_LABEL',
+      hard: [{ key: 'zone', op: 'in', values: ['a'] }],
+      soft: [],
+    });
   });
 });
 
@@ -65,14 +74,18 @@ describe('scheduling strategy wire codec', () => {
     ['PLACEMENT_GROUP', { type: 'PLACEMENT_GROUP', placementGroup: { id: 'pg-ü' }, bundleIndex: 2, captureChildTasks: true }],
     ['NODE_AFFINITY', { type: 'NODE_AFFINITY', nodeId: 'node-Ω', soft: true, spillOnUnavailable: true }],
     ['NODE_AFFINITY fail', { type: 'NODE_AFFINITY', nodeId: 'n', failOnUnavailable: true }],
-    ['NODE_LABEL', { type: 'NODE_LABEL', hard: [labelIn('zone', 'a', 'b'), labelNotIn('tier', 'spot'), labelExists('gpu')], soft: [labelDoesNotExist('busy')] }],
+    [
+      'NODE_LABEL',
+      { type: 'NODE_LABEL', hard: [labelIn('zone', 'a', 'b'), labelNotIn('tier', 'spot'), labelExists('gpu')], soft: [labelDoesNotExist('busy')] },
+    ],
   ])('%s comes back as it went', (_name, s) => {
     const { resolved, back } = roundTrip(s);
     expect(back).toEqual(resolved);
   });
 
   it('rejects a malformed strategy from the wire (a peer or another language may send anything)', () => {
-    const decode = (w: tsray.v1.ISchedulingStrategy) => () => schedulingFromWire(tsray.v1.SchedulingStrategy.decode(tsray.v1.SchedulingStrategy.encode(w).finish()));
+    const decode = (w: tsray.v1.ISchedulingStrategy) => () =>
+      schedulingFromWire(tsray.v1.SchedulingStrategy.decode(tsray.v1.SchedulingStrategy.encode(w).finish()));
     expect(decode({ kind: 'NODE_LABEL', hardLabels: [{ key: 'zone', op: 'near', values: ['a'] }] })).toThrow(/hard\[0\]\.op/);
     expect(decode({ kind: 'NODE_LABEL', softLabels: [{ key: 'zone', op: 'in' }] })).toThrow(/soft\[0\]\.values/);
     expect(decode({ kind: 'NODE_AFFINITY' })).toThrow(/nodeId/);

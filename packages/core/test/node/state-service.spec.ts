@@ -77,11 +77,36 @@ class FakeHost implements StateServiceHost {
 }
 
 function group(id: string, over: Partial<PgRecord>): PgRecord {
-  return { id, name: '', strategy: 'PACK', bundles: [], raw: [{ CPU: 1 }], state: 'pending', reservation: undefined, pools: [], waiting: [], detached: false, warned: false, noWait: false, remoteParts: undefined, preparing: false, retryAt: 0, jobId: 'j', ...over };
+  return {
+    id,
+    name: '',
+    strategy: 'PACK',
+    bundles: [],
+    raw: [{ CPU: 1 }],
+    state: 'pending',
+    reservation: undefined,
+    pools: [],
+    waiting: [],
+    detached: false,
+    warned: false,
+    noWait: false,
+    remoteParts: undefined,
+    preparing: false,
+    retryAt: 0,
+    jobId: 'j',
+    ...over,
+  };
 }
 
 function queuedTask(name: string, resources: Record<string, number>): TaskRecord {
-  return { spec: { name, taskId: `t-${name}-${Math.random()}` }, request: ResourceRequest.of(resources), state: 'queued', pool: undefined, remote: undefined, actor: undefined } as unknown as TaskRecord;
+  return {
+    spec: { name, taskId: `t-${name}-${Math.random()}` },
+    request: ResourceRequest.of(resources),
+    state: 'queued',
+    pool: undefined,
+    remote: undefined,
+    actor: undefined,
+  } as unknown as TaskRecord;
 }
 
 describe('StateService', () => {
@@ -142,9 +167,27 @@ describe('StateService', () => {
     forwarded.remote = 'node-b';
     host.taskMap.set('1', running);
     host.taskMap.set('2', forwarded);
-    host.objectEntries.push({ id: 'o1', refs: 1, pins: 0, data: { encoding: 'v8', rawKind: '', inline: Buffer.alloc(3), size: 3, contained: [] }, seq: 1, waiters: undefined });
+    host.objectEntries.push({
+      id: 'o1',
+      refs: 1,
+      pins: 0,
+      data: { encoding: 'v8', rawKind: '', inline: Buffer.alloc(3), size: 3, contained: [] },
+      seq: 1,
+      waiters: undefined,
+    });
     host.objectEntries.push({ id: 'o2', refs: 1, pins: 0, data: undefined, seq: 0, waiters: undefined });
-    const actor = (id: string, proxy: boolean) => ({ id, proxy, creation: { className: 'A', name: '', maxRestarts: 2, detached: false }, restartsLeft: 1, namespace: 'ns', state: 'alive', remoteNode: undefined, worker: undefined, death: undefined }) as unknown as ActorRecord;
+    const actor = (id: string, proxy: boolean) =>
+      ({
+        id,
+        proxy,
+        creation: { className: 'A', name: '', maxRestarts: 2, detached: false },
+        restartsLeft: 1,
+        namespace: 'ns',
+        state: 'alive',
+        remoteNode: undefined,
+        worker: undefined,
+        death: undefined,
+      }) as unknown as ActorRecord;
     host.actorList.push(actor('a1', false), actor('a2', true));
     const svc = new StateService(host);
 
@@ -154,7 +197,9 @@ describe('StateService', () => {
       { taskId: forwarded.spec.taskId, name: 'away', state: 'PENDING', nodeId: 'node-b' },
     ]);
     expect(s['objects']).toEqual([{ objectId: 'o1', sizeBytes: 3, nodeId: SELF, location: 'inline' }]);
-    expect(s['actors']).toEqual([{ actorId: 'a1', className: 'A', name: '', namespace: 'ns', state: 'ALIVE', nodeId: SELF, pid: 0, numRestarts: 1, detached: false }]);
+    expect(s['actors']).toEqual([
+      { actorId: 'a1', className: 'A', name: '', namespace: 'ns', state: 'ALIVE', nodeId: SELF, pid: 0, numRestarts: 1, detached: false },
+    ]);
     expect(Object.keys(s).sort()).toEqual(['actors', 'demand', 'objects', 'placement_groups', 'tasks']);
   });
 
@@ -164,15 +209,32 @@ describe('StateService', () => {
     const svc = new StateService(host);
     const nodes = (await svc.stateCall('nodes')) as Record<string, unknown>[];
     expect(nodes).toHaveLength(1);
-    expect(nodes[0]).toMatchObject({ nodeId: SELF, alive: true, isHead: true, address: 'ipc:///tmp/x', labels: { zone: 'a' }, startTime: 123, resourcesTotal: { CPU: 4, GPU: 1 } });
+    expect(nodes[0]).toMatchObject({
+      nodeId: SELF,
+      alive: true,
+      isHead: true,
+      address: 'ipc:///tmp/x',
+      labels: { zone: 'a' },
+      startTime: 123,
+      resourcesTotal: { CPU: 4, GPU: 1 },
+    });
     expect(await svc.stateCall('placement_groups')).toEqual([expect.objectContaining({ placementGroupId: 'local' })]);
     expect(await svc.stateCall('jobs')).toEqual([]);
 
     const snapshots = [{ placement_groups: [{ placementGroupId: 'x' }] }, { placement_groups: [{ placementGroupId: 'y' }] }, {}];
-    const remote: tsray.v1.INodeInfo = { nodeId: 'n2', alive: true, address: 'tcp://h2:1', hostname: 'h2', total: [{ name: 'CPU', units: 20_000 }], available: [{ name: 'CPU', units: 10_000 }] };
+    const remote: tsray.v1.INodeInfo = {
+      nodeId: 'n2',
+      alive: true,
+      address: 'tcp://h2:1',
+      hostname: 'h2',
+      total: [{ name: 'CPU', units: 20_000 }],
+      available: [{ name: 'CPU', units: 10_000 }],
+    };
     host.gcsReply = (call) => ('stateGather' in call ? { state: { json: snapshots.map((d) => JSON.stringify(d)) } } : { nodes: { nodes: [remote] } });
     expect(await svc.stateCall('placement_groups')).toEqual([{ placementGroupId: 'x' }, { placementGroupId: 'y' }]);
-    expect(await svc.stateCall('nodes')).toEqual([expect.objectContaining({ nodeId: 'n2', alive: true, address: 'tcp://h2:1', resourcesTotal: { CPU: 2 }, resourcesAvailable: { CPU: 1 } })]);
+    expect(await svc.stateCall('nodes')).toEqual([
+      expect.objectContaining({ nodeId: 'n2', alive: true, address: 'tcp://h2:1', resourcesTotal: { CPU: 2 }, resourcesAvailable: { CPU: 1 } }),
+    ]);
     expect(host.gcsCalls).toEqual([{ stateGather: { what: 'placement_groups' } }, { listNodes: {} }]);
     await expect(svc.stateCall('bogus')).rejects.toThrow('unknown state call "bogus"');
   });

@@ -25,7 +25,13 @@ class FakeNode implements TaskManagerHost {
   readonly objects = new ObjectTable(() => {});
   readonly store = {
     bytes: (d: StoredObject) => d.inline!,
-    store: (v: SerializedValue): StoredObject => ({ encoding: v.encoding, rawKind: v.rawKind, inline: Buffer.from(v.bytes), size: v.bytes.byteLength, contained: [...v.containedRefs] }),
+    store: (v: SerializedValue): StoredObject => ({
+      encoding: v.encoding,
+      rawKind: v.rawKind,
+      inline: Buffer.from(v.bytes),
+      size: v.bytes.byteLength,
+      contained: [...v.containedRefs],
+    }),
     release: () => {},
   };
   readonly closed = false;
@@ -192,7 +198,15 @@ async function settle(): Promise<void> {
 /** The worker reports success for `taskId` (returning `text`). */
 function succeed(tm: TaskManager, w: WorkerHandle, s: SubmitSpec, attempt = 0, text = 'ok'): void {
   const bytes = Buffer.from(text);
-  const returns: tsray.v1.IObjectData[] = [{ objectId: s.returnIds[0], encoding: tsray.v1.Encoding.ENCODING_RAW, rawKind: 'Buffer', size: bytes.length, inline: { frame: 0, offset: 0, length: bytes.length } }];
+  const returns: tsray.v1.IObjectData[] = [
+    {
+      objectId: s.returnIds[0],
+      encoding: tsray.v1.Encoding.ENCODING_RAW,
+      rawKind: 'Buffer',
+      size: bytes.length,
+      inline: { frame: 0, offset: 0, length: bytes.length },
+    },
+  ];
   tm.onResult(w, { taskId: s.taskId, attempt, status: tsray.v1.TaskStatus.TASK_STATUS_OK, returns }, [bytes]);
   // As the node's message handler does after a batch of results.
   tm.scheduleDispatch();

@@ -73,7 +73,13 @@ function setup(resources: Record<string, number>, opts: Partial<WorkerPoolOption
 function task(jobId: string, resources: Record<string, number>, moduleUrl = 'file:///m.js'): TaskRecord {
   const spec = { taskId: `t-${Math.random()}`, fn: { moduleUrl, key: 'f', name: 'f' } } as unknown as SubmitSpec;
   const { ResourceRequest } = NodeResourcesRequest;
-  return { spec, request: ResourceRequest.fromUnits(new Map(Object.entries(resources).map(([k, v]) => [k, v * 10_000]))), jobId, pool: undefined, env: undefined } as unknown as TaskRecord;
+  return {
+    spec,
+    request: ResourceRequest.fromUnits(new Map(Object.entries(resources).map(([k, v]) => [k, v * 10_000]))),
+    jobId,
+    pool: undefined,
+    env: undefined,
+  } as unknown as TaskRecord;
 }
 const NodeResourcesRequest = await import('@tsray/scheduler');
 

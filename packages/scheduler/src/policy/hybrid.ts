@@ -130,7 +130,15 @@ function pass(req: ResourceRequest, scoreReq: ResourceRequest, cx: NodeClassInde
  * feasible), by rejection: slots drawn uniformly (floor(rng() * list length)) over the pass's list (all
  * alive nodes, or those without GPUs) until one is a score-0 node. At least one exists.
  */
-function pickZero(cx: NodeClassIndex, req: ResourceRequest, scoreReq: ResourceRequest, threshold: number, nonGpuOnly: boolean, fitting: boolean, rng: () => number): number {
+function pickZero(
+  cx: NodeClassIndex,
+  req: ResourceRequest,
+  scoreReq: ResourceRequest,
+  threshold: number,
+  nonGpuOnly: boolean,
+  fitting: boolean,
+  rng: () => number,
+): number {
   const slots = nonGpuOnly ? cx.nonGpuSlots : null;
   const len = slots === null ? cx.n : slots.length;
   for (;;) {
