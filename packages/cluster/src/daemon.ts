@@ -58,6 +58,38 @@ function defaultPython(): string {
   return existsSync(venv) ? venv : 'python3';
 }
 
+/** The node's resources: CPUs, memory, object store, custom ones, and GPUs as Ray counts them. */
+function nodeResources(config: DaemonConfig): { resources: Record<string, number>; gpuIds: string[] | undefined; store: number } {
+  const numCpus = config.numCpus ?? availableParallelism();
+  const store = config.objectStoreMemory ?? Math.min(Math.floor(totalmem() * 0.3), 4 * 1024 ** 3);
+  const resources: Record<string, number> = { CPU: numCpus, memory: Math.floor(totalmem() * 0.7), object_store_memory: store, ...(config.resources ?? {}) };
+  // GPUs: the devices in this process's CUDA_VISIBLE_DEVICES, else nvidia-smi's.
+  const { numGpus, gpuIds } = resolveNodeGpus(config.numGpus, 'tsray start');
+  if (numGpus > 0) resources['GPU'] = numGpus;
+  return { resources, gpuIds, store };
+}
+
+/**
+ * Write `$TMPDIR/tsray/current.json` so drivers on this machine find the cluster with
+ * `init({ address: 'auto' })`. The head's node wins; another node takes the file only when no live
+ * cluster process has it. Returns the file's path.
+ */
+function publishCurrent(role: DaemonConfig['role'], entry: { pid: number } & Record<string, unknown>): string {
+  const root = join(tmpdir(), 'tsray');
+  mkdirSync(root, { recursive: true });
+  const current = join(root, 'current.json');
+  let taken = false;
+  try {
+    const cur = JSON.parse(readFileSync(current, 'utf8')) as { pid: number };
+    process.kill(cur.pid, 0);
+    taken = cur.pid !== process.pid;
+  } catch {
+    /* none or dead */
+  }
+  if (role === 'head' || !taken) writeAtomic(current, JSON.stringify(entry));
+  return current;
+}
+
 /** Start a head or node daemon in this process. */
 export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   // A head binds --host (default loopback); a node binds and advertises the address it reaches the head on.
@@ -71,12 +103,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   mkdirSync(nodeDir, { recursive: true });
   const tokenFile = join(config.sessionDir, 'token');
   if (!existsSync(tokenFile)) writeAtomic(tokenFile, config.token, 0o600);
-  const numCpus = config.numCpus ?? availableParallelism();
-  const store = config.objectStoreMemory ?? Math.min(Math.floor(totalmem() * 0.3), 4 * 1024 ** 3);
-  const resources: Record<string, number> = { CPU: numCpus, memory: Math.floor(totalmem() * 0.7), object_store_memory: store, ...(config.resources ?? {}) };
-  // GPUs as Ray counts them: the devices in this process's CUDA_VISIBLE_DEVICES, else nvidia-smi's.
-  const { numGpus, gpuIds } = resolveNodeGpus(config.numGpus, 'tsray start');
-  if (numGpus > 0) resources['GPU'] = numGpus;
+  const { resources, gpuIds, store } = nodeResources(config);
   let gcs: GcsServer | undefined;
   let gcsAddress = config.headAddress ?? '';
   if (config.role === 'head') {
@@ -149,22 +176,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     nodeAddress,
     sessionDir: config.sessionDir,
   };
-  // Drivers on this machine find the cluster with init({ address: 'auto' }).
-  const root = join(tmpdir(), 'tsray');
-  mkdirSync(root, { recursive: true });
-  const current = join(root, 'current.json');
-  // The head's node wins; another node takes the file only when no live cluster process has it.
-  let taken = false;
-  try {
-    const cur = JSON.parse(readFileSync(current, 'utf8')) as { pid: number };
-    process.kill(cur.pid, 0);
-    taken = cur.pid !== process.pid;
-  } catch {
-    /* none or dead */
-  }
-  if (config.role === 'head' || !taken) {
-    writeAtomic(current, JSON.stringify({ address: node.address, pid: process.pid, nodeId, sessionDir: nodeDir, tokenFile, gcsAddress, dashboardUrl }));
-  }
+  const current = publishCurrent(config.role, { address: node.address, pid: process.pid, nodeId, sessionDir: nodeDir, tokenFile, gcsAddress, dashboardUrl });
   d = {
     ready,
     node,

@@ -9,21 +9,19 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterView, NodeResources, ResourceRequest } from '@tsray/scheduler';
 import { tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
-import { RuntimeStateError, type ActorDeathInfo } from '../errors.js';
+import { RuntimeStateError } from '../errors.js';
 import { logger } from '../logger.js';
 import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitSpec } from '../runtime.js';
 import type { PendingDemand } from '../state-api.js';
 import { type SerializedValue } from '../serialization.js';
 import { FrameBuilder } from '../wire.js';
 import { ObjectTable, type ObjectEntry, type StoredObject } from './object-table.js';
-import { Deque } from './deque.js';
 import { NodeStore } from './store.js';
 import { NodeRuntimeEnvs, type EnvEntry } from './runtime-envs.js';
 import { TokenVerifier } from '../auth.js';
 import { PeerMemory } from '../peer-memory.js';
 import { RouterServer } from '../router-server.js';
 import type { PeerConnection } from '../cluster/link.js';
-import type { ActorUpdateFields } from '../cluster/control-plane.js';
 import { ClusterForwarder, type ClusterForwarderHost, type ClusterLinkApi } from './cluster-forwarder.js';
 import { ObjectTransfer, type ObjectTransferHost } from './object-transfer.js';
 import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
@@ -96,9 +94,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   private readonly objectManager: ObjectManager;
   /** Worker processes, client drivers and peer nodes; leases and idle reuse (node/worker-pool.ts). */
   private readonly pool: WorkerPool;
-  private get workers(): Map<string, WorkerHandle> {
-    return this.pool.workers;
-  }
   /** @internal */ closed = false;
   private readonly cpuSlots: number;
   private readonly abort = new AbortController();
@@ -127,15 +122,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */ get tasks(): Map<string, TaskRecord> {
     return this.taskManager.tasks;
   }
-  private get queues(): Map<string, Deque<TaskRecord>> {
-    return this.taskManager.queues;
-  }
-  private get feasibilityChecked(): Set<string> {
-    return this.taskManager.feasibilityChecked;
-  }
-  private get dirtyWorkers(): Set<WorkerHandle> {
-    return this.taskManager.dirtyWorkers;
-  }
 
   private constructor(private readonly opts: NodeRuntimeOptions) {
     this.server = new RouterServer({
@@ -143,7 +129,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       maxFrameBytes: opts.maxFrameBytes,
       trace: TRACE,
       registered: (identity) => {
-        const w = this.workers.get(identity.toString());
+        const w = this.pool.workers.get(identity.toString());
         return w ? { kind: w.kind } : undefined;
       },
       onMessage: (identity, message) => this.handle(identity, message),
@@ -164,7 +150,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     });
     this.objects = new ObjectTable(
       (d) => this.store.release(d),
-      (id) => this.onUnreferenced(id),
+      (id) => this.actorManager.onUnreferenced(id),
     );
     this.store.attach(this.objects);
     this.objectManager = new ObjectManager(this.objects, this.store);
@@ -219,7 +205,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     n.server.start();
     if (opts.gcsAddress) {
       try {
-        await n.joinCluster(opts.gcsAddress);
+        await n.forwarder.joinCluster(opts.gcsAddress);
       } catch (e) {
         await n.shutdown();
         throw e;
@@ -338,27 +324,27 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       sendObjectsRemote: (w, entries) => this.sendObjectsRemote(w, entries),
       jobEnded: (jobId) => this.endedJobs.has(jobId),
       namespaceOf: (owner) => this.namespaceOf(owner),
-      registerActor: (t, owner) => this.registerActor(t, owner),
-      actorFor: (actorId) => this.actors.get(this.aliases.get(actorId) ?? actorId),
-      queueActorStart: (rec) => this.queueActorStart(rec),
-      pumpActor: (rec) => this.pumpActor(rec),
+      registerActor: (t, owner) => this.actorManager.registerActor(t, owner),
+      actorFor: (actorId) => this.actorManager.actors.get(this.actorManager.aliases.get(actorId) ?? actorId),
+      queueActorStart: (rec) => this.actorManager.queueActorStart(rec),
+      pumpActor: (rec) => this.actorManager.pumpActor(rec),
       startPendingActors: () => {
-        if (this.pendingActors.length > 0) this.startActors();
+        if (this.actorManager.pendingActors.length > 0) this.actorManager.startActors();
       },
-      actorDead: (rec, info) => this.actorDead(rec, info),
-      onActorCreated: (t, status, datas) => this.onActorCreated(t, status, datas),
-      maybeStopActor: (rec) => this.maybeStopActor(rec),
-      placementGroup: (id) => this.pgs.get(id),
+      actorDead: (rec, info) => this.actorManager.actorDead(rec, info),
+      onActorCreated: (t, status, datas) => this.actorManager.onActorCreated(t, status, datas),
+      maybeStopActor: (rec) => this.actorManager.maybeStopActor(rec),
+      placementGroup: (id) => this.placementGroups.pgs.get(id),
       placePendingGroups: () => {
-        if (this.pendingPgs.length > 0) this.placePending();
+        if (this.placementGroups.pendingPgs.length > 0) this.placementGroups.placePending();
       },
       unschedulable: (s) => this.forwarder.unschedulable(s),
-      resolveRemoteActor: (spec, owner) => this.resolveRemoteActor(spec, owner),
+      resolveRemoteActor: (spec, owner) => this.actorManager.resolveRemoteActor(spec, owner),
       placeRemote: (t, req) => this.placeRemote(t, req),
       forwardTask: (t, target) => this.forwardTask(t, target),
       forwardActorCreation: (rec, t, target) => this.forwardActorCreation(rec, t, target),
       spillQueue: (q) => {
-        if (this.link && this.cluster.aliveCount > 1) this.spillQueue(q);
+        if (this.link && this.cluster.aliveCount > 1) this.forwarder.spillQueue(q);
       },
       cancelRemote: (nodeId, objectId, force) => this.link?.existingPeer(nodeId)?.send({ cancelRequest: { objectId, force } }),
     };
@@ -386,48 +372,12 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- actors
 
-  private get actors(): Map<string, ActorRecord> {
-    return this.actorManager.actors;
-  }
-  private get aliases(): Map<string, string> {
-    return this.actorManager.aliases;
-  }
-  private get pendingActors(): ActorRecord[] {
-    return this.actorManager.pendingActors;
-  }
   /** @internal */
   namespaceOf(w: WorkerHandle): string {
     return this.actorManager.namespaceOf(w);
   }
   createActor(spec: SubmitSpec): string {
     return this.actorManager.createActor(spec);
-  }
-  private registerActor(t: TaskRecord, owner: WorkerHandle | undefined): ActorRecord | undefined {
-    return this.actorManager.registerActor(t, owner);
-  }
-  private queueActorStart(rec: ActorRecord): void {
-    this.actorManager.queueActorStart(rec);
-  }
-  private startActors(): void {
-    this.actorManager.startActors();
-  }
-  private onActorCreated(t: TaskRecord, status: tsray.v1.TaskStatus, datas: { id: string; d: StoredObject }[]): void {
-    this.actorManager.onActorCreated(t, status, datas);
-  }
-  private pumpActor(rec: ActorRecord): void {
-    this.actorManager.pumpActor(rec);
-  }
-  private onUnreferenced(id: string): void {
-    this.actorManager.onUnreferenced(id);
-  }
-  private maybeStopActor(rec: ActorRecord): void {
-    this.actorManager.maybeStopActor(rec);
-  }
-  private actorDead(rec: ActorRecord, info: ActorDeathInfo): void {
-    this.actorManager.actorDead(rec, info);
-  }
-  private actorWorkerDied(rec: ActorRecord, w: WorkerHandle, detail: string): void {
-    this.actorManager.actorWorkerDied(rec, w, detail);
   }
   getActor(name: string, namespace: string | undefined): Promise<ActorInfoData> {
     return this.actorManager.getActor(name, namespace);
@@ -438,12 +388,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- placement groups
 
-  private get pgs(): Map<string, PgRecord> {
-    return this.placementGroups.pgs;
-  }
-  private get pendingPgs(): PgRecord[] {
-    return this.placementGroups.pendingPgs;
-  }
   createPlacementGroup(
     id: string,
     bundles: Record<string, number>[],
@@ -455,14 +399,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   ): void {
     this.placementGroups.createPlacementGroup(id, bundles, strategy, name, detached, noWait, jobId);
   }
-  private placePending(): void {
-    this.placementGroups.placePending();
-  }
   removePlacementGroup(id: string): void {
     this.placementGroups.removePlacementGroup(id);
-  }
-  private onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void {
-    this.placementGroups.onRemotePgPart(pg, node, d);
   }
 
   /** What the placement groups reach of the rest of the node. */
@@ -486,18 +424,18 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** A removed group's actors die; its tasks are cancelled (running ones with their worker). */
   private failWorkOfGroup(pg: PgRecord, reason: string): void {
     const err = (what: string) => errorObject({ type: 'Other', name: 'PlacementGroupError', message: `${what}: ${reason}` });
-    for (const rec of this.actors.values()) {
+    for (const rec of this.actorManager.actors.values()) {
       if (rec.pool?.pg === pg && rec.state !== 'dead') {
         rec.killed = true;
         const w = rec.worker;
-        this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: reason });
+        this.actorManager.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: reason });
         if (w) w.kill('SIGKILL');
       }
     }
     for (const t of [...this.tasks.values()]) {
       if (t.pool?.pg !== pg || t.actor) continue;
       if (t.state === 'queued') {
-        for (const q of this.queues.values()) if (q.remove(t)) break;
+        for (const q of this.taskManager.queues.values()) if (q.remove(t)) break;
         this.finishTask(t, err(`task ${t.spec.name}`));
       } else if (t.state === 'dispatched' && t.worker) {
         t.cancelled = { forced: true };
@@ -534,12 +472,12 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       }),
       nodePool: () => this.nodePool,
       tasks: () => this.tasks,
-      taskQueues: () => this.queues.values(),
-      actors: () => this.actors.values(),
-      pendingActors: () => this.pendingActors,
-      placementGroups: () => this.pgs.values(),
-      pendingPlacementGroups: () => this.pendingPgs,
-      workers: () => this.workers,
+      taskQueues: () => this.taskManager.queues.values(),
+      actors: () => this.actorManager.actors.values(),
+      pendingActors: () => this.actorManager.pendingActors,
+      placementGroups: () => this.placementGroups.pgs.values(),
+      pendingPlacementGroups: () => this.placementGroups.pendingPgs,
+      workers: () => this.pool.workers,
       clusterView: () => this.cluster,
       gcs: () => this.link?.gcs,
     };
@@ -562,15 +500,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       nodeId: this.nodeId,
       address: this.address,
       token: this.token,
-      get objects() {
-        return node.objects;
-      },
-      get store() {
-        return node.store;
-      },
-      get nodePool() {
-        return node.nodePool;
-      },
+      objects: this.objects,
+      store: this.store,
+      nodePool: this.nodePool,
       get runtimeEnvs() {
         return node.runtimeEnvs;
       },
@@ -579,8 +511,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       },
       send: (w, body) => this.send(w, body),
       scheduleDispatch: () => this.scheduleDispatch(),
-      forgetWorker: (w) => this.dirtyWorkers.delete(w),
-      workerDied: (w, detail) => (w.actor ? this.actorWorkerDied(w.actor, w, detail) : this.taskManager.onWorkerDied(w, detail)),
+      forgetWorker: (w) => this.taskManager.dirtyWorkers.delete(w),
+      workerDied: (w, detail) => (w.actor ? this.actorManager.actorWorkerDied(w.actor, w, detail) : this.taskManager.onWorkerDied(w, detail)),
       clientGone: (w, why) => this.clientGone(w, why),
     };
   }
@@ -610,20 +542,20 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   endJob(jobId: string, why: string): void {
     if (this.closed || jobId === this.jobId || !this.endedJobs.once(jobId)) return;
     logger().info({ job: jobId, why }, 'job ended');
-    for (const key of [...this.publishedEnvs.keys()]) if (key.startsWith(`${jobId}\0`)) this.publishedEnvs.delete(key);
-    for (const pg of [...this.pgs.values()]) {
+    for (const key of [...this.forwarder.publishedEnvs.keys()]) if (key.startsWith(`${jobId}\0`)) this.forwarder.publishedEnvs.delete(key);
+    for (const pg of [...this.placementGroups.pgs.values()]) {
       if (pg.jobId === jobId && !pg.detached && !pg.noWait && pg.state !== 'removed') this.removePlacementGroup(pg.id);
     }
-    for (const rec of [...this.actors.values()]) {
+    for (const rec of [...this.actorManager.actors.values()]) {
       if (rec.jobId !== jobId || rec.creation.detached || rec.proxy || rec.state === 'dead') continue;
       const w = rec.worker;
       rec.killed = true;
       if (rec.remoteNode !== undefined && !w) this.link?.existingPeer(rec.remoteNode)?.send({ killActor: { actorId: rec.id, noRestart: true } });
-      this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'owner_died', detail: `its job ${jobId} ended (${why})` });
+      this.actorManager.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'owner_died', detail: `its job ${jobId} ended (${why})` });
       if (w) w.kill('SIGKILL');
     }
     const cancelled = (t: TaskRecord) => errorObject({ type: 'TaskCancelledError', taskName: t.spec.name, forced: true });
-    for (const q of this.queues.values()) {
+    for (const q of this.taskManager.queues.values()) {
       for (const t of q.removeWhere((x) => x.jobId === jobId && !x.actor)) this.finishTask(t, cancelled(t));
     }
     this.pool.stopJobWorkers(jobId);
@@ -641,7 +573,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   private handle(identity: Buffer, message: DecodedMessage): void {
     const { envelope, kind } = message;
-    let w = this.workers.get(identity.toString());
+    let w = this.pool.workers.get(identity.toString());
     if (kind === 'registerWorker') {
       const r = envelope.registerWorker!;
       const idStr = identity.toString();
@@ -692,7 +624,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal Send `w` what is due at the next flush: its queued tasks, and `ready` (an object it subscribed to). */
   markForFlush(w: WorkerHandle, ready?: ObjectEntry): void {
     if (ready) w.readyOut.push(ready);
-    this.dirtyWorkers.add(w);
+    this.taskManager.dirtyWorkers.add(w);
     this.scheduleFlush();
   }
 
@@ -716,17 +648,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */ get link(): ClusterLinkApi | undefined {
     return this.forwarder.link;
   }
-  private get publishedEnvs(): Map<string, Promise<string>> {
-    return this.forwarder.publishedEnvs;
-  }
-  private joinCluster(gcsAddress: string): Promise<void> {
-    return this.forwarder.joinCluster(gcsAddress);
-  }
   /** @internal */ placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined {
     return this.forwarder.placeRemote(t, req);
-  }
-  private spillQueue(q: Deque<TaskRecord>): void {
-    this.forwarder.spillQueue(q);
   }
   /** @internal */ peerFor(nodeId: string): PeerConnection {
     return this.forwarder.peerFor(nodeId);
@@ -749,14 +672,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   /** The node as its object transfer sees it. */
   private objectTransferHost(): ObjectTransferHost {
-    const node = this;
     return {
-      get objects() {
-        return node.objects;
-      },
-      get store() {
-        return node.store;
-      },
+      objects: this.objects,
+      store: this.store,
       sendFrames: (w, body, frames) => {
         if (w.state !== 'dead') this.server.send(w.identity, body, frames);
       },
@@ -775,57 +693,36 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
         return node.tcpAddress;
       },
       token: this.token,
-      get resources() {
-        return node.resources;
-      },
-      get cluster() {
-        return node.cluster;
-      },
-      get objects() {
-        return node.objects;
-      },
-      get store() {
-        return node.store;
-      },
-      get nodePool() {
-        return node.nodePool;
-      },
+      resources: this.resources,
+      cluster: this.cluster,
+      objects: this.objects,
+      store: this.store,
+      nodePool: this.nodePool,
       get transfer() {
         return node.transfer;
       },
       task: (taskId) => this.tasks.get(taskId),
-      hasQueuedWork: () => [...this.queues.values()].some((q) => q.length > 0),
+      hasQueuedWork: () => [...this.taskManager.queues.values()].some((q) => q.length > 0),
       finishTask: (t, data) => this.finishTask(t, data),
       enqueue: (t, front) => this.enqueue(t, front),
       scheduleDispatch: () => this.scheduleDispatch(),
-      resetFeasibility: () => this.feasibilityChecked.clear(),
-      actorRecords: () => this.actors.values(),
-      actorDead: (rec, info) => this.actorDead(rec, info),
-      remoteActorDied: (rec, inflight, detail) => this.remoteActorDied(rec, inflight, detail),
-      pumpActor: (rec) => this.pumpActor(rec),
-      maybeStopActor: (rec) => this.maybeStopActor(rec),
-      gcsActorUpdate: (rec, fields) => this.gcsActorUpdate(rec, fields),
-      placementGroup: (id) => this.pgs.get(id),
-      onRemotePgPart: (pg, from, d) => this.onRemotePgPart(pg, from, d),
+      resetFeasibility: () => this.taskManager.feasibilityChecked.clear(),
+      actorRecords: () => this.actorManager.actors.values(),
+      actorDead: (rec, info) => this.actorManager.actorDead(rec, info),
+      remoteActorDied: (rec, inflight, detail) => this.actorManager.remoteActorDied(rec, inflight, detail),
+      pumpActor: (rec) => this.actorManager.pumpActor(rec),
+      maybeStopActor: (rec) => this.actorManager.maybeStopActor(rec),
+      gcsActorUpdate: (rec, fields) => this.actorManager.gcsActorUpdate(rec, fields),
+      placementGroup: (id) => this.placementGroups.pgs.get(id),
+      onRemotePgPart: (pg, from, d) => this.placementGroups.onRemotePgPart(pg, from, d),
       peerClientGone: (nodeId, why) => {
-        const peerHandle = this.workers.get(`peer:${nodeId}`);
+        const peerHandle = this.pool.workers.get(`peer:${nodeId}`);
         if (peerHandle) this.clientGone(peerHandle, why);
       },
       endJob: (jobId, why) => this.endJob(jobId, why),
       localState: (what) => this.localState(what),
       runtimeEnvAgent: () => this.runtimeEnvs.agent,
     };
-  }
-
-  private remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void {
-    this.actorManager.remoteActorDied(rec, inflight, detail);
-  }
-
-  private gcsActorUpdate(rec: ActorRecord, fields: ActorUpdateFields): void {
-    this.actorManager.gcsActorUpdate(rec, fields);
-  }
-  private resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
-    this.actorManager.resolveRemoteActor(spec, owner);
   }
 
   /** This node's tasks, objects, actors, placement groups and demand (state API). */
