@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,21 +156,21 @@ describe('errors', () => {
   });
 
   it('retries after the worker is killed from outside', async () => {
-    const ref = pidAndWait.remote(1500);
-    // Wait until the task runs (state API), then take every worker's pid.
-    const pidsBefore = new Set<number>();
-    const { workerPids } = await import('@tsray/core/internal');
-    const { listTasks } = await import('@tsray/core');
-    for (let i = 0; !(await listTasks()).some((t) => t.name === 'pidAndWait' && t.state === 'RUNNING'); i++) {
+    // The task writes its pid as it starts: kill exactly that worker, from outside.
+    const dir = mkdtempSync(join(tmpdir(), 'tsray-pid-'));
+    const pidFile = join(dir, 'pid');
+    const ref = pidAndWait.remote(1500, pidFile);
+    let first = '';
+    for (let i = 0; !/^\d+ 0$/.test((first = existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : '')); i++) {
       if (i > 1500) throw new Error('pidAndWait never started');
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const p of workerPids()) pidsBefore.add(p);
-    // Kill every worker: the task must come back on attempt >= 1.
-    for (const p of pidsBefore) process.kill(p, 'SIGKILL');
+    const killed = Number(first.split(' ')[0]);
+    process.kill(killed, 'SIGKILL');
     const res = await get(ref);
-    expect(res.attempt).toBeGreaterThanOrEqual(1);
-    expect(pidsBefore.has(res.pid)).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+    expect(res.attempt).toBe(1);
+    expect(res.pid).not.toBe(killed);
   });
 
   it('fails with WorkerCrashedError when retries are used up', async () => {
