@@ -2,6 +2,7 @@
  * `init()` and `shutdown()`: start and stop the embedded local cluster (one node hosted in the driver).
  * @module
  */
+import { processAlive } from './node/node-support.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -108,21 +109,12 @@ function checkAmount(name: string, v: unknown, integer = false): number | undefi
   return v;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Remove session directories and arenas left by drivers that died. */
 function cleanStale(root: string): void {
   try {
     for (const name of readdirSync(root)) {
       const m = /^session-\d+-(\d+)$/.exec(name);
-      if (m && !pidAlive(Number(m[1]))) rmSync(join(root, name), { recursive: true, force: true });
+      if (m && !processAlive(Number(m[1]))) rmSync(join(root, name), { recursive: true, force: true });
     }
   } catch {
     /* no root yet */
@@ -130,7 +122,7 @@ function cleanStale(root: string): void {
   try {
     for (const name of readdirSync('/dev/shm')) {
       const m = /^tsray-(\d+)-[0-9a-f]+$/.exec(name);
-      if (m && !pidAlive(Number(m[1]))) rmSync(join('/dev/shm', name), { force: true });
+      if (m && !processAlive(Number(m[1]))) rmSync(join('/dev/shm', name), { force: true });
     }
   } catch {
     /* no /dev/shm */
@@ -243,7 +235,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   let cur: { address: string; pid: number; nodeId: string; sessionDir: string; tokenFile?: string; gcsAddress?: string } | undefined;
   try {
     cur = JSON.parse(readFileSync(file, 'utf8'));
-    if (cur && !pidAlive(cur.pid)) cur = undefined;
+    if (cur && !processAlive(cur.pid)) cur = undefined;
   } catch {
     /* none */
   }

@@ -9,6 +9,7 @@
  * The session directory (logs, spill, token) stays where it is.
  * @internal
  */
+import { processAlive } from './node-support.js';
 import { config } from '../config.js';
 import { lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,21 +40,12 @@ function privateDir(dir: string): boolean {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Remove sockets of this directory left by processes that died without closing them (SIGKILL). */
 function removeStale(dir: string): void {
   try {
     for (const name of readdirSync(dir)) {
       const m = SOCKET_NAME.exec(name);
-      if (m && !pidAlive(Number(m[1]))) rmSync(join(dir, name), { force: true });
+      if (m && !processAlive(Number(m[1]))) rmSync(join(dir, name), { force: true });
     }
   } catch {
     /* unreadable: nothing to clean */
