@@ -54,23 +54,20 @@ const BAD: { name: string; frames: () => Buffer[]; code: keyof typeof tsray.v1.E
 describe('bad input to the GCS and to a node (real head + node)', () => {
   const c = new TestCluster();
   let node: DaemonProc;
-  let savedTmp: string | undefined;
   const sockets: zmq.Dealer[] = [];
   const tag = `${process.pid}-${Date.now().toString(36)}`;
 
   beforeAll(async () => {
     await c.startHead({ numCpus: 1, maxFrameBytes: LIMIT });
     node = await c.addNode({ numCpus: 1, resources: { bad_node: 1 }, maxFrameBytes: LIMIT });
-    savedTmp = process.env['TMPDIR'];
-    process.env['TMPDIR'] = c.tmp;
+    c.attachHere();
     await init({ address: 'auto', namespace: 'bad-input' });
   }, 40_000);
 
   afterAll(async () => {
     for (const s of sockets) s.close();
     await shutdown();
-    if (savedTmp === undefined) delete process.env['TMPDIR'];
-    else process.env['TMPDIR'] = savedTmp;
+    c.detachHere();
     await c.stop();
   }, 30_000);
 

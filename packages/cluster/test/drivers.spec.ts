@@ -30,21 +30,18 @@ describe('state API and runtime context in attached and remote drivers (real hea
   const c = new TestCluster();
   let headId = '';
   let nodeId = '';
-  let savedTmp: string | undefined;
 
   beforeAll(async () => {
     await c.startHead({ numCpus: 1, resources: { headres: 1 } });
     const n = await c.addNode({ numCpus: 2, resources: { node2: 1 } });
     headId = c.head.ready.nodeId;
     nodeId = n.ready.nodeId;
-    savedTmp = process.env['TMPDIR'];
-    process.env['TMPDIR'] = c.tmp;
+    c.attachHere();
   }, 60_000);
 
   afterAll(async () => {
     await shutdown();
-    if (savedTmp === undefined) delete process.env['TMPDIR'];
-    else process.env['TMPDIR'] = savedTmp;
+    c.detachHere();
     await c.stop();
   }, 60_000);
 

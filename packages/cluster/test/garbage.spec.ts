@@ -162,19 +162,16 @@ const portOf = (address: string) => Number(/:(\d+)$/.exec(address)![1]);
 describe('random bytes to the GCS and to a node tcp port (real head + node)', () => {
   const c = new TestCluster();
   let node: DaemonProc;
-  let savedTmp: string | undefined;
 
   beforeAll(async () => {
     await c.startHead({ numCpus: 1 });
     node = await c.addNode({ numCpus: 1, resources: { garbage_node: 1 } });
-    savedTmp = process.env['TMPDIR'];
-    process.env['TMPDIR'] = c.tmp;
+    c.attachHere();
   }, 40_000);
 
   afterAll(async () => {
     await shutdown();
-    if (savedTmp === undefined) delete process.env['TMPDIR'];
-    else process.env['TMPDIR'] = savedTmp;
+    c.detachHere();
     await c.stop();
   }, 30_000);
 

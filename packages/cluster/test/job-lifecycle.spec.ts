@@ -60,14 +60,12 @@ async function pgRows(id: string) {
 
 describe('a job owns its placement groups, workers and packages (real head + node)', () => {
   const c = new TestCluster();
-  let savedTmp: string | undefined;
   const work = mkdtempSync(join(c.tmp, 'projects-'));
 
   beforeAll(async () => {
     await c.startHead({ numCpus: 1, resources: { jl_head: 1 } });
     await c.addNode({ numCpus: 1, resources: { jl_node: 1, jl_slot: 3 } });
-    savedTmp = process.env['TMPDIR'];
-    process.env['TMPDIR'] = c.tmp;
+    c.attachHere();
     await init({ address: 'auto', namespace: 'job-lifecycle-test' });
     // A project outside the repo (ESM, resolving @tsray/* through the repo's node_modules).
     symlinkSync(REPO_NODE_MODULES, join(work, 'node_modules'));
@@ -76,8 +74,7 @@ describe('a job owns its placement groups, workers and packages (real head + nod
 
   afterAll(async () => {
     await shutdown();
-    if (savedTmp === undefined) delete process.env['TMPDIR'];
-    else process.env['TMPDIR'] = savedTmp;
+    c.detachHere();
     await c.stop();
   }, 30_000);
 

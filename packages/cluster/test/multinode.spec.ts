@@ -32,7 +32,6 @@ const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 describe('multi-node cluster (head + 3 node managers, separate processes)', () => {
   const c = new TestCluster();
   const ids: Record<string, string> = {};
-  let savedTmp: string | undefined;
 
   beforeAll(async () => {
     await c.startHead({ numCpus: 1, nodeDeathTimeoutS: 2.5, objectStoreMemory: 700 * 1024 * 1024 });
@@ -45,8 +44,7 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     ids['node2'] = n2!.ready.nodeId;
     ids['gpu'] = gpu!.ready.nodeId;
     ids['spot'] = spotA!.ready.nodeId;
-    savedTmp = process.env['TMPDIR'];
-    process.env['TMPDIR'] = c.tmp;
+    c.attachHere();
     const info = await init({ address: 'auto', namespace: 'head' });
     expect(info.nodeId).toBe(ids['head']);
     await until(async () => (await nodes()).filter((n) => n.alive).length === 4, 10_000, 'all 4 nodes in the table');
@@ -54,8 +52,7 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
 
   afterAll(async () => {
     await shutdown();
-    if (savedTmp === undefined) delete process.env['TMPDIR'];
-    else process.env['TMPDIR'] = savedTmp;
+    c.detachHere();
     await c.stop();
   }, 60_000);
 

@@ -16,7 +16,6 @@ describe('NODE_LABEL on a head and two labelled nodes', () => {
   let head = '';
   let zoneB = '';
   let zoneC = '';
-  let savedTmp: string | undefined;
 
   beforeAll(async () => {
     await c.startHead({ numCpus: 1 });
@@ -24,16 +23,14 @@ describe('NODE_LABEL on a head and two labelled nodes', () => {
     head = c.head.ready.nodeId;
     zoneB = b!.ready.nodeId;
     zoneC = cc!.ready.nodeId;
-    savedTmp = process.env['TMPDIR'];
-    process.env['TMPDIR'] = c.tmp;
+    c.attachHere();
     await init({ address: 'auto' });
     await until(async () => (await nodes()).filter((n) => n.alive).length === 3, 10_000, 'all 3 nodes in the table');
   }, 90_000);
 
   afterAll(async () => {
     await shutdown();
-    if (savedTmp === undefined) delete process.env['TMPDIR'];
-    else process.env['TMPDIR'] = savedTmp;
+    c.detachHere();
     await c.stop();
   }, 60_000);
 

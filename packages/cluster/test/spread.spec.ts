@@ -30,15 +30,13 @@ function overlapsOnOneNode(spans: Span[]): boolean {
 describe('SPREAD on three 1-CPU nodes', () => {
   const c = new TestCluster();
   const ids: string[] = [];
-  let savedTmp: string | undefined;
   let seq = 0;
 
   beforeAll(async () => {
     await c.startHead({ numCpus: 1 });
     await Promise.all([c.addNode({ numCpus: 1 }), c.addNode({ numCpus: 1 })]);
     ids.push(c.head.ready.nodeId, ...c.nodes.map((n) => n.ready.nodeId));
-    savedTmp = process.env['TMPDIR'];
-    process.env['TMPDIR'] = c.tmp;
+    c.attachHere();
     await init({ address: 'auto' });
     await until(async () => (await nodes()).filter((n) => n.alive).length === 3, 10_000, 'all 3 nodes in the table');
     // Warm a worker on every node, so the checks below measure placement rather than worker start-up.
@@ -47,8 +45,7 @@ describe('SPREAD on three 1-CPU nodes', () => {
 
   afterAll(async () => {
     await shutdown();
-    if (savedTmp === undefined) delete process.env['TMPDIR'];
-    else process.env['TMPDIR'] = savedTmp;
+    c.detachHere();
     await c.stop();
   }, 60_000);
 
