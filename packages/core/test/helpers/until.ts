@@ -12,11 +12,11 @@ const POLL_MS = 20;
 
 /**
  * Poll `cond` every 20 ms until it returns a truthy value, and return that value; throw naming `what`
- * when the deadline passes. The loop ends on the condition, so a slow machine only makes it poll longer.
+ * when the deadline passes (`what` may be a function, to describe the state at that moment). The loop ends on the condition, so a slow machine only makes it poll longer.
  */
 export async function until<T>(
   cond: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  what: string,
+  what: string | (() => string),
   opts: UntilOptions = {},
 ): Promise<T> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -25,7 +25,7 @@ export async function until<T>(
   for (;;) {
     const v = await cond();
     if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
     collect?.();
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
