@@ -63,7 +63,7 @@ const RULES = {
     if (py) return /\btime\.sleep\(/.test(line) || /\basyncio\.sleep\(\s*(?!0\s*\))[^)]/.test(line);
     return (
       /setTimeout\(\s*(?:r|res|resolve|done|ok)\s*,/.test(line) ||
-      /new Promise\b.*setTimeout\(/.test(line) ||
+      /new Promise\S*\(\(?\s*(\w+)\s*\)?\s*=>\s*\{?\s*setTimeout\(\s*\1\b/.test(line) ||
       /\bawait\s+(?:sleep|delay)\(/.test(line) ||
       /import\s*\{[^}]*setTimeout[^}]*\}\s*from\s*'node:timers\/promises'/.test(line)
     );

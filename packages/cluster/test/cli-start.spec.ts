@@ -150,11 +150,9 @@ describe('tsray start / status / stop', () => {
 
   it('start --address to nothing names the address and says the head is unreachable', async () => {
     const port = await freePort();
-    const t0 = Date.now();
     const r = await tsray(['start', '--address', `127.0.0.1:${port}`, '--token', 't', '--timeout', '1'], env);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^tsray: the head at 127\\.0\\.0\\.1:${port} is unreachable: no answer within 1 s`));
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
   });
 
   it('a daemon that reports an error, or exits early, fails start with its message and log', async () => {
