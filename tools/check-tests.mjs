@@ -14,6 +14,10 @@
 //                       `asyncio.sleep(` in a pytest file. Wait on an observable condition with `until()`
 //                       (its polling lives in the test helpers, which this check does not read). Work that
 //                       a task does (a sleep inside a remote function) goes in the fixtures.
+//   skip-without-reason a skip that cannot say why: `it.skip(` / `describe.skip(` / `.skipIf(` / `.runIf(` /
+//                       `.todo(` / `ctx.skip()` with no reason; Python: `pytest.skip()` or `mark.skip`
+//                       without a reason. Skip at run time with `ctx.skip('why')` (tools/test.sh lists
+//                       every skip with its reason, and CI fails on skips it must not make).
 //
 // A line that must break a rule on purpose carries `tests-check: allow <rule> <reason>` on itself or on
 // the line above; the reason is required. Exit 1 with the list when anything is found.
@@ -67,6 +71,10 @@ const RULES = {
       /\bawait\s+(?:sleep|delay)\(/.test(line) ||
       /import\s*\{[^}]*setTimeout[^}]*\}\s*from\s*'node:timers\/promises'/.test(line)
     );
+  },
+  'skip-without-reason': (line, py) => {
+    if (py) return /\bpytest\.skip\(\s*\)/.test(line) || /@pytest\.mark\.skip(?:if)?\s*(?:\(\s*\))?\s*$/.test(line);
+    return /\b(?:it|test|describe|suite)\.(?:skip|skipIf|runIf|todo)\b/.test(line) || /\b\w+\.skip\(\s*\)/.test(line);
   },
 };
 

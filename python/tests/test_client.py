@@ -6,7 +6,6 @@ import gc
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,10 +194,9 @@ def test_init_auto_reads_current_json(node: ScriptedNode, tmp_path: Path, monkey
 
 
 def test_init_times_out_without_a_node(tmp_path: Path) -> None:
-    t0 = time.monotonic()
+    # The error names the timeout path; how long it took is not asserted (docs/testing.md).
     with pytest.raises(tsray.ConnectionError, match="no tsray cluster answered"):
         tsray.init(f"ipc://{tmp_path}/nobody.sock", connect_timeout=0.3)
-    assert time.monotonic() - t0 < 5
     assert not tsray.is_initialized()
 
 
