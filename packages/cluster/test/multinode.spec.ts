@@ -15,7 +15,10 @@ import {
   init,
   kill,
   listActors,
+  listJobs,
+  listObjects,
   listPlacementGroups,
+  listTasks,
   nodes,
   placementGroup,
   put,
@@ -88,6 +91,34 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     writeFileSync(gate, '');
     expect(await get(blocker)).toBe(ids['head']);
   }, 60_000);
+
+  it('the state API lists tasks, objects and jobs of the whole cluster from this driver', async () => {
+    const started = join(c.tmp, 'state-started');
+    const gate = join(c.tmp, 'state-gate');
+    // A task running on node2 until the test opens its gate, an object in this node's store, a job.
+    const running = holdUntilGate.options({ resources: { node2: 0.1 } }).remote(started, gate);
+    await until(() => existsSync(started), 30_000, 'the task to start on node2');
+    const obj = put(Buffer.alloc(1024 * 1024, 5));
+    const sub = await run(process.execPath, [CLI, 'job', 'submit', '--', 'echo listed'], { env: c.env(), timeout: 60_000 });
+    const jobId = /'(tsraysubmit_[A-Za-z0-9]+)'/.exec(sub.stdout)![1]!;
+    try {
+      const tasks = await until(
+        async () => (await listTasks()).filter((t) => t.name === 'holdUntilGate' && t.state === 'RUNNING'),
+        30_000,
+        'the running task in listTasks()',
+      );
+      expect(tasks).toEqual([expect.objectContaining({ nodeId: ids['node2'] })]);
+      const objects = (await listObjects()).filter((o) => o.objectId === obj.id);
+      expect(objects).toEqual([expect.objectContaining({ nodeId: ids['head'], location: 'shm' })]);
+      expect(objects[0]!.sizeBytes).toBeGreaterThanOrEqual(1024 * 1024);
+      expect((await listJobs()).find((j) => j.submissionId === jobId)).toMatchObject({ entrypoint: 'echo listed', status: 'SUCCEEDED' });
+    } finally {
+      writeFileSync(gate, '');
+    }
+    expect(await get(running)).toBe(ids['node2']);
+    obj.release();
+    await until(async () => !(await listTasks()).some((t) => t.name === 'holdUntilGate'), 30_000, 'the finished task to leave listTasks()');
+  }, 90_000);
 
   it('places actors by resources (the GPU actor on the fake-GPU node, CUDA_VISIBLE_DEVICES set there)', async () => {
     const a = GpuActor.remote();
