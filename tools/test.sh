@@ -12,7 +12,8 @@
 # Flags (env): `check-size` (tools/check-size.mjs: files <= 800 lines, functions <= 120 lines) and the
 # format check (`biome format`, check only) run by default; TSRAY_CHECK_SIZE=0 / TSRAY_FORMAT_CHECK=0
 # leave them out.
-# TSRAY_SKIP_STATIC=1 skips the static checks (a quick local test run).
+# TSRAY_SKIP_STATIC=1 skips the static checks (a quick local test run). TSRAY_VITEST_ARGS / TSRAY_PYTEST_ARGS
+# (word-split) narrow the run, e.g. TSRAY_VITEST_ARGS='--project placement' TSRAY_PYTEST_ARGS=python/tests/test_golden.py.
 #
 # Needs the Python venv: run `bash tools/setup-python.sh` once first.
 set -euo pipefail
@@ -91,9 +92,10 @@ if [[ "${TSRAY_SKIP_STATIC:-0}" != 1 ]]; then
   static_check check-tests node tools/check-tests.mjs
 fi
 
-echo "== vitest: npx vitest run (all projects)"
+echo "== vitest: npx vitest run ${TSRAY_VITEST_ARGS:-(all projects)}"
 vitest_rc=0
-npx vitest run --reporter=default --reporter=json --reporter=./tools/vitest-skips-reporter.mjs --outputFile.json="$WORK/vitest.json" || vitest_rc=$?
+# shellcheck disable=SC2086 # TSRAY_VITEST_ARGS is a list of arguments
+npx vitest run ${TSRAY_VITEST_ARGS:-} --reporter=default --reporter=json --reporter=./tools/vitest-skips-reporter.mjs --outputFile.json="$WORK/vitest.json" || vitest_rc=$?
 if [[ -f "$WORK/vitest.json" ]]; then
   read -r p f < <(node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
@@ -108,9 +110,10 @@ if [[ $vitest_rc -ne 0 ]]; then
   exit "$vitest_rc"
 fi
 
-echo "== pytest: .venv/bin/python -m pytest python/tests -q"
+echo "== pytest: .venv/bin/python -m pytest ${TSRAY_PYTEST_ARGS:-python/tests} -q"
 pytest_rc=0
-.venv/bin/python -m pytest python/tests -q -rs --junitxml="$WORK/pytest.xml" || pytest_rc=$?
+# shellcheck disable=SC2086 # TSRAY_PYTEST_ARGS is a list of arguments
+.venv/bin/python -m pytest ${TSRAY_PYTEST_ARGS:-python/tests} -q -rs --junitxml="$WORK/pytest.xml" || pytest_rc=$?
 if [[ -f "$WORK/pytest.xml" ]]; then
   read -r p f < <(.venv/bin/python -c '
 import json, sys, xml.etree.ElementTree as ET
@@ -124,7 +127,7 @@ print(total - bad - skipped, bad)
 with open(sys.argv[2], "a") as out:
     for case in root.iter("testcase"):
         for sk in case.findall("skipped"):
-            where = (case.get("classname") or "").replace(".", "/") + ".py > " + (case.get("name") or "")
+            where = "python/" + (case.get("classname") or "").replace(".", "/") + ".py > " + (case.get("name") or "")
             out.write(json.dumps({"runner": "pytest", "where": where, "reason": sk.get("message", "")}) + "\n")
 ' "$WORK/pytest.xml" "$TSRAY_SKIPS_FILE")
   PASSED=$((PASSED + ${p:-0}))
