@@ -65,6 +65,13 @@ spec = importlib.util.find_spec("tsray")
 print(pathlib.Path(spec.origin).resolve().parent.parent if spec and spec.origin else "")
 EOF
 )"
+# Programs the tests run (python/requirements-tools.txt; uv): installed when missing, outside the venv's
+# hash so that adding one does not rebuild the venv.
+if [[ ! -x .venv/bin/uv ]]; then
+  say "installing the test tools (python/requirements-tools.txt)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r python/requirements-tools.txt
+fi
+
 if [[ "$INSTALLED" != "$ROOT/python" ]]; then
   say "pointing the editable tsray install at $ROOT/python (was: ${INSTALLED:-none})"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e python/

@@ -24,9 +24,9 @@ it('prints scheduler lines at once, then the actor lines in order from one pid, 
   expect(actorLines.map((l) => Number(/counter: (\d+)/.exec(l.text)![1]))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   const pids = new Set(actorLines.map((l) => /pid=(\d+)/.exec(l.text)![1]));
   expect(pids.size).toBe(1);
-  // The scheduler lines come before any actor line, and the calls are spaced by the sleep.
+  // The scheduler lines come before any actor line (the submissions do not wait for the calls); how far
+  // apart the calls are is the sleep's business, not asserted (docs/testing.md: no durations in tests).
   const lastScheduler = lines[9]!.at;
   expect(actorLines[0]!.at).toBeGreaterThanOrEqual(lastScheduler);
-  expect(actorLines[9]!.at - actorLines[0]!.at).toBeGreaterThanOrEqual(9 * 200 - 100);
   expect(texts[texts.length - 1]).toBe('10');
 });

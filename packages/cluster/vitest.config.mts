@@ -7,5 +7,8 @@ export default defineConfig({
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
     environment: 'node',
     pool: 'forks',
+    // A deadline for a hung test, not a measure of speed: generous, so a busy 2-core machine passes too.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
   },
 });

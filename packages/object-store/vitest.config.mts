@@ -7,6 +7,9 @@ export default defineConfig({
     include: ['src/**/*.spec.ts', 'test/**/*.spec.ts'],
     environment: 'node',
     pool: 'forks',
+    // A deadline for a hung test, not a measure of speed: generous, so a busy 2-core machine passes too.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     // `global.gc` lets a test check that a view keeps the mapping alive until it is collected.
     execArgv: ['--expose-gc'],
   },

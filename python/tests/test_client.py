@@ -6,7 +6,6 @@ import gc
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ from tsray.xlang import decode, encode
 # ErrorInfo bytes of error objects as the TypeScript side writes them (packages/protocol/scripts/gen-golden.mjs).
 _VECTORS = Path(__file__).resolve().parents[2] / "packages" / "protocol" / "test-vectors" / "error-info.json"
 TS_ERRORS = {v["name"]: bytes.fromhex(v["hex"]) for v in json.loads(_VECTORS.read_text(encoding="utf-8"))}
+# V8 structured-clone bytes made by Node itself (packages/protocol/scripts/gen-v8-vectors.mjs).
+V8_VALUES = {v["name"]: bytes.fromhex(v["hex"]) for v in json.loads(_VECTORS.with_name("v8-values.json").read_text(encoding="utf-8"))}
 
 Handler = Callable[[pb.TaskSpec, list[Any]], Any]
 
@@ -195,10 +196,9 @@ def test_init_auto_reads_current_json(node: ScriptedNode, tmp_path: Path, monkey
 
 
 def test_init_times_out_without_a_node(tmp_path: Path) -> None:
-    t0 = time.monotonic()
+    # The error names the timeout path; how long it took is not asserted (docs/testing.md).
     with pytest.raises(tsray.ConnectionError, match="no tsray cluster answered"):
         tsray.init(f"ipc://{tmp_path}/nobody.sock", connect_timeout=0.3)
-    assert time.monotonic() - t0 < 5
     assert not tsray.is_initialized()
 
 
@@ -326,9 +326,9 @@ def test_errors_from_python_and_typescript_tasks(node: ScriptedNode, client: tsr
         node.seal("e1", pb.ObjectData(encoding=pb.ENCODING_ERROR), _python_task_error())
         node.seal("e2", pb.ObjectData(encoding=pb.ENCODING_ERROR), TS_ERRORS["task_error_typescript"])
         node.seal("e3", pb.ObjectData(encoding=pb.ENCODING_ERROR), TS_ERRORS["actor_died"])
-        node.seal("e4", pb.ObjectData(encoding=pb.ENCODING_ERROR), b"\xff\x0f\x6f\x22\x04type")  # old V8 bytes: not an ErrorInfo
+        node.seal("e4", pb.ObjectData(encoding=pb.ENCODING_ERROR), V8_VALUES["error-like object"])  # V8 bytes: not an ErrorInfo
         node.seal("e5", pb.ObjectData(encoding=pb.ENCODING_ERROR), unreadable.SerializeToString())
-        node.seal("v8", pb.ObjectData(encoding=pb.ENCODING_V8), b"\xff\x0f\x49\x02")  # the number 1, unconverted
+        node.seal("v8", pb.ObjectData(encoding=pb.ENCODING_V8), V8_VALUES["number 1"])  # unconverted
         node.seal("raw", pb.ObjectData(encoding=pb.ENCODING_RAW, raw_kind="Float64Array"), np.arange(3, dtype="<f8").tobytes())
     with pytest.raises(tsray.TaskError) as info:
         tsray.get(tsray.ObjectRef("e1"))

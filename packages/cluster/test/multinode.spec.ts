@@ -4,7 +4,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -13,18 +13,23 @@ import {
   AuthenticationError,
   get,
   init,
+  kill,
   listActors,
+  listJobs,
+  listObjects,
   listPlacementGroups,
+  listTasks,
   nodes,
   placementGroup,
   put,
   removePlacementGroup,
   shutdown,
   type NodeState,
+  wait,
 } from '@tsray/core';
 import { ensureTinyModel } from '@tsray/vllm-bridge';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
-import { bundleWhere, digest, readFromWorkingDir, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
+import { bundleWhere, digest, holdUntilGate, readFromWorkingDir, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -65,12 +70,55 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     expect(ns.every((n) => n.alive)).toBe(true);
   });
 
-  it('runs tasks on other nodes: by resources, and spilled when the local node is busy', async () => {
+  it('runs tasks on other nodes by resources, and SPREAD shares a burst out', async () => {
     expect(await get(onNode2.remote(21))).toEqual([ids['node2'], 42]);
     // 8 tasks on a 4-CPU cluster: more than one node runs them.
     const where = await get(Array.from({ length: 8 }, () => whereAmI.options({ schedulingStrategy: 'SPREAD' }).remote()));
     expect(new Set(where).size).toBeGreaterThan(1);
   }, 60_000);
+
+  it('spills a DEFAULT task to another node while the local node is busy', async () => {
+    const started = join(c.tmp, 'spill-started');
+    const gate = join(c.tmp, 'spill-gate');
+    // The head's only CPU is held by a task pinned there, until the test opens its gate.
+    const blocker = holdUntilGate.options({ schedulingStrategy: { type: 'NODE_AFFINITY', nodeId: ids['head']! } }).remote(started, gate);
+    await until(() => existsSync(started), 30_000, 'the blocking task to start on the head');
+    // A plain task submitted here (the head's node) runs on another node, while the head is still busy:
+    // without spilling it would wait for the blocker, which never ends on its own.
+    const ranOn = await get(whereAmI.remote(), { timeout: 30 });
+    expect(ranOn).not.toBe(ids['head']);
+    expect((await wait([blocker], { numReturns: 1, timeout: 0 })).ready).toEqual([]);
+    writeFileSync(gate, '');
+    expect(await get(blocker)).toBe(ids['head']);
+  }, 60_000);
+
+  it('the state API lists tasks, objects and jobs of the whole cluster from this driver', async () => {
+    const started = join(c.tmp, 'state-started');
+    const gate = join(c.tmp, 'state-gate');
+    // A task running on node2 until the test opens its gate, an object in this node's store, a job.
+    const running = holdUntilGate.options({ resources: { node2: 0.1 } }).remote(started, gate);
+    await until(() => existsSync(started), 30_000, 'the task to start on node2');
+    const obj = put(Buffer.alloc(1024 * 1024, 5));
+    const sub = await run(process.execPath, [CLI, 'job', 'submit', '--', 'echo listed'], { env: c.env(), timeout: 60_000 });
+    const jobId = /'(tsraysubmit_[A-Za-z0-9]+)'/.exec(sub.stdout)![1]!;
+    try {
+      const tasks = await until(
+        async () => (await listTasks()).filter((t) => t.name === 'holdUntilGate' && t.state === 'RUNNING'),
+        30_000,
+        'the running task in listTasks()',
+      );
+      expect(tasks).toEqual([expect.objectContaining({ nodeId: ids['node2'] })]);
+      const objects = (await listObjects()).filter((o) => o.objectId === obj.id);
+      expect(objects).toEqual([expect.objectContaining({ nodeId: ids['head'], location: 'shm' })]);
+      expect(objects[0]!.sizeBytes).toBeGreaterThanOrEqual(1024 * 1024);
+      expect((await listJobs()).find((j) => j.submissionId === jobId)).toMatchObject({ entrypoint: 'echo listed', status: 'SUCCEEDED' });
+    } finally {
+      writeFileSync(gate, '');
+    }
+    expect(await get(running)).toBe(ids['node2']);
+    obj.release();
+    await until(async () => !(await listTasks()).some((t) => t.name === 'holdUntilGate'), 30_000, 'the finished task to leave listTasks()');
+  }, 90_000);
 
   it('places actors by resources (the GPU actor on the fake-GPU node, CUDA_VISIBLE_DEVICES set there)', async () => {
     const a = GpuActor.remote();
@@ -133,7 +181,12 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
       Array.from({ length: 5 }, () => ({ CPU: 0.1 })),
       { strategy: 'STRICT_SPREAD' },
     );
-    expect(await tooWide.wait(1)).toBe(false);
+    await until(
+      async () => (await listPlacementGroups()).find((p) => p.placementGroupId === tooWide.id)?.state === 'PENDING',
+      10_000,
+      'the impossible group to be listed as pending',
+    );
+    expect(await tooWide.wait(0)).toBe(false);
     removePlacementGroup(tooWide);
   }, 60_000);
 
@@ -170,7 +223,7 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     expect(actors.find((a) => a.name === 'where')).toMatchObject({ state: 'ALIVE', nodeId: ids['node2'] });
   }, 90_000);
 
-  it('kill -9 of a node manager: declared dead within 3 s, its task retried and its actor restarted on another node', async () => {
+  it('kill -9 of a node manager: declared dead (no heartbeat), its task retried and its actor restarted on another node', async () => {
     const a = SpotActor.remote();
     const first = await get(a.node.remote());
     expect([ids['gpu'], ids['spot']]).toContain(first);
@@ -179,12 +232,14 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     // A task running on the same node when it dies (soft affinity: its retry may go elsewhere).
     const task = slowOnSpot.options({ schedulingStrategy: { type: 'NODE_AFFINITY', nodeId: first, soft: true } }).remote(4000);
     await until(async () => (await nodes()).find((n) => n.nodeId === first)!.resourcesAvailable['spot'] === 0, 10_000, 'the spot task and actor on the victim');
-    const killedAt = Date.now();
     victim.proc.kill('SIGKILL');
-    await until(async () => (await nodes()).find((n) => n.nodeId === first)?.alive === false, 10_000, 'the node declared dead');
-    const deadAfter = Date.now() - killedAt;
-    expect(deadAfter).toBeLessThanOrEqual(3000);
+    // How fast (nodeDeathTimeoutS) is measured in bench/; here: it is declared dead, for the right reason.
+    await until(async () => (await nodes()).find((n) => n.nodeId === first)?.alive === false, 30_000, 'the node declared dead');
     expect((await nodes()).find((n) => n.nodeId === first)!.deathReason).toMatch(/no heartbeat/);
+    // tsray status shows every node, the dead one counted as dead.
+    const status = await run(process.execPath, [CLI, 'status'], { env: c.env(), timeout: 30_000 });
+    expect(status.stdout).toMatch(/Nodes: 3 alive, 1 dead/);
+    expect(status.stdout).toContain(ids['node2']);
     // The actor restarts on the other spot node and keeps answering; the task ran again there.
     expect(await get(a.node.remote())).toBe(survivor);
     expect(await get(task)).toBe(survivor);
@@ -213,6 +268,9 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
   }, 120_000);
 
   it('a Python program on a machine without a node joins by address and token', async () => {
+    // Its own named actor (not one an earlier test left): the test runs alone too.
+    const h = Named.options({ name: 'where-py', lifetime: 'detached' }).remote();
+    expect(await get(h.node.remote())).toBe(ids['node2']);
     const empty = join(c.tmp, 'elsewhere-py');
     mkdirSync(empty, { recursive: true });
     const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -222,7 +280,7 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
       'big = bytes(range(256)) * (48 * 4096)',
       'ref = tsray.put(big)',
       'print("roundtrip", tsray.get(ref) == big, len(big))',
-      'a = tsray.get_actor("where", namespace="head")',
+      'a = tsray.get_actor("where-py", namespace="head")',
       'print("actor", tsray.get(a.node.remote()))',
       'tsray.shutdown()',
     ].join('\n');
@@ -232,6 +290,7 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     });
     expect(stdout).toContain(`roundtrip True ${256 * 48 * 4096}`);
     expect(stdout).toContain(`actor ${ids['node2']}`);
+    kill(h);
   }, 90_000);
 
   it('refuses a driver with a wrong token (AuthenticationError)', async () => {
@@ -295,21 +354,19 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
       const r = await fetch(`${url}/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model, prompt: 'Hello', max_tokens: 4 }),
+        body: JSON.stringify({ model, prompt: 'Hello', max_tokens: 4, temperature: 0 }),
       });
       expect(r.status).toBe(200);
-      const body = (await r.json()) as { choices: { text: string }[] };
-      expect(typeof body.choices[0]!.text).toBe('string');
+      // The tiny random-weight model's text has no meaning to check: that it generated text, and counted
+      // between 1 and 4 tokens (it may stop at its end-of-text token).
+      const body = (await r.json()) as { choices: { text: string }[]; usage: { completion_tokens: number } };
+      expect(body.choices[0]!.text.length).toBeGreaterThan(0);
+      expect(body.usage.completion_tokens).toBeGreaterThan(0);
+      expect(body.usage.completion_tokens).toBeLessThanOrEqual(4);
       expect((await listActors()).some((a) => a.className.includes('EngineActor') && a.state === 'ALIVE')).toBe(true);
     } finally {
       srv.kill('SIGINT');
       await new Promise((r) => srv.on('close', r));
     }
   }, 120_000);
-
-  it('tsray status shows every node and the dead one', async () => {
-    const { stdout } = await run(process.execPath, [CLI, 'status'], { env: c.env(), timeout: 30_000 });
-    expect(stdout).toMatch(/Nodes: 3 alive, 1 dead/);
-    expect(stdout).toContain(ids['node2']);
-  });
 });

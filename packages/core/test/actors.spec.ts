@@ -18,28 +18,16 @@ import {
   ValidationError,
   wait,
 } from '@tsray/core';
-import { bump, bumpByName, RemoteBroken, RemoteCounter, RemoteRelay, RemoteSleeper, type Counter } from './fixtures/actors.js';
+import { bump, bumpByName, RemoteBroken, RemoteCounter, RemoteRelay, RemoteSleeper, type Counter, type Span } from './fixtures/actors.js';
+import { alive } from './helpers/processes.js';
+import { until } from './helpers/until.js';
 
 const run = promisify(execFile);
-const gc = (globalThis as { gc?: () => void }).gc!;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    gc();
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return cond();
+/** Spans that ran one at a time: sorted by start, each starts after the previous one ended. */
+function expectNoOverlap(spans: Span[]): void {
+  const sorted = [...spans].sort((x, y) => x.start - y.start);
+  for (let i = 1; i < sorted.length; i++) expect(sorted[i]!.start).toBeGreaterThanOrEqual(sorted[i - 1]!.end);
 }
 
 beforeAll(async () => {
@@ -74,30 +62,22 @@ describe('actors', () => {
   });
 
   it('runs async actor calls concurrently, bounded by maxConcurrency', async () => {
+    // Four calls on a default async actor are all in flight at once (they wait for each other).
     const s = RemoteSleeper.remote();
-    await get(s.nap.remote(1));
-    let t0 = Date.now();
-    await get(Array.from({ length: 4 }, () => s.nap.remote(400)));
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(await get(Array.from({ length: 4 }, () => s.meet.remote(4)))).toEqual([4, 4, 4, 4]);
+    // maxConcurrency 1: the calls' spans, recorded inside the actor, never overlap.
     const serial = RemoteSleeper.options({ maxConcurrency: 1 }).remote();
-    await get(serial.nap.remote(1));
-    t0 = Date.now();
-    await get(Array.from({ length: 3 }, () => serial.nap.remote(250)));
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(700);
+    const spans = await get(Array.from({ length: 3 }, () => serial.span.remote(50)));
+    expectNoOverlap(spans);
   });
 
   it('limits concurrency groups separately', async () => {
     const s = RemoteSleeper.options({ concurrencyGroups: { io: 1 }, methodConcurrencyGroups: { io: 'io' } }).remote();
-    await get(s.nap.remote(1));
-    const t0 = Date.now();
-    const ios = [s.io.remote(300), s.io.remote(300)];
-    const naps = [s.nap.remote(300), s.nap.remote(300)];
-    await get(naps);
-    const napDone = Date.now() - t0;
-    await get(ios);
-    const ioDone = Date.now() - t0;
-    expect(napDone).toBeLessThan(550);
-    expect(ioDone).toBeGreaterThanOrEqual(580);
+    const ios = [s.io.remote(100), s.io.remote(100)];
+    // The default group is not held up by the io group: two calls there run together while io is busy.
+    expect(await get([s.meet.remote(2), s.meet.remote(2)])).toEqual([2, 2]);
+    // The io group runs one call at a time.
+    expectNoOverlap(await get(ios));
   });
 
   it('passes handles to tasks and to other actors', async () => {
@@ -144,11 +124,10 @@ describe('names and namespaces', () => {
     expect(a.stdout).toContain('keeper 101');
     expect(a.stdout).toContain('temp 1');
     // The creating driver is gone: its non-detached actor is stopped, the detached one lives on.
-    let b = await run(process.execPath, ['--import', 'tsx', script, 'use'], { env, timeout: 60_000 });
-    for (let i = 0; i < 40 && b.stdout.includes('temp found'); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      b = await run(process.execPath, ['--import', 'tsx', script, 'use'], { env, timeout: 60_000 });
-    }
+    const b = await until(async () => {
+      const out = await run(process.execPath, ['--import', 'tsx', script, 'use'], { env, timeout: 60_000 });
+      return !out.stdout.includes('temp found') && out;
+    }, "the first driver's non-detached actor to stop");
     expect(b.stdout).toMatch(/keeper 10[23]/);
     expect(b.stdout).toContain('temp not found');
     const keeper = await getActor<Counter>('keeper', { namespace: 'ns2' });
@@ -243,6 +222,6 @@ describe('failures', () => {
       return get(c.pid.remote());
     })();
     expect(alive(pid)).toBe(true);
-    expect(await until(() => !alive(pid), 10_000)).toBe(true);
+    await until(() => !alive(pid), `actor process ${pid} to stop`, { gc: true });
   });
 });

@@ -2,19 +2,14 @@ import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, init, ObjectRef, put, SerializationError, shutdown, ValidationError } from '@tsray/core';
 import { nodeStats } from '@tsray/core/internal';
+import { until } from './helpers/until.js';
 import { bufferChecksum, echo, makeBuffer, putInWorker } from './fixtures/tasks.js';
 
 const MiB = 1024 * 1024;
-const gc = (globalThis as { gc?: () => void }).gc!;
 
-/** Collect garbage here (workers do it when idle) until `cond` holds or 5 s passed. */
-/** Collect garbage until `cond` holds (refs are released by GC here and in workers); fails loudly if it never does. */
+/** Collect garbage (refs are released by GC here and in workers) until the store meets `cond`. */
 async function settle(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 600 && !cond(); i++) {
-    gc();
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  if (!cond()) throw new Error(`the store did not settle within 30 s: ${JSON.stringify(nodeStats())}`);
+  await until(cond, () => `the store to settle (now ${JSON.stringify(nodeStats())})`, { gc: true });
 }
 
 beforeAll(async () => {

@@ -13,9 +13,9 @@ const dir = mkdtempSync(join(tmpdir(), 'tsray-pack-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('published packages', () => {
-  it('@tsray/core and its dependencies install from tarballs outside the monorepo and run a task', async () => {
+  it('every package installs from tarballs outside the monorepo: a task runs, the tsray and tsray-serve bins and the LLM bridge load', async () => {
     const tarballs: Record<string, string> = {};
-    for (const name of ['protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'core']) {
+    for (const name of ['protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'core', 'cluster', 'vllm-bridge']) {
       const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: join(packages, name) });
       const [info] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
       tarballs[`@tsray/${name}`] = `file:${join(dir, info.filename)}`;
@@ -28,19 +28,37 @@ describe('published packages', () => {
     writeFileSync(
       join(app, 'main.mjs'),
       `import { init, remote, get, shutdown, isMain } from '@tsray/core';
+import { DataParallel, LLMEngine, serveOpenAI } from '@tsray/vllm-bridge';
+import { HttpApiClient } from '@tsray/cluster';
 export const square = remote(function square(x) { return x * x; });
 if (isMain(import.meta)) {
   await init({ numCpus: 1, objectStoreMemory: 64 * 1024 * 1024 });
   console.log('result', await get(square.remote(7)));
+  console.log('bridge', typeof LLMEngine.deploy, typeof DataParallel.deploy, typeof serveOpenAI, typeof HttpApiClient);
   await shutdown();
 }
 `,
     );
     await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app, timeout: 240_000 });
     // Installed from the tarballs, not linked to the monorepo.
-    expect(readdirSync(join(app, 'node_modules', '@tsray')).sort()).toEqual(['core', 'object-store', 'placement', 'protocol', 'runtime-env', 'scheduler']);
+    expect(readdirSync(join(app, 'node_modules', '@tsray')).sort()).toEqual([
+      'cluster',
+      'core',
+      'object-store',
+      'placement',
+      'protocol',
+      'runtime-env',
+      'scheduler',
+      'vllm-bridge',
+    ]);
     const { stdout } = await run(process.execPath, ['main.mjs'], { cwd: app, timeout: 60_000 });
     expect(stdout).toContain('result 49');
+    expect(stdout).toContain('bridge function function function function');
+    // The packages' command-line programs, as installed (bin links).
+    const cli = await run(join(app, 'node_modules', '.bin', 'tsray'), ['--help'], { cwd: app, timeout: 60_000 });
+    expect(cli.stdout).toMatch(/^Usage: tsray <command> \[options\]/);
+    const serve = await run(join(app, 'node_modules', '.bin', 'tsray-serve'), ['--help'], { cwd: app, timeout: 60_000 });
+    expect(serve.stdout).toMatch(/^usage: tsray-serve --model DIR/);
   }, 300_000);
 });
 
@@ -52,7 +70,7 @@ describe('nx release', () => {
       timeout: 120_000,
       env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true' },
     });
-    for (const p of ['core', 'protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'cluster']) {
+    for (const p of ['core', 'protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'cluster', 'vllm-bridge']) {
       expect(stdout).toContain(`New version 9.9.9 written to manifest: packages/${p}/package.json`);
     }
     // A dry run changes nothing.

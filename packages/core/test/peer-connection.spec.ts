@@ -10,16 +10,7 @@ import { encodeMessage } from '@tsray/protocol';
 import { PeerConnection, type LinkHandler } from '../src/cluster/link.js';
 import { overrideConfig } from '../src/config.js';
 import { logger } from '../src/logger.js';
-
-async function until<T>(cond: () => T | undefined | false, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = cond();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from './helpers/until.js';
 
 /** A loopback port nothing listens on (bound, then closed). */
 function closedPort(): Promise<number> {
@@ -56,7 +47,7 @@ describe('PeerConnection connect limit', () => {
     const unreachable: string[] = [];
     const p = new PeerConnection('n1', `tcp://127.0.0.1:${port}`, 'me', 'tok', handler(unreachable));
     try {
-      const [why] = await until(() => unreachable.length > 0 && unreachable, 5000, 'the unreachable report');
+      const [why] = await until(() => unreachable.length > 0 && unreachable, 'the unreachable report', { timeoutMs: 5000 });
       expect(why).toBe(
         `node n1 is unreachable at tcp://127.0.0.1:${port}: no answer to a connection within 0.3 s (is its port open to this machine, and is the address it advertises right? see --host / --node-ip-address)`,
       );
@@ -75,11 +66,11 @@ describe('PeerConnection connect limit', () => {
       const [identity] = await router.receive();
       await until(
         () => warn.mock.calls.some((c) => String(c[1]).includes('has not answered in 0.3 s; still waiting')) || unreachable.length > 0,
-        5000,
         'the still-waiting warning',
+        { timeoutMs: 5000 },
       );
       await router.send([identity!, ...encodeMessage({ workerAccepted: {} })]);
-      await until(() => p.answered, 5000, 'the late answer');
+      await until(() => p.answered, 'the late answer', { timeoutMs: 5000 });
       expect(unreachable).toEqual([]);
     } finally {
       p.close();

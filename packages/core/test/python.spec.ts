@@ -1,9 +1,11 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ActorDiedError, get, init, kill, NDArray, ObjectRef, put, python, SerializationError, shutdown, TaskError } from '@tsray/core';
+import { tempDir } from './helpers/processes.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const venvPython = `${repo}.venv/bin/python`;
@@ -100,19 +102,21 @@ describe('Python actors', () => {
     kill(c);
   });
 
-  it('runs 4 Python actors in parallel: about the time of one', async () => {
-    const Sleeper = python.actor<{ nap(s: number): number }>('tsray_fixtures:Sleeper');
+  it('runs 4 Python actors in parallel, and the async methods of one actor concurrently', async () => {
+    const Sleeper = python.actor<{ meet(n: number, dir: string): [number, number] }>('tsray_fixtures:Sleeper');
     const actors = Array.from({ length: 4 }, () => Sleeper.remote());
-    await get(actors.map((a) => a.nap.remote(0)));
-    const t0 = Date.now();
-    const pids = await get(actors.map((a) => a.nap.remote(1)));
-    expect(Date.now() - t0).toBeLessThan(1800);
-    expect(new Set(pids).size).toBe(4);
+    const dir = tempDir();
+    // Each call waits until 4 calls have arrived: only calls running at the same time all see 4.
+    mkdirSync(join(dir.path, 'actors'));
+    const across = await get(actors.map((a) => a.meet.remote(4, join(dir.path, 'actors'))));
+    expect(across.map(([, seen]) => seen)).toEqual([4, 4, 4, 4]);
+    expect(new Set(across.map(([pid]) => pid)).size).toBe(4);
     // async def methods of one actor also overlap.
-    const t1 = Date.now();
-    await get([actors[0]!.nap.remote(0.5), actors[0]!.nap.remote(0.5), actors[0]!.nap.remote(0.5)]);
-    expect(Date.now() - t1).toBeLessThan(1300);
+    mkdirSync(join(dir.path, 'one'));
+    const within = await get([0, 1, 2].map(() => actors[0]!.meet.remote(3, join(dir.path, 'one'))));
+    expect(within.map(([, seen]) => seen)).toEqual([3, 3, 3]);
     for (const a of actors) kill(a);
+    dir.cleanup();
   });
 
   it('sees its CUDA_VISIBLE_DEVICES on a fake-GPU node', async () => {

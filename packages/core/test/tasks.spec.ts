@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,15 +31,18 @@ import {
   fail,
   failingStream,
   flakyTask,
+  gated,
   inc,
   nested,
   pair,
   pidAndWait,
-  sleepy,
   spin,
   sumOfRefs,
   tiny,
+  untilAborted,
 } from './fixtures/tasks.js';
+import { alive, tempDir } from './helpers/processes.js';
+import { until } from './helpers/until.js';
 
 beforeAll(async () => {
   await init({ numCpus: 4, objectStoreMemory: 256 * 1024 * 1024, logToDriver: false });
@@ -160,12 +163,8 @@ describe('errors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tsray-pid-'));
     const pidFile = join(dir, 'pid');
     const ref = pidAndWait.remote(1500, pidFile);
-    let first = '';
-    for (let i = 0; !/^\d+ 0$/.test((first = existsSync(pidFile) ? readFileSync(pidFile, 'utf8') : '')); i++) {
-      if (i > 1500) throw new Error('pidAndWait never started');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const killed = Number(first.split(' ')[0]);
+    const first = await until(() => existsSync(pidFile) && /^(\d+) 0$/.exec(readFileSync(pidFile, 'utf8')), 'pidAndWait to start');
+    const killed = Number(first[1]);
     process.kill(killed, 'SIGKILL');
     const res = await get(ref);
     rmSync(dir, { recursive: true, force: true });
@@ -201,61 +200,88 @@ describe('errors', () => {
 
 describe('get, wait, cancel', () => {
   it('get times out with GetTimeoutError', async () => {
-    const ref = sleepy.remote(2000, 'late');
-    const t0 = Date.now();
+    const dir = tempDir();
+    const ref = gated.remote(join(dir.path, 'never'), 'late');
     const err = await get(ref, { timeout: 0.2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GetTimeoutError);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect((await wait([ref], { numReturns: 1, timeout: 0 })).ready).toEqual([]);
     cancel(ref);
+    dir.cleanup();
   });
 
   it('wait returns ready refs in completion order', async () => {
-    const slow = sleepy.remote(900, 'slow');
-    const fast = sleepy.remote(100, 'fast');
-    const mid = sleepy.remote(500, 'mid');
-    const first = await wait([slow, fast, mid], { numReturns: 1 });
+    // Each task ends when the test creates its gate file: the completion order is the test's, not a timer's.
+    const dir = tempDir();
+    const gate = (name: string) => writeFileSync(join(dir.path, name), '');
+    const [slow, fast, mid] = ['slow', 'fast', 'mid'].map((v) => gated.remote(join(dir.path, v), v));
+    gate('fast');
+    const first = await wait([slow!, fast!, mid!], { numReturns: 1 });
     expect(first.ready).toEqual([fast]);
     expect(first.notReady).toEqual([slow, mid]);
-    const all = await wait([slow, fast, mid], { numReturns: 3 });
+    gate('mid');
+    expect((await wait([slow!, fast!, mid!], { numReturns: 2 })).ready).toEqual([fast, mid]);
+    gate('slow');
+    const all = await wait([slow!, fast!, mid!], { numReturns: 3 });
     expect(all.ready).toEqual([fast, mid, slow]);
     expect(all.notReady).toEqual([]);
+    dir.cleanup();
   });
 
   it('wait honours its timeout', async () => {
-    const r = sleepy.remote(3000, 'x');
+    const dir = tempDir();
+    const r = gated.remote(join(dir.path, 'never'), 'x');
     const res = await wait([r], { numReturns: 1, timeout: 0.1 });
     expect(res.ready).toEqual([]);
     expect(res.notReady).toEqual([r]);
     cancel(r, { force: true });
     await expect(wait([r, r], { numReturns: 1 })).rejects.toBeInstanceOf(ValidationError);
+    dir.cleanup();
   });
 
   it('cancels a queued task: it never runs', async () => {
-    const blockers = Array.from({ length: 4 }, () => sleepy.remote(800, 'b'));
-    const queued = sleepy.remote(10, 'queued');
+    const dir = tempDir();
+    const blockers = Array.from({ length: 4 }, (_, i) => gated.remote(join(dir.path, 'go'), `b${i}`));
+    const ranFile = join(dir.path, 'queued-ran');
+    const queued = pidAndWait.remote(0, ranFile);
     cancel(queued);
     await expect(get(queued)).rejects.toBeInstanceOf(TaskCancelledError);
-    expect(await get(blockers)).toEqual(['b', 'b', 'b', 'b']);
+    writeFileSync(join(dir.path, 'go'), '');
+    expect(await get(blockers)).toEqual(['b0', 'b1', 'b2', 'b3']);
+    expect(existsSync(ranFile)).toBe(false);
+    dir.cleanup();
   });
 
-  it('cancels a running async task through its abort signal', async () => {
-    const r = sleepy.remote(30_000, 'never');
-    await new Promise((res) => setTimeout(res, 300));
-    const t0 = Date.now();
+  it('cancels a running async task through its abort signal; the worker lives on', async () => {
+    const dir = tempDir();
+    const started = join(dir.path, 'started');
+    const aborted = join(dir.path, 'aborted');
+    const r = untilAborted.remote(started, aborted);
+    // Cancel only once the task runs: a queued task is cancelled without any signal.
+    const pid = Number(await until(() => existsSync(started) && readFileSync(started, 'utf8'), 'the task to start'));
     cancel(r);
-    await expect(get(r)).rejects.toBeInstanceOf(TaskCancelledError);
-    expect(Date.now() - t0).toBeLessThan(2000);
+    const err = (await get(r).catch((e: unknown) => e)) as TaskCancelledError;
+    expect(err).toBeInstanceOf(TaskCancelledError);
+    expect(err.forced).toBe(false);
+    // The task saw its signal fire, and its worker was not killed for it.
+    await until(() => existsSync(aborted), 'the running task to see its abort signal');
+    expect(alive(pid)).toBe(true);
     expect(await get(add.remote(2, 2))).toBe(4);
+    dir.cleanup();
   });
 
   it('force-cancels a task that blocks its event loop by killing the worker', async () => {
-    const r = spin.remote();
-    await new Promise((res) => setTimeout(res, 300));
+    const dir = tempDir();
+    const started = join(dir.path, 'started');
+    const r = spin.remote(started);
+    const pid = Number(await until(() => existsSync(started) && readFileSync(started, 'utf8'), 'the task to start'));
     cancel(r, { force: true });
-    const err = (await get(r).catch((e: unknown) => e)) as TaskCancelledError;
+    const err = (await get(r, { timeout: 30 }).catch((e: unknown) => e)) as TaskCancelledError;
     expect(err).toBeInstanceOf(TaskCancelledError);
     expect(err.forced).toBe(true);
+    // The running task's worker was killed (a queued task would have been dropped with no kill).
+    await until(() => !alive(pid), `worker ${pid} to be killed`);
     expect(await get(echo.remote('still works'))).toBe('still works');
+    dir.cleanup();
   });
 });
 

@@ -132,10 +132,9 @@ describe('Allocator: bad input, scale and random sequences', () => {
     expect(a.freeExtents()).toEqual([{ offset: 0, size: 64 * 2 ** 30 }]);
   });
 
-  it('stays fast with many live objects (100k allocs and frees in random order)', () => {
+  it('keeps its extents right with many live objects (100k allocs and frees in random order)', () => {
     const a = new Allocator(2 ** 40);
     const n = 100_000;
-    const t0 = performance.now();
     const offs: number[] = [];
     for (let i = 0; i < n; i++) offs.push(a.alloc(100 * 1024 + ((i * 7919) % 4096)));
     // Free every other object first (maximal fragmentation: 50k holes), then allocate into the holes.
@@ -148,9 +147,8 @@ describe('Allocator: bad input, scale and random sequences', () => {
       [offs[i], offs[j]] = [offs[j]!, offs[i]!];
     }
     for (const o of offs) a.free(o);
-    const ms = performance.now() - t0;
+    // Correctness only: how fast (a linear scan would take minutes) is bench/'s to measure.
     expect(a.freeExtents()).toEqual([{ offset: 0, size: 2 ** 40 }]);
-    expect(ms).toBeLessThan(5000); // typically ~300 ms; a linear scan would take minutes
   });
 
   it('property: random alloc/free sequences never overlap, keep alignment, and free restores capacity', () => {
@@ -177,7 +175,7 @@ describe('Allocator: bad input, scale and random sequences', () => {
             for (const [lo, ls] of live) {
               const lsz = a.sizeOf(lo)!;
               expect(off + need <= lo || lo + lsz <= off).toBe(true);
-              expect(ls).toBeGreaterThanOrEqual(0);
+              expect(lsz).toBeGreaterThanOrEqual(ls); // a live block holds at least what was asked
             }
             live.set(off, o.size);
           } else if (live.size > 0) {

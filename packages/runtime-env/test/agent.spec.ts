@@ -62,10 +62,8 @@ describe('RuntimeEnvAgent: pip', () => {
     expect(events[0]).toMatchObject({ phase: 'start', kind: 'pip', packages: ['tsray_tiny_a==1.0'] });
     expect(events.at(-1)!.phase).toBe('done');
     expect(readFileSync(events[0]!.logFile!, 'utf8')).toMatch(/Successfully installed tsray_tiny_a-1.0/);
-    // Second use: no install, fast.
-    const t0 = performance.now();
+    // Second use: no install (the install count stays 1; how fast is bench/'s to measure).
     const again = await agent.acquire({ pip: { packages: ['tsray_tiny_a==1.0'], pipCheck: true } });
-    expect(performance.now() - t0).toBeLessThan(100);
     expect(again.hash).toBe(env.hash);
     expect(agent.stats().installs.pip).toBe(1);
     env.release();
@@ -106,7 +104,9 @@ describe('RuntimeEnvAgent: pip', () => {
     env.release();
   });
 
-  it.skipIf(!findUv(PYTHON))('installs with uv when uv is next to the interpreter or on PATH', async () => {
+  it('installs with uv when uv is next to the interpreter or on PATH', async (ctx) => {
+    // uv comes with python/requirements-tools.txt (tools/setup-python.sh installs it); CI fails on this skip.
+    if (!findUv(PYTHON)) ctx.skip(`uv not found next to ${PYTHON} or on PATH: run bash tools/setup-python.sh`);
     const agent = newAgent(join(base, 'root-uv'), { installer: 'auto' });
     expect(agent.installer).toBe('uv');
     const env = await agent.acquire({ pip: { packages: ['tsray_tiny_a'], pipCheck: false } });

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { init, shutdown } from '@tsray/core';
@@ -12,6 +15,7 @@ import {
   type OpenAIServer,
   type StreamDelta,
 } from '@tsray/vllm-bridge';
+import { until } from './helpers/until.js';
 
 const venvPython = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 
@@ -35,15 +39,6 @@ const reach = (engine: LLMEngine, state: EngineState) =>
       }
     });
   });
-
-/** Poll `cond` (no fixed sleeps as synchronization: a bounded wait on an observable condition). */
-async function until(cond: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Start a DP stream and resolve once its first delta arrived; `done` settles with the outcome. */
 function startStream(dp: DataParallel, prompt: string, maxTokens: number, signal?: AbortSignal) {
@@ -161,8 +156,10 @@ describe('readiness over HTTP', () => {
   });
 
   it('a DP group serves as soon as one rank is ready', async () => {
-    // Two ranks on one (fake) GPU start one after the other (per-GPU start lock), 1 s each.
-    const dp = await DataParallel.deploy({ ...scripted({ start_delay_s: 1 }), ranks: 2, gpusPerRank: 0.5, waitFor: 'none' });
+    // Two ranks on one (fake) GPU: the first to start is ready at once, the second waits for the
+    // test's gate file (scripted start_gate_file), so "one ready, one starting" holds however slow.
+    const gate = join(mkdtempSync(join(tmpdir(), 'tsray-gate-')), 'open');
+    const dp = await DataParallel.deploy({ ...scripted({ start_delay_s: 1, start_gate_file: gate }), ranks: 2, gpusPerRank: 0.5, waitFor: 'none' });
     const server = await serveOpenAI(dp, { port: 0, modelName: 'tiny' });
     try {
       expect((await fetch(`${server.url}/health`)).status).toBe(503);
@@ -170,11 +167,14 @@ describe('readiness over HTTP', () => {
       expect([...dp.states].sort()).toEqual(['ready', 'starting']);
       const r = await fetch(`${server.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'hi', max_tokens: 3 }) });
       expect(r.status).toBe(200);
+      expect([...dp.states].sort()).toEqual(['ready', 'starting']);
+      writeFileSync(gate, '');
       await Promise.all([0, 1].map((i) => dp.rank(i).ready()));
       expect((await dp.stats()).map((s) => s.state)).toEqual(['ready', 'ready']);
     } finally {
       await server.close();
       await dp.shutdown();
+      rmSync(dirname(gate), { recursive: true, force: true });
     }
   });
 });

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableResources, init, shutdown } from '@tsray/core';
 import { EngineDeadError, EngineStartError, MoEDataParallel, serveOpenAI, type EngineState } from '@tsray/vllm-bridge';
+import { until } from './helpers/until.js';
 
 const venvPython = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 
@@ -82,10 +83,7 @@ describe('MoEDataParallel (scripted stand-in)', () => {
       const seen: EngineState[] = [];
       g.onState((s) => seen.push(s));
       const inflight = Array.from({ length: 4 }, (_, i) => g.generate(`__slow__ q${i}`, { maxTokens: 100 }).catch((e: unknown) => e));
-      await new Promise<void>((resolve) => {
-        const poll = async () => ((await g.stats()).running === 4 ? resolve() : setTimeout(() => void poll(), 10));
-        void poll();
-      });
+      await until(async () => (await g.stats()).running === 4, 'the 4 requests to run');
       process.kill(before[1]!.pid, 'SIGKILL');
       const outcomes = await Promise.all(inflight);
       expect(outcomes.every((e) => e instanceof EngineDeadError)).toBe(true);
@@ -120,8 +118,6 @@ describe('MoEDataParallel (scripted stand-in)', () => {
     expect(err).toBeInstanceOf(EngineStartError);
     expect((err as Error).message).toMatch(/MoE DP rank [12]: ModelLoadError: .*fail_start/);
     // The placement group (3 GPUs) is released.
-    const end = Date.now() + 10_000;
-    while (((await availableResources())['GPU'] ?? 0) < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-    expect((await availableResources())['GPU']).toBe(4);
+    await until(async () => (await availableResources())['GPU'] === 4, 'the 3 GPUs of the group to be released');
   });
 });

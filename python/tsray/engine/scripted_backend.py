@@ -22,7 +22,9 @@ Behaviour:
 ``engine_args``: ``token_delay_s`` (0), ``first_token_delay_s`` (0), ``start_delay_s`` (0),
 ``fail_start`` (False → raise :class:`~tsray.engine.backend.ModelLoadError` from start),
 ``max_model_len`` (128), ``crash_exit_code`` (77), ``fail_after`` (2), ``slow_token_delay_s`` (0.2),
-``chat_template`` (True: a "role: content" template; False: none).
+``chat_template`` (True: a "role: content" template; False: none), ``start_gate_file`` (None: every
+start of an engine with this file but the first waits until the file exists, so a test decides when
+the second rank of a group becomes ready).
 """
 
 from __future__ import annotations
@@ -65,7 +67,20 @@ SCRIPTED_DEFAULTS: dict[str, Any] = {
     "fail_after": 2,
     "slow_token_delay_s": 0.2,
     "chat_template": True,
+    "start_gate_file": None,
 }
+
+async def _pass_start_gate(gate: str) -> None:
+    """The first start with `gate` passes at once (it creates ``<gate>.first``); later ones wait until
+    `gate` exists."""
+    try:
+        os.close(os.open(gate + ".first", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return
+    except FileExistsError:
+        pass
+    while not os.path.exists(gate):
+        await asyncio.sleep(0.01)
+
 
 VOCAB_SIZE = 1000
 BOS_ID = 1
@@ -111,6 +126,8 @@ class ScriptedBackend(EngineBackend):
             cfg[k] = v
         if cfg["start_delay_s"]:
             await asyncio.sleep(float(cfg["start_delay_s"]))
+        if cfg["start_gate_file"]:
+            await _pass_start_gate(str(cfg["start_gate_file"]))
         if cfg["fail_start"]:
             raise ModelLoadError(model_dir, "scripted start failure (fail_start)")
         self.started_with = {

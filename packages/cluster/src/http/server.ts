@@ -53,7 +53,11 @@ export interface HttpApi {
   url: string;
   /** The port it listens on (the chosen one when 0 was asked). */
   port: number;
-  /** Stop listening and cut open connections (log followers included). */
+  /**
+   * Stop listening and close open connections. Log followers are ended first (their responses end
+   * cleanly, so a client reads the end of the stream, not a cut); a follower that cannot finish within
+   * a second is cut with the rest.
+   */
   close(): Promise<void>;
 }
 
@@ -114,8 +118,8 @@ interface ApiContext {
   version: { version: string; tsray_version: string; ray_version: string };
   /** `reason|remote address` pairs already logged (a rejected client is logged once per reason). */
   authLogged: Set<string>;
-  /** Open log-follow streams (cut at close). */
-  followers: Set<AbortController>;
+  /** Open log-follow streams, each with a promise that settles once its response has ended (close waits on it). */
+  followers: Map<AbortController, Promise<void>>;
 }
 
 /** One request, its path split into decoded segments. */
@@ -212,7 +216,13 @@ async function handleLogs(c: ApiContext, r: ApiRequest, id: string): Promise<voi
   if (!c.opts.jobs.get(id)) throw new JobNotFoundError(id);
   const ac = new AbortController();
   const iter = c.opts.jobs.follow(id, { signal: ac.signal });
-  c.followers.add(ac);
+  let ended!: () => void;
+  c.followers.set(
+    ac,
+    new Promise<void>((resolve) => {
+      ended = resolve;
+    }),
+  );
   res.on('close', () => ac.abort());
   res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
   res.flushHeaders();
@@ -227,7 +237,8 @@ async function handleLogs(c: ApiContext, r: ApiRequest, id: string): Promise<voi
     }
   } finally {
     c.followers.delete(ac);
-    if (!res.destroyed) res.end();
+    if (res.destroyed) ended();
+    else res.end(ended);
   }
 }
 
@@ -312,7 +323,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
     tokenDigest: digest(opts.token),
     version: { version: '1', tsray_version: packageVersion(), ray_version: RAY_API_VERSION },
     authLogged: new Set(),
-    followers: new Set(),
+    followers: new Map(),
   };
   const server = createServer((req, res) => {
     route(c, req, res).catch((e: unknown) => sendError(c, req, res, e));
@@ -326,11 +337,16 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   return {
     url,
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const ac of c.followers) ac.abort();
+    close: async () => {
+      const ending = [...c.followers.values()];
+      for (const ac of c.followers.keys()) ac.abort();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(ending), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))]);
+      clearTimeout(timer);
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }

@@ -172,11 +172,13 @@ export class StateService {
     const tasks: unknown[] = [];
     for (const t of this.host.tasks().values()) {
       if (tasks.length >= MAX_ROWS) break;
+      // A task forwarded to another node is listed by that node (listed here too, it came twice).
+      if (t.remote) continue;
       tasks.push({
         taskId: t.spec.taskId,
         name: t.spec.name,
         state: t.state === 'dispatched' ? 'RUNNING' : 'PENDING',
-        nodeId: t.remote ?? this.host.nodeId,
+        nodeId: this.host.nodeId,
         ...(t.actor ? { actorId: t.actor.id } : {}),
       });
     }
