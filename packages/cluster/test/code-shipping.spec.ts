@@ -22,8 +22,18 @@ import { tempDir } from './fixtures/util.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
+interface Where {
+  version: string;
+  node: string;
+  file: string;
+  rootVisible: boolean;
+  ignoredShipped: boolean;
+}
+
 interface DriverOut {
-  first: { version: string; node: string; file: string; rootVisible: boolean; ignoredShipped: boolean };
+  first: Where;
+  /** whereAmI as a nested task of a task on the same node. */
+  inner: Where;
   firstMs: number;
   actorCalls: string[];
   pad: string;
@@ -140,6 +150,7 @@ describe('code shipping to a node that cannot see the driver project (own mount 
     expect(r.first.ignoredShipped).toBe(false); // .gitignore honoured
     expect(existsSync(join(r.first.file, '..', '..', 'pad-lite'))).toBe(false); // (checked from here: the node's copy is on the shared disk)
     expect([r.first.version, r.actorCalls, r.pad, r.py]).toEqual(['v1', ['v1:1', 'v1:3'], '******ab', 'py v1 x']);
+    expect([r.inner.node, r.inner.version, r.inner.file]).toEqual([hidden.d!.ready.nodeId, 'v1', r.first.file]);
   }, 240_000);
 
   it('a second run of the same code reuses everything; the first run paid the shipping (printed)', async (ctx) => {
