@@ -8,7 +8,7 @@
  * A second node in a network namespace that does see the folder runs it in place (nothing fetched).
  * Changing the code and running again ships the new code under a new hash. The first run's extra
  * time for shipping is printed (no threshold). Needs root (netns, mount namespaces, tmpfs) and
- * iproute2/util-linux; without them every test is skipped with the reason, printed.
+ * iproute2 and util-linux; without them every test is skipped with the reason, printed.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -47,6 +47,18 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+/** Why a process could not get its own mount namespace with a tmpfs over `dir` (undefined: it can). */
+function mountNamespaceProblem(dir: string): string | undefined {
+  try {
+    execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=1m tsray-probe "$0"', dir], { stdio: 'pipe' });
+    return undefined;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stderr?: Buffer };
+    if (err.code === 'ENOENT') return 'the `unshare` command (util-linux) is not installed';
+    return `\`unshare --mount\` with a tmpfs failed (needs root or CAP_SYS_ADMIN): ${(err.stderr?.toString() ?? '').trim() || err.message}`;
+  }
+}
+
 /** The pkg_<hash> folder a shipped module was imported from. */
 function packageOf(file: string): string {
   return /\/pkg\/(pkg_[0-9a-f]+)\//.exec(file)?.[1] ?? '';
@@ -81,10 +93,11 @@ describe('code shipping to a node that cannot see the driver project (own mount 
     });
 
   beforeAll(async () => {
-    const made = createNetnsLab(2);
+    const noMountNs = mountNamespaceProblem(project.dir);
+    const made = noMountNs ? { lab: undefined, reason: noMountNs } : createNetnsLab(2);
     if (!made.lab) {
       skipReason = made.reason;
-      process.stderr.write(`[code-shipping.spec] SKIPPED: could not create network namespaces: ${made.reason}\n`);
+      process.stderr.write(`[code-shipping.spec] SKIPPED: could not create the namespaces: ${made.reason}\n`);
       return;
     }
     lab = made.lab;
