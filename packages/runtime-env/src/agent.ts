@@ -420,7 +420,7 @@ export class RuntimeEnvAgent {
     timeoutMs: number,
     progress: (p: RuntimeEnvProgress) => void,
   ): Promise<{ dir: string; shipped: boolean }> {
-    if (hasJobCodeInPlace(code)) return { dir: code.root, shipped: false };
+    if (await hasJobCodeInPlace(code)) return { dir: code.root, shipped: false };
     const h = PACKAGE_URI.exec(code.package)![1]!;
     const dir = await hold('pkg', h, (tmp) => this.unpack(h, tmp, 'jobCode', code.sha256), ['jobCode']);
     const deps = codeDependencies(dir);

@@ -8,13 +8,13 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
-import { cp, copyFile, mkdir } from 'node:fs/promises';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { cp, copyFile, lstat, mkdir, readdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import { RuntimeEnvSetupError, RuntimeEnvValidationError } from './errors.js';
 import { DEFAULT_EXCLUDES } from './excludes.js';
-import { listPackage, packDirectory } from './pack.js';
+import { packDirectory } from './pack.js';
 import { hashText, PACKAGE_URI } from './spec.js';
 
 /** A job's packed code as a task's runtime env carries it to another node (`runtimeEnv.jobCode`). */
@@ -81,22 +81,30 @@ export function codeMatcher(root: string): { excludes(rel: string, isDir: boolea
 }
 
 /**
- * The fingerprint of what packing `root` would take: its listing with each entry's size, mtime and
- * inode. Reads no file content (cheap enough per job); any edit, added or removed file changes it,
- * and another machine's copy of the folder never matches.
+ * The fingerprint of what packing `root` would take: its listing (the same ignore rules) with each
+ * file's size, mtime, inode and device. Reads no file content and blocks nothing (asynchronous
+ * directory walk, cheap enough per job); any edit, added or removed file changes it, and another
+ * machine's copy of the folder never matches. Folders count by name only: their times change when
+ * a file comes and goes again, their content does not.
  */
-export function codeFingerprint(root: string): string {
-  const { entries } = listPackage(root, { field: 'jobCode', matcher: codeMatcher(root) });
+export async function codeFingerprint(root: string): Promise<string> {
+  const matcher = codeMatcher(root);
   const h = createHash('sha256');
-  for (const e of entries) {
-    // Folders by name only: their times change when a file comes and goes again, their content does not.
-    if (e.type === 'directory') {
-      h.update(`${e.rel}\0directory\n`);
-      continue;
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const abs = join(dir, name);
+      const st = await lstat(abs, { bigint: true });
+      if (matcher.excludes(r, st.isDirectory())) continue;
+      if (st.isDirectory()) {
+        h.update(`${r}\0directory\n`);
+        await walk(abs, r);
+      } else if (st.isFile() || st.isSymbolicLink()) {
+        h.update(`${r}\0${st.isFile() ? 'file' : 'symlink'}\0${st.size}\0${st.mtimeNs}\0${st.ino}\0${st.dev}\n`);
+      }
     }
-    const st = statSync(e.abs, { throwIfNoEntry: false, bigint: true });
-    h.update(`${e.rel}\0${e.type}\0${st?.size ?? -1n}\0${st?.mtimeNs ?? -1n}\0${st?.ino ?? -1n}\0${st?.dev ?? -1n}\n`);
-  }
+  };
+  await walk(root, '');
   return h.digest('hex').slice(0, 32);
 }
 
@@ -109,7 +117,7 @@ export async function sha256File(path: string): Promise<string> {
 
 /** Pack the project folder `root` into `archivesDir` (by content hash; an unchanged folder reuses its archive). */
 export async function packJobCode(root: string, archivesDir: string): Promise<JobCode & { archivePath: string; bytes: number }> {
-  const fingerprint = codeFingerprint(root);
+  const fingerprint = await codeFingerprint(root);
   const packed = await packDirectory(root, archivesDir, { field: 'jobCode', matcher: codeMatcher(root) });
   return {
     root,
@@ -140,10 +148,10 @@ export function validateJobCode(v: unknown): JobCode {
 }
 
 /** True when this node has the job's folder itself: same path, same fingerprint (then nothing is fetched). */
-export function hasJobCodeInPlace(code: JobCode): boolean {
+export async function hasJobCodeInPlace(code: JobCode): Promise<boolean> {
   if (!existsSync(join(code.root, 'package.json'))) return false;
   try {
-    return codeFingerprint(code.root) === code.fingerprint;
+    return (await codeFingerprint(code.root)) === code.fingerprint;
   } catch {
     return false;
   }

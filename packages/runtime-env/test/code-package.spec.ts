@@ -81,19 +81,19 @@ describe('what a job code package holds', () => {
     expect(rels).toEqual(['.gitignore', 'notes.md', 'package.json', 'src', 'src/.gitignore', 'src/main.ts']);
   });
 
-  it('the fingerprint is stable for the same files and changes with an edit, a new file or a removal', () => {
+  it('the fingerprint is stable for the same files and changes with an edit, a new file or a removal', async () => {
     const { app } = repoWithProject();
-    const fp = codeFingerprint(app);
-    expect(codeFingerprint(app)).toBe(fp);
+    const fp = await codeFingerprint(app);
+    expect(await codeFingerprint(app)).toBe(fp);
     writeFileSync(join(app, 'secret.txt'), 'ignored files do not count');
-    expect(codeFingerprint(app)).toBe(fp);
+    expect(await codeFingerprint(app)).toBe(fp);
     writeFileSync(join(app, 'src', 'main.ts'), 'export const x = 22;\n');
-    const edited = codeFingerprint(app);
+    const edited = await codeFingerprint(app);
     expect(edited).not.toBe(fp);
     write(join(app, 'src', 'more.ts'), '');
-    expect(codeFingerprint(app)).not.toBe(edited);
+    expect(await codeFingerprint(app)).not.toBe(edited);
     rmSync(join(app, 'src', 'more.ts'));
-    expect(codeFingerprint(app)).toBe(edited);
+    expect(await codeFingerprint(app)).toBe(edited);
   });
 
   it('packs by content: the same files give the same package and archive sha256, a change a new package', async () => {

@@ -36,7 +36,7 @@ export class JobCodePublisher {
   /** The `jobCode` to send with a task whose module lives under `root`; undefined when the folder cannot be shipped. */
   async codeFor(root: string): Promise<JobCode | undefined> {
     try {
-      const fingerprint = codeFingerprint(root);
+      const fingerprint = await codeFingerprint(root);
       let p = this.latest.get(root);
       if (!p || p.fingerprint !== fingerprint) {
         p = { fingerprint, code: this.packAndPublish(root) };
