@@ -360,7 +360,7 @@ export const CONFIG_VARIABLES = {
     setBy: 'node',
     readBy: ['hook'],
     parse: text,
-    doc: '`node_modules` directories of an npm runtime env; the resolve hook (`@tsray/runtime-env/hooks/npm-register.mjs`) reads it.',
+    doc: "`node_modules` directories of an npm runtime env (and, for shipped job code, one beside `@tsray/runtime-env` from which the node's own `@tsray/*` packages resolve); the resolve hook (`@tsray/runtime-env/hooks/npm-register.mjs`) reads it.",
   }),
   runtimeEnvJson: variable('TSRAY_RUNTIME_ENV_JSON', {
     type: 'JSON',
