@@ -12,6 +12,7 @@ import { setXlangHandleReviver } from './xlang.js';
 import type { RemoteArgs, RemoteResult } from './remote-function.js';
 import { currentRuntime, ObjectRefGenerator } from './remote-function.js';
 import { callerModuleUrl } from './caller.js';
+import { canonicalModuleUrl, codeRootOf } from './code-root.js';
 import type { ActorCreation, FunctionRef } from './runtime.js';
 import { type ResolvedScheduling, resolveScheduling, type SchedulingStrategy } from './scheduling-strategy.js';
 import { toSubmitArgs } from './serialization.js';
@@ -329,7 +330,7 @@ function resolveActorOptions(o: ActorOptions, where: string, methods: string[]):
  */
 export function actor<C extends abstract new (...args: never[]) => unknown>(cls: C, options: ActorOptions = {}): ActorClass<C> {
   if (typeof cls !== 'function') throw new TypeError(`actor() expects a class, got ${typeof cls}`);
-  const moduleUrl = options.module ?? callerModuleUrl(actor);
+  const moduleUrl = canonicalModuleUrl(options.module ?? callerModuleUrl(actor));
   const className = cls.name || 'Actor';
   const s = state();
   let ordinals = s.ordinals.get(moduleUrl);
@@ -342,7 +343,8 @@ export function actor<C extends abstract new (...args: never[]) => unknown>(cls:
   reg.set(key, { fn: cls as unknown as (...args: unknown[]) => unknown, name: className });
   const methods = methodNames(cls);
   const isAsync = isAsyncClass(cls);
-  return makeClass<C>({ moduleUrl, key, name: className }, methods, isAsync, options);
+  const codeRoot = codeRootOf(moduleUrl);
+  return makeClass<C>({ moduleUrl, key, name: className, ...(codeRoot ? { codeRoot } : {}) }, methods, isAsync, options);
 }
 
 function makeClass<C extends abstract new (...args: never[]) => unknown>(

@@ -322,6 +322,22 @@ export const CONFIG_VARIABLES = {
     parse: text,
     doc: "A TypeScript worker's working directory (a runtime env's `workingDir`), entered after its `--import` preloads.",
   }),
+  codeDir: variable('TSRAY_CODE_DIR', {
+    type: 'path',
+    default: none,
+    setBy: 'node',
+    readBy: ['ts'],
+    parse: text,
+    doc: "Where a worker finds its job's shipped project folder (unpacked from the driver's; see docs/architecture.md, Code shipping): module URLs under `TSRAY_CODE_ROOT` are imported from here.",
+  }),
+  codeRoot: variable('TSRAY_CODE_ROOT', {
+    type: 'path',
+    default: none,
+    setBy: 'node',
+    readBy: ['ts'],
+    parse: text,
+    doc: "The driver's project folder that `TSRAY_CODE_DIR` is a copy of (functions keep their module URLs under it, as the driver named them).",
+  }),
   runtimeEnv: variable('TSRAY_RUNTIME_ENV', {
     type: 'JSON',
     default: none,
@@ -344,7 +360,7 @@ export const CONFIG_VARIABLES = {
     setBy: 'node',
     readBy: ['hook'],
     parse: text,
-    doc: '`node_modules` directories of an npm runtime env; the resolve hook (`@tsray/runtime-env/hooks/npm-register.mjs`) reads it.',
+    doc: "`node_modules` directories of an npm runtime env (and, for shipped job code, one beside `@tsray/runtime-env` from which the node's own `@tsray/*` packages resolve); the resolve hook (`@tsray/runtime-env/hooks/npm-register.mjs`) reads it.",
   }),
   runtimeEnvJson: variable('TSRAY_RUNTIME_ENV_JSON', {
     type: 'JSON',

@@ -8,11 +8,25 @@ import { makePythonActorClass, type ActorHandle, type ActorOptions } from './act
 import { ValidationError } from './errors.js';
 import { resolveTaskOptions, type TaskOptions } from './options.js';
 import { makeRemote, type RemoteFunction } from './remote-function.js';
+import { callerModuleUrl } from './caller.js';
+import { canonicalModuleUrl, codeRootOf } from './code-root.js';
+import type { FunctionRef } from './runtime.js';
 
-function parseTarget(target: string, what: string): { moduleUrl: string; key: string; name: string } {
+/**
+ * The descriptor of a Python `module:name` target. Its code root is the project of the TypeScript
+ * module naming it (`caller`'s caller): the Python module is looked up in that folder on every node
+ * (shipped with the project where the folder is missing).
+ */
+function parseTarget(target: string, what: string, caller: (...args: never[]) => unknown): FunctionRef {
   const m = typeof target === 'string' ? /^([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w]*)$/.exec(target) : null;
   if (!m) throw new ValidationError('target', `${what}: expected "package.module:name", got ${JSON.stringify(target)}`);
-  return { moduleUrl: `py:${m[1]}`, key: m[2]!, name: m[2]! };
+  let codeRoot: string | undefined;
+  try {
+    codeRoot = codeRootOf(canonicalModuleUrl(callerModuleUrl(caller)));
+  } catch {
+    codeRoot = undefined; // no TypeScript module on the stack (a REPL): nothing to ship
+  }
+  return { moduleUrl: `py:${m[1]}`, key: m[2]!, name: m[2]!, ...(codeRoot ? { codeRoot } : {}) };
 }
 
 /** A Python actor class: `.remote(...ctorArgs)` starts it; `.options()` as for TS actors. */
@@ -31,7 +45,7 @@ export const python = {
    * `numReturns: 'streaming'`.
    */
   remote<A extends unknown[] = unknown[], R = unknown>(target: string, options: TaskOptions = {}): RemoteFunction<A, R> {
-    const fn = parseTarget(target, 'python.remote()');
+    const fn = parseTarget(target, 'python.remote()', python.remote);
     const resolved = resolveTaskOptions(options, `python.remote(${target})`);
     return makeRemote<A, R>({ ...fn, name: resolved.name ?? fn.name }, resolved, options, false);
   },
@@ -42,7 +56,7 @@ export const python = {
    * the actor's process and run concurrently (up to maxConcurrency).
    */
   actor<T = Record<string, (...args: never[]) => unknown>>(target: string, options: ActorOptions = {}): PythonActorClass<T> {
-    const fn = parseTarget(target, 'python.actor()');
+    const fn = parseTarget(target, 'python.actor()', python.actor);
     return makePythonActorClass<T>(fn, options);
   },
 };

@@ -12,6 +12,7 @@ import type { CoreRuntime, FunctionRef } from './runtime.js';
 import { toSubmitArgs } from './serialization.js';
 import { state } from './state.js';
 import { callerModuleUrl } from './caller.js';
+import { canonicalModuleUrl, codeRootOf } from './code-root.js';
 import { keepAlive } from './keep-alive.js';
 import { effectiveRuntimeEnv } from './runtime-env.js';
 
@@ -68,7 +69,7 @@ export interface RemoteFunction<A extends readonly unknown[], R, O extends TaskO
 export function remote<A extends unknown[], R>(fn: (...args: A) => R, options: TaskOptions = {}): RemoteFunction<A, R, TaskOptions> {
   if (typeof fn !== 'function') throw new TypeError(`remote() expects a function, got ${typeof fn}`);
   const resolved = resolveTaskOptions(options, `remote(${fn.name || 'anonymous'})`);
-  const moduleUrl = options.module ?? callerModuleUrl(remote);
+  const moduleUrl = canonicalModuleUrl(options.module ?? callerModuleUrl(remote));
   const name = fn.name || 'anonymous';
   const s = state();
   let ordinals = s.ordinals.get(moduleUrl);
@@ -81,7 +82,8 @@ export function remote<A extends unknown[], R>(fn: (...args: A) => R, options: T
   reg.set(key, { fn: fn as (...args: unknown[]) => unknown, name });
   const ctorName = (fn as { constructor?: { name?: string } }).constructor?.name;
   const isGenerator = ctorName === 'AsyncGeneratorFunction' || ctorName === 'GeneratorFunction';
-  return makeRemote<A, R>({ moduleUrl, key, name: resolved.name ?? name }, resolved, options, isGenerator);
+  const codeRoot = codeRootOf(moduleUrl);
+  return makeRemote<A, R>({ moduleUrl, key, name: resolved.name ?? name, ...(codeRoot ? { codeRoot } : {}) }, resolved, options, isGenerator);
 }
 
 /** @internal also used for Python functions (arguments then travel as msgpack). */

@@ -12,6 +12,8 @@ export interface FunctionRef {
   moduleUrl: string;
   key: string;
   name: string;
+  /** The project folder of the module on the submitting machine (see `code-root.ts`); absent: nothing to ship. */
+  codeRoot?: string;
 }
 
 /** A task argument as submitted: a serialized value, or a top-level ref the task depends on. */

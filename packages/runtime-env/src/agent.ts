@@ -7,7 +7,7 @@
  * ```
  * pip/<hash>/site/            packages installed with `--target` (on the Python workers' PYTHONPATH)
  * npm/<hash>/node_modules/    packages for TypeScript workers (found by the resolve hook)
- * pkg/<hash>/                 an unpacked workingDir or pyModules archive
+ * pkg/<hash>/                 an unpacked workingDir, pyModules or job code archive (job code: node_modules links to npm/<lockfile hash>)
  * archives/<hash>.tar.gz      packed directories (the package cache the driver or head uploads into)
  * locks/<kind>-<hash>.lock    one builder at a time per resource, across processes
  * refs/<kind>-<hash>@<pid>-<agent>   which live processes use a resource (GC skips those)
@@ -18,8 +18,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
-import { copyFile, lstat, mkdir, readdir, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type CodeDependencies, codeDependencies, hasJobCodeInPlace, type JobCode, npmCiCommand, sha256File, stageCodeDependencies } from './code-package.js';
 import { RuntimeEnvSetupError } from './errors.js';
 import { findNpm, findUv, npmInstallCommand, pipInstallCommand, progressFromLine, runCommand, type PipInstaller } from './installers.js';
 import { acquireFileLock, type FileLockHandle, KeyedMutex } from './lock.js';
@@ -38,6 +39,8 @@ export interface ResolvedRuntimeEnv {
   /** Package hashes of the packed Python modules. */
   pyModulePackages?: string[];
   config?: { setupTimeoutSeconds: number };
+  /** The job's shipped project folder (code-package.ts). */
+  jobCode?: JobCode;
 }
 
 /** Resource kinds. */
@@ -99,6 +102,10 @@ export interface PreparedRuntimeEnv {
   readonly pythonPath: string[];
   /** node_modules of the npm environment. */
   readonly nodeModules: string | undefined;
+  /** The job's project folder on this node: the driver's own path when this node has it, else the unpacked copy. */
+  readonly codeDir?: string;
+  /** The driver's project folder when `codeDir` is a copy of it (module URLs are rebased from it). */
+  readonly codeRoot?: string;
   /** Drop this hold (idempotent). */
   release(): void;
 }
@@ -193,6 +200,7 @@ export class RuntimeEnvAgent {
     if (env.npm) out.npm = env.npm;
     if (env.envVars) out.envVars = env.envVars;
     if (env.config) out.config = env.config;
+    if (env.jobCode) out.jobCode = env.jobCode;
     const excludes = env.excludes ?? [];
     if (env.workingDir) out.workingDirPackage = await this.pack(env.workingDir, excludes, 'workingDir');
     if (env.pyModules) out.pyModulePackages = await Promise.all(env.pyModules.map((m) => this.pack(m, excludes, 'pyModules')));
@@ -245,6 +253,11 @@ export class RuntimeEnvAgent {
       (env.pyModulePackages ?? []).forEach((h, i) => {
         jobs.push(hold('pkg', h, (tmp) => this.unpack(h, tmp, 'pyModules'), ['pyModules']).then((dir) => void (mods[i] = dir)));
       });
+      let code: { dir: string; shipped: boolean } | undefined;
+      if (env.jobCode) {
+        const jc = env.jobCode;
+        jobs.push(this.acquireJobCode(jc, hold, timeoutMs, progress).then((c) => void (code = c)));
+      }
       let site: string | undefined;
       if (env.pip) {
         const spec = env.pip;
@@ -268,6 +281,7 @@ export class RuntimeEnvAgent {
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
       if (cwd) pythonPath.push(cwd);
+      if (code) pythonPath.push(code.dir);
       pythonPath.push(...mods);
       if (site) pythonPath.push(site);
       let released = false;
@@ -279,6 +293,8 @@ export class RuntimeEnvAgent {
         cwd,
         pythonPath,
         nodeModules,
+        ...(code ? { codeDir: code.dir } : {}),
+        ...(code?.shipped ? { codeRoot: env.jobCode!.root } : {}),
         release: () => {
           if (released) return;
           released = true;
@@ -393,7 +409,57 @@ export class RuntimeEnvAgent {
     });
   }
 
-  private async unpack(hash: string, tmp: string, field: string): Promise<void> {
+  /**
+   * The job's project folder on this node: in place when the node has the same folder (nothing
+   * fetched), else the package unpacked (archive fetched and its sha256 checked) with its
+   * dependencies installed from the lockfile (an npm resource per lockfile, linked as its node_modules).
+   */
+  private async acquireJobCode(
+    code: JobCode,
+    hold: (kind: ResourceKind, h: string, build: (tmp: string, log: string, started: number) => Promise<void>, packages: string[]) => Promise<string>,
+    timeoutMs: number,
+    progress: (p: RuntimeEnvProgress) => void,
+  ): Promise<{ dir: string; shipped: boolean }> {
+    if (await hasJobCodeInPlace(code)) return { dir: code.root, shipped: false };
+    const h = PACKAGE_URI.exec(code.package)![1]!;
+    const dir = await hold('pkg', h, (tmp) => this.unpack(h, tmp, 'jobCode', code.sha256), ['jobCode']);
+    const deps = codeDependencies(dir);
+    if (deps) {
+      const what = ['dependencies of the job code (package-lock.json)'];
+      const npmDir = await hold('npm', deps.hash, (tmp, log, started) => this.npmCi(dir, deps, tmp, log, timeoutMs, started, progress), what);
+      const link = join(dir, 'node_modules');
+      if (!existsSync(link))
+        await symlink(join(npmDir, 'node_modules'), link).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
+    }
+    return { dir, shipped: true };
+  }
+
+  private async npmCi(
+    codeDir: string,
+    deps: CodeDependencies,
+    tmp: string,
+    logFile: string,
+    timeoutMs: number,
+    started: number,
+    progress: (p: RuntimeEnvProgress) => void,
+  ): Promise<void> {
+    await stageCodeDependencies(codeDir, deps, tmp);
+    const [cmd, args] = npmCiCommand(findNpm(), tmp, this.opts.npmArgs ?? []);
+    const packages = ['(lockfile)'];
+    const onLine = (line: string) => {
+      const m = progressFromLine(line);
+      if (m) progress({ kind: 'npm', hash: deps.hash, phase: 'progress', packages, message: m, elapsedMs: Date.now() - started, logFile });
+    };
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
+    const r = await runCommand(cmd, args, { cwd: tmp, env, timeoutMs, logFile, onLine });
+    if (r.code !== 0) {
+      const how = r.timedOut ? `timed out after ${Math.round(timeoutMs / 1000)} s (config.setupTimeoutSeconds)` : `exited with ${r.code ?? r.signal}`;
+      throw new RuntimeEnvSetupError({ field: 'jobCode', message: `npm ci of the job code's dependencies ${how}`, output: r.output, logFile });
+    }
+  }
+
+  private async unpack(hash: string, tmp: string, field: string, sha256?: string): Promise<void> {
     const archive = this.packagePath(hash);
     if (!existsSync(archive)) {
       if (!this.opts.fetchPackage) {
@@ -405,6 +471,13 @@ export class RuntimeEnvAgent {
       }
       await mkdir(join(this.rootDir, 'archives'), { recursive: true });
       await this.opts.fetchPackage(hash, archive);
+    }
+    if (sha256 !== undefined) {
+      const got = await sha256File(archive);
+      if (got !== sha256) {
+        await rm(archive, { force: true }); // not what was published: fetch again next time
+        throw new RuntimeEnvSetupError({ field, message: `package ${hash}: archive sha256 ${got} is not the published ${sha256}`, output: '' });
+      }
     }
     await unpackArchive(archive, tmp, field);
   }

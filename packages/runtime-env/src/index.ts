@@ -22,6 +22,8 @@ export type { RuntimeEnv, PipSpec, RuntimeEnvConfig, NormalizedRuntimeEnv, Valid
 export { packDirectory, unpackArchive, listPackage, maxPackageBytes, setMaxPackageBytesSource, DEFAULT_MAX_PACKAGE_BYTES } from './pack.js';
 export type { PackOptions, PackedPackage, PackEntry } from './pack.js';
 export { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.js';
+export { packJobCode, codeFingerprint, codeMatcher, hasJobCodeInPlace, validateJobCode, sha256File } from './code-package.js';
+export type { JobCode } from './code-package.js';
 export { RuntimeEnvAgent } from './agent.js';
 export type { RuntimeEnvAgentOptions, ResolvedRuntimeEnv, PreparedRuntimeEnv, RuntimeEnvProgress, RuntimeEnvAgentStats, ResourceKind } from './agent.js';
 export { findUv, type PipInstaller } from './installers.js';

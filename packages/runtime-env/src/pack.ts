@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { type Stats, createReadStream, createWriteStream, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
@@ -55,6 +55,8 @@ export interface PackOptions {
   field?: string;
   /** Put the content under this directory name inside the archive (pyModules: the module's name). */
   prefix?: string;
+  /** What to leave out, instead of DEFAULT_EXCLUDES + `.gitignore` / `.tsrayignore` + `excludes` (a job's shipped code: code-package.ts). */
+  matcher?: { excludes(rel: string, isDir: boolean): boolean };
 }
 
 function ignoreFile(root: string): string[] {
@@ -94,7 +96,7 @@ export function listPackage(path: string, options: PackOptions = {}): { entries:
     return { entries: [{ rel: basename(path), abs: path, type: 'file', size: st.size, executable: (st.mode & 0o111) !== 0 }], bytes: st.size };
   }
   if (!st.isDirectory()) throw new RuntimeEnvValidationError(field, `${path} is not a directory`);
-  const matcher = new ExcludeMatcher([...DEFAULT_EXCLUDES, ...ignoreFile(path), ...(options.excludes ?? [])]);
+  const matcher = options.matcher ?? new ExcludeMatcher([...DEFAULT_EXCLUDES, ...ignoreFile(path), ...(options.excludes ?? [])]);
   const entries: PackEntry[] = [];
   if (prefix) entries.push({ rel: prefix, abs: path, type: 'directory', size: 0, executable: true });
   let bytes = 0;
@@ -200,6 +202,20 @@ export async function packDirectory(path: string, outDir: string, options: PackO
   return { hash, archivePath, bytes };
 }
 
+/** True when a folder between `root` (excluded) and `target` (excluded) is a symbolic link. */
+function throughSymlink(root: string, target: string): boolean {
+  let dir = dirname(target);
+  while (dir !== root && dir.startsWith(root + sep)) {
+    try {
+      if (lstatSync(dir).isSymbolicLink()) return true;
+    } catch {
+      /* not made yet */
+    }
+    dir = dirname(dir);
+  }
+  return false;
+}
+
 function entry(pack: tar.Pack, header: tar.Headers, buf?: Buffer): Promise<void> {
   return new Promise((res, rej) => {
     pack.entry(header, buf ?? Buffer.alloc(0), (err) => (err ? rej(err) : res()));
@@ -215,13 +231,19 @@ export async function unpackArchive(archivePath: string, dest: string, field = '
   await mkdir(root, { recursive: true });
   const extract = tar.extract();
   const fail = (msg: string) => new RuntimeEnvSetupError({ field, message: `cannot unpack ${archivePath}: ${msg}`, output: '' });
+  const inside = (p: string) => p === root || p.startsWith(root + sep);
   extract.on('entry', (header, stream, next) => {
     const target = resolve(root, header.name);
-    if (header.name.startsWith('/') || (target !== root && !target.startsWith(root + sep))) {
+    const refuse = (why: string) => {
       stream.resume();
-      next(fail(`entry ${JSON.stringify(header.name)} points outside the destination`));
-      return;
-    }
+      next(fail(`entry ${JSON.stringify(header.name)} ${why}`));
+    };
+    if (header.name.startsWith('/') || header.name.split('/').includes('..') || !inside(target)) return refuse('points outside the destination');
+    // A symlink may only point inside the destination, and nothing is written through one (an
+    // earlier entry could have made `dir` a link to elsewhere, then `dir/file` would land there).
+    if (header.type === 'symlink' && (isAbsolute(header.linkname ?? '') || !inside(resolve(dirname(target), header.linkname ?? ''))))
+      return refuse(`is a link to ${JSON.stringify(header.linkname)}, outside the destination`);
+    if (throughSymlink(root, target)) return refuse('would be written through a symbolic link');
     const done = (err?: unknown) => next(err ? (err as Error) : undefined);
     if (header.type === 'directory') {
       stream.resume();

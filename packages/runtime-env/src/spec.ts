@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { RuntimeEnvValidationError } from './errors.js';
 import { listPackage, type PackOptions } from './pack.js';
+import { type JobCode, validateJobCode } from './code-package.js';
 
 /** `pip` as an object: the packages and whether to run `pip check` after installing. */
 export interface PipSpec {
@@ -42,6 +43,8 @@ export interface RuntimeEnv {
   excludes?: string[];
   /** Setup settings. */
   config?: RuntimeEnvConfig;
+  /** The job's shipped project folder: set by the node that forwards a task to another node (code-package.ts), not by users. */
+  jobCode?: JobCode;
 }
 
 /** A validated environment: pip as an object, absolute paths, empty fields dropped. */
@@ -53,10 +56,11 @@ export interface NormalizedRuntimeEnv {
   pyModules?: string[];
   excludes?: string[];
   config?: { setupTimeoutSeconds: number };
+  jobCode?: JobCode;
 }
 
 /** The fields a RuntimeEnv may have. */
-export const RUNTIME_ENV_FIELDS: readonly string[] = ['pip', 'npm', 'envVars', 'workingDir', 'pyModules', 'excludes', 'config'];
+export const RUNTIME_ENV_FIELDS: readonly string[] = ['pip', 'npm', 'envVars', 'workingDir', 'pyModules', 'excludes', 'config', 'jobCode'];
 
 const NAME = '[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?';
 const OP = '(?:===|==|!=|~=|<=|>=|<|>)';
@@ -212,6 +216,7 @@ export function validateRuntimeEnv(env: unknown, options: ValidateOptions = {}):
       out.config = { setupTimeoutSeconds: t };
     }
   }
+  if (env['jobCode'] !== undefined) out.jobCode = validateJobCode(env['jobCode']);
   return out;
 }
 

@@ -10,6 +10,12 @@ import type { PreparedRuntimeEnv } from './agent.js';
 /** Path of the `--import` module that registers the npm resolve hook (see TSRAY_RUNTIME_ENV_NODE_MODULES). */
 export const NPM_HOOK_REGISTER_PATH: string = fileURLToPath(new URL('../hooks/npm-register.mjs', import.meta.url));
 
+/**
+ * A `node_modules` path beside this package's folder (it need not exist): the resolve hook looks a
+ * bare import up from `<this package>/package.json`, which finds the node's own `@tsray/*` packages.
+ */
+const FALLBACK_NODE_MODULES: string = fileURLToPath(new URL('../node_modules', import.meta.url));
+
 /** What to add when spawning a worker in an environment. */
 export interface WorkerLaunchSettings {
   /** Variables to set on top of the node's environment. */
@@ -39,11 +45,22 @@ export function workerLaunchSettings(
     const inherited = env.envVars['PYTHONPATH'] ?? base['PYTHONPATH'];
     const parts = [...env.pythonPath, ...(inherited ? [inherited] : [])];
     if (parts.length > 0) out['PYTHONPATH'] = parts.join(delimiter);
-  } else if (env.nodeModules) {
-    out['TSRAY_RUNTIME_ENV_NODE_MODULES'] = env.nodeModules;
-    const inherited = env.envVars['NODE_PATH'] ?? base['NODE_PATH'];
-    out['NODE_PATH'] = [env.nodeModules, ...(inherited ? [inherited] : [])].join(delimiter);
-    nodeArgs.push('--import', pathToFileURL(NPM_HOOK_REGISTER_PATH).href);
+  } else {
+    // A shipped copy of the job's project has no tsray in its node_modules: `@tsray/*` (and what else
+    // the copy cannot find) resolves from this package's folder, as if the node's own install.
+    const dirs = [...(env.nodeModules ? [env.nodeModules] : []), ...(env.codeRoot ? [FALLBACK_NODE_MODULES] : [])];
+    if (dirs.length > 0) {
+      out['TSRAY_RUNTIME_ENV_NODE_MODULES'] = dirs.join(delimiter);
+      nodeArgs.push('--import', pathToFileURL(NPM_HOOK_REGISTER_PATH).href);
+    }
+    if (env.nodeModules) {
+      const inherited = env.envVars['NODE_PATH'] ?? base['NODE_PATH'];
+      out['NODE_PATH'] = [env.nodeModules, ...(inherited ? [inherited] : [])].join(delimiter);
+    }
+  }
+  if (env.codeDir && env.codeRoot) {
+    out['TSRAY_CODE_DIR'] = env.codeDir;
+    out['TSRAY_CODE_ROOT'] = env.codeRoot;
   }
   return { env: out, cwd: env.cwd, nodeArgs };
 }

@@ -19,7 +19,8 @@ import {
   type ScheduleOptions,
 } from '@tsray/scheduler';
 import type { ResolvedScheduling } from '../scheduling-strategy.js';
-import { parseRuntimeEnvJson, type RuntimeEnvAgent } from '@tsray/runtime-env';
+import { canonicalJson, parseRuntimeEnvJson, type RuntimeEnvAgent } from '@tsray/runtime-env';
+import { archivesDirOf, JobCodePublisher } from './job-code-publisher.js';
 import { tsray, type GcsResult } from '@tsray/protocol';
 import { decodeErrorPayload, type ErrorPayload } from '../error-payload.js';
 import { AuthenticationError, ConnectionError, RuntimeStateError, type ActorDeathInfo } from '../errors.js';
@@ -112,6 +113,11 @@ export class ClusterForwarder {
   private readonly publishedPackages = new Set<string>();
   /** Sends to a node waiting behind a package being published (per target node, in order). */
   private readonly peerQueue = new Map<string, Promise<void>>();
+  /** Job code folders packed and published for other nodes (see job-code-publisher.ts). */
+  private readonly jobCode = new JobCodePublisher({
+    archivesDir: () => archivesDirOf((h) => this.host.runtimeEnvAgent().packagePath(h)),
+    publish: (hash, archivePath) => this.publishPackage(hash, archivePath),
+  });
 
   constructor(
     private readonly host: ClusterForwarderHost,
@@ -324,11 +330,7 @@ export class ClusterForwarder {
         const env = parseRuntimeEnvJson(json)!;
         const agent = this.host.runtimeEnvAgent();
         const resolved = await agent.resolve(env);
-        const publish = async (hash: string) => {
-          if (this.publishedPackages.has(hash)) return;
-          await this.link!.gcs.kvPut(`pkg:${hash}`, readFileSync(agent.packagePath(hash)), true, 120_000);
-          this.publishedPackages.add(hash);
-        };
+        const publish = (hash: string) => this.publishPackage(hash, agent.packagePath(hash));
         const out: Record<string, unknown> = JSON.parse(json);
         if (resolved.workingDirPackage) {
           await publish(resolved.workingDirPackage);
@@ -346,6 +348,35 @@ export class ClusterForwarder {
     return p;
   }
 
+  /** Put a package archive into the GCS KV (`pkg:<hash>`) for other nodes, once per hash. */
+  private async publishPackage(hash: string, archivePath: string): Promise<void> {
+    if (this.publishedPackages.has(hash)) return;
+    await this.link!.gcs.kvPut(`pkg:${hash}`, readFileSync(archivePath), true, 120_000);
+    this.publishedPackages.add(hash);
+  }
+
+  /**
+   * The runtime env `t` travels with to another node: local directories published (publishEnv), and
+   * the job's code folder (`jobCode`) when its function lives in one; undefined when it goes as is.
+   * Actor method calls need no code (the actor's worker has it), nor does an env that has it already
+   * (a task submitted by a worker running shipped code).
+   */
+  private envForPeer(t: TaskRecord): Promise<string> | undefined {
+    const json = t.spec.runtimeEnv;
+    const withDirs = json ? this.publishEnv(json, t.jobId) : undefined;
+    const root = t.spec.fn.codeRoot;
+    if (!root || (t.spec.actorId && !t.spec.actorCreation) || json?.includes('"jobCode"')) return withDirs;
+    const key = `${t.jobId}\0jobCode\0${root}`;
+    let code = this.publishedEnvs.get(key);
+    if (!code) {
+      code = this.jobCode.codeFor(root).then((c) => (c ? JSON.stringify(c) : ''));
+      this.publishedEnvs.set(key, code);
+    }
+    return Promise.all([withDirs ?? json ?? '', code]).then(([env, c]) =>
+      c ? canonicalJson({ ...(env ? JSON.parse(env) : {}), jobCode: JSON.parse(c) }) : env,
+    );
+  }
+
   /** Record `t` as forwarded to `target`; returns that node's set. */
   private track(t: TaskRecord, target: string): Set<TaskRecord> {
     let set = this.forwarded.get(target);
@@ -356,7 +387,7 @@ export class ClusterForwarder {
 
   /** Send a task to another node: its argument objects first, then the task; its returns come back. */
   forwardTask(t: TaskRecord, target: string): void {
-    const env = t.spec.runtimeEnv ? this.publishEnv(t.spec.runtimeEnv, t.jobId) : undefined;
+    const env = this.envForPeer(t);
     const pending = this.peerQueue.get(target);
     if (!env && !pending) {
       this.forwardNow(t, target);
@@ -369,7 +400,8 @@ export class ClusterForwarder {
     const run = (pending ?? Promise.resolve()).then(async () => {
       if (env) {
         try {
-          t.spec = { ...t.spec, runtimeEnv: await env };
+          const sent = await env;
+          t.spec = { ...t.spec, ...(sent ? { runtimeEnv: sent } : {}) };
         } catch (e) {
           set.delete(t);
           t.remote = undefined;

@@ -69,7 +69,7 @@ export function specToWire(spec: SubmitSpec, fb: FrameBuilder, from: SpecSender)
   const namespace = from.namespace ?? '';
   return {
     taskId: spec.taskId,
-    function: { moduleUrl: spec.fn.moduleUrl, key: spec.fn.key, name: spec.fn.name },
+    function: { moduleUrl: spec.fn.moduleUrl, key: spec.fn.key, name: spec.fn.name, codeRoot: spec.fn.codeRoot ?? '' },
     args: spec.args.map((a) =>
       a.kind === 'ref'
         ? { ref: a.id }
@@ -117,7 +117,12 @@ export function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitS
   });
   return {
     taskId: s.taskId ?? '',
-    fn: { moduleUrl: s.function?.moduleUrl ?? '', key: s.function?.key ?? '', name: s.function?.name ?? '' },
+    fn: {
+      moduleUrl: s.function?.moduleUrl ?? '',
+      key: s.function?.key ?? '',
+      name: s.function?.name ?? '',
+      ...(s.function?.codeRoot ? { codeRoot: s.function.codeRoot } : {}),
+    },
     args,
     resources,
     numReturns: s.numReturns ?? 1,

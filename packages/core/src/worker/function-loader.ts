@@ -4,6 +4,7 @@
  * @internal
  */
 import type { tsray } from '@tsray/protocol';
+import { importableModuleUrl } from '../code-root.js';
 import { FunctionNotFoundError } from '../errors.js';
 import { state, type RegisteredFunction } from '../state.js';
 
@@ -30,8 +31,10 @@ export class FunctionLoader {
     return f;
   }
 
+  /** Import the module the driver named `url`: from this node's copy of the driver's project when the job's code was shipped here. */
   private async importModule(url: string): Promise<void> {
-    if (/\.[cm]?tsx?$/.test(new URL(url).pathname)) {
+    const target = importableModuleUrl(url);
+    if (/\.[cm]?tsx?$/.test(new URL(target).pathname)) {
       this.tsxRegistered ??= import('tsx/esm/api').then((m) => {
         m.register();
       });
@@ -40,7 +43,7 @@ export class FunctionLoader {
     const s = state();
     s.importing = url;
     try {
-      await import(url);
+      await import(target);
     } finally {
       s.importing = undefined;
     }
