@@ -101,18 +101,19 @@ describe('runtime environments', () => {
     expect(await get(one.remote())).toBe(p1);
   });
 
-  it("a failed install fails the task with RuntimeEnvSetupError (pip's output), caches nothing; after a fix it works", async () => {
+  it("a failed install fails the task with RuntimeEnvSetupError (the installer's output: uv or pip), caches nothing; after a fix it works", async () => {
     const runtimeEnv = { pip: ['tsray_rt_later'] };
     const f = python.remote<[string], string>('tsray_rtenv_fixtures:import_value', { runtimeEnv });
     const err = (await get(f.remote('tsray_rt_later')).catch((e: unknown) => e)) as RuntimeEnvSetupError;
     expect(err).toBeInstanceOf(RuntimeEnvSetupError);
     expect(err.field).toBe('pip');
-    expect(err.output).toMatch(/No matching distribution found for tsray_rt_later/);
+    // pip: "No matching distribution found for tsray_rt_later"; uv (used when the venv has it): "tsray-rt-later was not found".
+    expect(err.output).toMatch(/No matching distribution found for tsray_rt_later|tsray-rt-later was not found/);
     // An actor in that environment dies with the setup error as the reason.
     const a = python.actor<{ value(m: string): string }>('tsray_rtenv_fixtures:EnvActor', { runtimeEnv }).remote();
     const died = (await get(a.value.remote('tsray_rt_later')).catch((e: unknown) => e)) as ActorDiedError;
     expect(died).toBeInstanceOf(ActorDiedError);
-    expect(died.message).toMatch(/runtime env could not be set up.*No matching distribution/s);
+    expect(died.message).toMatch(/runtime env could not be set up.*(No matching distribution|tsray-rt-later was not found)/s);
     // Other work is unaffected, and after the fix the same environment builds.
     expect(await get(envOf.remote('JOB_VAR'))).toBe('job');
     buildWheel(wheels, 'tsray_rt_later', '1.0', 'VALUE = "fixed"');
