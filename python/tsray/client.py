@@ -25,6 +25,7 @@ This module is the module-level API over one process-wide client; the connection
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, overload
@@ -32,6 +33,8 @@ from typing import Any, overload
 # `X as X`: names re-exported from before the client was split (tsray.client.resolve_address, ...).
 from ._address import resolve_address as resolve_address
 from ._driver import Client, RemoteFunction
+from ._options import runtime_env_json
+from ._remote import code_root
 from .errors import AuthenticationError as AuthenticationError
 from .errors import ConnectionError
 from .refs import ActorHandle, ObjectRef
@@ -51,6 +54,7 @@ __all__ = [
     "cancel",
     "cluster_resources",
     "available_resources",
+    "nodes",
 ]
 
 _client: Client | None = None
@@ -58,22 +62,52 @@ _client_lock = threading.Lock()
 
 
 def init(
-    address: str = "auto", namespace: str | None = None, token: str | None = None, *, connect_timeout: float | None = None
+    address: str | None = "auto",
+    namespace: str | None = None,
+    token: str | None = None,
+    *,
+    connect_timeout: float | None = None,
+    runtime_env: dict[str, Any] | None = None,
+    ignore_reinit_error: bool = False,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    **kwargs: Any,
 ) -> Client:
-    """Connect this process to a running tsray cluster as a client driver.
+    """Connect this process to a running tsray cluster as a driver (Ray's ``ray.init``).
 
-    ``address``: ``'auto'`` (the cluster a TypeScript driver on this machine started, from
-    ``$TMPDIR/tsray/current.json``), ``'ipc://...'``, ``'tcp://host:port'`` or ``'host:port'``.
-    ``namespace``: where ``get_actor`` looks up names (default ``anon-<job id>``). Raises
+    ``address``: ``'auto'`` or None (the cluster ``tsray start`` or a TypeScript driver on this machine
+    started, from ``$TMPDIR/tsray/current.json``), ``'ipc://...'``, ``'tcp://host:port'`` or
+    ``'host:port'``. ``namespace``: where ``get_actor`` looks up names and named actors are created
+    (default ``anon-<job id>``). ``runtime_env``: the job's (Ray's keys: pip, env_vars, working_dir,
+    py_modules, excludes), merged into each Python task's and actor's. Raises
     :class:`~tsray.errors.ConnectionError` when no node answers within ``connect_timeout`` seconds
-    (default ``$TSRAY_CONNECT_TIMEOUT_MS`` or 10 s).
+    (default ``$TSRAY_CONNECT_TIMEOUT_MS`` or 10 s), and ValueError for ``num_cpus`` / ``num_gpus`` /
+    ``resources``: tsray.init joins a running cluster, whose nodes declare their resources (as Ray's
+    ``init`` does when it connects to an existing cluster).
     """
     global _client
+    for k in kwargs:
+        if k not in _IGNORED_INIT_OPTIONS:
+            raise TypeError(f"tsray.init(): unknown argument {k!r}")
+    if num_cpus is not None or num_gpus is not None or resources is not None:
+        raise ValueError(
+            "tsray.init(): when connecting to an existing cluster, num_cpus, num_gpus and resources must not be provided "
+            "(start the cluster with them: tsray start --head --num-cpus N --num-gpus N --resources JSON)"
+        )
+    if runtime_env is not None:
+        runtime_env_json(runtime_env, "tsray.init(runtime_env=...)")  # checks it before connecting
     with _client_lock:
         if _client is not None and not _client.closed:
-            raise ConnectionError("tsray.init(): already connected; call tsray.shutdown() first")
-        _client = Client(address, namespace, token, connect_timeout)
+            if ignore_reinit_error:
+                return _client
+            raise RuntimeError("tsray.init(): already connected; call tsray.shutdown() first (or pass ignore_reinit_error=True)")
+        _client = Client(address or "auto", namespace, token, connect_timeout, runtime_env=runtime_env, code_root=code_root())
         return _client
+
+
+#: Ray init arguments accepted and ignored (they tune Ray's own processes; docs/python.md).
+_IGNORED_INIT_OPTIONS = frozenset({"log_to_driver", "logging_level", "include_dashboard", "configure_logging", "object_store_memory"})
 
 
 def shutdown() -> None:
@@ -94,10 +128,29 @@ def is_initialized() -> bool:
 
 
 def _current(what: str) -> Client:
+    global _client
     c = _client
     if c is None or c.closed:
+        nested = _worker_nested_client()
+        if nested is not None:
+            return nested
         raise ConnectionError(f"{what}: tsray is not initialized; call tsray.init(address=...) first")
     return c
+
+
+def _worker_nested_client() -> Client | None:
+    """In a Python worker: the worker's own driver connection to its node, made on first use, so
+    that tasks and actors can call ``.remote()`` / ``get`` / ``get_actor`` (nested work)."""
+    global _client
+    from .worker.runtime import current_worker_context
+
+    ctx = current_worker_context()
+    if ctx is None:
+        return None
+    with _client_lock:
+        if _client is None or _client.closed:
+            _client = Client(ctx.address, None, os.environ.get("TSRAY_TOKEN") or None, None, code_root=ctx.code_root)
+        return _client
 
 
 @overload
@@ -139,6 +192,11 @@ def kill(handle: ActorHandle, no_restart: bool = True) -> None:
 def cancel(ref: ObjectRef, force: bool = False) -> None:
     """Cancel the task producing ``ref`` (see :meth:`Client.cancel`)."""
     _current("cancel()").cancel(ref, force)
+
+
+def nodes() -> list[dict[str, Any]]:
+    """The cluster's nodes, alive and dead (see :meth:`Client.nodes`)."""
+    return _current("nodes()").nodes()
 
 
 def cluster_resources() -> dict[str, float]:

@@ -21,13 +21,14 @@ class _Owner(Protocol):
 class NoClientError(RuntimeError):
     """An actor handle was used in a process that has no tsray client connection.
 
-    Call ``tsray.init(address=...)`` first (Python workers started by a node cannot submit work yet).
+    Call ``tsray.init(address=...)`` first (in a Python worker, handles it receives call through the
+    worker's own connection to its node).
     """
 
     def __init__(self, what: str) -> None:
         super().__init__(
             f"{what}: this process has no tsray client connection; call tsray.init(address='auto' or "
-            "'ipc://...' or 'tcp://host:port') first (a Python worker cannot submit nested work yet)"
+            "'ipc://...' or 'tcp://host:port') first"
         )
 
 

@@ -26,7 +26,9 @@ from typing import Any, TextIO, cast
 import zmq
 import zmq.asyncio
 
+from .._main_defs import load_definitions
 from .._objects import INLINE_THRESHOLD, Arena, object_value
+from .._remote import MAIN_KEY_SUFFIX, unwrap
 from ..errors import FunctionNotFoundError, exception_error_info
 from ..protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
 from ..refs import ActorMethodNotFoundError
@@ -104,6 +106,47 @@ def _install_output_tags() -> None:
 # ---------------------------------------------------------------------------------------------- state
 
 
+@dataclass(frozen=True)
+class WorkerContext:
+    """Where this worker process runs: its node's address and the job's code root (nested work)."""
+
+    address: str
+    code_root: str
+
+
+_context: WorkerContext | None = None
+
+
+def current_worker_context() -> WorkerContext | None:
+    """The context of this process when it is a Python worker started by a node, else None."""
+    return _context
+
+
+class _NestedOwner:
+    """Owner of refs and actor handles a worker receives: the worker's own driver connection to its
+    node, made when first used (``handle.method.remote()`` in a task calls another actor)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from ..client import _current
+
+        return getattr(_current("a nested call in a tsray worker"), name)
+
+
+_NESTED = _NestedOwner()
+
+
+def _nested_ref(object_id: str) -> Any:
+    from ..refs import ObjectRef
+
+    return ObjectRef(object_id, _NESTED)
+
+
+def _nested_handle(actor_id: str, class_name: str, methods: list[str]) -> Any:
+    from ..refs import ActorHandle
+
+    return ActorHandle(actor_id, class_name, methods, _NESTED)
+
+
 @dataclass
 class _Job:
     exec: pb.TaskExecution
@@ -163,7 +206,7 @@ class WorkerRuntime:
         self._sock.setsockopt(zmq.RCVHWM, 0)
         self._sock.setsockopt(zmq.LINGER, 1000)
         self._sock.connect(address)
-        self._decoder = Decoder()
+        self._decoder = Decoder(_nested_ref, _nested_handle)
         self._queue: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -337,7 +380,8 @@ class WorkerRuntime:
         elif kind == "cancel_task":
             self._cancel(env.cancel_task.task_id)
         elif kind == "objects_ready":
-            # This worker never subscribes (no nested API yet): give back any delivery pins.
+            # This connection never subscribes (nested calls use the worker's own client
+            # connection, tsray.client): give back any delivery pins.
             for od in env.objects_ready.objects:
                 if od.WhichOneof("location") == "shm":
                     self._unpin(od.object_id)
@@ -449,18 +493,22 @@ class WorkerRuntime:
         if not url.startswith("py:"):
             raise FunctionNotFoundError(url, fn.key, "a Python worker runs functions whose module_url is 'py:<module>'")
         module_name = url[3:]
-        mod = self._modules.get(module_name)
+        attr, _, tag = fn.key.partition("#")
+        main_script = "#" + tag == MAIN_KEY_SUFFIX
+        cache_key = module_name + MAIN_KEY_SUFFIX if main_script else module_name
+        mod = self._modules.get(cache_key)
         if mod is None:
-            mod = importlib.import_module(module_name)
-            self._modules[module_name] = mod
-        attr = fn.key.split("#", 1)[0] or fn.name
+            # The driver's script: its definitions only (its main code must not run here).
+            mod = load_definitions(module_name) if main_script else importlib.import_module(module_name)
+            self._modules[cache_key] = mod
+        attr = attr or fn.name
         obj: Any = mod
         for part in attr.split("."):
             try:
-                obj = getattr(obj, part)
+                obj = getattr(unwrap(obj), part)
             except AttributeError:
                 raise FunctionNotFoundError(module_name, attr) from None
-        return obj
+        return unwrap(obj)
 
     def _args(self, job: _Job) -> list[Any]:
         return [object_value(od, job.frames, self.arena, self._decoder, self._unpin) for od in job.exec.args]
@@ -646,6 +694,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python -m tsray.worker must be started by a tsray node (TSRAY_WORKER_ID / TSRAY_NODE_ADDRESS missing)\n"
         )
         return 2
+    global _context
+    code_root = os.environ.get("PY_TSRAY_JOB_CODE_ROOT", "")
+    if code_root:
+        sys.path.insert(0, code_root)  # the driver's modules import here (tsray._submit)
+    _context = WorkerContext(address, code_root)
     _install_output_tags()
     logging.basicConfig(level=os.environ.get("TSRAY_PY_LOG_LEVEL", "WARNING"), format="%(name)s %(levelname)s %(message)s")
     rt = WorkerRuntime(worker_id, address)

@@ -1,0 +1,283 @@
+"""Ray's Python API on tsray, end to end: real Python driver processes against a real cluster.
+
+``@tsray.remote`` functions and actors, placement groups, fake GPUs -> CUDA_VISIBLE_DEVICES,
+generators, async actors, restarts, and calls across languages (a Python task calls a TS actor, a
+TS task calls a Python actor). The seed's Python snippets are in test_seed_examples.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tsray_cluster import REPO, TsrayCluster
+
+TS_FIXTURE = REPO / "python" / "tests" / "fixtures" / "xlang_ts.ts"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TsrayCluster]:
+    c = TsrayCluster(tmp_path_factory.mktemp("cluster"), num_cpus=4, num_gpus=2)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def _ok(out: object) -> str:
+    rc = getattr(out, "returncode")
+    stdout, stderr = getattr(out, "stdout"), getattr(out, "stderr")
+    assert rc == 0, f"driver failed ({rc}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    return str(stdout)
+
+
+def test_functions_actors_placement_group_and_gpus(cluster: TsrayCluster, tmp_path: Path) -> None:
+    out = cluster.run_driver(
+        tmp_path,
+        "driver.py",
+        """
+        import os
+        import tsray
+        from tsray.util import placement_group, remove_placement_group
+        from tsray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        tsray.init()
+
+        @tsray.remote
+        def add(a, b):
+            return a + b
+
+        @tsray.remote
+        class Counter:
+            def __init__(self, start):
+                self.n = start
+            def increment(self):
+                self.n += 1
+                return self.n
+
+        @tsray.remote(num_gpus=1)
+        class GpuUser:
+            def devices(self):
+                return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+        @tsray.remote(num_gpus=1)
+        def gpu_task():
+            return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+        @tsray.remote
+        def bundle_of(i):
+            return i
+
+        print("add", tsray.get(add.remote(add.remote(1, 2), 10)))
+        c = Counter.remote(5)
+        refs = [c.increment.remote() for _ in range(3)]
+        print("counter", tsray.get(refs))
+
+        pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="PACK")
+        placed = tsray.get(pg.ready(), timeout=60)
+        print("bundles", len(placed["bundles"]))
+        strategies = [PlacementGroupSchedulingStrategy(pg, i) for i in range(2)]
+        print("in bundles", tsray.get([bundle_of.options(scheduling_strategy=s).remote(i) for i, s in enumerate(strategies)]))
+        remove_placement_group(pg)
+
+        users = [GpuUser.remote(), GpuUser.remote()]
+        print("actor gpus", sorted(tsray.get([u.devices.remote() for u in users])))
+        for u in users:
+            tsray.kill(u)
+        print("task gpu", tsray.get(gpu_task.remote()) in ("0", "1"))
+        print("resources", tsray.cluster_resources()["GPU"], len(tsray.nodes()))
+        """,
+    )
+    stdout = _ok(out)
+    assert "add 13" in stdout
+    assert "counter [6, 7, 8]" in stdout
+    assert "bundles 2" in stdout
+    assert "in bundles [0, 1]" in stdout
+    assert "actor gpus ['0', '1']" in stdout
+    assert "task gpu True" in stdout
+    assert "resources 2 1" in stdout
+
+
+def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, tmp_path: Path) -> None:
+    out = cluster.run_driver(
+        tmp_path,
+        "driver.py",
+        """
+        import asyncio, os, time
+        import tsray
+
+        tsray.init()
+
+        @tsray.remote
+        def squares(n):
+            for i in range(n):
+                yield i * i
+
+        @tsray.remote(num_returns=2)
+        def pair():
+            return "a", "b"
+
+        @tsray.remote
+        class Gate:
+            # An async actor: calls run concurrently, so wait() sees the opener release the waiters.
+            def __init__(self):
+                self.event = asyncio.Event()
+            async def wait(self):
+                await self.event.wait()
+                return "released"
+            async def open(self):
+                self.event.set()
+                return "opened"
+
+        @tsray.remote(max_restarts=1)
+        class Fragile:
+            def pid(self):
+                return os.getpid()
+            def die(self):
+                os._exit(1)
+
+        @tsray.remote
+        def forever():
+            while True:
+                time.sleep(0.05)
+
+        print("squares", [tsray.get(r) for r in squares.remote(4)])
+        print("pair", tsray.get(pair.remote()))
+        g = Gate.remote()
+        waiting = [g.wait.remote() for _ in range(3)]
+        ready, rest = tsray.wait(waiting, num_returns=1, timeout=0.5)
+        print("before open", len(ready))
+        print(tsray.get(g.open.remote()), tsray.get(waiting))
+
+        f = Fragile.remote()
+        first = tsray.get(f.pid.remote())
+        try:
+            tsray.get(f.die.remote())
+        except tsray.ActorDiedError:
+            print("died")
+        print("restarted", tsray.get(f.pid.remote()) != first)
+
+        ref = forever.remote()
+        tsray.cancel(ref, force=True)
+        try:
+            tsray.get(ref, timeout=60)
+        except (tsray.TaskCancelledError, tsray.WorkerCrashedError) as e:
+            print("cancelled", type(e).__name__)
+        print("put", tsray.get(tsray.put({"k": [1, 2]})))
+        """,
+    )
+    stdout = _ok(out)
+    assert "squares [0, 1, 4, 9]" in stdout
+    assert "pair ['a', 'b']" in stdout
+    assert "before open 0" in stdout
+    assert "opened ['released', 'released', 'released']" in stdout
+    assert "died" in stdout and "restarted True" in stdout
+    assert "cancelled" in stdout
+    assert "put {'k': [1, 2]}" in stdout
+
+
+def test_python_task_calls_ts_actor_and_ts_task_calls_python_actor(cluster: TsrayCluster, tmp_path: Path) -> None:
+    out = cluster.run_driver(
+        tmp_path,
+        "driver.py",
+        f"""
+        import tsray
+
+        tsray.init()
+        TS = {str(TS_FIXTURE)!r}
+
+        @tsray.remote
+        class Counter:
+            def __init__(self):
+                self.n = 0
+            def increment(self):
+                self.n += 1
+                return self.n
+
+        @tsray.remote
+        def call_ts(handle, k):
+            # A Python task calling a TypeScript actor through the handle it was given.
+            return tsray.get(handle.add.remote(k))
+
+        start = tsray.remote_function(TS, "startTsCounter")
+        tsray.get(start.remote("ts-counter"))
+        ts_counter = tsray.get_actor("ts-counter")
+        print("py->ts", tsray.get(call_ts.remote(ts_counter, 5)), tsray.get(call_ts.remote(ts_counter, 2)))
+        tsray.kill(ts_counter)
+
+        py_counter = Counter.remote()
+        call_py = tsray.remote_function(TS, "callPythonActor")
+        print("ts->py", tsray.get(call_py.remote(py_counter, 3)), tsray.get(py_counter.increment.remote()))
+        """,
+    )
+    stdout = _ok(out)
+    assert "py->ts 5 7" in stdout
+    assert "ts->py 3 4" in stdout
+
+
+def test_a_module_of_the_driver_folder_reaches_workers_by_import(cluster: TsrayCluster, tmp_path: Path) -> None:
+    # tasks.py beside the driver: imported on the worker (the job's code root is on its sys.path).
+    (tmp_path / "mytasks.py").write_text(
+        "import tsray\n\n@tsray.remote\ndef triple(x):\n    return 3 * x\n\nIMPORTED_AS = __name__\n", encoding="utf-8"
+    )
+    out = cluster.run_driver(
+        tmp_path,
+        "driver.py",
+        """
+        import tsray
+        from mytasks import triple
+
+        tsray.init()
+        print("triple", tsray.get(triple.remote(7)))
+        print(triple)
+        """,
+    )
+    stdout = _ok(out)
+    assert "triple 21" in stdout
+    assert "RemoteFunction(py:mytasks:triple#0)" in stdout
+
+
+def test_an_unguarded_script_runs_its_main_code_only_in_the_driver(cluster: TsrayCluster, tmp_path: Path) -> None:
+    marker = tmp_path / "main-code-ran"
+    out = cluster.run_driver(
+        tmp_path,
+        "unguarded.py",
+        f"""
+        import tsray
+        LIMIT = 3
+        tsray.init()
+        open({str(marker)!r}, "a").write("x")
+
+        @tsray.remote
+        def below_limit(x):
+            return x < LIMIT
+
+        print("below", tsray.get([below_limit.remote(i) for i in range(5)]))
+        """,
+    )
+    stdout = _ok(out)
+    assert "below [True, True, True, False, False]" in stdout
+    assert marker.read_text() == "x"  # the workers ran the definitions, not the main code
+
+
+def test_a_failing_python_task_raises_task_error_with_the_remote_name(cluster: TsrayCluster, tmp_path: Path) -> None:
+    out = cluster.run_driver(
+        tmp_path,
+        "driver.py",
+        """
+        import tsray
+        tsray.init()
+
+        @tsray.remote(max_retries=0)
+        def boom():
+            raise KeyError("nope")
+
+        try:
+            tsray.get(boom.remote())
+        except tsray.TaskError as e:
+            print("error", e.remote_name)
+        """,
+    )
+    assert "error KeyError" in _ok(out)
