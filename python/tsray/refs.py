@@ -88,9 +88,16 @@ class ActorMethod:
         ref: ObjectRef = owner.submit_actor_call(self._handle, self._name, args, self._options)
         return ref
 
-    def options(self, *, concurrency_group: str | None = None, name: str | None = None) -> ActorMethod:
-        """The same method with call options (``concurrency_group``, a task ``name`` for logs)."""
+    def options(
+        self, *, concurrency_group: str | None = None, name: str | None = None, num_returns: int | str | None = None
+    ) -> ActorMethod:
+        """The same method with call options (``concurrency_group``, a task ``name`` for logs,
+        ``num_returns``: a count, or ``"streaming"`` for a generator method)."""
         opts = dict(self._options)
+        if num_returns is not None:
+            if num_returns != "streaming" and (isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0):
+                raise ValueError(f"{self._handle.class_name}.{self._name}.options(): num_returns must be an int >= 0 or 'streaming', got {num_returns!r}")
+            opts["num_returns"] = num_returns
         if concurrency_group is not None:
             opts["concurrency_group"] = concurrency_group
         if name is not None:
