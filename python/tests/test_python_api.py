@@ -281,3 +281,64 @@ def test_a_failing_python_task_raises_task_error_with_the_remote_name(cluster: T
         """,
     )
     assert "error KeyError" in _ok(out)
+
+
+def test_runtime_env_and_a_named_actor_another_driver_gets(cluster: TsrayCluster, tmp_path: Path) -> None:
+    first = cluster.run_driver(
+        tmp_path / "a",
+        "owner.py",
+        """
+        import os
+        import tsray as ray
+
+        ray.init(runtime_env={"env_vars": {"JOB_VAR": "job", "BOTH": "job"}})
+
+        @ray.remote(runtime_env={"env_vars": {"BOTH": "task"}})
+        def env():
+            return os.environ.get("JOB_VAR"), os.environ.get("BOTH")
+
+        @ray.remote
+        class Scheduler:
+            def __init__(self, model):
+                self.model = model  # a handle to another actor, as the seed's vLLMScheduler
+            def schedule(self, inputs):
+                return [ray.get(self.model.generate.remote(x)) for x in inputs]
+
+        @ray.remote
+        class Model:
+            def generate(self, x):
+                return x.upper()
+
+        print("env", ray.get(env.remote()))
+        # The driver drops its Model handle at once: the Scheduler borrowed it and keeps the actor alive.
+        borrower = Scheduler.remote(Model.remote())
+        import gc; gc.collect()
+        print("borrowed", ray.get(borrower.schedule.remote(["b", "c"])))
+        # Both detached: a non-detached actor ends with its driver's job (as in Ray), and this driver exits.
+        model = Model.options(name="model", namespace="head", lifetime="detached").remote()
+        s = Scheduler.options(name="scheduler", namespace="head", lifetime="detached").remote(model)
+        print("direct", ray.get(s.schedule.remote(["a"])))
+        """,
+    )
+    assert "env ['job', 'task']" in _ok(first)
+    assert "direct ['A']" in first.stdout
+    assert "borrowed ['B', 'C']" in first.stdout
+    second = cluster.run_driver(
+        tmp_path / "b",
+        "client.py",
+        """
+        import tsray as ray
+        ray.init(address="auto")
+        scheduler = ray.get_actor(name="scheduler", namespace="head")
+        print("via name", ray.get(scheduler.schedule.remote([f"test{i}" for i in range(3)])))
+        ray.kill(scheduler)
+        ray.kill(ray.get_actor("model", namespace="head"))
+        try:
+            ray.get_actor(name="nope", namespace="head")
+        except ray.ActorNotFoundError as e:
+            print("missing", type(e).__name__)
+        """,
+    )
+    stdout = _ok(second)
+    assert "via name ['TEST0', 'TEST1', 'TEST2']" in stdout
+    assert "missing ActorNotFoundError" in stdout

@@ -42,6 +42,7 @@ def test_a_module_function_is_named_by_module_and_qualified_name() -> None:
         ({"resources": {"GPU": 1}}, ValueError, "use num_cpus / num_gpus / memory"),
         ({"scheduling_strategy": "PACKED"}, ValueError, "'scheduling_strategy' must be"),
         ({"runtime_env": {"conda": "x"}}, ValueError, "runtime_env key 'conda' is not supported"),
+        ({"runtime_env": {"env_vars": {"TSRAY_X": "1"}}}, ValueError, "name 'TSRAY_X' is not allowed"),
     ],
 )
 def test_bad_task_options_name_the_option(options: dict[str, object], error: type[Exception], match: str) -> None:

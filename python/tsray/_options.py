@@ -8,6 +8,7 @@ Invalid option keyword``), before anything is sent.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -117,6 +118,8 @@ def scheduling_pb(strategy: Any, where: str) -> pb.SchedulingStrategy | None:
     )
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
 # Ray's runtime_env keys -> @tsray/runtime-env's NormalizedRuntimeEnv keys (docs/python.md).
 _RUNTIME_ENV_KEYS = {"pip": "pip", "env_vars": "envVars", "working_dir": "workingDir", "py_modules": "pyModules", "excludes": "excludes"}
 
@@ -143,6 +146,10 @@ def runtime_env_json(env: Any, where: str, extra_env_vars: Mapping[str, str] | N
         elif k == "env_vars":
             if not isinstance(v, Mapping) or not all(isinstance(a, str) and isinstance(b, str) for a, b in v.items()):
                 raise TypeError(f"{where}: runtime_env['env_vars'] must be a dict of str -> str")
+            for name in v:
+                # As @tsray/runtime-env checks: TSRAY_* are tsray's own (the node would refuse the env).
+                if not _ENV_NAME.match(name) or name.startswith("TSRAY_"):
+                    raise ValueError(f"{where}: runtime_env['env_vars'] name {name!r} is not allowed (a shell name, not TSRAY_*)")
             out["envVars"] = dict(v)
         elif k == "working_dir":
             if not isinstance(v, str):

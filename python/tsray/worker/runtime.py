@@ -18,6 +18,7 @@ import os
 import stat
 import sys
 import time
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -135,16 +136,30 @@ class _NestedOwner:
 _NESTED = _NestedOwner()
 
 
+_runtime: WorkerRuntime | None = None
+
+
+def _borrowed(obj: Any, oid: str) -> Any:
+    """Hold ``oid`` through this worker's connection while ``obj`` lives: an actor keeping a handle
+    or ref it was given (the caller may drop its own at once) keeps the actor or object alive."""
+    rt = _runtime
+    if rt is not None:
+        rt.hold(oid)
+        fin = weakref.finalize(obj, rt.release, oid)
+        fin.atexit = False
+    return obj
+
+
 def _nested_ref(object_id: str) -> Any:
     from ..refs import ObjectRef
 
-    return ObjectRef(object_id, _NESTED)
+    return _borrowed(ObjectRef(object_id, _NESTED), object_id)
 
 
 def _nested_handle(actor_id: str, class_name: str, methods: list[str]) -> Any:
     from ..refs import ActorHandle
 
-    return ActorHandle(actor_id, class_name, methods, _NESTED)
+    return _borrowed(ActorHandle(actor_id, class_name, methods, _NESTED), actor_id)
 
 
 @dataclass
@@ -214,6 +229,9 @@ class WorkerRuntime:
         self._pending: list[_Pending] = []
         self._first_pending = 0.0
         self._unpins: list[str] = []
+        self._held: dict[str, int] = {}
+        self._ref_changes: list[tuple[str, str]] = []
+        self._released: deque[str] = deque()
         self._flush_queued = False
         self._alloc_seq = 0
         self._allocs: dict[int, asyncio.Future[int]] = {}
@@ -259,10 +277,44 @@ class WorkerRuntime:
         self._flush_queued = False
         self._flush_results()
 
+    def hold(self, oid: str) -> None:
+        """One more local holder of ``oid`` (a decoded ref or handle); the first one adds a reference
+        of this connection (sent before the results of the task that decoded it)."""
+        n = self._held.get(oid, 0)
+        self._held[oid] = n + 1
+        if n == 0:
+            self._ref_changes.append(("add", oid))
+
+    def release(self, oid: str) -> None:
+        """A holder is gone (a finalizer: any thread); the last one removes the reference."""
+        self._released.append(oid)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._schedule_flush)
+
     def _flush_refs(self) -> None:
-        if self._unpins:
+        while self._released:
+            oid = self._released.popleft()
+            n = self._held.get(oid, 0) - 1
+            if n > 0:
+                self._held[oid] = n
+            else:
+                self._held.pop(oid, None)
+                self._ref_changes.append(("remove", oid))
+        if self._unpins or self._ref_changes:
             unpins, self._unpins = self._unpins, []
-            self._send(pb.RefUpdates(unpin=unpins))
+            changes, self._ref_changes = self._ref_changes, []
+            # A re-add after a remove goes in the next message (the node applies adds first).
+            while changes:
+                add: list[str] = []
+                remove: list[str] = []
+                while changes and not (changes[0][0] == "add" and changes[0][1] in remove):
+                    kind, oid = changes.pop(0)
+                    (add if kind == "add" else remove).append(oid)
+                self._send(pb.RefUpdates(add=add, remove=remove, unpin=unpins))
+                unpins = []
+            if unpins:
+                self._send(pb.RefUpdates(unpin=unpins))
 
     def _flush_results(self) -> None:
         self._flush_refs()
@@ -694,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python -m tsray.worker must be started by a tsray node (TSRAY_WORKER_ID / TSRAY_NODE_ADDRESS missing)\n"
         )
         return 2
-    global _context
+    global _context, _runtime
     code_root = os.environ.get("PY_TSRAY_JOB_CODE_ROOT", "")
     if code_root:
         sys.path.insert(0, code_root)  # the driver's modules import here (tsray._submit)
@@ -702,4 +754,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     _install_output_tags()
     logging.basicConfig(level=os.environ.get("TSRAY_PY_LOG_LEVEL", "WARNING"), format="%(name)s %(levelname)s %(message)s")
     rt = WorkerRuntime(worker_id, address)
+    _runtime = rt
     return asyncio.run(rt.run())
