@@ -68,7 +68,7 @@ def test_a_nested_function_cannot_be_remote() -> None:
 
 def test_init_refuses_resources_when_joining_a_cluster() -> None:
     with pytest.raises(ValueError, match="num_cpus, num_gpus and resources must not be provided"):
-        tsray.init(num_cpus=4)
+        tsray.init(address="auto", num_cpus=4)
     with pytest.raises(TypeError, match="unknown argument 'adress'"):
         tsray.init(adress="auto")
 

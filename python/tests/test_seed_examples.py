@@ -3,12 +3,15 @@ written with only ``import ray`` changed to ``import tsray as ray``, as real dri
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tsray_cluster import TsrayCluster
+from tsray_cluster import CLI, REPO, TsrayCluster
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +145,33 @@ def test_seed_resources(cluster: TsrayCluster, tmp_path: Path) -> None:
     assert "'Alive': True" in stdout
     assert "['Text 1 on GPU 0', 'Text 2 on GPU 1']" in stdout or "['Text 1 on GPU 1', 'Text 2 on GPU 0']" in stdout
     assert "4 0" in stdout
+
+
+def test_init_starts_a_local_cluster_with_its_resources_when_none_runs(tmp_path: Path) -> None:
+    # The seed's `ray.init(num_gpus=8, num_cpus=64)` form: no cluster in this TMPDIR, so init starts
+    # one with those resources (fake GPUs) and stops it when the script ends.
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp_path),
+        "TSRAY_CLI": str(CLI),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "python"), os.environ.get("PYTHONPATH")])),
+    }
+    env.pop("TSRAY_ADDRESS", None)
+    script = tmp_path / "local.py"
+    script.write_text(
+        "import tsray as ray\n"
+        "ray.init(num_gpus=2, num_cpus=3)\n"
+        "@ray.remote(num_gpus=1)\n"
+        "def dev():\n    import os\n    return os.environ['CUDA_VISIBLE_DEVICES']\n"
+        "r = ray.cluster_resources()\n"
+        "print('resources', r['CPU'], r['GPU'], ray.get(dev.remote()) in ('0', '1'))\n"
+        "import json, os\n"
+        "print('head', json.load(open(os.path.join(os.environ['TMPDIR'], 'tsray', 'current.json')))['pid'])\n",
+        encoding="utf-8",
+    )
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)
+    stdout = _stdout(out)
+    assert "resources 3 2 True" in stdout
+    pid = int(stdout.split("head ")[1].split()[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the head init() started is gone with the script

@@ -33,6 +33,7 @@ from typing import Any, overload
 # `X as X`: names re-exported from before the client was split (tsray.client.resolve_address, ...).
 from ._address import resolve_address as resolve_address
 from ._driver import Client, RemoteFunction
+from ._local_cluster import LocalCluster, running_local_cluster
 from ._options import runtime_env_json
 from ._remote import code_root
 from .errors import AuthenticationError as AuthenticationError
@@ -58,11 +59,13 @@ __all__ = [
 ]
 
 _client: Client | None = None
+#: The cluster init() started because none ran here (stopped by shutdown()).
+_local_cluster: LocalCluster | None = None
 _client_lock = threading.Lock()
 
 
 def init(
-    address: str | None = "auto",
+    address: str | None = None,
     namespace: str | None = None,
     token: str | None = None,
     *,
@@ -76,21 +79,25 @@ def init(
 ) -> Client:
     """Connect this process to a running tsray cluster as a driver (Ray's ``ray.init``).
 
-    ``address``: ``'auto'`` or None (the cluster ``tsray start`` or a TypeScript driver on this machine
-    started, from ``$TMPDIR/tsray/current.json``), ``'ipc://...'``, ``'tcp://host:port'`` or
-    ``'host:port'``. ``namespace``: where ``get_actor`` looks up names and named actors are created
+    ``address``: None (as Ray: ``$TSRAY_ADDRESS``, else the cluster running on this machine, else a new
+    local one started with ``num_cpus`` / ``num_gpus`` / ``resources`` and stopped at shutdown, see
+    :mod:`tsray._local_cluster`), ``'local'`` (always a new local cluster), ``'auto'`` (the cluster ``tsray start`` or a TypeScript driver on
+    this machine started, from ``$TMPDIR/tsray/current.json``), ``'ipc://...'``,
+    ``'tcp://host:port'`` or ``'host:port'``. ``namespace``: where ``get_actor`` looks up names and named actors are created
     (default ``anon-<job id>``). ``runtime_env``: the job's (Ray's keys: pip, env_vars, working_dir,
     py_modules, excludes), merged into each Python task's and actor's. Raises
     :class:`~tsray.errors.ConnectionError` when no node answers within ``connect_timeout`` seconds
     (default ``$TSRAY_CONNECT_TIMEOUT_MS`` or 10 s), and ValueError for ``num_cpus`` / ``num_gpus`` /
-    ``resources``: tsray.init joins a running cluster, whose nodes declare their resources (as Ray's
+    ``resources`` when it joins a running cluster, whose nodes declared their resources (as Ray's
     ``init`` does when it connects to an existing cluster).
     """
     global _client
     for k in kwargs:
         if k not in _IGNORED_INIT_OPTIONS:
             raise TypeError(f"tsray.init(): unknown argument {k!r}")
-    if num_cpus is not None or num_gpus is not None or resources is not None:
+    # address="local": always a new local cluster (as Ray's); None: one only when none runs here.
+    start_local = address == "local" or (address is None and not os.environ.get("TSRAY_ADDRESS") and not running_local_cluster())
+    if not start_local and (num_cpus is not None or num_gpus is not None or resources is not None):
         raise ValueError(
             "tsray.init(): when connecting to an existing cluster, num_cpus, num_gpus and resources must not be provided "
             "(start the cluster with them: tsray start --head --num-cpus N --num-gpus N --resources JSON)"
@@ -102,7 +109,14 @@ def init(
             if ignore_reinit_error:
                 return _client
             raise RuntimeError("tsray.init(): already connected; call tsray.shutdown() first (or pass ignore_reinit_error=True)")
-        _client = Client(address or "auto", namespace, token, connect_timeout, runtime_env=runtime_env, code_root=code_root())
+        global _local_cluster
+        if start_local:
+            _local_cluster = LocalCluster(num_cpus, num_gpus, resources)
+        try:
+            _client = Client("auto" if address in (None, "local") else address, namespace, token, connect_timeout, runtime_env=runtime_env, code_root=code_root())
+        except BaseException:
+            _stop_local_cluster()
+            raise
         return _client
 
 
@@ -111,12 +125,21 @@ _IGNORED_INIT_OPTIONS = frozenset({"log_to_driver", "logging_level", "include_da
 
 
 def shutdown() -> None:
-    """Disconnect (the node drops this driver's references; its actors stay if detached)."""
+    """Disconnect (the node drops this driver's references; its actors stay if detached); a local
+    cluster that :func:`init` started is stopped."""
     global _client
     with _client_lock:
         c, _client = _client, None
     if c is not None:
         c.close()
+    _stop_local_cluster()
+
+
+def _stop_local_cluster() -> None:
+    global _local_cluster
+    lc, _local_cluster = _local_cluster, None
+    if lc is not None:
+        lc.stop()
 
 
 atexit.register(shutdown)
