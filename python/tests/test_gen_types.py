@@ -4,6 +4,7 @@ when the .d.ts is stale."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,6 +41,8 @@ def project(tmp_path: Path) -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            d.parent.rmdir()  # tmp/ itself, when no other run uses it
 
 
 def _env(project: Path, tmp_path: Path) -> dict[str, str]:

@@ -220,16 +220,18 @@ def test_python_task_calls_ts_actor_and_ts_task_calls_python_actor(cluster: Tsra
 def test_a_module_of_the_driver_folder_reaches_workers_by_import(cluster: TsrayCluster, tmp_path: Path) -> None:
     # tasks.py beside the driver: imported on the worker (the job's code root is on its sys.path).
     (tmp_path / "mytasks.py").write_text(
-        "import tsray\n\n@tsray.remote\ndef triple(x):\n    return 3 * x\n\nIMPORTED_AS = __name__\n", encoding="utf-8"
+        # A module that calls init at its top, as many Ray modules do: in a worker, that is the worker's connection.
+        "import tsray\ntsray.init(ignore_reinit_error=True)\n\n@tsray.remote\ndef triple(x):\n    return 3 * x\n", encoding="utf-8"
     )
     out = cluster.run_driver(
         tmp_path,
         "driver.py",
         """
         import tsray
-        from mytasks import triple
 
         tsray.init()
+        from mytasks import triple  # its own init(ignore_reinit_error=True) keeps this connection
+
         print("triple", tsray.get(triple.remote(7)))
         print(triple)
         """,
@@ -254,11 +256,18 @@ def test_an_unguarded_script_runs_its_main_code_only_in_the_driver(cluster: Tsra
         def below_limit(x):
             return x < LIMIT
 
+        @tsray.remote
+        def count_below(n):
+            # A task of the script calling another task of the script (nested, from the worker).
+            return sum(tsray.get([below_limit.remote(i) for i in range(n)]))
+
         print("below", tsray.get([below_limit.remote(i) for i in range(5)]))
+        print("count", tsray.get(count_below.remote(5)))
         """,
     )
     stdout = _ok(out)
     assert "below [True, True, True, False, False]" in stdout
+    assert "count 3" in stdout
     assert marker.read_text() == "x"  # the workers ran the definitions, not the main code
 
 

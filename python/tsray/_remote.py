@@ -63,6 +63,9 @@ def target_of(obj: Any, what: str) -> tuple[str, str]:
         if not f:
             raise ValueError(f"{what}: remote functions of an interactive session cannot reach workers; define them in a .py file")
         return f"py:{Path(f).stem}", qual + MAIN_KEY_SUFFIX
+    if getattr(sys.modules.get(mod), "__tsray_definitions_only__", False):
+        # Decorated again in a worker that loaded the driver's script definitions-only: the same name.
+        return f"py:{mod}", qual + MAIN_KEY_SUFFIX
     return f"py:{mod}", f"{qual}#0"
 
 

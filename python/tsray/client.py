@@ -92,6 +92,13 @@ def init(
     ``init`` does when it connects to an existing cluster).
     """
     global _client
+    from .worker.runtime import current_worker_context
+
+    if current_worker_context() is not None:
+        # In a worker (a module imported there calls init at its top): the worker's own connection.
+        nested = _worker_nested_client()
+        assert nested is not None
+        return nested
     for k in kwargs:
         if k not in _IGNORED_INIT_OPTIONS:
             raise TypeError(f"tsray.init(): unknown argument {k!r}")
