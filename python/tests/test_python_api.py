@@ -60,6 +60,7 @@ def test_functions_actors_placement_group_and_gpus(cluster: TsrayCluster, tmp_pa
         @tsray.remote(num_gpus=1)
         class GpuUser:
             def devices(self):
+                assert tsray.get_gpu_ids() == [int(os.environ["CUDA_VISIBLE_DEVICES"])]
                 return os.environ.get("CUDA_VISIBLE_DEVICES")
 
         @tsray.remote(num_gpus=1)

@@ -13,6 +13,7 @@
 """
 
 from . import util
+from ._context import get_gpu_ids
 from ._remote import ActorClass, ObjectRefGenerator, remote
 from ._remote import RemoteFunction as PythonRemoteFunction
 from .client import (
@@ -57,6 +58,7 @@ __version__ = "0.1.0"
 __all__ = [
     "remote",
     "nodes",
+    "get_gpu_ids",
     "util",
     "ActorClass",
     "ObjectRefGenerator",
