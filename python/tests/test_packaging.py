@@ -74,6 +74,21 @@ def test_the_python_version_follows_the_npm_packages() -> None:
     assert out.returncode == 0, out.stderr
 
 
+def test_the_sync_writes_the_npm_version_in_pep_440_spelling(tmp_path: Path) -> None:
+    # The script nx release runs after versioning (tools/nx-release/version-actions.cjs), on a copy.
+    for rel in ("tools/sync-python-version.mjs", "python/pyproject.toml", "python/tsray/__init__.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((REPO / rel).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "packages" / "core").mkdir(parents=True)
+    (tmp_path / "packages" / "core" / "package.json").write_text('{"version": "1.2.0-rc.1"}', encoding="utf-8")
+    script = str(tmp_path / "tools" / "sync-python-version.mjs")
+    assert subprocess.run(["node", script, "--check"], capture_output=True, timeout=60, check=False).returncode == 1
+    _run(["node", script], tmp_path)
+    assert 'version = "1.2.0rc1"' in (tmp_path / "python" / "pyproject.toml").read_text(encoding="utf-8")
+    assert '__version__ = "1.2.0rc1"' in (tmp_path / "python" / "tsray" / "__init__.py").read_text(encoding="utf-8")
+    assert subprocess.run(["node", script, "--check"], capture_output=True, timeout=60, check=False).returncode == 0
+
+
 @pytest.fixture(scope="module")
 def fresh_venv(dists: dict[str, Path]) -> Path:
     """A venv outside the repository with only the wheel (and its dependencies from PyPI) installed."""
