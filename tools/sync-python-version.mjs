@@ -2,7 +2,7 @@
 /**
  * Keep the Python package's version in step with the npm packages (`nx release` versions them together,
  * "fixed"): writes packages/core/package.json's version into python/pyproject.toml and
- * python/tsray/__init__.py (`__version__`). Run after `npx nx release version <v>`.
+ * python/tsray/__init__.py (`__version__`). `nx release version` runs it (tools/nx-release/version-actions.cjs).
  *
  * Usage: node tools/sync-python-version.mjs [--check]   (--check: exit 1 when they differ, write nothing)
  */

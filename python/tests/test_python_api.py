@@ -145,6 +145,15 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
                 time.sleep(0.05)
 
         print("squares", [tsray.get(r) for r in squares.remote(4)])
+
+        @tsray.remote
+        class Producer:
+            async def items(self, n):
+                for i in range(n):
+                    yield f"item{i}"
+
+        p = Producer.remote()
+        print("stream", [tsray.get(r) for r in p.items.options(num_returns="streaming").remote(3)])
         print("pair", tsray.get(pair.remote()))
         g = Gate.remote()
         waiting = [g.wait.remote() for _ in range(3)]
@@ -171,6 +180,7 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
     )
     stdout = _ok(out)
     assert "squares [0, 1, 4, 9]" in stdout
+    assert "stream ['item0', 'item1', 'item2']" in stdout
     assert "pair ['a', 'b']" in stdout
     assert "before open 0" in stdout
     assert "opened ['released', 'released', 'released']" in stdout
