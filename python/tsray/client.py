@@ -77,21 +77,22 @@ def init(
     resources: dict[str, float] | None = None,
     **kwargs: Any,
 ) -> Client:
-    """Connect this process to a running tsray cluster as a driver (Ray's ``ray.init``).
+    """Connect this process to a tsray cluster as a driver (Ray's ``ray.init``).
 
-    ``address``: None (as Ray: ``$TSRAY_ADDRESS``, else the cluster running on this machine, else a new
-    local one started with ``num_cpus`` / ``num_gpus`` / ``resources`` and stopped at shutdown, see
-    :mod:`tsray._local_cluster`), ``'local'`` (always a new local cluster), ``'auto'`` (the cluster ``tsray start`` or a TypeScript driver on
-    this machine started, from ``$TMPDIR/tsray/current.json``), ``'ipc://...'``,
-    ``'tcp://host:port'`` or ``'host:port'``. ``namespace``: where ``get_actor`` looks up names and named actors are created
-    (default ``anon-<job id>``). ``runtime_env``: the job's (Ray's keys: pip, env_vars, working_dir,
+    ``address``: None (as Ray: ``$TSRAY_ADDRESS``, else the cluster running on this machine, else a
+    new local one started with ``num_cpus`` / ``num_gpus`` / ``resources`` and stopped at shutdown,
+    see :mod:`tsray._local_cluster`), ``'local'`` (always a new local cluster), ``'auto'`` (the
+    cluster ``tsray start`` or a TypeScript driver on this machine started, from
+    ``$TMPDIR/tsray/current.json``), ``'ipc://...'``, ``'tcp://host:port'`` or ``'host:port'``.
+    ``namespace``: where ``get_actor`` looks up names and named actors are created (default
+    ``anon-<job id>``). ``runtime_env``: the job's (Ray's keys: pip, env_vars, working_dir,
     py_modules, excludes), merged into each Python task's and actor's. Raises
     :class:`~tsray.errors.ConnectionError` when no node answers within ``connect_timeout`` seconds
-    (default ``$TSRAY_CONNECT_TIMEOUT_MS`` or 10 s), and ValueError for ``num_cpus`` / ``num_gpus`` /
-    ``resources`` when it joins a running cluster, whose nodes declared their resources (as Ray's
-    ``init`` does when it connects to an existing cluster).
+    (default ``$TSRAY_CONNECT_TIMEOUT_MS`` or 10 s), RuntimeError when already connected (unless
+    ``ignore_reinit_error``), and ValueError for ``num_cpus`` / ``num_gpus`` / ``resources`` when it
+    joins a running cluster, whose nodes declared their resources (as Ray's ``init`` does).
     """
-    global _client
+    global _client, _local_cluster
     from .worker.runtime import current_worker_context
 
     if current_worker_context() is not None:
@@ -102,13 +103,6 @@ def init(
     for k in kwargs:
         if k not in _IGNORED_INIT_OPTIONS:
             raise TypeError(f"tsray.init(): unknown argument {k!r}")
-    # address="local": always a new local cluster (as Ray's); None: one only when none runs here.
-    start_local = address == "local" or (address is None and not os.environ.get("TSRAY_ADDRESS") and not running_local_cluster())
-    if not start_local and (num_cpus is not None or num_gpus is not None or resources is not None):
-        raise ValueError(
-            "tsray.init(): when connecting to an existing cluster, num_cpus, num_gpus and resources must not be provided "
-            "(start the cluster with them: tsray start --head --num-cpus N --num-gpus N --resources JSON)"
-        )
     if runtime_env is not None:
         runtime_env_json(runtime_env, "tsray.init(runtime_env=...)")  # checks it before connecting
     with _client_lock:
@@ -116,11 +110,20 @@ def init(
             if ignore_reinit_error:
                 return _client
             raise RuntimeError("tsray.init(): already connected; call tsray.shutdown() first (or pass ignore_reinit_error=True)")
-        global _local_cluster
+        # address="local": always a new local cluster (as Ray's); None: one only when none runs here.
+        start_local = address == "local" or (
+            address is None and not os.environ.get("TSRAY_ADDRESS") and not running_local_cluster()
+        )
+        if not start_local and (num_cpus is not None or num_gpus is not None or resources is not None):
+            raise ValueError(
+                "tsray.init(): when connecting to an existing cluster, num_cpus, num_gpus and resources must not be "
+                "provided (start the cluster with them: tsray start --head --num-cpus N --num-gpus N --resources JSON)"
+            )
         if start_local:
             _local_cluster = LocalCluster(num_cpus, num_gpus, resources)
+        target = "auto" if address in (None, "local") else str(address)
         try:
-            _client = Client("auto" if address in (None, "local") else address, namespace, token, connect_timeout, runtime_env=runtime_env, code_root=code_root())
+            _client = Client(target, namespace, token, connect_timeout, runtime_env=runtime_env, code_root=code_root())
         except BaseException:
             _stop_local_cluster()
             raise
