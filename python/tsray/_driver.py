@@ -112,8 +112,6 @@ class Client:
         self.job_runtime_env = runtime_env
         #: The driver's code root, sent to Python workers (tsray._submit.CODE_ROOT_VAR).
         self.code_root = code_root
-        #: A worker's nested client: the strategy of the task it runs when it captures child tasks.
-        self.captured_scheduling: pb.SchedulingStrategy | None = None
         if token is None:
             token = os.environ.get("TSRAY_TOKEN") or _local_token(self.address)
         self.remote = self.address.startswith("remote://")

@@ -36,9 +36,9 @@ def job_env_json(client: Client, task_env: Any, where: str) -> str:
     return runtime_env_json(env, where, extra)
 
 
-def _strategy(client: Client, options: dict[str, Any], where: str) -> pb.SchedulingStrategy | None:
-    s = scheduling_pb(options.get("scheduling_strategy"), where)
-    return s if s is not None else client.captured_scheduling
+def _strategy(options: dict[str, Any], where: str) -> pb.SchedulingStrategy | None:
+    # Tasks a Python task submits do not inherit its placement group yet (docs/python.md).
+    return scheduling_pb(options.get("scheduling_strategy"), where)
 
 
 def submit_python_task(
@@ -71,7 +71,7 @@ def submit_python_task(
         xlang=True,
         runtime_env_json=job_env_json(client, options.get("runtime_env"), where),
     )
-    strategy = _strategy(client, options, where)
+    strategy = _strategy(options, where)
     if strategy is not None:
         spec.scheduling.CopyFrom(strategy)
     refs = client._submit(spec, payloads, temp)
@@ -133,7 +133,7 @@ def create_python_actor(
         xlang=True,
         runtime_env_json=job_env_json(client, options.get("runtime_env"), where),
     )
-    strategy = _strategy(client, options, where)
+    strategy = _strategy(options, where)
     if strategy is not None:
         spec.scheduling.CopyFrom(strategy)
     client._submit(spec, payloads, temp)
