@@ -81,7 +81,14 @@ def test_functions_actors_placement_group_and_gpus(cluster: TsrayCluster, tmp_pa
         print("bundles", len(placed["bundles"]))
         strategies = [PlacementGroupSchedulingStrategy(pg, i) for i in range(2)]
         print("in bundles", tsray.get([bundle_of.options(scheduling_strategy=s).remote(i) for i, s in enumerate(strategies)]))
+        print("pg wait", pg.wait(30))
         remove_placement_group(pg)
+
+        from tsray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        node = tsray.nodes()[0]["NodeID"]
+        pinned = bundle_of.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(7)
+        spread = bundle_of.options(scheduling_strategy="SPREAD").remote(8)
+        print("strategies", tsray.get([pinned, spread]))
 
         users = [GpuUser.remote(), GpuUser.remote()]
         print("actor gpus", sorted(tsray.get([u.devices.remote() for u in users])))
@@ -96,6 +103,8 @@ def test_functions_actors_placement_group_and_gpus(cluster: TsrayCluster, tmp_pa
     assert "counter [6, 7, 8]" in stdout
     assert "bundles 2" in stdout
     assert "in bundles [0, 1]" in stdout
+    assert "pg wait True" in stdout
+    assert "strategies [7, 8]" in stdout
     assert "actor gpus ['0', '1']" in stdout
     assert "task gpu True" in stdout
     assert "resources 2 1" in stdout
