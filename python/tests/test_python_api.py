@@ -145,6 +145,9 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
         class Fragile:
             def pid(self):
                 return os.getpid()
+            def context(self):
+                ctx = tsray.get_runtime_context()
+                return ctx.get_actor_id(), ctx.get_node_id()
             def die(self):
                 os._exit(1)
 
@@ -172,6 +175,9 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
 
         f = Fragile.remote()
         first = tsray.get(f.pid.remote())
+        me = tsray.get_runtime_context()
+        actor_id, node_id = tsray.get(f.context.remote())
+        print("context", actor_id == f.actor_id, node_id == me.get_node_id() != "", me.get_actor_id())
         try:
             tsray.get(f.die.remote())
         except tsray.ActorDiedError:
@@ -194,6 +200,7 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
     assert "before open 0" in stdout
     assert "opened ['released', 'released', 'released']" in stdout
     assert "died" in stdout and "restarted True" in stdout
+    assert "context True True None" in stdout
     assert "cancelled" in stdout
     assert "put {'k': [1, 2]}" in stdout
 

@@ -13,7 +13,7 @@
 """
 
 from . import util
-from ._context import get_gpu_ids
+from ._context import RuntimeContext, get_gpu_ids, get_runtime_context
 from ._remote import ActorClass, ObjectRefGenerator, remote
 from ._remote import RemoteFunction as PythonRemoteFunction
 from .client import (
@@ -59,6 +59,8 @@ __all__ = [
     "remote",
     "nodes",
     "get_gpu_ids",
+    "get_runtime_context",
+    "RuntimeContext",
     "util",
     "ActorClass",
     "ObjectRefGenerator",

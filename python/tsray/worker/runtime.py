@@ -123,6 +123,12 @@ def current_worker_context() -> WorkerContext | None:
     return _context
 
 
+def current_actor_id() -> str | None:
+    """The id of the actor this worker process is, if it is one."""
+    rt = _runtime
+    return rt._actor.actor_id if rt is not None and rt._actor is not None else None
+
+
 class _NestedOwner:
     """Owner of refs and actor handles a worker receives: the worker's own driver connection to its
     node, made when first used (``handle.method.remote()`` in a task calls another actor)."""
@@ -177,6 +183,7 @@ class _Actor:
     is_async: bool
     limits: dict[str, int]
     method_group: dict[str, str]
+    actor_id: str = ""
     running: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, deque[_Job]] = field(default_factory=dict)
 
@@ -668,7 +675,7 @@ class WorkerRuntime:
             limits[g.name] = g.max_concurrency or 1
             for m in g.methods:
                 method_group[m] = g.name
-        self._actor = _Actor(instance, class_name, is_async, limits, method_group)
+        self._actor = _Actor(instance, class_name, is_async, limits, method_group, c.actor_id)
         _Output.name = class_name
 
     async def _object_data(self, object_id: str, value: Any, path: str, payloads: list[Buffer]) -> pb.ObjectData:
