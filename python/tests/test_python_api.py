@@ -164,8 +164,14 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
                 for i in range(n):
                     yield f"item{i}"
 
+            @tsray.method(num_returns=2)
+            def two(self):
+                return "x", "y"
+
         p = Producer.remote()
         print("stream", [tsray.get(r) for r in p.items.options(num_returns="streaming").remote(3)])
+        print("stream by default", [tsray.get(r) for r in p.items.remote(2)])  # a generator method streams
+        print("method returns", tsray.get(p.two.remote()))
         print("pair", tsray.get(pair.remote()))
         g = Gate.remote()
         waiting = [g.wait.remote() for _ in range(3)]
@@ -196,6 +202,8 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
     stdout = _ok(out)
     assert "squares [0, 1, 4, 9]" in stdout
     assert "stream ['item0', 'item1', 'item2']" in stdout
+    assert "stream by default ['item0', 'item1']" in stdout
+    assert "method returns ['x', 'y']" in stdout
     assert "pair ['a', 'b']" in stdout
     assert "before open 0" in stdout
     assert "opened ['released', 'released', 'released']" in stdout

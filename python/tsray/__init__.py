@@ -14,7 +14,7 @@
 
 from . import util
 from ._context import RuntimeContext, get_gpu_ids, get_runtime_context
-from ._remote import ActorClass, ObjectRefGenerator, remote
+from ._remote import ActorClass, ObjectRefGenerator, method, remote
 from ._remote import RemoteFunction as PythonRemoteFunction
 from .client import (
     Client,
@@ -57,6 +57,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "remote",
+    "method",
     "nodes",
     "get_gpu_ids",
     "get_runtime_context",

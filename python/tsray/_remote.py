@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 from ._options import ACTOR_OPTIONS, TASK_OPTIONS, check_options
 from .refs import ActorHandle, ObjectRef
 
-__all__ = ["remote", "RemoteFunction", "ActorClass", "ObjectRefGenerator", "target_of", "code_root", "MAIN_KEY_SUFFIX"]
+__all__ = ["remote", "method", "RemoteFunction", "ActorClass", "ObjectRefGenerator", "target_of", "code_root", "MAIN_KEY_SUFFIX"]
 
 #: Key suffix of a definition of the driver's main script (the worker loads its definitions only).
 MAIN_KEY_SUFFIX = "#main"
@@ -131,6 +131,40 @@ class RemoteFunction(Generic[F]):
         return f"RemoteFunction({self._target[0]}:{self._target[1]})"
 
 
+#: Attribute ``@tsray.method`` sets on a method: its default call options.
+METHOD_OPTIONS_ATTR = "__tsray_method_options__"
+
+
+def method(*, num_returns: int | str | None = None, concurrency_group: str | None = None) -> Callable[[F], F]:
+    """``@tsray.method(num_returns=2)`` on an actor method (Ray's ``ray.method``): default options of
+    its calls through handles made by ``Cls.remote()``."""
+    opts: dict[str, Any] = {}
+    if num_returns is not None:
+        if num_returns != "streaming" and (isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0):
+            raise ValueError(f"@tsray.method: num_returns must be an int >= 0 or 'streaming', got {num_returns!r}")
+        opts["num_returns"] = num_returns
+    if concurrency_group is not None:
+        opts["concurrency_group"] = concurrency_group
+
+    def deco(fn: F) -> F:
+        setattr(fn, METHOD_OPTIONS_ATTR, opts)
+        return fn
+
+    return deco
+
+
+def _method_options(cls: type) -> dict[str, dict[str, Any]]:
+    """Per-method default call options: ``@tsray.method``'s, and streaming for generator methods."""
+    out: dict[str, dict[str, Any]] = {}
+    for n, m in inspect.getmembers(cls, inspect.isfunction):
+        opts = dict(getattr(m, METHOD_OPTIONS_ATTR, {}))
+        if (inspect.isgeneratorfunction(m) or inspect.isasyncgenfunction(m)) and "num_returns" not in opts:
+            opts["num_returns"] = "streaming"
+        if opts:
+            out[n] = opts
+    return out
+
+
 def _public_methods(cls: type) -> list[str]:
     return [n for n, m in inspect.getmembers(cls) if not n.startswith("_") and callable(m)]
 
@@ -161,7 +195,9 @@ class ActorClass(Generic[F]):
         from ._submit import create_python_actor
 
         c = _client(f"{self.__name__}.remote()")
-        return create_python_actor(c, self._target, self.__name__, _public_methods(self._cls), _is_async(self._cls), args, self._options)
+        handle = create_python_actor(c, self._target, self.__name__, _public_methods(self._cls), _is_async(self._cls), args, self._options)
+        handle.method_options = _method_options(self._cls)
+        return handle
 
     def options(self, **options: Any) -> ActorClass[F]:
         """The same class with other actor options (Ray's names; unknown ones raise ValueError)."""

@@ -114,9 +114,12 @@ class ActorHandle:
     ``handle.some_method.remote(*args)`` calls the actor's method and returns an :class:`ObjectRef`.
     """
 
-    __slots__ = ("actor_id", "class_name", "methods", "_owner", "__weakref__")
+    __slots__ = ("actor_id", "class_name", "methods", "_owner", "method_options", "__weakref__")
 
     def __init__(self, actor_id: str, class_name: str, methods: list[str], owner: Any = None) -> None:
+        #: Default call options per method (``@tsray.method``, generator methods streaming), when the
+        #: handle comes from ``Cls.remote()`` in this process.
+        self.method_options: dict[str, dict[str, Any]] = {}
         self.actor_id: str = actor_id
         self.class_name: str = class_name
         self.methods: list[str] = list(methods)
@@ -127,7 +130,7 @@ class ActorHandle:
             raise AttributeError(name)
         if self.methods and name not in self.methods:
             raise ActorMethodNotFoundError(self.class_name, name, self.methods)
-        return ActorMethod(self, name)
+        return ActorMethod(self, name, dict(self.method_options.get(name, {})))
 
     def __repr__(self) -> str:
         return f"ActorHandle({self.class_name}, {self.actor_id!r})"
