@@ -163,6 +163,10 @@ def test_init_starts_a_local_cluster_with_its_resources_when_none_runs(tmp_path:
         "ray.init(num_gpus=2, num_cpus=3)\n"
         "@ray.remote(num_gpus=1)\n"
         "def dev():\n    import os\n    return os.environ['CUDA_VISIBLE_DEVICES']\n"
+        "@ray.remote\n"
+        "class Talker:\n    def say(self, n):\n        print(f'counter: {n}')\n        return n\n"
+        "t = Talker.remote()\n"
+        "ray.get([t.say.remote(i) for i in range(1, 4)])\n"
         "r = ray.cluster_resources()\n"
         "print('resources', r['CPU'], r['GPU'], ray.get(dev.remote()) in ('0', '1'))\n"
         "import json, os\n"
@@ -172,6 +176,9 @@ def test_init_starts_a_local_cluster_with_its_resources_when_none_runs(tmp_path:
     out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)
     stdout = _stdout(out)
     assert "resources 3 2 True" in stdout
-    pid = int(stdout.split("head ")[1].split()[0])
+    # The actor's prints reach the driver's terminal, prefixed as in Ray (log_to_driver).
+    talker = [ln.split(") ", 1)[1] for ln in stdout.splitlines() if ln.startswith("(Talker pid=")]
+    assert talker == ["counter: 1", "counter: 2", "counter: 3"]
+    pid = int(stdout.split("\nhead ")[1].split()[0])
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the head init() started is gone with the script

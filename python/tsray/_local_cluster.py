@@ -4,17 +4,20 @@ The node is a Node.js process: this runs the ``tsray`` CLI (``tsray start --head
 ``@tsray/cluster``) with the resources ``init`` was given and this interpreter for the Python workers,
 and stops that head (SIGTERM, SIGKILL after a grace period) when the driver shuts down. The CLI is
 ``$TSRAY_CLI`` (the ``tsray`` executable or its ``cli.js``), else ``tsray`` on ``PATH``, else
-``node_modules/.bin/tsray`` in the current directory or a parent.
+``node_modules/.bin/tsray`` in the current directory or a parent. The head's worker output
+(``(Counter pid=N) ...``) is printed on this driver's terminal unless ``log_to_driver=False``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,10 +55,57 @@ def find_cli() -> list[str] | None:
     return None
 
 
+#: A worker output line as the node prefixes it: ``(Counter pid=123) counter: 1``.
+_WORKER_LINE = re.compile(r"^\([^()\n]+ pid=\d+\) ")
+
+
+class _WorkerOutputTail:
+    """Prints the worker output lines the head writes to its log files (``(Counter pid=N) ...``) on
+    this driver's stdout / stderr, as Ray's ``log_to_driver``: a thread following the files."""
+
+    def __init__(self, out_file: Path, err_file: Path) -> None:
+        self._files = [(out_file, sys.stdout), (err_file, sys.stderr)]
+        self._offsets = [0, 0]
+        self._rests = ["", ""]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tsray-log-to-driver", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        for i, (path, stream) in enumerate(self._files):
+            try:
+                with path.open("r", encoding="utf-8", errors="replace") as f:
+                    f.seek(self._offsets[i])
+                    chunk = f.read()
+                    self._offsets[i] = f.tell()
+            except OSError:
+                continue
+            if not chunk:
+                continue
+            lines = (self._rests[i] + chunk).split("\n")
+            self._rests[i] = lines.pop()
+            text = "".join(line + "\n" for line in lines if _WORKER_LINE.match(line))
+            if text:
+                stream.write(text)
+                stream.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self._drain()
+
+    def close(self) -> None:
+        """Stop following, after a last read (the head flushed its output as it exited)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._drain()
+
+
 class LocalCluster:
     """A head this process started; :meth:`stop` ends it."""
 
-    def __init__(self, num_cpus: float | None, num_gpus: float | None, resources: Mapping[str, float] | None) -> None:
+    def __init__(
+        self, num_cpus: float | None, num_gpus: float | None, resources: Mapping[str, float] | None, log_to_driver: bool = True
+    ) -> None:
         cli = find_cli()
         if cli is None:
             raise ConnectionError(
@@ -77,14 +127,18 @@ class LocalCluster:
         cur = json.loads((Path(_tmpdir()) / "tsray" / "current.json").read_text(encoding="utf-8"))
         self.pid = int(cur["pid"])
         self.address = str(cur["address"])
+        # The head's own log files (its stdout / stderr): the session folder above the node's.
+        logs = Path(cur["sessionDir"]).parent / "logs"
+        self._tail = _WorkerOutputTail(logs / "head-0.out", logs / "head-0.err") if log_to_driver else None
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """SIGTERM the head (it stops its workers), SIGKILL after ``grace_s`` seconds."""
-        if not _pid_alive(self.pid):
-            return
-        os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while _pid_alive(self.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
         if _pid_alive(self.pid):
-            os.kill(self.pid, signal.SIGKILL)
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while _pid_alive(self.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _pid_alive(self.pid):
+                os.kill(self.pid, signal.SIGKILL)
+        if self._tail is not None:
+            self._tail.close()

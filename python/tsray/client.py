@@ -120,7 +120,7 @@ def init(
                 "provided (start the cluster with them: tsray start --head --num-cpus N --num-gpus N --resources JSON)"
             )
         if start_local:
-            _local_cluster = LocalCluster(num_cpus, num_gpus, resources)
+            _local_cluster = LocalCluster(num_cpus, num_gpus, resources, log_to_driver=bool(kwargs.get("log_to_driver", True)))
         target = "auto" if address in (None, "local") else str(address)
         try:
             _client = Client(target, namespace, token, connect_timeout, runtime_env=runtime_env, code_root=code_root())
@@ -130,7 +130,8 @@ def init(
         return _client
 
 
-#: Ray init arguments accepted and ignored (they tune Ray's own processes; docs/python.md).
+#: Ray init arguments accepted and ignored (they tune Ray's own processes; docs/python.md), and
+#: log_to_driver (used when init starts a local cluster).
 _IGNORED_INIT_OPTIONS = frozenset({"log_to_driver", "logging_level", "include_dashboard", "configure_logging", "object_store_memory"})
 
 
