@@ -197,6 +197,13 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
         except (tsray.TaskCancelledError, tsray.WorkerCrashedError) as e:
             print("cancelled", type(e).__name__)
         print("put", tsray.get(tsray.put({"k": [1, 2]})))
+
+        @tsray.remote
+        def total(refs):
+            # Refs nested in an argument stay refs: the task gets them itself (borrowed, then nested get).
+            return sum(tsray.get(refs))
+
+        print("nested refs", tsray.get(total.remote([tsray.put(1), tsray.put(2), tsray.put(3)])))
         """,
     )
     stdout = _ok(out)
@@ -211,6 +218,7 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
     assert "context True True None" in stdout
     assert "cancelled" in stdout
     assert "put {'k': [1, 2]}" in stdout
+    assert "nested refs 6" in stdout
 
 
 def test_python_task_calls_ts_actor_and_ts_task_calls_python_actor(cluster: TsrayCluster, tmp_path: Path) -> None:
