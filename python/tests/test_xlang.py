@@ -180,3 +180,14 @@ def test_ndarray_size_mismatch_is_a_decode_error() -> None:
     data = bytes((0xC7, len(payload), 2)) + payload
     with pytest.raises(XlangDecodeError, match="needs 12 bytes, payload has 8"):
         decode(data)
+
+
+def test_a_dataclass_crosses_as_a_map_of_its_fields() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        label: str | None
+
+    assert decode(encode({"p": Point(1, None)})) == {"p": {"x": 1, "label": None}}

@@ -1,5 +1,9 @@
 """tsray: the Python side of tsray.
 
+- Ray's Python API (docs/python.md): ``@tsray.remote`` functions and classes, ``.remote()`` /
+  ``.options()``, :func:`get` / :func:`put` / :func:`wait` / :func:`cancel` / :func:`kill` /
+  :func:`get_actor`, :func:`nodes`, :mod:`tsray.util` (placement groups, scheduling strategies);
+  ``import tsray as ray`` runs Ray scripts (the differences are listed in docs/python.md).
 - :func:`init` / :func:`shutdown` / :func:`get` / :func:`put` / :func:`wait` / :func:`get_actor` /
   :func:`remote_function` / :func:`cluster_resources` / :func:`available_resources`: a client driver
   of a running tsray cluster (:mod:`tsray.client`).
@@ -8,6 +12,10 @@
 - :mod:`tsray.protocol`: the wire protocol, generated from the same .proto as ``@tsray/protocol``.
 """
 
+from . import util
+from ._context import RuntimeContext, get_gpu_ids, get_runtime_context
+from ._remote import ActorClass, ObjectRefGenerator, method, remote
+from ._remote import RemoteFunction as PythonRemoteFunction
 from .client import (
     Client,
     RemoteFunction,
@@ -19,6 +27,7 @@ from .client import (
     init,
     is_initialized,
     kill,
+    nodes,
     put,
     remote_function,
     shutdown,
@@ -47,6 +56,16 @@ from .xlang import SerializationError, XlangDecodeError
 __version__ = "0.1.0"
 
 __all__ = [
+    "remote",
+    "method",
+    "nodes",
+    "get_gpu_ids",
+    "get_runtime_context",
+    "RuntimeContext",
+    "util",
+    "ActorClass",
+    "ObjectRefGenerator",
+    "PythonRemoteFunction",
     "PROTOCOL_VERSION",
     "__version__",
     "init",

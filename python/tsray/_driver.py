@@ -102,14 +102,22 @@ class Client:
         namespace: str | None = None,
         token: str | None = None,
         connect_timeout: float | None = None,
+        *,
+        runtime_env: dict[str, Any] | None = None,
+        code_root: str = "",
+        job_id: str | None = None,
     ) -> None:
         self.address = resolve_address(address)
+        #: The job's runtime env (Ray's dict), merged into every Python task's and actor's.
+        self.job_runtime_env = runtime_env
+        #: The driver's code root, sent to Python workers (tsray._submit.CODE_ROOT_VAR).
+        self.code_root = code_root
         if token is None:
             token = os.environ.get("TSRAY_TOKEN") or _local_token(self.address)
         self.remote = self.address.startswith("remote://")
         if self.remote:
             self.address = _cluster_entry(self.address.removeprefix("remote://"), token, connect_timeout)
-        self.job_id = secrets.token_hex(4)
+        self.job_id = job_id or secrets.token_hex(4)
         self.namespace = namespace if namespace is not None else f"anon-{self.job_id}"
         self.worker_id = f"c{secrets.token_hex(6)}"
         self._prefix = f"py{secrets.token_hex(4)}"
@@ -127,7 +135,8 @@ class Client:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         # Closed when the client object is gone (finalizers may still wake it after close()).
-        weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
+        # Not at exit: the atexit shutdown() still wakes the IO thread through them.
+        weakref.finalize(self, _close_fds, self._wake_r, self._wake_w).atexit = False
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._subs: dict[str, _Sub] = {}
@@ -178,6 +187,18 @@ class Client:
 
     def _next_id(self, kind: str) -> str:
         return f"{self._prefix}{kind}{next(self._counter):x}"
+
+    def new_id(self, kind: str) -> str:
+        """A new id of this connection (task, actor, placement group)."""
+        return self._next_id(kind)
+
+    def send(self, body: Any) -> None:
+        """Queue one control message to the node (placement groups, ...)."""
+        self._enqueue(("msg", body, ()))
+
+    def ref_of(self, oid: str) -> ObjectRef:
+        """A held ref to an object id the node makes (a placement group's ready object, a generator item)."""
+        return self._make_ref(oid)
 
     def _hold(self, oid: str) -> None:
         with self._lock:
@@ -490,17 +511,22 @@ class Client:
             self._wake()
         return refs
 
-    def submit_actor_call(self, handle: ActorHandle, method: str, args: tuple[Any, ...], options: dict[str, Any]) -> ObjectRef:
-        """Submit ``handle.method(*args)`` (used by :class:`~tsray.refs.ActorMethod`)."""
+    def submit_actor_call(self, handle: ActorHandle, method: str, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+        """Submit ``handle.method(*args)`` (used by :class:`~tsray.refs.ActorMethod`): one ref, a list
+        of ``num_returns`` refs, or a generator of refs (``num_returns="streaming"``)."""
         task_id = self._next_id("t")
+        nr = options.get("num_returns", 1)
+        streaming = nr == "streaming"
+        n = 1 if streaming else int(nr)
         name = options.get("name") or f"{handle.class_name}.{method}"
         targs, payloads, temp = self._task_args(task_id, args, f"{name}.remote()")
         spec = pb.TaskSpec(
             task_id=task_id,
             function=pb.FunctionDescriptor(module_url="", key="", name=handle.class_name),
             args=targs,
-            num_returns=1,
-            return_ids=[f"{task_id}.0"],
+            num_returns=n,
+            streaming=streaming,
+            return_ids=[f"{task_id}.{i}" for i in range(n)],
             name=name,
             job_id=self.job_id,
             actor_id=handle.actor_id,
@@ -509,7 +535,12 @@ class Client:
             max_retries=0,
             xlang=True,
         )
-        return self._submit(spec, payloads, temp)[0]
+        refs = self._submit(spec, payloads, temp)
+        if streaming:
+            from ._remote import ObjectRefGenerator
+
+            return ObjectRefGenerator(task_id, refs[0])
+        return refs[0] if n == 1 else refs
 
     def submit_function(self, fn: RemoteFunction, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
         """Submit a call of a TypeScript remote function (used by :class:`RemoteFunction`)."""
@@ -645,6 +676,10 @@ class Client:
         """Resources of the cluster's alive nodes free now (as Ray's ``available_resources()``)."""
         return cast(dict[str, float], self.state_call("available_resources"))
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """The cluster's nodes, as Ray's ``nodes()`` (NodeID, Alive, Resources, NodeManagerAddress, Labels)."""
+        return [_ray_node(n) for n in cast(list[dict[str, Any]], self.state_call("nodes") or [])]
+
     def remote_function(self, module_url: str, name: str, **options: Any) -> RemoteFunction:
         """A TypeScript remote function: ``module_url`` is the defining module (a ``file://`` URL, or a
         path that is turned into one), ``name`` the function's name (key ``<name>#0``)."""
@@ -669,6 +704,19 @@ class Client:
         self._closing = True
         self._wake()
         self._thread.join(timeout=5)
+
+
+def _ray_node(n: dict[str, Any]) -> dict[str, Any]:
+    """A state API node record (``NodeState``) with Ray's keys added (its own keys stay)."""
+    return {
+        **n,
+        "NodeID": n.get("nodeId", ""),
+        "Alive": bool(n.get("alive", False)),
+        "Resources": n.get("resourcesTotal", {}),
+        "NodeManagerAddress": n.get("address", ""),
+        "NodeManagerHostname": n.get("hostname", ""),
+        "Labels": n.get("labels", {}),
+    }
 
 
 def _close_fds(*fds: int) -> None:

@@ -25,6 +25,7 @@ This module is the module-level API over one process-wide client; the connection
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, overload
@@ -32,6 +33,9 @@ from typing import Any, overload
 # `X as X`: names re-exported from before the client was split (tsray.client.resolve_address, ...).
 from ._address import resolve_address as resolve_address
 from ._driver import Client, RemoteFunction
+from ._local_cluster import LocalCluster, running_local_cluster
+from ._options import runtime_env_json
+from ._remote import code_root
 from .errors import AuthenticationError as AuthenticationError
 from .errors import ConnectionError
 from .refs import ActorHandle, ObjectRef
@@ -51,38 +55,102 @@ __all__ = [
     "cancel",
     "cluster_resources",
     "available_resources",
+    "nodes",
 ]
 
 _client: Client | None = None
+#: The cluster init() started because none ran here (stopped by shutdown()).
+_local_cluster: LocalCluster | None = None
 _client_lock = threading.Lock()
 
 
 def init(
-    address: str = "auto", namespace: str | None = None, token: str | None = None, *, connect_timeout: float | None = None
+    address: str | None = None,
+    namespace: str | None = None,
+    token: str | None = None,
+    *,
+    connect_timeout: float | None = None,
+    runtime_env: dict[str, Any] | None = None,
+    ignore_reinit_error: bool = False,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    **kwargs: Any,
 ) -> Client:
-    """Connect this process to a running tsray cluster as a client driver.
+    """Connect this process to a tsray cluster as a driver (Ray's ``ray.init``).
 
-    ``address``: ``'auto'`` (the cluster a TypeScript driver on this machine started, from
+    ``address``: None (as Ray: ``$TSRAY_ADDRESS``, else the cluster running on this machine, else a
+    new local one started with ``num_cpus`` / ``num_gpus`` / ``resources`` and stopped at shutdown,
+    see :mod:`tsray._local_cluster`), ``'local'`` (always a new local cluster), ``'auto'`` (the
+    cluster ``tsray start`` or a TypeScript driver on this machine started, from
     ``$TMPDIR/tsray/current.json``), ``'ipc://...'``, ``'tcp://host:port'`` or ``'host:port'``.
-    ``namespace``: where ``get_actor`` looks up names (default ``anon-<job id>``). Raises
+    ``namespace``: where ``get_actor`` looks up names and named actors are created (default
+    ``anon-<job id>``). ``runtime_env``: the job's (Ray's keys: pip, env_vars, working_dir,
+    py_modules, excludes), merged into each Python task's and actor's. Raises
     :class:`~tsray.errors.ConnectionError` when no node answers within ``connect_timeout`` seconds
-    (default ``$TSRAY_CONNECT_TIMEOUT_MS`` or 10 s).
+    (default ``$TSRAY_CONNECT_TIMEOUT_MS`` or 10 s), RuntimeError when already connected (unless
+    ``ignore_reinit_error``), and ValueError for ``num_cpus`` / ``num_gpus`` / ``resources`` when it
+    joins a running cluster, whose nodes declared their resources (as Ray's ``init`` does).
     """
-    global _client
+    global _client, _local_cluster
+    from .worker.runtime import current_worker_context
+
+    if current_worker_context() is not None:
+        # In a worker (a module imported there calls init at its top): the worker's own connection.
+        nested = _worker_nested_client()
+        assert nested is not None
+        return nested
+    for k in kwargs:
+        if k not in _IGNORED_INIT_OPTIONS:
+            raise TypeError(f"tsray.init(): unknown argument {k!r}")
+    if runtime_env is not None:
+        runtime_env_json(runtime_env, "tsray.init(runtime_env=...)")  # checks it before connecting
     with _client_lock:
         if _client is not None and not _client.closed:
-            raise ConnectionError("tsray.init(): already connected; call tsray.shutdown() first")
-        _client = Client(address, namespace, token, connect_timeout)
+            if ignore_reinit_error:
+                return _client
+            raise RuntimeError("tsray.init(): already connected; call tsray.shutdown() first (or pass ignore_reinit_error=True)")
+        # address="local": always a new local cluster (as Ray's); None: one only when none runs here.
+        start_local = address == "local" or (
+            address is None and not os.environ.get("TSRAY_ADDRESS") and not running_local_cluster()
+        )
+        if not start_local and (num_cpus is not None or num_gpus is not None or resources is not None):
+            raise ValueError(
+                "tsray.init(): when connecting to an existing cluster, num_cpus, num_gpus and resources must not be "
+                "provided (start the cluster with them: tsray start --head --num-cpus N --num-gpus N --resources JSON)"
+            )
+        if start_local:
+            _local_cluster = LocalCluster(num_cpus, num_gpus, resources, log_to_driver=bool(kwargs.get("log_to_driver", True)))
+        target = "auto" if address in (None, "local") else str(address)
+        try:
+            _client = Client(target, namespace, token, connect_timeout, runtime_env=runtime_env, code_root=code_root())
+        except BaseException:
+            _stop_local_cluster()
+            raise
         return _client
 
 
+#: Ray init arguments accepted and ignored (they tune Ray's own processes; docs/python.md), and
+#: log_to_driver (used when init starts a local cluster).
+_IGNORED_INIT_OPTIONS = frozenset({"log_to_driver", "logging_level", "include_dashboard", "configure_logging", "object_store_memory"})
+
+
 def shutdown() -> None:
-    """Disconnect (the node drops this driver's references; its actors stay if detached)."""
+    """Disconnect (the node drops this driver's references; its actors stay if detached); a local
+    cluster that :func:`init` started is stopped."""
     global _client
     with _client_lock:
         c, _client = _client, None
     if c is not None:
         c.close()
+    _stop_local_cluster()
+
+
+def _stop_local_cluster() -> None:
+    global _local_cluster
+    lc, _local_cluster = _local_cluster, None
+    if lc is not None:
+        lc.stop()
 
 
 atexit.register(shutdown)
@@ -94,10 +162,29 @@ def is_initialized() -> bool:
 
 
 def _current(what: str) -> Client:
+    global _client
     c = _client
     if c is None or c.closed:
+        nested = _worker_nested_client()
+        if nested is not None:
+            return nested
         raise ConnectionError(f"{what}: tsray is not initialized; call tsray.init(address=...) first")
     return c
+
+
+def _worker_nested_client() -> Client | None:
+    """In a Python worker: the worker's own driver connection to its node, made on first use, so
+    that tasks and actors can call ``.remote()`` / ``get`` / ``get_actor`` (nested work)."""
+    global _client
+    from .worker.runtime import current_worker_context
+
+    ctx = current_worker_context()
+    if ctx is None:
+        return None
+    with _client_lock:
+        if _client is None or _client.closed:
+            _client = Client(ctx.address, None, os.environ.get("TSRAY_TOKEN") or None, None, code_root=ctx.code_root)
+        return _client
 
 
 @overload
@@ -139,6 +226,11 @@ def kill(handle: ActorHandle, no_restart: bool = True) -> None:
 def cancel(ref: ObjectRef, force: bool = False) -> None:
     """Cancel the task producing ``ref`` (see :meth:`Client.cancel`)."""
     _current("cancel()").cancel(ref, force)
+
+
+def nodes() -> list[dict[str, Any]]:
+    """The cluster's nodes, alive and dead (see :meth:`Client.nodes`)."""
+    return _current("nodes()").nodes()
 
 
 def cluster_resources() -> dict[str, float]:

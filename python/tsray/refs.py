@@ -21,13 +21,14 @@ class _Owner(Protocol):
 class NoClientError(RuntimeError):
     """An actor handle was used in a process that has no tsray client connection.
 
-    Call ``tsray.init(address=...)`` first (Python workers started by a node cannot submit work yet).
+    Call ``tsray.init(address=...)`` first (in a Python worker, handles it receives call through the
+    worker's own connection to its node).
     """
 
     def __init__(self, what: str) -> None:
         super().__init__(
             f"{what}: this process has no tsray client connection; call tsray.init(address='auto' or "
-            "'ipc://...' or 'tcp://host:port') first (a Python worker cannot submit nested work yet)"
+            "'ipc://...' or 'tcp://host:port') first"
         )
 
 
@@ -87,9 +88,16 @@ class ActorMethod:
         ref: ObjectRef = owner.submit_actor_call(self._handle, self._name, args, self._options)
         return ref
 
-    def options(self, *, concurrency_group: str | None = None, name: str | None = None) -> ActorMethod:
-        """The same method with call options (``concurrency_group``, a task ``name`` for logs)."""
+    def options(
+        self, *, concurrency_group: str | None = None, name: str | None = None, num_returns: int | str | None = None
+    ) -> ActorMethod:
+        """The same method with call options (``concurrency_group``, a task ``name`` for logs,
+        ``num_returns``: a count, or ``"streaming"`` for a generator method)."""
         opts = dict(self._options)
+        if num_returns is not None:
+            if num_returns != "streaming" and (isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns < 0):
+                raise ValueError(f"{self._handle.class_name}.{self._name}.options(): num_returns must be an int >= 0 or 'streaming', got {num_returns!r}")
+            opts["num_returns"] = num_returns
         if concurrency_group is not None:
             opts["concurrency_group"] = concurrency_group
         if name is not None:
@@ -106,9 +114,12 @@ class ActorHandle:
     ``handle.some_method.remote(*args)`` calls the actor's method and returns an :class:`ObjectRef`.
     """
 
-    __slots__ = ("actor_id", "class_name", "methods", "_owner", "__weakref__")
+    __slots__ = ("actor_id", "class_name", "methods", "_owner", "method_options", "__weakref__")
 
     def __init__(self, actor_id: str, class_name: str, methods: list[str], owner: Any = None) -> None:
+        #: Default call options per method (``@tsray.method``, generator methods streaming), when the
+        #: handle comes from ``Cls.remote()`` in this process.
+        self.method_options: dict[str, dict[str, Any]] = {}
         self.actor_id: str = actor_id
         self.class_name: str = class_name
         self.methods: list[str] = list(methods)
@@ -119,7 +130,7 @@ class ActorHandle:
             raise AttributeError(name)
         if self.methods and name not in self.methods:
             raise ActorMethodNotFoundError(self.class_name, name, self.methods)
-        return ActorMethod(self, name)
+        return ActorMethod(self, name, dict(self.method_options.get(name, {})))
 
     def __repr__(self) -> str:
         return f"ActorHandle({self.class_name}, {self.actor_id!r})"

@@ -21,6 +21,7 @@ Decoding an ndarray does not copy: the array is a read-only view of the input bu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import types
 from collections.abc import Callable
@@ -199,6 +200,9 @@ def _prep(v: Any, refs: list[str], stack: set[int]) -> Any:
         return _prep(ActorHandle(v.actor_id, v.class_name, v.methods), refs, stack)
     if isinstance(v, np.ndarray):
         return _ext_ndarray(np.asarray(v))
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        # A dataclass crosses as a map of its fields (tsray gen-types declares it as an interface).
+        return _prep_dict({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, refs, stack)
     raise _Unsupported(_type_name(v))
 
 

@@ -18,6 +18,7 @@ import os
 import stat
 import sys
 import time
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from typing import Any, TextIO, cast
 import zmq
 import zmq.asyncio
 
+from .._main_defs import load_definitions
 from .._objects import INLINE_THRESHOLD, Arena, object_value
+from .._remote import MAIN_KEY_SUFFIX, unwrap
 from ..errors import FunctionNotFoundError, exception_error_info
 from ..protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
 from ..refs import ActorMethodNotFoundError
@@ -104,6 +107,67 @@ def _install_output_tags() -> None:
 # ---------------------------------------------------------------------------------------------- state
 
 
+@dataclass(frozen=True)
+class WorkerContext:
+    """Where this worker process runs: its node's address and the job's code root (nested work)."""
+
+    address: str
+    code_root: str
+
+
+_context: WorkerContext | None = None
+
+
+def current_worker_context() -> WorkerContext | None:
+    """The context of this process when it is a Python worker started by a node, else None."""
+    return _context
+
+
+def current_actor_id() -> str | None:
+    """The id of the actor this worker process is, if it is one."""
+    rt = _runtime
+    return rt._actor.actor_id if rt is not None and rt._actor is not None else None
+
+
+class _NestedOwner:
+    """Owner of refs and actor handles a worker receives: the worker's own driver connection to its
+    node, made when first used (``handle.method.remote()`` in a task calls another actor)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from ..client import _current
+
+        return getattr(_current("a nested call in a tsray worker"), name)
+
+
+_NESTED = _NestedOwner()
+
+
+_runtime: WorkerRuntime | None = None
+
+
+def _borrowed(obj: Any, oid: str) -> Any:
+    """Hold ``oid`` through this worker's connection while ``obj`` lives: an actor keeping a handle
+    or ref it was given (the caller may drop its own at once) keeps the actor or object alive."""
+    rt = _runtime
+    if rt is not None:
+        rt.hold(oid)
+        fin = weakref.finalize(obj, rt.release, oid)
+        fin.atexit = False
+    return obj
+
+
+def _nested_ref(object_id: str) -> Any:
+    from ..refs import ObjectRef
+
+    return _borrowed(ObjectRef(object_id, _NESTED), object_id)
+
+
+def _nested_handle(actor_id: str, class_name: str, methods: list[str]) -> Any:
+    from ..refs import ActorHandle
+
+    return _borrowed(ActorHandle(actor_id, class_name, methods, _NESTED), actor_id)
+
+
 @dataclass
 class _Job:
     exec: pb.TaskExecution
@@ -119,6 +183,7 @@ class _Actor:
     is_async: bool
     limits: dict[str, int]
     method_group: dict[str, str]
+    actor_id: str = ""
     running: dict[str, int] = field(default_factory=dict)
     waiting: dict[str, deque[_Job]] = field(default_factory=dict)
 
@@ -163,7 +228,7 @@ class WorkerRuntime:
         self._sock.setsockopt(zmq.RCVHWM, 0)
         self._sock.setsockopt(zmq.LINGER, 1000)
         self._sock.connect(address)
-        self._decoder = Decoder()
+        self._decoder = Decoder(_nested_ref, _nested_handle)
         self._queue: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -171,6 +236,9 @@ class WorkerRuntime:
         self._pending: list[_Pending] = []
         self._first_pending = 0.0
         self._unpins: list[str] = []
+        self._held: dict[str, int] = {}
+        self._ref_changes: list[tuple[str, str]] = []
+        self._released: deque[str] = deque()
         self._flush_queued = False
         self._alloc_seq = 0
         self._allocs: dict[int, asyncio.Future[int]] = {}
@@ -216,10 +284,44 @@ class WorkerRuntime:
         self._flush_queued = False
         self._flush_results()
 
+    def hold(self, oid: str) -> None:
+        """One more local holder of ``oid`` (a decoded ref or handle); the first one adds a reference
+        of this connection (sent before the results of the task that decoded it)."""
+        n = self._held.get(oid, 0)
+        self._held[oid] = n + 1
+        if n == 0:
+            self._ref_changes.append(("add", oid))
+
+    def release(self, oid: str) -> None:
+        """A holder is gone (a finalizer: any thread); the last one removes the reference."""
+        self._released.append(oid)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._schedule_flush)
+
     def _flush_refs(self) -> None:
-        if self._unpins:
+        while self._released:
+            oid = self._released.popleft()
+            n = self._held.get(oid, 0) - 1
+            if n > 0:
+                self._held[oid] = n
+            else:
+                self._held.pop(oid, None)
+                self._ref_changes.append(("remove", oid))
+        if self._unpins or self._ref_changes:
             unpins, self._unpins = self._unpins, []
-            self._send(pb.RefUpdates(unpin=unpins))
+            changes, self._ref_changes = self._ref_changes, []
+            # A re-add after a remove goes in the next message (the node applies adds first).
+            while changes:
+                add: list[str] = []
+                remove: list[str] = []
+                while changes and not (changes[0][0] == "add" and changes[0][1] in remove):
+                    kind, oid = changes.pop(0)
+                    (add if kind == "add" else remove).append(oid)
+                self._send(pb.RefUpdates(add=add, remove=remove, unpin=unpins))
+                unpins = []
+            if unpins:
+                self._send(pb.RefUpdates(unpin=unpins))
 
     def _flush_results(self) -> None:
         self._flush_refs()
@@ -337,7 +439,8 @@ class WorkerRuntime:
         elif kind == "cancel_task":
             self._cancel(env.cancel_task.task_id)
         elif kind == "objects_ready":
-            # This worker never subscribes (no nested API yet): give back any delivery pins.
+            # This connection never subscribes (nested calls use the worker's own client
+            # connection, tsray.client): give back any delivery pins.
             for od in env.objects_ready.objects:
                 if od.WhichOneof("location") == "shm":
                     self._unpin(od.object_id)
@@ -449,18 +552,22 @@ class WorkerRuntime:
         if not url.startswith("py:"):
             raise FunctionNotFoundError(url, fn.key, "a Python worker runs functions whose module_url is 'py:<module>'")
         module_name = url[3:]
-        mod = self._modules.get(module_name)
+        attr, _, tag = fn.key.partition("#")
+        main_script = "#" + tag == MAIN_KEY_SUFFIX
+        cache_key = module_name + MAIN_KEY_SUFFIX if main_script else module_name
+        mod = self._modules.get(cache_key)
         if mod is None:
-            mod = importlib.import_module(module_name)
-            self._modules[module_name] = mod
-        attr = fn.key.split("#", 1)[0] or fn.name
+            # The driver's script: its definitions only (its main code must not run here).
+            mod = load_definitions(module_name) if main_script else importlib.import_module(module_name)
+            self._modules[cache_key] = mod
+        attr = attr or fn.name
         obj: Any = mod
         for part in attr.split("."):
             try:
-                obj = getattr(obj, part)
+                obj = getattr(unwrap(obj), part)
             except AttributeError:
                 raise FunctionNotFoundError(module_name, attr) from None
-        return obj
+        return unwrap(obj)
 
     def _args(self, job: _Job) -> list[Any]:
         return [object_value(od, job.frames, self.arena, self._decoder, self._unpin) for od in job.exec.args]
@@ -568,7 +675,7 @@ class WorkerRuntime:
             limits[g.name] = g.max_concurrency or 1
             for m in g.methods:
                 method_group[m] = g.name
-        self._actor = _Actor(instance, class_name, is_async, limits, method_group)
+        self._actor = _Actor(instance, class_name, is_async, limits, method_group, c.actor_id)
         _Output.name = class_name
 
     async def _object_data(self, object_id: str, value: Any, path: str, payloads: list[Buffer]) -> pb.ObjectData:
@@ -646,7 +753,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python -m tsray.worker must be started by a tsray node (TSRAY_WORKER_ID / TSRAY_NODE_ADDRESS missing)\n"
         )
         return 2
+    global _context, _runtime
+    code_root = os.environ.get("PY_TSRAY_JOB_CODE_ROOT", "")
+    if code_root:
+        sys.path.insert(0, code_root)  # the driver's modules import here (tsray._submit)
+    _context = WorkerContext(address, code_root)
     _install_output_tags()
     logging.basicConfig(level=os.environ.get("TSRAY_PY_LOG_LEVEL", "WARNING"), format="%(name)s %(levelname)s %(message)s")
     rt = WorkerRuntime(worker_id, address)
+    _runtime = rt
     return asyncio.run(rt.run())

@@ -19,6 +19,7 @@ import { processIo, type CliIo } from './io.js';
 import { findLocalHead, tsrayRoot } from './session.js';
 import { cmdStart, parseLabels, parseResources, type StartOptions } from './start.js';
 import { cmdStop } from './stop.js';
+import { cmdGenTypes } from './gen-types.js';
 
 /** `tsray --help`. */
 export const USAGE = `Usage: tsray <command> [options]
@@ -41,6 +42,12 @@ Serving (needs @tsray/vllm-bridge installed):
   tsray serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers] [--port 8000]
               [--host H] [--served-model-name NAME] [--engine-args JSON] [--address auto|HOST:PORT]
               (OpenAI-compatible server; --address joins a running cluster, else an embedded one)
+
+Python (development time):
+  tsray gen-types <module> [--out FILE] [--check] [--python PATH]
+              (a .d.ts of the module's actor classes and functions for python.actor<T>() and
+              python.remote<A, R>(); --check fails when FILE is stale; the interpreter defaults to
+              TSRAY_PYTHON, ./.venv/bin/python, python3)
 
 Jobs:
   tsray job submit [--submission-id ID] [--runtime-env FILE | --runtime-env-json JSON] [--working-dir DIR]
@@ -379,6 +386,19 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         return await cmdJob(rest, io);
       case 'serve':
         return await cmdServe(rest);
+      case 'gen-types': {
+        const { values, positionals } = parse(rest, { out: { type: 'string' }, check: { type: 'boolean' }, python: { type: 'string' } });
+        if (positionals.length !== 1) throw new CliUsageError('tsray gen-types takes one Python module name, e.g. tsray gen-types mypkg.model');
+        return await cmdGenTypes(
+          {
+            module: positionals[0]!,
+            check: values.check ?? false,
+            ...(values.out ? { out: values.out } : {}),
+            ...(values.python ? { python: values.python } : {}),
+          },
+          io,
+        );
+      }
       default:
         throw new CliUsageError(`unknown command "${cmd}"`);
     }
