@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { RuntimeStateError } from './errors.js';
+import { RuntimeStateError, TaskError } from './errors.js';
 import { generatorItemId, newId, returnId } from './ids.js';
 import { ObjectRef } from './object-ref.js';
 import { resolveTaskOptions, type ResolvedTaskOptions, type TaskOptions } from './options.js';
@@ -135,6 +135,15 @@ export class ObjectRefGenerator<T> implements AsyncIterable<ObjectRef<T>> {
 
   /** The next item's ref, or `done` after the last one. Rejects with the task's error if it failed. */
   async next(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
+    try {
+      return await this.nextRef();
+    } catch (e) {
+      TaskError.addDriverFrames(e, this.next);
+      throw e;
+    }
+  }
+
+  private async nextRef(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
     const rt = currentRuntime('ObjectRefGenerator.next()');
     const itemId = generatorItemId(this.taskId, this.index);
     const ready = await rt.wait([itemId, this.completed.id], 1, undefined);
