@@ -64,3 +64,16 @@ def test_printed_form_has_the_remote_stack_once_under_task_and_pid() -> None:
     text = str(error_from_payload(_typescript("RangeError", "boom")))
     assert text.splitlines()[1] == "(f pid=4711) RangeError: boom"
     assert text.count("at f (main.ts:10:9)") == 1
+
+
+def test_restarting_actor_reads_as_actor_unavailable() -> None:
+    from tsray.errors import ActorDiedError, ActorUnavailableError
+
+    m = pb.ErrorInfo(type="ActorDiedError", name="ActorDiedError", language="typescript")
+    m.actor_death.actor_id, m.actor_death.class_name, m.actor_death.reason = "a1", "Gpu", "restarting"
+    m.actor_death.detail = "its process (pid 7) died: exit code 3"
+    err = error_from_payload(m.SerializeToString())
+    assert isinstance(err, ActorUnavailableError) and isinstance(err, ActorDiedError)
+    assert "is unavailable: it is restarting" in str(err)
+    m.actor_death.reason = "crashed"
+    assert type(error_from_payload(m.SerializeToString())) is ActorDiedError

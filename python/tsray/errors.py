@@ -26,6 +26,7 @@ __all__ = [
     "ObjectStoreFullError",
     "ObjectLostError",
     "ActorDiedError",
+    "ActorUnavailableError",
     "ActorNotFoundError",
     "GetTimeoutError",
     "ConnectionError",
@@ -204,6 +205,19 @@ class ActorDiedError(TsrayError):
         if self.reason == "crashed":
             text += "; see the worker logs in the session directory (logs/worker-*.err)"
         super().__init__(text)
+
+
+class ActorUnavailableError(ActorDiedError):
+    """The actor is restarting (as Ray's ``ActorUnavailableError``): a call that was running when its
+    process died, and is not retried (``max_task_retries``), fails with this; calls made now wait for
+    the restart. ``reason`` is ``"restarting"``; a subclass of :class:`ActorDiedError`."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        super().__init__(info)
+        self.args = (
+            f"actor {self.class_name} ({self.actor_id}) is unavailable: it is restarting ({self.detail}); this call "
+            "was running when its process died and is not retried (set max_task_retries to retry such calls)",
+        )
 
 
 class ActorNotFoundError(TsrayError):
@@ -390,7 +404,7 @@ def _from_info(m: pb.ErrorInfo, object_id: str) -> TsrayError:
         info: dict[str, Any] = {"actorId": d.actor_id, "className": d.class_name, "reason": d.reason, "detail": d.detail}
         if m.HasField("cause"):
             info["cause"] = _task_dict(m.cause)
-        return ActorDiedError(info)
+        return ActorUnavailableError(info) if d.reason == "restarting" else ActorDiedError(info)
     return RemoteError(m.name or kind or "Error", m.message, m.stack, m.language)
 
 

@@ -329,7 +329,7 @@ export class ActorMethodNotFoundError extends TsrayError {
 export interface ActorDeathInfo {
   actorId: string;
   className: string;
-  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'unschedulable' | 'shutdown' */
+  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'unschedulable' | 'shutdown'; 'restarting' (ActorUnavailableError) */
   reason: string;
   detail: string;
   /** The constructor's error when reason is 'constructor'. */
@@ -356,6 +356,23 @@ export class ActorDiedError extends TsrayError {
     this.className = info.className;
     this.reason = info.reason;
     if (info.cause) this.cause = new TaskError(info.cause);
+  }
+}
+
+/**
+ * The actor is restarting (its process died, restarts are left): a call that was running when it
+ * died, and is not retried (`maxTaskRetries`), rejects with this error, as Ray's
+ * `ActorUnavailableError`. The actor itself is not dead: calls made now wait for the restart. A
+ * subclass of ActorDiedError (`reason: 'restarting'`), so code catching that one still catches it.
+ */
+export class ActorUnavailableError extends ActorDiedError {
+  override name = 'ActorUnavailableError';
+  constructor(info: ActorDeathInfo) {
+    super(info);
+    this.message =
+      `actor ${info.className} (${info.actorId}) is unavailable: it is restarting (${info.detail}); ` +
+      'this call was running when its process died and is not retried (set maxTaskRetries to retry such calls); calls made now wait for the restart';
+    this.stack = `${this.name}: ${this.message}`;
   }
 }
 

@@ -47,6 +47,7 @@ export {
   DriverCodeInWorkerError,
   FunctionNotFoundError,
   ActorDiedError,
+  ActorUnavailableError,
   ActorNotFoundError,
   ActorNameTakenError,
   ActorMethodNotFoundError,
