@@ -80,7 +80,7 @@ class TaskError(TsrayError):
 
 
 #: TypeScript's standard Error classes -> the Python built-in a Python caller catches them as (the
-#: reverse of packages/core/src/remote-error-class.ts; docs/architecture.md "Errors" has the table).
+#: reverse of packages/core/src/remote-error-class.ts; docs/api.md "Failures and errors" has the table).
 _FROM_TYPESCRIPT: dict[str, type[Exception]] = {
     "RangeError": ValueError,
     "TypeError": TypeError,

@@ -14,7 +14,7 @@ const STANDARD: Record<string, ErrorClass> = { Error, EvalError, RangeError, Ref
 /**
  * Python built-in exceptions → the JavaScript class a TypeScript caller catches them as. The reverse
  * (python/tsray/errors.py) maps RangeError → ValueError, TypeError → TypeError, ReferenceError →
- * NameError, SyntaxError → SyntaxError; docs/architecture.md ("Errors") has the table.
+ * NameError, SyntaxError → SyntaxError; docs/api.md ("Failures and errors") has the table.
  */
 const FROM_PYTHON: Record<string, ErrorClass> = {
   ValueError: RangeError,
