@@ -5,6 +5,7 @@
  * JavaScript class, and user classes registered with `registerErrorClass`.
  * @module
  */
+import { fileURLToPath } from 'node:url';
 
 /** A class of errors (its instances are Errors). */
 export type ErrorClass = abstract new (...args: never[]) => Error;
@@ -59,11 +60,15 @@ export function errorInstanceOf(cls: ErrorClass, name: string, message: string, 
   return e;
 }
 
-/** Frames of tsray's own code and of Node's internals: left out of the stacks shown to users. @internal */
+/** This package's own code (`dist/`, or `src/` when run from source), as paths and as file URLs. */
+const OWN_CODE = ['dist', 'src'].flatMap((d) => {
+  const url = new URL(`../${d}/`, import.meta.url);
+  return [fileURLToPath(url), url.href];
+});
+
+/** Frames of tsray's own code, of Node's internals and of loaders/test runners: left out of the stacks shown to users. @internal */
 export function isInternalFrame(line: string): boolean {
-  return /\bnode:internal\/|[/\\]packages[/\\]core[/\\](dist|src)[/\\]|[/\\]node_modules[/\\]@tsray[/\\]core[/\\]|[/\\]node_modules[/\\](tsx|vitest|@vitest)[/\\]/.test(
-    line,
-  );
+  return OWN_CODE.some((prefix) => line.includes(prefix)) || /\bnode:internal\/|[/\\]node_modules[/\\](tsx|vitest|@vitest)[/\\]/.test(line);
 }
 
 /** Where a remote error was raised, `file:line:col` (TS) or `file:line` (Python), from its stack. @internal */
