@@ -27,9 +27,7 @@ export class TsrayError extends Error {
   static override [Symbol.hasInstance](x: unknown): boolean {
     // `this` is the class right of `instanceof` (TsrayError or a subclass), not TsrayError itself.
     // biome-ignore lint/complexity/noThisInStatic: the class being checked against
-    const cls: unknown = this;
-    if (Function.prototype[Symbol.hasInstance].call(cls, x)) return true;
-    return (cls === TsrayError || cls === TaskError) && typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[TASK_ERROR] === true;
+    return isInstanceOf(this, x);
   }
 }
 
@@ -54,6 +52,12 @@ export interface RemoteErrorInfo {
   language?: string;
   /** The error it came from (JS `cause`, Python `raise ... from`), and so on down the chain. */
   cause?: RemoteErrorInfo;
+}
+
+/** `x instanceof cls` for TsrayError classes: the prototype chain, or a TaskError's marker (see `taskErrorPrototype`). */
+function isInstanceOf(cls: unknown, x: unknown): boolean {
+  if (Function.prototype[Symbol.hasInstance].call(cls, x)) return true;
+  return (cls === TsrayError || cls === TaskError) && typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[TASK_ERROR] === true;
 }
 
 /** An Error rebuilt from a remote error's information: an instance of its local class when it has one (cause chain kept). */
