@@ -56,7 +56,7 @@ export async function get(refOrRefs: ObjectRef<unknown> | readonly ObjectRef<unk
     return await getValues(refOrRefs, options);
   } catch (e) {
     // After the await, V8's async stack holds the caller's `await get(...)` line: a TaskError shows it.
-    TaskError.addDriverFrames(e, get);
+    TaskError.addDriverFrames(e, get, state().isWorker ? 'worker' : 'driver');
     throw e;
   }
 }

@@ -176,17 +176,18 @@ export class TaskError extends TsrayError {
   }
 
   /**
-   * Append the frames of the driver code that awaited this error (the user's `await get(...)` line),
-   * from V8's async stack of the call to `fn`. Called by `get()` and generator iteration. @internal
+   * Append the frames of the code that awaited this error (the user's `await get(...)` line), from
+   * V8's async stack of the call to `fn`, headed `(driver pid=N)` (or `(worker pid=N)` in a task).
+   * Called by `get()` and generator iteration. @internal
    */
-  static addDriverFrames(e: unknown, fn: (...args: never[]) => unknown): void {
+  static addDriverFrames(e: unknown, fn: (...args: never[]) => unknown, where: 'driver' | 'worker' = 'driver'): void {
     if (typeof e !== 'object' || e === null || (e as Record<symbol, unknown>)[TASK_ERROR] !== true) return;
     const holder: { stack?: string } = {};
     Error.captureStackTrace(holder, fn);
     const frames = (holder.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line) && !isInternalFrame(line));
     const te = e as TaskError;
-    const base = (te.stack ?? '').split('\n(driver pid=')[0];
-    te.stack = frames.length > 0 ? `${base}\n(driver pid=${process.pid})\n${frames.join('\n')}` : base;
+    const base = (te.stack ?? '').split(/\n\((?:driver|worker) pid=\d+\)\n/)[0];
+    te.stack = frames.length > 0 ? `${base}\n(${where} pid=${process.pid})\n${frames.join('\n')}` : base;
   }
 }
 

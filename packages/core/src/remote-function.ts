@@ -138,7 +138,7 @@ export class ObjectRefGenerator<T> implements AsyncIterable<ObjectRef<T>> {
     try {
       return await this.nextRef();
     } catch (e) {
-      TaskError.addDriverFrames(e, this.next);
+      TaskError.addDriverFrames(e, this.next, state().isWorker ? 'worker' : 'driver');
       throw e;
     }
   }
