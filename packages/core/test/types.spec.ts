@@ -74,6 +74,10 @@ describe('remote() keeps the function signature', () => {
     expectTypeOf(() => add.remote(identityOfNumber.remote(1), 'x')).returns.toEqualTypeOf<ObjectRef<number>>();
     // @ts-expect-error: instantiated with number, a string does not fit
     () => identityOfNumber.remote('x');
+    // Left generic, its type parameter reads as its constraint (TypeScript cannot carry it through
+    // `.remote`; docs/api.md says to instantiate): the result is a ref to unknown.
+    const identityLeftGeneric = remote(identity);
+    expectTypeOf(() => identityLeftGeneric.remote(1)).returns.toEqualTypeOf<ObjectRef<unknown>>();
   });
 
   it('overloads: each call is typed by the overload its arguments match', () => {
