@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Typecheck of sources AND tests (issue #15): `tsc --noEmit` over every package's tsconfig.lib.json
-# (sources) and tsconfig.spec.json (tests, vitest config), then examples/tsconfig.json (strict).
+# (sources) and tsconfig.spec.json (tests, vitest config), then examples/tsconfig.json (strict), then the
+# ```ts snippets of README.md and docs/*.md (tools/check-doc-snippets.mjs).
 # The spec configs reference the lib projects, so tsc reads their built .d.ts: build first
 # (`npx nx run-many -t build`; tools/test.sh does). Checks every project, then exits 1 if any failed.
 #
@@ -28,6 +29,13 @@ for pkg in packages/*/; do
   done
 done
 check examples/tsconfig.json
+# The ```ts snippets of README.md and docs/*.md, each as a module, under tsc --strict.
+if node tools/check-doc-snippets.mjs; then
+  echo "typecheck: ok      README.md + docs/*.md snippets"
+else
+  echo "typecheck: FAILED  README.md + docs/*.md snippets (tools/check-doc-snippets.mjs)" >&2
+  failed+=("doc-snippets")
+fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "typecheck: ${#failed[@]} project(s) with type errors: ${failed[*]}" >&2

@@ -7,6 +7,7 @@ turns one into the exceptions below, :func:`exception_error_info` describes a Py
 
 from __future__ import annotations
 
+import builtins
 import os
 import traceback
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ __all__ = [
     "ObjectStoreFullError",
     "ObjectLostError",
     "ActorDiedError",
+    "ActorUnavailableError",
     "ActorNotFoundError",
     "GetTimeoutError",
     "ConnectionError",
@@ -34,6 +36,7 @@ __all__ = [
     "UnreadableValueError",
     "error_from_payload",
     "exception_error_info",
+    "register_error_class",
 ]
 
 #: How many links of a cause chain are kept (as in TypeScript's MAX_CAUSE_DEPTH).
@@ -63,13 +66,82 @@ class TaskError(TsrayError):
         self.pid: int = int(info.get("pid", 0) or 0)
         cause = root.get("cause")
         self.cause: RemoteError | None = _remote_chain(cause) if isinstance(cause, dict) else None
+        # As Ray's ``ray::f() (pid=N)``: the remote traceback once, under the task that raised it.
         super().__init__(
             f"task {self.task_name} (worker pid={self.pid}) failed: {self.remote_name}: {self.remote_message}"
             + (f" (raised upstream in task {root.get('taskName', '?')})" if root is not info else "")
-            + f"\n--- remote stack ---\n{self.remote_stack}"
+            + f"\n({root.get('taskName', '?')} pid={root.get('pid', 0)}) {self.remote_stack}"
             + _cause_text(self.cause)
         )
         self.__cause__ = self.cause
+
+    # A subclass also deriving from KeyError & co. keeps this message (KeyError's __str__ would repr it).
+    __str__ = BaseException.__str__
+
+
+#: TypeScript's standard Error classes -> the Python built-in a Python caller catches them as (the
+#: reverse of packages/core/src/remote-error-class.ts; docs/api.md "Failures and errors" has the table).
+_FROM_TYPESCRIPT: dict[str, type[Exception]] = {
+    "RangeError": ValueError,
+    "TypeError": TypeError,
+    "ReferenceError": NameError,
+    "SyntaxError": SyntaxError,
+}
+
+_registered: dict[str, type[Exception]] = {}
+
+
+def register_error_class(cls: type[Exception], name: str | None = None) -> None:
+    """Make task errors of class name ``name`` (default ``cls.__name__``, raised in either language)
+    instances of ``cls`` too: ``except cls`` catches the :class:`TaskError`. Python's built-in
+    exceptions need no registration."""
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        raise TypeError(f"register_error_class() expects an Exception subclass, got {cls!r}")
+    key = cls.__name__ if name is None else name
+    if not isinstance(key, str) or not key:
+        raise ValueError("register_error_class(): the name must be a non-empty string")
+    _registered[key] = cls
+
+
+def _local_class(name: str, language: str) -> type[Exception] | None:
+    """The local class of a remote error: registered, else a Python built-in (Python errors) or the
+    built-in nearest to a TypeScript standard class (TypeScript errors)."""
+    if name in _registered:
+        return _registered[name]
+    if language == "python":
+        found = getattr(builtins, name, None)
+        return found if isinstance(found, type) and issubclass(found, Exception) and found is not Exception else None
+    return _FROM_TYPESCRIPT.get(name)
+
+
+_task_error_classes: dict[type[Exception], type[TaskError] | None] = {}
+
+
+def _task_error_class(cls: type[Exception]) -> type[TaskError] | None:
+    """``TaskError(cls)``: a TaskError that is also a ``cls`` (as Ray's ``RayTaskError(ValueError)``);
+    None when Python cannot combine the two (a built-in with an incompatible layout)."""
+    if cls not in _task_error_classes:
+        try:
+            made: type | None = type(f"TaskError({cls.__name__})", (TaskError, cls), {"__module__": __name__})
+        except TypeError:
+            made = None
+        _task_error_classes[cls] = made if made is not None and issubclass(made, TaskError) else None
+    return _task_error_classes[cls]
+
+
+def _task_error(info: dict[str, Any]) -> TaskError:
+    """The TaskError of a RemoteErrorInfo map: of class ``TaskError(cls)`` when the remote class has a
+    local one, a plain TaskError otherwise (or when ``cls`` cannot be built from a message alone)."""
+    upstream = info.get("upstream")
+    root: dict[str, Any] = upstream if isinstance(upstream, dict) else info
+    local = _local_class(str(root.get("name", "")), str(root.get("language", "")))
+    made = _task_error_class(local) if local is not None else None
+    if made is not None:
+        try:
+            return made(info)
+        except Exception:  # noqa: BLE001 - e.g. a built-in whose constructor wants more arguments
+            pass
+    return TaskError(info)
 
 
 class WorkerCrashedError(TsrayError):
@@ -133,6 +205,19 @@ class ActorDiedError(TsrayError):
         if self.reason == "crashed":
             text += "; see the worker logs in the session directory (logs/worker-*.err)"
         super().__init__(text)
+
+
+class ActorUnavailableError(ActorDiedError):
+    """The actor is restarting (as Ray's ``ActorUnavailableError``): a call that was running when its
+    process died, and is not retried (``max_task_retries``), fails with this; calls made now wait for
+    the restart. ``reason`` is ``"restarting"``; a subclass of :class:`ActorDiedError`."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        super().__init__(info)
+        self.args = (
+            f"actor {self.class_name} ({self.actor_id}) is unavailable: it is restarting ({self.detail}); this call "
+            "was running when its process died and is not retried (set max_task_retries to retry such calls)",
+        )
 
 
 class ActorNotFoundError(TsrayError):
@@ -303,7 +388,7 @@ def exception_error_info(err: BaseException, task_name: str) -> pb.ErrorInfo:
 def _from_info(m: pb.ErrorInfo, object_id: str) -> TsrayError:
     kind = m.type
     if kind == "TaskError":
-        return TaskError(_task_dict(m))
+        return _task_error(_task_dict(m))
     if kind == "WorkerCrashedError":
         return WorkerCrashedError(m.worker_crash.task_name or "?", m.worker_crash.detail, m.worker_crash.attempts)
     if kind == "TaskCancelledError":
@@ -319,7 +404,7 @@ def _from_info(m: pb.ErrorInfo, object_id: str) -> TsrayError:
         info: dict[str, Any] = {"actorId": d.actor_id, "className": d.class_name, "reason": d.reason, "detail": d.detail}
         if m.HasField("cause"):
             info["cause"] = _task_dict(m.cause)
-        return ActorDiedError(info)
+        return ActorUnavailableError(info) if d.reason == "restarting" else ActorDiedError(info)
     return RemoteError(m.name or kind or "Error", m.message, m.stack, m.language)
 
 

@@ -9,7 +9,7 @@ import { newId, returnId } from './ids.js';
 import { ACTOR_MARKER, ObjectRef, REF_MARKER } from './object-ref.js';
 import { setHandleReviver } from './serialization.js';
 import { setXlangHandleReviver } from './xlang.js';
-import type { RemoteArgs, RemoteResult } from './remote-function.js';
+import type { RemoteArgs, RemoteCall } from './remote-types.js';
 import { currentRuntime, ObjectRefGenerator } from './remote-function.js';
 import { callerModuleUrl } from './caller.js';
 import { canonicalModuleUrl, codeRootOf } from './code-root.js';
@@ -72,11 +72,14 @@ export interface ActorMethodOptions {
 }
 
 /** A method of an actor handle: `.remote(...args)` calls it. */
-export interface ActorMethod<A extends readonly unknown[], R> {
-  /** Call the method; returns a ref to its result at once. Calls from one caller run in order. */
-  remote(...args: RemoteArgs<A>): RemoteResult<R, object>;
+export interface ActorMethod<A extends readonly unknown[], R, F = (...args: A) => R> {
+  /**
+   * Call the method; returns a ref to its result at once. Calls from one caller run in order. Typed
+   * after the method's signature (each overload of an overloaded method), as `remote()` does.
+   */
+  readonly remote: RemoteCall<F, object>;
   /** A copy with call options. */
-  options(opts: ActorMethodOptions): ActorMethod<A, R>;
+  options(opts: ActorMethodOptions): ActorMethod<A, R, F>;
 }
 
 type MethodKeys<T> = { [K in keyof T]: T[K] extends (...args: never[]) => unknown ? K : never }[keyof T] & string;
@@ -93,7 +96,9 @@ export interface ActorInfo {
 }
 
 /** A handle to an actor of class `T`: `handle.method.remote(...)`. Serializable (pass it to tasks and actors). */
-export type ActorHandle<T> = { readonly [K in MethodKeys<T>]: T[K] extends (...args: infer A) => infer R ? ActorMethod<A, R> : never } & {
+export type ActorHandle<T> = {
+  readonly [K in MethodKeys<T>]: T[K] extends (...args: infer A) => infer R ? ActorMethod<A, R, T[K]> : never;
+} & {
   /** Id and class of the actor. */
   readonly [ACTOR_INFO]: ActorInfo;
 };

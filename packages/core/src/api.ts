@@ -2,7 +2,7 @@
  * The object API: `put`, `get`, `wait`, `cancel`, and the runtime context.
  * @module
  */
-import { ValidationError } from './errors.js';
+import { TaskError, ValidationError } from './errors.js';
 import { newId } from './ids.js';
 import { ObjectRef } from './object-ref.js';
 import { currentRuntime } from './remote-function.js';
@@ -52,6 +52,16 @@ function timeoutMs(t: number | undefined, where: string): number | undefined {
 export function get<T>(ref: ObjectRef<T>, options?: GetOptions): Promise<T>;
 export function get<const T extends readonly ObjectRef<unknown>[]>(refs: T, options?: GetOptions): Promise<RefValues<T>>;
 export async function get(refOrRefs: ObjectRef<unknown> | readonly ObjectRef<unknown>[], options: GetOptions = {}): Promise<unknown> {
+  try {
+    return await getValues(refOrRefs, options);
+  } catch (e) {
+    // After the await, V8's async stack holds the caller's `await get(...)` line: a TaskError shows it.
+    TaskError.addDriverFrames(e, get, state().isWorker ? 'worker' : 'driver');
+    throw e;
+  }
+}
+
+async function getValues(refOrRefs: ObjectRef<unknown> | readonly ObjectRef<unknown>[], options: GetOptions): Promise<unknown> {
   const ms = timeoutMs(options.timeout, 'get()');
   if (Array.isArray(refOrRefs)) {
     const ids = new Array<string>(refOrRefs.length);

@@ -61,6 +61,14 @@ function positiveNumber(unit: string): (raw: string, name: string) => number {
   };
 }
 
+function nonNegativeNumber(unit: string): (raw: string, name: string) => number {
+  return (raw, name) => {
+    const v = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(v) || v < 0) throw new ConfigError(name, raw, `a number >= 0 (${unit})`);
+    return v;
+  };
+}
+
 function flag(raw: string, name: string): boolean {
   const v = raw.trim().toLowerCase();
   if (v === '1' || v === 'true') return true;
@@ -150,6 +158,14 @@ export const CONFIG_VARIABLES = {
     readBy: ['ts'],
     parse: positiveNumber('seconds'),
     doc: 'Seconds a node waits for a silent head before it stops (`tsray start --head-lost-timeout` overrides it).',
+  }),
+  pendingWarningS: variable('TSRAY_PENDING_WARNING_S', {
+    type: 'number >= 0 (s)',
+    default: 10,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: nonNegativeNumber('seconds'),
+    doc: 'Seconds work that fits the node waits for resources held by others before one "cannot be scheduled right now" line names it and what is short (0: never).',
   }),
   peerConnectTimeoutMs: variable('TSRAY_PEER_CONNECT_TIMEOUT_MS', {
     type: 'integer > 0 (ms)',

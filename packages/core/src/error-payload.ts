@@ -10,6 +10,7 @@ import { RuntimeEnvSetupError } from '@tsray/runtime-env';
 import { xlangDecode, xlangEncode } from './xlang.js';
 import {
   ActorDiedError,
+  ActorUnavailableError,
   type ActorDeathInfo,
   MAX_CAUSE_DEPTH,
   ObjectLostError,
@@ -78,7 +79,7 @@ export function errorFromPayload(bytes: Uint8Array): Error {
     case 'ObjectStoreFullError':
       return new ObjectStoreFullError(p.requested, p.capacity, p.used);
     case 'ActorDiedError':
-      return new ActorDiedError(p.info);
+      return p.info.reason === 'restarting' ? new ActorUnavailableError(p.info) : new ActorDiedError(p.info);
     case 'ObjectLostError':
       return new ObjectLostError(p.objectId, p.reason);
     case 'RuntimeEnvSetupError':

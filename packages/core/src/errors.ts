@@ -4,7 +4,12 @@
  * @module
  */
 
+import { inspect } from 'node:util';
+import { type ErrorClass, errorInstanceOf, isInternalFrame, localErrorClass, raisedAt, setErrorClass } from './remote-error-class.js';
+
 const MARKER = Symbol.for('tsray.error');
+/** Marks TaskErrors, whatever their prototype chain (see `taskErrorPrototype`). */
+const TASK_ERROR = Symbol.for('tsray.taskError');
 
 /** Base class of every error tsray throws. */
 export class TsrayError extends Error {
@@ -14,6 +19,15 @@ export class TsrayError extends Error {
   /** True for any tsray error, also one thrown by another copy of the package. */
   static isInstance(e: unknown): e is TsrayError {
     return typeof e === 'object' && e !== null && (e as Record<symbol, unknown>)[MARKER] === true;
+  }
+  /**
+   * `instanceof` as usual, and also true for a TaskError whose prototype chain is its remote
+   * class's (`TaskError(RangeError)` is a RangeError, a TaskError and a TsrayError).
+   */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    // `this` is the class right of `instanceof` (TsrayError or a subclass), not TsrayError itself.
+    // biome-ignore lint/complexity/noThisInStatic: the class being checked against
+    return isInstanceOf(this, x);
   }
 }
 
@@ -40,11 +54,15 @@ export interface RemoteErrorInfo {
   cause?: RemoteErrorInfo;
 }
 
-/** An Error rebuilt from a remote error's information (name, message, stack, code, props, cause chain). */
+/** `x instanceof cls` for TsrayError classes: the prototype chain, or a TaskError's marker (see `taskErrorPrototype`). */
+function isInstanceOf(cls: unknown, x: unknown): boolean {
+  if (Function.prototype[Symbol.hasInstance].call(cls, x)) return true;
+  return (cls === TsrayError || cls === TaskError) && typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[TASK_ERROR] === true;
+}
+
+/** An Error rebuilt from a remote error's information: an instance of its local class when it has one (cause chain kept). */
 function rebuiltError(info: RemoteErrorInfo, depth = 0): Error {
-  const e = new Error(info.message);
-  e.name = info.name;
-  e.stack = info.stack;
+  const e = errorInstanceOf(localErrorClass(info.name, info.language) ?? Error, info.name, info.message, info.stack);
   if (info.code !== undefined) (e as Error & { code?: string }).code = info.code;
   if (info.props) Object.assign(e, info.props);
   if (info.cause && depth < MAX_CAUSE_DEPTH) e.cause = rebuiltError(info.cause, depth + 1);
@@ -57,17 +75,69 @@ export const MAX_CAUSE_DEPTH = 16;
 /** The cause chain of a remote error as text, one `--- caused by ---` section per link. */
 function causeText(info: RemoteErrorInfo): string {
   let out = '';
-  for (let c = info.cause, n = 0; c && n < MAX_CAUSE_DEPTH; c = c.cause, n++) out += `\n--- caused by ---\n${c.stack || `${c.name}: ${c.message}`}`;
+  for (let c = info.cause, n = 0; c && n < MAX_CAUSE_DEPTH; c = c.cause, n++) out += `\n--- caused by ---\n${shownStack(c)}`;
   return out;
+}
+
+/** A remote stack as shown: the worker's own frames (tsray's, Node's) left out. */
+function shownStack(info: RemoteErrorInfo): string {
+  const stack = info.stack || `${info.name}: ${info.message}`;
+  return stack
+    .split('\n')
+    .filter((line) => !(/^\s+at /.test(line) && isInternalFrame(line)))
+    .join('\n');
+}
+
+/**
+ * Register an error class so that a task's error of that class name (thrown in a TypeScript task,
+ * or raised in a Python one) is rebuilt as one: the `TaskError` is then also an instance of `cls`
+ * (`e instanceof MyError`), and its `cause` a `MyError`. JavaScript's standard classes (RangeError,
+ * TypeError, ...) need no registration. `name` defaults to `cls.name`.
+ *
+ * @example
+ * export class QuotaError extends Error { override name = 'QuotaError'; }
+ * registerErrorClass(QuotaError);
+ */
+export function registerErrorClass(cls: ErrorClass, name: string = cls?.name): void {
+  if (typeof cls !== 'function' || !(cls.prototype instanceof Error || cls === Error))
+    throw new ValidationError(
+      'cls',
+      `registerErrorClass(): expected a class extending Error, got ${typeof cls === 'function' ? `class ${cls.name}` : typeof cls}`,
+    );
+  if (typeof name !== 'string' || name.length === 0) throw new ValidationError('name', 'registerErrorClass(): the name must be a non-empty string');
+  setErrorClass(name, cls);
+}
+
+const prototypes = new WeakMap<ErrorClass, object>();
+
+/**
+ * The prototype of TaskErrors of remote class `cls`: `cls.prototype` with TaskError's methods, so
+ * that the error is an instance of `cls` (`instanceof TaskError` holds through `Symbol.hasInstance`).
+ */
+function taskErrorPrototype(cls: ErrorClass): object {
+  let proto = prototypes.get(cls);
+  if (!proto) {
+    proto = Object.create(cls.prototype) as object;
+    for (const from of [TsrayError.prototype, TaskError.prototype])
+      for (const key of Reflect.ownKeys(from)) Object.defineProperty(proto, key, Object.getOwnPropertyDescriptor(from, key)!);
+    prototypes.set(cls, proto);
+  }
+  return proto;
 }
 
 /**
  * A task threw. `get` of its result (or of any task that depends on it) rejects with this error.
- * The remote error's name, message and stack are kept: `remoteName`, `remoteMessage`, `remoteStack`,
- * and `cause` is an Error rebuilt from them.
+ * It is also an instance of the remote error's class when that is a standard Error class, a class
+ * registered with `registerErrorClass`, or a Python built-in with a JavaScript counterpart
+ * (ValueError → RangeError, TypeError, NameError → ReferenceError): `e instanceof RangeError`.
+ * `remoteName`, `remoteMessage`, `remoteStack` are the remote error's, `cause` an instance of its
+ * class. Printed (`console.error(e)`, `String(e)`), it shows the remote stack once, headed
+ * `(taskName pid=N)`, then where the driver awaited it.
  */
 export class TaskError extends TsrayError {
   override name = 'TaskError';
+  /** @internal */
+  readonly [TASK_ERROR] = true;
   readonly remoteName: string;
   readonly remoteMessage: string;
   readonly remoteStack: string;
@@ -76,11 +146,11 @@ export class TaskError extends TsrayError {
   readonly info: RemoteErrorInfo;
   constructor(info: RemoteErrorInfo) {
     const root = info.upstream ?? info;
+    const at = raisedAt(root.stack, root.language);
     super(
       `task ${info.taskName} (worker pid=${info.pid}) failed: ${root.name}: ${root.message}` +
-        (info.upstream ? ` (raised upstream in task ${root.taskName})` : '') +
-        `\n--- remote stack ---\n${root.stack}` +
-        causeText(root),
+        (at ? ` (${at})` : '') +
+        (info.upstream ? ` (raised upstream in task ${root.taskName})` : ''),
     );
     this.info = info;
     this.remoteName = root.name;
@@ -89,6 +159,35 @@ export class TaskError extends TsrayError {
     this.taskName = info.taskName;
     this.pid = info.pid;
     this.cause = rebuiltError(root);
+    // The one printed form: the remote stack once, under its task and pid (Ray's `ray::f() (pid=N)`).
+    this.stack = `TaskError(${root.name}): ${this.message}\n(${root.taskName} pid=${root.pid}) ${shownStack(root)}${causeText(root)}`;
+    const cls = localErrorClass(root.name, root.language);
+    if (cls && cls !== Error) Object.setPrototypeOf(this, taskErrorPrototype(cls));
+  }
+
+  /** The printed form (remote stack once, then the driver's frames): what `String(e)` gives. */
+  override toString(): string {
+    return this.stack ?? `TaskError: ${this.message}`;
+  }
+
+  /** `console.log` / `util.inspect` print the stack alone (no field dump repeating it). */
+  [inspect.custom](): string {
+    return this.toString();
+  }
+
+  /**
+   * Append the frames of the code that awaited this error (the user's `await get(...)` line), from
+   * V8's async stack of the call to `fn`, headed `(driver pid=N)` (or `(worker pid=N)` in a task).
+   * Called by `get()` and generator iteration. @internal
+   */
+  static addDriverFrames(e: unknown, fn: (...args: never[]) => unknown, where: 'driver' | 'worker' = 'driver'): void {
+    if (typeof e !== 'object' || e === null || (e as Record<symbol, unknown>)[TASK_ERROR] !== true) return;
+    const holder: { stack?: string } = {};
+    Error.captureStackTrace(holder, fn);
+    const frames = (holder.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line) && !isInternalFrame(line));
+    const te = e as TaskError;
+    const base = (te.stack ?? '').split(/\n\((?:driver|worker) pid=\d+\)\n/)[0];
+    te.stack = frames.length > 0 ? `${base}\n(${where} pid=${process.pid})\n${frames.join('\n')}` : base;
   }
 }
 
@@ -235,7 +334,7 @@ export class ActorMethodNotFoundError extends TsrayError {
 export interface ActorDeathInfo {
   actorId: string;
   className: string;
-  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'unschedulable' | 'shutdown' */
+  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'unschedulable' | 'shutdown'; 'restarting' (ActorUnavailableError) */
   reason: string;
   detail: string;
   /** The constructor's error when reason is 'constructor'. */
@@ -262,6 +361,23 @@ export class ActorDiedError extends TsrayError {
     this.className = info.className;
     this.reason = info.reason;
     if (info.cause) this.cause = new TaskError(info.cause);
+  }
+}
+
+/**
+ * The actor is restarting (its process died, restarts are left): a call that was running when it
+ * died, and is not retried (`maxTaskRetries`), rejects with this error, as Ray's
+ * `ActorUnavailableError`. The actor itself is not dead: calls made now wait for the restart. A
+ * subclass of ActorDiedError (`reason: 'restarting'`), so code catching that one still catches it.
+ */
+export class ActorUnavailableError extends ActorDiedError {
+  override name = 'ActorUnavailableError';
+  constructor(info: ActorDeathInfo) {
+    super(info);
+    this.message =
+      `actor ${info.className} (${info.actorId}) is unavailable: it is restarting (${info.detail}); ` +
+      'this call was running when its process died and is not retried (set maxTaskRetries to retry such calls); calls made now wait for the restart';
+    this.stack = `${this.name}: ${this.message}`;
   }
 }
 

@@ -47,6 +47,7 @@ export {
   DriverCodeInWorkerError,
   FunctionNotFoundError,
   ActorDiedError,
+  ActorUnavailableError,
   ActorNotFoundError,
   ActorNameTakenError,
   ActorMethodNotFoundError,
@@ -55,7 +56,9 @@ export {
   PlacementGroupError,
   SocketPathTooLongError,
   ConfigError,
+  registerErrorClass,
 } from './errors.js';
 export type { RemoteErrorInfo, ActorDeathInfo } from './errors.js';
+export type { ErrorClass } from './remote-error-class.js';
 export { RuntimeEnvSetupError, RuntimeEnvValidationError } from '@tsray/runtime-env';
 export type { RuntimeEnv, PipSpec, RuntimeEnvConfig } from '@tsray/runtime-env';

@@ -99,6 +99,16 @@ export function componentLogger(component: string): Logger {
   return child;
 }
 
+/**
+ * A warning for the user of tsray (work that cannot be scheduled, ...): one readable line on stderr.
+ * The library log gets it at `info` (with `fields`), so at the default level (`warn`) the user
+ * reads the line once, not again as pino JSON; a log file at `info` or below keeps it.
+ */
+export function warnUser(line: string, fields: Record<string, unknown> = {}): void {
+  process.stderr.write(`${line}\n`);
+  logger().info({ ...fields, userWarning: true }, line);
+}
+
 /** Replace the root (an embedder's pino, or a test's in-memory one); children are made again from it. */
 export function setLogger(next: Logger): void {
   root = next;

@@ -4,7 +4,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { RuntimeStateError } from './errors.js';
+import { RuntimeStateError, TaskError } from './errors.js';
 import { generatorItemId, newId, returnId } from './ids.js';
 import { ObjectRef } from './object-ref.js';
 import { resolveTaskOptions, type ResolvedTaskOptions, type TaskOptions } from './options.js';
@@ -13,44 +13,21 @@ import { toSubmitArgs } from './serialization.js';
 import { state } from './state.js';
 import { callerModuleUrl } from './caller.js';
 import { canonicalModuleUrl, codeRootOf } from './code-root.js';
+import type { AnyFunction, RemoteCall } from './remote-types.js';
 import { keepAlive } from './keep-alive.js';
 import { effectiveRuntimeEnv } from './runtime-env.js';
 
-/** An argument as passed to `.remote()`: the value, or a ref to it (resolved before the task runs). */
-export type RemoteArg<T> = T | ObjectRef<T>;
-/** Arguments of `.remote()` for a function taking `A`. */
-export type RemoteArgs<A extends readonly unknown[]> = { [K in keyof A]: RemoteArg<A[K]> };
-
-type GenYield<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? Y : R extends Generator<infer Y, unknown, unknown> ? Y : never;
-// `[R] extends [never]` first: a function that never returns (always throws) is not a generator.
-type IsGen<R> = [R] extends [never]
-  ? false
-  : R extends AsyncGenerator<unknown, unknown, unknown>
-    ? true
-    : R extends Generator<unknown, unknown, unknown>
-      ? true
-      : false;
-type Elem<T> = T extends readonly (infer E)[] ? E : unknown;
-
-/** What `.remote()` returns for a function returning `R` under options `O`. */
-export type RemoteResult<R, O> = O extends { numReturns: 'streaming' }
-  ? ObjectRefGenerator<GenYield<R>>
-  : O extends { numReturns: infer N extends number }
-    ? number extends N
-      ? ObjectRef<Awaited<R>> | ObjectRef<Elem<Awaited<R>>>[]
-      : N extends 1
-        ? ObjectRef<Awaited<R>>
-        : ObjectRef<Elem<Awaited<R>>>[]
-    : IsGen<R> extends true
-      ? ObjectRefGenerator<GenYield<R>>
-      : ObjectRef<Awaited<R>>;
+export type { RemoteArg, RemoteArgs, RemoteResult, RemoteCall, AnyFunction } from './remote-types.js';
 
 /** A remote function: call `.remote(...args)` to run it as a task. */
-export interface RemoteFunction<A extends readonly unknown[], R, O extends TaskOptions = TaskOptions> {
-  /** Submit a task; returns at once with a ref to the result (or refs, or a generator of refs). */
-  remote(...args: RemoteArgs<A>): RemoteResult<R, O>;
+export interface RemoteFunction<A extends readonly unknown[], R, O extends TaskOptions = TaskOptions, F = (...args: A) => R> {
+  /**
+   * Submit a task; returns at once with a ref to the result (or refs, or a generator of refs). Typed
+   * after the function's signature (each overload of an overloaded function).
+   */
+  readonly remote: RemoteCall<F, O>;
   /** A copy with some options overridden for the calls made through it. */
-  options<const O2 extends TaskOptions>(opts: O2): RemoteFunction<A, R, O2>;
+  options<const O2 extends TaskOptions>(opts: O2): RemoteFunction<A, R, O2, F>;
   /** The task name. */
   readonly name: string;
   /** Where the function lives (module URL and key). */
@@ -58,7 +35,9 @@ export interface RemoteFunction<A extends readonly unknown[], R, O extends TaskO
 }
 
 /**
- * Make a remote function. Call it at the top level of an ES module (workers import the module and
+ * Make a remote function. Its `.remote()` keeps the function's signature: parameters (each may be
+ * passed as a ref), result (`ObjectRef<Awaited<R>>`, a generator of refs for generator functions),
+ * overloads. Instantiate a generic function to keep its types: `remote(identity<number>)`. Call it at the top level of an ES module (workers import the module and
  * re-run the `remote()` calls to find the function); the entry script's main code must be guarded
  * with `if (isMain(import.meta))`.
  *
@@ -66,7 +45,7 @@ export interface RemoteFunction<A extends readonly unknown[], R, O extends TaskO
  * export const add = remote((a: number, b: number) => a + b);
  * const ref = add.remote(1, 2); // ObjectRef<number>
  */
-export function remote<A extends unknown[], R>(fn: (...args: A) => R, options: TaskOptions = {}): RemoteFunction<A, R, TaskOptions> {
+export function remote<F extends AnyFunction>(fn: F, options: TaskOptions = {}): RemoteFunction<Parameters<F>, ReturnType<F>, TaskOptions, F> {
   if (typeof fn !== 'function') throw new TypeError(`remote() expects a function, got ${typeof fn}`);
   const resolved = resolveTaskOptions(options, `remote(${fn.name || 'anonymous'})`);
   const moduleUrl = canonicalModuleUrl(options.module ?? callerModuleUrl(remote));
@@ -79,20 +58,20 @@ export function remote<A extends unknown[], R>(fn: (...args: A) => R, options: T
   const key = `${name}#${ordinal}`;
   let reg = s.registry.get(moduleUrl);
   if (!reg) s.registry.set(moduleUrl, (reg = new Map()));
-  reg.set(key, { fn: fn as (...args: unknown[]) => unknown, name });
+  reg.set(key, { fn: fn as unknown as (...args: unknown[]) => unknown, name });
   const ctorName = (fn as { constructor?: { name?: string } }).constructor?.name;
   const isGenerator = ctorName === 'AsyncGeneratorFunction' || ctorName === 'GeneratorFunction';
   const codeRoot = codeRootOf(moduleUrl);
-  return makeRemote<A, R>({ moduleUrl, key, name: resolved.name ?? name, ...(codeRoot ? { codeRoot } : {}) }, resolved, options, isGenerator);
+  return makeRemote<Parameters<F>, ReturnType<F>, F>({ moduleUrl, key, name: resolved.name ?? name, ...(codeRoot ? { codeRoot } : {}) }, resolved, options, isGenerator);
 }
 
 /** @internal also used for Python functions (arguments then travel as msgpack). */
-export function makeRemote<A extends unknown[], R>(
+export function makeRemote<A extends unknown[], R, F = (...args: A) => R>(
   desc: FunctionRef,
   resolved: ResolvedTaskOptions,
   raw: TaskOptions,
   isGenerator: boolean,
-): RemoteFunction<A, R, TaskOptions> {
+): RemoteFunction<A, R, TaskOptions, F> {
   const rf = {
     name: desc.name,
     descriptor: desc,
@@ -100,10 +79,10 @@ export function makeRemote<A extends unknown[], R>(
     options: (opts: TaskOptions) => {
       const merged = { ...raw, ...opts };
       const r = resolveTaskOptions(merged, `${desc.name}.options()`);
-      return makeRemote<A, R>({ ...desc, name: r.name ?? desc.name }, r, merged, isGenerator);
+      return makeRemote<A, R, F>({ ...desc, name: r.name ?? desc.name }, r, merged, isGenerator);
     },
   };
-  return rf as unknown as RemoteFunction<A, R, TaskOptions>;
+  return rf as unknown as RemoteFunction<A, R, TaskOptions, F>;
 }
 
 /** The runtime, or a clear error if `init()` was not called. @internal */
@@ -158,6 +137,15 @@ export class ObjectRefGenerator<T> implements AsyncIterable<ObjectRef<T>> {
 
   /** The next item's ref, or `done` after the last one. Rejects with the task's error if it failed. */
   async next(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
+    try {
+      return await this.nextRef();
+    } catch (e) {
+      TaskError.addDriverFrames(e, this.next, state().isWorker ? 'worker' : 'driver');
+      throw e;
+    }
+  }
+
+  private async nextRef(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
     const rt = currentRuntime('ObjectRefGenerator.next()');
     const itemId = generatorItemId(this.taskId, this.index);
     const ready = await rt.wait([itemId, this.completed.id], 1, undefined);

@@ -150,7 +150,7 @@ describe('errors across languages (tsray.v1.ErrorInfo; Python has no V8 reader)'
     const inner = cause.cause as Error;
     expect([inner.name, inner.message]).toEqual(['KeyError', "'missing'"]);
     expect(inner.stack).toContain("KeyError: 'missing'");
-    expect(err.message).toContain('--- caused by ---\nTraceback');
+    expect(String(err)).toContain('--- caused by ---\nTraceback');
   });
 
   it('a Python client reads a TypeScript task error: class, message, TS stack and cause chain', async () => {
@@ -158,7 +158,8 @@ describe('errors across languages (tsray.v1.ErrorInfo; Python has no V8 reader)'
     const code = 'import sys, tsray_fixtures; tsray_fixtures.read_ts_error(sys.argv[1])';
     const { stdout } = await promisify(execFile)(venvPython, ['-c', code, url], { env: process.env, timeout: 60_000 });
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
-    expect([r.cls, r.name, r.message, r.language]).toEqual(['TaskError', 'RangeError', 'outer failure', 'typescript']);
+    // A TypeScript RangeError is a ValueError on the Python side (python/tsray/errors.py _FROM_TYPESCRIPT).
+    expect([r.cls, r.name, r.message, r.language]).toEqual(['TaskError(ValueError)', 'RangeError', 'outer failure', 'typescript']);
     expect(r.stack).toMatch(/^RangeError: outer failure\n\s+at (Object\.)?failChained \(.*xlang-errors\.ts:\d+/);
     expect(r.cause.cls).toBe('RemoteError');
     expect(r.cause.name).toBe('SyntaxError');

@@ -381,7 +381,9 @@ export class ActorManager {
       detail: killed ? 'it was killed with kill()' : `its process (pid ${w.proc?.pid}) died: ${detail}`,
     };
     const err = errorObject({ type: 'ActorDiedError', info });
-    // Calls in flight: retried after the restart (maxTaskRetries), else they fail.
+    // Calls in flight: retried after the restart (maxTaskRetries), else they fail: as unavailable
+    // (ActorUnavailableError) when the actor restarts, as dead otherwise.
+    const callErr = canRestart ? restartingError(info) : err;
     const retry: TaskRecord[] = [];
     for (const t of calls) {
       t.worker = undefined;
@@ -391,7 +393,7 @@ export class ActorManager {
         t.state = 'queued';
         retry.push(t);
       } else {
-        this.host.finishTask(t, err);
+        this.host.finishTask(t, callErr);
       }
     }
     if (creating) {
@@ -464,7 +466,7 @@ export class ActorManager {
         t.attempt++;
         t.state = 'queued';
         retry.push(t);
-      } else this.host.finishTask(t, err);
+      } else this.host.finishTask(t, canRestart ? restartingError(info) : err);
     }
     if (creating) {
       this.host.finishTask(creating, canRestart ? undefined : err);
@@ -611,4 +613,9 @@ export class ActorManager {
       jobId: '',
     });
   }
+}
+
+/** The error of a call that was running when its actor's process died, while the actor restarts. */
+function restartingError(info: ActorDeathInfo): StoredObject {
+  return errorObject({ type: 'ActorDiedError', info: { ...info, reason: 'restarting' } });
 }

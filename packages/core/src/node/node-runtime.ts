@@ -34,6 +34,7 @@ import { WorkerPool, type WorkerPoolHost } from './worker-pool.js';
 import { ObjectManager } from './object-manager.js';
 import { PlacementGroupManager, type PlacementGroupHost } from './placement-group-manager.js';
 import { StateService, type StateServiceHost } from './state-service.js';
+import { PendingWarner } from './pending-warner.js';
 
 /** Options of the node runtime (from `init()`). */
 export interface NodeRuntimeOptions {
@@ -103,6 +104,8 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   readonly namespace: string;
   private readonly placementGroups: PlacementGroupManager;
   private readonly stateService: StateService;
+  /** "cannot be scheduled right now" after TSRAY_PENDING_WARNING_S (node/pending-warner.ts). */
+  private readonly pendingWarner: PendingWarner;
   /** @internal */ readonly cluster = new ClusterView();
   /** This node alone: placement groups are reserved on the node that creates them (this release). */
   private readonly localView = new ClusterView();
@@ -183,6 +186,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     });
     this.placementGroups = new PlacementGroupManager(this.placementGroupHost());
     this.stateService = new StateService(this.stateServiceHost());
+    this.pendingWarner = new PendingWarner(this.stateServiceHost(), config().pendingWarningS * 1000);
   }
 
   /** Start a node runtime (binds its socket). */
@@ -756,6 +760,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.closed = true;
     this.objectManager.close();
     clearInterval(this.reaper);
+    this.pendingWarner.close();
     this.abort.abort();
     this.link?.close();
     const procs = this.pool.processes();

@@ -8,7 +8,7 @@ import type { ClusterView } from '@tsray/scheduler';
 import { reserve, validateBundles, validateStrategy, type Reservation } from '@tsray/placement';
 import type { EnvelopeBody } from '@tsray/protocol';
 import { PlacementGroupError } from '../errors.js';
-import { logger } from '../logger.js';
+import { logger, warnUser } from '../logger.js';
 import { deserialize, serialize } from '../serialization.js';
 import type { ObjectTable, StoredObject } from './object-table.js';
 import type { NodeStore } from './store.js';
@@ -133,8 +133,7 @@ export class PlacementGroupManager {
         if (r.kind === 'infeasible' && !pg.warned) {
           pg.warned = true;
           const msg = `tsray: placement group ${pg.name || pg.id} (${pg.strategy}, bundles ${JSON.stringify(pg.raw)}) cannot be placed on this cluster: ${r.reason}; it stays pending until nodes that can hold it join`;
-          logger().warn({ pg: pg.id }, msg);
-          process.stderr.write(`${msg}\n`);
+          warnUser(msg, { pg: pg.id });
         }
         i++;
         continue;

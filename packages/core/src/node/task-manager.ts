@@ -10,7 +10,7 @@ import { type PlacementGroupStrategy, ResourceRequest } from '@tsray/scheduler';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
 import type { ErrorPayload } from '../error-payload.js';
 import { RuntimeStateError, type ActorDeathInfo } from '../errors.js';
-import { logger } from '../logger.js';
+import { logger, warnUser } from '../logger.js';
 import type { SubmitArg, SubmitSpec } from '../runtime.js';
 import type { ResolvedScheduling } from '../scheduling-strategy.js';
 import { encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
@@ -459,8 +459,7 @@ export class TaskManager {
       `tsray: ${what} needs ${JSON.stringify(request.toJSON())} but ${where} can ever provide ` +
       `${pool.resources.missing(request).join(', ')} (${pool.pg ? 'the bundle' : `node ${this.host.nodeId}`} has ${has}); ` +
       `it stays pending${pool.pg ? '' : ' until such a node joins'}`;
-    logger().warn({ what, request: request.toJSON() }, msg);
-    process.stderr.write(`${msg}\n`);
+    warnUser(msg, { what, request: request.toJSON() });
   }
 
   /** Dispatch at the end of this turn (once, however many tasks arrive). */
