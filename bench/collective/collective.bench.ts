@@ -14,7 +14,7 @@
  * (2(n-1)/n · bytes / time).
  *
  * Usage (repo root, after `npx nx run-many -t build`):
- *   npx tsx bench/collective/collective.bench.ts [--modes node,cluster] [--sizes-mib 4,100] [--repeats 3] [--iters 5]
+ *   npx tsx bench/collective/collective.bench.ts [--modes node,cluster] [--sizes-mib 4,100] [--repeats 3] [--iters 5] [--no-gloo]
  * Prints a markdown table on stdout, JSON lines to bench/results/<UTC date-time>-collective.jsonl.
  */
 import { spawn } from 'node:child_process';
@@ -62,6 +62,7 @@ function median(xs: number[]): number {
 
 /** The gloo side: one long-lived process group; `sample(n, iters)` runs one sample in it. */
 async function startGloo(repo: string) {
+  process.stderr.write('[gloo] starting 4 ranks (torch import takes a while)\n');
   const child = spawn(join(repo, '.venv/bin/python'), [fileURLToPath(new URL('./gloo_allreduce.py', import.meta.url)), String(RANKS)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -103,7 +104,9 @@ async function runMode(
   const place = (r: number) => (mode === 'cluster' ? { resources: { [r < RANKS / 2 ? 'nodeA' : 'nodeB']: 1 } } : {});
   const ranks: ActorHandle<BenchRank>[] = Array.from({ length: RANKS }, (_, r) => RemoteBenchRank.options({ numCpus: 0, ...place(r) }).remote());
   const group = `bench-${mode}`;
+  process.stderr.write(`[${mode}] creating the group\n`);
   await createGroup(ranks, { name: group });
+  process.stderr.write(`[${mode}] group ready\n`);
   const rows: Row[] = [];
   for (const mib of sizes) {
     const n = (mib * 1024 * 1024) / 4;
@@ -144,8 +147,8 @@ if (isMain(import.meta)) {
       argv: process.argv.slice(2),
     }),
   ];
-  process.stderr.write('[gloo] starting 4 ranks (torch import takes a while)\n');
-  const gloo = await startGloo(repo);
+  // --no-gloo: tsray only (a quick check of the tsray side; the table then has no gloo column values).
+  const gloo = process.argv.includes('--no-gloo') ? { torch: '-', sample: async () => [Number.NaN], stop: async () => {} } : await startGloo(repo);
   const rows: Row[] = [];
   try {
     for (const mode of modes) {

@@ -144,6 +144,7 @@ class _Rank:
     world_size: int = 0
     epoch: int = -1
     seq: int = 0
+    same_node: bool = True
 
 
 _groups: dict[str, _Rank] = {}
@@ -202,6 +203,7 @@ def _joined(name: str) -> _Rank:
             who["rank"] = st.asked_rank
         j = _call(st, "join", who)
         st.rank, st.world_size, st.epoch, st.seq = int(j["rank"]), int(j["worldSize"]), int(j["epoch"]), 0
+        st.same_node = bool(j.get("sameNode", True))
     return st
 
 
@@ -250,6 +252,20 @@ def _view(v: Any, dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
     raise CollectiveUsageError("-", f"unexpected chunk of type {type(v).__name__}")
 
 
+def _share(st: _Rank, a: np.ndarray[Any, Any]) -> Any:
+    """A ref to a shared-memory object when the group is on one node, else the chunk itself (see TS)."""
+    return _connection().put(a) if st.same_node else np.ascontiguousarray(a)
+
+
+def _fetch(items: list[Any]) -> list[Any]:
+    """The chunks behind what ``_share`` sent (refs are fetched, values are already here)."""
+    refs = [x for x in items if isinstance(x, ObjectRef)]
+    if not refs:
+        return items
+    values = iter(_connection().get(refs))
+    return [next(values) if isinstance(x, ObjectRef) else x for x in items]
+
+
 def _reduce_into(acc: np.ndarray[Any, Any], x: np.ndarray[Any, Any], op: str) -> None:
     if op in ("sum", "mean"):
         np.add(acc, x, out=acc, casting="unsafe")
@@ -271,17 +287,15 @@ def _check_op(group: str, op: str) -> None:
 
 def _reduce_chunk(st: _Rank, flat: np.ndarray[Any, Any], op: str, signature: str, timeout_ms: int | None) -> np.ndarray[Any, Any]:
     """Reduce-scatter over the object store: this rank's chunk of the reduced array (a new array)."""
-    c = _connection()
     bounds = chunk_bounds(flat.size, st.world_size)
-    out = [None if j == st.rank else c.put(flat[s:e]) for j, (s, e) in enumerate(bounds)]
-    refs = _round(st, "scatter", out, signature, op=op, dtype=flat.dtype.name, timeoutMs=timeout_ms)
+    out = [None if j == st.rank else _share(st, flat[s:e]) for j, (s, e) in enumerate(bounds)]
+    items = _round(st, "scatter", out, signature, op=op, dtype=flat.dtype.name, timeoutMs=timeout_ms)
     del out
-    others = [r for r in refs if isinstance(r, ObjectRef)]
-    values = iter(c.get(others))
+    values = _fetch(items)
     s, e = bounds[st.rank]
     acc: np.ndarray[Any, Any] | None = None
     for j in range(st.world_size):
-        v = flat[s:e] if j == st.rank else _view(next(values), flat.dtype)
+        v = flat[s:e] if j == st.rank else _view(values[j], flat.dtype)
         if acc is None:
             acc = np.array(v, dtype=flat.dtype, copy=True)
         else:
@@ -307,14 +321,12 @@ def allreduce(array: Any, group_name: str = "default", op: str = "sum", timeout_
         flat[...] = _view(res, flat.dtype)
         return array
     acc = _reduce_chunk(st, flat, op, signature, timeout_ms)
-    c = _connection()
-    mine = c.put(acc)
-    refs = _round(st, "gather", mine, f"{signature}:gather", timeoutMs=timeout_ms)
+    mine = _share(st, acc)
+    items = _round(st, "gather", mine, f"{signature}:gather", timeoutMs=timeout_ms)
     del mine
-    bounds = chunk_bounds(flat.size, st.world_size)
-    values = iter(c.get([r for j, r in enumerate(refs) if j != st.rank]))
-    for j, (s, e) in enumerate(bounds):
-        flat[s:e] = acc if j == st.rank else _view(next(values), flat.dtype)
+    values = _fetch([None if j == st.rank else x for j, x in enumerate(items)])
+    for j, (s, e) in enumerate(chunk_bounds(flat.size, st.world_size)):
+        flat[s:e] = acc if j == st.rank else _view(values[j], flat.dtype)
     return array
 
 
@@ -340,12 +352,11 @@ def allgather(array: Any, group_name: str = "default", timeout_ms: int | None = 
     if flat.nbytes < SMALL_BYTES:
         items = _round(st, "gather", flat, signature, timeoutMs=timeout_ms)
         return [np.array(_view(v, flat.dtype), copy=True) for v in items]
-    c = _connection()
-    mine = c.put(flat)
-    refs = _round(st, "gather", mine, signature, timeoutMs=timeout_ms)
+    mine = _share(st, flat)
+    items = _round(st, "gather", mine, signature, timeoutMs=timeout_ms)
     del mine
-    values = iter(c.get([r for j, r in enumerate(refs) if j != st.rank]))
-    return [flat.copy() if j == st.rank else np.array(_view(next(values), flat.dtype), copy=True) for j in range(st.world_size)]
+    values = _fetch([None if j == st.rank else x for j, x in enumerate(items)])
+    return [flat.copy() if j == st.rank else np.array(_view(values[j], flat.dtype), copy=True) for j in range(st.world_size)]
 
 
 def broadcast(array: Any, src_rank: int = 0, group_name: str = "default", timeout_ms: int | None = None) -> Any:
@@ -358,11 +369,10 @@ def broadcast(array: Any, src_rank: int = 0, group_name: str = "default", timeou
     signature = f"broadcast:{src_rank}:{flat.dtype.name}:{flat.size}"
     item: Any = None
     if st.rank == src_rank:
-        item = flat if small else _connection().put(flat)
+        item = flat if small else _share(st, flat)
     items = _round(st, "gather", item, signature, timeoutMs=timeout_ms)
     if st.rank != src_rank:
-        v = items[src_rank] if small else _connection().get(items[src_rank])
-        flat[...] = _view(v, flat.dtype)
+        flat[...] = _view(_fetch([items[src_rank]])[0], flat.dtype)
     return array
 
 

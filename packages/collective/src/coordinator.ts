@@ -8,7 +8,7 @@
  * rank with a reply naming it (`FailureInfo`), which each rank turns into `CollectiveRankDiedError`.
  * @module
  */
-import { actor, listActors, ObjectRef, type ActorListEntry } from '@tsray/core';
+import { actor, getRuntimeContext, listActors, ObjectRef, type ActorListEntry } from '@tsray/core';
 import { componentLogger } from '@tsray/core/internal';
 import { asArray, finishMean, reduceInto, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
 import type { FailureInfo } from './errors.js';
@@ -35,6 +35,12 @@ export interface Joined {
   rank: number;
   worldSize: number;
   epoch: number;
+  /**
+   * Every rank and the coordinator are on one node: chunks go as object refs (zero-copy shared memory).
+   * Otherwise chunks travel as values in the calls and their replies (the object transfer path carries
+   * call arguments and returns between nodes, not objects named only by a ref inside a reply).
+   */
+  sameNode: boolean;
 }
 
 /**
@@ -78,6 +84,19 @@ interface Member {
   nodeId: string;
 }
 
+/**
+ * The actor table by id. An actor hosted on another node than its owner is listed by both (the owner's
+ * entry has pid 0): keep the host's, which has the process.
+ */
+function actorsById(actors: ActorListEntry[]): Map<string, ActorListEntry> {
+  const byId = new Map<string, ActorListEntry>();
+  for (const a of actors) {
+    const prev = byId.get(a.actorId);
+    if (!prev || (prev.pid === 0 && a.pid !== 0)) byId.set(a.actorId, a);
+  }
+  return byId;
+}
+
 /** Every ObjectRef inside a value (arrays and plain objects), to release when a round is consumed. */
 function refsIn(v: unknown, out: ObjectRef<unknown>[]): void {
   if (v instanceof ObjectRef) out.push(v);
@@ -115,9 +134,9 @@ export class CollectiveCoordinator {
   async ready(): Promise<number> {
     const deadline = Date.now() + 60_000;
     while (this.memberActorIds.length > 0 && Date.now() < deadline) {
-      const byId = new Map((await listActors()).map((a) => [a.actorId, a]));
+      const byId = actorsById(await listActors());
       const states = this.memberActorIds.map((id) => byId.get(id));
-      if (states.every((a) => a?.state === 'ALIVE' || a?.state === 'DEAD')) {
+      if (states.every((a) => (a?.state === 'ALIVE' && a.pid !== 0) || a?.state === 'DEAD')) {
         states.forEach((a, r) => {
           if (a?.state === 'ALIVE') this.pids[r] = a.pid;
         });
@@ -206,8 +225,10 @@ export class CollectiveCoordinator {
     this.rounds.clear();
     const joined = [...this.joining];
     this.joining.clear();
+    const here = getRuntimeContext().nodeId;
+    const sameNode = joined.every(([, j]) => j.who.nodeId === here);
     log.debug({ group: this.group, epoch: this.epoch }, 'collective group formed');
-    for (const [rank, j] of joined) j.waiter.resolve({ ok: true, value: { rank, worldSize: this.worldSize, epoch: this.epoch } });
+    for (const [rank, j] of joined) j.waiter.resolve({ ok: true, value: { rank, worldSize: this.worldSize, epoch: this.epoch, sameNode } });
   }
 
   private complete(round: Round): void {
@@ -299,7 +320,7 @@ export class CollectiveCoordinator {
 
   /** The first rank whose actor is gone: dead, restarting, or running in another process than the one known. */
   private deadRank(actors: ActorListEntry[]): { rank: number; detail: string } | undefined {
-    const byId = new Map(actors.map((a) => [a.actorId, a]));
+    const byId = actorsById(actors);
     for (let rank = 0; rank < this.worldSize; rank++) {
       const id = this.members[rank]?.actorId;
       const a = id ? byId.get(id) : undefined;
@@ -307,10 +328,10 @@ export class CollectiveCoordinator {
       const known = this.pids[rank];
       if (a.state === 'DEAD') return { rank, detail: `actor ${a.className} ${a.actorId} is DEAD${a.deathCause ? `: ${a.deathCause}` : ''}` };
       if (known === undefined) {
-        if (a.state === 'ALIVE') this.pids[rank] = a.pid;
+        if (a.state === 'ALIVE' && a.pid !== 0) this.pids[rank] = a.pid;
         continue;
       }
-      if (a.state !== 'ALIVE' || a.pid !== known) {
+      if (a.state !== 'ALIVE' || (a.pid !== 0 && a.pid !== known)) {
         return {
           rank,
           detail: `the process of actor ${a.className} ${a.actorId} (pid ${known}) died; the actor is ${a.state === 'ALIVE' ? 'running again in a new process' : a.state}`,

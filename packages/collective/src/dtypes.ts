@@ -66,6 +66,8 @@ export function asArray(v: unknown, dtype: Dtype): NumericArray {
 
 /** `acc[i] = op(acc[i], x[i])` for every i (sum for `mean`: the division comes once at the end). */
 export function reduceInto(acc: NumericArray, x: NumericArray, op: ReduceOp): void {
+  // The hot case gets its own monomorphic loop (V8 compiles a generic one for the union of array types).
+  if ((op === 'sum' || op === 'mean') && acc instanceof Float32Array && x instanceof Float32Array) return sumFloat32(acc, x);
   const n = acc.length;
   if (op === 'sum' || op === 'mean') {
     for (let i = 0; i < n; i++) acc[i]! += x[i]!;
@@ -74,6 +76,18 @@ export function reduceInto(acc: NumericArray, x: NumericArray, op: ReduceOp): vo
   } else {
     for (let i = 0; i < n; i++) if (x[i]! > acc[i]!) acc[i] = x[i]!;
   }
+}
+
+function sumFloat32(acc: Float32Array, x: Float32Array): void {
+  const n = acc.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    acc[i] += x[i]!;
+    acc[i + 1] += x[i + 1]!;
+    acc[i + 2] += x[i + 2]!;
+    acc[i + 3] += x[i + 3]!;
+  }
+  for (; i < n; i++) acc[i] += x[i]!;
 }
 
 /** Finish a `mean`: divide by the world size (integer dtypes truncate, as numpy's `//` would not: documented). */

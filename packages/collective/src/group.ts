@@ -6,7 +6,7 @@
  * @module
  */
 import { ActorDiedError, actorInfo, get, getActor, getRuntimeContext, kill, TsrayError, ValidationError, type ActorHandle } from '@tsray/core';
-import { RemoteCollectiveCoordinator, type CollectiveCoordinator, type Reply, type RoundRequest } from './coordinator.js';
+import { RemoteCollectiveCoordinator, type CollectiveCoordinator, type Joined, type Reply, type RoundRequest } from './coordinator.js';
 import { CollectiveError, CollectiveUsageError, errorFromFailure } from './errors.js';
 
 /** The namespace of the coordinator actors (so every job and language finds them by group name). */
@@ -69,7 +69,7 @@ export interface RankState {
   coord: ActorHandle<CollectiveCoordinator>;
   /** The rank given to initCollectiveGroup (undefined: found from this actor's place in createGroup's list). */
   readonly askedRank?: number;
-  joined?: { rank: number; worldSize: number; epoch: number };
+  joined?: Joined;
   seq: number;
 }
 

@@ -6,16 +6,37 @@
  * shared-memory object the other ranks map zero-copy: allreduce = reduce-scatter (rank r puts chunk j of
  * its array for j != r, then reduces chunk r of every rank, in rank order) + all-gather (rank r puts its
  * reduced chunk, every rank copies the others' into place): 2 rounds, each rank writes S and reads
- * 2(N-1)/N·S bytes. On several nodes the refs go through the coordinator's node, which pulls each chunk
- * there with the call and pushes it to the ranks of other nodes with the reply (the object transfer
- * path). Smaller payloads travel inline in the coordinator calls, and allreduce is reduced by the
+ * 2(N-1)/N·S bytes. When the group spans nodes, the chunks travel as values in the coordinator calls
+ * and their replies (which cross nodes; a ref nested in a reply would not be fetchable on another
+ * node): a star through the coordinator's node. Smaller payloads travel inline in the coordinator calls, and allreduce is reduced by the
  * coordinator (one round).
  * @module
  */
-import { get, put, type ObjectRef } from '@tsray/core';
+import { get, ObjectRef, put } from '@tsray/core';
 import { allocate, asArray, chunkBounds, DTYPES, dtypeOf, finishMean, REDUCE_OPS, reduceInto, type NumericArray, type ReduceOp } from './dtypes.js';
 import { CollectiveUsageError } from './errors.js';
 import { rankState, round } from './group.js';
+
+/**
+ * What a rank sends for one chunk: a ref to a shared-memory object when the whole group is on one node,
+ * else the chunk itself (a copy of just those elements: a view would carry its whole buffer).
+ */
+function share(sameNode: boolean, a: NumericArray): ObjectRef<NumericArray> | NumericArray {
+  return sameNode ? put(a) : a.slice();
+}
+
+/** The chunks behind what `share` sent (refs are fetched, values are already here). */
+async function fetchAll(items: unknown[]): Promise<unknown[]> {
+  const refs = items.filter((x): x is ObjectRef<unknown> => x instanceof ObjectRef);
+  if (refs.length === 0) return items;
+  const values = await get(refs);
+  let k = 0;
+  return items.map((x) => (x instanceof ObjectRef ? values[k++] : x));
+}
+
+function releaseRefs(items: unknown[]): void {
+  for (const x of items) if (x instanceof ObjectRef) x.release();
+}
 
 /** Payloads below this many bytes travel inline and are reduced by the coordinator. */
 export const SMALL_BYTES = 64 * 1024;
@@ -43,10 +64,6 @@ function check(group: string, what: string, a: unknown, op?: ReduceOp) {
   return dtype;
 }
 
-async function release(refs: readonly (ObjectRef<unknown> | null | undefined)[]): Promise<void> {
-  for (const r of refs) r?.release();
-}
-
 /** Copy `src` into `dst` (as raw bytes: `dst` may be a Buffer view of the same memory as `src`'s dtype). */
 function copyInto(dst: NumericArray, at: number, src: NumericArray): void {
   dst.set(src, at);
@@ -71,27 +88,25 @@ export async function allreduce<A extends NumericArray>(array: A, options: Reduc
   }
   const bounds = chunkBounds(array.length, worldSize);
   const mine = bounds[rank]!;
-  const out = bounds.map(([s, e], j) => (j === rank ? null : put(array.subarray(s, e))));
-  const inRefs = await round<(ObjectRef<NumericArray> | null)[]>(st, { ...base, mode: 'scatter', item: out });
-  await release(out);
-  const others = inRefs.filter((r): r is ObjectRef<NumericArray> => r !== null);
-  const values = await get(others);
+  const { sameNode } = st.joined;
+  const out = bounds.map(([s, e], j) => (j === rank ? null : share(sameNode, array.subarray(s, e))));
+  const inItems = await round<unknown[]>(st, { ...base, mode: 'scatter', item: out });
+  releaseRefs(out);
+  const values = await fetchAll(inItems);
   const acc = allocate(dtype, mine[1] - mine[0]);
-  let k = 0;
   for (let j = 0; j < worldSize; j++) {
-    const v = j === rank ? array.subarray(mine[0], mine[1]) : asArray(values[k++], dtype);
+    const v = j === rank ? array.subarray(mine[0], mine[1]) : asArray(values[j], dtype);
     if (j === 0) acc.set(v);
     else reduceInto(acc, v, op);
   }
-  await release(others);
+  releaseRefs(inItems);
   if (op === 'mean') finishMean(acc, worldSize);
-  const reducedRef = put(acc);
-  const all = await round<ObjectRef<NumericArray>[]>(st, { ...base, signature: `${signature}:gather`, mode: 'gather', item: reducedRef });
-  reducedRef.release();
-  const gathered = await get(all.filter((_, j) => j !== rank));
-  k = 0;
-  for (let j = 0; j < worldSize; j++) copyInto(array, bounds[j]![0], j === rank ? acc : asArray(gathered[k++], dtype));
-  await release(all);
+  const reduced = share(sameNode, acc);
+  const all = await round<unknown[]>(st, { ...base, signature: `${signature}:gather`, mode: 'gather', item: reduced });
+  releaseRefs([reduced]);
+  const gathered = await fetchAll(all.map((x, j) => (j === rank ? null : x)));
+  for (let j = 0; j < worldSize; j++) copyInto(array, bounds[j]![0], j === rank ? acc : asArray(gathered[j], dtype));
+  releaseRefs(all);
   return array;
 }
 
@@ -106,13 +121,12 @@ export async function allgather<A extends NumericArray>(array: A, options: Colle
     const items = await round<unknown[]>(st, { ...base, item: array });
     return items.map((it) => asArray(it, dtype).slice() as A);
   }
-  const ref = put(array);
-  const refs = await round<ObjectRef<NumericArray>[]>(st, { ...base, item: ref });
-  ref.release();
-  const values = await get(refs.filter((_, j) => j !== rank));
-  let k = 0;
-  const out = refs.map((_, j) => (j === rank ? array.slice() : asArray(values[k++], dtype).slice()) as A);
-  await release(refs);
+  const mine = share(st.joined.sameNode, array);
+  const items = await round<unknown[]>(st, { ...base, item: mine });
+  releaseRefs([mine]);
+  const values = await fetchAll(items.map((x, j) => (j === rank ? null : x)));
+  const out = items.map((_, j) => (j === rank ? array.slice() : asArray(values[j], dtype).slice()) as A);
+  releaseRefs(items);
   return out;
 }
 
@@ -133,19 +147,17 @@ export async function reducescatter<A extends NumericArray>(array: A, options: R
     const res = await round<unknown>(st, { ...base, mode: 'reduce', item: array });
     return asArray(res, dtype).slice(s, e) as A;
   }
-  const out = bounds.map(([a, b], j) => (j === rank ? null : put(array.subarray(a, b))));
-  const inRefs = await round<(ObjectRef<NumericArray> | null)[]>(st, { ...base, mode: 'scatter', item: out });
-  await release(out);
-  const others = inRefs.filter((r): r is ObjectRef<NumericArray> => r !== null);
-  const values = await get(others);
+  const out = bounds.map(([a, b], j) => (j === rank ? null : share(st.joined.sameNode, array.subarray(a, b))));
+  const inItems = await round<unknown[]>(st, { ...base, mode: 'scatter', item: out });
+  releaseRefs(out);
+  const values = await fetchAll(inItems);
   const acc = allocate(dtype, e - s);
-  let k = 0;
   for (let j = 0; j < worldSize; j++) {
-    const v = j === rank ? array.subarray(s, e) : asArray(values[k++], dtype);
+    const v = j === rank ? array.subarray(s, e) : asArray(values[j], dtype);
     if (j === 0) acc.set(v);
     else reduceInto(acc, v, op);
   }
-  await release(others);
+  releaseRefs(inItems);
   if (op === 'mean') finishMean(acc, worldSize);
   return acc as A;
 }
@@ -166,14 +178,13 @@ export async function broadcast<A extends NumericArray>(array: A, options: Broad
   if (!Number.isInteger(src) || src < 0 || src >= worldSize) throw new CollectiveUsageError(group, `broadcast(): srcRank ${src} is not in 0..${worldSize - 1}`);
   const base = { signature: `broadcast:${src}:${dtype}:${array.length}`, timeoutMs: options.timeoutMs, mode: 'gather' as const };
   const small = array.byteLength < SMALL_BYTES;
-  const mineRef = rank === src && !small ? put(array) : undefined;
-  const item = rank !== src ? null : small ? array : mineRef;
+  const item = rank !== src ? null : small ? array : share(st.joined.sameNode, array);
   const items = await round<unknown[]>(st, { ...base, item });
-  mineRef?.release();
+  releaseRefs([item]);
   if (rank === src) return array;
-  const v = small ? items[src] : await get(items[src] as ObjectRef<NumericArray>);
+  const [v] = await fetchAll([items[src]]);
   copyInto(array, 0, asArray(v, dtype));
-  await release(items.filter((x): x is ObjectRef<unknown> => !small && x !== null));
+  releaseRefs(items);
   return array;
 }
 
