@@ -18,7 +18,7 @@
  * Prints a markdown table on stdout, JSON lines to bench/results/<UTC date-time>-collective.jsonl.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -99,7 +99,7 @@ async function runMode(
   repeats: number,
   iters: number,
   gloo: Awaited<ReturnType<typeof startGloo>>,
-  out: string[],
+  out: { push(line: string): void },
 ): Promise<Row[]> {
   const place = (r: number) => (mode === 'cluster' ? { resources: { [r < RANKS / 2 ? 'nodeA' : 'nodeB']: 1 } } : {});
   const ranks: ActorHandle<BenchRank>[] = Array.from({ length: RANKS }, (_, r) => RemoteBenchRank.options({ numCpus: 0, ...place(r) }).remote());
@@ -135,7 +135,11 @@ if (isMain(import.meta)) {
   const repeats = Number(arg('repeats', '3'));
   const iters = Number(arg('iters', '5'));
   const started = new Date();
-  const out: string[] = [
+  mkdirSync(join(repo, 'bench/results'), { recursive: true });
+  const file = join(repo, 'bench/results', `${started.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-collective.jsonl`);
+  // Lines are appended as they come, so a run cut short keeps its samples.
+  const out = { push: (line: string) => appendFileSync(file, `${line}\n`) };
+  out.push(
     JSON.stringify({
       kind: 'meta',
       date: started.toISOString(),
@@ -146,7 +150,7 @@ if (isMain(import.meta)) {
       node: process.version,
       argv: process.argv.slice(2),
     }),
-  ];
+  );
   // --no-gloo: tsray only (a quick check of the tsray side; the table then has no gloo column values).
   const gloo = process.argv.includes('--no-gloo') ? { torch: '-', sample: async () => [Number.NaN], stop: async () => {} } : await startGloo(repo);
   const rows: Row[] = [];
@@ -167,9 +171,6 @@ if (isMain(import.meta)) {
     await gloo.stop();
   }
   out.push(JSON.stringify({ kind: 'meta_end', loadavg: os.loadavg(), torch: gloo.torch }));
-  mkdirSync(join(repo, 'bench/results'), { recursive: true });
-  const file = join(repo, 'bench/results', `${started.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-collective.jsonl`);
-  writeFileSync(file, `${out.join('\n')}\n`);
   const bw = (mib: number, ms: number) => (((2 * (RANKS - 1)) / RANKS) * ((mib * 1024 * 1024) / (ms / 1000))) / 1e9;
   console.log(
     `allreduce float32, ${RANKS} ranks, median of ${repeats}×${iters} iterations per side (${started.toISOString()}, ${os.cpus().length} CPUs, torch ${gloo.torch})\n`,
