@@ -57,6 +57,9 @@ function wrapNative(err: unknown, path: string, what: string): ArenaError {
   return new ArenaError(`${what} of shared-memory arena ${path} failed: ${msg}`, code, path, { cause: err });
 }
 
+/** Views at least this long share one backing store per range while it is alive (see `Arena.sharedViews`). */
+const SHARED_VIEW_MIN_BYTES = 1 << 20;
+
 function checkSize(size: number, path: string): void {
   if (!Number.isSafeInteger(size) || size <= 0) {
     throw new ArenaError(`arena size must be a positive safe integer, got ${size}`, 'ERR_INVALID', path);
@@ -90,6 +93,17 @@ export class Arena {
   private readonly native: NativeAddon;
   private readonly handle: NativeHandle;
   private isClosed = false;
+  /**
+   * Live backing stores of large views, by `offset:length`. Each native view is a new external
+   * ArrayBuffer whose length V8 counts as external memory: a view of an 800 MiB object triggers a full
+   * mark-compact GC ("external memory pressure") on every get, milliseconds that grow with the heap.
+   * A second view of the same range while the first one's memory is alive shares its ArrayBuffer, so V8
+   * sees no new external memory. Same bytes either way: both windows map the same shared memory.
+   */
+  private readonly sharedViews = new Map<string, WeakRef<ArrayBuffer>>();
+  private readonly sharedViewCleanup = new FinalizationRegistry<string>((key) => {
+    if (this.sharedViews.get(key)?.deref() === undefined) this.sharedViews.delete(key);
+  });
 
   private constructor(native: NativeAddon, handle: NativeHandle, path: string, size: number, owner: boolean, prefault: boolean, logger?: Pick<Logger, 'warn'>) {
     this.native = native;
@@ -162,7 +176,8 @@ export class Arena {
   /**
    * A zero-copy Buffer over `[offset, offset + length)`. It keeps the mapping alive until it is garbage
    * collected, even after {@link Arena.close}. Writes through it are visible to every process that maps
-   * the file. At most `buffer.constants.MAX_LENGTH` bytes (4 GiB on Node 20).
+   * the file. At most `buffer.constants.MAX_LENGTH` bytes (4 GiB on Node 20). Views of 1 MiB or more of
+   * the same range share one ArrayBuffer while it is alive (see `sharedViews`).
    * @throws {@link ArenaError} if the arena is closed or the range is outside it.
    */
   view(offset: number, length: number): Buffer {
@@ -174,7 +189,14 @@ export class Arena {
         this.path,
       );
     }
-    return this.native.view(this.handle, offset, length);
+    if (length < SHARED_VIEW_MIN_BYTES) return this.native.view(this.handle, offset, length);
+    const key = `${offset}:${length}`;
+    const live = this.sharedViews.get(key)?.deref();
+    if (live !== undefined) return Buffer.from(live, 0, length);
+    const view = this.native.view(this.handle, offset, length);
+    this.sharedViews.set(key, new WeakRef(view.buffer as ArrayBuffer));
+    this.sharedViewCleanup.register(view.buffer, key);
+    return view;
   }
 
   /**

@@ -81,6 +81,25 @@ describe('Arena', () => {
     a.close(); // idempotent
   });
 
+  it('large views of one range share a backing store while it is alive (no new external memory per view)', () => {
+    const a = tracker.create({ size: 8 * MiB, prefault: false });
+    const holder: { first?: Buffer } = {};
+    (() => {
+      holder.first = a.view(2 * MiB, 4 * MiB);
+    })();
+    const externalBefore = process.memoryUsage().arrayBuffers;
+    const second = a.view(2 * MiB, 4 * MiB);
+    // The same ArrayBuffer: V8 counted its 4 MiB once (each new external buffer costs a full GC when large).
+    expect(second.buffer === holder.first!.buffer).toBe(true); // (booleans: a diff of 4 MiB buffers is slow)
+    expect(process.memoryUsage().arrayBuffers - externalBefore).toBeLessThan(MiB);
+    second[0] = 0x11;
+    expect(holder.first![0]).toBe(0x11);
+    // Another range, and small views, get their own buffers.
+    expect(a.view(MiB, 4 * MiB).buffer === second.buffer).toBe(false);
+    const small = a.view(0, 4096);
+    expect(a.view(0, 4096).buffer === small.buffer).toBe(false);
+  });
+
   it('unmaps at once on close() when there are no views', () => {
     const a = tracker.create({ size: MiB, prefault: false });
     expect(isMapped(a.path)).toBe(true);
