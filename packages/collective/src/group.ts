@@ -34,7 +34,8 @@ export interface CollectiveGroup {
 /**
  * Create a collective group from the driver (Ray's `create_collective_group`): `actors` are the ranks in
  * rank order (TypeScript or Python actors, mixed), or a number: the world size, each rank then says its
- * rank with `initCollectiveGroup`. Resolves once the group's coordinator runs.
+ * rank with `initCollectiveGroup`. Resolves once the group's coordinator runs and every listed actor is alive
+ * (waits at most 60 s for slow constructors; the coordinator notes each rank's process then).
  */
 export async function createGroup(actors: readonly ActorHandle<unknown>[] | number, options: CreateGroupOptions = {}): Promise<CollectiveGroup> {
   const name = options.name ?? 'default';
