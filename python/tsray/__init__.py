@@ -8,6 +8,8 @@
   :func:`remote_function` / :func:`cluster_resources` / :func:`available_resources`: a client driver
   of a running tsray cluster (:mod:`tsray.client`).
 - :mod:`tsray.xlang`: the cross-language msgpack value codec (docs/xlang.md).
+- :mod:`tsray.collective`: allreduce / allgather / reducescatter / broadcast / barrier between actor
+  ranks (the Python side of ``@tsray/collective``; ``from tsray import collective``).
 - ``python -m tsray.worker``: the Python worker process a node starts (:mod:`tsray.worker`).
 - :mod:`tsray.protocol`: the wire protocol, generated from the same .proto as ``@tsray/protocol``.
 """

@@ -1,0 +1,145 @@
+/**
+ * Groups: creating one from the driver (`createGroup(actors)`), joining one from inside a rank
+ * (`initCollectiveGroup(worldSize, rank, name)`), and this process's state of each group it is a rank
+ * of. A rank joins lazily, at its first collective; after a failure it joins again at its next one, so a
+ * group re-forms by itself once every rank (restarted ones included) calls a collective again.
+ * @module
+ */
+import { ActorDiedError, actorInfo, get, getActor, getRuntimeContext, kill, TsrayError, ValidationError, type ActorHandle } from '@tsray/core';
+import { RemoteCollectiveCoordinator, type CollectiveCoordinator, type Joined, type Reply, type RoundRequest } from './coordinator.js';
+import { CollectiveError, CollectiveUsageError, errorFromFailure } from './errors.js';
+
+/** The namespace of the coordinator actors (so every job and language finds them by group name). */
+export const COLLECTIVE_NAMESPACE = 'tsray-collective';
+
+/** The coordinator actor's name for group `name`. */
+export function coordinatorName(name: string): string {
+  return `collective:${name}`;
+}
+
+/** Options of {@link createGroup}. */
+export interface CreateGroupOptions {
+  /** Group name (default `'default'`); ranks pass it as `group` to each collective. */
+  name?: string;
+}
+
+/** A group created by {@link createGroup}: its name, size, and `destroy()`. */
+export interface CollectiveGroup {
+  readonly name: string;
+  readonly worldSize: number;
+  /** Stop the group's coordinator: collectives waiting in it fail on every rank. */
+  destroy(): void;
+}
+
+/**
+ * Create a collective group from the driver (Ray's `create_collective_group`): `actors` are the ranks in
+ * rank order (TypeScript or Python actors, mixed), or a number: the world size, each rank then says its
+ * rank with `initCollectiveGroup`. Resolves once the group's coordinator runs and every listed actor is alive
+ * (waits at most 60 s for slow constructors; the coordinator notes each rank's process then).
+ */
+export async function createGroup(actors: readonly ActorHandle<unknown>[] | number, options: CreateGroupOptions = {}): Promise<CollectiveGroup> {
+  const name = options.name ?? 'default';
+  if (typeof name !== 'string' || name === '') throw new ValidationError('name', 'createGroup(): name must be a non-empty string');
+  const ids = typeof actors === 'number' ? [] : actors.map((a) => actorInfo(a).actorId);
+  const worldSize = typeof actors === 'number' ? actors : ids.length;
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw new ValidationError('actors', 'createGroup(): give at least one actor, or a world size >= 1');
+  if (new Set(ids).size !== ids.length) throw new ValidationError('actors', 'createGroup(): an actor appears twice');
+  const coord = RemoteCollectiveCoordinator.options({
+    name: coordinatorName(name),
+    namespace: COLLECTIVE_NAMESPACE,
+    maxConcurrency: 10_000,
+    numCpus: 0,
+  }).remote(name, worldSize, ids);
+  await get(coord.ready.remote());
+  return { name, worldSize, destroy: () => kill(coord) };
+}
+
+/** Stop group `name`'s coordinator, wherever it was created (no-op when there is none). */
+export async function destroyGroup(name = 'default'): Promise<void> {
+  local.delete(name);
+  try {
+    kill(await getActor(coordinatorName(name), { namespace: COLLECTIVE_NAMESPACE }));
+  } catch (e) {
+    if (!(TsrayError.isInstance(e) && e.name === 'ActorNotFoundError')) throw e;
+  }
+}
+
+/** This process's view of a group it is a rank of. */
+export interface RankState {
+  readonly name: string;
+  coord: ActorHandle<CollectiveCoordinator>;
+  /** The rank given to initCollectiveGroup (undefined: found from this actor's place in createGroup's list). */
+  readonly askedRank?: number;
+  joined?: Joined;
+  seq: number;
+}
+
+const local = new Map<string, RankState>();
+
+/**
+ * Join group `name` as `rank` of `worldSize` from inside a rank (Ray's `init_collective_group`). The
+ * first rank to call it creates the group's coordinator; the others find it. Collectives then name the
+ * group with `{ group: name }`.
+ */
+export async function initCollectiveGroup(worldSize: number, rank: number, name = 'default'): Promise<void> {
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw new ValidationError('worldSize', 'initCollectiveGroup(): worldSize must be an integer >= 1');
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new ValidationError('rank', `initCollectiveGroup(): rank must be in 0..${worldSize - 1}`);
+  const coord = RemoteCollectiveCoordinator.options({
+    name: coordinatorName(name),
+    namespace: COLLECTIVE_NAMESPACE,
+    getIfExists: true,
+    maxConcurrency: 10_000,
+    numCpus: 0,
+  }).remote(name, worldSize, []);
+  const size = await get(coord.ready.remote());
+  if (size !== worldSize) throw new CollectiveUsageError(name, `the group has world size ${size}, this rank said ${worldSize}`);
+  local.set(name, { name, coord, askedRank: rank, seq: 0 });
+}
+
+async function coordinatorCall<T>(st: RankState, call: () => Promise<Reply<T>>): Promise<T> {
+  let reply: Reply<T>;
+  try {
+    reply = await call();
+  } catch (e) {
+    local.delete(st.name);
+    if (e instanceof ActorDiedError) throw new CollectiveError(st.name, `its coordinator is gone (${e.message}); create the group again`);
+    throw e;
+  }
+  if (!reply.ok) {
+    st.joined = undefined; // join again at the next collective (the group re-forms)
+    throw errorFromFailure(st.name, reply.failure);
+  }
+  return reply.value;
+}
+
+/** This process's state of group `name`, joined (waits for every rank the first time and after a failure). */
+export async function rankState(name: string): Promise<RankState & { joined: NonNullable<RankState['joined']> }> {
+  let st = local.get(name);
+  if (!st) {
+    let coord: ActorHandle<CollectiveCoordinator>;
+    try {
+      coord = await getActor<CollectiveCoordinator>(coordinatorName(name), { namespace: COLLECTIVE_NAMESPACE });
+    } catch (e) {
+      if (TsrayError.isInstance(e) && e.name === 'ActorNotFoundError') {
+        throw new CollectiveUsageError(name, 'no such group: create it with createGroup() or initCollectiveGroup() first');
+      }
+      throw e;
+    }
+    st = { name, coord, seq: 0 };
+    local.set(name, st);
+  }
+  if (!st.joined) {
+    const ctx = getRuntimeContext();
+    const s = st;
+    const who = { rank: st.askedRank, actorId: ctx.actorId, pid: ctx.pid, nodeId: ctx.nodeId };
+    st.joined = await coordinatorCall(st, () => get(s.coord.join.remote(who)));
+    st.seq = 0;
+  }
+  return st as RankState & { joined: NonNullable<RankState['joined']> };
+}
+
+/** One round with the coordinator: the next sequence number of this group, this rank, the current epoch. */
+export async function round<T>(st: RankState & { joined: NonNullable<RankState['joined']> }, req: Omit<RoundRequest, 'epoch' | 'seq' | 'rank'>): Promise<T> {
+  const full: RoundRequest = { ...req, epoch: st.joined.epoch, seq: st.seq++, rank: st.joined.rank };
+  return coordinatorCall(st, () => get(st.coord.exchange.remote(full))) as Promise<T>;
+}

@@ -1,0 +1,49 @@
+/**
+ * A group spanning two nodes (a head and a node daemon on this machine, real processes): ranks on both
+ * nodes, inline and chunked payloads, every op equal to the reference. Chunks cross between the nodes
+ * inside the coordinator calls (see the package README).
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { get, init, kill, shutdown } from '@tsray/core';
+import { createGroup, destroyGroup } from '@tsray/collective';
+import { RemoteTsRank, type Job } from './fixtures/ranks.js';
+
+/** The part of @tsray/cluster's test harness used here (imported by URL: it is another package's test file). */
+interface Harness {
+  startHead(spec: object): Promise<unknown>;
+  addNode(spec: object): Promise<unknown>;
+  attachHere(): void;
+  detachHere(): void;
+  stop(): Promise<void>;
+}
+const harness = new URL('../../cluster/test/fixtures/cluster-harness.ts', import.meta.url).href;
+const { TestCluster } = (await import(harness)) as { TestCluster: new () => Harness };
+const c = new TestCluster();
+
+beforeAll(async () => {
+  await c.startHead({ numCpus: 4, resources: { nodeA: 100 }, objectStoreMemory: 256 * 1024 * 1024 });
+  await c.addNode({ numCpus: 4, resources: { nodeB: 100 }, objectStoreMemory: 256 * 1024 * 1024 });
+  c.attachHere();
+  await init({ address: 'auto', logToDriver: false });
+}, 60_000);
+afterAll(async () => {
+  await shutdown();
+  c.detachHere();
+  await c.stop();
+}, 30_000);
+
+it('4 ranks on two nodes: allreduce, allgather, reducescatter, broadcast equal the reference', async () => {
+  const actors = [0, 1, 2, 3].map((r) => RemoteTsRank.options({ numCpus: 0, resources: { [r % 2 === 0 ? 'nodeA' : 'nodeB']: 1 } }).remote(r));
+  await createGroup(actors, { name: 'two-nodes' });
+  const ok = [null, null, null, null];
+  const run = (job: Job) => get(actors.map((a) => a.run.remote({ ...job, group: 'two-nodes' }, 4)));
+  for (const n of [1000, 300_007]) {
+    expect(await run({ kind: 'allreduce', dtype: 'float32', n, op: 'sum' }), `allreduce ${n}`).toEqual(ok);
+    expect(await run({ kind: 'allreduce', dtype: 'float64', n, op: 'mean' }), `allreduce mean ${n}`).toEqual(ok);
+    expect(await run({ kind: 'allgather', dtype: 'int32', n }), `allgather ${n}`).toEqual(ok);
+    expect(await run({ kind: 'reducescatter', dtype: 'float32', n, op: 'max' }), `reducescatter ${n}`).toEqual(ok);
+    expect(await run({ kind: 'broadcast', dtype: 'float32', n, srcRank: 1 }), `broadcast ${n}`).toEqual(ok);
+  }
+  await destroyGroup('two-nodes');
+  for (const a of actors) kill(a);
+});
