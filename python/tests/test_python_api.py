@@ -153,7 +153,7 @@ def test_generators_async_actors_returns_restarts_cancel(cluster: TsrayCluster, 
 
         @tsray.remote
         def forever():
-            while True:
+            while True:  # tests-check: allow sleep-as-wait a task that runs until cancelled (the work itself)
                 time.sleep(0.05)
 
         print("squares", [tsray.get(r) for r in squares.remote(4)])

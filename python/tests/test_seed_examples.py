@@ -72,6 +72,7 @@ def test_seed_actor_counter(cluster: TsrayCluster, tmp_path: Path) -> None:
                 self.value = 0
 
             def increment(self):
+                # tests-check: allow sleep-as-wait the seed's own Counter (its code, run unchanged)
                 time.sleep(1)
                 self.value += 1
                 print(f'counter: {self.value}')

@@ -62,7 +62,12 @@ export function remote<F extends AnyFunction>(fn: F, options: TaskOptions = {}):
   const ctorName = (fn as { constructor?: { name?: string } }).constructor?.name;
   const isGenerator = ctorName === 'AsyncGeneratorFunction' || ctorName === 'GeneratorFunction';
   const codeRoot = codeRootOf(moduleUrl);
-  return makeRemote<Parameters<F>, ReturnType<F>, F>({ moduleUrl, key, name: resolved.name ?? name, ...(codeRoot ? { codeRoot } : {}) }, resolved, options, isGenerator);
+  return makeRemote<Parameters<F>, ReturnType<F>, F>(
+    { moduleUrl, key, name: resolved.name ?? name, ...(codeRoot ? { codeRoot } : {}) },
+    resolved,
+    options,
+    isGenerator,
+  );
 }
 
 /** @internal also used for Python functions (arguments then travel as msgpack). */

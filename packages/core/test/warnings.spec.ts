@@ -17,6 +17,7 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    // tests-check: allow sleep-as-wait the poll interval of this until() (bounded by its deadline)
     await new Promise((r) => setTimeout(r, 25));
   }
 }
