@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { config as tsrayConfig, NodeRuntime, resolveNodeGpus } from '@tsray/core/internal';
+import { config as tsrayConfig, NodeRuntime, resolveNodeGpus, retireSession } from '@tsray/core/internal';
 import type {
   ActorState,
   ClusterStatus,
@@ -192,7 +192,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         } catch {
           /* gone */
         }
-        rmSync(nodeDir, { recursive: true, force: true });
+        // Worker logs stay with the session (errors name them by path); sockets and spill files go.
+        retireSession(nodeDir);
       })()),
   };
   return d;

@@ -4,6 +4,7 @@
  * @module
  */
 export { NodeRuntime } from './node/node-runtime.js';
+export { retireSession, pruneSessions, parseSessionName } from './node/session-logs.js';
 export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
 export { TokenVerifier, makeTokenProof } from './auth.js';
 export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';

@@ -19,7 +19,7 @@ import { Deque } from './deque.js';
 import { INLINE_THRESHOLD, type NodeStore } from './store.js';
 import type { EnvEntry, NodeRuntimeEnvs } from './runtime-envs.js';
 import type { ActorRecord, Lease, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
-import { cloneStored, ENC_ERROR, errorObject, fnKey, isPython, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
+import { cloneStored, crashDetail, ENC_ERROR, errorObject, fnKey, isPython, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
 import { creationToWire, schedulingToWire } from './task-codec.js';
 
 /** What the task manager needs from the rest of the node (NodeRuntime in production, fakes in tests). */
@@ -671,10 +671,7 @@ export class TaskManager {
           this.releaseItems(t);
           this.enqueue(t, true);
         } else {
-          this.finishTask(
-            t,
-            errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: `pid ${w.proc?.pid}, ${detail}`, attempts: t.attempt + 1 }),
-          );
+          this.finishTask(t, errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: crashDetail(w, detail), attempts: t.attempt + 1 }));
         }
       } else if (t.cancelled) {
         this.finishTask(t, undefined);
