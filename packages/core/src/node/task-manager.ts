@@ -21,6 +21,7 @@ import type { EnvEntry, NodeRuntimeEnvs } from './runtime-envs.js';
 import type { ActorRecord, Lease, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
 import { cloneStored, crashDetail, ENC_ERROR, errorObject, fnKey, isPython, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
 import { creationToWire, schedulingToWire } from './task-codec.js';
+import { TaskTimeline } from './task-timeline.js';
 
 /** What the task manager needs from the rest of the node (NodeRuntime in production, fakes in tests). */
 export interface TaskManagerHost {
@@ -109,6 +110,8 @@ export class TaskManager {
   private flushScheduled = false;
   private pythonCheck: string | undefined | null = null;
 
+  /** Recent finished tasks of this node, for `tsray timeline`. */
+  readonly timeline = new TaskTimeline(() => this.host.nodeId);
   constructor(private readonly host: TaskManagerHost) {}
 
   private requestFor(spec: SubmitSpec): ResourceRequest {
@@ -626,6 +629,7 @@ export class TaskManager {
   finishTask(t: TaskRecord, data: StoredObject | undefined): void {
     if (t.state === 'done') return;
     t.state = 'done';
+    this.timeline.record(t);
     if (t.actor && !t.spec.actorCreation) {
       const i = t.actor.calls.indexOf(t);
       if (i !== -1) t.actor.calls.splice(i, 1);
