@@ -1,9 +1,9 @@
 /**
- * The `tsray` command line: argument parsing and the client commands (`status`, `list`, `job …`).
+ * The `tsray` command line: argument parsing and the client commands (`status`, `list`, `timeline`, `logs`, `job …`).
  * @module
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -19,6 +19,8 @@ import { processIo, type CliIo } from './io.js';
 import { findLocalHead, tsrayRoot } from './session.js';
 import { cmdStart, parseLabels, parseResources, type StartOptions } from './start.js';
 import { cmdStop } from './stop.js';
+import { cmdLogs } from './logs.js';
+import { chromeTrace } from './timeline.js';
 
 /** `tsray --help`. */
 export const USAGE = `Usage: tsray <command> [options]
@@ -36,6 +38,9 @@ Cluster:
   tsray stop [--grace S] [--force]
   tsray status [--format table|json]   (--address HEAD:6380 asks the head's GCS where its dashboard is)
   tsray list nodes|actors|tasks|objects|placement-groups|jobs [--format table|json]
+  tsray timeline [--output FILE]   (Chrome trace of recent tasks, as ray timeline; open in ui.perfetto.dev)
+  tsray logs [NAME|PATH] [--pid N] [--tail N] [--follow]   (this machine's session logs, kept after
+             shutdown; no argument lists them, newest first)
 
 Serving (needs @tsray/vllm-bridge installed):
   tsray serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers] [--port 8000]
@@ -158,6 +163,19 @@ async function cmdList(args: string[], io: CliIo): Promise<number> {
   const client = await resolveStateClient(values);
   const items: unknown[] = kind === 'jobs' ? await client.listJobs() : await client.listState(kind === 'placement-groups' ? 'placement_groups' : kind);
   io.out(fmt === 'json' ? JSON.stringify(items, null, 2) + '\n' : formatList(kind, items));
+  return 0;
+}
+
+/** `tsray timeline [--output FILE]`: write the Chrome trace of the cluster's recent tasks. */
+async function cmdTimeline(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_OPTIONS, output: { type: 'string', short: 'o' } });
+  if (positionals.length) throw new CliUsageError(`tsray timeline takes no arguments; got ${positionals.join(' ')}`);
+  const client = await resolveStateClient(values);
+  const [events, nodes] = await Promise.all([client.listState('timeline'), client.listState('nodes')]);
+  const trace = chromeTrace(events, nodes);
+  const file = resolve(values.output ?? `tsray-timeline-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(trace));
+  io.out(`${events.length} task event(s) written to ${file}; open it in https://ui.perfetto.dev or chrome://tracing\n`);
   return 0;
 }
 
@@ -375,6 +393,23 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         return await cmdStatus(rest, io);
       case 'list':
         return await cmdList(rest, io);
+      case 'timeline':
+        return await cmdTimeline(rest, io);
+      case 'logs': {
+        const { values, positionals } = parse(rest, { pid: { type: 'string' }, tail: { type: 'string' }, follow: { type: 'boolean', short: 'f' } });
+        if (positionals.length > 1) throw new CliUsageError('tsray logs takes at most one file name');
+        const pid = num('pid', values.pid, { int: true });
+        const tail = num('tail', values.tail, { int: true });
+        return await cmdLogs(
+          {
+            ...(positionals[0] !== undefined ? { what: positionals[0] } : {}),
+            ...(pid !== undefined ? { pid } : {}),
+            ...(tail !== undefined ? { tail } : {}),
+            follow: values.follow ?? false,
+          },
+          io,
+        );
+      }
       case 'job':
         return await cmdJob(rest, io);
       case 'serve':

@@ -110,8 +110,7 @@ export class TaskManager {
   private flushScheduled = false;
   private pythonCheck: string | undefined | null = null;
 
-  /** Recent finished tasks of this node, for `tsray timeline`. */
-  readonly timeline = new TaskTimeline(() => this.host.nodeId);
+  readonly timeline = new TaskTimeline(() => this.host.nodeId); // recent finished tasks (`tsray timeline`)
   constructor(private readonly host: TaskManagerHost) {}
 
   private requestFor(spec: SubmitSpec): ResourceRequest {
@@ -530,6 +529,7 @@ export class TaskManager {
     t.state = 'dispatched';
     t.worker = w;
     t.startedAt = performance.now();
+    this.timeline.started(t, w);
     w.pipeline.push(t);
     w.unsent.push(t);
     this.dirtyWorkers.add(w);

@@ -5,7 +5,7 @@
  * task events per job for the same reason).
  * @internal
  */
-import type { TaskRecord } from './records.js';
+import type { TaskRecord, WorkerHandle } from './records.js';
 
 /** Events kept per node (older ones are dropped). */
 export const MAX_EVENTS = 10_000;
@@ -33,16 +33,26 @@ export class TaskTimeline {
 
   constructor(private readonly nodeId: () => string) {}
 
-  /** A task ended: record it when it ran on a worker of this node. */
+  /** Workers of this node that tasks were handed to (the record's own `worker` is cleared before it ends). */
+  private readonly ranOn = new WeakMap<TaskRecord, WorkerHandle>();
+
+  /** A task was handed to a worker of this node (its start). */
+  started(t: TaskRecord, w: WorkerHandle): void {
+    this.ranOn.set(t, w);
+  }
+
+  /** A task ended: record it when it ran on a worker of this node (forwarded ones are recorded where they ran). */
   record(t: TaskRecord): void {
-    if (t.remote !== undefined || !(t.startedAt > 0)) return;
+    const w = this.ranOn.get(t);
+    if (!w || !(t.startedAt > 0)) return;
+    this.ranOn.delete(t);
     const now = performance.now();
     const e: TaskEvent = {
       taskId: t.spec.taskId,
       name: t.spec.name,
       nodeId: this.nodeId(),
-      workerId: t.worker?.id ?? '',
-      pid: t.worker?.proc?.pid ?? 0,
+      workerId: w.id,
+      pid: w.proc?.pid ?? 0,
       jobId: t.jobId,
       ...(t.actor ? { actorId: t.actor.id } : {}),
       attempt: t.attempt,
