@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TsrayError } from '@tsray/core';
 import { config as tsrayConfig } from '@tsray/core/internal';
 import { ClusterError } from '../errors.js';
-import type { JobInfo } from '../contracts.js';
+import type { JobInfo, NodeInfo, TaskEvent } from '../contracts.js';
 import { HttpApiClient } from '../http/client.js';
 import { CliUsageError, NoClusterError, TokenMissingError } from './errors.js';
 import { askDashboardUrl } from './gcs-query.js';
@@ -20,6 +20,7 @@ import { findLocalHead, tsrayRoot } from './session.js';
 import { cmdStart, parseLabels, parseResources, type StartOptions } from './start.js';
 import { cmdStop } from './stop.js';
 import { cmdLogs } from './logs.js';
+import { embeddedCluster, embeddedStateSource, type StateSource } from './embedded-state.js';
 import { chromeTrace } from './timeline.js';
 
 /** `tsray --help`. */
@@ -117,9 +118,14 @@ export function resolveClient(values: ClientValues): HttpApiClient {
 
 /**
  * For `status` and `list`: `--address HOST:PORT` without `http://` is the head's GCS address (as
- * `ray status --address`), asked for its dashboard; anything else as {@link resolveClient}.
+ * `ray status --address`), asked for its dashboard; anything else as {@link resolveClient}. Without an
+ * address or head, an embedded (`init()`) cluster of this machine is read through its node.
  */
-export async function resolveStateClient(values: ClientValues): Promise<HttpApiClient> {
+export async function resolveStateClient(values: ClientValues): Promise<StateSource> {
+  // No head to ask, but an init() cluster (or tsray serve's) runs here: attach to its node.
+  if (values.address === undefined && !tsrayConfig().dashboardAddress && !findLocalHead()?.entry.ready?.dashboardUrl && embeddedCluster()) {
+    return embeddedStateSource();
+  }
   if (values.address === undefined || /^https?:\/\//.test(values.address)) return resolveClient(values);
   const gcs = values.address.replace(/^tcp:\/\//, '');
   const token = resolveToken(values, findLocalHead());
@@ -150,8 +156,13 @@ async function cmdStatus(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, CLIENT_OPTIONS);
   if (positionals.length) throw new CliUsageError(`tsray status takes no arguments; got ${positionals.join(' ')}`);
   const fmt = format(values.format);
-  const s = await (await resolveStateClient(values)).clusterStatus();
-  io.out(fmt === 'json' ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
+  const client = await resolveStateClient(values);
+  try {
+    const s = await client.clusterStatus();
+    io.out(fmt === 'json' ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
+  } finally {
+    await client.close?.();
+  }
   return 0;
 }
 
@@ -161,8 +172,12 @@ async function cmdList(args: string[], io: CliIo): Promise<number> {
   if (!kind || positionals.length !== 1) throw new CliUsageError(`tsray list needs one of: nodes, actors, tasks, objects, placement-groups, jobs`);
   const fmt = format(values.format);
   const client = await resolveStateClient(values);
-  const items: unknown[] = kind === 'jobs' ? await client.listJobs() : await client.listState(kind === 'placement-groups' ? 'placement_groups' : kind);
-  io.out(fmt === 'json' ? JSON.stringify(items, null, 2) + '\n' : formatList(kind, items));
+  try {
+    const items: unknown[] = kind === 'jobs' ? await client.listJobs() : await client.listState(kind === 'placement-groups' ? 'placement_groups' : kind);
+    io.out(fmt === 'json' ? JSON.stringify(items, null, 2) + '\n' : formatList(kind, items));
+  } finally {
+    await client.close?.();
+  }
   return 0;
 }
 
@@ -171,7 +186,13 @@ async function cmdTimeline(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, { ...CLIENT_OPTIONS, output: { type: 'string', short: 'o' } });
   if (positionals.length) throw new CliUsageError(`tsray timeline takes no arguments; got ${positionals.join(' ')}`);
   const client = await resolveStateClient(values);
-  const [events, nodes] = await Promise.all([client.listState('timeline'), client.listState('nodes')]);
+  let events: TaskEvent[];
+  let nodes: NodeInfo[];
+  try {
+    [events, nodes] = await Promise.all([client.listState('timeline'), client.listState('nodes')]);
+  } finally {
+    await client.close?.();
+  }
   const trace = chromeTrace(events, nodes);
   const file = resolve(values.output ?? `tsray-timeline-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, JSON.stringify(trace));
