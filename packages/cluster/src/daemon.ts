@@ -4,7 +4,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { config as tsrayConfig, NodeRuntime, resolveNodeGpus, retireSession, type MetricSeries, type NodeHardware } from '@tsray/core/internal';
@@ -168,7 +168,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     g.service.listJobs = () => j.list();
     const state = headState(g);
     metrics = new ClusterMetrics(state, nodeMetricsOf(g), { SessionName: basename(config.sessionDir) });
-    api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state, logger: logger(), metrics });
+    api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state, logger: logger(), metrics, ...logFileOpt() });
   }
   const dashboardUrl = api ? api.url.replace('0.0.0.0', adv) : undefined;
   if (gcs && dashboardUrl) gcs.service.dashboardUrl = dashboardUrl;
@@ -205,6 +205,16 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       })()),
   };
   return d;
+}
+
+/** `{ logFile }`: the file this process's stderr (its log) goes to, when it is a file (`tsray start` points it at `<session>/logs/head-<n>.err`). */
+function logFileOpt(): { logFile?: string } {
+  try {
+    const target = readlinkSync('/proc/self/fd/2');
+    return target.startsWith('/') && statSync(target).isFile() ? { logFile: target } : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Every node's application metrics and hardware reading, asked at scrape time. */

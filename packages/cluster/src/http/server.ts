@@ -46,6 +46,8 @@ export interface HttpApiOptions {
   state: StateProvider;
   /** pino logger (default: tsray's stderr logger). */
   logger?: Logger;
+  /** Full path of the file the head's log goes to, named in 500 answers (default: none named). */
+  logFile?: string;
   /** `GET /metrics` (Prometheus text); without it the route answers 404. */
   metrics?: { text(): Promise<string> };
 }
@@ -296,7 +298,8 @@ function sendError(c: ApiContext, req: IncomingMessage, res: ServerResponse, e: 
   if (e instanceof JobNotFoundError) return send(res, 404, { error: e.message });
   if (e instanceof JobRequestError || e instanceof JobExistsError || e instanceof JobNotTerminalError) return send(res, 400, { error: e.message });
   c.log.error({ err: e, route: `${req.method} ${req.url}` }, 'HTTP API request failed');
-  send(res, 500, { error: `internal error: ${(e as Error)?.message ?? String(e)} (see the head's log)` });
+  const where = c.opts.logFile ? `see the head's log: ${c.opts.logFile}` : "see the head's log";
+  send(res, 500, { error: `internal error: ${(e as Error)?.message ?? String(e)} (${where})` });
 }
 
 /** Listen on the options' host and port (PortInUseError when taken). */
