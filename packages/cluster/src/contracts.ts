@@ -3,6 +3,7 @@
  * @module
  */
 
+import type { TaskEvent } from '@tsray/core/internal';
 import type { ActorListEntry, NodeState, ObjectListEntry, PendingDemand, PlacementGroupListEntry, TaskListEntry } from '@tsray/core';
 
 /** One node (the core state API's shape: `nodes()`). */
@@ -15,6 +16,8 @@ export type TaskState = TaskListEntry;
 export type ObjectState = ObjectListEntry;
 /** One placement group (`listPlacementGroups()`). */
 export type PlacementGroupState = PlacementGroupListEntry;
+/** One finished task as a node reports it for `tsray timeline`. */
+export type { TaskEvent };
 /** Demand waiting for resources (`pendingDemand()`). */
 export type DemandState = PendingDemand;
 
@@ -113,4 +116,6 @@ export interface StateProvider {
   tasks(): Promise<TaskState[]>;
   objects(): Promise<ObjectState[]>;
   placementGroups(): Promise<PlacementGroupState[]>;
+  /** Every node's recent finished tasks (`tsray timeline`); absent: none kept. */
+  timeline?(): Promise<TaskEvent[]>;
 }

@@ -4,10 +4,10 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { config as tsrayConfig, NodeRuntime, resolveNodeGpus } from '@tsray/core/internal';
+import { basename, join } from 'node:path';
+import { config as tsrayConfig, NodeRuntime, resolveNodeGpus, retireSession, type MetricSeries, type NodeHardware } from '@tsray/core/internal';
 import type {
   ActorState,
   ClusterStatus,
@@ -18,11 +18,13 @@ import type {
   PlacementGroupState,
   ReadyInfo,
   StateProvider,
+  TaskEvent,
   TaskState,
 } from './contracts.js';
 import { GcsServer, type ActorEntry } from './gcs.js';
 import { JobManager } from './jobs/job-manager.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
+import { ClusterMetrics, type MetricsSource } from './metrics/cluster-metrics.js';
 import { logger } from './logger.js';
 import { firstExternalIpv4, isBindAll, isLoopback, nodeAddressFor } from './node-address.js';
 
@@ -31,6 +33,8 @@ export interface Daemon {
   ready: ReadyInfo;
   node: NodeRuntime;
   gcs: GcsServer | undefined;
+  /** Head only: the `/metrics` exporter (`addRegistry()` merges more prom-client registries, e.g. engines' `vllm:*`). */
+  metrics: ClusterMetrics | undefined;
   /** Stop everything (jobs, HTTP API, node, GCS). */
   stop(): Promise<void>;
 }
@@ -156,12 +160,15 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   const nodeAddress = node.tcpAddress;
   let jobs: JobManager | undefined;
   let api: HttpApi | undefined;
+  let metrics: ClusterMetrics | undefined;
   if (gcs) {
     const g = gcs;
     jobs = new JobManager({ logDir: join(config.sessionDir, 'logs'), env: { TSRAY_ADDRESS: gcsAddress, TSRAY_TOKEN: config.token }, logger: logger() });
     const j = jobs;
     g.service.listJobs = () => j.list();
-    api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state: headState(g), logger: logger() });
+    const state = headState(g);
+    metrics = new ClusterMetrics(state, nodeMetricsOf(g), { SessionName: basename(config.sessionDir) });
+    api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state, logger: logger(), metrics, ...logFileOpt() });
   }
   const dashboardUrl = api ? api.url.replace('0.0.0.0', adv) : undefined;
   if (gcs && dashboardUrl) gcs.service.dashboardUrl = dashboardUrl;
@@ -181,6 +188,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     ready,
     node,
     gcs,
+    metrics,
     stop: () =>
       (stopping ??= (async () => {
         await api?.close().catch(() => undefined);
@@ -192,10 +200,31 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
         } catch {
           /* gone */
         }
-        rmSync(nodeDir, { recursive: true, force: true });
+        // Worker logs stay with the session (errors name them by path); sockets and spill files go.
+        retireSession(nodeDir);
       })()),
   };
   return d;
+}
+
+/** `{ logFile }`: the file this process's stderr (its log) goes to, when it is a file (`tsray start` points it at `<session>/logs/head-<n>.err`). */
+function logFileOpt(): { logFile?: string } {
+  try {
+    const target = readlinkSync('/proc/self/fd/2');
+    return target.startsWith('/') && statSync(target).isFile() ? { logFile: target } : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Every node's application metrics and hardware reading, asked at scrape time. */
+function nodeMetricsOf(gcs: GcsServer): MetricsSource {
+  return {
+    nodeMetrics: async () => {
+      const all = await gcs.service.gatherState('metrics');
+      return { metrics: all.flatMap((r) => (r['metrics'] ?? []) as MetricSeries[]), hardware: all.flatMap((r) => (r['hardware'] ?? []) as NodeHardware[]) };
+    },
+  };
 }
 
 /** Cluster state for the HTTP API and the CLI, from the GCS and the nodes. */
@@ -223,6 +252,7 @@ function headState(gcs: GcsServer): StateProvider {
     tasks: () => gather<TaskState>('tasks'),
     objects: () => gather<ObjectState>('objects'),
     placementGroups: () => gather<PlacementGroupState>('placement_groups'),
+    timeline: () => gather<TaskEvent>('timeline'),
     status: async (): Promise<ClusterStatus> => {
       const snap = await gcs.service.gatherState('all');
       const pick = <T>(k: string) => snap.flatMap((r) => (r[k] ?? []) as T[]);

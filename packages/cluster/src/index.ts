@@ -28,3 +28,5 @@ export type { GcsOptions, ActorEntry } from './gcs.js';
 export { startDaemon, daemonMain } from './daemon.js';
 export type { Daemon } from './daemon.js';
 export { ClusterError, PortInUseError, HeadUnreachableError, ConnectionRefusedError } from './errors.js';
+export { ClusterMetrics, CLUSTER_METRIC_NAMES } from './metrics/cluster-metrics.js';
+export type { MetricsSource } from './metrics/cluster-metrics.js';

@@ -191,6 +191,14 @@ export const CONFIG_VARIABLES = {
     parse: text,
     doc: "Directory of the node's unix socket when the session directory's path is too long for one (107 bytes).",
   }),
+  sessionsKept: variable('TSRAY_SESSIONS_KEPT', {
+    type: 'integer >= 0',
+    default: 10,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: nonNegativeInt,
+    doc: "How many finished `init()` sessions keep their logs (`<tmp>/tsray/session-*/logs`, as Ray's `/tmp/ray/session_*`); older ones are removed.",
+  }),
   transferChunkBytes: variable('TSRAY_TRANSFER_CHUNK_BYTES', {
     type: 'integer > 0 (bytes)',
     default: 8 * 1024 * 1024,

@@ -199,10 +199,7 @@ export class WorkerCrashedError extends TsrayError {
     readonly detail: string,
     readonly attempts: number,
   ) {
-    super(
-      `the worker running task ${taskName} died (${detail}) after ${attempts} attempt(s); ` +
-        `see the worker logs in the session directory (init().sessionDir/logs) and raise maxRetries to retry more`,
-    );
+    super(`the worker running task ${taskName} died (${detail}) after ${attempts} attempt(s); ` + `raise maxRetries to retry more`);
   }
 }
 
@@ -354,8 +351,7 @@ export class ActorDiedError extends TsrayError {
   constructor(readonly info: ActorDeathInfo) {
     super(
       `actor ${info.className} (${info.actorId}) is dead: ${info.detail}` +
-        (info.cause ? `\n--- constructor error ---\n${info.cause.stack || `${info.cause.name}: ${info.cause.message}`}` : '') +
-        (info.reason === 'crashed' ? '; see the worker logs in the session directory (logs/worker-*.err)' : ''),
+        (info.cause ? `\n--- constructor error ---\n${info.cause.stack || `${info.cause.name}: ${info.cause.message}`}` : ''),
     );
     this.actorId = info.actorId;
     this.className = info.className;

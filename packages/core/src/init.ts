@@ -3,9 +3,10 @@
  * @module
  */
 import { processAlive } from './node/node-support.js';
+import { pruneSessions, retireSession } from './node/session-logs.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AuthenticationError, ConnectionError, DriverCodeInWorkerError, RuntimeStateError, ValidationError } from './errors.js';
 import { tsray } from '@tsray/protocol';
@@ -72,7 +73,7 @@ export interface InitOptions {
 export interface ClusterInfo {
   nodeId: string;
   jobId: string;
-  /** Session directory: worker logs (`logs/`), spill files, the token. Removed by `shutdown()`. (The node socket is in a short directory: see `address`.) */
+  /** Session directory: worker logs (`logs/`), spill files, the token. `shutdown()` keeps only `logs/` (the newest TSRAY_SESSIONS_KEPT sessions). (The node socket is in a short directory: see `address`.) */
   sessionDir: string;
   /** The node's resources (floats). */
   resources: Record<string, number>;
@@ -109,16 +110,18 @@ function checkAmount(name: string, v: unknown, integer = false): number | undefi
   return v;
 }
 
-/** Remove session directories and arenas left by drivers that died. */
+/**
+ * Finished sessions keep their logs (the newest TSRAY_SESSIONS_KEPT); a session of this process is
+ * live while it is the running one (a process may init() again after shutdown()).
+ */
+function pruneFinishedSessions(root: string): void {
+  const running = info?.sessionDir;
+  pruneSessions(root, config().sessionsKept, (pid, dir) => (pid === process.pid ? dir === running : processAlive(pid)));
+}
+
+/** Retire session directories of drivers that died (keeping their logs) and remove arenas they left. */
 function cleanStale(root: string): void {
-  try {
-    for (const name of readdirSync(root)) {
-      const m = /^session-\d+-(\d+)$/.exec(name);
-      if (m && !processAlive(Number(m[1]))) rmSync(join(root, name), { recursive: true, force: true });
-    }
-  } catch {
-    /* no root yet */
-  }
+  pruneFinishedSessions(root);
   try {
     for (const name of readdirSync('/dev/shm')) {
       const m = /^tsray-(\d+)-[0-9a-f]+$/.exec(name);
@@ -342,7 +345,7 @@ function sameHostPort(a: string, b: string): boolean {
   return norm(a) === norm(b);
 }
 
-/** Stop tsray: workers are stopped, the object store and the session directory removed. */
+/** Stop tsray: workers are stopped, the object store freed; the session directory keeps only its `logs/` (see TSRAY_SESSIONS_KEPT). */
 export async function shutdown(): Promise<void> {
   const s = state();
   if (s.isWorker) return;
@@ -353,7 +356,11 @@ export async function shutdown(): Promise<void> {
   await rt.shutdown();
   resetLocalRefs();
   if (info?.sessionDir) {
-    rmSync(info.sessionDir, { recursive: true, force: true });
+    // Worker logs stay (errors name them by path); sockets, spill files and the token go.
+    const dir = info.sessionDir;
+    retireSession(dir);
+    info = undefined;
+    pruneFinishedSessions(dirname(dir));
     const cur = join(tmpdir(), 'tsray', 'current.json');
     try {
       if ((JSON.parse(readFileSync(cur, 'utf8')) as { pid: number }).pid === process.pid) rmSync(cur, { force: true });

@@ -4,6 +4,9 @@
  * @module
  */
 export { NodeRuntime } from './node/node-runtime.js';
+export { retireSession, pruneSessions, parseSessionName } from './node/session-logs.js';
+export type { MetricSeries, NodeHardware } from './node/user-metrics.js';
+export type { TaskEvent } from './node/task-timeline.js';
 export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
 export { TokenVerifier, makeTokenProof } from './auth.js';
 export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';

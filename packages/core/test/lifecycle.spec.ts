@@ -49,7 +49,7 @@ describe('driver output', () => {
 });
 
 describe('process lifecycle', () => {
-  it('shutdown leaves no worker process, shared-memory file or session directory', async () => {
+  it('shutdown leaves no worker process or shared-memory file, and of the session only its logs', async () => {
     await init({ numCpus: 2, objectStoreMemory: 64 * 1024 * 1024, logToDriver: false });
     const dir = clusterInfo()!.sessionDir;
     expect(await get([add.remote(1, 1), add.remote(2, 2)])).toEqual([2, 4]);
@@ -58,14 +58,14 @@ describe('process lifecycle', () => {
     await shutdown();
     expect(pids.filter(alive)).toEqual([]);
     expect(shmFilesOf(process.pid)).toEqual([]);
-    expect(existsSync(dir)).toBe(false);
+    expect(readdirSync(dir)).toEqual(['logs']);
     // A new init after shutdown works.
     await init({ numCpus: 1, objectStoreMemory: 64 * 1024 * 1024, logToDriver: false });
     expect(await get(add.remote(3, 4))).toBe(7);
     await shutdown();
   });
 
-  it('workers die with a killed driver and the next start cleans its session', async () => {
+  it('workers die with a killed driver and the next start retires its session to its logs', async () => {
     const child = spawn(process.execPath, [...tsx, fixture('driver-hang.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise<string>((resolve, reject) => {
       let buf = '';
@@ -83,7 +83,7 @@ describe('process lifecycle', () => {
     expect(shmFilesOf(child.pid!)).toEqual([]);
     expect(existsSync(sessionDir)).toBe(true);
     await init({ numCpus: 1, objectStoreMemory: 64 * 1024 * 1024, logToDriver: false });
-    expect(existsSync(sessionDir)).toBe(false);
+    expect(readdirSync(sessionDir)).toEqual(['logs']);
     await shutdown();
   });
 });

@@ -1,16 +1,16 @@
 /**
- * The `tsray` command line: argument parsing and the client commands (`status`, `list`, `job …`).
+ * The `tsray` command line: argument parsing and the client commands (`status`, `list`, `timeline`, `logs`, `job …`).
  * @module
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TsrayError } from '@tsray/core';
 import { config as tsrayConfig } from '@tsray/core/internal';
 import { ClusterError } from '../errors.js';
-import type { JobInfo } from '../contracts.js';
+import type { JobInfo, NodeInfo, TaskEvent } from '../contracts.js';
 import { HttpApiClient } from '../http/client.js';
 import { CliUsageError, NoClusterError, TokenMissingError } from './errors.js';
 import { askDashboardUrl } from './gcs-query.js';
@@ -20,6 +20,9 @@ import { findLocalHead, tsrayRoot } from './session.js';
 import { cmdStart, parseLabels, parseResources, type StartOptions } from './start.js';
 import { cmdStop } from './stop.js';
 import { cmdGenTypes } from './gen-types.js';
+import { cmdLogs } from './logs.js';
+import { embeddedCluster, embeddedStateSource, type StateSource } from './embedded-state.js';
+import { chromeTrace } from './timeline.js';
 
 /** `tsray --help`. */
 export const USAGE = `Usage: tsray <command> [options]
@@ -37,6 +40,9 @@ Cluster:
   tsray stop [--grace S] [--force]
   tsray status [--format table|json]   (--address HEAD:6380 asks the head's GCS where its dashboard is)
   tsray list nodes|actors|tasks|objects|placement-groups|jobs [--format table|json]
+  tsray timeline [--output FILE]   (Chrome trace of recent tasks, as ray timeline; open in ui.perfetto.dev)
+  tsray logs [NAME|PATH] [--pid N] [--tail N] [--follow]   (this machine's session logs, kept after
+             shutdown; no argument lists them, newest first)
 
 Serving (needs @tsray/vllm-bridge installed):
   tsray serve --model DIR [--ranks N] [--gpus-per-rank G] [--backend auto|vllm|transformers] [--port 8000]
@@ -119,9 +125,14 @@ export function resolveClient(values: ClientValues): HttpApiClient {
 
 /**
  * For `status` and `list`: `--address HOST:PORT` without `http://` is the head's GCS address (as
- * `ray status --address`), asked for its dashboard; anything else as {@link resolveClient}.
+ * `ray status --address`), asked for its dashboard; anything else as {@link resolveClient}. Without an
+ * address or head, an embedded (`init()`) cluster of this machine is read through its node.
  */
-export async function resolveStateClient(values: ClientValues): Promise<HttpApiClient> {
+export async function resolveStateClient(values: ClientValues): Promise<StateSource> {
+  // No head to ask, but an init() cluster (or tsray serve's) runs here: attach to its node.
+  if (values.address === undefined && !tsrayConfig().dashboardAddress && !findLocalHead()?.entry.ready?.dashboardUrl && embeddedCluster()) {
+    return embeddedStateSource();
+  }
   if (values.address === undefined || /^https?:\/\//.test(values.address)) return resolveClient(values);
   const gcs = values.address.replace(/^tcp:\/\//, '');
   const token = resolveToken(values, findLocalHead());
@@ -152,8 +163,13 @@ async function cmdStatus(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, CLIENT_OPTIONS);
   if (positionals.length) throw new CliUsageError(`tsray status takes no arguments; got ${positionals.join(' ')}`);
   const fmt = format(values.format);
-  const s = await (await resolveStateClient(values)).clusterStatus();
-  io.out(fmt === 'json' ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
+  const client = await resolveStateClient(values);
+  try {
+    const s = await client.clusterStatus();
+    io.out(fmt === 'json' ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
+  } finally {
+    await client.close?.();
+  }
   return 0;
 }
 
@@ -163,8 +179,31 @@ async function cmdList(args: string[], io: CliIo): Promise<number> {
   if (!kind || positionals.length !== 1) throw new CliUsageError(`tsray list needs one of: nodes, actors, tasks, objects, placement-groups, jobs`);
   const fmt = format(values.format);
   const client = await resolveStateClient(values);
-  const items: unknown[] = kind === 'jobs' ? await client.listJobs() : await client.listState(kind === 'placement-groups' ? 'placement_groups' : kind);
-  io.out(fmt === 'json' ? JSON.stringify(items, null, 2) + '\n' : formatList(kind, items));
+  try {
+    const items: unknown[] = kind === 'jobs' ? await client.listJobs() : await client.listState(kind === 'placement-groups' ? 'placement_groups' : kind);
+    io.out(fmt === 'json' ? JSON.stringify(items, null, 2) + '\n' : formatList(kind, items));
+  } finally {
+    await client.close?.();
+  }
+  return 0;
+}
+
+/** `tsray timeline [--output FILE]`: write the Chrome trace of the cluster's recent tasks. */
+async function cmdTimeline(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_OPTIONS, output: { type: 'string', short: 'o' } });
+  if (positionals.length) throw new CliUsageError(`tsray timeline takes no arguments; got ${positionals.join(' ')}`);
+  const client = await resolveStateClient(values);
+  let events: TaskEvent[];
+  let nodes: NodeInfo[];
+  try {
+    [events, nodes] = await Promise.all([client.listState('timeline'), client.listState('nodes')]);
+  } finally {
+    await client.close?.();
+  }
+  const trace = chromeTrace(events, nodes);
+  const file = resolve(values.output ?? `tsray-timeline-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(trace));
+  io.out(`${events.length} task event(s) written to ${file}; open it in https://ui.perfetto.dev or chrome://tracing\n`);
   return 0;
 }
 
@@ -382,6 +421,23 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         return await cmdStatus(rest, io);
       case 'list':
         return await cmdList(rest, io);
+      case 'timeline':
+        return await cmdTimeline(rest, io);
+      case 'logs': {
+        const { values, positionals } = parse(rest, { pid: { type: 'string' }, tail: { type: 'string' }, follow: { type: 'boolean', short: 'f' } });
+        if (positionals.length > 1) throw new CliUsageError('tsray logs takes at most one file name');
+        const pid = num('pid', values.pid, { int: true });
+        const tail = num('tail', values.tail, { int: true });
+        return await cmdLogs(
+          {
+            ...(positionals[0] !== undefined ? { what: positionals[0] } : {}),
+            ...(pid !== undefined ? { pid } : {}),
+            ...(tail !== undefined ? { tail } : {}),
+            follow: values.follow ?? false,
+          },
+          io,
+        );
+      }
       case 'job':
         return await cmdJob(rest, io);
       case 'serve':

@@ -4,7 +4,7 @@
  */
 import { request, type IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import type { ActorState, ClusterStatus, JobInfo, NodeInfo, ObjectState, PlacementGroupState, TaskState } from '../contracts.js';
+import type { ActorState, ClusterStatus, JobInfo, NodeInfo, ObjectState, PlacementGroupState, TaskEvent, TaskState } from '../contracts.js';
 import type { SubmitJobRequest } from '../jobs/job-manager.js';
 import { ApiUnreachableError, HttpApiError } from './errors.js';
 import { fromJobDetails, type JobDetailsBody } from './wire.js';
@@ -26,6 +26,7 @@ export interface StateLists {
   tasks: TaskState;
   objects: ObjectState;
   placement_groups: PlacementGroupState;
+  timeline: TaskEvent;
 }
 
 /** Answer of `GET /api/version`. */

@@ -13,7 +13,8 @@
  * | `POST /api/jobs/{id}/stop` | `{stopped}` (false: it had already ended); answers once the job has exited |
  * | `DELETE /api/jobs/{id}` | `{deleted}`; 400 while the job runs |
  * | `GET /api/cluster_status` | {@link ClusterStatus} |
- * | `GET /api/v0/{nodes,actors,tasks,objects,placement_groups}` | `{result: [...]}` |
+ * | `GET /api/v0/{nodes,actors,tasks,objects,placement_groups,timeline}` | `{result: [...]}` (timeline: recent finished tasks) |
+ * | `GET /metrics` | Prometheus text: cluster metrics under Ray's names, application metrics (see `metrics/cluster-metrics.ts`) |
  *
  * Errors are JSON `{error: message}`: 400 malformed body or request, 401 missing/wrong token, 404 unknown
  * job or route, 405 wrong method, 413 body over 1 MiB, 500 a state provider failure.
@@ -45,6 +46,10 @@ export interface HttpApiOptions {
   state: StateProvider;
   /** pino logger (default: tsray's stderr logger). */
   logger?: Logger;
+  /** Full path of the file the head's log goes to, named in 500 answers (default: none named). */
+  logFile?: string;
+  /** `GET /metrics` (Prometheus text); without it the route answers 404. */
+  metrics?: { text(): Promise<string> };
 }
 
 /** A running HTTP API. */
@@ -169,6 +174,7 @@ const STATE_LISTS: Record<string, (state: StateProvider) => Promise<unknown[]>> 
   tasks: (state) => state.tasks(),
   objects: (state) => state.objects(),
   placement_groups: (state) => state.placementGroups(),
+  timeline: async (state) => (await state.timeline?.()) ?? [],
 };
 
 /** `GET /api/v0/{name}`. */
@@ -242,6 +248,16 @@ async function handleLogs(c: ApiContext, r: ApiRequest, id: string): Promise<voi
   }
 }
 
+/** `GET /metrics`: Prometheus text, behind the same token as every route (Prometheus sends it with `authorization: {credentials_file: …}`). */
+async function handleMetrics(c: ApiContext, r: ApiRequest): Promise<void> {
+  if (!authorized(c, r.req, r.res)) return;
+  r.expect('GET');
+  if (!c.opts.metrics) throw new RequestError(404, 'this server exports no metrics');
+  const text = await c.opts.metrics.text();
+  r.res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  r.res.end(text);
+}
+
 /** Parse the request's path and method. */
 function apiRequest(req: IncomingMessage, res: ServerResponse): ApiRequest {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -258,6 +274,7 @@ function apiRequest(req: IncomingMessage, res: ServerResponse): ApiRequest {
 async function route(c: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const r = apiRequest(req, res);
   const { path, seg, method } = r;
+  if (path === '/metrics') return handleMetrics(c, r);
   if (seg[0] !== 'api') throw new RequestError(404, `no such route: ${method} ${path}`);
   if (!authorized(c, req, res)) return;
   if (path === '/api/version') {
@@ -292,7 +309,8 @@ function sendError(c: ApiContext, req: IncomingMessage, res: ServerResponse, e: 
   if (e instanceof JobNotFoundError) return send(res, 404, { error: e.message });
   if (e instanceof JobRequestError || e instanceof JobExistsError || e instanceof JobNotTerminalError) return send(res, 400, { error: e.message });
   c.log.error({ err: e, route: `${req.method} ${req.url}` }, 'HTTP API request failed');
-  send(res, 500, { error: `internal error: ${(e as Error)?.message ?? String(e)} (see the head's log)` });
+  const where = c.opts.logFile ? `see the head's log: ${c.opts.logFile}` : "see the head's log";
+  send(res, 500, { error: `internal error: ${(e as Error)?.message ?? String(e)} (${where})` });
 }
 
 /** Listen on the options' host and port (PortInUseError when taken). */

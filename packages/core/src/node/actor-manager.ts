@@ -14,7 +14,7 @@ import type { ObjectTable, StoredObject } from './object-table.js';
 import type { ActorRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
 import type { EnvEntry } from './runtime-envs.js';
 import type { NodeStore } from './store.js';
-import { errorObject, isPython, unknownActor } from './node-support.js';
+import { errorObject, isPython, stderrHint, unknownActor } from './node-support.js';
 import type { ActorDirectoryEntry, ActorUpdateFields } from '../cluster/control-plane.js';
 import type { GcsClient } from '../cluster/gcs-client.js';
 
@@ -378,7 +378,7 @@ export class ActorManager {
       actorId: rec.id,
       className: rec.creation.className,
       reason: killed ? 'killed' : 'crashed',
-      detail: killed ? 'it was killed with kill()' : `its process (pid ${w.proc?.pid}) died: ${detail}`,
+      detail: killed ? 'it was killed with kill()' : `its process (pid ${w.proc?.pid}) died: ${detail}${stderrHint(w)}`,
     };
     const err = errorObject({ type: 'ActorDiedError', info });
     // Calls in flight: retried after the restart (maxTaskRetries), else they fail: as unavailable

@@ -477,6 +477,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       nodePool: () => this.nodePool,
       tasks: () => this.tasks,
       taskQueues: () => this.taskManager.queues.values(),
+      taskEvents: () => this.taskManager.timeline.rows(),
       actors: () => this.actorManager.actors.values(),
       pendingActors: () => this.actorManager.pendingActors,
       placementGroups: () => this.placementGroups.pgs.values(),

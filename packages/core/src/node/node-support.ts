@@ -8,7 +8,7 @@ import { crc32 } from 'node:zlib';
 import { encodeErrorPayload, type ErrorPayload } from '../error-payload.js';
 import { ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import type { StoredObject } from './object-table.js';
-import type { TaskRecord } from './records.js';
+import type { TaskRecord, WorkerHandle } from './records.js';
 
 /** Encoding of a stored error object. */
 export const ENC_ERROR = 'error';
@@ -71,4 +71,15 @@ export function processAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** `; its stderr is in <full path>`: the worker's log file, kept after shutdown(), for crash errors. */
+export function stderrHint(w: WorkerHandle): string {
+  const file = w.proc?.stderrLog;
+  return file ? `; its stderr is in ${file}` : '';
+}
+
+/** A crashed task's WorkerCrashedError detail: `pid N, <how it died>; its stderr is in <full path>`. */
+export function crashDetail(w: WorkerHandle, detail: string): string {
+  return `pid ${w.proc?.pid}, ${detail}${stderrHint(w)}`;
 }

@@ -13,6 +13,8 @@ import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from './re
 import type { NodeStore } from './store.js';
 import { nodeStateFromWire } from '../cluster/control-plane.js';
 import type { GcsClient } from '../cluster/gcs-client.js';
+import { METRIC_CALL_PREFIX, UserMetricsTable } from './user-metrics.js';
+import type { TaskEvent } from './task-timeline.js';
 
 /** Rows of one kind listed by one node: bounded so a snapshot stays a reasonable reply. */
 const MAX_ROWS = 10_000;
@@ -39,6 +41,8 @@ export interface StateServiceHost {
   nodePool(): Pool;
   /** Every task this node tracks, by id. */
   tasks(): ReadonlyMap<string, TaskRecord>;
+  /** This node's recent finished tasks (`tsray timeline`). */
+  taskEvents?(): TaskEvent[];
   /** Queues of runnable tasks, one per resource shape. */
   taskQueues(): Iterable<Deque<TaskRecord>>;
   actors(): Iterable<ActorRecord>;
@@ -56,6 +60,8 @@ export interface StateServiceHost {
 
 /** Answers state API calls from this node's records (read-only). */
 export class StateService {
+  /** Application metrics recorded on this node (Counter/Gauge/Histogram updates from its workers and drivers). */
+  readonly userMetrics = new UserMetricsTable();
   constructor(private readonly host: StateServiceHost) {}
 
   /** Total resources of the live nodes. */
@@ -114,6 +120,13 @@ export class StateService {
     if (what === 'all' || what === 'actors') out['actors'] = this.actorRows();
     if (what === 'all' || what === 'placement_groups') out['placement_groups'] = this.placementGroupRows();
     if (what === 'all' || what === 'demand') out['demand'] = this.pendingDemand();
+    if (what === 'timeline') out['timeline'] = this.host.taskEvents?.() ?? [];
+    // Only on request (the head's /metrics scrape): not part of 'all'.
+    if (what === 'metrics') {
+      const { store } = this.host;
+      out['metrics'] = this.userMetrics.rows();
+      out['hardware'] = [this.userMetrics.hardware(this.host.nodeId, { used: store.used, capacity: store.capacity, spilled: store.spilledBytes })];
+    }
     return out;
   }
 
@@ -144,7 +157,13 @@ export class StateService {
         return this.sumViews(true);
       case 'pending_demand':
         return gather('demand');
+      case 'timeline':
+        return gather('timeline');
       default:
+        if (method.startsWith(METRIC_CALL_PREFIX)) {
+          this.userMetrics.record(method.slice(METRIC_CALL_PREFIX.length));
+          return null;
+        }
         throw new Error(`unknown state call "${method}"`);
     }
   }

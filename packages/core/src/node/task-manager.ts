@@ -19,8 +19,9 @@ import { Deque } from './deque.js';
 import { INLINE_THRESHOLD, type NodeStore } from './store.js';
 import type { EnvEntry, NodeRuntimeEnvs } from './runtime-envs.js';
 import type { ActorRecord, Lease, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
-import { cloneStored, ENC_ERROR, errorObject, fnKey, isPython, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
+import { cloneStored, crashDetail, ENC_ERROR, errorObject, fnKey, isPython, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
 import { creationToWire, schedulingToWire } from './task-codec.js';
+import { TaskTimeline } from './task-timeline.js';
 
 /** What the task manager needs from the rest of the node (NodeRuntime in production, fakes in tests). */
 export interface TaskManagerHost {
@@ -109,6 +110,7 @@ export class TaskManager {
   private flushScheduled = false;
   private pythonCheck: string | undefined | null = null;
 
+  readonly timeline = new TaskTimeline(() => this.host.nodeId); // recent finished tasks (`tsray timeline`)
   constructor(private readonly host: TaskManagerHost) {}
 
   private requestFor(spec: SubmitSpec): ResourceRequest {
@@ -526,6 +528,7 @@ export class TaskManager {
     t.state = 'dispatched';
     t.worker = w;
     t.startedAt = performance.now();
+    this.timeline.started(t, w);
     w.pipeline.push(t);
     w.unsent.push(t);
     this.dirtyWorkers.add(w);
@@ -625,6 +628,7 @@ export class TaskManager {
   finishTask(t: TaskRecord, data: StoredObject | undefined): void {
     if (t.state === 'done') return;
     t.state = 'done';
+    this.timeline.record(t);
     if (t.actor && !t.spec.actorCreation) {
       const i = t.actor.calls.indexOf(t);
       if (i !== -1) t.actor.calls.splice(i, 1);
@@ -670,10 +674,7 @@ export class TaskManager {
           this.releaseItems(t);
           this.enqueue(t, true);
         } else {
-          this.finishTask(
-            t,
-            errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: `pid ${w.proc?.pid}, ${detail}`, attempts: t.attempt + 1 }),
-          );
+          this.finishTask(t, errorObject({ type: 'WorkerCrashedError', taskName: t.spec.name, detail: crashDetail(w, detail), attempts: t.attempt + 1 }));
         }
       } else if (t.cancelled) {
         this.finishTask(t, undefined);

@@ -9,6 +9,9 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 
+/** The longest `exited()` waits for the log files to be written after the process is gone. */
+const LOG_FLUSH_WAIT_MS = 5000;
+
 /** Line that a worker writes to a stream before output of a task with a new name. */
 export const TASK_NAME_MARKER = '\u0000tsray:name:';
 
@@ -67,7 +70,13 @@ function workerEntry(): { path: string; execArgv: string[] } {
 export class WorkerProcess {
   readonly proc: ChildProcess;
   readonly pid: number;
+  /** Full path of the file that keeps this worker's stderr (named in crash errors; kept after shutdown). */
+  readonly stderrLog: string;
+  /** Full path of the file that keeps this worker's stdout. */
+  readonly stdoutLog: string;
   private readonly files: WriteStream[] = [];
+  /** One per log file: settles when the file is written and closed. */
+  private readonly flushed: Promise<void>[] = [];
 
   constructor(opts: SpawnWorkerOptions) {
     const entry = workerEntry();
@@ -95,14 +104,22 @@ export class WorkerProcess {
     });
     this.pid = this.proc.pid ?? -1;
     const logs = join(opts.sessionDir, 'logs');
-    this.forward(this.proc.stdout!, process.stdout, join(logs, `worker-${opts.workerId}.out`), opts);
-    this.forward(this.proc.stderr!, process.stderr, join(logs, `worker-${opts.workerId}.err`), opts);
+    this.stdoutLog = join(logs, `worker-${opts.workerId}.out`);
+    this.stderrLog = join(logs, `worker-${opts.workerId}.err`);
+    this.forward(this.proc.stdout!, process.stdout, this.stdoutLog, opts);
+    this.forward(this.proc.stderr!, process.stderr, this.stderrLog, opts);
   }
 
   private forward(src: Readable, dst: NodeJS.WriteStream, file: string, opts: SpawnWorkerOptions): void {
     const log = createWriteStream(file, { flags: 'a' });
     log.on('error', () => undefined);
     this.files.push(log);
+    this.flushed.push(
+      new Promise((r) => {
+        log.once('close', () => r());
+        log.once('error', () => r());
+      }),
+    );
     let name = opts.defaultName;
     let rest = '';
     const pid = this.pid;
@@ -134,9 +151,15 @@ export class WorkerProcess {
     });
   }
 
-  /** Resolves when the process has exited and its output was fully forwarded. */
-  exited(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return Promise.resolve();
-    return new Promise((r) => this.proc.once('close', () => r()));
+  /**
+   * Resolves when the process has exited and its output was fully forwarded and written to its log
+   * files (errors name those files, which `shutdown()` keeps). The file wait is bounded: a grandchild
+   * that inherited the pipes could hold them open for long.
+   */
+  async exited(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) await new Promise((r) => this.proc.once('close', () => r(undefined)));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.flushed), new Promise((r) => (timer = setTimeout(r, LOG_FLUSH_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 }
