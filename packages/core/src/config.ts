@@ -211,9 +211,9 @@ export const CONFIG_VARIABLES = {
     type: 'path',
     default: none,
     setBy: 'user',
-    readBy: ['ts'],
+    readBy: ['ts', 'python'],
     parse: text,
-    doc: 'Directory of the tiny test model `ensureTinyModel()` writes (default `~/.cache/tsray/models`).',
+    doc: 'Model cache: the real default model `ensureModel()` / `tsray.models.ensure()` converts and the tiny test model `ensureTinyModel()` writes (default `~/.cache/tsray/models`).',
   }),
   // --- runtime environments (the node's agent) ---
   runtimeEnvDir: variable('TSRAY_RUNTIME_ENV_DIR', {

@@ -13,3 +13,5 @@ export type { MoEDataParallelOptions, MoERankInfo } from './moe-data-parallel.js
 export { serveOpenAI } from './openai-server.js';
 export type { OpenAIServer, OpenAIServerOptions, ServeTarget } from './openai-server.js';
 export { ensureTinyModel } from './tiny-model.js';
+export { DEFAULT_MODEL, ensureModel, KNOWN_MODELS } from './models.js';
+export type { KnownModel } from './models.js';
