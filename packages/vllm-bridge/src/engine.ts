@@ -15,7 +15,8 @@ export interface SamplingParams {
   temperature?: number;
   topP?: number;
   topK?: number;
-  maxTokens?: number;
+  /** Tokens to generate at most (default 16); `null`: up to the end of the context (vLLM's chat default). */
+  maxTokens?: number | null;
   stop?: string[];
   seed?: number;
   n?: number;
@@ -153,7 +154,10 @@ function toWireParams(p: SamplingParams = {}): tsray.v1.ISamplingParams {
   if (p.temperature !== undefined) w.temperature = p.temperature;
   if (p.topP !== undefined) w.topP = p.topP;
   if (p.topK !== undefined) w.topK = p.topK;
-  if (p.maxTokens !== undefined) w.maxTokens = p.maxTokens;
+  // 0 on the wire: no limit but the context (python/tsray/engine/actor.py `_params_from_proto`); a
+  // caller's 0 is refused before (stream()).
+  if (p.maxTokens === null) w.maxTokens = 0;
+  else if (p.maxTokens !== undefined) w.maxTokens = p.maxTokens;
   if (p.stop !== undefined) w.stop = p.stop;
   if (p.seed !== undefined) w.seed = p.seed;
   if (p.n !== undefined) w.n = p.n;
@@ -411,6 +415,7 @@ export class LLMEngine {
     params: SamplingParams = {},
     options: { signal?: AbortSignal; requestId?: string } = {},
   ): AsyncGenerator<StreamDelta, void, undefined> {
+    if (params.maxTokens === 0) throw new GenerateRequestError('invalid_params', 'max_tokens must be an integer >= 1 or null, got 0', 'max_tokens');
     await this.connect();
     const requestId = options.requestId ?? `${this.prefix}-${++this.seq}`;
     const p: Pending = { deltas: [], wake: undefined, done: false, error: undefined, open: params.n ?? 1 };

@@ -41,6 +41,8 @@ def _params_from_proto(p: pb.SamplingParams) -> SamplingParams:
     for name in ("temperature", "top_p", "top_k", "max_tokens", "seed", "n", "logprobs", "ignore_eos"):
         if p.HasField(name):
             d[name] = getattr(p, name)
+    if d.get("max_tokens") == 0:  # 0 on the wire: up to the end of the context (the TS API's null)
+        d["max_tokens"] = None
     if len(p.stop) > 0:
         d["stop"] = list(p.stop)
     return SamplingParams.from_dict(d)
