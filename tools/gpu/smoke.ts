@@ -151,10 +151,13 @@ if (isMain(import.meta)) {
           max_tokens: 24,
           temperature: 0,
           stream: true,
+          stream_options: { include_usage: true },
         });
+        let streamUsage: unknown;
         for await (const ch of stream) {
           chunks++;
           streamed += ch.choices[0]?.delta?.content ?? '';
+          if (ch.usage) streamUsage = ch.usage;
         }
         let cstreamed = '';
         let cchunks = 0;
@@ -177,7 +180,13 @@ if (isMain(import.meta)) {
             (chat.usage?.completion_tokens ?? 0) > 0 &&
             chunks > 1 &&
             cchunks > 1 &&
+            streamUsage !== undefined &&
+            metrics.includes('vllm:kv_cache_usage_perc{model_name="tsray-model"}') &&
             badStatus === 400,
+          streamUsage,
+          vllmMetrics: metrics
+            .split('\n')
+            .filter((l) => l.startsWith('vllm:num_requests') || l.startsWith('vllm:kv_cache') || l.startsWith('vllm:generation_tokens_total')),
           models: models.data.map((m) => m.id),
           completion: comp.choices[0]?.text,
           completionUsage: comp.usage,
