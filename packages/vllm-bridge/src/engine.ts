@@ -56,6 +56,19 @@ export interface Completion {
   alternatives?: Completion[];
 }
 
+/** Where and how an engine runs (`engine.info()`). */
+export interface EngineInfo {
+  backend: string;
+  max_model_len: number;
+  model: string;
+  pid: number;
+  cuda_visible_devices: string | null;
+  /** GPUs the engine shards its model over (vLLM's tensor-parallel size; 1 for transformers). */
+  tensor_parallel_size: number;
+  /** The GPU ids the engine's process sees (its `CUDA_VISIBLE_DEVICES`). */
+  gpu_ids: string[];
+}
+
 /** Load of an engine. */
 export interface EngineStats {
   waiting: number;
@@ -105,7 +118,7 @@ export type EngineState = 'starting' | 'ready' | 'restarting' | 'dead';
 interface EngineActorApi {
   address(): string;
   stats(): { waiting: number; running: number; kv_cache_usage: number };
-  info(): { backend: string; max_model_len: number; model: string; pid: number; cuda_visible_devices: string | null };
+  info(): EngineInfo;
   shutdown(): boolean;
 }
 
@@ -475,7 +488,7 @@ export class LLMEngine {
   }
 
   /** Where the engine runs (backend, pid, CUDA_VISIBLE_DEVICES). */
-  async info(): Promise<{ backend: string; max_model_len: number; model: string; pid: number; cuda_visible_devices: string | null }> {
+  async info(): Promise<EngineInfo> {
     return get(this.actor.info.remote());
   }
 

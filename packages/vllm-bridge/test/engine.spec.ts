@@ -33,6 +33,8 @@ describe('LLMEngine (scripted backend)', () => {
     const info = await engine.info();
     expect(['0', '1']).toContain(info.cuda_visible_devices);
     expect(info.backend).toBe('scripted');
+    expect(info.tensor_parallel_size).toBe(1);
+    expect(info.gpu_ids).toEqual([info.cuda_visible_devices]);
   });
 
   it('streams deltas that add up to the completion', async () => {
@@ -98,5 +100,19 @@ describe('engine failures', () => {
     const err = await LLMEngine.deploy({ ...scripted({ fail_start: true }) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EngineStartError);
     expect((err as Error).message).toMatch(/ModelLoadError/);
+  });
+});
+
+// Runs after the other describes' engines are gone: it takes both (fake) GPUs.
+describe('engine info', () => {
+  it('an engine on 2 GPUs reports tensor-parallel size 2 and both GPU ids', async () => {
+    const tp2 = await LLMEngine.deploy({ ...scripted(), numGpus: 2 });
+    try {
+      const info = await tp2.info();
+      expect(info.tensor_parallel_size).toBe(2);
+      expect([...info.gpu_ids].sort()).toEqual(['0', '1']);
+    } finally {
+      await tp2.shutdown();
+    }
   });
 });

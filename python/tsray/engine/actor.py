@@ -158,12 +158,20 @@ class EngineActor:
 
     async def info(self) -> dict[str, Any]:
         await asyncio.shield(self._ready)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        engine_args = self._config.get("engine_args") or {}
+        # vLLM (and the scripted stand-in for it) shards over the engine's GPUs; transformers does not.
+        tp = 1
+        if self._backend_name != "transformers":
+            tp = int(engine_args.get("tensor_parallel_size") or max(1, int(float(self._config.get("num_gpus") or 0))))
         return {
             "backend": self._backend_name,
             "max_model_len": self._backend.max_model_len,
             "model": str(self._config.get("model")),
             "pid": os.getpid(),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "cuda_visible_devices": visible,
+            "tensor_parallel_size": tp,
+            "gpu_ids": [d for d in (visible or "").split(",") if d != ""],
         }
 
     async def shutdown(self) -> bool:
