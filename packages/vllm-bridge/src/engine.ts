@@ -443,7 +443,9 @@ export class LLMEngine {
     let finished = false;
     try {
       for (;;) {
-        while (p.deltas.length > 0) yield p.deltas.shift()!;
+        // A consumer slower than the engine gets what piled up as one delta per completion (as vLLM's
+        // RequestOutputCollector does), not one object per token.
+        while (p.deltas.length > 0) yield takeCoalesced(p.deltas);
         if (p.error) throw p.error;
         if (p.done) {
           finished = true;
@@ -538,6 +540,21 @@ export class LLMEngine {
 }
 
 /** A prompt or a batch of prompts as a list (a token-id list is one prompt). @internal */
+/**
+ * Remove the first delta of `queue` and merge into it the deltas right behind it of the same completion
+ * (same `index`), up to one that finishes it: text and token ids appended, counts and finish reason of
+ * the last one.
+ * @internal
+ */
+export function takeCoalesced(queue: StreamDelta[]): StreamDelta {
+  let d = queue.shift()!;
+  while (queue.length > 0 && queue[0]!.index === d.index && d.finishReason === undefined) {
+    const next = queue.shift()!;
+    d = { ...next, text: d.text + next.text, tokenIds: d.tokenIds.concat(next.tokenIds) };
+  }
+  return d;
+}
+
 export function promptList(prompts: Prompt | Prompt[]): Prompt[] {
   return Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] !== 'number') ? (prompts as Prompt[]) : [prompts as Prompt];
 }

@@ -48,6 +48,25 @@ describe('LLMEngine (scripted backend)', () => {
     expect(last!.finishReason).toBe('length');
   });
 
+  it('a consumer slower than the engine gets the backlog coalesced per completion, nothing lost', async () => {
+    const it = engine.stream('slow reader', { maxTokens: 100 });
+    const first = await it.next(); // the request runs; then this consumer stops pulling
+    let s = await engine.stats();
+    for (let i = 0; i < 200 && s.running + s.waiting > 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      s = await engine.stats();
+    }
+    expect(s.running + s.waiting).toBe(0); // the engine finished while nobody read
+    const rest: StreamDelta[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
+    const text = (first.value as StreamDelta).text + rest.map((d) => d.text).join('');
+    expect(text).toBe(Array.from({ length: 100 }, (_, i) => `tok${i}`).join(' '));
+    expect(rest.length).toBeLessThan(5); // one delta for the backlog instead of ~99
+    expect(rest.at(-1)!.finishReason).toBe('length');
+    expect(rest.at(-1)!.completionTokens).toBe(100);
+    expect((first.value as StreamDelta).tokenIds.length + rest.reduce((a, d) => a + d.tokenIds.length, 0)).toBe(100);
+  });
+
   it('aborts mid-stream (AbortSignal) and the engine stops the request', async () => {
     const ac = new AbortController();
     const seen: string[] = [];
