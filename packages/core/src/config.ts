@@ -207,6 +207,14 @@ export const CONFIG_VARIABLES = {
     parse: text,
     doc: 'Entry script `tsray start` runs as the daemon (default: `daemon-main.js` beside the CLI); tests point it at sources.',
   }),
+  apiKey: variable('TSRAY_API_KEY', {
+    type: 'string (secret)',
+    default: none,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: text,
+    doc: 'Bearer key `tsray-serve` requires on /v1/* (as `vllm serve --api-key`; `VLLM_API_KEY` is read too); `--api-key` overrides it. Never logged.',
+  }),
   modelCache: variable('TSRAY_MODEL_CACHE', {
     type: 'path',
     default: none,

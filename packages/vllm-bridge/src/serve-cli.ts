@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     process.stderr.write(`tsray-serve: --max-restarts must be an integer >= 0, got ${values['max-restarts']}\n`);
     process.exit(2);
   }
-  const apiKey = values['api-key'] ?? process.env['TSRAY_API_KEY'] ?? process.env['VLLM_API_KEY'];
+  const apiKey = values['api-key'] ?? config().apiKey ?? process.env['VLLM_API_KEY'];
   let engineArgs: Record<string, unknown>;
   try {
     engineArgs = JSON.parse(values['engine-args']!);
