@@ -119,6 +119,8 @@ interface EngineActorApi {
   address(): string;
   stats(): { waiting: number; running: number; kv_cache_usage: number };
   info(): EngineInfo;
+  tokenize(prompt: string | ChatMessage[], addSpecialTokens: boolean): number[];
+  detokenize(tokenIds: number[]): string;
   shutdown(): boolean;
 }
 
@@ -490,6 +492,16 @@ export class LLMEngine {
   }
 
   /** Where the engine runs (backend, pid, CUDA_VISIBLE_DEVICES). */
+  /** Token ids of a text (or of chat messages, with the chat template), with the engine's tokenizer. */
+  async tokenize(prompt: string | ChatMessage[], options: { addSpecialTokens?: boolean } = {}): Promise<number[]> {
+    return get(this.actor.tokenize.remote(prompt, options.addSpecialTokens ?? true));
+  }
+
+  /** The text of token ids, with the engine's tokenizer (special tokens kept). */
+  async detokenize(tokenIds: number[]): Promise<string> {
+    return get(this.actor.detokenize.remote(tokenIds));
+  }
+
   async info(): Promise<EngineInfo> {
     return get(this.actor.info.remote());
   }

@@ -9,12 +9,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { once } from 'node:events';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { DataParallel } from './data-parallel.js';
-import type { EngineState, EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
+import type { ChatMessage, EngineState, EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
 import { EngineDeadError, EngineStartError, GenerateRequestError } from './errors.js';
+import type { ZodType } from 'zod';
 import {
+  chatMessagesOf,
   chatRequest,
   completionRequest,
+  detokenizeRequest,
   parseRequest,
+  tokenizeRequest,
   promptsOf,
   RequestValidationError,
   samplingOf,
@@ -264,15 +268,7 @@ class CompletionCollector {
 
 /** The validated body of a completion or chat request; 400 naming the field, 404 for another model. */
 async function requestOf(s: ServeContext, req: IncomingMessage, chat: boolean): Promise<CompletionRequest | ChatRequest> {
-  const raw = await readJson(req, s.limit);
-  let body: CompletionRequest | ChatRequest;
-  try {
-    body = chat ? parseRequest(chatRequest, raw) : parseRequest(completionRequest, raw);
-  } catch (e) {
-    if (e instanceof RequestValidationError) throw new HttpError(400, e.message, e.param);
-    throw e;
-  }
-  if (body.model != null && body.model !== s.modelName) throw new HttpError(404, `The model \`${body.model}\` does not exist.`, 'model');
+  const body: CompletionRequest | ChatRequest = chat ? await bodyOf(s, req, chatRequest) : await bodyOf(s, req, completionRequest);
   const max = body.max_completion_tokens ?? body.max_tokens;
   const maxModelLen = await maxModelLenOf(s);
   if (max != null && maxModelLen > 0 && max >= maxModelLen) {
@@ -345,6 +341,49 @@ async function pump(
   }
 }
 
+/** What /tokenize and /detokenize need of the target (an engine; a DP group lends a ready rank). */
+interface Tokenizer {
+  tokenize(prompt: string | ChatMessage[], options?: { addSpecialTokens?: boolean }): Promise<number[]>;
+  detokenize(tokenIds: number[]): Promise<string>;
+}
+
+/** The tokenizer to use now; 503 while nothing is ready, 404 for a target without one. */
+function tokenizerOf(s: ServeContext): Tokenizer {
+  const nr = notReady(s);
+  if (nr) throw nr;
+  if (s.target instanceof DataParallel) return s.target.rank(s.target.states.indexOf('ready'));
+  if ('tokenize' in s.target && 'detokenize' in s.target) return s.target as unknown as Tokenizer;
+  throw new HttpError(404, 'this server has no tokenizer endpoint for its engine');
+}
+
+/** Parse a body with a schema; 400 naming the field, 404 for another model. */
+async function bodyOf<T extends { model?: string | null | undefined }>(s: ServeContext, req: IncomingMessage, schema: ZodType<T>): Promise<T> {
+  const raw = await readJson(req, s.limit);
+  let body: T;
+  try {
+    body = parseRequest(schema, raw);
+  } catch (e) {
+    if (e instanceof RequestValidationError) throw new HttpError(400, e.message, e.param);
+    throw e;
+  }
+  if (body.model != null && body.model !== s.modelName) throw new HttpError(404, `The model \`${body.model}\` does not exist.`, 'model');
+  return body;
+}
+
+/** POST /tokenize (vLLM's): `{count, max_model_len, tokens}`. */
+async function handleTokenize(s: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await bodyOf(s, req, tokenizeRequest);
+  const tok = tokenizerOf(s);
+  const tokens = await tok.tokenize(body.messages ? chatMessagesOf(body.messages) : body.prompt!, { addSpecialTokens: body.add_special_tokens ?? true });
+  json(res, 200, { count: tokens.length, max_model_len: await maxModelLenOf(s), tokens, token_strs: null });
+}
+
+/** POST /detokenize (vLLM's): `{prompt}`. */
+async function handleDetokenize(s: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await bodyOf(s, req, detokenizeRequest);
+  json(res, 200, { prompt: await tokenizerOf(s).detokenize(body.tokens) });
+}
+
 /** The routes (also the bounded values of the metrics' route label). */
 const ROUTES: Record<
   string,
@@ -354,6 +393,8 @@ const ROUTES: Record<
   '/metrics': { method: 'GET', auth: false, handle: (s, _req, res) => handleMetrics(s, res) },
   '/version': { method: 'GET', auth: false, handle: (_s, _req, res) => json(res, 200, { version: SERVER_VERSION }) },
   '/v1/models': { method: 'GET', auth: true, handle: (s, _req, res) => handleModels(s, res) },
+  '/tokenize': { method: 'POST', auth: false, handle: (s, req, res) => handleTokenize(s, req, res) },
+  '/detokenize': { method: 'POST', auth: false, handle: (s, req, res) => handleDetokenize(s, req, res) },
   '/v1/completions': { method: 'POST', auth: true, handle: (s, req, res, route) => handleCompletion(s, req, res, false, route) },
   '/v1/chat/completions': { method: 'POST', auth: true, handle: (s, req, res, route) => handleCompletion(s, req, res, true, route) },
 };

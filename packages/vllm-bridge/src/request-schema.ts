@@ -138,14 +138,33 @@ export function samplingOf(b: CompletionRequest | ChatRequest, chat: boolean): S
 /** The prompts of a validated body: one per string of a completion's list, else one. */
 export function promptsOf(b: CompletionRequest | ChatRequest, chat: boolean): Prompt[] {
   if (chat) {
-    const messages: ChatMessage[] = (b as ChatRequest).messages.map((m) => ({
-      role: m.role,
-      content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n'),
-    }));
-    return [{ messages }];
+    return [{ messages: chatMessagesOf((b as ChatRequest).messages) }];
   }
   const p = (b as CompletionRequest).prompt;
   if (typeof p === 'string') return [p];
   if (p.every((x): x is string => typeof x === 'string')) return p;
   return [p as number[]];
+}
+
+/** POST /tokenize body (vLLM's): a `prompt` string or chat `messages`. */
+export const tokenizeRequest = z
+  .looseObject({
+    model: z.string({ error: 'model must be a string' }).optional(),
+    prompt: z.string({ error: 'prompt must be a string' }).optional(),
+    messages: z.array(message, { error: 'messages must be a list of {role, content}' }).min(1, { error: 'messages must not be empty' }).optional(),
+    add_special_tokens: z.boolean({ error: 'add_special_tokens must be a boolean' }).nullish(),
+  })
+  .superRefine((b, ctx) => {
+    if ((b.prompt === undefined) === (b.messages === undefined)) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'give either prompt or messages' });
+  });
+
+/** POST /detokenize body (vLLM's): token ids. */
+export const detokenizeRequest = z.looseObject({
+  model: z.string({ error: 'model must be a string' }).optional(),
+  tokens: z.array(z.number().int().min(0), { error: 'tokens must be a list of token ids' }),
+});
+
+/** Chat messages of a validated body with text parts joined (as the engine takes them). */
+export function chatMessagesOf(messages: { role: string; content: string | { text: string }[] }[]): ChatMessage[] {
+  return messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n') }));
 }

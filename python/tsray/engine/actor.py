@@ -174,6 +174,19 @@ class EngineActor:
             "gpu_ids": [d for d in (visible or "").split(",") if d != ""],
         }
 
+    async def tokenize(self, prompt: Any, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``prompt``: a string, or chat messages (the chat template applied first), as
+        vLLM's ``/tokenize``."""
+        await asyncio.shield(self._ready)
+        if isinstance(prompt, list):
+            return self._backend.encode(self._backend.apply_chat_template(prompt), add_special_tokens=False)
+        return self._backend.encode(str(prompt), add_special_tokens=bool(add_special_tokens))
+
+    async def detokenize(self, token_ids: list[int]) -> str:
+        """The text of ``token_ids`` (special tokens kept, as vLLM's ``/detokenize``)."""
+        await asyncio.shield(self._ready)
+        return self._backend.decode([int(t) for t in token_ids], skip_special_tokens=False)
+
     async def shutdown(self) -> bool:
         for close in list(self._streams.values()):
             close()
