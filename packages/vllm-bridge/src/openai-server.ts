@@ -402,7 +402,7 @@ const ROUTES: Record<
 /** The route of a request path (`'other'` for any unknown path: the metrics label stays bounded). */
 function routeOf(req: IncomingMessage): string {
   const path = new URL(req.url ?? '/', 'http://x').pathname;
-  return path in ROUTES ? path : 'other';
+  return Object.hasOwn(ROUTES, path) ? path : 'other';
 }
 
 /** Whether the request carries the server's API key (`Authorization: Bearer <key>`), compared in constant time. */
@@ -414,8 +414,8 @@ function authorized(s: ServeContext, req: IncomingMessage): boolean {
 }
 
 /** Route a request to its endpoint's handler (404 for any other, 401 without the API key on /v1/*). */
-async function route(s: ServeContext, req: IncomingMessage, res: ServerResponse, route: string): Promise<void> {
-  const r = ROUTES[route];
+async function dispatch(s: ServeContext, req: IncomingMessage, res: ServerResponse, route: string): Promise<void> {
+  const r = Object.hasOwn(ROUTES, route) ? ROUTES[route] : undefined;
   if (!r) throw new HttpError(404, `Not Found: ${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`);
   if (r.auth && !authorized(s, req)) {
     s.metrics.request(route, req.method ?? '', 401);
@@ -443,7 +443,7 @@ export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOpti
   };
   const server: Server = createServer((req, res) => {
     const r = routeOf(req);
-    route(s, req, res, r).catch((e: unknown) => {
+    dispatch(s, req, res, r).catch((e: unknown) => {
       const he = e instanceof HttpError ? e : mapError(e);
       s.metrics.request(r, req.method ?? '', he.status);
       if (res.headersSent) {
