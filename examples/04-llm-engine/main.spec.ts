@@ -7,7 +7,7 @@ it('examples/04-llm-engine deploys an engine and generates four prompts, then st
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/04-llm-engine/main.ts'], {
     cwd: root,
-    timeout: 170_000,
+    timeout: 400_000, // the first run on a machine converts the model (~30 s) before the demo
     env: { ...process.env, TSRAY_PYTHON: `${root}.venv/bin/python` },
   });
   expect(stdout).toContain('Input Text:');

@@ -7,7 +7,7 @@ it('four instances with GPUs [1, 1, 2, 2] each get their own CUDA_VISIBLE_DEVICE
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/06-multi-instance/main.ts'], {
     cwd: root,
-    timeout: 230_000,
+    timeout: 400_000, // the first run on a machine converts the model (~30 s) before the demo
     env: { ...process.env, TSRAY_PYTHON: `${root}.venv/bin/python` },
   });
   expect(stdout).toMatch(/engines: (transformers|vllm)/);
