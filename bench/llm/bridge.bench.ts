@@ -8,7 +8,9 @@
  * Run: npx tsx bench/llm/bridge.bench.ts [--backend scripted|transformers|vllm] [--model DIR]
  *        [--requests 200 --concurrency 1 | --workloads 1000x1000,50x1] [--tokens 32]
  *        [--input-tokens 0] [--prompt-vocab 400] [--engine-args JSON] [--num-gpus 0] [--warmup 10]
- *        [--out results.json] [--skip-direct | --direct-from direct.log]
+ *        [--out results.json] [--skip-direct | --direct-from direct.log] [--greedy-check N]
+ * --greedy-check N: the first N GREEDY_PROMPTS at temperature 0 through the bridge, token ids compared
+ * with direct.py's (same flag): a `greedy_check` line says how many are identical.
  * On the GPU machine: tools/gpu/remote-run.sh bench (a bundle of this file).
  */
 import { execFileSync } from 'node:child_process';
@@ -29,6 +31,18 @@ export function promptIds(i: number, n: number, lo: number, span: number): numbe
 
 type Metrics = Record<string, number | string>;
 
+/** The same list as GREEDY_PROMPTS in bench/llm/direct.py. */
+export const GREEDY_PROMPTS = [
+  'The capital of France is',
+  'Hello, my name is',
+  'The president of the United States is',
+  'The future of AI is',
+  'Once upon a time',
+  'The quick brown fox',
+  'To be or not to be',
+  'In a galaxy far away',
+];
+
 if (isMain(import.meta)) {
   const { values } = parseArgs({
     options: {
@@ -46,6 +60,7 @@ if (isMain(import.meta)) {
       out: { type: 'string', default: '' },
       'skip-direct': { type: 'boolean', default: false },
       'direct-from': { type: 'string', default: '' },
+      'greedy-check': { type: 'string', default: '0' },
     },
   });
   const python = process.env['TSRAY_PYTHON'] ?? '.venv/bin/python';
@@ -85,9 +100,12 @@ if (isMain(import.meta)) {
     String(warmup),
     '--engine-args',
     JSON.stringify(engineArgs),
+    '--greedy-check',
+    values['greedy-check']!,
   ];
   const direct: Metrics[] = [];
   let directEngine: Record<string, unknown> | undefined;
+  let directGreedy: { prompt: string; token_ids: number[] }[] | undefined;
   if (!values['skip-direct']) {
     // Either run direct.py now, or read the JSON lines of an earlier run of it (--direct-from: its
     // log, so that its engine output streams to the terminal while it runs).
@@ -97,14 +115,15 @@ if (isMain(import.meta)) {
       : execFileSync(python, directArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
     for (const line of out.trim().split('\n')) {
       if (!line.startsWith('{')) continue;
-      let j: Metrics & { engine?: string };
+      let j: Metrics & { engine?: string; greedy?: { prompt: string; token_ids: number[] }[] };
       try {
-        j = JSON.parse(line) as Metrics & { engine?: string };
+        j = JSON.parse(line) as typeof j;
       } catch {
         continue;
       }
       if (j['system'] !== 'python-direct') continue;
-      if (j.engine) directEngine = j;
+      if (j.greedy) directGreedy = j.greedy;
+      else if (j.engine) directEngine = j;
       else direct.push(j);
     }
     if (!values['direct-from']) console.log(`direct run: ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -171,6 +190,19 @@ if (isMain(import.meta)) {
       ms_per_token: r4(mean(lat) / tokens),
     });
   }
+  // Temperature 0 through the bridge must give vLLM's own tokens (the same prompts at once, as direct.py).
+  let greedyCheck: Record<string, unknown> | undefined;
+  const nGreedy = Number(values['greedy-check']);
+  if (nGreedy > 0) {
+    const prompts = GREEDY_PROMPTS.slice(0, nGreedy);
+    const outs = await engine.generate(prompts, { temperature: 0, maxTokens: tokens });
+    const mismatches = outs.flatMap((c, i) => {
+      const want = directGreedy?.[i]?.token_ids;
+      return want && want.join() === c.tokenIds.join() ? [] : [{ prompt: prompts[i], bridge: c.tokenIds, direct: want ?? null }];
+    });
+    greedyCheck = { prompts: prompts.length, identical: prompts.length - mismatches.length, mismatches, sample: { prompt: prompts[0], text: outs[0]!.text } };
+    console.log(JSON.stringify({ greedy_check: greedyCheck }));
+  }
   const engineInfo = await engine.info();
   await engine.shutdown();
   await shutdown();
@@ -212,6 +244,7 @@ if (isMain(import.meta)) {
           direct,
           bridge,
           compare,
+          greedyCheck,
         },
         null,
         2,

@@ -16,6 +16,9 @@ Prompts: with ``--input-tokens I`` every request i (warm-up: 0.., workload k: 10
 the text ``prompt number {i}``.
 Each workload ``RxC`` sends R requests with at most C in flight, greedy, ``ignore_eos``.
 Prints one JSON line per workload (``"system": "python-direct"``) and, for vLLM, an ``engine`` line.
+``--greedy-check N``: then the first N of ``GREEDY_PROMPTS`` at once, temperature 0, up to ``--tokens``
+tokens (stopping at EOS), printed as a ``"greedy"`` line of token ids; bridge.bench.ts sends the same
+prompts through the bridge and checks that the tokens are identical.
 """
 from __future__ import annotations
 
@@ -30,6 +33,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 
 from tsray.engine import SamplingParams, create_backend  # noqa: E402
+
+
+# The same list in bench/llm/bridge.bench.ts (GREEDY_PROMPTS).
+GREEDY_PROMPTS = [
+    "The capital of France is",
+    "Hello, my name is",
+    "The president of the United States is",
+    "The future of AI is",
+    "Once upon a time",
+    "The quick brown fox",
+    "To be or not to be",
+    "In a galaxy far away",
+]
 
 
 def pct(xs, p):
@@ -117,12 +133,13 @@ async def main() -> None:
     ap.add_argument("--num-gpus", type=float, default=0.0)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--prompt-vocab", type=int, default=400, help="token-id prompts use ids 10 .. 10+N-1")
+    ap.add_argument("--greedy-check", type=int, default=0, help="print greedy token ids of the first N GREEDY_PROMPTS")
     a = ap.parse_args()
     workloads = parse_workloads(a)
     engine_args = json.loads(a.engine_args) if a.engine_args else ({"torch_threads": 1} if a.backend == "transformers" else {})
 
     if a.backend == "vllm":
-        submit, close, engine_line = await _start_vllm(a, engine_args)
+        submit, close, engine_line, greedy_ids = await _start_vllm(a, engine_args)
     else:
         be = create_backend(a.backend)
         await be.start(a.model, engine_args, a.num_gpus, 1.0)
@@ -135,6 +152,13 @@ async def main() -> None:
         async def close():
             await be.shutdown()
 
+        async def greedy_ids(rid, prompt):
+            ids: list[int] = []
+            greedy = SamplingParams(temperature=0.0, max_tokens=a.tokens)
+            async for d in be.generate(rid, prompt, greedy):
+                ids.extend(d.token_ids)
+            return ids
+
         engine_line = None
 
     runner = _Runner(submit, a, (10, a.prompt_vocab))
@@ -145,6 +169,10 @@ async def main() -> None:
     for k, (requests, concurrency) in enumerate(workloads):
         lat, ttft, itl, produced, el = await runner.run(requests, concurrency, 10_000 * (k + 1))
         print(json.dumps(summarize("python-direct", a.backend, a.tokens, a.input_tokens, requests, concurrency, lat, ttft, itl, produced, el)), flush=True)
+    if a.greedy_check:
+        prompts = GREEDY_PROMPTS[: a.greedy_check]
+        ids = await asyncio.gather(*(greedy_ids(f"g{i}", p) for i, p in enumerate(prompts)))
+        print(json.dumps({"system": "python-direct", "greedy": [{"prompt": p, "token_ids": t} for p, t in zip(prompts, ids)]}), flush=True)
     await close()
 
 
@@ -190,13 +218,23 @@ async def _start_vllm(a, engine_args):
     async def close():
         engine.shutdown()
 
+    greedy_sp = VSP(temperature=0.0, max_tokens=a.tokens, output_kind=RequestOutputKind.DELTA)
+
+    async def greedy_ids(rid, prompt):
+        ids: list[int] = []
+        async for out in engine.generate(prompt, greedy_sp, rid):
+            ids.extend(out.outputs[0].token_ids)
+            if out.finished:
+                break
+        return ids
+
     line = {
         "system": "python-direct", "engine": "vllm AsyncLLM", "engine_args": kwargs, "start_s": round(start_s, 1),
         "num_gpu_blocks": cc.num_gpu_blocks, "block_size": cc.block_size,
         "kv_cache_tokens": (cc.num_gpu_blocks or 0) * (cc.block_size or 0),
         "max_model_len": engine.model_config.max_model_len, "vocab_size": vocab_size,
     }
-    return submit, close, line
+    return submit, close, line, greedy_ids
 
 
 asyncio.run(main())

@@ -2,5 +2,5 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   root: import.meta.dirname,
-  test: { name: 'example-04-llm-engine', include: ['*.spec.ts'], environment: 'node', pool: 'forks', testTimeout: 180_000 },
+  test: { name: 'example-04-llm-engine', include: ['*.spec.ts'], environment: 'node', pool: 'forks', testTimeout: 420_000 },
 });

@@ -8,14 +8,14 @@
  *
  * With 6+ GPUs and vLLM: vLLM engines, tensor parallel = GPU count. Without: an embedded cluster with
  * 8 *fake* GPUs (`init({ numGpus: 8 })`: GPU pinning is logical, CUDA_VISIBLE_DEVICES per process) and
- * the HF transformers backend on CPU with the tiny local model. Either way each instance reports the
+ * the HF transformers backend on CPU with SmolLM2-135M-Instruct (converted once from its PyPI wheel, `ensureModel`). Either way each instance reports the
  * CUDA_VISIBLE_DEVICES its process got, and the sets are disjoint.
  *
  * Run: npx tsx examples/06-multi-instance/main.ts      (TSRAY_MODEL=<folder> to use another model)
  */
 import { execFileSync } from 'node:child_process';
 import { clusterResources, init, shutdown } from '@tsray/core';
-import { ensureTinyModel, LLMEngine } from '@tsray/vllm-bridge';
+import { ensureModel, LLMEngine } from '@tsray/vllm-bridge';
 
 const python = process.env['TSRAY_PYTHON'] ?? '.venv/bin/python';
 let real = false;
@@ -27,14 +27,15 @@ try {
 }
 await init(real ? { python } : { numGpus: 8, python });
 const backend = real ? 'vllm' : 'transformers';
-const model = process.env['TSRAY_MODEL'] ?? ensureTinyModel(python);
+const model = process.env['TSRAY_MODEL'] ?? ensureModel('smollm2-135m-instruct', { python });
 console.log(`cluster: ${JSON.stringify(await clusterResources())}${real ? '' : ' (fake GPUs)'}`);
 console.log(`engines: ${backend}, model ${model}`);
 
 const useGpus = [1, 1, 2, 2];
 const instances = await Promise.all(useGpus.map((n) => LLMEngine.deploy({ model, backend, numGpus: n, engineArgs: real ? {} : { max_num_seqs: 8 } })));
-const inputTexts = ['Text 1', 'Text 2', 'Text 3', 'Text 4'];
-const params = { temperature: 0.8, topP: 0.95, maxTokens: 16, seed: 0 };
+const inputTexts = ['The capital of France is', 'The capital of Italy is', 'The capital of Japan is', 'The capital of Germany is'];
+// Greedy: each instance's answer can be checked (a real model, SmolLM2, on CPU).
+const params = { temperature: 0, maxTokens: 12 };
 // One "get" over all instances: every generate runs at once, results in instance order.
 const [generated, infos] = await Promise.all([
   Promise.all(instances.map((engine, i) => engine.generate(inputTexts[i]!, params))),

@@ -9,9 +9,9 @@ import { expect, it } from 'vitest';
 const run = promisify(execFile);
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
-it('a second process finds the named scheduler and gets the 10 results; without it, the not-found message', { timeout: 180_000 }, async () => {
+it('a second process finds the named scheduler and gets the 10 results; without it, the not-found message', { timeout: 400_000 }, async () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
-  // The head runs a real CPU engine (transformers, tiny model) behind the scheduler actor.
+  // The head runs a real CPU engine (transformers, SmolLM2-135M-Instruct) behind the scheduler actor.
   const head = spawn(process.execPath, ['--import', 'tsx', here('./head.ts')], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -67,7 +67,7 @@ it('a second process finds the named scheduler and gets the 10 results; without 
 });
 
 it('on a multi-node cluster (tsray start --head + a second node, real CPU engine): a driver on the other node finds the scheduler', {
-  timeout: 240_000,
+  timeout: 400_000,
 }, async () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const cli = `${root}packages/cluster/dist/cli.js`;

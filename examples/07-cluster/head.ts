@@ -1,6 +1,6 @@
 /**
  * Head node of the seed's design: starts the cluster, an LLM engine (1 GPU with vLLM where there is
- * one, else a CPU engine with the tiny local model), and the CPU scheduler actor registered as name
+ * one, else a CPU engine with SmolLM2-135M-Instruct (converted once from its PyPI wheel, `ensureModel`)), and the CPU scheduler actor registered as name
  * "scheduler" in namespace "head"; then keeps running (Ctrl-C stops it). ENGINE=echo uses an echo actor.
  *
  * Run: npx tsx examples/07-cluster/head.ts     (then, in another terminal: npx tsx examples/07-cluster/worker.ts)
@@ -8,7 +8,7 @@
  *   TSRAY_ADDRESS=auto npx tsx examples/07-cluster/head.ts; then worker.ts on any node.
  */
 import { get, init, isMain, nodes, shutdown } from '@tsray/core';
-import { ensureTinyModel, LLMEngine } from '@tsray/vllm-bridge';
+import { ensureModel, LLMEngine } from '@tsray/vllm-bridge';
 import { RemoteEchoEngine, RemoteVllmScheduler, type EngineRef } from './actors.js';
 
 if (isMain(import.meta)) {
@@ -30,7 +30,7 @@ if (isMain(import.meta)) {
   } else {
     const gpus = (await nodes()).reduce((g, n) => g + (n.alive ? (n.resourcesTotal['GPU'] ?? 0) : 0), 0);
     const python = process.env['TSRAY_PYTHON'] ?? '.venv/bin/python';
-    const model = process.env['TSRAY_MODEL'] ?? ensureTinyModel(python);
+    const model = process.env['TSRAY_MODEL'] ?? ensureModel('smollm2-135m-instruct', { python });
     const engine = await LLMEngine.deploy({ model, numGpus: gpus > 0 ? 1 : 0, name: 'engine', namespace: 'head' });
     engineRef = { kind: 'llm', name: 'engine', namespace: 'head' };
     keep = engine;

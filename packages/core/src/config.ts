@@ -231,13 +231,21 @@ export const CONFIG_VARIABLES = {
     parse: text,
     doc: 'Entry script `tsray start` runs as the daemon (default: `daemon-main.js` beside the CLI); tests point it at sources.',
   }),
-  modelCache: variable('TSRAY_MODEL_CACHE', {
-    type: 'path',
+  apiKey: variable('TSRAY_API_KEY', {
+    type: 'string (secret)',
     default: none,
     setBy: 'user',
     readBy: ['ts'],
     parse: text,
-    doc: 'Directory of the tiny test model `ensureTinyModel()` writes (default `~/.cache/tsray/models`).',
+    doc: 'Bearer key `tsray-serve` requires on /v1/* (as `vllm serve --api-key`; `VLLM_API_KEY` is read too); `--api-key` overrides it. Never logged.',
+  }),
+  modelCache: variable('TSRAY_MODEL_CACHE', {
+    type: 'path',
+    default: none,
+    setBy: 'user',
+    readBy: ['ts', 'python'],
+    parse: text,
+    doc: 'Model cache: the real default model `ensureModel()` / `tsray.models.ensure()` converts and the tiny test model `ensureTinyModel()` writes (default `~/.cache/tsray/models`).',
   }),
   // --- runtime environments (the node's agent) ---
   runtimeEnvDir: variable('TSRAY_RUNTIME_ENV_DIR', {

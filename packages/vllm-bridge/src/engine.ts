@@ -15,7 +15,8 @@ export interface SamplingParams {
   temperature?: number;
   topP?: number;
   topK?: number;
-  maxTokens?: number;
+  /** Tokens to generate at most (default 16); `null`: up to the end of the context (vLLM's chat default). */
+  maxTokens?: number | null;
   stop?: string[];
   seed?: number;
   n?: number;
@@ -53,6 +54,19 @@ export interface Completion {
   usage: { promptTokens: number; completionTokens: number };
   /** The other completions when n > 1 (index 1..n-1). */
   alternatives?: Completion[];
+}
+
+/** Where and how an engine runs (`engine.info()`). */
+export interface EngineInfo {
+  backend: string;
+  max_model_len: number;
+  model: string;
+  pid: number;
+  cuda_visible_devices: string | null;
+  /** GPUs the engine shards its model over (vLLM's tensor-parallel size; 1 for transformers). */
+  tensor_parallel_size: number;
+  /** The GPU ids the engine's process sees (its `CUDA_VISIBLE_DEVICES`). */
+  gpu_ids: string[];
 }
 
 /** Load of an engine. */
@@ -104,7 +118,9 @@ export type EngineState = 'starting' | 'ready' | 'restarting' | 'dead';
 interface EngineActorApi {
   address(): string;
   stats(): { waiting: number; running: number; kv_cache_usage: number };
-  info(): { backend: string; max_model_len: number; model: string; pid: number; cuda_visible_devices: string | null };
+  info(): EngineInfo;
+  tokenize(prompt: string | ChatMessage[], addSpecialTokens: boolean): number[];
+  detokenize(tokenIds: number[]): string;
   shutdown(): boolean;
 }
 
@@ -153,7 +169,10 @@ function toWireParams(p: SamplingParams = {}): tsray.v1.ISamplingParams {
   if (p.temperature !== undefined) w.temperature = p.temperature;
   if (p.topP !== undefined) w.topP = p.topP;
   if (p.topK !== undefined) w.topK = p.topK;
-  if (p.maxTokens !== undefined) w.maxTokens = p.maxTokens;
+  // 0 on the wire: no limit but the context (python/tsray/engine/actor.py `_params_from_proto`); a
+  // caller's 0 is refused before (stream()).
+  if (p.maxTokens === null) w.maxTokens = 0;
+  else if (p.maxTokens !== undefined) w.maxTokens = p.maxTokens;
   if (p.stop !== undefined) w.stop = p.stop;
   if (p.seed !== undefined) w.seed = p.seed;
   if (p.n !== undefined) w.n = p.n;
@@ -411,6 +430,7 @@ export class LLMEngine {
     params: SamplingParams = {},
     options: { signal?: AbortSignal; requestId?: string } = {},
   ): AsyncGenerator<StreamDelta, void, undefined> {
+    if (params.maxTokens === 0) throw new GenerateRequestError('invalid_params', 'max_tokens must be an integer >= 1 or null, got 0', 'max_tokens');
     await this.connect();
     const requestId = options.requestId ?? `${this.prefix}-${++this.seq}`;
     const p: Pending = { deltas: [], wake: undefined, done: false, error: undefined, open: params.n ?? 1 };
@@ -425,7 +445,9 @@ export class LLMEngine {
     let finished = false;
     try {
       for (;;) {
-        while (p.deltas.length > 0) yield p.deltas.shift()!;
+        // A consumer slower than the engine gets what piled up as one delta per completion (as vLLM's
+        // RequestOutputCollector does), not one object per token.
+        while (p.deltas.length > 0) yield takeCoalesced(p.deltas);
         if (p.error) throw p.error;
         if (p.done) {
           finished = true;
@@ -470,7 +492,17 @@ export class LLMEngine {
   }
 
   /** Where the engine runs (backend, pid, CUDA_VISIBLE_DEVICES). */
-  async info(): Promise<{ backend: string; max_model_len: number; model: string; pid: number; cuda_visible_devices: string | null }> {
+  /** Token ids of a text (or of chat messages, with the chat template), with the engine's tokenizer. */
+  async tokenize(prompt: string | ChatMessage[], options: { addSpecialTokens?: boolean } = {}): Promise<number[]> {
+    return get(this.actor.tokenize.remote(prompt, options.addSpecialTokens ?? true));
+  }
+
+  /** The text of token ids, with the engine's tokenizer (special tokens kept). */
+  async detokenize(tokenIds: number[]): Promise<string> {
+    return get(this.actor.detokenize.remote(tokenIds));
+  }
+
+  async info(): Promise<EngineInfo> {
     return get(this.actor.info.remote());
   }
 
@@ -520,6 +552,21 @@ export class LLMEngine {
 }
 
 /** A prompt or a batch of prompts as a list (a token-id list is one prompt). @internal */
+/**
+ * Remove the first delta of `queue` and merge into it the deltas right behind it of the same completion
+ * (same `index`), up to one that finishes it: text and token ids appended, counts and finish reason of
+ * the last one.
+ * @internal
+ */
+export function takeCoalesced(queue: StreamDelta[]): StreamDelta {
+  let d = queue.shift()!;
+  while (queue.length > 0 && queue[0]!.index === d.index && d.finishReason === undefined) {
+    const next = queue.shift()!;
+    d = { ...next, text: d.text + next.text, tokenIds: d.tokenIds.concat(next.tokenIds) };
+  }
+  return d;
+}
+
 export function promptList(prompts: Prompt | Prompt[]): Prompt[] {
   return Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] !== 'number') ? (prompts as Prompt[]) : [prompts as Prompt];
 }

@@ -4,7 +4,7 @@
  * driven from TypeScript over a direct ZeroMQ data plane with protobuf messages.
  */
 export { LLMEngine } from './engine.js';
-export type { DeployOptions, SamplingParams, Prompt, ChatMessage, StreamDelta, Completion, EngineStats, EngineState } from './engine.js';
+export type { DeployOptions, EngineInfo, SamplingParams, Prompt, ChatMessage, StreamDelta, Completion, EngineStats, EngineState } from './engine.js';
 export { EngineStartError, EngineDeadError, GenerateRequestError, GenerateAbortedError } from './errors.js';
 export { DataParallel } from './data-parallel.js';
 export type { DataParallelOptions, RankStats } from './data-parallel.js';
@@ -13,3 +13,5 @@ export type { MoEDataParallelOptions, MoERankInfo } from './moe-data-parallel.js
 export { serveOpenAI } from './openai-server.js';
 export type { OpenAIServer, OpenAIServerOptions, ServeTarget } from './openai-server.js';
 export { ensureTinyModel } from './tiny-model.js';
+export { DEFAULT_MODEL, ensureModel, KNOWN_MODELS } from './models.js';
+export type { KnownModel } from './models.js';

@@ -1,14 +1,31 @@
 /**
- * An OpenAI-compatible HTTP server in front of an engine or a data-parallel group:
- * /v1/models, /v1/completions, /v1/chat/completions (SSE streaming or not), /health, /metrics.
+ * An OpenAI-compatible HTTP server in front of an engine or a data-parallel group, answering as
+ * `vllm serve` does for the endpoints it offers: /v1/models, /v1/completions, /v1/chat/completions (SSE
+ * streaming or not, `stream_options.include_usage`), /health, /version, /metrics (vLLM's metric names),
+ * a bearer API key on /v1/*. Request bodies are checked by one schema (request-schema.ts) at the edge.
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { randomBytes } from 'node:crypto';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { once } from 'node:events';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { DataParallel } from './data-parallel.js';
-import type { EngineState, EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
+import type { ChatMessage, EngineState, EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
 import { EngineDeadError, EngineStartError, GenerateRequestError } from './errors.js';
+import type { ZodType } from 'zod';
+import {
+  chatMessagesOf,
+  chatRequest,
+  completionRequest,
+  detokenizeRequest,
+  parseRequest,
+  tokenizeRequest,
+  promptsOf,
+  RequestValidationError,
+  samplingOf,
+  type ChatRequest,
+  type CompletionRequest,
+} from './request-schema.js';
+import { createServerMetrics, type ServerMetrics } from './server-metrics.js';
 
 /**
  * What `serveOpenAI` serves: an `LLMEngine`, a `MoEDataParallel` group (anything with this
@@ -33,7 +50,12 @@ export interface OpenAIServerOptions {
   modelName?: string;
   /** Largest accepted request body, bytes. Default 1 MiB. */
   maxBodyBytes?: number;
+  /** Bearer token required on /v1/* (as `vllm serve --api-key`). Default: none. */
+  apiKey?: string;
 }
+
+/** What GET /version answers (vLLM answers its own version; this is the bridge's). */
+export const SERVER_VERSION = '0.1.0';
 
 /** A running server. */
 export interface OpenAIServer {
@@ -51,36 +73,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-const NUM = (v: unknown, field: string, int = false): number | undefined => {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || (int && !Number.isInteger(v)))
-    throw new HttpError(400, `${field} must be a${int ? 'n integer' : ' number'}`, field);
-  // The wire carries int32 (seed: int64); a larger value would wrap instead of being refused.
-  const max = field === 'seed' ? Number.MAX_SAFE_INTEGER : 2 ** 31 - 1;
-  if (int && Math.abs(v) > max) throw new HttpError(400, `${field} must be an integer of at most ${max}, got ${v}`, field);
-  return v;
-};
-
-function samplingFromBody(b: Record<string, unknown>): SamplingParams {
-  const p: SamplingParams = {};
-  const set = <K extends keyof SamplingParams>(k: K, v: SamplingParams[K] | undefined) => {
-    if (v !== undefined) p[k] = v;
-  };
-  set('temperature', NUM(b['temperature'], 'temperature'));
-  set('topP', NUM(b['top_p'], 'top_p'));
-  set('topK', NUM(b['top_k'], 'top_k', true));
-  set('maxTokens', NUM(b['max_tokens'] ?? b['max_completion_tokens'], 'max_tokens', true));
-  set('seed', NUM(b['seed'], 'seed', true));
-  set('n', NUM(b['n'], 'n', true));
-  const stop = b['stop'];
-  if (stop !== undefined && stop !== null) {
-    if (typeof stop === 'string') p.stop = [stop];
-    else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) p.stop = stop as string[];
-    else throw new HttpError(400, 'stop must be a string or a list of strings', 'stop');
-  }
-  return p;
 }
 
 async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
@@ -101,16 +93,6 @@ async function readJson(req: IncomingMessage, limit: number): Promise<Record<str
   return body as Record<string, unknown>;
 }
 
-/** Prometheus metrics of one server. */
-interface ServerMetrics {
-  registry: Registry;
-  requests: Counter;
-  promptTokens: Counter;
-  genTokens: Counter;
-  ttft: Histogram;
-  itl: Histogram;
-}
-
 /** What the route handlers share. */
 interface ServeContext {
   target: ServeTarget;
@@ -118,6 +100,9 @@ interface ServeContext {
   /** Largest accepted request body, bytes. */
   limit: number;
   metrics: ServerMetrics;
+  apiKey: Buffer | undefined;
+  /** The model's context length, once an engine has reported it. */
+  maxModelLen: number;
 }
 
 /** Undefined when the target can take requests; else the HTTP error to answer with. */
@@ -127,53 +112,37 @@ function notReady({ target, modelName }: ServeContext): HttpError | undefined {
     if (states.includes('ready')) return undefined;
     if (states.every((st) => st === 'dead')) {
       const err = Array.from({ length: target.size }, (_, i) => target.rank(i).error).find((e) => e !== undefined);
-      return new HttpError(503, `no rank of ${modelName} can serve: ${err ? err.message : 'every rank is dead'}`);
+      return new HttpError(503, `no rank of ${modelName} can serve: ${err ? publicMessage(err.message) : 'every rank is dead'}`);
     }
     return new HttpError(503, `${modelName} is not ready yet (ranks: ${states.join(', ')}); retry shortly`, undefined, { 'retry-after': '1' });
   }
   if (target.state === 'ready') return undefined;
-  if (target.state === 'dead') return new HttpError(503, target.error?.message ?? `the engine for ${modelName} is dead`);
+  if (target.state === 'dead') return new HttpError(503, target.error ? publicMessage(target.error.message) : `the engine for ${modelName} is dead`);
   return new HttpError(503, `${modelName} is ${target.state === 'starting' ? 'loading' : 'restarting'}; retry shortly`, undefined, { 'retry-after': '1' });
 }
 
-function createMetrics(target: ServeTarget): ServerMetrics {
-  const registry = new Registry();
-  const requests = new Counter({
-    name: 'tsray_requests_total',
-    help: 'requests by endpoint and status',
-    labelNames: ['endpoint', 'status'],
-    registers: [registry],
-  });
-  const promptTokens = new Counter({ name: 'tsray_prompt_tokens_total', help: 'prompt tokens', registers: [registry] });
-  const genTokens = new Counter({ name: 'tsray_generation_tokens_total', help: 'generated tokens', registers: [registry] });
-  const ttft = new Histogram({
-    name: 'tsray_time_to_first_token_seconds',
-    help: 'time to first token',
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
-  const itl = new Histogram({
-    name: 'tsray_inter_token_latency_seconds',
-    help: 'time between streamed deltas',
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    registers: [registry],
-  });
-  new Gauge({
-    name: 'tsray_queue_depth',
-    help: 'waiting and running requests per rank',
-    labelNames: ['rank', 'state'],
-    registers: [registry],
-    async collect() {
-      let ranks: { rank: number; waiting: number; running: number }[] = [];
-      if (target instanceof DataParallel) ranks = await target.stats();
-      else if (target.state === 'ready') ranks = [{ ...(await target.stats().catch(() => ({ waiting: 0, running: 0 }))), rank: 0 }];
-      for (const r of ranks) {
-        this.set({ rank: String(r.rank), state: 'waiting' }, r.waiting);
-        this.set({ rank: String(r.rank), state: 'running' }, r.running);
-      }
-    },
-  });
-  return { registry, requests, promptTokens, genTokens, ttft, itl };
+/** Summed load of the target for the gauges (undefined while nothing can answer). */
+async function loadOf(target: ServeTarget): Promise<{ running: number; waiting: number; kvCacheUsage: number } | undefined> {
+  const ranks: EngineStats[] = target instanceof DataParallel ? await target.stats() : target.state === 'ready' ? [await target.stats()] : [];
+  if (ranks.length === 0) return undefined;
+  return {
+    running: ranks.reduce((a, r) => a + r.running, 0),
+    waiting: ranks.reduce((a, r) => a + r.waiting, 0),
+    kvCacheUsage: ranks.reduce((a, r) => a + r.kvCacheUsage, 0) / ranks.length,
+  };
+}
+
+/** The model's context length (0 while no engine has reported it); cached once known. */
+async function maxModelLenOf(s: ServeContext): Promise<number> {
+  if (s.maxModelLen > 0) return s.maxModelLen;
+  if (notReady(s)) return 0; // stats() would wait for the engine; unknown for now
+  try {
+    const st = s.target instanceof DataParallel ? (await s.target.stats()).find((r) => r.maxModelLen > 0) : await s.target.stats();
+    s.maxModelLen = st?.maxModelLen ?? 0;
+  } catch {
+    /* not ready: unknown for now */
+  }
+  return s.maxModelLen;
 }
 
 /** GET /health: 200 once the target can serve (a DataParallel group: at least one rank ready), else 503. */
@@ -185,27 +154,28 @@ function handleHealth(s: ServeContext, res: ServerResponse): void {
 
 /** GET /metrics: Prometheus text format. */
 async function handleMetrics(s: ServeContext, res: ServerResponse): Promise<void> {
-  res.writeHead(200, { 'content-type': s.metrics.registry.contentType }).end(await s.metrics.registry.metrics());
+  const text = await s.metrics.registry.metrics();
+  res.writeHead(200, { 'content-type': s.metrics.registry.contentType }).end(text);
 }
 
-/** GET /v1/models: the one model this server serves. */
-function handleModels(s: ServeContext, res: ServerResponse): void {
-  json(res, 200, { object: 'list', data: [{ id: s.modelName, object: 'model', created: 0, owned_by: 'tsray' }] });
-}
-
-/** The prompt of a completion (`prompt`) or chat completion (`messages`) request; 400 when malformed. */
-function promptFromBody(body: Record<string, unknown>, chat: boolean): Prompt {
-  if (chat) {
-    const msgs = body['messages'];
-    if (!Array.isArray(msgs) || msgs.length === 0 || !msgs.every((m) => typeof m?.role === 'string' && typeof m?.content === 'string')) {
-      throw new HttpError(400, 'messages must be a non-empty list of {role, content} strings', 'messages');
-    }
-    return { messages: msgs as { role: string; content: string }[] };
-  }
-  const p = body['prompt'];
-  if (typeof p !== 'string' && !(Array.isArray(p) && p.every((x) => Number.isInteger(x))))
-    throw new HttpError(400, 'prompt must be a string or a list of token ids', 'prompt');
-  return p as Prompt;
+/** GET /v1/models: the one model this server serves, with vLLM's fields (`root`, `max_model_len`). */
+async function handleModels(s: ServeContext, res: ServerResponse): Promise<void> {
+  const maxModelLen = await maxModelLenOf(s);
+  json(res, 200, {
+    object: 'list',
+    data: [
+      {
+        id: s.modelName,
+        object: 'model',
+        created: 0,
+        owned_by: 'vllm',
+        root: s.target.model,
+        parent: null,
+        max_model_len: maxModelLen > 0 ? maxModelLen : null,
+        permission: [],
+      },
+    ],
+  });
 }
 
 /** One choice of a completion as its deltas arrive. */
@@ -213,52 +183,71 @@ interface ChoiceText {
   text: string;
   finish: string;
   completion: number;
+  /** The chat role went out in this choice's first chunk (vLLM sends it once). */
+  roleSent: boolean;
 }
 
 /** Collects a request's deltas into its choices, observes latency metrics, and writes SSE chunks. */
 class CompletionCollector {
   readonly choices: ChoiceText[];
-  promptCount = 0;
+  private readonly promptCounts: number[];
   private readonly t0 = performance.now();
   private last = 0;
 
   constructor(
     private readonly s: ServeContext,
     private readonly res: ServerResponse,
-    private readonly meta: { id: string; created: number; chat: boolean; sse: boolean },
-    n: number,
+    private readonly meta: { id: string; created: number; chat: boolean; sse: boolean; includeUsage: boolean; echo: string[] | undefined },
+    private readonly n: number,
+    prompts: number,
   ) {
-    this.choices = Array.from({ length: n }, () => ({ text: '', finish: '' as string, completion: 0 }));
+    this.choices = Array.from({ length: n * prompts }, () => ({ text: '', finish: '', completion: 0, roleSent: false }));
+    this.promptCounts = new Array<number>(prompts).fill(0);
   }
 
-  onDelta(d: StreamDelta): void {
-    const now = performance.now();
-    if (this.last === 0) this.s.metrics.ttft.observe((now - this.t0) / 1000);
-    else this.s.metrics.itl.observe((now - this.last) / 1000);
-    this.last = now;
-    const c = this.choices[d.index]!;
-    c.text += d.text;
-    c.completion = d.completionTokens;
-    this.promptCount = d.promptTokens;
-    if (d.finishReason) c.finish = d.finishReason === 'abort' ? 'stop' : d.finishReason;
-    if (!this.meta.sse) return;
+  private chunk(choices: unknown[], extra: Record<string, unknown> = {}): string {
     const { id, created, chat } = this.meta;
-    const choice = chat
-      ? { index: d.index, delta: { role: 'assistant', content: d.text }, finish_reason: d.finishReason ? c.finish : null }
-      : { index: d.index, text: d.text, finish_reason: d.finishReason ? c.finish : null, logprobs: null };
-    this.res.write(
-      `data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: this.s.modelName, choices: [choice] })}\n\n`,
-    );
+    return `data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: this.s.modelName, choices, ...extra })}\n\n`;
   }
 
-  /** Count the tokens and answer: the SSE terminator, or the whole completion as JSON. */
+  /** Take delta `d` of prompt `p`; returns false when the SSE socket's buffer is full (wait for 'drain'). */
+  onDelta(p: number, d: StreamDelta): boolean {
+    const now = performance.now();
+    if (this.last === 0) this.s.metrics.firstToken((now - this.t0) / 1000);
+    else this.s.metrics.interToken((now - this.last) / 1000);
+    this.last = now;
+    const index = p * this.n + d.index;
+    const c = this.choices[index]!;
+    const echo = !this.meta.chat && this.meta.echo && c.text === '' && c.completion === 0 ? this.meta.echo[p]! : '';
+    c.text += echo + d.text;
+    c.completion = d.completionTokens;
+    this.promptCounts[p] = d.promptTokens;
+    if (d.finishReason) c.finish = d.finishReason === 'abort' ? 'stop' : d.finishReason;
+    if (!this.meta.sse) return true;
+    const finishReason = d.finishReason ? c.finish : null;
+    let choice: Record<string, unknown>;
+    if (this.meta.chat) {
+      choice = { index, delta: c.roleSent ? { content: d.text } : { role: 'assistant', content: d.text }, logprobs: null, finish_reason: finishReason };
+      c.roleSent = true;
+    } else choice = { index, text: echo + d.text, logprobs: null, finish_reason: finishReason };
+    return this.res.write(this.chunk([choice]));
+  }
+
+  /** Count the tokens and answer: the usage chunk (if asked) and the SSE terminator, or the whole completion as JSON. */
   finish(): void {
     const { id, created, chat, sse } = this.meta;
     const completionTokens = this.choices.reduce((a, c) => a + c.completion, 0);
-    this.s.metrics.promptTokens.inc(this.promptCount);
-    this.s.metrics.genTokens.inc(completionTokens);
-    const usage = { prompt_tokens: this.promptCount, completion_tokens: completionTokens, total_tokens: this.promptCount + completionTokens };
+    const promptTokens = this.promptCounts.reduce((a, b) => a + b, 0);
+    this.s.metrics.finished({
+      seconds: (performance.now() - this.t0) / 1000,
+      promptTokens,
+      generationTokens: completionTokens,
+      finishedReasons: this.choices.map((c) => c.finish || 'stop'),
+    });
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
     if (sse) {
+      // vLLM's last chunk with include_usage: no choices, the request's usage.
+      if (this.meta.includeUsage) this.res.write(this.chunk([], { usage }));
       this.res.end('data: [DONE]\n\n');
       return;
     }
@@ -269,93 +258,199 @@ class CompletionCollector {
       model: this.s.modelName,
       choices: this.choices.map((c, index) =>
         chat
-          ? { index, message: { role: 'assistant', content: c.text }, finish_reason: c.finish }
-          : { index, text: c.text, finish_reason: c.finish, logprobs: null },
+          ? { index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finish }
+          : { index, text: c.text, logprobs: null, finish_reason: c.finish },
       ),
       usage,
     });
   }
 }
 
+/** The validated body of a completion or chat request; 400 naming the field, 404 for another model. */
+async function requestOf(s: ServeContext, req: IncomingMessage, chat: boolean): Promise<CompletionRequest | ChatRequest> {
+  const body: CompletionRequest | ChatRequest = chat ? await bodyOf(s, req, chatRequest) : await bodyOf(s, req, completionRequest);
+  const max = body.max_completion_tokens ?? body.max_tokens;
+  const maxModelLen = await maxModelLenOf(s);
+  if (max != null && maxModelLen > 0 && max >= maxModelLen) {
+    throw new HttpError(
+      400,
+      `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${max} tokens in the completion. Please reduce the length of the completion.`,
+      body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
+    );
+  }
+  return body;
+}
+
 /** POST /v1/completions and /v1/chat/completions (SSE when `stream` is true). */
-async function handleCompletion(s: ServeContext, req: IncomingMessage, res: ServerResponse, chat: boolean, endpoint: string): Promise<void> {
-  const body = await readJson(req, s.limit);
-  if (body['model'] !== undefined && body['model'] !== s.modelName)
-    throw new HttpError(404, `model "${String(body['model'])}" does not exist (this server serves "${s.modelName}")`, 'model');
-  const params = samplingFromBody(body);
-  const prompt = promptFromBody(body, chat);
+async function handleCompletion(s: ServeContext, req: IncomingMessage, res: ServerResponse, chat: boolean, route: string): Promise<void> {
+  const body = await requestOf(s, req, chat);
+  const params: SamplingParams = samplingOf(body, chat);
+  const prompts: Prompt[] = promptsOf(body, chat);
   // Not ready (loading, restarting, dead): 503, with Retry-After while it is coming up.
   const nr = notReady(s);
   if (nr) throw nr;
   const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(8).toString('hex')}`;
   const created = Math.floor(Date.now() / 1000);
   const ac = new AbortController();
-  // A client that goes away aborts its request in the engine.
+  // A client that goes away aborts its request(s) in the engine.
   res.on('close', () => {
     if (!res.writableFinished) ac.abort();
   });
-  const sse = body['stream'] === true;
-  const collector = new CompletionCollector(s, res, { id, created, chat, sse }, params.n ?? 1);
-  const it = s.target.stream(prompt, params, { signal: ac.signal });
-  // The first delta (or error) decides the status: errors before any output are HTTP errors.
-  let firstDelta: IteratorResult<StreamDelta, void>;
+  const sse = body.stream === true;
+  const echo = !chat && (body as CompletionRequest).echo === true ? prompts.map((p) => (typeof p === 'string' ? p : '')) : undefined;
+  const meta = { id, created, chat, sse, includeUsage: body.stream_options?.include_usage === true, echo };
+  const collector = new CompletionCollector(s, res, meta, params.n ?? 1, prompts.length);
+  const its = prompts.map((p) => s.target.stream(p, params, { signal: ac.signal }));
+  // The first delta (or error) of every prompt decides the status: errors before any output are HTTP errors.
+  let firsts: IteratorResult<StreamDelta, void>[];
   try {
-    firstDelta = await it.next();
+    firsts = await Promise.all(its.map((it) => it.next()));
   } catch (e) {
+    ac.abort();
     throw mapError(e);
   }
   if (sse) res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   try {
-    if (!firstDelta.done) collector.onDelta(firstDelta.value);
-    for (;;) {
-      const r = await it.next();
-      if (r.done) break;
-      collector.onDelta(r.value);
-    }
+    await Promise.all(its.map((it, p) => pump(collector, res, p, firsts[p]!, it, ac.signal)));
   } catch (e) {
+    ac.abort();
     if (sse) {
-      res.write(`data: ${JSON.stringify({ error: { message: (e as Error).message, type: 'engine_error' } })}\n\n`);
+      const he = mapError(e);
+      res.write(`data: ${JSON.stringify(errorBody(he))}\n\n`);
       res.end('data: [DONE]\n\n');
       return;
     }
     throw mapError(e);
   }
+  if (ac.signal.aborted) return; // the client went away: nothing to answer
   collector.finish();
-  s.metrics.requests.inc({ endpoint, status: '200' });
+  s.metrics.request(route, 'POST', 200);
 }
 
-/** Route a request to its endpoint's handler (404 for any other). */
-async function route(s: ServeContext, req: IncomingMessage, res: ServerResponse, endpoint: string): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://x');
-  if (req.method === 'GET' && url.pathname === '/health') return handleHealth(s, res);
-  if (req.method === 'GET' && url.pathname === '/metrics') return handleMetrics(s, res);
-  if (req.method === 'GET' && url.pathname === '/v1/models') return handleModels(s, res);
-  const chat = url.pathname === '/v1/chat/completions';
-  if (req.method !== 'POST' || (!chat && url.pathname !== '/v1/completions')) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
-  return handleCompletion(s, req, res, chat, endpoint);
+/** Feed one prompt's deltas to the collector; a full socket buffer stops the pulling until 'drain'. */
+async function pump(
+  c: CompletionCollector,
+  res: ServerResponse,
+  p: number,
+  first: IteratorResult<StreamDelta, void>,
+  it: AsyncGenerator<StreamDelta, void, undefined>,
+  signal: AbortSignal,
+): Promise<void> {
+  for (let r = first; !r.done; r = await it.next()) {
+    if (!c.onDelta(p, r.value) && !signal.aborted) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+  }
+}
+
+/** What /tokenize and /detokenize need of the target (an engine; a DP group lends a ready rank). */
+interface Tokenizer {
+  tokenize(prompt: string | ChatMessage[], options?: { addSpecialTokens?: boolean }): Promise<number[]>;
+  detokenize(tokenIds: number[]): Promise<string>;
+}
+
+/** The tokenizer to use now; 503 while nothing is ready, 404 for a target without one. */
+function tokenizerOf(s: ServeContext): Tokenizer {
+  const nr = notReady(s);
+  if (nr) throw nr;
+  if (s.target instanceof DataParallel) return s.target.rank(s.target.states.indexOf('ready'));
+  if ('tokenize' in s.target && 'detokenize' in s.target) return s.target as unknown as Tokenizer;
+  throw new HttpError(404, 'this server has no tokenizer endpoint for its engine');
+}
+
+/** Parse a body with a schema; 400 naming the field, 404 for another model. */
+async function bodyOf<T extends { model?: string | null | undefined }>(s: ServeContext, req: IncomingMessage, schema: ZodType<T>): Promise<T> {
+  const raw = await readJson(req, s.limit);
+  let body: T;
+  try {
+    body = parseRequest(schema, raw);
+  } catch (e) {
+    if (e instanceof RequestValidationError) throw new HttpError(400, e.message, e.param);
+    throw e;
+  }
+  if (body.model != null && body.model !== s.modelName) throw new HttpError(404, `The model \`${body.model}\` does not exist.`, 'model');
+  return body;
+}
+
+/** POST /tokenize (vLLM's): `{count, max_model_len, tokens}`. */
+async function handleTokenize(s: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await bodyOf(s, req, tokenizeRequest);
+  const tok = tokenizerOf(s);
+  const tokens = await tok.tokenize(body.messages ? chatMessagesOf(body.messages) : body.prompt!, { addSpecialTokens: body.add_special_tokens ?? true });
+  json(res, 200, { count: tokens.length, max_model_len: await maxModelLenOf(s), tokens, token_strs: null });
+}
+
+/** POST /detokenize (vLLM's): `{prompt}`. */
+async function handleDetokenize(s: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await bodyOf(s, req, detokenizeRequest);
+  json(res, 200, { prompt: await tokenizerOf(s).detokenize(body.tokens) });
+}
+
+/** The routes (also the bounded values of the metrics' route label). */
+const ROUTES: Record<
+  string,
+  { method: string; auth: boolean; handle: (s: ServeContext, req: IncomingMessage, res: ServerResponse, route: string) => Promise<void> | void }
+> = {
+  '/health': { method: 'GET', auth: false, handle: (s, _req, res) => handleHealth(s, res) },
+  '/metrics': { method: 'GET', auth: false, handle: (s, _req, res) => handleMetrics(s, res) },
+  '/version': { method: 'GET', auth: false, handle: (_s, _req, res) => json(res, 200, { version: SERVER_VERSION }) },
+  '/v1/models': { method: 'GET', auth: true, handle: (s, _req, res) => handleModels(s, res) },
+  '/tokenize': { method: 'POST', auth: false, handle: (s, req, res) => handleTokenize(s, req, res) },
+  '/detokenize': { method: 'POST', auth: false, handle: (s, req, res) => handleDetokenize(s, req, res) },
+  '/v1/completions': { method: 'POST', auth: true, handle: (s, req, res, route) => handleCompletion(s, req, res, false, route) },
+  '/v1/chat/completions': { method: 'POST', auth: true, handle: (s, req, res, route) => handleCompletion(s, req, res, true, route) },
+};
+
+/** The route of a request path (`'other'` for any unknown path: the metrics label stays bounded). */
+function routeOf(req: IncomingMessage): string {
+  const path = new URL(req.url ?? '/', 'http://x').pathname;
+  return Object.hasOwn(ROUTES, path) ? path : 'other';
+}
+
+/** Whether the request carries the server's API key (`Authorization: Bearer <key>`), compared in constant time. */
+function authorized(s: ServeContext, req: IncomingMessage): boolean {
+  if (!s.apiKey) return true;
+  const h = req.headers.authorization ?? '';
+  const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '');
+  return given.length === s.apiKey.length && timingSafeEqual(given, s.apiKey);
+}
+
+/** Route a request to its endpoint's handler (404 for any other, 401 without the API key on /v1/*). */
+async function dispatch(s: ServeContext, req: IncomingMessage, res: ServerResponse, route: string): Promise<void> {
+  const r = Object.hasOwn(ROUTES, route) ? ROUTES[route] : undefined;
+  if (!r) throw new HttpError(404, `Not Found: ${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`);
+  if (r.auth && !authorized(s, req)) {
+    s.metrics.request(route, req.method ?? '', 401);
+    json(res, 401, { error: 'Unauthorized' });
+    return;
+  }
+  if (req.method !== r.method) throw new HttpError(405, `Method Not Allowed: ${req.method} ${route}`);
+  await r.handle(s, req, res, route);
+  if (route !== '/v1/completions' && route !== '/v1/chat/completions') s.metrics.request(route, r.method, res.statusCode);
 }
 
 /**
- * Serve an engine (or a DataParallel group) with OpenAI's HTTP API. A client that disconnects
- * aborts its request in the engine.
+ * Serve an engine (or a DataParallel group) with OpenAI's HTTP API, as `vllm serve` answers it. A
+ * client that disconnects aborts its request in the engine.
  */
 export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOptions = {}): Promise<OpenAIServer> {
-  const s: ServeContext = { target, modelName: options.modelName ?? target.model, limit: options.maxBodyBytes ?? 1024 * 1024, metrics: createMetrics(target) };
+  const modelName = options.modelName ?? target.model;
+  const s: ServeContext = {
+    target,
+    modelName,
+    limit: options.maxBodyBytes ?? 1024 * 1024,
+    metrics: createServerMetrics(modelName, () => loadOf(target)),
+    apiKey: options.apiKey ? Buffer.from(options.apiKey) : undefined,
+    maxModelLen: 0,
+  };
   const server: Server = createServer((req, res) => {
-    const endpoint = (req.url ?? '/').split('?')[0]!;
-    route(s, req, res, endpoint).catch((e: unknown) => {
+    const r = routeOf(req);
+    dispatch(s, req, res, r).catch((e: unknown) => {
       const he = e instanceof HttpError ? e : mapError(e);
-      s.metrics.requests.inc({ endpoint, status: String(he.status) });
+      s.metrics.request(r, req.method ?? '', he.status);
       if (res.headersSent) {
         res.end();
         return;
       }
-      json(
-        res,
-        he.status,
-        { error: { message: he.message, type: he.status >= 500 ? 'server_error' : 'invalid_request_error', param: he.param ?? null, code: null } },
-        he.headers,
-      );
+      json(res, he.status, errorBody(he), he.headers);
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -366,8 +461,32 @@ export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOpti
   return {
     port,
     url: `http://${options.host ?? '127.0.0.1'}:${port}`,
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
   };
+}
+
+/** vLLM's error type names by HTTP status. */
+const ERROR_TYPES: Record<number, string> = {
+  400: 'BadRequestError',
+  404: 'NotFoundError',
+  405: 'MethodNotAllowed',
+  413: 'BadRequestError',
+  500: 'InternalServerError',
+  503: 'ServiceUnavailableError',
+};
+
+/** vLLM's error body: `{error: {message, type, param, code}}` with the HTTP status as `code`. */
+function errorBody(he: HttpError): { error: { message: string; type: string; param: string | null; code: number } } {
+  return { error: { message: he.message, type: ERROR_TYPES[he.status] ?? 'InternalServerError', param: he.param ?? null, code: he.status } };
+}
+
+/** Internal socket paths (ipc://…, *.sock) are not the client's business: they are cut from messages. */
+function publicMessage(m: string): string {
+  return m.replace(/(ipc|tcp):\/\/\S+/g, '<engine socket>').replace(/\/\S*\.sock\b/g, '<engine socket>');
 }
 
 function mapError(e: unknown): HttpError {
@@ -375,12 +494,12 @@ function mapError(e: unknown): HttpError {
   if (e instanceof GenerateRequestError) {
     if (e.code === 'invalid_params' || e.code === 'prompt_too_long')
       return new HttpError(400, e.message, e.field ?? (e.code === 'prompt_too_long' ? 'prompt' : undefined));
-    if (e.code === 'not_ready') return new HttpError(503, e.message, undefined, { 'retry-after': '1' });
-    return new HttpError(500, e.message);
+    if (e.code === 'not_ready') return new HttpError(503, publicMessage(e.message), undefined, { 'retry-after': '1' });
+    return new HttpError(500, publicMessage(e.message));
   }
-  if (e instanceof EngineDeadError) return new HttpError(503, e.message, undefined, { 'retry-after': '5' });
-  if (e instanceof EngineStartError) return new HttpError(503, e.message);
-  return new HttpError(500, (e as Error).message ?? String(e));
+  if (e instanceof EngineDeadError) return new HttpError(503, publicMessage(e.message), undefined, { 'retry-after': '5' });
+  if (e instanceof EngineStartError) return new HttpError(503, publicMessage(e.message));
+  return new HttpError(500, publicMessage((e as Error).message ?? String(e)));
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

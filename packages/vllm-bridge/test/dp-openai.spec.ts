@@ -133,8 +133,8 @@ describe('OpenAI-compatible server (official openai client)', () => {
   it('serves /health and Prometheus /metrics', async () => {
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
     const m = await (await fetch(`${server.url}/metrics`)).text();
-    expect(m).toContain('tsray_time_to_first_token_seconds_bucket');
-    expect(m).toContain('tsray_generation_tokens_total');
-    expect(m).toContain('tsray_queue_depth{rank="0",state="running"}');
+    expect(m).toContain('vllm:time_to_first_token_seconds_bucket{le="0.001",model_name="tiny"}');
+    expect(m).toMatch(/vllm:generation_tokens_total\{model_name="tiny"\} [1-9]/);
+    expect(m).toContain('vllm:num_requests_running{model_name="tiny"} 0');
   });
 });

@@ -33,6 +33,8 @@ describe('LLMEngine (scripted backend)', () => {
     const info = await engine.info();
     expect(['0', '1']).toContain(info.cuda_visible_devices);
     expect(info.backend).toBe('scripted');
+    expect(info.tensor_parallel_size).toBe(1);
+    expect(info.gpu_ids).toEqual([info.cuda_visible_devices]);
   });
 
   it('streams deltas that add up to the completion', async () => {
@@ -44,6 +46,25 @@ describe('LLMEngine (scripted backend)', () => {
     }
     expect(text).toBe('tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7');
     expect(last!.finishReason).toBe('length');
+  });
+
+  it('a consumer slower than the engine gets the backlog coalesced per completion, nothing lost', async () => {
+    const it = engine.stream('slow reader', { maxTokens: 100 });
+    const first = await it.next(); // the request runs; then this consumer stops pulling
+    let s = await engine.stats();
+    for (let i = 0; i < 200 && s.running + s.waiting > 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      s = await engine.stats();
+    }
+    expect(s.running + s.waiting).toBe(0); // the engine finished while nobody read
+    const rest: StreamDelta[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
+    const text = (first.value as StreamDelta).text + rest.map((d) => d.text).join('');
+    expect(text).toBe(Array.from({ length: 100 }, (_, i) => `tok${i}`).join(' '));
+    expect(rest.length).toBeLessThan(5); // one delta for the backlog instead of ~99
+    expect(rest.at(-1)!.finishReason).toBe('length');
+    expect(rest.at(-1)!.completionTokens).toBe(100);
+    expect((first.value as StreamDelta).tokenIds.length + rest.reduce((a, d) => a + d.tokenIds.length, 0)).toBe(100);
   });
 
   it('aborts mid-stream (AbortSignal) and the engine stops the request', async () => {
@@ -98,5 +119,19 @@ describe('engine failures', () => {
     const err = await LLMEngine.deploy({ ...scripted({ fail_start: true }) }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(EngineStartError);
     expect((err as Error).message).toMatch(/ModelLoadError/);
+  });
+});
+
+// Runs after the other describes' engines are gone: it takes both (fake) GPUs.
+describe('engine info', () => {
+  it('an engine on 2 GPUs reports tensor-parallel size 2 and both GPU ids', async () => {
+    const tp2 = await LLMEngine.deploy({ ...scripted(), numGpus: 2 });
+    try {
+      const info = await tp2.info();
+      expect(info.tensor_parallel_size).toBe(2);
+      expect([...info.gpu_ids].sort()).toEqual(['0', '1']);
+    } finally {
+      await tp2.shutdown();
+    }
   });
 });

@@ -5,11 +5,11 @@ import { expect, it } from 'vitest';
 const cli = fileURLToPath(new URL('../dist/serve-cli.js', import.meta.url));
 const python = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 
-function serve(extra: string[]) {
+function serve(extra: string[], env: Record<string, string> = {}) {
   const p = spawn(
     process.execPath,
     [cli, '--model', 'scripted', '--backend', 'scripted', '--port', '0', '--served-model-name', 'tiny', '--python', python, ...extra],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let out = '';
   let err = '';
@@ -68,4 +68,29 @@ it('tsray-serve with engine args the engine refuses exits 1 with the engine mess
   const code = await s.exited;
   expect(code).toBe(1);
   expect(s.stderr()).toMatch(/EngineStartError: .*invalid engine argument 'no_such_arg'/);
+});
+
+it('tsray-serve takes its API key from TSRAY_API_KEY (--api-key wins): /v1/* needs it, /health does not', async () => {
+  const s = serve(['--api-key', 'from-flag'], { TSRAY_API_KEY: 'from-env' });
+  try {
+    const url = (await s.line(/listening on (\S+)/))[1]!;
+    await s.line(/tsray-serve: ready/);
+    const models = (key: string) => fetch(`${url}/models`, { headers: { authorization: `Bearer ${key}` } });
+    expect((await models('from-env')).status).toBe(401);
+    expect((await models('from-flag')).status).toBe(200);
+    expect((await fetch(`${url.replace(/\/v1$/, '')}/health`)).status).toBe(200);
+  } finally {
+    s.p.kill('SIGINT');
+  }
+  expect(await s.exited).toBe(0);
+  const e = serve([], { TSRAY_API_KEY: 'from-env' });
+  try {
+    const url = (await e.line(/listening on (\S+)/))[1]!;
+    await e.line(/tsray-serve: ready/);
+    expect((await fetch(`${url}/models`)).status).toBe(401);
+    expect((await fetch(`${url}/models`, { headers: { authorization: 'Bearer from-env' } })).status).toBe(200);
+  } finally {
+    e.p.kill('SIGINT');
+  }
+  expect(await e.exited).toBe(0);
 });

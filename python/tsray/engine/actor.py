@@ -41,6 +41,8 @@ def _params_from_proto(p: pb.SamplingParams) -> SamplingParams:
     for name in ("temperature", "top_p", "top_k", "max_tokens", "seed", "n", "logprobs", "ignore_eos"):
         if p.HasField(name):
             d[name] = getattr(p, name)
+    if d.get("max_tokens") == 0:  # 0 on the wire: up to the end of the context (the TS API's null)
+        d["max_tokens"] = None
     if len(p.stop) > 0:
         d["stop"] = list(p.stop)
     return SamplingParams.from_dict(d)
@@ -156,13 +158,34 @@ class EngineActor:
 
     async def info(self) -> dict[str, Any]:
         await asyncio.shield(self._ready)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        engine_args = self._config.get("engine_args") or {}
+        # vLLM (and the scripted stand-in for it) shards over the engine's GPUs; transformers does not.
+        tp = 1
+        if self._backend_name != "transformers":
+            tp = int(engine_args.get("tensor_parallel_size") or max(1, int(float(self._config.get("num_gpus") or 0))))
         return {
             "backend": self._backend_name,
             "max_model_len": self._backend.max_model_len,
             "model": str(self._config.get("model")),
             "pid": os.getpid(),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "cuda_visible_devices": visible,
+            "tensor_parallel_size": tp,
+            "gpu_ids": [d for d in (visible or "").split(",") if d != ""],
         }
+
+    async def tokenize(self, prompt: Any, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``prompt``: a string, or chat messages (the chat template applied first), as
+        vLLM's ``/tokenize``."""
+        await asyncio.shield(self._ready)
+        if isinstance(prompt, list):
+            return self._backend.encode(self._backend.apply_chat_template(prompt), add_special_tokens=False)
+        return self._backend.encode(str(prompt), add_special_tokens=bool(add_special_tokens))
+
+    async def detokenize(self, token_ids: list[int]) -> str:
+        """The text of ``token_ids`` (special tokens kept, as vLLM's ``/detokenize``)."""
+        await asyncio.shield(self._ready)
+        return self._backend.decode([int(t) for t in token_ids], skip_special_tokens=False)
 
     async def shutdown(self) -> bool:
         for close in list(self._streams.values()):

@@ -1,0 +1,170 @@
+/**
+ * The one schema of OpenAI request bodies at the HTTP edge (zod): every field checked with vLLM's limits
+ * and messages before anything reaches the engine, so bad input is a 400 that names its `param`.
+ * @module
+ */
+import { z } from 'zod';
+import type { ChatMessage, Prompt, SamplingParams } from './engine.js';
+
+/** Largest `n` an engine accepts (python/tsray/engine/backend.py `SamplingParams.MAX_N`). */
+export const MAX_N = 64;
+/** Largest `logprobs` / `top_logprobs` (vLLM's default `max_logprobs` is 20). */
+export const MAX_LOGPROBS = 20;
+const INT32 = 2 ** 31 - 1;
+
+const int = (field: string, min: number, max = INT32) =>
+  z
+    .number({ error: `${field} must be an integer` })
+    .int({ error: `${field} must be an integer` })
+    .min(min, { error: (i) => `${field} must be at least ${min}, got ${String(i.input)}` })
+    .max(max, { error: (i) => `${field} must be at most ${max}, got ${String(i.input)}` });
+
+const samplingFields = {
+  model: z.string({ error: 'model must be a string' }).optional(),
+  temperature: z
+    .number({ error: 'temperature must be a number' })
+    .min(0, { error: (i) => `temperature must be in [0, 2], got ${String(i.input)}` })
+    .max(2, { error: (i) => `temperature must be in [0, 2], got ${String(i.input)}` })
+    .nullish(),
+  top_p: z
+    .number({ error: 'top_p must be a number' })
+    .gt(0, { error: (i) => `top_p must be in (0, 1], got ${String(i.input)}` })
+    .max(1, { error: (i) => `top_p must be in (0, 1], got ${String(i.input)}` })
+    .nullish(),
+  top_k: int('top_k', -1).nullish(), // -1 or 0: off
+  max_tokens: int('max_tokens', 1).nullish(),
+  max_completion_tokens: int('max_completion_tokens', 1).nullish(),
+  n: int('n', 1, MAX_N).nullish(),
+  seed: z
+    .number({ error: 'seed must be an integer' })
+    .int({ error: 'seed must be an integer' })
+    .min(-Number.MAX_SAFE_INTEGER)
+    .max(Number.MAX_SAFE_INTEGER, { error: `seed must be an integer of at most ${Number.MAX_SAFE_INTEGER}` })
+    .nullish(),
+  stop: z.union([z.string(), z.array(z.string()).max(64)], { error: 'stop must be a string or a list of strings' }).nullish(),
+  stream: z.boolean({ error: 'stream must be a boolean' }).nullish(),
+  stream_options: z
+    .looseObject(
+      { include_usage: z.boolean({ error: 'stream_options.include_usage must be a boolean' }).nullish() },
+      { error: 'stream_options must be an object' },
+    )
+    .nullish(),
+  ignore_eos: z.boolean({ error: 'ignore_eos must be a boolean' }).nullish(),
+  user: z.string().nullish(),
+};
+
+const textPart = z.looseObject({ type: z.literal('text', { error: 'only text content parts are supported' }), text: z.string() });
+
+/** A chat message: `content` is a string or a list of `{type: 'text', text}` parts (joined, as vLLM does). */
+const message = z.looseObject({
+  role: z.string({ error: 'messages[].role must be a string' }),
+  content: z.union([z.string(), z.array(textPart)], { error: 'messages[].content must be a string or a list of text parts' }),
+});
+
+/** POST /v1/completions body. */
+export const completionRequest = z
+  .looseObject({
+    ...samplingFields,
+    prompt: z.union([z.string(), z.array(z.string()).min(1).max(MAX_N), z.array(z.number().int().min(0)).min(1)], {
+      error: 'prompt must be a string, a list of strings or a list of token ids',
+    }),
+    echo: z.boolean({ error: 'echo must be a boolean' }).nullish(),
+    logprobs: int('logprobs', 0, MAX_LOGPROBS).nullish(),
+  })
+  .superRefine(crossFieldChecks);
+
+/** POST /v1/chat/completions body. */
+export const chatRequest = z
+  .looseObject({
+    ...samplingFields,
+    messages: z.array(message, { error: 'messages must be a list of {role, content}' }).min(1, { error: 'messages must not be empty' }),
+    logprobs: z.boolean({ error: 'logprobs must be a boolean' }).nullish(),
+    top_logprobs: int('top_logprobs', 0, MAX_LOGPROBS).nullish(),
+  })
+  .superRefine(crossFieldChecks);
+
+/** A validated completion or chat request body. */
+export type CompletionRequest = z.infer<typeof completionRequest>;
+/** A validated chat request body. */
+export type ChatRequest = z.infer<typeof chatRequest>;
+
+function crossFieldChecks(
+  b: { stream?: boolean | null | undefined; stream_options?: unknown; n?: number | null | undefined; temperature?: number | null | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (b.stream_options != null && b.stream !== true)
+    ctx.addIssue({ code: 'custom', path: ['stream_options'], message: 'Stream options can only be defined when `stream=True`.' });
+  if ((b.n ?? 1) > 1 && b.temperature === 0) ctx.addIssue({ code: 'custom', path: ['n'], message: `n must be 1 when using greedy sampling, got ${b.n}` });
+}
+
+/** A request body that failed the schema: the first issue's message and its field path. */
+export class RequestValidationError extends Error {
+  override name = 'RequestValidationError';
+  constructor(
+    message: string,
+    readonly param: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/** Parse `body` with `schema`; the first problem becomes a {@link RequestValidationError} naming the field. */
+export function parseRequest<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const param =
+    issue.path.length > 0 ? issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('') : undefined;
+  const missing = issue.code === 'invalid_type' && issue.input === undefined;
+  throw new RequestValidationError(missing ? `${param} is required` : issue.message, param);
+}
+
+/** The engine's sampling parameters of a validated body (`chat`: no max_tokens = the rest of the context, as vLLM). */
+export function samplingOf(b: CompletionRequest | ChatRequest, chat: boolean): SamplingParams {
+  const p: SamplingParams = {};
+  if (b.temperature != null) p.temperature = b.temperature;
+  if (b.top_p != null) p.topP = b.top_p;
+  if (b.top_k != null) p.topK = b.top_k;
+  const max = b.max_completion_tokens ?? b.max_tokens;
+  if (max != null) p.maxTokens = max;
+  else if (chat) p.maxTokens = null;
+  if (b.seed != null) p.seed = b.seed;
+  if (b.n != null) p.n = b.n;
+  if (b.stop != null) p.stop = typeof b.stop === 'string' ? [b.stop] : b.stop;
+  if (b.ignore_eos != null) p.ignoreEos = b.ignore_eos;
+  return p;
+}
+
+/** The prompts of a validated body: one per string of a completion's list, else one. */
+export function promptsOf(b: CompletionRequest | ChatRequest, chat: boolean): Prompt[] {
+  if (chat) {
+    return [{ messages: chatMessagesOf((b as ChatRequest).messages) }];
+  }
+  const p = (b as CompletionRequest).prompt;
+  if (typeof p === 'string') return [p];
+  if (p.every((x): x is string => typeof x === 'string')) return p;
+  return [p as number[]];
+}
+
+/** POST /tokenize body (vLLM's): a `prompt` string or chat `messages`. */
+export const tokenizeRequest = z
+  .looseObject({
+    model: z.string({ error: 'model must be a string' }).optional(),
+    prompt: z.string({ error: 'prompt must be a string' }).optional(),
+    messages: z.array(message, { error: 'messages must be a list of {role, content}' }).min(1, { error: 'messages must not be empty' }).optional(),
+    add_special_tokens: z.boolean({ error: 'add_special_tokens must be a boolean' }).nullish(),
+  })
+  .superRefine((b, ctx) => {
+    if ((b.prompt === undefined) === (b.messages === undefined)) ctx.addIssue({ code: 'custom', path: ['prompt'], message: 'give either prompt or messages' });
+  });
+
+/** POST /detokenize body (vLLM's): token ids. */
+export const detokenizeRequest = z.looseObject({
+  model: z.string({ error: 'model must be a string' }).optional(),
+  tokens: z.array(z.number().int().min(0), { error: 'tokens must be a list of token ids' }),
+});
+
+/** Chat messages of a validated body with text parts joined (as the engine takes them). */
+export function chatMessagesOf(messages: { role: string; content: string | { text: string }[] }[]): ChatMessage[] {
+  return messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join('\n') }));
+}
