@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { init, shutdown } from '@tsray/core';
 import { EngineDeadError, EngineStartError, GenerateRequestError, LLMEngine, type StreamDelta } from '@tsray/vllm-bridge';
+import { until } from './helpers/until.js';
 
 const venvPython = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 
@@ -51,12 +52,11 @@ describe('LLMEngine (scripted backend)', () => {
   it('a consumer slower than the engine gets the backlog coalesced per completion, nothing lost', async () => {
     const it = engine.stream('slow reader', { maxTokens: 100 });
     const first = await it.next(); // the request runs; then this consumer stops pulling
-    let s = await engine.stats();
-    for (let i = 0; i < 200 && s.running + s.waiting > 0; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      s = await engine.stats();
-    }
-    expect(s.running + s.waiting).toBe(0); // the engine finished while nobody read
+    // The engine finishes while nobody reads.
+    await until(async () => {
+      const s = await engine.stats();
+      return s.running + s.waiting === 0;
+    }, 'the engine to finish the unread request');
     const rest: StreamDelta[] = [];
     for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value);
     const text = (first.value as StreamDelta).text + rest.map((d) => d.text).join('');

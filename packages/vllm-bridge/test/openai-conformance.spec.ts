@@ -10,6 +10,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { init, shutdown } from '@tsray/core';
 import { LLMEngine, serveOpenAI, type OpenAIServer } from '@tsray/vllm-bridge';
+import { until } from './helpers/until.js';
 
 const venvPython = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
 const script = fileURLToPath(new URL('./fixtures/openai_conformance.py', import.meta.url));
@@ -31,14 +32,16 @@ afterAll(async () => {
   await shutdown();
 });
 
-/** Wait (bounded) until the engine has nothing running or waiting. */
+/** Wait until the engine has nothing running or waiting (throws naming the state at the deadline). */
 async function engineIdle(): Promise<{ running: number; waiting: number }> {
-  let s = await engine.stats();
-  for (let i = 0; i < 100 && s.running + s.waiting > 0; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    s = await engine.stats();
-  }
-  return s;
+  let last = { running: -1, waiting: -1 };
+  return until(
+    async () => {
+      last = await engine.stats();
+      return last.running + last.waiting === 0 ? last : undefined;
+    },
+    () => `the engine to be idle (running ${last.running}, waiting ${last.waiting})`,
+  );
 }
 
 describe('official Python openai client', () => {
