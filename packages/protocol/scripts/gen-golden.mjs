@@ -119,7 +119,7 @@ const vectors = [
         tasks: [
           {
             taskId: 'task-α',
-            function: fn('square'),
+            function: { ...fn('square'), codeRoot: '/home/ü/app' },
             args: [inlineObj('obj-1', 2, 4294967297), shmObj('obj-2'), spillObj('obj-3')],
             returnIds: ['ret-1', 'ret-2'],
             streaming: true,
