@@ -191,6 +191,14 @@ export const CONFIG_VARIABLES = {
     parse: text,
     doc: "Directory of the node's unix socket when the session directory's path is too long for one (107 bytes).",
   }),
+  cli: variable('TSRAY_CLI', {
+    type: 'path',
+    default: none,
+    setBy: 'user',
+    readBy: ['python'],
+    parse: text,
+    doc: "The `tsray` executable (or its `cli.js`) that a Python driver's `tsray.init()` runs to start a local cluster when none is running (default: `tsray` on `PATH`).",
+  }),
   sessionsKept: variable('TSRAY_SESSIONS_KEPT', {
     type: 'integer >= 0',
     default: 10,
