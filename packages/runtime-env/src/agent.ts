@@ -151,6 +151,8 @@ function expandVars(vars: Record<string, string>): Record<string, string> {
 /** The per-node runtime environment agent. */
 export class RuntimeEnvAgent {
   readonly rootDir: string;
+  /** `pip check` of the base interpreter alone (its own conflicts are not an environment's fault). */
+  private basePipCheck: Promise<Set<string>> | undefined;
   /** The Python installer in use ('uv' or 'pip'). */
   readonly installer: PipInstaller;
   private readonly python: string;
@@ -515,14 +517,31 @@ export class RuntimeEnvAgent {
         timeoutMs,
         logFile,
       });
-      if (c.code !== 0)
+      // Only conflicts this environment adds count: the base interpreter's own (e.g. a wheel installed
+      // there with --no-deps) are the same with or without the env's site dir on the path.
+      const added = c.code === 0 ? [] : await this.conflictsNotInBase(c.output, env, tmp, timeoutMs, logFile);
+      if (added.length > 0)
         throw new RuntimeEnvSetupError({
           field: 'pip',
           message: `pip check found conflicts after installing ${packages.join(' ')}`,
-          output: c.output,
+          output: added.join('\n'),
           logFile,
         });
     }
+  }
+
+  /** Lines of `pip check` output that the base interpreter alone does not report. */
+  private async conflictsNotInBase(output: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs: number, logFile: string): Promise<string[]> {
+    const lines = (text: string) =>
+      text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0);
+    this.basePipCheck ??= runCommand(this.python, ['-m', 'pip', 'check', '--disable-pip-version-check'], { cwd, env, timeoutMs, logFile }).then((b) =>
+      b.code === 0 ? new Set<string>() : new Set(lines(b.output)),
+    );
+    const base = await this.basePipCheck;
+    return lines(output).filter((l) => !base.has(l) && !/^No broken requirements/.test(l));
   }
 
   private async npmInstall(
