@@ -8,7 +8,7 @@
  * succeeds without the cluster token. The render time of the 10,000-task page is measured in
  * bench/tsray/dashboard-render.mjs, not here.
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
@@ -200,6 +200,9 @@ describe('web dashboard in a headless browser', () => {
       expect((await fetch(`${base}${r}`, { headers: { authorization: 'Bearer wrong-token' } })).status, r).toBe(401);
     }
     expect((await fetch(`${base}/dashboard?token=wrong-token`, { redirect: 'manual' })).status).toBe(401);
+    // The dashboard's cookie is no key to the Jobs API (a cross-site form must not submit jobs).
+    expect((await fetch(`${base}/api/jobs/`, { headers: { cookie: `tsray_dashboard=${c.token}` } })).status).toBe(401);
+    expect((await fetch(`${base}/dashboard/api/overview`, { headers: { cookie: `tsray_dashboard=${c.token}` } })).status).toBe(200);
     // With the token the same routes answer (events is a stream: only its status is read).
     for (const r of routes.filter((x) => x !== '/dashboard/api/events')) expect((await api(r, { redirect: 'manual' })).status, r).toBeLessThan(400);
     // A fresh browser profile (no cookie) gets 401 for the page.
@@ -210,6 +213,5 @@ describe('web dashboard in a headless browser', () => {
     // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (layout-aware) is what a user sees
     expect(await p2.evaluate(() => document.body.innerText)).toContain('needs the cluster token');
     await ctx.close();
-    mkdirSync(shots, { recursive: true });
   });
 });

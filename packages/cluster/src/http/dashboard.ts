@@ -96,7 +96,8 @@ const SECURITY_HEADERS = {
   'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
   'cache-control': 'no-store',
 };
-let openStreams = 0;
+/** Open SSE streams per server (keyed by its state provider), for {@link MAX_EVENT_STREAMS}. */
+const openStreams = new WeakMap<StateProvider, number>();
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -220,8 +221,9 @@ async function fingerprint(d: DashboardDeps): Promise<string> {
 
 /** `GET /dashboard/api/events`: `change` events while the client stays connected. */
 function events(d: DashboardDeps, req: IncomingMessage, res: ServerResponse): void {
-  if (openStreams >= MAX_EVENT_STREAMS) throw new DashboardRequestError(503, `too many open dashboard event streams (at most ${MAX_EVENT_STREAMS})`);
-  openStreams++;
+  const open = openStreams.get(d.state) ?? 0;
+  if (open >= MAX_EVENT_STREAMS) throw new DashboardRequestError(503, `too many open dashboard event streams (at most ${MAX_EVENT_STREAMS})`);
+  openStreams.set(d.state, open + 1);
   res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', ...SECURITY_HEADERS });
   res.write('retry: 1000\n\n');
   let last = '';
@@ -245,7 +247,7 @@ function events(d: DashboardDeps, req: IncomingMessage, res: ServerResponse): vo
   const timer = setInterval(() => void tick(), EVENT_POLL_MS);
   req.on('close', () => {
     clearInterval(timer);
-    openStreams--;
+    openStreams.set(d.state, (openStreams.get(d.state) ?? 1) - 1);
   });
 }
 
