@@ -15,7 +15,7 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ActorHandle, get, init, placementGroup, shutdown, type ObjectRef } from '@tsray/core';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
-import { Counter, Doomed, heldTask, noop } from './fixtures/dashboard-fns.js';
+import { Counter, Doomed, heldTask, impossible, noop } from './fixtures/dashboard-fns.js';
 
 /** The system browser (Debian's chromium; `.ci/run` installs it). TSRAY_CHROMIUM overrides. */
 const CHROMIUM = process.env['TSRAY_CHROMIUM'] ?? '/usr/bin/chromium';
@@ -23,7 +23,8 @@ const FINISHED = 10_000;
 
 describe('web dashboard in a headless browser', () => {
   const c = new TestCluster();
-  const shots = mkdtempSync(join(tmpdir(), 'tsray-dashboard-shots-'));
+  // The screenshots are test artifacts: kept after the run (in TSRAY_TEST_ARTIFACTS if set), their paths printed.
+  const shots = mkdtempSync(join(process.env['TSRAY_TEST_ARTIFACTS'] ?? tmpdir(), 'tsray-dashboard-shots-'));
   const release = join(c.tmp, 'release-held-tasks');
   let browser: Browser;
   let page: Page;
@@ -65,6 +66,8 @@ describe('web dashboard in a headless browser', () => {
     for (let i = 0; i < FINISHED; i += 1000) await get(Array.from({ length: 1000 }, (_, j) => noop.remote(i + j)));
     held = [heldTask.remote(release), heldTask.remote(release)];
     keep.push(Doomed.remote());
+    // Never runs (no node has dash_missing); shutdown() cancels it.
+    void impossible.remote();
     const pg = placementGroup([{ CPU: 1 }, { GPU: 1 }], { name: 'dash-pg', strategy: 'SPREAD' });
     await get(pg.ready());
     jobGo = join(c.tmp, 'job-go');
@@ -82,6 +85,11 @@ describe('web dashboard in a headless browser', () => {
       async () => ((await (await api('/api/v0/tasks')).json()) as { result: { state: string }[] }).result.filter((t) => t.state === 'RUNNING').length === 2,
       30_000,
       'both held tasks to run',
+    );
+    await until(
+      async () => ((await (await api('/api/cluster_status')).json()) as { pendingDemand: { infeasible: boolean }[] }).pendingDemand.some((d) => d.infeasible),
+      30_000,
+      'the infeasible task to show as demand',
     );
     await until(
       async () => ((await (await api('/api/v0/actors')).json()) as { result: { state: string }[] }).result.some((a) => a.state === 'DEAD'),
@@ -114,7 +122,8 @@ describe('web dashboard in a headless browser', () => {
     expect(text).toMatch(/memory used \/ total/);
     expect(text).toMatch(/RUNNING\s*2/);
     expect(text).toMatch(/DEAD\s*1/);
-    expect(text).toMatch(/Pending demand/);
+    expect(text).toMatch(/infeasible\s*1/);
+    expect(text).toMatch(/task\s+impossible\s+1\s+yes\s+dash_missing/);
   });
 
   it('nodes page lists the 3 nodes with their resources', async () => {
