@@ -14,6 +14,7 @@
  * | `DELETE /api/jobs/{id}` | `{deleted}`; 400 while the job runs |
  * | `GET /api/cluster_status` | {@link ClusterStatus} |
  * | `GET /api/v0/{nodes,actors,tasks,objects,placement_groups,timeline}` | `{result: [...]}` (timeline: recent finished tasks) |
+ * | `GET /dashboard/…` | the web dashboard and its JSON (see `dashboard.ts`; token by bearer header or the cookie `/dashboard?token=` sets) |
  * | `GET /metrics` | Prometheus text: cluster metrics under Ray's names, application metrics (see `metrics/cluster-metrics.ts`) |
  *
  * Errors are JSON `{error: message}`: 400 malformed body or request, 401 missing/wrong token, 404 unknown
@@ -30,6 +31,7 @@ import { JobExistsError, JobNotFoundError, JobNotTerminalError, JobRequestError 
 import type { JobManager } from '../jobs/job-manager.js';
 import { PortInUseError } from '../errors.js';
 import { partLogger } from '../logger.js';
+import { DashboardRequestError, handleDashboard } from './dashboard.js';
 import { toJobDetails, type JobSubmitRequestBody } from './wire.js';
 
 /** Options of {@link startHttpApi}. */
@@ -270,11 +272,17 @@ function apiRequest(req: IncomingMessage, res: ServerResponse): ApiRequest {
   return { req, res, url, path, seg, method, expect };
 }
 
+/** What the dashboard routes read; the token check is the Jobs API's (constant time). */
+function dashboardDeps(c: ApiContext): Parameters<typeof handleDashboard>[0] {
+  return { state: c.opts.state, jobs: c.opts.jobs, log: c.log, tokenOk: (t) => timingSafeEqual(digest(t), c.tokenDigest) };
+}
+
 /** Route a request (after the token check) to its handler. */
 async function route(c: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const r = apiRequest(req, res);
   const { path, seg, method } = r;
   if (path === '/metrics') return handleMetrics(c, r);
+  if (seg[0] === 'dashboard') return handleDashboard(dashboardDeps(c), req, res, r.url, seg);
   if (seg[0] !== 'api') throw new RequestError(404, `no such route: ${method} ${path}`);
   if (!authorized(c, req, res)) return;
   if (path === '/api/version') {
@@ -305,7 +313,7 @@ function sendError(c: ApiContext, req: IncomingMessage, res: ServerResponse, e: 
     res.destroy();
     return;
   }
-  if (e instanceof RequestError) return send(res, e.status, { error: e.message });
+  if (e instanceof RequestError || e instanceof DashboardRequestError) return send(res, e.status, { error: e.message });
   if (e instanceof JobNotFoundError) return send(res, 404, { error: e.message });
   if (e instanceof JobRequestError || e instanceof JobExistsError || e instanceof JobNotTerminalError) return send(res, 400, { error: e.message });
   c.log.error({ err: e, route: `${req.method} ${req.url}` }, 'HTTP API request failed');
