@@ -6,7 +6,8 @@
  * shared-memory object the other ranks map zero-copy: allreduce = reduce-scatter (rank r puts chunk j of
  * its array for j != r, then reduces chunk r of every rank, in rank order) + all-gather (rank r puts its
  * reduced chunk, every rank copies the others' into place): 2 rounds, each rank writes S and reads
- * 2(N-1)/N·S bytes. When the group spans nodes, the chunks travel as values in the coordinator calls
+ * 2(N-1)/N·S bytes (a TypeScript rank on one node shares its whole array as one object instead and
+ * reduces in one pass: `allreduceShared`). When the group spans nodes, the chunks travel as values in the coordinator calls
  * and their replies (which cross nodes; a ref nested in a reply would not be fetchable on another
  * node): a star through the coordinator's node. Smaller payloads travel inline in the coordinator calls, and allreduce is reduced by the
  * coordinator (one round).
