@@ -296,6 +296,8 @@ def _reduce_chunk(st: _Rank, flat: np.ndarray[Any, Any], op: str, signature: str
     acc: np.ndarray[Any, Any] | None = None
     for j in range(st.world_size):
         v = flat[s:e] if j == st.rank else _view(values[j], flat.dtype)
+        if j != st.rank and v.size == flat.size:
+            v = v[s:e]  # a TypeScript rank on this node shares its whole array once; take our chunk of it
         if acc is None:
             acc = np.array(v, dtype=flat.dtype, copy=True)
         else:

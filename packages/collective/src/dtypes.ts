@@ -90,6 +90,53 @@ function sumFloat32(acc: Float32Array, x: Float32Array): void {
   for (; i < n; i++) acc[i] += x[i]!;
 }
 
+/**
+ * `dst[i] = op(xs[0][i], xs[1][i], ...)` in one pass, folding left in the order of `xs` (so the result is
+ * bitwise what `reduceInto` gives applied in that order). `dst` may be one of `xs` (element-wise, each
+ * element is read before it is written). One pass instead of one per input: the reduction is bound by
+ * memory traffic, and this reads each input once and writes `dst` once.
+ */
+export function reduceAll(dst: NumericArray, xs: readonly NumericArray[], op: ReduceOp): void {
+  if ((op === 'sum' || op === 'mean') && dst instanceof Float32Array && xs.every((x) => x instanceof Float32Array)) {
+    return sumFloat32All(dst, xs as readonly Float32Array[]);
+  }
+  // Other dtypes/ops: pairwise into a scratch copy of the first input (dst may alias any input).
+  const acc = xs[0]!.slice();
+  for (let j = 1; j < xs.length; j++) reduceInto(acc, xs[j]!, op);
+  dst.set(acc);
+}
+
+/**
+ * The hot case, one monomorphic loop per input count. JavaScript adds in float64: `Math.fround` after
+ * every add rounds to float32 as pairwise float32 adds (numpy, `reduceInto`) do, so results stay bitwise
+ * equal to them.
+ */
+function sumFloat32All(dst: Float32Array, xs: readonly Float32Array[]): void {
+  const f = Math.fround;
+  const n = dst.length;
+  if (xs.length === 4) {
+    const [a, b, c, d] = xs as [Float32Array, Float32Array, Float32Array, Float32Array];
+    for (let i = 0; i < n; i++) dst[i] = f(f(f(a[i]! + b[i]!) + c[i]!) + d[i]!);
+  } else if (xs.length === 3) {
+    const [a, b, c] = xs as [Float32Array, Float32Array, Float32Array];
+    for (let i = 0; i < n; i++) dst[i] = f(f(a[i]! + b[i]!) + c[i]!);
+  } else if (xs.length === 2) {
+    const [a, b] = xs as [Float32Array, Float32Array];
+    for (let i = 0; i < n; i++) dst[i] = a[i]! + b[i]!;
+  } else {
+    // Any other count: fold 3 more inputs per pass into a scratch copy of the first (dst may share
+    // memory with a later input, so it is written only at the end), left to right as above.
+    const acc = xs[0]!.slice();
+    let j = 1;
+    for (; j + 3 <= xs.length; j += 3) {
+      const [b, c, d] = [xs[j]!, xs[j + 1]!, xs[j + 2]!];
+      for (let i = 0; i < n; i++) acc[i] = f(f(f(acc[i]! + b[i]!) + c[i]!) + d[i]!);
+    }
+    for (; j < xs.length; j++) sumFloat32(acc, xs[j]!);
+    dst.set(acc);
+  }
+}
+
 /** Finish a `mean`: divide by the world size (integer dtypes truncate, as numpy's `//` would not: documented). */
 export function finishMean(acc: NumericArray, worldSize: number): void {
   for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! / worldSize;

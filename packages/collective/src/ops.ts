@@ -6,15 +6,17 @@
  * shared-memory object the other ranks map zero-copy: allreduce = reduce-scatter (rank r puts chunk j of
  * its array for j != r, then reduces chunk r of every rank, in rank order) + all-gather (rank r puts its
  * reduced chunk, every rank copies the others' into place): 2 rounds, each rank writes S and reads
- * 2(N-1)/N·S bytes. When the group spans nodes, the chunks travel as values in the coordinator calls
+ * 2(N-1)/N·S bytes (a TypeScript rank on one node shares its whole array as one object instead and
+ * reduces in one pass: `allreduceShared`). When the group spans nodes, the chunks travel as values in the coordinator calls
  * and their replies (which cross nodes; a ref nested in a reply would not be fetchable on another
  * node): a star through the coordinator's node. Smaller payloads travel inline in the coordinator calls, and allreduce is reduced by the
  * coordinator (one round).
  * @module
  */
-import { get, ObjectRef, put } from '@tsray/core';
-import { allocate, asArray, chunkBounds, DTYPES, dtypeOf, finishMean, REDUCE_OPS, reduceInto, type NumericArray, type ReduceOp } from './dtypes.js';
+import { get, ObjectRef, put, putAsync } from '@tsray/core';
+import { allocate, asArray, chunkBounds, DTYPES, dtypeOf, finishMean, REDUCE_OPS, reduceAll, reduceInto, type NumericArray, type ReduceOp } from './dtypes.js';
 import { CollectiveUsageError } from './errors.js';
+import type { RoundRequest } from './coordinator.js';
 import { rankState, round } from './group.js';
 
 /**
@@ -89,6 +91,7 @@ export async function allreduce<A extends NumericArray>(array: A, options: Reduc
   const bounds = chunkBounds(array.length, worldSize);
   const mine = bounds[rank]!;
   const { sameNode } = st.joined;
+  if (sameNode) return allreduceShared(st, array, bounds, base);
   const out = bounds.map(([s, e], j) => (j === rank ? null : share(sameNode, array.subarray(s, e))));
   const inItems = await round<unknown[]>(st, { ...base, mode: 'scatter', item: out });
   releaseRefs(out);
@@ -106,6 +109,61 @@ export async function allreduce<A extends NumericArray>(array: A, options: Reduc
   releaseRefs([reduced]);
   const gathered = await fetchAll(all.map((x, j) => (j === rank ? null : x)));
   for (let j = 0; j < worldSize; j++) copyInto(array, bounds[j]![0], j === rank ? acc : asArray(gathered[j], dtype));
+  releaseRefs(all);
+  return array;
+}
+
+/**
+ * At most this many bytes, an allreduce on one node of TypeScript ranks is one round: each rank reduces
+ * the whole array from the others' shared-memory copies (below ~16 MiB that costs less CPU than a second
+ * coordinator round and its put/get on a loaded machine).
+ */
+export const WHOLE_REDUCE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * allreduce when every rank is on this node: one `put` of the whole array (one copy into shared memory,
+ * one object), a gather round of the refs, then rank r reduces chunk r of every rank's object (zero-copy
+ * views into shared memory) in one pass straight into its own array, puts that chunk, and after a second
+ * gather round copies the other ranks' reduced chunks into place. Per rank: S bytes written into shared
+ * memory and S/N for the reduced chunk (was 2(N-1)/N·S in N chunk objects), one reduction pass, and no
+ * scratch buffer.
+ */
+async function allreduceShared<A extends NumericArray>(
+  st: Parameters<typeof round>[0],
+  array: A,
+  bounds: [number, number][],
+  base: Omit<RoundRequest, 'epoch' | 'seq' | 'rank' | 'mode' | 'item'>,
+): Promise<A> {
+  const { rank, worldSize } = st.joined;
+  const dtype = base.dtype!;
+  const op = base.op!;
+  const [s, e] = bounds[rank]!;
+  const whole = await putAsync(array);
+  // A scatter round (as Python ranks do it, so groups can mix): every destination gets the same ref to the
+  // whole array; a peer's item is then its whole array (TypeScript) or just our chunk (Python).
+  const refs = await round<unknown[]>(st, { ...base, mode: 'scatter', item: bounds.map((_, j) => (j === rank ? null : whole)) });
+  const peers = (await fetchAll(refs)).map((v, j) => (j === rank ? array : asArray(v, dtype)));
+  // Every rank sees the same items, so every rank takes the same branch.
+  if (array.byteLength <= WHOLE_REDUCE_BYTES && peers.every((a) => a.length === array.length)) {
+    // Small enough: every rank reduces the whole array itself (the same left fold, so bitwise the same on
+    // every rank), saving the second round, which costs more than the redundant work here.
+    reduceAll(array, peers, op);
+    if (op === 'mean') finishMean(array, worldSize);
+    releaseRefs(refs);
+    whole.release();
+    return array;
+  }
+  const mine = array.subarray(s, e);
+  const inputs = peers.map((a, j) => (j === rank ? mine : a.length === array.length ? a.subarray(s, e) : a));
+  reduceAll(mine, inputs, op);
+  if (op === 'mean') finishMean(mine, worldSize);
+  releaseRefs(refs);
+  whole.release();
+  const reduced = await putAsync(mine);
+  const all = await round<unknown[]>(st, { ...base, signature: `${base.signature}:gather`, mode: 'gather', item: reduced });
+  reduced.release();
+  const gathered = await fetchAll(all.map((x, j) => (j === rank ? null : x)));
+  for (let j = 0; j < worldSize; j++) if (j !== rank) copyInto(array, bounds[j]![0], asArray(gathered[j], dtype));
   releaseRefs(all);
   return array;
 }

@@ -37,6 +37,24 @@ export function put<T>(value: T): ObjectRef<T> {
   return ref;
 }
 
+/**
+ * `put` for a large value the caller will not change until the promise resolves (as a collective's
+ * buffer): in a worker the bytes go straight from `value` into shared memory (one copy; `put` copies
+ * twice, as it must snapshot the value before it returns). Resolves to the ref once the value is stored.
+ */
+export async function putAsync<T>(value: T): Promise<ObjectRef<T>> {
+  const rt = currentRuntime('putAsync()');
+  if (ObjectRef.isObjectRef(value)) {
+    throw new ValidationError('value', 'putAsync() of an ObjectRef is not allowed (as in Ray): pass the ref itself, or wrap it in an array or object');
+  }
+  const sv = serialize(value, 'putAsync() value');
+  const id = newId('p');
+  const ref = new ObjectRef<T>(id);
+  if (rt.putObjectOwned) await rt.putObjectOwned(id, sv);
+  else rt.putObject(id, sv);
+  return ref;
+}
+
 function timeoutMs(t: number | undefined, where: string): number | undefined {
   if (t === undefined || t === null) return undefined;
   if (typeof t !== 'number' || Number.isNaN(t) || t < 0)

@@ -16,7 +16,7 @@ export { init, shutdown, clusterInfo } from './init.js';
 export type { InitOptions, ClusterInfo } from './init.js';
 export { remote, isMain, ObjectRefGenerator } from './remote-function.js';
 export type { RemoteFunction, RemoteResult, RemoteArg, RemoteArgs } from './remote-function.js';
-export { put, get, wait, cancel, getRuntimeContext, isWorker } from './api.js';
+export { put, putAsync, get, wait, cancel, getRuntimeContext, isWorker } from './api.js';
 export type { GetOptions, WaitOptions, CancelOptions, RefValues } from './api.js';
 export { ObjectRef } from './object-ref.js';
 export { actor, getActor, kill, actorInfo, isActorHandle, ACTOR_INFO } from './actor.js';

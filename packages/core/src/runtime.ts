@@ -87,6 +87,11 @@ export interface CoreRuntime {
   submitTask(spec: SubmitSpec): void;
   /** Store a serialized value under `id` (the caller made the id and holds a ref to it). */
   putObject(id: string, value: SerializedValue): void;
+  /**
+   * Like `putObject`, but reads `value.bytes` only until the promise resolves (no defensive copy: one
+   * copy into shared memory instead of two). Optional: runtimes without it fall back to `putObject`.
+   */
+  putObjectOwned?(id: string, value: SerializedValue): Promise<void>;
   /** Values of the objects, in order; rejects with the task's error for failed objects. */
   getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]>;
   /** Ids that are ready, in completion order, once `numReturns` are ready or the timeout elapsed. */

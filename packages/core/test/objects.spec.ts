@@ -1,9 +1,9 @@
 import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { get, init, ObjectRef, put, SerializationError, shutdown, ValidationError } from '@tsray/core';
+import { get, init, ObjectRef, put, putAsync, SerializationError, shutdown, ValidationError } from '@tsray/core';
 import { nodeStats } from '@tsray/core/internal';
 import { until } from './helpers/until.js';
-import { bufferChecksum, echo, makeBuffer, putInWorker } from './fixtures/tasks.js';
+import { bufferChecksum, echo, makeBuffer, putAsyncInWorker, putInWorker } from './fixtures/tasks.js';
 
 const MiB = 1024 * 1024;
 
@@ -100,6 +100,21 @@ describe('put / get', () => {
     const b = await get(inner);
     expect(b.length).toBe(3 * MiB);
     expect(b[12345]).toBe(9);
+  });
+
+  it('putAsync stores the value as it was when the promise resolved (worker: straight into shared memory)', async () => {
+    const n = (4 * MiB) / 4;
+    const [bigRef, smallRef] = (await get(putAsyncInWorker.remote(n))) as [ObjectRef<Float32Array>, ObjectRef<Float32Array>];
+    const big = await get(bigRef);
+    expect(big).toBeInstanceOf(Float32Array);
+    expect(big.length).toBe(n);
+    expect([big[0], big[999], big[1000], big[n - 1]]).toEqual([0, 999, 0, (n - 1) % 1000]);
+    expect(Array.from(await get(smallRef))).toEqual([1, 2, 3]);
+    const local = new Float64Array([4, 5]);
+    const ref = await putAsync(local); // the driver has no owned path: put's copy
+    local.fill(0);
+    expect(Array.from(await get(ref))).toEqual([4, 5]);
+    await expect(putAsync(ref)).rejects.toBeInstanceOf(ValidationError);
   });
 
   it('returns the store to its baseline when refs of large puts are dropped', async () => {

@@ -174,15 +174,32 @@ export class ObjectClient {
       return;
     }
     // Large: copy now (the caller may change its buffer), then place it in the arena.
-    const copy = Buffer.from(value.bytes);
-    this.alloc(n).then(
+    void this.putLarge(header, Buffer.from(value.bytes));
+  }
+
+  /**
+   * `putObject` for a caller that leaves `value.bytes` unchanged until this resolves: large values are
+   * written into the arena straight from the caller's buffer (one copy, no temporary heap buffer).
+   */
+  async putObjectOwned(id: string, value: SerializedValue): Promise<void> {
+    const n = value.bytes.byteLength;
+    if (n <= INLINE_BYTES || this.remote) return this.putObject(id, value);
+    const header = { objectId: id, encoding: encodingToWire(value.encoding), rawKind: value.rawKind, containedRefs: value.containedRefs, size: n };
+    await this.putLarge(header, value.bytes);
+  }
+
+  /** Allocate arena space, write `bytes` there, announce the object (or its error when the store is full). */
+  private putLarge(header: tsray.v1.IObjectData & { objectId: string; size: number }, bytes: Uint8Array): Promise<void> {
+    const id = header.objectId;
+    const n = header.size;
+    return this.alloc(n).then(
       (off) => {
-        this.getArena().write(off, copy);
+        this.getArena().write(off, bytes);
         this.channel.flushNow();
         this.channel.send({ putObjects: { objects: [{ ...header, shm: { offset: off, length: n } }] } });
       },
       (err: Error) => {
-        const bytes =
+        const payload =
           err instanceof ObjectStoreFullError
             ? encodeErrorPayload({ type: 'ObjectStoreFullError', requested: err.requested, capacity: err.capacity, used: err.used })
             : encodeErrorPayload({ type: 'Other', name: err.name, message: err.message });
@@ -190,10 +207,10 @@ export class ObjectClient {
         this.channel.send(
           {
             putObjects: {
-              objects: [{ objectId: id, encoding: encodingToWire('error'), inline: { frame: 0, offset: 0, length: bytes.length }, size: bytes.length }],
+              objects: [{ objectId: id, encoding: encodingToWire('error'), inline: { frame: 0, offset: 0, length: payload.length }, size: payload.length }],
             },
           },
-          [bytes],
+          [payload],
         );
       },
     );

@@ -115,6 +115,10 @@ export class WorkerRuntime implements CoreRuntime, WorkerMessageHost {
     this.objects.putObject(id, value);
   }
 
+  putObjectOwned(id: string, value: SerializedValue): Promise<void> {
+    return this.objects.putObjectOwned(id, value);
+  }
+
   getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]> {
     return this.objects.getObjects(ids, timeoutMs);
   }
