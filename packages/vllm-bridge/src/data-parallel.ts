@@ -15,6 +15,8 @@ import {
   LLMEngine,
   type Completion,
   type DeployOptions,
+  type EngineInfo,
+  promptList,
   type EngineState,
   type EngineStats,
   type Prompt,
@@ -22,6 +24,7 @@ import {
   type StreamDelta,
 } from './engine.js';
 import { EngineDeadError } from './errors.js';
+import type { EngineClient, EngineTokenizer } from './engine-client.js';
 
 /** Options of `DataParallel.deploy`. */
 export interface DataParallelOptions extends Omit<DeployOptions, 'numGpus' | 'name' | 'schedulingStrategy' | 'wait'> {
@@ -74,7 +77,7 @@ interface RankSlot {
 }
 
 /** N engines behind a least-loaded router. */
-export class DataParallel {
+export class DataParallel implements EngineClient {
   private timer: NodeJS.Timeout | undefined;
   private readonly prefixes = new Map<string, number>();
   private start = 0;
@@ -162,6 +165,35 @@ export class DataParallel {
   /** The model folder the ranks serve. */
   get model(): string {
     return this.slots[0]!.engine.model;
+  }
+
+  /**
+   * The group's state: 'ready' while any rank is; 'dead' once every rank is (or after shutdown);
+   * else 'starting' while a rank loads for the first time, 'restarting' otherwise.
+   */
+  get state(): EngineState {
+    const states = this.states;
+    if (states.includes('ready')) return 'ready';
+    if (this.stopped || states.every((s) => s === 'dead')) return 'dead';
+    return states.includes('starting') ? 'starting' : 'restarting';
+  }
+
+  /** The first rank's error once the whole group is dead. */
+  get error(): Error | undefined {
+    if (this.state !== 'dead') return undefined;
+    return this.slots.find((s) => s.engine.error)?.engine.error ?? new EngineDeadError(`every rank of the data-parallel group for ${this.model} is dead`);
+  }
+
+  /** A ready rank's tokenizer (all ranks load the same model); undefined while none is ready. */
+  tokenizer(): EngineTokenizer | undefined {
+    return this.slots.find((s) => s.engine.state === 'ready')?.engine;
+  }
+
+  /** Each ready rank's engine info (tensor-parallel size, GPU ids, pid), in rank order. */
+  async info(): Promise<EngineInfo[]> {
+    const ready = this.slots.filter((s) => s.engine.state === 'ready');
+    const infos = await Promise.allSettled(ready.map((s) => s.engine.info()));
+    return infos.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   }
 
   /** Rank `i`'s engine, for per-rank calls. */
@@ -265,8 +297,8 @@ export class DataParallel {
   }
 
   /** Spread a batch over the ranks; results in input order. */
-  async generate(prompts: Prompt[], params: SamplingParams = {}, options: { signal?: AbortSignal } = {}): Promise<Completion[]> {
-    return Promise.all(prompts.map((p) => collectCompletion(this.stream(p, params, options), params.n ?? 1, this.model)));
+  async generate(prompts: Prompt | Prompt[], params: SamplingParams = {}, options: { signal?: AbortSignal } = {}): Promise<Completion[]> {
+    return Promise.all(promptList(prompts).map((p) => collectCompletion(this.stream(p, params, options), params.n ?? 1, this.model)));
   }
 
   /**

@@ -8,21 +8,11 @@ import { rmSync } from 'node:fs';
 import * as zmq from 'zeromq';
 import { ActorDiedError, get, getActor, kill, python, TaskError, type ActorHandle, type ActorOptions, type SchedulingStrategy } from '@tsray/core';
 import { decodeMessage, encodeMessage, type tsray, type EnvelopeBody } from '@tsray/protocol';
+import type { EngineClient, EngineTokenizer } from './engine-client.js';
+import { samplingProblem, toWireParams, type SamplingParams } from './sampling-params.js';
 import { EngineDeadError, EngineStartError, GenerateAbortedError, GenerateRequestError } from './errors.js';
 
-/** Sampling parameters (vLLM's names in camelCase). */
-export interface SamplingParams {
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  /** Tokens to generate at most (default 16); `null`: up to the end of the context (vLLM's chat default). */
-  maxTokens?: number | null;
-  stop?: string[];
-  seed?: number;
-  n?: number;
-  logprobs?: number;
-  ignoreEos?: boolean;
-}
+export type { SamplingParams } from './sampling-params.js';
 
 /** One chat message (the engine applies the model's chat template). */
 export interface ChatMessage {
@@ -164,28 +154,11 @@ interface Pending {
   open: number;
 }
 
-function toWireParams(p: SamplingParams = {}): tsray.v1.ISamplingParams {
-  const w: tsray.v1.ISamplingParams = {};
-  if (p.temperature !== undefined) w.temperature = p.temperature;
-  if (p.topP !== undefined) w.topP = p.topP;
-  if (p.topK !== undefined) w.topK = p.topK;
-  // 0 on the wire: no limit but the context (python/tsray/engine/actor.py `_params_from_proto`); a
-  // caller's 0 is refused before (stream()).
-  if (p.maxTokens === null) w.maxTokens = 0;
-  else if (p.maxTokens !== undefined) w.maxTokens = p.maxTokens;
-  if (p.stop !== undefined) w.stop = p.stop;
-  if (p.seed !== undefined) w.seed = p.seed;
-  if (p.n !== undefined) w.n = p.n;
-  if (p.logprobs !== undefined) w.logprobs = p.logprobs;
-  if (p.ignoreEos !== undefined) w.ignoreEos = p.ignoreEos;
-  return w;
-}
-
 /**
  * A handle to one engine. Create with `LLMEngine.deploy` (starts it) or `LLMEngine.connect` (finds a
  * named one). Works from any driver, task or actor.
  */
-export class LLMEngine {
+export class LLMEngine implements EngineClient {
   private socket: zmq.Dealer | undefined;
   private address: string | undefined;
   private connecting: Promise<void> | undefined;
@@ -430,7 +403,9 @@ export class LLMEngine {
     params: SamplingParams = {},
     options: { signal?: AbortSignal; requestId?: string } = {},
   ): AsyncGenerator<StreamDelta, void, undefined> {
-    if (params.maxTokens === 0) throw new GenerateRequestError('invalid_params', 'max_tokens must be an integer >= 1 or null, got 0', 'max_tokens');
+    // Checked here with the schema the HTTP edge uses: a bad value is a typed error before it is sent.
+    const problem = samplingProblem(params);
+    if (problem) throw new GenerateRequestError('invalid_params', problem[0], problem[1]);
     await this.connect();
     const requestId = options.requestId ?? `${this.prefix}-${++this.seq}`;
     const p: Pending = { deltas: [], wake: undefined, done: false, error: undefined, open: params.n ?? 1 };
@@ -502,6 +477,12 @@ export class LLMEngine {
     return get(this.actor.detokenize.remote(tokenIds));
   }
 
+  /** This engine (it tokenizes itself) while it is ready. */
+  tokenizer(): EngineTokenizer | undefined {
+    return this.currentState === 'ready' ? this : undefined;
+  }
+
+  /** Where the engine runs and what it serves (backend, pid, tensor-parallel size, GPU ids). */
   async info(): Promise<EngineInfo> {
     return get(this.actor.info.remote());
   }

@@ -25,6 +25,7 @@ import {
   promptList,
   type Completion,
   type DeployOptions,
+  type EngineInfo,
   type EngineState,
   type EngineStats,
   type Prompt,
@@ -32,6 +33,7 @@ import {
   type StreamDelta,
 } from './engine.js';
 import { EngineDeadError, EngineStartError } from './errors.js';
+import type { EngineClient, EngineTokenizer } from './engine-client.js';
 
 /** Options of `MoEDataParallel.deploy`. */
 export interface MoEDataParallelOptions extends Omit<DeployOptions, 'numGpus' | 'name' | 'schedulingStrategy' | 'wait' | 'maxRestarts'> {
@@ -88,7 +90,7 @@ const detail = (e: unknown): string =>
   e instanceof TaskError ? `${e.remoteName}: ${e.remoteMessage}` : e instanceof EngineStartError ? e.detail : (e as Error).message;
 
 /** One vLLM data-parallel group (MoE models) behind a single head. */
-export class MoEDataParallel {
+export class MoEDataParallel implements EngineClient {
   private gen: Generation | undefined;
   private currentState: EngineState = 'starting';
   private lastError: Error | undefined;
@@ -288,6 +290,16 @@ export class MoEDataParallel {
   /** The group's load as the head reports it. */
   async stats(): Promise<EngineStats> {
     return (await this.engine()).stats();
+  }
+
+  /** The head engine's info (vLLM's DP ranks share its model and arguments; see rankInfo()). */
+  async info(): Promise<EngineInfo> {
+    return (await this.engine()).info();
+  }
+
+  /** The head's tokenizer while the group is ready. */
+  tokenizer(): EngineTokenizer | undefined {
+    return this.currentState === 'ready' ? this.head() : undefined;
   }
 
   /** Each rank's process, GPUs and engine arguments (rank 0 = the head). */

@@ -8,8 +8,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { DataParallel } from './data-parallel.js';
-import type { ChatMessage, EngineState, EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
+import { statsList, type EngineClient, type EngineTokenizer } from './engine-client.js';
+import type { EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
 import { EngineDeadError, EngineStartError, GenerateRequestError } from './errors.js';
 import type { ZodType } from 'zod';
 import {
@@ -28,18 +28,10 @@ import {
 import { createServerMetrics, type ServerMetrics } from './server-metrics.js';
 
 /**
- * What `serveOpenAI` serves: an `LLMEngine`, a `MoEDataParallel` group (anything with this
- * shape), or a `DataParallel` group.
+ * What `serveOpenAI` serves: any {@link EngineClient} (an `LLMEngine`, a `DataParallel` or a
+ * `MoEDataParallel` group). The server uses the interface only.
  */
-export type ServeTarget =
-  | DataParallel
-  | {
-      readonly model: string;
-      readonly state: EngineState;
-      readonly error: Error | undefined;
-      stats(): Promise<EngineStats>;
-      stream(prompt: Prompt, params?: SamplingParams, options?: { signal?: AbortSignal }): AsyncGenerator<StreamDelta, void, undefined>;
-    };
+export type ServeTarget = EngineClient;
 
 /** Options of `serveOpenAI`. */
 export interface OpenAIServerOptions {
@@ -107,23 +99,15 @@ interface ServeContext {
 
 /** Undefined when the target can take requests; else the HTTP error to answer with. */
 function notReady({ target, modelName }: ServeContext): HttpError | undefined {
-  if (target instanceof DataParallel) {
-    const states = target.states;
-    if (states.includes('ready')) return undefined;
-    if (states.every((st) => st === 'dead')) {
-      const err = Array.from({ length: target.size }, (_, i) => target.rank(i).error).find((e) => e !== undefined);
-      return new HttpError(503, `no rank of ${modelName} can serve: ${err ? publicMessage(err.message) : 'every rank is dead'}`);
-    }
-    return new HttpError(503, `${modelName} is not ready yet (ranks: ${states.join(', ')}); retry shortly`, undefined, { 'retry-after': '1' });
-  }
-  if (target.state === 'ready') return undefined;
-  if (target.state === 'dead') return new HttpError(503, target.error ? publicMessage(target.error.message) : `the engine for ${modelName} is dead`);
-  return new HttpError(503, `${modelName} is ${target.state === 'starting' ? 'loading' : 'restarting'}; retry shortly`, undefined, { 'retry-after': '1' });
+  const state = target.state;
+  if (state === 'ready') return undefined;
+  if (state === 'dead') return new HttpError(503, target.error ? publicMessage(target.error.message) : `the engine for ${modelName} is dead`);
+  return new HttpError(503, `${modelName} is ${state === 'starting' ? 'loading' : 'restarting'}; retry shortly`, undefined, { 'retry-after': '1' });
 }
 
 /** Summed load of the target for the gauges (undefined while nothing can answer). */
 async function loadOf(target: ServeTarget): Promise<{ running: number; waiting: number; kvCacheUsage: number } | undefined> {
-  const ranks: EngineStats[] = target instanceof DataParallel ? await target.stats() : target.state === 'ready' ? [await target.stats()] : [];
+  const ranks: EngineStats[] = target.state === 'ready' ? await statsList(target) : [];
   if (ranks.length === 0) return undefined;
   return {
     running: ranks.reduce((a, r) => a + r.running, 0),
@@ -137,7 +121,7 @@ async function maxModelLenOf(s: ServeContext): Promise<number> {
   if (s.maxModelLen > 0) return s.maxModelLen;
   if (notReady(s)) return 0; // stats() would wait for the engine; unknown for now
   try {
-    const st = s.target instanceof DataParallel ? (await s.target.stats()).find((r) => r.maxModelLen > 0) : await s.target.stats();
+    const st = (await statsList(s.target)).find((r) => r.maxModelLen > 0);
     s.maxModelLen = st?.maxModelLen ?? 0;
   } catch {
     /* not ready: unknown for now */
@@ -341,19 +325,13 @@ async function pump(
   }
 }
 
-/** What /tokenize and /detokenize need of the target (an engine; a DP group lends a ready rank). */
-interface Tokenizer {
-  tokenize(prompt: string | ChatMessage[], options?: { addSpecialTokens?: boolean }): Promise<number[]>;
-  detokenize(tokenIds: number[]): Promise<string>;
-}
-
-/** The tokenizer to use now; 503 while nothing is ready, 404 for a target without one. */
-function tokenizerOf(s: ServeContext): Tokenizer {
+/** The tokenizer to use now; 503 while nothing is ready. */
+function tokenizerOf(s: ServeContext): EngineTokenizer {
   const nr = notReady(s);
   if (nr) throw nr;
-  if (s.target instanceof DataParallel) return s.target.rank(s.target.states.indexOf('ready'));
-  if ('tokenize' in s.target && 'detokenize' in s.target) return s.target as unknown as Tokenizer;
-  throw new HttpError(404, 'this server has no tokenizer endpoint for its engine');
+  const t = s.target.tokenizer();
+  if (!t) throw new HttpError(503, `${s.modelName} has no ready engine to tokenize with; retry shortly`, undefined, { 'retry-after': '1' });
+  return t;
 }
 
 /** Parse a body with a schema; 400 naming the field, 404 for another model. */

@@ -4,44 +4,24 @@
  * @module
  */
 import { z } from 'zod';
-import type { ChatMessage, Prompt, SamplingParams } from './engine.js';
+import type { ChatMessage, Prompt } from './engine.js';
+import { intField, MAX_LOGPROBS, MAX_N, samplingChecks, type SamplingParams } from './sampling-params.js';
 
-/** Largest `n` an engine accepts (python/tsray/engine/backend.py `SamplingParams.MAX_N`). */
-export const MAX_N = 64;
-/** Largest `logprobs` / `top_logprobs` (vLLM's default `max_logprobs` is 20). */
-export const MAX_LOGPROBS = 20;
-const INT32 = 2 ** 31 - 1;
+export { MAX_LOGPROBS, MAX_N } from './sampling-params.js';
 
-const int = (field: string, min: number, max = INT32) =>
-  z
-    .number({ error: `${field} must be an integer` })
-    .int({ error: `${field} must be an integer` })
-    .min(min, { error: (i) => `${field} must be at least ${min}, got ${String(i.input)}` })
-    .max(max, { error: (i) => `${field} must be at most ${max}, got ${String(i.input)}` });
-
+// The sampling fields come from the shared checks (sampling-params.ts), named as OpenAI/vLLM name them.
+const c = samplingChecks;
 const samplingFields = {
   model: z.string({ error: 'model must be a string' }).optional(),
-  temperature: z
-    .number({ error: 'temperature must be a number' })
-    .min(0, { error: (i) => `temperature must be in [0, 2], got ${String(i.input)}` })
-    .max(2, { error: (i) => `temperature must be in [0, 2], got ${String(i.input)}` })
-    .nullish(),
-  top_p: z
-    .number({ error: 'top_p must be a number' })
-    .gt(0, { error: (i) => `top_p must be in (0, 1], got ${String(i.input)}` })
-    .max(1, { error: (i) => `top_p must be in (0, 1], got ${String(i.input)}` })
-    .nullish(),
-  top_k: int('top_k', -1).nullish(), // -1 or 0: off
-  max_tokens: int('max_tokens', 1).nullish(),
-  max_completion_tokens: int('max_completion_tokens', 1).nullish(),
-  n: int('n', 1, MAX_N).nullish(),
-  seed: z
-    .number({ error: 'seed must be an integer' })
-    .int({ error: 'seed must be an integer' })
-    .min(-Number.MAX_SAFE_INTEGER)
-    .max(Number.MAX_SAFE_INTEGER, { error: `seed must be an integer of at most ${Number.MAX_SAFE_INTEGER}` })
-    .nullish(),
-  stop: z.union([z.string(), z.array(z.string()).max(64)], { error: 'stop must be a string or a list of strings' }).nullish(),
+  temperature: c.temperature('temperature').nullish(),
+  top_p: c.topP('top_p').nullish(),
+  top_k: c.topK('top_k').nullish(),
+  max_tokens: c.maxTokens('max_tokens').nullish(),
+  max_completion_tokens: c.maxTokens('max_completion_tokens').nullish(),
+  n: c.n('n').nullish(),
+  seed: c.seed('seed').nullish(),
+  // A single stop string is accepted at the edge, as OpenAI's API does; the engine takes a list.
+  stop: z.union([z.string(), c.stop('stop')], { error: 'stop must be a string or a list of strings' }).nullish(),
   stream: z.boolean({ error: 'stream must be a boolean' }).nullish(),
   stream_options: z
     .looseObject(
@@ -49,7 +29,7 @@ const samplingFields = {
       { error: 'stream_options must be an object' },
     )
     .nullish(),
-  ignore_eos: z.boolean({ error: 'ignore_eos must be a boolean' }).nullish(),
+  ignore_eos: c.ignoreEos('ignore_eos').nullish(),
   user: z.string().nullish(),
 };
 
@@ -69,7 +49,7 @@ export const completionRequest = z
       error: 'prompt must be a string, a list of strings or a list of token ids',
     }),
     echo: z.boolean({ error: 'echo must be a boolean' }).nullish(),
-    logprobs: int('logprobs', 0, MAX_LOGPROBS).nullish(),
+    logprobs: c.logprobs('logprobs').nullish(),
   })
   .superRefine(crossFieldChecks);
 
@@ -79,7 +59,7 @@ export const chatRequest = z
     ...samplingFields,
     messages: z.array(message, { error: 'messages must be a list of {role, content}' }).min(1, { error: 'messages must not be empty' }),
     logprobs: z.boolean({ error: 'logprobs must be a boolean' }).nullish(),
-    top_logprobs: int('top_logprobs', 0, MAX_LOGPROBS).nullish(),
+    top_logprobs: intField('top_logprobs', 0, MAX_LOGPROBS).nullish(),
   })
   .superRefine(crossFieldChecks);
 
@@ -115,8 +95,17 @@ export function parseRequest<T>(schema: z.ZodType<T>, body: unknown): T {
   const issue = r.error.issues[0]!;
   const param =
     issue.path.length > 0 ? issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('') : undefined;
-  const missing = issue.code === 'invalid_type' && issue.input === undefined;
+  // Missing means absent from the body (zod's `input` is also undefined for some failed checks, e.g. a
+  // non-integer seed, which must keep its own message).
+  const missing = issue.code === 'invalid_type' && valueAt(body, issue.path) === undefined;
   throw new RequestValidationError(missing ? `${param} is required` : issue.message, param);
+}
+
+/** The value at `path` in `body` (undefined when absent). */
+function valueAt(body: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = body;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
 }
 
 /** The engine's sampling parameters of a validated body (`chat`: no max_tokens = the rest of the context, as vLLM). */
