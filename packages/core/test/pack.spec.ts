@@ -58,7 +58,7 @@ if (isMain(import.meta)) {
     const cli = await run(join(app, 'node_modules', '.bin', 'tsray'), ['--help'], { cwd: app, timeout: 60_000 });
     expect(cli.stdout).toMatch(/^Usage: tsray <command> \[options\]/);
     const serve = await run(join(app, 'node_modules', '.bin', 'tsray-serve'), ['--help'], { cwd: app, timeout: 60_000 });
-    expect(serve.stdout).toMatch(/^usage: tsray-serve --model DIR/);
+    expect(serve.stdout).toMatch(/^usage: tsray-serve \[--model DIR/);
   }, 300_000);
 });
 
