@@ -37,6 +37,7 @@ from .client import (
 )
 from .errors import (
     ActorDiedError,
+    ActorUnavailableError,
     ActorNotFoundError,
     AuthenticationError,
     ConnectionError,
@@ -94,6 +95,7 @@ __all__ = [
     "TsrayError",
     "TaskError",
     "ActorDiedError",
+    "ActorUnavailableError",
     "ActorNotFoundError",
     "AuthenticationError",
     "ConnectionError",
