@@ -72,7 +72,9 @@ describe('actor restarts', () => {
     expect(e).toBeInstanceOf(ActorUnavailableError);
     expect(e).toBeInstanceOf(ActorDiedError); // code catching ActorDiedError still catches it
     expect((e as ActorUnavailableError).reason).toBe('restarting');
-    expect((e as Error).message).toMatch(/^actor Gpu \(\S+\) is unavailable: it is restarting \(its process \(pid \d+\) died: exit code 3; its stderr is in \/\S+\.err\)/);
+    expect((e as Error).message).toMatch(
+      /^actor Gpu \(\S+\) is unavailable: it is restarting \(its process \(pid \d+\) died: exit code 3; its stderr is in \/\S+\.err\)/,
+    );
     // Alive again: a new process answers.
     expect(await get(a.ping.remote())).not.toBe(pid);
     // Restarts used up: the next death is final, and says so.
