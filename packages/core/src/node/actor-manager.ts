@@ -232,6 +232,7 @@ export class ActorManager {
       cancelled: undefined,
       items: [],
       startedAt: 0,
+      ranOn: undefined,
       namespace: rec.namespace,
       jobId: rec.jobId,
       actor: rec,

@@ -28,6 +28,8 @@ export interface TaskRecord {
   /** Generator items sealed so far (held by the task until it ends). */
   items: string[];
   startedAt: number;
+  /** The worker of this node it was handed to, for its timeline event (cleared when recorded). */
+  ranOn: WorkerHandle | undefined;
   /** Namespace of the submitter (for actors it creates and names it looks up). */
   namespace: string;
   /** The job it belongs to: it runs only on workers started for that job, and ends with it. */

@@ -138,6 +138,7 @@ export class TaskManager {
       cancelled: undefined,
       items: [],
       startedAt: 0,
+      ranOn: undefined,
       namespace: owner ? this.host.namespaceOf(owner) : this.host.namespace,
       jobId: spec.jobId || (owner && owner.kind !== 'peer' ? owner.jobId : '') || this.host.jobId,
       actor: undefined,

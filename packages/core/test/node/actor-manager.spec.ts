@@ -76,6 +76,7 @@ class FakeNode implements ActorManagerHost {
       cancelled: undefined,
       items: [],
       startedAt: 0,
+      ranOn: undefined,
       namespace: owner ? this.actorManager.namespaceOf(owner) : this.namespace,
       jobId: 'job-1',
       actor: undefined,

@@ -113,6 +113,7 @@ export function taskRecord(taskId: string, over: Partial<SubmitSpec> = {}, retri
     cancelled: undefined,
     items: [],
     startedAt: 0,
+    ranOn: undefined,
     namespace: 'ns',
     jobId: 'job1',
     actor: undefined,
