@@ -55,8 +55,8 @@ describe('web dashboard in a headless browser', () => {
     return fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${c.token}`, ...(init.headers ?? {}) } });
   }
 
-  /** Open a page by its hash and wait until it rendered with `text` in it; save its screenshot. */
-  async function show(name: string, text: string): Promise<string> {
+  /** Open a page by its hash and wait until it rendered with `text` in it; save its screenshot (as `shot`.png). */
+  async function show(name: string, text: string, shot = name.replace('/', '-')): Promise<string> {
     await page.goto(`${base}/dashboard/#${name}`, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction(
       // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (layout-aware) is what a user sees
@@ -65,7 +65,7 @@ describe('web dashboard in a headless browser', () => {
       name,
       text,
     );
-    const file = join(shots, `${name.replace('/', '-')}.png`);
+    const file = join(shots, `${shot}.png`);
     await page.screenshot({ path: file, fullPage: true });
     console.log(`dashboard screenshot: ${file}`);
     // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (layout-aware) is what a user sees
@@ -220,7 +220,7 @@ describe('web dashboard in a headless browser', () => {
   });
 
   it('tasks page lists the recent failures with error class, message and the remote stack', async () => {
-    const text = await show('tasks', 'dashboard-task-failure on purpose');
+    const text = await show('tasks', 'dashboard-task-failure on purpose', 'tasks-failures');
     expect(text).toContain('Recent failures');
     // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (layout-aware) is what a user sees
     const row = await page.$eval('main table.failures tbody tr', (r) => (r as HTMLElement).innerText);
