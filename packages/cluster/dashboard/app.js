@@ -1,5 +1,5 @@
 // tsray dashboard: one page, hash-routed (#overview, #nodes, #jobs[/<id>], #actors, #tasks,
-// #placement_groups). It reads /dashboard/api/* (the cookie set by /dashboard?token=… authenticates)
+// #placement_groups, #engines). It reads /dashboard/api/* (the cookie set by /dashboard?token=… authenticates)
 // and re-renders the current page on every `change` event of the server-sent event stream.
 // Data goes into the page through textContent only, never as HTML.
 
@@ -40,6 +40,16 @@ function fmtRes(key, n) {
 
 function short(id) {
   return id ? String(id).slice(0, 12) : '';
+}
+
+/** GPU ids as a list: "[0, 1]", or "—" for none. */
+function gpuList(ids) {
+  return ids?.length ? `[${ids.join(', ')}]` : '—';
+}
+
+/** Milliseconds with a unit, or "—" while unknown. */
+function fmtMs(ms) {
+  return ms === null || ms === undefined ? '—' : `${ms.toFixed(ms < 10 ? 2 : 0)} ms`;
 }
 
 function table(headers, rows, cls = '') {
@@ -85,8 +95,11 @@ function counts(title, obj) {
   ];
 }
 
-/** A page of a list with Prev/Next and "a–b of N". */
-async function paged(name, render) {
+/**
+ * A page of a list with Prev/Next and "a–b of N". The main list of a page has the ids prev, next and
+ * pager-info; a second list on the same page (the tasks page's failures) prefixes them with `ids`.
+ */
+async function paged(name, render, ids = '') {
   const offset = offsets[name] ?? 0;
   const p = await api(`${name}?offset=${offset}&limit=${PAGE_SIZE}`);
   const go = (o) => () => {
@@ -97,9 +110,9 @@ async function paged(name, render) {
   const pager = h(
     'div',
     { class: 'pager' },
-    h('button', { id: 'prev', onclick: go(Math.max(0, offset - PAGE_SIZE)) }, 'Prev'),
-    h('span', { id: 'pager-info', 'data-total': p.total, 'data-rows': p.items.length }, `${first}–${p.offset + p.items.length} of ${p.total}`),
-    h('button', { id: 'next', onclick: go(offset + PAGE_SIZE < p.total ? offset + PAGE_SIZE : offset) }, 'Next'),
+    h('button', { id: `${ids}prev`, onclick: go(Math.max(0, offset - PAGE_SIZE)) }, 'Prev'),
+    h('span', { id: `${ids}pager-info`, 'data-total': p.total, 'data-rows': p.items.length }, `${first}–${p.offset + p.items.length} of ${p.total}`),
+    h('button', { id: `${ids}next`, onclick: go(offset + PAGE_SIZE < p.total ? offset + PAGE_SIZE : offset) }, 'Next'),
   );
   return [pager, render(p)];
 }
@@ -147,7 +160,7 @@ const pages = {
   async nodes() {
     return paged('nodes', (p) =>
       table(
-        ['node', 'role', 'state', 'address', 'host', 'pid', 'CPU used/total', 'GPU used/total', 'memory', 'object store', 'labels'],
+        ['node', 'role', 'state', 'address', 'host', 'pid', 'CPU used/total', 'GPU used/total', 'GPU ids in use', 'memory', 'object store', 'labels'],
         p.items.map((n) => {
           const used = (k) =>
             n.resourcesTotal[k] === undefined ? '—' : `${fmtRes(k, n.resourcesTotal[k] - (n.resourcesAvailable[k] ?? 0))} / ${fmtRes(k, n.resourcesTotal[k])}`;
@@ -162,6 +175,13 @@ const pages = {
             h('td', {}, n.pid),
             h('td', {}, used('CPU')),
             h('td', {}, used('GPU')),
+            h(
+              'td',
+              { class: 'gpus' },
+              (n.gpusInUse ?? []).length === 0
+                ? '—'
+                : n.gpusInUse.map((g) => h('div', {}, `GPU ${g.gpuId} → pid ${g.pid}${g.actorId ? ` (actor ${short(g.actorId)})` : ''}`)),
+            ),
             h('td', {}, used('memory')),
             h('td', {}, used('object_store_memory')),
             h(
@@ -209,7 +229,7 @@ const pages = {
   async actors() {
     return paged('actors', (p) =>
       table(
-        ['actor', 'class', 'name', 'state', 'restarts', 'pid', 'node', 'death cause'],
+        ['actor', 'class', 'name', 'state', 'restarts', 'pid', 'node', 'GPU ids', 'death cause'],
         p.items.map((a) =>
           h(
             'tr',
@@ -221,6 +241,7 @@ const pages = {
             h('td', {}, a.numRestarts),
             h('td', {}, a.pid || ''),
             h('td', { title: a.nodeId }, short(a.nodeId)),
+            h('td', {}, gpuList(a.gpuIds)),
             h('td', { class: 'cause' }, a.deathCause ?? ''),
           ),
         ),
@@ -246,14 +267,15 @@ const pages = {
             h('td', {}, t.durationMs === undefined ? '' : fmtNum(t.durationMs)),
           ),
         ),
+        'tasks',
       );
     });
-    return [counts('Tasks by state', c), list];
+    return [counts('Tasks by state', c), list, h('h2', {}, 'Recent failures'), await paged('failures', failureTable, 'failures-')];
   },
   async placement_groups() {
     return paged('placement_groups', (p) =>
       table(
-        ['placement group', 'name', 'strategy', 'state', 'bundle → node'],
+        ['placement group', 'name', 'strategy', 'state', 'bundle → node → GPU ids'],
         p.items.map((g) =>
           h(
             'tr',
@@ -271,7 +293,7 @@ const pages = {
                   {},
                   `#${i} ${Object.entries(b)
                     .map(([k, v]) => `${k}:${fmtNum(v)}`)
-                    .join(' ')} → ${short(g.bundleNodes[i]) || 'unplaced'}`,
+                    .join(' ')} → ${short(g.bundleNodes[i]) || 'unplaced'} → GPU ${gpuList(g.bundleGpuIds?.[i])}`,
                 ),
               ),
             ),
@@ -281,6 +303,63 @@ const pages = {
     );
   },
 };
+
+/** The failures table of the tasks page: error class, message and the remote stack (folded). */
+function failureTable(p) {
+  return table(
+    ['time', 'task', 'name', 'node', 'pid', 'error', 'message and remote stack'],
+    p.items.map((f) =>
+      h(
+        'tr',
+        { class: 'failure' },
+        h('td', {}, new Date(f.time).toISOString().slice(11, 23)),
+        h('td', { title: f.taskId }, short(f.taskId)),
+        h('td', {}, f.name),
+        h('td', { title: f.nodeId }, short(f.nodeId)),
+        h('td', {}, f.pid || ''),
+        h('td', { class: 'state-FAILED' }, f.errorName),
+        h(
+          'td',
+          { class: 'cause' },
+          h('div', {}, f.message),
+          f.stack ? h('details', { open: '' }, h('summary', {}, 'remote stack'), h('pre', { class: 'stack' }, f.stack)) : '',
+        ),
+      ),
+    ),
+    'failures',
+  );
+}
+
+pages.engines = async () =>
+  paged('engines', (p) =>
+    table(
+      ['engine', 'rank', 'model', 'backend', 'node', 'pid', 'GPU ids', 'TP', 'running', 'waiting', 'tokens/s', 'TTFT p50', 'TTFT p99', 'KV cache', 'requests'],
+      p.items.map((e) => {
+        const kv = h('div', { class: 'bar', 'data-used': e.kvCacheUsage.toFixed(3) }, h('div', { class: 'fill' }));
+        kv.firstChild.style.width = `${Math.round(Math.min(1, e.kvCacheUsage) * 100)}%`;
+        return h(
+          'tr',
+          { 'data-engine': e.actorId },
+          h('td', { title: e.actorId }, e.name || short(e.actorId)),
+          h('td', {}, e.rank),
+          h('td', { title: e.model }, e.model.split('/').pop()),
+          h('td', {}, e.backend),
+          h('td', { title: e.nodeId }, short(e.nodeId)),
+          h('td', {}, e.pid),
+          h('td', {}, gpuList(e.gpuIds)),
+          h('td', {}, e.tensorParallelSize),
+          h('td', { class: 'running' }, e.running),
+          h('td', { class: 'waiting' }, e.waiting),
+          h('td', { class: 'tps' }, fmtNum(e.tokensPerS)),
+          h('td', { class: 'ttft50' }, fmtMs(e.ttftP50Ms)),
+          h('td', { class: 'ttft99' }, fmtMs(e.ttftP99Ms)),
+          h('td', { class: 'kv' }, `${(e.kvCacheUsage * 100).toFixed(1)}%`, kv),
+          h('td', { class: 'requests' }, e.requestsFinished),
+        );
+      }),
+      'engines',
+    ),
+  );
 
 function route() {
   const [name, arg] = (location.hash.slice(1) || 'overview').split('/');

@@ -3,8 +3,8 @@
  * @module
  */
 
-import type { TaskEvent } from '@tsray/core/internal';
-import type { ActorListEntry, NodeState, ObjectListEntry, PendingDemand, PlacementGroupListEntry, TaskListEntry } from '@tsray/core';
+import type { EngineRow, TaskEvent, TaskFailure } from '@tsray/core/internal';
+import type { ActorListEntry, NodeState, ObjectListEntry, PendingDemand, PlacementGroupListEntry, TaskListEntry, WorkerListEntry } from '@tsray/core';
 
 /** One node (the core state API's shape: `nodes()`). */
 export type NodeInfo = NodeState;
@@ -18,6 +18,12 @@ export type ObjectState = ObjectListEntry;
 export type PlacementGroupState = PlacementGroupListEntry;
 /** One finished task as a node reports it for `tsray timeline`. */
 export type { TaskEvent };
+/** One recent task failure with its error class, message and remote stack (the dashboard's tasks page). */
+export type { TaskFailure };
+/** One LLM engine (or data-parallel rank) and its load, as its actor last reported it. */
+export type { EngineRow };
+/** One worker process and the GPU ids it holds (`listWorkers()`). */
+export type WorkerState = WorkerListEntry;
 /** Demand waiting for resources (`pendingDemand()`). */
 export type DemandState = PendingDemand;
 
@@ -118,4 +124,10 @@ export interface StateProvider {
   placementGroups(): Promise<PlacementGroupState[]>;
   /** Every node's recent finished tasks (`tsray timeline`); absent: none kept. */
   timeline?(): Promise<TaskEvent[]>;
+  /** Every node's worker processes with their GPU ids; absent: not known. */
+  workers?(): Promise<WorkerState[]>;
+  /** Every node's recent task failures (at most 200 per node); absent: none kept. */
+  taskFailures?(): Promise<TaskFailure[]>;
+  /** The LLM engines that reported their load in the last 10 s; absent: none known. */
+  engines?(): Promise<EngineRow[]>;
 }

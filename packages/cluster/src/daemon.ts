@@ -18,8 +18,11 @@ import type {
   PlacementGroupState,
   ReadyInfo,
   StateProvider,
+  EngineRow,
   TaskEvent,
+  TaskFailure,
   TaskState,
+  WorkerState,
 } from './contracts.js';
 import { GcsServer, type ActorEntry } from './gcs.js';
 import { JobManager } from './jobs/job-manager.js';
@@ -233,8 +236,12 @@ function headState(gcs: GcsServer): StateProvider {
     const all = await gcs.service.gatherState(what);
     return all.flatMap((r) => (r[what] ?? []) as T[]);
   };
-  const actors = async (): Promise<ActorState[]> =>
-    gcs.actorEntries().map((a: ActorEntry) => ({
+  const actors = async (): Promise<ActorState[]> => {
+    // The GCS directory has no GPU ids: the nodes' workers say which GPUs each actor's process holds.
+    const [workers, engines] = await Promise.all([gather<WorkerState>('workers').catch(() => []), gather<EngineRow>('engines').catch(() => [])]);
+    const gpus = new Map(workers.filter((w) => w.actorId).map((w) => [w.actorId!, w.gpuIds]));
+    const tp = new Map(engines.map((e) => [e.actorId, e.tensorParallelSize]));
+    return gcs.actorEntries().map((a: ActorEntry) => ({
       actorId: a.actorId,
       className: a.className,
       name: a.name,
@@ -244,8 +251,11 @@ function headState(gcs: GcsServer): StateProvider {
       pid: a.pid,
       numRestarts: a.numRestarts,
       detached: a.detached,
+      gpuIds: gpus.get(a.actorId) ?? [],
+      ...(tp.has(a.actorId) ? { tensorParallelSize: tp.get(a.actorId)! } : {}),
       ...(a.deathCause ? { deathCause: a.deathCause } : {}),
     }));
+  };
   return {
     nodes: async () => gcs.nodeInfos(),
     actors,
@@ -253,6 +263,9 @@ function headState(gcs: GcsServer): StateProvider {
     objects: () => gather<ObjectState>('objects'),
     placementGroups: () => gather<PlacementGroupState>('placement_groups'),
     timeline: () => gather<TaskEvent>('timeline'),
+    workers: () => gather<WorkerState>('workers'),
+    taskFailures: () => gather<TaskFailure>('failures'),
+    engines: () => gather<EngineRow>('engines'),
     status: async (): Promise<ClusterStatus> => {
       const snap = await gcs.service.gatherState('all');
       const pick = <T>(k: string) => snap.flatMap((r) => (r[k] ?? []) as T[]);

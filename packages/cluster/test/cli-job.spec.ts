@@ -136,7 +136,10 @@ describe('tsray job / status / list (CLI against a test HTTP API)', () => {
     expect(s.code, s.stderr).toBe(0);
     expect(s.stdout).toBe(formatStatus(fakeStatus));
     const actors = await tsray(['list', 'actors'], env);
-    expect(actors.stdout).toMatch(/^ACTOR_ID\s+CLASS\s+NAME\s+STATE\s+NODE_ID\s+PID\s+RESTARTS\nact-1\s+Counter\s+c1\s+ALIVE\s+node-head-aaaa\s+111\s+0\n$/);
+    // GPU ids of each actor, and an LLM engine's tensor-parallel size (other actors: '-').
+    expect(actors.stdout).toMatch(
+      /^ACTOR_ID\s+CLASS\s+NAME\s+STATE\s+NODE_ID\s+PID\s+RESTARTS\s+GPU_IDS\s+TP\nact-1\s+Counter\s+c1\s+ALIVE\s+node-head-aaaa\s+111\s+0\s+0,1\s+2\nact-2\s+Cpu\s+-\s+ALIVE\s+node-head-aaaa\s+112\s+0\s+-\s+-\n$/,
+    );
     const pgs = await tsray(['list', 'placement-groups'], env);
     expect(pgs.stdout).toContain('pg-0001');
     const objs = await tsray(['list', 'objects'], env);

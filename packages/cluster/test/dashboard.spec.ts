@@ -2,24 +2,39 @@
 // (The page callbacks below run in the browser, so this spec type-checks against the DOM too.)
 /**
  * The web dashboard (issue #20 acceptance 1), in a real headless browser: Debian's chromium driven by
- * puppeteer-core. A 3-node cluster with running tasks, a failing actor, a placement group, a job and
- * 10,000 finished tasks; each page shows them (a screenshot per page is saved, its path printed), a
- * change reaches an open page through the event stream, the task list paginates, and no request
- * succeeds without the cluster token. The render time of the 10,000-task page is measured in
+ * puppeteer-core. A 3-node cluster (one with 2 fake GPUs) with running tasks, a failing actor, a
+ * failing task, a placement group with an actor on its GPU bundle, a job, an LLM engine on CPU (the
+ * tiny random model, transformers backend) and 10,000 finished tasks; each page shows them (a
+ * screenshot per page is saved, its path printed), a change reaches an open page through the event
+ * stream (a new actor; the engine's row after a request), the task list paginates, `tsray list actors`
+ * shows GPU ids and the engine's TP size, and no request succeeds without the cluster token. The render time of the 10,000-task page is measured in
  * bench/tsray/dashboard-render.mjs, not here.
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ActorHandle, get, init, placementGroup, shutdown, type ObjectRef } from '@tsray/core';
+import { ensureTinyModel, LLMEngine } from '@tsray/vllm-bridge';
+import { tsray } from './fixtures/cli.js';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
-import { Counter, Doomed, heldTask, impossible, noop } from './fixtures/dashboard-fns.js';
+import { Counter, Doomed, failing, GpuHolder, heldTask, impossible, noop } from './fixtures/dashboard-fns.js';
 
 /** The system browser (Debian's chromium; `.ci/run` installs it). TSRAY_CHROMIUM overrides. */
 const CHROMIUM = process.env['TSRAY_CHROMIUM'] ?? '/usr/bin/chromium';
 const FINISHED = 10_000;
+/** The repository's Python environment (tools/setup-python.sh): engine actors run in it. */
+const PYTHON = fileURLToPath(new URL('../../../.venv/bin/python', import.meta.url));
+
+interface ActorRow {
+  actorId: string;
+  className: string;
+  name: string;
+  pid: number;
+  gpuIds: (number | string)[];
+}
 
 describe('web dashboard in a headless browser', () => {
   const c = new TestCluster();
@@ -33,13 +48,15 @@ describe('web dashboard in a headless browser', () => {
   const keep: ActorHandle<unknown>[] = [];
   let jobId: string;
   let jobGo: string;
+  let engine: LLMEngine | undefined;
+  let gpuActor: ReturnType<ReturnType<typeof GpuHolder.options>['remote']>;
 
   async function api(path: string, init: RequestInit = {}): Promise<Response> {
     return fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${c.token}`, ...(init.headers ?? {}) } });
   }
 
-  /** Open a page by its hash and wait until it rendered with `text` in it; save its screenshot. */
-  async function show(name: string, text: string): Promise<string> {
+  /** Open a page by its hash and wait until it rendered with `text` in it; save its screenshot (as `shot`.png). */
+  async function show(name: string, text: string, shot = name.replace('/', '-')): Promise<string> {
     await page.goto(`${base}/dashboard/#${name}`, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction(
       // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (layout-aware) is what a user sees
@@ -48,7 +65,7 @@ describe('web dashboard in a headless browser', () => {
       name,
       text,
     );
-    const file = join(shots, `${name.replace('/', '-')}.png`);
+    const file = join(shots, `${shot}.png`);
     await page.screenshot({ path: file, fullPage: true });
     console.log(`dashboard screenshot: ${file}`);
     // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (layout-aware) is what a user sees
@@ -57,9 +74,10 @@ describe('web dashboard in a headless browser', () => {
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set TSRAY_CHROMIUM`);
-    await c.startHead({ numCpus: 2 });
-    await c.addNode({ numCpus: 2, numGpus: 1 });
-    await c.addNode({ numCpus: 2 });
+    const env = { TSRAY_PYTHON: PYTHON };
+    await c.startHead({ numCpus: 2, env });
+    await c.addNode({ numCpus: 2, numGpus: 2, env });
+    await c.addNode({ numCpus: 2, env });
     base = c.head.ready.dashboardUrl!;
     c.attachHere();
     await init({ address: 'auto', namespace: 'dashboard' });
@@ -70,6 +88,13 @@ describe('web dashboard in a headless browser', () => {
     void impossible.remote();
     const pg = placementGroup([{ CPU: 1 }, { GPU: 1 }], { name: 'dash-pg', strategy: 'SPREAD' });
     await get(pg.ready());
+    // An actor on the group's GPU bundle: its GPU id shows on the nodes, actors and groups pages.
+    gpuActor = GpuHolder.options({ numCpus: 0, numGpus: 1, schedulingStrategy: { type: 'PLACEMENT_GROUP', placementGroup: pg, bundleIndex: 1 } }).remote();
+    keep.push(gpuActor);
+    expect(await get(gpuActor.visible.remote())).toMatch(/^\d$/);
+    await expect(get(failing.remote())).rejects.toThrow('dashboard-task-failure on purpose');
+    // An LLM engine on CPU: the tiny random-weight model with the transformers backend.
+    engine = await LLMEngine.deploy({ model: ensureTinyModel(PYTHON), backend: 'transformers', name: 'dash-llm' });
     jobGo = join(c.tmp, 'job-go');
     const submitted = await api('/api/jobs/', {
       method: 'POST',
@@ -106,6 +131,7 @@ describe('web dashboard in a headless browser', () => {
 
   afterAll(async () => {
     await browser?.close();
+    await engine?.shutdown().catch(() => undefined);
     writeFileSync(release, '');
     if (held.length) await get(held).catch(() => undefined);
     await shutdown();
@@ -117,7 +143,7 @@ describe('web dashboard in a headless browser', () => {
     const text = await show('overview', 'nodes alive');
     expect(text).toMatch(/nodes alive\s*3/);
     expect(text).toMatch(/CPU used \/ total\s*[\d.]+ \/ 6\b/);
-    expect(text).toMatch(/GPU used \/ total\s*1 \/ 1\b/); // the placement group holds the GPU
+    expect(text).toMatch(/GPU used \/ total\s*1 \/ 2\b/); // the placement group holds one GPU
     expect(text).toMatch(/object_store_memory used \/ total/);
     expect(text).toMatch(/memory used \/ total/);
     expect(text).toMatch(/RUNNING\s*2/);
@@ -126,13 +152,41 @@ describe('web dashboard in a headless browser', () => {
     expect(text).toMatch(/task\s+impossible\s+1\s+yes\s+dash_missing/);
   });
 
-  it('nodes page lists the 3 nodes with their resources', async () => {
-    const text = await show('nodes', 'worker');
+  async function gpuHolder(): Promise<ActorRow> {
+    const actors = ((await (await api('/api/v0/actors')).json()) as { result: ActorRow[] }).result;
+    return actors.find((a) => a.className === 'GpuHolder')!;
+  }
+
+  it('nodes page lists the 3 nodes with their resources and which process holds each GPU id', async () => {
+    const holder = await gpuHolder();
+    expect(holder.gpuIds).toHaveLength(1);
+    const gpu = holder.gpuIds[0]!;
+    expect(String(gpu)).toBe(await get(gpuActor.visible.remote())); // the id its process sees
+    const text = await show('nodes', `GPU ${gpu} → pid ${holder.pid}`);
     const ids = ((await (await api('/api/v0/nodes')).json()) as { result: { nodeId: string }[] }).result.map((n) => n.nodeId.slice(0, 12));
     expect(ids).toHaveLength(3);
     for (const id of ids) expect(text).toContain(id);
     expect(text).toContain('head');
+    expect(text).toContain(`GPU ${gpu} → pid ${holder.pid} (actor ${holder.actorId.slice(0, 12)})`);
     expect(await page.$$eval('main tbody tr', (r) => r.length)).toBe(3);
+    // The same in the page's data: the node's GPU ids in use, each with its worker process and actor.
+    const nodes = (await (await api('/dashboard/api/nodes')).json()) as { items: { gpusInUse: { gpuId: unknown; pid: number; actorId?: string }[] }[] };
+    expect(nodes.items.flatMap((n) => n.gpusInUse)).toEqual([{ gpuId: gpu, pid: holder.pid, actorId: holder.actorId }]);
+  });
+
+  it("tsray list actors shows each actor's GPU ids and the engine's tensor-parallel size", async () => {
+    const holder = await gpuHolder();
+    const tokenFile = join(c.tmp, 'cli-token');
+    writeFileSync(tokenFile, c.token, { mode: 0o600 });
+    const out = await tsray(['list', 'actors', '--address', base, '--token-file', tokenFile], { TMPDIR: c.tmp });
+    expect(out.code, out.stderr).toBe(0);
+    const lines = out.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ACTOR_ID\s+CLASS\s+NAME\s+STATE\s+NODE_ID\s+PID\s+RESTARTS\s+GPU_IDS\s+TP$/);
+    expect(lines.find((l) => l.startsWith(holder.actorId))).toMatch(
+      new RegExp(`GpuHolder\\s+-\\s+ALIVE\\s+\\S+\\s+${holder.pid}\\s+0\\s+${holder.gpuIds[0]}\\s+-$`),
+    );
+    // The engine (on CPU: no GPU ids; transformers shards over 1 device).
+    expect(lines.find((l) => /\sdash-llm\s/.test(l))).toMatch(/EngineActor\s+dash-llm\s+ALIVE\s+\S+\s+\d+\s+0\s+-\s+1$/);
   });
 
   it('actors page shows the failed actor with its state and death cause', async () => {
@@ -148,8 +202,8 @@ describe('web dashboard in a headless browser', () => {
     const pg = ((await (await api('/api/v0/placement_groups')).json()) as { result: { name: string; bundleNodes: string[] }[] }).result.find(
       (g) => g.name === 'dash-pg',
     )!;
-    expect(text).toContain(`#0 CPU:1 → ${pg.bundleNodes[0]!.slice(0, 12)}`);
-    expect(text).toContain(`#1 GPU:1 → ${pg.bundleNodes[1]!.slice(0, 12)}`);
+    expect(text).toContain(`#0 CPU:1 → ${pg.bundleNodes[0]!.slice(0, 12)} → GPU —`);
+    expect(text).toContain(`#1 GPU:1 → ${pg.bundleNodes[1]!.slice(0, 12)} → GPU [${(await gpuHolder()).gpuIds[0]}]`);
   });
 
   it('tasks page shows counts by state and one page of the 10,000 finished tasks', async () => {
@@ -159,10 +213,45 @@ describe('web dashboard in a headless browser', () => {
     expect(all.counts['RUNNING']).toBe(2);
     expect(text).toMatch(/RUNNING\s*2/);
     expect(text).toContain(`1–50 of ${all.total}`);
-    expect(await page.$$eval('main tbody tr', (r) => r.length)).toBe(50);
+    expect(await page.$$eval('main table.tasks tbody tr', (r) => r.length)).toBe(50);
     await page.click('#next');
     await page.waitForFunction((t: number) => document.getElementById('pager-info')?.textContent === `51–100 of ${t}`, { timeout: 30_000 }, all.total);
-    expect(await page.$$eval('main tbody tr', (r) => r.length)).toBe(50);
+    expect(await page.$$eval('main table.tasks tbody tr', (r) => r.length)).toBe(50);
+  });
+
+  it('tasks page lists the recent failures with error class, message and the remote stack', async () => {
+    const text = await show('tasks', 'dashboard-task-failure on purpose', 'tasks-failures');
+    expect(text).toContain('Recent failures');
+    // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (layout-aware) is what a user sees
+    const row = await page.$eval('main table.failures tbody tr', (r) => (r as HTMLElement).innerText);
+    expect(row).toContain('dashboardFailingTask');
+    expect(row).toContain('RangeError');
+    expect(row).toContain('dashboard-task-failure on purpose');
+    // The stack as the worker printed it: the throw site in the fixture module.
+    const stack = await page.$eval('main table.failures pre.stack', (p) => p.textContent ?? '');
+    expect(stack).toMatch(/^RangeError: dashboard-task-failure on purpose\n\s+at (Object\.)?dashboardFailingTask .*dashboard-fns\.ts:\d+/);
+  });
+
+  it('LLM engines page shows the engine per rank and its row updates live after a request', async () => {
+    const text = await show('engines', 'dash-llm');
+    expect(text).toContain('transformers');
+    const cell = (cls: string) => page.$eval(`main tr[data-engine] td.${cls}`, (td) => td.textContent ?? '');
+    expect(await cell('requests')).toBe('0');
+    expect(await cell('ttft50')).toBe('—');
+    expect(await cell('kv')).toMatch(/^\d+\.\d%/);
+    await page.evaluate(() => {
+      (window as unknown as { marker: string }).marker = 'same-document';
+    });
+    const [done] = await engine!.generate('hello dashboard', { maxTokens: 8, temperature: 0 });
+    expect(done!.usage.completionTokens).toBeGreaterThan(0);
+    // The engine reports once a second; the open page re-renders on the event stream's change.
+    await page.waitForFunction(() => document.querySelector('main tr[data-engine] td.requests')?.textContent === '1', { timeout: 30_000 });
+    expect(await page.evaluate(() => (window as unknown as { marker?: string }).marker)).toBe('same-document');
+    expect(await cell('ttft50')).toMatch(/^[\d.]+ ms$/);
+    expect(await cell('ttft99')).toMatch(/^[\d.]+ ms$/);
+    const shot = join(shots, 'engines-after-request.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`dashboard screenshot: ${shot}`);
   });
 
   it('jobs page shows the job and its log, live', async () => {

@@ -32,6 +32,8 @@ export { labelIn, labelNotIn, labelExists, labelDoesNotExist } from '@tsray/sche
 export type { LabelConstraint, LabelOperator, LabelSelector, NodeAffinityStrategy, NodeLabelStrategy, PlacementGroupStrategy } from '@tsray/scheduler';
 export { clusterResources, availableResources, pendingDemand, nodes, listActors, listTasks, listObjects, listPlacementGroups, listJobs } from './state-api.js';
 export type { PendingDemand, NodeState, ActorListEntry, TaskListEntry, ObjectListEntry, PlacementGroupListEntry, JobListEntry } from './state-api.js';
+export { listWorkers } from './state-api.js';
+export type { WorkerListEntry, GpuId } from './state-api.js';
 export { Counter, Gauge, Histogram, type MetricOptions } from './metrics.js';
 export type { RuntimeContext } from './runtime.js';
 export {

@@ -7,6 +7,8 @@ export { NodeRuntime } from './node/node-runtime.js';
 export { retireSession, pruneSessions, parseSessionName } from './node/session-logs.js';
 export type { MetricSeries, NodeHardware } from './node/user-metrics.js';
 export type { TaskEvent } from './node/task-timeline.js';
+export type { TaskFailure } from './node/task-failures.js';
+export type { EngineReport, EngineRow } from './node/engine-stats.js';
 export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
 export { TokenVerifier, makeTokenProof } from './auth.js';
 export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';

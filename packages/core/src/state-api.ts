@@ -64,6 +64,12 @@ export interface NodeState {
   deathReason?: string;
 }
 
+/**
+ * A GPU id as the state API shows it: a number (as Ray's `get_gpu_ids()`), or the string of an id that
+ * is not a decimal number (a GPU UUID taken from CUDA_VISIBLE_DEVICES).
+ */
+export type GpuId = number | string;
+
 /** One actor (as Ray's `list_actors()`). */
 export interface ActorListEntry {
   actorId: string;
@@ -77,6 +83,25 @@ export interface ActorListEntry {
   numRestarts: number;
   detached: boolean;
   deathCause?: string;
+  /**
+   * GPU ids the actor holds (its process's CUDA_VISIBLE_DEVICES); empty without GPUs or while not
+   * placed. Always set by the state API (optional for rows built elsewhere).
+   */
+  gpuIds?: GpuId[];
+  /** An LLM engine actor: the GPUs it shards its model over (tensor-parallel size), once it reported its stats. */
+  tensorParallelSize?: number;
+}
+
+/** One worker process of a node and the GPU ids it holds (`listWorkers()`). */
+export interface WorkerListEntry {
+  workerId: string;
+  pid: number;
+  nodeId: string;
+  /** ACTOR: hosts an actor; LEASED: runs tasks; IDLE: kept for reuse. */
+  state: 'ACTOR' | 'LEASED' | 'IDLE';
+  /** GPU ids of its lease, or of its actor. */
+  gpuIds: GpuId[];
+  actorId?: string;
 }
 
 /** One task not finished yet (as Ray's `list_tasks()`, live tasks only). */
@@ -104,6 +129,8 @@ export interface PlacementGroupListEntry {
   state: 'PENDING' | 'CREATED' | 'REMOVED';
   bundles: Record<string, number>[];
   bundleNodes: string[];
+  /** GPU ids reserved for each bundle on its node (parallel to `bundles`; empty while pending). Always set by the state API. */
+  bundleGpuIds?: GpuId[][];
 }
 
 /** One job of the cluster (submitted with `tsray job submit` or the jobs HTTP API). */
@@ -139,6 +166,11 @@ export async function listObjects(): Promise<ObjectListEntry[]> {
 /** Placement groups of the cluster. */
 export async function listPlacementGroups(): Promise<PlacementGroupListEntry[]> {
   return (await caller('listPlacementGroups()').stateCall('placement_groups')) as PlacementGroupListEntry[];
+}
+
+/** Worker processes of the cluster's nodes, with the GPU ids each holds. */
+export async function listWorkers(): Promise<WorkerListEntry[]> {
+  return (await caller('listWorkers()').stateCall('workers')) as WorkerListEntry[];
 }
 
 /** Jobs of the cluster (empty for an embedded cluster). */

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +35,7 @@ from .._proto import tsray_pb2 as pb
 from ..protocol import PROTOCOL_VERSION, decode_message, encode_message
 from . import create_backend
 from .backend import EngineBackend, InvalidSamplingParams, PromptTooLong, SamplingParams
+from .load_report import EngineLoad, report_loop
 
 
 def _params_from_proto(p: pb.SamplingParams) -> SamplingParams:
@@ -105,6 +107,9 @@ class EngineActor:
         self._out: dict[bytes, tuple[pb.Envelope, Callable[..., pb.Delta]]] = {}
         self._flush_queued = False
         self._sock: zmq.asyncio.Socket | None = None
+        # Tokens and times to first token, reported to the node for the dashboard (load_report.py).
+        self.load = EngineLoad()
+        self._reporter: asyncio.Task[None] | None = None
         self._start_task = loop.create_task(self._start())
 
     async def _start(self) -> None:
@@ -139,6 +144,7 @@ class EngineActor:
             self._sock = sock
             self._loop.create_task(self._serve())
             self._ready.set_result(address)
+            self._reporter = self._loop.create_task(report_loop(self))
         except BaseException as e:  # noqa: BLE001 - reported to every caller of address()
             self._ready.set_exception(e)
 
@@ -159,11 +165,7 @@ class EngineActor:
     async def info(self) -> dict[str, Any]:
         await asyncio.shield(self._ready)
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        engine_args = self._config.get("engine_args") or {}
-        # vLLM (and the scripted stand-in for it) shards over the engine's GPUs; transformers does not.
-        tp = 1
-        if self._backend_name != "transformers":
-            tp = int(engine_args.get("tensor_parallel_size") or max(1, int(float(self._config.get("num_gpus") or 0))))
+        tp = self.tensor_parallel_size()
         return {
             "backend": self._backend_name,
             "max_model_len": self._backend.max_model_len,
@@ -173,6 +175,14 @@ class EngineActor:
             "tensor_parallel_size": tp,
             "gpu_ids": [d for d in (visible or "").split(",") if d != ""],
         }
+
+    def tensor_parallel_size(self) -> int:
+        """GPUs the engine shards its model over."""
+        engine_args = self._config.get("engine_args") or {}
+        # vLLM (and the scripted stand-in for it) shards over the engine's GPUs; transformers does not.
+        if self._backend_name == "transformers":
+            return 1
+        return int(engine_args.get("tensor_parallel_size") or max(1, int(float(self._config.get("num_gpus") or 0))))
 
     async def tokenize(self, prompt: Any, add_special_tokens: bool = True) -> list[int]:
         """Token ids of ``prompt``: a string, or chat messages (the chat template applied first), as
@@ -188,6 +198,8 @@ class EngineActor:
         return self._backend.decode([int(t) for t in token_ids], skip_special_tokens=False)
 
     async def shutdown(self) -> bool:
+        if self._reporter is not None:
+            self._reporter.cancel()
         for close in list(self._streams.values()):
             close()
         self._streams.clear()
@@ -261,6 +273,9 @@ class EngineActor:
         """The ``emit``/``fail`` pair of one request (see EngineBackend.open_stream)."""
         key = (ident, rid)
         open_ = n
+        load = self.load
+        opened = time.monotonic()
+        first = True
 
         def emit(
             index: int,
@@ -271,7 +286,11 @@ class EngineActor:
             completion_tokens: int,
             logprobs: list[dict[int, float]] | None,
         ) -> None:
-            nonlocal open_
+            nonlocal open_, first
+            if first:
+                first = False
+                load.ttft_s.append(time.monotonic() - opened)
+            load.tokens += len(token_ids)
             slot = self._out.get(ident)
             if slot is None:
                 env = pb.Envelope(version=PROTOCOL_VERSION)
@@ -294,6 +313,7 @@ class EngineActor:
                 open_ -= 1
                 if open_ <= 0:
                     self._streams.pop(key, None)
+                    load.finished += 1
 
         def fail(e: BaseException) -> None:
             self._streams.pop(key, None)

@@ -145,6 +145,17 @@ _NESTED = _NestedOwner()
 _runtime: WorkerRuntime | None = None
 
 
+def report_state(what: str) -> bool:
+    """Send a one-way state call to this worker's node (``engine:<json>``: an engine actor's load
+    for the dashboard). Must run on the worker's event loop. False when this process is no tsray
+    worker. The node's answer (request id 0) is dropped on arrival."""
+    rt = _runtime
+    if rt is None:
+        return False
+    rt._send(pb.GcsRequest(request_id=0, state_query=pb.StateSelector(what=what)))
+    return True
+
+
 def _borrowed(obj: Any, oid: str) -> Any:
     """Hold ``oid`` through this worker's connection while ``obj`` lives: an actor keeping a handle
     or ref it was given (the caller may drop its own at once) keeps the actor or object alive."""
@@ -449,6 +460,8 @@ class WorkerRuntime:
                 self._stop.set_result(0)
         elif kind == "error":
             log.error("tsray node reported a protocol error: %s", env.error.message)
+        elif kind == "gcs_response" and env.gcs_response.request_id == 0:
+            pass  # the answer to a one-way report_state() call
         else:
             log.warning("tsray worker: unexpected message kind %s from the node; ignored", kind)
 

@@ -185,8 +185,19 @@ export function formatList(kind: ListKind, items: unknown[]): string {
       );
     case 'actors':
       return formatTable(
-        ['ACTOR_ID', 'CLASS', 'NAME', 'STATE', 'NODE_ID', 'PID', 'RESTARTS'],
-        (items as ActorState[]).map((a) => [a.actorId, a.className, a.name || '-', a.state, a.nodeId, String(a.pid), String(a.numRestarts)]),
+        ['ACTOR_ID', 'CLASS', 'NAME', 'STATE', 'NODE_ID', 'PID', 'RESTARTS', 'GPU_IDS', 'TP'],
+        (items as ActorState[]).map((a) => [
+          a.actorId,
+          a.className,
+          a.name || '-',
+          a.state,
+          a.nodeId,
+          String(a.pid),
+          String(a.numRestarts),
+          a.gpuIds?.length ? a.gpuIds.join(',') : '-',
+          // An LLM engine's tensor-parallel size, once the engine reported it (other actors: '-').
+          a.tensorParallelSize === undefined ? '-' : String(a.tensorParallelSize),
+        ]),
         'actors',
       );
     case 'tasks':

@@ -13,19 +13,21 @@
  * | `GET /dashboard?token=T` | 303 to `/dashboard/` with the cookie set (401 for a wrong token) |
  * | `GET /dashboard/`, `/dashboard/{app.js,style.css}` | the page and its assets |
  * | `GET /dashboard/api/overview` | {@link DashboardOverview} |
- * | `GET /dashboard/api/{nodes,jobs,actors,tasks,placement_groups}?offset=&limit=` | {@link DashboardPage} |
+ * | `GET /dashboard/api/{nodes,jobs,actors,tasks,failures,placement_groups,engines}?offset=&limit=` | {@link DashboardPage} |
  * | `GET /dashboard/api/jobs/{id}/logs` | `{logs}`: the last 64 KiB of the job's log |
  * | `GET /dashboard/api/events` | `text/event-stream`: a `change` event whenever the cluster state changed |
  *
  * Every list is paginated (`limit` at most {@link MAX_PAGE}); the task list holds live tasks plus the
- * nodes' recent finished tasks (each node keeps the last 10,000), so its size is capped too.
+ * nodes' recent finished tasks (each node keeps the last 10,000), so its size is capped too; the
+ * failures (error class, message, remote stack) are the nodes' rings of their last 200 failed tasks;
+ * the engines are the LLM engines (one row per rank) that reported their load in the last 10 s.
  * @module
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { StateProvider } from '../contracts.js';
+import type { EngineRow, StateProvider } from '../contracts.js';
 import type { JobManager } from '../jobs/job-manager.js';
 import { toJobDetails } from './wire.js';
 
@@ -165,6 +167,20 @@ async function allTasks(state: StateProvider): Promise<{ items: Record<string, u
   return { items, counts: { PENDING: 0, RUNNING: 0, FINISHED: 0, ...countBy(items, (t) => t.state as string) } };
 }
 
+/** GPU ids in use on each node: which worker (and actor) holds each. */
+async function gpusInUse(state: StateProvider): Promise<Map<string, { gpuId: number | string; pid: number; actorId?: string }[]>> {
+  const out = new Map<string, { gpuId: number | string; pid: number; actorId?: string }[]>();
+  for (const w of (await state.workers?.()) ?? []) {
+    for (const gpuId of w.gpuIds) {
+      const list = out.get(w.nodeId) ?? [];
+      list.push({ gpuId, pid: w.pid, ...(w.actorId ? { actorId: w.actorId } : {}) });
+      out.set(w.nodeId, list);
+    }
+  }
+  for (const list of out.values()) list.sort((a, b) => String(a.gpuId).localeCompare(String(b.gpuId), undefined, { numeric: true }));
+  return out;
+}
+
 async function overview(d: DashboardDeps): Promise<DashboardOverview> {
   const [status, actors, tasks, pgs] = await Promise.all([d.state.status(), d.state.actors(), allTasks(d.state), d.state.placementGroups()]);
   const resources: DashboardOverview['resources'] = {};
@@ -187,11 +203,31 @@ async function overview(d: DashboardDeps): Promise<DashboardOverview> {
   };
 }
 
+/**
+ * The LLM engines with their actor's name (an engine reports its actor id; a data-parallel rank `i` is
+ * the actor named `<name>-<i>`), sorted by name and rank.
+ */
+async function engines(state: StateProvider): Promise<EngineRow[]> {
+  const rows = (await state.engines?.()) ?? [];
+  if (rows.length === 0) return [];
+  const names = new Map((await state.actors()).map((a) => [a.actorId, a.name]));
+  return rows
+    .map((e) => {
+      const name = e.name || names.get(e.actorId) || '';
+      const rank = /-(\d+)$/.exec(name);
+      return { ...e, name, rank: e.rank || (rank ? Number(rank[1]) : 0) };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name) || a.rank - b.rank || a.actorId.localeCompare(b.actorId));
+}
+
 /** Rows of a list route, in display order. */
 async function listRows(d: DashboardDeps, name: string): Promise<{ items: unknown[]; counts?: Record<string, number> }> {
   switch (name) {
-    case 'nodes':
-      return { items: (await d.state.nodes()).slice().sort((a, b) => Number(b.isHead) - Number(a.isHead) || a.startTime - b.startTime) };
+    case 'nodes': {
+      const gpus = await gpusInUse(d.state);
+      const nodes = (await d.state.nodes()).slice().sort((a, b) => Number(b.isHead) - Number(a.isHead) || a.startTime - b.startTime);
+      return { items: nodes.map((n) => ({ ...n, gpusInUse: gpus.get(n.nodeId) ?? [] })) };
+    }
     case 'jobs':
       return {
         items: d.jobs
@@ -203,19 +239,45 @@ async function listRows(d: DashboardDeps, name: string): Promise<{ items: unknow
       return { items: await d.state.actors() };
     case 'tasks':
       return allTasks(d.state);
+    case 'failures':
+      return { items: ((await d.state.taskFailures?.()) ?? []).slice().sort((a, b) => b.time - a.time) };
+    case 'engines':
+      return { items: await engines(d.state) };
     case 'placement_groups':
       return { items: await d.state.placementGroups() };
     default:
-      throw new DashboardRequestError(404, `no such dashboard list: ${name} (one of nodes, jobs, actors, tasks, placement_groups)`);
+      throw new DashboardRequestError(404, `no such dashboard list: ${name} (one of nodes, jobs, actors, tasks, failures, placement_groups, engines)`);
   }
 }
 
 /** A digest of what the pages show; a change of it is what the SSE stream reports. */
 async function fingerprint(d: DashboardDeps): Promise<string> {
-  const [o, nodes, actors, pgs] = await Promise.all([overview(d), d.state.nodes(), d.state.actors(), d.state.placementGroups()]);
+  const [o, nodes, actors, pgs, workers, failures, engines] = await Promise.all([
+    overview(d),
+    d.state.nodes(),
+    d.state.actors(),
+    d.state.placementGroups(),
+    d.state.workers?.() ?? [],
+    d.state.taskFailures?.() ?? [],
+    d.state.engines?.() ?? [],
+  ]);
   const jobs = d.jobs.list().map((j) => [j.submissionId, j.status]);
+  // Engines report every second: only a change of what their row shows counts (not the report time).
+  const load = engines.map(({ reportedAt: _, ...shown }) => shown);
   return createHash('sha1')
-    .update(JSON.stringify([o, nodes, actors, pgs, jobs]))
+    .update(
+      JSON.stringify([
+        o,
+        nodes,
+        actors,
+        pgs,
+        workers.map((w) => [w.pid, w.gpuIds]),
+        failures.length,
+        failures.reduce((m, f) => Math.max(m, f.time), 0),
+        load,
+        jobs,
+      ]),
+    )
     .digest('hex');
 }
 

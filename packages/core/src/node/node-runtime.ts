@@ -478,6 +478,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       tasks: () => this.tasks,
       taskQueues: () => this.taskManager.queues.values(),
       taskEvents: () => this.taskManager.timeline.rows(),
+      taskFailures: () => this.taskManager.timeline.failures.rows(),
       actors: () => this.actorManager.actors.values(),
       pendingActors: () => this.actorManager.pendingActors,
       placementGroups: () => this.placementGroups.pgs.values(),

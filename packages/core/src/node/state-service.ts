@@ -15,9 +15,19 @@ import { nodeStateFromWire } from '../cluster/control-plane.js';
 import type { GcsClient } from '../cluster/gcs-client.js';
 import { METRIC_CALL_PREFIX, UserMetricsTable } from './user-metrics.js';
 import type { TaskEvent } from './task-timeline.js';
+import type { TaskFailure } from './task-failures.js';
+import { ENGINE_CALL_PREFIX, EngineStatsTable } from './engine-stats.js';
 
 /** Rows of one kind listed by one node: bounded so a snapshot stays a reasonable reply. */
 const MAX_ROWS = 10_000;
+
+/**
+ * GPU ids as the state API shows them (`gpuIds` of actors, workers and bundles): numbers, as Ray's
+ * `get_gpu_ids()`; an id that is not a decimal number (a GPU UUID from CUDA_VISIBLE_DEVICES) stays a string.
+ */
+export function gpuIdsOut(ids: readonly string[] | undefined): (number | string)[] {
+  return (ids ?? []).map((id) => (/^\d+$/.test(id) ? Number(id) : id));
+}
 
 /** How this node describes itself in `nodes()`. */
 export interface NodeIdentity {
@@ -43,6 +53,8 @@ export interface StateServiceHost {
   tasks(): ReadonlyMap<string, TaskRecord>;
   /** This node's recent finished tasks (`tsray timeline`). */
   taskEvents?(): TaskEvent[];
+  /** This node's recent failed tasks with their errors (the dashboard's tasks page). */
+  taskFailures?(): TaskFailure[];
   /** Queues of runnable tasks, one per resource shape. */
   taskQueues(): Iterable<Deque<TaskRecord>>;
   actors(): Iterable<ActorRecord>;
@@ -62,7 +74,11 @@ export interface StateServiceHost {
 export class StateService {
   /** Application metrics recorded on this node (Counter/Gauge/Histogram updates from its workers and drivers). */
   readonly userMetrics = new UserMetricsTable();
-  constructor(private readonly host: StateServiceHost) {}
+  /** Load of the LLM engines running on this node, as their actors report it. */
+  readonly engines: EngineStatsTable;
+  constructor(private readonly host: StateServiceHost) {
+    this.engines = new EngineStatsTable(() => host.nodeId);
+  }
 
   /** Total resources of the live nodes. */
   clusterResources(): Record<string, number> {
@@ -121,6 +137,9 @@ export class StateService {
     if (what === 'all' || what === 'placement_groups') out['placement_groups'] = this.placementGroupRows();
     if (what === 'all' || what === 'demand') out['demand'] = this.pendingDemand();
     if (what === 'timeline') out['timeline'] = this.host.taskEvents?.() ?? [];
+    if (what === 'failures') out['failures'] = this.host.taskFailures?.() ?? [];
+    if (what === 'engines') out['engines'] = this.engines.list();
+    if (what === 'workers') out['workers'] = this.workerRows();
     // Only on request (the head's /metrics scrape): not part of 'all'.
     if (what === 'metrics') {
       const { store } = this.host;
@@ -159,9 +178,19 @@ export class StateService {
         return gather('demand');
       case 'timeline':
         return gather('timeline');
+      case 'task_failures':
+        return gather('failures');
+      case 'engines':
+        return gather('engines');
+      case 'workers':
+        return gather('workers');
       default:
         if (method.startsWith(METRIC_CALL_PREFIX)) {
           this.userMetrics.record(method.slice(METRIC_CALL_PREFIX.length));
+          return null;
+        }
+        if (method.startsWith(ENGINE_CALL_PREFIX)) {
+          this.engines.record(method.slice(ENGINE_CALL_PREFIX.length));
           return null;
         }
         throw new Error(`unknown state call "${method}"`);
@@ -215,6 +244,7 @@ export class StateService {
   }
 
   private actorRows(): unknown[] {
+    const engines = new Map(this.engines.list().map((e) => [e.actorId, e]));
     return [...this.host.actors()]
       .filter((r) => !r.proxy)
       .map((r) => ({
@@ -227,8 +257,27 @@ export class StateService {
         pid: r.worker?.proc?.pid ?? 0,
         numRestarts: r.creation.maxRestarts - r.restartsLeft,
         detached: r.creation.detached,
+        gpuIds: gpuIdsOut(r.allocation?.gpuIds),
+        ...(engines.has(r.id) ? { tensorParallelSize: engines.get(r.id)!.tensorParallelSize } : {}),
         ...(r.death ? { deathCause: `${r.death.reason}: ${r.death.detail}` } : {}),
       }));
+  }
+
+  /** This node's worker processes and the GPU ids each holds (its lease's, or its actor's). */
+  private workerRows(): unknown[] {
+    const rows: unknown[] = [];
+    for (const w of this.host.workers().values()) {
+      if (w.kind !== 'worker' || !w.proc || w.state === 'dead') continue;
+      rows.push({
+        workerId: w.id,
+        pid: w.proc.pid,
+        nodeId: this.host.nodeId,
+        state: w.actor ? 'ACTOR' : w.lease ? 'LEASED' : 'IDLE',
+        gpuIds: gpuIdsOut(w.lease?.gpuIds.length ? w.lease.gpuIds : w.actor?.allocation?.gpuIds),
+        ...(w.actor ? { actorId: w.actor.id } : {}),
+      });
+    }
+    return rows;
   }
 
   private placementGroupRows(): unknown[] {
@@ -243,6 +292,7 @@ export class StateService {
         state: pg.state.toUpperCase(),
         bundles: pg.raw,
         bundleNodes: pg.reservation ? [...pg.reservation.nodeIds] : [],
+        bundleGpuIds: pg.reservation ? pg.raw.map((_, b) => gpuIdsOut(bundleGpus(pg, b))) : [],
       }));
   }
 
@@ -273,4 +323,11 @@ export class StateService {
     }
     return out;
   }
+}
+
+/** GPU ids reserved for bundle `b` of a created group: this node's, or those the node holding it reported. */
+function bundleGpus(pg: PgRecord, b: number): readonly string[] {
+  const pool = pg.pools[b];
+  if (pool?.remoteNode !== undefined) return pg.remoteParts?.get(pool.remoteNode)?.ready?.[pool.remoteIndex!]?.gpuIds ?? [];
+  return pg.reservation?.gpuIds(b) ?? [];
 }

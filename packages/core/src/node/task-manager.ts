@@ -629,7 +629,7 @@ export class TaskManager {
   finishTask(t: TaskRecord, data: StoredObject | undefined): void {
     if (t.state === 'done') return;
     t.state = 'done';
-    this.timeline.record(t);
+    this.timeline.record(t, data);
     if (t.actor && !t.spec.actorCreation) {
       const i = t.actor.calls.indexOf(t);
       if (i !== -1) t.actor.calls.splice(i, 1);

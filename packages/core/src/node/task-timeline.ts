@@ -5,7 +5,9 @@
  * task events per job for the same reason).
  * @internal
  */
+import type { StoredObject } from './object-table.js';
 import type { TaskRecord, WorkerHandle } from './records.js';
+import { TaskFailures } from './task-failures.js';
 
 /** Events kept per node (older ones are dropped). */
 export const MAX_EVENTS = 10_000;
@@ -45,15 +47,24 @@ export class TaskTimeline {
   private size = 0;
   private next = 0;
 
-  constructor(private readonly nodeId: () => string) {}
+  /** The node's recent failed tasks with their errors (the dashboard's tasks page). */
+  readonly failures: TaskFailures;
+
+  constructor(private readonly nodeId: () => string) {
+    this.failures = new TaskFailures(nodeId);
+  }
 
   /** A task was handed to a worker of this node (its start). */
   started(t: TaskRecord, w: WorkerHandle): void {
     t.ranOn = w;
   }
 
-  /** A task ended: record it when it ran on a worker of this node (forwarded ones are recorded where they ran). */
-  record(t: TaskRecord): void {
+  /**
+   * A task ended with `data` (its result or error object): record it when it ran on a worker of this
+   * node (forwarded ones are recorded where they ran), and keep its error when it failed.
+   */
+  record(t: TaskRecord, data?: StoredObject): void {
+    this.failures.record(t, data);
     const w = t.ranOn;
     if (!w || !(t.startedAt > 0)) return;
     t.ranOn = undefined;

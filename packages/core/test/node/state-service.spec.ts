@@ -10,6 +10,7 @@ import type { ObjectEntry } from '../../src/node/object-table.js';
 import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from '../../src/node/records.js';
 import { StateService, type StateServiceHost } from '../../src/node/state-service.js';
 import { GcsClient } from '../../src/cluster/gcs-client.js';
+import { ValidationError } from '../../src/errors.js';
 import type { GcsCall, tsray } from '@tsray/protocol';
 
 const SELF = 'node-a';
@@ -121,8 +122,16 @@ describe('StateService', () => {
 
     expect(svc.localState('placement_groups')).toEqual({
       placement_groups: [
-        { placementGroupId: 'pg1', name: 'train', strategy: 'PACK', state: 'CREATED', bundles: [{ CPU: 1 }, { CPU: 1 }], bundleNodes: [SELF, SELF] },
-        { placementGroupId: 'pg2', name: '', strategy: 'STRICT_SPREAD', state: 'PENDING', bundles: [{ CPU: 1 }], bundleNodes: [] },
+        {
+          placementGroupId: 'pg1',
+          name: 'train',
+          strategy: 'PACK',
+          state: 'CREATED',
+          bundles: [{ CPU: 1 }, { CPU: 1 }],
+          bundleNodes: [SELF, SELF],
+          bundleGpuIds: [[], []],
+        },
+        { placementGroupId: 'pg2', name: '', strategy: 'STRICT_SPREAD', state: 'PENDING', bundles: [{ CPU: 1 }], bundleNodes: [], bundleGpuIds: [] },
       ],
     });
   });
@@ -195,7 +204,7 @@ describe('StateService', () => {
     expect(s['tasks']).toEqual([{ taskId: running.spec.taskId, name: 'run', state: 'RUNNING', nodeId: SELF }]);
     expect(s['objects']).toEqual([{ objectId: 'o1', sizeBytes: 3, nodeId: SELF, location: 'inline' }]);
     expect(s['actors']).toEqual([
-      { actorId: 'a1', className: 'A', name: '', namespace: 'ns', state: 'ALIVE', nodeId: SELF, pid: 0, numRestarts: 1, detached: false },
+      { actorId: 'a1', className: 'A', name: '', namespace: 'ns', state: 'ALIVE', nodeId: SELF, pid: 0, numRestarts: 1, detached: false, gpuIds: [] },
     ]);
     expect(Object.keys(s).sort()).toEqual(['actors', 'demand', 'objects', 'placement_groups', 'tasks']);
   });
@@ -244,5 +253,108 @@ describe('StateService', () => {
     const svc = new StateService(host);
     expect(svc.stats()).toEqual({ objects: 0, sealed: 0, storeUsed: 10, storeCapacity: 100, spilledBytes: 0, workers: 2, tasks: 1 });
     expect(svc.workerPids()).toEqual([42]);
+  });
+
+  it('shows the GPU ids each bundle, actor and worker holds (numbers; a GPU UUID stays a string)', () => {
+    const host = new FakeHost();
+    const r = reserve([{ GPU: 1 }, { CPU: 1 }], 'PACK', host.view);
+    if (r.kind !== 'reserved') throw new Error('fixture: reservation failed');
+    host.groups.push(
+      group('pg1', {
+        state: 'created',
+        reservation: r.reservation,
+        raw: [{ GPU: 1 }, { CPU: 1 }],
+        bundles: [ResourceRequest.of({ GPU: 1 }), ResourceRequest.of({ CPU: 1 })],
+      }),
+    );
+    const actor = {
+      id: 'a1',
+      proxy: false,
+      creation: { className: 'Trainer', name: 'tr', maxRestarts: 0, detached: false },
+      restartsLeft: 0,
+      namespace: 'ns',
+      state: 'alive',
+      remoteNode: undefined,
+      worker: undefined,
+      death: undefined,
+      allocation: { gpuIds: ['3'] },
+    } as unknown as ActorRecord;
+    host.actorList.push(actor);
+    const worker = (id: string, pid: number, over: Record<string, unknown>) =>
+      ({ id, kind: 'worker', state: 'ready', proc: { pid }, lease: undefined, actor: undefined, ...over }) as unknown as WorkerHandle;
+    host.workerMap.set('w1', worker('w1', 11, { actor }));
+    host.workerMap.set('w2', worker('w2', 12, { lease: { gpuIds: ['GPU-5f2a'] } }));
+    host.workerMap.set('w3', worker('w3', 13, {}));
+    host.workerMap.set('gone', worker('gone', 14, { state: 'dead', lease: { gpuIds: ['0'] } }));
+    host.workerMap.set('drv', { id: 'drv', kind: 'driver', proc: undefined } as unknown as WorkerHandle);
+    const svc = new StateService(host);
+
+    expect((svc.localState('placement_groups')['placement_groups'] as { bundleGpuIds: unknown }[])[0]!.bundleGpuIds).toEqual([[0], []]);
+    expect((svc.localState('actors')['actors'] as { gpuIds: unknown }[])[0]!.gpuIds).toEqual([3]);
+    expect(svc.localState('workers')['workers']).toEqual([
+      { workerId: 'w1', pid: 11, nodeId: SELF, state: 'ACTOR', gpuIds: [3], actorId: 'a1' },
+      { workerId: 'w2', pid: 12, nodeId: SELF, state: 'LEASED', gpuIds: ['GPU-5f2a'] },
+      { workerId: 'w3', pid: 13, nodeId: SELF, state: 'IDLE', gpuIds: [] },
+    ]);
+  });
+
+  it("keeps engine load reports (engine:<json>) and shows an engine actor's tensor-parallel size; a malformed report is a ValidationError", async () => {
+    const host = new FakeHost();
+    host.actorList.push({
+      id: 'eng1',
+      proxy: false,
+      creation: { className: 'EngineActor', name: 'llm', maxRestarts: 0, detached: false },
+      restartsLeft: 0,
+      namespace: 'ns',
+      state: 'alive',
+      remoteNode: undefined,
+      worker: undefined,
+      death: undefined,
+      allocation: { gpuIds: ['0'] },
+    } as unknown as ActorRecord);
+    const svc = new StateService(host);
+    const report = {
+      actorId: 'eng1',
+      name: '',
+      model: '/m/tiny',
+      backend: 'transformers',
+      rank: 0,
+      pid: 7,
+      tensorParallelSize: 2,
+      gpuIds: [0],
+      running: 1,
+      waiting: 2,
+      kvCacheUsage: 0.25,
+      tokensPerS: 40,
+      ttftP50Ms: 12,
+      ttftP99Ms: null,
+      requestsFinished: 3,
+    };
+    expect(await svc.stateCall(`engine:${JSON.stringify(report)}`)).toBeNull();
+    expect(await svc.stateCall('engines')).toEqual([{ ...report, nodeId: SELF, reportedAt: expect.any(Number) }]);
+    expect((svc.localState('actors')['actors'] as { tensorParallelSize?: number }[])[0]!.tensorParallelSize).toBe(2);
+    await expect(svc.stateCall(`engine:${JSON.stringify({ ...report, running: 'many' })}`)).rejects.toThrow(ValidationError);
+    await expect(svc.stateCall(`engine:${JSON.stringify({ ...report, running: 'many' })}`)).rejects.toThrow(/running is missing or has the wrong type/);
+    await expect(svc.stateCall('engine:{not json')).rejects.toThrow(/engine report is not JSON/);
+  });
+
+  it('lists the recent task failures the node keeps (task_failures)', async () => {
+    const host = new FakeHost();
+    const failures = [
+      {
+        taskId: 't1',
+        name: 'f',
+        nodeId: SELF,
+        jobId: 'j',
+        errorName: 'TypeError',
+        message: 'boom',
+        stack: 'TypeError: boom\n    at f',
+        pid: 9,
+        attempt: 0,
+        time: 1,
+      },
+    ];
+    const svc = new StateService(Object.assign(host, { taskFailures: () => failures }));
+    expect(await svc.stateCall('task_failures')).toEqual(failures);
   });
 });
