@@ -53,6 +53,7 @@ export {
   ActorNameTakenError,
   ActorMethodNotFoundError,
   ConnectionError,
+  GcsUnavailableError,
   AuthenticationError,
   PlacementGroupError,
   SocketPathTooLongError,
