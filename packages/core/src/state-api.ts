@@ -101,7 +101,8 @@ export interface PlacementGroupListEntry {
   placementGroupId: string;
   name: string;
   strategy: string;
-  state: 'PENDING' | 'CREATED' | 'REMOVED';
+  /** RESCHEDULING: bundles were lost with their node and are being reserved again on others. */
+  state: 'PENDING' | 'CREATED' | 'RESCHEDULING' | 'REMOVED';
   bundles: Record<string, number>[];
   bundleNodes: string[];
 }

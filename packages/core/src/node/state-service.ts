@@ -15,6 +15,7 @@ import { nodeStateFromWire } from '../cluster/control-plane.js';
 import type { GcsClient } from '../cluster/gcs-client.js';
 import { METRIC_CALL_PREFIX, UserMetricsTable } from './user-metrics.js';
 import type { TaskEvent } from './task-timeline.js';
+import { bundleNodesOf } from './placement-group-rescheduler.js';
 
 /** Rows of one kind listed by one node: bounded so a snapshot stays a reasonable reply. */
 const MAX_ROWS = 10_000;
@@ -242,7 +243,7 @@ export class StateService {
         strategy: pg.strategy,
         state: pg.state.toUpperCase(),
         bundles: pg.raw,
-        bundleNodes: pg.reservation ? [...pg.reservation.nodeIds] : [],
+        bundleNodes: bundleNodesOf(pg),
       }));
   }
 
