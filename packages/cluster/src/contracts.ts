@@ -39,6 +39,12 @@ export interface DaemonConfig {
   port?: number;
   /** Head only: jobs HTTP API / dashboard port (default 8265; 0 = pick a free one). */
   dashboardPort?: number;
+  /**
+   * Head only: where the GCS keeps its tables (`--storage`): `redis://host:port[/db]`, or a file path
+   * of the on-disk log. Default: `<sessionDir>/gcs/store.jsonl` (a head restarted in the same session
+   * reloads it).
+   */
+  storage?: string;
   /** Host/interface to bind and advertise (head default 127.0.0.1; node default: the address of its route to the head). */
   host?: string;
   /** Node only: the head's GCS address `host:port`. */
@@ -79,6 +85,10 @@ export interface ReadyInfo {
   gcsAddress: string;
   /** Head only: `http://host:port` of the jobs HTTP API. */
   dashboardUrl?: string;
+  /** Head only: where the GCS keeps its tables (`redis://…` with no password, or `file:<path>`). */
+  gcsStorage?: string;
+  /** Head only: the cluster's id (kept in the GCS store: the same after a head restart). */
+  clusterId?: string;
   /** This node's local socket (drivers on this machine attach here). */
   nodeSocket: string;
   /** Optional (added by the CLI helper): this node's tcp address `host:port` that other nodes and drivers reach; `tsray start` prints it (else `nodeSocket`). */

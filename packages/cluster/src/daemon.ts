@@ -25,6 +25,7 @@ import type {
   WorkerState,
 } from './contracts.js';
 import { GcsServer, type ActorEntry } from './gcs.js';
+import { type GcsStorage, openGcsStorage } from './gcs-storage.js';
 import { JobManager } from './jobs/job-manager.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
 import { ClusterMetrics, type MetricsSource } from './metrics/cluster-metrics.js';
@@ -97,6 +98,27 @@ function publishCurrent(role: DaemonConfig['role'], entry: { pid: number } & Rec
   return current;
 }
 
+/**
+ * The head's GCS, its tables in the store `--storage` names (Redis), else in the on-disk log of the
+ * session directory: a head restarted with the same store reloads the cluster.
+ */
+async function startGcs(config: DaemonConfig, host: string): Promise<GcsServer> {
+  const storage: GcsStorage = await openGcsStorage(config.storage ?? join(config.sessionDir, 'gcs', 'store.jsonl'));
+  try {
+    return await GcsServer.start({
+      storage,
+      host,
+      port: config.port ?? 6380,
+      token: config.token,
+      nodeDeathTimeoutMs: (config.nodeDeathTimeoutS ?? 3) * 1000,
+      ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}),
+    });
+  } catch (e) {
+    await storage.close().catch(() => undefined);
+    throw e;
+  }
+}
+
 /** Start a head or node daemon in this process. */
 export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   // A head binds --host (default loopback); a node binds and advertises the address it reaches the head on.
@@ -114,13 +136,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   let gcs: GcsServer | undefined;
   let gcsAddress = config.headAddress ?? '';
   if (config.role === 'head') {
-    gcs = await GcsServer.start({
-      host,
-      port: config.port ?? 6380,
-      token: config.token,
-      nodeDeathTimeoutMs: (config.nodeDeathTimeoutS ?? 3) * 1000,
-      ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}),
-    });
+    gcs = await startGcs(config, host);
     gcsAddress = `${adv}:${gcs.address.split(':').pop()}`;
   }
   let stopping: Promise<void> | undefined;
@@ -166,7 +182,13 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   let metrics: ClusterMetrics | undefined;
   if (gcs) {
     const g = gcs;
-    jobs = new JobManager({ logDir: join(config.sessionDir, 'logs'), env: { TSRAY_ADDRESS: gcsAddress, TSRAY_TOKEN: config.token }, logger: logger() });
+    jobs = new JobManager({
+      logDir: join(config.sessionDir, 'logs'),
+      env: { TSRAY_ADDRESS: gcsAddress, TSRAY_TOKEN: config.token },
+      logger: logger(),
+      onChange: (id, info) => void g.service.persistJob(id, info).catch((err: Error) => logger().warn({ submissionId: id, err }, 'a job row was not stored')),
+    });
+    jobs.restore(g.service.restoredJobs());
     const j = jobs;
     g.service.listJobs = () => j.list();
     const state = headState(g);
@@ -182,6 +204,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     pid: process.pid,
     gcsAddress,
     ...(dashboardUrl ? { dashboardUrl } : {}),
+    ...(gcs ? { gcsStorage: gcs.storageDescription, clusterId: gcs.clusterId } : {}),
     nodeSocket: node.address,
     nodeAddress,
     sessionDir: config.sessionDir,

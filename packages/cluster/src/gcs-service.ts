@@ -19,6 +19,7 @@ import {
   requiredName,
   type StateRows,
 } from '@tsray/core/internal';
+import type { GcsStorage, GcsTables } from './gcs-storage.js';
 import { logger } from './logger.js';
 
 /** What the service needs from the GCS server around it (fakes in unit tests). */
@@ -41,22 +42,44 @@ export class GcsService {
   dashboardUrl: string | undefined;
   /** The head's jobs (the head sets it when it runs the jobs API). */
   listJobs: (() => unknown[]) | undefined;
+  /** Where the tables are kept (none: in memory only, lost with the process). */
+  private storage: GcsStorage | undefined;
+  /** The jobs rows loaded from the store (the head's JobManager takes them back). */
+  private loadedJobs: unknown[] = [];
 
   /** One handler per call the GCS serves; calls meant for nodes (state_snapshot, state_query) are not here. */
   private readonly handlers: { [K in GcsCallKind]?: Handler<K> } = {
-    actorRegister: (from, a) => this.registerActor(from, a),
-    actorUpdate: (_from, a) => ({ ok: this.updateActor(a) }),
+    actorRegister: async (from, a) => {
+      const id = this.registerActor(from, a);
+      await this.persistActor(id);
+      return { ok: true };
+    },
+    actorUpdate: async (_from, a) => {
+      const id = this.updateActor(a);
+      if (id) await this.persistActor(id);
+      return { ok: id !== undefined };
+    },
     actorLookup: (_from, a) => ({ actors: { actors: this.lookupActor(a).map(actorEntryToWire) } }),
     listActors: () => ({ actors: { actors: this.actorEntries().map(actorEntryToWire) } }),
     listNodes: () => ({ nodes: { nodes: this.host.nodes() } }),
     clusterEntry: () => ({ nodes: { nodes: this.host.nodes() } }),
     clusterDashboard: () => ({ dashboardUrl: this.dashboardUrl ?? '' }),
-    kvPut: (_from, a) => ({ added: this.kvPut(requiredName('key', a.key), Buffer.from(a.value ?? []), a.overwrite === true) }),
+    kvPut: async (_from, a) => {
+      const key = requiredName('key', a.key);
+      const added = this.kvPut(key, Buffer.from(a.value ?? []), a.overwrite === true);
+      if (added) await this.storage?.put('kv', key, this.kv.get(key)!.toString('base64'));
+      return { added };
+    },
     kvGet: (_from, a) => {
       const value = this.kv.get(requiredName('key', a.key));
       return { value: value ? { value } : {} };
     },
-    kvDel: (_from, a) => ({ deleted: this.kv.delete(requiredName('key', a.key)) }),
+    kvDel: async (_from, a) => {
+      const key = requiredName('key', a.key);
+      const deleted = this.kv.delete(key);
+      if (deleted) await this.storage?.del('kv', key);
+      return { deleted };
+    },
     kvKeys: (_from, a) => {
       const prefix = boundedName('key', a.key);
       return { keys: { keys: [...this.kv.keys()].filter((k) => k.startsWith(prefix)) } };
@@ -87,7 +110,49 @@ export class GcsService {
 
   /** Node `nodeId` died: its live actors are restarting (their owners restart them elsewhere or mark them dead). */
   nodeDied(nodeId: string): void {
-    for (const a of this.actors.values()) if (a.hostNodeId === nodeId && a.state !== 'DEAD') a.state = 'RESTARTING';
+    for (const a of this.actors.values()) {
+      if (a.hostNodeId !== nodeId || a.state === 'DEAD') continue;
+      a.state = 'RESTARTING';
+      void this.persistActor(a.actorId).catch((err: Error) => logger().warn({ actorId: a.actorId, err }, 'an actor row was not stored'));
+    }
+  }
+
+  /**
+   * Keep the tables in `storage` from now on, starting from the rows it holds (a restarted head finds
+   * the actors, names, KV and jobs of before). Rows that do not read are skipped with a warning.
+   */
+  restore(storage: GcsStorage, tables: GcsTables): void {
+    this.storage = storage;
+    for (const [id, json] of tables.actors) {
+      const e = parseRow<ActorDirectoryEntry>('actors', id, json);
+      if (e) this.actors.set(id, e);
+    }
+    for (const [key, id] of tables.names) if (this.actors.get(id)?.state !== 'DEAD') this.names.set(key, id);
+    for (const [key, b64] of tables.kv) this.kv.set(key, Buffer.from(b64, 'base64'));
+    this.loadedJobs = [...tables.jobs].flatMap(([id, json]) => parseRow<unknown>('jobs', id, json) ?? []);
+  }
+
+  /** The jobs rows the store held when the head started. */
+  restoredJobs(): unknown[] {
+    return this.loadedJobs;
+  }
+
+  /** Store a job's row (`info` undefined: it was deleted). */
+  async persistJob(submissionId: string, info: unknown): Promise<void> {
+    if (info === undefined) await this.storage?.del('jobs', submissionId);
+    else await this.storage?.put('jobs', submissionId, JSON.stringify(info));
+  }
+
+  /** Store an actor's row and its name's. */
+  private async persistActor(actorId: string): Promise<void> {
+    const e = this.actors.get(actorId);
+    if (!this.storage || !e) return;
+    await this.storage.put('actors', actorId, JSON.stringify(e));
+    if (!e.name) return;
+    const key = nameKey(e.namespace, e.name);
+    const holder = this.names.get(key);
+    if (holder) await this.storage.put('names', key, holder);
+    else await this.storage.del('names', key);
   }
 
   /** Every alive node's state rows of `what`, parsed (a node's unreadable document counts as none). */
@@ -107,7 +172,8 @@ export class GcsService {
     return answers.flatMap((a) => a.response.state?.json ?? []);
   }
 
-  private registerActor(from: string, wire: tsray.v1.IActorEntry): GcsResult {
+  /** Add an actor; returns its id. */
+  private registerActor(from: string, wire: tsray.v1.IActorEntry): string {
     const e = actorEntryFromWire(wire);
     if (e.name) {
       const key = nameKey(e.namespace, e.name);
@@ -121,14 +187,14 @@ export class GcsService {
       this.names.set(key, e.actorId);
     }
     this.actors.set(e.actorId, { ...e, ownerNodeId: e.ownerNodeId || from, hostNodeId: e.hostNodeId || from });
-    return { ok: true };
+    return e.actorId;
   }
 
-  /** Apply the fields an update sets; false for an unknown actor. A dead actor stays dead (its name is free). */
-  private updateActor(wire: tsray.v1.IActorUpdate): boolean {
+  /** Apply the fields an update sets; its id, or undefined for an unknown actor. A dead actor stays dead (its name is free). */
+  private updateActor(wire: tsray.v1.IActorUpdate): string | undefined {
     const { actorId, fields } = actorUpdateFromWire(wire);
     const e = this.actors.get(actorId);
-    if (!e) return false;
+    if (!e) return undefined;
     if (e.state === 'DEAD' && fields.state !== undefined && fields.state !== 'DEAD') {
       throw new GcsCallError(tsray.v1.ErrorCode.ERROR_CODE_CALL_FAILED, `actor ${actorId} is dead; it cannot become ${fields.state}`);
     }
@@ -139,7 +205,7 @@ export class GcsService {
     if (fields.deathCause !== undefined) e.deathCause = fields.deathCause;
     const key = nameKey(e.namespace, e.name);
     if (e.state === 'DEAD' && e.name && this.names.get(key) === e.actorId) this.names.delete(key);
-    return true;
+    return actorId;
   }
 
   /** The live actor with this id, or with this name in this namespace (none or one). */
@@ -154,6 +220,16 @@ export class GcsService {
     if (!overwrite && this.kv.has(key)) return false;
     this.kv.set(key, value);
     return true;
+  }
+}
+
+/** A stored row as JSON, or undefined (warned) when it does not parse. */
+function parseRow<T>(table: string, key: string, json: string): T | undefined {
+  try {
+    return JSON.parse(json) as T;
+  } catch (err) {
+    logger().warn({ table, key, err }, 'a stored GCS row does not read; skipped');
+    return undefined;
   }
 }
 

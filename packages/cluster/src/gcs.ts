@@ -8,11 +8,21 @@
  * socket), and no message, however malformed, ends the receive loop.
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { tsray, type DecodedMessage, type EnvelopeBody, type GcsCall } from '@tsray/protocol';
-import { type ActorDirectoryEntry, RouterServer, TokenVerifier, amountsToRecord, answerGcsRequest, nodeStateFromWire } from '@tsray/core/internal';
+import {
+  type ActorDirectoryEntry,
+  GCS_REREGISTER,
+  RouterServer,
+  TokenVerifier,
+  amountsToRecord,
+  answerGcsRequest,
+  nodeStateFromWire,
+} from '@tsray/core/internal';
 import type { NodeInfo } from './contracts.js';
 import { GcsService } from './gcs-service.js';
+import type { GcsStorage } from './gcs-storage.js';
 import { logger } from './logger.js';
 import { PortInUseError } from './errors.js';
 import { isLoopback } from './node-address.js';
@@ -27,6 +37,16 @@ export interface GcsOptions {
   nodeDeathTimeoutMs?: number;
   /** Largest accepted frame in bytes (default the protocol's 256 MiB); a bigger one is rejected with ERROR_CODE_TOO_LARGE. */
   maxFrameBytes?: number;
+  /**
+   * Where the tables are kept; the GCS reloads what it holds at start (a restarted head). Without one
+   * the tables live in memory only.
+   */
+  storage?: GcsStorage;
+  /**
+   * How long a node of the reloaded table has to register again before it is declared dead (default
+   * 30 s: nodes reconnect with a backoff of up to 5 s, and the head takes a few seconds to start).
+   */
+  reconnectGraceMs?: number;
 }
 
 interface NodeEntry {
@@ -34,6 +54,8 @@ interface NodeEntry {
   identity: Buffer;
   lastSeen: number;
   gpuFree: number[];
+  /** False for a node reloaded from the store that has not registered with this process yet. */
+  connected: boolean;
 }
 
 /** One actor in the directory (what the owner node reported). */
@@ -54,6 +76,11 @@ export class GcsServer {
   private closed = false;
   private readonly deathTimeoutMs: number;
   private readonly tickMs: number;
+  private readonly storage: GcsStorage | undefined;
+  /** The cluster's id: made by the first head, kept in the store so a restarted head has the same. */
+  clusterId = randomBytes(8).toString('hex');
+  /** When this GCS started serving (a restarted head: after reloading). */
+  readonly startedAt = Date.now();
   /** Called when a node joins or dies. */
   onNodeChange: ((n: NodeInfo) => void) | undefined;
   /** The answers to control calls: actor directory, KV, listings; the head sets its dashboard URL and jobs here. */
@@ -68,6 +95,7 @@ export class GcsServer {
     this.address = `${opts.host}:${port}`;
     this.verifier = new TokenVerifier(opts.token);
     this.deathTimeoutMs = opts.nodeDeathTimeoutMs ?? 3000;
+    this.storage = opts.storage;
     this.server = new RouterServer({
       where: 'GCS',
       maxFrameBytes: opts.maxFrameBytes,
@@ -96,10 +124,53 @@ export class GcsServer {
     }
     probe.close();
     const g = new GcsServer(opts, port);
+    if (opts.storage) await g.reload(opts.storage, opts.reconnectGraceMs ?? 30_000);
     await bindRetry(g.server, `tcp://${opts.host}:${port}`);
     g.server.start();
     logger().info({ address: g.address }, 'GCS listening');
     return g;
+  }
+
+  /**
+   * Load the tables a previous GCS left in `storage`: the cluster id, the actor directory, names, KV
+   * and jobs, and the node table. Nodes that were alive get `graceMs` to register again (they
+   * reconnect by themselves); a head node cannot come back (it ran in the previous head process), so
+   * it is dead now.
+   */
+  private async reload(storage: GcsStorage, graceMs: number): Promise<void> {
+    const tables = await storage.load();
+    const id = tables.meta.get('clusterId');
+    if (id) this.clusterId = id;
+    else await storage.put('meta', 'clusterId', this.clusterId);
+    this.service.restore(storage, tables);
+    const now = Date.now();
+    for (const [nodeId, b64] of tables.nodes) {
+      let info: tsray.v1.INodeInfo;
+      try {
+        info = tsray.v1.NodeInfo.toObject(tsray.v1.NodeInfo.decode(Buffer.from(b64, 'base64')), { defaults: true, longs: Number });
+      } catch (err) {
+        logger().warn({ nodeId, err }, 'a stored node row does not read; skipped');
+        continue;
+      }
+      if (info.alive && info.isHead) {
+        info.alive = false;
+        info.deathReason = 'the head restarted (its node ran in the previous head process)';
+        void this.persistNode(info);
+      }
+      this.nodes.set(nodeId, { info, identity: Buffer.from(`node:${nodeId}`), lastSeen: now + graceMs - this.deathTimeoutMs, gpuFree: [], connected: false });
+    }
+    const alive = [...this.nodes.values()].filter((n) => n.info.alive).length;
+    logger().info(
+      { storage: storage.description, clusterId: this.clusterId, nodes: this.nodes.size, waitingFor: alive, actors: tables.actors.size, kv: tables.kv.size },
+      tables.nodes.size > 0 ? 'GCS reloaded its tables; waiting for the nodes to register again' : 'GCS store opened (empty: a new cluster)',
+    );
+  }
+
+  /** Store a node's row (fire and forget: a failed write is logged). */
+  private async persistNode(info: tsray.v1.INodeInfo): Promise<void> {
+    if (!this.storage) return;
+    const row = Buffer.from(tsray.v1.NodeInfo.encode({ ...info, available: [] }).finish()).toString('base64');
+    await this.storage.put('nodes', info.nodeId ?? '', row).catch((err: Error) => logger().warn({ nodeId: info.nodeId, err }, 'a node row was not stored'));
   }
 
   /**
@@ -120,6 +191,11 @@ export class GcsServer {
     );
   }
 
+  /** Where the tables are kept (`redis://…`, `file:…`), or undefined (memory only). */
+  get storageDescription(): string | undefined {
+    return this.storage?.description;
+  }
+
   /** Nodes as the state API shows them. */
   nodeInfos(): NodeInfo[] {
     return [...this.nodes.values()].map((n) => nodeInfoFromWire(n.info));
@@ -132,7 +208,7 @@ export class GcsServer {
 
   /** Send `call` to every alive node; dead, silent or failing nodes are skipped (logged). */
   async askNodes(call: GcsCall, timeoutMs = 3000): Promise<{ nodeId: string; response: tsray.v1.IGcsResponse }[]> {
-    const alive = [...this.nodes.entries()].filter(([, n]) => n.info.alive);
+    const alive = [...this.nodes.entries()].filter(([, n]) => n.info.alive && n.connected);
     const name = Object.keys(call)[0];
     const out = await Promise.all(
       alive.map(async ([nodeId, n]) => {
@@ -170,6 +246,7 @@ export class GcsServer {
       p.reject(new Error('GCS closed'));
     }
     await this.server.close();
+    await this.storage?.close().catch(() => undefined);
   }
 
   private send(identity: Buffer, body: EnvelopeBody): void {
@@ -206,10 +283,14 @@ export class GcsServer {
         });
         return;
       }
-      const entry: NodeEntry = { info: { ...info, alive: true, startTimeMs: Date.now() }, identity, lastSeen: Date.now(), gpuFree: [] };
+      // A node of the reloaded table registering again keeps its start time.
+      const rejoined = known !== undefined && !known.connected;
+      const startTimeMs = rejoined ? Number(known.info.startTimeMs ?? 0) || Date.now() : Date.now();
+      const entry: NodeEntry = { info: { ...info, alive: true, startTimeMs }, identity, lastSeen: Date.now(), gpuFree: [], connected: true };
       this.nodes.set(nodeId, entry);
       this.byIdentity.set(idStr, nodeId);
-      logger().info({ nodeId, address: info.address, hostname: info.hostname }, 'node joined');
+      logger().info({ nodeId, address: info.address, hostname: info.hostname }, rejoined ? 'node registered again (after a head restart)' : 'node joined');
+      void this.persistNode(entry.info);
       this.onNodeChange?.(nodeInfoFromWire(entry.info));
       this.broadcast();
       return;
@@ -217,6 +298,7 @@ export class GcsServer {
     const nodeId = this.byIdentity.get(idStr);
     const n = nodeId ? this.nodes.get(nodeId) : undefined;
     if (!n && kind === 'gcsRequest' && this.serveUnregistered(identity, envelope.gcsRequest!)) return;
+    if (!n && this.askToRegisterAgain(identity)) return;
     if (!n) {
       const msg = 'message from an unregistered connection; refused, the connection is closed (a node must send RegisterNode with a token proof first)';
       this.server.refuse(identity, { kind }, msg, {
@@ -286,6 +368,28 @@ export class GcsServer {
     return true;
   }
 
+  /** When each reloaded node was last asked to register again (the ask is paced). */
+  private readonly asked = new Map<string, number>();
+
+  /**
+   * A node of the reloaded table speaks before registering with this process (its messages were
+   * queued while the head was down): ask it to register again, at most every 500 ms, without closing
+   * the connection (its RegisterNode, with a fresh token proof, follows). False for any other
+   * connection.
+   */
+  private askToRegisterAgain(identity: Buffer): boolean {
+    const idStr = identity.toString();
+    if (!idStr.startsWith('node:')) return false;
+    const known = this.nodes.get(idStr.slice(5));
+    if (!known || known.connected || !known.info.alive) return false;
+    const now = Date.now();
+    if (now - (this.asked.get(idStr) ?? 0) >= 500) {
+      this.asked.set(idStr, now);
+      this.send(identity, { error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: GCS_REREGISTER } });
+    }
+    return true;
+  }
+
   private lastTick = Date.now();
 
   private tick(): void {
@@ -305,9 +409,12 @@ export class GcsServer {
       const silent = now - n.lastSeen;
       if (silent > this.deathTimeoutMs) {
         n.info.alive = false;
-        n.info.deathReason = `no heartbeat for ${(silent / 1000).toFixed(1)} s (limit ${(this.deathTimeoutMs / 1000).toFixed(1)} s)`;
+        n.info.deathReason = n.connected
+          ? `no heartbeat for ${(silent / 1000).toFixed(1)} s (limit ${(this.deathTimeoutMs / 1000).toFixed(1)} s)`
+          : 'it did not register again after the head restarted';
         logger().warn({ nodeId, reason: n.info.deathReason }, 'node declared dead');
         this.service.nodeDied(nodeId);
+        void this.persistNode(n.info);
         this.onNodeChange?.(nodeInfoFromWire(n.info));
         changed = true;
       }
@@ -324,7 +431,7 @@ export class GcsServer {
         gpuFree: entries.map((n) => ({ units: n.gpuFree })),
       },
     };
-    for (const n of entries) if (n.info.alive) this.send(n.identity, body);
+    for (const n of entries) if (n.info.alive && n.connected) this.send(n.identity, body);
   }
 }
 

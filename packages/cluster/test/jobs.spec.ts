@@ -144,4 +144,34 @@ describe('JobManager', () => {
     expect(jm.get(a.submissionId)?.status).toBe('STOPPED');
     expect(() => jm.submit({ entrypoint: 'true' })).toThrow(/shut down/);
   });
+  it('reports every change to its store, and a restarted head takes the jobs back (a running one becomes FAILED)', async () => {
+    const rows = new Map<string, unknown>();
+    const first = new JobManager({
+      logDir: join(tmp.dir, 'logs'),
+      env: {},
+      cwd: tmp.dir,
+      onChange: (id, info) => (info ? rows.set(id, info) : rows.delete(id)),
+    });
+    await first.wait(first.submit({ entrypoint: 'true', submissionId: 'done-job' }).submissionId);
+    const { submissionId } = first.submit({ entrypoint: 'sleep 30', submissionId: 'running-job' });
+    await until(() => (rows.get(submissionId) as { status: string } | undefined)?.status === 'RUNNING', 10_000, 'RUNNING stored');
+    expect(rows.get('done-job')).toMatchObject({ status: 'SUCCEEDED', exitCode: 0 });
+    // The head dies here: what the store holds is what the next head gets.
+    const kept = [...rows.values()].map((r) => structuredClone(r));
+    await first.shutdown();
+    const next = new JobManager({
+      logDir: join(tmp.dir, 'logs'),
+      env: {},
+      cwd: tmp.dir,
+      onChange: (id, info) => (info ? rows.set(id, info) : rows.delete(id)),
+    });
+    next.restore(kept);
+    expect(next.get('done-job')).toMatchObject({ status: 'SUCCEEDED', exitCode: 0 });
+    expect(next.get('running-job')).toMatchObject({ status: 'FAILED', message: expect.stringContaining('head restarted') });
+    expect(rows.get('running-job')).toMatchObject({ status: 'FAILED' });
+    expect(await next.wait('running-job')).toMatchObject({ status: 'FAILED' });
+    expect(next.delete('done-job')).toBe(true);
+    expect(rows.has('done-job')).toBe(false);
+    await next.shutdown();
+  });
 });

@@ -331,7 +331,7 @@ export class ActorMethodNotFoundError extends TsrayError {
 export interface ActorDeathInfo {
   actorId: string;
   className: string;
-  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'unschedulable' | 'shutdown'; 'restarting' (ActorUnavailableError) */
+  /** 'killed' | 'crashed' | 'constructor' | 'out_of_scope' | 'name_taken' | 'node_died' | 'unknown_actor' | 'unschedulable' | 'shutdown' | 'gcs_unavailable' (a named actor's registration waited too long for the head); 'restarting' (ActorUnavailableError) */
   reason: string;
   detail: string;
   /** The constructor's error when reason is 'constructor'. */
@@ -404,6 +404,24 @@ export class ActorNameTakenError extends TsrayError {
 /** `init({ address })` could not reach a cluster. */
 export class ConnectionError extends TsrayError {
   override name = 'ConnectionError';
+}
+
+/**
+ * Work that needs the head's GCS (creating a named actor, a lookup by name, a KV call) waited for it
+ * longer than its limit: the head is down (it is being restarted) or unreachable. `gcsAddress` names
+ * it; `call` is the control call that waited.
+ */
+export class GcsUnavailableError extends ConnectionError {
+  override name = 'GcsUnavailableError';
+  constructor(
+    readonly gcsAddress: string,
+    readonly call: string,
+    readonly waitedMs: number,
+  ) {
+    super(
+      `the head (GCS at ${gcsAddress}) did not answer ${call} within ${waitedMs / 1000} s: it is down or unreachable (work that needs it waits until it is back, up to this limit)`,
+    );
+  }
 }
 
 /** The cluster refused this connection: wrong or missing cluster token (see init({ token }), TSRAY_TOKEN). */

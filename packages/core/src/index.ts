@@ -55,6 +55,7 @@ export {
   ActorNameTakenError,
   ActorMethodNotFoundError,
   ConnectionError,
+  GcsUnavailableError,
   AuthenticationError,
   PlacementGroupError,
   SocketPathTooLongError,

@@ -20,8 +20,10 @@ export { routerSocketOptions } from './router-options.js';
 export { resolveNodeGpus, visibleGpuIds } from './gpus.js';
 export { RouterServer, type RouterServerOptions } from './router-server.js';
 export { askHead, type HeadQuery } from './cluster/head-query.js';
+export { ClusterLink, type LinkHandler, type LinkOptions } from './cluster/link.js';
 export { GcsClient, parseStateRows, type GcsTransport, type StateRows } from './cluster/gcs-client.js';
 export {
+  GCS_REREGISTER,
   GcsCallError,
   actorEntryFromWire,
   actorEntryToWire,

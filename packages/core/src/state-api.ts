@@ -126,7 +126,8 @@ export interface PlacementGroupListEntry {
   placementGroupId: string;
   name: string;
   strategy: string;
-  state: 'PENDING' | 'CREATED' | 'REMOVED';
+  /** RESCHEDULING: bundles were lost with their node and are being reserved again on others. */
+  state: 'PENDING' | 'CREATED' | 'RESCHEDULING' | 'REMOVED';
   bundles: Record<string, number>[];
   bundleNodes: string[];
   /** GPU ids reserved for each bundle on its node (parallel to `bundles`; empty while pending). Always set by the state API. */

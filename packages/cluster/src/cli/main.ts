@@ -30,11 +30,13 @@ export const USAGE = `Usage: tsray <command> [options]
 Cluster:
   tsray start --head [--port P] [--dashboard-port P] [--host H] [--num-cpus N] [--num-gpus N]
                      [--resources JSON] [--labels k=v,...] [--object-store-memory BYTES]
-                     [--token T | --token-file F] [--timeout S]
+                     [--storage redis://HOST:PORT | PATH] [--token T | --token-file F] [--timeout S]
   tsray start --address HOST:PORT [--host H] [--node-ip-address IP] [--head-lost-timeout S]
                      [--num-cpus N] [--num-gpus N] [--resources JSON] [--labels k=v,...]
                      [--token T | --token-file F] [--timeout S]        (token also from TSRAY_TOKEN)
     The head binds --host (default 127.0.0.1: this machine only; 0.0.0.0 or an address for others).
+    --storage: where the GCS keeps its tables so a restarted head reloads them (default: a log in the
+    session directory; redis://HOST:PORT for an external Redis).
     A node binds and advertises --host, else the address it reaches the head on; it stops after
     --head-lost-timeout seconds without word from the head (default 60, TSRAY_HEAD_LOST_TIMEOUT_S).
   tsray stop [--grace S] [--force]
@@ -336,6 +338,7 @@ function startOptions(args: string[]): StartOptions {
     address: { type: 'string' },
     port: { type: 'string' },
     'dashboard-port': { type: 'string' },
+    storage: { type: 'string' },
     host: { type: 'string' },
     'num-cpus': { type: 'string' },
     'num-gpus': { type: 'string' },
@@ -358,6 +361,7 @@ function startOptions(args: string[]): StartOptions {
   set('port', num('port', values.port, { int: true, max: 65535 }));
   set('dashboardPort', num('dashboard-port', values['dashboard-port'], { int: true, max: 65535 }));
   set('host', values.host);
+  set('storage', values.storage);
   set('numCpus', num('num-cpus', values['num-cpus']));
   set('numGpus', num('num-gpus', values['num-gpus']));
   set('resources', values.resources !== undefined ? parseResources(values.resources) : undefined);

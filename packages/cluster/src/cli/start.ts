@@ -30,6 +30,8 @@ export interface StartOptions {
   address?: string;
   port?: number;
   dashboardPort?: number;
+  /** Head: where the GCS keeps its tables (`redis://host:port`, or a file path; default in the session directory). */
+  storage?: string;
   host?: string;
   numCpus?: number;
   numGpus?: number;
@@ -171,7 +173,8 @@ function tail(path: string, lines = 20): string {
 function checkStartOptions(o: StartOptions): void {
   if (o.head === (o.address !== undefined))
     throw new CliUsageError('tsray start needs exactly one of --head (start a cluster) or --address HOST:PORT (join one)');
-  if (!o.head && (o.port !== undefined || o.dashboardPort !== undefined)) throw new CliUsageError('--port and --dashboard-port go with --head');
+  if (!o.head && (o.port !== undefined || o.dashboardPort !== undefined || o.storage !== undefined))
+    throw new CliUsageError('--port, --dashboard-port and --storage go with --head');
   if (o.head && (o.nodeIpAddress !== undefined || o.headLostTimeoutS !== undefined))
     throw new CliUsageError('--node-ip-address and --head-lost-timeout go with --address (a node)');
   if (o.token !== undefined && o.tokenFile !== undefined) throw new CliUsageError('give either --token or --token-file, not both');
@@ -223,7 +226,7 @@ function daemonConfig(o: StartOptions, role: 'head' | 'node', host: string | und
     ...(host !== undefined ? { host } : {}),
     readyFile,
     ...(o.head
-      ? { port: o.port ?? DEFAULT_GCS_PORT, dashboardPort: o.dashboardPort ?? DEFAULT_DASHBOARD_PORT }
+      ? { port: o.port ?? DEFAULT_GCS_PORT, dashboardPort: o.dashboardPort ?? DEFAULT_DASHBOARD_PORT, ...(o.storage ? { storage: o.storage } : {}) }
       : { headAddress: (o.address as string).replace(/^tcp:\/\//, '') }),
     ...(o.numCpus !== undefined ? { numCpus: o.numCpus } : {}),
     ...(o.numGpus !== undefined ? { numGpus: o.numGpus } : {}),
@@ -379,6 +382,7 @@ export async function cmdStart(o: StartOptions, io: CliIo): Promise<number> {
     io.out(`tsray node started. Node ID: ${ready.nodeId}  Address: ${ready.nodeAddress ?? ready.nodeSocket}  Head: ${ready.gcsAddress}\n`);
   }
   io.out(`Session: ${sessionDir} (logs in ${join(sessionDir, 'logs')})\n`);
+  if (o.head && ready.gcsStorage) io.out(`GCS store: ${ready.gcsStorage} (cluster ${ready.clusterId ?? '-'}; a head restarted with it reloads the cluster)\n`);
   if (o.head) io.out(`Submit a job: tsray job submit -- <entrypoint>   Status: tsray status   Stop: tsray stop\n`);
   return 0;
 }

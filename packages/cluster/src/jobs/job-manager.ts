@@ -26,6 +26,8 @@ export interface JobManagerOptions {
   logger?: Logger;
   /** How long `stop()` waits after SIGTERM before it sends SIGKILL to the job's process group (default 3000 ms). */
   stopGraceMs?: number;
+  /** Told each change of a job (`info` undefined: deleted), so the head keeps the jobs in the GCS store. */
+  onChange?: (submissionId: string, info: JobInfo | undefined) => void;
 }
 
 /** What {@link JobManager.submit} takes (as Ray's `submit_job`). */
@@ -181,8 +183,44 @@ export class JobManager {
     const done = new Promise<void>((r) => (resolveDone = r));
     const rec: JobRecord = { info, logPath: this.logPath(id), stopping: false, finished: false, done, resolveDone };
     this.jobs.set(id, rec);
+    this.changed(rec);
     this.launch(rec, req);
     return { ...info };
+  }
+
+  /**
+   * Take back the jobs a previous head process kept (the GCS store). A job that had not ended lost its
+   * supervisor with that process: it is FAILED now, saying so. Ids already known here are skipped.
+   */
+  restore(rows: unknown[]): void {
+    for (const row of rows) {
+      const info = row as JobInfo;
+      if (!info || typeof info.submissionId !== 'string' || this.jobs.has(info.submissionId)) continue;
+      const rec: JobRecord = {
+        info: { ...info, metadata: { ...(info.metadata ?? {}) } },
+        logPath: this.logPath(info.submissionId),
+        stopping: false,
+        finished: true,
+        done: Promise.resolve(),
+        resolveDone: () => undefined,
+      };
+      this.jobs.set(info.submissionId, rec);
+      if (!TERMINAL.has(info.status)) {
+        rec.info.status = 'FAILED';
+        rec.info.message = 'The head restarted while the job ran: its supervisor was lost with the previous head process.';
+        rec.info.endTime = Date.now();
+        this.changed(rec);
+      }
+    }
+  }
+
+  /** Tell the owner (the head's store) about a job's new state. */
+  private changed(rec: JobRecord): void {
+    try {
+      this.opts.onChange?.(rec.info.submissionId, { ...rec.info, metadata: { ...rec.info.metadata } });
+    } catch (err) {
+      this.log.warn({ submissionId: rec.info.submissionId, err }, 'a job change was not stored');
+    }
   }
 
   private launch(rec: JobRecord, req: SubmitJobRequest): void {
@@ -221,6 +259,7 @@ export class JobManager {
       if (rec.finished) return;
       rec.info.status = 'RUNNING';
       rec.info.message = 'Job is currently running.';
+      this.changed(rec);
       this.log.info({ submissionId: id, pid: child.pid, entrypoint: req.entrypoint }, 'job started');
     });
     child.once('error', (err) => {
@@ -244,6 +283,7 @@ export class JobManager {
     rec.info.exitCode = exitCode;
     const lvl = rec.info.status === 'FAILED' ? 'warn' : 'info';
     this.log[lvl]({ submissionId: rec.info.submissionId, status: rec.info.status, exitCode }, 'job ended');
+    this.changed(rec);
     rec.resolveDone();
   }
 
@@ -351,6 +391,11 @@ export class JobManager {
     if (!rec.finished) throw new JobNotTerminalError(submissionId, rec.info.status);
     this.jobs.delete(submissionId);
     rmSync(rec.logPath, { force: true });
+    try {
+      this.opts.onChange?.(submissionId, undefined);
+    } catch (err) {
+      this.log.warn({ submissionId, err }, 'a job deletion was not stored');
+    }
     return true;
   }
 

@@ -58,6 +58,12 @@ export const MAX_NAME_CHARS = 1024;
 /** Longest death cause accepted from a peer (longer ones are cut). */
 export const MAX_DEATH_CAUSE_CHARS = 16 * 1024;
 
+/**
+ * The GCS's answer to a node's message when it does not know the node's connection but has the node in
+ * its reloaded table (the head restarted): the node registers again (the link matches this text).
+ */
+export const GCS_REREGISTER = 'the GCS restarted and does not know this connection yet: register again';
+
 /** A control call that failed: `code` says how (MALFORMED, UNKNOWN_MESSAGE, AUTH_FAILED, CALL_FAILED). */
 export class GcsCallError extends TsrayError {
   override name = 'GcsCallError';

@@ -7,7 +7,8 @@
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody, type GcsCall, type GcsResult } from '@tsray/protocol';
 import { makeTokenProof } from '../auth.js';
-import { answerGcsRequest } from './control-plane.js';
+import { GCS_REREGISTER, answerGcsRequest } from './control-plane.js';
+import { GcsUnavailableError } from '../errors.js';
 import { GcsClient } from './gcs-client.js';
 import { config } from '../config.js';
 import { logger } from '../logger.js';
@@ -52,6 +53,18 @@ export interface LinkOptions {
 
 /** The GCS is silent after this long: the loss is logged (then again at doubling intervals). */
 const HEAD_SILENT_MS = 3000;
+
+/** Longest a control call made while the GCS is down waits for it to come back (then GcsUnavailableError). */
+const GCS_OUTAGE_WAIT_MS = 60_000;
+
+/** A control call sent to the GCS (or held while it is down), until its answer. */
+interface PendingCall {
+  call: GcsCall;
+  /** False while it waits for the GCS (held, or sent to a GCS that went away): sent on re-registering. */
+  sent: boolean;
+  resolve: (v: tsray.v1.IGcsResponse) => void;
+  reject: (e: Error) => void;
+}
 
 /** One connection to another node's ROUTER. */
 export class PeerConnection {
@@ -139,8 +152,16 @@ export class ClusterLink {
   private readonly gcsSocket: zmq.Dealer;
   private readonly outbox: Outbox;
   private readonly peers = new Map<string, PeerConnection>();
-  private readonly pending = new Map<number, { resolve: (v: tsray.v1.IGcsResponse) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, PendingCall>();
   private requestSeq = 0;
+  /**
+   * True while this node is registered with a GCS that is up. False from the loss of the connection
+   * (the head died or restarts) until the GCS took this node's RegisterNode again: control calls are
+   * held meanwhile and sent then.
+   */
+  private gcsUp = false;
+  /** When RegisterNode was last sent again (paced). */
+  private lastReregister = 0;
   private readonly beat: NodeJS.Timeout;
   private seq = 0;
   private closed = false;
@@ -161,14 +182,19 @@ export class ClusterLink {
     private readonly handler: LinkHandler,
   ) {
     this.nodeId = opts.node.nodeId ?? '';
-    // Reconnects back off from 100 ms to 5 s while the head is away.
+    // Reconnects back off from 100 ms to 1 s while the head is away (a restarted head is found within a second).
     this.gcsSocket = new zmq.Dealer({
       routingId: `node:${this.nodeId}`,
       sendHighWaterMark: 0,
       receiveHighWaterMark: 0,
       linger: 0,
       reconnectInterval: 100,
-      reconnectMaxInterval: 5000,
+      reconnectMaxInterval: 1000,
+    });
+    // Watched before connecting: the head going away, and a (new) head answering the reconnect.
+    this.gcsSocket.events.on('disconnect', () => this.gcsLost());
+    this.gcsSocket.events.on('handshake', () => {
+      if (this.answered) this.registerAgain('reconnected to the head');
     });
     this.gcsSocket.connect(`tcp://${opts.gcsAddress}`);
     this.outbox = new Outbox(this.gcsSocket);
@@ -185,8 +211,43 @@ export class ClusterLink {
     if (!this.closed) this.outbox.send(encodeMessage(body));
   }
 
+  /** The connection to the GCS is gone: hold control calls (and resend the unanswered ones) until it is back. */
+  private gcsLost(): void {
+    if (this.closed || !this.gcsUp) return;
+    this.gcsUp = false;
+    for (const p of this.pending.values()) p.sent = false;
+    logger().warn({ gcs: this.opts.gcsAddress }, 'lost the connection to the head; control calls wait until it is back (running work goes on)');
+  }
+
+  /**
+   * Register with the GCS again (a fresh token proof): a restarted head asked for it, or the
+   * connection came back. Paced to once per 500 ms.
+   */
+  private registerAgain(why: string): void {
+    const now = Date.now();
+    if (this.closed || now - this.lastReregister < 500) return;
+    this.lastReregister = now;
+    this.gcsUp = false;
+    for (const p of this.pending.values()) p.sent = false;
+    logger().info({ gcs: this.opts.gcsAddress, why }, 'registering with the head again');
+    const proof = makeTokenProof(this.opts.token, `node:${this.nodeId}`);
+    this.send({ registerNode: { node: this.opts.node, ...proof } });
+  }
+
+  /** The GCS took this node (its NodeTable came): send the held control calls. */
+  private gcsBack(): void {
+    if (this.gcsUp) return;
+    this.gcsUp = true;
+    const held = [...this.pending.entries()].filter(([, p]) => !p.sent);
+    if (this.answered) logger().info({ gcs: this.opts.gcsAddress, held: held.length }, 'registered with the head again; sending the held control calls');
+    for (const [requestId, p] of held) {
+      p.sent = true;
+      this.send({ gcsRequest: { requestId, ...p.call } });
+    }
+  }
+
   private heartbeat(): void {
-    if (this.headLost()) return;
+    if (this.headLost() || !this.gcsUp) return;
     const a = this.opts.available();
     this.send({ nodeHeartbeat: { nodeId: this.nodeId, available: a.amounts, seq: ++this.seq, gpuFree: a.gpuFree } });
   }
@@ -220,17 +281,33 @@ export class ClusterLink {
     return false;
   }
 
-  /** Send one control call to the GCS; resolves with its response (an error reply included). */
+  /**
+   * Send one control call to the GCS; resolves with its response (an error reply included). While the
+   * GCS is down the call is held and sent once this node registered again; it waits up to `timeoutMs`
+   * (default 15 s), extended to 60 s while the head is away. @throws GcsUnavailableError past that.
+   */
   private request(call: GcsCall, timeoutMs = 15_000): Promise<tsray.v1.IGcsResponse> {
     const requestId = ++this.requestSeq;
-    const name = Object.keys(call)[0];
+    const name = Object.keys(call)[0] ?? 'call';
+    const start = Date.now();
     return new Promise<tsray.v1.IGcsResponse>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      let timer: NodeJS.Timeout;
+      const expire = () => {
+        const waited = Date.now() - start;
+        const limit = this.gcsUp ? timeoutMs : Math.max(timeoutMs, Math.min(GCS_OUTAGE_WAIT_MS, this.opts.headLostTimeoutMs ?? DEFAULT_HEAD_LOST_TIMEOUT_MS));
+        if (waited < limit) {
+          timer = setTimeout(expire, limit - waited);
+          timer.unref();
+          return;
+        }
         this.pending.delete(requestId);
-        reject(new Error(`the head (GCS at ${this.opts.gcsAddress}) did not answer ${name} within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
+        reject(new GcsUnavailableError(this.opts.gcsAddress, name, waited));
+      };
+      timer = setTimeout(expire, timeoutMs);
       timer.unref();
-      this.pending.set(requestId, {
+      const p: PendingCall = {
+        call,
+        sent: this.gcsUp,
         resolve: (v) => {
           clearTimeout(timer);
           resolve(v);
@@ -239,8 +316,9 @@ export class ClusterLink {
           clearTimeout(timer);
           reject(e);
         },
-      });
-      this.send({ gcsRequest: { requestId, ...call } });
+      };
+      this.pending.set(requestId, p);
+      if (p.sent) this.send({ gcsRequest: { requestId, ...call } });
     });
   }
 
@@ -284,6 +362,7 @@ export class ClusterLink {
     const { envelope, kind } = decodeMessage(frames);
     switch (kind) {
       case 'nodeTable':
+        this.gcsBack();
         if (!this.answered) {
           this.answered = true;
           this.registered?.resolve();
@@ -305,6 +384,10 @@ export class ClusterLink {
       }
       case 'error': {
         const msg = envelope.error?.message ?? 'refused';
+        if (this.answered && msg === GCS_REREGISTER) {
+          this.registerAgain('the head restarted');
+          break;
+        }
         if (!this.answered) {
           this.registered?.reject(new Error(msg));
           logger().error({ error: envelope.error }, 'the GCS refused this node');

@@ -7,7 +7,7 @@
 import { ResourceRequest } from '@tsray/scheduler';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
 import { decodeErrorPayload } from '../error-payload.js';
-import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, type ActorDeathInfo } from '../errors.js';
+import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, GcsUnavailableError, type ActorDeathInfo } from '../errors.js';
 import { logger } from '../logger.js';
 import type { ActorCreation, ActorInfoData, SubmitSpec } from '../runtime.js';
 import type { ObjectTable, StoredObject } from './object-table.js';
@@ -73,6 +73,8 @@ export class ActorManager {
   readonly pendingActors: ActorRecord[] = [];
   /** Calls to actors not known here yet (resolving through the GCS), in order. */
   readonly unresolvedCalls = new Map<string, TaskRecord[]>();
+  /** Named actors whose registration the GCS has not answered yet: they start after it did. */
+  private readonly registering = new Set<string>();
 
   constructor(private readonly host: ActorManagerHost) {}
 
@@ -182,6 +184,11 @@ export class ActorManager {
       const rec = this.pendingActors[i]!;
       if (rec.state === 'dead') {
         this.pendingActors.splice(i, 1);
+        continue;
+      }
+      // A named actor starts once the GCS took its name (cluster-wide unique; it waits while the head is down).
+      if (this.registering.has(rec.id)) {
+        i++;
         continue;
       }
       const pool = rec.pool ?? this.host.nodePool;
@@ -502,6 +509,7 @@ export class ActorManager {
       return;
     }
     const c = rec.creation;
+    if (c.name) this.registering.add(rec.id);
     this.host.link.gcs
       .registerActor({
         actorId: rec.id,
@@ -518,9 +526,14 @@ export class ActorManager {
         numRestarts: 0,
         detached: c.detached,
       })
+      .then(() => {
+        if (this.registering.delete(rec.id)) this.host.scheduleDispatch();
+      })
       .catch((e: Error) => {
+        this.registering.delete(rec.id);
         if (rec.state === 'dead') return;
-        const info: ActorDeathInfo = { actorId: rec.id, className: c.className, reason: 'name_taken', detail: e.message };
+        const reason = e instanceof GcsUnavailableError ? 'gcs_unavailable' : 'name_taken';
+        const info: ActorDeathInfo = { actorId: rec.id, className: c.className, reason, detail: e.message };
         const w = rec.worker;
         if (rec.remoteNode) this.host.link?.existingPeer(rec.remoteNode)?.send({ killActor: { actorId: rec.id, noRestart: true } });
         rec.killed = true;

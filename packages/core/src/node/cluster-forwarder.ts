@@ -91,6 +91,8 @@ export interface ClusterForwarderHost {
   placementGroup(id: string): PgRecord | undefined;
   /** The `.ready` answer of a spanning group's part on another node. */
   onRemotePgPart(pg: PgRecord, node: string, d: StoredObject): void;
+  /** A node died: placement groups created here with bundles there are rescheduled. */
+  placementGroupsNodeDied(nodeId: string): void;
   /** A peer node's connection to this node (as a client) is gone. */
   peerClientGone(nodeId: string, why: string): void;
   endJob(jobId: string, why: string): void;
@@ -600,6 +602,8 @@ export class ClusterForwarder {
         );
       }
     }
+    // Groups with bundles there go RESCHEDULING first: the actors restarted below wait for their new bundles.
+    h.placementGroupsNodeDied(id);
     for (const rec of [...h.actorRecords()]) {
       if (rec.remoteNode !== id || rec.state === 'dead') continue;
       if (rec.proxy) {

@@ -340,7 +340,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       maybeStopActor: (rec) => this.actorManager.maybeStopActor(rec),
       placementGroup: (id) => this.placementGroups.pgs.get(id),
       placePendingGroups: () => {
-        if (this.placementGroups.pendingPgs.length > 0) this.placementGroups.placePending();
+        if (this.placementGroups.pendingPgs.length > 0 || this.placementGroups.rescheduling) this.placementGroups.placePending();
       },
       unschedulable: (s) => this.forwarder.unschedulable(s),
       resolveRemoteActor: (spec, owner) => this.actorManager.resolveRemoteActor(spec, owner),
@@ -721,6 +721,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       gcsActorUpdate: (rec, fields) => this.actorManager.gcsActorUpdate(rec, fields),
       placementGroup: (id) => this.placementGroups.pgs.get(id),
       onRemotePgPart: (pg, from, d) => this.placementGroups.onRemotePgPart(pg, from, d),
+      placementGroupsNodeDied: (nodeId) => this.placementGroups.nodeDied(nodeId),
       peerClientGone: (nodeId, why) => {
         const peerHandle = this.pool.workers.get(`peer:${nodeId}`);
         if (peerHandle) this.clientGone(peerHandle, why);

@@ -14,6 +14,7 @@ import type { ObjectTable, StoredObject } from './object-table.js';
 import type { NodeStore } from './store.js';
 import { ENC_ERROR, errorObject } from './node-support.js';
 import type { PgRecord, TaskRecord } from './records.js';
+import { PlacementGroupRescheduler } from './placement-group-rescheduler.js';
 
 /** After a spanning group's part failed, it is not planned again for this long (ms): the views were stale. */
 const REPLAN_DELAY_MS = 500;
@@ -57,8 +58,32 @@ export class PlacementGroupManager {
   readonly pgs = new Map<string, PgRecord>();
   /** Groups waiting for resources, in creation order. */
   readonly pendingPgs: PgRecord[] = [];
+  /** Groups that lost bundles with a node: their bundles reserved again elsewhere. */
+  private readonly rescheduler: PlacementGroupRescheduler;
 
-  constructor(private readonly host: PlacementGroupHost) {}
+  constructor(private readonly host: PlacementGroupHost) {
+    this.rescheduler = new PlacementGroupRescheduler({
+      nodeId: host.nodeId,
+      localView: host.localView,
+      clusterView: () => host.clusterView(),
+      requestPart: (pg, node, indices) => this.requestPart(pg, node, indices),
+      created: (pg) => {
+        for (const t of pg.waiting.splice(0)) host.enqueue(t);
+        host.scheduleDispatch();
+      },
+      scheduleDispatch: () => host.scheduleDispatch(),
+    });
+  }
+
+  /** True while a group waits for its lost bundles to be reserved again (dispatch then calls placePending). */
+  get rescheduling(): boolean {
+    return this.rescheduler.active;
+  }
+
+  /** Node `nodeId` died: groups created here with bundles there are rescheduled (RESCHEDULING, then CREATED). */
+  nodeDied(nodeId: string): void {
+    this.rescheduler.nodeDied(this.pgs.values(), nodeId);
+  }
 
   /**
    * Create a group; it is reserved on the next dispatch (or stays pending until it fits).
@@ -154,6 +179,7 @@ export class PlacementGroupManager {
       host.objects.seal(`${pg.id}.ready`, host.store.store(serialize(info)));
       for (const t of pg.waiting.splice(0)) host.enqueue(t);
     }
+    this.rescheduler.place(this.pgs);
   }
 
   /**
@@ -166,8 +192,9 @@ export class PlacementGroupManager {
     const pg = this.pgs.get(id);
     if (!pg) throw new PlacementGroupError(`placement group ${id} does not exist`);
     if (pg.state === 'removed') throw new PlacementGroupError(`placement group ${pg.name || id} was already removed`);
-    const wasCreated = pg.state === 'created' || pg.preparing;
+    const wasCreated = pg.state === 'created' || pg.state === 'rescheduling' || pg.preparing;
     pg.state = 'removed';
+    this.rescheduler.released(pg);
     pg.preparing = false;
     for (const node of pg.remoteParts?.keys() ?? []) host.existingPeer(node)?.send({ placementGroupRequest: { placementGroupId: id, remove: true } });
     const reason = `its placement group ${pg.name || id} was removed`;
@@ -206,10 +233,24 @@ export class PlacementGroupManager {
         this.abortRemoteParts(pg, `node ${node} left the cluster`);
         return;
       }
-      const bundles = part.indices.map((b) => ({ resources: [...pg.bundles[b]!.amounts].map(([name, units]) => ({ name, units })) }));
-      peer.send({ refUpdates: { add: [`${pg.id}.ready`] } });
-      peer.send({ placementGroupRequest: { placementGroupId: pg.id, bundles, strategy: 'STRICT_PACK', name: pg.name, detached: pg.detached, noWait: true } });
-      peer.send({ subscribeObjects: { objectIds: [`${pg.id}.ready`] } });
+      this.sendPartRequest(peer, pg, part.indices);
+    }
+  }
+
+  /** Ask `peer` to reserve bundles `indices` of `pg` now as its part; it answers through the part's ready object. */
+  private sendPartRequest(peer: PlacementGroupPeer, pg: PgRecord, indices: number[]): void {
+    const bundles = indices.map((b) => ({ resources: [...pg.bundles[b]!.amounts].map(([name, units]) => ({ name, units })) }));
+    peer.send({ refUpdates: { add: [`${pg.id}.ready`] } });
+    peer.send({ placementGroupRequest: { placementGroupId: pg.id, bundles, strategy: 'STRICT_PACK', name: pg.name, detached: pg.detached, noWait: true } });
+    peer.send({ subscribeObjects: { objectIds: [`${pg.id}.ready`] } });
+  }
+
+  /** A rescheduled part on `node` (a node that left in the meantime counts as a refusal). */
+  private requestPart(pg: PgRecord, node: string, indices: number[]): void {
+    try {
+      this.sendPartRequest(this.host.peerFor(node), pg, indices);
+    } catch {
+      this.rescheduler.partAnswered(pg, node, undefined);
     }
   }
 
@@ -219,6 +260,12 @@ export class PlacementGroupManager {
     const part = pg.remoteParts?.get(node);
     if (!part || !pg.preparing) {
       store.release(d);
+      return;
+    }
+    if (pg.state === 'rescheduling') {
+      const ready = d.encoding === ENC_ERROR ? undefined : readyBundles(store, d, part.indices.length);
+      store.release(d);
+      this.rescheduler.partAnswered(pg, node, ready);
       return;
     }
     if (d.encoding === ENC_ERROR) {
@@ -263,5 +310,15 @@ export class PlacementGroupManager {
     this.pendingPgs.push(pg);
     const t = setTimeout(() => this.host.scheduleDispatch(), REPLAN_DELAY_MS + 50);
     t.unref();
+  }
+}
+
+/** The bundles (their GPU ids) a part's ready object names; one empty entry per bundle when it does not read. */
+function readyBundles(store: Pick<NodeStore, 'bytes'>, d: StoredObject, n: number): { gpuIds: string[] }[] {
+  try {
+    const info = deserialize(d.encoding, d.rawKind, store.bytes(d)) as { bundles?: { gpuIds: string[] }[] };
+    return info.bundles ?? Array.from({ length: n }, () => ({ gpuIds: [] }));
+  } catch {
+    return Array.from({ length: n }, () => ({ gpuIds: [] }));
   }
 }

@@ -64,7 +64,8 @@ export interface PgRecord {
   strategy: PlacementStrategy;
   bundles: ResourceRequest[];
   raw: Record<string, number>[];
-  state: 'pending' | 'created' | 'removed';
+  /** `rescheduling`: bundles were lost with their node and are being reserved again (then `created`). */
+  state: 'pending' | 'created' | 'rescheduling' | 'removed';
   reservation: Reservation | undefined;
   pools: Pool[];
   /** Tasks and actors waiting for the group to be created. */

@@ -17,6 +17,7 @@ import { METRIC_CALL_PREFIX, UserMetricsTable } from './user-metrics.js';
 import type { TaskEvent } from './task-timeline.js';
 import type { TaskFailure } from './task-failures.js';
 import { ENGINE_CALL_PREFIX, EngineStatsTable } from './engine-stats.js';
+import { bundleNodesOf } from './placement-group-rescheduler.js';
 
 /** Rows of one kind listed by one node: bounded so a snapshot stays a reasonable reply. */
 const MAX_ROWS = 10_000;
@@ -291,7 +292,7 @@ export class StateService {
         strategy: pg.strategy,
         state: pg.state.toUpperCase(),
         bundles: pg.raw,
-        bundleNodes: pg.reservation ? [...pg.reservation.nodeIds] : [],
+        bundleNodes: bundleNodesOf(pg),
         bundleGpuIds: pg.reservation ? pg.raw.map((_, b) => gpuIdsOut(bundleGpus(pg, b))) : [],
       }));
   }

@@ -293,7 +293,7 @@ export class TaskManager {
       );
       return undefined;
     }
-    if (pg.state === 'pending') {
+    if (pg.state === 'pending' || pg.state === 'rescheduling') {
       pg.waiting.push(t);
       return undefined;
     }

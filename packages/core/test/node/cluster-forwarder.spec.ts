@@ -76,6 +76,7 @@ async function setup(localCpus = 4) {
     gcsActorUpdate: () => undefined,
     placementGroup: () => undefined,
     onRemotePgPart: () => undefined,
+    placementGroupsNodeDied: () => undefined,
     peerClientGone: (id) => void log.gone.push(id),
     endJob: () => undefined,
     localState: () => ({}),
