@@ -6,6 +6,9 @@
  *   npx tsx bench/chaos/chaos.ts --workload tasks  --tasks 10000 --nodes 4 --kill-every 5
  *   npx tsx bench/chaos/chaos.ts --workload actors --actors 20 --calls 20000 --kill-every 5
  *
+ * `--kill nodes|workers|both` picks what dies; `--target actors` picks victims among the nodes hosting an
+ * alive actor (so every fault hits one; default `any`: a random non-head node, as Ray's killer).
+ *
  * Invariants: every result correct and seen exactly once by the driver (no failure, no loss, no
  * duplicate); actors: per-caller order kept (no call ran before an earlier one, per incarnation); after
  * the last fault, every node alive again and available == total resources within `--settle-s`.
@@ -13,7 +16,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { availableResources, clusterResources, get, init, kill, nodes, shutdown, wait, type ObjectRef } from '@tsray/core';
+import { availableResources, clusterResources, get, init, kill, listActors, nodes, shutdown, wait, type ObjectRef } from '@tsray/core';
 import { ChaosCluster, until, type ChaosDaemon } from './cluster.js';
 import { ChaosActor, combine, expectedCombine, produce } from './workloads.js';
 
@@ -61,6 +64,7 @@ const { values: opt } = parseArgs({
     cpus: { type: 'string', default: '1' },
     'kill-every': { type: 'string', default: '5' },
     kill: { type: 'string', default: 'nodes' },
+    target: { type: 'string', default: 'any' },
     'task-ms': { type: 'string', default: '1' },
     'call-ms': { type: 'string', default: '10' },
     'death-timeout-s': { type: 'string', default: '3' },
@@ -70,6 +74,14 @@ const { values: opt } = parseArgs({
   },
 });
 
+/**
+ * A state-API poll for until(): false (try again) when the call fails, as a head too busy to answer a
+ * state call in time does on a loaded machine; the harness must not die of that.
+ */
+function poll<T>(cond: () => Promise<T>): () => Promise<T | false> {
+  return () => cond().catch(() => false as const);
+}
+
 const t0 = Date.now();
 const since = () => (Date.now() - t0) / 1000;
 const log = (...a: unknown[]) => console.log(`[chaos ${since().toFixed(1)}s]`, ...a);
@@ -77,6 +89,8 @@ const log = (...a: unknown[]) => console.log(`[chaos ${since().toFixed(1)}s]`, .
 /** Kills a random non-head daemon (or one of its workers) every `everyS` until stopped; replaces killed daemons. */
 class Killer {
   readonly faults: FaultEvent[] = [];
+  /** What went wrong injecting faults (a replacement that never came up). */
+  readonly errors: string[] = [];
   private stopped = false;
   private loop: Promise<void> | undefined;
   private readonly pending: Promise<void>[] = [];
@@ -86,6 +100,8 @@ class Killer {
     private readonly c: ChaosCluster,
     private readonly everyS: number,
     private readonly mode: string,
+    /** Nodes to pick victims from when any is live (`--target actors`: nodes hosting an alive actor). */
+    private readonly prefer?: () => Promise<Set<string>>,
   ) {}
 
   start(): void {
@@ -97,11 +113,18 @@ class Killer {
         });
         if (this.stopped) break;
         const workers = this.mode === 'workers' || (this.mode === 'both' && Math.random() < 0.5);
-        const victims = this.c.liveNodes();
+        const live = this.c.liveNodes();
+        const preferred = this.prefer ? await this.prefer().catch(() => undefined) : undefined;
+        const victims = preferred && live.some((d) => preferred.has(d.nodeId)) ? live.filter((d) => preferred.has(d.nodeId)) : live;
         if (victims.length === 0) continue;
         const v = victims[Math.floor(Math.random() * victims.length)]!;
         if (workers) this.killWorker(v);
-        else this.pending.push(this.killNode(v));
+        else
+          this.pending.push(
+            this.killNode(v).catch((e: unknown) => {
+              this.errors.push(`node kill ${v.nodeId.slice(0, 8)}: ${(e as Error).message}`);
+            }),
+          );
       }
     })();
   }
@@ -125,11 +148,17 @@ class Killer {
     const at = Date.now();
     this.c.kill(v);
     log(`killed node ${v.nodeId.slice(0, 8)}; starting a replacement`);
-    const detected = until(async () => (await nodes()).find((n) => n.nodeId === v.nodeId)?.alive === false, 60_000, 'the dead node declared dead').then(
-      () => (ev.detectedMs = Date.now() - at),
-    );
+    const detected = until(
+      poll(async () => (await nodes()).find((n) => n.nodeId === v.nodeId)?.alive === false),
+      120_000,
+      'the dead node declared dead',
+    ).then(() => (ev.detectedMs = Date.now() - at));
     const fresh = await this.c.addNode();
-    await until(async () => (await nodes()).find((n) => n.nodeId === fresh.nodeId)?.alive, 60_000, 'the replacement node alive');
+    await until(
+      poll(async () => (await nodes()).find((n) => n.nodeId === fresh.nodeId)?.alive),
+      120_000,
+      'the replacement node alive',
+    );
     ev.replacedMs = Date.now() - at;
     await detected;
     log(`node ${v.nodeId.slice(0, 8)} declared dead after ${ev.detectedMs} ms; replacement ${fresh.nodeId.slice(0, 8)} alive after ${ev.replacedMs} ms`);
@@ -144,6 +173,12 @@ class Killer {
   }
 }
 
+/**
+ * Let the event loop turn between batches of submissions: on a loaded machine one long synchronous loop
+ * would hold back this driver's heartbeats, and a driver silent for 10 s is taken as gone (its job ends).
+ */
+const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
+
 /** Waits for refs as they complete; `onValue` gets each exactly once (by index); errors are counted. */
 async function collect<T>(refs: ObjectRef<T>[], onValue: (i: number, v: T) => void, r: ChaosReport): Promise<void> {
   const index = new Map<string, number>(refs.map((ref, i) => [ref.id, i]));
@@ -151,7 +186,10 @@ async function collect<T>(refs: ObjectRef<T>[], onValue: (i: number, v: T) => vo
   let pending = refs;
   let lastProgress = Date.now();
   while (pending.length > 0) {
-    const { ready, notReady } = await wait(pending, { numReturns: Math.min(256, pending.length), timeout: 2 });
+    // A window of the oldest refs, not all of them: each wait() subscribes to what it is given.
+    const window = pending.slice(0, 1000);
+    const { ready, notReady: rest } = await wait(window, { numReturns: Math.min(64, window.length), timeout: 2 });
+    const notReady = rest.concat(pending.slice(1000));
     if (ready.length > 0) lastProgress = Date.now();
     else if (Date.now() - lastProgress > 120_000) {
       r.lost += pending.length;
@@ -185,8 +223,16 @@ async function collect<T>(refs: ObjectRef<T>[], onValue: (i: number, v: T) => vo
 async function tasksWorkload(r: ChaosReport, total: number, ms: number): Promise<void> {
   const n = Math.floor(total / 2);
   const spread = { schedulingStrategy: 'SPREAD' as const };
-  const produced = Array.from({ length: n }, (_, i) => produce.options(spread).remote(i, ms));
-  const combined = produced.map((p, i) => combine.options(spread).remote(p, produced[(i + n - 1) % n]!, ms));
+  const produced: ObjectRef<number>[] = [];
+  for (let i = 0; i < n; i++) {
+    produced.push(produce.options(spread).remote(i, ms));
+    if (i % 500 === 499) await yieldTurn();
+  }
+  const combined: ObjectRef<number>[] = [];
+  for (let i = 0; i < n; i++) {
+    combined.push(combine.options(spread).remote(produced[i]!, produced[(i + n - 1) % n]!, ms));
+    if (i % 500 === 499) await yieldTurn();
+  }
   r.submitted = 2 * n;
   const check = (want: (i: number) => number) => (i: number, v: number) => {
     if (v === want(i)) r.correct++;
@@ -208,11 +254,14 @@ async function tasksWorkload(r: ChaosReport, total: number, ms: number): Promise
 }
 
 /** Restartable actors, each called `calls / actors` times in order by this driver. */
-async function actorsWorkload(r: ChaosReport, numActors: number, calls: number, ms: number): Promise<void> {
+async function actorsWorkload(r: ChaosReport, numActors: number, calls: number, ms: number, started: () => void): Promise<void> {
   const actors = Array.from({ length: numActors }, () => ChaosActor.options({ schedulingStrategy: 'SPREAD', resources: { chaos_node: 0.001 } }).remote());
   const per = Math.floor(calls / numActors);
   await get(actors.map((a) => a.call.remote(-1, 0)));
   log(`${numActors} actors up`);
+  // Faults start once every actor exists (on a busy 2-core machine, 20 actors killed while they are
+  // first created may never all come up, which would measure start-up time, not fault tolerance).
+  started();
   const refs: ObjectRef<[number, number, string]>[] = [];
   const owner: number[] = [];
   for (let s = 0; s < per; s++) {
@@ -220,6 +269,7 @@ async function actorsWorkload(r: ChaosReport, numActors: number, calls: number, 
       refs.push(actors[a]!.call.remote(s, ms));
       owner.push(a);
     }
+    if (s % 25 === 24) await yieldTurn();
   }
   r.submitted = refs.length;
   const results: ([number, number, string] | undefined)[] = [];
@@ -254,7 +304,7 @@ async function settle(r: ChaosReport, want: number, timeoutS: number): Promise<v
   let said = at;
   try {
     await until(
-      async () => {
+      poll(async () => {
         const alive = (await nodes()).filter((n) => n.alive).length;
         const [total, avail] = await Promise.all([clusterResources(), availableResources()]);
         const same = Object.entries(total).every(([k, v]) => Math.abs((avail[k] ?? 0) - v) < 1e-9);
@@ -263,7 +313,7 @@ async function settle(r: ChaosReport, want: number, timeoutS: number): Promise<v
           log(`settling: ${alive} of ${want} nodes alive; available ${JSON.stringify(avail)} of ${JSON.stringify(total)}`);
         }
         return alive === want && same;
-      },
+      }),
       timeoutS * 1000 + 50_000,
       'available == total',
     );
@@ -271,7 +321,8 @@ async function settle(r: ChaosReport, want: number, timeoutS: number): Promise<v
     r.settled = r.settleMs <= timeoutS * 1000;
   } catch {
     r.settleMs = Date.now() - at;
-    r.firstErrors.push(`resources never settled: ${JSON.stringify(await availableResources())} of ${JSON.stringify(await clusterResources())}`);
+    const [avail, total] = await Promise.all([availableResources(), clusterResources()]).catch(() => ['?', '?']);
+    r.firstErrors.push(`resources never settled: ${JSON.stringify(avail)} of ${JSON.stringify(total)}`);
   }
 }
 
@@ -286,6 +337,13 @@ async function main(): Promise<void> {
     ...{ faults: [], runtimeS: 0, settleMs: -1, settled: false, firstErrors: [], ok: false },
   };
   let initDone = false;
+  // Interrupted: reap the cluster (its daemons do not die with this process).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopping the cluster`);
+      void c.stop(opt.keep).finally(() => process.exit(130));
+    });
+  }
   try {
     await c.startHead();
     await Promise.all(Array.from({ length: numNodes - 1 }, () => c.addNode()));
@@ -294,14 +352,18 @@ async function main(): Promise<void> {
     initDone = true;
     await until(async () => (await nodes()).filter((n) => n.alive).length === numNodes, 30_000, `${numNodes} nodes alive`);
     log(`cluster up: ${numNodes} nodes (head ${c.head.nodeId.slice(0, 8)}); workload ${opt.workload}; a ${opt.kill} kill every ${opt['kill-every']} s`);
-    const killer = new Killer(c, Number(opt['kill-every']), opt.kill!);
+    const actorNodes = async () => new Set((await listActors()).filter((a) => a.state === 'ALIVE').map((a) => a.nodeId));
+    const killer = new Killer(c, Number(opt['kill-every']), opt.kill!, opt.target === 'actors' ? actorNodes : undefined);
     const started = Date.now();
-    killer.start();
-    if (opt.workload === 'actors') await actorsWorkload(r, Number(opt.actors), Number(opt.calls), Number(opt['call-ms']));
-    else await tasksWorkload(r, Number(opt.tasks), Number(opt['task-ms']));
+    if (opt.workload === 'actors') await actorsWorkload(r, Number(opt.actors), Number(opt.calls), Number(opt['call-ms']), () => killer.start());
+    else {
+      killer.start();
+      await tasksWorkload(r, Number(opt.tasks), Number(opt['task-ms']));
+    }
     r.runtimeS = (Date.now() - started) / 1000;
     await killer.stop();
     r.faults = killer.faults;
+    r.firstErrors.push(...killer.errors);
     log(`workload done in ${r.runtimeS.toFixed(1)} s; waiting for the cluster to settle`);
     await settle(r, numNodes, Number(opt['settle-s']));
   } catch (e) {

@@ -23,7 +23,8 @@ interface ReadyInfo {
 export interface ChaosDaemon {
   readonly role: 'head' | 'node';
   readonly proc: ChildProcess;
-  readonly nodeId: string;
+  /** Its node id (empty until it is ready). */
+  nodeId: string;
   readonly exited: Promise<void>;
   /** When it was killed by the harness (ms since the epoch), if it was. */
   killedAt?: number;
@@ -59,9 +60,9 @@ export class ChaosCluster {
 
   constructor(private readonly opts: ChaosClusterOptions) {}
 
-  /** Live non-head daemons (not killed, not exited). */
+  /** Live non-head daemons (ready, not killed, not exited). */
   liveNodes(): ChaosDaemon[] {
-    return this.all.filter((d) => d.role === 'node' && d.proc.exitCode === null && d.proc.signalCode === null);
+    return this.all.filter((d) => d.role === 'node' && d.nodeId !== '' && d.proc.exitCode === null && d.proc.signalCode === null);
   }
 
   async startHead(): Promise<ChaosDaemon> {
@@ -120,6 +121,9 @@ export class ChaosCluster {
     closeSync(err);
     let done = false;
     const exited = new Promise<void>((r) => proc.once('exit', () => ((done = true), r())));
+    // Known to stop() from now on (a harness interrupted while a replacement starts reaps it too).
+    const d: ChaosDaemon = { role, proc, nodeId: '', exited };
+    this.all.push(d);
     const ready = await until(
       () => {
         if (existsSync(readyFile)) return JSON.parse(readFileSync(readyFile, 'utf8')) as ReadyInfo;
@@ -131,8 +135,7 @@ export class ChaosCluster {
     );
     if (ready.error) throw new Error(ready.error);
     if (role === 'head') this.gcsAddress = ready.gcsAddress;
-    const d: ChaosDaemon = { role, proc, nodeId: ready.nodeId, exited };
-    this.all.push(d);
+    d.nodeId = ready.nodeId;
     return d;
   }
 

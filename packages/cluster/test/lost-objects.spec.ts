@@ -8,17 +8,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, init, nodes, ObjectLostError, shutdown } from '@tsray/core';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
-import { RefMakerActor, stage } from './fixtures/lineage-fns.js';
+import { readNested, RefMakerActor, stage } from './fixtures/lineage-fns.js';
 
 describe('objects made on a node that dies (head + 2 nodes, separate processes)', () => {
   const c = new TestCluster();
   let b!: DaemonProc;
+  let third!: DaemonProc;
   let n = 0;
   const gate = () => join(c.tmp, `gate-${n++}`);
 
   beforeAll(async () => {
     await c.startHead({ numCpus: 1, nodeDeathTimeoutS: 2 });
-    [b] = await Promise.all([c.addNode({ numCpus: 2, resources: { lineageB: 1 } }), c.addNode({ numCpus: 1 })]);
+    [b, third] = await Promise.all([c.addNode({ numCpus: 2, resources: { lineageB: 1 } }), c.addNode({ numCpus: 1 })]);
     c.attachHere();
     await init({ address: 'auto' });
     await until(async () => (await nodes()).filter((x) => x.alive).length === 3, 30_000, '3 nodes alive');
@@ -38,6 +39,16 @@ describe('objects made on a node that dies (head + 2 nodes, separate processes)'
     writeFileSync(g, '');
     // Before: the driver's node never got its data (it did not exist when the reply left B); get hung.
     expect(await get(inner, { timeout: 60 })).toBe('made on B');
+  }, 90_000);
+
+  it("that ref passed on inside an argument to a task on node C is fetched there too (C asks the driver's node, which asks B)", async () => {
+    const maker = RefMakerActor.remote();
+    const g = gate();
+    const [inner] = await get(maker.taskRef.remote(g, 'passed on'));
+    const onC = { schedulingStrategy: { type: 'NODE_AFFINITY' as const, nodeId: third.ready.nodeId, soft: false } };
+    const read = readNested.options(onC).remote([inner]);
+    writeFileSync(g, '');
+    expect(await get(read, { timeout: 60 })).toEqual(['passed on', third.ready.nodeId]);
   }, 90_000);
 
   it('a large put made by an actor on B, sealed after the reply that carries its ref, is read on the driver', async () => {

@@ -113,7 +113,13 @@ export class ClusterForwarder {
       return t !== undefined && this.host.task(t) !== undefined;
     },
     subscribeAt: (nodeId, ids) => {
-      const peer = this.link?.existingPeer(nodeId);
+      // The node may only have been a client of this one so far (it pushed arguments here): connect.
+      let peer: PeerConnection | undefined;
+      try {
+        peer = this.link?.existingPeer(nodeId) ?? this.peerFor(nodeId);
+      } catch (e) {
+        logger().warn({ node: nodeId, err: (e as Error).message }, 'cannot reach the node to fetch nested objects from');
+      }
       peer?.send({ refUpdates: { add: ids } });
       peer?.send({ subscribeObjects: { objectIds: ids } });
     },
