@@ -70,6 +70,7 @@ const { values: opt } = parseArgs({
     'death-timeout-s': { type: 'string', default: '3' },
     'settle-s': { type: 'string', default: '10' },
     json: { type: 'string' },
+    'stall-s': { type: 'string', default: '120' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -82,6 +83,8 @@ function poll<T>(cond: () => Promise<T>): () => Promise<T | false> {
   return () => cond().catch(() => false as const);
 }
 
+/** No result for this long while some are pending: the rest are counted lost. */
+const stallS = Number(opt['stall-s']);
 const t0 = Date.now();
 const since = () => (Date.now() - t0) / 1000;
 const log = (...a: unknown[]) => console.log(`[chaos ${since().toFixed(1)}s]`, ...a);
@@ -112,6 +115,16 @@ class Killer {
           setTimeout(r, this.everyS * 1000);
         });
         if (this.stopped) break;
+        for (const d of this.c.exitedByThemselves()) {
+          this.faults.push({ kind: 'node', atS: since(), victim: `${d.nodeId} (exited by itself)` });
+          log(`node ${d.nodeId.slice(0, 8)} exited by itself (declared dead while alive?); starting a replacement`);
+          this.pending.push(
+            this.c.addNode().then(
+              () => undefined,
+              (e: unknown) => void this.errors.push(`replacement: ${(e as Error).message}`),
+            ),
+          );
+        }
         const workers = this.mode === 'workers' || (this.mode === 'both' && Math.random() < 0.5);
         const live = this.c.liveNodes();
         const preferred = this.prefer ? await this.prefer().catch(() => undefined) : undefined;
@@ -190,10 +203,13 @@ async function collect<T>(refs: ObjectRef<T>[], onValue: (i: number, v: T) => vo
     const window = pending.slice(0, 1000);
     const { ready, notReady: rest } = await wait(window, { numReturns: Math.min(64, window.length), timeout: 2 });
     const notReady = rest.concat(pending.slice(1000));
-    if (ready.length > 0) lastProgress = Date.now();
-    else if (Date.now() - lastProgress > 120_000) {
+    if (ready.length > 0) {
+      if (Date.now() - lastProgress > 10_000 || Math.floor((r.completed + r.failed) / 2000) !== Math.floor((r.completed + r.failed + ready.length) / 2000))
+        log(`${r.completed + r.failed + ready.length} of ${r.submitted} results in`);
+      lastProgress = Date.now();
+    } else if (Date.now() - lastProgress > stallS * 1000) {
       r.lost += pending.length;
-      r.firstErrors.push(`${pending.length} results never arrived (no progress for 120 s), e.g. ${pending[0]!.id}`);
+      r.firstErrors.push(`${pending.length} results never arrived (no progress for ${stallS} s), e.g. ${pending[0]!.id}`);
       return;
     }
     await Promise.all(

@@ -77,6 +77,15 @@ export class ChaosCluster {
 
   private gcsAddress = '';
 
+  /** Node daemons that exited without being killed by the harness (each returned once). */
+  exitedByThemselves(): ChaosDaemon[] {
+    const out = this.all.filter(
+      (d) => d.role === 'node' && d.nodeId !== '' && d.killedAt === undefined && (d.proc.exitCode !== null || d.proc.signalCode !== null),
+    );
+    for (const d of out) d.killedAt = Date.now();
+    return out;
+  }
+
   /** SIGKILL a daemon (its workers exit when their stdin pipe closes). */
   kill(d: ChaosDaemon): void {
     d.killedAt = Date.now();
