@@ -36,6 +36,7 @@ import { namesLocalDirectories } from './runtime-envs.js';
 import { ENC_ERROR, errorObject, taskIdOf } from './node-support.js';
 import { specToWire } from './task-codec.js';
 import type { Deque } from './deque.js';
+import { ObjectLocations } from './object-locations.js';
 
 /** The parts of the node's link to the cluster that the node uses (a fake in unit tests). */
 export type ClusterLinkApi = Pick<ClusterLink, 'ready' | 'gcs' | 'peer' | 'existingPeer' | 'dropPeer' | 'close'>;
@@ -106,6 +107,26 @@ export class ClusterForwarder {
   link: ClusterLinkApi | undefined;
   /** Other nodes: wire info by id. */
   readonly remoteNodes = new Map<string, tsray.v1.INodeInfo>();
+  /** Objects nested in objects from peers, to be fetched from those peers (see object-locations.ts). */
+  readonly locations = new ObjectLocations({
+    hasOrMakes: (id) => {
+      if (this.host.objects.get(id)?.data !== undefined) return true;
+      const t = taskIdOf(id);
+      return t !== undefined && this.host.task(t) !== undefined;
+    },
+    subscribeAt: (nodeId, ids) => {
+      // The node may only have been a client of this one so far (it pushed arguments here): connect.
+      let peer: PeerConnection | undefined;
+      try {
+        peer = this.link?.existingPeer(nodeId) ?? this.peerFor(nodeId);
+      } catch (e) {
+        logger().warn({ node: nodeId, err: (e as Error).message }, 'cannot reach the node to fetch nested objects from');
+      }
+      peer?.send({ refUpdates: { add: ids } });
+      peer?.send({ subscribeObjects: { objectIds: ids } });
+    },
+    seal: (id, d) => this.host.objects.seal(id, d),
+  });
   /** Tasks forwarded to each node. */
   private readonly forwarded = new Map<string, Set<TaskRecord>>();
   /** Peer nodes this node could not connect to (see peerUnreachable): never scheduled to again. */
@@ -529,6 +550,10 @@ export class ClusterForwarder {
       return;
     }
     h.objects.seal(id, d);
+    this.locations.sealed(id);
+    // Refs inside it whose data the peer did not have yet: fetch them from there (subscribed before the
+    // peer may drop the containing object, which holds them).
+    if (d.contained.length > 0) this.locations.arrivedFrom(peerId, d.contained);
     this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
     if (!t || t.remote !== peerId || t.state !== 'dispatched') return;
     if (--t.remoteLeft > 0) return;
@@ -577,6 +602,7 @@ export class ClusterForwarder {
     this.link?.dropPeer(id);
     h.peerClientGone(id, `its node died (${reason})`);
     h.transfer.dropIncomingFrom(id);
+    this.locations.nodeDied(id, reason);
     const set = this.forwarded.get(id);
     this.forwarded.delete(id);
     const inflight = [...(set ?? [])].filter((t) => t.state === 'dispatched' && t.remote === id);

@@ -37,6 +37,8 @@ export interface NodeMessageHost {
   onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined;
   /** Move an inline object into the arena (a remote client's large put). */
   toArena(d: StoredObject): StoredObject;
+  /** An object from peer node `nodeId` holds refs `contained`: fetch from there those this node lacks (object-locations.ts). */
+  nestedFromPeer(nodeId: string, contained: readonly string[]): void;
   namespaceOf(w: WorkerHandle): string;
   getActor(name: string, namespace: string | undefined): Promise<ActorInfoData>;
   killActor(actorId: string, noRestart: boolean): void;
@@ -108,11 +110,14 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
       if (data.shm) w.allocs.delete(data.shm.offset);
       if (w.remote && data.inline && data.inline.byteLength > INLINE_THRESHOLD) data = n.toArena(data);
       n.objects.seal(od.objectId!, data);
+      if (w.peerNodeId && data.contained.length > 0) n.nestedFromPeer(w.peerNodeId, data.contained);
     }
   },
   objectChunk: (n, w, { envelope, payloads }) => {
     const d = n.onChunk(w.id, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0));
-    if (d) n.objects.seal(envelope.objectChunk!.objectId ?? '', d);
+    if (!d) return;
+    n.objects.seal(envelope.objectChunk!.objectId ?? '', d);
+    if (w.peerNodeId && d.contained.length > 0) n.nestedFromPeer(w.peerNodeId, d.contained);
   },
   subscribeObjects: (n, w, { envelope }) => {
     for (const id of envelope.subscribeObjects!.objectIds ?? []) {

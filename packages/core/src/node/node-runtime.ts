@@ -672,6 +672,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */ toArena(d: StoredObject): StoredObject {
     return this.transfer.toArena(d);
   }
+  /** @internal */ nestedFromPeer(nodeId: string, contained: readonly string[]): void {
+    this.forwarder.locations.arrivedFrom(nodeId, contained);
+  }
   /** @internal */ onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined {
     return this.transfer.onChunk(from, c, payload);
   }

@@ -1,0 +1,93 @@
+/**
+ * Objects whose data lives on another node, and that node's death (issue #18, point 3), with real
+ * daemons: a head (this test process attached to it as the driver) and nodes B (`lineageB`, where the
+ * work is pinned) and C (where retries can go).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { get, init, nodes, ObjectLostError, shutdown } from '@tsray/core';
+import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
+import { readNested, RefMakerActor, stage } from './fixtures/lineage-fns.js';
+
+describe('objects made on a node that dies (head + 2 nodes, separate processes)', () => {
+  const c = new TestCluster();
+  let b!: DaemonProc;
+  let third!: DaemonProc;
+  let n = 0;
+  const gate = () => join(c.tmp, `gate-${n++}`);
+
+  beforeAll(async () => {
+    await c.startHead({ numCpus: 1, nodeDeathTimeoutS: 2 });
+    [b, third] = await Promise.all([c.addNode({ numCpus: 2, resources: { lineageB: 1 } }), c.addNode({ numCpus: 1 })]);
+    c.attachHere();
+    await init({ address: 'auto' });
+    await until(async () => (await nodes()).filter((x) => x.alive).length === 3, 30_000, '3 nodes alive');
+  }, 90_000);
+
+  afterAll(async () => {
+    await shutdown();
+    c.detachHere();
+    await c.stop();
+  }, 60_000);
+
+  it('a ref to a task made on node B, returned inside an actor reply, is fetched from B once that task ends', async () => {
+    const maker = RefMakerActor.remote();
+    expect(await get(maker.node.remote())).toBe(b.ready.nodeId);
+    const g = gate();
+    const [inner] = await get(maker.taskRef.remote(g, 'made on B'));
+    writeFileSync(g, '');
+    // Before: the driver's node never got its data (it did not exist when the reply left B); get hung.
+    expect(await get(inner, { timeout: 60 })).toBe('made on B');
+  }, 90_000);
+
+  it("that ref passed on inside an argument to a task on node C is fetched there too (C asks the driver's node, which asks B)", async () => {
+    const maker = RefMakerActor.remote();
+    const g = gate();
+    const [inner] = await get(maker.taskRef.remote(g, 'passed on'));
+    const onC = { schedulingStrategy: { type: 'NODE_AFFINITY' as const, nodeId: third.ready.nodeId, soft: false } };
+    const read = readNested.options(onC).remote([inner]);
+    writeFileSync(g, '');
+    expect(await get(read, { timeout: 60 })).toEqual(['passed on', third.ready.nodeId]);
+  }, 90_000);
+
+  it('a large put made by an actor on B, sealed after the reply that carries its ref, is read on the driver', async () => {
+    const maker = RefMakerActor.remote();
+    const [ref] = await get(maker.putRef.remote(4, 7));
+    const buf = await get(ref, { timeout: 60 });
+    expect(buf.length).toBe(4 * 1024 * 1024);
+    expect(buf[0]).toBe(7);
+    expect(buf[buf.length - 1]).toBe(7);
+  }, 90_000);
+
+  it('B dies: a 3-stage pipeline on B still ends right (last stage re-run on C); a ref B never sent is ObjectLostError naming it', async () => {
+    const onB = { schedulingStrategy: { type: 'NODE_AFFINITY' as const, nodeId: b.ready.nodeId, soft: true } };
+    const s1 = stage.options(onB).remote('x', 's1', '');
+    const s2 = stage.options(onB).remote(s1, 's2', '');
+    expect((await get([s1, s2])).map((r) => r[1])).toEqual([b.ready.nodeId, b.ready.nodeId]);
+    const g = gate();
+    const s3 = stage.options(onB).remote(s2, 's3', g);
+    // A ref to a task of B's own (B owns its lineage), still running when B dies.
+    const maker = RefMakerActor.remote();
+    const [inner] = await get(maker.taskRef.remote(gate(), 'never'));
+    await until(
+      async () => (await nodes()).find((x) => x.nodeId === b.ready.nodeId)!.resourcesAvailable['CPU'] === 0,
+      30_000,
+      's3 and the inner task running on B',
+    );
+    b.proc.kill('SIGKILL');
+    await until(async () => (await nodes()).find((x) => x.nodeId === b.ready.nodeId)?.alive === false, 30_000, 'B declared dead');
+    writeFileSync(g, '');
+    const [out, where] = await get(s3, { timeout: 60 });
+    expect(out).toBe('x>s1>s2>s3');
+    expect(where).not.toBe(b.ready.nodeId);
+    const err = await get(inner, { timeout: 60 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ObjectLostError);
+    expect((err as ObjectLostError).objectId).toBe(inner.id);
+    expect((err as Error).message).toContain(`node ${b.ready.nodeId} died`);
+    expect((err as Error).message).toMatch(/made by task t\S+, owned by that node.*not rebuilt/);
+  }, 120_000);
+});
