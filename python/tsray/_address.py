@@ -40,6 +40,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def env_token() -> str | None:
+    """The cluster token from the environment: ``TSRAY_TOKEN``, else the file ``TSRAY_TOKEN_FILE`` names.
+
+    Job entrypoints get ``TSRAY_TOKEN_FILE`` (the session's 0600 token file) instead of the token itself.
+    """
+    token = os.environ.get("TSRAY_TOKEN")
+    if token:
+        return token
+    path = os.environ.get("TSRAY_TOKEN_FILE")
+    return (Path(path).read_text(encoding="utf-8").strip() or None) if path else None
+
+
 def _local_token(address: str) -> str | None:
     """The token file of this machine's cluster when ``address`` is its node."""
     path = Path(_tmpdir()) / "tsray" / "current.json"

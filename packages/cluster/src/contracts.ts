@@ -27,8 +27,19 @@ export interface DaemonConfig {
   role: 'head' | 'node';
   /** Session directory of this machine's cluster processes (`<tmp>/tsray/session-…`), logs under `logs/`. */
   sessionDir: string;
-  /** Cluster token (every connection proves it with an HMAC handshake; never sent in clear). */
-  token: string;
+  /**
+   * Cluster token (every connection proves it with an HMAC handshake; never sent in clear). `tsray
+   * start` leaves it out: the configuration is the daemon's argv, which every local user can read in
+   * /proc; the daemon reads `tokenFile` (0600) instead.
+   */
+  token?: string;
+  /** The file holding the token (default `<sessionDir>/token`), read when `token` is not given. */
+  tokenFile?: string;
+  /** Head only: interface of the jobs HTTP API / dashboard (`--dashboard-host`, default 127.0.0.1); beyond loopback it speaks TLS only. */
+  dashboardHost?: string;
+  /** Head only: PEM certificate and key files of the HTTP API's TLS (default: a self-signed certificate made at start). */
+  dashboardCert?: string;
+  dashboardKey?: string;
   /** Head only: GCS port (default 6380; 0 = pick a free one). */
   port?: number;
   /** Head only: jobs HTTP API / dashboard port (default 8265; 0 = pick a free one). */
@@ -73,6 +84,8 @@ export interface ReadyInfo {
   gcsAddress: string;
   /** Head only: `http://host:port` of the jobs HTTP API. */
   dashboardUrl?: string;
+  /** Head with an https HTTP API: the SHA-256 fingerprint of its certificate (clients on this machine pin it). */
+  dashboardFingerprint?: string;
   /** This node's local socket (drivers on this machine attach here). */
   nodeSocket: string;
   /** Optional (added by the CLI helper): this node's tcp address `host:port` that other nodes and drivers reach; `tsray start` prints it (else `nodeSocket`). */

@@ -12,7 +12,7 @@ import { AuthenticationError, ConnectionError, DriverCodeInWorkerError, RuntimeS
 import { tsray } from '@tsray/protocol';
 import { askHead } from './cluster/head-query.js';
 import { WorkerRuntime } from './worker/worker-runtime.js';
-import { config } from './config.js';
+import { config, configuredToken } from './config.js';
 import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
 import { resolveNodeGpus } from './gpus.js';
@@ -232,7 +232,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   const s = state();
   const fromEnv = config().address;
   let target = address === 'auto' && fromEnv ? fromEnv : address;
-  let token = options.token ?? config().token;
+  let token = options.token ?? configuredToken();
   let remote = false;
   const file = join(tmpdir(), 'tsray', 'current.json');
   let cur: { address: string; pid: number; nodeId: string; sessionDir: string; tokenFile?: string; gcsAddress?: string } | undefined;

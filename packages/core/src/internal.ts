@@ -10,7 +10,17 @@ export type { TaskEvent } from './node/task-timeline.js';
 export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
 export { TokenVerifier, makeTokenProof } from './auth.js';
 export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';
-export { config, overrideConfig, resetConfig, validateConfig, parseConfig, CONFIG_VARIABLES, type TsrayConfig, type ConfigVariable } from './config.js';
+export {
+  config,
+  configuredToken,
+  overrideConfig,
+  resetConfig,
+  validateConfig,
+  parseConfig,
+  CONFIG_VARIABLES,
+  type TsrayConfig,
+  type ConfigVariable,
+} from './config.js';
 export { errorCodeOf } from './peer-memory.js';
 export { Outbox } from './outbox.js';
 export { UnregisteredPeers } from './unregistered-peers.js';

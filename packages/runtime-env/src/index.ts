@@ -28,7 +28,7 @@ export { packJobCode, codeFingerprint, codeMatcher, hasJobCodeInPlace, validateJ
 export type { JobCode } from './code-package.js';
 export { RuntimeEnvAgent } from './agent.js';
 export type { RuntimeEnvAgentOptions, ResolvedRuntimeEnv, PreparedRuntimeEnv, RuntimeEnvProgress, RuntimeEnvAgentStats, ResourceKind } from './agent.js';
-export { findUv, type PipInstaller } from './installers.js';
+export { findUv, redactCredentials, runCommand, withoutSecrets, type PipInstaller } from './installers.js';
 export { workerLaunchSettings, NPM_HOOK_REGISTER_PATH } from './worker.js';
 export type { WorkerLaunchSettings } from './worker.js';
 export { progressPrinter } from './progress.js';
