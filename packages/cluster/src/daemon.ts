@@ -5,9 +5,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, hostname, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
-import { config as tsrayConfig, NodeRuntime, resolveNodeGpus, retireSession, type MetricSeries, type NodeHardware } from '@tsray/core/internal';
+import {
+  ensureRuntimeDir,
+  config as tsrayConfig,
+  NodeRuntime,
+  resolveNodeGpus,
+  retireSession,
+  type MetricSeries,
+  type NodeHardware,
+} from '@tsray/core/internal';
 import type {
   ActorState,
   ClusterStatus,
@@ -40,9 +48,9 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function writeAtomic(file: string, text: string, mode?: number): void {
+function writeAtomic(file: string, text: string, mode = 0o600): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, mode !== undefined ? { mode } : {});
+  writeFileSync(tmp, text, { mode });
   renameSync(tmp, file);
 }
 
@@ -75,13 +83,12 @@ function nodeResources(config: DaemonConfig): { resources: Record<string, number
 }
 
 /**
- * Write `$TMPDIR/tsray/current.json` so drivers on this machine find the cluster with
+ * Write `<runtime dir>/current.json` (this user's 0700 `$TMPDIR/tsray-<uid>`) so drivers on this machine find the cluster with
  * `init({ address: 'auto' })`. The head's node wins; another node takes the file only when no live
  * cluster process has it. Returns the file's path.
  */
 function publishCurrent(role: DaemonConfig['role'], entry: { pid: number } & Record<string, unknown>): string {
-  const root = join(tmpdir(), 'tsray');
-  mkdirSync(root, { recursive: true });
+  const root = ensureRuntimeDir();
   const current = join(root, 'current.json');
   let taken = false;
   try {
@@ -104,8 +111,8 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       : await nodeAddressFor({ headAddress: config.headAddress ?? '', host: config.host, nodeIpAddress: config.nodeIpAddress });
   const nodeId = randomBytes(8).toString('hex');
   const nodeDir = join(config.sessionDir, `node-${nodeId.slice(0, 8)}`);
-  mkdirSync(join(config.sessionDir, 'logs'), { recursive: true });
-  mkdirSync(nodeDir, { recursive: true });
+  mkdirSync(join(config.sessionDir, 'logs'), { recursive: true, mode: 0o700 });
+  mkdirSync(nodeDir, { recursive: true, mode: 0o700 });
   const tokenFile = config.tokenFile ?? join(config.sessionDir, 'token');
   const token = config.token ?? readToken(tokenFile);
   if (!existsSync(tokenFile)) writeAtomic(tokenFile, token, 0o600);

@@ -56,6 +56,7 @@ export {
   AuthenticationError,
   PlacementGroupError,
   SocketPathTooLongError,
+  UnsafeRuntimeDirError,
   ConfigError,
   registerErrorClass,
 } from './errors.js';

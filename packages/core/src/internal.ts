@@ -10,6 +10,7 @@ export type { TaskEvent } from './node/task-timeline.js';
 export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
 export { TokenVerifier, makeTokenProof } from './auth.js';
 export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';
+export { ensureRuntimeDir, readPrivateFile, runtimeDir } from './runtime-dir.js';
 export {
   config,
   configuredToken,

@@ -268,8 +268,8 @@ interface SpawnedDaemon {
 
 /** Start the daemon detached, its output appended to `outLog` / `errLog`. */
 function spawnDaemon(script: string, config: DaemonConfig, outLog: string, errLog: string): SpawnedDaemon {
-  const outFd = openSync(outLog, 'a');
-  const errFd = openSync(errLog, 'a');
+  const outFd = openSync(outLog, 'a', 0o600);
+  const errFd = openSync(errLog, 'a', 0o600);
   const child = (() => {
     try {
       return spawn(process.execPath, [script, JSON.stringify(config)], {
