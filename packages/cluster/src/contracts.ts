@@ -25,7 +25,7 @@ export type DemandState = PendingDemand;
 export interface DaemonConfig {
   /** `head` runs the GCS, the jobs HTTP API and a node; `node` joins a head. */
   role: 'head' | 'node';
-  /** Session directory of this machine's cluster processes (`<tmp>/tsray/session-…`), logs under `logs/`. */
+  /** Session directory of this machine's cluster processes (`<tmp>/tsray-<uid>/session-…`), logs under `logs/`. */
   sessionDir: string;
   /**
    * Cluster token (every connection proves it with an HMAC handshake; never sent in clear). `tsray

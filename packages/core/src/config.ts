@@ -222,7 +222,7 @@ export const CONFIG_VARIABLES = {
     setBy: 'user',
     readBy: ['ts'],
     parse: nonNegativeInt,
-    doc: "How many finished `init()` sessions keep their logs (`<tmp>/tsray/session-*/logs`, as Ray's `/tmp/ray/session_*`); older ones are removed.",
+    doc: "How many finished `init()` sessions keep their logs (`<tmp>/tsray-<uid>/session-*/logs`, as Ray's `/tmp/ray/session_*`); older ones are removed.",
   }),
   transferChunkBytes: variable('TSRAY_TRANSFER_CHUNK_BYTES', {
     type: 'integer > 0 (bytes)',
@@ -279,7 +279,7 @@ export const CONFIG_VARIABLES = {
     setBy: 'user',
     readBy: ['ts'],
     parse: text,
-    doc: 'Cache of built runtime environments, shared by the processes of a machine (default `$TMPDIR/tsray/runtime_resources`).',
+    doc: 'Cache of built runtime environments, shared by the processes of a machine (default `$TMPDIR/tsray-<uid>/runtime_resources`).',
   }),
   runtimeEnvCacheBytes: variable('TSRAY_RUNTIME_ENV_CACHE_BYTES', {
     type: 'integer > 0 (bytes)',

@@ -56,7 +56,7 @@ const LINGER_MS = 10_000;
 
 /**
  * The environments of one node. The agent's cache is shared by the node's processes:
- * `TSRAY_RUNTIME_ENV_DIR` (default `$TMPDIR/tsray/runtime_resources`); installer options from
+ * `TSRAY_RUNTIME_ENV_DIR` (default `$TMPDIR/tsray-<uid>/runtime_resources`); installer options from
  * `TSRAY_RUNTIME_ENV_PIP_ARGS` / `TSRAY_RUNTIME_ENV_NPM_ARGS` (JSON arrays), cap
  * `TSRAY_RUNTIME_ENV_CACHE_BYTES`, installer `TSRAY_RUNTIME_ENV_INSTALLER` (auto | uv | pip).
  */
