@@ -184,12 +184,18 @@ def test_init_registers_as_a_driver_and_heartbeats_then_says_goodbye(node: Scrip
 
 def test_init_auto_reads_current_json(node: ScriptedNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    (tmp_path / "tsray").mkdir()
-    cur = tmp_path / "tsray" / "current.json"
+    rt = tmp_path / f"tsray-{os.getuid()}"
+    rt.mkdir(mode=0o700)
+    cur = rt / "current.json"
     cur.write_text(json.dumps({"address": node.address, "pid": os.getpid()}))
     c = tsray.init()
     assert c.address == node.address
     tsray.shutdown()
+    # A runtime directory open to other users is not trusted (anyone could have written current.json).
+    rt.chmod(0o755)
+    with pytest.raises(tsray.ConnectionError, match="no tsray cluster is running"):
+        tsray.init("auto")
+    rt.chmod(0o700)
     cur.write_text(json.dumps({"address": node.address, "pid": 2**22 + 12345}))  # no such process
     with pytest.raises(tsray.ConnectionError, match="no tsray cluster is running"):
         tsray.init("auto")

@@ -171,7 +171,7 @@ def test_init_starts_a_local_cluster_with_its_resources_when_none_runs(tmp_path:
         "r = ray.cluster_resources()\n"
         "print('resources', r['CPU'], r['GPU'], ray.get(dev.remote()) in ('0', '1'))\n"
         "import json, os\n"
-        "print('head', json.load(open(os.path.join(os.environ['TMPDIR'], 'tsray', 'current.json')))['pid'])\n",
+        "print('head', json.load(open(os.path.join(os.environ['TMPDIR'], f'tsray-{os.getuid()}', 'current.json')))['pid'])\n",
         encoding="utf-8",
     )
     out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)

@@ -2,7 +2,7 @@
 
 Drivers run as real processes (:meth:`TsrayCluster.run_driver`): a script file in a temp folder,
 ``python script.py`` with the cluster's TMPDIR (``tsray.init()`` finds it through
-``$TMPDIR/tsray/current.json``, as a user's script does).
+``$TMPDIR/tsray-<uid>/current.json``, as a user's script does).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class TsrayCluster:
         self.env.pop("TSRAY_TOKEN", None)
         args = ["--head", "--port", "0", "--dashboard-port", "0", "--num-cpus", str(num_cpus), "--num-gpus", str(num_gpus)]
         self._cli("start", *args, timeout=90)
-        self.info = json.loads((tmp / "tsray" / "current.json").read_text(encoding="utf-8"))
+        self.info = json.loads((tmp / f"tsray-{os.getuid()}" / "current.json").read_text(encoding="utf-8"))
 
     def _cli(self, *args: str, timeout: float) -> str:
         out = subprocess.run(

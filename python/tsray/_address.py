@@ -1,6 +1,6 @@
 """Where a Python client driver connects: cluster address resolution (:func:`resolve_address`).
 
-``'auto'`` reads ``$TMPDIR/tsray/current.json`` (written by the TypeScript driver that started a
+``'auto'`` reads ``$TMPDIR/tsray-<uid>/current.json`` (written by the TypeScript driver that started a
 cluster on this machine); ``host:port`` of a cluster's head attaches to this machine's node of that
 cluster, or, when there is none, asks the head (GCS) for its node over TCP, proving the cluster token
 (:func:`_cluster_entry`). Used by :class:`tsray.client.Client`.
@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -40,11 +42,47 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def runtime_dir() -> Path:
+    """This user's tsray runtime directory, ``$TMPDIR/tsray-<uid>`` (as TypeScript's ``runtimeDir()``)."""
+    return Path(_tmpdir()) / f"tsray-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+
+
+def read_current() -> dict[str, Any] | None:
+    """``current.json`` of the runtime directory, read only when the directory is this user's, not a
+    link and closed to others (0700), and the file is a regular file of this user: another local user
+    who made the directory first cannot point ``address='auto'`` elsewhere."""
+    d = runtime_dir()
+    try:
+        st = os.lstat(d)
+        me = os.getuid() if hasattr(os, "getuid") else st.st_uid
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me or st.st_mode & 0o077:
+            return None
+        f = d / "current.json"
+        fst = os.lstat(f)
+        if not stat.S_ISREG(fst.st_mode) or fst.st_uid != me:
+            return None
+        cur = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cur if isinstance(cur, dict) else None
+
+
+def env_token() -> str | None:
+    """The cluster token from the environment: ``TSRAY_TOKEN``, else the file ``TSRAY_TOKEN_FILE`` names.
+
+    Job entrypoints get ``TSRAY_TOKEN_FILE`` (the session's 0600 token file) instead of the token itself.
+    """
+    token = os.environ.get("TSRAY_TOKEN")
+    if token:
+        return token
+    path = os.environ.get("TSRAY_TOKEN_FILE")
+    return (Path(path).read_text(encoding="utf-8").strip() or None) if path else None
+
+
 def _local_token(address: str) -> str | None:
     """The token file of this machine's cluster when ``address`` is its node."""
-    path = Path(_tmpdir()) / "tsray" / "current.json"
+    cur = read_current() or {}
     try:
-        cur = json.loads(path.read_text(encoding="utf-8"))
         if cur.get("address") == address and cur.get("tokenFile"):  # the node this client attaches to
             return Path(cur["tokenFile"]).read_text(encoding="utf-8").strip()
     except (OSError, ValueError, AttributeError):
@@ -88,16 +126,13 @@ def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> 
 
 
 def resolve_address(address: str) -> str:
-    """``'auto'`` -> the address in ``$TMPDIR/tsray/current.json``; ``host:port`` -> ``tcp://host:port``."""
+    """``'auto'`` -> the address in ``$TMPDIR/tsray-<uid>/current.json``; ``host:port`` -> ``tcp://host:port``."""
     if address == "auto" and os.environ.get("TSRAY_ADDRESS"):
         # As Ray honours RAY_ADDRESS: an explicit cluster address in the environment wins.
         address = os.environ["TSRAY_ADDRESS"]
     if address == "auto":
-        path = Path(_tmpdir()) / "tsray" / "current.json"
-        try:
-            cur = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            cur = None
+        path = runtime_dir() / "current.json"
+        cur = read_current()
         if not isinstance(cur, dict) or not cur.get("address") or not _pid_alive(int(cur.get("pid", 0) or 0)):
             raise ConnectionError(
                 f"init(address='auto'): no tsray cluster is running on this machine (looked in {path}); "
@@ -108,11 +143,7 @@ def resolve_address(address: str) -> str:
         return address
     if ":" in address:
         # host:port of a cluster's head (GCS): attach to this machine's node of that cluster.
-        path = Path(_tmpdir()) / "tsray" / "current.json"
-        try:
-            cur = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            cur = None
+        cur = read_current()
         want = address.removeprefix("tcp://").replace("localhost:", "127.0.0.1:")
         if isinstance(cur, dict) and str(cur.get("gcsAddress", "")).replace("localhost:", "127.0.0.1:") == want and _pid_alive(int(cur.get("pid", 0) or 0)):
             return str(cur["address"])

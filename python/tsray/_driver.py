@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import zmq
 
-from ._address import _cluster_entry, _local_token, resolve_address
+from ._address import _cluster_entry, _local_token, env_token, resolve_address
 from ._objects import INLINE_THRESHOLD, Arena, ArenaError, object_value
 from .errors import ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, ObjectStoreFullError, TsrayError
 from .protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
@@ -113,7 +113,7 @@ class Client:
         #: The driver's code root, sent to Python workers (tsray._submit.CODE_ROOT_VAR).
         self.code_root = code_root
         if token is None:
-            token = os.environ.get("TSRAY_TOKEN") or _local_token(self.address)
+            token = env_token() or _local_token(self.address)
         self.remote = self.address.startswith("remote://")
         if self.remote:
             self.address = _cluster_entry(self.address.removeprefix("remote://"), token, connect_timeout)

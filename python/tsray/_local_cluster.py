@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ._address import _pid_alive, _tmpdir
+from ._address import _pid_alive, read_current, runtime_dir
 from .errors import ConnectionError
 
 __all__ = ["LocalCluster", "running_local_cluster", "find_cli"]
@@ -32,11 +32,8 @@ STOP_GRACE_S = 10.0
 
 
 def running_local_cluster() -> bool:
-    """Whether this machine has a live cluster in ``$TMPDIR/tsray/current.json``."""
-    try:
-        cur = json.loads((Path(_tmpdir()) / "tsray" / "current.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    """Whether this machine has a live cluster in this user's ``$TMPDIR/tsray-<uid>/current.json``."""
+    cur = read_current()
     return isinstance(cur, dict) and bool(cur.get("address")) and _pid_alive(int(cur.get("pid", 0) or 0))
 
 
@@ -124,7 +121,9 @@ class LocalCluster:
         out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
         if out.returncode != 0:
             raise ConnectionError(f"tsray.init(): could not start a local cluster ({' '.join(args)}):\n{out.stdout}{out.stderr}")
-        cur = json.loads((Path(_tmpdir()) / "tsray" / "current.json").read_text(encoding="utf-8"))
+        cur = read_current()
+        if cur is None:
+            raise ConnectionError(f"tsray.init(): the local cluster started, but {runtime_dir() / 'current.json'} is missing or not this user's")
         self.pid = int(cur["pid"])
         self.address = str(cur["address"])
         # The head's own log files (its stdout / stderr): the session folder above the node's.

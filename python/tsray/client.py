@@ -83,7 +83,7 @@ def init(
     new local one started with ``num_cpus`` / ``num_gpus`` / ``resources`` and stopped at shutdown,
     see :mod:`tsray._local_cluster`), ``'local'`` (always a new local cluster), ``'auto'`` (the
     cluster ``tsray start`` or a TypeScript driver on this machine started, from
-    ``$TMPDIR/tsray/current.json``), ``'ipc://...'``, ``'tcp://host:port'`` or ``'host:port'``.
+    ``$TMPDIR/tsray-<uid>/current.json``), ``'ipc://...'``, ``'tcp://host:port'`` or ``'host:port'``.
     ``namespace``: where ``get_actor`` looks up names and named actors are created (default
     ``anon-<job id>``). ``runtime_env``: the job's (Ray's keys: pip, env_vars, working_dir,
     py_modules, excludes), merged into each Python task's and actor's. Raises

@@ -31,10 +31,21 @@ export type DemandState = PendingDemand;
 export interface DaemonConfig {
   /** `head` runs the GCS, the jobs HTTP API and a node; `node` joins a head. */
   role: 'head' | 'node';
-  /** Session directory of this machine's cluster processes (`<tmp>/tsray/session-…`), logs under `logs/`. */
+  /** Session directory of this machine's cluster processes (`<tmp>/tsray-<uid>/session-…`), logs under `logs/`. */
   sessionDir: string;
-  /** Cluster token (every connection proves it with an HMAC handshake; never sent in clear). */
-  token: string;
+  /**
+   * Cluster token (every connection proves it with an HMAC handshake; never sent in clear). `tsray
+   * start` leaves it out: the configuration is the daemon's argv, which every local user can read in
+   * /proc; the daemon reads `tokenFile` (0600) instead.
+   */
+  token?: string;
+  /** The file holding the token (default `<sessionDir>/token`), read when `token` is not given. */
+  tokenFile?: string;
+  /** Head only: interface of the jobs HTTP API / dashboard (`--dashboard-host`, default 127.0.0.1); beyond loopback it speaks TLS only. */
+  dashboardHost?: string;
+  /** Head only: PEM certificate and key files of the HTTP API's TLS (default: a self-signed certificate made at start). */
+  dashboardCert?: string;
+  dashboardKey?: string;
   /** Head only: GCS port (default 6380; 0 = pick a free one). */
   port?: number;
   /** Head only: jobs HTTP API / dashboard port (default 8265; 0 = pick a free one). */
@@ -89,6 +100,8 @@ export interface ReadyInfo {
   gcsStorage?: string;
   /** Head only: the cluster's id (kept in the GCS store: the same after a head restart). */
   clusterId?: string;
+  /** Head with an https HTTP API: the SHA-256 fingerprint of its certificate (clients on this machine pin it). */
+  dashboardFingerprint?: string;
   /** This node's local socket (drivers on this machine attach here). */
   nodeSocket: string;
   /** Optional (added by the CLI helper): this node's tcp address `host:port` that other nodes and drivers reach; `tsray start` prints it (else `nodeSocket`). */

@@ -5,9 +5,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
-import { config as tsrayConfig, NodeRuntime, resolveNodeGpus, retireSession, type MetricSeries, type NodeHardware } from '@tsray/core/internal';
+import {
+  ensureRuntimeDir,
+  config as tsrayConfig,
+  NodeRuntime,
+  resolveNodeGpus,
+  retireSession,
+  type MetricSeries,
+  type NodeHardware,
+} from '@tsray/core/internal';
 import type {
   ActorState,
   ClusterStatus,
@@ -28,6 +36,7 @@ import { GcsServer, type ActorEntry } from './gcs.js';
 import { type GcsStorage, openGcsStorage } from './gcs-storage.js';
 import { JobManager } from './jobs/job-manager.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
+import { loadTls, selfSignedTls, type ApiTls } from './http/tls.js';
 import { ClusterMetrics, type MetricsSource } from './metrics/cluster-metrics.js';
 import { logger } from './logger.js';
 import { firstExternalIpv4, isBindAll, isLoopback, nodeAddressFor } from './node-address.js';
@@ -43,9 +52,9 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-function writeAtomic(file: string, text: string, mode?: number): void {
+function writeAtomic(file: string, text: string, mode = 0o600): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, mode !== undefined ? { mode } : {});
+  writeFileSync(tmp, text, { mode });
   renameSync(tmp, file);
 }
 
@@ -78,13 +87,12 @@ function nodeResources(config: DaemonConfig): { resources: Record<string, number
 }
 
 /**
- * Write `$TMPDIR/tsray/current.json` so drivers on this machine find the cluster with
+ * Write `<runtime dir>/current.json` (this user's 0700 `$TMPDIR/tsray-<uid>`) so drivers on this machine find the cluster with
  * `init({ address: 'auto' })`. The head's node wins; another node takes the file only when no live
  * cluster process has it. Returns the file's path.
  */
 function publishCurrent(role: DaemonConfig['role'], entry: { pid: number } & Record<string, unknown>): string {
-  const root = join(tmpdir(), 'tsray');
-  mkdirSync(root, { recursive: true });
+  const root = ensureRuntimeDir();
   const current = join(root, 'current.json');
   let taken = false;
   try {
@@ -102,14 +110,14 @@ function publishCurrent(role: DaemonConfig['role'], entry: { pid: number } & Rec
  * The head's GCS, its tables in the store `--storage` names (Redis), else in the on-disk log of the
  * session directory: a head restarted with the same store reloads the cluster.
  */
-async function startGcs(config: DaemonConfig, host: string): Promise<GcsServer> {
+async function startGcs(config: DaemonConfig, host: string, token: string): Promise<GcsServer> {
   const storage: GcsStorage = await openGcsStorage(config.storage ?? join(config.sessionDir, 'gcs', 'store.jsonl'));
   try {
     return await GcsServer.start({
       storage,
       host,
       port: config.port ?? 6380,
-      token: config.token,
+      token,
       nodeDeathTimeoutMs: (config.nodeDeathTimeoutS ?? 3) * 1000,
       ...(config.maxFrameBytes ? { maxFrameBytes: config.maxFrameBytes } : {}),
     });
@@ -128,15 +136,16 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       : await nodeAddressFor({ headAddress: config.headAddress ?? '', host: config.host, nodeIpAddress: config.nodeIpAddress });
   const nodeId = randomBytes(8).toString('hex');
   const nodeDir = join(config.sessionDir, `node-${nodeId.slice(0, 8)}`);
-  mkdirSync(join(config.sessionDir, 'logs'), { recursive: true });
-  mkdirSync(nodeDir, { recursive: true });
-  const tokenFile = join(config.sessionDir, 'token');
-  if (!existsSync(tokenFile)) writeAtomic(tokenFile, config.token, 0o600);
+  mkdirSync(join(config.sessionDir, 'logs'), { recursive: true, mode: 0o700 });
+  mkdirSync(nodeDir, { recursive: true, mode: 0o700 });
+  const tokenFile = config.tokenFile ?? join(config.sessionDir, 'token');
+  const token = config.token ?? readToken(tokenFile);
+  if (!existsSync(tokenFile)) writeAtomic(tokenFile, token, 0o600);
   const { resources, gpuIds, store } = nodeResources(config);
   let gcs: GcsServer | undefined;
   let gcsAddress = config.headAddress ?? '';
   if (config.role === 'head') {
-    gcs = await startGcs(config, host);
+    gcs = await startGcs(config, host, token);
     gcsAddress = `${adv}:${gcs.address.split(':').pop()}`;
   }
   let stopping: Promise<void> | undefined;
@@ -156,7 +165,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       prefaultBytes: 0,
       namespace: 'default',
       python: defaultPython(),
-      token: config.token,
+      token,
       tcp: { host, port: 0, advertise: adv },
       // The head's own node reaches the GCS on the interface it is bound to (loopback for a bind-all host).
       gcsAddress: config.role === 'head' ? `${isBindAll(host) ? '127.0.0.1' : host}:${gcs!.address.split(':').pop()}` : gcsAddress,
@@ -177,26 +186,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     throw e;
   }
   const nodeAddress = node.tcpAddress;
-  let jobs: JobManager | undefined;
-  let api: HttpApi | undefined;
-  let metrics: ClusterMetrics | undefined;
-  if (gcs) {
-    const g = gcs;
-    jobs = new JobManager({
-      logDir: join(config.sessionDir, 'logs'),
-      env: { TSRAY_ADDRESS: gcsAddress, TSRAY_TOKEN: config.token },
-      logger: logger(),
-      onChange: (id, info) => void g.service.persistJob(id, info).catch((err: Error) => logger().warn({ submissionId: id, err }, 'a job row was not stored')),
-    });
-    jobs.restore(g.service.restoredJobs());
-    const j = jobs;
-    g.service.listJobs = () => j.list();
-    const state = headState(g);
-    metrics = new ClusterMetrics(state, nodeMetricsOf(g), { SessionName: basename(config.sessionDir) });
-    api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state, logger: logger(), metrics, ...logFileOpt() });
-  }
-  const dashboardUrl = api ? api.url.replace('0.0.0.0', adv) : undefined;
-  if (gcs && dashboardUrl) gcs.service.dashboardUrl = dashboardUrl;
+  const { jobs, api, tls, metrics, dashboardUrl } = gcs ? await startHeadServices(config, gcs, gcsAddress, token, tokenFile) : {};
   if (gcs && !isBindAll(host) && !isLoopback(host)) gcs.refuseLoopbackNodes = true;
   const ready: ReadyInfo = {
     role: config.role,
@@ -205,6 +195,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     gcsAddress,
     ...(dashboardUrl ? { dashboardUrl } : {}),
     ...(gcs ? { gcsStorage: gcs.storageDescription, clusterId: gcs.clusterId } : {}),
+    ...(tls ? { dashboardFingerprint: tls.fingerprint } : {}),
     nodeSocket: node.address,
     nodeAddress,
     sessionDir: config.sessionDir,
@@ -231,6 +222,67 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
       })()),
   };
   return d;
+}
+
+/** The head's jobs manager, `/metrics` and HTTP API (TLS beyond loopback); the GCS learns the dashboard's URL. */
+async function startHeadServices(
+  config: DaemonConfig,
+  gcs: GcsServer,
+  gcsAddress: string,
+  token: string,
+  tokenFile: string,
+): Promise<{ jobs: JobManager; api: HttpApi; tls: ApiTls | undefined; metrics: ClusterMetrics; dashboardUrl: string }> {
+  // Entrypoints find the token in its 0600 file: the token itself stays out of their environment.
+  const jobs = new JobManager({
+    logDir: join(config.sessionDir, 'logs'),
+    env: { TSRAY_ADDRESS: gcsAddress, TSRAY_TOKEN_FILE: tokenFile },
+    logger: logger(),
+    // Job rows are GCS state: stored, so a restarted head lists the same jobs.
+    onChange: (id, info) => void gcs.service.persistJob(id, info).catch((err: Error) => logger().warn({ submissionId: id, err }, 'a job row was not stored')),
+  });
+  jobs.restore(gcs.service.restoredJobs());
+  gcs.service.listJobs = () => jobs.list();
+  const state = headState(gcs);
+  const metrics = new ClusterMetrics(state, nodeMetricsOf(gcs), { SessionName: basename(config.sessionDir) });
+  const apiHost = config.dashboardHost ?? '127.0.0.1';
+  const tls = await apiTls(config, apiHost);
+  const api = await startHttpApi({
+    host: apiHost,
+    port: config.dashboardPort ?? 8265,
+    token,
+    jobs,
+    state,
+    logger: logger(),
+    metrics,
+    ...logFileOpt(),
+    ...(tls ? { tls } : {}),
+  });
+  const dashboardUrl = api.url.replace('0.0.0.0', advertised(apiHost));
+  // Over the GCS (a token-proved connection) the URL carries its certificate's fingerprint, so
+  // `tsray status --address HEAD:6380` on another machine pins it: `https://…#sha256=AA:BB:…`.
+  gcs.service.dashboardUrl = tls ? `${dashboardUrl}#sha256=${tls.fingerprint}` : dashboardUrl;
+  return { jobs, api, tls, metrics, dashboardUrl };
+}
+
+/** The token in `file` (written 0600 by `tsray start`); the daemon's argv never holds it. */
+function readToken(file: string): string {
+  const t = readFileSync(file, 'utf8').trim();
+  if (!t) throw new Error(`the cluster token file ${file} is empty`);
+  return t;
+}
+
+/**
+ * TLS of the HTTP API: none on loopback; beyond it the user's certificate (`--dashboard-cert` and
+ * `--dashboard-key`) or a self-signed one for the addresses clients use (its fingerprint goes to the
+ * ready file and `tsray start` prints it).
+ */
+async function apiTls(config: DaemonConfig, apiHost: string): Promise<ApiTls | undefined> {
+  if (config.dashboardCert !== undefined || config.dashboardKey !== undefined) {
+    if (!config.dashboardCert || !config.dashboardKey) throw new Error('--dashboard-cert and --dashboard-key go together');
+    return loadTls(config.dashboardCert, config.dashboardKey);
+  }
+  if (isLoopback(apiHost)) return undefined;
+  return selfSignedTls([advertised(apiHost), ...(isBindAll(apiHost) ? ['127.0.0.1'] : [apiHost]), 'localhost', hostname()]);
 }
 
 /** `{ logFile }`: the file this process's stderr (its log) goes to, when it is a file (`tsray start` points it at `<session>/logs/head-<n>.err`). */

@@ -120,7 +120,7 @@ describe('tsray job / status / list (CLI against a test HTTP API)', () => {
   it('a wrong token and an unreachable head are clear errors', async () => {
     const wrong = await tsray(['job', 'list'], { ...env, TSRAY_TOKEN: 'wrong' });
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toMatch(/HTTP 401: invalid token/);
+    expect(wrong.stderr).toMatch(/HTTP 401: invalid API key/);
     const viaFlag = await tsray(['job', 'list', '--token', TOKEN, '--address', api.url], { TMPDIR: tmp.dir });
     expect(viaFlag.code, viaFlag.stderr).toBe(0);
     const down = await tsray(['job', 'list', '--address', 'http://127.0.0.1:1'], env);

@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, FAKE_DAEMON, tsray } from './fixtures/cli.js';
 import { alive, freePort, tempDir, until } from './fixtures/util.js';
 
+/** This user's runtime directory under a test's TMPDIR. */
+const RT = `tsray-${process.getuid?.()}`;
+
 describe('tsray start / status / stop', () => {
   let tmp: ReturnType<typeof tempDir>;
   let env: Record<string, string>;
@@ -50,8 +53,8 @@ describe('tsray start / status / stop', () => {
       );
     expect(m, head.stdout).not.toBeNull();
     const [, gcs, , sessionDir] = m as unknown as [string, string, string, string];
-    expect(sessionDir.startsWith(join(tmp.dir, 'tsray', 'session-'))).toBe(true);
-    expect(readlinkSync(join(tmp.dir, 'tsray', 'session_latest'))).toBe(sessionDir);
+    expect(sessionDir.startsWith(join(tmp.dir, RT, 'session-'))).toBe(true);
+    expect(readlinkSync(join(tmp.dir, RT, 'session_latest'))).toBe(sessionDir);
     expect(statSync(join(sessionDir, 'token')).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(sessionDir, 'token'), 'utf8').trim()).toMatch(/^[0-9a-f]{64}$/);
     const headReady = JSON.parse(readFileSync(join(sessionDir, 'head-0.ready.json'), 'utf8'));
@@ -95,14 +98,14 @@ describe('tsray start / status / stop', () => {
     const job2 = await tsray(['job', 'submit', '--', 'echo addr=$TSRAY_ADDRESS'], env);
     expect(job2.stdout).toContain(`addr=${gcs}\n`); // one argument = a command line
 
-    expect(existsSync(join(tmp.dir, 'tsray', 'current.json'))).toBe(true);
+    expect(existsSync(join(tmp.dir, RT, 'current.json'))).toBe(true);
     const stop = await tsray(['stop', '--grace', '5'], env);
     expect(stop.code, stop.stderr).toBe(0);
     expect(stop.stdout).toBe(
       `Stopped head (pid ${headReady.pid}) of ${sessionDir}\nStopped node (pid ${nodeReady.pid}) of ${sessionDir}\nStopped 2 tsray processes.\n`,
     );
     expect(alive(headReady.pid) || alive(nodeReady.pid)).toBe(false);
-    expect(existsSync(join(tmp.dir, 'tsray', 'current.json'))).toBe(false);
+    expect(existsSync(join(tmp.dir, RT, 'current.json'))).toBe(false);
     expect(readFileSync(join(sessionDir, 'logs', 'head-0.err'), 'utf8')).toContain('fake daemon stopped');
     expect(readdirSync(sessionDir).filter((f) => f.endsWith('.ready.json') || f.endsWith('.pid'))).toEqual([]);
 
@@ -171,8 +174,8 @@ describe('tsray start / status / stop', () => {
       expect(r.stdout).toMatch(
         new RegExp(`^tsray runtime started\\. Address: ${host.replaceAll('.', '\\.')}:6380 {2}Dashboard: http://${host.replaceAll('.', '\\.')}:8265\n`),
       );
-      const session = readdirSync(join(own.dir, 'tsray')).find((d) => d.startsWith('session-'))!;
-      const headReady = JSON.parse(readFileSync(join(own.dir, 'tsray', session, 'head-0.ready.json'), 'utf8'));
+      const session = readdirSync(join(own.dir, RT)).find((d) => d.startsWith('session-'))!;
+      const headReady = JSON.parse(readFileSync(join(own.dir, RT, session, 'head-0.ready.json'), 'utf8'));
       expect((await tsray(['stop'], ownEnv)).code).toBe(0);
       await until(() => !alive(headReady.pid), 10_000, 'the head to stop');
     } finally {

@@ -20,6 +20,7 @@ import { type ActorHandle, get, init, placementGroup, shutdown, type ObjectRef }
 import { ensureTinyModel, LLMEngine } from '@tsray/vllm-bridge';
 import { tsray } from './fixtures/cli.js';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
+import { apiKeyFor } from '../src/http/api-key.js';
 import { Counter, Doomed, failing, GpuHolder, heldTask, impossible, noop } from './fixtures/dashboard-fns.js';
 
 /** The system browser (Debian's chromium; `.ci/run` installs it). TSRAY_CHROMIUM overrides. */
@@ -52,7 +53,7 @@ describe('web dashboard in a headless browser', () => {
   let gpuActor: ReturnType<ReturnType<typeof GpuHolder.options>['remote']>;
 
   async function api(path: string, init: RequestInit = {}): Promise<Response> {
-    return fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${c.token}`, ...(init.headers ?? {}) } });
+    return fetch(`${base}${path}`, { ...init, headers: { authorization: `Bearer ${apiKeyFor(c.token)}`, ...(init.headers ?? {}) } });
   }
 
   /** Open a page by its hash and wait until it rendered with `text` in it; save its screenshot (as `shot`.png). */
@@ -124,7 +125,7 @@ describe('web dashboard in a headless browser', () => {
     browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'] });
     page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 800 });
-    const entry = await page.goto(`${base}/dashboard?token=${encodeURIComponent(c.token)}`, { waitUntil: 'domcontentloaded' });
+    const entry = await page.goto(`${base}/dashboard?token=${encodeURIComponent(apiKeyFor(c.token))}`, { waitUntil: 'domcontentloaded' });
     expect(entry?.status()).toBe(200);
     expect(page.url()).toBe(`${base}/dashboard/`);
   }, 300_000);
@@ -298,9 +299,12 @@ describe('web dashboard in a headless browser', () => {
       expect((await fetch(`${base}${r}`, { headers: { authorization: 'Bearer wrong-token' } })).status, r).toBe(401);
     }
     expect((await fetch(`${base}/dashboard?token=wrong-token`, { redirect: 'manual' })).status).toBe(401);
+    // The cluster token is not the dashboard's key (the key is derived from it, HKDF).
+    expect((await fetch(`${base}/dashboard?token=${encodeURIComponent(c.token)}`, { redirect: 'manual' })).status).toBe(401);
+    expect((await fetch(`${base}/dashboard/api/overview`, { headers: { authorization: `Bearer ${c.token}` } })).status).toBe(401);
     // The dashboard's cookie is no key to the Jobs API (a cross-site form must not submit jobs).
-    expect((await fetch(`${base}/api/jobs/`, { headers: { cookie: `tsray_dashboard=${c.token}` } })).status).toBe(401);
-    expect((await fetch(`${base}/dashboard/api/overview`, { headers: { cookie: `tsray_dashboard=${c.token}` } })).status).toBe(200);
+    expect((await fetch(`${base}/api/jobs/`, { headers: { cookie: `tsray_dashboard=${apiKeyFor(c.token)}` } })).status).toBe(401);
+    expect((await fetch(`${base}/dashboard/api/overview`, { headers: { cookie: `tsray_dashboard=${apiKeyFor(c.token)}` } })).status).toBe(200);
     // With the token the same routes answer (events is a stream: only its status is read).
     for (const r of routes.filter((x) => x !== '/dashboard/api/events')) expect((await api(r, { redirect: 'manual' })).status, r).toBeLessThan(400);
     // A fresh browser profile (no cookie) gets 401 for the page.
@@ -309,7 +313,7 @@ describe('web dashboard in a headless browser', () => {
     const res = await p2.goto(`${base}/dashboard/`);
     expect(res?.status()).toBe(401);
     // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (layout-aware) is what a user sees
-    expect(await p2.evaluate(() => document.body.innerText)).toContain('needs the cluster token');
+    expect(await p2.evaluate(() => document.body.innerText)).toContain('needs the cluster API key');
     await ctx.close();
   });
 });

@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiKeyFor } from '../src/http/api-key.js';
 import { startHttpApi, type HttpApi } from '../src/http/server.js';
 import { JobManager } from '../src/jobs/job-manager.js';
 import { fakeState } from './fixtures/state.js';
@@ -13,7 +14,7 @@ const TOKEN = 'test-token-log-path';
 
 function getJson(url: string): Promise<{ status: number; body: { error: string } }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { headers: { authorization: `Bearer ${TOKEN}` }, agent: false }, (res) => {
+    const req = request(url, { headers: { authorization: `Bearer ${apiKeyFor(TOKEN)}` }, agent: false }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += String(c)));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PortInUseError } from '../src/errors.js';
+import { apiKeyFor } from '../src/http/api-key.js';
 import { HttpApiClient } from '../src/http/client.js';
 import { HttpApiError } from '../src/http/errors.js';
 import { startHttpApi, type HttpApi } from '../src/http/server.js';
@@ -24,7 +25,7 @@ interface Answer {
 function call(url: string, method: string, path: string, opts: { token?: string | null; body?: string } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
-    if (opts.token !== null) headers['authorization'] = `Bearer ${opts.token ?? TOKEN}`;
+    if (opts.token !== null) headers['authorization'] = `Bearer ${opts.token ?? apiKeyFor(TOKEN)}`;
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     const req = request(url + path, { method, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -68,7 +69,7 @@ describe('HTTP API', () => {
     expect(r.json()).toMatchObject({ version: '1', tsray_version: '0.1.0' });
   });
 
-  it('401 on a missing or wrong token, on every route, logged once per client and reason', async () => {
+  it('401 on a missing or wrong API key, or the cluster token itself, on every route, logged once per client and reason', async () => {
     const routes: [string, string][] = [
       ['GET', '/api/version'],
       ['GET', '/api/jobs/'],
@@ -83,14 +84,17 @@ describe('HTTP API', () => {
     for (const [m, p] of routes) {
       const missing = await call(api.url, m, p, { token: null });
       expect(missing.status, `${m} ${p}`).toBe(401);
-      expect(missing.json().error).toMatch(/^missing token: send "Authorization: Bearer <token>"/);
+      expect(missing.json().error).toMatch(/^missing API key: send "Authorization: Bearer <API key>"/);
       expect(missing.headers['www-authenticate']).toBe('Bearer realm="tsray"');
       const wrong = await call(api.url, m, p, { token: 'nope' });
       expect(wrong.status).toBe(401);
-      expect(wrong.json().error).toMatch(/^invalid token/);
+      expect(wrong.json().error).toMatch(/^invalid API key/);
+      const token = await call(api.url, m, p, { token: TOKEN });
+      expect(token.status).toBe(401);
+      expect(token.json().error).toMatch(/^the cluster token is not the API key/);
     }
     const warnings = logLines.filter((l) => l.includes('rejected an HTTP API request'));
-    expect(warnings).toHaveLength(2);
+    expect(warnings).toHaveLength(3);
   });
 
   it('400 on malformed bodies, with a message', async () => {

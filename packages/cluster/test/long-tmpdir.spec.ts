@@ -62,7 +62,7 @@ describe('long TMPDIR (real processes)', () => {
       const head = await tsray(['start', '--head', '--port', '0', '--dashboard-port', '0', '--num-cpus', '1'], { TMPDIR: tmp }, 60_000);
       expect(head.stderr).toBe('');
       expect(head.code).toBe(0);
-      expect(head.stdout).toContain(`Session: ${tmp}/tsray/session-`);
+      expect(head.stdout).toContain(`Session: ${tmp}/tsray-${process.getuid?.()}/session-`);
 
       const attached = await driver(['auto'], envWith(tmp));
       expect(attached.error).toBeUndefined();
@@ -84,7 +84,7 @@ describe('long TMPDIR (real processes)', () => {
       const embedded = await driver(['local'], envWith(tmp));
       expect(embedded.error).toBeUndefined();
       expect(embedded.taskNode).toBe(embedded.info.nodeId);
-      expect(String(embedded.info.sessionDir).startsWith(`${tmp}/tsray/session-`)).toBe(true);
+      expect(String(embedded.info.sessionDir).startsWith(`${tmp}/tsray-${process.getuid?.()}/session-`)).toBe(true);
       expect(existsSync(String(embedded.info.address).replace(/^ipc:\/\//, ''))).toBe(false); // removed by shutdown()
 
       const stop = await tsray(['stop'], { TMPDIR: tmp });

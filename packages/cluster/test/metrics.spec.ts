@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Counter, Gauge, get, Histogram, init, kill, placementGroup, removePlacementGroup, shutdown, ValidationError } from '@tsray/core';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
+import { apiKeyFor } from '../src/http/api-key.js';
 import { holdUntil, RemoteHolder, work } from './fixtures/metric-fns.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -74,14 +75,14 @@ describe('head /metrics', () => {
     await c.stop();
   }, 60_000);
 
-  it('needs the cluster token', async () => {
+  it('needs the API key derived from the cluster token', async () => {
     expect((await fetchText(url, undefined)).status).toBe(401);
     expect((await fetchText(url, 'wrong-token')).status).toBe(401);
   });
 
   it("parses with prometheus_client, under Ray's names, with a task's Counter, Gauge and Histogram and their tags", async () => {
     expect(await get([work.remote(3, 'parse'), work.remote(4, 'parse'), work.remote(5, 'emit')])).toEqual([3, 4, 5]);
-    const { status, body } = await fetchText(url, c.token);
+    const { status, body } = await fetchText(url, apiKeyFor(c.token));
     expect(status).toBe(200);
     const samples = await parseWithPrometheus(body);
     const families = new Set(samples.map((s) => s.family));
@@ -117,7 +118,7 @@ describe('head /metrics', () => {
     const pg = placementGroup([{ CPU: 0.1 }], { name: 'metrics-pg' });
     await get(pg.ready());
     const scrape = async () => {
-      const samples = await parseWithPrometheus((await fetchText(url, c.token)).body);
+      const samples = await parseWithPrometheus((await fetchText(url, apiKeyFor(c.token))).body);
       return (name: string, labels: Record<string, string>) =>
         samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
     };

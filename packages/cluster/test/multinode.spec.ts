@@ -29,6 +29,7 @@ import {
 } from '@tsray/core';
 import { ensureTinyModel } from '@tsray/vllm-bridge';
 import { TestCluster, until } from './fixtures/cluster-harness.js';
+import { apiKeyFor } from '../src/http/api-key.js';
 import { bundleWhere, digest, holdUntilGate, readFromWorkingDir, GpuActor, makeBig, Named, onNode2, slowOnSpot, SpotActor, whereAmI } from './fixtures/fns.js';
 
 const run = promisify(execFile);
@@ -316,7 +317,7 @@ describe('multi-node cluster (head + 3 node managers, separate processes)', () =
     const long = await run(process.execPath, [CLI, 'job', 'submit', '--no-wait', '--', 'sleep 600'], { env, timeout: 60_000 });
     const id = /'(tsraysubmit_[A-Za-z0-9]+)'/.exec(long.stdout)![1]!;
     const url = c.head.ready.dashboardUrl!;
-    const auth = { authorization: `Bearer ${c.token}` };
+    const auth = { authorization: `Bearer ${apiKeyFor(c.token)}` };
     await until(
       async () => ((await (await fetch(`${url}/api/jobs/${id}`, { headers: auth })).json()) as { status: string }).status === 'RUNNING',
       10_000,

@@ -186,7 +186,7 @@ function livePids(machineDir: string): number[] {
       return [];
     }
   };
-  const root = join(machineDir, 'tsray');
+  const root = join(machineDir, `tsray-${process.getuid?.()}`);
   const sessions = ls(root).filter((s) => s.startsWith('session-'));
   const pids = sessions.flatMap((s) =>
     ls(join(root, s))

@@ -8,6 +8,7 @@
  * {@link validateConfig} reads them all, for entry points that want to fail fast.
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { setMaxPackageBytesSource } from '@tsray/runtime-env';
 import { ConfigError } from './errors.js';
 
@@ -119,6 +120,14 @@ export const CONFIG_VARIABLES = {
     parse: text,
     doc: 'Cluster token (proved, never sent) for `init()`, the CLI and workers; the node passes it to its workers. Never logged.',
   }),
+  tokenFile: variable('TSRAY_TOKEN_FILE', {
+    type: 'path',
+    default: none,
+    setBy: 'user',
+    readBy: ['ts', 'python'],
+    parse: text,
+    doc: 'File holding the cluster token (mode 0600), read when `TSRAY_TOKEN` is not set: job entrypoints get it from the job manager instead of the token itself, which stays out of their environment.',
+  }),
   connectTimeoutMs: variable('TSRAY_CONNECT_TIMEOUT_MS', {
     type: 'integer > 0 (ms)',
     default: 10_000,
@@ -150,6 +159,14 @@ export const CONFIG_VARIABLES = {
     readBy: ['ts'],
     parse: text,
     doc: "Jobs HTTP API the `tsray job …` commands talk to (default: this machine's running head).",
+  }),
+  dashboardFingerprint: variable('TSRAY_DASHBOARD_FINGERPRINT', {
+    type: 'SHA-256 fingerprint',
+    default: none,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: text,
+    doc: "The head's HTTP API certificate the `tsray job …` commands accept over https (`AA:BB:…`, printed by `tsray start --head`; default: the local head's, from its session).",
   }),
   headLostTimeoutS: variable('TSRAY_HEAD_LOST_TIMEOUT_S', {
     type: 'number > 0 (s)',
@@ -205,7 +222,7 @@ export const CONFIG_VARIABLES = {
     setBy: 'user',
     readBy: ['ts'],
     parse: nonNegativeInt,
-    doc: "How many finished `init()` sessions keep their logs (`<tmp>/tsray/session-*/logs`, as Ray's `/tmp/ray/session_*`); older ones are removed.",
+    doc: "How many finished `init()` sessions keep their logs (`<tmp>/tsray-<uid>/session-*/logs`, as Ray's `/tmp/ray/session_*`); older ones are removed.",
   }),
   transferChunkBytes: variable('TSRAY_TRANSFER_CHUNK_BYTES', {
     type: 'integer > 0 (bytes)',
@@ -262,7 +279,7 @@ export const CONFIG_VARIABLES = {
     setBy: 'user',
     readBy: ['ts'],
     parse: text,
-    doc: 'Cache of built runtime environments, shared by the processes of a machine (default `$TMPDIR/tsray/runtime_resources`).',
+    doc: 'Cache of built runtime environments, shared by the processes of a machine (default `$TMPDIR/tsray-<uid>/runtime_resources`).',
   }),
   runtimeEnvCacheBytes: variable('TSRAY_RUNTIME_ENV_CACHE_BYTES', {
     type: 'integer > 0 (bytes)',
@@ -511,3 +528,11 @@ export function validateConfig(): TsrayConfig {
 
 // runtime-env cannot import this module (core depends on it): it asks for its cap through this source.
 setMaxPackageBytesSource(() => config().runtimeEnvMaxPackageBytes);
+
+/** The cluster token from the environment: `TSRAY_TOKEN`, else the content of `TSRAY_TOKEN_FILE`, else undefined. */
+export function configuredToken(): string | undefined {
+  const c = config();
+  if (c.token) return c.token;
+  if (!c.tokenFile) return undefined;
+  return readFileSync(c.tokenFile, 'utf8').trim() || undefined;
+}

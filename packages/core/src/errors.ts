@@ -446,6 +446,22 @@ export class SocketPathTooLongError extends TsrayError {
   }
 }
 
+/**
+ * This user's tsray runtime directory (`<tmp>/tsray-<uid>`: sessions with the token, `current.json`,
+ * the runtime-env cache) exists but is not this user's private directory: a link, another user's, or
+ * open to others. tsray refuses to use it (someone else could read the token, redirect
+ * `address: 'auto'` or plant a runtime env); remove it, or set TMPDIR to a directory of your own.
+ */
+export class UnsafeRuntimeDirError extends TsrayError {
+  override name = 'UnsafeRuntimeDirError';
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`refusing to use the tsray runtime directory ${path}: ${reason}; remove it (or set TMPDIR to a directory of your own)`);
+  }
+}
+
 /** A placement group operation failed: removed twice, unknown group, bundle index out of range. */
 export class PlacementGroupError extends TsrayError {
   override name = 'PlacementGroupError';

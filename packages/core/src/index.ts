@@ -59,6 +59,7 @@ export {
   AuthenticationError,
   PlacementGroupError,
   SocketPathTooLongError,
+  UnsafeRuntimeDirError,
   ConfigError,
   registerErrorClass,
 } from './errors.js';

@@ -4,15 +4,16 @@
  */
 import { processAlive } from './node/node-support.js';
 import { pruneSessions, retireSession } from './node/session-logs.js';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir, totalmem } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AuthenticationError, ConnectionError, DriverCodeInWorkerError, RuntimeStateError, ValidationError } from './errors.js';
 import { tsray } from '@tsray/protocol';
 import { askHead } from './cluster/head-query.js';
 import { WorkerRuntime } from './worker/worker-runtime.js';
-import { config } from './config.js';
+import { config, configuredToken } from './config.js';
+import { ensureRuntimeDir, readPrivateFile, runtimeDir } from './runtime-dir.js';
 import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
 import { resolveNodeGpus } from './gpus.js';
@@ -110,6 +111,13 @@ function checkAmount(name: string, v: unknown, integer = false): number | undefi
   return v;
 }
 
+/** Write `file` through a temporary file and a rename (inside the 0700 runtime directory: no one else can swap it). */
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
 /**
  * Finished sessions keep their logs (the newest TSRAY_SESSIONS_KEPT); a session of this process is
  * live while it is the running one (a process may init() again after shutdown()).
@@ -173,7 +181,8 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
   for (const [k, v] of Object.entries(labels)) {
     if (typeof v !== 'string') throw new ValidationError(`labels.${k}`, `init(): labels.${k} must be a string, got ${typeof v}`);
   }
-  const root = join(tmpdir(), 'tsray');
+  // This user's 0700 runtime directory (UnsafeRuntimeDirError when another user made it).
+  const root = ensureRuntimeDir();
   cleanStale(root);
   let shmFree = Infinity;
   try {
@@ -186,7 +195,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
     checkAmount('objectStoreMemory', options.objectStoreMemory, true) ??
     Math.max(75 * 1024 * 1024, Math.min(Math.floor(totalmem() * 0.3), Math.floor(shmFree * 0.95), 200e9));
   const sessionDir = join(root, `session-${Date.now()}-${process.pid}`);
-  mkdirSync(sessionDir, { recursive: true });
+  mkdirSync(sessionDir, { recursive: true, mode: 0o700 });
   const nodeId = randomBytes(8).toString('hex');
   const jobId = randomBytes(4).toString('hex');
   const namespace = options.namespace ?? `anon-${jobId}`;
@@ -214,8 +223,8 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
     // Other drivers on this machine find the cluster with init({ address: 'auto' }); the token file
     // is readable by this user only.
     const tokenFile = join(sessionDir, 'token');
-    writeFileSync(tokenFile, node.token, { mode: 0o600 });
-    writeFileSync(join(root, 'current.json'), JSON.stringify({ address: node.address, pid: process.pid, nodeId, sessionDir, tokenFile }));
+    writeFileSync(tokenFile, node.token, { mode: 0o600, flag: 'wx' });
+    writeAtomic(join(root, 'current.json'), JSON.stringify({ address: node.address, pid: process.pid, nodeId, sessionDir, tokenFile }));
   } catch (e) {
     rmSync(sessionDir, { recursive: true, force: true });
     throw e;
@@ -232,12 +241,12 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   const s = state();
   const fromEnv = config().address;
   let target = address === 'auto' && fromEnv ? fromEnv : address;
-  let token = options.token ?? config().token;
+  let token = options.token ?? configuredToken();
   let remote = false;
-  const file = join(tmpdir(), 'tsray', 'current.json');
   let cur: { address: string; pid: number; nodeId: string; sessionDir: string; tokenFile?: string; gcsAddress?: string } | undefined;
   try {
-    cur = JSON.parse(readFileSync(file, 'utf8'));
+    // Only from this user's private runtime directory: another user's current.json is not trusted.
+    cur = JSON.parse(readPrivateFile('current.json') ?? '');
     if (cur && !processAlive(cur.pid)) cur = undefined;
   } catch {
     /* none */
@@ -252,7 +261,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   if (target === 'auto') {
     if (!cur) {
       throw new ConnectionError(
-        `init({ address: 'auto' }): no tsray cluster is running on this machine (looked in ${file}); start one with init() in another process or with "tsray start --head"`,
+        `init({ address: 'auto' }): no tsray cluster is running on this machine (looked in ${join(runtimeDir(), 'current.json')}, read only when that directory is this user's and closed to others); start one with init() in another process or with "tsray start --head"`,
       );
     }
     target = cur.address;
@@ -361,7 +370,7 @@ export async function shutdown(): Promise<void> {
     retireSession(dir);
     info = undefined;
     pruneFinishedSessions(dirname(dir));
-    const cur = join(tmpdir(), 'tsray', 'current.json');
+    const cur = join(runtimeDir(), 'current.json');
     try {
       if ((JSON.parse(readFileSync(cur, 'utf8')) as { pid: number }).pid === process.pid) rmSync(cur, { force: true });
     } catch {

@@ -12,7 +12,18 @@ export type { EngineReport, EngineRow } from './node/engine-stats.js';
 export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
 export { TokenVerifier, makeTokenProof } from './auth.js';
 export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';
-export { config, overrideConfig, resetConfig, validateConfig, parseConfig, CONFIG_VARIABLES, type TsrayConfig, type ConfigVariable } from './config.js';
+export { ensureRuntimeDir, readPrivateFile, runtimeDir } from './runtime-dir.js';
+export {
+  config,
+  configuredToken,
+  overrideConfig,
+  resetConfig,
+  validateConfig,
+  parseConfig,
+  CONFIG_VARIABLES,
+  type TsrayConfig,
+  type ConfigVariable,
+} from './config.js';
 export { errorCodeOf } from './peer-memory.js';
 export { Outbox } from './outbox.js';
 export { UnregisteredPeers } from './unregistered-peers.js';

@@ -21,12 +21,12 @@ import { existsSync, readdirSync, readFileSync, statSync, unlinkSync } from 'nod
 import { copyFile, lstat, mkdir, readdir, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CodeDependencies, codeDependencies, hasJobCodeInPlace, type JobCode, npmCiCommand, sha256File, stageCodeDependencies } from './code-package.js';
-import { RuntimeEnvSetupError } from './errors.js';
+import { RuntimeEnvSetupError, UnsafeArchiveError } from './errors.js';
 import { findNpm, findUv, npmInstallCommand, pipInstallCommand, progressFromLine, runCommand, type PipInstaller } from './installers.js';
 import { acquireFileLock, type FileLockHandle, KeyedMutex } from './lock.js';
 import { logger } from './logger.js';
 import { packDirectory } from './pack.js';
-import { unpackArchive } from './pack.js';
+import { unpackArchive } from './unpack.js';
 import { canonicalJson, hashText, PACKAGE_URI, type NormalizedRuntimeEnv } from './spec.js';
 
 /** An environment with local directories replaced by package hashes: what a node needs to build it. */
@@ -478,10 +478,16 @@ export class RuntimeEnvAgent {
       const got = await sha256File(archive);
       if (got !== sha256) {
         await rm(archive, { force: true }); // not what was published: fetch again next time
-        throw new RuntimeEnvSetupError({ field, message: `package ${hash}: archive sha256 ${got} is not the published ${sha256}`, output: '' });
+        throw new UnsafeArchiveError('hash-mismatch', field, archive, undefined, `has sha256 ${got}, not the published ${sha256}`);
       }
     }
-    await unpackArchive(archive, tmp, field);
+    try {
+      // The archive is named by its content hash: content that is not that package is refused.
+      await unpackArchive(archive, tmp, field, { expectedHash: hash });
+    } catch (e) {
+      if (e instanceof UnsafeArchiveError) await rm(archive, { force: true }); // not what was published: fetch again next time
+      throw e;
+    }
   }
 
   private async pipInstall(

@@ -73,3 +73,38 @@ export class RuntimeEnvSetupError extends RuntimeEnvError {
     return { field: this.field, message: this.reason, output: this.output, ...(this.logFile ? { logFile: this.logFile } : {}) };
   }
 }
+
+/** Why an archive was refused (see {@link UnsafeArchiveError}). */
+export type UnsafeArchiveKind =
+  | 'outside'
+  | 'symlink-escape'
+  | 'through-symlink'
+  | 'duplicate'
+  | 'unsupported-entry'
+  | 'too-large'
+  | 'too-many-entries'
+  | 'hash-mismatch';
+
+/**
+ * A package archive (workingDir, pyModules, a job's code) was refused while it was fetched or
+ * unpacked: an entry outside the destination (`../`, an absolute path), a symbolic link leading out
+ * of it or a write through one, a duplicate, hard-link, device or sparse entry, more bytes or entries
+ * than the caps, or content that is not what its name (content hash / sha256) says. Nothing is kept
+ * of the half-unpacked folder and nothing is written outside it. A RuntimeEnvSetupError, so callers
+ * that handle setup failures handle this one too.
+ */
+export class UnsafeArchiveError extends RuntimeEnvSetupError {
+  override name = 'UnsafeArchiveError';
+  constructor(
+    /** What was wrong. */
+    readonly kind: UnsafeArchiveKind,
+    field: string,
+    /** The archive file. */
+    readonly archive: string,
+    /** The entry's name inside the archive, when one entry was at fault. */
+    readonly entry: string | undefined,
+    detail: string,
+  ) {
+    super({ field, message: `refused archive ${archive}: ${entry !== undefined ? `entry ${JSON.stringify(entry)} ` : ''}${detail}`, output: '' });
+  }
+}

@@ -56,6 +56,25 @@ export interface CommandResult {
   output: string;
 }
 
+/**
+ * `scheme://user:password@host` → `scheme://***@host` in `text`: an index URL with credentials
+ * (`pip --index-url https://user:pass@…`, `npm --registry`) never reaches a log file or an error.
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s:@'"]+(?::[^/\s@'"]*)?@/gi, '$1***@');
+}
+
+/**
+ * The environment without tsray's secrets (`TSRAY_TOKEN`, `TSRAY_*_TOKEN*`, `TSRAY_*KEY*`): installers
+ * and other commands a node runs for a runtime env run package code (setup scripts, build backends)
+ * that has no business with the cluster token.
+ */
+export function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) if (!/^TSRAY_(.*_)?(TOKEN|KEY|SECRET)/i.test(k)) out[k] = v;
+  return out;
+}
+
 /** Options of runCommand. */
 export interface RunOptions {
   cwd?: string;
@@ -74,9 +93,14 @@ export function runCommand(cmd: string, args: readonly string[], opts: RunOption
     if (opts.logFile) {
       try {
         mkdirSync(dirname(opts.logFile), { recursive: true });
-        log = createWriteStream(opts.logFile, { flags: 'a' });
+        log = createWriteStream(opts.logFile, { flags: 'a', mode: 0o600 });
         log.on('error', () => undefined);
-        log.write(`$ ${[cmd, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' ')}\n`);
+        log.write(
+          `$ ${[cmd, ...args]
+            .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)))
+            .map(redactCredentials)
+            .join(' ')}\n`,
+        );
       } catch {
         log = undefined;
       }
@@ -85,9 +109,9 @@ export function runCommand(cmd: string, args: readonly string[], opts: RunOption
     let partial = '';
     let timedOut = false;
     let settled = false;
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: withoutSecrets(opts.env ?? process.env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const onData = (chunk: Buffer) => {
-      const s = chunk.toString('utf8');
+      const s = redactCredentials(chunk.toString('utf8'));
       log?.write(s);
       tail = (tail + s).slice(-TAIL);
       if (opts.onLine) {

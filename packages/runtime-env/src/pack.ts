@@ -6,13 +6,13 @@
  */
 /// <reference path="./tar-stream.d.ts" />
 import { createHash } from 'node:crypto';
-import { type Stats, createReadStream, createWriteStream, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { type Stats, createWriteStream, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { RuntimeEnvSetupError, RuntimeEnvValidationError } from './errors.js';
+import { RuntimeEnvValidationError } from './errors.js';
 import { DEFAULT_EXCLUDES, ExcludeMatcher } from './excludes.js';
 
 /** Default cap of a packed directory's file bytes (100 MiB). */
@@ -139,8 +139,8 @@ export interface PackedPackage {
   bytes: number;
 }
 
-/** One entry's contribution to a package hash (the same in hashing and packing). */
-function hashEntry(h: ReturnType<typeof createHash>, e: PackEntry, buf: Buffer | undefined): void {
+/** One entry's contribution to a package hash (the same in hashing, packing and verifying an unpacked archive). */
+export function hashEntry(h: ReturnType<typeof createHash>, e: PackEntry, buf: Buffer | undefined): void {
   h.update(`${e.rel}\0${e.type}\0${e.executable ? 'x' : '-'}\0`);
   if (e.type === 'file') {
     h.update(`${buf!.length}\0`);
@@ -148,7 +148,8 @@ function hashEntry(h: ReturnType<typeof createHash>, e: PackEntry, buf: Buffer |
   } else if (e.type === 'symlink') h.update(`${e.linkTarget}\0`);
 }
 
-function packageHash(h: ReturnType<typeof createHash>): string {
+/** The package name (`pkg_<hex>`) of a finished entry hash. */
+export function packageHash(h: ReturnType<typeof createHash>): string {
   return `pkg_${h.digest('hex').slice(0, 32)}`;
 }
 
@@ -202,75 +203,8 @@ export async function packDirectory(path: string, outDir: string, options: PackO
   return { hash, archivePath, bytes };
 }
 
-/** True when a folder between `root` (excluded) and `target` (excluded) is a symbolic link. */
-function throughSymlink(root: string, target: string): boolean {
-  let dir = dirname(target);
-  while (dir !== root && dir.startsWith(root + sep)) {
-    try {
-      if (lstatSync(dir).isSymbolicLink()) return true;
-    } catch {
-      /* not made yet */
-    }
-    dir = dirname(dir);
-  }
-  return false;
-}
-
 function entry(pack: tar.Pack, header: tar.Headers, buf?: Buffer): Promise<void> {
   return new Promise((res, rej) => {
     pack.entry(header, buf ?? Buffer.alloc(0), (err) => (err ? rej(err) : res()));
   });
-}
-
-/**
- * Unpack an archive made by packDirectory into `dest` (created). Entries that would land outside
- * `dest` are refused. Throws RuntimeEnvSetupError naming `field`.
- */
-export async function unpackArchive(archivePath: string, dest: string, field = 'workingDir'): Promise<void> {
-  const root = resolve(dest);
-  await mkdir(root, { recursive: true });
-  const extract = tar.extract();
-  const fail = (msg: string) => new RuntimeEnvSetupError({ field, message: `cannot unpack ${archivePath}: ${msg}`, output: '' });
-  const inside = (p: string) => p === root || p.startsWith(root + sep);
-  extract.on('entry', (header, stream, next) => {
-    const target = resolve(root, header.name);
-    const refuse = (why: string) => {
-      stream.resume();
-      next(fail(`entry ${JSON.stringify(header.name)} ${why}`));
-    };
-    if (header.name.startsWith('/') || header.name.split('/').includes('..') || !inside(target)) return refuse('points outside the destination');
-    // A symlink may only point inside the destination, and nothing is written through one (an
-    // earlier entry could have made `dir` a link to elsewhere, then `dir/file` would land there).
-    if (header.type === 'symlink' && (isAbsolute(header.linkname ?? '') || !inside(resolve(dirname(target), header.linkname ?? ''))))
-      return refuse(`is a link to ${JSON.stringify(header.linkname)}, outside the destination`);
-    if (throughSymlink(root, target)) return refuse('would be written through a symbolic link');
-    const done = (err?: unknown) => next(err ? (err as Error) : undefined);
-    if (header.type === 'directory') {
-      stream.resume();
-      mkdir(target, { recursive: true }).then(() => done(), done);
-    } else if (header.type === 'symlink') {
-      stream.resume();
-      mkdir(dirname(target), { recursive: true })
-        .then(() => symlink(header.linkname ?? '', target))
-        .then(() => done(), done);
-    } else if (header.type === 'file' || header.type === undefined) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        mkdir(dirname(target), { recursive: true })
-          .then(() => writeFile(target, Buffer.concat(chunks), { mode: header.mode ?? 0o644 }))
-          .then(() => done(), done);
-      });
-      stream.on('error', done);
-    } else {
-      stream.resume();
-      next();
-    }
-  });
-  try {
-    await pipeline(createReadStream(archivePath), createGunzip(), extract);
-  } catch (err) {
-    if (err instanceof RuntimeEnvSetupError) throw err;
-    throw fail((err as Error).message);
-  }
 }

@@ -168,7 +168,7 @@ describe('jobCode in a runtime env', () => {
     const env = await agent.resolve({ jobCode: { root: '/nowhere/app', package: packed.package, sha256: packed.sha256, fingerprint: packed.fingerprint } });
     const err = await agent.acquire(env).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RuntimeEnvSetupError);
-    expect((err as Error).message).toMatch(/archive sha256 [0-9a-f]{64} is not the published [0-9a-f]{64}/);
+    expect((err as Error).message).toMatch(/has sha256 [0-9a-f]{64}, not the published [0-9a-f]{64}/);
     expect(existsSync(agent.packagePath(packed.package.slice('pkg://'.length)))).toBe(false);
     expect(existsSync(join(agent.rootDir, 'pkg', packed.package.slice('pkg://'.length)))).toBe(false);
     await agent.close();

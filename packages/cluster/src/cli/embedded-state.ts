@@ -5,12 +5,11 @@
  * `ray status` connects to the local cluster), reads the state API, and detaches.
  * @module
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { init, listActors, listJobs, listObjects, listPlacementGroups, listTasks, nodes, pendingDemand, shutdown } from '@tsray/core';
 import type { ClusterStatus, JobInfo } from '../contracts.js';
 import type { StateLists } from '../http/client.js';
-import { pidAlive, tsrayRoot } from './session.js';
+import { readPrivateFile } from '@tsray/core/internal';
+import { pidAlive } from './session.js';
 
 /** What `status` and `list` read: the head's HTTP API, or an embedded cluster's node. */
 export interface StateSource {
@@ -21,10 +20,11 @@ export interface StateSource {
   close?(): Promise<void>;
 }
 
-/** The running embedded cluster of this machine (`$TMPDIR/tsray/current.json` of a live `init()` driver), if any. */
+/** The running embedded cluster of this machine (`$TMPDIR/tsray-<uid>/current.json` of a live `init()` driver), if any. */
 export function embeddedCluster(): { address: string; pid: number } | undefined {
   try {
-    const cur = JSON.parse(readFileSync(join(tsrayRoot(), 'current.json'), 'utf8')) as { address?: string; pid?: number; gcsAddress?: string };
+    // Only from this user's private runtime directory (see core's runtime-dir.ts).
+    const cur = JSON.parse(readPrivateFile('current.json') ?? '') as { address?: string; pid?: number; gcsAddress?: string };
     // A daemon's entry carries its GCS address; those are found through their ready files instead.
     if (!cur.address || !cur.pid || cur.gcsAddress || !pidAlive(cur.pid)) return undefined;
     return { address: cur.address, pid: cur.pid };

@@ -8,9 +8,10 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TsrayError } from '@tsray/core';
-import { config as tsrayConfig } from '@tsray/core/internal';
+import { configuredToken, config as tsrayConfig } from '@tsray/core/internal';
 import { ClusterError } from '../errors.js';
 import type { JobInfo, NodeInfo, TaskEvent } from '../contracts.js';
+import { apiKeyFor } from '../http/api-key.js';
 import { HttpApiClient } from '../http/client.js';
 import { CliUsageError, NoClusterError, TokenMissingError } from './errors.js';
 import { askDashboardUrl } from './gcs-query.js';
@@ -28,7 +29,8 @@ import { chromeTrace } from './timeline.js';
 export const USAGE = `Usage: tsray <command> [options]
 
 Cluster:
-  tsray start --head [--port P] [--dashboard-port P] [--host H] [--num-cpus N] [--num-gpus N]
+  tsray start --head [--port P] [--dashboard-port P] [--dashboard-host H] [--dashboard-cert F --dashboard-key F]
+                     [--host H] [--num-cpus N] [--num-gpus N]
                      [--resources JSON] [--labels k=v,...] [--object-store-memory BYTES]
                      [--storage redis://HOST:PORT | PATH] [--token T | --token-file F] [--timeout S]
   tsray start --address HOST:PORT [--host H] [--node-ip-address IP] [--head-lost-timeout S]
@@ -37,9 +39,12 @@ Cluster:
     The head binds --host (default 127.0.0.1: this machine only; 0.0.0.0 or an address for others).
     --storage: where the GCS keeps its tables so a restarted head reloads them (default: a log in the
     session directory; redis://HOST:PORT for an external Redis).
+    Its jobs HTTP API / dashboard binds --dashboard-host (default 127.0.0.1); beyond loopback it speaks
+    only https, with --dashboard-cert/--dashboard-key or a self-signed certificate whose fingerprint is printed.
     A node binds and advertises --host, else the address it reaches the head on; it stops after
     --head-lost-timeout seconds without word from the head (default 60, TSRAY_HEAD_LOST_TIMEOUT_S).
   tsray stop [--grace S] [--force]
+  tsray api-key [--token T | --token-file F]   (the jobs HTTP API / dashboard key, derived from the token)
   tsray status [--format table|json]   (--address HEAD:6380 asks the head's GCS where its dashboard is)
   tsray list nodes|actors|tasks|objects|placement-groups|jobs [--format table|json]
   tsray timeline [--output FILE]   (Chrome trace of recent tasks, as ray timeline; open in ui.perfetto.dev)
@@ -66,9 +71,11 @@ Jobs:
   tsray job delete <id>
   tsray job list [--format table|json]
 
-status, list and job take [--address http://HOST:PORT] [--token T | --token-file F]; the address
-defaults to TSRAY_DASHBOARD_ADDRESS, else this machine's running head; the token to TSRAY_TOKEN, else
-the local session's token file. status and list also take the head's GCS address, --address HOST:PORT
+status, list and job take [--address http(s)://HOST:PORT] [--token T | --token-file F]
+[--dashboard-fingerprint SHA256]; the address defaults to TSRAY_DASHBOARD_ADDRESS, else this machine's
+running head; the token to TSRAY_TOKEN, else the local session's token file (the API key is derived
+from it, the token is never sent); an https head's certificate must have the fingerprint given (or
+TSRAY_DASHBOARD_FINGERPRINT, else the local head's). status and list also take the head's GCS address, --address HOST:PORT
 (without http://), as ray status does: from a machine with only a node, or none.
 `;
 
@@ -76,6 +83,7 @@ const CLIENT_OPTIONS = {
   address: { type: 'string' },
   token: { type: 'string' },
   'token-file': { type: 'string' },
+  'dashboard-fingerprint': { type: 'string' },
   format: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
@@ -95,7 +103,12 @@ function num(name: string, v: string | undefined, opts: { int?: boolean; max?: n
   return n;
 }
 
-type ClientValues = { address?: string | undefined; token?: string | undefined; 'token-file'?: string | undefined };
+type ClientValues = {
+  address?: string | undefined;
+  token?: string | undefined;
+  'token-file'?: string | undefined;
+  'dashboard-fingerprint'?: string | undefined;
+};
 
 /** The token: --token, --token-file, TSRAY_TOKEN, else the local session's. */
 function resolveToken(values: ClientValues, local: ReturnType<typeof findLocalHead>): string {
@@ -107,7 +120,7 @@ function resolveToken(values: ClientValues, local: ReturnType<typeof findLocalHe
       throw new CliUsageError(`--token-file: cannot read ${values['token-file']} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   }
-  token ??= tsrayConfig().token ?? local?.token;
+  token ??= configuredToken() ?? local?.token;
   if (!token) throw new TokenMissingError(`no cluster token: pass --token or --token-file, or set TSRAY_TOKEN (the head keeps it in <sessionDir>/token)`);
   return token;
 }
@@ -122,7 +135,12 @@ export function resolveClient(values: ClientValues): HttpApiClient {
     );
   }
   if (!/^https?:\/\//.test(url)) url = `http://${url}`;
-  return new HttpApiClient({ url, token: resolveToken(values, local) });
+  // The local head's certificate is pinned from its ready file (the session is this user's, 0700).
+  const fingerprint =
+    values['dashboard-fingerprint'] ??
+    tsrayConfig().dashboardFingerprint ??
+    (url === local?.entry.ready?.dashboardUrl ? local.entry.ready.dashboardFingerprint : undefined);
+  return new HttpApiClient({ url, token: resolveToken(values, local), ...(fingerprint ? { fingerprint } : {}) });
 }
 
 /**
@@ -138,7 +156,8 @@ export async function resolveStateClient(values: ClientValues): Promise<StateSou
   if (values.address === undefined || /^https?:\/\//.test(values.address)) return resolveClient(values);
   const gcs = values.address.replace(/^tcp:\/\//, '');
   const token = resolveToken(values, findLocalHead());
-  return new HttpApiClient({ url: await askDashboardUrl(gcs, token), token });
+  const fingerprint = values['dashboard-fingerprint'] ?? tsrayConfig().dashboardFingerprint;
+  return new HttpApiClient({ url: await askDashboardUrl(gcs, token), token, ...(fingerprint ? { fingerprint } : {}) });
 }
 
 function format(v: string | undefined): 'table' | 'json' {
@@ -339,6 +358,9 @@ function startOptions(args: string[]): StartOptions {
     port: { type: 'string' },
     'dashboard-port': { type: 'string' },
     storage: { type: 'string' },
+    'dashboard-host': { type: 'string' },
+    'dashboard-cert': { type: 'string' },
+    'dashboard-key': { type: 'string' },
     host: { type: 'string' },
     'num-cpus': { type: 'string' },
     'num-gpus': { type: 'string' },
@@ -362,6 +384,9 @@ function startOptions(args: string[]): StartOptions {
   set('dashboardPort', num('dashboard-port', values['dashboard-port'], { int: true, max: 65535 }));
   set('host', values.host);
   set('storage', values.storage);
+  set('dashboardHost', values['dashboard-host']);
+  set('dashboardCert', values['dashboard-cert']);
+  set('dashboardKey', values['dashboard-key']);
   set('numCpus', num('num-cpus', values['num-cpus']));
   set('numGpus', num('num-gpus', values['num-gpus']));
   set('resources', values.resources !== undefined ? parseResources(values.resources) : undefined);
@@ -420,6 +445,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         if (positionals.length) throw new CliUsageError('tsray stop takes no arguments');
         const graceS = num('grace', values.grace);
         return await cmdStop({ ...(graceS !== undefined ? { graceS } : {}), force: values.force ?? false }, io);
+      }
+      case 'api-key': {
+        const { values, positionals } = parse(rest, { token: { type: 'string' }, 'token-file': { type: 'string' } });
+        if (positionals.length) throw new CliUsageError('tsray api-key takes no arguments');
+        io.out(`${apiKeyFor(resolveToken(values, findLocalHead()))}\n`);
+        return 0;
       }
       case 'status':
         return await cmdStatus(rest, io);

@@ -1,16 +1,17 @@
 /**
- * This machine's tsray sessions: `<tmp>/tsray/session-<time>-<pid>/` with `logs/`, `token`,
- * `<role>-<n>.pid` and `<role>-<n>.ready.json` per daemon; `<tmp>/tsray/session_latest` links the newest.
+ * This user's tsray sessions: `<tmp>/tsray-<uid>/session-<time>-<pid>/` with `logs/`, `token`,
+ * `<role>-<n>.pid` and `<role>-<n>.ready.json` per daemon; `<tmp>/tsray-<uid>/session_latest` links the
+ * newest. The directory is this user's, 0700, checked before use (core's runtime-dir.ts).
  * @module
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { ensureRuntimeDir, runtimeDir } from '@tsray/core/internal';
 import { join } from 'node:path';
 import type { ReadyInfo } from '../contracts.js';
 
-/** `<os.tmpdir()>/tsray`. */
+/** `<os.tmpdir()>/tsray-<uid>` (this user's runtime directory; not created here). */
 export function tsrayRoot(): string {
-  return join(tmpdir(), 'tsray');
+  return runtimeDir();
 }
 
 /** `<root>/session_latest`. */
@@ -24,10 +25,11 @@ export function newSessionName(now = new Date(), pid = process.pid): string {
   return `session-${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}_${p(now.getHours())}-${p(now.getMinutes())}-${p(now.getSeconds())}_${p(now.getMilliseconds(), 3)}-${pid}`;
 }
 
-/** Create a session directory (with `logs/`) and point `session_latest` at it. */
+/** Create a session directory (with `logs/`, 0700, in the checked runtime directory) and point `session_latest` at it. */
 export function createSession(): string {
-  const dir = join(tsrayRoot(), newSessionName());
-  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const dir = join(ensureRuntimeDir(), newSessionName());
+  mkdirSync(dir, { mode: 0o700 });
+  mkdirSync(join(dir, 'logs'), { mode: 0o700 });
   linkLatest(dir);
   return dir;
 }
@@ -43,6 +45,7 @@ export function linkLatest(dir: string): void {
 /** The directory `session_latest` points at, if it exists. */
 export function latestSession(): string | undefined {
   try {
+    if (!privateRuntimeDir()) return undefined;
     const target = readlinkSync(latestLink());
     return existsSync(target) ? target : undefined;
   } catch {
@@ -53,6 +56,7 @@ export function latestSession(): string | undefined {
 /** Every session directory under the root. */
 export function listSessions(): string[] {
   try {
+    if (!privateRuntimeDir()) return [];
     return readdirSync(tsrayRoot(), { withFileTypes: true })
       .filter((d) => d.isDirectory() && d.name.startsWith('session-'))
       .map((d) => join(tsrayRoot(), d.name))
@@ -197,5 +201,15 @@ export function sessionToken(sessionDir: string): { token?: string } {
     return t ? { token: t } : {};
   } catch {
     return {};
+  }
+}
+
+/** True when the runtime directory is this user's private one (what another user made is not read). */
+function privateRuntimeDir(): boolean {
+  try {
+    ensureRuntimeDir();
+    return true;
+  } catch {
+    return false;
   }
 }

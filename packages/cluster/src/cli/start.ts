@@ -5,13 +5,13 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DaemonConfig, ReadyInfo } from '../contracts.js';
 import { HeadUnreachableError, PortInUseError } from '../errors.js';
-import { config as tsrayConfig } from '@tsray/core/internal';
+import { configuredToken, config as tsrayConfig } from '@tsray/core/internal';
 import { logger as clusterLogger } from '../logger.js';
 import { isBindAll, isLoopback, nodeAddressFor } from '../node-address.js';
 import { CliUsageError, DaemonStartError, TokenMissingError } from './errors.js';
@@ -33,6 +33,11 @@ export interface StartOptions {
   /** Head: where the GCS keeps its tables (`redis://host:port`, or a file path; default in the session directory). */
   storage?: string;
   host?: string;
+  /** Head: interface of the jobs HTTP API / dashboard (default 127.0.0.1; beyond loopback it speaks TLS only). */
+  dashboardHost?: string;
+  /** Head: PEM certificate and key files of the HTTP API's TLS (default: a self-signed one, its fingerprint printed). */
+  dashboardCert?: string;
+  dashboardKey?: string;
   numCpus?: number;
   numGpus?: number;
   resources?: Record<string, number>;
@@ -173,8 +178,17 @@ function tail(path: string, lines = 20): string {
 function checkStartOptions(o: StartOptions): void {
   if (o.head === (o.address !== undefined))
     throw new CliUsageError('tsray start needs exactly one of --head (start a cluster) or --address HOST:PORT (join one)');
-  if (!o.head && (o.port !== undefined || o.dashboardPort !== undefined || o.storage !== undefined))
-    throw new CliUsageError('--port, --dashboard-port and --storage go with --head');
+  if (
+    !o.head &&
+    (o.port !== undefined ||
+      o.dashboardPort !== undefined ||
+      o.storage !== undefined ||
+      o.dashboardHost !== undefined ||
+      o.dashboardCert !== undefined ||
+      o.dashboardKey !== undefined)
+  )
+    throw new CliUsageError('--port, --storage and the --dashboard-* options go with --head');
+  if ((o.dashboardCert === undefined) !== (o.dashboardKey === undefined)) throw new CliUsageError('--dashboard-cert and --dashboard-key go together');
   if (o.head && (o.nodeIpAddress !== undefined || o.headLostTimeoutS !== undefined))
     throw new CliUsageError('--node-ip-address and --head-lost-timeout go with --address (a node)');
   if (o.token !== undefined && o.tokenFile !== undefined) throw new CliUsageError('give either --token or --token-file, not both');
@@ -187,7 +201,7 @@ function checkStartOptions(o: StartOptions): void {
 function resolveToken(o: StartOptions, given: string | undefined, latestToken: string | undefined): string {
   let token = given;
   if (!o.head) {
-    token ??= tsrayConfig().token ?? latestToken;
+    token ??= configuredToken() ?? latestToken;
     if (!token) {
       throw new TokenMissingError(
         `tsray start --address needs the cluster token: --token <t>, --token-file <file> (the head prints it: <sessionDir>/token) or TSRAY_TOKEN`,
@@ -212,21 +226,35 @@ function sessionFor(
   }
   sessionDir ??= createSession();
   const tokenPath = join(sessionDir, 'token');
-  if (!existsSync(tokenPath)) writeFileSync(tokenPath, `${token}\n`, { mode: 0o600 });
+  if (!existsSync(tokenPath)) {
+    // O_EXCL: never through a link or over a file someone else put there.
+    const fd = openSync(tokenPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      writeSync(fd, `${token}\n`);
+    } finally {
+      closeSync(fd);
+    }
+  }
   chmodSync(tokenPath, 0o600);
   return sessionDir;
 }
 
-/** The daemon's configuration (passed to it as its one argument). */
-function daemonConfig(o: StartOptions, role: 'head' | 'node', host: string | undefined, sessionDir: string, token: string, readyFile: string): DaemonConfig {
+/** The daemon's configuration (passed to it as its one argument, readable by anyone in /proc: no token, the daemon reads its 0600 file). */
+function daemonConfig(o: StartOptions, role: 'head' | 'node', host: string | undefined, sessionDir: string, readyFile: string): DaemonConfig {
   return {
     role,
     sessionDir,
-    token,
+    tokenFile: join(sessionDir, 'token'),
     ...(host !== undefined ? { host } : {}),
     readyFile,
     ...(o.head
-      ? { port: o.port ?? DEFAULT_GCS_PORT, dashboardPort: o.dashboardPort ?? DEFAULT_DASHBOARD_PORT, ...(o.storage ? { storage: o.storage } : {}) }
+      ? {
+          port: o.port ?? DEFAULT_GCS_PORT,
+          dashboardPort: o.dashboardPort ?? DEFAULT_DASHBOARD_PORT,
+          ...(o.storage ? { storage: o.storage } : {}),
+          ...(o.dashboardHost !== undefined ? { dashboardHost: o.dashboardHost } : {}),
+          ...(o.dashboardCert !== undefined ? { dashboardCert: resolve(o.dashboardCert), dashboardKey: resolve(o.dashboardKey as string) } : {}),
+        }
       : { headAddress: (o.address as string).replace(/^tcp:\/\//, '') }),
     ...(o.numCpus !== undefined ? { numCpus: o.numCpus } : {}),
     ...(o.numGpus !== undefined ? { numGpus: o.numGpus } : {}),
@@ -248,14 +276,15 @@ interface SpawnedDaemon {
 
 /** Start the daemon detached, its output appended to `outLog` / `errLog`. */
 function spawnDaemon(script: string, config: DaemonConfig, outLog: string, errLog: string): SpawnedDaemon {
-  const outFd = openSync(outLog, 'a');
-  const errFd = openSync(errLog, 'a');
+  const outFd = openSync(outLog, 'a', 0o600);
+  const errFd = openSync(errLog, 'a', 0o600);
   const child = (() => {
     try {
       return spawn(process.execPath, [script, JSON.stringify(config)], {
         detached: true,
         stdio: ['ignore', outFd, errFd],
-        env: { ...process.env, TSRAY_SESSION_DIR: config.sessionDir },
+        // The daemon reads the token from its file; one in the environment would reach its jobs.
+        env: { ...process.env, TSRAY_TOKEN: undefined, TSRAY_SESSION_DIR: config.sessionDir },
       });
     } finally {
       closeSync(outFd);
@@ -328,7 +357,7 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
     const port = o.port ?? DEFAULT_GCS_PORT;
     const dport = o.dashboardPort ?? DEFAULT_DASHBOARD_PORT;
     if (port !== 0) await checkPortFree(host as string, port, 'the head (GCS)');
-    if (dport !== 0) await checkPortFree(host as string, dport, 'the jobs HTTP API (dashboard)');
+    if (dport !== 0) await checkPortFree(o.dashboardHost ?? '127.0.0.1', dport, 'the jobs HTTP API (dashboard)');
   } else {
     await waitReachable(o.address as string, timeoutS);
   }
@@ -337,7 +366,7 @@ export async function startDaemon(o: StartOptions): Promise<{ ready: ReadyInfo; 
   const sessionDir = sessionFor(o, token, latest, latestLive, latestToken);
   const n = nextOrdinal(sessionDir, role);
   const readyFile = daemonFile(sessionDir, role, n, '.ready.json');
-  const config = daemonConfig(o, role, host, sessionDir, token, readyFile);
+  const config = daemonConfig(o, role, host, sessionDir, readyFile);
   const script = daemonScript();
   const errLog = join(sessionDir, 'logs', `${role}-${n}.err`);
   if (!existsSync(script)) throw new DaemonStartError(role, `its entry script ${script} is missing (is @tsray/cluster built?)`, errLog);
@@ -370,6 +399,7 @@ export async function cmdStart(o: StartOptions, io: CliIo): Promise<number> {
     const tokenFile = join(sessionDir, 'token');
     const bindHost = o.host ?? '127.0.0.1';
     io.out(`tsray runtime started. Address: ${ready.gcsAddress}  Dashboard: ${ready.dashboardUrl ?? '-'}\n`);
+    if (ready.dashboardFingerprint) io.out(`Dashboard TLS certificate SHA-256 fingerprint: ${ready.dashboardFingerprint}\n`);
     io.out(`To add a node: tsray start --address ${ready.gcsAddress} --token-file ${tokenFile}\n`);
     if (isLoopback(bindHost) || (isBindAll(bindHost) && isLoopback(ready.gcsAddress.replace(/:\d+$/, '')))) {
       io.out(

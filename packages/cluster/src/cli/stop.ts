@@ -67,7 +67,7 @@ export async function stopAll(opts: StopOptions = {}): Promise<StopResult[]> {
 
 /**
  * `tsray stop [--grace S] [--force]`. Prints one line per daemon:
- * `Stopped head (pid 123) of /tmp/tsray/session-…` (or `Killed … after the 10 s grace period`, or
+ * `Stopped head (pid 123) of /tmp/tsray-<uid>/session-…` (or `Killed … after the 10 s grace period`, or
  * `Could not stop …`), then `Stopped N tsray process(es).`; or `no tsray processes running`.
  * Exit code 0, or 1 if a process survived.
  */

@@ -2,19 +2,27 @@
  * Client of the head's HTTP API (what `tsray job …`, `tsray status` and `tsray list` use).
  * @module
  */
-import { request, type IncomingMessage } from 'node:http';
+import { request, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
 import { StringDecoder } from 'node:string_decoder';
 import type { ActorState, ClusterStatus, JobInfo, NodeInfo, ObjectState, PlacementGroupState, TaskEvent, TaskState } from '../contracts.js';
 import type { SubmitJobRequest } from '../jobs/job-manager.js';
-import { ApiUnreachableError, HttpApiError } from './errors.js';
+import { apiKeyFor } from './api-key.js';
+import { ApiUnreachableError, HttpApiError, TlsFingerprintError, TlsVerificationError } from './errors.js';
+import { pinnedTlsOptions } from './tls.js';
 import { fromJobDetails, type JobDetailsBody } from './wire.js';
 
 /** Options of {@link HttpApiClient}. */
 export interface HttpApiClientOptions {
-  /** `http://host:port` of the head's HTTP API. */
+  /** `http://host:port` (loopback) or `https://host:port` of the head's HTTP API. */
   url: string;
-  /** Cluster token (sent as `Authorization: Bearer <token>`). */
-  token: string;
+  /** Cluster token: the API key is derived from it (`apiKeyFor`); the token itself is never sent. */
+  token?: string;
+  /** The API key itself (instead of `token`). */
+  apiKey?: string;
+  /** https: the SHA-256 fingerprint of the head's certificate (self-signed: printed by `tsray start --head`); without it the certificate must verify against the system's CAs. */
+  fingerprint?: string;
   /** Per-request timeout for non-streaming calls (default 30000 ms). */
   timeoutMs?: number;
 }
@@ -40,26 +48,48 @@ export interface VersionInfo {
 export class HttpApiClient {
   /** Base URL without a trailing slash. */
   readonly url: string;
-  private readonly token: string;
+  private readonly apiKey: string;
   private readonly timeoutMs: number;
+  private readonly fingerprint: string | undefined;
+  /** https: the TLS options of every request (the pinned certificate, fetched once). */
+  private tls: Promise<ConnectionOptions> | undefined;
 
   constructor(opts: HttpApiClientOptions) {
-    this.url = opts.url.replace(/\/+$/, '');
-    this.token = opts.token;
+    // `https://host:port#sha256=AA:BB:…` (what the GCS tells `tsray status --address HEAD:6380`): the fragment is the pin.
+    const pinned = /#sha256=([0-9A-Fa-f:]+)$/.exec(opts.url)?.[1];
+    this.url = opts.url.replace(/#.*$/, '').replace(/\/+$/, '');
+    const key = opts.apiKey ?? (opts.token !== undefined ? apiKeyFor(opts.token) : undefined);
+    if (key === undefined) throw new TypeError('HttpApiClient needs a token or an apiKey');
+    this.apiKey = key;
+    this.fingerprint = opts.fingerprint ?? pinned;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  private open(method: string, path: string, body?: unknown, timeout = true): Promise<IncomingMessage> {
+  /** TLS options for an https URL: pinned to the fingerprint when one is given, else the system's CAs. */
+  private tlsOptions(target: URL): Promise<ConnectionOptions> {
+    if (!this.fingerprint) return Promise.resolve({});
+    this.tls ??= pinnedTlsOptions(target, this.fingerprint, this.timeoutMs).catch((e: NodeJS.ErrnoException) => {
+      this.tls = undefined;
+      throw e instanceof TlsFingerprintError ? e : new ApiUnreachableError(this.url, e.code ?? e.message);
+    });
+    return this.tls;
+  }
+
+  private async open(method: string, path: string, body?: unknown, timeout = true): Promise<IncomingMessage> {
     const target = new URL(this.url + path);
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    const https = target.protocol === 'https:';
+    const tls = https ? await this.tlsOptions(target) : {};
+    const send = https ? httpsRequest : request;
     return new Promise((resolve, reject) => {
-      const req = request(
+      const req = send(
         target,
         {
+          ...(tls as RequestOptions),
           method,
           agent: false,
           headers: {
-            authorization: `Bearer ${this.token}`,
+            authorization: `Bearer ${this.apiKey}`,
             accept: 'application/json',
             ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
           },
@@ -68,7 +98,11 @@ export class HttpApiClient {
         resolve,
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (e: NodeJS.ErrnoException) => reject(new ApiUnreachableError(this.url, e.code ?? e.message)));
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        if (e instanceof TlsFingerprintError) return reject(e);
+        if (https && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(e.code ?? '')) return reject(new TlsVerificationError(this.url, e.code ?? e.message));
+        reject(new ApiUnreachableError(this.url, e.code ?? e.message));
+      });
       req.end(payload);
     });
   }

@@ -2,8 +2,9 @@
  * The web dashboard the head serves on its HTTP API port (issue #20): static pages under `/dashboard/`
  * (shipped in the package's `dashboard/` folder, no CDN) and the JSON they read under `/dashboard/api/`.
  *
- * Auth is the Jobs API's token (Ray's dashboard was reachable without any, CVE-2023-48022): a browser
- * opens `/dashboard?token=<token>` once; the head answers with an HttpOnly, SameSite=Strict cookie
+ * Auth is the Jobs API's key, derived from the cluster token (`tsray api-key`; the token itself is
+ * refused; Ray's dashboard was reachable without any, CVE-2023-48022): a browser
+ * opens `/dashboard?token=<API key>` once; the head answers with an HttpOnly, SameSite=Strict cookie
  * scoped to `/dashboard` and redirects to `/dashboard/`, so the token leaves the address bar and every
  * later request (pages, JSON, the SSE stream) carries it. `Authorization: Bearer` works as well. No
  * route under `/dashboard` answers anything but 401 without one of them.
@@ -123,7 +124,10 @@ function unauthorized(res: ServerResponse): void {
   sendJson(
     res,
     401,
-    { error: 'the dashboard needs the cluster token: open /dashboard?token=<token> (the token is in <sessionDir>/token on the head, or TSRAY_TOKEN)' },
+    {
+      error:
+        'the dashboard needs the cluster API key: open /dashboard?token=<API key> ("tsray api-key" on the head prints it; the cluster token itself is not accepted)',
+    },
     { 'www-authenticate': 'Bearer realm="tsray"' },
   );
 }

@@ -1,6 +1,8 @@
 /**
  * The head's HTTP API ("dashboard" port, default 8265): Ray's Jobs REST API plus the state routes the
- * `tsray status` / `tsray list` commands read. Every route requires `Authorization: Bearer <token>`.
+ * `tsray status` / `tsray list` commands read. Every route requires `Authorization: Bearer <API key>`,
+ * the key derived from the cluster token (`apiKeyFor`, HKDF): the token itself is refused. Bound beyond
+ * loopback the API speaks only TLS (`tls`: the user's certificate or a self-signed one, see `tls.ts`).
  *
  * | route | answer |
  * |---|---|
@@ -14,16 +16,17 @@
  * | `DELETE /api/jobs/{id}` | `{deleted}`; 400 while the job runs |
  * | `GET /api/cluster_status` | {@link ClusterStatus} |
  * | `GET /api/v0/{nodes,actors,tasks,objects,placement_groups,timeline}` | `{result: [...]}` (timeline: recent finished tasks) |
- * | `GET /dashboard/…` | the web dashboard and its JSON (see `dashboard.ts`; token by bearer header or the cookie `/dashboard?token=` sets) |
+ * | `GET /dashboard/…` | the web dashboard and its JSON (see `dashboard.ts`; the API key by bearer header or the cookie `/dashboard?token=<key>` sets) |
  * | `GET /metrics` | Prometheus text: cluster metrics under Ray's names, application metrics (see `metrics/cluster-metrics.ts`) |
  *
- * Errors are JSON `{error: message}`: 400 malformed body or request, 401 missing/wrong token, 404 unknown
+ * Errors are JSON `{error: message}`: 400 malformed body or request, 401 missing/wrong key (or the token), 404 unknown
  * job or route, 405 wrong method, 413 body over 1 MiB, 500 a state provider failure.
  * @module
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ClusterStatus, StateProvider } from '../contracts.js';
@@ -31,6 +34,7 @@ import { JobExistsError, JobNotFoundError, JobNotTerminalError, JobRequestError 
 import type { JobManager } from '../jobs/job-manager.js';
 import { PortInUseError } from '../errors.js';
 import { partLogger } from '../logger.js';
+import { apiKeyFor } from './api-key.js';
 import { DashboardRequestError, handleDashboard } from './dashboard.js';
 import { toJobDetails, type JobSubmitRequestBody } from './wire.js';
 
@@ -40,8 +44,10 @@ export interface HttpApiOptions {
   host: string;
   /** Port; 0 picks a free one. */
   port: number;
-  /** Cluster token; requests must send `Authorization: Bearer <token>`. */
+  /** Cluster token: requests must send `Authorization: Bearer <apiKeyFor(token)>`; the token itself is refused. */
   token: string;
+  /** Serve https with this certificate and key (PEM); plain http without (loopback only: the daemon sees to that). */
+  tls?: { cert: string; key: string };
   /** Jobs the API submits to and reads. */
   jobs: JobManager;
   /** Cluster state for `/api/cluster_status` and `/api/v0/*`. */
@@ -56,7 +62,7 @@ export interface HttpApiOptions {
 
 /** A running HTTP API. */
 export interface HttpApi {
-  /** `http://host:port` (the address clients use). */
+  /** `http://host:port`, or `https://…` with TLS (the address clients use). */
   url: string;
   /** The port it listens on (the chosen one when 0 was asked). */
   port: number;
@@ -121,6 +127,8 @@ function digest(s: string): Buffer {
 interface ApiContext {
   opts: HttpApiOptions;
   log: Logger;
+  /** sha256 of the API key, and of the token (refused with its own message). */
+  keyDigest: Buffer;
   tokenDigest: Buffer;
   version: { version: string; tsray_version: string; ray_version: string };
   /** `reason|remote address` pairs already logged (a rejected client is logged once per reason). */
@@ -142,27 +150,29 @@ interface ApiRequest {
   expect(...methods: string[]): void;
 }
 
-/** True when the request carries the cluster token; else answers 401 (and logs it once per client and reason). */
+/** True when the request carries the API key; else answers 401 (and logs it once per client and reason). */
 function authorized(c: ApiContext, req: IncomingMessage, res: ServerResponse): boolean {
   const header = req.headers['authorization'];
   const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   let reason: string | undefined;
   if (!m) {
     reason = header === undefined ? 'missing' : 'malformed';
-  } else if (!timingSafeEqual(digest(m[1] as string), c.tokenDigest)) {
-    reason = 'wrong';
+  } else if (!timingSafeEqual(digest(m[1] as string), c.keyDigest)) {
+    reason = timingSafeEqual(digest(m[1] as string), c.tokenDigest) ? 'cluster-token' : 'wrong';
   }
   if (!reason) return true;
   const message =
-    reason === 'wrong'
-      ? "invalid token: the bearer token does not match this cluster's token (see <sessionDir>/token on the head, or pass --token/--token-file/TSRAY_TOKEN)"
-      : `${reason} token: send "Authorization: Bearer <token>" (the cluster token is in <sessionDir>/token on the head; the CLI takes --token, --token-file or TSRAY_TOKEN)`;
+    reason === 'cluster-token'
+      ? 'the cluster token is not the API key: send the key derived from it ("tsray api-key" prints it; the CLI derives it from --token/--token-file/TSRAY_TOKEN)'
+      : reason === 'wrong'
+        ? 'invalid API key: the bearer key does not match this cluster\'s ("tsray api-key" on the head prints it; the CLI derives it from --token/--token-file/TSRAY_TOKEN)'
+        : `${reason} API key: send "Authorization: Bearer <API key>" ("tsray api-key" on the head prints it; the CLI derives it from --token, --token-file or TSRAY_TOKEN)`;
   const key = `${reason}|${req.socket.remoteAddress ?? '?'}`;
   if (!c.authLogged.has(key)) {
     c.authLogged.add(key);
     c.log.warn(
       { remote: req.socket.remoteAddress, reason, route: `${req.method} ${req.url}` },
-      `rejected an HTTP API request: ${reason} token (logged once per client and reason)`,
+      `rejected an HTTP API request: ${reason} API key (logged once per client and reason)`,
     );
   }
   send(res, 401, { error: message }, { 'www-authenticate': 'Bearer realm="tsray"' });
@@ -272,9 +282,9 @@ function apiRequest(req: IncomingMessage, res: ServerResponse): ApiRequest {
   return { req, res, url, path, seg, method, expect };
 }
 
-/** What the dashboard routes read; the token check is the Jobs API's (constant time). */
+/** What the dashboard routes read; the key check is the Jobs API's (constant time; the cluster token is not a key). */
 function dashboardDeps(c: ApiContext): Parameters<typeof handleDashboard>[0] {
-  return { state: c.opts.state, jobs: c.opts.jobs, log: c.log, tokenOk: (t) => timingSafeEqual(digest(t), c.tokenDigest) };
+  return { state: c.opts.state, jobs: c.opts.jobs, log: c.log, tokenOk: (t) => timingSafeEqual(digest(t), c.keyDigest) };
 }
 
 /** Route a request (after the token check) to its handler. */
@@ -346,19 +356,21 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   const c: ApiContext = {
     opts,
     log: opts.logger ?? partLogger('http'),
+    keyDigest: digest(apiKeyFor(opts.token)),
     tokenDigest: digest(opts.token),
     version: { version: '1', tsray_version: packageVersion(), ray_version: RAY_API_VERSION },
     authLogged: new Set(),
     followers: new Map(),
   };
-  const server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     route(c, req, res).catch((e: unknown) => sendError(c, req, res, e));
-  });
+  };
+  const server: Server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, handler) : createServer(handler);
   await listen(server, opts);
   server.on('error', (err) => c.log.error({ err }, 'HTTP API server error'));
   const port = (server.address() as AddressInfo).port;
   const hostPart = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  const url = `http://${hostPart}:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${hostPart}:${port}`;
   c.log.info({ url }, 'HTTP API listening');
   return {
     url,

@@ -18,7 +18,7 @@ import { partLogger } from '../logger.js';
 export interface JobManagerOptions {
   /** Directory of the job driver logs (`job-driver-<id>.log`); created if missing. */
   logDir: string;
-  /** Extra environment of every entrypoint, e.g. `TSRAY_ADDRESS` and `TSRAY_TOKEN` of the cluster. */
+  /** Extra environment of every entrypoint, e.g. `TSRAY_ADDRESS` and `TSRAY_TOKEN_FILE` of the cluster. */
   env: Record<string, string>;
   /** Working directory of entrypoints (default: this process's cwd). */
   cwd?: string;
@@ -225,7 +225,8 @@ export class JobManager {
 
   private launch(rec: JobRecord, req: SubmitJobRequest): void {
     const id = rec.info.submissionId;
-    const env: Record<string, string | undefined> = { ...process.env, ...this.opts.env };
+    // The token stays out of entrypoints' environment (they get TSRAY_TOKEN_FILE from the daemon).
+    const env: Record<string, string | undefined> = { ...process.env, TSRAY_TOKEN: undefined, ...this.opts.env };
     delete env['TSRAY_RUNTIME_ENV_JSON'];
     let cwd = this.opts.cwd ?? process.cwd();
     const re = req.runtimeEnv;

@@ -52,6 +52,22 @@ export interface NodeMessageHost {
 /** A handler of one message kind. */
 export type NodeMessageHandler = (n: NodeMessageHost, w: WorkerHandle, m: DecodedMessage) => void;
 
+/**
+ * False (and one warning per connection) when a connection from another machine names storage of
+ * this node instead of carrying the bytes: an arena slice or a spill file. Only inline data (and
+ * ObjectChunk reassembly) comes over tcp; a slice or path a remote peer names could be one this node
+ * later frees or deletes for someone else.
+ */
+function inlineFromRemote(w: WorkerHandle, od: tsray.v1.IObjectData): boolean {
+  if ((!w.remote && w.kind !== 'peer') || od.inline) return true;
+  if (!refusedStorage.has(w)) {
+    refusedStorage.add(w);
+    logger().warn({ peer: w.id, object: od.objectId }, 'a remote connection named an arena slice or spill file instead of sending the bytes; dropped');
+  }
+  return false;
+}
+const refusedStorage = new WeakSet<WorkerHandle>();
+
 /** Handlers by message kind; a kind not here is logged and ignored. */
 export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>> = {
   registerWorker: (n, w, m) => {
@@ -70,11 +86,12 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
     n.markForFlush(w);
   },
   taskResults: (n, w, { envelope, payloads }) => {
-    for (const r of envelope.taskResults!.results ?? []) n.onResult(w, r, payloads);
+    for (const r of envelope.taskResults!.results ?? []) if ((r.returns ?? []).every((od) => inlineFromRemote(w, od))) n.onResult(w, r, payloads);
     n.scheduleDispatch();
   },
   generatorItems: (n, w, { envelope, payloads }) => {
     for (const it of envelope.generatorItems!.items ?? []) {
+      if (!inlineFromRemote(w, it.item!)) continue;
       const t = n.taskById(it.taskId ?? '');
       const data = storedFromWire(it.item!, payloads);
       if (data.shm) w.allocs.delete(data.shm.offset);
@@ -106,6 +123,7 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
   },
   putObjects: (n, w, { envelope, payloads }) => {
     for (const od of envelope.putObjects!.objects ?? []) {
+      if (!inlineFromRemote(w, od)) continue;
       let data = storedFromWire(od, payloads);
       if (data.shm) w.allocs.delete(data.shm.offset);
       if (w.remote && data.inline && data.inline.byteLength > INLINE_THRESHOLD) data = n.toArena(data);

@@ -5,7 +5,7 @@
  * @internal
  */
 import { config } from '../config.js';
-import { tmpdir } from 'node:os';
+import { ensureRuntimeDir } from '../runtime-dir.js';
 import { join } from 'node:path';
 import {
   parseRuntimeEnvJson,
@@ -56,7 +56,7 @@ const LINGER_MS = 10_000;
 
 /**
  * The environments of one node. The agent's cache is shared by the node's processes:
- * `TSRAY_RUNTIME_ENV_DIR` (default `$TMPDIR/tsray/runtime_resources`); installer options from
+ * `TSRAY_RUNTIME_ENV_DIR` (default `$TMPDIR/tsray-<uid>/runtime_resources`); installer options from
  * `TSRAY_RUNTIME_ENV_PIP_ARGS` / `TSRAY_RUNTIME_ENV_NPM_ARGS` (JSON arrays), cap
  * `TSRAY_RUNTIME_ENV_CACHE_BYTES`, installer `TSRAY_RUNTIME_ENV_INSTALLER` (auto | uv | pip).
  */
@@ -78,7 +78,8 @@ export class NodeRuntimeEnvs {
       const npmArgs = c.runtimeEnvNpmArgs;
       if (this.opts.logToDriver) this.printer = progressPrinter(process.stderr);
       this.agentInstance = new RuntimeEnvAgent({
-        rootDir: c.runtimeEnvDir || join(tmpdir(), 'tsray', 'runtime_resources'),
+        // In this user's 0700 runtime directory: no other local user can plant a built env under its hash.
+        rootDir: c.runtimeEnvDir || join(ensureRuntimeDir(), 'runtime_resources'),
         python: this.opts.python,
         logDir: join(this.opts.sessionDir, 'logs'),
         ...(installer === 'uv' || installer === 'pip' || installer === 'auto' ? { installer } : {}),

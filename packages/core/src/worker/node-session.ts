@@ -8,7 +8,7 @@
 import { GcsCallError } from '../cluster/control-plane.js';
 import { tsray } from '@tsray/protocol';
 import { makeTokenProof } from '../auth.js';
-import { config } from '../config.js';
+import { config, configuredToken } from '../config.js';
 import { AuthenticationError } from '../errors.js';
 import type { NodeChannel } from './node-channel.js';
 
@@ -54,7 +54,7 @@ export class NodeSession {
       this.refused = reject;
     });
     const { workerId, mode } = this.options;
-    const token = this.options.token ?? config().token ?? '';
+    const token = this.options.token ?? configuredToken() ?? '';
     const proof = token ? makeTokenProof(token, workerId) : {};
     this.channel.send({
       registerWorker: {
