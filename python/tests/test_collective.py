@@ -67,3 +67,34 @@ def test_failures_from_the_coordinator_become_typed_errors() -> None:
     timeout = col._error("g", {"kind": "timeout", "missing": [1, 2], "timeoutMs": 500})
     assert isinstance(timeout, col.CollectiveTimeoutError) and timeout.missing_ranks == [1, 2]
     assert isinstance(col._error("g", {"kind": "usage", "message": "x"}), col.CollectiveUsageError)
+
+
+class _LateDirectory:
+    """A connection whose ``get_actor`` finds the group only from its ``found_at``-th lookup on."""
+
+    def __init__(self, found_at: int | None) -> None:
+        self.found_at = found_at
+        self.lookups = 0
+
+    def get_actor(self, name: str, namespace: str) -> str:
+        self.lookups += 1
+        if self.found_at is None or self.lookups < self.found_at:
+            raise col.ActorNotFoundError(name, namespace)
+        return f"handle:{namespace}/{name}"
+
+
+def test_a_group_not_visible_yet_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    late = _LateDirectory(found_at=3)
+    monkeypatch.setattr(col, "_connection", lambda: late)
+    monkeypatch.setattr(col, "_groups", {})
+    st = col._find("late", col.GROUP_WAIT_S)
+    assert (late.lookups, st.coord) == (3, "handle:tsray-collective/collective:late")
+
+
+def test_a_group_that_never_appears_is_a_typed_error_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    never = _LateDirectory(found_at=None)
+    monkeypatch.setattr(col, "_connection", lambda: never)
+    monkeypatch.setattr(col, "_groups", {})
+    with pytest.raises(col.CollectiveGroupNotFoundError, match=r"'never': no such group \(waited 200 ms") as e:
+        col.allreduce(np.ones(4, np.float32), group_name="never", timeout_ms=200)
+    assert isinstance(e.value, col.CollectiveUsageError) and never.lookups > 1

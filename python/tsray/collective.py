@@ -43,6 +43,7 @@ __all__ = [
     "COLLECTIVE_NAMESPACE",
     "SMALL_BYTES",
     "CollectiveError",
+    "CollectiveGroupNotFoundError",
     "CollectiveRankDiedError",
     "CollectiveTimeoutError",
     "CollectiveUsageError",
@@ -62,6 +63,10 @@ COLLECTIVE_NAMESPACE = "tsray-collective"
 
 SMALL_BYTES = 64 * 1024
 """Payloads below this travel inline and are reduced by the coordinator (as ``@tsray/collective``)."""
+
+GROUP_WAIT_S = 30.0
+"""How long a rank's first collective waits for its group to appear when it gives no ``timeout_ms`` (as
+``@tsray/collective``'s ``GROUP_WAIT_MS``): a rank may run before the group is visible from its node."""
 
 _DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "float32", "float64")
 _OPS = ("sum", "mean", "min", "max")
@@ -94,6 +99,17 @@ class CollectiveTimeoutError(CollectiveError):
 
 class CollectiveUsageError(CollectiveError):
     """A call that cannot work as given (wrong rank, ranks disagreeing on op, dtype or length)."""
+
+
+class CollectiveGroupNotFoundError(CollectiveUsageError):
+    """No coordinator was found for the group within the wait (never created, or destroyed)."""
+
+    def __init__(self, group: str, waited_s: float) -> None:
+        super().__init__(
+            group,
+            f"no such group (waited {round(waited_s * 1000)} ms for it): create it with createGroup() or initCollectiveGroup() first",
+        )
+        self.waited_s = waited_s
 
 
 def _error(group: str, f: dict[str, Any]) -> CollectiveError:
@@ -188,15 +204,16 @@ def _find(name: str, timeout: float) -> _Rank:
             break
         except ActorNotFoundError:
             if time.monotonic() > deadline:
-                raise CollectiveUsageError(name, "no such group: create it with createGroup() in TypeScript first") from None
+                raise CollectiveGroupNotFoundError(name, timeout) from None
             time.sleep(0.05)
     st = _Rank(name, coord)
     _groups[name] = st
     return st
 
 
-def _joined(name: str) -> _Rank:
-    st = _find(name, 0.0)
+def _joined(name: str, timeout_ms: int | None = None) -> _Rank:
+    # The first collective may run before the group is visible here: wait for it (bounded).
+    st = _find(name, timeout_ms / 1000 if timeout_ms else GROUP_WAIT_S)
     if st.epoch < 0:
         who: dict[str, Any] = {"pid": os.getpid(), "nodeId": os.environ.get("TSRAY_NODE_ID", "")}
         if st.asked_rank is not None:
@@ -315,7 +332,7 @@ def allreduce(array: Any, group_name: str = "default", op: str = "sum", timeout_
     """Reduce ``array`` over the group in place (``op``: sum, mean, min, max); returns ``array``."""
     _check_op(group_name, op)
     flat = _as_numpy(group_name, "allreduce()", array)
-    st = _joined(group_name)
+    st = _joined(group_name, timeout_ms)
     dt = flat.dtype.name
     signature = f"allreduce:{op}:{dt}:{flat.size}"
     if flat.nbytes < SMALL_BYTES or st.world_size == 1:
@@ -336,7 +353,7 @@ def reducescatter(array: Any, group_name: str = "default", op: str = "sum", time
     """Reduce ``array`` over the group; returns this rank's chunk (``chunk_bounds(size, world)[rank]``)."""
     _check_op(group_name, op)
     flat = _as_numpy(group_name, "reducescatter()", array)
-    st = _joined(group_name)
+    st = _joined(group_name, timeout_ms)
     dt = flat.dtype.name
     signature = f"reducescatter:{op}:{dt}:{flat.size}"
     s, e = chunk_bounds(flat.size, st.world_size)[st.rank]
@@ -349,7 +366,7 @@ def reducescatter(array: Any, group_name: str = "default", op: str = "sum", time
 def allgather(array: Any, group_name: str = "default", timeout_ms: int | None = None) -> list[np.ndarray[Any, Any]]:
     """Every rank's array in rank order (copies, 1-D)."""
     flat = _as_numpy(group_name, "allgather()", array)
-    st = _joined(group_name)
+    st = _joined(group_name, timeout_ms)
     signature = f"allgather:{flat.dtype.name}"
     if flat.nbytes < SMALL_BYTES:
         items = _round(st, "gather", flat, signature, timeoutMs=timeout_ms)
@@ -364,7 +381,7 @@ def allgather(array: Any, group_name: str = "default", timeout_ms: int | None = 
 def broadcast(array: Any, src_rank: int = 0, group_name: str = "default", timeout_ms: int | None = None) -> Any:
     """Copy rank ``src_rank``'s array into every rank's ``array`` in place; returns ``array``."""
     flat = _as_numpy(group_name, "broadcast()", array)
-    st = _joined(group_name)
+    st = _joined(group_name, timeout_ms)
     if not 0 <= src_rank < st.world_size:
         raise CollectiveUsageError(group_name, f"broadcast(): src_rank {src_rank} is not in 0..{st.world_size - 1}")
     small = flat.nbytes < SMALL_BYTES
@@ -380,7 +397,7 @@ def broadcast(array: Any, src_rank: int = 0, group_name: str = "default", timeou
 
 def barrier(group_name: str = "default", timeout_ms: int | None = None) -> None:
     """Wait until every rank of the group has called ``barrier``."""
-    st = _joined(group_name)
+    st = _joined(group_name, timeout_ms)
     _round(st, "gather", None, "barrier", timeoutMs=timeout_ms)
 
 

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { reduceAddon } from './native.js';
+
 /** Element types, named as numpy names them. */
 export type Dtype = 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
 
@@ -79,6 +81,8 @@ export function reduceInto(acc: NumericArray, x: NumericArray, op: ReduceOp): vo
 }
 
 function sumFloat32(acc: Float32Array, x: Float32Array): void {
+  const native = reduceAddon();
+  if (native) return native.sumF32(acc, [acc, x]);
   const n = acc.length;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -112,6 +116,8 @@ export function reduceAll(dst: NumericArray, xs: readonly NumericArray[], op: Re
  * equal to them.
  */
 function sumFloat32All(dst: Float32Array, xs: readonly Float32Array[]): void {
+  const native = reduceAddon();
+  if (native) return native.sumF32(dst, xs);
   const f = Math.fround;
   const n = dst.length;
   if (xs.length === 4) {

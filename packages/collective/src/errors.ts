@@ -52,6 +52,21 @@ export class CollectiveUsageError extends CollectiveError {
   override name = 'CollectiveUsageError';
 }
 
+/**
+ * The group does not exist: no coordinator was found for it within the wait (`createGroup()` or
+ * `initCollectiveGroup()` was not called, or the group was destroyed). A `CollectiveUsageError`.
+ */
+export class CollectiveGroupNotFoundError extends CollectiveUsageError {
+  override name = 'CollectiveGroupNotFoundError';
+  constructor(
+    group: string,
+    /** How long the rank waited for the group to appear. */
+    readonly waitedMs: number,
+  ) {
+    super(group, `no such group (waited ${waitedMs} ms for it): create it with createGroup() or initCollectiveGroup() first`);
+  }
+}
+
 /** The failure a coordinator reply carries (plain data, so it crosses to Python ranks too). */
 export interface FailureInfo {
   kind: 'rank_died' | 'timeout' | 'usage';

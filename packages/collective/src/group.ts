@@ -7,7 +7,7 @@
  */
 import { ActorDiedError, actorInfo, get, getActor, getRuntimeContext, kill, TsrayError, ValidationError, type ActorHandle } from '@tsray/core';
 import { RemoteCollectiveCoordinator, type CollectiveCoordinator, type Joined, type Reply, type RoundRequest } from './coordinator.js';
-import { CollectiveError, CollectiveUsageError, errorFromFailure } from './errors.js';
+import { CollectiveError, CollectiveGroupNotFoundError, CollectiveUsageError, errorFromFailure } from './errors.js';
 
 /** The namespace of the coordinator actors (so every job and language finds them by group name). */
 export const COLLECTIVE_NAMESPACE = 'tsray-collective';
@@ -16,6 +16,27 @@ export const COLLECTIVE_NAMESPACE = 'tsray-collective';
 export function coordinatorName(name: string): string {
   return `collective:${name}`;
 }
+
+/**
+ * How long a rank's first collective waits for its group to appear (when the call gives no `timeoutMs`):
+ * a rank may run before the group's coordinator is visible from its node (on a cluster, the name reaches
+ * the GCS directory asynchronously), so "not found" is retried until then.
+ */
+export const GROUP_WAIT_MS = 30_000;
+
+/**
+ * Hooks for tests (not part of the API): `onGroupMissing` runs each time a rank looks its group up and
+ * does not find it yet, so a test can create the group only after a rank has missed it.
+ */
+export const collectiveTestHooks: { onGroupMissing?: (group: string) => void } = {};
+
+/**
+ * The coordinators this process created, until `destroy()` / `destroyGroup()`: an actor handle is a
+ * reference, and a non-detached actor stops once no handle is left, so without this a caller that drops
+ * `createGroup`'s result would let the group's coordinator be collected (and killed) at the next GC,
+ * before the ranks have looked it up.
+ */
+const created = new Map<string, ActorHandle<CollectiveCoordinator>>();
 
 /** Options of {@link createGroup}. */
 export interface CreateGroupOptions {
@@ -50,13 +71,22 @@ export async function createGroup(actors: readonly ActorHandle<unknown>[] | numb
     maxConcurrency: 10_000,
     numCpus: 0,
   }).remote(name, worldSize, ids);
+  created.set(name, coord);
   await get(coord.ready.remote());
-  return { name, worldSize, destroy: () => kill(coord) };
+  return {
+    name,
+    worldSize,
+    destroy: () => {
+      if (created.get(name) === coord) created.delete(name);
+      kill(coord);
+    },
+  };
 }
 
 /** Stop group `name`'s coordinator, wherever it was created (no-op when there is none). */
 export async function destroyGroup(name = 'default'): Promise<void> {
   local.delete(name);
+  created.delete(name);
   try {
     kill(await getActor(coordinatorName(name), { namespace: COLLECTIVE_NAMESPACE }));
   } catch (e) {
@@ -112,20 +142,34 @@ async function coordinatorCall<T>(st: RankState, call: () => Promise<Reply<T>>):
   return reply.value;
 }
 
-/** This process's state of group `name`, joined (waits for every rank the first time and after a failure). */
-export async function rankState(name: string): Promise<RankState & { joined: NonNullable<RankState['joined']> }> {
+/**
+ * The coordinator of group `name`, waiting up to `waitMs` for it to exist: a rank's first collective may
+ * run before the group is visible here. Other lookup errors are not retried.
+ */
+async function findCoordinator(name: string, waitMs: number): Promise<ActorHandle<CollectiveCoordinator>> {
+  const deadline = Date.now() + waitMs;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+    try {
+      return await getActor<CollectiveCoordinator>(coordinatorName(name), { namespace: COLLECTIVE_NAMESPACE });
+    } catch (e) {
+      if (!(TsrayError.isInstance(e) && e.name === 'ActorNotFoundError')) throw e;
+    }
+    collectiveTestHooks.onGroupMissing?.(name);
+    const left = deadline - Date.now();
+    if (left <= 0) throw new CollectiveGroupNotFoundError(name, waitMs);
+    await new Promise((r) => setTimeout(r, Math.min(pause, left)));
+  }
+}
+
+/**
+ * This process's state of group `name`, joined (waits for every rank the first time and after a
+ * failure). The first time, waits up to `waitMs` (default {@link GROUP_WAIT_MS}) for the group to exist.
+ */
+export async function rankState(name: string, waitMs = GROUP_WAIT_MS): Promise<RankState & { joined: NonNullable<RankState['joined']> }> {
   let st = local.get(name);
   if (!st) {
-    let coord: ActorHandle<CollectiveCoordinator>;
-    try {
-      coord = await getActor<CollectiveCoordinator>(coordinatorName(name), { namespace: COLLECTIVE_NAMESPACE });
-    } catch (e) {
-      if (TsrayError.isInstance(e) && e.name === 'ActorNotFoundError') {
-        throw new CollectiveUsageError(name, 'no such group: create it with createGroup() or initCollectiveGroup() first');
-      }
-      throw e;
-    }
-    st = { name, coord, seq: 0 };
+    const coord = await findCoordinator(name, waitMs);
+    st = local.get(name) ?? { name, coord, seq: 0 };
     local.set(name, st);
   }
   if (!st.joined) {

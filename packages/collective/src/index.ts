@@ -6,12 +6,12 @@
  * rank with `CollectiveRankDiedError`. CPU arrays only (GPU tensors: use torch.distributed NCCL).
  * @module
  */
-export { createGroup, destroyGroup, initCollectiveGroup, COLLECTIVE_NAMESPACE, coordinatorName } from './group.js';
+export { createGroup, destroyGroup, initCollectiveGroup, COLLECTIVE_NAMESPACE, coordinatorName, GROUP_WAIT_MS, collectiveTestHooks } from './group.js';
 export type { CollectiveGroup, CreateGroupOptions } from './group.js';
 export { allreduce, allgather, reducescatter, broadcast, barrier, getRank, getWorldSize, SMALL_BYTES } from './ops.js';
 export type { CollectiveOptions, ReduceOptions, BroadcastOptions } from './ops.js';
 export { chunkBounds } from './dtypes.js';
 export type { Dtype, ReduceOp, NumericArray } from './dtypes.js';
-export { CollectiveError, CollectiveRankDiedError, CollectiveTimeoutError, CollectiveUsageError } from './errors.js';
+export { CollectiveError, CollectiveGroupNotFoundError, CollectiveRankDiedError, CollectiveTimeoutError, CollectiveUsageError } from './errors.js';
 export { CollectiveCoordinator, RemoteCollectiveCoordinator } from './coordinator.js';
 export type { RankIdentity, RoundRequest, Joined, Reply } from './coordinator.js';

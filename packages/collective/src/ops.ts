@@ -47,7 +47,11 @@ export const SMALL_BYTES = 64 * 1024;
 export interface CollectiveOptions {
   /** Group name (default `'default'`). */
   group?: string;
-  /** Fail with `CollectiveTimeoutError` when some rank has not called the collective within this time. */
+  /**
+   * Fail with `CollectiveTimeoutError` when some rank has not called the collective within this time.
+   * Also bounds this rank's wait for the group to exist at its first collective (default
+   * `GROUP_WAIT_MS`, 30 s), after which it fails with `CollectiveGroupNotFoundError`.
+   */
   timeoutMs?: number;
 }
 
@@ -79,7 +83,7 @@ export async function allreduce<A extends NumericArray>(array: A, options: Reduc
   const group = options.group ?? 'default';
   const op = options.op ?? 'sum';
   const dtype = check(group, 'allreduce()', array, op);
-  const st = await rankState(group);
+  const st = await rankState(group, options.timeoutMs);
   const { rank, worldSize } = st.joined;
   const signature = `allreduce:${op}:${dtype}:${array.length}`;
   const base = { signature, op, dtype, timeoutMs: options.timeoutMs };
@@ -172,7 +176,7 @@ async function allreduceShared<A extends NumericArray>(
 export async function allgather<A extends NumericArray>(array: A, options: CollectiveOptions = {}): Promise<A[]> {
   const group = options.group ?? 'default';
   const dtype = check(group, 'allgather()', array);
-  const st = await rankState(group);
+  const st = await rankState(group, options.timeoutMs);
   const { rank } = st.joined;
   const base = { signature: `allgather:${dtype}`, timeoutMs: options.timeoutMs, mode: 'gather' as const };
   if (array.byteLength < SMALL_BYTES) {
@@ -196,7 +200,7 @@ export async function reducescatter<A extends NumericArray>(array: A, options: R
   const group = options.group ?? 'default';
   const op = options.op ?? 'sum';
   const dtype = check(group, 'reducescatter()', array, op);
-  const st = await rankState(group);
+  const st = await rankState(group, options.timeoutMs);
   const { rank, worldSize } = st.joined;
   const bounds = chunkBounds(array.length, worldSize);
   const [s, e] = bounds[rank]!;
@@ -231,7 +235,7 @@ export async function broadcast<A extends NumericArray>(array: A, options: Broad
   const group = options.group ?? 'default';
   const src = options.srcRank ?? 0;
   const dtype = check(group, 'broadcast()', array);
-  const st = await rankState(group);
+  const st = await rankState(group, options.timeoutMs);
   const { rank, worldSize } = st.joined;
   if (!Number.isInteger(src) || src < 0 || src >= worldSize) throw new CollectiveUsageError(group, `broadcast(): srcRank ${src} is not in 0..${worldSize - 1}`);
   const base = { signature: `broadcast:${src}:${dtype}:${array.length}`, timeoutMs: options.timeoutMs, mode: 'gather' as const };
@@ -249,7 +253,7 @@ export async function broadcast<A extends NumericArray>(array: A, options: Broad
 /** Wait until every rank of the group has called `barrier`. */
 export async function barrier(options: CollectiveOptions = {}): Promise<void> {
   const group = options.group ?? 'default';
-  const st = await rankState(group);
+  const st = await rankState(group, options.timeoutMs);
   await round<unknown>(st, { signature: 'barrier', mode: 'gather', item: null, timeoutMs: options.timeoutMs });
 }
 

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { allocate, reduceAll, reduceInto, type Dtype, type NumericArray, type ReduceOp } from '../src/dtypes.js';
+import { reduceAddon } from '../src/native.js';
 
 function inputs(dtype: Dtype, count: number, n: number): NumericArray[] {
   // Values whose float32 sums round differently depending on where the rounding happens.
@@ -13,6 +14,13 @@ function inputs(dtype: Dtype, count: number, n: number): NumericArray[] {
     for (let i = 0; i < n; i++) a[i] = dtype.startsWith('float') ? Math.sin(i * 7.3 + j) * 10 ** ((i + j) % 9) : ((i * 31 + j * 17) % 200) - 100;
     return a;
   });
+}
+
+/** The float32 left fold in plain JavaScript (float64 add, then `Math.fround`): what numpy's float32 adds give. */
+function froundFold(xs: NumericArray[]): Float32Array {
+  const acc = Float32Array.from(xs[0]!);
+  for (let j = 1; j < xs.length; j++) for (let i = 0; i < acc.length; i++) acc[i] = Math.fround(acc[i]! + xs[j]![i]!);
+  return acc;
 }
 
 function pairwise(xs: NumericArray[], op: ReduceOp): NumericArray {
@@ -50,5 +58,29 @@ describe('reduceAll', () => {
     const want = pairwise(xs, op);
     reduceAll(xs[2]!, xs, op);
     expect(Array.from(xs[2]!)).toEqual(Array.from(want));
+  });
+});
+
+describe('the native float32 sum kernel', () => {
+  it('is built and loaded (reductions would fall back to the slower JavaScript loop)', () => {
+    expect(reduceAddon()).not.toBeNull();
+  });
+
+  it.each([1, 2, 3, 4, 9])('sums %i inputs bitwise as the float32 fold, across block boundaries and into an input', (count) => {
+    const n = 2048 * 3 + 5; // the kernel works in blocks of 2048
+    const xs = inputs('float32', count, n) as Float32Array[];
+    const want = froundFold(xs);
+    const dst = allocate('float32', n) as Float32Array;
+    reduceAddon()!.sumF32(dst, xs);
+    expect(Array.from(dst)).toEqual(Array.from(want));
+    reduceAddon()!.sumF32(xs[count - 1]!.subarray(0), xs); // in place, into the last input
+    expect(Array.from(xs[count - 1]!)).toEqual(Array.from(want));
+  });
+
+  it('refuses arrays of another type or length with a TypeError', () => {
+    const k = reduceAddon()!;
+    expect(() => k.sumF32(new Float32Array(4), [new Float32Array(3)])).toThrow(/every input must have dst's length/);
+    expect(() => k.sumF32(new Float32Array(4), [new Float64Array(4) as never])).toThrow(TypeError);
+    expect(() => k.sumF32(new Float32Array(4), [])).toThrow(/between 1 and 256 inputs/);
   });
 });

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "tsray_reduce",
+      "sources": ["native/reduce.c"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11", "-fno-fast-math"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}
