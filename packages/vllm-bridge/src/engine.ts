@@ -23,6 +23,21 @@ export interface ChatMessage {
 /** What to generate from: text, token ids, or chat messages. */
 export type Prompt = string | number[] | { messages: ChatMessage[] };
 
+/** One of the most likely tokens at a generation step. */
+export interface TopLogprob {
+  tokenId: number;
+  /** The token's text decoded alone (vLLM's `decoded_token`). */
+  token: string;
+  /** Natural-log probability (≤ 0; -9999 for a token sampling ruled out, as vLLM/OpenAI clamp -inf). */
+  logprob: number;
+}
+
+/** The log-probability of one generated token, and the step's most likely tokens (when `logprobs` was asked for). */
+export interface TokenLogprob extends TopLogprob {
+  /** The `logprobs` (sampling parameter) most likely tokens of the step, most likely first. */
+  top: TopLogprob[];
+}
+
 /** A streamed piece of one completion. */
 export interface StreamDelta {
   requestId: string;
@@ -34,6 +49,8 @@ export interface StreamDelta {
   finishReason: string | undefined;
   promptTokens: number;
   completionTokens: number;
+  /** One per entry of `tokenIds` when the request set `logprobs` (sampling parameter); else absent. */
+  logprobs?: TokenLogprob[];
 }
 
 /** A finished completion. */
@@ -41,6 +58,8 @@ export interface Completion {
   text: string;
   tokenIds: number[];
   finishReason: string;
+  /** One per entry of `tokenIds` when the request set `logprobs` (sampling parameter); else absent. */
+  logprobs?: TokenLogprob[];
   usage: { promptTokens: number; completionTokens: number };
   /** The other completions when n > 1 (index 1..n-1). */
   alternatives?: Completion[];
@@ -354,6 +373,8 @@ export class LLMEngine implements EngineClient {
               promptTokens: d.promptTokens ?? 0,
               completionTokens: d.completionTokens ?? 0,
             };
+            // Only requests that asked for logprobs carry them: the common path builds nothing more.
+            if (d.logprobs && d.logprobs.length > 0) delta.logprobs = tokenLogprobsOf(d);
             p.deltas.push(delta);
             if (delta.finishReason && --p.open <= 0) {
               p.done = true;
@@ -543,9 +564,35 @@ export function takeCoalesced(queue: StreamDelta[]): StreamDelta {
   let d = queue.shift()!;
   while (queue.length > 0 && queue[0]!.index === d.index && d.finishReason === undefined) {
     const next = queue.shift()!;
-    d = { ...next, text: d.text + next.text, tokenIds: d.tokenIds.concat(next.tokenIds) };
+    const logprobs = d.logprobs && next.logprobs ? d.logprobs.concat(next.logprobs) : undefined;
+    d = { ...next, text: d.text + next.text, tokenIds: d.tokenIds.concat(next.tokenIds), ...(logprobs ? { logprobs } : {}) };
   }
   return d;
+}
+
+/** The logprob entries of a wire delta (parallel lists) as one object per token. @internal */
+export function tokenLogprobsOf(d: {
+  tokenIds?: number[] | null;
+  logprobs?: number[] | null;
+  tokens?: string[] | null;
+  topLogprobs?: { tokenIds?: number[] | null; logprobs?: number[] | null; tokens?: string[] | null }[] | null;
+}): TokenLogprob[] {
+  const ids = d.tokenIds ?? [];
+  const lps = d.logprobs ?? [];
+  const tokens = d.tokens ?? [];
+  const tops = d.topLogprobs ?? [];
+  return lps.map((logprob, i) => {
+    const t = tops[i];
+    const tIds = t?.tokenIds ?? [];
+    const tLps = t?.logprobs ?? [];
+    const tTokens = t?.tokens ?? [];
+    return {
+      tokenId: ids[i] ?? 0,
+      token: tokens[i] ?? '',
+      logprob,
+      top: tIds.map((tokenId, j) => ({ tokenId, token: tTokens[j] ?? '', logprob: tLps[j] ?? 0 })),
+    };
+  });
 }
 
 export function promptList(prompts: Prompt | Prompt[]): Prompt[] {
@@ -554,11 +601,19 @@ export function promptList(prompts: Prompt | Prompt[]): Prompt[] {
 
 /** Gather a stream of deltas into a Completion (n sequences). @internal */
 export async function collectCompletion(stream: AsyncIterable<StreamDelta>, n: number, model: string): Promise<Completion> {
-  const parts = Array.from({ length: n }, () => ({ text: '', tokenIds: [] as number[], finishReason: '', promptTokens: 0, completionTokens: 0 }));
+  const parts = Array.from({ length: n }, () => ({
+    text: '',
+    tokenIds: [] as number[],
+    logprobs: undefined as TokenLogprob[] | undefined,
+    finishReason: '',
+    promptTokens: 0,
+    completionTokens: 0,
+  }));
   for await (const d of stream) {
     const c = parts[d.index]!;
     c.text += d.text;
     c.tokenIds.push(...d.tokenIds);
+    if (d.logprobs) (c.logprobs ??= []).push(...d.logprobs);
     if (d.finishReason) c.finishReason = d.finishReason;
     c.promptTokens = d.promptTokens;
     c.completionTokens = d.completionTokens;
@@ -568,6 +623,7 @@ export async function collectCompletion(stream: AsyncIterable<StreamDelta>, n: n
     text: c.text,
     tokenIds: c.tokenIds,
     finishReason: c.finishReason,
+    ...(c.logprobs ? { logprobs: c.logprobs } : {}),
     usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens },
   }));
   return n > 1 ? { ...done[0]!, alternatives: done.slice(1) } : done[0]!;

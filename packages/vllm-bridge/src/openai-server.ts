@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { once } from 'node:events';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { statsList, type EngineClient, type EngineTokenizer } from './engine-client.js';
-import type { EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
+import type { EngineStats, Prompt, SamplingParams, StreamDelta, TokenLogprob } from './engine.js';
+import { chatLogprobs, codePointLength, completionLogprobs, type CompletionLogprobs } from './openai-logprobs.js';
 import { EngineDeadError, EngineStartError, GenerateRequestError } from './errors.js';
 import type { ZodType } from 'zod';
 import {
@@ -169,6 +170,12 @@ interface ChoiceText {
   completion: number;
   /** The chat role went out in this choice's first chunk (vLLM sends it once). */
   roleSent: boolean;
+  /** The logprob entries so far (kept for a non-streamed answer; only when the request asked for them). */
+  logprobs: TokenLogprob[] | undefined;
+  /** Completions: where the next token's text starts in the choice's text (`text_offset`). */
+  offset: number;
+  /** Completions: where the generated text starts (after an echoed prompt). */
+  offset0: number;
 }
 
 /** Collects a request's deltas into its choices, observes latency metrics, and writes SSE chunks. */
@@ -185,7 +192,15 @@ class CompletionCollector {
     private readonly n: number,
     prompts: number,
   ) {
-    this.choices = Array.from({ length: n * prompts }, () => ({ text: '', finish: '', completion: 0, roleSent: false }));
+    this.choices = Array.from({ length: n * prompts }, () => ({
+      text: '',
+      finish: '',
+      completion: 0,
+      roleSent: false,
+      logprobs: undefined,
+      offset: 0,
+      offset0: 0,
+    }));
     this.promptCounts = new Array<number>(prompts).fill(0);
   }
 
@@ -203,17 +218,26 @@ class CompletionCollector {
     const index = p * this.n + d.index;
     const c = this.choices[index]!;
     const echo = !this.meta.chat && this.meta.echo && c.text === '' && c.completion === 0 ? this.meta.echo[p]! : '';
+    if (echo) c.offset = c.offset0 = codePointLength(echo);
     c.text += echo + d.text;
     c.completion = d.completionTokens;
     this.promptCounts[p] = d.promptTokens;
     if (d.finishReason) c.finish = d.finishReason === 'abort' ? 'stop' : d.finishReason;
-    if (!this.meta.sse) return true;
+    if (!this.meta.sse) {
+      if (d.logprobs) (c.logprobs ??= []).push(...d.logprobs);
+      return true;
+    }
     const finishReason = d.finishReason ? c.finish : null;
     let choice: Record<string, unknown>;
     if (this.meta.chat) {
-      choice = { index, delta: c.roleSent ? { content: d.text } : { role: 'assistant', content: d.text }, logprobs: null, finish_reason: finishReason };
+      const logprobs = d.logprobs ? chatLogprobs(d.logprobs) : null;
+      choice = { index, delta: c.roleSent ? { content: d.text } : { role: 'assistant', content: d.text }, logprobs, finish_reason: finishReason };
       c.roleSent = true;
-    } else choice = { index, text: echo + d.text, logprobs: null, finish_reason: finishReason };
+    } else {
+      let logprobs: CompletionLogprobs | null = null;
+      if (d.logprobs) ({ logprobs, end: c.offset } = completionLogprobs(d.logprobs, c.offset));
+      choice = { index, text: echo + d.text, logprobs, finish_reason: finishReason };
+    }
     return this.res.write(this.chunk([choice]));
   }
 
@@ -242,8 +266,8 @@ class CompletionCollector {
       model: this.s.modelName,
       choices: this.choices.map((c, index) =>
         chat
-          ? { index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finish }
-          : { index, text: c.text, logprobs: null, finish_reason: c.finish },
+          ? { index, message: { role: 'assistant', content: c.text }, logprobs: c.logprobs ? chatLogprobs(c.logprobs) : null, finish_reason: c.finish }
+          : { index, text: c.text, logprobs: c.logprobs ? completionLogprobs(c.logprobs, c.offset0).logprobs : null, finish_reason: c.finish },
       ),
       usage,
     });
