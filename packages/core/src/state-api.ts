@@ -77,6 +77,12 @@ export interface ActorListEntry {
   numRestarts: number;
   detached: boolean;
   deathCause?: string;
+  /** The GPUs it holds (its `CUDA_VISIBLE_DEVICES`), when it holds any; listed by the node that placed it. */
+  gpuIds?: number[];
+  /** An LLM engine's tensor-parallel size (set by `@tsray/vllm-bridge` through `ActorOptions.stateInfo`). */
+  tensorParallelSize?: number;
+  /** Other fields its creator set through `ActorOptions.stateInfo`. */
+  [field: string]: unknown;
 }
 
 /** One task not finished yet (as Ray's `list_tasks()`, live tasks only). */

@@ -146,7 +146,23 @@ export function engineActorOptions(opts: DeployOptions): ActorOptions {
     ...(opts.name ? { name: opts.name } : {}),
     ...(opts.namespace ? { namespace: opts.namespace } : {}),
     ...(opts.schedulingStrategy ? { schedulingStrategy: opts.schedulingStrategy } : {}),
+    // `listActors()` / `tsray list actors` show it next to the GPU ids the node gives the actor.
+    stateInfo: { tensorParallelSize: tensorParallelSizeOf(opts) },
   };
+}
+
+/**
+ * The engine's tensor-parallel size as `engine.info()` reports it: `engineArgs.tensor_parallel_size`,
+ * else vLLM shards over the engine's GPUs; the transformers backend does not shard (1). With backend
+ * 'auto' this assumes vLLM where GPUs are asked for (the one case `info()` can differ from: 'auto' on
+ * GPUs without vLLM installed).
+ * @internal
+ */
+export function tensorParallelSizeOf(opts: DeployOptions): number {
+  if (opts.backend === 'transformers') return 1;
+  const tp = Number(opts.engineArgs?.['tensor_parallel_size']);
+  if (Number.isInteger(tp) && tp >= 1) return tp;
+  return Math.max(1, Math.ceil(opts.numGpus ?? 0));
 }
 
 /** The engine actor's constructor argument (tsray.engine.actor:EngineActor). @internal */

@@ -218,6 +218,9 @@ export class StateService {
     return [...this.host.actors()]
       .filter((r) => !r.proxy)
       .map((r) => ({
+        // The creator's fields first: the node's own fields below always win.
+        ...r.creation.stateInfo,
+        ...gpuIdsOf(r.allocation?.gpuIds),
         actorId: r.id,
         className: r.creation.className,
         name: r.creation.name,
@@ -273,4 +276,10 @@ export class StateService {
     }
     return out;
   }
+}
+
+/** `{gpuIds}` (numbers) of an actor that holds GPUs, else nothing. */
+function gpuIdsOf(ids: readonly string[] | undefined): { gpuIds?: number[] } {
+  if (!ids || ids.length === 0) return {};
+  return { gpuIds: ids.map(Number).filter((n) => Number.isInteger(n)) };
 }
