@@ -391,7 +391,7 @@ export class LLMEngine implements EngineClient {
             };
             // Only requests that asked for logprobs carry them: the common path builds nothing more.
             if (d.logprobs && d.logprobs.length > 0) delta.logprobs = tokenLogprobsOf(d);
-            p.deltas.push(delta);
+            pushCoalesced(p.deltas, delta);
             if (delta.finishReason && --p.open <= 0) {
               p.done = true;
               this.pending.delete(delta.requestId);
@@ -458,8 +458,8 @@ export class LLMEngine implements EngineClient {
     try {
       for (;;) {
         // A consumer slower than the engine gets what piled up as one delta per completion (as vLLM's
-        // RequestOutputCollector does), not one object per token.
-        while (p.deltas.length > 0) yield takeCoalesced(p.deltas);
+        // RequestOutputCollector does): receive() merged them as they came (pushCoalesced).
+        while (p.deltas.length > 0) yield p.deltas.shift()!;
         if (p.error) throw p.error;
         if (p.done) {
           finished = true;
@@ -569,21 +569,31 @@ export class LLMEngine implements EngineClient {
   }
 }
 
-/** A prompt or a batch of prompts as a list (a token-id list is one prompt). @internal */
 /**
- * Remove the first delta of `queue` and merge into it the deltas right behind it of the same completion
- * (same `index`), up to one that finishes it: text and token ids appended, counts and finish reason of
- * the last one.
- * @internal
+ * Queue `d` for its consumer, merged into the queued delta of the same completion (same `index`) when
+ * that one is not finished: a consumer that does not pull (an SSE socket waiting for 'drain') holds one
+ * delta per completion whose text and token ids grow, as vLLM's `RequestOutputCollector`, not one
+ * object per token. Queued deltas belong to the queue (the consumer gets them only when taken), so
+ * they are extended in place. (Not exported from the package; test/coalesce.spec.ts imports it.)
  */
-export function takeCoalesced(queue: StreamDelta[]): StreamDelta {
-  let d = queue.shift()!;
-  while (queue.length > 0 && queue[0]!.index === d.index && d.finishReason === undefined) {
-    const next = queue.shift()!;
-    const logprobs = d.logprobs && next.logprobs ? d.logprobs.concat(next.logprobs) : undefined;
-    d = { ...next, text: d.text + next.text, tokenIds: d.tokenIds.concat(next.tokenIds), ...(logprobs ? { logprobs } : {}) };
+export function pushCoalesced(queue: StreamDelta[], d: StreamDelta): void {
+  // With n > 1 the completions interleave: look back for this completion's queued delta (at most n).
+  for (let i = queue.length - 1; i >= 0; i--) {
+    const q = queue[i]!;
+    if (q.index !== d.index) continue;
+    if (q.finishReason !== undefined) break;
+    q.text += d.text;
+    for (const t of d.tokenIds) q.tokenIds.push(t);
+    if (d.logprobs) {
+      if (q.logprobs) for (const l of d.logprobs) q.logprobs.push(l);
+      else q.logprobs = d.logprobs;
+    }
+    q.finishReason = d.finishReason;
+    q.promptTokens = d.promptTokens;
+    q.completionTokens = d.completionTokens;
+    return;
   }
-  return d;
+  queue.push(d);
 }
 
 /** The logprob entries of a wire delta (parallel lists) as one object per token. @internal */
@@ -611,6 +621,7 @@ export function tokenLogprobsOf(d: {
   });
 }
 
+/** A prompt or a batch of prompts as a list (a token-id list is one prompt). @internal */
 export function promptList(prompts: Prompt | Prompt[]): Prompt[] {
   return Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] !== 'number') ? (prompts as Prompt[]) : [prompts as Prompt];
 }
