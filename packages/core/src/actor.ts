@@ -59,6 +59,11 @@ export interface ActorOptions {
    * modules), merged with the job's field by field, envVars key by key.
    */
   runtimeEnv?: RuntimeEnv;
+  /**
+   * Extra fields of the actor's row in the state API (`listActors()`, `tsray list actors`), e.g. an
+   * LLM engine's `{ tensorParallelSize: 2 }`. Values: strings, finite numbers, booleans.
+   */
+  stateInfo?: Record<string, string | number | boolean>;
 }
 
 /** Options of one actor method call (`handle.method.options({...}).remote()`). */
@@ -278,6 +283,7 @@ const KNOWN = new Set([
   'module',
   'schedulingStrategy',
   'runtimeEnv',
+  'stateInfo',
 ]);
 
 interface ResolvedActorOptions {
@@ -320,7 +326,19 @@ function resolveActorOptions(o: ActorOptions, where: string, methods: string[]):
     if (!(g in (o.concurrencyGroups ?? {})))
       throw new ValidationError('methodConcurrencyGroups', `${where}: concurrency group "${g}" is not in concurrencyGroups`);
   }
+  checkStateInfo(o.stateInfo, where);
   return { schedule, hold, opts: o, scheduling: resolveScheduling(o.schedulingStrategy, where), runtimeEnv: resolveRuntimeEnvOption(o.runtimeEnv) };
+}
+
+/** `stateInfo` must be a plain object of strings, finite numbers and booleans (it travels as JSON). */
+function checkStateInfo(info: unknown, where: string): void {
+  if (info === undefined) return;
+  if (typeof info !== 'object' || info === null || Array.isArray(info))
+    throw new ValidationError('stateInfo', `${where}: stateInfo must be an object of strings, numbers and booleans`);
+  for (const [k, v] of Object.entries(info)) {
+    if (!(typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))))
+      throw new ValidationError('stateInfo', `${where}: stateInfo.${k} must be a string, a finite number or a boolean, got ${String(v)}`);
+  }
 }
 
 /**
@@ -412,6 +430,7 @@ function createActor<C extends abstract new (...args: never[]) => unknown>(
     hold: new Map(r.hold.amounts),
     holdRequest: r.hold,
     isAsync,
+    ...(o.stateInfo ? { stateInfo: { ...o.stateInfo } } : {}),
   };
   const submitArgs = toSubmitArgs(args, (i) => `${fn.name}.remote() constructor argument ${i}`, language === 'python');
   const taskId = newId('t');

@@ -67,6 +67,8 @@ export interface ActorCreation {
   hold: Map<string, number>;
   holdRequest?: ResourceRequest;
   isAsync: boolean;
+  /** Extra fields of the actor's state-API row (`ActorOptions.stateInfo`). */
+  stateInfo?: Record<string, string | number | boolean>;
 }
 
 /** What identifies an actor (for handles). */

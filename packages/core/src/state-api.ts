@@ -88,8 +88,13 @@ export interface ActorListEntry {
    * placed. Always set by the state API (optional for rows built elsewhere).
    */
   gpuIds?: GpuId[];
-  /** An LLM engine actor: the GPUs it shards its model over (tensor-parallel size), once it reported its stats. */
+  /**
+   * An LLM engine actor: the GPUs it shards its model over (tensor-parallel size): from its creation
+   * (`ActorOptions.stateInfo`, set by `@tsray/vllm-bridge`), then from the stats it reports.
+   */
   tensorParallelSize?: number;
+  /** Other fields its creator set through `ActorOptions.stateInfo`. */
+  [field: string]: unknown;
 }
 
 /** One worker process of a node and the GPU ids it holds (`listWorkers()`). */

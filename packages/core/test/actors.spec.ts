@@ -160,6 +160,8 @@ describe('failures', () => {
     expect(() => RemoteCounter.options({ maxRestarts: -5 })).toThrow(ValidationError);
     expect(() => RemoteCounter.options({ getIfExists: true })).toThrow(/getIfExists needs a name/);
     expect(() => RemoteCounter.options({ bogus: 1 } as never)).toThrow(/unknown option "bogus"/);
+    expect(() => RemoteCounter.options({ stateInfo: { tp: Number.NaN } })).toThrow(/stateInfo.tp must be a string, a finite number or a boolean/);
+    expect(() => RemoteCounter.options({ stateInfo: [1] as never })).toThrow(ValidationError);
   });
 
   it('kill: pending and later calls reject with ActorDiedError; killing again is an error', async () => {

@@ -58,6 +58,7 @@ const actorSpec = {
   concurrencyGroups: [{ name: 'io', maxConcurrency: 2, methods: ['fetch', 'store'] }],
   holdResources: [{ name: 'GPU', units: '20000' }],
   isAsync: true,
+  stateInfoJson: '{"tensorParallelSize":2}',
 };
 
 const NODE_INFO = {
@@ -304,6 +305,11 @@ const vectors = [
             promptTokens: 5,
             completionTokens: 128,
             logprobs: [-0.5, -1.25],
+            tokens: [' w', 'örld'],
+            topLogprobs: [
+              { tokenIds: [17, 3], logprobs: [-0.5, -1.5], tokens: [' w', ' x'] },
+              { tokenIds: [4294967295], logprobs: [-1.25], tokens: ['örld'] },
+            ],
           },
           { requestId: 'req-2', text: '!' },
         ],

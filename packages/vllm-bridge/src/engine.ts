@@ -23,6 +23,21 @@ export interface ChatMessage {
 /** What to generate from: text, token ids, or chat messages. */
 export type Prompt = string | number[] | { messages: ChatMessage[] };
 
+/** One of the most likely tokens at a generation step. */
+export interface TopLogprob {
+  tokenId: number;
+  /** The token's text decoded alone (vLLM's `decoded_token`). */
+  token: string;
+  /** Natural-log probability (≤ 0; -9999 for a token sampling ruled out, as vLLM/OpenAI clamp -inf). */
+  logprob: number;
+}
+
+/** The log-probability of one generated token, and the step's most likely tokens (when `logprobs` was asked for). */
+export interface TokenLogprob extends TopLogprob {
+  /** The `logprobs` (sampling parameter) most likely tokens of the step, most likely first. */
+  top: TopLogprob[];
+}
+
 /** A streamed piece of one completion. */
 export interface StreamDelta {
   requestId: string;
@@ -34,6 +49,8 @@ export interface StreamDelta {
   finishReason: string | undefined;
   promptTokens: number;
   completionTokens: number;
+  /** One per entry of `tokenIds` when the request set `logprobs` (sampling parameter); else absent. */
+  logprobs?: TokenLogprob[];
 }
 
 /** A finished completion. */
@@ -41,6 +58,8 @@ export interface Completion {
   text: string;
   tokenIds: number[];
   finishReason: string;
+  /** One per entry of `tokenIds` when the request set `logprobs` (sampling parameter); else absent. */
+  logprobs?: TokenLogprob[];
   usage: { promptTokens: number; completionTokens: number };
   /** The other completions when n > 1 (index 1..n-1). */
   alternatives?: Completion[];
@@ -127,7 +146,23 @@ export function engineActorOptions(opts: DeployOptions): ActorOptions {
     ...(opts.name ? { name: opts.name } : {}),
     ...(opts.namespace ? { namespace: opts.namespace } : {}),
     ...(opts.schedulingStrategy ? { schedulingStrategy: opts.schedulingStrategy } : {}),
+    // `listActors()` / `tsray list actors` show it next to the GPU ids the node gives the actor.
+    stateInfo: { tensorParallelSize: tensorParallelSizeOf(opts) },
   };
+}
+
+/**
+ * The engine's tensor-parallel size as `engine.info()` reports it: `engineArgs.tensor_parallel_size`,
+ * else vLLM shards over the engine's GPUs; the transformers backend does not shard (1). With backend
+ * 'auto' this assumes vLLM where GPUs are asked for (the one case `info()` can differ from: 'auto' on
+ * GPUs without vLLM installed).
+ * @internal
+ */
+export function tensorParallelSizeOf(opts: DeployOptions): number {
+  if (opts.backend === 'transformers') return 1;
+  const tp = Number(opts.engineArgs?.['tensor_parallel_size']);
+  if (Number.isInteger(tp) && tp >= 1) return tp;
+  return Math.max(1, Math.ceil(opts.numGpus ?? 0));
 }
 
 /** The engine actor's constructor argument (tsray.engine.actor:EngineActor). @internal */
@@ -354,7 +389,9 @@ export class LLMEngine implements EngineClient {
               promptTokens: d.promptTokens ?? 0,
               completionTokens: d.completionTokens ?? 0,
             };
-            p.deltas.push(delta);
+            // Only requests that asked for logprobs carry them: the common path builds nothing more.
+            if (d.logprobs && d.logprobs.length > 0) delta.logprobs = tokenLogprobsOf(d);
+            pushCoalesced(p.deltas, delta);
             if (delta.finishReason && --p.open <= 0) {
               p.done = true;
               this.pending.delete(delta.requestId);
@@ -421,8 +458,8 @@ export class LLMEngine implements EngineClient {
     try {
       for (;;) {
         // A consumer slower than the engine gets what piled up as one delta per completion (as vLLM's
-        // RequestOutputCollector does), not one object per token.
-        while (p.deltas.length > 0) yield takeCoalesced(p.deltas);
+        // RequestOutputCollector does): receive() merged them as they came (pushCoalesced).
+        while (p.deltas.length > 0) yield p.deltas.shift()!;
         if (p.error) throw p.error;
         if (p.done) {
           finished = true;
@@ -532,33 +569,78 @@ export class LLMEngine implements EngineClient {
   }
 }
 
-/** A prompt or a batch of prompts as a list (a token-id list is one prompt). @internal */
 /**
- * Remove the first delta of `queue` and merge into it the deltas right behind it of the same completion
- * (same `index`), up to one that finishes it: text and token ids appended, counts and finish reason of
- * the last one.
- * @internal
+ * Queue `d` for its consumer, merged into the queued delta of the same completion (same `index`) when
+ * that one is not finished: a consumer that does not pull (an SSE socket waiting for 'drain') holds one
+ * delta per completion whose text and token ids grow, as vLLM's `RequestOutputCollector`, not one
+ * object per token. Queued deltas belong to the queue (the consumer gets them only when taken), so
+ * they are extended in place. (Not exported from the package; test/coalesce.spec.ts imports it.)
  */
-export function takeCoalesced(queue: StreamDelta[]): StreamDelta {
-  let d = queue.shift()!;
-  while (queue.length > 0 && queue[0]!.index === d.index && d.finishReason === undefined) {
-    const next = queue.shift()!;
-    d = { ...next, text: d.text + next.text, tokenIds: d.tokenIds.concat(next.tokenIds) };
+export function pushCoalesced(queue: StreamDelta[], d: StreamDelta): void {
+  // With n > 1 the completions interleave: look back for this completion's queued delta (at most n).
+  for (let i = queue.length - 1; i >= 0; i--) {
+    const q = queue[i]!;
+    if (q.index !== d.index) continue;
+    if (q.finishReason !== undefined) break;
+    q.text += d.text;
+    for (const t of d.tokenIds) q.tokenIds.push(t);
+    if (d.logprobs) {
+      if (q.logprobs) for (const l of d.logprobs) q.logprobs.push(l);
+      else q.logprobs = d.logprobs;
+    }
+    q.finishReason = d.finishReason;
+    q.promptTokens = d.promptTokens;
+    q.completionTokens = d.completionTokens;
+    return;
   }
-  return d;
+  queue.push(d);
 }
 
+/** The logprob entries of a wire delta (parallel lists) as one object per token. @internal */
+export function tokenLogprobsOf(d: {
+  tokenIds?: number[] | null;
+  logprobs?: number[] | null;
+  tokens?: string[] | null;
+  topLogprobs?: { tokenIds?: number[] | null; logprobs?: number[] | null; tokens?: string[] | null }[] | null;
+}): TokenLogprob[] {
+  const ids = d.tokenIds ?? [];
+  const lps = d.logprobs ?? [];
+  const tokens = d.tokens ?? [];
+  const tops = d.topLogprobs ?? [];
+  return lps.map((logprob, i) => {
+    const t = tops[i];
+    const tIds = t?.tokenIds ?? [];
+    const tLps = t?.logprobs ?? [];
+    const tTokens = t?.tokens ?? [];
+    return {
+      tokenId: ids[i] ?? 0,
+      token: tokens[i] ?? '',
+      logprob,
+      top: tIds.map((tokenId, j) => ({ tokenId, token: tTokens[j] ?? '', logprob: tLps[j] ?? 0 })),
+    };
+  });
+}
+
+/** A prompt or a batch of prompts as a list (a token-id list is one prompt). @internal */
 export function promptList(prompts: Prompt | Prompt[]): Prompt[] {
   return Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] !== 'number') ? (prompts as Prompt[]) : [prompts as Prompt];
 }
 
 /** Gather a stream of deltas into a Completion (n sequences). @internal */
 export async function collectCompletion(stream: AsyncIterable<StreamDelta>, n: number, model: string): Promise<Completion> {
-  const parts = Array.from({ length: n }, () => ({ text: '', tokenIds: [] as number[], finishReason: '', promptTokens: 0, completionTokens: 0 }));
+  const parts = Array.from({ length: n }, () => ({
+    text: '',
+    tokenIds: [] as number[],
+    logprobs: undefined as TokenLogprob[] | undefined,
+    finishReason: '',
+    promptTokens: 0,
+    completionTokens: 0,
+  }));
   for await (const d of stream) {
     const c = parts[d.index]!;
     c.text += d.text;
     c.tokenIds.push(...d.tokenIds);
+    if (d.logprobs) (c.logprobs ??= []).push(...d.logprobs);
     if (d.finishReason) c.finishReason = d.finishReason;
     c.promptTokens = d.promptTokens;
     c.completionTokens = d.completionTokens;
@@ -568,6 +650,7 @@ export async function collectCompletion(stream: AsyncIterable<StreamDelta>, n: n
     text: c.text,
     tokenIds: c.tokenIds,
     finishReason: c.finishReason,
+    ...(c.logprobs ? { logprobs: c.logprobs } : {}),
     usage: { promptTokens: c.promptTokens, completionTokens: c.completionTokens },
   }));
   return n > 1 ? { ...done[0]!, alternatives: done.slice(1) } : done[0]!;

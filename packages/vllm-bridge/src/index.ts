@@ -4,7 +4,19 @@
  * driven from TypeScript over a direct ZeroMQ data plane with protobuf messages.
  */
 export { LLMEngine } from './engine.js';
-export type { DeployOptions, EngineInfo, SamplingParams, Prompt, ChatMessage, StreamDelta, Completion, EngineStats, EngineState } from './engine.js';
+export type {
+  DeployOptions,
+  EngineInfo,
+  SamplingParams,
+  Prompt,
+  ChatMessage,
+  StreamDelta,
+  Completion,
+  EngineStats,
+  EngineState,
+  TokenLogprob,
+  TopLogprob,
+} from './engine.js';
 export { EngineStartError, EngineDeadError, GenerateRequestError, GenerateAbortedError } from './errors.js';
 export { DataParallel } from './data-parallel.js';
 export type { DataParallelOptions, RankStats } from './data-parallel.js';

@@ -3,13 +3,19 @@
  * `vllm serve` does for the endpoints it offers: /v1/models, /v1/completions, /v1/chat/completions (SSE
  * streaming or not, `stream_options.include_usage`), /health, /version, /metrics (vLLM's metric names),
  * a bearer API key on /v1/*. Request bodies are checked by one schema (request-schema.ts) at the edge.
+ *
+ * Built on fastify (routing, body reading under the size limit, connection handling, errors before a
+ * handler runs); the handlers take over the raw response (`reply.hijack()`), so SSE chunks go from the
+ * engine's deltas straight to `res.write` and a full socket buffer stops the pulling until 'drain'.
  * @module
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { once } from 'node:events';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { statsList, type EngineClient, type EngineTokenizer } from './engine-client.js';
-import type { EngineStats, Prompt, SamplingParams, StreamDelta } from './engine.js';
+import type { EngineStats, Prompt, SamplingParams, StreamDelta, TokenLogprob } from './engine.js';
+import { chatLogprobs, codePointLength, completionLogprobs, type CompletionLogprobs } from './openai-logprobs.js';
 import { EngineDeadError, EngineStartError, GenerateRequestError } from './errors.js';
 import type { ZodType } from 'zod';
 import {
@@ -67,17 +73,11 @@ class HttpError extends Error {
   }
 }
 
-async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) throw new HttpError(413, `request body over ${limit} bytes`);
-    chunks.push(c as Buffer);
-  }
+/** The request body (read as text by the server's one content-type parser) as a JSON object; 400 otherwise. */
+function jsonBody(req: FastifyRequest): Record<string, unknown> {
   let body: unknown;
   try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    body = JSON.parse(typeof req.body === 'string' ? req.body : '');
   } catch (e) {
     throw new HttpError(400, `malformed JSON body: ${(e as Error).message}`);
   }
@@ -169,6 +169,12 @@ interface ChoiceText {
   completion: number;
   /** The chat role went out in this choice's first chunk (vLLM sends it once). */
   roleSent: boolean;
+  /** The logprob entries so far (kept for a non-streamed answer; only when the request asked for them). */
+  logprobs: TokenLogprob[] | undefined;
+  /** Completions: where the next token's text starts in the choice's text (`text_offset`). */
+  offset: number;
+  /** Completions: where the generated text starts (after an echoed prompt). */
+  offset0: number;
 }
 
 /** Collects a request's deltas into its choices, observes latency metrics, and writes SSE chunks. */
@@ -185,7 +191,15 @@ class CompletionCollector {
     private readonly n: number,
     prompts: number,
   ) {
-    this.choices = Array.from({ length: n * prompts }, () => ({ text: '', finish: '', completion: 0, roleSent: false }));
+    this.choices = Array.from({ length: n * prompts }, () => ({
+      text: '',
+      finish: '',
+      completion: 0,
+      roleSent: false,
+      logprobs: undefined,
+      offset: 0,
+      offset0: 0,
+    }));
     this.promptCounts = new Array<number>(prompts).fill(0);
   }
 
@@ -203,17 +217,26 @@ class CompletionCollector {
     const index = p * this.n + d.index;
     const c = this.choices[index]!;
     const echo = !this.meta.chat && this.meta.echo && c.text === '' && c.completion === 0 ? this.meta.echo[p]! : '';
+    if (echo) c.offset = c.offset0 = codePointLength(echo);
     c.text += echo + d.text;
     c.completion = d.completionTokens;
     this.promptCounts[p] = d.promptTokens;
     if (d.finishReason) c.finish = d.finishReason === 'abort' ? 'stop' : d.finishReason;
-    if (!this.meta.sse) return true;
+    if (!this.meta.sse) {
+      if (d.logprobs) (c.logprobs ??= []).push(...d.logprobs);
+      return true;
+    }
     const finishReason = d.finishReason ? c.finish : null;
     let choice: Record<string, unknown>;
     if (this.meta.chat) {
-      choice = { index, delta: c.roleSent ? { content: d.text } : { role: 'assistant', content: d.text }, logprobs: null, finish_reason: finishReason };
+      const logprobs = d.logprobs ? chatLogprobs(d.logprobs) : null;
+      choice = { index, delta: c.roleSent ? { content: d.text } : { role: 'assistant', content: d.text }, logprobs, finish_reason: finishReason };
       c.roleSent = true;
-    } else choice = { index, text: echo + d.text, logprobs: null, finish_reason: finishReason };
+    } else {
+      let logprobs: CompletionLogprobs | null = null;
+      if (d.logprobs) ({ logprobs, end: c.offset } = completionLogprobs(d.logprobs, c.offset));
+      choice = { index, text: echo + d.text, logprobs, finish_reason: finishReason };
+    }
     return this.res.write(this.chunk([choice]));
   }
 
@@ -242,8 +265,8 @@ class CompletionCollector {
       model: this.s.modelName,
       choices: this.choices.map((c, index) =>
         chat
-          ? { index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finish }
-          : { index, text: c.text, logprobs: null, finish_reason: c.finish },
+          ? { index, message: { role: 'assistant', content: c.text }, logprobs: c.logprobs ? chatLogprobs(c.logprobs) : null, finish_reason: c.finish }
+          : { index, text: c.text, logprobs: c.logprobs ? completionLogprobs(c.logprobs, c.offset0).logprobs : null, finish_reason: c.finish },
       ),
       usage,
     });
@@ -251,7 +274,7 @@ class CompletionCollector {
 }
 
 /** The validated body of a completion or chat request; 400 naming the field, 404 for another model. */
-async function requestOf(s: ServeContext, req: IncomingMessage, chat: boolean): Promise<CompletionRequest | ChatRequest> {
+async function requestOf(s: ServeContext, req: FastifyRequest, chat: boolean): Promise<CompletionRequest | ChatRequest> {
   const body: CompletionRequest | ChatRequest = chat ? await bodyOf(s, req, chatRequest) : await bodyOf(s, req, completionRequest);
   const max = body.max_completion_tokens ?? body.max_tokens;
   const maxModelLen = await maxModelLenOf(s);
@@ -266,7 +289,7 @@ async function requestOf(s: ServeContext, req: IncomingMessage, chat: boolean): 
 }
 
 /** POST /v1/completions and /v1/chat/completions (SSE when `stream` is true). */
-async function handleCompletion(s: ServeContext, req: IncomingMessage, res: ServerResponse, chat: boolean, route: string): Promise<void> {
+async function handleCompletion(s: ServeContext, req: FastifyRequest, res: ServerResponse, chat: boolean, route: string): Promise<void> {
   const body = await requestOf(s, req, chat);
   const params: SamplingParams = samplingOf(body, chat);
   const prompts: Prompt[] = promptsOf(body, chat);
@@ -335,8 +358,8 @@ function tokenizerOf(s: ServeContext): EngineTokenizer {
 }
 
 /** Parse a body with a schema; 400 naming the field, 404 for another model. */
-async function bodyOf<T extends { model?: string | null | undefined }>(s: ServeContext, req: IncomingMessage, schema: ZodType<T>): Promise<T> {
-  const raw = await readJson(req, s.limit);
+async function bodyOf<T extends { model?: string | null | undefined }>(s: ServeContext, req: FastifyRequest, schema: ZodType<T>): Promise<T> {
+  const raw = jsonBody(req);
   let body: T;
   try {
     body = parseRequest(schema, raw);
@@ -349,7 +372,7 @@ async function bodyOf<T extends { model?: string | null | undefined }>(s: ServeC
 }
 
 /** POST /tokenize (vLLM's): `{count, max_model_len, tokens}`. */
-async function handleTokenize(s: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleTokenize(s: ServeContext, req: FastifyRequest, res: ServerResponse): Promise<void> {
   const body = await bodyOf(s, req, tokenizeRequest);
   const tok = tokenizerOf(s);
   const tokens = await tok.tokenize(body.messages ? chatMessagesOf(body.messages) : body.prompt!, { addSpecialTokens: body.add_special_tokens ?? true });
@@ -357,7 +380,7 @@ async function handleTokenize(s: ServeContext, req: IncomingMessage, res: Server
 }
 
 /** POST /detokenize (vLLM's): `{prompt}`. */
-async function handleDetokenize(s: ServeContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleDetokenize(s: ServeContext, req: FastifyRequest, res: ServerResponse): Promise<void> {
   const body = await bodyOf(s, req, detokenizeRequest);
   json(res, 200, { prompt: await tokenizerOf(s).detokenize(body.tokens) });
 }
@@ -365,7 +388,7 @@ async function handleDetokenize(s: ServeContext, req: IncomingMessage, res: Serv
 /** The routes (also the bounded values of the metrics' route label). */
 const ROUTES: Record<
   string,
-  { method: string; auth: boolean; handle: (s: ServeContext, req: IncomingMessage, res: ServerResponse, route: string) => Promise<void> | void }
+  { method: string; auth: boolean; handle: (s: ServeContext, req: FastifyRequest, res: ServerResponse, route: string) => Promise<void> | void }
 > = {
   '/health': { method: 'GET', auth: false, handle: (s, _req, res) => handleHealth(s, res) },
   '/metrics': { method: 'GET', auth: false, handle: (s, _req, res) => handleMetrics(s, res) },
@@ -377,32 +400,73 @@ const ROUTES: Record<
   '/v1/chat/completions': { method: 'POST', auth: true, handle: (s, req, res, route) => handleCompletion(s, req, res, true, route) },
 };
 
-/** The route of a request path (`'other'` for any unknown path: the metrics label stays bounded). */
-function routeOf(req: IncomingMessage): string {
-  const path = new URL(req.url ?? '/', 'http://x').pathname;
-  return Object.hasOwn(ROUTES, path) ? path : 'other';
-}
-
 /** Whether the request carries the server's API key (`Authorization: Bearer <key>`), compared in constant time. */
-function authorized(s: ServeContext, req: IncomingMessage): boolean {
+function authorized(s: ServeContext, req: FastifyRequest): boolean {
   if (!s.apiKey) return true;
   const h = req.headers.authorization ?? '';
   const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '');
   return given.length === s.apiKey.length && timingSafeEqual(given, s.apiKey);
 }
 
-/** Route a request to its endpoint's handler (404 for any other, 401 without the API key on /v1/*). */
-async function dispatch(s: ServeContext, req: IncomingMessage, res: ServerResponse, route: string): Promise<void> {
-  const r = Object.hasOwn(ROUTES, route) ? ROUTES[route] : undefined;
-  if (!r) throw new HttpError(404, `Not Found: ${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`);
-  if (r.auth && !authorized(s, req)) {
-    s.metrics.request(route, req.method ?? '', 401);
-    json(res, 401, { error: 'Unauthorized' });
-    return;
+/** Run a known route's handler on the raw response (404/405/401 as vLLM; errors as vLLM's error body). */
+async function dispatch(s: ServeContext, req: FastifyRequest, res: ServerResponse, route: string): Promise<void> {
+  const r = ROUTES[route]!;
+  try {
+    if (r.auth && !authorized(s, req)) {
+      s.metrics.request(route, req.method, 401);
+      json(res, 401, { error: 'Unauthorized' });
+      return;
+    }
+    if (req.method !== r.method) throw new HttpError(405, `Method Not Allowed: ${req.method} ${route}`);
+    await r.handle(s, req, res, route);
+    if (route !== '/v1/completions' && route !== '/v1/chat/completions') s.metrics.request(route, r.method, res.statusCode);
+  } catch (e) {
+    const he = e instanceof HttpError ? e : mapError(e);
+    s.metrics.request(route, req.method, he.status);
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    json(res, he.status, errorBody(he), he.headers);
   }
-  if (req.method !== r.method) throw new HttpError(405, `Method Not Allowed: ${req.method} ${route}`);
-  await r.handle(s, req, res, route);
-  if (route !== '/v1/completions' && route !== '/v1/chat/completions') s.metrics.request(route, r.method, res.statusCode);
+}
+
+/** Errors fastify raises before a handler runs (body over the limit, bad framing) as vLLM's error body. */
+function fastifyErrorOf(e: FastifyError, limit: number): HttpError {
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new HttpError(413, `request body over ${limit} bytes`);
+  const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+  return new HttpError(status, publicMessage(e.message));
+}
+
+/** The fastify app: every route of ROUTES on every method (405 from the handler), vLLM-shaped errors. */
+function buildApp(s: ServeContext): FastifyInstance {
+  const app = Fastify({ bodyLimit: s.limit, logger: false, exposeHeadRoutes: false, forceCloseConnections: true });
+  // Bodies are read as text whatever the content type (vLLM's FastAPI parses JSON without the header).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  for (const route of Object.keys(ROUTES)) {
+    app.route({
+      method: ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'],
+      url: route,
+      handler: async (req, reply) => {
+        // The handlers write the raw response themselves (SSE straight to the socket, 'drain' honoured).
+        reply.hijack();
+        await dispatch(s, req, reply.raw, route);
+      },
+    });
+  }
+  app.setNotFoundHandler((req, reply) => {
+    const he = new HttpError(404, `Not Found: ${req.method} ${new URL(req.url, 'http://x').pathname}`);
+    s.metrics.request('other', req.method, 404);
+    void reply.code(404).send(errorBody(he));
+  });
+  app.setErrorHandler((e: FastifyError, req, reply) => {
+    const he = fastifyErrorOf(e, s.limit);
+    const route = req.routeOptions.url && Object.hasOwn(ROUTES, req.routeOptions.url) ? req.routeOptions.url : 'other';
+    s.metrics.request(route, req.method, he.status);
+    void reply.code(he.status).headers(he.headers).send(errorBody(he));
+  });
+  return app;
 }
 
 /**
@@ -419,31 +483,22 @@ export async function serveOpenAI(target: ServeTarget, options: OpenAIServerOpti
     apiKey: options.apiKey ? Buffer.from(options.apiKey) : undefined,
     maxModelLen: 0,
   };
-  const server: Server = createServer((req, res) => {
-    const r = routeOf(req);
-    dispatch(s, req, res, r).catch((e: unknown) => {
-      const he = e instanceof HttpError ? e : mapError(e);
-      s.metrics.request(r, req.method ?? '', he.status);
-      if (res.headersSent) {
-        res.end();
-        return;
-      }
-      json(res, he.status, errorBody(he), he.headers);
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new Error(`serveOpenAI: port ${options.port} is already in use`) : e));
-    server.listen(options.port ?? 8000, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as { port: number }).port;
+  const app = buildApp(s);
+  const host = options.host ?? '127.0.0.1';
+  try {
+    await app.listen({ port: options.port ?? 8000, host });
+  } catch (e) {
+    await app.close();
+    throw (e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? new Error(`serveOpenAI: port ${options.port} is already in use`) : e;
+  }
+  const port = (app.server.address() as { port: number }).port;
   return {
     port,
-    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-      }),
+    url: `http://${host}:${port}`,
+    close: async () => {
+      app.server.closeAllConnections();
+      await app.close();
+    },
   };
 }
 

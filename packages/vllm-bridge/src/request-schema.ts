@@ -61,7 +61,12 @@ export const chatRequest = z
     logprobs: z.boolean({ error: 'logprobs must be a boolean' }).nullish(),
     top_logprobs: intField('top_logprobs', 0, MAX_LOGPROBS).nullish(),
   })
-  .superRefine(crossFieldChecks);
+  .superRefine(crossFieldChecks)
+  .superRefine((b, ctx) => {
+    // vLLM's check: top_logprobs alone would silently return nothing.
+    if (b.top_logprobs != null && b.logprobs !== true)
+      ctx.addIssue({ code: 'custom', path: ['top_logprobs'], message: 'when using `top_logprobs`, `logprobs` must be set to true.' });
+  });
 
 /** A validated completion or chat request body. */
 export type CompletionRequest = z.infer<typeof completionRequest>;
@@ -121,6 +126,11 @@ export function samplingOf(b: CompletionRequest | ChatRequest, chat: boolean): S
   if (b.n != null) p.n = b.n;
   if (b.stop != null) p.stop = typeof b.stop === 'string' ? [b.stop] : b.stop;
   if (b.ignore_eos != null) p.ignoreEos = b.ignore_eos;
+  // Completions: `logprobs` = how many top tokens per step; chat: `logprobs: true` and `top_logprobs`.
+  if (chat) {
+    const cb = b as ChatRequest;
+    if (cb.logprobs === true) p.logprobs = cb.top_logprobs ?? 0;
+  } else if ((b as CompletionRequest).logprobs != null) p.logprobs = (b as CompletionRequest).logprobs!;
   return p;
 }
 

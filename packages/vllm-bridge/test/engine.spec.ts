@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { init, shutdown } from '@tsray/core';
+import { init, listActors, shutdown } from '@tsray/core';
 import { EngineDeadError, EngineStartError, GenerateRequestError, LLMEngine, type StreamDelta } from '@tsray/vllm-bridge';
 import { until } from './helpers/until.js';
 
@@ -36,6 +36,8 @@ describe('LLMEngine (scripted backend)', () => {
     expect(info.backend).toBe('scripted');
     expect(info.tensor_parallel_size).toBe(1);
     expect(info.gpu_ids).toEqual([info.cuda_visible_devices]);
+    const row = (await listActors()).find((a) => a.pid === info.pid && a.state === 'ALIVE');
+    expect(row).toMatchObject({ tensorParallelSize: 1, gpuIds: [Number(info.cuda_visible_devices)] });
   });
 
   it('streams deltas that add up to the completion', async () => {
@@ -130,6 +132,10 @@ describe('engine info', () => {
       const info = await tp2.info();
       expect(info.tensor_parallel_size).toBe(2);
       expect([...info.gpu_ids].sort()).toEqual(['0', '1']);
+      // The state API's row of the engine actor (what `tsray list actors` shows): the same numbers.
+      const row = (await listActors()).find((a) => a.pid === info.pid && a.state === 'ALIVE');
+      expect(row).toMatchObject({ className: 'EngineActor', tensorParallelSize: 2 });
+      expect([...row!.gpuIds!].sort()).toEqual([0, 1]);
     } finally {
       await tp2.shutdown();
     }

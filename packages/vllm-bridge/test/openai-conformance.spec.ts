@@ -45,13 +45,13 @@ async function engineIdle(): Promise<{ running: number; waiting: number }> {
 }
 
 describe('official Python openai client', () => {
-  it('passes the conformance checks (usage chunk, ranges, extras, defaults, errors, models, version, tokenize, API key, metrics)', async () => {
+  it('passes the conformance checks (usage chunk, ranges, logprobs, extras, defaults, errors, models, version, tokenize, API key, metrics)', async () => {
     const { stdout } = await promisify(execFile)(venvPython, [script, server.url, KEY], { timeout: 120_000 }).catch(
       (e: { stdout?: string; stderr?: string }) => {
         throw new Error(`conformance script failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
       },
     );
-    expect(stdout).toMatch(/^11 passed, 0 failed$/m);
+    expect(stdout).toMatch(/^13 passed, 0 failed$/m);
   });
 });
 

@@ -106,6 +106,8 @@ class EngineActor:
         # Per client: the envelope collecting the deltas of this loop turn, and its ``deltas.add``.
         self._out: dict[bytes, tuple[pb.Envelope, Callable[..., pb.Delta]]] = {}
         self._flush_queued = False
+        # Token id -> its text alone (logprob entries name their tokens; the vocabulary bounds it).
+        self._token_texts: dict[int, str] = {}
         self._sock: zmq.asyncio.Socket | None = None
         # Tokens and times to first token, reported to the node for the dashboard (load_report.py).
         self.load = EngineLoad()
@@ -269,8 +271,32 @@ class EngineActor:
         for ident, (env, _add) in out.items():
             sock.send_multipart([ident, env.SerializeToString()])
 
-    def _sink(self, ident: bytes, rid: str, n: int) -> tuple[Callable[..., None], Callable[[BaseException], None]]:
-        """The ``emit``/``fail`` pair of one request (see EngineBackend.open_stream)."""
+    def _token_text(self, token_id: int) -> str:
+        """The text of one token decoded alone (special tokens kept), as vLLM's ``decoded_token``; cached."""
+        text = self._token_texts.get(token_id)
+        if text is None:
+            text = self._token_texts[token_id] = self._backend.decode([token_id], skip_special_tokens=False)
+        return text
+
+    def _put_logprobs(self, d: pb.Delta, token_ids: Sequence[int], logprobs: list[dict[int, float]], top_k: int) -> None:
+        """Fill the logprob fields of ``d``: per token, its log-probability and text, and the ``top_k`` most
+        likely tokens of that step, most likely first. A backend's map holds the sampled token and the
+        step's top tokens (vLLM's shape), so the top ``top_k`` of the map are the step's top ``top_k``."""
+        text = self._token_text
+        for lp, t in zip(logprobs, token_ids):
+            # -inf (a token masked out by top-k/top-p) is not JSON: vLLM clamps to -9999.0 as OpenAI does.
+            d.logprobs.append(max(float(lp.get(t, -9999.0)), -9999.0))
+            d.tokens.append(text(t))
+            top = d.top_logprobs.add()
+            if top_k > 0:
+                best = sorted(lp.items(), key=lambda kv: -kv[1])[:top_k]
+                top.token_ids.extend(int(k) for k, _ in best)
+                top.logprobs.extend(max(float(v), -9999.0) for _, v in best)
+                top.tokens.extend(text(int(k)) for k, _ in best)
+
+    def _sink(self, ident: bytes, rid: str, n: int, top_k: int = 0) -> tuple[Callable[..., None], Callable[[BaseException], None]]:
+        """The ``emit``/``fail`` pair of one request (see EngineBackend.open_stream); ``top_k`` = the
+        request's ``logprobs`` (how many top tokens per step to send)."""
         key = (ident, rid)
         open_ = n
         load = self.load
@@ -308,7 +334,7 @@ class EngineActor:
                 completion_tokens=completion_tokens,
             )
             if logprobs:
-                d.logprobs.extend(float(lp.get(t, 0.0)) for lp, t in zip(logprobs, token_ids))
+                self._put_logprobs(d, token_ids, logprobs, top_k)
             if finish_reason:
                 open_ -= 1
                 if open_ <= 0:
@@ -343,7 +369,7 @@ class EngineActor:
                 prompt = list(req.prompt_token_ids)
             else:
                 prompt = req.prompt
-            emit, fail = self._sink(ident, rid, params.n)
+            emit, fail = self._sink(ident, rid, params.n, params.logprobs or 0)
             close = await self._backend.open_stream(self._rid(ident, rid), prompt, params, emit, fail)
             if key in self._streams:
                 self._streams[key] = close

@@ -18,6 +18,8 @@ Behaviour:
   the first token is due; ``__fail__`` → the stream raises :class:`ScriptedFailure` after
   ``fail_after`` tokens (default 2); ``__hang__`` → no token until aborted;
   ``__slow__`` → ``slow_token_delay_s`` (default 0.2 s) between tokens.
+- ``logprobs`` = k: token ``i`` is the step's most likely token (log-probability -0.25), followed by
+  tokens ``i+1 … i+k-1`` at -1.5, -2.75, … (so the top entries are sorted and contain the sampled token).
 
 ``engine_args``: ``token_delay_s`` (0), ``first_token_delay_s`` (0), ``start_delay_s`` (0),
 ``fail_start`` (False → raise :class:`~tsray.engine.backend.ModelLoadError` from start),
@@ -252,7 +254,7 @@ class ScriptedBackend(EngineBackend):
                     if done[k]:
                         continue
                     reason: FinishReason | None = "stop" if texts[k].add(i) else ("length" if last else None)
-                    lp = [{i: 0.0}] if params.logprobs is not None else None
+                    lp = [_scripted_logprobs(i, params.logprobs)] if params.logprobs is not None else None
                     out.append(Delta(texts[k].take(reason is not None), [i], reason, prompt_tokens, i + 1, lp, k))
                     if reason is not None:
                         done[k] = True
@@ -275,3 +277,8 @@ class ScriptedBackend(EngineBackend):
     def _decode_fragment(ids: Sequence[int]) -> str:
         # Token i reads "tok<i>"; tokens are separated by a space (token 0 always comes first).
         return "".join(("" if t == 0 else " ") + f"tok{t}" for t in ids)
+
+
+def _scripted_logprobs(token: int, k: int) -> dict[int, float]:
+    """The scripted step's logprob map: the sampled ``token`` most likely, then ``k - 1`` runners-up."""
+    return {token + r: -0.25 - 1.25 * r for r in range(max(1, k))}

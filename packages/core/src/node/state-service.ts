@@ -249,6 +249,8 @@ export class StateService {
     return [...this.host.actors()]
       .filter((r) => !r.proxy)
       .map((r) => ({
+        // The creator's fields first: the node's own fields below always win.
+        ...r.creation.stateInfo,
         actorId: r.id,
         className: r.creation.className,
         name: r.creation.name,

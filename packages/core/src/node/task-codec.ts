@@ -25,6 +25,7 @@ export function creationToWire(c: ActorCreation): tsray.v1.IActorCreationSpec {
     concurrencyGroups: c.concurrencyGroups,
     holdResources: [...c.hold].map(([name, units]) => ({ name, units })),
     isAsync: c.isAsync,
+    ...(c.stateInfo ? { stateInfoJson: JSON.stringify(c.stateInfo) } : {}),
   };
 }
 
@@ -46,7 +47,18 @@ export function creationFromWire(c: tsray.v1.IActorCreationSpec): ActorCreation 
     concurrencyGroups: (c.concurrencyGroups ?? []).map((g) => ({ name: g.name ?? '', maxConcurrency: g.maxConcurrency ?? 1, methods: g.methods ?? [] })),
     hold,
     isAsync: c.isAsync === true,
+    ...(c.stateInfoJson ? { stateInfo: stateInfoOf(c.stateInfoJson) } : {}),
   };
+}
+
+/** The creator's state-API fields of an actor (a JSON object; anything else from the wire is dropped). */
+function stateInfoOf(json: string): Record<string, string | number | boolean> | undefined {
+  try {
+    const v: unknown = JSON.parse(json);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, string | number | boolean>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Who sends a task spec: its job, and what the wire form needs besides the spec. */
