@@ -118,6 +118,11 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
         for (const id of s.returnIds ?? []) n.objects.seal(id, errorObject({ type: 'Other', name: 'ValidationError', message }));
         continue;
       }
+      // A task a peer node forwarded: refs nested in its value arguments are fetched from that peer
+      // when this node has no copy (as for objects it pushes, below).
+      if (w.peerNodeId) {
+        for (const a of spec.args) if (a.kind === 'value' && a.value.containedRefs.length > 0) n.nestedFromPeer(w.peerNodeId, a.value.containedRefs);
+      }
       n.submitFrom(spec, w);
     }
   },
