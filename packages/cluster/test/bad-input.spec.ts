@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, tsray } from '@tsray/protocol';
 import { get, init, nodes, shutdown } from '@tsray/core';
+import { curveClientOptions } from '@tsray/core/internal';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
 import { whereAmI } from './fixtures/fns.js';
 import { freePort } from './fixtures/util.js';
@@ -77,7 +78,8 @@ describe('bad input to the GCS and to a node (real head + node)', () => {
   });
 
   function dealer(endpoint: string, id: string): zmq.Dealer {
-    const d = new zmq.Dealer({ routingId: id, linger: 0, receiveTimeout: 10_000 });
+    // Cluster members at the transport (CURVE keys from the token) that never registered.
+    const d = new zmq.Dealer({ routingId: id, linger: 0, receiveTimeout: 10_000, ...curveClientOptions(endpoint, c.token) });
     d.connect(endpoint);
     sockets.push(d);
     return d;

@@ -8,7 +8,8 @@ export { retireSession, pruneSessions, parseSessionName } from './node/session-l
 export type { MetricSeries, NodeHardware } from './node/user-metrics.js';
 export type { TaskEvent } from './node/task-timeline.js';
 export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
-export { TokenVerifier, makeTokenProof } from './auth.js';
+export { GCS_AUDIENCE, TokenVerifier, makeTokenProof, type ProofBinding, type ProofKind } from './auth.js';
+export { clusterCurveKeys, curveClientOptions, makeCurveServer, onCurveRefused, z85Encode, type ClusterCurveKeys } from './curve.js';
 export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';
 export { config, overrideConfig, resetConfig, validateConfig, parseConfig, CONFIG_VARIABLES, type TsrayConfig, type ConfigVariable } from './config.js';
 export { errorCodeOf } from './peer-memory.js';

@@ -10,6 +10,7 @@ import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
 import { logger } from './logger.js';
 import { Outbox } from './outbox.js';
+import { curveApplies, logCurveRefusals, makeCurveServer, makePlainServer } from './curve.js';
 import { errorCodeOf } from './peer-memory.js';
 import { routerSocketOptions } from './router-options.js';
 import { UnregisteredPeers } from './unregistered-peers.js';
@@ -29,6 +30,11 @@ export interface RouterServerOptions {
   onMessage(identity: Buffer, message: DecodedMessage): void;
   /** Print every message received (TSRAY_TRACE). */
   trace?: boolean;
+  /**
+   * The cluster token: tcp endpoints are then CURVE servers with the keys derived from it, admitting
+   * only its members (see curve.ts); ipc endpoints stay plain. Without it tcp is plain too.
+   */
+  token?: string | undefined;
 }
 
 /** A ROUTER socket with its receive loop, send queue and door for unregistered connections. */
@@ -39,6 +45,8 @@ export class RouterServer {
   private readonly decodeOptions: { maxFrameBytes: number } | undefined;
   private receiving: Promise<void> | undefined;
   private closed = false;
+  /** Gives back this socket's hold on the process's ZAP handler (set once a CURVE endpoint is bound). */
+  private releaseZap: (() => void) | undefined;
 
   constructor(private readonly opts: RouterServerOptions) {
     this.socket = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
@@ -49,6 +57,14 @@ export class RouterServer {
 
   /** Bind one more endpoint; returns the endpoint bound (with the port picked for port 0). */
   async bind(endpoint: string): Promise<string> {
+    // ZeroMQ copies the security options when an endpoint is bound: set them per endpoint.
+    if (this.opts.token && curveApplies(endpoint)) {
+      const zap = makeCurveServer(this.socket, this.opts.token);
+      if (!this.releaseZap) logCurveRefusals(this.socket, this.opts.where);
+      this.releaseZap?.();
+      this.releaseZap = zap.release;
+      await zap.ready;
+    } else if (this.releaseZap) makePlainServer(this.socket);
     await this.socket.bind(endpoint);
     return this.socket.lastEndpoint ?? endpoint;
   }
@@ -92,6 +108,7 @@ export class RouterServer {
     this.closed = true;
     this.outbox.close();
     this.socket.close();
+    this.releaseZap?.();
     await this.receiving?.catch(() => undefined);
   }
 
