@@ -17,7 +17,7 @@ export { Outbox } from './outbox.js';
 export { UnregisteredPeers } from './unregistered-peers.js';
 export { routerSocketOptions } from './router-options.js';
 export { resolveNodeGpus, visibleGpuIds } from './gpus.js';
-export { RouterServer, type RouterServerOptions } from './router-server.js';
+export { RouterServer, UNREGISTERED_MAX_MESSAGE_BYTES, type RouterServerOptions } from './router-server.js';
 export { askHead, type HeadQuery } from './cluster/head-query.js';
 export { GcsClient, parseStateRows, type GcsTransport, type StateRows } from './cluster/gcs-client.js';
 export {
