@@ -229,7 +229,7 @@ export const CONFIG_VARIABLES = {
     setBy: 'user',
     readBy: ['ts', 'python'],
     parse: flag,
-    doc: 'Encrypt and authenticate every tcp connection with ZeroMQ CURVE (keys derived from the cluster token). `0` turns it off on every process of a cluster alike (benchmarks only: plaintext on the wire).',
+    doc: 'Encrypt and authenticate every tcp connection with ZeroMQ CURVE (keys derived from the cluster token). `0` turns it off (every process of a cluster alike): plaintext on the wire, for benchmarks or a trusted private network where transfer bandwidth matters more (BENCHMARKS.md).',
   }),
   trace: variable('TSRAY_TRACE', {
     type: '1 | 0',

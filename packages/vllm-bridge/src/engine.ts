@@ -88,7 +88,7 @@ export interface DeployOptions {
   maxRestarts?: number;
   /** Where to run it (e.g. a placement-group bundle). */
   schedulingStrategy?: SchedulingStrategy;
-  /** Bind the data plane on TCP (for callers on other nodes) instead of a local ipc socket. */
+  /** Bind the data plane on TCP (for callers on other nodes) instead of a local ipc socket; it is then a CURVE server whose key only the engine actor hands out (docs/security.md). */
   bind?: 'ipc' | 'tcp';
   /**
    * Wait until the model is loaded before `deploy` returns (default true). With false, `deploy`
