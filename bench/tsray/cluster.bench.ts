@@ -180,31 +180,35 @@ registry.metric(
   {
     unit: 'GB/s',
     session: 'local',
-    note: `baseline: the same 256 MiB buffer sent by a zeromq 6 PUSH socket in this process to a PULL socket in a second process (bench/tsray/zmq-sink.mjs) over tcp loopback, in 8 MiB frames; timed until the sink acknowledges the round's last byte; ${TRANSFER_ROUNDS} rounds after one untimed round`,
+    note: `baseline: the same 256 MiB buffer sent by a zeromq 6 PUSH socket in this process to a PULL socket in a second process (bench/tsray/zmq-sink.mjs) over tcp loopback, in 8 MiB frames (CURVE-encrypted unless TSRAY_TRANSPORT_CURVE=0, as tsray's transfers); timed until the sink acknowledges the round's last byte; ${TRANSFER_ROUNDS} rounds after one untimed round`,
   },
   async () => {
     const zmq = await import('zeromq');
     const big = pattern(TRANSFER_BYTES);
     const sink = spawn(process.execPath, [fileURLToPath(new URL('./zmq-sink.mjs', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
     const exited = new Promise<void>((r) => sink.once('exit', () => r()));
-    const push = new zmq.Push({ sendHighWaterMark: 0 });
     const ack = new zmq.Pull();
+    let push: InstanceType<typeof zmq.Push> | undefined;
     try {
-      const endpoints = await new Promise<{ pull: string; ack: string }>((resolve, reject) => {
+      const endpoints = await new Promise<{ pull: string; ack: string; serverKey?: string }>((resolve, reject) => {
         let buf = '';
         sink.stdout!.on('data', (d: Buffer) => {
           buf += d.toString();
           const nl = buf.indexOf('\n');
-          if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as { pull: string; ack: string });
+          if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as { pull: string; ack: string; serverKey?: string });
         });
         sink.once('exit', (c) => reject(new Error(`zmq-sink exited with ${c} before it was ready`)));
       });
-      push.connect(endpoints.pull);
+      const client = zmq.curveKeyPair();
+      const curve = endpoints.serverKey ? { curveServerKey: endpoints.serverKey, curvePublicKey: client.publicKey, curveSecretKey: client.secretKey } : {};
+      const out = new zmq.Push({ sendHighWaterMark: 0, ...curve });
+      push = out;
+      out.connect(endpoints.pull);
       ack.connect(endpoints.ack);
       const round = async (): Promise<number> => {
         const t0 = nowSec();
-        for (let off = 0; off < big.length; off += ZMQ_FRAME) await push.send(big.subarray(off, off + ZMQ_FRAME));
-        await push.send(Buffer.alloc(0));
+        for (let off = 0; off < big.length; off += ZMQ_FRAME) await out.send(big.subarray(off, off + ZMQ_FRAME));
+        await out.send(Buffer.alloc(0));
         const [n] = await ack.receive();
         const dt = nowSec() - t0;
         if (Number(n!.toString()) !== big.length) throw new Error(`zmq sink got ${n!.toString()} bytes, want ${big.length}`);
@@ -215,7 +219,7 @@ registry.metric(
       for (let r = 0; r < TRANSFER_ROUNDS; r++) rates.push(TRANSFER_BYTES / 1e9 / (await round()));
       return stats(rates);
     } finally {
-      push.close();
+      push?.close();
       ack.close();
       sink.stdin!.end();
       await exited;

@@ -17,8 +17,9 @@ from typing import Any
 
 import zmq
 
+from ._curve import make_client, watch_refusals
 from .errors import AuthenticationError, ConnectionError
-from .protocol import decode_message, encode_message, pb, token_proof
+from .protocol import GCS_AUDIENCE, decode_message, encode_message, pb, token_proof
 
 __all__ = ["resolve_address"]
 
@@ -90,8 +91,20 @@ def _local_token(address: str) -> str | None:
     return None
 
 
-def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> str:
-    """Ask a cluster's head (GCS) for its nodes, proving the token; the head node's tcp address."""
+def _local_node_id(address: str) -> str:
+    """The node id of this machine's cluster when ``address`` is its node ("" otherwise)."""
+    path = Path(_tmpdir()) / "tsray" / "current.json"
+    try:
+        cur = json.loads(path.read_text(encoding="utf-8"))
+        if cur.get("address") == address:
+            return str(cur.get("nodeId") or "")
+    except (OSError, ValueError, AttributeError):
+        pass
+    return ""
+
+
+def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> tuple[str, str]:
+    """Ask a cluster's head (GCS) for its nodes, proving the token; the head node's tcp address and id."""
     if not token:
         raise AuthenticationError(f"init(address={host_port!r}): a remote cluster needs its token (token=..., TSRAY_TOKEN)")
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
@@ -99,13 +112,15 @@ def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> 
     conn_id = f"entry:{secrets.token_hex(6)}"
     sock.setsockopt(zmq.ROUTING_ID, conn_id.encode())
     sock.setsockopt(zmq.LINGER, 0)
+    make_client(sock, f"tcp://{host_port}", token)
+    wait_answer = watch_refusals(sock)
     try:
         sock.connect(f"tcp://{host_port}")
-        p = token_proof(token, conn_id)
+        p = token_proof(token, conn_id, "ClusterEntry", GCS_AUDIENCE)
         proof = pb.TokenProof(auth_proof=p["auth_proof"], auth_time=p["auth_time"], auth_nonce=p["auth_nonce"])
         sock.send_multipart(encode_message(pb.GcsRequest(request_id=1, cluster_entry=proof)))
         t = timeout if timeout is not None else float(os.environ.get("TSRAY_CONNECT_TIMEOUT_MS", "10000")) / 1000
-        if not sock.poll(int(t * 1000)):
+        if not wait_answer(t):
             raise ConnectionError(f"init(): no tsray cluster answered at {host_port} within {t:g} s (is it running? is the address right?)")
         msg = decode_message(sock.recv_multipart())
         if msg.kind != "gcs_response":
@@ -115,12 +130,12 @@ def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> 
             if r.error.code == pb.ERROR_CODE_AUTH_FAILED:
                 raise AuthenticationError(r.error.message)
             raise ConnectionError(r.error.message)
-        nodes = [{"alive": n.alive, "isHead": n.is_head, "address": n.address} for n in r.nodes.nodes]
+        nodes = [{"alive": n.alive, "isHead": n.is_head, "address": n.address, "nodeId": n.node_id} for n in r.nodes.nodes]
         alive = [n for n in nodes if n.get("alive")]
         head = next((n for n in alive if n.get("isHead")), alive[0] if alive else None)
         if head is None:
             raise ConnectionError(f"init(): the cluster at {host_port} has no alive node")
-        return str(head["address"])
+        return str(head["address"]), str(head["nodeId"])
     finally:
         sock.close()
 

@@ -26,7 +26,8 @@ from typing import Any, cast
 
 import zmq
 
-from ._address import _cluster_entry, _local_token, env_token, resolve_address
+from ._address import _cluster_entry, _local_node_id, _local_token, env_token, resolve_address
+from ._curve import make_client
 from ._objects import INLINE_THRESHOLD, Arena, ArenaError, object_value
 from .errors import ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, ObjectStoreFullError, TsrayError
 from .protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
@@ -115,8 +116,10 @@ class Client:
         if token is None:
             token = env_token() or _local_token(self.address)
         self.remote = self.address.startswith("remote://")
+        # The node attached to: the audience of the registration's token proof.
+        node_id = "" if self.remote else (_local_node_id(self.address) or os.environ.get("TSRAY_NODE_ID", ""))
         if self.remote:
-            self.address = _cluster_entry(self.address.removeprefix("remote://"), token, connect_timeout)
+            self.address, node_id = _cluster_entry(self.address.removeprefix("remote://"), token, connect_timeout)
         self.job_id = job_id or secrets.token_hex(4)
         self.namespace = namespace if namespace is not None else f"anon-{self.job_id}"
         self.worker_id = f"c{secrets.token_hex(6)}"
@@ -128,6 +131,7 @@ class Client:
         self._sock.setsockopt(zmq.SNDHWM, 0)
         self._sock.setsockopt(zmq.RCVHWM, 0)
         self._sock.setsockopt(zmq.LINGER, 1000)
+        make_client(self._sock, self.address, token)
         self._sock.connect(self.address)
         self._out: deque[tuple[Any, ...]] = deque()
         self._released: deque[str] = deque()
@@ -162,7 +166,7 @@ class Client:
                 pb.RegisterWorker(
                     worker_id=self.worker_id, pid=os.getpid(), language="python", kind="driver",
                     namespace=self.namespace, job_id=self.job_id, remote=self.remote,
-                    **(token_proof(token, self.worker_id) if token else {}),
+                    **(token_proof(token, self.worker_id, "RegisterWorker", node_id) if token else {}),
                 ),
                 (),
             )

@@ -273,11 +273,18 @@ class TokenProof(TypedDict, total=False):
     auth_nonce: str
 
 
-def token_proof(token: str, conn_id: str) -> TokenProof:
+#: The audience of token proofs for the head's GCS (a node's proofs name the node's id).
+GCS_AUDIENCE = "gcs"
+
+
+def token_proof(token: str, conn_id: str, kind: str = "RegisterWorker", audience: str = "") -> TokenProof:
     """Fields proving the cluster token for connection ``conn_id`` without sending it.
 
-    ``HMAC-SHA256(token, "tsray-auth-v1|" + id + "|" + time_ms + "|" + nonce)``, as the TypeScript side
-    (packages/core/src/auth.ts) checks it; a proof is accepted once, within 5 minutes of the node's clock.
+    ``HMAC-SHA256(token, "tsray-auth-v2|" + kind + "|" + audience + "|" + id + "|" + time_ms + "|" + nonce)``,
+    as the TypeScript side (packages/core/src/auth.ts) checks it: ``kind`` is the message
+    (``RegisterWorker``, ``ClusterEntry``, ...), ``audience`` the receiver (a node's id, or
+    :data:`GCS_AUDIENCE`), so a proof cannot be replayed to another receiver or as another message; a
+    proof is accepted once, within 5 minutes of the receiver's clock.
     """
     import hashlib
     import hmac
@@ -286,5 +293,5 @@ def token_proof(token: str, conn_id: str) -> TokenProof:
 
     t = int(time.time() * 1000)
     nonce = secrets.token_hex(12)
-    mac = hmac.new(token.encode(), f"tsray-auth-v1|{conn_id}|{t}|{nonce}".encode(), hashlib.sha256).digest()
+    mac = hmac.new(token.encode(), f"tsray-auth-v2|{kind}|{audience}|{conn_id}|{t}|{nonce}".encode(), hashlib.sha256).digest()
     return {"auth_proof": mac, "auth_time": t, "auth_nonce": nonce}

@@ -14,6 +14,7 @@ import { tsray, type DecodedMessage, type EnvelopeBody, type GcsCall } from '@ts
 import {
   type ActorDirectoryEntry,
   GCS_REREGISTER,
+  GCS_AUDIENCE,
   RouterServer,
   TokenVerifier,
   amountsToRecord,
@@ -93,11 +94,12 @@ export class GcsServer {
 
   private constructor(opts: GcsOptions, port: number) {
     this.address = `${opts.host}:${port}`;
-    this.verifier = new TokenVerifier(opts.token);
+    this.verifier = new TokenVerifier(opts.token, GCS_AUDIENCE);
     this.deathTimeoutMs = opts.nodeDeathTimeoutMs ?? 3000;
     this.storage = opts.storage;
     this.server = new RouterServer({
       where: 'GCS',
+      token: opts.token,
       maxFrameBytes: opts.maxFrameBytes,
       registered: (identity) => {
         const nodeId = this.byIdentity.get(identity.toString());
@@ -257,7 +259,7 @@ export class GcsServer {
     const idStr = identity.toString();
     if (kind === 'registerNode') {
       const r = envelope.registerNode!;
-      const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
+      const why = this.verifier.check('RegisterNode', idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
         this.server.refuse(identity, {}, `refused a node connection: ${why}`, {
           error: { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` },
@@ -356,7 +358,13 @@ export class GcsServer {
         : undefined;
     const proof = req.clusterEntry ?? req.clusterDashboard;
     if (!call || !proof) return false;
-    const why = this.verifier.check(identity.toString(), proof.authProof ?? undefined, Number(proof.authTime ?? 0), proof.authNonce ?? undefined);
+    const why = this.verifier.check(
+      req.clusterEntry ? 'ClusterEntry' : 'ClusterDashboard',
+      identity.toString(),
+      proof.authProof ?? undefined,
+      Number(proof.authTime ?? 0),
+      proof.authNonce ?? undefined,
+    );
     if (why) {
       const error = { code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: `the head refused the connection: ${why}` };
       this.server.refuse(identity, {}, `refused a driver: ${why}`, { gcsResponse: { requestId: req.requestId, error } });

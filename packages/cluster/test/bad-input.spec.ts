@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, PROTOCOL_VERSION, tsray } from '@tsray/protocol';
 import { get, init, nodes, shutdown } from '@tsray/core';
+import { UNREGISTERED_MAX_MESSAGE_BYTES, curveClientOptions } from '@tsray/core/internal';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
 import { whereAmI } from './fixtures/fns.js';
 import { freePort } from './fixtures/util.js';
@@ -44,10 +45,17 @@ const BAD: { name: string; frames: () => Buffer[]; code: keyof typeof tsray.v1.E
     message: new RegExp(`^peer speaks protocol version 7, this is ${PROTOCOL_VERSION}$`),
   },
   {
+    // Before registering, anything over 64 KiB is refused undecoded (the frame limit is for members).
     name: 'oversized',
     frames: () => [...encodeMessage({ heartbeat: {} }), Buffer.alloc(LIMIT + 1)],
     code: 'ERROR_CODE_TOO_LARGE',
-    message: new RegExp(`^frame 1 of the message is ${LIMIT + 1} bytes, over the limit of ${LIMIT} bytes`),
+    message: new RegExp(`^a message of \\d+ bytes before registering \\(at most ${UNREGISTERED_MAX_MESSAGE_BYTES} bytes`),
+  },
+  {
+    name: 'over-64k-unregistered',
+    frames: () => [Buffer.alloc(UNREGISTERED_MAX_MESSAGE_BYTES + 1)],
+    code: 'ERROR_CODE_TOO_LARGE',
+    message: new RegExp(`^a message of ${UNREGISTERED_MAX_MESSAGE_BYTES + 1} bytes before registering`),
   },
 ];
 
@@ -77,7 +85,8 @@ describe('bad input to the GCS and to a node (real head + node)', () => {
   });
 
   function dealer(endpoint: string, id: string): zmq.Dealer {
-    const d = new zmq.Dealer({ routingId: id, linger: 0, receiveTimeout: 10_000 });
+    // Cluster members at the transport (CURVE keys from the token) that never registered.
+    const d = new zmq.Dealer({ routingId: id, linger: 0, receiveTimeout: 10_000, ...curveClientOptions(endpoint, c.token) });
     d.connect(endpoint);
     sockets.push(d);
     return d;

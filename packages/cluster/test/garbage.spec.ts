@@ -1,4 +1,6 @@
 /**
+ * The decoders with CURVE off (TSRAY_TRANSPORT_CURVE=0, where a plain ZMTP peer reaches them; with
+ * CURVE on, the default, such a peer fails the handshake: transport-security.spec, fuzz.spec).
  * Unauthenticated bytes against a real head and node (separate processes): five rounds of random byte
  * strings over a few hundred raw TCP connections to the GCS port and to the node's tcp port. Some
  * connections speak a valid ZMTP 3.0 handshake first (a DEALER with no identity, so the receiver names
@@ -157,6 +159,9 @@ function rssKiB(pid: number): number {
   return Number(m[1]);
 }
 
+/** The daemons of this test run without CURVE (and so do the CLI calls that reach them over tcp). */
+const PLAIN = { TSRAY_TRANSPORT_CURVE: '0' };
+
 const portOf = (address: string) => Number(/:(\d+)$/.exec(address)![1]);
 
 describe('random bytes to the GCS and to a node tcp port (real head + node)', () => {
@@ -164,8 +169,8 @@ describe('random bytes to the GCS and to a node tcp port (real head + node)', ()
   let node: DaemonProc;
 
   beforeAll(async () => {
-    await c.startHead({ numCpus: 1 });
-    node = await c.addNode({ numCpus: 1, resources: { garbage_node: 1 } });
+    await c.startHead({ numCpus: 1, env: PLAIN });
+    node = await c.addNode({ numCpus: 1, resources: { garbage_node: 1 }, env: PLAIN });
     c.attachHere();
   }, 40_000);
 
@@ -197,7 +202,7 @@ describe('random bytes to the GCS and to a node tcp port (real head + node)', ()
     );
     expect([onNode, onHead]).toEqual([node.ready.nodeId, c.head.ready.nodeId]);
 
-    const { stdout } = await run(process.execPath, [CLI, 'status'], { env: c.env(), timeout: 30_000 });
+    const { stdout } = await run(process.execPath, [CLI, 'status'], { env: { ...c.env(), ...PLAIN }, timeout: 30_000 });
     expect(stdout).toMatch(/Nodes: 2 alive, 0 dead/);
 
     const after = { head: rssKiB(c.head.proc.pid!), node: rssKiB(node.proc.pid!) };

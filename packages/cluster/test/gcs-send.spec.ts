@@ -6,7 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray } from '@tsray/protocol';
+import { curveClientOptions } from '@tsray/core/internal';
 import { GcsServer } from '../src/gcs.js';
+
+const TOKEN = 'unit-token-0123456789';
 
 const PEERS = 300;
 
@@ -15,7 +18,7 @@ describe('GCS send path', () => {
   const sockets: zmq.Dealer[] = [];
 
   beforeAll(async () => {
-    gcs = await GcsServer.start({ host: '127.0.0.1', port: 0, token: 'unit-token-0123456789' });
+    gcs = await GcsServer.start({ host: '127.0.0.1', port: 0, token: TOKEN });
   });
 
   afterAll(async () => {
@@ -25,7 +28,7 @@ describe('GCS send path', () => {
 
   function dealer(): zmq.Dealer {
     // No routingId: libzmq names the connection with 5 binary bytes, as for a raw TCP peer.
-    const d = new zmq.Dealer({ linger: 0, receiveTimeout: 10_000 });
+    const d = new zmq.Dealer({ linger: 0, receiveTimeout: 10_000, ...curveClientOptions(`tcp://${gcs.address}`, TOKEN) });
     d.connect(`tcp://${gcs.address}`);
     sockets.push(d);
     return d;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as zmq from 'zeromq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage } from '@tsray/protocol';
-import { makeTokenProof } from '@tsray/core/internal';
+import { GCS_AUDIENCE, curveClientOptions, makeTokenProof } from '@tsray/core/internal';
 import { GcsServer } from '../src/gcs.js';
 import { TestCluster } from './fixtures/cluster-harness.js';
 import { tsray } from './fixtures/cli.js';
@@ -79,11 +79,16 @@ describe('the GCS refuses a node advertising loopback when it is bound elsewhere
     const g = await GcsServer.start({ host: '127.0.0.1', port: 0, token });
     g.refuseLoopbackNodes = true; // as the daemon sets it for a head bound to a non-loopback address
     const id = 'node:abc';
-    const sock = new zmq.Dealer({ routingId: id, linger: 0 });
+    const sock = new zmq.Dealer({ routingId: id, linger: 0, ...curveClientOptions(`tcp://${g.address}`, token) });
     try {
       sock.connect(`tcp://${g.address}`);
       await sock.send(
-        encodeMessage({ registerNode: { node: { nodeId: 'abc', address: 'tcp://127.0.0.1:4567', hostname: 'h' }, ...makeTokenProof(token, id) } }),
+        encodeMessage({
+          registerNode: {
+            node: { nodeId: 'abc', address: 'tcp://127.0.0.1:4567', hostname: 'h' },
+            ...makeTokenProof(token, { kind: 'RegisterNode', audience: GCS_AUDIENCE, id }),
+          },
+        }),
       );
       const { envelope } = decodeMessage(await sock.receive());
       expect(envelope.error?.message).toBe(

@@ -240,6 +240,14 @@ export const CONFIG_VARIABLES = {
     parse: oneOf(['sampled', 'full'] as const),
     doc: 'Check value of transferred chunks: crc32 of the first, middle and last 16 KiB (`sampled`), or of every byte (`full`).',
   }),
+  transportCurve: variable('TSRAY_TRANSPORT_CURVE', {
+    type: '1 | 0',
+    default: true,
+    setBy: 'user',
+    readBy: ['ts', 'python'],
+    parse: flag,
+    doc: 'Encrypt and authenticate every tcp connection with ZeroMQ CURVE (keys derived from the cluster token). `0` turns it off (every process of a cluster alike): plaintext on the wire, for benchmarks or a trusted private network where transfer bandwidth matters more (BENCHMARKS.md).',
+  }),
   trace: variable('TSRAY_TRACE', {
     type: '1 | 0',
     default: false,

@@ -243,6 +243,8 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
   let target = address === 'auto' && fromEnv ? fromEnv : address;
   let token = options.token ?? configuredToken();
   let remote = false;
+  // The node attached to: the audience of the registration's token proof (auth.ts).
+  let nodeId: string | undefined;
   let cur: { address: string; pid: number; nodeId: string; sessionDir: string; tokenFile?: string; gcsAddress?: string } | undefined;
   try {
     // Only from this user's private runtime directory: another user's current.json is not trusted.
@@ -265,13 +267,18 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
       );
     }
     target = cur.address;
+    nodeId = cur.nodeId;
     token ??= localToken();
   } else if (target.startsWith('ipc://')) {
-    if (cur && cur.address === target) token ??= localToken();
+    if (cur && cur.address === target) {
+      token ??= localToken();
+      nodeId = cur.nodeId;
+    }
   } else {
     // host:port of a cluster's head (GCS): attach to this machine's node of that cluster.
     if (cur?.gcsAddress && sameHostPort(cur.gcsAddress, target)) {
       target = cur.address;
+      nodeId = cur.nodeId;
       token ??= localToken();
     } else {
       // No node of that cluster here: a remote driver (objects travel in frames, no shared memory),
@@ -281,6 +288,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
       const node = nodes.find((n) => n.alive && n.isHead) ?? nodes.find((n) => n.alive);
       if (!node) throw new ConnectionError(`init({ address: '${target}' }): the cluster has no alive node`);
       target = node.address;
+      nodeId = node.nodeId;
       remote = true;
     }
   }
@@ -291,6 +299,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
     jobId,
     ...(token ? { token } : {}),
     ...(remote ? { remote } : {}),
+    ...(nodeId ? { nodeId } : {}),
   });
   starting = true;
   try {

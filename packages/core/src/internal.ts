@@ -10,7 +10,8 @@ export type { TaskEvent } from './node/task-timeline.js';
 export type { TaskFailure } from './node/task-failures.js';
 export type { EngineReport, EngineRow } from './node/engine-stats.js';
 export { nodeStats, runtimeEnvStats, workerPids } from './local-node-stats.js';
-export { TokenVerifier, makeTokenProof } from './auth.js';
+export { GCS_AUDIENCE, TokenVerifier, makeTokenProof, type ProofBinding, type ProofKind } from './auth.js';
+export { clusterCurveKeys, curveClientOptions, makeCurveServer, onCurveRefused, z85Encode, type ClusterCurveKeys } from './curve.js';
 export { logger, componentLogger, setLogger, createLogger, stripUrlCredentials, REDACT_PATHS, type CreateLoggerOptions } from './logger.js';
 export { ensureRuntimeDir, readPrivateFile, runtimeDir } from './runtime-dir.js';
 export {
@@ -29,7 +30,7 @@ export { Outbox } from './outbox.js';
 export { UnregisteredPeers } from './unregistered-peers.js';
 export { routerSocketOptions } from './router-options.js';
 export { resolveNodeGpus, visibleGpuIds } from './gpus.js';
-export { RouterServer, type RouterServerOptions } from './router-server.js';
+export { RouterServer, UNREGISTERED_MAX_MESSAGE_BYTES, type RouterServerOptions } from './router-server.js';
 export { askHead, type HeadQuery } from './cluster/head-query.js';
 export { ClusterLink, type LinkHandler, type LinkOptions } from './cluster/link.js';
 export { GcsClient, parseStateRows, type GcsTransport, type StateRows } from './cluster/gcs-client.js';

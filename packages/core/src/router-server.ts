@@ -10,9 +10,18 @@ import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
 import { logger } from './logger.js';
 import { Outbox } from './outbox.js';
-import { errorCodeOf } from './peer-memory.js';
+import { curveApplies, logCurveRefusals, makeCurveServer, makePlainServer } from './curve.js';
+import { LogLimiter } from './log-limiter.js';
+import { PeerMemory, errorCodeOf, peerKey } from './peer-memory.js';
 import { routerSocketOptions } from './router-options.js';
 import { UnregisteredPeers } from './unregistered-peers.js';
+
+/**
+ * Largest message (all frames together) a connection may send before it has registered: a
+ * registration or one of the GCS's unregistered queries is a few hundred bytes, so a peer that has not
+ * proved the token cannot make the receiver decode (or keep) anything big.
+ */
+export const UNREGISTERED_MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** How the owner of a RouterServer sees its connections and messages. */
 export interface RouterServerOptions {
@@ -29,6 +38,11 @@ export interface RouterServerOptions {
   onMessage(identity: Buffer, message: DecodedMessage): void;
   /** Print every message received (TSRAY_TRACE). */
   trace?: boolean;
+  /**
+   * The cluster token: tcp endpoints are then CURVE servers with the keys derived from it, admitting
+   * only its members (see curve.ts); ipc endpoints stay plain. Without it tcp is plain too.
+   */
+  token?: string | undefined;
 }
 
 /** A ROUTER socket with its receive loop, send queue and door for unregistered connections. */
@@ -39,16 +53,34 @@ export class RouterServer {
   private readonly decodeOptions: { maxFrameBytes: number } | undefined;
   private receiving: Promise<void> | undefined;
   private closed = false;
+  /** Registered connections whose rejected message was logged (their later ones are only counted). */
+  private readonly complained = new PeerMemory();
+  private readonly repeats: LogLimiter;
+  /** Gives back this socket's hold on the process's ZAP handler (set once a CURVE endpoint is bound). */
+  private releaseZap: (() => void) | undefined;
 
   constructor(private readonly opts: RouterServerOptions) {
     this.socket = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
     this.outbox = new Outbox(this.socket);
     this.unregistered = new UnregisteredPeers(opts.where);
+    this.repeats = new LogLimiter({
+      lines: 0,
+      windowMs: 60_000,
+      summary: (n) => logger().warn({ suppressed: n }, `${opts.where}: ${n} more rejected messages from connections already logged, in the last minute`),
+    });
     this.decodeOptions = opts.maxFrameBytes ? { maxFrameBytes: opts.maxFrameBytes } : undefined;
   }
 
   /** Bind one more endpoint; returns the endpoint bound (with the port picked for port 0). */
   async bind(endpoint: string): Promise<string> {
+    // ZeroMQ copies the security options when an endpoint is bound: set them per endpoint.
+    if (this.opts.token && curveApplies(endpoint)) {
+      const zap = makeCurveServer(this.socket, this.opts.token);
+      if (!this.releaseZap) logCurveRefusals(this.socket, this.opts.where);
+      this.releaseZap?.();
+      this.releaseZap = zap.release;
+      await zap.ready;
+    } else if (this.releaseZap) makePlainServer(this.socket);
     await this.socket.bind(endpoint);
     return this.socket.lastEndpoint ?? endpoint;
   }
@@ -92,6 +124,7 @@ export class RouterServer {
     this.closed = true;
     this.outbox.close();
     this.socket.close();
+    this.releaseZap?.();
     await this.receiving?.catch(() => undefined);
   }
 
@@ -113,6 +146,17 @@ export class RouterServer {
   private receive(frames: Buffer[]): void {
     const identity = frames[0]!;
     if (this.unregistered.isClosed(identity)) return;
+    if (!this.opts.registered(identity)) {
+      let bytes = 0;
+      for (let i = 1; i < frames.length; i++) bytes += frames[i]!.length;
+      if (bytes > UNREGISTERED_MAX_MESSAGE_BYTES) {
+        const message = `a message of ${bytes} bytes before registering (at most ${UNREGISTERED_MAX_MESSAGE_BYTES} bytes until the connection proved the token)`;
+        this.refuse(identity, { bytes }, `${this.opts.where} rejected ${message}; the connection is closed (later messages from it are ignored)`, {
+          error: { code: tsray.v1.ErrorCode.ERROR_CODE_TOO_LARGE, message },
+        });
+        return;
+      }
+    }
     try {
       const message = decodeMessage(frames.slice(1), this.decodeOptions);
       if (this.opts.trace)
@@ -139,10 +183,14 @@ export class RouterServer {
     const reply: EnvelopeBody = { error: { code, message: err.message } };
     const who = this.opts.registered(identity);
     if (who) {
-      logger().warn(
-        { err, peer: identity.toString(), ...who, code: tsray.v1.ErrorCode[code] },
-        `${this.opts.where} rejected a message: ${err.message}; replied with an error, the connection stays`,
-      );
+      // One line per connection; its later rejections only count in a summary line a minute.
+      const log = () =>
+        logger().warn(
+          { err, peer: identity.toString(), ...who, code: tsray.v1.ErrorCode[code] },
+          `${this.opts.where} rejected a message: ${err.message}; replied with an error, the connection stays`,
+        );
+      if (this.complained.once(peerKey(identity))) log();
+      else this.repeats.log(log);
       this.send(identity, reply);
       return;
     }

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { encodeMessage } from '@tsray/protocol';
 import { PeerConnection, type LinkHandler } from '../src/cluster/link.js';
 import { overrideConfig } from '../src/config.js';
+import { makeCurveServer } from '../src/curve.js';
 import { logger } from '../src/logger.js';
 import { until } from './helpers/until.js';
 
@@ -58,7 +59,10 @@ describe('PeerConnection connect limit', () => {
 
   it('waits for a connected peer that answers late, without reporting it', async () => {
     const warn = vi.spyOn(logger(), 'warn');
+    // A CURVE server of the cluster of 'tok', as every node's tcp ROUTER is.
     const router = new zmq.Router({ linger: 0 });
+    const zap = makeCurveServer(router, 'tok');
+    await zap.ready;
     await router.bind('tcp://127.0.0.1:0');
     const unreachable: string[] = [];
     const p = new PeerConnection('n2', router.lastEndpoint!, 'me', 'tok', handler(unreachable));
@@ -75,6 +79,7 @@ describe('PeerConnection connect limit', () => {
     } finally {
       p.close();
       router.close();
+      zap.release();
     }
   });
 });

@@ -107,7 +107,7 @@ export interface DeployOptions {
   maxRestarts?: number;
   /** Where to run it (e.g. a placement-group bundle). */
   schedulingStrategy?: SchedulingStrategy;
-  /** Bind the data plane on TCP (for callers on other nodes) instead of a local ipc socket. */
+  /** Bind the data plane on TCP (for callers on other nodes) instead of a local ipc socket; it is then a CURVE server whose key only the engine actor hands out (docs/security.md). */
   bind?: 'ipc' | 'tcp';
   /**
    * Wait until the model is loaded before `deploy` returns (default true). With false, `deploy`
@@ -126,6 +126,8 @@ export type EngineState = 'starting' | 'ready' | 'restarting' | 'dead';
 
 interface EngineActorApi {
   address(): string;
+  /** The CURVE public key of a tcp data plane ('' for ipc or with CURVE off). */
+  server_key(): string;
   stats(): { waiting: number; running: number; kv_cache_usage: number };
   info(): EngineInfo;
   tokenize(prompt: string | ChatMessage[], addSpecialTokens: boolean): number[];
@@ -179,6 +181,12 @@ export function engineConfig(opts: DeployOptions): Record<string, unknown> {
 }
 
 const EngineActor = (opts: DeployOptions) => python.actor<EngineActorApi>('tsray.engine.actor:EngineActor', engineActorOptions(opts));
+
+/** A throwaway CURVE keypair for one connection to an engine (the engine authenticates by its own key). */
+function clientKeyPair(): { curvePublicKey: string; curveSecretKey: string } {
+  const k = zmq.curveKeyPair();
+  return { curvePublicKey: k.publicKey, curveSecretKey: k.secretKey };
+}
 
 interface Pending {
   deltas: StreamDelta[];
@@ -309,7 +317,10 @@ export class LLMEngine implements EngineClient {
         throw err;
       }
       if (this.closed) throw new EngineDeadError(`the engine for ${this.model} was shut down`);
-      const sock = new zmq.Dealer({ sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+      // A tcp data plane is a CURVE server whose public key only cluster members can ask for.
+      const serverKey = address.startsWith('tcp://') ? String(await get(this.actor.server_key.remote())) : '';
+      const curve = serverKey ? { curveServerKey: serverKey, ...clientKeyPair() } : {};
+      const sock = new zmq.Dealer({ sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0, ...curve });
       sock.connect(address);
       this.socket = sock;
       this.address = address;

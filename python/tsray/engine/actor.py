@@ -31,11 +31,17 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from .._curve import curve_on
 from .._proto import tsray_pb2 as pb
 from ..protocol import PROTOCOL_VERSION, decode_message, encode_message
 from . import create_backend
 from .backend import EngineBackend, InvalidSamplingParams, PromptTooLong, SamplingParams
 from .load_report import EngineLoad, report_loop
+
+#: Messages libzmq queues per client connection before it stops reading that connection.
+_RECEIVE_HIGH_WATER_MARK = 1000
+#: Largest message a client may send (a generate request with its prompt); bigger ones disconnect it.
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def _params_from_proto(p: pb.SamplingParams) -> SamplingParams:
@@ -112,6 +118,8 @@ class EngineActor:
         # Tokens and times to first token, reported to the node for the dashboard (load_report.py).
         self.load = EngineLoad()
         self._reporter: asyncio.Task[None] | None = None
+        # The data plane's CURVE public key (Z85) when it is bound to tcp with CURVE on, else "".
+        self._server_key = ""
         self._start_task = loop.create_task(self._start())
 
     async def _start(self) -> None:
@@ -134,8 +142,18 @@ class EngineActor:
             sock = ctx.socket(zmq.ROUTER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 0)
-            sock.setsockopt(zmq.RCVHWM, 0)
+            # What one peer can push is bounded: over the mark libzmq stops reading that connection
+            # (TCP pushes back, nothing is dropped); a bigger message disconnects its sender.
+            sock.setsockopt(zmq.RCVHWM, _RECEIVE_HIGH_WATER_MARK)
+            sock.setsockopt(zmq.MAXMSGSIZE, _MAX_MESSAGE_BYTES)
             if c.get("bind") == "tcp":
+                if curve_on("tcp://"):
+                    # Encrypted and authenticated: a fresh keypair per engine; only callers of
+                    # server_key() (cluster members, through the authenticated cluster) can connect.
+                    public, secret = zmq.curve_keypair()
+                    sock.setsockopt(zmq.CURVE_SERVER, 1)
+                    sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+                    self._server_key = public.decode()
                 port = sock.bind_to_random_port("tcp://0.0.0.0")
                 host = os.environ.get("TSRAY_NODE_IP", "127.0.0.1")
                 address = f"tcp://{host}:{port}"
@@ -159,6 +177,11 @@ class EngineActor:
     async def address(self) -> str:
         """The ZeroMQ address of the data plane, once the model is loaded (raises the load error)."""
         return await asyncio.shield(self._ready)
+
+    async def server_key(self) -> str:
+        """The CURVE public key (Z85) a client of a tcp data plane connects with; "" for ipc or CURVE off."""
+        await asyncio.shield(self._ready)
+        return self._server_key
 
     async def stats(self) -> dict[str, Any]:
         s = await self._backend.stats()

@@ -27,6 +27,7 @@ from typing import Any, TextIO, cast
 import zmq
 import zmq.asyncio
 
+from .._curve import make_client
 from .._main_defs import load_definitions
 from .._objects import INLINE_THRESHOLD, Arena, object_value
 from .._remote import MAIN_KEY_SUFFIX, unwrap
@@ -238,6 +239,7 @@ class WorkerRuntime:
         self._sock.setsockopt(zmq.SNDHWM, 0)
         self._sock.setsockopt(zmq.RCVHWM, 0)
         self._sock.setsockopt(zmq.LINGER, 1000)
+        make_client(self._sock, address, env.get("TSRAY_TOKEN"))
         self._sock.connect(address)
         self._decoder = Decoder(_nested_ref, _nested_handle)
         self._queue: deque[_Job] = deque()
@@ -367,7 +369,7 @@ class WorkerRuntime:
         self._stop = self._loop.create_future()
         self._watch_stdin()
         token = os.environ.get("TSRAY_TOKEN", "")
-        proof = token_proof(token, self.worker_id) if token else {}
+        proof = token_proof(token, self.worker_id, "RegisterWorker", self.node_id) if token else {}
         self._send(pb.RegisterWorker(worker_id=self.worker_id, pid=os.getpid(), language="python", kind="worker", **proof))
         receiver = asyncio.ensure_future(self._receive_loop())
         executor = asyncio.ensure_future(self._execute_loop())

@@ -6,7 +6,8 @@
  */
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody, type GcsCall, type GcsResult } from '@tsray/protocol';
-import { makeTokenProof } from '../auth.js';
+import { GCS_AUDIENCE, makeTokenProof } from '../auth.js';
+import { curveClientOptions, onCurveRefused, refusedMessage } from '../curve.js';
 import { GCS_REREGISTER, answerGcsRequest } from './control-plane.js';
 import { GcsUnavailableError } from '../errors.js';
 import { GcsClient } from './gcs-client.js';
@@ -86,12 +87,12 @@ export class PeerConnection {
     private readonly handler: LinkHandler,
   ) {
     const routingId = `peer:${myId}`;
-    this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0 });
+    this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0, ...curveClientOptions(address, token) });
     // Watched before connecting: ZeroMQ reports the handshake only to a monitor that exists by then.
     this.socket.events.on('handshake', () => (this.transportUp = true));
     this.socket.connect(address);
     this.outbox = new Outbox(this.socket);
-    const proof = makeTokenProof(token, routingId);
+    const proof = makeTokenProof(token, { kind: 'RegisterWorker', audience: nodeId, id: routingId });
     this.send({
       registerWorker: { workerId: routingId, pid: process.pid, language: 'typescript', kind: 'peer', namespace: '', jobId: '', ...proof, remote: true },
     });
@@ -190,17 +191,27 @@ export class ClusterLink {
       linger: 0,
       reconnectInterval: 100,
       reconnectMaxInterval: 1000,
+      ...curveClientOptions(`tcp://${opts.gcsAddress}`, opts.token),
     });
     // Watched before connecting: the head going away, and a (new) head answering the reconnect.
     this.gcsSocket.events.on('disconnect', () => this.gcsLost());
     this.gcsSocket.events.on('handshake', () => {
       if (this.answered) this.registerAgain('reconnected to the head');
     });
+    // A head of another cluster (another token) fails the CURVE handshake and never answers: stop
+    // with the reason, as for a refused proof. After registration a failing handshake is only retried.
+    onCurveRefused(this.gcsSocket, (detail) => {
+      if (this.answered || this.closed) return;
+      const msg = refusedMessage('the head', detail);
+      this.registered?.reject(new Error(msg));
+      logger().error({ gcs: opts.gcsAddress }, 'the GCS refused this node (CURVE handshake failed)');
+      this.handler.onFatal(msg);
+    });
     this.gcsSocket.connect(`tcp://${opts.gcsAddress}`);
     this.outbox = new Outbox(this.gcsSocket);
     this.ready = new Promise((resolve, reject) => (this.registered = { resolve, reject }));
     this.ready.catch(() => undefined);
-    const proof = makeTokenProof(opts.token, `node:${this.nodeId}`);
+    const proof = makeTokenProof(opts.token, { kind: 'RegisterNode', audience: GCS_AUDIENCE, id: `node:${this.nodeId}` });
     this.send({ registerNode: { node: opts.node, ...proof } });
     this.beat = setInterval(() => this.heartbeat(), opts.heartbeatMs ?? 300);
     this.beat.unref();

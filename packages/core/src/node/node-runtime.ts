@@ -127,10 +127,12 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
 
   private constructor(private readonly opts: NodeRuntimeOptions) {
+    this.token = opts.token ?? randomBytes(24).toString('hex');
     this.server = new RouterServer({
       where: 'node',
       maxFrameBytes: opts.maxFrameBytes,
       trace: TRACE,
+      token: this.token,
       registered: (identity) => {
         const w = this.pool.workers.get(identity.toString());
         return w ? { kind: w.kind } : undefined;
@@ -139,8 +141,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     });
     this.nodeId = opts.nodeId;
     this.jobId = opts.jobId;
-    this.token = opts.token ?? randomBytes(24).toString('hex');
-    this.verifier = new TokenVerifier(this.token);
+    this.verifier = new TokenVerifier(this.token, opts.nodeId);
     this.namespace = opts.namespace;
     this.address = nodeSocketAddress(opts.sessionDir, opts.nodeId);
     mkdirSync(join(opts.sessionDir, 'logs'), { recursive: true });
@@ -583,7 +584,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     if (kind === 'registerWorker') {
       const r = envelope.registerWorker!;
       const idStr = identity.toString();
-      const why = this.verifier.check(idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
+      const why = this.verifier.check('RegisterWorker', idStr, r.authProof, Number(r.authTime ?? 0), r.authNonce);
       if (why) {
         const message = `node ${this.nodeId} refused the connection: ${why}`;
         this.server.refuse(identity, { kind: r.kind, pid: r.pid }, `refused a connection: ${why}`, {

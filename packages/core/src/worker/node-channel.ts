@@ -6,6 +6,7 @@
  */
 import { encodeMessage, type EnvelopeBody, type tsray } from '@tsray/protocol';
 import * as zmq from 'zeromq';
+import { curveClientOptions, onCurveRefused } from '../curve.js';
 import { Outbox } from '../outbox.js';
 import { FrameBuilder } from '../wire.js';
 
@@ -24,9 +25,13 @@ export class NodeChannel {
   private putFrames = new FrameBuilder();
   private subscribes: string[] = [];
   private flushQueued = false;
+  /** Called once when a tcp node refuses this connection's CURVE handshake (another cluster's token). */
+  onRefused: ((detail: string) => void) | undefined;
 
-  constructor(routingId: string, address: string) {
-    this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 1000 });
+  /** `token` makes a tcp connection a CURVE client of its cluster (see curve.ts); ipc ignores it. */
+  constructor(routingId: string, address: string, token?: string) {
+    this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 1000, ...curveClientOptions(address, token) });
+    if (address.startsWith('tcp://')) onCurveRefused(this.socket, (detail) => this.onRefused?.(detail));
     this.socket.connect(address);
     this.outbox = new Outbox(this.socket);
   }

@@ -22,6 +22,8 @@ export interface SessionOptions {
   token?: string;
   /** A client on another host: no shared memory, large objects travel in chunks. */
   remote?: boolean;
+  /** The node this connects to (the audience of its token proof); default `TSRAY_NODE_ID`. */
+  nodeId?: string;
 }
 
 /** Registration state and the node's replies to this process's requests. */
@@ -55,7 +57,9 @@ export class NodeSession {
     });
     const { workerId, mode } = this.options;
     const token = this.options.token ?? configuredToken() ?? '';
-    const proof = token ? makeTokenProof(token, workerId) : {};
+    // The proof names its receiver: this node's id (a worker's from its node, a driver's from init()).
+    const audience = this.options.nodeId ?? config().nodeId ?? '';
+    const proof = token ? makeTokenProof(token, { kind: 'RegisterWorker', audience, id: workerId }) : {};
     this.channel.send({
       registerWorker: {
         workerId,

@@ -7,8 +7,9 @@
  * @internal
  */
 import { Arena } from '@tsray/object-store';
-import { decodeMessage, type tsray } from '@tsray/protocol';
+import { decodeMessage, tsray } from '@tsray/protocol';
 import { config } from '../config.js';
+import { refusedMessage } from '../curve.js';
 import { ActorNotFoundError } from '../errors.js';
 import { logger } from '../logger.js';
 import { specToWire } from '../node/task-codec.js';
@@ -39,12 +40,14 @@ export class WorkerRuntime implements CoreRuntime, WorkerMessageHost {
     address: string,
     /** 'worker' (executes tasks) or 'driver' (a client driver of a running cluster). */
     private readonly mode: 'worker' | 'driver' = 'worker',
-    clientOptions: { namespace?: string; jobId?: string; token?: string; remote?: boolean } = {},
+    clientOptions: { namespace?: string; jobId?: string; token?: string; remote?: boolean; nodeId?: string } = {},
   ) {
     this.kind = mode;
     this.jobId = clientOptions.jobId ?? config().jobId ?? '';
-    this.channel = new NodeChannel(workerId, address);
+    this.channel = new NodeChannel(workerId, address, clientOptions.token ?? config().token);
     this.session = new NodeSession(this.channel, { ...clientOptions, workerId, mode, jobId: this.jobId });
+    this.channel.onRefused = (detail) =>
+      this.session.onError({ code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: refusedMessage(`node at ${address}`, detail) });
     const openArena = () =>
       mode === 'driver'
         ? Arena.open(this.session.shmPath, this.session.arenaSize)
