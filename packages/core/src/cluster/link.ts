@@ -241,7 +241,7 @@ export class ClusterLink {
     this.gcsUp = false;
     for (const p of this.pending.values()) p.sent = false;
     logger().info({ gcs: this.opts.gcsAddress, why }, 'registering with the head again');
-    const proof = makeTokenProof(this.opts.token, `node:${this.nodeId}`);
+    const proof = makeTokenProof(this.opts.token, { kind: 'RegisterNode', audience: GCS_AUDIENCE, id: `node:${this.nodeId}` });
     this.send({ registerNode: { node: this.opts.node, ...proof } });
   }
 
