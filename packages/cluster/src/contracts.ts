@@ -4,6 +4,7 @@
  */
 
 import type { TaskEvent } from '@tsray/core/internal';
+import type { AutoscalerStatus } from '@tsray/autoscaler';
 import type { ActorListEntry, NodeState, ObjectListEntry, PendingDemand, PlacementGroupListEntry, TaskListEntry } from '@tsray/core';
 
 /** One node (the core state API's shape: `nodes()`). */
@@ -60,6 +61,8 @@ export interface DaemonConfig {
    * 8 MiB chunks); it also caps a value a remote driver puts.
    */
   maxFrameBytes?: number;
+  /** Head only: a cluster config (`tsray up`'s); the head runs its autoscaler. */
+  autoscalingConfig?: string;
   /** The daemon writes {@link ReadyInfo} JSON here once it serves (or `{error}` if it failed to start). */
   readyFile: string;
 }
@@ -106,6 +109,8 @@ export interface ClusterStatus {
   nodes: NodeInfo[];
   pendingDemand: DemandState[];
   placementGroups: PlacementGroupState[];
+  /** The head's autoscaler (a head started by `tsray up`): launching and idle nodes, decisions, failures. */
+  autoscaler?: AutoscalerStatus;
 }
 
 /** What the head's HTTP API and CLI read cluster state from (implemented by the head daemon). */

@@ -26,6 +26,7 @@ import { JobManager } from './jobs/job-manager.js';
 import { startHttpApi, type HttpApi } from './http/server.js';
 import { ClusterMetrics, type MetricsSource } from './metrics/cluster-metrics.js';
 import { logger } from './logger.js';
+import { startAutoscalerOnHead } from './head-autoscaler.js';
 import { firstExternalIpv4, isBindAll, isLoopback, nodeAddressFor } from './node-address.js';
 
 /** A running daemon. */
@@ -161,12 +162,17 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
   let jobs: JobManager | undefined;
   let api: HttpApi | undefined;
   let metrics: ClusterMetrics | undefined;
+  let autoscaler: ReturnType<typeof startAutoscalerOnHead> | undefined;
   if (gcs) {
     const g = gcs;
     jobs = new JobManager({ logDir: join(config.sessionDir, 'logs'), env: { TSRAY_ADDRESS: gcsAddress, TSRAY_TOKEN: config.token }, logger: logger() });
     const j = jobs;
     g.service.listJobs = () => j.list();
-    const state = headState(g);
+    const base = headState(g);
+    // A head of `tsray up` runs the cluster's autoscaler; its state joins `tsray status`.
+    if (config.autoscalingConfig) autoscaler = startAutoscalerOnHead(config.autoscalingConfig, g, base, gcsAddress, tokenFile);
+    const a = autoscaler;
+    const state: StateProvider = a ? { ...base, status: async () => ({ ...(await base.status()), autoscaler: a.status() }) } : base;
     metrics = new ClusterMetrics(state, nodeMetricsOf(g), { SessionName: basename(config.sessionDir) });
     api = await startHttpApi({ host, port: config.dashboardPort ?? 8265, token: config.token, jobs, state, logger: logger(), metrics, ...logFileOpt() });
   }
@@ -191,6 +197,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     metrics,
     stop: () =>
       (stopping ??= (async () => {
+        await autoscaler?.stop().catch(() => undefined);
         await api?.close().catch(() => undefined);
         await jobs?.shutdown().catch(() => undefined);
         await node.shutdown().catch(() => undefined);

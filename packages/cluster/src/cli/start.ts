@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DaemonConfig, ReadyInfo } from '../contracts.js';
 import { HeadUnreachableError, PortInUseError } from '../errors.js';
@@ -45,6 +45,8 @@ export interface StartOptions {
   tokenFile?: string;
   /** Seconds to wait for the head to be reachable and for the daemon to be ready (default 30). */
   timeoutS?: number;
+  /** Head only: a cluster config whose autoscaler the head runs (`tsray up` passes it). */
+  autoscalingConfig?: string;
 }
 
 /** The daemon entry script: `TSRAY_DAEMON_SCRIPT`, else `daemon-main.js` beside `cli.js`. */
@@ -174,6 +176,7 @@ function checkStartOptions(o: StartOptions): void {
   if (!o.head && (o.port !== undefined || o.dashboardPort !== undefined)) throw new CliUsageError('--port and --dashboard-port go with --head');
   if (o.head && (o.nodeIpAddress !== undefined || o.headLostTimeoutS !== undefined))
     throw new CliUsageError('--node-ip-address and --head-lost-timeout go with --address (a node)');
+  if (!o.head && o.autoscalingConfig !== undefined) throw new CliUsageError('--autoscaling-config goes with --head');
   if (o.token !== undefined && o.tokenFile !== undefined) throw new CliUsageError('give either --token or --token-file, not both');
 }
 
@@ -233,6 +236,7 @@ function daemonConfig(o: StartOptions, role: 'head' | 'node', host: string | und
     ...(o.nodeDeathTimeoutS !== undefined ? { nodeDeathTimeoutS: o.nodeDeathTimeoutS } : {}),
     ...(o.nodeIpAddress !== undefined ? { nodeIpAddress: o.nodeIpAddress } : {}),
     ...(o.headLostTimeoutS !== undefined ? { headLostTimeoutS: o.headLostTimeoutS } : {}),
+    ...(o.autoscalingConfig !== undefined ? { autoscalingConfig: resolve(o.autoscalingConfig) } : {}),
   };
 }
 
