@@ -50,6 +50,10 @@ export interface AutoscalerStatus {
   events: { time: number; message: string }[];
   /** Recent launch failures, newest last. */
   failures: { time: number; type: string; message: string }[];
+  /** Worker nodes launched since the head started. */
+  launchedTotal: number;
+  /** Idle worker nodes terminated since the head started. */
+  terminatedTotal: number;
 }
 
 /** Resources whose used/total says nothing about work (always partly "used" or not scheduled by shape). */
@@ -81,6 +85,8 @@ export class Autoscaler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private launchedTotal = 0;
+  private terminatedTotal = 0;
   private readonly now: () => number;
   readonly intervalMs: number;
 
@@ -92,7 +98,7 @@ export class Autoscaler {
   ) {
     this.now = opts.now ?? Date.now;
     this.intervalMs = opts.intervalMs ?? Number(process.env['TSRAY_AUTOSCALER_INTERVAL_S'] ?? 5) * 1000;
-    this.last = { clusterName: config.cluster_name, updatedAt: 0, nodes: [], unfulfilled: [], events: [], failures: [] };
+    this.last = { clusterName: config.cluster_name, updatedAt: 0, nodes: [], unfulfilled: [], events: [], failures: [], launchedTotal: 0, terminatedTotal: 0 };
   }
 
   /** Run a round every interval until {@link stop}. */
@@ -116,7 +122,7 @@ export class Autoscaler {
 
   /** The latest state (`tsray status`). */
   status(): AutoscalerStatus {
-    return { ...this.last, events: [...this.events], failures: [...this.failures] };
+    return { ...this.last, events: [...this.events], failures: [...this.failures], launchedTotal: this.launchedTotal, terminatedTotal: this.terminatedTotal };
   }
 
   private note(message: string, level: 'info' | 'warn' = 'info'): void {
@@ -167,6 +173,7 @@ export class Autoscaler {
     for (const [type, n] of Object.entries(plan.launch)) {
       const ids = Array.from({ length: n }, () => `${this.config.cluster_name}-${type}-${randomBytes(4).toString('hex')}`);
       await this.provider.createNodes(type, ids);
+      this.launchedTotal += n;
       this.note(`launching ${n} ${type} node(s): ${ids.join(', ')}`);
     }
 
@@ -206,6 +213,7 @@ export class Autoscaler {
       );
       await this.provider.terminateNode(r.id);
       this.idleSince.delete(r.id);
+      this.terminatedTotal++;
     }
     const removed = new Set(remove.map((r) => r.id));
     if (plan.unfulfilled.length) logger().debug({ unfulfilled: plan.unfulfilled }, 'autoscaler: demand left unfulfilled');
@@ -216,6 +224,8 @@ export class Autoscaler {
       unfulfilled: plan.unfulfilled,
       events: [],
       failures: [],
+      launchedTotal: this.launchedTotal,
+      terminatedTotal: this.terminatedTotal,
     };
   }
 }

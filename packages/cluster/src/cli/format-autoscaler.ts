@@ -14,7 +14,11 @@ function clock(ms: number): string {
 
 /** The lines of the autoscaler section (no trailing newline). */
 export function formatAutoscaler(a: AutoscalerStatus): string[] {
-  const out = ['', `Autoscaler (cluster ${a.clusterName}, updated ${a.updatedAt ? clock(a.updatedAt) : 'never'})`, RULE];
+  const out = [
+    '',
+    `Autoscaler (cluster ${a.clusterName}, updated ${a.updatedAt ? clock(a.updatedAt) : 'never'}; ${a.launchedTotal} launched, ${a.terminatedTotal} removed idle)`,
+    RULE,
+  ];
   for (const phase of ['launching', 'active', 'idle'] as const) {
     const nodes = a.nodes.filter((n) => n.phase === phase);
     out.push(`${phase[0]!.toUpperCase()}${phase.slice(1)}: ${nodes.length}`);
