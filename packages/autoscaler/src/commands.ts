@@ -13,6 +13,7 @@ import { clusterStateDir, type HeadRecord, readHeadRecord, removeClusterState, w
 import { parseStartOutput, sh, startArgs } from './launch-command.js';
 import { pidAlive } from './providers/local.js';
 import { makeProvider } from './providers/index.js';
+import { sshDown, sshExec, sshUp } from './ssh-cluster.js';
 
 /** Where command output goes. */
 export interface CommandIo {
@@ -65,6 +66,7 @@ export async function clusterUp(configPath: string, io: CommandIo, opts: Command
     io.out(`cluster ${config.cluster_name} is already up: head ${existing!.gcsAddress}, dashboard ${existing!.dashboardUrl}\n`);
     return 0;
   }
+  if (config.provider.type === 'ssh') return sshUp(config, configPath, io);
   if (config.provider.type !== 'local') throw new Error(`tsray up: provider ${config.provider.type} is not available yet`);
   const p = config.provider;
   const head = config.head_node_type;
@@ -128,6 +130,7 @@ function sessionPids(sessionDir: string): number[] {
 /** `tsray down`: stop the head (its autoscaler first stops launching), then every worker node. */
 export async function clusterDown(configPath: string, io: CommandIo, opts: CommandOptions): Promise<number> {
   const config: ClusterConfig = loadClusterConfig(configPath);
+  if (config.provider.type === 'ssh') return sshDown(config, io);
   const head = readHeadRecord(config.cluster_name);
   if (head?.pid !== undefined) await killPid(head.pid);
   const provider = makeProvider(config, { tsray: opts.tsray });
@@ -161,6 +164,7 @@ function headEnv(): NodeJS.ProcessEnv {
 /** `tsray exec CLUSTER.yaml CMD…`: run a shell command on the head. */
 export async function clusterExec(configPath: string, command: string, io: CommandIo): Promise<number> {
   const config = loadClusterConfig(configPath);
+  if (config.provider.type === 'ssh') return sshExec(config, command, io);
   runningHead(config, configPath);
   const r = await bash(command, { env: headEnv(), inherit: true });
   if (r.code !== 0) io.err(`tsray exec: the command exited with code ${r.code}\n`);

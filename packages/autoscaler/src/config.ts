@@ -133,9 +133,10 @@ export type ClusterConfig = z.output<typeof clusterConfigSchema>;
 /** One node type of a config. */
 export type NodeTypeConfig = ClusterConfig['available_node_types'][string];
 
-/** The most workers of one type: its max_workers, else the cluster's. */
+/** The most workers of one type: its max_workers, else the cluster's (an ssh cluster has one per host of worker_ips at most). */
 export function typeMax(config: ClusterConfig, type: string): number {
-  return Math.min(config.available_node_types[type]?.max_workers ?? config.max_workers, config.max_workers);
+  const hosts = config.provider.type === 'ssh' ? config.provider.worker_ips.length : Number.POSITIVE_INFINITY;
+  return Math.min(config.available_node_types[type]?.max_workers ?? config.max_workers, config.max_workers, hosts);
 }
 
 /** The 1-based line of `path` in the document (the nearest existing parent's when it is missing), 0 if none. */
@@ -165,7 +166,7 @@ export function parseClusterConfig(text: string, file = '<string>'): ClusterConf
   if (doc.errors.length > 0) {
     throw new ClusterConfigError(
       file,
-      doc.errors.map((e) => ({ field: '', line: e.linePos?.[0]?.line ?? 0, message: `not valid YAML: ${e.message.split('\n')[0]}` })),
+      doc.errors.map((e) => ({ field: '', line: lines.linePos(e.pos[0]).line, message: `not valid YAML: ${e.message.split('\n')[0]}` })),
     );
   }
   const r = clusterConfigSchema.safeParse(doc.toJS());

@@ -18,6 +18,8 @@ export interface HeadRecord {
   /** Local provider: the head daemon's pid and session directory. */
   pid?: number;
   sessionDir?: string;
+  /** ssh provider: the head daemon's pid on its host. */
+  remotePid?: number;
   startedAt: number;
 }
 

@@ -72,3 +72,60 @@ export function parseStartOutput(out: string): StartOutput {
   }
   return r;
 }
+
+/** The cluster's directory on a remote host (after the setup commands, which may set TMPDIR): a bash expression. */
+export function remoteDir(config: ClusterConfig): string {
+  return `"\${TMPDIR:-/tmp}/tsray/clusters/${config.cluster_name}"`;
+}
+
+/**
+ * The bash script that starts tsray on a remote host and records the daemon's pid in
+ * `<remoteDir>/<pidName>.pid`: the setup commands, `extra` lines (bootstrap files, the token), then
+ * `start` (a `tsray start …` line). Prints `tsray start`'s output and `TSRAY_PID=<pid>`.
+ */
+export function remoteStartScript(config: ClusterConfig, setup: string[], extra: string[], start: string, pidName: string): string {
+  return [
+    'set -e',
+    ...setup,
+    `d=${remoteDir(config)}`,
+    'mkdir -p "$d" && chmod 700 "$d"',
+    ...extra,
+    'cd ~',
+    `out=$(${start})`,
+    'printf "%s\\n" "$out"',
+    `id=$(printf "%s\\n" "$out" | sed -n 's/.*Node ID: \\([^ ]*\\).*/\\1/p')`,
+    `addr=$(printf "%s\\n" "$out" | sed -n 's/.*Address: \\([^ ]*\\)  Dashboard.*/\\1/p')`,
+    `sess=$(printf "%s\\n" "$out" | sed -n 's/^Session: \\([^ ]*\\).*/\\1/p')`,
+    'pid=',
+    'for f in "$sess"/*.ready.json; do',
+    '  if { [ -n "$id" ] && grep -q "\\"nodeId\\":\\"$id\\"" "$f"; } || { [ -n "$addr" ] && grep -q "\\"gcsAddress\\":\\"$addr\\"" "$f" && grep -q "\\"role\\":\\"head\\"" "$f"; }; then',
+    `    pid=$(grep -o '"pid":[0-9]*' "$f" | head -1 | cut -d: -f2)`,
+    '  fi',
+    'done',
+    `echo "$pid" > "$d/${pidName}.pid"`,
+    'echo "TSRAY_PID=$pid"',
+  ].join('\n');
+}
+
+/** The bash script that stops the daemons whose pids a host recorded (`head.pid` first), SIGKILL after 15 s. */
+export function remoteStopScript(config: ClusterConfig, only?: string): string {
+  return [
+    ...config.setup_commands.map((c) => `${c} || true`),
+    `d=${remoteDir(config)}`,
+    `for f in ${only ? `"$d/${only}.pid"` : '"$d/head.pid" "$d"/*.pid'}; do`,
+    '  [ -f "$f" ] || continue',
+    '  pid=$(cat "$f"); rm -f "$f"',
+    '  [ -n "$pid" ] || continue',
+    '  kill -TERM "$pid" 2>/dev/null || continue',
+    '  for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done',
+    '  kill -KILL "$pid" 2>/dev/null || true',
+    '  echo "stopped $pid"',
+    'done',
+  ].join('\n');
+}
+
+/** The pid `remoteStartScript` printed. */
+export function parseRemotePid(out: string): number | undefined {
+  const m = /^TSRAY_PID=(\d+)$/m.exec(out);
+  return m ? Number(m[1]) : undefined;
+}

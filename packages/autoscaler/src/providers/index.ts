@@ -8,6 +8,7 @@ import { clusterStateDir } from '../head-record.js';
 import type { JoinTarget } from '../launch-command.js';
 import type { NodeProvider } from '../node-provider.js';
 import { LocalProvider } from './local.js';
+import { SshProvider } from './ssh.js';
 
 /** How the provider starts tsray on a node. */
 export interface ProviderContext {
@@ -22,6 +23,8 @@ export function makeProvider(config: ClusterConfig, ctx: ProviderContext): NodeP
   switch (config.provider.type) {
     case 'local':
       return new LocalProvider(config, { stateDir: clusterStateDir(config.cluster_name), tsray: ctx.tsray, ...(ctx.join ? { join: ctx.join } : {}) });
+    case 'ssh':
+      return new SshProvider(config, { stateDir: clusterStateDir(config.cluster_name), ...(ctx.join ? { join: ctx.join } : {}) });
     default:
       throw new Error(`provider ${config.provider.type} is not available yet`);
   }
