@@ -4,13 +4,14 @@
  * placement groups with their strategies, `requestResources()` bundles) and the nodes from the GCS,
  * bin-packs the demand onto node types ({@link planScaleUp}), launches nodes through the provider,
  * and terminates workers idle longer than `idle_timeout_minutes` ({@link planScaleDown}). A node with
- * running or queued work, an actor, objects in its store or a placement-group bundle is busy, never
+ * running or queued work, an actor, objects in its store (shared memory or spilled), a placement-group
+ * bundle or a standing `requestResources()` is busy, never
  * idle. Decisions go to the log and to {@link AutoscalerStatus}, which `tsray status` prints.
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import type { ActorListEntry, NodeState, ObjectListEntry, PendingDemand, PlacementGroupListEntry, TaskListEntry } from '@tsray/core';
-import { type CapacityNode, type IdleCandidate, planScaleDown, planScaleUp, type Shape, type ShapeDemand } from './bin-pack.js';
+import { type CapacityNode, type IdleCandidate, nodesHoldingRequest, planScaleDown, planScaleUp, type Shape, type ShapeDemand } from './bin-pack.js';
 import type { ClusterConfig } from './config.js';
 import { logger } from './logger.js';
 import { type NodeProvider, TAG_KIND, TAG_NODE_ID, TAG_NODE_TYPE } from './node-provider.js';
@@ -181,8 +182,17 @@ export class Autoscaler {
     const busy = new Set<string>();
     for (const t of tasks) busy.add(t.nodeId);
     for (const a of actors) if (a.state !== 'DEAD') busy.add(a.nodeId);
-    for (const o of objects) busy.add(o.nodeId);
+    // Objects in a node's store (shared memory or spilled) would be lost with it; inline values are
+    // small copies kept with their refs (a placement group's ready marker stays listed after removal).
+    for (const o of objects) if (o.location !== 'inline') busy.add(o.nodeId);
     for (const g of groups) if (g.state === 'CREATED') for (const n of g.bundleNodes) busy.add(n);
+    // Nodes that hold a standing requestResources() are kept too (the head first, then by age).
+    const byAge = [...alive].sort((a, b) => Number(b.isHead) - Number(a.isHead) || a.startTime - b.startTime);
+    for (const id of nodesHoldingRequest(
+      requested,
+      byAge.map((n) => ({ id: n.nodeId, total: n.resourcesTotal })),
+    ))
+      busy.add(id);
     const candidates: IdleCandidate[] = [];
     const statusNodes: AutoscalerNodeStatus[] = [];
     for (const w of workers) {

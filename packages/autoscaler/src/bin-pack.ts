@@ -228,3 +228,19 @@ export function planScaleDown(config: ClusterConfig, workers: IdleCandidate[], n
   }
   return out;
 }
+
+/**
+ * The nodes `requestResources()` bundles are packed on (first fit over the nodes' totals, in order):
+ * the autoscaler keeps them, idle or not, while the request stands.
+ */
+export function nodesHoldingRequest(requested: Shape[], nodes: { id: string; total: Shape }[]): Set<string> {
+  const left = nodes.map((n) => ({ id: n.id, free: { ...n.total } }));
+  const out = new Set<string>();
+  for (const b of requested) {
+    const n = left.find((x) => fits(b, x.free));
+    if (!n) continue;
+    take(b, n.free);
+    out.add(n.id);
+  }
+  return out;
+}

@@ -6,7 +6,7 @@
 export { clusterConfigSchema, parseClusterConfig, loadClusterConfig, typeMax } from './config.js';
 export type { ClusterConfig, NodeTypeConfig } from './config.js';
 export { ClusterConfigError, HostUnreachableError, NodeLaunchError, ClusterNotRunningError } from './errors.js';
-export { planScaleUp, planScaleDown, shapeText } from './bin-pack.js';
+export { planScaleUp, planScaleDown, shapeText, nodesHoldingRequest } from './bin-pack.js';
 export type { Shape, ShapeDemand, GroupDemand, CapacityNode, PlanInput, Plan, IdleCandidate } from './bin-pack.js';
 export { Autoscaler } from './autoscaler.js';
 export type { AutoscalerOptions, AutoscalerStatus, AutoscalerNodeStatus, ClusterStateSource } from './autoscaler.js';

@@ -13,10 +13,11 @@ import type { GcsServer } from './gcs.js';
 
 /** The latest `requestResources()` bundles, from the GCS's KV (empty when none). */
 async function requested(gcs: GcsServer): Promise<Shape[]> {
-  const r = (await gcs.service.serve('head', { kvGet: { key: REQUEST_RESOURCES_KEY } })) as { value?: Uint8Array | null };
-  if (!r.value || r.value.length === 0) return [];
+  const r = (await gcs.service.serve('head', { kvGet: { key: REQUEST_RESOURCES_KEY } })) as { value?: { value?: Uint8Array | null } };
+  const bytes = r.value?.value;
+  if (!bytes || bytes.length === 0) return [];
   try {
-    const doc = JSON.parse(Buffer.from(r.value).toString('utf8')) as { bundles?: Shape[] };
+    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { bundles?: Shape[] };
     return Array.isArray(doc.bundles) ? doc.bundles : [];
   } catch {
     return [];
