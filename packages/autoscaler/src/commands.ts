@@ -14,6 +14,8 @@ import { parseStartOutput, sh, startArgs } from './launch-command.js';
 import { pidAlive } from './providers/local.js';
 import { makeProvider } from './providers/index.js';
 import { sshDown, sshExec, sshUp } from './ssh-cluster.js';
+import { clientNodeApi, type K8sApi } from './k8s-api.js';
+import { k8sDown, k8sUp } from './k8s-cluster.js';
 
 /** Where command output goes. */
 export interface CommandIo {
@@ -25,6 +27,8 @@ export interface CommandIo {
 export interface CommandOptions {
   /** The tsray CLI command on this machine, quoted for sh (`node …/cli.js`). */
   tsray: string;
+  /** The Kubernetes API (tests; default @kubernetes/client-node). */
+  k8s?: () => Promise<K8sApi>;
 }
 
 /** Run `script` with bash; resolves to its exit code and output. */
@@ -67,7 +71,7 @@ export async function clusterUp(configPath: string, io: CommandIo, opts: Command
     return 0;
   }
   if (config.provider.type === 'ssh') return sshUp(config, configPath, io);
-  if (config.provider.type !== 'local') throw new Error(`tsray up: provider ${config.provider.type} is not available yet`);
+  if (config.provider.type === 'kubernetes') return k8sUp(config, configPath, await (opts.k8s ?? clientNodeApi)(), io);
   const p = config.provider;
   const head = config.head_node_type;
   const start = [
@@ -131,6 +135,7 @@ function sessionPids(sessionDir: string): number[] {
 export async function clusterDown(configPath: string, io: CommandIo, opts: CommandOptions): Promise<number> {
   const config: ClusterConfig = loadClusterConfig(configPath);
   if (config.provider.type === 'ssh') return sshDown(config, io);
+  if (config.provider.type === 'kubernetes') return k8sDown(config, await (opts.k8s ?? clientNodeApi)(), io);
   const head = readHeadRecord(config.cluster_name);
   if (head?.pid !== undefined) await killPid(head.pid);
   const provider = makeProvider(config, { tsray: opts.tsray });

@@ -24,3 +24,10 @@ export { clusterUp, clusterDown, clusterExec, clusterAttach, clusterSubmit } fro
 export type { CommandIo, CommandOptions } from './commands.js';
 export { sh, startArgs, workerScript, parseStartOutput } from './launch-command.js';
 export type { JoinTarget, StartOutput } from './launch-command.js';
+export { headPod, workerPod, headService, configMap, tokenSecret, rbac, clusterManifests, k8sNames, podName } from './k8s-manifests.js';
+export type { K8sObject } from './k8s-manifests.js';
+export { clientNodeApi } from './k8s-api.js';
+export type { K8sApi, PodView } from './k8s-api.js';
+export { KubernetesProvider } from './providers/kubernetes.js';
+export { SshProvider } from './providers/ssh.js';
+export { k8sUp, k8sDown } from './k8s-cluster.js';

@@ -9,6 +9,8 @@ import type { JoinTarget } from '../launch-command.js';
 import type { NodeProvider } from '../node-provider.js';
 import { LocalProvider } from './local.js';
 import { SshProvider } from './ssh.js';
+import { KubernetesProvider } from './kubernetes.js';
+import { clientNodeApi, type K8sApi } from '../k8s-api.js';
 
 /** How the provider starts tsray on a node. */
 export interface ProviderContext {
@@ -16,6 +18,8 @@ export interface ProviderContext {
   join?: JoinTarget;
   /** The tsray CLI command on this machine (local provider). */
   tsray: string;
+  /** The Kubernetes API (default: @kubernetes/client-node with the default kubeconfig). */
+  k8s?: () => Promise<K8sApi>;
 }
 
 /** The provider named by `config.provider.type`. */
@@ -25,7 +29,9 @@ export function makeProvider(config: ClusterConfig, ctx: ProviderContext): NodeP
       return new LocalProvider(config, { stateDir: clusterStateDir(config.cluster_name), tsray: ctx.tsray, ...(ctx.join ? { join: ctx.join } : {}) });
     case 'ssh':
       return new SshProvider(config, { stateDir: clusterStateDir(config.cluster_name), ...(ctx.join ? { join: ctx.join } : {}) });
-    default:
-      throw new Error(`provider ${config.provider.type} is not available yet`);
+    case 'kubernetes': {
+      let api: Promise<K8sApi> | undefined;
+      return new KubernetesProvider(config, ctx.k8s ?? (() => (api ??= clientNodeApi())));
+    }
   }
 }
