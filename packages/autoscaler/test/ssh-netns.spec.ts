@@ -106,6 +106,7 @@ setup_commands:
       await Promise.all(sshds.map((d) => (d.exitCode === null && d.signalCode === null ? new Promise((r) => d.once('exit', r)) : undefined)));
       const left = lab?.cleanup() ?? [];
       tmp.cleanup();
+      // biome-ignore lint/correctness/noUnsafeFinally: leftover namespaces must fail the test even when the body failed first
       if (left.length > 0) throw new Error(`network namespace lab left behind: ${left.join('; ')}`);
     }
   }, 60_000);
