@@ -4,6 +4,7 @@
  */
 
 import type { EngineRow, TaskEvent, TaskFailure } from '@tsray/core/internal';
+import type { AutoscalerStatus } from '@tsray/autoscaler';
 import type { ActorListEntry, NodeState, ObjectListEntry, PendingDemand, PlacementGroupListEntry, TaskListEntry, WorkerListEntry } from '@tsray/core';
 
 /** One node (the core state API's shape: `nodes()`). */
@@ -83,6 +84,8 @@ export interface DaemonConfig {
    * 8 MiB chunks); it also caps a value a remote driver puts.
    */
   maxFrameBytes?: number;
+  /** Head only: a cluster config (`tsray up`'s); the head runs its autoscaler. */
+  autoscalingConfig?: string;
   /** The daemon writes {@link ReadyInfo} JSON here once it serves (or `{error}` if it failed to start). */
   readyFile: string;
 }
@@ -135,6 +138,8 @@ export interface ClusterStatus {
   nodes: NodeInfo[];
   pendingDemand: DemandState[];
   placementGroups: PlacementGroupState[];
+  /** The head's autoscaler (a head started by `tsray up`): launching and idle nodes, decisions, failures. */
+  autoscaler?: AutoscalerStatus;
 }
 
 /** What the head's HTTP API and CLI read cluster state from (implemented by the head daemon). */

@@ -39,6 +39,7 @@ import { startHttpApi, type HttpApi } from './http/server.js';
 import { loadTls, selfSignedTls, type ApiTls } from './http/tls.js';
 import { ClusterMetrics, type MetricsSource } from './metrics/cluster-metrics.js';
 import { logger } from './logger.js';
+import { startAutoscalerOnHead } from './head-autoscaler.js';
 import { firstExternalIpv4, isBindAll, isLoopback, nodeAddressFor } from './node-address.js';
 
 /** A running daemon. */
@@ -186,7 +187,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     throw e;
   }
   const nodeAddress = node.tcpAddress;
-  const { jobs, api, tls, metrics, dashboardUrl } = gcs ? await startHeadServices(config, gcs, gcsAddress, token, tokenFile) : {};
+  const { jobs, api, tls, metrics, dashboardUrl, autoscaler } = gcs ? await startHeadServices(config, gcs, gcsAddress, token, tokenFile) : {};
   if (gcs && !isBindAll(host) && !isLoopback(host)) gcs.refuseLoopbackNodes = true;
   const ready: ReadyInfo = {
     role: config.role,
@@ -208,6 +209,7 @@ export async function startDaemon(config: DaemonConfig): Promise<Daemon> {
     metrics,
     stop: () =>
       (stopping ??= (async () => {
+        await autoscaler?.stop().catch(() => undefined);
         await api?.close().catch(() => undefined);
         await jobs?.shutdown().catch(() => undefined);
         await node.shutdown().catch(() => undefined);
@@ -231,7 +233,14 @@ async function startHeadServices(
   gcsAddress: string,
   token: string,
   tokenFile: string,
-): Promise<{ jobs: JobManager; api: HttpApi; tls: ApiTls | undefined; metrics: ClusterMetrics; dashboardUrl: string }> {
+): Promise<{
+  jobs: JobManager;
+  api: HttpApi;
+  tls: ApiTls | undefined;
+  metrics: ClusterMetrics;
+  dashboardUrl: string;
+  autoscaler: ReturnType<typeof startAutoscalerOnHead> | undefined;
+}> {
   // Entrypoints find the token in its 0600 file: the token itself stays out of their environment.
   const jobs = new JobManager({
     logDir: join(config.sessionDir, 'logs'),
@@ -242,7 +251,10 @@ async function startHeadServices(
   });
   jobs.restore(gcs.service.restoredJobs());
   gcs.service.listJobs = () => jobs.list();
-  const state = headState(gcs);
+  const base = headState(gcs);
+  // A head of `tsray up` runs the cluster's autoscaler; its state joins `tsray status`.
+  const autoscaler = config.autoscalingConfig ? startAutoscalerOnHead(config.autoscalingConfig, gcs, base, gcsAddress, tokenFile) : undefined;
+  const state: StateProvider = autoscaler ? { ...base, status: async () => ({ ...(await base.status()), autoscaler: autoscaler.status() }) } : base;
   const metrics = new ClusterMetrics(state, nodeMetricsOf(gcs), { SessionName: basename(config.sessionDir) });
   const apiHost = config.dashboardHost ?? '127.0.0.1';
   const tls = await apiTls(config, apiHost);
@@ -261,7 +273,7 @@ async function startHeadServices(
   // Over the GCS (a token-proved connection) the URL carries its certificate's fingerprint, so
   // `tsray status --address HEAD:6380` on another machine pins it: `https://…#sha256=AA:BB:…`.
   gcs.service.dashboardUrl = tls ? `${dashboardUrl}#sha256=${tls.fingerprint}` : dashboardUrl;
-  return { jobs, api, tls, metrics, dashboardUrl };
+  return { jobs, api, tls, metrics, dashboardUrl, autoscaler };
 }
 
 /** The token in `file` (written 0600 by `tsray start`); the daemon's argv never holds it. */

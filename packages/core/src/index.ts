@@ -30,6 +30,7 @@ export type { PlacementGroupOptions, PlacementGroupInfo } from './placement-grou
 export type { SchedulingStrategy, PlacementGroupHandleStrategy } from './scheduling-strategy.js';
 export { labelIn, labelNotIn, labelExists, labelDoesNotExist } from '@tsray/scheduler';
 export type { LabelConstraint, LabelOperator, LabelSelector, NodeAffinityStrategy, NodeLabelStrategy, PlacementGroupStrategy } from '@tsray/scheduler';
+export { requestResources, type RequestResourcesOptions } from './request-resources.js';
 export { clusterResources, availableResources, pendingDemand, nodes, listActors, listTasks, listObjects, listPlacementGroups, listJobs } from './state-api.js';
 export type { PendingDemand, NodeState, ActorListEntry, TaskListEntry, ObjectListEntry, PlacementGroupListEntry, JobListEntry } from './state-api.js';
 export { listWorkers } from './state-api.js';

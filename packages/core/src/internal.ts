@@ -53,3 +53,4 @@ export {
   type ActorLifecycle,
   type ActorUpdateFields,
 } from './cluster/control-plane.js';
+export { REQUEST_RESOURCES_KEY } from './request-resources.js';

@@ -2,6 +2,7 @@
  * Text formats of `tsray status` and `tsray list` (pure functions; unit tested).
  * @module
  */
+import { formatAutoscaler } from './format-autoscaler.js';
 import type { ActorState, ClusterStatus, DemandState, JobInfo, NodeInfo, ObjectState, PlacementGroupState, TaskState } from '../contracts.js';
 
 const RULE = '-'.repeat(64);
@@ -143,6 +144,7 @@ export function formatStatus(s: ClusterStatus): string {
       ` ${pg.placementGroupId}  ${pg.name || '-'}  ${pg.strategy}  ${pg.state}  ${formatShape(pg.bundles)}${nodes.length ? `  on ${nodes.join(', ')}` : ''}`,
     );
   }
+  if (s.autoscaler) out.push(...formatAutoscaler(s.autoscaler));
   return out.join('\n') + '\n';
 }
 

@@ -20,6 +20,7 @@ import { processIo, type CliIo } from './io.js';
 import { findLocalHead, tsrayRoot } from './session.js';
 import { cmdStart, parseLabels, parseResources, type StartOptions } from './start.js';
 import { cmdStop } from './stop.js';
+import { cmdCluster } from './cluster-file.js';
 import { cmdGenTypes } from './gen-types.js';
 import { cmdLogs } from './logs.js';
 import { embeddedCluster, embeddedStateSource, type StateSource } from './embedded-state.js';
@@ -33,6 +34,7 @@ Cluster:
                      [--host H] [--num-cpus N] [--num-gpus N]
                      [--resources JSON] [--labels k=v,...] [--object-store-memory BYTES]
                      [--storage redis://HOST:PORT | PATH] [--token T | --token-file F] [--timeout S]
+                      [--autoscaling-config CLUSTER.yaml]
   tsray start --address HOST:PORT [--host H] [--node-ip-address IP] [--head-lost-timeout S]
                      [--num-cpus N] [--num-gpus N] [--resources JSON] [--labels k=v,...]
                      [--token T | --token-file F] [--timeout S]        (token also from TSRAY_TOKEN)
@@ -45,6 +47,13 @@ Cluster:
     --head-lost-timeout seconds without word from the head (default 60, TSRAY_HEAD_LOST_TIMEOUT_S).
   tsray stop [--grace S] [--force]
   tsray api-key [--token T | --token-file F]   (the jobs HTTP API / dashboard key, derived from the token)
+
+Clusters from a config file (docs/autoscaler.md; the head runs the autoscaler):
+  tsray up CLUSTER.yaml                    start the head; workers follow the load (provider local|ssh|kubernetes)
+  tsray down CLUSTER.yaml                  stop the head and every worker node
+  tsray attach CLUSTER.yaml                a shell on the head
+  tsray exec CLUSTER.yaml -- CMD...        run a command on the head (drivers there attach with init())
+  tsray submit CLUSTER.yaml SCRIPT [ARGS]  run a driver script on the head
   tsray status [--format table|json]   (--address HEAD:6380 asks the head's GCS where its dashboard is)
   tsray list nodes|actors|tasks|objects|placement-groups|jobs [--format table|json]
   tsray timeline [--output FILE]   (Chrome trace of recent tasks, as ray timeline; open in ui.perfetto.dev)
@@ -373,6 +382,7 @@ function startOptions(args: string[]): StartOptions {
     token: { type: 'string' },
     'token-file': { type: 'string' },
     timeout: { type: 'string' },
+    'autoscaling-config': { type: 'string' },
   });
   if (positionals.length) throw new CliUsageError(`tsray start takes no positional arguments; got ${positionals.join(' ')}`);
   const o: StartOptions = { head: values.head ?? false };
@@ -398,6 +408,7 @@ function startOptions(args: string[]): StartOptions {
   set('token', values.token);
   set('tokenFile', values['token-file']);
   set('timeoutS', num('timeout', values.timeout));
+  set('autoscalingConfig', values['autoscaling-config']);
   return o;
 }
 
@@ -452,6 +463,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         io.out(`${apiKeyFor(resolveToken(values, findLocalHead()))}\n`);
         return 0;
       }
+      case 'up':
+      case 'down':
+      case 'attach':
+      case 'exec':
+      case 'submit':
+        return await cmdCluster(cmd, rest, io);
       case 'status':
         return await cmdStatus(rest, io);
       case 'list':

@@ -52,6 +52,8 @@ export interface StartOptions {
   tokenFile?: string;
   /** Seconds to wait for the head to be reachable and for the daemon to be ready (default 30). */
   timeoutS?: number;
+  /** Head only: a cluster config whose autoscaler the head runs (`tsray up` passes it). */
+  autoscalingConfig?: string;
 }
 
 /** The daemon entry script: `TSRAY_DAEMON_SCRIPT`, else `daemon-main.js` beside `cli.js`. */
@@ -191,6 +193,7 @@ function checkStartOptions(o: StartOptions): void {
   if ((o.dashboardCert === undefined) !== (o.dashboardKey === undefined)) throw new CliUsageError('--dashboard-cert and --dashboard-key go together');
   if (o.head && (o.nodeIpAddress !== undefined || o.headLostTimeoutS !== undefined))
     throw new CliUsageError('--node-ip-address and --head-lost-timeout go with --address (a node)');
+  if (!o.head && o.autoscalingConfig !== undefined) throw new CliUsageError('--autoscaling-config goes with --head');
   if (o.token !== undefined && o.tokenFile !== undefined) throw new CliUsageError('give either --token or --token-file, not both');
 }
 
@@ -264,6 +267,7 @@ function daemonConfig(o: StartOptions, role: 'head' | 'node', host: string | und
     ...(o.nodeDeathTimeoutS !== undefined ? { nodeDeathTimeoutS: o.nodeDeathTimeoutS } : {}),
     ...(o.nodeIpAddress !== undefined ? { nodeIpAddress: o.nodeIpAddress } : {}),
     ...(o.headLostTimeoutS !== undefined ? { headLostTimeoutS: o.headLostTimeoutS } : {}),
+    ...(o.autoscalingConfig !== undefined ? { autoscalingConfig: resolve(o.autoscalingConfig) } : {}),
   };
 }
 

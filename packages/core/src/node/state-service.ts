@@ -14,6 +14,7 @@ import type { NodeStore } from './store.js';
 import { nodeStateFromWire } from '../cluster/control-plane.js';
 import type { GcsClient } from '../cluster/gcs-client.js';
 import { METRIC_CALL_PREFIX, UserMetricsTable } from './user-metrics.js';
+import { REQUEST_RESOURCES_CALL, REQUEST_RESOURCES_KEY } from '../request-resources.js';
 import type { TaskEvent } from './task-timeline.js';
 import type { TaskFailure } from './task-failures.js';
 import { ENGINE_CALL_PREFIX, EngineStatsTable } from './engine-stats.js';
@@ -68,7 +69,7 @@ export interface StateServiceHost {
   /** Every known node's resources (this node included), as last reported. */
   clusterView(): ClusterView;
   /** Calls to the GCS while this node is in a cluster, else undefined (a single node answers alone). */
-  gcs(): Pick<GcsClient, 'gatherState' | 'listNodes' | 'listJobs'> | undefined;
+  gcs(): Pick<GcsClient, 'gatherState' | 'listNodes' | 'listJobs' | 'kvPut'> | undefined;
 }
 
 /** Answers state API calls from this node's records (read-only). */
@@ -186,6 +187,11 @@ export class StateService {
       case 'workers':
         return gather('workers');
       default:
+        if (method.startsWith(REQUEST_RESOURCES_CALL)) {
+          // requestResources(): kept in the GCS for the head's autoscaler (no cluster, no autoscaler).
+          await gcs?.kvPut(REQUEST_RESOURCES_KEY, Buffer.from(method.slice(REQUEST_RESOURCES_CALL.length)), true);
+          return null;
+        }
         if (method.startsWith(METRIC_CALL_PREFIX)) {
           this.userMetrics.record(method.slice(METRIC_CALL_PREFIX.length));
           return null;
