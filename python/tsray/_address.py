@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -93,14 +94,21 @@ def _local_token(address: str) -> str | None:
 
 def _local_node_id(address: str) -> str:
     """The node id of this machine's cluster when ``address`` is its node ("" otherwise)."""
-    path = Path(_tmpdir()) / "tsray" / "current.json"
+    cur = read_current() or {}
     try:
-        cur = json.loads(path.read_text(encoding="utf-8"))
         if cur.get("address") == address:
             return str(cur.get("nodeId") or "")
-    except (OSError, ValueError, AttributeError):
+    except AttributeError:
         pass
     return ""
+
+
+def _socket_node_id(address: str) -> str:
+    """The node id in a node's ipc address (``ipc://…/<pid>-<nodeId>.sock``), else "" (socket-path.ts)."""
+    if not address.startswith("ipc://"):
+        return ""
+    m = re.fullmatch(r"\d+-([0-9a-zA-Z]+)\.sock", address.rsplit("/", 1)[-1])
+    return m.group(1) if m and m.group(1) != "node" else ""
 
 
 def _cluster_entry(host_port: str, token: str | None, timeout: float | None) -> tuple[str, str]:

@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import zmq
 
-from ._address import _cluster_entry, _local_node_id, _local_token, env_token, resolve_address
+from ._address import _cluster_entry, _local_node_id, _local_token, _socket_node_id, env_token, resolve_address
 from ._curve import make_client
 from ._objects import INLINE_THRESHOLD, Arena, ArenaError, object_value
 from .errors import ActorNotFoundError, AuthenticationError, ConnectionError, GetTimeoutError, ObjectStoreFullError, TsrayError
@@ -117,7 +117,7 @@ class Client:
             token = env_token() or _local_token(self.address)
         self.remote = self.address.startswith("remote://")
         # The node attached to: the audience of the registration's token proof.
-        node_id = "" if self.remote else (_local_node_id(self.address) or os.environ.get("TSRAY_NODE_ID", ""))
+        node_id = "" if self.remote else (_local_node_id(self.address) or _socket_node_id(self.address) or os.environ.get("TSRAY_NODE_ID", ""))
         if self.remote:
             self.address, node_id = _cluster_entry(self.address.removeprefix("remote://"), token, connect_timeout)
         self.job_id = job_id or secrets.token_hex(4)

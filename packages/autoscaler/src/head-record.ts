@@ -5,8 +5,8 @@
  * @module
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureRuntimeDir } from '@tsray/core/internal';
 
 /** What `tsray up` recorded of the head. */
 export interface HeadRecord {
@@ -23,9 +23,9 @@ export interface HeadRecord {
   startedAt: number;
 }
 
-/** The state directory of cluster `name`. */
+/** The state directory of cluster `name` (in this user's private runtime directory, as sessions are). */
 export function clusterStateDir(name: string): string {
-  return join(tmpdir(), 'tsray', 'clusters', name);
+  return join(ensureRuntimeDir(), 'clusters', name);
 }
 
 /** The head record of cluster `name`, if `tsray up` wrote one. */

@@ -14,6 +14,7 @@ import { askHead } from './cluster/head-query.js';
 import { WorkerRuntime } from './worker/worker-runtime.js';
 import { config, configuredToken } from './config.js';
 import { ensureRuntimeDir, readPrivateFile, runtimeDir } from './runtime-dir.js';
+import { nodeIdOfSocketAddress } from './node/socket-path.js';
 import { logger, setLogLevel } from './logger.js';
 import { NodeRuntime } from './node/node-runtime.js';
 import { resolveNodeGpus } from './gpus.js';
@@ -273,7 +274,7 @@ async function connect(address: string, options: InitOptions): Promise<ClusterIn
     if (cur && cur.address === target) {
       token ??= localToken();
       nodeId = cur.nodeId;
-    }
+    } else nodeId = nodeIdOfSocketAddress(target);
   } else {
     // host:port of a cluster's head (GCS): attach to this machine's node of that cluster.
     if (cur?.gcsAddress && sameHostPort(cur.gcsAddress, target)) {

@@ -18,7 +18,7 @@ import { SocketPathTooLongError } from '../errors.js';
 /** Bytes a unix socket path may have (Linux `sun_path` is 108 bytes with its terminating NUL). */
 export const MAX_SOCKET_PATH_BYTES = 107;
 
-const SOCKET_NAME = /^(\d+)-[0-9a-zA-Z]+\.sock$/;
+const SOCKET_NAME = /^(\d+)-([0-9a-zA-Z]+)\.sock$/;
 
 function fits(path: string): boolean {
   return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES;
@@ -58,7 +58,8 @@ function removeStale(dir: string): void {
  * `$TSRAY_SOCKET_DIR` is set and too long, or when no directory fits.
  */
 export function nodeSocketAddress(sessionDir: string, id: string): string {
-  const name = `${process.pid}-${id.replace(/[^0-9a-zA-Z]/g, '').slice(0, 8) || 'node'}.sock`;
+  // The whole node id is in the name: a driver given this address proves its token to this node by id (auth.ts).
+  const name = `${process.pid}-${id.replace(/[^0-9a-zA-Z]/g, '').slice(0, 32) || 'node'}.sock`;
   const chosen = config().socketDir;
   if (chosen) {
     const path = join(chosen, name);
@@ -79,4 +80,14 @@ export function nodeSocketAddress(sessionDir: string, id: string): string {
 /** Remove the socket file of an `ipc://` address (the node closed it; libzmq may not have unlinked it yet). */
 export function removeSocketFile(address: string): void {
   if (address.startsWith('ipc://') && !address.startsWith('ipc://@')) rmSync(address.slice('ipc://'.length), { force: true });
+}
+
+/**
+ * The node id in a node's ipc address (`ipc://…/<pid>-<nodeId>.sock`), or undefined: a driver given an
+ * explicit address names the node its registration proof is for without asking it first.
+ */
+export function nodeIdOfSocketAddress(address: string): string | undefined {
+  if (!address.startsWith('ipc://')) return undefined;
+  const m = SOCKET_NAME.exec(address.slice(address.lastIndexOf('/') + 1));
+  return m && m[2] !== 'node' ? m[2] : undefined;
 }
