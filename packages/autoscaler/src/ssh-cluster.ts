@@ -55,7 +55,8 @@ export async function sshUp(config: ClusterConfig, configPath: string, io: Io): 
   ];
   const start = [
     'tsray start --head',
-    ...['--host', p.head_ip, '--port', String(p.head_port), '--dashboard-port', String(p.dashboard_port)].map(sh),
+    // The jobs API / dashboard on the head's address too (https there, its certificate pinned through the GCS).
+    ...['--host', p.head_ip, '--port', String(p.head_port), '--dashboard-host', p.head_ip, '--dashboard-port', String(p.dashboard_port)].map(sh),
     ...startArgs(config, config.head_node_type, `${config.cluster_name}-head`, 'head').map(sh),
     '--autoscaling-config "$d/bootstrap.yaml"',
   ].join(' ');
