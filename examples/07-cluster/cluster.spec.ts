@@ -82,8 +82,10 @@ it('on a multi-node cluster (tsray start --head + a second node, real CPU engine
     });
     const gcs = /Address: (\S+)/.exec(started.stdout)![1]!;
     await run(process.execPath, [cli, 'start', '--address', gcs, '--num-cpus', '2', '--resources', '{"worker_node": 1}'], { env, cwd: root, timeout: 60_000 });
-    const session = readdirSync(join(tmp, 'tsray')).find((d) => d.startsWith('session-'))!;
-    const dir = join(tmp, 'tsray', session);
+    // Sessions live in the user's private runtime directory, $TMPDIR/tsray-<uid>.
+    const runtime = join(tmp, `tsray-${process.getuid?.() ?? 'user'}`);
+    const session = readdirSync(runtime).find((d) => d.startsWith('session-'))!;
+    const dir = join(runtime, session);
     const nodeReady = readdirSync(dir).find((f) => f.startsWith('node-') && f.endsWith('.ready.json'))!;
     const workerNode = JSON.parse(readFileSync(join(dir, nodeReady), 'utf8')) as { nodeSocket: string; nodeId: string };
     const token = readFileSync(join(dir, 'token'), 'utf8').trim();

@@ -99,7 +99,7 @@ describe('tsray up with a bad config starts nothing', () => {
 
   const nothingStarted = (): void => {
     expect(processesOf(tmp.dir)).toEqual([]);
-    const root = join(tmp.dir, 'tsray');
+    const root = join(tmp.dir, `tsray-${process.getuid?.() ?? 'user'}`); // the private runtime dir (sessions)
     expect(existsSync(root) ? readdirSync(root).filter((f) => f.startsWith('session')) : []).toEqual([]);
   };
 
