@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { ActorListEntry, NodeState, ObjectListEntry, PendingDemand, PlacementGroupListEntry, TaskListEntry } from '@tsray/core';
 import { type CapacityNode, type IdleCandidate, nodesHoldingRequest, planScaleDown, planScaleUp, type Shape, type ShapeDemand } from './bin-pack.js';
 import type { ClusterConfig } from './config.js';
+import { config as tsrayConfig } from '@tsray/core/internal';
 import { logger } from './logger.js';
 import { type NodeProvider, TAG_KIND, TAG_NODE_ID, TAG_NODE_TYPE } from './node-provider.js';
 
@@ -98,7 +99,7 @@ export class Autoscaler {
     opts: AutoscalerOptions = {},
   ) {
     this.now = opts.now ?? Date.now;
-    this.intervalMs = opts.intervalMs ?? Number(process.env['TSRAY_AUTOSCALER_INTERVAL_S'] ?? 5) * 1000;
+    this.intervalMs = opts.intervalMs ?? tsrayConfig().autoscalerIntervalS * 1000;
     this.last = { clusterName: config.cluster_name, updatedAt: 0, nodes: [], unfulfilled: [], events: [], failures: [], launchedTotal: 0, terminatedTotal: 0 };
   }
 

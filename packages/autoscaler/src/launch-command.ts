@@ -81,7 +81,7 @@ export function remoteDir(config: ClusterConfig): string {
 /**
  * The bash script that starts tsray on a remote host and records the daemon's pid in
  * `<remoteDir>/<pidName>.pid`: the setup commands, `extra` lines (bootstrap files, the token), then
- * `start` (a `tsray start …` line). Prints `tsray start`'s output and `TSRAY_PID=<pid>`.
+ * `start` (a `tsray start …` line). Prints `tsray start`'s output and `tsray-pid=<pid>`.
  */
 export function remoteStartScript(config: ClusterConfig, setup: string[], extra: string[], start: string, pidName: string): string {
   return [
@@ -103,7 +103,7 @@ export function remoteStartScript(config: ClusterConfig, setup: string[], extra:
     '  fi',
     'done',
     `echo "$pid" > "$d/${pidName}.pid"`,
-    'echo "TSRAY_PID=$pid"',
+    'echo "tsray-pid=$pid"',
   ].join('\n');
 }
 
@@ -126,6 +126,6 @@ export function remoteStopScript(config: ClusterConfig, only?: string): string {
 
 /** The pid `remoteStartScript` printed. */
 export function parseRemotePid(out: string): number | undefined {
-  const m = /^TSRAY_PID=(\d+)$/m.exec(out);
+  const m = /^tsray-pid=(\d+)$/m.exec(out);
   return m ? Number(m[1]) : undefined;
 }

@@ -176,6 +176,14 @@ export const CONFIG_VARIABLES = {
     parse: positiveNumber('seconds'),
     doc: 'Seconds a node waits for a silent head before it stops (`tsray start --head-lost-timeout` overrides it).',
   }),
+  autoscalerIntervalS: variable('TSRAY_AUTOSCALER_INTERVAL_S', {
+    type: 'number > 0 (s)',
+    default: 5,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: positiveNumber('seconds'),
+    doc: 'Seconds between rounds of the autoscaler a head started by `tsray up` runs (read by the head daemon; docs/autoscaler.md).',
+  }),
   pendingWarningS: variable('TSRAY_PENDING_WARNING_S', {
     type: 'number >= 0 (s)',
     default: 10,

@@ -15,7 +15,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('published packages', () => {
   it('every package installs from tarballs outside the monorepo: a task runs, the tsray and tsray-serve bins and the LLM bridge load', async () => {
     const tarballs: Record<string, string> = {};
-    for (const name of ['protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'core', 'cluster', 'vllm-bridge']) {
+    for (const name of ['protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'core', 'autoscaler', 'cluster', 'vllm-bridge']) {
       const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: join(packages, name) });
       const [info] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
       tarballs[`@tsray/${name}`] = `file:${join(dir, info.filename)}`;
@@ -42,6 +42,7 @@ if (isMain(import.meta)) {
     await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app, timeout: 240_000 });
     // Installed from the tarballs, not linked to the monorepo.
     expect(readdirSync(join(app, 'node_modules', '@tsray')).sort()).toEqual([
+      'autoscaler',
       'cluster',
       'core',
       'object-store',
@@ -70,7 +71,7 @@ describe('nx release', () => {
       timeout: 120_000,
       env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true' },
     });
-    for (const p of ['core', 'protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'cluster', 'vllm-bridge']) {
+    for (const p of ['core', 'protocol', 'object-store', 'scheduler', 'placement', 'runtime-env', 'autoscaler', 'cluster', 'vllm-bridge']) {
       expect(stdout).toContain(`New version 9.9.9 written to manifest: packages/${p}/package.json`);
     }
     // A dry run changes nothing.
