@@ -135,8 +135,11 @@ export function runCommand(cmd: string, args: readonly string[], opts: RunOption
       settled = true;
       clearTimeout(timer);
       if (extra) tail = (tail + extra).slice(-TAIL);
-      log?.end(`\n[exit ${code ?? signal}${timedOut ? ', timed out' : ''}]\n`);
-      resolve({ code, signal, timedOut, output: tail });
+      const result = { code, signal, timedOut, output: tail };
+      if (!log) return resolve(result);
+      // Resolved once the log is on disk: a caller (or the error naming the log) may read it right away.
+      log.once('error', () => resolve(result));
+      log.end(`\n[exit ${code ?? signal}${timedOut ? ', timed out' : ''}]\n`, () => resolve(result));
     };
     child.on('error', (err) => finish(null, null, `\n${cmd}: ${err.message}\n`));
     child.on('close', (code, signal) => finish(code, signal));
