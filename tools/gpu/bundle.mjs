@@ -1,30 +1,52 @@
-// Bundles the TS drivers that run on the GPU machine (which has no node_modules) into single ESM
-// files with esbuild (installed at the root as tsx's dependency), from the packages' sources
-// (condition @tsray/source). Output folder (default .carry/js):
+// Bundles TS entry points of one checkout into a folder the GPU machine (which has no node_modules) can
+// run: single ESM files made with esbuild (installed at the root as tsx's dependency), from the packages'
+// sources (condition @tsray/source). Layout of the output folder:
 //
 //   package.json               {"type": "module"}
-//   bin/smoke.mjs              tools/gpu/smoke.ts
-//   bin/bridge-bench.mjs       bench/llm/bridge.bench.ts
+//   bin/<name>.mjs             one per entry `<name>=<path>` (path relative to the checkout)
 //   worker/worker-main.js      @tsray/core's node worker entry: core finds it at
 //                              new URL('../worker/worker-main.js', <bundle url>)
 //   build/Release/tsray_shm.node   @tsray/object-store's addon: found at
 //                              new URL('../build/Release/tsray_shm.node', <bundle url>)
-//   node_modules/zeromq, node_modules/cmake-ts   external native addon (linux x64 prebuilds only)
+//   node_modules/zeromq, node_modules/cmake-ts   external native addon (linux x64 prebuilds only), copied
+//                              from this checkout; with --shared-node-modules into <outDir>/../node_modules
+//                              instead, so that several bundles side by side share one copy
 //
 // TS actors defined in a bundle are found by workers through the bundle's own URL (the call stack),
 // so each entry keeps its main code under isMain(import.meta).
 //
-// Usage: node tools/gpu/bundle.mjs [outDir]
+// Usage: node tools/gpu/bundle.mjs [--root DIR] [--shared-node-modules] <outDir> <name>=<path>...
+//   tools/gpu/carry.sh:  node tools/gpu/bundle.mjs .carry/build/js smoke=tools/gpu/smoke.ts bridge-bench=bench/llm/bridge.bench.ts
+//   core bench of another checkout (docs/gpu-runs.md):
+//                        node tools/gpu/bundle.mjs --root /tmp/old --shared-node-modules .carry/cb/old core-bench=bench/tsray/core.bench.ts
+// --root: the checkout whose sources are bundled (default: this one; it must be built: the object-store addon).
 import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const out = resolve(root, process.argv[2] ?? '.carry/js');
+const usage = 'usage: node tools/gpu/bundle.mjs [--root DIR] [--shared-node-modules] <outDir> <name>=<path>...';
+const here = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const { values, positionals } = parseArgs({
+  options: { root: { type: 'string' }, 'shared-node-modules': { type: 'boolean', default: false } },
+  allowPositionals: true,
+});
+const [outArg, ...entryArgs] = positionals;
+const entries = Object.fromEntries(
+  entryArgs.map((e) => {
+    const m = /^([\w.-]+)=(.+)$/.exec(e);
+    if (!m) throw new Error(`entry "${e}" is not <name>=<path>\n${usage}`);
+    return [`bin/${m[1]}`, m[2]];
+  }),
+);
+if (outArg === undefined || entryArgs.length === 0) throw new Error(usage);
+const root = resolve(values.root ?? here);
+const out = resolve(outArg);
+
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, 'bin'), { recursive: true });
-writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'tsray-gpu-bundle', private: true, type: 'module' }, null, 2) + '\n');
+writeFileSync(join(out, 'package.json'), `${JSON.stringify({ name: 'tsray-gpu-bundle', private: true, type: 'module' }, null, 2)}\n`);
 
 const common = {
   bundle: true,
@@ -39,22 +61,17 @@ const common = {
   sourcemap: false,
   absWorkingDir: root,
 };
-await build({
-  ...common,
-  entryPoints: { 'bin/smoke': 'tools/gpu/smoke.ts', 'bin/bridge-bench': 'bench/llm/bridge.bench.ts' },
-  outdir: out,
-  outExtension: { '.js': '.mjs' },
-});
+await build({ ...common, entryPoints: entries, outdir: out, outExtension: { '.js': '.mjs' } });
 await build({ ...common, entryPoints: { 'worker/worker-main': 'packages/core/src/worker/worker-main.ts' }, outdir: out });
 
 const addon = join(root, 'packages/object-store/build/Release/tsray_shm.node');
-if (!existsSync(addon)) throw new Error(`${addon} is missing: build @tsray/object-store first (npx nx build object-store)`);
+if (!existsSync(addon)) throw new Error(`${addon} is missing: build @tsray/object-store of ${root} first (npx nx build object-store)`);
 mkdirSync(join(out, 'build/Release'), { recursive: true });
 cpSync(addon, join(out, 'build/Release/tsray_shm.node'));
 
-const nm = join(root, 'node_modules');
-const zmqOut = join(out, 'node_modules/zeromq');
+const nm = join(here, 'node_modules');
+const modulesOut = values['shared-node-modules'] ? join(out, '../node_modules') : join(out, 'node_modules');
 for (const p of ['package.json', 'lib', 'LICENSE.txt', 'build/manifest.json', 'build/linux/x64'])
-  cpSync(join(nm, 'zeromq', p), join(zmqOut, p), { recursive: true });
-for (const p of ['package.json', 'build']) cpSync(join(nm, 'cmake-ts', p), join(out, 'node_modules/cmake-ts', p), { recursive: true });
+  cpSync(join(nm, 'zeromq', p), join(modulesOut, 'zeromq', p), { recursive: true });
+for (const p of ['package.json', 'build']) cpSync(join(nm, 'cmake-ts', p), join(modulesOut, 'cmake-ts', p), { recursive: true });
 console.log(`bundled into ${out}`);

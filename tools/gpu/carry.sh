@@ -81,7 +81,7 @@ rm -f "${STAGE}"/part*
 (cd "${BUILD}" && find payload -type f | sort | tar -cf - -T -) | split -b 60M -d -a 2 - "${STAGE}/part"
 # 4. The JS bundle (always rebuilt: it follows the sources). Not in the chunks: a call carries the
 #    folder itself (carry: .carry/build/js, about 27 MB) and runs it with JS_DIR=.carry/build/js.
-node tools/gpu/bundle.mjs "${BUILD}/js"
+node tools/gpu/bundle.mjs "${BUILD}/js" smoke=tools/gpu/smoke.ts bridge-bench=bench/llm/bridge.bench.ts
 ls -la "${STAGE}"
 echo "js bundle: $(du -sb "${BUILD}/js" | cut -f1) bytes"
 echo "payload: $(du -cb "${STAGE}"/part* | tail -1 | cut -f1) bytes in $(ls "${STAGE}"/part* | wc -l) chunks; repo: $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes tracked"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine: runs the core bench of the bundles under .carry/cb/<side> (made by
-# tools/gpu/core-bench-bundle.mjs; node 20 as .carry/cb/node.tar.xz) one after the other, JSON lines into
+# tools/gpu/bundle.mjs --shared-node-modules; node 20 as .carry/cb/node.tar.xz) one after the other, JSON lines into
 # $OUT/core-<side>.jsonl. SIDES (default "old new") and M (metric list) choose what runs.
 set -u
 mkdir -p /root/node && tar -C /root/node -xJf .carry/cb/node.tar.xz && export PATH=/root/node/bin:$PATH
