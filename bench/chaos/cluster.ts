@@ -8,6 +8,9 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { until } from '../../test-utils/until.js';
+
+export { until };
 
 const DAEMON_MAIN = fileURLToPath(new URL('../../packages/cluster/dist/daemon-main.js', import.meta.url));
 
@@ -36,17 +39,6 @@ export interface ChaosClusterOptions {
   numCpus: number;
   /** The GCS declares a node dead after this many seconds without heartbeats. */
   nodeDeathTimeoutS: number;
-}
-
-/** Polls `cond` every 20 ms until it returns a truthy value; throws naming `what` after `timeoutMs`. */
-export async function until<T>(cond: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** A head and node daemons of one cluster, started, killed and replaced by the harness. */

@@ -9,18 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ActorDiedError, ActorUnavailableError, get, init, shutdown } from '@tsray/core';
 import { RemoteGpu } from './fixtures/driver-warnings.js';
+import { until } from './helpers/until.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/driver-warnings.ts', import.meta.url));
-
-/** Poll `cond` until it holds or `ms` passed (a deadline, not a sleep used as synchronization). */
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    // tests-check: allow sleep-as-wait the poll interval of this until() (bounded by its deadline)
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('warnings', () => {
   it('the 9th GPU actor: one "cannot be scheduled right now" line after the delay; the infeasible actor: one line', async () => {
