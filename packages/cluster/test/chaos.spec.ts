@@ -12,28 +12,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { ChaosReport } from '../../../bench/chaos/chaos.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const HARNESS = join(ROOT, 'bench', 'chaos', 'chaos.ts');
 
-interface Report {
-  submitted: number;
-  completed: number;
-  correct: number;
-  wrong: number;
-  failed: number;
-  duplicates: number;
-  lost: number;
-  orderViolations: number;
-  restartsSeen: number;
-  faults: { kind: string; detectedMs?: number; replacedMs?: number }[];
-  settleMs: number;
-  settled: boolean;
-  firstErrors: string[];
-  ok: boolean;
-}
+/** The report the harness writes with --json (its own type: the two cannot drift apart). */
+type Report = ChaosReport;
 
 const tmp = mkdtempSync(join(tmpdir(), 'tsray-chaos-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
