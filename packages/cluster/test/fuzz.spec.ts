@@ -20,6 +20,7 @@ import { get, init, kill, nodes, python, shutdown, type ActorHandle } from '@tsr
 import { GCS_AUDIENCE, curveClientOptions, makeTokenProof } from '@tsray/core/internal';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
 import { whereAmI } from './fixtures/fns.js';
+import { prng, rssKiB } from './fixtures/fuzzing.js';
 
 /** Frames per target and phase (3 targets; the engine has no registered phase): 100,000 in all. */
 const PLAN = {
@@ -30,19 +31,6 @@ const PLAN = {
 };
 const MAX_FRAME = 2048;
 const RSS_GROWTH_LIMIT_KIB = 100 * 1024;
-
-/** xorshift32: the traffic is reproducible from the seed. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
 
 /** A random byte string, or a mutation (bytes flipped, cut, extended, frames split) of one of `corpus`. */
 function fuzzMessage(rand: () => number, corpus: Buffer[][]): Buffer[] {
@@ -78,13 +66,6 @@ function rawConnection(port: number, rand: () => number, count: number): Promise
       s.end();
     });
   });
-}
-
-/** Resident memory of a process in KiB. */
-function rssKiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]);
 }
 
 interface Client {

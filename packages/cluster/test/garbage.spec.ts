@@ -21,6 +21,7 @@ import { encodeMessage } from '@tsray/protocol';
 import { get, init, shutdown } from '@tsray/core';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
 import { whereAmI } from './fixtures/fns.js';
+import { prng, rssKiB } from './fixtures/fuzzing.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -36,19 +37,6 @@ const CONNECTION_DEADLINE_MS = 1_000;
 /** Text of the ErrorReply a receiver sends to a ZMTP connection whose first message is garbage or unregistered. */
 const ERROR_REPLY = /does not decode|register first|protocol version|message type|over the limit/;
 const RSS_GROWTH_LIMIT_KIB = 64 * 1024;
-
-/** xorshift32: the lengths and the shape of the traffic are reproducible from the seed. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
 
 /**
  * A ZMTP 3.0 greeting (NULL mechanism, as client) and a READY command saying Socket-Type DEALER and
@@ -150,13 +138,6 @@ async function round(port: number, seed: number): Promise<number> {
   };
   await Promise.all(Array.from({ length: PARALLEL }, lane));
   return answered;
-}
-
-/** Resident memory of a process in KiB. */
-function rssKiB(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]);
 }
 
 /** The daemons of this test run without CURVE (and so do the CLI calls that reach them over tcp). */
