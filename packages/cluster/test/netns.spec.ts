@@ -6,10 +6,11 @@
  * when the namespaces cannot be made, every test is skipped with the exact reason, printed.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, init, nodes, shutdown, type NodeState } from '@tsray/core';
-import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
-import { createNetnsLab, type NetnsLab } from './fixtures/netns.js';
+import { until } from './fixtures/cluster-harness.js';
+import type { NetnsLab } from './fixtures/netns.js';
+import { NetnsCluster } from './fixtures/netns-cluster.js';
 import { digestOf, makeBlob, netInfo } from './fixtures/netns-fns.js';
 
 /** nodes(), failing (instead of hanging the test) when the head does not answer in 5 s. */
@@ -26,39 +27,11 @@ async function nodesNow(): Promise<NodeState[]> {
 }
 
 describe('node managers in separate network namespaces (veth pairs on a private bridge)', () => {
-  let lab: NetnsLab | undefined;
-  let skipReason: string | undefined;
-  let c: TestCluster | undefined;
-  let savedTmp: string | undefined;
-  let tmpSet = false;
+  const net = new NetnsCluster('netns.spec');
   let driver = false;
-  const nodeA: { d?: DaemonProc } = {};
-  const nodeB: { d?: DaemonProc } = {};
-
-  /** Skip (with the reason, printed) when the lab could not be made. */
-  const needLab = (ctx: TestContext): NetnsLab => {
-    if (!lab) ctx.skip(`network namespaces unavailable: ${skipReason}`);
-    return lab!;
-  };
 
   beforeAll(async () => {
-    const made = createNetnsLab(2);
-    if (!made.lab) {
-      skipReason = made.reason;
-      process.stderr.write(`[netns.spec] SKIPPED: could not create network namespaces: ${made.reason}\n`);
-      return;
-    }
-    lab = made.lab;
-    const [nsA, nsB] = lab.namespaces as [NetnsLab['namespaces'][0], NetnsLab['namespaces'][0]];
-    c = new TestCluster();
-    await c.startHead({ numCpus: 1, host: lab.bridgeIp, nodeDeathTimeoutS: 2 });
-    [nodeA.d, nodeB.d] = await Promise.all([
-      c.addNode({ numCpus: 1, resources: { ns_a: 1 }, host: nsA.ip, wrap: ['ip', 'netns', 'exec', nsA.name] }),
-      c.addNode({ numCpus: 1, resources: { ns_b: 1 }, host: nsB.ip, wrap: ['ip', 'netns', 'exec', nsB.name] }),
-    ]);
-    savedTmp = process.env['TMPDIR'];
-    process.env['TMPDIR'] = c.tmp;
-    tmpSet = true;
+    if (!(await net.start({ nodeDeathTimeoutS: 2 }))) return;
     await init({ address: 'auto', namespace: 'netns' });
     driver = true;
     await until(async () => (await nodesNow()).filter((n) => n.alive).length === 3, 10_000, 'the head and both namespace nodes in the table');
@@ -68,47 +41,39 @@ describe('node managers in separate network namespaces (veth pairs on a private 
     try {
       if (driver) await shutdown();
     } finally {
-      if (tmpSet && savedTmp === undefined) delete process.env['TMPDIR'];
-      else if (tmpSet) process.env['TMPDIR'] = savedTmp;
-      try {
-        await c?.stop();
-      } finally {
-        const left = lab?.cleanup() ?? [];
-        // biome-ignore lint/correctness/noUnsafeFinally: leftover namespaces must fail the test even when the body failed first
-        if (left.length > 0) throw new Error(`network namespace lab left behind: ${left.join('; ')}`);
-      }
+      await net.stop();
     }
   }, 30_000);
 
   it('both namespace nodes join, each advertising its namespace address', async (ctx) => {
-    const l = needLab(ctx);
+    const l = net.needLab(ctx);
     const byId = new Map((await nodesNow()).map((n) => [n.nodeId, n]));
-    const head = byId.get(c!.head.ready.nodeId)!;
-    const a = byId.get(nodeA.d!.ready.nodeId)!;
-    const b = byId.get(nodeB.d!.ready.nodeId)!;
+    const head = byId.get(net.cluster.head.ready.nodeId)!;
+    const a = byId.get(net.nodeA.ready.nodeId)!;
+    const b = byId.get(net.nodeB.ready.nodeId)!;
     expect(head.address).toMatch(new RegExp(`^tcp://${l.bridgeIp.replaceAll('.', '\\.')}:\\d+$`));
     expect(a.address).toMatch(new RegExp(`^tcp://${l.namespaces[0]!.ip.replaceAll('.', '\\.')}:\\d+$`));
     expect(b.address).toMatch(new RegExp(`^tcp://${l.namespaces[1]!.ip.replaceAll('.', '\\.')}:\\d+$`));
     expect([a.alive, b.alive, a.resourcesTotal['ns_a'], b.resourcesTotal['ns_b']]).toEqual([true, true, 1, 1]);
-    expect(c!.gcsAddress).toBe(`${l.bridgeIp}:${c!.gcsAddress.split(':')[1]}`);
+    expect(net.cluster.gcsAddress).toBe(`${l.bridgeIp}:${net.cluster.gcsAddress.split(':')[1]}`);
   });
 
   it("a task pinned by a custom resource runs in each namespace (its worker sees only that namespace's network)", async (ctx) => {
-    const l = needLab(ctx);
+    const l = net.needLab(ctx);
     const [onA, onB] = await get([netInfo.options({ resources: { ns_a: 1 } }).remote(), netInfo.options({ resources: { ns_b: 1 } }).remote()]);
-    expect(onA).toEqual([nodeA.d!.ready.nodeId, [l.namespaces[0]!.ip]]);
-    expect(onB).toEqual([nodeB.d!.ready.nodeId, [l.namespaces[1]!.ip]]);
+    expect(onA).toEqual([net.nodeA.ready.nodeId, [l.namespaces[0]!.ip]]);
+    expect(onB).toEqual([net.nodeB.ready.nodeId, [l.namespaces[1]!.ip]]);
   }, 30_000);
 
   it('a 32 MiB object made in namespace A is consumed in namespace B, content intact, bytes crossing both veths', async (ctx) => {
-    const l = needLab(ctx);
+    const l = net.needLab(ctx);
     const [nsA, nsB] = l.namespaces as [NetnsLab['namespaces'][0], NetnsLab['namespaces'][0]];
     const a0 = l.counters(nsA);
     const b0 = l.counters(nsB);
     const blob = makeBlob.options({ resources: { ns_a: 1 } }).remote(32);
     const [sum, len, where] = await get(digestOf.options({ resources: { ns_b: 1 } }).remote(blob));
     const local = await get(blob);
-    expect([sum, len, where]).toEqual([createHash('sha256').update(local).digest('hex'), 32 * 1024 * 1024, nodeB.d!.ready.nodeId]);
+    expect([sum, len, where]).toEqual([createHash('sha256').update(local).digest('hex'), 32 * 1024 * 1024, net.nodeB.ready.nodeId]);
     const a1 = l.counters(nsA);
     const b1 = l.counters(nsB);
     // A sent the object out of its namespace (the root side received it), B's namespace received it.
@@ -117,14 +82,14 @@ describe('node managers in separate network namespaces (veth pairs on a private 
   }, 40_000);
 
   it('kill -9 of a namespace node is detected: declared dead, the other one keeps serving', async (ctx) => {
-    needLab(ctx);
-    const victim = nodeA.d!;
+    net.needLab(ctx);
+    const victim = net.nodeA;
     victim.proc.kill('SIGKILL');
     await until(() => victim.proc.signalCode === 'SIGKILL', 5000, 'node A to exit after SIGKILL');
     const dead = await until(async () => (await nodesNow()).find((n) => n.nodeId === victim.ready.nodeId && !n.alive), 10_000, 'node A declared dead');
     expect(dead.deathReason).toMatch(/no heartbeat/);
-    expect((await nodesNow()).find((n) => n.nodeId === nodeB.d!.ready.nodeId)?.alive).toBe(true);
+    expect((await nodesNow()).find((n) => n.nodeId === net.nodeB.ready.nodeId)?.alive).toBe(true);
     const [onB] = await get(netInfo.options({ resources: { ns_b: 1 } }).remote(), { timeout: 15 });
-    expect(onB).toBe(nodeB.d!.ready.nodeId);
+    expect(onB).toBe(net.nodeB.ready.nodeId);
   }, 30_000);
 });

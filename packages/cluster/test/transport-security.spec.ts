@@ -15,13 +15,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray } from '@tsray/protocol';
 import { get, init, nodes, put, shutdown } from '@tsray/core';
 import { GCS_AUDIENCE, curveClientOptions, makeCurveServer, makeTokenProof, onCurveRefused } from '@tsray/core/internal';
-import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
-import { createNetnsLab, type NetnsLab } from './fixtures/netns.js';
+import { until } from './fixtures/cluster-harness.js';
+import { NetnsCluster } from './fixtures/netns-cluster.js';
 import { digestOf, makeBlob } from './fixtures/netns-fns.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -57,35 +57,12 @@ function memberDealer(endpoint: string, id: Buffer | string, token: string): zmq
 }
 
 describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused', () => {
-  let lab: NetnsLab | undefined;
-  let skipReason: string | undefined;
-  let c: TestCluster | undefined;
+  const net = new NetnsCluster('transport-security.spec');
   let driver = false;
-  const nodeA: { d?: DaemonProc } = {};
-  const nodeB: { d?: DaemonProc } = {};
   const addressOf = new Map<string, string>();
 
-  const needLab = (ctx: TestContext): NetnsLab => {
-    if (!lab) ctx.skip(`network namespaces unavailable: ${skipReason}`);
-    return lab!;
-  };
-
   beforeAll(async () => {
-    const made = createNetnsLab(2);
-    if (!made.lab) {
-      skipReason = made.reason;
-      process.stderr.write(`[transport-security.spec] SKIPPED: could not create network namespaces: ${made.reason}\n`);
-      return;
-    }
-    lab = made.lab;
-    const [nsA, nsB] = lab.namespaces as [NetnsLab['namespaces'][0], NetnsLab['namespaces'][0]];
-    c = new TestCluster();
-    await c.startHead({ numCpus: 1, host: lab.bridgeIp });
-    [nodeA.d, nodeB.d] = await Promise.all([
-      c.addNode({ numCpus: 1, resources: { ns_a: 1 }, host: nsA.ip, wrap: ['ip', 'netns', 'exec', nsA.name] }),
-      c.addNode({ numCpus: 1, resources: { ns_b: 1 }, host: nsB.ip, wrap: ['ip', 'netns', 'exec', nsB.name] }),
-    ]);
-    c.attachHere();
+    if (!(await net.start())) return;
     await init({ address: 'auto', namespace: 'transport' });
     driver = true;
     const all = await until(async () => ((await nodes()).filter((n) => n.alive).length === 3 ? nodes() : undefined), 15_000, 'three nodes alive');
@@ -96,20 +73,13 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
     try {
       if (driver) await shutdown();
     } finally {
-      c?.detachHere();
-      try {
-        await c?.stop();
-      } finally {
-        const left = lab?.cleanup() ?? [];
-        // biome-ignore lint/correctness/noUnsafeFinally: leftover namespaces must fail the test even when the body failed first
-        if (left.length > 0) throw new Error(`network namespace lab left behind: ${left.join('; ')}`);
-      }
+      await net.stop();
     }
   }, 30_000);
 
   it('objects crossing a veth, both ways, inline and chunked, are not on the wire in the clear', async (ctx) => {
-    const l = needLab(ctx);
-    const file = join(c!.tmp, 'veth-a.bin');
+    const l = net.needLab(ctx);
+    const file = join(net.cluster.tmp, 'veth-a.bin');
     const cap = spawn(PYTHON, [CAPTURE, l.namespaces[0]!.hostVeth, file], { stdio: ['ignore', 'pipe', 'inherit'] });
     const capExit = new Promise<number | null>((r) => cap.once('exit', r));
     try {
@@ -131,7 +101,7 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
       expect(wire.length).toBeGreaterThan(small.length + large.length + back.length);
       // ... but none of their bytes, nor the token.
       expect([slicesFound(small, wire), slicesFound(large, wire), slicesFound(Buffer.from(back), wire)]).toEqual([0, 0, 0]);
-      expect(wire.includes(Buffer.from(c!.token))).toBe(false);
+      expect(wire.includes(Buffer.from(net.cluster.token))).toBe(false);
     } finally {
       if (cap.exitCode === null) cap.kill('SIGKILL');
       await capExit;
@@ -139,9 +109,9 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
   }, 60_000);
 
   it('a captured registration proof replayed to another node or the GCS is refused; to its node, accepted once', async (ctx) => {
-    needLab(ctx);
-    const token = c!.token;
-    const idA = nodeA.d!.ready.nodeId;
+    net.needLab(ctx);
+    const token = net.cluster.token;
+    const idA = net.nodeA.ready.nodeId;
     // A stand-in head and node on loopback, with this cluster's keys: a real Python driver asks the
     // stand-in GCS where to connect (it names node A's id with the stand-in node's address) and sends
     // its RegisterWorker, with a proof for node A, to the stand-in node, which records it.
@@ -153,7 +123,7 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
       await Promise.all(zaps.map((z) => z.ready));
       await gcs.bind('tcp://127.0.0.1:0');
       await fakeNode.bind('tcp://127.0.0.1:0');
-      const elsewhere = join(c!.tmp, 'elsewhere');
+      const elsewhere = join(net.cluster.tmp, 'elsewhere');
       mkdirSync(elsewhere, { recursive: true });
       const code = 'import sys, tsray\ntsray.init(address=sys.argv[1], token=sys.argv[2], connect_timeout=60)';
       py = spawn(PYTHON, ['-c', code, gcs.lastEndpoint!.replace('tcp://', ''), token], {
@@ -170,7 +140,7 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
       expect([reg.kind, reg.authProof?.length]).toEqual(['driver', 32]);
 
       // Replayed byte for byte to node B: refused (the proof names node A).
-      const toB = memberDealer(addressOf.get(nodeB.d!.ready.nodeId)!, pyId!, token);
+      const toB = memberDealer(addressOf.get(net.nodeB.ready.nodeId)!, pyId!, token);
       await toB.send(registration);
       const b = await receiveWithin(toB, 15_000);
       toB.close();
@@ -178,7 +148,7 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
       expect(b?.error?.message).toMatch(/proof made for another receiver or message/);
 
       // The same proof as a node's registration to the GCS: refused (another receiver and message).
-      const toGcs = memberDealer(`tcp://${c!.gcsAddress}`, pyId!, token);
+      const toGcs = memberDealer(`tcp://${net.cluster.gcsAddress}`, pyId!, token);
       const proof = { authProof: Buffer.from(reg.authProof!), authTime: Number(reg.authTime), authNonce: reg.authNonce! };
       await toGcs.send(encodeMessage({ registerNode: { node: { nodeId: 'replayed', address: 'tcp://10.0.0.1:1', hostname: 'x' }, ...proof } }));
       const g = await receiveWithin(toGcs, 15_000);
@@ -204,8 +174,8 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
   }, 90_000);
 
   it('a client with another cluster’s keys fails the CURVE handshake at the GCS and at a node; nothing it sends is read', async (ctx) => {
-    needLab(ctx);
-    for (const endpoint of [`tcp://${c!.gcsAddress}`, addressOf.get(nodeB.d!.ready.nodeId)!]) {
+    net.needLab(ctx);
+    for (const endpoint of [`tcp://${net.cluster.gcsAddress}`, addressOf.get(net.nodeB.ready.nodeId)!]) {
       const s = new zmq.Dealer({ routingId: 'intruder', linger: 0, ...curveClientOptions(endpoint, 'another-clusters-token') });
       const refused = new Promise<string>((r) => onCurveRefused(s, r));
       s.connect(endpoint);
@@ -223,12 +193,12 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
       s.close();
     }
     // The receivers log the refusal (rate-limited: one line, then a count a minute).
-    for (const log of [c!.head.errLog, nodeB.d!.errLog])
+    for (const log of [net.cluster.head.errLog, net.nodeB.errLog])
       await until(() => readFileSync(log, 'utf8').includes('refused a tcp connection: the CURVE handshake failed'), 10_000, `the refusal in ${log}`);
     // A plain (NULL mechanism) ZeroMQ client gets nowhere either.
     const plain = new zmq.Dealer({ routingId: 'plain', linger: 0 });
     const refused = new Promise<string>((r) => onCurveRefused(plain, r));
-    plain.connect(`tcp://${c!.gcsAddress}`);
+    plain.connect(`tcp://${net.cluster.gcsAddress}`);
     await plain.send(encodeMessage({ heartbeat: { seq: 1 } }));
     expect(await refused).toMatch(/one side runs without CURVE/);
     expect(await receiveWithin(plain, 500)).toBeUndefined();
