@@ -7,30 +7,15 @@ TS task calls a Python actor). The seed's Python snippets are in test_seed_examp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tsray_cluster import REPO, TsrayCluster
+from tsray_cluster import REPO, TsrayCluster, driver_stdout
 
 TS_FIXTURE = REPO / "python" / "tests" / "fixtures" / "xlang_ts.ts"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TsrayCluster]:
-    c = TsrayCluster(tmp_path_factory.mktemp("cluster"), num_cpus=4, num_gpus=2)
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
 def _ok(out: object) -> str:
-    rc = getattr(out, "returncode")
-    stdout, stderr = getattr(out, "stdout"), getattr(out, "stderr")
-    assert rc == 0, f"driver failed ({rc}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    return str(stdout)
+    return driver_stdout(out)
 
 
 def test_functions_actors_placement_group_and_gpus(cluster: TsrayCluster, tmp_path: Path) -> None:

@@ -6,27 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tsray_cluster import CLI, REPO, TsrayCluster
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TsrayCluster]:
-    c = TsrayCluster(tmp_path_factory.mktemp("cluster"), num_cpus=4, num_gpus=2)
-    try:
-        yield c
-    finally:
-        c.stop()
+from tsray_cluster import CLI, REPO, TsrayCluster, driver_stdout
 
 
 def _stdout(out: object) -> str:
-    rc, stdout, stderr = getattr(out, "returncode"), getattr(out, "stdout"), getattr(out, "stderr")
-    assert rc == 0, f"seed example failed ({rc}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    return str(stdout)
+    return driver_stdout(out, "seed example")
 
 
 def test_seed_tasks(cluster: TsrayCluster, tmp_path: Path) -> None:

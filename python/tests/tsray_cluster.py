@@ -72,3 +72,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def driver_stdout(out: object, what: str = "driver") -> str:
+    """The stdout of a finished driver (:meth:`TsrayCluster.run_driver`'s result); fails the test with the
+    exit code, stdout and stderr when it did not exit 0. ``what`` names the driver in that message."""
+    rc, stdout, stderr = getattr(out, "returncode"), getattr(out, "stdout"), getattr(out, "stderr")
+    assert rc == 0, f"{what} failed ({rc}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    return str(stdout)
