@@ -156,6 +156,9 @@ class FakeNode implements ActorManagerHost {
   peerFor(): never {
     throw new Error('single node: no peers');
   }
+  isAliveNode(): boolean {
+    return false;
+  }
 
   // ---- the test's hands
 
