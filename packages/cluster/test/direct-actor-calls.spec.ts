@@ -74,5 +74,8 @@ describe('direct actor calls: node C calls an actor owned by A and hosted on B (
     const after = await counters();
     expect(after.get(a)?.actorCallsRelayed).toBe(0);
     expect(after.get(third.ready.nodeId)?.actorCallsSentDirect).toBeGreaterThanOrEqual(CALLS);
+    // The new host took C's numbered calls (resends first) without refusing any as out of order.
+    expect(after.get(a)?.actorCallsFromPeers).toBeGreaterThanOrEqual(second.length);
+    expect(after.get(a)?.actorCallsOutOfOrder).toBe(0);
   }, 180_000);
 });

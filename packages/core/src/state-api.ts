@@ -188,6 +188,8 @@ export interface NodeCounters {
   actorCallsSentDirect: number;
   /** Calls from other nodes run by actors hosted on this node. */
   actorCallsFromPeers: number;
+  /** Calls from other nodes refused here as out of order (their caller's sequence number went back). */
+  actorCallsOutOfOrder: number;
 }
 
 /** Every node's counters of actor calls across nodes (each node's since it started). */

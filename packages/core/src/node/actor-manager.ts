@@ -78,7 +78,7 @@ export class ActorManager {
   /** Named actors whose registration the GCS has not answered yet: they start after it did. */
   private readonly registering = new Set<string>();
   /** Actor-call counters of this node (state API `nodeCounters()`). */
-  readonly counters: ActorCallCounters = { actorCallsRelayed: 0, actorCallsSentDirect: 0, actorCallsFromPeers: 0 };
+  readonly counters: ActorCallCounters = { actorCallsRelayed: 0, actorCallsSentDirect: 0, actorCallsFromPeers: 0, actorCallsOutOfOrder: 0 };
 
   constructor(private readonly host: ActorManagerHost) {}
 
@@ -309,7 +309,11 @@ export class ActorManager {
         const t = rec.calls.shift()!;
         // A call that came from another node and goes on to a third one is relayed (the old path).
         if (t.owner?.kind === 'peer') this.counters.actorCallsRelayed++;
-        else if (rec.proxy) this.counters.actorCallsSentDirect++;
+        else if (rec.proxy) {
+          this.counters.actorCallsSentDirect++;
+          // Numbered on first send, in submission order; a resent call keeps its number.
+          if (!t.spec.callerSeq) t.spec = { ...t.spec, callerSeq: (rec.lastCallerSeq = (rec.lastCallerSeq ?? 0) + 1) };
+        }
         this.host.forwardTask(t, rec.remoteNode);
       }
       return;
@@ -320,10 +324,34 @@ export class ActorManager {
       const t = rec.calls[0]!;
       if (t.state !== 'queued') break;
       rec.calls.shift();
-      if (t.owner?.kind === 'peer') this.counters.actorCallsFromPeers++;
+      if (t.owner?.kind === 'peer') {
+        this.counters.actorCallsFromPeers++;
+        if (!this.callerInOrder(rec, t)) continue;
+      }
       this.host.assign(t, w);
     }
     this.host.scheduleFlush();
+  }
+
+  /**
+   * A direct call from another node runs only after that node's earlier ones (its sequence number is
+   * above the last one run here; a call retried here after a worker crash was checked on its first
+   * run). One out of order (a duplicate, or one that overtook another) fails with ActorCallOrderError.
+   */
+  private callerInOrder(rec: ActorRecord, t: TaskRecord): boolean {
+    const seq = t.spec.callerSeq;
+    if (!seq || t.attempt > 0) return true;
+    const caller = t.owner!.id;
+    const last = (rec.callerSeqs ??= new Map()).get(caller) ?? 0;
+    if (seq > last) {
+      rec.callerSeqs.set(caller, seq);
+      return true;
+    }
+    this.counters.actorCallsOutOfOrder++;
+    logger().error({ actor: rec.id, caller, seq, last }, 'an actor call from another node arrived out of order; refused');
+    const message = `call ${seq} of ${caller} to actor ${rec.id} arrived after call ${last}: refused (per-caller order)`;
+    this.host.finishTask(t, errorObject({ type: 'Other', name: 'ActorCallOrderError', message }));
+    return false;
   }
 
   /** No handle to a non-detached actor is left: stop it once its submitted calls are done. */
@@ -750,6 +778,8 @@ export interface ActorCallCounters {
   actorCallsSentDirect: number;
   /** Calls from other nodes run by an actor hosted here. */
   actorCallsFromPeers: number;
+  /** Calls from other nodes refused because their sequence number was not above the caller's last one. */
+  actorCallsOutOfOrder: number;
 }
 
 /** First wait before a proxy looks its actor's host up again, ms (doubles up to RERESOLVE_MAX_MS). */

@@ -122,6 +122,10 @@ export interface ActorRecord {
   ownerNode?: string;
   /** A proxy's cached directory version of the host (a host with this version or older is stale). */
   version?: number;
+  /** A proxy: the last sequence number given to a call made on this node (see ActorManager.pumpActor). */
+  lastCallerSeq?: number;
+  /** Hosted here: the last sequence number run per calling node (peer connection id). */
+  callerSeqs?: Map<string, number>;
   /** The job that created it: a non-detached actor dies when that job ends. */
   jobId: string;
 }

@@ -327,6 +327,28 @@ describe('ActorManager: restarts', () => {
   });
 });
 
+describe('ActorManager: direct calls from other nodes (per-caller sequence numbers)', () => {
+  it("runs one caller node's calls in increasing order and refuses one whose number went back", () => {
+    const node = new FakeNode();
+    const rec = aliveActor(node);
+    const peerC = new WorkerHandle('peer:node-C', undefined, '', 'peer');
+    const peerD = new WorkerHandle('peer:node-D', undefined, '', 'peer');
+    const from = (name: string, callerSeq: number) => ({ ...call(rec.id, name), callerSeq });
+    node.submit(from('c1', 1), peerC);
+    node.submit(from('c2', 2), peerC);
+    // Another caller has its own numbers.
+    node.submit(from('d1', 1), peerD);
+    // A duplicate of C's call 2 (and one that overtook it would look the same): refused, not run.
+    node.submit(from('c2again', 2), peerC);
+    node.submit(from('c3', 3), peerC);
+    expect(pipelineOf(rec.worker!)).toEqual(['c1', 'c2', 'd1', 'c3']);
+    const err = node.errorOf(`${rec.id}.c2again`);
+    expect(err.name).toBe('ActorCallOrderError');
+    expect(err.message).toContain('arrived after call 2');
+    expect(node.actorManager.counters).toMatchObject({ actorCallsFromPeers: 5, actorCallsOutOfOrder: 1 });
+  });
+});
+
 describe('ActorManager: names', () => {
   it('keeps names per namespace: taken in the same one, free in another; getIfExists gives the existing actor', async () => {
     const node = new FakeNode();
