@@ -1,7 +1,9 @@
 /**
  * The node's actor manager: actor records, creation (a dedicated worker per actor, or another node),
  * call ordering, restarts, names per namespace, out-of-scope stops and kills, and this node's part of
- * the GCS actor directory (registration, state updates, lookups of actors other nodes own).
+ * the GCS actor directory (registration, state updates, lookups of actors other nodes own). Actors
+ * other nodes own are called through proxies that send straight to the host node (direct calls,
+ * numbered per caller; see docs/architecture.md "Direct actor calls").
  * @internal
  */
 import { ResourceRequest } from '@tsray/scheduler';
