@@ -198,6 +198,10 @@ export class GcsService {
     if (e.state === 'DEAD' && fields.state !== undefined && fields.state !== 'DEAD') {
       throw new GcsCallError(tsray.v1.ErrorCode.ERROR_CODE_CALL_FAILED, `actor ${actorId} is dead; it cannot become ${fields.state}`);
     }
+    // A new incarnation each time it becomes ALIVE: callers with a cached host re-resolve past it.
+    const moved =
+      (fields.hostNodeId !== undefined && fields.hostNodeId !== e.hostNodeId) || (fields.numRestarts !== undefined && fields.numRestarts !== e.numRestarts);
+    if (fields.state === 'ALIVE' && (e.state !== 'ALIVE' || moved)) e.version = (e.version ?? 0) + 1;
     if (fields.state !== undefined) e.state = fields.state;
     if (fields.hostNodeId !== undefined) e.hostNodeId = fields.hostNodeId;
     if (fields.pid !== undefined) e.pid = fields.pid;

@@ -33,7 +33,8 @@ export type { LabelConstraint, LabelOperator, LabelSelector, NodeAffinityStrateg
 export { requestResources, type RequestResourcesOptions } from './request-resources.js';
 export { clusterResources, availableResources, pendingDemand, nodes, listActors, listTasks, listObjects, listPlacementGroups, listJobs } from './state-api.js';
 export type { PendingDemand, NodeState, ActorListEntry, TaskListEntry, ObjectListEntry, PlacementGroupListEntry, JobListEntry } from './state-api.js';
-export { listWorkers } from './state-api.js';
+export { listWorkers, nodeCounters } from './state-api.js';
+export type { NodeCounters } from './state-api.js';
 export type { WorkerListEntry, GpuId } from './state-api.js';
 export { Counter, Gauge, Histogram, type MetricOptions } from './metrics.js';
 export type { RuntimeContext } from './runtime.js';

@@ -46,6 +46,8 @@ export interface SubmitSpec {
   xlang?: boolean;
   /** Runtime environment (job merged with task level), canonical JSON; undefined = none. */
   runtimeEnv?: string;
+  /** A direct actor call from another node: the calling node's sequence number for the actor (see ActorManager.pumpActor). */
+  callerSeq?: number;
   /** The job that submitted it (set from the wire; a node fills in its submitter's job otherwise). */
   jobId?: string;
 }

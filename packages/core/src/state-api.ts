@@ -179,6 +179,24 @@ export async function listWorkers(): Promise<WorkerListEntry[]> {
   return (await caller('listWorkers()').stateCall('workers')) as WorkerListEntry[];
 }
 
+/** One node's counters of actor calls that crossed nodes (`nodeCounters()`). */
+export interface NodeCounters {
+  nodeId: string;
+  /** Calls this node received from another node and sent on to a third one (an owner relaying). */
+  actorCallsRelayed: number;
+  /** Calls made on this node and sent straight to the node hosting the actor (not through its owner). */
+  actorCallsSentDirect: number;
+  /** Calls from other nodes run by actors hosted on this node. */
+  actorCallsFromPeers: number;
+  /** Calls from other nodes refused here as out of order (their caller's sequence number went back). */
+  actorCallsOutOfOrder: number;
+}
+
+/** Every node's counters of actor calls across nodes (each node's since it started). */
+export async function nodeCounters(): Promise<NodeCounters[]> {
+  return (await caller('nodeCounters()').stateCall('node_counters')) as NodeCounters[];
+}
+
 /** Jobs of the cluster (empty for an embedded cluster). */
 export async function listJobs(): Promise<JobListEntry[]> {
   return (await caller('listJobs()').stateCall('jobs')) as JobListEntry[];

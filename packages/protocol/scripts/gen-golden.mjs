@@ -189,6 +189,7 @@ const vectors = [
             jobId: 'job-02',
             parentTaskId: 'task-parent-η',
             runtimeEnvJson: '{"envVars":{"GREETING":"grüß dich"},"pip":{"packages":["emoji==2.14.1"],"pipCheck":false}}',
+            callerSeq: 4000000000,
           },
           { taskId: 'task-ε', function: fn('eval'), args: [{ value: spillObj('arg-s') }], maxRetries: 5 },
           {
@@ -367,6 +368,8 @@ const vectors = [
           numRestarts: 2,
           detached: true,
           deathCause: 'crashed: exit code 1',
+          version: 3,
+          maxTaskRetries: -1,
         },
       },
     },

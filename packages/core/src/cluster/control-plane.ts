@@ -32,6 +32,10 @@ export interface ActorDirectoryEntry {
   numRestarts: number;
   detached: boolean;
   deathCause?: string;
+  /** The incarnation: the GCS adds 1 each time the actor becomes ALIVE (see tsray.proto ActorEntry). */
+  version?: number;
+  /** The actor's maxTaskRetries (-1: no limit); callers on other nodes retry their direct calls by it. */
+  maxTaskRetries?: number;
 }
 
 /** What changed about an actor; fields left out stay as they are. */
@@ -122,6 +126,8 @@ export function actorEntryToWire(e: ActorDirectoryEntry): tsray.v1.IActorEntry {
     numRestarts: e.numRestarts,
     detached: e.detached,
     deathCause: e.deathCause ?? '',
+    version: e.version ?? 0,
+    maxTaskRetries: e.maxTaskRetries ?? 0,
   };
 }
 
@@ -146,6 +152,8 @@ export function actorEntryFromWire(w: tsray.v1.IActorEntry): ActorDirectoryEntry
     pid: w.pid ?? 0,
     numRestarts: w.numRestarts ?? 0,
     detached: w.detached === true,
+    version: w.version ?? 0,
+    maxTaskRetries: w.maxTaskRetries ?? 0,
     ...(w.deathCause ? { deathCause: w.deathCause.slice(0, MAX_DEATH_CAUSE_CHARS) } : {}),
   };
 }

@@ -1,7 +1,9 @@
 /**
  * The node's actor manager: actor records, creation (a dedicated worker per actor, or another node),
  * call ordering, restarts, names per namespace, out-of-scope stops and kills, and this node's part of
- * the GCS actor directory (registration, state updates, lookups of actors other nodes own).
+ * the GCS actor directory (registration, state updates, lookups of actors other nodes own). Actors
+ * other nodes own are called through proxies that send straight to the host node (direct calls,
+ * numbered per caller; see docs/architecture.md "Direct actor calls").
  * @internal
  */
 import { ResourceRequest } from '@tsray/scheduler';
@@ -59,6 +61,8 @@ export interface ActorManagerHost {
   forwardTask(t: TaskRecord, target: string): void;
   /** A connection to another node (made if needed). */
   peerFor(nodeId: string): ActorPeer;
+  /** True when `nodeId` is another node of the cluster that this node sees alive. */
+  isAliveNode(nodeId: string): boolean;
 }
 
 /** Actors of one node: their records, names and aliases, and the actors waiting to start. */
@@ -75,6 +79,8 @@ export class ActorManager {
   readonly unresolvedCalls = new Map<string, TaskRecord[]>();
   /** Named actors whose registration the GCS has not answered yet: they start after it did. */
   private readonly registering = new Set<string>();
+  /** Actor-call counters of this node (state API `nodeCounters()`). */
+  readonly counters: ActorCallCounters = { actorCallsRelayed: 0, actorCallsSentDirect: 0, actorCallsFromPeers: 0, actorCallsOutOfOrder: 0 };
 
   constructor(private readonly host: ActorManagerHost) {}
 
@@ -127,7 +133,10 @@ export class ActorManager {
       }
     }
     const rec = this.newActorRecord(t, ns);
+    const proxy = this.actors.get(rec.id);
     this.actors.set(rec.id, rec);
+    // The actor (re)starts on this node, which called it through a proxy: its queued calls come here, in order.
+    if (proxy?.proxy) this.takeOverProxyCalls(proxy, rec);
     if (c.name) {
       rec.nameKey = `${ns}\0${c.name}`;
       this.names.set(rec.nameKey, rec.id);
@@ -298,7 +307,17 @@ export class ActorManager {
     if (rec.remoteNode !== undefined && !rec.worker) {
       // Runs on another node (or is owned by one): calls go there in order; it queues them until alive.
       if (rec.state === 'dead') return;
-      while (rec.calls.length > 0 && rec.calls[0]!.state === 'queued') this.host.forwardTask(rec.calls.shift()!, rec.remoteNode);
+      while (rec.calls.length > 0 && rec.calls[0]!.state === 'queued') {
+        const t = rec.calls.shift()!;
+        // A call that came from another node and goes on to a third one is relayed (the old path).
+        if (t.owner?.kind === 'peer') this.counters.actorCallsRelayed++;
+        else if (rec.proxy) {
+          this.counters.actorCallsSentDirect++;
+          // Numbered on first send, in submission order; a resent call keeps its number.
+          if (!t.spec.callerSeq) t.spec = { ...t.spec, callerSeq: (rec.lastCallerSeq = (rec.lastCallerSeq ?? 0) + 1) };
+        }
+        this.host.forwardTask(t, rec.remoteNode);
+      }
       return;
     }
     if (rec.state !== 'alive' || !rec.worker || rec.worker.state === 'dead') return;
@@ -307,9 +326,34 @@ export class ActorManager {
       const t = rec.calls[0]!;
       if (t.state !== 'queued') break;
       rec.calls.shift();
+      if (t.owner?.kind === 'peer') {
+        this.counters.actorCallsFromPeers++;
+        if (!this.callerInOrder(rec, t)) continue;
+      }
       this.host.assign(t, w);
     }
     this.host.scheduleFlush();
+  }
+
+  /**
+   * A direct call from another node runs only after that node's earlier ones (its sequence number is
+   * above the last one run here; a call retried here after a worker crash was checked on its first
+   * run). One out of order (a duplicate, or one that overtook another) fails with ActorCallOrderError.
+   */
+  private callerInOrder(rec: ActorRecord, t: TaskRecord): boolean {
+    const seq = t.spec.callerSeq;
+    if (!seq || t.attempt > 0) return true;
+    const caller = t.owner!.id;
+    const last = (rec.callerSeqs ??= new Map()).get(caller) ?? 0;
+    if (seq > last) {
+      rec.callerSeqs.set(caller, seq);
+      return true;
+    }
+    this.counters.actorCallsOutOfOrder++;
+    logger().error({ actor: rec.id, caller, seq, last }, 'an actor call from another node arrived out of order; refused');
+    const message = `call ${seq} of ${caller} to actor ${rec.id} arrived after call ${last}: refused (per-caller order)`;
+    this.host.finishTask(t, errorObject({ type: 'Other', name: 'ActorCallOrderError', message }));
+    return false;
   }
 
   /** No handle to a non-detached actor is left: stop it once its submitted calls are done. */
@@ -444,6 +488,12 @@ export class ActorManager {
       throw new ActorDiedError(rec.death!);
     }
     if (noRestart) rec.killed = true;
+    if (rec.proxy && rec.ownerNode) {
+      // The owner decides restarts and deaths: the kill goes there (it tells the host).
+      (this.host.link?.existingPeer(rec.ownerNode) ?? this.host.peerFor(rec.ownerNode)).send({ killActor: { actorId: rec.id, noRestart } });
+      if (noRestart) this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'killed', detail: 'it was killed with kill()' });
+      return;
+    }
     if (rec.remoteNode !== undefined && !rec.worker) {
       this.host.link?.existingPeer(rec.remoteNode)?.send({ killActor: { actorId: rec.id, noRestart } });
       if (!this.host.link?.existingPeer(rec.remoteNode)) this.host.peerFor(rec.remoteNode).send({ killActor: { actorId: rec.id, noRestart } });
@@ -525,6 +575,7 @@ export class ActorManager {
         pid: 0,
         numRestarts: 0,
         detached: c.detached,
+        maxTaskRetries: c.maxTaskRetries,
       })
       .then(() => {
         if (this.registering.delete(rec.id)) this.host.scheduleDispatch();
@@ -542,7 +593,7 @@ export class ActorManager {
       });
   }
 
-  /** Calls on a handle from another node: look the actor up in the GCS, then submit them in order. */
+  /** Calls on a handle from another node: look the actor up in the GCS (its host), then submit them in order. */
   resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void {
     const id = spec.actorId!;
     let list = this.unresolvedCalls.get(id);
@@ -571,9 +622,14 @@ export class ActorManager {
     );
   }
 
-  /** A stand-in for an actor another node owns: calls made here go to that node. */
+  /**
+   * A stand-in for an actor another node owns: calls made here go straight to the node hosting it
+   * (the directory's host while the actor is ALIVE; while it is not, they wait here and the host is
+   * looked up again, see reresolveHost).
+   */
   private ensureProxy(
-    e: Pick<ActorDirectoryEntry, 'actorId' | 'className' | 'methods' | 'namespace' | 'ownerNodeId'> & { module?: string; key?: string },
+    e: Pick<ActorDirectoryEntry, 'actorId' | 'className' | 'methods' | 'namespace' | 'ownerNodeId'> &
+      Partial<Pick<ActorDirectoryEntry, 'hostNodeId' | 'state' | 'version' | 'maxTaskRetries' | 'module' | 'key'>>,
   ): void {
     const existing = this.actors.get(e.actorId);
     if (existing && existing.state !== 'dead') return;
@@ -586,7 +642,7 @@ export class ActorManager {
       detached: true,
       getIfExists: false,
       maxRestarts: 0,
-      maxTaskRetries: 0,
+      maxTaskRetries: e.maxTaskRetries ?? 0,
       maxConcurrency: 1,
       concurrencyGroups: [],
       hold: new Map(),
@@ -604,14 +660,15 @@ export class ActorManager {
       returnIds: [],
       name: e.className,
     };
-    this.actors.set(e.actorId, {
+    const hosted = e.state === 'ALIVE' && !!e.hostNodeId && e.hostNodeId !== this.host.nodeId;
+    const rec: ActorRecord = {
       id: e.actorId,
       creation,
       spec,
       schedule: ResourceRequest.fromUnits(new Map()),
       hold: ResourceRequest.fromUnits(new Map()),
       namespace: e.namespace,
-      state: 'alive',
+      state: hosted || !e.ownerNodeId ? 'alive' : 'restarting',
       worker: undefined,
       allocation: undefined,
       restartsLeft: 0,
@@ -622,12 +679,115 @@ export class ActorManager {
       killed: false,
       ctorHolds: [],
       nameKey: undefined,
-      remoteNode: e.ownerNodeId,
+      remoteNode: hosted ? e.hostNodeId : undefined,
       proxy: true,
+      ownerNode: e.ownerNodeId,
+      version: hosted ? (e.version ?? 0) : -1,
       jobId: '',
-    });
+    };
+    this.actors.set(e.actorId, rec);
+    if (!hosted && e.ownerNodeId) this.reresolveHost(rec, RERESOLVE_FIRST_MS);
+  }
+
+  /**
+   * A proxy's host or owner node died (`deadNode`), with these calls in flight there. Owner: the
+   * actor dies with it. Host: the calls go back to the front of the queue (by maxTaskRetries), in
+   * submission order, and wait until the directory shows the actor ALIVE in a newer incarnation.
+   */
+  proxyNodeDied(rec: ActorRecord, inflight: TaskRecord[], deadNode: string, reason: string): void {
+    const now = this.actors.get(rec.id);
+    const replaced = now !== undefined && now !== rec && !now.proxy;
+    if (rec.state === 'dead' && !replaced) return;
+    if (!replaced && (rec.ownerNode === deadNode || !rec.ownerNode)) {
+      const info: ActorDeathInfo = {
+        actorId: rec.id,
+        className: rec.creation.className,
+        reason: 'owner_died',
+        detail: `its owner node ${deadNode} died (${reason})`,
+      };
+      for (const t of inflight) this.host.finishTask(t, errorObject({ type: 'ActorDiedError', info }));
+      this.actorDead(rec, info);
+      return;
+    }
+    const info: ActorDeathInfo = { actorId: rec.id, className: rec.creation.className, reason: 'crashed', detail: `its node ${deadNode} died (${reason})` };
+    const retry: TaskRecord[] = [];
+    for (const t of inflight) {
+      if (t.retriesLeft !== 0) {
+        if (t.retriesLeft > 0) t.retriesLeft--;
+        t.attempt++;
+        t.state = 'queued';
+        retry.push(t);
+      } else this.host.finishTask(t, restartingError(info));
+    }
+    if (replaced) {
+      // Restarted on this node meanwhile: the real record took the queue over.
+      for (const t of retry) t.actor = now;
+      now.calls.unshift(...retry);
+      this.pumpActor(now!);
+      return;
+    }
+    rec.calls.unshift(...retry);
+    if (rec.remoteNode !== deadNode) {
+      this.pumpActor(rec);
+      return;
+    }
+    rec.remoteNode = undefined;
+    rec.state = 'restarting';
+    logger().info({ actor: rec.id, node: deadNode }, "the node hosting an actor called from here died; waiting for the directory's next host");
+    this.reresolveHost(rec, RERESOLVE_FIRST_MS);
+  }
+
+  /**
+   * Look a proxy's actor up in the GCS until it is ALIVE on a live node in an incarnation newer than
+   * the one cached (backoff {@link RERESOLVE_FIRST_MS} to {@link RERESOLVE_MAX_MS}); then its waiting
+   * calls go there in order. Gone from the directory (dead): the calls fail with ActorDiedError.
+   */
+  private reresolveHost(rec: ActorRecord, delayMs: number): void {
+    const timer = setTimeout(() => {
+      const gcs = this.host.link?.gcs;
+      if (!gcs || rec.state === 'dead' || this.actors.get(rec.id) !== rec) return;
+      const again = () => this.reresolveHost(rec, Math.min(delayMs * 2, RERESOLVE_MAX_MS));
+      gcs.lookupActor({ actorId: rec.id }).then((e) => {
+        if (rec.state === 'dead' || this.actors.get(rec.id) !== rec) return;
+        if (!e) {
+          this.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'crashed', detail: 'the GCS actor directory has it dead' });
+          return;
+        }
+        const fresh = e.state === 'ALIVE' && (e.version ?? 0) > (rec.version ?? -1) && !!e.hostNodeId && e.hostNodeId !== this.host.nodeId;
+        if (!fresh || !this.host.isAliveNode(e.hostNodeId)) return again();
+        rec.remoteNode = e.hostNodeId;
+        rec.version = e.version ?? 0;
+        rec.state = 'alive';
+        this.pumpActor(rec);
+      }, again);
+    }, delayMs);
+    timer.unref();
+  }
+
+  /** A proxy's queued calls move to the actor's own record (it now runs on this node), in order. */
+  private takeOverProxyCalls(proxy: ActorRecord, rec: ActorRecord): void {
+    for (const t of proxy.calls) t.actor = rec;
+    rec.calls.push(...proxy.calls.splice(0));
+    proxy.state = 'dead';
   }
 }
+
+/** Counters of actor calls that crossed nodes here (the test of direct calls reads them). */
+export interface ActorCallCounters {
+  /** Calls that came from another node and were sent on to a third one (the owner relaying). */
+  actorCallsRelayed: number;
+  /** Calls made on this node sent straight to the node hosting the actor (not its owner). */
+  actorCallsSentDirect: number;
+  /** Calls from other nodes run by an actor hosted here. */
+  actorCallsFromPeers: number;
+  /** Calls from other nodes refused because their sequence number was not above the caller's last one. */
+  actorCallsOutOfOrder: number;
+}
+
+/** First wait before a proxy looks its actor's host up again, ms (doubles up to RERESOLVE_MAX_MS). */
+const RERESOLVE_FIRST_MS = 50;
+/** Longest wait between two lookups of a proxy's host, ms. */
+const RERESOLVE_MAX_MS = 1000;
 
 /** The error of a call that was running when its actor's process died, while the actor restarts. */
 function restartingError(info: ActorDeathInfo): StoredObject {

@@ -86,6 +86,8 @@ export interface ClusterForwarderHost {
   actorDead(rec: ActorRecord, info: ActorDeathInfo): void;
   /** An actor this node owns lost its node: restart it elsewhere if allowed. */
   remoteActorDied(rec: ActorRecord, inflight: TaskRecord[], detail: string): void;
+  /** A proxy's host or owner node died with these direct calls in flight (see ActorManager.proxyNodeDied). */
+  proxyNodeDied(rec: ActorRecord, inflight: TaskRecord[], nodeId: string, reason: string): void;
   pumpActor(rec: ActorRecord): void;
   maybeStopActor(rec: ActorRecord): void;
   gcsActorUpdate(rec: ActorRecord, fields: ActorUpdateFields): void;
@@ -329,6 +331,11 @@ export class ClusterForwarder {
       q.shift();
       this.forwardTask(t, d.nodeId);
     }
+  }
+
+  /** True when `nodeId` is another node of the cluster, alive and reachable from here. */
+  isAliveNode(nodeId: string): boolean {
+    return this.remoteNodes.get(nodeId)?.alive === true && !this.unreachablePeers.has(nodeId);
   }
 
   /** The connection to another node of the cluster (made on first use); throws when it is not in the cluster. */
@@ -630,12 +637,20 @@ export class ClusterForwarder {
     }
     // Groups with bundles there go RESCHEDULING first: the actors restarted below wait for their new bundles.
     h.placementGroupsNodeDied(id);
+    // Proxies (actors called here, owned elsewhere) whose host or owner died; also one replaced by the
+    // actor's own record when it restarted here (its calls in flight move to that record).
+    const proxies = new Set(inflight.filter((t) => t.actor?.proxy).map((t) => t.actor!));
+    for (const rec of h.actorRecords()) if (rec.proxy && (rec.remoteNode === id || rec.ownerNode === id)) proxies.add(rec);
+    for (const rec of proxies) {
+      h.proxyNodeDied(
+        rec,
+        inflight.filter((t) => t.actor === rec),
+        id,
+        reason,
+      );
+    }
     for (const rec of [...h.actorRecords()]) {
-      if (rec.remoteNode !== id || rec.state === 'dead') continue;
-      if (rec.proxy) {
-        h.actorDead(rec, { actorId: rec.id, className: rec.creation.className, reason: 'owner_died', detail: `its owner node ${id} died (${reason})` });
-        continue;
-      }
+      if (rec.remoteNode !== id || rec.state === 'dead' || rec.proxy) continue;
       h.remoteActorDied(
         rec,
         inflight.filter((t) => t.actor === rec),

@@ -479,6 +479,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       tasks: () => this.tasks,
       taskQueues: () => this.taskManager.queues.values(),
       taskEvents: () => this.taskManager.timeline.rows(),
+      nodeCounters: () => ({ ...this.actorManager.counters }),
       taskFailures: () => this.taskManager.timeline.failures.rows(),
       actors: () => this.actorManager.actors.values(),
       pendingActors: () => this.actorManager.pendingActors,
@@ -661,6 +662,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */ peerFor(nodeId: string): PeerConnection {
     return this.forwarder.peerFor(nodeId);
   }
+  /** @internal */ isAliveNode(nodeId: string): boolean {
+    return this.forwarder.isAliveNode(nodeId);
+  }
   /** @internal */ forwardTask(t: TaskRecord, target: string): void {
     this.forwarder.forwardTask(t, target);
   }
@@ -720,6 +724,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       actorRecords: () => this.actorManager.actors.values(),
       actorDead: (rec, info) => this.actorManager.actorDead(rec, info),
       remoteActorDied: (rec, inflight, detail) => this.actorManager.remoteActorDied(rec, inflight, detail),
+      proxyNodeDied: (rec, inflight, node, why) => this.actorManager.proxyNodeDied(rec, inflight, node, why),
       pumpActor: (rec) => this.actorManager.pumpActor(rec),
       maybeStopActor: (rec) => this.actorManager.maybeStopActor(rec),
       gcsActorUpdate: (rec, fields) => this.actorManager.gcsActorUpdate(rec, fields),

@@ -112,11 +112,20 @@ export interface ActorRecord {
   env?: EnvEntry | undefined;
   /**
    * Multi-node: the node that runs it (an actor this node owns but placed elsewhere), or, for a
-   * proxy, its owner node (calls go there).
+   * proxy, the node hosting it now as the GCS actor directory says (calls go straight there;
+   * undefined while it is re-resolved after that node died).
    */
   remoteNode: string | undefined;
   /** A stand-in for an actor owned by another node (found by name or handle). */
   proxy: boolean;
+  /** A proxy's owner node (it decides restarts; the actor dies with it). */
+  ownerNode?: string;
+  /** A proxy's cached directory version of the host (a host with this version or older is stale). */
+  version?: number;
+  /** A proxy: the last sequence number given to a call made on this node (see ActorManager.pumpActor). */
+  lastCallerSeq?: number;
+  /** Hosted here: the last sequence number run per calling node (peer connection id). */
+  callerSeqs?: Map<string, number>;
   /** The job that created it: a non-detached actor dies when that job ends. */
   jobId: string;
 }

@@ -55,6 +55,8 @@ export interface StateServiceHost {
   tasks(): ReadonlyMap<string, TaskRecord>;
   /** This node's recent finished tasks (`tsray timeline`). */
   taskEvents?(): TaskEvent[];
+  /** This node's counters of actor calls across nodes (see ActorCallCounters). */
+  nodeCounters?(): object;
   /** This node's recent failed tasks with their errors (the dashboard's tasks page). */
   taskFailures?(): TaskFailure[];
   /** Queues of runnable tasks, one per resource shape. */
@@ -142,6 +144,7 @@ export class StateService {
     if (what === 'failures') out['failures'] = this.host.taskFailures?.() ?? [];
     if (what === 'engines') out['engines'] = this.engines.list();
     if (what === 'workers') out['workers'] = this.workerRows();
+    if (what === 'counters') out['counters'] = [{ nodeId: this.host.nodeId, ...this.host.nodeCounters?.() }];
     // Only on request (the head's /metrics scrape): not part of 'all'.
     if (what === 'metrics') {
       const { store } = this.host;
@@ -186,6 +189,8 @@ export class StateService {
         return gather('engines');
       case 'workers':
         return gather('workers');
+      case 'node_counters':
+        return gather('counters');
       default:
         if (method.startsWith(REQUEST_RESOURCES_CALL)) {
           // requestResources(): kept in the GCS for the head's autoscaler (no cluster, no autoscaler).

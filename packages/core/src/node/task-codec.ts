@@ -112,6 +112,7 @@ export function specToWire(spec: SubmitSpec, fb: FrameBuilder, from: SpecSender)
     ...(spec.scheduling ? { scheduling: schedulingToWire(spec.scheduling) } : {}),
     ...(spec.xlang ? { xlang: true } : {}),
     ...(spec.runtimeEnv ? { runtimeEnvJson: spec.runtimeEnv } : {}),
+    ...(spec.callerSeq ? { callerSeq: spec.callerSeq } : {}),
   };
 }
 
@@ -148,6 +149,7 @@ export function specFromWire(s: tsray.v1.ITaskSpec, payloads: Buffer[]): SubmitS
     ...(scheduling ? { scheduling } : {}),
     ...(s.xlang ? { xlang: true } : {}),
     ...(s.runtimeEnvJson ? { runtimeEnv: s.runtimeEnvJson } : {}),
+    ...(s.callerSeq ? { callerSeq: s.callerSeq } : {}),
     ...(s.jobId ? { jobId: s.jobId } : {}),
   };
 }

@@ -156,6 +156,9 @@ class FakeNode implements ActorManagerHost {
   peerFor(): never {
     throw new Error('single node: no peers');
   }
+  isAliveNode(): boolean {
+    return false;
+  }
 
   // ---- the test's hands
 
@@ -321,6 +324,28 @@ describe('ActorManager: restarts', () => {
     expect(node.errorOf(`${rec.id}.c3`)).toBeInstanceOf(ActorDiedError);
     // Its CPU is back.
     expect(node.nodePool.resources.canFit(ResourceRequest.fromUnits(CPU(4)))).toBe(true);
+  });
+});
+
+describe('ActorManager: direct calls from other nodes (per-caller sequence numbers)', () => {
+  it("runs one caller node's calls in increasing order and refuses one whose number went back", () => {
+    const node = new FakeNode();
+    const rec = aliveActor(node);
+    const peerC = new WorkerHandle('peer:node-C', undefined, '', 'peer');
+    const peerD = new WorkerHandle('peer:node-D', undefined, '', 'peer');
+    const from = (name: string, callerSeq: number) => ({ ...call(rec.id, name), callerSeq });
+    node.submit(from('c1', 1), peerC);
+    node.submit(from('c2', 2), peerC);
+    // Another caller has its own numbers.
+    node.submit(from('d1', 1), peerD);
+    // A duplicate of C's call 2 (and one that overtook it would look the same): refused, not run.
+    node.submit(from('c2again', 2), peerC);
+    node.submit(from('c3', 3), peerC);
+    expect(pipelineOf(rec.worker!)).toEqual(['c1', 'c2', 'd1', 'c3']);
+    const err = node.errorOf(`${rec.id}.c2again`);
+    expect(err.name).toBe('ActorCallOrderError');
+    expect(err.message).toContain('arrived after call 2');
+    expect(node.actorManager.counters).toMatchObject({ actorCallsFromPeers: 5, actorCallsOutOfOrder: 1 });
   });
 });
 

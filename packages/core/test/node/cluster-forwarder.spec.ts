@@ -71,6 +71,7 @@ async function setup(localCpus = 4) {
     actorRecords: () => actors.values(),
     actorDead: () => undefined,
     remoteActorDied: () => undefined,
+    proxyNodeDied: () => undefined,
     pumpActor: () => undefined,
     maybeStopActor: () => undefined,
     gcsActorUpdate: () => undefined,
