@@ -1,7 +1,8 @@
 /**
  * The GCS (global control service) on the head: node table with health checks, the cluster's
  * resource view (every node's totals and what is free), the actor directory with names per namespace,
- * an internal KV, and pub/sub of node changes (NodeTable to every node). Objects are not here (nodes
+ * an internal KV, and pub/sub of node changes (NodeTable: the whole table when a node registers or
+ * asks, then versioned deltas, see {@link NodeTableLog}). Objects are not here (nodes
  * own them). Nodes connect a DEALER to this ROUTER; the first message of a connection must be a
  * RegisterNode that proves the cluster token; control calls are typed GcsRequest messages answered by
  * the {@link GcsService}. Every send goes through one Outbox (zeromq.js allows one send in flight per
@@ -10,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
-import { tsray, type DecodedMessage, type EnvelopeBody, type GcsCall } from '@tsray/protocol';
+import { encodeMessage, tsray, type DecodedMessage, type EnvelopeBody, type GcsCall } from '@tsray/protocol';
 import {
   type ActorDirectoryEntry,
   GCS_REREGISTER,
@@ -23,6 +24,7 @@ import {
 } from '@tsray/core/internal';
 import type { NodeInfo } from './contracts.js';
 import { GcsService } from './gcs-service.js';
+import { NodeTableLog, type VersionedNode } from './gcs-node-table.js';
 import type { GcsStorage } from './gcs-storage.js';
 import { logger } from './logger.js';
 import { PortInUseError } from './errors.js';
@@ -50,14 +52,29 @@ export interface GcsOptions {
   reconnectGraceMs?: number;
 }
 
-interface NodeEntry {
-  info: tsray.v1.INodeInfo;
+interface NodeEntry extends VersionedNode {
   identity: Buffer;
   lastSeen: number;
-  gpuFree: number[];
   /** False for a node reloaded from the store that has not registered with this process yet. */
   connected: boolean;
 }
+
+/** What the GCS counted since it started (bench/scale and the tests read it). */
+export interface GcsStats {
+  /** Bytes and messages through the GCS's socket, per message kind. */
+  traffic: ReturnType<RouterServer['traffic']['snapshot']>;
+  /** The node table's version, and the whole tables, deltas and keep-alives made. */
+  tableVersion: number;
+  tables: NodeTableLog['sent'];
+  /** Heartbeats received, and those that carried new free resources. */
+  heartbeats: number;
+  resourceReports: number;
+  /** Alive nodes now. */
+  aliveNodes: number;
+}
+
+/** An idle GCS sends an empty delta this often (nodes stop after a long silence of their head). */
+const TABLE_KEEPALIVE_MS = 1000;
 
 /** One actor in the directory (what the owner node reported). */
 export type ActorEntry = ActorDirectoryEntry;
@@ -73,7 +90,12 @@ export class GcsServer {
   private readonly pending = new Map<number, { resolve: (v: tsray.v1.IGcsResponse) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private requestSeq = 0;
   private readonly timer: NodeJS.Timeout;
-  private lastBroadcast = 0;
+  /** The node table's version and broadcast bookkeeping. */
+  private readonly table = new NodeTableLog();
+  private heartbeats = 0;
+  private resourceReports = 0;
+  /** Test hook: nodes whose next delta is not sent (they must notice and ask for the whole table). */
+  private readonly dropNextDelta = new Set<string>();
   private closed = false;
   private readonly deathTimeoutMs: number;
   private readonly tickMs: number;
@@ -159,7 +181,17 @@ export class GcsServer {
         info.deathReason = 'the head restarted (its node ran in the previous head process)';
         void this.persistNode(info);
       }
-      this.nodes.set(nodeId, { info, identity: Buffer.from(`node:${nodeId}`), lastSeen: now + graceMs - this.deathTimeoutMs, gpuFree: [], connected: false });
+      const entry: NodeEntry = {
+        info,
+        identity: Buffer.from(`node:${nodeId}`),
+        lastSeen: now + graceMs - this.deathTimeoutMs,
+        gpuFree: [],
+        connected: false,
+        infoVersion: 0,
+        resVersion: 0,
+      };
+      this.table.infoChanged(entry);
+      this.nodes.set(nodeId, entry);
     }
     const alive = [...this.nodes.values()].filter((n) => n.info.alive).length;
     logger().info(
@@ -196,6 +228,26 @@ export class GcsServer {
   /** Where the tables are kept (`redis://…`, `file:…`), or undefined (memory only). */
   get storageDescription(): string | undefined {
     return this.storage?.description;
+  }
+
+  /** Counters of the control plane (monotonic; readers take differences). */
+  stats(): GcsStats {
+    return {
+      traffic: this.server.traffic.snapshot(),
+      tableVersion: this.table.version,
+      tables: { ...this.table.sent },
+      heartbeats: this.heartbeats,
+      resourceReports: this.resourceReports,
+      aliveNodes: [...this.nodes.values()].filter((n) => n.info.alive).length,
+    };
+  }
+
+  /**
+   * Test hook: do not send node `nodeId` the next delta that changes something (as if the message were lost). The node finds
+   * the gap in the versions of the delta after it and asks for the whole table. Not for production use.
+   */
+  dropNextDeltaTo(nodeId: string): void {
+    this.dropNextDelta.add(nodeId);
   }
 
   /** Nodes as the state API shows them. */
@@ -288,13 +340,24 @@ export class GcsServer {
       // A node of the reloaded table registering again keeps its start time.
       const rejoined = known !== undefined && !known.connected;
       const startTimeMs = rejoined ? Number(known.info.startTimeMs ?? 0) || Date.now() : Date.now();
-      const entry: NodeEntry = { info: { ...info, alive: true, startTimeMs }, identity, lastSeen: Date.now(), gpuFree: [], connected: true };
+      const entry: NodeEntry = {
+        info: { ...info, alive: true, startTimeMs },
+        identity,
+        lastSeen: Date.now(),
+        gpuFree: [],
+        connected: true,
+        infoVersion: 0,
+        resVersion: 0,
+      };
+      this.table.infoChanged(entry);
       this.nodes.set(nodeId, entry);
       this.byIdentity.set(idStr, nodeId);
       logger().info({ nodeId, address: info.address, hostname: info.hostname }, rejoined ? 'node registered again (after a head restart)' : 'node joined');
       void this.persistNode(entry.info);
       this.onNodeChange?.(nodeInfoFromWire(entry.info));
-      this.broadcast();
+      // The new node gets the whole table now (its registration is accepted by it); the others get
+      // the new entry in the next delta (coalesced: a burst of joins is one delta per tick).
+      this.sendFullTable(entry);
       return;
     }
     const nodeId = this.byIdentity.get(idStr);
@@ -318,8 +381,15 @@ export class GcsServer {
           return;
         }
         n.lastSeen = Date.now();
-        n.info.available = h.available ?? [];
-        n.gpuFree = (h.gpuFree ?? []).map(Number);
+        this.heartbeats++;
+        // Only a heartbeat that says so carries free resources (the others carry no change).
+        if (h.resourcesChanged) {
+          this.resourceReports++;
+          n.info.available = h.available ?? [];
+          n.gpuFree = (h.gpuFree ?? []).map(Number);
+          this.table.resourcesChanged(n);
+        }
+        if (h.wantFullTable) this.sendFullTable(n);
         return;
       }
       case 'gcsRequest': {
@@ -411,7 +481,6 @@ export class GcsServer {
       logger().warn({ pausedMs: gap }, 'the GCS was paused; node health checks restart from now');
       return;
     }
-    let changed = false;
     for (const [nodeId, n] of this.nodes) {
       if (!n.info.alive) continue;
       const silent = now - n.lastSeen;
@@ -423,23 +492,32 @@ export class GcsServer {
         logger().warn({ nodeId, reason: n.info.deathReason }, 'node declared dead');
         this.service.nodeDied(nodeId);
         void this.persistNode(n.info);
+        this.table.infoChanged(n);
         this.onNodeChange?.(nodeInfoFromWire(n.info));
-        changed = true;
       }
     }
-    if (changed || now - this.lastBroadcast >= 1000) this.broadcast();
+    this.broadcast(now);
   }
 
-  private broadcast(): void {
-    this.lastBroadcast = Date.now();
-    const entries = [...this.nodes.values()];
-    const body: EnvelopeBody = {
-      nodeTable: {
-        nodes: entries.map((n) => n.info),
-        gpuFree: entries.map((n) => ({ units: n.gpuFree })),
-      },
-    };
-    for (const n of entries) if (n.info.alive && n.connected) this.send(n.identity, body);
+  /** The whole table to one node (it registered, or a delta did not follow from what it holds). */
+  private sendFullTable(n: NodeEntry): void {
+    this.send(n.identity, { nodeTable: this.table.full([...this.nodes.values()]) });
+  }
+
+  /**
+   * The changes since the last broadcast (or the keep-alive) to every connected node: encoded once,
+   * the same frames to each.
+   */
+  private broadcast(now: number): void {
+    const delta = this.table.nextDelta(this.nodes.values(), now, TABLE_KEEPALIVE_MS);
+    if (!delta || this.closed) return;
+    const frames = encodeMessage({ nodeTable: delta });
+    for (const [nodeId, n] of this.nodes) {
+      if (!n.info.alive || !n.connected) continue;
+      // The test hook drops a delta that changes something (a lost keep-alive leaves no gap).
+      if (delta.version !== delta.baseVersion && this.dropNextDelta.delete(nodeId)) continue;
+      this.server.sendFrames(n.identity, frames, 'nodeTable');
+    }
   }
 }
 

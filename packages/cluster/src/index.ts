@@ -26,7 +26,7 @@ export { tsrayRoot, findLocalHead, liveDaemons, sessionDaemons } from './cli/ses
 export type { DaemonEntry } from './cli/session.js';
 export { DEFAULT_GCS_PORT, DEFAULT_DASHBOARD_PORT } from './cli/start.js';
 export { GcsServer } from './gcs.js';
-export type { GcsOptions, ActorEntry } from './gcs.js';
+export type { GcsOptions, ActorEntry, GcsStats } from './gcs.js';
 export { startDaemon, daemonMain } from './daemon.js';
 export type { Daemon } from './daemon.js';
 export { ClusterError, PortInUseError, HeadUnreachableError, ConnectionRefusedError } from './errors.js';

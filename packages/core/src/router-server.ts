@@ -15,6 +15,7 @@ import { LogLimiter } from './log-limiter.js';
 import { PeerMemory, errorCodeOf, peerKey } from './peer-memory.js';
 import { routerSocketOptions } from './router-options.js';
 import { UnregisteredPeers } from './unregistered-peers.js';
+import { TrafficCounters, framesBytes } from './traffic-counters.js';
 
 /**
  * Largest message (all frames together) a connection may send before it has registered: a
@@ -58,6 +59,8 @@ export class RouterServer {
   private readonly repeats: LogLimiter;
   /** Gives back this socket's hold on the process's ZAP handler (set once a CURVE endpoint is bound). */
   private releaseZap: (() => void) | undefined;
+  /** Bytes and messages received and sent, per message kind (the GCS reports them in its stats). */
+  readonly traffic = new TrafficCounters();
 
   constructor(private readonly opts: RouterServerOptions) {
     this.socket = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
@@ -92,12 +95,17 @@ export class RouterServer {
 
   /** Send a message to a connection (queued; sends on one socket go one at a time, in order). */
   send(identity: Buffer, body: EnvelopeBody, payloads?: readonly Uint8Array[]): void {
-    if (!this.closed) this.outbox.send([identity, ...encodeMessage(body, payloads)]);
+    if (this.closed) return;
+    const frames = encodeMessage(body, payloads);
+    this.traffic.count('out', Object.keys(body)[0] ?? 'unknown', framesBytes(frames));
+    this.outbox.send([identity, ...frames]);
   }
 
-  /** Send already encoded frames to a connection. */
-  sendFrames(identity: Buffer, frames: Buffer[]): void {
-    if (!this.closed) this.outbox.send([identity, ...frames]);
+  /** Send already encoded frames to a connection (`kind` names them in the traffic counters). */
+  sendFrames(identity: Buffer, frames: Buffer[], kind = 'frames'): void {
+    if (this.closed) return;
+    this.traffic.count('out', kind, framesBytes(frames));
+    this.outbox.send([identity, ...frames]);
   }
 
   /**
@@ -157,12 +165,17 @@ export class RouterServer {
         return;
       }
     }
+    const bytes = framesBytes(frames, 1);
+    let counted = false;
     try {
       const message = decodeMessage(frames.slice(1), this.decodeOptions);
+      this.traffic.count('in', message.kind, bytes);
+      counted = true;
       if (this.opts.trace)
         process.stderr.write(`${this.opts.where} <- ${identity.toString()} ${message.kind} ${JSON.stringify(message.envelope.toJSON()).slice(0, 300)}\n`);
       this.opts.onMessage(identity, message);
     } catch (err) {
+      if (!counted) this.traffic.count('in', 'undecoded', bytes);
       try {
         this.reject(identity, err as Error);
       } catch (e) {

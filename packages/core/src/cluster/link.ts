@@ -11,13 +11,14 @@ import { curveClientOptions, onCurveRefused, refusedMessage } from '../curve.js'
 import { GCS_REREGISTER, answerGcsRequest } from './control-plane.js';
 import { GcsUnavailableError } from '../errors.js';
 import { GcsClient } from './gcs-client.js';
+import { NodeTableReplica } from './node-table-replica.js';
 import { config } from '../config.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
 
 /** What the link reports to its node runtime. */
 export interface LinkHandler {
-  /** A new node table from the GCS. */
+  /** Entries of the node table that changed (whole entries; the link applies the GCS's deltas). */
   onNodeTable(t: tsray.v1.INodeTable): void;
   /** A control call from the GCS (state_snapshot, job_end): its result; a throw is the error reply. */
   onGcsRequest(req: tsray.v1.IGcsRequest): GcsResult | Promise<GcsResult>;
@@ -42,12 +43,12 @@ export interface LinkOptions {
   gcsAddress: string;
   token: string;
   node: tsray.v1.INodeInfo;
-  /** Resources free now (units), sent with each heartbeat. */
+  /** Resources free now (units), sent with a heartbeat when they changed since the last one sent. */
   available: () => { amounts: tsray.v1.IResourceAmount[]; gpuFree: number[] };
   heartbeatMs?: number;
   /**
-   * Stop the node (onFatal) once the head has said nothing for this long (it broadcasts the node table
-   * at least every second). Until then the link keeps reconnecting, with backoff, and logs the loss.
+   * Stop the node (onFatal) once the head has said nothing for this long (it sends a node table delta,
+   * empty when nothing changed, at least every second). Until then the link keeps reconnecting, with backoff, and logs the loss.
    */
   headLostTimeoutMs?: number;
 }
@@ -165,6 +166,12 @@ export class ClusterLink {
   private lastReregister = 0;
   private readonly beat: NodeJS.Timeout;
   private seq = 0;
+  /** The node table this node holds, kept by the GCS's deltas. */
+  private readonly table = new NodeTableReplica();
+  /** True from a delta that did not follow from the version held until a whole table came. */
+  private wantFullTable = false;
+  /** The free resources last reported (undefined: report them with the next heartbeat). */
+  private reported: string | undefined;
   private closed = false;
   private registered: { resolve: () => void; reject: (e: Error) => void } | undefined;
   /** Set by the first NodeTable (registration accepted). */
@@ -239,6 +246,7 @@ export class ClusterLink {
     if (this.closed || now - this.lastReregister < 500) return;
     this.lastReregister = now;
     this.gcsUp = false;
+    this.reported = undefined;
     for (const p of this.pending.values()) p.sent = false;
     logger().info({ gcs: this.opts.gcsAddress, why }, 'registering with the head again');
     const proof = makeTokenProof(this.opts.token, { kind: 'RegisterNode', audience: GCS_AUDIENCE, id: `node:${this.nodeId}` });
@@ -249,6 +257,7 @@ export class ClusterLink {
   private gcsBack(): void {
     if (this.gcsUp) return;
     this.gcsUp = true;
+    this.reported = undefined;
     const held = [...this.pending.entries()].filter(([, p]) => !p.sent);
     if (this.answered) logger().info({ gcs: this.opts.gcsAddress, held: held.length }, 'registered with the head again; sending the held control calls');
     for (const [requestId, p] of held) {
@@ -257,10 +266,48 @@ export class ClusterLink {
     }
   }
 
+  /**
+   * Liveness, and what changed: the free resources only when they differ from the last report (so at
+   * most one report per heartbeat interval), the table version held, and the ask for a whole table.
+   */
   private heartbeat(): void {
     if (this.headLost() || !this.gcsUp) return;
+    this.sendHeartbeat();
+  }
+
+  private sendHeartbeat(): void {
     const a = this.opts.available();
-    this.send({ nodeHeartbeat: { nodeId: this.nodeId, available: a.amounts, seq: ++this.seq, gpuFree: a.gpuFree } });
+    const key = JSON.stringify([a.amounts.map((r) => [r.name, Number(r.units ?? 0)]), a.gpuFree]);
+    const changed = key !== this.reported;
+    this.reported = key;
+    this.send({
+      nodeHeartbeat: {
+        nodeId: this.nodeId,
+        seq: ++this.seq,
+        tableVersion: this.table.version,
+        ...(changed ? { resourcesChanged: true, available: a.amounts, gpuFree: a.gpuFree } : {}),
+        ...(this.wantFullTable ? { wantFullTable: true } : {}),
+      },
+    });
+  }
+
+  /** The node table's version held and its entries (the state snapshot `node_table`, tests). */
+  nodeTable(): { version: number; nodes: tsray.v1.INodeInfo[] } {
+    return { version: this.table.version, nodes: this.table.entries() };
+  }
+
+  /** Apply a NodeTable; a delta that does not follow from the version held asks for the whole table at once. */
+  private onTable(t: tsray.v1.INodeTable): void {
+    const r = this.table.apply(t);
+    if (r.kind === 'missed') {
+      if (!this.wantFullTable) logger().info({ held: r.held, base: r.base }, 'missed a node table delta; asking the GCS for the whole table');
+      const first = !this.wantFullTable;
+      this.wantFullTable = true;
+      if (first && this.gcsUp) this.sendHeartbeat();
+      return;
+    }
+    if (t.full) this.wantFullTable = false;
+    if ((r.changed.nodes ?? []).length > 0 || t.full) this.handler.onNodeTable(r.changed);
   }
 
   /**
@@ -378,7 +425,7 @@ export class ClusterLink {
           this.answered = true;
           this.registered?.resolve();
         }
-        this.handler.onNodeTable(envelope.nodeTable!);
+        this.onTable(envelope.nodeTable!);
         break;
       case 'gcsResponse': {
         const r = envelope.gcsResponse!;

@@ -27,7 +27,7 @@ import { AuthenticationError, ConnectionError, RuntimeStateError, type ActorDeat
 import { logger } from '../logger.js';
 import { FrameBuilder, storedFromWire } from '../wire.js';
 import { ClusterLink, type LinkHandler, type LinkOptions, type PeerConnection } from '../cluster/link.js';
-import { type ActorUpdateFields, callKindOf, notServedHere } from '../cluster/control-plane.js';
+import { type ActorUpdateFields, amountsToRecord, callKindOf, notServedHere } from '../cluster/control-plane.js';
 import type { ObjectTable, StoredObject } from './object-table.js';
 import type { ObjectTransfer } from './object-transfer.js';
 import type { ActorRecord, PgRecord, Pool, TaskRecord } from './records.js';
@@ -661,14 +661,26 @@ export class ClusterForwarder {
   }
 
   /** Control calls from the GCS: a job ended elsewhere, a state snapshot of this node. */
+  /**
+   * The other nodes as this node holds them (from the GCS's node table) and the table version: the
+   * state snapshot `node_table` (tests compare it with the GCS's table).
+   */
+  private nodeTableSnapshot(): { nodeId: string; version: number; nodes: { nodeId: string; alive: boolean; available: Record<string, number> }[] } {
+    const version = this.link instanceof ClusterLink ? this.link.nodeTable().version : 0;
+    const nodes = [...this.remoteNodes.values()].map((n) => ({ nodeId: n.nodeId ?? '', alive: n.alive === true, available: amountsToRecord(n.available) }));
+    return { nodeId: this.host.nodeId, version, nodes };
+  }
+
   onGcsRequest(req: tsray.v1.IGcsRequest): GcsResult {
     const kind = callKindOf(req);
     switch (kind) {
       case 'jobEnd':
         this.host.endJob(req.jobEnd?.jobId ?? '', 'its driver left on another node');
         return { ok: true };
-      case 'stateSnapshot':
-        return { state: { json: [JSON.stringify(this.host.localState(req.stateSnapshot?.what || 'all'))] } };
+      case 'stateSnapshot': {
+        const what = req.stateSnapshot?.what || 'all';
+        return { state: { json: [JSON.stringify(what === 'node_table' ? this.nodeTableSnapshot() : this.host.localState(what))] } };
+      }
       default:
         throw notServedHere(kind, `node ${this.host.nodeId}`);
     }
