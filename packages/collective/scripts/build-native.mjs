@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const addon = join(root, 'build', 'Release', 'tsray_reduce.node');
-const sources = [join(root, 'native', 'reduce.c'), join(root, 'binding.gyp')];
+const sources = [join(root, 'native', 'reduce.c'), join(root, 'native', 'shm.c'), join(root, 'binding.gyp')];
 
 function upToDate() {
   if (!existsSync(addon)) return false;

@@ -1,0 +1,90 @@
+/**
+ * Allreduce and barrier inside a group's shared-memory segment (`shm-segment.ts`), for groups whose
+ * ranks are all TypeScript processes on one node: no message through the node or the coordinator per op.
+ *
+ * Allreduce of S bytes over N ranks, data layout after the header: N input slots of S bytes (rounded up
+ * to 64) and one result slot. Rank r copies its array into slot r; barrier; rank r reduces chunk r
+ * (`chunkBounds`) of every slot, in rank order, into the result slot (reduce-scatter, in place in shared
+ * memory); barrier; every rank copies the whole result back into its array (all-gather). Per rank that
+ * is S bytes written in, S read and S/N written by the reduction, S read out, against the object-store
+ * path's puts, gets and two coordinator rounds. Two barriers make reuse safe: a rank writes its slot for
+ * the next op only after every rank has finished reading the slots (barrier 2), and the result slot is
+ * written again only after every rank has arrived at the next op's first barrier, so has copied it out.
+ * @module
+ */
+import { chunkBounds, finishMean, reduceAll, viewOf, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
+import { CollectiveUsageError } from './errors.js';
+import { barrierContext, segmentFailed, type RankState } from './group.js';
+import type { Joined } from './coordinator.js';
+import { SHM_HEADER_BYTES, signatureHash, type ShmSegment } from './shm-segment.js';
+
+/** A rank's state of a group that has a mapped segment. */
+export type ShmRank = RankState & { joined: Joined; segment: ShmSegment };
+
+/** Run `body` in the segment; any failure abandons the segment (the group re-forms at the next call). */
+async function inSegment<T>(st: ShmRank, signature: string, body: (seq: number) => Promise<T>): Promise<T> {
+  const seg = st.segment;
+  const seq = st.shmSeq++;
+  seg.setSignature(seq, signatureHash(signature));
+  try {
+    return await body(seq);
+  } catch (e) {
+    seg.fail({ kind: 'usage', message: (e as Error).message });
+    segmentFailed(st);
+    throw e;
+  }
+}
+
+/** After the op's first barrier: every rank called the same op (else every rank throws the same error). */
+function checkSignatures(st: ShmRank, seq: number, signature: string): void {
+  if (!st.segment.signaturesAgree(seq)) {
+    throw new CollectiveUsageError(st.name, `ranks disagree on a collective: this rank (${st.joined.rank}) called ${signature}, another rank something else`);
+  }
+}
+
+const align64 = (n: number) => Math.ceil(n / 64) * 64;
+
+/** `array` reduced with `op` over the group, in place, through the segment (see the module comment). */
+export async function allreduceShm<A extends NumericArray>(
+  st: ShmRank,
+  array: A,
+  op: ReduceOp,
+  dtype: Dtype,
+  signature: string,
+  timeoutMs?: number,
+): Promise<A> {
+  const { rank, worldSize } = st.joined;
+  const seg = st.segment;
+  return inSegment(st, signature, async (seq) => {
+    const slot = align64(array.byteLength);
+    seg.ensure(SHM_HEADER_BYTES + (worldSize + 1) * slot);
+    const n = array.length;
+    const at = (j: number) => viewOf(dtype, seg.buffer, SHM_HEADER_BYTES + j * slot, n);
+    at(rank).set(array);
+    const ctx = barrierContext(st, timeoutMs);
+    await seg.barrier(ctx);
+    checkSignatures(st, seq, signature);
+    // The segment may have been remapped by ensure() only before the barrier: views from here stay valid.
+    const [s, e] = chunkBounds(n, worldSize)[rank]!;
+    if (e > s) {
+      const out = at(worldSize).subarray(s, e);
+      reduceAll(
+        out,
+        Array.from({ length: worldSize }, (_, j) => at(j).subarray(s, e)),
+        op,
+      );
+      if (op === 'mean') finishMean(out, worldSize);
+    }
+    await seg.barrier(ctx);
+    array.set(at(worldSize));
+    return array;
+  });
+}
+
+/** A barrier of the group through the segment (one futex barrier; mismatched calls fail on every rank). */
+export async function barrierShm(st: ShmRank, timeoutMs?: number): Promise<void> {
+  await inSegment(st, 'barrier', async (seq) => {
+    await st.segment.barrier(barrierContext(st, timeoutMs));
+    checkSignatures(st, seq, 'barrier');
+  });
+}
