@@ -51,18 +51,25 @@ export interface Joined {
    * epoch). Allreduce and barrier then run in it (`shm-segment.ts`), with no message per op.
    */
   shm?: string;
+  /**
+   * With `shm`: the ranks on this rank's node, in rank order (they share its segment; the first is the
+   * node's leader). Fewer than `worldSize` when the group spans nodes: the leaders then combine their
+   * nodes' sums in a `reduce_leaders` round.
+   */
+  shmRanks?: number[];
 }
 
 /**
  * One round: `gather` gives every rank the list of all items; `scatter` gives rank r the r-th entry of
  * every rank's item (an array per destination); `reduce` reduces the items (arrays of `dtype`) with `op`
- * and gives every rank the result.
+ * and gives every rank the result; `reduce_leaders` reduces the non-null items (the node leaders' local
+ * sums of a shared-memory allreduce over several nodes) and gives the result to those ranks only.
  */
 export interface RoundRequest {
   epoch: number;
   seq: number;
   rank: number;
-  mode: 'gather' | 'scatter' | 'reduce';
+  mode: 'gather' | 'scatter' | 'reduce' | 'reduce_leaders';
   item: unknown;
   /** The same on every rank of a round (operation, dtype, length); a mismatch fails the round. */
   signature: string;
@@ -120,8 +127,8 @@ export class CollectiveCoordinator {
   /** The process of each rank's current incarnation (undefined: not known yet, learnt at the next check). */
   private pids: (number | undefined)[] = [];
   private joining = new Map<number, { who: Member; shm: boolean; waiter: Waiter<Joined> }>();
-  /** The current epoch's shared-memory segment, if any (removed when the next epoch forms). */
-  private shmPath: string | undefined;
+  /** The current epoch's shared-memory segments (removed when the next epoch forms). */
+  private shmPaths: string[] = [];
   private joinStartedAt = 0;
   private rounds = new Map<number, Round>();
   private broken: FailureInfo | undefined;
@@ -260,23 +267,37 @@ export class CollectiveCoordinator {
     const sameNode = joined.every(([, j]) => j.who.nodeId === here);
     // A segment left by the previous epoch (a rank died before every rank had mapped it, so rank 0 did
     // not unlink it): remove it. Best effort: it is on this node only when the ranks were.
-    if (this.shmPath) {
+    for (const path of this.shmPaths.splice(0)) {
       try {
-        unlinkSync(this.shmPath);
+        unlinkSync(path);
       } catch {
-        /* unlinked by rank 0, or on another node */
+        /* unlinked by the node's first rank, or on another node */
       }
     }
-    const oneNode = joined.every(([, j]) => j.who.nodeId === joined[0]![1].who.nodeId);
-    // Named tsray-<pid>-<hex> as the node's arenas: a later init() removes it if this process died first.
-    this.shmPath =
-      oneNode && this.worldSize <= SHM_MAX_RANKS && joined.every(([, j]) => j.shm)
-        ? `/dev/shm/tsray-${process.pid}-${randomBytes(16).toString('hex')}`
-        : undefined;
-    log.debug({ group: this.group, epoch: this.epoch, shm: this.shmPath }, 'collective group formed');
+    const shm = this.worldSize <= SHM_MAX_RANKS && joined.every(([, j]) => j.shm) ? this.segments(joined) : undefined;
+    log.debug({ group: this.group, epoch: this.epoch, shm: this.shmPaths }, 'collective group formed');
     for (const [rank, j] of joined) {
-      j.waiter.resolve({ ok: true, value: { rank, worldSize: this.worldSize, epoch: this.epoch, sameNode, shm: this.shmPath } });
+      const seg = shm?.get(j.who.nodeId);
+      j.waiter.resolve({ ok: true, value: { rank, worldSize: this.worldSize, epoch: this.epoch, sameNode, shm: seg?.path, shmRanks: seg?.ranks } });
     }
+  }
+
+  /**
+   * One segment per node of the epoch's ranks: its path (named tsray-<pid>-<hex> as the nodes' arenas,
+   * so a later init() removes it if this process died first) and its ranks in rank order.
+   */
+  private segments(joined: [number, { who: Member }][]): Map<string, { path: string; ranks: number[] }> {
+    const byNode = new Map<string, { path: string; ranks: number[] }>();
+    for (const [rank, j] of [...joined].sort((a, b) => a[0] - b[0])) {
+      let seg = byNode.get(j.who.nodeId);
+      if (!seg) {
+        seg = { path: `/dev/shm/tsray-${process.pid}-${randomBytes(16).toString('hex')}`, ranks: [] };
+        byNode.set(j.who.nodeId, seg);
+      }
+      seg.ranks.push(rank);
+    }
+    this.shmPaths = [...byNode.values()].map((x) => x.path);
+    return byNode;
   }
 
   private complete(round: Round): void {
@@ -304,13 +325,16 @@ export class CollectiveCoordinator {
     }
     const dtype = round.dtype!;
     const op = round.op!;
+    const leaders = round.mode === 'reduce_leaders';
     let acc: NumericArray | undefined;
     for (const it of round.items) {
+      if (leaders && (it === null || it === undefined)) continue;
       const a = asArray(it, dtype);
       if (!acc) acc = a.slice();
       else if (a.length !== acc.length) throw new Error(`lengths differ (${a.length} vs ${acc.length})`);
       else reduceInto(acc, a, op);
     }
+    if (leaders) return round.items.map((it) => (it === null || it === undefined ? null : acc));
     if (op === 'mean') finishMean(acc!, n);
     return new Array(n).fill(acc);
   }

@@ -226,15 +226,15 @@ export function barrierContext(st: RankState & { joined: Joined }, timeoutMs?: n
 }
 
 /**
- * Map the epoch's segment and wait until every rank has (then rank 0 unlinks the file: the mappings
- * stay, and nothing is left in /dev/shm). A rank that cannot map it fails the group at the coordinator,
+ * Map the epoch's segment of this node and wait until every rank on it has (then the node's first rank
+ * unlinks the file: the mappings stay, and nothing is left in /dev/shm). A rank that cannot map it fails the group at the coordinator,
  * so the others, waiting here, learn it at their next health check.
  */
 async function attachSegment(st: RankState & { joined: Joined }, path: string, waitMs: number): Promise<void> {
   const { rank, worldSize, epoch } = st.joined;
   let seg: ShmSegment;
   try {
-    seg = ShmSegment.open(st.name, path, rank, worldSize);
+    seg = ShmSegment.open(st.name, path, st.joined.shmRanks ?? Array.from({ length: worldSize }, (_, r) => r), rank);
   } catch (e) {
     await get(st.coord.abort.remote(epoch, { kind: 'usage', message: `rank ${rank} could not map the shared-memory segment: ${(e as Error).message}` }));
     segmentFailed(st);
@@ -248,5 +248,5 @@ async function attachSegment(st: RankState & { joined: Joined }, path: string, w
     segmentFailed(st);
     throw e;
   }
-  if (rank === 0) seg.unlink();
+  if (seg.rank === 0) seg.unlink();
 }

@@ -256,7 +256,8 @@ export async function broadcast<A extends NumericArray>(array: A, options: Broad
 export async function barrier(options: CollectiveOptions = {}): Promise<void> {
   const group = options.group ?? 'default';
   const st = await rankState(group, options.timeoutMs);
-  if (st.segment) return barrierShm(st as ShmRank, options.timeoutMs);
+  // The segment holds this node's ranks: a barrier of a group over several nodes goes to the coordinator.
+  if (st.segment && st.segment.worldSize === st.joined.worldSize) return barrierShm(st as ShmRank, options.timeoutMs);
   await round<unknown>(st, { signature: 'barrier', mode: 'gather', item: null, timeoutMs: options.timeoutMs });
 }
 

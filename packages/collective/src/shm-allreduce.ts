@@ -12,9 +12,9 @@
  * written again only after every rank has arrived at the next op's first barrier, so has copied it out.
  * @module
  */
-import { chunkBounds, finishMean, reduceAll, viewOf, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
+import { asArray, chunkBounds, finishMean, reduceAll, viewOf, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
 import { CollectiveUsageError } from './errors.js';
-import { barrierContext, segmentFailed, type RankState } from './group.js';
+import { barrierContext, round, segmentFailed, type RankState } from './group.js';
 import type { Joined } from './coordinator.js';
 import { SHM_HEADER_BYTES, signatureHash, type ShmSegment } from './shm-segment.js';
 
@@ -44,7 +44,13 @@ function checkSignatures(st: ShmRank, seq: number, signature: string): void {
 
 const align64 = (n: number) => Math.ceil(n / 64) * 64;
 
-/** `array` reduced with `op` over the group, in place, through the segment (see the module comment). */
+/**
+ * `array` reduced with `op` over the group, in place, through the segment (see the module comment).
+ * When the group spans nodes, each node's segment holds its ranks' sum after the local reduce-scatter;
+ * the node leaders (first rank of each node) combine those in one `reduce_leaders` coordinator round
+ * (the other ranks send null and wait), the leader writes the total back, and a third barrier releases
+ * its node's ranks to copy it out.
+ */
 export async function allreduceShm<A extends NumericArray>(
   st: ShmRank,
   array: A,
@@ -53,30 +59,45 @@ export async function allreduceShm<A extends NumericArray>(
   signature: string,
   timeoutMs?: number,
 ): Promise<A> {
-  const { rank, worldSize } = st.joined;
+  const { worldSize } = st.joined;
   const seg = st.segment;
+  const local = seg.worldSize;
+  const spans = local < worldSize;
+  // Across nodes a mean is a sum until the leaders have the total.
+  const localOp: ReduceOp = spans && op === 'mean' ? 'sum' : op;
   return inSegment(st, signature, async (seq) => {
     const slot = align64(array.byteLength);
-    seg.ensure(SHM_HEADER_BYTES + (worldSize + 1) * slot);
+    seg.ensure(SHM_HEADER_BYTES + (local + 1) * slot);
     const n = array.length;
     const at = (j: number) => viewOf(dtype, seg.buffer, SHM_HEADER_BYTES + j * slot, n);
-    at(rank).set(array);
+    at(seg.rank).set(array);
     const ctx = barrierContext(st, timeoutMs);
     await seg.barrier(ctx);
     checkSignatures(st, seq, signature);
     // The segment may have been remapped by ensure() only before the barrier: views from here stay valid.
-    const [s, e] = chunkBounds(n, worldSize)[rank]!;
+    const [s, e] = chunkBounds(n, local)[seg.rank]!;
     if (e > s) {
-      const out = at(worldSize).subarray(s, e);
+      const out = at(local).subarray(s, e);
       reduceAll(
         out,
-        Array.from({ length: worldSize }, (_, j) => at(j).subarray(s, e)),
-        op,
+        Array.from({ length: local }, (_, j) => at(j).subarray(s, e)),
+        localOp,
       );
-      if (op === 'mean') finishMean(out, worldSize);
+      if (op === 'mean' && !spans) finishMean(out, worldSize);
     }
     await seg.barrier(ctx);
-    array.set(at(worldSize));
+    if (spans) {
+      const leader = seg.rank === 0;
+      const item = leader ? at(local).slice() : null; // a copy: a view would carry the whole mapping
+      const total = await round<unknown>(st, { signature: `${signature}:leaders`, mode: 'reduce_leaders', op: localOp, dtype, timeoutMs, item });
+      if (leader) {
+        const out = at(local);
+        out.set(asArray(total, dtype));
+        if (op === 'mean') finishMean(out, worldSize);
+      }
+      await seg.barrier(ctx);
+    }
+    array.set(at(local));
     return array;
   });
 }

@@ -59,13 +59,20 @@ export class ShmSegment {
   private buf: ArrayBuffer;
   private words: Uint32Array;
 
+  /** This rank's index among the segment's ranks, and how many share it. */
+  readonly rank: number;
+  readonly worldSize: number;
+
   private constructor(
     readonly path: string,
     private readonly fd: number,
-    readonly rank: number,
-    readonly worldSize: number,
+    /** The group ranks sharing the segment (this node's), in rank order: index = segment rank. */
+    readonly ranks: readonly number[],
+    groupRank: number,
     private readonly addon: ReduceAddon,
   ) {
+    this.rank = ranks.indexOf(groupRank);
+    this.worldSize = ranks.length;
     this.buf = addon.mapShared(fd, SHM_HEADER_BYTES);
     this.words = new Uint32Array(this.buf, 0, SHM_HEADER_BYTES / 4);
   }
@@ -74,7 +81,7 @@ export class ShmSegment {
    * Open (creating it when this rank is first, 0600) and map the segment at `path`. Refuses a file that
    * is not a regular file of this user closed to others (another user could have planted it).
    */
-  static open(group: string, path: string, rank: number, worldSize: number): ShmSegment {
+  static open(group: string, path: string, ranks: readonly number[], groupRank: number): ShmSegment {
     const addon = shmAddon();
     if (!addon) throw new CollectiveUsageError(group, 'the shared-memory segment needs the native addon on Linux');
     const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
@@ -85,7 +92,7 @@ export class ShmSegment {
         throw new CollectiveUsageError(group, `refusing the shared-memory segment ${path}: not a private file of this user`);
       }
       if (st.size < SHM_HEADER_BYTES) ftruncateSync(fd, SHM_HEADER_BYTES);
-      return new ShmSegment(path, fd, rank, worldSize, addon);
+      return new ShmSegment(path, fd, ranks, groupRank, addon);
     } catch (e) {
       closeSync(fd);
       throw e;
@@ -175,10 +182,10 @@ export class ShmSegment {
     }
   }
 
-  /** Ranks that have not arrived at barrier `k`. */
+  /** Group ranks (of this segment's) that have not arrived at barrier `k`. */
   private missing(k: number): number[] {
     const out: number[] = [];
-    for (let r = 0; r < this.worldSize; r++) if (((this.words[ARRIVED_WORD + r]! - k) | 0) < 0) out.push(r);
+    for (let r = 0; r < this.worldSize; r++) if (((this.words[ARRIVED_WORD + r]! - k) | 0) < 0) out.push(this.ranks[r]!);
     return out;
   }
 
