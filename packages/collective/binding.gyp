@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tsray_reduce",
-      "sources": ["native/reduce.c"],
+      "sources": ["native/reduce.c", "native/shm.c"],
       "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11", "-fno-fast-math"],
       "defines": ["NAPI_VERSION=8"]
     }

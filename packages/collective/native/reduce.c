@@ -79,11 +79,14 @@ static napi_value SumF32(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+void tsray_register_shm(napi_env env, napi_value exports); /* shm.c */
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sumF32", NULL, SumF32, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  tsray_register_shm(env, exports);
   return exports;
 }
 

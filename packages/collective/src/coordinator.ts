@@ -8,10 +8,13 @@
  * rank with a reply naming it (`FailureInfo`), which each rank turns into `CollectiveRankDiedError`.
  * @module
  */
+import { randomBytes } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { actor, getRuntimeContext, listActors, ObjectRef, type ActorListEntry } from '@tsray/core';
 import { componentLogger } from '@tsray/core/internal';
 import { asArray, finishMean, reduceInto, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
 import type { FailureInfo } from './errors.js';
+import { SHM_MAX_RANKS } from './shm-segment.js';
 
 const log = componentLogger('collective');
 
@@ -25,6 +28,8 @@ export interface RankIdentity {
   actorId?: string;
   pid: number;
   nodeId: string;
+  /** The rank can use a shared-memory segment (a TypeScript process with the native addon, on Linux). */
+  shm?: boolean;
 }
 
 /** A coordinator reply: the value of the round, or the failure every rank of it gets. */
@@ -41,18 +46,30 @@ export interface Joined {
    * call arguments and returns between nodes, not objects named only by a ref inside a reply).
    */
   sameNode: boolean;
+  /**
+   * Every rank is on one node and can map a shared-memory segment: its path (in /dev/shm, unique to this
+   * epoch). Allreduce and barrier then run in it (`shm-segment.ts`), with no message per op.
+   */
+  shm?: string;
+  /**
+   * With `shm`: the ranks on this rank's node, in rank order (they share its segment; the first is the
+   * node's leader). Fewer than `worldSize` when the group spans nodes: the leaders then combine their
+   * nodes' sums in a `reduce_leaders` round.
+   */
+  shmRanks?: number[];
 }
 
 /**
  * One round: `gather` gives every rank the list of all items; `scatter` gives rank r the r-th entry of
  * every rank's item (an array per destination); `reduce` reduces the items (arrays of `dtype`) with `op`
- * and gives every rank the result.
+ * and gives every rank the result; `reduce_leaders` reduces the non-null items (the node leaders' local
+ * sums of a shared-memory allreduce over several nodes) and gives the result to those ranks only.
  */
 export interface RoundRequest {
   epoch: number;
   seq: number;
   rank: number;
-  mode: 'gather' | 'scatter' | 'reduce';
+  mode: 'gather' | 'scatter' | 'reduce' | 'reduce_leaders';
   item: unknown;
   /** The same on every rank of a round (operation, dtype, length); a mismatch fails the round. */
   signature: string;
@@ -109,7 +126,9 @@ export class CollectiveCoordinator {
   private members: (Member | undefined)[];
   /** The process of each rank's current incarnation (undefined: not known yet, learnt at the next check). */
   private pids: (number | undefined)[] = [];
-  private joining = new Map<number, { who: Member; waiter: Waiter<Joined> }>();
+  private joining = new Map<number, { who: Member; shm: boolean; waiter: Waiter<Joined> }>();
+  /** The current epoch's shared-memory segments (removed when the next epoch forms). */
+  private shmPaths: string[] = [];
   private joinStartedAt = 0;
   private rounds = new Map<number, Round>();
   private broken: FailureInfo | undefined;
@@ -162,7 +181,7 @@ export class CollectiveCoordinator {
     const member: Member = { actorId: who.actorId ?? this.members[rank]?.actorId, pid: who.pid, nodeId: who.nodeId };
     this.members[rank] = member;
     this.pids[rank] = who.pid;
-    const p = new Promise<Reply<Joined>>((resolve) => this.joining.set(rank, { who: member, waiter: { resolve } }));
+    const p = new Promise<Reply<Joined>>((resolve) => this.joining.set(rank, { who: member, shm: who.shm === true, waiter: { resolve } }));
     if (this.joining.size === this.worldSize) this.formEpoch();
     else this.watch();
     return p;
@@ -209,6 +228,25 @@ export class CollectiveCoordinator {
     return p;
   }
 
+  /**
+   * Whether the group of `epoch` is still sound, for ranks waiting in a shared-memory barrier (they send
+   * no round here): checks the ranks' actors now and fails the group when one died.
+   */
+  async health(epoch: number): Promise<Reply<null>> {
+    if (!this.broken && epoch === this.epoch) {
+      const dead = this.deadRank(await listActors());
+      if (dead) this.fail({ kind: 'rank_died', rank: dead.rank, message: dead.detail });
+    }
+    if (this.broken) return { ok: false, failure: this.broken };
+    if (epoch !== this.epoch) return { ok: false, failure: { kind: 'usage', message: `the group moved to epoch ${this.epoch}: join again` } };
+    return { ok: true, value: null };
+  }
+
+  /** A rank could not use the epoch's segment (`failure` says why): fail the group so every rank learns it. */
+  async abort(epoch: number, failure: FailureInfo): Promise<void> {
+    if (epoch === this.epoch && !this.broken) this.fail(failure);
+  }
+
   private rankOf(who: RankIdentity): number | string {
     if (who.rank !== undefined) {
       if (!Number.isInteger(who.rank) || who.rank < 0 || who.rank >= this.worldSize) return `rank ${who.rank} is not in 0..${this.worldSize - 1}`;
@@ -227,8 +265,39 @@ export class CollectiveCoordinator {
     this.joining.clear();
     const here = getRuntimeContext().nodeId;
     const sameNode = joined.every(([, j]) => j.who.nodeId === here);
-    log.debug({ group: this.group, epoch: this.epoch }, 'collective group formed');
-    for (const [rank, j] of joined) j.waiter.resolve({ ok: true, value: { rank, worldSize: this.worldSize, epoch: this.epoch, sameNode } });
+    // A segment left by the previous epoch (a rank died before every rank had mapped it, so rank 0 did
+    // not unlink it): remove it. Best effort: it is on this node only when the ranks were.
+    for (const path of this.shmPaths.splice(0)) {
+      try {
+        unlinkSync(path);
+      } catch {
+        /* unlinked by the node's first rank, or on another node */
+      }
+    }
+    const shm = this.worldSize <= SHM_MAX_RANKS && joined.every(([, j]) => j.shm) ? this.segments(joined) : undefined;
+    log.debug({ group: this.group, epoch: this.epoch, shm: this.shmPaths }, 'collective group formed');
+    for (const [rank, j] of joined) {
+      const seg = shm?.get(j.who.nodeId);
+      j.waiter.resolve({ ok: true, value: { rank, worldSize: this.worldSize, epoch: this.epoch, sameNode, shm: seg?.path, shmRanks: seg?.ranks } });
+    }
+  }
+
+  /**
+   * One segment per node of the epoch's ranks: its path (named tsray-<pid>-<hex> as the nodes' arenas,
+   * so a later init() removes it if this process died first) and its ranks in rank order.
+   */
+  private segments(joined: [number, { who: Member }][]): Map<string, { path: string; ranks: number[] }> {
+    const byNode = new Map<string, { path: string; ranks: number[] }>();
+    for (const [rank, j] of [...joined].sort((a, b) => a[0] - b[0])) {
+      let seg = byNode.get(j.who.nodeId);
+      if (!seg) {
+        seg = { path: `/dev/shm/tsray-${process.pid}-${randomBytes(16).toString('hex')}`, ranks: [] };
+        byNode.set(j.who.nodeId, seg);
+      }
+      seg.ranks.push(rank);
+    }
+    this.shmPaths = [...byNode.values()].map((x) => x.path);
+    return byNode;
   }
 
   private complete(round: Round): void {
@@ -256,13 +325,16 @@ export class CollectiveCoordinator {
     }
     const dtype = round.dtype!;
     const op = round.op!;
+    const leaders = round.mode === 'reduce_leaders';
     let acc: NumericArray | undefined;
     for (const it of round.items) {
+      if (leaders && (it === null || it === undefined)) continue;
       const a = asArray(it, dtype);
       if (!acc) acc = a.slice();
       else if (a.length !== acc.length) throw new Error(`lengths differ (${a.length} vs ${acc.length})`);
       else reduceInto(acc, a, op);
     }
+    if (leaders) return round.items.map((it) => (it === null || it === undefined ? null : acc));
     if (op === 'mean') finishMean(acc!, n);
     return new Array(n).fill(acc);
   }

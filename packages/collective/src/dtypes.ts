@@ -48,6 +48,11 @@ export function allocate(dtype: Dtype, n: number): NumericArray {
   return new CTORS[dtype](n);
 }
 
+/** A view of `length` elements of `dtype` over `buffer` from `byteOffset` (aligned to the element size). */
+export function viewOf(dtype: Dtype, buffer: ArrayBufferLike, byteOffset: number, length: number): NumericArray {
+  return new CTORS[dtype](buffer, byteOffset, length);
+}
+
 /**
  * `v` as an array of `dtype`: chunks that crossed from another process arrive as the same TypedArray
  * class (TypeScript) or as an `NDArray`-like `{ data }` / Buffer (Python bytes): reinterpret, no copy.

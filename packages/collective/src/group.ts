@@ -7,7 +7,8 @@
  */
 import { ActorDiedError, actorInfo, get, getActor, getRuntimeContext, kill, TsrayError, ValidationError, type ActorHandle } from '@tsray/core';
 import { RemoteCollectiveCoordinator, type CollectiveCoordinator, type Joined, type Reply, type RoundRequest } from './coordinator.js';
-import { CollectiveError, CollectiveGroupNotFoundError, CollectiveUsageError, errorFromFailure } from './errors.js';
+import { CollectiveError, CollectiveGroupNotFoundError, CollectiveUsageError, errorFromFailure, type FailureInfo } from './errors.js';
+import { shmAddon, ShmSegment, type BarrierContext } from './shm-segment.js';
 
 /** The namespace of the coordinator actors (so every job and language finds them by group name). */
 export const COLLECTIVE_NAMESPACE = 'tsray-collective';
@@ -102,6 +103,10 @@ export interface RankState {
   readonly askedRank?: number;
   joined?: Joined;
   seq: number;
+  /** The epoch's shared-memory segment, mapped (when `joined.shm`). */
+  segment?: ShmSegment;
+  /** Ops run in the segment this epoch (their signatures alternate between two header slots). */
+  shmSeq: number;
 }
 
 const local = new Map<string, RankState>();
@@ -123,7 +128,7 @@ export async function initCollectiveGroup(worldSize: number, rank: number, name 
   }).remote(name, worldSize, []);
   const size = await get(coord.ready.remote());
   if (size !== worldSize) throw new CollectiveUsageError(name, `the group has world size ${size}, this rank said ${worldSize}`);
-  local.set(name, { name, coord, askedRank: rank, seq: 0 });
+  local.set(name, { name, coord, askedRank: rank, seq: 0, shmSeq: 0 });
 }
 
 async function coordinatorCall<T>(st: RankState, call: () => Promise<Reply<T>>): Promise<T> {
@@ -136,6 +141,7 @@ async function coordinatorCall<T>(st: RankState, call: () => Promise<Reply<T>>):
     throw e;
   }
   if (!reply.ok) {
+    leaveSegment(st);
     st.joined = undefined; // join again at the next collective (the group re-forms)
     throw errorFromFailure(st.name, reply.failure);
   }
@@ -169,15 +175,17 @@ export async function rankState(name: string, waitMs = GROUP_WAIT_MS): Promise<R
   let st = local.get(name);
   if (!st) {
     const coord = await findCoordinator(name, waitMs);
-    st = local.get(name) ?? { name, coord, seq: 0 };
+    st = local.get(name) ?? { name, coord, seq: 0, shmSeq: 0 };
     local.set(name, st);
   }
   if (!st.joined) {
     const ctx = getRuntimeContext();
     const s = st;
-    const who = { rank: st.askedRank, actorId: ctx.actorId, pid: ctx.pid, nodeId: ctx.nodeId };
+    const who = { rank: st.askedRank, actorId: ctx.actorId, pid: ctx.pid, nodeId: ctx.nodeId, shm: shmAddon() !== undefined };
+    leaveSegment(st);
     st.joined = await coordinatorCall(st, () => get(s.coord.join.remote(who)));
     st.seq = 0;
+    if (st.joined.shm) await attachSegment(st as RankState & { joined: Joined }, st.joined.shm, waitMs);
   }
   return st as RankState & { joined: NonNullable<RankState['joined']> };
 }
@@ -186,4 +194,59 @@ export async function rankState(name: string, waitMs = GROUP_WAIT_MS): Promise<R
 export async function round<T>(st: RankState & { joined: NonNullable<RankState['joined']> }, req: Omit<RoundRequest, 'epoch' | 'seq' | 'rank'>): Promise<T> {
   const full: RoundRequest = { ...req, epoch: st.joined.epoch, seq: st.seq++, rank: st.joined.rank };
   return coordinatorCall(st, () => get(st.coord.exchange.remote(full))) as Promise<T>;
+}
+
+/** Stop using the epoch's segment (after a failure, or before joining a new epoch). */
+export function leaveSegment(st: RankState): void {
+  st.segment?.close();
+  st.segment = undefined;
+}
+
+/**
+ * A collective in the segment failed (the segment is aborted for every rank): forget the epoch, so the
+ * next collective joins the coordinator again and the group re-forms with a new segment.
+ */
+export function segmentFailed(st: RankState): void {
+  leaveSegment(st);
+  st.joined = undefined;
+}
+
+/** What a barrier in `st`'s segment needs: the deadline of `timeoutMs` and the coordinator's verdict. */
+export function barrierContext(st: RankState & { joined: Joined }, timeoutMs?: number): BarrierContext {
+  const { epoch } = st.joined;
+  return {
+    group: st.name,
+    timeoutMs,
+    deadline: timeoutMs ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY,
+    health: async (): Promise<FailureInfo | undefined> => {
+      const reply = await get(st.coord.health.remote(epoch));
+      return reply.ok ? undefined : reply.failure;
+    },
+  };
+}
+
+/**
+ * Map the epoch's segment of this node and wait until every rank on it has (then the node's first rank
+ * unlinks the file: the mappings stay, and nothing is left in /dev/shm). A rank that cannot map it fails the group at the coordinator,
+ * so the others, waiting here, learn it at their next health check.
+ */
+async function attachSegment(st: RankState & { joined: Joined }, path: string, waitMs: number): Promise<void> {
+  const { rank, worldSize, epoch } = st.joined;
+  let seg: ShmSegment;
+  try {
+    seg = ShmSegment.open(st.name, path, st.joined.shmRanks ?? Array.from({ length: worldSize }, (_, r) => r), rank);
+  } catch (e) {
+    await get(st.coord.abort.remote(epoch, { kind: 'usage', message: `rank ${rank} could not map the shared-memory segment: ${(e as Error).message}` }));
+    segmentFailed(st);
+    throw e;
+  }
+  st.segment = seg;
+  st.shmSeq = 0;
+  try {
+    await seg.barrier(barrierContext(st, waitMs));
+  } catch (e) {
+    segmentFailed(st);
+    throw e;
+  }
+  if (seg.rank === 0) seg.unlink();
 }

@@ -2,17 +2,26 @@
  * The native float32 sum kernel (`native/reduce.c`, built to `build/Release/tsray_reduce.node` by
  * `node-gyp`, which `npm ci` and `nx build collective` run). It is optional: when it is not built or does
  * not load, reductions use the JavaScript loops (the same bits, about half the speed; a warning says so
- * once).
+ * once). It also carries the shared-memory segment primitives (`native/shm.c`) of the one-node data
+ * path (`shm-segment.ts`); without the addon, groups use the object-store path.
  * @module
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { componentLogger } from '@tsray/core/internal';
 
-/** Shape of the addon (see native/reduce.c). */
+/** Shape of the addon (see native/reduce.c and native/shm.c). */
 export interface ReduceAddon {
   /** `dst[i] = ((xs[0][i] + xs[1][i]) + xs[2][i]) + ...` in float32; `dst` may be one of `xs`. */
   sumF32(dst: Float32Array, xs: readonly Float32Array[]): void;
+  /** mmap `bytes` of the file `fd` shared and read-write (pre-faulted); unmapped when collected. */
+  mapShared(fd: number, bytes: number): ArrayBuffer;
+  /** Arrive at this rank's next barrier of segment `seg`: returns its number (1, 2, ...). */
+  shmArrive(seg: ArrayBuffer, rank: number): number;
+  /** Wait up to `sliceMs` for the barrier counter to reach `target`: 0 passed, 1 not yet, 2 aborted. */
+  shmWait(seg: ArrayBuffer, target: number, sliceMs: number): 0 | 1 | 2;
+  /** Mark the segment failed (`kind` >= 1, `rank`) and wake every waiter; true when this call was first. */
+  shmAbort(seg: ArrayBuffer, kind: number, rank: number): boolean;
 }
 
 // src/native.ts and dist/native.js are both one level below the package root.

@@ -18,6 +18,7 @@ import { allocate, asArray, chunkBounds, DTYPES, dtypeOf, finishMean, REDUCE_OPS
 import { CollectiveUsageError } from './errors.js';
 import type { RoundRequest } from './coordinator.js';
 import { rankState, round } from './group.js';
+import { allreduceShm, barrierShm, type ShmRank } from './shm-allreduce.js';
 
 /**
  * What a rank sends for one chunk: a ref to a shared-memory object when the whole group is on one node,
@@ -86,6 +87,7 @@ export async function allreduce<A extends NumericArray>(array: A, options: Reduc
   const st = await rankState(group, options.timeoutMs);
   const { rank, worldSize } = st.joined;
   const signature = `allreduce:${op}:${dtype}:${array.length}`;
+  if (st.segment) return allreduceShm(st as ShmRank, array, op, dtype, signature, options.timeoutMs);
   const base = { signature, op, dtype, timeoutMs: options.timeoutMs };
   if (array.byteLength < SMALL_BYTES || worldSize === 1) {
     const res = await round<unknown>(st, { ...base, mode: 'reduce', item: array });
@@ -254,6 +256,8 @@ export async function broadcast<A extends NumericArray>(array: A, options: Broad
 export async function barrier(options: CollectiveOptions = {}): Promise<void> {
   const group = options.group ?? 'default';
   const st = await rankState(group, options.timeoutMs);
+  // The segment holds this node's ranks: a barrier of a group over several nodes goes to the coordinator.
+  if (st.segment && st.segment.worldSize === st.joined.worldSize) return barrierShm(st as ShmRank, options.timeoutMs);
   await round<unknown>(st, { signature: 'barrier', mode: 'gather', item: null, timeoutMs: options.timeoutMs });
 }
 
@@ -265,4 +269,13 @@ export async function getRank(group = 'default'): Promise<number> {
 /** The world size of `group` (joins it first if needed). */
 export async function getWorldSize(group = 'default'): Promise<number> {
   return (await rankState(group)).joined.worldSize;
+}
+
+/**
+ * How this rank's allreduce and barrier of `group` move data (joins first if needed): `'shm'`, the
+ * group's shared-memory segment (every rank a TypeScript process on this node, the addon loaded), or
+ * `'object-store'` (otherwise: Python ranks, several nodes).
+ */
+export async function groupTransport(group = 'default'): Promise<'shm' | 'object-store'> {
+  return (await rankState(group)).segment ? 'shm' : 'object-store';
 }

@@ -1,7 +1,8 @@
 /**
  * A group spanning two nodes (a head and a node daemon on this machine, real processes): ranks on both
- * nodes, inline and chunked payloads, every op equal to the reference. Chunks cross between the nodes
- * inside the coordinator calls (see the package README).
+ * nodes, inline and chunked payloads, every op equal to the reference. Allreduce runs in each node's
+ * shared-memory segment, the node leaders combining the nodes' sums through the coordinator; the other
+ * ops' chunks cross between the nodes inside the coordinator calls (see the package README).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { get, init, kill, shutdown } from '@tsray/core';
@@ -37,9 +38,13 @@ it('4 ranks on two nodes: allreduce, allgather, reducescatter, broadcast equal t
   await createGroup(actors, { name: 'two-nodes' });
   const ok = [null, null, null, null];
   const run = (job: Job) => get(actors.map((a) => a.run.remote({ ...job, group: 'two-nodes' }, 4)));
+  // Allreduce: each node's ranks reduce in their node's shared-memory segment, the leaders combine.
+  expect(await get(actors.map((a) => a.transport.remote('two-nodes')))).toEqual(['shm', 'shm', 'shm', 'shm']);
   for (const n of [1000, 300_007]) {
     expect(await run({ kind: 'allreduce', dtype: 'float32', n, op: 'sum' }), `allreduce ${n}`).toEqual(ok);
     expect(await run({ kind: 'allreduce', dtype: 'float64', n, op: 'mean' }), `allreduce mean ${n}`).toEqual(ok);
+    expect(await run({ kind: 'allreduce', dtype: 'int32', n, op: 'max' }), `allreduce max ${n}`).toEqual(ok);
+    expect(await run({ kind: 'barrier', dtype: 'float32', n: 0 }), 'barrier').toEqual(ok);
     expect(await run({ kind: 'allgather', dtype: 'int32', n }), `allgather ${n}`).toEqual(ok);
     expect(await run({ kind: 'reducescatter', dtype: 'float32', n, op: 'max' }), `reducescatter ${n}`).toEqual(ok);
     expect(await run({ kind: 'broadcast', dtype: 'float32', n, srcRank: 1 }), `broadcast ${n}`).toEqual(ok);

@@ -1,0 +1,111 @@
+/**
+ * Allreduce and barrier inside a group's shared-memory segment (`shm-segment.ts`), for groups whose
+ * ranks are all TypeScript processes on one node: no message through the node or the coordinator per op.
+ *
+ * Allreduce of S bytes over N ranks, data layout after the header: N input slots of S bytes (rounded up
+ * to 64) and one result slot. Rank r copies its array into slot r; barrier; rank r reduces chunk r
+ * (`chunkBounds`) of every slot, in rank order, into the result slot (reduce-scatter, in place in shared
+ * memory); barrier; every rank copies the whole result back into its array (all-gather). Per rank that
+ * is S bytes written in, S read and S/N written by the reduction, S read out, against the object-store
+ * path's puts, gets and two coordinator rounds. Two barriers make reuse safe: a rank writes its slot for
+ * the next op only after every rank has finished reading the slots (barrier 2), and the result slot is
+ * written again only after every rank has arrived at the next op's first barrier, so has copied it out.
+ * @module
+ */
+import { asArray, chunkBounds, finishMean, reduceAll, viewOf, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
+import { CollectiveUsageError } from './errors.js';
+import { barrierContext, round, segmentFailed, type RankState } from './group.js';
+import type { Joined } from './coordinator.js';
+import { SHM_HEADER_BYTES, signatureHash, type ShmSegment } from './shm-segment.js';
+
+/** A rank's state of a group that has a mapped segment. */
+export type ShmRank = RankState & { joined: Joined; segment: ShmSegment };
+
+/** Run `body` in the segment; any failure abandons the segment (the group re-forms at the next call). */
+async function inSegment<T>(st: ShmRank, signature: string, body: (seq: number) => Promise<T>): Promise<T> {
+  const seg = st.segment;
+  const seq = st.shmSeq++;
+  seg.setSignature(seq, signatureHash(signature));
+  try {
+    return await body(seq);
+  } catch (e) {
+    seg.fail({ kind: 'usage', message: (e as Error).message });
+    segmentFailed(st);
+    throw e;
+  }
+}
+
+/** After the op's first barrier: every rank called the same op (else every rank throws the same error). */
+function checkSignatures(st: ShmRank, seq: number, signature: string): void {
+  if (!st.segment.signaturesAgree(seq)) {
+    throw new CollectiveUsageError(st.name, `ranks disagree on a collective: this rank (${st.joined.rank}) called ${signature}, another rank something else`);
+  }
+}
+
+const align64 = (n: number) => Math.ceil(n / 64) * 64;
+
+/**
+ * `array` reduced with `op` over the group, in place, through the segment (see the module comment).
+ * When the group spans nodes, each node's segment holds its ranks' sum after the local reduce-scatter;
+ * the node leaders (first rank of each node) combine those in one `reduce_leaders` coordinator round
+ * (the other ranks send null and wait), the leader writes the total back, and a third barrier releases
+ * its node's ranks to copy it out.
+ */
+export async function allreduceShm<A extends NumericArray>(
+  st: ShmRank,
+  array: A,
+  op: ReduceOp,
+  dtype: Dtype,
+  signature: string,
+  timeoutMs?: number,
+): Promise<A> {
+  const { worldSize } = st.joined;
+  const seg = st.segment;
+  const local = seg.worldSize;
+  const spans = local < worldSize;
+  // Across nodes a mean is a sum until the leaders have the total.
+  const localOp: ReduceOp = spans && op === 'mean' ? 'sum' : op;
+  return inSegment(st, signature, async (seq) => {
+    const slot = align64(array.byteLength);
+    seg.ensure(SHM_HEADER_BYTES + (local + 1) * slot);
+    const n = array.length;
+    const at = (j: number) => viewOf(dtype, seg.buffer, SHM_HEADER_BYTES + j * slot, n);
+    at(seg.rank).set(array);
+    const ctx = barrierContext(st, timeoutMs);
+    await seg.barrier(ctx);
+    checkSignatures(st, seq, signature);
+    // The segment may have been remapped by ensure() only before the barrier: views from here stay valid.
+    const [s, e] = chunkBounds(n, local)[seg.rank]!;
+    if (e > s) {
+      const out = at(local).subarray(s, e);
+      reduceAll(
+        out,
+        Array.from({ length: local }, (_, j) => at(j).subarray(s, e)),
+        localOp,
+      );
+      if (op === 'mean' && !spans) finishMean(out, worldSize);
+    }
+    await seg.barrier(ctx);
+    if (spans) {
+      const leader = seg.rank === 0;
+      const item = leader ? at(local).slice() : null; // a copy: a view would carry the whole mapping
+      const total = await round<unknown>(st, { signature: `${signature}:leaders`, mode: 'reduce_leaders', op: localOp, dtype, timeoutMs, item });
+      if (leader) {
+        const out = at(local);
+        out.set(asArray(total, dtype));
+        if (op === 'mean') finishMean(out, worldSize);
+      }
+      await seg.barrier(ctx);
+    }
+    array.set(at(local));
+    return array;
+  });
+}
+
+/** A barrier of the group through the segment (one futex barrier; mismatched calls fail on every rank). */
+export async function barrierShm(st: ShmRank, timeoutMs?: number): Promise<void> {
+  await inSegment(st, 'barrier', async (seq) => {
+    await st.segment.barrier(barrierContext(st, timeoutMs));
+    checkSignatures(st, seq, 'barrier');
+  });
+}
