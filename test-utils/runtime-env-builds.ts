@@ -1,11 +1,11 @@
-/** Test helpers: tiny wheels and npm tarballs built in temp dirs (hermetic: no index is used). */
+/** Builds for the runtime env tests (runtime-env's and core's): tiny wheels and npm tarballs in temp dirs (hermetic: no index is used). */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const repo = fileURLToPath(new URL('../', import.meta.url));
 /** The project's Python (tools/setup-python.sh), else python3. */
 export const PYTHON = existsSync(join(repo, '.venv/bin/python')) ? join(repo, '.venv/bin/python') : 'python3';
 
