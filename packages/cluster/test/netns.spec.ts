@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { get, init, nodes, shutdown, type NodeState } from '@tsray/core';
+import { get, nodes, type NodeState } from '@tsray/core';
 import { until } from './fixtures/cluster-harness.js';
 import type { NetnsLab } from './fixtures/netns.js';
 import { NetnsCluster } from './fixtures/netns-cluster.js';
@@ -28,22 +28,13 @@ async function nodesNow(): Promise<NodeState[]> {
 
 describe('node managers in separate network namespaces (veth pairs on a private bridge)', () => {
   const net = new NetnsCluster('netns.spec');
-  let driver = false;
 
   beforeAll(async () => {
-    if (!(await net.start({ nodeDeathTimeoutS: 2 }))) return;
-    await init({ address: 'auto', namespace: 'netns' });
-    driver = true;
+    if (!(await net.start('netns', { nodeDeathTimeoutS: 2 }))) return;
     await until(async () => (await nodesNow()).filter((n) => n.alive).length === 3, 10_000, 'the head and both namespace nodes in the table');
   }, 50_000);
 
-  afterAll(async () => {
-    try {
-      if (driver) await shutdown();
-    } finally {
-      await net.stop();
-    }
-  }, 30_000);
+  afterAll(() => net.stop(), 30_000);
 
   it('both namespace nodes join, each advertising its namespace address', async (ctx) => {
     const l = net.needLab(ctx);

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray } from '@tsray/protocol';
-import { get, init, nodes, put, shutdown } from '@tsray/core';
+import { get, nodes, put } from '@tsray/core';
 import { GCS_AUDIENCE, curveClientOptions, makeCurveServer, makeTokenProof, onCurveRefused } from '@tsray/core/internal';
 import { until } from './fixtures/cluster-harness.js';
 import { NetnsCluster } from './fixtures/netns-cluster.js';
@@ -58,24 +58,15 @@ function memberDealer(endpoint: string, id: Buffer | string, token: string): zmq
 
 describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused', () => {
   const net = new NetnsCluster('transport-security.spec');
-  let driver = false;
   const addressOf = new Map<string, string>();
 
   beforeAll(async () => {
-    if (!(await net.start())) return;
-    await init({ address: 'auto', namespace: 'transport' });
-    driver = true;
+    if (!(await net.start('transport'))) return;
     const all = await until(async () => ((await nodes()).filter((n) => n.alive).length === 3 ? nodes() : undefined), 15_000, 'three nodes alive');
     for (const n of all) addressOf.set(n.nodeId, n.address);
   }, 60_000);
 
-  afterAll(async () => {
-    try {
-      if (driver) await shutdown();
-    } finally {
-      await net.stop();
-    }
-  }, 30_000);
+  afterAll(() => net.stop(), 30_000);
 
   it('objects crossing a veth, both ways, inline and chunked, are not on the wire in the clear', async (ctx) => {
     const l = net.needLab(ctx);
