@@ -91,6 +91,27 @@ describe('GcsService: the actor directory', () => {
     expect(await ask({ actorUpdate: { actorId: 'nobody', status: Status.ACTOR_STATUS_ALIVE } })).toMatchObject({ ok: false });
   });
 
+  it("adds 1 to an actor's version each time it becomes ALIVE (a new incarnation), not on other updates", async () => {
+    const { ask } = setup();
+    await ask({ actorRegister: { ...actor('a1', '', 'ns'), maxTaskRetries: -1 } });
+    const lookup = async () => (await ask({ actorLookup: { actorId: 'a1' } })).actors!.actors![0]!;
+    expect(await lookup()).toMatchObject({ version: 0, maxTaskRetries: -1 });
+    await ask({ actorUpdate: { actorId: 'a1', status: Status.ACTOR_STATUS_STARTING, hostNodeId: 'n2' } });
+    await ask({ actorUpdate: { actorId: 'a1', status: Status.ACTOR_STATUS_ALIVE, hostNodeId: 'n2', pid: 7 } });
+    expect(await lookup()).toMatchObject({ version: 1, hostNodeId: 'n2' });
+    // The same incarnation reported again, or a pid: no new version.
+    await ask({ actorUpdate: { actorId: 'a1', status: Status.ACTOR_STATUS_ALIVE, hostNodeId: 'n2' } });
+    await ask({ actorUpdate: { actorId: 'a1', pid: 8 } });
+    expect((await lookup()).version).toBe(1);
+    // Its node died, the owner restarted it on n3: a newer incarnation.
+    await ask({ actorUpdate: { actorId: 'a1', status: Status.ACTOR_STATUS_RESTARTING } });
+    await ask({ actorUpdate: { actorId: 'a1', status: Status.ACTOR_STATUS_ALIVE, hostNodeId: 'n3', numRestarts: 1 } });
+    expect(await lookup()).toMatchObject({ version: 2, hostNodeId: 'n3' });
+    // Restarted in place (its process crashed; the host reports ALIVE with more restarts): newer too.
+    await ask({ actorUpdate: { actorId: 'a1', status: Status.ACTOR_STATUS_ALIVE, hostNodeId: 'n3', numRestarts: 2 } });
+    expect((await lookup()).version).toBe(3);
+  });
+
   it('refuses a malformed update or registration as MALFORMED naming the field, and changes nothing', async () => {
     const { ask, svc } = setup();
     await ask({ actorRegister: actor('a1', 'x', 'ns') });
