@@ -234,7 +234,7 @@ export class ActorManager {
   private creationTask(rec: ActorRecord): TaskRecord {
     const existing = this.host.tasks.get(rec.spec.taskId);
     if (existing && existing.state !== 'done') return existing;
-    const taskId = `${rec.spec.taskId}r${rec.creation.maxRestarts - rec.restartsLeft}`;
+    const taskId = restartTaskId(rec.spec.taskId, rec.restarts ?? 0);
     const t: TaskRecord = {
       spec: { ...rec.spec, taskId, returnIds: [] },
       request: rec.schedule,
@@ -273,7 +273,7 @@ export class ActorManager {
         state: 'ALIVE',
         hostNodeId: this.host.nodeId,
         pid: w?.proc?.pid ?? 0,
-        numRestarts: rec.creation.maxRestarts - rec.restartsLeft,
+        numRestarts: rec.restarts ?? 0,
       });
       this.pumpActor(rec);
       this.maybeStopActor(rec);
@@ -454,6 +454,7 @@ export class ActorManager {
     }
     if (canRestart) {
       if (rec.restartsLeft > 0) rec.restartsLeft--;
+      rec.restarts = (rec.restarts ?? 0) + 1;
       rec.state = 'restarting';
       rec.calls.unshift(...retry);
       if (creating) this.host.tasks.delete(creating.spec.taskId);
@@ -535,6 +536,7 @@ export class ActorManager {
       return;
     }
     if (rec.restartsLeft > 0) rec.restartsLeft--;
+    rec.restarts = (rec.restarts ?? 0) + 1;
     rec.state = 'restarting';
     rec.calls.unshift(...retry);
     logger().warn({ actor: rec.creation.className, detail }, 'actor lost its node; restarting it');
@@ -788,6 +790,18 @@ export interface ActorCallCounters {
 const RERESOLVE_FIRST_MS = 50;
 /** Longest wait between two lookups of a proxy's host, ms. */
 const RERESOLVE_MAX_MS = 1000;
+
+/**
+ * The id of an actor's creation task for restart `n` (1, 2, ...). The `@` keeps it out of the ids
+ * `newId` makes (`<kind><prefix><base36 counter>`) and Python drivers make (`py<hex><kind><hex>`): a
+ * restart id built from letters and digits only (`<creation id>r0` before) could equal the id of a
+ * later call of the same driver, and the two tasks (and their `.0` return objects) then overwrote each
+ * other in a node's task table: a call got the constructor's result, or a restart's result was
+ * dropped and the actor, with all its later calls, waited forever.
+ */
+export function restartTaskId(creationTaskId: string, n: number): string {
+  return `${creationTaskId}@r${n}`;
+}
 
 /** The error of a call that was running when its actor's process died, while the actor restarts. */
 function restartingError(info: ActorDeathInfo): StoredObject {

@@ -97,6 +97,11 @@ export interface ActorRecord {
   worker: WorkerHandle | undefined;
   allocation: Allocation | undefined;
   restartsLeft: number;
+  /**
+   * Restarts so far (undefined: none). Names each restart's creation task: `maxRestarts - restartsLeft`
+   * stays 0 for an actor restarted forever (maxRestarts -1).
+   */
+  restarts?: number;
   pool: Pool | undefined;
   /** Method calls in submission order, not yet sent to the worker (some may wait for arguments). */
   calls: TaskRecord[];

@@ -8,7 +8,7 @@ import { tsray } from '@tsray/protocol';
 import { errorFromPayload } from '../../src/error-payload.js';
 import { ActorDiedError, ActorNameTakenError, ActorNotFoundError } from '../../src/errors.js';
 import type { ActorCreation, SubmitSpec } from '../../src/runtime.js';
-import { ActorManager, type ActorManagerHost } from '../../src/node/actor-manager.js';
+import { ActorManager, restartTaskId, type ActorManagerHost } from '../../src/node/actor-manager.js';
 import { ObjectTable, type StoredObject } from '../../src/node/object-table.js';
 import { WorkerHandle, type ActorRecord, type Pool, type TaskRecord } from '../../src/node/records.js';
 import { errorObject, unknownActor } from '../../src/node/node-support.js';
@@ -295,6 +295,22 @@ describe('ActorManager: restarts', () => {
     // The retried calls count one more attempt; the others none.
     expect(second.pipeline.map((t) => t.attempt)).toEqual([1, 1, 0, 0, 0, 0]);
     expect(rec.restartsLeft).toBe(0);
+  });
+
+  it('names each restart of an actor restarted forever apart, with ids no driver makes (maxRestarts -1)', () => {
+    const node = new FakeNode();
+    const rec = aliveActor(node, { maxRestarts: -1, maxTaskRetries: -1 });
+    const ctorIds: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      node.workerDied(rec.worker!);
+      node.dispatch();
+      ctorIds.push(rec.worker!.pipeline[0]!.spec.taskId);
+      node.constructed(rec);
+    }
+    expect(ctorIds).toEqual([1, 2, 3].map((n) => restartTaskId(rec.spec.taskId, n)));
+    // Driver ids are letters, digits, '-' and '_' (newId: kind + base64url prefix + base36 counter;
+    // Python: hex): `<creation id>r0`, the old name, was also the id of a later call of that driver.
+    for (const id of ctorIds) expect(id).not.toMatch(/^[A-Za-z0-9_-]+$/);
   });
 
   it('is dead once maxRestarts is used up: calls in flight and waiting fail with ActorDiedError', () => {
