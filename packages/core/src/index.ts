@@ -34,6 +34,7 @@ export { requestResources, type RequestResourcesOptions } from './request-resour
 export { clusterResources, availableResources, pendingDemand, nodes, listActors, listTasks, listObjects, listPlacementGroups, listJobs } from './state-api.js';
 export type { PendingDemand, NodeState, ActorListEntry, TaskListEntry, ObjectListEntry, PlacementGroupListEntry, JobListEntry } from './state-api.js';
 export { listWorkers } from './state-api.js';
+export { listTransferStats, type TransferStatsEntry } from './state-api.js';
 export type { WorkerListEntry, GpuId } from './state-api.js';
 export { Counter, Gauge, Histogram, type MetricOptions } from './metrics.js';
 export type { RuntimeContext } from './runtime.js';

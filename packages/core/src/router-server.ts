@@ -43,6 +43,8 @@ export interface RouterServerOptions {
    * only its members (see curve.ts); ipc endpoints stay plain. Without it tcp is plain too.
    */
   token?: string | undefined;
+  /** Payload bytes to and from peer nodes (connections named `peer:<nodeId>`), for the node's traffic counters. */
+  onPeerBytes?: (nodeId: string, dir: 'in' | 'out', frames: readonly Uint8Array[]) => void;
 }
 
 /** A ROUTER socket with its receive loop, send queue and door for unregistered connections. */
@@ -91,8 +93,15 @@ export class RouterServer {
   }
 
   /** Send a message to a connection (queued; sends on one socket go one at a time, in order). */
+  private countPeer(identity: Buffer, dir: 'in' | 'out', frames: readonly Uint8Array[]): void {
+    const id = identity.toString();
+    if (id.startsWith('peer:')) this.opts.onPeerBytes!(id.slice(5), dir, frames);
+  }
+
   send(identity: Buffer, body: EnvelopeBody, payloads?: readonly Uint8Array[]): void {
-    if (!this.closed) this.outbox.send([identity, ...encodeMessage(body, payloads)]);
+    if (this.closed) return;
+    if (payloads && this.opts.onPeerBytes) this.countPeer(identity, 'out', payloads);
+    this.outbox.send([identity, ...encodeMessage(body, payloads)]);
   }
 
   /** Send already encoded frames to a connection. */
@@ -159,6 +168,7 @@ export class RouterServer {
     }
     try {
       const message = decodeMessage(frames.slice(1), this.decodeOptions);
+      if (this.opts.onPeerBytes && message.payloads.length > 0) this.countPeer(identity, 'in', message.payloads);
       if (this.opts.trace)
         process.stderr.write(`${this.opts.where} <- ${identity.toString()} ${message.kind} ${JSON.stringify(message.envelope.toJSON()).slice(0, 300)}\n`);
       this.opts.onMessage(identity, message);

@@ -57,6 +57,8 @@ export interface StateServiceHost {
   taskEvents?(): TaskEvent[];
   /** This node's recent failed tasks with their errors (the dashboard's tasks page). */
   taskFailures?(): TaskFailure[];
+  /** Object movement between nodes (bytes per peer, pull gauges): `localState('transfer')`. */
+  transferStats?(): Record<string, unknown>;
   /** Queues of runnable tasks, one per resource shape. */
   taskQueues(): Iterable<Deque<TaskRecord>>;
   actors(): Iterable<ActorRecord>;
@@ -142,6 +144,7 @@ export class StateService {
     if (what === 'failures') out['failures'] = this.host.taskFailures?.() ?? [];
     if (what === 'engines') out['engines'] = this.engines.list();
     if (what === 'workers') out['workers'] = this.workerRows();
+    if (what === 'transfer') out['transfer'] = this.host.transferStats ? [this.host.transferStats()] : [];
     // Only on request (the head's /metrics scrape): not part of 'all'.
     if (what === 'metrics') {
       const { store } = this.host;
@@ -186,6 +189,8 @@ export class StateService {
         return gather('engines');
       case 'workers':
         return gather('workers');
+      case 'transfer':
+        return gather('transfer');
       default:
         if (method.startsWith(REQUEST_RESOURCES_CALL)) {
           // requestResources(): kept in the GCS for the head's autoscaler (no cluster, no autoscaler).
