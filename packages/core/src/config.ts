@@ -240,6 +240,22 @@ export const CONFIG_VARIABLES = {
     parse: positiveInt('bytes'),
     doc: 'Chunk size of node-to-node object transfers.',
   }),
+  pullMaxBytesInFlight: variable('TSRAY_PULL_MAX_BYTES_IN_FLIGHT', {
+    type: 'integer > 0 (bytes)',
+    default: 128 * 1024 * 1024,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: positiveInt('bytes'),
+    doc: 'Most bytes a node has requested from holders and not yet received, over all its object pulls (admission control: further chunk requests wait). At least one chunk is always in flight.',
+  }),
+  pullPauseAfterChunks: variable('TSRAY_TEST_PULL_PAUSE_AFTER_CHUNKS', {
+    type: 'integer >= 0',
+    default: 0,
+    setBy: 'test',
+    readBy: ['ts'],
+    parse: nonNegativeInt,
+    doc: 'Test hook: a node serving pulls stops sending chunks after this many (0: never), so a test can kill it mid-transfer without timing.',
+  }),
   transferChecksum: variable('TSRAY_TRANSFER_CHECKSUM', {
     type: 'sampled | full',
     default: 'sampled' as 'sampled' | 'full',

@@ -35,6 +35,7 @@ export { clusterResources, availableResources, pendingDemand, nodes, listActors,
 export type { PendingDemand, NodeState, ActorListEntry, TaskListEntry, ObjectListEntry, PlacementGroupListEntry, JobListEntry } from './state-api.js';
 export { listWorkers, nodeCounters } from './state-api.js';
 export type { NodeCounters } from './state-api.js';
+export { listTransferStats, type TransferStatsEntry } from './state-api.js';
 export type { WorkerListEntry, GpuId } from './state-api.js';
 export { Counter, Gauge, Histogram, type MetricOptions } from './metrics.js';
 export type { RuntimeContext } from './runtime.js';

@@ -44,6 +44,8 @@ export interface RouterServerOptions {
    * only its members (see curve.ts); ipc endpoints stay plain. Without it tcp is plain too.
    */
   token?: string | undefined;
+  /** Payload bytes to and from peer nodes (connections named `peer:<nodeId>`), for the node's traffic counters. */
+  onPeerBytes?: (nodeId: string, dir: 'in' | 'out', frames: readonly Uint8Array[]) => void;
 }
 
 /** A ROUTER socket with its receive loop, send queue and door for unregistered connections. */
@@ -93,11 +95,18 @@ export class RouterServer {
     this.receiving ??= this.loop();
   }
 
+  /** Count the payload bytes of a message to or from a peer node (`peer:<node id>` connections). */
+  private countPeer(identity: Buffer, dir: 'in' | 'out', frames: readonly Uint8Array[]): void {
+    const id = identity.toString();
+    if (id.startsWith('peer:')) this.opts.onPeerBytes!(id.slice(5), dir, frames);
+  }
+
   /** Send a message to a connection (queued; sends on one socket go one at a time, in order). */
   send(identity: Buffer, body: EnvelopeBody, payloads?: readonly Uint8Array[]): void {
     if (this.closed) return;
     const frames = encodeMessage(body, payloads);
     this.traffic.count('out', Object.keys(body)[0] ?? 'unknown', framesBytes(frames));
+    if (payloads && this.opts.onPeerBytes) this.countPeer(identity, 'out', payloads);
     this.outbox.send([identity, ...frames]);
   }
 
@@ -171,6 +180,7 @@ export class RouterServer {
       const message = decodeMessage(frames.slice(1), this.decodeOptions);
       this.traffic.count('in', message.kind, bytes);
       counted = true;
+      if (this.opts.onPeerBytes && message.payloads.length > 0) this.countPeer(identity, 'in', message.payloads);
       if (this.opts.trace)
         process.stderr.write(`${this.opts.where} <- ${identity.toString()} ${message.kind} ${JSON.stringify(message.envelope.toJSON()).slice(0, 300)}\n`);
       this.opts.onMessage(identity, message);

@@ -197,6 +197,23 @@ export async function nodeCounters(): Promise<NodeCounters[]> {
   return (await caller('nodeCounters()').stateCall('node_counters')) as NodeCounters[];
 }
 
+/** Object movement counters of one node (`listTransferStats()`). */
+export interface TransferStatsEntry {
+  nodeId: string;
+  /** Payload bytes sent to / received from each peer node, by node id. */
+  sent: Record<string, number>;
+  received: Record<string, number>;
+  /** Pulls of this node: bytes in flight now and their high-water mark, the bound, counts. */
+  pulls: { bytesInFlight: number; maxBytesInFlight: number; boundBytes: number; pullsStarted: number; pullsDone: number; failovers: number; active: number };
+  /** Chunks this node served to pulling nodes. */
+  served: { chunksServed: number; pausedRequests: number };
+}
+
+/** Object movement counters of every node: bytes per peer node and pull gauges (how objects travelled). */
+export async function listTransferStats(): Promise<TransferStatsEntry[]> {
+  return (await caller('listTransferStats()').stateCall('transfer')) as TransferStatsEntry[];
+}
+
 /** Jobs of the cluster (empty for an embedded cluster). */
 export async function listJobs(): Promise<JobListEntry[]> {
   return (await caller('listJobs()').stateCall('jobs')) as JobListEntry[];

@@ -51,6 +51,8 @@ export interface LinkOptions {
    * empty when nothing changed, at least every second). Until then the link keeps reconnecting, with backoff, and logs the loss.
    */
   headLostTimeoutMs?: number;
+  /** Payload bytes sent to and received from peer nodes (the node's traffic counters). */
+  onPeerBytes?: (nodeId: string, dir: 'in' | 'out', frames: readonly Uint8Array[]) => void;
 }
 
 /** The GCS is silent after this long: the loss is logged (then again at doubling intervals). */
@@ -86,6 +88,7 @@ export class PeerConnection {
     myId: string,
     token: string,
     private readonly handler: LinkHandler,
+    private readonly onBytes?: LinkOptions['onPeerBytes'],
   ) {
     const routingId = `peer:${myId}`;
     this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 0, ...curveClientOptions(address, token) });
@@ -118,6 +121,7 @@ export class PeerConnection {
 
   send(body: EnvelopeBody, frames?: Uint8Array[]): void {
     if (this.closed) return;
+    if (frames && this.onBytes) this.onBytes(this.nodeId, 'out', frames);
     this.outbox.send(encodeMessage(body, frames && frames.length > 0 ? frames : undefined));
   }
 
@@ -130,6 +134,7 @@ export class PeerConnection {
         }
         try {
           const { envelope, kind, payloads } = decodeMessage(frames);
+          if (payloads.length > 0) this.onBytes?.(this.nodeId, 'in', payloads);
           this.handler.onPeerMessage(this.nodeId, kind, envelope, payloads);
         } catch (err) {
           logger().warn({ err, peer: this.nodeId }, 'malformed message from a peer node; dropped');
@@ -383,7 +388,7 @@ export class ClusterLink {
   /** The connection to `nodeId` at `address` (made on first use). */
   peer(nodeId: string, address: string): PeerConnection {
     let p = this.peers.get(nodeId);
-    if (!p || p.closed) this.peers.set(nodeId, (p = new PeerConnection(nodeId, address, this.nodeId, this.opts.token, this.handler)));
+    if (!p || p.closed) this.peers.set(nodeId, (p = new PeerConnection(nodeId, address, this.nodeId, this.opts.token, this.handler, this.opts.onPeerBytes)));
     return p;
   }
 

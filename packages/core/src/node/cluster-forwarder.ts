@@ -36,7 +36,9 @@ import { namesLocalDirectories } from './runtime-envs.js';
 import { ENC_ERROR, errorObject, taskIdOf } from './node-support.js';
 import { specToWire } from './task-codec.js';
 import type { Deque } from './deque.js';
+import type { Arena } from '@tsray/object-store';
 import { ObjectLocations } from './object-locations.js';
+import { ObjectDirectory } from './object-directory.js';
 
 /** The parts of the node's link to the cluster that the node uses (a fake in unit tests). */
 export type ClusterLinkApi = Pick<ClusterLink, 'ready' | 'gcs' | 'peer' | 'existingPeer' | 'dropPeer' | 'close'>;
@@ -68,8 +70,8 @@ export interface ClusterForwarderHost {
   readonly resources: NodeResources;
   /** The scheduler's view of every node (this one included), shared with the node's scheduling. */
   readonly cluster: ClusterView;
-  readonly objects: Pick<ObjectTable, 'get' | 'seal'>;
-  readonly store: Pick<NodeStore, 'bytes'>;
+  readonly objects: Pick<ObjectTable, 'get' | 'seal' | 'locate' | 'unlocate' | 'whenReady' | 'onNeed' | 'onFreed'>;
+  readonly store: Pick<NodeStore, 'bytes' | 'allocate' | 'release'> & { readonly arena: Pick<Arena, 'write'> };
   /** The pool of the node's own resources (an actor created elsewhere holds nothing here). */
   readonly nodePool: Pool;
   /** Objects in and out: pushes to peers, chunk reassembly. */
@@ -144,10 +146,47 @@ export class ClusterForwarder {
     publish: (hash, archivePath) => this.publishPackage(hash, archivePath),
   });
 
+  /** Where objects are in the cluster, and pulls from their holders (see object-directory.ts). */
+  readonly directory: ObjectDirectory;
+
   constructor(
     private readonly host: ClusterForwarderHost,
     private readonly opts: ClusterForwarderOptions,
-  ) {}
+  ) {
+    this.directory = new ObjectDirectory({
+      nodeId: host.nodeId,
+      objects: host.objects,
+      puller: host.store,
+      sendTo: (nodeId, body) => {
+        try {
+          (this.link?.existingPeer(nodeId) ?? this.peerFor(nodeId)).send(body);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      isAlive: (nodeId) => this.remoteNodes.get(nodeId)?.alive === true && !this.unreachablePeers.has(nodeId),
+      nestedFrom: (nodeId, contained) => this.locations.arrivedFrom(nodeId, contained),
+    });
+    host.objects.onNeed = (id) => this.directory.need(id);
+    host.objects.onFreed = (id) => this.directory.freed(id);
+  }
+
+  /**
+   * True when the ref arguments of `t` (about to run here) all have data here; else the ones located
+   * on other nodes are pulled and `then` runs once every one is sealed here.
+   */
+  argsHere(t: TaskRecord, then: () => void): boolean {
+    let missing = 0;
+    for (const a of t.spec.args) {
+      if (a.kind !== 'ref' || this.host.objects.get(a.id)?.data !== undefined) continue;
+      missing++;
+      this.host.objects.whenReady(a.id, () => {
+        if (--missing === 0) then();
+      });
+    }
+    return missing === 0;
+  }
 
   /** Tasks now forwarded to `nodeId` (for tests). */
   forwardedTo(nodeId: string): TaskRecord[] {
@@ -177,6 +216,7 @@ export class ClusterForwarder {
       gcsAddress,
       token: h.token,
       node: info,
+      onPeerBytes: (id, dir, frames) => this.directory.traffic.addFrames(id, dir, frames),
       ...(this.opts.headLostTimeoutMs !== undefined ? { headLostTimeoutMs: this.opts.headLostTimeoutMs } : {}),
       available: () => ({
         amounts: [...h.resources.available()].map(([name, units]) => ({ name, units })),
@@ -466,11 +506,17 @@ export class ClusterForwarder {
     }
     if (t.spec.actorCreation && t.spec.returnIds.length === 0) t.spec = { ...t.spec, returnIds: [`${t.spec.taskId}.0`] };
     const pushed: string[] = [];
+    // Large objects are announced (where they are) and the peer pulls them from a holder.
+    const announced: string[] = [];
     const seen = new Set<string>();
     const push = (id: string) => {
       if (seen.has(id)) return;
       seen.add(id);
       const e = this.host.objects.get(id);
+      if (this.directory.announces(e)) {
+        announced.push(id);
+        return;
+      }
       if (e?.data === undefined) return; // not here (yet): the peer will not find it either
       for (const c of e.data.contained) push(c);
       pushed.push(id);
@@ -481,13 +527,17 @@ export class ClusterForwarder {
     }
     // Holds first (the peer must count our refs on the returns before a fast task seals them, or it
     // would free them at once), then the argument objects, the task, and the subscription.
-    peer.send({ refUpdates: { add: [...pushed, ...t.spec.returnIds] } });
+    // Objects this node holds a ref to there already (it made them) keep that ref: not added and removed.
+    const sent = [...pushed, ...announced.filter((id) => !this.directory.holdsRefAt(id, target))];
+    peer.send({ refUpdates: { add: [...sent, ...t.spec.returnIds] } });
     if (pushed.length > 0) this.host.transfer.pushObjects(peer, pushed);
+    if (announced.length > 0) peer.send(this.directory.announce(announced));
     const fb = new FrameBuilder();
     const ns = t.actor?.namespace ?? t.namespace;
     peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, { jobId: t.jobId, namespace: ns })] } }, fb.empty ? undefined : fb.frames());
-    if (pushed.length > 0) peer.send({ refUpdates: { remove: pushed } });
-    peer.send({ subscribeObjects: { objectIds: t.spec.returnIds } });
+    if (sent.length > 0) peer.send({ refUpdates: { remove: sent } });
+    // Large returns stay there (their location comes back); the bytes move when someone needs them.
+    peer.send({ subscribeObjects: { objectIds: t.spec.returnIds, locationsOnly: true } });
     t.state = 'dispatched';
     t.worker = undefined;
     t.remote = target;
@@ -523,7 +573,14 @@ export class ClusterForwarder {
           this.remoteArrived(peerId, od.objectId ?? '', d);
         }
         return;
+      case 'objectLocations':
+        for (const id of this.directory.onLocations(peerId, envelope.objectLocations!, true)) this.remoteLocated(peerId, id);
+        return;
+      case 'pullFailed':
+        this.directory.puller.onFailed(peerId, envelope.pullFailed!.objectId ?? '', envelope.pullFailed!.reason ?? '');
+        return;
       case 'objectChunk': {
+        if (this.directory.puller.onChunk(peerId, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0))) return;
         const d = this.host.transfer.onChunk(peerId, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0));
         if (d) this.remoteArrived(peerId, envelope.objectChunk!.objectId ?? '', d);
         return;
@@ -562,6 +619,23 @@ export class ClusterForwarder {
     // peer may drop the containing object, which holds them).
     if (d.contained.length > 0) this.locations.arrivedFrom(peerId, d.contained);
     this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+    this.returnArrived(peerId, t, isError, errPayload);
+  }
+
+  /**
+   * A large return of a forwarded task stays on the node that made it (the directory located it here):
+   * the task is done; this node keeps its reference there until it frees the object.
+   */
+  private remoteLocated(peerId: string, id: string): void {
+    const taskId = taskIdOf(id);
+    const t = taskId ? this.host.task(taskId) : undefined;
+    if (!this.host.objects.get(id)) this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+    this.returnArrived(peerId, t, false, undefined);
+  }
+
+  /** A return of forwarded task `t` came back (or was located): the task is done once all did. */
+  private returnArrived(peerId: string, t: TaskRecord | undefined, isError: boolean, errPayload: ErrorPayload | undefined): void {
+    const h = this.host;
     if (!t || t.remote !== peerId || t.state !== 'dispatched') return;
     if (--t.remoteLeft > 0) return;
     this.forwarded.get(peerId)?.delete(t);
@@ -610,6 +684,7 @@ export class ClusterForwarder {
     h.peerClientGone(id, `its node died (${reason})`);
     h.transfer.dropIncomingFrom(id);
     this.locations.nodeDied(id, reason);
+    this.directory.nodeDied(id, reason);
     const set = this.forwarded.get(id);
     this.forwarded.delete(id);
     const inflight = [...(set ?? [])].filter((t) => t.state === 'dispatched' && t.remote === id);

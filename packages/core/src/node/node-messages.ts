@@ -9,7 +9,8 @@ import type { BodyKind, DecodedMessage, EnvelopeBody, tsray } from '@tsray/proto
 import { ObjectStoreFullError } from '../errors.js';
 import { logger } from '../logger.js';
 import type { ActorInfoData, SubmitSpec } from '../runtime.js';
-import { FrameBuilder, storedFromWire } from '../wire.js';
+import { encodingToWire, FrameBuilder, storedFromWire } from '../wire.js';
+import { staysAtHolder } from './object-directory.js';
 import { errorObject } from './node-support.js';
 import { answerGcsRequest, boundedName, callKindOf, notServedHere } from '../cluster/control-plane.js';
 import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
@@ -47,6 +48,13 @@ export interface NodeMessageHost {
   stateCall(method: string): Promise<unknown>;
   cancel(objectId: string, force: boolean): void;
   clientGone(w: WorkerHandle, why: string): void;
+  /** A peer node says where objects are (ObjectLocations) or pulls a range of one held here (PullObject). */
+  onObjectMessage(w: WorkerHandle, m: tsray.v1.Envelope): void;
+}
+
+/** This node as the holder of `id`, for an ObjectLocations message. */
+function locationHere(nodeId: string, id: string, d: StoredObject): tsray.v1.IObjectLocation {
+  return { header: { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size }, nodeIds: [nodeId] };
 }
 
 /** A handler of one message kind. */
@@ -143,11 +151,21 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
     if (w.peerNodeId && d.contained.length > 0) n.nestedFromPeer(w.peerNodeId, d.contained);
   },
   subscribeObjects: (n, w, { envelope }) => {
+    // An owner node's subscription to its forwarded task's returns: large ones stay here (it learns where).
+    const only = envelope.subscribeObjects!.locationsOnly === true && w.peerNodeId !== '';
     for (const id of envelope.subscribeObjects!.objectIds ?? []) {
       n.objects.whenReady(id, (e) => {
-        if (w.state !== 'dead') n.markForFlush(w, e);
+        if (w.state === 'dead') return;
+        if (only && e.data && staysAtHolder(e.data)) n.send(w, { objectLocations: { objects: [locationHere(n.nodeId, e.id, e.data)] } });
+        else n.markForFlush(w, e);
       });
     }
+  },
+  objectLocations: (n, w, { envelope }) => {
+    if (w.peerNodeId) n.onObjectMessage(w, envelope);
+  },
+  pullObject: (n, w, { envelope }) => {
+    if (w.peerNodeId) n.onObjectMessage(w, envelope);
   },
   allocRequest: (n, w, { envelope }) => {
     const req = envelope.allocRequest!;

@@ -131,6 +131,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.server = new RouterServer({
       where: 'node',
       maxFrameBytes: opts.maxFrameBytes,
+      onPeerBytes: (id, dir, frames) => this.forwarder.directory.traffic.addFrames(id, dir, frames),
       trace: TRACE,
       token: this.token,
       registered: (identity) => {
@@ -346,6 +347,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       unschedulable: (s) => this.forwarder.unschedulable(s),
       resolveRemoteActor: (spec, owner) => this.actorManager.resolveRemoteActor(spec, owner),
       placeRemote: (t, req) => this.placeRemote(t, req),
+      argsHere: (t, then) => this.forwarder.argsHere(t, then),
       forwardTask: (t, target) => this.forwardTask(t, target),
       forwardActorCreation: (rec, t, target) => this.forwardActorCreation(rec, t, target),
       spillQueue: (q) => {
@@ -481,6 +483,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       taskEvents: () => this.taskManager.timeline.rows(),
       nodeCounters: () => ({ ...this.actorManager.counters }),
       taskFailures: () => this.taskManager.timeline.failures.rows(),
+      transferStats: () => ({ nodeId: this.nodeId, ...this.forwarder.directory.stats(), served: this.transfer.pullServer.stats() }),
       actors: () => this.actorManager.actors.values(),
       pendingActors: () => this.actorManager.pendingActors,
       placementGroups: () => this.placementGroups.pgs.values(),
@@ -641,13 +644,11 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     this.submit(spec, owner);
   }
 
-  /** @internal */
-  onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void {
+  /** @internal */ onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void {
     this.taskManager.onResult(w, r, payloads);
   }
 
-  /** @internal */
-  onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void {
+  /** @internal */ onBlocked(w: WorkerHandle, b: tsray.v1.IWorkerBlocked): void {
     this.taskManager.onBlocked(w, b);
   }
 
@@ -679,6 +680,11 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
   /** @internal */ nestedFromPeer(nodeId: string, contained: readonly string[]): void {
     this.forwarder.locations.arrivedFrom(nodeId, contained);
+  }
+  /** @internal Object locations and pull requests from a peer node (object-directory.ts, pull-server.ts). */
+  onObjectMessage(w: WorkerHandle, m: tsray.v1.Envelope): void {
+    if (m.pullObject) this.transfer.pullServer.onPull(w, m.pullObject);
+    else if (m.objectLocations) this.forwarder.directory.onLocations(w.peerNodeId, m.objectLocations, false);
   }
   /** @internal */ onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined {
     return this.transfer.onChunk(from, c, payload);

@@ -26,6 +26,10 @@ export interface ObjectEntry {
   /** Completion sequence number (0 until sealed). */
   seq: number;
   waiters: ((e: ObjectEntry) => void)[] | undefined;
+  /** No data here, but other nodes hold it (the node's object directory knows where): pulled when needed. */
+  located?: boolean;
+  /** Waiters content with the object being located elsewhere (task arguments: the task may run there). */
+  availWaiters?: ((e: ObjectEntry) => void)[] | undefined;
 }
 
 /** Frees the bytes of an object (arena slice, spill file). */
@@ -37,6 +41,10 @@ export class ObjectTable {
   private seqCounter = 0;
   /** Number of sealed objects currently stored (for baseline checks). */
   sealedCount = 0;
+  /** Someone waits for the data of an object located on other nodes only (the node pulls it). */
+  onNeed: ((id: string) => void) | undefined;
+  /** An entry was removed (its last holder went): the node lets go of its copies elsewhere. */
+  onFreed: ((id: string) => void) | undefined;
 
   constructor(
     private readonly release: ReleaseFn,
@@ -87,8 +95,10 @@ export class ObjectTable {
   private maybeFree(e: ObjectEntry): void {
     if (e.refs > 0 || e.pins > 0) return;
     if (e.data === undefined && e.waiters !== undefined && e.waiters.length > 0) return;
+    if (e.data === undefined && e.availWaiters !== undefined && e.availWaiters.length > 0) return;
     // Not sealed and nobody waits: the producer (if any) will find no entry and drop its result.
     this.entries.delete(e.id);
+    this.onFreed?.(e.id);
     if (e.data !== undefined) this.dispose(e.data);
     else this.onUnreferenced?.(e.id);
   }
@@ -114,13 +124,16 @@ export class ObjectTable {
     entry.seq = ++this.seqCounter;
     this.sealedCount++;
     for (const c of data.contained) this.incRef(c);
+    entry.located = undefined;
     const w = entry.waiters;
     if (w !== undefined) {
       entry.waiters = undefined;
       for (const cb of w) cb(entry);
     }
+    this.fireAvail(entry);
     if (entry.refs <= 0 && entry.pins <= 0) {
       this.entries.delete(id);
+      this.onFreed?.(id);
       this.dispose(data);
       return false;
     }
@@ -135,12 +148,49 @@ export class ObjectTable {
       return () => undefined;
     }
     (e.waiters ??= []).push(cb);
+    if (e.located) this.onNeed?.(id);
     return () => {
       if (!e.waiters) return;
       const i = e.waiters.indexOf(cb);
       if (i !== -1) e.waiters.splice(i, 1);
       this.maybeFree(e);
     };
+  }
+
+  /**
+   * Call `cb` once `id` is sealed here or located on other nodes (at once if it is). For task arguments:
+   * a task that runs on another node needs no copy here (the node pulls what a local one needs).
+   */
+  whenAvailable(id: string, cb: (e: ObjectEntry) => void): void {
+    const e = this.entry(id);
+    if (e.data !== undefined || e.located) cb(e);
+    else (e.availWaiters ??= []).push(cb);
+  }
+
+  /**
+   * Other nodes hold `id` (no data here): waiters for availability run now; waiters for the data get
+   * it pulled (onNeed). False when the object has data here or no entry (nobody holds it).
+   */
+  locate(id: string): boolean {
+    const e = this.entries.get(id);
+    if (!e || e.data !== undefined) return false;
+    e.located = true;
+    this.fireAvail(e);
+    if (e.waiters !== undefined && e.waiters.length > 0) this.onNeed?.(id);
+    return true;
+  }
+
+  /** An object located elsewhere has no holder left there (it is sealed as lost right after). */
+  unlocate(id: string): void {
+    const e = this.entries.get(id);
+    if (e) e.located = undefined;
+  }
+
+  private fireAvail(e: ObjectEntry): void {
+    const w = e.availWaiters;
+    if (w === undefined) return;
+    e.availWaiters = undefined;
+    for (const cb of w) cb(e);
   }
 
   /** Number of entries (sealed or pending). */

@@ -14,6 +14,7 @@ import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
 import type { NodeStore } from './store.js';
 import type { WorkerHandle } from './records.js';
 import { chunkCheck, errorObject } from './node-support.js';
+import { PullServer } from './pull-server.js';
 
 /** Objects above this travel between nodes in checked chunks of this size (`TSRAY_TRANSFER_CHUNK_BYTES`). */
 export const CHUNK_BYTES = config().transferChunkBytes;
@@ -51,12 +52,21 @@ interface IncomingObject {
 export class ObjectTransfer {
   /** Chunked objects being received, by object id. */
   private readonly incoming = new Map<string, IncomingObject>();
+  /** Answers pulls of objects this node holds (pull-server.ts). */
+  readonly pullServer: PullServer;
 
   constructor(
     private readonly host: ObjectTransferHost,
     /** Objects above this size go in chunks of this size (tests use small ones). */
     private readonly chunkBytes = CHUNK_BYTES,
-  ) {}
+  ) {
+    this.pullServer = new PullServer({
+      objects: host.objects,
+      store: host.store,
+      transfer: this,
+      sendFrames: (w, body, frames) => this.sendFrames(w, body, frames),
+    });
+  }
 
   /** Number of objects partly received (for tests). */
   get incomingCount(): number {

@@ -59,6 +59,8 @@ export interface StateServiceHost {
   nodeCounters?(): object;
   /** This node's recent failed tasks with their errors (the dashboard's tasks page). */
   taskFailures?(): TaskFailure[];
+  /** Object movement between nodes (bytes per peer, pull gauges): `localState('transfer')`. */
+  transferStats?(): Record<string, unknown>;
   /** Queues of runnable tasks, one per resource shape. */
   taskQueues(): Iterable<Deque<TaskRecord>>;
   actors(): Iterable<ActorRecord>;
@@ -145,6 +147,7 @@ export class StateService {
     if (what === 'engines') out['engines'] = this.engines.list();
     if (what === 'workers') out['workers'] = this.workerRows();
     if (what === 'counters') out['counters'] = [{ nodeId: this.host.nodeId, ...this.host.nodeCounters?.() }];
+    if (what === 'transfer') out['transfer'] = this.host.transferStats ? [this.host.transferStats()] : [];
     // Only on request (the head's /metrics scrape): not part of 'all'.
     if (what === 'metrics') {
       const { store } = this.host;
@@ -191,6 +194,8 @@ export class StateService {
         return gather('workers');
       case 'node_counters':
         return gather('counters');
+      case 'transfer':
+        return gather('transfer');
       default:
         if (method.startsWith(REQUEST_RESOURCES_CALL)) {
           // requestResources(): kept in the GCS for the head's autoscaler (no cluster, no autoscaler).

@@ -5,7 +5,7 @@
  * @internal
  */
 import { pythonView } from '../python-view.js';
-import { execFileSync } from 'node:child_process';
+import { pythonProblemOf } from './python-check.js';
 import { type PlacementGroupStrategy, ResourceRequest } from '@tsray/scheduler';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
 import type { ErrorPayload } from '../error-payload.js';
@@ -85,6 +85,8 @@ export interface TaskManagerHost {
   resolveRemoteActor(spec: SubmitSpec, owner: WorkerHandle | undefined): void;
   /** Another node to run a task on (undefined: run it here). */
   placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined;
+  /** True when `t`'s ref arguments are all here; else pulls those located on other nodes and calls `then` once they are. */
+  argsHere(t: TaskRecord, then: () => void): boolean;
   forwardTask(t: TaskRecord, target: string): void;
   forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void;
   /** Offer what is left of a queue to other nodes (nothing on a single node). */
@@ -183,10 +185,11 @@ export class TaskManager {
         objects.incRef(a.id);
         t.holds.push(a.id);
         const e = objects.get(a.id)!;
-        if (e.data === undefined) {
+        if (e.data === undefined && !e.located) {
           t.depsLeft++;
-          objects.whenReady(a.id, (entry) => this.depReady(t, entry));
-        } else if (e.data.encoding === ENC_ERROR) {
+          // Located on other nodes is enough: the task may run there (a local run pulls first: argsHere).
+          objects.whenAvailable(a.id, (entry) => this.depReady(t, entry));
+        } else if (e.data?.encoding === ENC_ERROR) {
           this.failFromUpstream(t, e.data);
           return false;
         }
@@ -214,8 +217,8 @@ export class TaskManager {
 
   private depReady(t: TaskRecord, e: ObjectEntry): void {
     if (t.state !== 'deps') return;
-    if (e.data!.encoding === ENC_ERROR) {
-      this.failFromUpstream(t, e.data!);
+    if (e.data?.encoding === ENC_ERROR) {
+      this.failFromUpstream(t, e.data);
       return;
     }
     if (--t.depsLeft === 0) this.enqueue(t);
@@ -315,26 +318,7 @@ export class TaskManager {
 
   /** Why Python workers cannot start here (undefined: they can). Checked once. */
   private pythonProblem(): string | undefined {
-    if (this.pythonCheck !== null) return this.pythonCheck;
-    const py = this.host.python;
-    try {
-      const out = execFileSync(py, ['-c', 'import sys; import tsray.worker; print("%d.%d" % sys.version_info[:2])'], {
-        encoding: 'utf8',
-        timeout: 30_000,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }).trim();
-      const [maj, min] = out.split('.').map(Number);
-      this.pythonCheck =
-        maj! > 3 || (maj === 3 && min! >= 10)
-          ? undefined
-          : `Python ${out} at ${py} is too old: tsray needs Python >= 3.10 (pass init({ python }) or set TSRAY_PYTHON)`;
-    } catch (e) {
-      const err = e as { code?: string; stderr?: string; message: string };
-      this.pythonCheck =
-        err.code === 'ENOENT'
-          ? `no Python interpreter at "${py}": install Python >= 3.10 with the tsray package (pip install ./python) and pass init({ python: '/path/to/python' }) or set TSRAY_PYTHON`
-          : `the Python interpreter "${py}" cannot import the tsray package (${(err.stderr ?? err.message).trim().split('\n').pop()}): pip install ./python into that environment, or point init({ python }) / TSRAY_PYTHON at one that has it`;
-    }
+    if (this.pythonCheck === null) this.pythonCheck = pythonProblemOf(this.host.python);
     return this.pythonCheck;
   }
 
@@ -420,6 +404,7 @@ export class TaskManager {
         return;
       }
     }
+    if (host.inCluster && t.actor?.remoteNode === undefined && !host.argsHere(t, () => this.enqueue(t, front))) return;
     // The task's runtime env is built (once per node) before a worker starts for it; the task waits, not the node.
     if (t.spec.runtimeEnv && !t.env && !this.awaitRuntimeEnv(t, front)) return;
     if (t.actor) {

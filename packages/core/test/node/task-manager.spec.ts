@@ -133,6 +133,7 @@ class FakeNode implements TaskManagerHost {
   maybeStopActor = unexpected('maybeStopActor');
   resolveRemoteActor = unexpected('resolveRemoteActor');
   placeRemote = unexpected('placeRemote');
+  argsHere = (): boolean => true;
   forwardTask = unexpected('forwardTask');
   forwardActorCreation = unexpected('forwardActorCreation');
   cancelRemote = unexpected('cancelRemote');

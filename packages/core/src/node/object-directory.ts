@@ -1,0 +1,181 @@
+/**
+ * Where objects are in the cluster, as Ray's owner-based object directory: the owner of a large result
+ * made on another node records that node as its holder instead of copying the bytes back; nodes that
+ * pull a copy tell the owner (a new holder); holders on dead nodes are dropped. A node that needs an
+ * object located elsewhere (its driver `get`s it, a local task takes it as an argument) pulls it from a
+ * holder (object-puller.ts); a task forwarded to another node carries its large arguments' locations,
+ * so that node pulls them from the holders directly: a result made on B and consumed on C moves B → C.
+ * @internal
+ */
+import type { EnvelopeBody, tsray } from '@tsray/protocol';
+import { config } from '../config.js';
+import { logger } from '../logger.js';
+import { encodingFromWire, encodingToWire } from '../wire.js';
+import { ObjectPuller, type PullHeader, type PullStats } from './object-puller.js';
+import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
+import { PeerTraffic } from './peer-traffic.js';
+import { errorObject } from './node-support.js';
+
+/** What the directory needs from its node. */
+export interface ObjectDirectoryHost {
+  readonly nodeId: string;
+  readonly objects: Pick<ObjectTable, 'get' | 'seal' | 'locate' | 'unlocate'>;
+  readonly puller: ConstructorParameters<typeof ObjectPuller>[0]['store'];
+  /** Send to node `nodeId` over this node's connection to it; false when it cannot be reached. */
+  sendTo(nodeId: string, body: EnvelopeBody): boolean;
+  isAlive(nodeId: string): boolean;
+  /** A pulled object holds refs: fetch those this node lacks from the node it came from. */
+  nestedFrom(nodeId: string, contained: readonly string[]): void;
+}
+
+/** What this node knows of an object held elsewhere. */
+interface Located {
+  header: PullHeader;
+  /** Nodes holding a copy (this node not included). */
+  holders: string[];
+  /** The owner, told about the copy this node pulls (set on nodes a task's arguments were announced to). */
+  reportTo: string | undefined;
+  /** The node this node holds a reference at (the producer of a result it owns): released when freed here. */
+  refAt: string | undefined;
+}
+
+/** Objects larger than this stay where they are made (smaller ones travel with the answer: cheaper than a pull). */
+export function staysAtHolder(d: Pick<StoredObject, 'size' | 'inline' | 'encoding'>, chunkBytes = config().transferChunkBytes): boolean {
+  return d.size > chunkBytes && !d.inline && d.encoding !== 'error';
+}
+
+/** The node's object directory and its pulls. */
+export class ObjectDirectory {
+  private readonly located = new Map<string, Located>();
+  /** Payload bytes to and from each peer node. */
+  readonly traffic = new PeerTraffic();
+  readonly puller: ObjectPuller;
+
+  constructor(private readonly host: ObjectDirectoryHost) {
+    this.puller = new ObjectPuller({
+      store: host.puller,
+      sendTo: (n, body) => host.sendTo(n, body),
+      isAlive: (n) => host.isAlive(n),
+      done: (id, data, from) => this.pulled(id, data, from),
+    });
+  }
+
+  /** Bytes per peer and pull gauges (node stats, `listTransferStats()`). */
+  stats(): ReturnType<PeerTraffic['snapshot']> & { pulls: PullStats } {
+    return { ...this.traffic.snapshot(), pulls: this.puller.stats() };
+  }
+
+  /** Number of objects located elsewhere (for tests). */
+  get size(): number {
+    return this.located.size;
+  }
+
+  /**
+   * Node `from` says where objects are (ObjectLocations). Returns the ids named (the caller finishes
+   * the forwarded tasks that made them). `refAt`: this node holds a
+   * reference to them at `from` (it subscribed there with locations_only).
+   */
+  onLocations(from: string, m: tsray.v1.IObjectLocations, refAt: boolean): string[] {
+    const out: string[] = [];
+    for (const loc of m.objects ?? []) {
+      const h = loc.header ?? {};
+      const id = h.objectId ?? '';
+      const nodes = (loc.nodeIds ?? []).filter((n) => n && n !== this.host.nodeId);
+      let l = this.located.get(id);
+      if (!l) {
+        const header: PullHeader = {
+          encoding: encodingFromWire(h.encoding),
+          rawKind: h.rawKind ?? '',
+          size: Number(h.size ?? 0),
+          contained: h.containedRefs ?? [],
+        };
+        l = { header, holders: [], reportTo: undefined, refAt: undefined };
+        out.push(id);
+        // Nobody here holds it: nothing to record.
+        if (!this.host.objects.get(id)) continue;
+        this.located.set(id, l);
+      }
+      for (const n of nodes) if (!l.holders.includes(n)) l.holders.push(n);
+      if (m.ownerNode && m.ownerNode !== this.host.nodeId) l.reportTo = m.ownerNode;
+      if (refAt) l.refAt = from;
+      if (this.puller.has(id)) this.puller.pull(id, l.header, l.holders);
+      if (!out.includes(id)) out.push(id);
+      this.host.objects.locate(id);
+    }
+    return out;
+  }
+
+  /** Someone here waits for the data of `id`, located elsewhere: pull it. */
+  need(id: string): void {
+    const l = this.located.get(id);
+    if (!l || this.host.objects.get(id)?.data !== undefined) return;
+    this.puller.pull(id, l.header, l.holders);
+  }
+
+  /**
+   * The ObjectLocations message announcing `ids` (sealed here or located elsewhere) to a node a task
+   * goes to: holders elsewhere first (the producer), then this node when it has a copy.
+   */
+  announce(ids: readonly string[]): EnvelopeBody {
+    const objects: tsray.v1.IObjectLocation[] = [];
+    for (const id of ids) {
+      const e = this.host.objects.get(id);
+      const l = this.located.get(id);
+      const d: PullHeader | undefined = e?.data ?? l?.header;
+      if (!d) continue;
+      const nodeIds = [...(l?.holders ?? []), ...(e?.data ? [this.host.nodeId] : [])];
+      const header = { objectId: id, encoding: encodingToWire(d.encoding), rawKind: d.rawKind, containedRefs: d.contained, size: d.size };
+      objects.push({ header, nodeIds });
+    }
+    return { objectLocations: { objects, ownerNode: this.host.nodeId } };
+  }
+
+  /** True for an object this node announces instead of pushing: large, sealed here or located elsewhere. */
+  announces(e: ObjectEntry | undefined): boolean {
+    if (!e) return false;
+    return e.data ? staysAtHolder(e.data) : e.located === true && this.located.has(e.id);
+  }
+
+  /** True when this node holds a reference to `id` at node `nodeId` already (refs there are a set per connection). */
+  holdsRefAt(id: string, nodeId: string): boolean {
+    return this.located.get(id)?.refAt === nodeId;
+  }
+
+  /** `id` left this node's table: release the reference held at its producer. */
+  freed(id: string): void {
+    const l = this.located.get(id);
+    if (!l) return;
+    this.located.delete(id);
+    if (l.refAt && this.host.isAlive(l.refAt)) this.host.sendTo(l.refAt, { refUpdates: { remove: [id] } });
+  }
+
+  /** Node `nodeId` died: its copies are gone; objects with no holder left are lost (sealed as such). */
+  nodeDied(nodeId: string, reason: string): void {
+    this.puller.nodeDied(nodeId);
+    for (const [id, l] of [...this.located]) {
+      const i = l.holders.indexOf(nodeId);
+      if (i === -1) continue;
+      l.holders.splice(i, 1);
+      if (l.refAt === nodeId) l.refAt = undefined;
+      if (l.holders.length > 0 || this.puller.has(id) || this.host.objects.get(id)?.data !== undefined) continue;
+      this.located.delete(id);
+      const why = `node ${nodeId} died (${reason}) while it held the only copy of object ${id} (large results stay on the node that made them until needed)`;
+      logger().warn({ object: id, node: nodeId }, why);
+      this.host.objects.unlocate(id);
+      this.host.objects.seal(id, errorObject({ type: 'ObjectLostError', objectId: id, reason: why }));
+    }
+  }
+
+  /** A pull ended: seal the copy, tell the owner about it, fetch refs nested in it. */
+  private pulled(id: string, data: StoredObject, from: string): void {
+    const l = this.located.get(id);
+    this.host.objects.unlocate(id);
+    this.host.objects.seal(id, data);
+    if (!l || !from) return;
+    if (l.reportTo) {
+      const header = { objectId: id, encoding: encodingToWire(data.encoding), rawKind: data.rawKind, containedRefs: data.contained, size: data.size };
+      this.host.sendTo(l.reportTo, { objectLocations: { objects: [{ header, nodeIds: [this.host.nodeId] }] } });
+    }
+    if (data.contained.length > 0) this.host.nestedFrom(from, data.contained);
+  }
+}

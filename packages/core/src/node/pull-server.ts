@@ -1,0 +1,65 @@
+/**
+ * The holder's side of object pulls: another node asks for a range of an object this node holds and
+ * gets it as checked chunks sent from views of the arena (no copy), or PullFailed when this node has
+ * no copy (it was freed, or never arrived). A test hook (`TSRAY_TEST_PULL_PAUSE_AFTER_CHUNKS`) stops
+ * the sends after K chunks so a test can kill this node mid-transfer deterministically.
+ * @internal
+ */
+import type { EnvelopeBody, tsray } from '@tsray/protocol';
+import { config } from '../config.js';
+import { logger } from '../logger.js';
+import type { ObjectTable, StoredObject } from './object-table.js';
+import type { ObjectTransfer } from './object-transfer.js';
+import type { NodeStore } from './store.js';
+import type { WorkerHandle } from './records.js';
+import { chunkCheck } from './node-support.js';
+
+/** What serving pulls needs from the node. */
+export interface PullServerHost {
+  readonly objects: Pick<ObjectTable, 'get'>;
+  readonly store: Pick<NodeStore, 'bytes'>;
+  readonly transfer: Pick<ObjectTransfer, 'sendView'>;
+  /** Send a message with exactly these payload frames to a connection. */
+  sendFrames(w: WorkerHandle, body: EnvelopeBody, frames: Buffer[]): void;
+}
+
+/** Answers PullObject requests from peer nodes. */
+export class PullServer {
+  private served = 0;
+  private held = 0;
+
+  constructor(
+    private readonly host: PullServerHost,
+    private readonly pauseAfter = config().pullPauseAfterChunks,
+  ) {}
+
+  /** Chunks sent, and requests held back by the test hook (node stats). */
+  stats(): { chunksServed: number; pausedRequests: number } {
+    return { chunksServed: this.served, pausedRequests: this.held };
+  }
+
+  /** Peer `w` asks for bytes [offset, offset + length) of an object. */
+  onPull(w: WorkerHandle, req: tsray.v1.IPullObject): void {
+    const id = req.objectId ?? '';
+    const d = this.host.objects.get(id)?.data;
+    if (!d || d.encoding === 'error') {
+      this.host.sendFrames(w, { pullFailed: { objectId: id, reason: `node has no copy of ${id}` } }, []);
+      return;
+    }
+    const off = Number(req.offset ?? 0);
+    const end = Math.min(d.size, off + Number(req.length ?? 0));
+    if (this.pauseAfter > 0 && this.served >= this.pauseAfter) {
+      if (this.held++ === 0) logger().warn({ object: id, after: this.served }, 'pull sends paused (test hook TSRAY_TEST_PULL_PAUSE_AFTER_CHUNKS)');
+      return;
+    }
+    const chunk = this.bytes(id, d, off, end);
+    this.served++;
+    this.host.sendFrames(w, { objectChunk: { objectId: id, offset: off, total: d.size, crc32: chunkCheck(chunk) } }, [chunk]);
+  }
+
+  /** The range's bytes: a pinned arena view, a slice of inline data, or read from the spill file. */
+  private bytes(id: string, d: StoredObject, off: number, end: number): Buffer {
+    if (d.inline || d.shm) return this.host.transfer.sendView(id, d, off, end);
+    return this.host.store.bytes(d).subarray(off, end);
+  }
+}
