@@ -1,4 +1,5 @@
-// Process liveness for tests that check what a test left behind (every process reaped).
+// Process liveness and reaping for tests (and bench/ harnesses) that start real processes and must leave none behind.
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** True if the process exists and is not a zombie (pid 1 of a container may reap orphans late). */
@@ -14,4 +15,16 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * SIGTERM a child process unless it already exited, SIGKILL it when it still runs `graceMs` later, and
+ * resolve once it exited (`exited`: a promise of its exit event, made when it was spawned).
+ */
+export async function terminate(proc: ChildProcess, exited: Promise<unknown>, graceMs = 10_000): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
 }

@@ -8,6 +8,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { terminate } from '../../test-utils/processes.js';
 import { until } from '../../test-utils/until.js';
 
 export { until };
@@ -147,15 +148,7 @@ export class ChaosCluster {
 
   /** SIGTERM every daemon still running (SIGKILL after 10 s), then remove the temp dir. */
   async stop(keep = false): Promise<void> {
-    await Promise.all(
-      this.all.map(async (d) => {
-        if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
-        d.proc.kill('SIGTERM');
-        const t = setTimeout(() => d.proc.kill('SIGKILL'), 10_000);
-        await d.exited;
-        clearTimeout(t);
-      }),
-    );
+    await Promise.all(this.all.map((d) => terminate(d.proc, d.exited)));
     if (!keep) rmSync(this.tmp, { recursive: true, force: true });
   }
 }
