@@ -6,6 +6,7 @@
  *   npx tsx bench/chaos/chaos.ts --workload tasks  --tasks 10000 --nodes 4 --kill-every 5
  *   npx tsx bench/chaos/chaos.ts --workload actors --actors 20 --calls 20000 --kill-every 5
  *
+ * `--max-kills N` stops injecting after N faults (the workload then has to finish on the cluster left).
  * `--kill nodes|workers|both` picks what dies; `--target actors` picks victims among the nodes hosting an
  * alive actor (so every fault hits one; default `any`: a random non-head node, as Ray's killer).
  *
@@ -63,6 +64,7 @@ const { values: opt } = parseArgs({
     nodes: { type: 'string', default: '4' },
     cpus: { type: 'string', default: '1' },
     'kill-every': { type: 'string', default: '5' },
+    'max-kills': { type: 'string', default: '0' },
     kill: { type: 'string', default: 'nodes' },
     target: { type: 'string', default: 'any' },
     'task-ms': { type: 'string', default: '1' },
@@ -105,6 +107,8 @@ class Killer {
     private readonly mode: string,
     /** Nodes to pick victims from when any is live (`--target actors`: nodes hosting an alive actor). */
     private readonly prefer?: () => Promise<Set<string>>,
+    /** Faults to inject at most (0: no limit); daemons that exit by themselves are still replaced after. */
+    private readonly maxKills = 0,
   ) {}
 
   start(): void {
@@ -125,6 +129,7 @@ class Killer {
             ),
           );
         }
+        if (this.maxKills > 0 && this.faults.filter((f) => !f.victim.endsWith('(exited by itself)')).length >= this.maxKills) continue;
         const workers = this.mode === 'workers' || (this.mode === 'both' && Math.random() < 0.5);
         const live = this.c.liveNodes();
         const preferred = this.prefer ? await this.prefer().catch(() => undefined) : undefined;
@@ -289,20 +294,31 @@ async function actorsWorkload(r: ChaosReport, numActors: number, calls: number, 
   }
   r.submitted = refs.length;
   const results: ([number, number, string] | undefined)[] = [];
-  await collect(refs, (i, v) => (results[i] = v), r);
+  const got: boolean[] = [];
+  await collect(
+    refs,
+    (i, v) => {
+      results[i] = v;
+      got[i] = true;
+    },
+    r,
+  );
   log(`${refs.length} calls done`);
   // Out of scope now: the actors stop and give their resources back (checked by settle()).
   for (const a of actors) kill(a);
   const incarnations = new Set<string>();
   for (let i = 0; i < refs.length; i++) {
+    if (!got[i]) continue;
     const v = results[i];
-    if (!v) continue;
     const seq = Math.floor(i / numActors);
-    incarnations.add(`${owner[i]}:${v[2]}`);
-    if (v[0] !== seq) {
+    // Anything but this call's own [seq, prev, incarnation] is wrong (a call once got its actor
+    // constructor's result, undefined, when their task ids collided).
+    if (!Array.isArray(v) || v[0] !== seq) {
       r.wrong++;
+      if (r.firstErrors.length < 5) r.firstErrors.push(`actor ${owner[i]}: call ${seq} returned ${JSON.stringify(v)}`);
       continue;
     }
+    incarnations.add(`${owner[i]}:${v[2]}`);
     r.correct++;
     // In one incarnation, the call executed before this one must be an earlier call of this caller.
     if (v[1] >= v[0]) {
@@ -369,7 +385,7 @@ async function main(): Promise<void> {
     await until(async () => (await nodes()).filter((n) => n.alive).length === numNodes, 30_000, `${numNodes} nodes alive`);
     log(`cluster up: ${numNodes} nodes (head ${c.head.nodeId.slice(0, 8)}); workload ${opt.workload}; a ${opt.kill} kill every ${opt['kill-every']} s`);
     const actorNodes = async () => new Set((await listActors()).filter((a) => a.state === 'ALIVE').map((a) => a.nodeId));
-    const killer = new Killer(c, Number(opt['kill-every']), opt.kill!, opt.target === 'actors' ? actorNodes : undefined);
+    const killer = new Killer(c, Number(opt['kill-every']), opt.kill!, opt.target === 'actors' ? actorNodes : undefined, Number(opt['max-kills']));
     const started = Date.now();
     if (opt.workload === 'actors') await actorsWorkload(r, Number(opt.actors), Number(opt.calls), Number(opt['call-ms']), () => killer.start());
     else {

@@ -274,7 +274,7 @@ export class StateService {
         state: r.state.toUpperCase(),
         nodeId: r.remoteNode ?? this.host.nodeId,
         pid: r.worker?.proc?.pid ?? 0,
-        numRestarts: r.creation.maxRestarts - r.restartsLeft,
+        numRestarts: r.restarts ?? 0,
         detached: r.creation.detached,
         gpuIds: gpuIdsOut(r.allocation?.gpuIds),
         ...(engines.has(r.id) ? { tensorParallelSize: engines.get(r.id)!.tensorParallelSize } : {}),

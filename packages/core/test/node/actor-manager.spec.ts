@@ -308,6 +308,7 @@ describe('ActorManager: restarts', () => {
       node.constructed(rec);
     }
     expect(ctorIds).toEqual([1, 2, 3].map((n) => restartTaskId(rec.spec.taskId, n)));
+    expect(rec.restarts).toBe(3);
     // Driver ids are letters, digits, '-' and '_' (newId: kind + base64url prefix + base36 counter;
     // Python: hex): `<creation id>r0`, the old name, was also the id of a later call of that driver.
     for (const id of ctorIds) expect(id).not.toMatch(/^[A-Za-z0-9_-]+$/);

@@ -191,6 +191,7 @@ describe('StateService', () => {
         proxy,
         creation: { className: 'A', name: '', maxRestarts: 2, detached: false },
         restartsLeft: 1,
+        restarts: 1,
         namespace: 'ns',
         state: 'alive',
         remoteNode: undefined,
