@@ -54,7 +54,7 @@ export interface Joined {
   /**
    * With `shm`: the ranks on this rank's node, in rank order (they share its segment; the first is the
    * node's leader). Fewer than `worldSize` when the group spans nodes: the leaders then combine their
-   * nodes' sums in a `reduce_leaders` round.
+   * nodes' sums over the leader ring (`leader-ring.ts`).
    */
   shmRanks?: number[];
 }
@@ -62,14 +62,13 @@ export interface Joined {
 /**
  * One round: `gather` gives every rank the list of all items; `scatter` gives rank r the r-th entry of
  * every rank's item (an array per destination); `reduce` reduces the items (arrays of `dtype`) with `op`
- * and gives every rank the result; `reduce_leaders` reduces the non-null items (the node leaders' local
- * sums of a shared-memory allreduce over several nodes) and gives the result to those ranks only.
+ * and gives every rank the result.
  */
 export interface RoundRequest {
   epoch: number;
   seq: number;
   rank: number;
-  mode: 'gather' | 'scatter' | 'reduce' | 'reduce_leaders';
+  mode: 'gather' | 'scatter' | 'reduce';
   item: unknown;
   /** The same on every rank of a round (operation, dtype, length); a mismatch fails the round. */
   signature: string;
@@ -325,16 +324,13 @@ export class CollectiveCoordinator {
     }
     const dtype = round.dtype!;
     const op = round.op!;
-    const leaders = round.mode === 'reduce_leaders';
     let acc: NumericArray | undefined;
     for (const it of round.items) {
-      if (leaders && (it === null || it === undefined)) continue;
       const a = asArray(it, dtype);
       if (!acc) acc = a.slice();
       else if (a.length !== acc.length) throw new Error(`lengths differ (${a.length} vs ${acc.length})`);
       else reduceInto(acc, a, op);
     }
-    if (leaders) return round.items.map((it) => (it === null || it === undefined ? null : acc));
     if (op === 'mean') finishMean(acc!, n);
     return new Array(n).fill(acc);
   }
