@@ -101,14 +101,16 @@ interface Member {
 }
 
 /**
- * The actor table by id. An actor hosted on another node than its owner is listed by both (the owner's
- * entry has pid 0): keep the host's, which has the process.
+ * The actor table by id. An actor hosted on another node than its owner is listed by both: the owner's
+ * entry has pid 0 and may still say ALIVE after the host's says DEAD (pid 0 too). Keep the entry with a
+ * process; else one that is not ALIVE (dead or restarting: the host's news); else the first.
  */
 function actorsById(actors: ActorListEntry[]): Map<string, ActorListEntry> {
+  const weight = (a: ActorListEntry) => (a.pid !== 0 ? 2 : a.state !== 'ALIVE' ? 1 : 0);
   const byId = new Map<string, ActorListEntry>();
   for (const a of actors) {
     const prev = byId.get(a.actorId);
-    if (!prev || (prev.pid === 0 && a.pid !== 0)) byId.set(a.actorId, a);
+    if (!prev || weight(a) > weight(prev)) byId.set(a.actorId, a);
   }
   return byId;
 }
