@@ -6,7 +6,9 @@ the same collectives in the same order. Arrays are numpy arrays or CPU torch ten
 uint16 int32 uint32 float32 float64``); ``allreduce`` and ``broadcast`` work in place. TypeScript and
 Python ranks can be mixed in one group: both speak to the group's coordinator actor (a TypeScript actor
 named ``collective:<group>`` in namespace ``tsray-collective``) and exchange chunks through the object
-store, with the same chunking and the same reduction order, so every rank gets the same bits.
+store, with the same chunking and the same reduction order, so every rank gets the same bits. A Python
+rank does not map the shared-memory segment TypeScript-only groups allreduce in (it does not offer
+``shm`` when it joins), so a group with a Python rank runs every rank on the object-store path.
 
 The rank talks to its node as a client driver (:class:`tsray.Client`, one per process), connected on
 first use to the node that started this worker (``TSRAY_NODE_ADDRESS``, ``TSRAY_TOKEN``).

@@ -54,7 +54,7 @@ export interface Joined {
   /**
    * With `shm`: the ranks on this rank's node, in rank order (they share its segment; the first is the
    * node's leader). Fewer than `worldSize` when the group spans nodes: the leaders then combine their
-   * nodes' sums in a `reduce_leaders` round.
+   * nodes' sums over the leader ring (`leader-ring.ts`).
    */
   shmRanks?: number[];
 }
@@ -62,14 +62,13 @@ export interface Joined {
 /**
  * One round: `gather` gives every rank the list of all items; `scatter` gives rank r the r-th entry of
  * every rank's item (an array per destination); `reduce` reduces the items (arrays of `dtype`) with `op`
- * and gives every rank the result; `reduce_leaders` reduces the non-null items (the node leaders' local
- * sums of a shared-memory allreduce over several nodes) and gives the result to those ranks only.
+ * and gives every rank the result.
  */
 export interface RoundRequest {
   epoch: number;
   seq: number;
   rank: number;
-  mode: 'gather' | 'scatter' | 'reduce' | 'reduce_leaders';
+  mode: 'gather' | 'scatter' | 'reduce';
   item: unknown;
   /** The same on every rank of a round (operation, dtype, length); a mismatch fails the round. */
   signature: string;
@@ -102,14 +101,16 @@ interface Member {
 }
 
 /**
- * The actor table by id. An actor hosted on another node than its owner is listed by both (the owner's
- * entry has pid 0): keep the host's, which has the process.
+ * The actor table by id. An actor hosted on another node than its owner is listed by both: the owner's
+ * entry has pid 0 and may still say ALIVE after the host's says DEAD (pid 0 too). Keep the entry with a
+ * process; else one that is not ALIVE (dead or restarting: the host's news); else the first.
  */
 function actorsById(actors: ActorListEntry[]): Map<string, ActorListEntry> {
+  const weight = (a: ActorListEntry) => (a.pid !== 0 ? 2 : a.state !== 'ALIVE' ? 1 : 0);
   const byId = new Map<string, ActorListEntry>();
   for (const a of actors) {
     const prev = byId.get(a.actorId);
-    if (!prev || (prev.pid === 0 && a.pid !== 0)) byId.set(a.actorId, a);
+    if (!prev || weight(a) > weight(prev)) byId.set(a.actorId, a);
   }
   return byId;
 }
@@ -325,16 +326,13 @@ export class CollectiveCoordinator {
     }
     const dtype = round.dtype!;
     const op = round.op!;
-    const leaders = round.mode === 'reduce_leaders';
     let acc: NumericArray | undefined;
     for (const it of round.items) {
-      if (leaders && (it === null || it === undefined)) continue;
       const a = asArray(it, dtype);
       if (!acc) acc = a.slice();
       else if (a.length !== acc.length) throw new Error(`lengths differ (${a.length} vs ${acc.length})`);
       else reduceInto(acc, a, op);
     }
-    if (leaders) return round.items.map((it) => (it === null || it === undefined ? null : acc));
     if (op === 'mean') finishMean(acc!, n);
     return new Array(n).fill(acc);
   }

@@ -5,9 +5,10 @@
  * group re-forms by itself once every rank (restarted ones included) calls a collective again.
  * @module
  */
-import { ActorDiedError, actorInfo, get, getActor, getRuntimeContext, kill, TsrayError, ValidationError, type ActorHandle } from '@tsray/core';
+import { ActorDiedError, actorInfo, get, getActor, getRuntimeContext, kill, nodes, TsrayError, ValidationError, type ActorHandle } from '@tsray/core';
 import { RemoteCollectiveCoordinator, type CollectiveCoordinator, type Joined, type Reply, type RoundRequest } from './coordinator.js';
 import { CollectiveError, CollectiveGroupNotFoundError, CollectiveUsageError, errorFromFailure, type FailureInfo } from './errors.js';
+import { LeaderRing } from './leader-ring.js';
 import { shmAddon, ShmSegment, type BarrierContext } from './shm-segment.js';
 
 /** The namespace of the coordinator actors (so every job and language finds them by group name). */
@@ -107,6 +108,8 @@ export interface RankState {
   segment?: ShmSegment;
   /** Ops run in the segment this epoch (their signatures alternate between two header slots). */
   shmSeq: number;
+  /** On a node leader of a group over several nodes: its end of the leader ring, its index, the leaders. */
+  ring?: { ring: LeaderRing; index: number; count: number };
 }
 
 const local = new Map<string, RankState>();
@@ -200,6 +203,8 @@ export async function round<T>(st: RankState & { joined: NonNullable<RankState['
 export function leaveSegment(st: RankState): void {
   st.segment?.close();
   st.segment = undefined;
+  st.ring?.ring.close();
+  st.ring = undefined;
 }
 
 /**
@@ -249,4 +254,38 @@ async function attachSegment(st: RankState & { joined: Joined }, path: string, w
     throw e;
   }
   if (seg.rank === 0) seg.unlink();
+  if (seg.worldSize < worldSize) await formRing(st);
+}
+
+/** The host of this rank's node (its tcp address), where a leader's ring socket listens. */
+async function nodeHost(): Promise<string> {
+  const me = getRuntimeContext().nodeId;
+  const address = (await nodes()).find((n) => n.nodeId === me)?.address ?? '';
+  return /^(?:tcp:\/\/)?([^:/]+):\d+$/.exec(address)?.[1] ?? '127.0.0.1';
+}
+
+/**
+ * A group over several nodes: each node's leader (first rank of its segment) listens for the leader
+ * ring, the endpoints travel in one gather round of every rank, and each leader connects to the next.
+ */
+async function formRing(st: RankState & { joined: Joined }): Promise<void> {
+  const leader = st.segment!.rank === 0;
+  let ring: LeaderRing | undefined;
+  try {
+    ring = leader ? await LeaderRing.listen(await nodeHost()) : undefined;
+    const all = await round<(string | null)[]>(st as RankState & { joined: Joined }, {
+      signature: 'leader-ring',
+      mode: 'gather',
+      item: ring?.endpoint ?? null,
+    });
+    if (!ring) return;
+    const endpoints = all.filter((x): x is string => typeof x === 'string');
+    const index = endpoints.indexOf(ring.endpoint);
+    ring.connect(endpoints[(index + 1) % endpoints.length]!);
+    st.ring = { ring, index, count: endpoints.length };
+  } catch (e) {
+    ring?.close();
+    segmentFailed(st);
+    throw e;
+  }
 }

@@ -12,9 +12,9 @@
  * written again only after every rank has arrived at the next op's first barrier, so has copied it out.
  * @module
  */
-import { asArray, chunkBounds, finishMean, reduceAll, viewOf, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
-import { CollectiveUsageError } from './errors.js';
-import { barrierContext, round, segmentFailed, type RankState } from './group.js';
+import { chunkBounds, finishMean, reduceAll, viewOf, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
+import { CollectiveRankDiedError, CollectiveTimeoutError, CollectiveUsageError, type FailureInfo } from './errors.js';
+import { barrierContext, segmentFailed, type RankState } from './group.js';
 import type { Joined } from './coordinator.js';
 import { SHM_HEADER_BYTES, signatureHash, type ShmSegment } from './shm-segment.js';
 
@@ -29,10 +29,17 @@ async function inSegment<T>(st: ShmRank, signature: string, body: (seq: number) 
   try {
     return await body(seq);
   } catch (e) {
-    seg.fail({ kind: 'usage', message: (e as Error).message });
+    seg.fail(failureOf(e)); // the first failure wins: a barrier's own abort stays
     segmentFailed(st);
     throw e;
   }
+}
+
+/** The failure to abort the segment with, so the node's other ranks throw the same kind of error. */
+function failureOf(e: unknown): FailureInfo {
+  if (e instanceof CollectiveRankDiedError) return { kind: 'rank_died', rank: e.rank, message: e.detail };
+  if (e instanceof CollectiveTimeoutError) return { kind: 'timeout', message: e.message, missing: [...e.missingRanks] };
+  return { kind: 'usage', message: (e as Error).message };
 }
 
 /** After the op's first barrier: every rank called the same op (else every rank throws the same error). */
@@ -47,9 +54,9 @@ const align64 = (n: number) => Math.ceil(n / 64) * 64;
 /**
  * `array` reduced with `op` over the group, in place, through the segment (see the module comment).
  * When the group spans nodes, each node's segment holds its ranks' sum after the local reduce-scatter;
- * the node leaders (first rank of each node) combine those in one `reduce_leaders` coordinator round
- * (the other ranks send null and wait), the leader writes the total back, and a third barrier releases
- * its node's ranks to copy it out.
+ * the node leaders (first rank of each node) allreduce those with each other over the leader ring
+ * (`leader-ring.ts`) in place in their segment, and a third barrier releases each node's ranks to copy
+ * the total out.
  */
 export async function allreduceShm<A extends NumericArray>(
   st: ShmRank,
@@ -87,12 +94,11 @@ export async function allreduceShm<A extends NumericArray>(
     }
     await seg.barrier(ctx);
     if (spans) {
-      const leader = seg.rank === 0;
-      const item = leader ? at(local).slice() : null; // a copy: a view would carry the whole mapping
-      const total = await round<unknown>(st, { signature: `${signature}:leaders`, mode: 'reduce_leaders', op: localOp, dtype, timeoutMs, item });
-      if (leader) {
+      // This node's leader allreduces the node's sum with the other leaders (the ring); the node's other
+      // ranks wait for it at the next barrier.
+      if (st.ring) {
         const out = at(local);
-        out.set(asArray(total, dtype));
+        await st.ring.ring.allreduce(out, dtype, localOp, st.ring.index, st.ring.count, ctx);
         if (op === 'mean') finishMean(out, worldSize);
       }
       await seg.barrier(ctx);

@@ -52,3 +52,30 @@ it('4 ranks on two nodes: allreduce, allgather, reducescatter, broadcast equal t
   await destroyGroup('two-nodes');
   for (const a of actors) kill(a);
 });
+
+// The killed rank leads node B's ranks in the leader ring: rank 0 waits for its frames, rank 3 for it in
+// node B's segment. (The owner's entry of an actor hosted on node B stays ALIVE with pid 0 after the
+// host's says DEAD: the coordinator must believe the host.)
+it('a node leader killed mid-allreduce fails it on every rank of both nodes with CollectiveRankDiedError', { timeout: 120_000 }, async () => {
+  const actors = [0, 1, 2, 3].map((r) => RemoteTsRank.options({ numCpus: 0, resources: { [r % 2 === 0 ? 'nodeA' : 'nodeB']: 1 } }).remote(r));
+  await createGroup(actors, { name: 'two-nodes-fail' });
+  const n = 300_007;
+  expect(await get(actors.map((a) => a.run.remote({ kind: 'allreduce', dtype: 'float32', n, op: 'sum', group: 'two-nodes-fail' }, 4)))).toEqual([
+    null,
+    null,
+    null,
+    null,
+  ]);
+  const victim = 1;
+  const pid = await get(actors[victim]!.pid.remote());
+  const busy = actors[victim]!.busyThenAllreduce.remote(600_000, n, 'two-nodes-fail');
+  const others = [0, 2, 3].map((r) => actors[r]!.allreduceCatch.remote(n, 'two-nodes-fail'));
+  process.kill(pid, 'SIGKILL');
+  for (const e of await get(others)) {
+    expect(e.name).toBe('CollectiveRankDiedError');
+    expect(e.rank).toBe(victim);
+  }
+  await expect(get(busy)).rejects.toThrow();
+  await destroyGroup('two-nodes-fail');
+  for (const a of actors) kill(a);
+});
