@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, init, nodeCounters, nodes, shutdown, type NodeCounters } from '@tsray/core';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
-import { Caller, Recorder, type Recorded } from './fixtures/direct-fns.js';
+import { Caller, Recorder, SlowRecorder, type Recorded } from './fixtures/direct-fns.js';
 
 /** Calls C makes; the test kills B once this many have their result (so the rest are in flight or queued). */
 const CALLS = 400;
@@ -34,6 +34,21 @@ describe('direct actor calls: node C calls an actor owned by A and hosted on B (
   }, 60_000);
 
   const counters = async (): Promise<Map<string, NodeCounters>> => new Map((await nodeCounters()).map((n) => [n.nodeId, n]));
+
+  it('calls made on C before the actor is ALIVE wait there and then go straight to its host, in order', async () => {
+    const onB = { type: 'NODE_AFFINITY' as const, nodeId: b.ready.nodeId, soft: false };
+    const before = await counters();
+    // Not awaited: C looks the actor up while its constructor still runs (the directory says PENDING or STARTING).
+    const rec = SlowRecorder.options({ schedulingStrategy: onB }).remote(1500);
+    const caller = Caller.remote();
+    expect(await get(caller.start.remote(rec, 50))).toBe(50);
+    const results = (await get(caller.finish.remote(), { timeout: 120 })) as Recorded[];
+    expect(results.map((r) => r.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(results.map((r) => r.index)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(results.every((r) => r.node === b.ready.nodeId)).toBe(true);
+    const after = await counters();
+    expect(after.get(c.head.ready.nodeId)?.actorCallsRelayed).toBe(before.get(c.head.ready.nodeId)?.actorCallsRelayed);
+  }, 120_000);
 
   it("C's calls skip the owner A (relay counter 0) and keep their order across a restart on A after B dies", async () => {
     const a = c.head.ready.nodeId;

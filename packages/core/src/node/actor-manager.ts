@@ -13,7 +13,7 @@ import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, GcsUnavailable
 import { logger } from '../logger.js';
 import type { ActorCreation, ActorInfoData, SubmitSpec } from '../runtime.js';
 import type { ObjectTable, StoredObject } from './object-table.js';
-import type { ActorRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
+import type { ActorCallCounters, ActorRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
 import type { EnvEntry } from './runtime-envs.js';
 import type { NodeStore } from './store.js';
 import { errorObject, isPython, stderrHint, unknownActor } from './node-support.js';
@@ -756,7 +756,14 @@ export class ActorManager {
           return;
         }
         const fresh = e.state === 'ALIVE' && (e.version ?? 0) > (rec.version ?? -1) && !!e.hostNodeId && e.hostNodeId !== this.host.nodeId;
-        if (!fresh || !this.host.isAliveNode(e.hostNodeId)) return again();
+        if (!fresh || !this.host.isAliveNode(e.hostNodeId)) {
+          // Said once when the lookups reach their slowest pace (a restart that takes long, or a host this node cannot reach).
+          if (delayMs < RERESOLVE_MAX_MS && delayMs * 2 >= RERESOLVE_MAX_MS) {
+            const detail = { actor: rec.id, state: e.state, host: e.hostNodeId, version: e.version, cached: rec.version, calls: rec.calls.length };
+            logger().warn(detail, 'calls to an actor wait here for its next host (the GCS directory has none usable yet)');
+          }
+          return again();
+        }
         rec.remoteNode = e.hostNodeId;
         rec.version = e.version ?? 0;
         rec.state = 'alive';
@@ -772,18 +779,6 @@ export class ActorManager {
     rec.calls.push(...proxy.calls.splice(0));
     proxy.state = 'dead';
   }
-}
-
-/** Counters of actor calls that crossed nodes here (the test of direct calls reads them). */
-export interface ActorCallCounters {
-  /** Calls that came from another node and were sent on to a third one (the owner relaying). */
-  actorCallsRelayed: number;
-  /** Calls made on this node sent straight to the node hosting the actor (not its owner). */
-  actorCallsSentDirect: number;
-  /** Calls from other nodes run by an actor hosted here. */
-  actorCallsFromPeers: number;
-  /** Calls from other nodes refused because their sequence number was not above the caller's last one. */
-  actorCallsOutOfOrder: number;
 }
 
 /** First wait before a proxy looks its actor's host up again, ms (doubles up to RERESOLVE_MAX_MS). */

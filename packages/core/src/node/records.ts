@@ -196,3 +196,15 @@ export class WorkerHandle {
     this.proc?.proc.kill(signal);
   }
 }
+
+/** Counters of actor calls that crossed nodes here (the test of direct calls reads them). */
+export interface ActorCallCounters {
+  /** Calls that came from another node and were sent on to a third one (the owner relaying). */
+  actorCallsRelayed: number;
+  /** Calls made on this node sent straight to the node hosting the actor (not its owner). */
+  actorCallsSentDirect: number;
+  /** Calls from other nodes run by an actor hosted here. */
+  actorCallsFromPeers: number;
+  /** Calls from other nodes refused because their sequence number was not above the caller's last one. */
+  actorCallsOutOfOrder: number;
+}
