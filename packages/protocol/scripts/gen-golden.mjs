@@ -219,6 +219,7 @@ const vectors = [
     },
   ],
   ['subscribe_objects', { subscribeObjects: { objectIds: ['obj-1', 'obj-ü', 'obj-🚀'] } }],
+  ['subscribe_objects_locations_only', { subscribeObjects: { objectIds: ['obj-1'], locationsOnly: true } }],
   ['objects_ready', { objectsReady: { objects: [inlineObj('obj-1', 0, 0), shmObj('obj-2'), spillObj('obj-3')] } }],
   ['put_objects', { putObjects: { objects: [inlineObj('put-1', 3, 64), shmObj('put-2')] } }],
   ['alloc_request', { allocRequest: { requestId: '4294967311', size: '6442450944' } }],
@@ -341,6 +342,17 @@ const vectors = [
   ['kill_actor', { killActor: { actorId: 'actor-ß', noRestart: true, requestId: '4294967298' } }],
   ['heartbeat', { heartbeat: { seq: '12884901888', goodbye: true } }],
   ['object_chunk', { objectChunk: { objectId: 'obj-χ', offset: '8388608', total: '268435456', crc32: 4294967295, header: shmObj('obj-χ') } }],
+  [
+    'object_locations',
+    {
+      objectLocations: {
+        objects: [{ header: { objectId: 'obj-λ', encoding: 'ENCODING_RAW', rawKind: 'Buffer', size: '268435456' }, nodeIds: ['node-b', 'node-ü'] }],
+        ownerNode: 'node-a',
+      },
+    },
+  ],
+  ['pull_object', { pullObject: { objectId: 'obj-λ', offset: '8589934592', length: '8388608' } }],
+  ['pull_failed', { pullFailed: { objectId: 'obj-λ', reason: 'node has no copy of obj-λ' } }],
   [
     'register_node',
     { registerNode: { node: NODE_INFO, authProof: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', authTime: '1795910400123', authNonce: 'n-1' } },

@@ -39,9 +39,13 @@ interface Located {
   refAt: string | undefined;
 }
 
-/** Objects larger than this stay where they are made (smaller ones travel with the answer: cheaper than a pull). */
-export function staysAtHolder(d: Pick<StoredObject, 'size' | 'inline' | 'encoding'>, chunkBytes = config().transferChunkBytes): boolean {
-  return d.size > chunkBytes && !d.inline && d.encoding !== 'error';
+/**
+ * True for an object that stays where it is and is pulled: larger than one chunk (smaller ones travel
+ * with the answer, cheaper than a pull), not an error, and without nested refs (those keep travelling
+ * with their container, whose seal holds them: see object-locations.ts).
+ */
+export function staysAtHolder(d: Pick<StoredObject, 'size' | 'inline' | 'encoding' | 'contained'>, chunkBytes = config().transferChunkBytes): boolean {
+  return d.size > chunkBytes && !d.inline && d.encoding !== 'error' && d.contained.length === 0;
 }
 
 /** The node's object directory and its pulls. */

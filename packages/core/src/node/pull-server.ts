@@ -27,6 +27,7 @@ export interface PullServerHost {
 export class PullServer {
   private served = 0;
   private held = 0;
+  private spilled: { id: string; bytes: Buffer } | undefined;
 
   constructor(
     private readonly host: PullServerHost,
@@ -57,9 +58,15 @@ export class PullServer {
     this.host.sendFrames(w, { objectChunk: { objectId: id, offset: off, total: d.size, crc32: chunkCheck(chunk) } }, [chunk]);
   }
 
-  /** The range's bytes: a pinned arena view, a slice of inline data, or read from the spill file. */
+  /**
+   * The range's bytes: a pinned arena view, a slice of inline data, or read from the spill file (read
+   * once per pull, not once per chunk: the last spilled object read is kept until its last chunk went).
+   */
   private bytes(id: string, d: StoredObject, off: number, end: number): Buffer {
     if (d.inline || d.shm) return this.host.transfer.sendView(id, d, off, end);
-    return this.host.store.bytes(d).subarray(off, end);
+    if (this.spilled?.id !== id) this.spilled = { id, bytes: this.host.store.bytes(d) };
+    const out = this.spilled.bytes.subarray(off, end);
+    if (end >= d.size) this.spilled = undefined;
+    return out;
   }
 }
