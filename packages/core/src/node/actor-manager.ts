@@ -16,7 +16,7 @@ import type { ObjectTable, StoredObject } from './object-table.js';
 import type { ActorCallCounters, ActorRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
 import type { EnvEntry } from './runtime-envs.js';
 import type { NodeStore } from './store.js';
-import { errorObject, isPython, stderrHint, unknownActor } from './node-support.js';
+import { errorObject, isPython, restartingError, restartTaskId, stderrHint, unknownActor } from './node-support.js';
 import type { ActorDirectoryEntry, ActorUpdateFields } from '../cluster/control-plane.js';
 import type { GcsClient } from '../cluster/gcs-client.js';
 
@@ -785,20 +785,3 @@ export class ActorManager {
 const RERESOLVE_FIRST_MS = 50;
 /** Longest wait between two lookups of a proxy's host, ms. */
 const RERESOLVE_MAX_MS = 1000;
-
-/**
- * The id of an actor's creation task for restart `n` (1, 2, ...). The `@` keeps it out of the ids
- * `newId` makes (`<kind><prefix><base36 counter>`) and Python drivers make (`py<hex><kind><hex>`): a
- * restart id built from letters and digits only (`<creation id>r0` before) could equal the id of a
- * later call of the same driver, and the two tasks (and their `.0` return objects) then overwrote each
- * other in a node's task table: a call got the constructor's result, or a restart's result was
- * dropped and the actor, with all its later calls, waited forever.
- */
-export function restartTaskId(creationTaskId: string, n: number): string {
-  return `${creationTaskId}@r${n}`;
-}
-
-/** The error of a call that was running when its actor's process died, while the actor restarts. */
-function restartingError(info: ActorDeathInfo): StoredObject {
-  return errorObject({ type: 'ActorDiedError', info: { ...info, reason: 'restarting' } });
-}

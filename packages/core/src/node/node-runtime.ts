@@ -277,8 +277,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */ warnIfInfeasible(key: string, what: string, request: ResourceRequest, pool: Pool): void {
     this.taskManager.warnIfInfeasible(key, what, request, pool);
   }
-  /** @internal */
-  scheduleDispatch(): void {
+  /** @internal */ scheduleDispatch(): void {
     this.taskManager.scheduleDispatch();
   }
   /** @internal */ assign(t: TaskRecord, w: WorkerHandle): void {
@@ -379,8 +378,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- actors
 
-  /** @internal */
-  namespaceOf(w: WorkerHandle): string {
+  /** @internal */ namespaceOf(w: WorkerHandle): string {
     return this.actorManager.namespaceOf(w);
   }
   createActor(spec: SubmitSpec): string {
@@ -532,8 +530,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
    * A client driver left (goodbye, silence, or its process is gone): drop what it held. A driver is
    * its job: when no other connection of the job is left, the job ends on every node.
    */
-  /** @internal */
-  clientGone(w: WorkerHandle, why: string): void {
+  /** @internal */ clientGone(w: WorkerHandle, why: string): void {
     if (w.state === 'dead') return;
     this.pool.removeClient(w);
     logger().info({ client: w.id, why }, 'client driver left');
@@ -575,8 +572,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
 
   // ---------------------------------------------------------------- socket
 
-  /** @internal */
-  send(w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder): void {
+  /** @internal */ send(w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder): void {
     if (w.state === 'dead') return;
     if (TRACE) process.stderr.write(`node -> ${w.id} ${JSON.stringify(body).slice(0, 300)}\n`);
     this.server.send(w.identity, body, fb && !fb.empty ? fb.frames() : undefined);

@@ -83,3 +83,20 @@ export function stderrHint(w: WorkerHandle): string {
 export function crashDetail(w: WorkerHandle, detail: string): string {
   return `pid ${w.proc?.pid}, ${detail}${stderrHint(w)}`;
 }
+
+/**
+ * The id of an actor's creation task for restart `n` (1, 2, ...). The `@` keeps it out of the ids
+ * `newId` makes (`<kind><prefix><base36 counter>`) and Python drivers make (`py<hex><kind><hex>`): a
+ * restart id built from letters and digits only (`<creation id>r0` before) could equal the id of a
+ * later call of the same driver, and the two tasks (and their `.0` return objects) then overwrote each
+ * other in a node's task table: a call got the constructor's result, or a restart's result was
+ * dropped and the actor, with all its later calls, waited forever.
+ */
+export function restartTaskId(creationTaskId: string, n: number): string {
+  return `${creationTaskId}@r${n}`;
+}
+
+/** The error of a call that was running when its actor's process died, while the actor restarts. */
+export function restartingError(info: ActorDeathInfo): StoredObject {
+  return errorObject({ type: 'ActorDiedError', info: { ...info, reason: 'restarting' } });
+}
