@@ -122,6 +122,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
   let driver: ChildProcess | undefined;
   try {
     gcs = fork(join(HERE, 'gcs-host.mjs'), [ROOT, token], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, TSRAY_LOG_LEVEL: 'warn' } });
+    started.add(gcs);
     const { address } = await new Promise<{ address: string }>((r) => gcs!.once('message', (m) => r(m as { address: string })));
     const sample = () => ask<GcsSample>(gcs!, 'stats');
     log(`N=${n}: GCS at ${address}; starting ${n} node daemons (${ROOT})`);
@@ -147,6 +148,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       });
       closeSync(err);
       daemons[i] = p;
+      started.add(p);
       await until(() => existsSync(readyFile) || p.exitCode !== null, 300_000, `node ${i} to start`);
       if (p.exitCode !== null) throw new Error(`node ${i} exited: ${readFileSync(join(sessionDir, 'logs', `node-${i}.err`), 'utf8').slice(-1500)}`);
     };
@@ -169,6 +171,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: { ...process.env, TMPDIR: tmp, TSRAY_SCALE_DRIVER: '1', TSRAY_LOG_LEVEL: 'warn' },
     });
+    started.add(driver);
     const seen = await new Promise<{ ready: number }>((r) => driver!.once('message', (m) => r(m as { ready: number })));
     log(`N=${n}: driver attached, its node sees ${seen.ready} CPUs`);
     let tasks: Record<string, unknown> | undefined;
@@ -241,6 +244,15 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     if (process.env['SCALE_KEEP']) log(`kept ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+// Interrupted: every process this bench started goes with it (the finally blocks do not run on a signal).
+const started = new Set<ChildProcess>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    for (const c of started) if (c.exitCode === null) c.kill('SIGKILL');
+    process.exit(130);
+  });
 }
 
 const rows: Record<string, unknown>[] = [];

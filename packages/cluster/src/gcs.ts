@@ -73,8 +73,11 @@ export interface GcsStats {
   aliveNodes: number;
 }
 
-/** An idle GCS sends an empty delta this often (nodes stop after a long silence of their head). */
-const TABLE_KEEPALIVE_MS = 1000;
+/**
+ * Changes of free resources reach the nodes once per this interval (coalesced into one delta), and an
+ * idle GCS sends an empty delta this often (nodes stop after a long silence of their head).
+ */
+const TABLE_INTERVAL_MS = 1000;
 
 /** One actor in the directory (what the owner node reported). */
 export type ActorEntry = ActorDirectoryEntry;
@@ -509,7 +512,7 @@ export class GcsServer {
    * the same frames to each.
    */
   private broadcast(now: number): void {
-    const delta = this.table.nextDelta(this.nodes.values(), now, TABLE_KEEPALIVE_MS);
+    const delta = this.table.nextDelta(this.nodes.values(), now, TABLE_INTERVAL_MS);
     if (!delta || this.closed) return;
     const frames = encodeMessage({ nodeTable: delta });
     for (const [nodeId, n] of this.nodes) {
