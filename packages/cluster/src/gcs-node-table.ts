@@ -2,8 +2,8 @@
  * The GCS's node table as versioned deltas: every change (a node joins or dies, a node reports new
  * free resources) bumps the table version and stamps the entry; a node gets the whole table once (at
  * registration, or when it asks because a delta did not follow from the version it holds) and then
- * only the entries changed since the last broadcast: at the next GCS tick after a join or a death,
- * once a second for free resources. An idle cluster
+ * only the entries changed since the last broadcast: at once after a join, at the GCS tick that
+ * finds a death, once a second for free resources. An idle cluster
  * costs one empty delta per node per second (the keep-alive the nodes' head-loss check needs), so
  * the GCS's bytes per node do not grow with the number of nodes.
  * @module

@@ -358,9 +358,11 @@ export class GcsServer {
       logger().info({ nodeId, address: info.address, hostname: info.hostname }, rejoined ? 'node registered again (after a head restart)' : 'node joined');
       void this.persistNode(entry.info);
       this.onNodeChange?.(nodeInfoFromWire(entry.info));
-      // The new node gets the whole table now (its registration is accepted by it); the others get
-      // the new entry in the next delta (coalesced: a burst of joins is one delta per tick).
+      // The new node gets the whole table now (its registration is accepted by it), the others a delta
+      // with its entry at once: a node that is ready is known to every node (drivers place work on it
+      // right away). A burst of N joins costs N deltas of one entry to each node.
       this.sendFullTable(entry);
+      this.broadcast(Date.now());
       return;
     }
     const nodeId = this.byIdentity.get(idStr);
