@@ -9,7 +9,8 @@
  *
  * `npx tsx bench/scale/scale.ts --nodes 10,50,100 [--tasks 10000] [--tasks-up-to N] [--window-s 10] [--root DIR] [--json FILE]`
  * `--root` runs another checkout's built daemons and GCS (e.g. the old main) with this harness;
- * `--tasks-up-to` skips the task phase above that N (each node then starts a worker: memory);
+ * `--wave` (default 1000) submits the tasks in waves, each waited for (10,000 at once stalled the
+ * driver's node for over 30 s on the loaded 2-core machine); `--tasks-up-to` skips the task phase above that N (each node then starts a worker: memory);
  * `--task-death-timeout-s` (default 30) is the GCS's death limit during the task phase only (a node
  * busy with a burst on a loaded 2-core machine misses heartbeats for seconds); deaths are timed at 3 s.
  * One JSON line per N on stdout; progress on stderr.
@@ -31,6 +32,8 @@ const TASKS = Number(arg('tasks', '10000'));
 const WINDOW_S = Number(arg('window-s', '10'));
 const ROOT = resolve(arg('root', join(HERE, '../..')));
 const JSON_OUT = arg('json', '');
+/** Tasks are submitted in waves of this many (each waited for before the next). */
+const WAVE = Number(arg('wave', '1000'));
 /** The task phase runs only for N up to this (memory: every node starts a worker). */
 const TASKS_UP_TO = Number(arg('tasks-up-to', '100000'));
 /** The GCS's node death timeout while tasks run (the death phase uses the default 3 s). */
@@ -122,6 +125,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
   let driver: ChildProcess | undefined;
   try {
     gcs = fork(join(HERE, 'gcs-host.mjs'), [ROOT, token], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, TSRAY_LOG_LEVEL: 'warn' } });
+    started.add(gcs);
     const { address } = await new Promise<{ address: string }>((r) => gcs!.once('message', (m) => r(m as { address: string })));
     const sample = () => ask<GcsSample>(gcs!, 'stats');
     log(`N=${n}: GCS at ${address}; starting ${n} node daemons (${ROOT})`);
@@ -147,6 +151,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       });
       closeSync(err);
       daemons[i] = p;
+      started.add(p);
       await until(() => existsSync(readyFile) || p.exitCode !== null, 300_000, `node ${i} to start`);
       if (p.exitCode !== null) throw new Error(`node ${i} exited: ${readFileSync(join(sessionDir, 'logs', `node-${i}.err`), 'utf8').slice(-1500)}`);
     };
@@ -169,6 +174,7 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       env: { ...process.env, TMPDIR: tmp, TSRAY_SCALE_DRIVER: '1', TSRAY_LOG_LEVEL: 'warn' },
     });
+    started.add(driver);
     const seen = await new Promise<{ ready: number }>((r) => driver!.once('message', (m) => r(m as { ready: number })));
     log(`N=${n}: driver attached, its node sees ${seen.ready} CPUs`);
     let tasks: Record<string, unknown> | undefined;
@@ -176,13 +182,20 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     if (TASKS > 0 && n <= TASKS_UP_TO) {
       await ask(gcs, { deathTimeoutMs: TASK_PHASE_DEATH_TIMEOUT_S * 1000 });
       log(`N=${n}: warm-up ${4 * n} tasks (node death timeout ${TASK_PHASE_DEATH_TIMEOUT_S} s in the task phase)`);
-      const warm = await ask<{ ms: number; nodes: number }>(driver, { op: 'run', tasks: 4 * n });
+      const warm = await ask<{ ms: number; nodes: number }>(driver, { op: 'run', tasks: 4 * n, wave: WAVE });
       log(`N=${n}: warm-up`, warm);
       const t0 = await sample();
-      const run = await ask<{ ms: number; nodes: number }>(driver, { op: 'run', tasks: TASKS }, Number(arg('task-timeout-s', '300')) * 1000);
+      const run = await ask<{ ms: number; nodes: number }>(driver, { op: 'run', tasks: TASKS, wave: WAVE }, Number(arg('task-timeout-s', '300')) * 1000);
       const t1 = await sample();
       busy = rates(t0, t1, n);
-      tasks = { count: TASKS, ms: Math.round(run.ms), perS: Math.round((TASKS / run.ms) * 1000), nodesUsed: run.nodes, warmUpMs: Math.round(warm.ms) };
+      tasks = {
+        count: TASKS,
+        wave: WAVE,
+        ms: Math.round(run.ms),
+        perS: Math.round((TASKS / run.ms) * 1000),
+        nodesUsed: run.nodes,
+        warmUpMs: Math.round(warm.ms),
+      };
       log(`N=${n}: ${TASKS} SPREAD tasks`, tasks, busy);
       await ask(gcs, { deathTimeoutMs: 3000 });
     }
@@ -241,6 +254,15 @@ async function runOnce(n: number): Promise<Record<string, unknown>> {
     if (process.env['SCALE_KEEP']) log(`kept ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+// Interrupted: every process this bench started goes with it (the finally blocks do not run on a signal).
+const started = new Set<ChildProcess>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    for (const c of started) if (c.exitCode === null) c.kill('SIGKILL');
+    process.exit(130);
+  });
 }
 
 const rows: Record<string, unknown>[] = [];

@@ -2,7 +2,8 @@
  * The GCS's node table as versioned deltas: every change (a node joins or dies, a node reports new
  * free resources) bumps the table version and stamps the entry; a node gets the whole table once (at
  * registration, or when it asks because a delta did not follow from the version it holds) and then
- * only the entries changed since the last broadcast, at most once per GCS tick. An idle cluster
+ * only the entries changed since the last broadcast: at once after a join, at the GCS tick that
+ * finds a death, once a second for free resources. An idle cluster
  * costs one empty delta per node per second (the keep-alive the nodes' head-loss check needs), so
  * the GCS's bytes per node do not grow with the number of nodes.
  * @module
@@ -29,12 +30,15 @@ export class NodeTableLog {
   /** The version the last broadcast delta brought the nodes to. */
   private broadcastVersion = 0;
   private lastBroadcastAt = 0;
+  /** A membership change waits for the next broadcast (resource-only changes may wait longer). */
+  private membershipChanged = false;
   /** Whole tables and deltas sent (the GCS's stats). */
   readonly sent = { full: 0, deltas: 0, keepAlives: 0 };
 
   /** A node joined, died or registered again. */
   infoChanged(n: VersionedNode): void {
     n.infoVersion = ++this.version;
+    this.membershipChanged = true;
   }
 
   /** A node reported new free resources. */
@@ -57,11 +61,16 @@ export class NodeTableLog {
 
   /**
    * The delta since the last broadcast (membership changes as whole entries, resource-only changes as
-   * NodeResources), an empty one when nothing changed for `keepAliveMs`, or undefined (nothing to send).
+   * NodeResources), or undefined (nothing to send yet). A membership change goes out at once; changes
+   * of free resources only are coalesced to one delta per `intervalMs`, and with no change at all an
+   * empty delta (the keep-alive) goes out every `intervalMs` too. Under load every node's resources
+   * change, so this is the cadence that bounds the N entries × N nodes of resource deltas (as the old
+   * whole-table broadcast once a second did, with whole entries).
    */
-  nextDelta(nodes: Iterable<VersionedNode>, now: number, keepAliveMs: number): tsray.v1.INodeTable | undefined {
+  nextDelta(nodes: Iterable<VersionedNode>, now: number, intervalMs: number): tsray.v1.INodeTable | undefined {
     const base = this.broadcastVersion;
-    if (this.version === base && now - this.lastBroadcastAt < keepAliveMs) return undefined;
+    if (!this.membershipChanged && now - this.lastBroadcastAt < intervalMs) return undefined;
+    this.membershipChanged = false;
     const changed: VersionedNode[] = [];
     const resources: tsray.v1.INodeResources[] = [];
     if (this.version !== base) {

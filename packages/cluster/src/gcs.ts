@@ -73,8 +73,11 @@ export interface GcsStats {
   aliveNodes: number;
 }
 
-/** An idle GCS sends an empty delta this often (nodes stop after a long silence of their head). */
-const TABLE_KEEPALIVE_MS = 1000;
+/**
+ * Changes of free resources reach the nodes once per this interval (coalesced into one delta), and an
+ * idle GCS sends an empty delta this often (nodes stop after a long silence of their head).
+ */
+const TABLE_INTERVAL_MS = 1000;
 
 /** One actor in the directory (what the owner node reported). */
 export type ActorEntry = ActorDirectoryEntry;
@@ -355,9 +358,11 @@ export class GcsServer {
       logger().info({ nodeId, address: info.address, hostname: info.hostname }, rejoined ? 'node registered again (after a head restart)' : 'node joined');
       void this.persistNode(entry.info);
       this.onNodeChange?.(nodeInfoFromWire(entry.info));
-      // The new node gets the whole table now (its registration is accepted by it); the others get
-      // the new entry in the next delta (coalesced: a burst of joins is one delta per tick).
+      // The new node gets the whole table now (its registration is accepted by it), the others a delta
+      // with its entry at once: a node that is ready is known to every node (drivers place work on it
+      // right away). A burst of N joins costs N deltas of one entry to each node.
       this.sendFullTable(entry);
+      this.broadcast(Date.now());
       return;
     }
     const nodeId = this.byIdentity.get(idStr);
@@ -509,7 +514,7 @@ export class GcsServer {
    * the same frames to each.
    */
   private broadcast(now: number): void {
-    const delta = this.table.nextDelta(this.nodes.values(), now, TABLE_KEEPALIVE_MS);
+    const delta = this.table.nextDelta(this.nodes.values(), now, TABLE_INTERVAL_MS);
     if (!delta || this.closed) return;
     const frames = encodeMessage({ nodeTable: delta });
     for (const [nodeId, n] of this.nodes) {

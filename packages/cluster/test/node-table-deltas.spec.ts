@@ -95,14 +95,18 @@ describe('node table deltas (GCS here, nodes as processes)', () => {
       const tabN = diff(b, 'out', 'nodeTable').messages - diff(a, 'out', 'nodeTable').messages;
       return { perHeartbeat: hbIn / hbN, perTableMessage: tabN ? tabOut / tabN : 0, reports: b.resourceReports - a.resourceReports };
     };
+    /** Settled: two keep-alives made (a keep-alive means nothing changed since the broadcast before). */
+    const settle = async () => {
+      const k = gcs.stats().tables.keepAlives;
+      await until(() => gcs.stats().tables.keepAlives >= k + 2, 30_000, 'two keep-alives');
+    };
     await until(allAgree, 30_000, 'a settled table');
-    // Settle: every node reported its resources once since it (re)joined.
-    await measure(3 * gcs.stats().aliveNodes);
+    await settle();
     const small = await measure(10 * gcs.stats().aliveNodes);
     await addNode();
     await addNode();
     await until(allAgree, 30_000, 'a settled table with 2 more nodes');
-    await measure(3 * gcs.stats().aliveNodes);
+    await settle();
     const large = await measure(10 * gcs.stats().aliveNodes);
     // Idle: no resource reports, heartbeats of the same size (a varint or two may grow by a byte),
     // and the table messages are keep-alives that do not list the nodes.

@@ -18,7 +18,7 @@ import { Outbox } from '../outbox.js';
 
 /** What the link reports to its node runtime. */
 export interface LinkHandler {
-  /** Entries of the node table that changed (whole entries; the link applies the GCS's deltas). */
+  /** The whole node table held (the link applies the GCS's deltas), after each table message. */
   onNodeTable(t: tsray.v1.INodeTable): void;
   /** A control call from the GCS (state_snapshot, job_end): its result; a throw is the error reply. */
   onGcsRequest(req: tsray.v1.IGcsRequest): GcsResult | Promise<GcsResult>;
@@ -312,7 +312,12 @@ export class ClusterLink {
       return;
     }
     if (t.full) this.wantFullTable = false;
-    if ((r.changed.nodes ?? []).length > 0 || t.full) this.handler.onNodeTable(r.changed);
+    // The runtime gets the whole table held, not only what changed: its view of a node counts what it
+    // sent there since that node's last report, and the whole table (about once a second: the delta or
+    // keep-alive) resets those counts to what the GCS knows, as the old whole-table broadcast did. A
+    // node whose resources did not change is never in a delta, so the changes alone would leave its
+    // counts wrong forever (no spilling to it). This costs CPU here, not bytes on the wire.
+    this.handler.onNodeTable(this.table.table());
   }
 
   /**

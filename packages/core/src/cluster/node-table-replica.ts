@@ -38,6 +38,12 @@ export class NodeTableReplica {
     return { kind: 'applied', changed: this.merge(t) };
   }
 
+  /** The whole table held, as a NodeTable (`gpuFree` parallel to `nodes`). */
+  table(): tsray.v1.INodeTable {
+    const nodes = [...this.nodes.values()];
+    return { nodes: nodes.map((n) => n.info), gpuFree: nodes.map((n) => ({ units: n.gpuFree })) };
+  }
+
   /** The entries held (whole entries), for tests and the state snapshot. */
   entries(): tsray.v1.INodeInfo[] {
     return [...this.nodes.values()].map((n) => n.info);
