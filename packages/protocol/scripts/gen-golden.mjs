@@ -357,9 +357,44 @@ const vectors = [
     'register_node',
     { registerNode: { node: NODE_INFO, authProof: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', authTime: '1795910400123', authNonce: 'n-1' } },
   ],
-  ['node_heartbeat', { nodeHeartbeat: { nodeId: 'node-ü', available: [{ name: 'GPU', units: '5000' }], seq: '4294967297', gpuFree: [10000, 0, 4294967295], resourcesChanged: true, tableVersion: '4294967298', wantFullTable: true } }],
-  ['node_table', { nodeTable: { nodes: [NODE_INFO, { nodeId: 'node-2' }], gpuFree: [{ units: [10000, 2500] }, {}], version: '9', baseVersion: '7', full: true, epoch: 'gcs-é1' } }],
-  ['node_table_delta', { nodeTable: { version: '10', baseVersion: '9', resources: [{ nodeId: 'node-3', available: [{ name: 'CPU', units: '20000' }], gpuFree: [5000, 0] }, { nodeId: 'node-4' }], epoch: 'gcs-é1' } }],
+  [
+    'node_heartbeat',
+    {
+      nodeHeartbeat: {
+        nodeId: 'node-ü',
+        available: [{ name: 'GPU', units: '5000' }],
+        seq: '4294967297',
+        gpuFree: [10000, 0, 4294967295],
+        resourcesChanged: true,
+        tableVersion: '4294967298',
+        wantFullTable: true,
+      },
+    },
+  ],
+  [
+    'node_table',
+    {
+      nodeTable: {
+        nodes: [NODE_INFO, { nodeId: 'node-2' }],
+        gpuFree: [{ units: [10000, 2500] }, {}],
+        version: '9',
+        baseVersion: '7',
+        full: true,
+        epoch: 'gcs-é1',
+      },
+    },
+  ],
+  [
+    'node_table_delta',
+    {
+      nodeTable: {
+        version: '10',
+        baseVersion: '9',
+        resources: [{ nodeId: 'node-3', available: [{ name: 'CPU', units: '20000' }], gpuFree: [5000, 0] }, { nodeId: 'node-4' }],
+        epoch: 'gcs-é1',
+      },
+    },
+  ],
   // Control plane: one vector per call and per result kind (every field of every message set somewhere).
   [
     'gcs_request_actor_register',
