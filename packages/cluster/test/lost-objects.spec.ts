@@ -1,14 +1,19 @@
 /**
  * Objects whose data lives on another node, and that node's death (issue #18, point 3), with real
  * daemons: a head (this test process attached to it as the driver) and nodes B (`lineageB`, where the
- * work is pinned) and C (where retries can go).
+ * work is pinned) and C (where retries can go); node D joins for the lineage reconstruction case.
  */
-import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { get, init, nodes, ObjectLostError, shutdown } from '@tsray/core';
+import { get, init, listTransferStats, nodes, ObjectLostError, shutdown } from '@tsray/core';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
-import { readNested, RefMakerActor, stage } from './fixtures/lineage-fns.js';
+import { bigResult, lcgBytes, readNested, RefMakerActor, stage } from './fixtures/lineage-fns.js';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+/** Node ids written by each run of `bigResult` into `file`. */
+const runsIn = (file: string) => readFileSync(file, 'utf8').trim().split('\n');
 
 describe('objects made on a node that dies (head + 2 nodes, separate processes)', () => {
   const c = new TestCluster();
@@ -59,6 +64,40 @@ describe('objects made on a node that dies (head + 2 nodes, separate processes)'
     expect(buf[0]).toBe(7);
     expect(buf[buf.length - 1]).toBe(7);
   }, 90_000);
+
+  it('D dies holding the only copy of a 32 MiB result nobody read: get rebuilds it by re-running its task; with maxRetries 0 it is ObjectLostError', async () => {
+    const d = await c.addNode({ numCpus: 2 });
+    const onD = { schedulingStrategy: { type: 'NODE_AFFINITY' as const, nodeId: d.ready.nodeId, soft: true } };
+    // The head's view has D (a soft affinity to a node it does not know yet runs elsewhere).
+    await until(async () => (await get(stage.options(onD).remote('x', 'probe', '')))[1] === d.ready.nodeId, 30_000, 'a probe task run on D');
+    const head = c.head.ready.nodeId;
+    const headStats = async () => (await listTransferStats()).find((s) => s.nodeId === head)!;
+    const before = (await headStats()).located;
+    const [runs, runs0] = [join(c.tmp, 'big-runs'), join(c.tmp, 'big-runs-0')];
+    const big = bigResult.options(onD).remote(runs, 32, 5);
+    const big0 = bigResult.options({ ...onD, maxRetries: 0 }).remote(runs0, 32, 6);
+    // Both tasks done and their results left on D: the head (their owner) knows them by location only.
+    await until(async () => (await headStats()).located === before + 2, 60_000, 'both results located on D');
+    expect([runsIn(runs), runsIn(runs0)]).toEqual([[d.ready.nodeId], [d.ready.nodeId]]);
+    d.proc.kill('SIGKILL');
+    await until(async () => (await nodes()).find((x) => x.nodeId === d.ready.nodeId)?.alive === false, 30_000, 'D declared dead');
+    // Before lineage reconstruction: ObjectLostError (D held the only copy).
+    const buf = await get(big, { timeout: 60 });
+    expect(sha(buf)).toBe(sha(lcgBytes(32, 5)));
+    const again = runsIn(runs);
+    expect(again).toHaveLength(2);
+    expect(again[1]).not.toBe(d.ready.nodeId);
+    expect((await headStats()).lineage.rebuilds).toBe(1);
+    const err = await get(big0, { timeout: 60 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ObjectLostError);
+    expect((err as ObjectLostError).objectId).toBe(big0.id);
+    expect((err as Error).message).toContain(`node ${d.ready.nodeId} died`);
+    expect((err as Error).message).toMatch(/not rebuilt: it was made by task bigResult \(t\S+\), which has no retries left/);
+    expect(runsIn(runs0)).toHaveLength(1);
+  }, 150_000);
 
   it('B dies: a 3-stage pipeline on B still ends right (last stage re-run on C); a ref B never sent is ObjectLostError naming it', async () => {
     const onB = { schedulingStrategy: { type: 'NODE_AFFINITY' as const, nodeId: b.ready.nodeId, soft: true } };
