@@ -1,7 +1,7 @@
 /**
  * Objects whose data lives on another node, and that node's death (issue #18, point 3), with real
  * daemons: a head (this test process attached to it as the driver) and nodes B (`lineageB`, where the
- * work is pinned) and C (where retries can go); node D joins for the lineage reconstruction case.
+ * work is pinned) and C (where retries can go); nodes D and E join for the lineage reconstruction cases.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, init, listTransferStats, nodes, ObjectLostError, shutdown } from '@tsray/core';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
 import { bigResult, lcgBytes, readNested, RefMakerActor, stage } from './fixtures/lineage-fns.js';
+import { sha as shaTask } from './fixtures/pull-fns.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 /** Node ids written by each run of `bigResult` into `file`. */
@@ -97,6 +98,29 @@ describe('objects made on a node that dies (head + 2 nodes, separate processes)'
     expect((err as Error).message).toContain(`node ${d.ready.nodeId} died`);
     expect((err as Error).message).toMatch(/not rebuilt: it was made by task bigResult \(t\S+\), which has no retries left/);
     expect(runsIn(runs0)).toHaveLength(1);
+  }, 150_000);
+
+  it("E dies while C pulls E's 32 MiB result (owned by the head) for a task: C waits for it from the owner, which rebuilds it", async () => {
+    // E serves one chunk, then stops sending (test hook): C's pull is in progress when E is killed.
+    const e = await c.addNode({ numCpus: 1, env: { TSRAY_TEST_PULL_PAUSE_AFTER_CHUNKS: '1' } });
+    const onE = { schedulingStrategy: { type: 'NODE_AFFINITY' as const, nodeId: e.ready.nodeId, soft: true } };
+    await until(async () => (await get(stage.options(onE).remote('x', 'probe', '')))[1] === e.ready.nodeId, 30_000, 'a probe task run on E');
+    const stats = async (node: string) => (await listTransferStats()).find((s) => s.nodeId === node)!;
+    const head = c.head.ready.nodeId;
+    const cNode = third.ready.nodeId;
+    const before = (await stats(head)).located;
+    const runs = join(c.tmp, 'big-runs-e');
+    const big = bigResult.options(onE).remote(runs, 32, 7);
+    await until(async () => (await stats(head)).located === before + 1, 60_000, 'the result located on E');
+    const pullsBefore = (await stats(cNode)).pulls.pullsStarted;
+    const digest = shaTask.options({ schedulingStrategy: { type: 'NODE_AFFINITY', nodeId: cNode, soft: false } }).remote(big);
+    await until(async () => (await stats(cNode)).pulls.pullsStarted > pullsBefore, 30_000, 'C pulling from E');
+    e.proc.kill('SIGKILL');
+    await until(async () => (await nodes()).find((x) => x.nodeId === e.ready.nodeId)?.alive === false, 30_000, 'E declared dead');
+    // Before: C found no holder left and failed the task's argument with ObjectLostError.
+    const [hex, len, where] = await get(digest, { timeout: 60 });
+    expect([hex, len, where]).toEqual([sha(lcgBytes(32, 7)), 32 * 1024 * 1024, cNode]);
+    expect(runsIn(runs)).toHaveLength(2);
   }, 150_000);
 
   it('B dies: a 3-stage pipeline on B still ends right (last stage re-run on C); a ref B never sent is ObjectLostError naming it', async () => {

@@ -174,6 +174,7 @@ export class ClusterForwarder {
       isAlive: (nodeId) => this.remoteNodes.get(nodeId)?.alive === true && !this.unreachablePeers.has(nodeId),
       nestedFrom: (nodeId, contained) => this.locations.arrivedFrom(nodeId, contained),
       rebuild: (id) => this.lineage.rebuild(id),
+      fromOwner: (owner, id) => this.locations.arrivedFrom(owner, [id]),
     });
     this.lineage = new LineageKeeper({
       referenced: (id) => host.objects.get(id) !== undefined,

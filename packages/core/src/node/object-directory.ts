@@ -32,6 +32,8 @@ export interface ObjectDirectoryHost {
    * started (waiters get the new copy), else why it cannot be rebuilt.
    */
   rebuild(id: string): string | undefined;
+  /** Every copy of `id`, owned by node `owner`, is gone: wait for it from its owner (which rebuilds it or seals it lost). */
+  fromOwner(owner: string, id: string): void;
 }
 
 /** What this node knows of an object held elsewhere. */
@@ -172,6 +174,7 @@ export class ObjectDirectory {
       if (l.holders.length > 0 || this.puller.has(id) || this.host.objects.get(id)?.data !== undefined) continue;
       this.located.delete(id);
       this.host.objects.unlocate(id);
+      if (this.toOwner(id, l)) continue;
       const refusal = this.host.rebuild(id);
       if (refusal === undefined) continue;
       const why = `node ${nodeId} died (${reason}) while it held the only copy of object ${id} (large results stay on the node that made them until needed); not rebuilt: ${refusal}`;
@@ -182,13 +185,28 @@ export class ObjectDirectory {
 
   /** A pull of `id` found no holder left (`lost` is its ObjectLostError): rebuild it, or seal the error saying why not. */
   private pullLost(id: string, lost: StoredObject): void {
+    const l = this.located.get(id);
     this.located.delete(id);
     this.host.objects.unlocate(id);
+    if (this.toOwner(id, l)) return;
     const refusal = this.host.rebuild(id);
     if (refusal === undefined) return;
     const p = decodeErrorPayload(lost.inline!);
     const why = `${p.type === 'ObjectLostError' ? p.reason : 'no holder is left'}; not rebuilt: ${refusal}`;
     this.host.objects.seal(id, errorObject({ type: 'ObjectLostError', objectId: id, reason: why }));
+  }
+
+  /**
+   * A lost object another live node owns (it announced it here with a task's arguments): this node
+   * has no lineage for it, its owner does. Wait for it from the owner (subscribed there), which
+   * rebuilds it and sends it, or sends the `ObjectLostError` saying why not. True when asked.
+   */
+  private toOwner(id: string, l: Located | undefined): boolean {
+    const owner = l?.reportTo;
+    if (owner === undefined || owner === this.host.nodeId || !this.host.isAlive(owner)) return false;
+    logger().warn({ object: id, owner }, 'every holder of an object is gone: waiting for it from its owner (which rebuilds it)');
+    this.host.fromOwner(owner, id);
+    return true;
   }
 
   /** A pull ended: seal the copy, tell the owner about it, fetch refs nested in it. */
