@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { get, init, listTransferStats, nodes, ObjectLostError, shutdown } from '@tsray/core';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
-import { bigResult, lcgBytes, readNested, RefMakerActor, stage } from './fixtures/lineage-fns.js';
+import { bigNext, bigResult, lcgBytes, readNested, RefMakerActor, stage } from './fixtures/lineage-fns.js';
 import { sha as shaTask } from './fixtures/pull-fns.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -66,7 +66,7 @@ describe('objects made on a node that dies (head + 2 nodes, separate processes)'
     expect(buf[buf.length - 1]).toBe(7);
   }, 90_000);
 
-  it('D dies holding the only copy of a 32 MiB result nobody read: get rebuilds it by re-running its task; with maxRetries 0 it is ObjectLostError', async () => {
+  it('D dies holding the only copy of 32 MiB results nobody read: get rebuilds them by re-running their tasks (a 2-stage chain too); with maxRetries 0 it is ObjectLostError', async () => {
     const d = await c.addNode({ numCpus: 2 });
     const onD = { schedulingStrategy: { type: 'NODE_AFFINITY' as const, nodeId: d.ready.nodeId, soft: true } };
     // The head's view has D (a soft affinity to a node it does not know yet runs elsewhere).
@@ -77,8 +77,11 @@ describe('objects made on a node that dies (head + 2 nodes, separate processes)'
     const [runs, runs0] = [join(c.tmp, 'big-runs'), join(c.tmp, 'big-runs-0')];
     const big = bigResult.options(onD).remote(runs, 32, 5);
     const big0 = bigResult.options({ ...onD, maxRetries: 0 }).remote(runs0, 32, 6);
-    // Both tasks done and their results left on D: the head (their owner) knows them by location only.
-    await until(async () => (await headStats()).located === before + 2, 60_000, 'both results located on D');
+    // A chain: its second stage's argument is lost too, and rebuilt first (recursion through lineage).
+    const [runs1, runs2] = [join(c.tmp, 'chain-1'), join(c.tmp, 'chain-2')];
+    const chain = bigNext.options(onD).remote(bigResult.options(onD).remote(runs1, 32, 8), runs2);
+    // All done and their results left on D: the head (their owner) knows them by location only.
+    await until(async () => (await headStats()).located === before + 4, 60_000, 'the four results located on D');
     expect([runsIn(runs), runsIn(runs0)]).toEqual([[d.ready.nodeId], [d.ready.nodeId]]);
     d.proc.kill('SIGKILL');
     await until(async () => (await nodes()).find((x) => x.nodeId === d.ready.nodeId)?.alive === false, 30_000, 'D declared dead');
@@ -88,7 +91,10 @@ describe('objects made on a node that dies (head + 2 nodes, separate processes)'
     const again = runsIn(runs);
     expect(again).toHaveLength(2);
     expect(again[1]).not.toBe(d.ready.nodeId);
-    expect((await headStats()).lineage.rebuilds).toBe(1);
+    const chained = await get(chain, { timeout: 60 });
+    expect(sha(chained)).toBe(sha(lcgBytes(32, 8).map((x) => (x + 1) & 0xff)));
+    expect([runsIn(runs1).length, runsIn(runs2).length]).toEqual([2, 2]);
+    expect((await headStats()).lineage.rebuilds).toBe(3);
     const err = await get(big0, { timeout: 60 }).then(
       () => undefined,
       (e: unknown) => e,
