@@ -7,8 +7,8 @@
  * its `maxRetries` (-1 = forever), and whoever waits for the return gets the new copy. Lost arguments
  * are rebuilt the same way (their producers' lineage is held by the consumer's): recursion falls out.
  * Not rebuilt, with the reason in the `ObjectLostError`: `put` objects (no lineage), tasks out of
- * retries, and objects whose lineage this node does not keep (owned by another node, actor tasks,
- * streaming returns, or dropped by the bound on kept specs).
+ * retries (kept without their arguments, to say so), and objects whose lineage this node does not keep
+ * (owned by another node, actor tasks, streaming returns, or dropped by the bound on kept specs).
  * @internal
  */
 import { logger } from '../logger.js';
@@ -114,11 +114,6 @@ export class LineageKeeper {
     );
     this.host.resubmit(k.spec, k.owner, k.retriesLeft, k.attempt);
     return undefined;
-  }
-
-  /** Drop every kept task (node shutdown). */
-  clear(): void {
-    for (const [taskId, k] of [...this.byTask]) this.drop(taskId, k);
   }
 
   private drop(taskId: string, k: Kept): void {
