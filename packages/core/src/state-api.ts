@@ -207,6 +207,10 @@ export interface TransferStatsEntry {
   pulls: { bytesInFlight: number; maxBytesInFlight: number; boundBytes: number; pullsStarted: number; pullsDone: number; failovers: number; active: number };
   /** Chunks this node served to pulling nodes. */
   served: { chunksServed: number; pausedRequests: number };
+  /** Objects this node knows only by their holders on other nodes (it pulls them when needed). */
+  located: number;
+  /** Finished tasks kept to rebuild returns that live only on other nodes, and rebuilds started (lineage reconstruction). */
+  lineage: { kept: number; rebuilds: number };
 }
 
 /** Object movement counters of every node: bytes per peer node and pull gauges (how objects travelled). */

@@ -30,7 +30,9 @@ import { ClusterLink, type LinkHandler, type LinkOptions, type PeerConnection } 
 import { type ActorUpdateFields, amountsToRecord, callKindOf, notServedHere } from '../cluster/control-plane.js';
 import type { ObjectTable, StoredObject } from './object-table.js';
 import type { ObjectTransfer } from './object-transfer.js';
-import type { ActorRecord, PgRecord, Pool, TaskRecord } from './records.js';
+import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
+import type { SubmitSpec } from '../runtime.js';
+import { LineageKeeper } from './lineage.js';
 import { INLINE_THRESHOLD, type NodeStore } from './store.js';
 import { namesLocalDirectories } from './runtime-envs.js';
 import { ENC_ERROR, errorObject, taskIdOf } from './node-support.js';
@@ -70,13 +72,15 @@ export interface ClusterForwarderHost {
   readonly resources: NodeResources;
   /** The scheduler's view of every node (this one included), shared with the node's scheduling. */
   readonly cluster: ClusterView;
-  readonly objects: Pick<ObjectTable, 'get' | 'seal' | 'locate' | 'unlocate' | 'whenReady' | 'onNeed' | 'onFreed'>;
+  readonly objects: Pick<ObjectTable, 'get' | 'seal' | 'locate' | 'unlocate' | 'whenReady' | 'onNeed' | 'onFreed' | 'decRef'>;
   readonly store: Pick<NodeStore, 'bytes' | 'allocate' | 'release'> & { readonly arena: Pick<Arena, 'write'> };
   /** The pool of the node's own resources (an actor created elsewhere holds nothing here). */
   readonly nodePool: Pool;
   /** Objects in and out: pushes to peers, chunk reassembly. */
   readonly transfer: Pick<ObjectTransfer, 'pushObjects' | 'toArena' | 'onChunk' | 'dropIncomingFrom'>;
   task(taskId: string): TaskRecord | undefined;
+  /** Submit a task (a lineage rebuild submits a finished one again). */
+  submit(spec: SubmitSpec, owner: WorkerHandle | undefined): void;
   /** True while any local queue holds tasks. */
   hasQueuedWork(): boolean;
   finishTask(t: TaskRecord, data: StoredObject | undefined): void;
@@ -148,6 +152,8 @@ export class ClusterForwarder {
 
   /** Where objects are in the cluster, and pulls from their holders (see object-directory.ts). */
   readonly directory: ObjectDirectory;
+  /** Specs of finished tasks whose returns live only on other nodes, to rebuild them (see lineage.ts). */
+  readonly lineage: LineageKeeper;
 
   constructor(
     private readonly host: ClusterForwarderHost,
@@ -167,9 +173,26 @@ export class ClusterForwarder {
       },
       isAlive: (nodeId) => this.remoteNodes.get(nodeId)?.alive === true && !this.unreachablePeers.has(nodeId),
       nestedFrom: (nodeId, contained) => this.locations.arrivedFrom(nodeId, contained),
+      rebuild: (id) => this.lineage.rebuild(id),
+      fromOwner: (owner, id) => this.locations.arrivedFrom(owner, [id]),
+    });
+    this.lineage = new LineageKeeper({
+      referenced: (id) => host.objects.get(id) !== undefined,
+      live: (taskId) => host.task(taskId) !== undefined,
+      release: (ids) => {
+        for (const id of ids) host.objects.decRef(id);
+      },
+      resubmit: (spec, owner, retriesLeft, attempt) => {
+        host.submit(spec, owner);
+        const t = host.task(spec.taskId);
+        if (t) Object.assign(t, { retriesLeft, attempt });
+      },
     });
     host.objects.onNeed = (id) => this.directory.need(id);
-    host.objects.onFreed = (id) => this.directory.freed(id);
+    host.objects.onFreed = (id) => {
+      this.directory.freed(id);
+      this.lineage.freed(id);
+    };
   }
 
   /**
@@ -186,6 +209,11 @@ export class ClusterForwarder {
       });
     }
     return missing === 0;
+  }
+
+  /** Object movement and lineage counters of this node (`listTransferStats()`). */
+  transferStats(): ReturnType<ObjectDirectory['stats']> & { lineage: ReturnType<LineageKeeper['stats']> } {
+    return { ...this.directory.stats(), lineage: this.lineage.stats() };
   }
 
   /** Tasks now forwarded to `nodeId` (for tests). */
@@ -658,6 +686,8 @@ export class ClusterForwarder {
       h.maybeStopActor(rec);
       return;
     }
+    // A return left on that node alone: keep the task's lineage (and its arguments) to rebuild it if lost.
+    if (!rec && t.spec.returnIds.some((id) => h.objects.get(id)?.located)) this.lineage.keep(t);
     h.finishTask(t, undefined);
     if (rec) h.maybeStopActor(rec);
     h.scheduleDispatch();

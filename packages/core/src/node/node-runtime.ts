@@ -79,7 +79,6 @@ export interface NodeRuntimeOptions {
 
 /** TSRAY_TRACE=1 prints every message the node sends and receives (debugging). */
 const TRACE = config().trace;
-
 /** One node: tasks, workers, objects. */
 export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   readonly kind = 'driver' as const;
@@ -481,7 +480,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       taskEvents: () => this.taskManager.timeline.rows(),
       nodeCounters: () => ({ ...this.actorManager.counters }),
       taskFailures: () => this.taskManager.timeline.failures.rows(),
-      transferStats: () => ({ nodeId: this.nodeId, ...this.forwarder.directory.stats(), served: this.transfer.pullServer.stats() }),
+      transferStats: () => ({ nodeId: this.nodeId, ...this.forwarder.transferStats(), served: this.transfer.pullServer.stats() }),
       actors: () => this.actorManager.actors.values(),
       pendingActors: () => this.actorManager.pendingActors,
       placementGroups: () => this.placementGroups.pgs.values(),
@@ -718,6 +717,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
         return node.transfer;
       },
       task: (taskId) => this.tasks.get(taskId),
+      submit: (spec, owner) => this.submit(spec, owner),
       hasQueuedWork: () => [...this.taskManager.queues.values()].some((q) => q.length > 0),
       finishTask: (t, data) => this.finishTask(t, data),
       enqueue: (t, front) => this.enqueue(t, front),

@@ -9,6 +9,7 @@
  */
 import type { EnvelopeBody, tsray } from '@tsray/protocol';
 import { config } from '../config.js';
+import { decodeErrorPayload } from '../error-payload.js';
 import { logger } from '../logger.js';
 import { encodingFromWire, encodingToWire } from '../wire.js';
 import { ObjectPuller, type PullHeader, type PullStats } from './object-puller.js';
@@ -26,6 +27,13 @@ export interface ObjectDirectoryHost {
   isAlive(nodeId: string): boolean;
   /** A pulled object holds refs: fetch those this node lacks from the node it came from. */
   nestedFrom(nodeId: string, contained: readonly string[]): void;
+  /**
+   * Every copy of `id` is gone: rebuild it from its lineage (lineage.ts). Undefined when a rebuild
+   * started (waiters get the new copy), else why it cannot be rebuilt.
+   */
+  rebuild(id: string): string | undefined;
+  /** Every copy of `id`, owned by node `owner`, is gone: wait for it from its owner (which rebuilds it or seals it lost). */
+  fromOwner(owner: string, id: string): void;
 }
 
 /** What this node knows of an object held elsewhere. */
@@ -60,13 +68,14 @@ export class ObjectDirectory {
       store: host.puller,
       sendTo: (n, body) => host.sendTo(n, body),
       isAlive: (n) => host.isAlive(n),
-      done: (id, data, from) => this.pulled(id, data, from),
+      // from '' = no holder was left for the pull.
+      done: (id, data, from) => (from === '' ? this.pullLost(id, data) : this.pulled(id, data, from)),
     });
   }
 
   /** Bytes per peer and pull gauges (node stats, `listTransferStats()`). */
-  stats(): ReturnType<PeerTraffic['snapshot']> & { pulls: PullStats } {
-    return { ...this.traffic.snapshot(), pulls: this.puller.stats() };
+  stats(): ReturnType<PeerTraffic['snapshot']> & { pulls: PullStats; located: number } {
+    return { ...this.traffic.snapshot(), pulls: this.puller.stats(), located: this.located.size };
   }
 
   /** Number of objects located elsewhere (for tests). */
@@ -158,16 +167,46 @@ export class ObjectDirectory {
     this.puller.nodeDied(nodeId);
     for (const [id, l] of [...this.located]) {
       const i = l.holders.indexOf(nodeId);
-      if (i === -1) continue;
+      // Gone already: a pull of it found no holder left above (pullLost).
+      if (i === -1 || !this.located.has(id)) continue;
       l.holders.splice(i, 1);
       if (l.refAt === nodeId) l.refAt = undefined;
       if (l.holders.length > 0 || this.puller.has(id) || this.host.objects.get(id)?.data !== undefined) continue;
       this.located.delete(id);
-      const why = `node ${nodeId} died (${reason}) while it held the only copy of object ${id} (large results stay on the node that made them until needed)`;
-      logger().warn({ object: id, node: nodeId }, why);
       this.host.objects.unlocate(id);
+      if (this.toOwner(id, l)) continue;
+      const refusal = this.host.rebuild(id);
+      if (refusal === undefined) continue;
+      const why = `node ${nodeId} died (${reason}) while it held the only copy of object ${id} (large results stay on the node that made them until needed); not rebuilt: ${refusal}`;
+      logger().warn({ object: id, node: nodeId }, why);
       this.host.objects.seal(id, errorObject({ type: 'ObjectLostError', objectId: id, reason: why }));
     }
+  }
+
+  /** A pull of `id` found no holder left (`lost` is its ObjectLostError): rebuild it, or seal the error saying why not. */
+  private pullLost(id: string, lost: StoredObject): void {
+    const l = this.located.get(id);
+    this.located.delete(id);
+    this.host.objects.unlocate(id);
+    if (this.toOwner(id, l)) return;
+    const refusal = this.host.rebuild(id);
+    if (refusal === undefined) return;
+    const p = decodeErrorPayload(lost.inline!);
+    const why = `${p.type === 'ObjectLostError' ? p.reason : 'no holder is left'}; not rebuilt: ${refusal}`;
+    this.host.objects.seal(id, errorObject({ type: 'ObjectLostError', objectId: id, reason: why }));
+  }
+
+  /**
+   * A lost object another live node owns (it announced it here with a task's arguments): this node
+   * has no lineage for it, its owner does. Wait for it from the owner (subscribed there), which
+   * rebuilds it and sends it, or sends the `ObjectLostError` saying why not. True when asked.
+   */
+  private toOwner(id: string, l: Located | undefined): boolean {
+    const owner = l?.reportTo;
+    if (owner === undefined || owner === this.host.nodeId || !this.host.isAlive(owner)) return false;
+    logger().warn({ object: id, owner }, 'every holder of an object is gone: waiting for it from its owner (which rebuilds it)');
+    this.host.fromOwner(owner, id);
+    return true;
   }
 
   /** A pull ended: seal the copy, tell the owner about it, fetch refs nested in it. */

@@ -60,6 +60,7 @@ async function setup(localCpus = 4) {
     nodePool: { key: '', resources, pg: undefined, bundleIndex: -1 },
     transfer,
     task: (id) => tasks.get(id),
+    submit: () => undefined,
     hasQueuedWork: () => log.queued,
     finishTask: (t, data) => {
       t.state = 'done';
