@@ -2,6 +2,10 @@
 packages/core/test/curve.spec.ts) and a pyzmq client/server pair with them: a member connects, a
 client with another token is refused with AuthenticationError."""
 
+import socket
+import struct
+import threading
+
 import zmq
 
 from tsray._curve import cluster_keys, make_client, make_server, watch_refusals
@@ -49,3 +53,39 @@ def test_member_connects_and_another_token_is_refused() -> None:
         for s in (server, member, intruder):
             s.close(0)
         ctx.term()
+
+
+def test_a_plain_client_whose_handshakes_fail_is_told_the_sides_differ() -> None:
+    # A server that resets every connection: ZeroMQ reports handshake failures that are not the
+    # protocol error, as when a CURVE server drops a plain client before it reads the greeting.
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def reset_all() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    resetter = threading.Thread(target=reset_all, daemon=True)
+    resetter.start()
+    ctx = zmq.Context()
+    plain = ctx.socket(zmq.DEALER)
+    try:
+        wait = watch_refusals(plain)
+        plain.connect(f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+        try:
+            wait(10.0)
+            raise AssertionError("the plain client was not refused")
+        except AuthenticationError as e:
+            assert "one side runs without CURVE" in str(e)
+    finally:
+        plain.close(0)
+        ctx.term()
+        stop.set()
+        resetter.join()
+        listener.close()

@@ -65,6 +65,8 @@ def make_server(sock: Any, token: str) -> None:
 
 #: Failed CURVE handshakes in a row (none succeeded) after which a client gives up: a wrong token.
 REFUSALS_BEFORE_GIVING_UP = 3
+_REFUSED = "the head refused the connection: wrong cluster token"
+_MISMATCH = "the handshake failed: one side runs without CURVE (TSRAY_TRANSPORT_CURVE differs), or it is not a tsray process"
 
 _HANDSHAKE_FAILED = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -102,12 +104,12 @@ def watch_refusals(sock: Any) -> Callable[[float], bool]:
                         up = True
                     elif not up and ev["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
                         # One side plain, the other CURVE: ZeroMQ does not reconnect after this.
-                        raise AuthenticationError(
-                            "the head refused the connection: wrong cluster token (the handshake failed: one side "
-                            "runs without CURVE (TSRAY_TRANSPORT_CURVE differs), or it is not a tsray process)"
-                        )
+                        raise AuthenticationError(f"{_REFUSED} ({_MISMATCH})")
                     elif not up and (failures := failures + 1) >= REFUSALS_BEFORE_GIVING_UP:
-                        raise AuthenticationError("the head refused the connection: wrong cluster token")
+                        # A plain client refused by a CURVE server may see resets instead of the
+                        # protocol error (timing): its own mechanism says which it is.
+                        plain = sock.getsockopt(zmq.MECHANISM) == zmq.NULL
+                        raise AuthenticationError(f"{_REFUSED} ({_MISMATCH})" if plain else _REFUSED)
             return False
         finally:
             sock.disable_monitor()

@@ -217,7 +217,10 @@ export const CURVE_REFUSALS_BEFORE_GIVING_UP = 3;
  * it (it cannot even decrypt its hello), so a client whose handshakes fail
  * {@link CURVE_REFUSALS_BEFORE_GIVING_UP} times before any succeeds calls `onRefused` once. A ZMTP
  * protocol error (one side plain, the other CURVE: `TSRAY_TRANSPORT_CURVE` differs) ends it at once:
- * ZeroMQ does not reconnect after one; `detail` then says so ('' for a plain refusal).
+ * ZeroMQ does not reconnect after one; `detail` then says so ('' for a plain refusal). A client that
+ * itself runs without CURVE (NULL mechanism) gets the same detail after its failed handshakes: which
+ * event ZeroMQ reports for the server's refusal (protocol error, or a reset before the greeting is
+ * read) depends on timing, but the cause is the same.
  */
 export function onCurveRefused(socket: zmq.Socket, onRefused: (detail: string) => void): void {
   let failures = 0;
@@ -227,15 +230,18 @@ export function onCurveRefused(socket: zmq.Socket, onRefused: (detail: string) =
     onRefused(detail);
   };
   const failed = () => {
-    if (!done && ++failures >= CURVE_REFUSALS_BEFORE_GIVING_UP) give('');
+    if (!done && ++failures >= CURVE_REFUSALS_BEFORE_GIVING_UP) give(socket.securityMechanism === null ? CURVE_MISMATCH : '');
   };
   socket.events.on('handshake', () => (done = true));
   socket.events.on('handshake:error:protocol', () => {
-    if (!done) give('the handshake failed: one side runs without CURVE (TSRAY_TRANSPORT_CURVE differs), or it is not a tsray process');
+    if (!done) give(CURVE_MISMATCH);
   });
   socket.events.on('handshake:error:auth', failed);
   socket.events.on('handshake:error:other', failed);
 }
+
+/** The detail of a refusal where one side runs with CURVE and the other without. */
+const CURVE_MISMATCH = 'the handshake failed: one side runs without CURVE (TSRAY_TRANSPORT_CURVE differs), or it is not a tsray process';
 
 /** The error text of a connection the head (or a node) refused during the CURVE handshake. */
 export const WRONG_TOKEN = 'wrong cluster token';

@@ -4,6 +4,7 @@
  * tcp, admitting only its cluster's members.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -65,6 +66,29 @@ describe('cluster CURVE keys', () => {
       for (const s of sockets) s.close();
       await server.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  it('a plain client whose handshakes fail is told the two sides differ in CURVE, whichever error ZeroMQ reports', async () => {
+    // A server that resets every connection: ZeroMQ reports "other" handshake errors (not the protocol
+    // error a CURVE server's greeting gives), as it does when a CURVE server drops a plain client
+    // before the client reads its greeting.
+    const resetter = createServer((conn) => conn.destroy());
+    await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r));
+    const address = resetter.address();
+    const endpoint = `tcp://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const plain = new zmq.Dealer({ linger: 0 });
+    const curve = new zmq.Dealer({ linger: 0, ...curveClientOptions(endpoint, 'tok') });
+    try {
+      const refused = [new Promise<string>((r) => onCurveRefused(plain, r)), new Promise<string>((r) => onCurveRefused(curve, r))];
+      plain.connect(endpoint);
+      curve.connect(endpoint);
+      const [whyPlain, whyCurve] = await Promise.all(refused);
+      expect(whyPlain).toMatch(/one side runs without CURVE/);
+      expect(whyCurve).toBe(''); // a CURVE client cannot tell a wrong token from a dropped handshake
+    } finally {
+      plain.close();
+      curve.close();
+      resetter.close();
     }
   });
 });
