@@ -13,6 +13,7 @@
  * Usage (repo root, after `npx nx run-many -t build`):
  *   npx tsx bench/tsray/cluster.bench.ts [--quick] [--metrics a,b,c] [--list]
  *   TSRAY_BENCH_DAEMON_PROF=/tmp/prof npx tsx bench/tsray/cluster.bench.ts …   (daemon CPU profiles)
+ *   TSRAY_KEEP_TEST_CLUSTER=1 npx tsx bench/tsray/cluster.bench.ts …           (keep the cluster's logs)
  *
  * Workers (on both nodes) import this module: remote functions stay at top level and everything else
  * sits behind `isMain(import.meta)`.
@@ -259,7 +260,8 @@ if (isMain(import.meta)) {
       if (savedTmp === undefined) delete process.env['TMPDIR'];
       else process.env['TMPDIR'] = savedTmp;
       await c.stop();
-      rmSync(parent, { recursive: true, force: true });
+      // TSRAY_KEEP_TEST_CLUSTER=1 keeps the daemons' logs (as the test harness does) to look at a failed metric.
+      if (!process.env['TSRAY_KEEP_TEST_CLUSTER']) rmSync(parent, { recursive: true, force: true });
     }
   }
 }

@@ -4,10 +4,12 @@
  * @internal
  */
 import type { Writable } from 'zeromq';
+import { Deque } from './deque.js';
 import { logger } from './logger.js';
 
 export class Outbox {
-  private readonly queue: Buffer[][] = [];
+  /** A Deque, not an array: a backed-up socket can hold tens of thousands of messages (see Deque). */
+  private readonly queue = new Deque<Buffer[]>();
   private sending = false;
   private closed = false;
 
@@ -58,6 +60,6 @@ export class Outbox {
 
   close(): void {
     this.closed = true;
-    this.queue.length = 0;
+    this.queue.drain();
   }
 }

@@ -8,6 +8,7 @@
  */
 import { ResourceRequest } from '@tsray/scheduler';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
+import { Deque } from '../deque.js';
 import { decodeErrorPayload } from '../error-payload.js';
 import { ActorDiedError, ActorNameTakenError, ActorNotFoundError, GcsUnavailableError, type ActorDeathInfo } from '../errors.js';
 import { logger } from '../logger.js';
@@ -162,7 +163,7 @@ export class ActorManager {
       allocation: undefined,
       restartsLeft: c.maxRestarts,
       pool: undefined,
-      calls: [],
+      calls: new Deque(),
       death: undefined,
       terminating: false,
       killed: false,
@@ -307,7 +308,7 @@ export class ActorManager {
     if (rec.remoteNode !== undefined && !rec.worker) {
       // Runs on another node (or is owned by one): calls go there in order; it queues them until alive.
       if (rec.state === 'dead') return;
-      while (rec.calls.length > 0 && rec.calls[0]!.state === 'queued') {
+      while (rec.calls.length > 0 && rec.calls.peek()!.state === 'queued') {
         const t = rec.calls.shift()!;
         // A call that came from another node and goes on to a third one is relayed (the old path).
         if (t.owner?.kind === 'peer') this.counters.actorCallsRelayed++;
@@ -323,7 +324,7 @@ export class ActorManager {
     if (rec.state !== 'alive' || !rec.worker || rec.worker.state === 'dead') return;
     const w = rec.worker;
     while (rec.calls.length > 0) {
-      const t = rec.calls[0]!;
+      const t = rec.calls.peek()!;
       if (t.state !== 'queued') break;
       rec.calls.shift();
       if (t.owner?.kind === 'peer') {
@@ -399,7 +400,7 @@ export class ActorManager {
       rec.env = undefined;
     }
     const err = errorObject({ type: 'ActorDiedError', info });
-    for (const t of rec.calls.splice(0)) this.host.finishTask(t, err);
+    for (const t of rec.calls.drain()) this.host.finishTask(t, err);
     const i = this.pendingActors.indexOf(rec);
     if (i !== -1) this.pendingActors.splice(i, 1);
     if (rec.nameKey && this.names.get(rec.nameKey) === rec.id) this.names.delete(rec.nameKey);
@@ -456,7 +457,7 @@ export class ActorManager {
       if (rec.restartsLeft > 0) rec.restartsLeft--;
       rec.restarts = (rec.restarts ?? 0) + 1;
       rec.state = 'restarting';
-      rec.calls.unshift(...retry);
+      rec.calls.unshiftAll(retry);
       if (creating) this.host.tasks.delete(creating.spec.taskId);
       logger().warn({ actor: rec.creation.className, detail }, 'actor process died; restarting it');
       this.queueActorStart(rec);
@@ -538,7 +539,7 @@ export class ActorManager {
     if (rec.restartsLeft > 0) rec.restartsLeft--;
     rec.restarts = (rec.restarts ?? 0) + 1;
     rec.state = 'restarting';
-    rec.calls.unshift(...retry);
+    rec.calls.unshiftAll(retry);
     logger().warn({ actor: rec.creation.className, detail }, 'actor lost its node; restarting it');
     this.gcsActorUpdate(rec, { state: 'RESTARTING' });
     const t = this.creationTask(rec);
@@ -675,7 +676,7 @@ export class ActorManager {
       allocation: undefined,
       restartsLeft: 0,
       pool: this.host.nodePool,
-      calls: [],
+      calls: new Deque(),
       death: undefined,
       terminating: false,
       killed: false,
@@ -724,11 +725,11 @@ export class ActorManager {
     if (replaced) {
       // Restarted on this node meanwhile: the real record took the queue over.
       for (const t of retry) t.actor = now;
-      now.calls.unshift(...retry);
+      now.calls.unshiftAll(retry);
       this.pumpActor(now!);
       return;
     }
-    rec.calls.unshift(...retry);
+    rec.calls.unshiftAll(retry);
     if (rec.remoteNode !== deadNode) {
       this.pumpActor(rec);
       return;
@@ -775,8 +776,10 @@ export class ActorManager {
 
   /** A proxy's queued calls move to the actor's own record (it now runs on this node), in order. */
   private takeOverProxyCalls(proxy: ActorRecord, rec: ActorRecord): void {
-    for (const t of proxy.calls) t.actor = rec;
-    rec.calls.push(...proxy.calls.splice(0));
+    for (const t of proxy.calls.drain()) {
+      t.actor = rec;
+      rec.calls.push(t);
+    }
     proxy.state = 'dead';
   }
 }

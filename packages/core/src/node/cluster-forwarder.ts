@@ -37,7 +37,7 @@ import { INLINE_THRESHOLD, type NodeStore } from './store.js';
 import { namesLocalDirectories } from './runtime-envs.js';
 import { ENC_ERROR, errorObject, taskIdOf } from './node-support.js';
 import { specToWire } from './task-codec.js';
-import type { Deque } from './deque.js';
+import type { Deque } from '../deque.js';
 import type { Arena } from '@tsray/object-store';
 import { ObjectLocations } from './object-locations.js';
 import { ObjectDirectory } from './object-directory.js';

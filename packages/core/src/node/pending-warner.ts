@@ -8,7 +8,7 @@
  */
 import { fromUnits, type ResourceRequest } from '@tsray/scheduler';
 import { warnUser } from '../logger.js';
-import type { Deque } from './deque.js';
+import type { Deque } from '../deque.js';
 import type { ActorRecord, Pool, TaskRecord } from './records.js';
 
 /** What the warner reads from its node. */

@@ -5,6 +5,7 @@
  */
 import type { ResourceRequest, NodeResources, Allocation } from '@tsray/scheduler';
 import type { PlacementStrategy, Reservation } from '@tsray/placement';
+import type { Deque } from '../deque.js';
 import type { ActorDeathInfo } from '../errors.js';
 import type { ActorCreation, SubmitSpec } from '../runtime.js';
 import type { EnvEntry } from './runtime-envs.js';
@@ -104,7 +105,7 @@ export interface ActorRecord {
   restarts?: number;
   pool: Pool | undefined;
   /** Method calls in submission order, not yet sent to the worker (some may wait for arguments). */
-  calls: TaskRecord[];
+  calls: Deque<TaskRecord>;
   death: ActorDeathInfo | undefined;
   /** No handle is left: stop once the submitted calls are done. */
   terminating: boolean;

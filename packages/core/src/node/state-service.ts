@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import type { ClusterView, NodeResources } from '@tsray/scheduler';
 import type { PendingDemand } from '../state-api.js';
-import type { Deque } from './deque.js';
+import type { Deque } from '../deque.js';
 import type { ObjectTable } from './object-table.js';
 import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
 import type { NodeStore } from './store.js';

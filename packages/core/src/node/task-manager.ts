@@ -15,7 +15,7 @@ import type { SubmitArg, SubmitSpec } from '../runtime.js';
 import type { ResolvedScheduling } from '../scheduling-strategy.js';
 import { encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
 import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
-import { Deque } from './deque.js';
+import { Deque } from '../deque.js';
 import { INLINE_THRESHOLD, type NodeStore } from './store.js';
 import type { EnvEntry, NodeRuntimeEnvs } from './runtime-envs.js';
 import type { ActorRecord, Lease, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
@@ -616,8 +616,7 @@ export class TaskManager {
     t.state = 'done';
     this.timeline.record(t, data);
     if (t.actor && !t.spec.actorCreation) {
-      const i = t.actor.calls.indexOf(t);
-      if (i !== -1) t.actor.calls.splice(i, 1);
+      t.actor.calls.remove(t);
     }
     if (data) this.sealReturns(t, data);
     if (t.env) {

@@ -8,6 +8,7 @@
 import { tsray } from '@tsray/protocol';
 import { encodeErrorPayload, remoteErrorInfo } from '../error-payload.js';
 import { ActorMethodNotFoundError } from '../errors.js';
+import { Deque } from '../deque.js';
 import { gcFunction } from '../gc.js';
 import type { RuntimeContext } from '../runtime.js';
 import { creationFromWire, schedulingFromWire } from '../node/task-codec.js';
@@ -54,7 +55,8 @@ export interface ExecutorIdentity {
 
 /** Runs the tasks the node sends to this worker. */
 export class TaskExecutor implements BlockListener {
-  private readonly queue: Job[] = [];
+  /** A Deque: an actor's worker can hold tens of thousands of queued calls (see Deque). */
+  private readonly queue = new Deque<Job>();
   private running: Job | undefined;
   private loopActive = false;
   /** Moving average of each function's run time (ms): slow ones flush results before they start. */
@@ -66,7 +68,7 @@ export class TaskExecutor implements BlockListener {
   /** Jobs executing now (several for async actors). */
   private readonly active = new Map<string, Job>();
   private blockDepth = 0;
-  private readonly groupQueues = new Map<string, Job[]>();
+  private readonly groupQueues = new Map<string, Deque<Job>>();
   private readonly drainScheduled = new Set<string>();
   /** When the current run of synchronous call starts began (0: none since the last event-loop turn). */
   private burstStart = 0;
@@ -109,8 +111,7 @@ export class TaskExecutor implements BlockListener {
   /** The running task starts waiting: tell the node and hand back the tasks queued behind it. */
   block(): void {
     if (!this.running || this.actor || this.blockDepth++ > 0) return;
-    const returned = this.queue.map((j) => j.exec.taskId ?? '');
-    this.queue.length = 0;
+    const returned = this.queue.drain().map((j) => j.exec.taskId ?? '');
     this.results.flush();
     this.channel.flushNow();
     this.channel.send({ workerBlocked: { blocked: true, taskId: this.running.exec.taskId, returnedTaskIds: returned } });
@@ -163,7 +164,7 @@ export class TaskExecutor implements BlockListener {
     const a = this.actor!;
     const group = job.exec.concurrencyGroup || a.methodGroup.get(job.exec.method ?? '') || '';
     let waiting = this.groupQueues.get(group);
-    if (!waiting) this.groupQueues.set(group, (waiting = []));
+    if (!waiting) this.groupQueues.set(group, (waiting = new Deque()));
     waiting.push(job);
     this.drainGroup(group);
   }

@@ -108,8 +108,7 @@ class FakeNode implements ActorManagerHost {
     if (t.state === 'done') return;
     t.state = 'done';
     if (t.actor && !t.spec.actorCreation) {
-      const i = t.actor.calls.indexOf(t);
-      if (i !== -1) t.actor.calls.splice(i, 1);
+      t.actor.calls.remove(t);
     }
     this.results.set(t.spec.taskId, data);
     this.tasks.delete(t.spec.taskId);
@@ -267,7 +266,7 @@ describe('ActorManager: restarts', () => {
   it('runs calls submitted while restarting after the new constructor, in submission order', () => {
     const node = new FakeNode();
     const rec = aliveActor(node, { maxRestarts: 1, maxTaskRetries: 1 });
-    const ids = () => rec.calls.map((t) => t.spec.taskId.split('.').pop());
+    const ids = () => rec.calls.toArray().map((t) => t.spec.taskId.split('.').pop());
     node.submit(call(rec.id, 'c1'), undefined);
     node.submit(call(rec.id, 'c2'), undefined);
     // c3 waits for an argument and holds back c4 (calls run in submission order).
@@ -326,7 +325,7 @@ describe('ActorManager: restarts', () => {
     node.dispatch();
     const second = rec.worker!;
     node.submit(call(rec.id, 'c2'), undefined);
-    expect(rec.calls).toHaveLength(1);
+    expect(rec.calls.length).toBe(1);
 
     node.workerDied(second);
     expect(rec.state).toBe('dead');

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { NodeResources, ResourceRequest } from '@tsray/scheduler';
-import { Deque } from '../../src/node/deque.js';
+import { Deque } from '../../src/deque.js';
 import { PendingWarner, type PendingWarnerHost } from '../../src/node/pending-warner.js';
 import type { ActorRecord, Pool, TaskRecord } from '../../src/node/records.js';
 import { taskRecord } from './cluster-fakes.js';

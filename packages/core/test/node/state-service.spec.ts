@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterView, NodeResources, ResourceRequest } from '@tsray/scheduler';
 import { reserve } from '@tsray/placement';
-import { Deque } from '../../src/node/deque.js';
+import { Deque } from '../../src/deque.js';
 import type { ObjectEntry } from '../../src/node/object-table.js';
 import type { ActorRecord, PgRecord, Pool, TaskRecord, WorkerHandle } from '../../src/node/records.js';
 import { StateService, type StateServiceHost } from '../../src/node/state-service.js';
