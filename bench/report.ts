@@ -52,6 +52,7 @@ const GOALS: Record<string, Goal> = {
   placement_group_create_removal: SYNC,
   memcpy_gigabytes: { kind: 'reference' },
   memcpy_zeros_gigabytes: { kind: 'reference' },
+  zmq_ipc_round_trip: { kind: 'reference' },
   // Two-node suite (bench/run.sh --suite cluster).
   multi_client_tasks_async: ASYNC,
   object_transfer_gigabytes: { kind: 'bandwidth', ofMemcpy: 0.8, ref: 'zmq_push_pull_gigabytes' },
@@ -155,6 +156,7 @@ export function table(lines: Line[]): string {
     const name = note !== undefined ? `${row.metric} ¹` : row.metric;
     out.push(`| ${name} | ${row.unit} | ${cell(row.ray, row.unit)} | ${cell(row.tsray, row.unit)} | ${ratio} | ${verdict} |`);
   }
+  out.push(...latencyLines(rows));
   const notes = [...rows.values()]
     .map((r) => [r.metric, r.tsray?.note ?? r.ray?.note] as const)
     .filter((x): x is readonly [string, string] => x[1] !== undefined);
@@ -163,6 +165,25 @@ export function table(lines: Line[]): string {
     for (const [m, n] of notes) out.push(`¹ ${m}: ${n}`);
   }
   return out.join('\n');
+}
+
+/** Sync metrics whose latency (1 / rate) is judged against one raw ZeroMQ ipc round trip (issue #16). */
+const LATENCY_VS_ROUND_TRIP = ['single_client_tasks_sync', '1_1_actor_calls_sync', 'python_actor_calls_sync'];
+
+/** Rows of sync latency ÷ the raw ipc round trip of the same run (goal ≤ 1.5×, aim ≤ 1.2×); none without the baseline. */
+function latencyLines(rows: Map<string, Row>): string[] {
+  const rt = rows.get('zmq_ipc_round_trip')?.tsray;
+  if (rt?.value === undefined || rt.error !== undefined) return [];
+  const out = ['', `Sync latency against one raw ZeroMQ ipc round trip (${(1e6 / rt.value).toFixed(0)} µs, zmq_ipc_round_trip):`, ''];
+  out.push('| metric | tsray latency | ÷ round trip | goal ≤ 1.5× (aim ≤ 1.2×) |', '|---|---:|---:|---|');
+  for (const m of LATENCY_VS_ROUND_TRIP) {
+    const v = rows.get(m)?.tsray?.value;
+    if (v === undefined || v <= 0) continue;
+    const x = rt.value / v;
+    const verdict = x <= 1.2 ? '✅ aim' : x <= 1.5 ? '✅ goal, aim not met' : '❌ above 1.5×';
+    out.push(`| ${m} | ${(1e6 / v).toFixed(0)} µs | ${x.toFixed(2)}× | ${verdict} |`);
+  }
+  return out;
 }
 
 function sh(cmd: string, args: string[]): string {

@@ -29,6 +29,7 @@ for pkg in packages/*/; do
   done
 done
 check examples/tsconfig.json
+check bench/tsconfig.json
 # The ```ts snippets of README.md and docs/*.md, each as a module, under tsc --strict.
 if node tools/check-doc-snippets.mjs; then
   echo "typecheck: ok      README.md + docs/*.md snippets"

@@ -8,7 +8,10 @@
  * Run: npx tsx bench/llm/bridge.bench.ts [--backend scripted|transformers|vllm] [--model DIR]
  *        [--requests 200 --concurrency 1 | --workloads 1000x1000,50x1] [--tokens 32]
  *        [--input-tokens 0] [--prompt-vocab 400] [--engine-args JSON] [--num-gpus 0] [--warmup 10]
- *        [--out results.json] [--skip-direct | --direct-from direct.log] [--greedy-check N]
+ *        [--out results.json] [--skip-direct | --direct-from direct.log] [--direct-after] [--greedy-check N]
+ * --direct-after: run direct.py once more after the bridge (direct, bridge, direct) and compare the
+ * bridge with the mean of the two direct runs, so that a machine whose speed drifts during the run
+ * does not favour the side that ran first.
  * --greedy-check N: the first N GREEDY_PROMPTS at temperature 0 through the bridge, token ids compared
  * with direct.py's (same flag): a `greedy_check` line says how many are identical.
  * On the GPU machine: tools/gpu/remote-run.sh bench (a bundle of this file).
@@ -60,6 +63,7 @@ if (isMain(import.meta)) {
       out: { type: 'string', default: '' },
       'skip-direct': { type: 'boolean', default: false },
       'direct-from': { type: 'string', default: '' },
+      'direct-after': { type: 'boolean', default: false },
       'greedy-check': { type: 'string', default: '0' },
     },
   });
@@ -103,16 +107,10 @@ if (isMain(import.meta)) {
     '--greedy-check',
     values['greedy-check']!,
   ];
-  const direct: Metrics[] = [];
-  let directEngine: Record<string, unknown> | undefined;
-  let directGreedy: { prompt: string; token_ids: number[] }[] | undefined;
-  if (!values['skip-direct']) {
-    // Either run direct.py now, or read the JSON lines of an earlier run of it (--direct-from: its
-    // log, so that its engine output streams to the terminal while it runs).
-    const t = performance.now();
-    const out = values['direct-from']
-      ? readFileSync(values['direct-from'], 'utf8')
-      : execFileSync(python, directArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+  type DirectRun = { metrics: Metrics[]; engine?: Record<string, unknown>; greedy?: { prompt: string; token_ids: number[] }[] };
+  /** The JSON lines of a direct.py run (its log, or its stdout). */
+  const parseDirect = (out: string): DirectRun => {
+    const run: DirectRun = { metrics: [] };
     for (const line of out.trim().split('\n')) {
       if (!line.startsWith('{')) continue;
       let j: Metrics & { engine?: string; greedy?: { prompt: string; token_ids: number[] }[] };
@@ -122,11 +120,26 @@ if (isMain(import.meta)) {
         continue;
       }
       if (j['system'] !== 'python-direct') continue;
-      if (j.greedy) directGreedy = j.greedy;
-      else if (j.engine) directEngine = j;
-      else direct.push(j);
+      if (j.greedy) run.greedy = j.greedy;
+      else if (j.engine) run.engine = j;
+      else run.metrics.push(j);
     }
-    if (!values['direct-from']) console.log(`direct run: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    return run;
+  };
+  const runDirect = (): DirectRun => {
+    const t = performance.now();
+    const run = parseDirect(execFileSync(python, directArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 }));
+    console.log(`direct run: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    return run;
+  };
+  let direct: Metrics[] = [];
+  let directEngine: Record<string, unknown> | undefined;
+  let directGreedy: { prompt: string; token_ids: number[] }[] | undefined;
+  if (!values['skip-direct']) {
+    // Either run direct.py now, or read the JSON lines of an earlier run of it (--direct-from: its
+    // log, so that its engine output streams to the terminal while it runs).
+    const first = values['direct-from'] ? parseDirect(readFileSync(values['direct-from'], 'utf8')) : runDirect();
+    ({ metrics: direct, engine: directEngine, greedy: directGreedy } = first);
     if (directEngine) console.log(JSON.stringify(directEngine));
   }
 
@@ -206,6 +219,23 @@ if (isMain(import.meta)) {
   const engineInfo = await engine.info();
   await engine.shutdown();
   await shutdown();
+  // direct, bridge, direct: the bridge is compared with the mean of the direct runs before and after it.
+  const directBefore = direct;
+  const directAfter = values['direct-after'] && !values['skip-direct'] ? runDirect().metrics : [];
+  if (directAfter.length > 0) {
+    direct = directBefore.map((d, k) => {
+      const a = directAfter[k];
+      if (!a) return d;
+      const avg = (key: string) => (Number(d[key]) + Number(a[key])) / 2;
+      return {
+        ...d,
+        runs: 2,
+        tokens_per_s: +avg('tokens_per_s').toFixed(1),
+        ...Object.fromEntries(['latency_p50_ms', 'latency_p99_ms', 'ttft_p50_ms', 'ttft_p99_ms', 'ms_per_token'].map((key) => [key, r3(avg(key))])),
+        ...Object.fromEntries(['itl_mean_ms', 'itl_p50_ms', 'itl_p99_ms'].map((key) => [key, r4(avg(key))])),
+      };
+    });
+  }
 
   const compare = bridge.map((b, k) => {
     const d = direct[k];
@@ -242,6 +272,8 @@ if (isMain(import.meta)) {
           bridgeEngine: engineInfo,
           directEngine,
           direct,
+          directBefore,
+          directAfter,
           bridge,
           compare,
           greedyCheck,

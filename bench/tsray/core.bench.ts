@@ -12,7 +12,11 @@
  *
  * Adding a metric: one `registry.metric(...)` call below (and its twin in ray_perf_core.py).
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { actor, get, isMain, kill, placementGroup, put, python, remote, removePlacementGroup, wait, type ActorHandle } from '@tsray/core';
 import { benchMain, Registry } from './harness.js';
 
@@ -295,6 +299,45 @@ registry.metric(
     return t(() => {
       src.copy(dst);
     }, LARGE_MULTIPLIER);
+  },
+);
+
+// The floor of any sync call on one node: one raw ZeroMQ round trip over ipc to another process
+// (issue #16: sync task and actor call latency <= 1.5x this; bench/report.ts prints the ratios).
+registry.metric(
+  'zmq_ipc_round_trip',
+  {
+    note: 'baseline: a 16-byte message from a zeromq 6 DEALER in this process to a ROUTER in a second Node process (bench/tsray/zmq-echo.mjs) over ipc and back, one at a time; round trips/s',
+  },
+  async (t) => {
+    const zmq = await import('zeromq');
+    const dir = mkdtempSync(join(os.tmpdir(), 'tsray-echo-'));
+    const echo = spawn(process.execPath, [fileURLToPath(new URL('./zmq-echo.mjs', import.meta.url)), dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((r) => echo.once('exit', () => r()));
+    const dealer = new zmq.Dealer();
+    try {
+      const { address } = await new Promise<{ address: string }>((resolve, reject) => {
+        let buf = '';
+        echo.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const nl = buf.indexOf('\n');
+          if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as { address: string });
+        });
+        echo.once('exit', (c) => reject(new Error(`zmq-echo exited with ${c} before it was ready`)));
+      });
+      dealer.connect(address);
+      const msg = Buffer.alloc(16, 7);
+      return await t(async () => {
+        await dealer.send(msg);
+        const [back] = await dealer.receive();
+        if (back!.length !== msg.length) throw new Error(`zmq-echo sent back ${back!.length} bytes, want ${msg.length}`);
+      });
+    } finally {
+      dealer.close();
+      echo.stdin!.end();
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 );
 

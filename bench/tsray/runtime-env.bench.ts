@@ -102,7 +102,7 @@ if (isMain(import.meta)) {
       const envs = new NodeRuntimeEnvs({ sessionDir: base, python: PY, logToDriver: false });
       t = performance.now();
       await new Promise<void>((resolve, reject) => {
-        const ready = envs.request(json, (entry, error) => (entry ? resolve() : reject(new Error(JSON.stringify(error)))));
+        const ready = envs.request(json, 'bench-job', (entry, error) => (entry ? resolve() : reject(new Error(JSON.stringify(error)))));
         if (ready) resolve();
       });
       nodeSide.push(performance.now() - t);

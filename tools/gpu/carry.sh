@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the payload that the GPU machine needs (it has torch 2.11 / transformers 5.17 but no vLLM,
-# no node, no node_modules, and cannot download), and splits it into chunks of at most 60 MiB under
+# no node, no node_modules, and cannot download), and splits it into chunks of at most 56 MiB under
 # .carry/stage/ (git-ignored), one chunk per `run` call (a call carries at most 64 MiB).
 #
 # Usage: tools/gpu/carry.sh            (idempotent: downloads are kept in .whl/)
@@ -78,7 +78,7 @@ fi
 cp "${BUILD}/node-v20.20.2-linux-x64.tar.xz" "${P}/"
 (cd "${P}" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
 rm -f "${STAGE}"/part*
-(cd "${BUILD}" && find payload -type f | sort | tar -cf - -T -) | split -b 60M -d -a 2 - "${STAGE}/part"
+(cd "${BUILD}" && find payload -type f | sort | tar -cf - -T -) | split -b 56M -d -a 2 - "${STAGE}/part"
 # 4. The JS bundle (always rebuilt: it follows the sources). Not in the chunks: a call carries the
 #    folder itself (carry: .carry/build/js, about 27 MB) and runs it with JS_DIR=.carry/build/js.
 node tools/gpu/bundle.mjs "${BUILD}/js" smoke=tools/gpu/smoke.ts bridge-bench=bench/llm/bridge.bench.ts

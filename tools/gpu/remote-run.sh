@@ -12,6 +12,7 @@
 #               temperature-0 check (8 prompts, bridge tokens == direct vLLM tokens)
 #   smoke-real  the smoke on SmolLM2 (greedy chat answer must name Paris)
 #   bench-real  the bench on SmolLM2 (real weights, prompts of ids < its 49,152-token vocabulary)
+#               (bench, bench-real: BENCH_EAGER, BENCH_SANDWICH, BENCH_WORKLOADS below)
 # Step time limits (s): STEP_TIMEOUT_<step> (defaults below). Calls that run steps carry
 # .carry/build/js (the bundle, JS_DIR) and python/tsray/_proto/tsray_pb2.py (generated, git-ignored).
 # The recipe and the results of the 2026-11-29 run: docs/gpu-runs.md.
@@ -53,14 +54,24 @@ for step in "$@"; do
     smoke) TSRAY_MODEL="${TINY}" TSRAY_BACKEND=vllm timeout "${limit}" node "${JS_DIR:-.carry/build/js}"/bin/smoke.mjs ;;
     bench|bench-real)
       # bench: the speed model (dummy weights); bench-real: SmolLM2's real weights (vocabulary 49,152).
-      if [[ "${step}" == bench ]]; then M="${SPEED}" V=150000 EA='{"load_format": "dummy", "max_model_len": 2048}'
-      else M="${REAL}" V=40000 EA='{"max_model_len": 2048}'; fi
+      # BENCH_EAGER=1: enforce_eager (no CUDA graphs; tsray's default, quick to start); 0 (default):
+      # CUDA graphs and torch.compile, vLLM's own default and what `vllm serve` runs.
+      # BENCH_SANDWICH=1 (default): direct, bridge, direct; the bridge is compared with the mean of the
+      # two direct runs (the machine's speed drifts by tens of percent between calls).
+      EAGER=$([[ "${BENCH_EAGER:-0}" == 1 ]] && echo true || echo false)
+      if [[ "${step}" == bench ]]; then M="${SPEED}" V=150000 EA='{"load_format": "dummy", "max_model_len": 2048, "enforce_eager": '"${EAGER}"'}'
+      else M="${REAL}" V=40000 EA='{"max_model_len": 2048, "enforce_eager": '"${EAGER}"'}'; fi
       COMMON=(--tokens 128 --input-tokens 128 --prompt-vocab "${V}" --workloads "${BENCH_WORKLOADS}" --num-gpus 1 --warmup 16 --greedy-check 8)
+      AFTER=(); [[ "${BENCH_SANDWICH:-1}" == 1 ]] && AFTER=(--direct-after)
+      # CPU per process every 5 s while the bench runs (processes above 5 %): who else competes with
+      # vLLM's engine-core process, whose steps are CPU-bound on small models.
+      (top -b -d 5 -c -w 200 | awk '/^top -/{print; next} $9+0 > 5 {print}' > "${OUT}/${step}-top.log" 2>&1) & TOP=$!
       # Direct AsyncLLM first (its output streams into the log), then the bridge, which reads the
-      # direct run's JSON lines from that log and writes the comparison.
-      timeout "$(( limit / 2 ))" python3 bench/llm/direct.py --backend vllm --model "${M}" "${COMMON[@]}" --engine-args "${EA}" | tee "${OUT}/${step}-direct.log"
-      timeout "$(( limit / 2 ))" node "${JS_DIR:-.carry/build/js}"/bin/bridge-bench.mjs --backend vllm --model "${M}" "${COMMON[@]}" --engine-args "${EA}" \
-        --direct-from "${OUT}/${step}-direct.log" --out "${OUT}/${step}-vllm.json" ;;
+      # direct run's JSON lines from that log and writes the comparison (and runs direct once more).
+      timeout "$(( limit / 3 ))" python3 bench/llm/direct.py --backend vllm --model "${M}" "${COMMON[@]}" --engine-args "${EA}" | tee "${OUT}/${step}-direct.log"
+      timeout "$(( limit * 2 / 3 ))" node "${JS_DIR:-.carry/build/js}"/bin/bridge-bench.mjs --backend vllm --model "${M}" "${COMMON[@]}" --engine-args "${EA}" \
+        --direct-from "${OUT}/${step}-direct.log" "${AFTER[@]}" --out "${OUT}/${step}-vllm.json"
+      kill ${TOP} 2>/dev/null; pkill -f "^top -b -d 5" 2>/dev/null; true ;;
     *) echo "unknown step ${step}" ;;
   esac > >(tee -a "${OUT}/${step}.log") 2>&1
   rc=$?

@@ -76,7 +76,7 @@ export interface DaemonConfig {
   labels?: Record<string, string>;
   /** Object store size in bytes. */
   objectStoreMemory?: number;
-  /** Seconds without heartbeats after which a node is declared dead (default 3). */
+  /** A node is declared dead at most this many seconds after its last heartbeat (default 3). */
   nodeDeathTimeoutS?: number;
   /**
    * Largest frame the GCS and the node accept, in bytes (default 256 MiB); a bigger one is answered

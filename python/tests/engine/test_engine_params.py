@@ -87,12 +87,12 @@ def test_vllm_engine_args() -> None:
         "model": "/m",
         "tensor_parallel_size": 2,
         "gpu_memory_utilization": 0.9,
-        "enforce_eager": True,
+        "enforce_eager": False,
         "disable_log_stats": True,
     }
-    a = build_engine_args("/m", {"enforce_eager": False, "max_model_len": 512}, num_gpus=0.5, gpu_fraction=0.5)
+    a = build_engine_args("/m", {"enforce_eager": True, "max_model_len": 512}, num_gpus=0.5, gpu_fraction=0.5)
     assert a["tensor_parallel_size"] == 1 and a["gpu_memory_utilization"] == 0.45
-    assert a["enforce_eager"] is False and a["max_model_len"] == 512
+    assert a["enforce_eager"] is True and a["max_model_len"] == 512
     a = build_engine_args("/m", {"gpu_memory_utilization": 0.3}, num_gpus=1, gpu_fraction=0.5)
     assert a["gpu_memory_utilization"] == 0.3
     a = build_engine_args("/m", {"kv_cache_memory_bytes": 1 << 30}, num_gpus=1, gpu_fraction=0.5)

@@ -108,6 +108,9 @@ FAKE_FILES = {
                     raise EngineDeadError()
             def shutdown(self):
                 self.shut = True
+                # vLLM stops the engine core here; its output handler must already be stopped.
+                handler = getattr(self, "output_handler", None)
+                self.handler_done_at_shutdown = handler is None or handler.done()
     """,
 }
 
@@ -157,7 +160,7 @@ def test_vllm_backend_against_fake_asyncllm(fake_vllm: str) -> None:
             "model": fake_vllm,
             "tensor_parallel_size": 2,
             "gpu_memory_utilization": 0.45,
-            "enforce_eager": True,
+            "enforce_eager": False,
             "disable_log_stats": True,
             "max_model_len": 32,
         }
@@ -206,7 +209,10 @@ def test_vllm_backend_against_fake_asyncllm(fake_vllm: str) -> None:
         with pytest.raises(EngineDead):
             async for _ in b.generate("r5", "x", SamplingParams()):
                 pass
+        eng.output_handler = asyncio.get_running_loop().create_task(asyncio.sleep(3600))
         await b.shutdown()
         assert eng.shut
+        # Stopped before the core (else it logs "output_handler failed ... EngineDeadError").
+        assert eng.handler_done_at_shutdown and eng.output_handler.cancelled()
 
     asyncio.run(main())

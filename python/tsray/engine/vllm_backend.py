@@ -2,7 +2,7 @@
 
 ``start()`` builds ``AsyncLLM.from_engine_args(AsyncEngineArgs(model=<dir>,
 tensor_parallel_size=<gpus>, gpu_memory_utilization=<fraction × 0.9 unless given>,
-enforce_eager=True unless given, ...))`` in a thread (engine start-up takes seconds to minutes and
+enforce_eager=False unless given (vLLM's default: CUDA graphs), ...))`` in a thread (engine start-up takes seconds to minutes and
 must not stall the worker's event loop). vLLM then runs its EngineCore (and, for TP > 1, one worker
 process per GPU) as child processes; this process does no CUDA work itself, so vLLM can fork.
 
@@ -83,8 +83,10 @@ def build_engine_args(
     """The keyword arguments for ``AsyncEngineArgs`` (pure; no vLLM import).
 
     ``tensor_parallel_size`` defaults to ``int(num_gpus)`` (at least 1); ``gpu_memory_utilization``
-    to ``gpu_fraction × 0.9`` unless ``kv_cache_memory_bytes`` is given; ``enforce_eager`` to True
-    (fast start, no CUDA graphs); ``disable_log_stats`` to True (no periodic log lines; this backend
+    to ``gpu_fraction × 0.9`` unless ``kv_cache_memory_bytes`` is given; ``enforce_eager`` to False,
+    vLLM's own default (CUDA graphs and torch.compile: 30-60 s more at the first start, cached in
+    ``~/.cache/vllm``; on a small model the eager step is CPU-bound and several times slower, see
+    docs/gpu-runs.md); pass ``enforce_eager: True`` for the quick start; ``disable_log_stats`` to True (no periodic log lines; this backend
     still gets scheduler stats through its own stat logger). ``model`` is the folder.
     """
     args = dict(engine_args or {})
@@ -108,7 +110,7 @@ def build_engine_args(
         raise InvalidEngineArgs("gpu_memory_utilization", f"must be in (0, 1], got {util!r}")
     if util is None:
         args.pop("gpu_memory_utilization", None)
-    args.setdefault("enforce_eager", True)
+    args.setdefault("enforce_eager", False)
     args.setdefault("disable_log_stats", True)
     args["model"] = model_dir
     return args
@@ -238,6 +240,14 @@ class VllmBackend(HFTokenizerMixin, EngineBackend):
                 log.debug("vllm engine: abort of %s at shutdown failed: %s", rid, e)
         self._engine = None
         self._dead = "shut down"
+        # AsyncLLM.shutdown() stops the engine core first and cancels its output handler after, from
+        # this thread pool thread: the handler can see the core gone first and log "AsyncLLM
+        # output_handler failed ... EngineDeadError" (seen on the H100 at a normal shutdown). Stop the
+        # handler here, on its own loop, before the core goes.
+        handler = getattr(engine, "output_handler", None)
+        if isinstance(handler, asyncio.Task) and not handler.done():
+            handler.cancel()
+            await asyncio.wait([handler], timeout=5)
         await asyncio.to_thread(engine.shutdown)
 
     async def health(self) -> None:
