@@ -5,9 +5,13 @@
 # python/pyproject.toml and the python3 version, under ${TSRAY_VENV_CACHE:-$HOME/.cache/tsray/venvs}.
 # A complete venv (marker file .tsray-complete, written last) is reused without touching the
 # network; otherwise it is (re)built: python3 -m venv, pip install -r requirements-dev.txt,
-# pip install -e python/. Every run then regenerates python/tsray/_proto from the .proto when the
-# proto changed (python/tools/gen_proto.py, a no-op when current), and re-points the editable
-# install at this checkout if the cached venv was last used by another clone (offline).
+# pip install -e python/. Each checkout then gets its own hard-linked copy of that venv
+# (<hash>-co-<hash of the checkout's path>: under a second, next to no disk) whose editable tsray
+# install points at this checkout only: with one shared venv, the last checkout to run this script
+# took over every other checkout's `import tsray` (a fresh clone's CI run made the main checkout
+# import the clone's python/). Copies of checkouts that no longer exist are removed. Every run then
+# regenerates python/tsray/_proto from the .proto when the proto changed (python/tools/gen_proto.py,
+# a no-op when current).
 #
 # Usage: bash tools/setup-python.sh      (env: PYTHON=python3, TSRAY_VENV_CACHE=...)
 set -euo pipefail
@@ -53,14 +57,38 @@ else
   date -u +%FT%TZ >"$MARKER"
 fi
 
-# .venv -> the cached venv (replace an old symlink; never delete a real directory).
-if [[ -L .venv || ! -e .venv ]]; then
-  ln -sfn "$VENV" .venv
-else
-  die ".venv exists and is not a symlink; move it away and run again"
+# The test tools go into the cached venv first, so that copies made from it have them.
+if [[ ! -x "$VENV/bin/uv" ]]; then
+  say "installing the test tools (python/requirements-tools.txt)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-tools.txt
 fi
 
-# The cached venv's editable install may point at another checkout: re-point it here (offline).
+# .venv -> this checkout's copy of the cached venv (replace an old symlink; never delete a real directory).
+[[ -L .venv || ! -e .venv ]] || die ".venv exists and is not a symlink; move it away and run again"
+MINE="$CACHE/$HASH-co-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+if [[ ! -f "$MINE/.tsray-complete" ]]; then
+  rm -rf "$MINE" "$MINE.tmp"
+  cp -al "$VENV" "$MINE.tmp"
+  # Files are shared with the cached venv: replace, never write in place. Scripts and activate files
+  # name the venv's own path: sed -i writes new files, so the cached venv's stay as they are.
+  rm -f "$MINE.tmp/.tsray-complete"
+  grep -rlIF "$VENV" "$MINE.tmp/bin" | xargs -r sed -i "s|$VENV|$MINE|g"
+  mv "$MINE.tmp" "$MINE"
+  printf '%s\n' "$ROOT" >"$MINE/.tsray-checkout"
+  date -u +%FT%TZ >"$MINE/.tsray-complete"
+  say "made this checkout's venv $MINE (hard links to $VENV)"
+fi
+ln -sfn "$MINE" .venv
+# Copies made for checkouts that are gone (a deleted clone) go too.
+for co in "$CACHE"/*-co-*/; do
+  co="${co%/}"
+  [[ -f "$co/.tsray-checkout" ]] || continue
+  [[ -d "$(cat "$co/.tsray-checkout")" ]] || { rm -rf "$co"; say "removed $co (its checkout is gone)"; }
+done
+
+# This checkout's copy was made from a venv whose editable install points at another checkout (the one
+# that built it): point it here (offline). pip removes the old install's files (unlinks: the cached venv
+# keeps its own) and writes new ones.
 INSTALLED="$(.venv/bin/python - <<'EOF' 2>/dev/null || true
 import importlib.util, pathlib
 spec = importlib.util.find_spec("tsray")
@@ -68,7 +96,7 @@ print(pathlib.Path(spec.origin).resolve().parent.parent if spec and spec.origin 
 EOF
 )"
 # Programs the tests run (python/requirements-tools.txt; uv): installed when missing, outside the venv's
-# hash so that adding one does not rebuild the venv.
+# hash so that adding one does not rebuild the venv (in this checkout's copy when it was made before).
 if [[ ! -x .venv/bin/uv ]]; then
   say "installing the test tools (python/requirements-tools.txt)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r python/requirements-tools.txt
@@ -84,4 +112,4 @@ flock -u 9
 .venv/bin/python python/tools/gen_proto.py
 .venv/bin/python -c 'import tsray.protocol' || die "import tsray.protocol failed in .venv"
 
-say "ready: .venv -> $VENV ($(awk -v s="$START" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }'))"
+say "ready: .venv -> $MINE ($(awk -v s="$START" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }'))"

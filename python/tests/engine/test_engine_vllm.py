@@ -209,7 +209,10 @@ def test_vllm_backend_against_fake_asyncllm(fake_vllm: str) -> None:
         with pytest.raises(EngineDead):
             async for _ in b.generate("r5", "x", SamplingParams()):
                 pass
-        eng.output_handler = asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+        async def until_cancelled() -> None:  # vLLM's output handler runs until it is cancelled
+            await asyncio.get_running_loop().create_future()
+
+        eng.output_handler = asyncio.get_running_loop().create_task(until_cancelled())
         await b.shutdown()
         assert eng.shut
         # Stopped before the core (else it logs "output_handler failed ... EngineDeadError").
