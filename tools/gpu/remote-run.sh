@@ -54,8 +54,8 @@ for step in "$@"; do
     smoke) TSRAY_MODEL="${TINY}" TSRAY_BACKEND=vllm timeout "${limit}" node "${JS_DIR:-.carry/build/js}"/bin/smoke.mjs ;;
     bench|bench-real)
       # bench: the speed model (dummy weights); bench-real: SmolLM2's real weights (vocabulary 49,152).
-      # BENCH_EAGER=1: enforce_eager (no CUDA graphs; tsray's default, quick to start); 0 (default):
-      # CUDA graphs and torch.compile, vLLM's own default and what `vllm serve` runs.
+      # BENCH_EAGER=1: enforce_eager (no CUDA graphs, quick to start; tsray's default until 2026-12-06); 0 (default):
+      # CUDA graphs and torch.compile, vLLM's own default, what `vllm serve` runs and now tsray's default.
       # BENCH_SANDWICH=1 (default): direct, bridge, direct; the bridge is compared with the mean of the
       # two direct runs (the machine's speed drifts by tens of percent between calls).
       EAGER=$([[ "${BENCH_EAGER:-0}" == 1 ]] && echo true || echo false)
