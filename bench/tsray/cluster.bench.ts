@@ -18,15 +18,14 @@
  * Workers (on both nodes) import this module: remote functions stay at top level and everything else
  * sits behind `isMain(import.meta)`.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { get, isMain, kill, put, remote, wait, type ActorHandle } from '@tsray/core';
 import { RemoteActor } from './core.bench.js';
 import { benchMain, Registry } from './harness.js';
+import { startHelper } from './helper-process.js';
 import type { TimeitResult } from './timeit.js';
 
 /** Custom resources naming the two nodes (each node has 100 of its own). */
@@ -186,20 +185,11 @@ registry.metric(
   async () => {
     const zmq = await import('zeromq');
     const big = pattern(TRANSFER_BYTES);
-    const sink = spawn(process.execPath, [fileURLToPath(new URL('./zmq-sink.mjs', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const exited = new Promise<void>((r) => sink.once('exit', () => r()));
+    const sink = startHelper<{ pull: string; ack: string; serverKey?: string }>(new URL('./zmq-sink.mjs', import.meta.url));
     const ack = new zmq.Pull();
     let push: InstanceType<typeof zmq.Push> | undefined;
     try {
-      const endpoints = await new Promise<{ pull: string; ack: string; serverKey?: string }>((resolve, reject) => {
-        let buf = '';
-        sink.stdout!.on('data', (d: Buffer) => {
-          buf += d.toString();
-          const nl = buf.indexOf('\n');
-          if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as { pull: string; ack: string; serverKey?: string });
-        });
-        sink.once('exit', (c) => reject(new Error(`zmq-sink exited with ${c} before it was ready`)));
-      });
+      const endpoints = await sink.ready;
       const client = zmq.curveKeyPair();
       const curve = endpoints.serverKey ? { curveServerKey: endpoints.serverKey, curvePublicKey: client.publicKey, curveSecretKey: client.secretKey } : {};
       const out = new zmq.Push({ sendHighWaterMark: 0, ...curve });
@@ -222,8 +212,7 @@ registry.metric(
     } finally {
       push?.close();
       ack.close();
-      sink.stdin!.end();
-      await exited;
+      await sink.stop();
     }
   },
 );

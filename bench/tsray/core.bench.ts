@@ -12,13 +12,12 @@
  *
  * Adding a metric: one `registry.metric(...)` call below (and its twin in ray_perf_core.py).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { actor, get, isMain, kill, placementGroup, put, python, remote, removePlacementGroup, wait, type ActorHandle } from '@tsray/core';
 import { benchMain, Registry } from './harness.js';
+import { startHelper } from './helper-process.js';
 
 /** ray_perf.py's `small_value` task (Ray returns `b"ok"`). */
 const smallValue = remote(function smallValue() {
@@ -312,19 +311,10 @@ registry.metric(
   async (t) => {
     const zmq = await import('zeromq');
     const dir = mkdtempSync(join(os.tmpdir(), 'tsray-echo-'));
-    const echo = spawn(process.execPath, [fileURLToPath(new URL('./zmq-echo.mjs', import.meta.url)), dir], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const exited = new Promise<void>((r) => echo.once('exit', () => r()));
+    const echo = startHelper<{ address: string }>(new URL('./zmq-echo.mjs', import.meta.url), [dir]);
     const dealer = new zmq.Dealer();
     try {
-      const { address } = await new Promise<{ address: string }>((resolve, reject) => {
-        let buf = '';
-        echo.stdout!.on('data', (d: Buffer) => {
-          buf += d.toString();
-          const nl = buf.indexOf('\n');
-          if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as { address: string });
-        });
-        echo.once('exit', (c) => reject(new Error(`zmq-echo exited with ${c} before it was ready`)));
-      });
+      const { address } = await echo.ready;
       dealer.connect(address);
       const msg = Buffer.alloc(16, 7);
       return await t(async () => {
@@ -334,8 +324,7 @@ registry.metric(
       });
     } finally {
       dealer.close();
-      echo.stdin!.end();
-      await exited;
+      await echo.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   },
