@@ -272,6 +272,22 @@ export const CONFIG_VARIABLES = {
     parse: flag,
     doc: 'Encrypt and authenticate every tcp connection with ZeroMQ CURVE (keys derived from the cluster token). `0` turns it off (every process of a cluster alike): plaintext on the wire, for benchmarks or a trusted private network where transfer bandwidth matters more (BENCHMARKS.md).',
   }),
+  dataPlane: variable('TSRAY_DATA_PLANE', {
+    type: '1 | 0',
+    default: true,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: flag,
+    doc: 'With CURVE on, pulled objects move between nodes on a second, plain socket per node in chunks sealed with AES-256-GCM (keys from the token and a per-session exchange over CURVE; docs/security.md) instead of through CURVE. `0`: chunks go over the CURVE link.',
+  }),
+  dataPlanePort: variable('TSRAY_DATA_PLANE_PORT', {
+    type: 'integer >= 0',
+    default: 0,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: nonNegativeInt,
+    doc: "Port of a node's data-plane socket (on the interface of its node port); 0: a free one. Other nodes must reach it, or their pulls stay on the control link (logged once).",
+  }),
   trace: variable('TSRAY_TRACE', {
     type: '1 | 0',
     default: false,

@@ -203,10 +203,26 @@ export interface TransferStatsEntry {
   /** Payload bytes sent to / received from each peer node, by node id. */
   sent: Record<string, number>;
   received: Record<string, number>;
-  /** Pulls of this node: bytes in flight now and their high-water mark, the bound, counts. */
-  pulls: { bytesInFlight: number; maxBytesInFlight: number; boundBytes: number; pullsStarted: number; pullsDone: number; failovers: number; active: number };
-  /** Chunks this node served to pulling nodes. */
-  served: { chunksServed: number; pausedRequests: number };
+  /**
+   * Pulls of this node: bytes in flight now and their high-water mark, the bound, counts; chunks that
+   * came on the sealed data plane, and the holders it has a ready data-plane session with.
+   */
+  pulls: {
+    bytesInFlight: number;
+    maxBytesInFlight: number;
+    boundBytes: number;
+    pullsStarted: number;
+    pullsDone: number;
+    failovers: number;
+    active: number;
+    dataPlaneChunksIn: number;
+    dataPlanePeers: number;
+  };
+  /**
+   * Chunks this node served to pulling nodes (all, and those on the sealed data plane), messages its
+   * data socket dropped (unsealed, unknown session, replayed), and its data-plane sessions.
+   */
+  served: { chunksServed: number; pausedRequests: number; dataPlaneChunks: number; dataPlaneDropped: number; dataPlaneSessions: number };
   /** Objects this node knows only by their holders on other nodes (it pulls them when needed). */
   located: number;
   /** Finished tasks kept to rebuild returns that live only on other nodes, and rebuilds started (lineage reconstruction). */

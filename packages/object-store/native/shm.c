@@ -11,6 +11,7 @@
  * async-work completions there. The prefault worker thread only reads `base` and the `aborted` flag.
  */
 #define _GNU_SOURCE
+#include "aead.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -511,6 +512,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_value page;
   napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &page);
   napi_set_named_property(env, exports, "pageSize", page);
+  aead_init(env, exports);
   return exports;
 }
 

@@ -22,6 +22,8 @@ export interface NativeAddon {
   prefault(handle: NativeHandle, offset: number, length: number): Promise<void>;
   close(handle: NativeHandle): void;
   info(handle: NativeHandle): NativeInfo;
+  /** AES-256-GCM open of `src` into `dst`; false when the tag does not match (native/aead.c). */
+  gcmOpen(key: Buffer, iv: Buffer, aad: Buffer, tag: Buffer, src: Buffer, dst: Buffer): boolean;
   readonly pageSize: number;
 }
 

@@ -45,6 +45,8 @@ export const BODY_KINDS = [
   'objectLocations',
   'pullObject',
   'pullFailed',
+  'dataPlaneOpen',
+  'dataPlaneOpened',
   'generateRequest',
   'generateDeltas',
   'generateError',

@@ -73,7 +73,7 @@ export interface ClusterForwarderHost {
   /** The scheduler's view of every node (this one included), shared with the node's scheduling. */
   readonly cluster: ClusterView;
   readonly objects: Pick<ObjectTable, 'get' | 'seal' | 'locate' | 'unlocate' | 'whenReady' | 'onNeed' | 'onFreed' | 'decRef'>;
-  readonly store: Pick<NodeStore, 'bytes' | 'allocate' | 'release'> & { readonly arena: Pick<Arena, 'write'> };
+  readonly store: Pick<NodeStore, 'bytes' | 'allocate' | 'release'> & { readonly arena: Pick<Arena, 'view'> };
   /** The pool of the node's own resources (an actor created elsewhere holds nothing here). */
   readonly nodePool: Pool;
   /** Objects in and out: pushes to peers, chunk reassembly. */
@@ -161,8 +161,10 @@ export class ClusterForwarder {
   ) {
     this.directory = new ObjectDirectory({
       nodeId: host.nodeId,
+      token: host.token,
       objects: host.objects,
       puller: host.store,
+      addressOf: (nodeId) => this.remoteNodes.get(nodeId)?.address ?? undefined,
       sendTo: (nodeId, body) => {
         try {
           (this.link?.existingPeer(nodeId) ?? this.peerFor(nodeId)).send(body);
@@ -195,10 +197,7 @@ export class ClusterForwarder {
     };
   }
 
-  /**
-   * True when the ref arguments of `t` (about to run here) all have data here; else the ones located
-   * on other nodes are pulled and `then` runs once every one is sealed here.
-   */
+  /** True when `t`'s ref arguments all have data here; else those elsewhere are pulled and `then` runs once all are here. */
   argsHere(t: TaskRecord, then: () => void): boolean {
     let missing = 0;
     for (const a of t.spec.args) {
@@ -214,6 +213,12 @@ export class ClusterForwarder {
   /** Object movement and lineage counters of this node (`listTransferStats()`). */
   transferStats(): ReturnType<ObjectDirectory['stats']> & { lineage: ReturnType<LineageKeeper['stats']> } {
     return { ...this.directory.stats(), lineage: this.lineage.stats() };
+  }
+
+  /** Leave: the link to the GCS and the peers, and the data-plane sessions, close. */
+  close(): void {
+    this.link?.close();
+    this.directory.close();
   }
 
   /** Tasks now forwarded to `nodeId` (for tests). */
@@ -321,10 +326,7 @@ export class ClusterForwarder {
     this.host.scheduleDispatch();
   }
 
-  /**
-   * Where a task or actor goes when this node is part of a cluster: undefined = here. Work that other
-   * nodes forwarded here stays here (no chains of forwarding).
-   */
+  /** Where a task or actor goes in a cluster: undefined = here. Work other nodes forwarded here stays (no chains). */
   placeRemote(t: TaskRecord, req: ResourceRequest): string | undefined {
     const cluster = this.host.cluster;
     if (!this.link || cluster.aliveCount <= 1 || t.owner?.kind === 'peer' || t.spec.streaming) return undefined;
@@ -605,7 +607,8 @@ export class ClusterForwarder {
         for (const id of this.directory.onLocations(peerId, envelope.objectLocations!, true)) this.remoteLocated(peerId, id);
         return;
       case 'pullFailed':
-        this.directory.puller.onFailed(peerId, envelope.pullFailed!.objectId ?? '', envelope.pullFailed!.reason ?? '');
+      case 'dataPlaneOpened':
+        this.directory.onPullAnswer(peerId, envelope);
         return;
       case 'objectChunk': {
         if (this.directory.puller.onChunk(peerId, envelope.objectChunk!, payloads[0] ?? Buffer.alloc(0))) return;

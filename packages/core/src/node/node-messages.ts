@@ -167,6 +167,9 @@ export const NODE_MESSAGE_HANDLERS: Partial<Record<BodyKind, NodeMessageHandler>
   pullObject: (n, w, { envelope }) => {
     if (w.peerNodeId) n.onObjectMessage(w, envelope);
   },
+  dataPlaneOpen: (n, w, { envelope }) => {
+    if (w.peerNodeId) n.onObjectMessage(w, envelope);
+  },
   allocRequest: (n, w, { envelope }) => {
     const req = envelope.allocRequest!;
     let reply: tsray.v1.IAllocReply;

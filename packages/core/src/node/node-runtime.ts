@@ -325,7 +325,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       newLease: (key, head) => this.pool.newLease(key, head),
       releaseLease: (w) => this.pool.releaseLease(w),
       send: (w, body, fb) => this.send(w, body, fb),
-      sendObjectsRemote: (w, entries) => this.sendObjectsRemote(w, entries),
+      sendObjectsRemote: (w, entries) => this.transfer.sendObjectsRemote(w, entries),
       jobEnded: (jobId) => this.endedJobs.has(jobId),
       namespaceOf: (owner) => this.namespaceOf(owner),
       registerActor: (t, owner) => this.actorManager.registerActor(t, owner),
@@ -667,9 +667,6 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   /** @internal */ forwardActorCreation(rec: ActorRecord, t: TaskRecord, target: string): void {
     this.forwarder.forwardActorCreation(rec, t, target);
   }
-  /** @internal */ sendObjectsRemote(w: WorkerHandle, entries: ObjectEntry[]): void {
-    this.transfer.sendObjectsRemote(w, entries);
-  }
   /** @internal */ toArena(d: StoredObject): StoredObject {
     return this.transfer.toArena(d);
   }
@@ -678,7 +675,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   }
   /** @internal Object locations and pull requests from a peer node (object-directory.ts, pull-server.ts). */
   onObjectMessage(w: WorkerHandle, m: tsray.v1.Envelope): void {
-    if (m.pullObject) this.transfer.pullServer.onPull(w, m.pullObject);
+    if (m.pullObject || m.dataPlaneOpen) this.transfer.pullServer.onPeer(w, m);
     else if (m.objectLocations) this.forwarder.directory.onLocations(w.peerNodeId, m.objectLocations, false);
   }
   /** @internal */ onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): StoredObject | undefined {
@@ -695,6 +692,12 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       },
       send: (w, body, fb) => this.send(w, body, fb),
       unpinView: (id) => this.objectManager.unpinView(id),
+      dataPlane: {
+        token: this.token,
+        nodeId: this.nodeId,
+        bindHost: this.opts.tcp?.host ?? '127.0.0.1',
+        onBytes: (id, f) => this.forwarder.directory.traffic.addFrames(id, 'out', f),
+      },
     };
   }
 
@@ -734,6 +737,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       onRemotePgPart: (pg, from, d) => this.placementGroups.onRemotePgPart(pg, from, d),
       placementGroupsNodeDied: (nodeId) => this.placementGroups.nodeDied(nodeId),
       peerClientGone: (nodeId, why) => {
+        this.transfer.pullServer.nodeDied(nodeId);
         const peerHandle = this.pool.workers.get(`peer:${nodeId}`);
         if (peerHandle) this.clientGone(peerHandle, why);
       },
@@ -776,21 +780,9 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     clearInterval(this.reaper);
     this.pendingWarner.close();
     this.abort.abort();
-    this.link?.close();
-    const procs = this.pool.processes();
-    for (const w of procs) {
-      try {
-        w.proc!.proc.stdin?.end();
-      } catch {
-        /* gone */
-      }
-      w.kill('SIGTERM');
-    }
-    const killer = setTimeout(() => {
-      for (const w of procs) w.kill('SIGKILL');
-    }, 2000);
-    await Promise.all(procs.map((w) => w.proc!.exited()));
-    clearTimeout(killer);
+    this.forwarder.close();
+    this.transfer.pullServer.close();
+    await this.pool.stopAll();
     await this.server.close();
     removeSocketFile(this.address);
     this.objects.clear();

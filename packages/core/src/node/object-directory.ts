@@ -12,6 +12,7 @@ import { config } from '../config.js';
 import { decodeErrorPayload } from '../error-payload.js';
 import { logger } from '../logger.js';
 import { encodingFromWire, encodingToWire } from '../wire.js';
+import { DataPlaneClient } from './data-plane-client.js';
 import { ObjectPuller, type PullHeader, type PullStats } from './object-puller.js';
 import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
 import { PeerTraffic } from './peer-traffic.js';
@@ -20,6 +21,10 @@ import { errorObject } from './node-support.js';
 /** What the directory needs from its node. */
 export interface ObjectDirectoryHost {
   readonly nodeId: string;
+  /** The cluster token (data-plane session keys derive from it). */
+  readonly token: string;
+  /** tcp://host:port of node `nodeId`'s control socket. */
+  addressOf(nodeId: string): string | undefined;
   readonly objects: Pick<ObjectTable, 'get' | 'seal' | 'locate' | 'unlocate'>;
   readonly puller: ConstructorParameters<typeof ObjectPuller>[0]['store'];
   /** Send to node `nodeId` over this node's connection to it; false when it cannot be reached. */
@@ -62,11 +67,25 @@ export class ObjectDirectory {
   /** Payload bytes to and from each peer node. */
   readonly traffic = new PeerTraffic();
   readonly puller: ObjectPuller;
+  /** Sessions on the holders' sealed data planes, which pull requests prefer (data-plane-client.ts). */
+  readonly dataPlane: DataPlaneClient;
 
   constructor(private readonly host: ObjectDirectoryHost) {
+    this.dataPlane = new DataPlaneClient({
+      token: host.token,
+      nodeId: host.nodeId,
+      sendControl: (n, body) => host.sendTo(n, body),
+      addressOf: (n) => host.addressOf(n),
+      onChunk: (n, c, payload) => {
+        this.traffic.add(n, 'in', payload.length);
+        this.puller.onSealedChunk(n, c, payload);
+      },
+      onPullFailed: (n, f) => this.puller.onFailed(n, f.objectId ?? '', f.reason ?? ''),
+      lost: (n) => this.puller.retryFrom(n),
+    });
     this.puller = new ObjectPuller({
       store: host.puller,
-      sendTo: (n, body) => host.sendTo(n, body),
+      sendTo: (n, body) => this.dataPlane.send(n, body) || host.sendTo(n, body),
       isAlive: (n) => host.isAlive(n),
       // from '' = no holder was left for the pull.
       done: (id, data, from) => (from === '' ? this.pullLost(id, data) : this.pulled(id, data, from)),
@@ -74,8 +93,19 @@ export class ObjectDirectory {
   }
 
   /** Bytes per peer and pull gauges (node stats, `listTransferStats()`). */
-  stats(): ReturnType<PeerTraffic['snapshot']> & { pulls: PullStats; located: number } {
-    return { ...this.traffic.snapshot(), pulls: this.puller.stats(), located: this.located.size };
+  stats(): ReturnType<PeerTraffic['snapshot']> & { pulls: PullStats & ReturnType<DataPlaneClient['stats']>; located: number } {
+    return { ...this.traffic.snapshot(), pulls: { ...this.puller.stats(), ...this.dataPlane.stats() }, located: this.located.size };
+  }
+
+  /** A holder's answer on the control link: it has no copy (PullFailed), or a data-plane session (DataPlaneOpened). */
+  onPullAnswer(from: string, m: tsray.v1.Envelope): void {
+    if (m.pullFailed) this.puller.onFailed(from, m.pullFailed.objectId ?? '', m.pullFailed.reason ?? '');
+    else if (m.dataPlaneOpened) this.dataPlane.onOpened(from, m.dataPlaneOpened);
+  }
+
+  /** The node leaves: data-plane sessions close. */
+  close(): void {
+    this.dataPlane.close();
   }
 
   /** Number of objects located elsewhere (for tests). */
@@ -164,6 +194,7 @@ export class ObjectDirectory {
 
   /** Node `nodeId` died: its copies are gone; objects with no holder left are lost (sealed as such). */
   nodeDied(nodeId: string, reason: string): void {
+    this.dataPlane.nodeDied(nodeId);
     this.puller.nodeDied(nodeId);
     for (const [id, l] of [...this.located]) {
       const i = l.holders.indexOf(nodeId);

@@ -13,10 +13,11 @@ import { logger } from '../logger.js';
 import type { StoredObject } from './object-table.js';
 import type { NodeStore } from './store.js';
 import { chunkCheck, errorObject } from './node-support.js';
+import type { SealedPayload } from './sealed-frames.js';
 
 /** What a pull needs from its node. */
 export interface ObjectPullerHost {
-  readonly store: Pick<NodeStore, 'allocate' | 'release'> & { readonly arena: Pick<Arena, 'write'> };
+  readonly store: Pick<NodeStore, 'allocate' | 'release'> & { readonly arena: Pick<Arena, 'view'> };
   /** Send a message to node `nodeId`; false when it cannot be reached. */
   sendTo(nodeId: string, body: EnvelopeBody): boolean;
   /** True while node `nodeId` is alive in this node's view. */
@@ -102,8 +103,42 @@ export class ObjectPuller {
     return { bytesInFlight: this.inFlight, boundBytes: this.bound, active: this.pulls.size, ...this.counters };
   }
 
-  /** A chunk arrived from `from`; true when it belonged to a pull (else the caller handles it). */
+  /** A chunk arrived from `from` on the control link; true when it belonged to a pull (else the caller handles it). */
   onChunk(from: string, c: tsray.v1.IObjectChunk, payload: Buffer): boolean {
+    return this.accept(from, c, payload.length, (dst) => {
+      if (chunkCheck(payload) !== (c.crc32 ?? 0) >>> 0) return false;
+      payload.copy(dst);
+      return true;
+    });
+  }
+
+  /**
+   * A chunk arrived from `from` on the data plane (data-plane-client.ts), still sealed: it is opened
+   * straight into its place (the arena), and its tag proves it whole and from the holder.
+   */
+  onSealedChunk(from: string, c: tsray.v1.IObjectChunk, payload: Pick<SealedPayload, 'length' | 'openInto'>): boolean {
+    return this.accept(from, c, payload.length, (dst) => payload.openInto(dst));
+  }
+
+  /** Chunks asked of `holder` on a route that broke (its data plane): ask them again (on the control link). */
+  retryFrom(holder: string): void {
+    for (const p of this.pulls.values()) {
+      if (p.source !== holder) continue;
+      for (const [off, len] of p.outstanding) {
+        this.inFlight -= len;
+        p.todo.unshift(off);
+      }
+      p.outstanding.clear();
+      p.todo.sort((a, b) => a - b);
+    }
+    this.pump();
+  }
+
+  /**
+   * Take chunk `c` of `length` bytes from `from` if it was asked of it: `fill` writes it into its place
+   * (a view of the arena or the heap buffer) and says whether it checked out (else the holder is given up).
+   */
+  private accept(from: string, c: tsray.v1.IObjectChunk, length: number, fill: (dst: Buffer) => boolean): boolean {
     const p = this.pulls.get(c.objectId ?? '');
     if (!p) return false;
     const off = Number(c.offset ?? 0);
@@ -112,15 +147,14 @@ export class ObjectPuller {
     if (len === undefined || from !== p.source) return true;
     p.outstanding.delete(off);
     this.inFlight -= len;
-    if (payload.length !== len || chunkCheck(payload) !== (c.crc32 ?? 0) >>> 0) {
+    const shm = p.data!.shm;
+    if (length !== len || !fill(shm ? this.host.store.arena.view(shm.offset + off, len) : p.buf!.subarray(off, off + len))) {
       logger().warn({ object: p.id, from, offset: off }, 'a pulled chunk arrived damaged; asking another holder');
       p.todo.unshift(off);
       this.giveUpOn(p, from, 'damaged chunk');
       this.pump();
       return true;
     }
-    if (p.data!.shm) this.host.store.arena.write(p.data!.shm.offset + off, payload);
-    else payload.copy(p.buf!, off);
     p.got += len;
     if (p.got >= p.header.size && p.todo.length === 0 && p.outstanding.size === 0) {
       this.pulls.delete(p.id);

@@ -14,6 +14,7 @@ import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
 import type { NodeStore } from './store.js';
 import type { WorkerHandle } from './records.js';
 import { chunkCheck, errorObject } from './node-support.js';
+import type { DataPlaneServerHost } from './data-plane-server.js';
 import { PullServer } from './pull-server.js';
 
 /** Objects above this travel between nodes in checked chunks of this size (`TSRAY_TRANSFER_CHUNK_BYTES`). */
@@ -33,6 +34,8 @@ export interface ObjectTransferHost {
   send(w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder): void;
   /** A zero-copy view handed out by {@link ObjectTransfer.sendView} was garbage collected. */
   unpinView(id: string): void;
+  /** What serving pulls on the data plane needs (data-plane-server.ts). */
+  readonly dataPlane: Omit<DataPlaneServerHost, 'serve'>;
 }
 
 /** Something objects can be pushed to: a connection to a peer node. */
@@ -65,6 +68,7 @@ export class ObjectTransfer {
       store: host.store,
       transfer: this,
       sendFrames: (w, body, frames) => this.sendFrames(w, body, frames),
+      dataPlane: host.dataPlane,
     });
   }
 

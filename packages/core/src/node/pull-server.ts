@@ -13,6 +13,7 @@ import type { ObjectTransfer } from './object-transfer.js';
 import type { NodeStore } from './store.js';
 import type { WorkerHandle } from './records.js';
 import { chunkCheck } from './node-support.js';
+import { DataPlaneServer, type DataPlaneServerHost } from './data-plane-server.js';
 
 /** What serving pulls needs from the node. */
 export interface PullServerHost {
@@ -21,6 +22,8 @@ export interface PullServerHost {
   readonly transfer: Pick<ObjectTransfer, 'sendView'>;
   /** Send a message with exactly these payload frames to a connection. */
   sendFrames(w: WorkerHandle, body: EnvelopeBody, frames: Buffer[]): void;
+  /** What serving on the data plane needs (data-plane-server.ts). */
+  readonly dataPlane: Omit<DataPlaneServerHost, 'serve'>;
 }
 
 /** Answers PullObject requests from peer nodes. */
@@ -28,23 +31,47 @@ export class PullServer {
   private served = 0;
   private held = 0;
   private spilled: { id: string; bytes: Buffer } | undefined;
+  /** The sealed data plane this node serves pulls on too. */
+  private readonly dataPlane: DataPlaneServer;
 
   constructor(
     private readonly host: PullServerHost,
     private readonly pauseAfter = config().pullPauseAfterChunks,
-  ) {}
-
-  /** Chunks sent, and requests held back by the test hook (node stats). */
-  stats(): { chunksServed: number; pausedRequests: number } {
-    return { chunksServed: this.served, pausedRequests: this.held };
+  ) {
+    this.dataPlane = new DataPlaneServer({ ...host.dataPlane, serve: (req, reply) => this.serve(req, reply) });
   }
 
-  /** Peer `w` asks for bytes [offset, offset + length) of an object. */
+  /** Chunks sent, requests held back by the test hook, and the data plane's counters (node stats). */
+  stats(): { chunksServed: number; pausedRequests: number } & ReturnType<DataPlaneServer['stats']> {
+    return { chunksServed: this.served, pausedRequests: this.held, ...this.dataPlane.stats() };
+  }
+
+  /** A pull request or a data-plane session request from peer node `w` on its control link. */
+  onPeer(w: WorkerHandle, m: tsray.v1.IEnvelope): void {
+    if (m.pullObject) this.onPull(w, m.pullObject);
+    else if (m.dataPlaneOpen) this.dataPlane.open(w.peerNodeId, m.dataPlaneOpen, (body) => this.host.sendFrames(w, body, []));
+  }
+
+  /** A peer node died: its data-plane sessions go. */
+  nodeDied(nodeId: string): void {
+    this.dataPlane.nodeDied(nodeId);
+  }
+
+  close(): void {
+    this.dataPlane.close();
+  }
+
+  /** Peer `w` asks on its control link for bytes [offset, offset + length) of an object. */
   onPull(w: WorkerHandle, req: tsray.v1.IPullObject): void {
+    this.serve(req, (body, frames) => this.host.sendFrames(w, body, frames));
+  }
+
+  /** Answer a request for bytes [offset, offset + length) of an object through `reply` (either link). */
+  serve(req: tsray.v1.IPullObject, reply: (body: EnvelopeBody, frames: Buffer[]) => void): void {
     const id = req.objectId ?? '';
     const d = this.host.objects.get(id)?.data;
     if (!d || d.encoding === 'error') {
-      this.host.sendFrames(w, { pullFailed: { objectId: id, reason: `node has no copy of ${id}` } }, []);
+      reply({ pullFailed: { objectId: id, reason: `node has no copy of ${id}` } }, []);
       return;
     }
     const off = Number(req.offset ?? 0);
@@ -55,7 +82,7 @@ export class PullServer {
     }
     const chunk = this.bytes(id, d, off, end);
     this.served++;
-    this.host.sendFrames(w, { objectChunk: { objectId: id, offset: off, total: d.size, crc32: chunkCheck(chunk) } }, [chunk]);
+    reply({ objectChunk: { objectId: id, offset: off, total: d.size, crc32: chunkCheck(chunk) } }, [chunk]);
   }
 
   /**

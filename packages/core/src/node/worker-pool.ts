@@ -232,6 +232,24 @@ export class WorkerPool {
     return [...this.workers.values()].filter((w) => w.proc);
   }
 
+  /** Node shutdown: every worker process gets end of stdin and SIGTERM, SIGKILL after 2 s; resolves once all exited. */
+  async stopAll(): Promise<void> {
+    const procs = this.processes();
+    for (const w of procs) {
+      try {
+        w.proc!.proc.stdin?.end();
+      } catch {
+        /* gone */
+      }
+      w.kill('SIGTERM');
+    }
+    const killer = setTimeout(() => {
+      for (const w of procs) w.kill('SIGKILL');
+    }, 2000);
+    await Promise.all(procs.map((w) => w.proc!.exited()));
+    clearTimeout(killer);
+  }
+
   /** A worker process exited: forget it, release its env, lease and holds; the node handles its work. */
   private workerExited(w: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
     if (w.state === 'dead') return;

@@ -35,7 +35,17 @@ function nodeInfo(id: string, cpus: number, free = cpus, alive = true): tsray.v1
 async function setup(localCpus = 4) {
   const store = new FakeStore(1 << 20);
   const objects = new ObjectTable((d) => store.release(d));
-  const transfer = new ObjectTransfer({ objects, store, sendFrames: () => undefined, send: () => undefined, unpinView: (id) => objects.unpin(id) }, 1024);
+  const transfer = new ObjectTransfer(
+    {
+      objects,
+      store,
+      sendFrames: () => undefined,
+      send: () => undefined,
+      unpinView: (id) => objects.unpin(id),
+      dataPlane: { token: 't', nodeId: LOCAL, bindHost: '127.0.0.1' },
+    },
+    1024,
+  );
   const resources = new NodeResources({ CPU: localCpus });
   const cluster = new ClusterView();
   cluster.addNode(LOCAL, resources);

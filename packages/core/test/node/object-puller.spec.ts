@@ -22,7 +22,7 @@ function fakeNode(alive = new Set(['B', 'C'])) {
           return off;
         },
         release: () => undefined,
-        arena: { write: (off: number, b: Buffer) => void b.copy(arena, off) },
+        arena: { view: (off: number, len: number) => arena.subarray(off, off + len) },
       },
       sendTo: (to: string, body: EnvelopeBody) => {
         const p = (body as { pullObject: { objectId: string; offset: number; length: number } }).pullObject;

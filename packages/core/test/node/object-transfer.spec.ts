@@ -30,6 +30,7 @@ function node(capacity = 64 * 1024) {
     send: (w: WorkerHandle, body: EnvelopeBody, fb?: FrameBuilder) =>
       void sent.push({ to: w.id, body: body as tsray.v1.Envelope.$Properties, frames: (fb?.frames() ?? []) as Buffer[] }),
     unpinView: (id) => objects.unpin(id),
+    dataPlane: { token: 't', nodeId: 'n', bindHost: '127.0.0.1' },
   };
   /** Seal an object held by someone (an unheld object is freed at once). */
   const seal = (id: string, d: StoredObject) => {

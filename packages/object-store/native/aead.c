@@ -1,0 +1,64 @@
+/*
+ * AES-256-GCM open straight into a caller's buffer (for tsray's bulk data plane: a sealed chunk is
+ * decrypted into its slot of the shared-memory arena in one pass, where node:crypto would allocate a
+ * new buffer per call and need a second copy). OpenSSL is the one node itself links (its headers come
+ * with node's; the symbols resolve against the running node), so nothing else is linked in.
+ */
+#include <node_api.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+
+#include "aead.h"
+
+static int buffer_arg(napi_env env, napi_value v, uint8_t** data, size_t* len) {
+  bool is = false;
+  if (napi_is_buffer(env, v, &is) != napi_ok || !is) return 0;
+  void* p = NULL;
+  if (napi_get_buffer_info(env, v, &p, len) != napi_ok) return 0;
+  *data = (uint8_t*)p;
+  return 1;
+}
+
+/* gcmOpen(key: Buffer(32), iv: Buffer(12), aad: Buffer, tag: Buffer(16), src: Buffer, dst: Buffer): boolean
+ * Decrypts src into dst (dst.length >= src.length) and returns whether the tag matched. On false, dst
+ * holds unauthenticated bytes: the caller must not use them. */
+static napi_value GcmOpen(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *key, *iv, *aad, *tag, *src, *dst;
+  size_t key_len, iv_len, aad_len, tag_len, src_len, dst_len;
+  if (argc < 6 || !buffer_arg(env, argv[0], &key, &key_len) || !buffer_arg(env, argv[1], &iv, &iv_len) ||
+      !buffer_arg(env, argv[2], &aad, &aad_len) || !buffer_arg(env, argv[3], &tag, &tag_len) ||
+      !buffer_arg(env, argv[4], &src, &src_len) || !buffer_arg(env, argv[5], &dst, &dst_len)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "gcmOpen(key, iv, aad, tag, src, dst) takes six Buffers");
+    return NULL;
+  }
+  if (key_len != 32 || iv_len != 12 || tag_len != 16 || dst_len < src_len || aad_len > INT32_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "gcmOpen: key 32 bytes, iv 12, tag 16, dst at least as long as src");
+    return NULL;
+  }
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int out_len = 0;
+  int ok = ctx != NULL && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv) == 1;
+  if (ok && aad_len > 0) ok = EVP_DecryptUpdate(ctx, NULL, &out_len, aad, (int)aad_len) == 1;
+  size_t done = 0;
+  while (ok && done < src_len) {
+    size_t n = src_len - done > (1u << 30) ? (1u << 30) : src_len - done;
+    ok = EVP_DecryptUpdate(ctx, dst + done, &out_len, src + done, (int)n) == 1;
+    done += n;
+  }
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1;
+  if (ok) ok = EVP_DecryptFinal_ex(ctx, dst + done, &out_len) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  napi_value result;
+  napi_get_boolean(env, ok != 0, &result);
+  return result;
+}
+
+void aead_init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"gcmOpen", NULL, GcmOpen, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

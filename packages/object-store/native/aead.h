@@ -1,0 +1,6 @@
+/* AES-256-GCM open into a caller's buffer (aead.c). */
+#ifndef TSRAY_AEAD_H
+#define TSRAY_AEAD_H
+#include <node_api.h>
+void aead_init(napi_env env, napi_value exports);
+#endif
