@@ -18,7 +18,7 @@
  * Workers (on both nodes) import this module: remote functions stay at top level and everything else
  * sits behind `isMain(import.meta)`.
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,46 +175,80 @@ registry.metric(
   },
 );
 
+/**
+ * A raw ZeroMQ baseline of the transfer: the same 256 MiB from a PUSH socket here to a PULL socket in a
+ * second process (bench/tsray/zmq-sink.mjs) in 8 MiB frames, timed until the sink acknowledges the last
+ * byte. `sealed`: plain sockets, each frame AES-256-GCM sealed here and opened there into one buffer (the
+ * data plane's work without tsray); else CURVE unless TSRAY_TRANSPORT_CURVE=0 (the control link's).
+ */
+async function zmqBaseline(sealed: boolean): Promise<TimeitResult> {
+  const zmq = await import('zeromq');
+  const big = pattern(TRANSFER_BYTES);
+  const sink = startHelper<{ pull: string; ack: string; serverKey?: string; key?: string }>(
+    new URL('./zmq-sink.mjs', import.meta.url),
+    sealed ? ['--sealed'] : [],
+  );
+  const ack = new zmq.Pull();
+  let push: InstanceType<typeof zmq.Push> | undefined;
+  try {
+    const endpoints = await sink.ready;
+    const client = zmq.curveKeyPair();
+    const curve = endpoints.serverKey ? { curveServerKey: endpoints.serverKey, curvePublicKey: client.publicKey, curveSecretKey: client.secretKey } : {};
+    const out = new zmq.Push({ sendHighWaterMark: 0, ...curve });
+    push = out;
+    out.connect(endpoints.pull);
+    ack.connect(endpoints.ack);
+    const key = endpoints.key ? Buffer.from(endpoints.key, 'hex') : undefined;
+    let counter = 0;
+    /** One frame as sent: `[iv ‖ tag][ciphertext]` when sealed, else the bytes. */
+    const frame = (bytes: Buffer): Buffer[] => {
+      if (!key) return [bytes];
+      const head = Buffer.alloc(28);
+      head.writeUInt32BE(++counter, 8);
+      const c = createCipheriv('aes-256-gcm', key, head.subarray(0, 12));
+      const sealedBytes = c.update(bytes);
+      c.final();
+      c.getAuthTag().copy(head, 12);
+      return [head, sealedBytes];
+    };
+    const round = async (): Promise<number> => {
+      const t0 = nowSec();
+      for (let off = 0; off < big.length; off += ZMQ_FRAME) await out.send(frame(big.subarray(off, off + ZMQ_FRAME)));
+      await out.send(Buffer.alloc(0));
+      const [n] = await ack.receive();
+      const dt = nowSec() - t0;
+      if (Number(n!.toString()) !== big.length) throw new Error(`zmq sink got ${n!.toString()} bytes, want ${big.length}`);
+      return dt;
+    };
+    await round();
+    const rates: number[] = [];
+    for (let r = 0; r < TRANSFER_ROUNDS; r++) rates.push(TRANSFER_BYTES / 1e9 / (await round()));
+    return stats(rates);
+  } finally {
+    push?.close();
+    ack.close();
+    await sink.stop();
+  }
+}
+
 registry.metric(
   'zmq_push_pull_gigabytes',
   {
     unit: 'GB/s',
     session: 'local',
-    note: `baseline: the same 256 MiB buffer sent by a zeromq 6 PUSH socket in this process to a PULL socket in a second process (bench/tsray/zmq-sink.mjs) over tcp loopback, in 8 MiB frames (CURVE-encrypted unless TSRAY_TRANSPORT_CURVE=0, as tsray's transfers); timed until the sink acknowledges the round's last byte; ${TRANSFER_ROUNDS} rounds after one untimed round`,
+    note: `baseline: the same 256 MiB buffer sent by a zeromq 6 PUSH socket in this process to a PULL socket in a second process (bench/tsray/zmq-sink.mjs) over tcp loopback, in 8 MiB frames (CURVE-encrypted unless TSRAY_TRANSPORT_CURVE=0, as tsray's control links); timed until the sink acknowledges the round's last byte; ${TRANSFER_ROUNDS} rounds after one untimed round`,
   },
-  async () => {
-    const zmq = await import('zeromq');
-    const big = pattern(TRANSFER_BYTES);
-    const sink = startHelper<{ pull: string; ack: string; serverKey?: string }>(new URL('./zmq-sink.mjs', import.meta.url));
-    const ack = new zmq.Pull();
-    let push: InstanceType<typeof zmq.Push> | undefined;
-    try {
-      const endpoints = await sink.ready;
-      const client = zmq.curveKeyPair();
-      const curve = endpoints.serverKey ? { curveServerKey: endpoints.serverKey, curvePublicKey: client.publicKey, curveSecretKey: client.secretKey } : {};
-      const out = new zmq.Push({ sendHighWaterMark: 0, ...curve });
-      push = out;
-      out.connect(endpoints.pull);
-      ack.connect(endpoints.ack);
-      const round = async (): Promise<number> => {
-        const t0 = nowSec();
-        for (let off = 0; off < big.length; off += ZMQ_FRAME) await out.send(big.subarray(off, off + ZMQ_FRAME));
-        await out.send(Buffer.alloc(0));
-        const [n] = await ack.receive();
-        const dt = nowSec() - t0;
-        if (Number(n!.toString()) !== big.length) throw new Error(`zmq sink got ${n!.toString()} bytes, want ${big.length}`);
-        return dt;
-      };
-      await round();
-      const rates: number[] = [];
-      for (let r = 0; r < TRANSFER_ROUNDS; r++) rates.push(TRANSFER_BYTES / 1e9 / (await round()));
-      return stats(rates);
-    } finally {
-      push?.close();
-      ack.close();
-      await sink.stop();
-    }
+  () => zmqBaseline(false),
+);
+
+registry.metric(
+  'zmq_sealed_push_pull_gigabytes',
+  {
+    unit: 'GB/s',
+    session: 'local',
+    note: `baseline of the bulk data plane: as zmq_push_pull_gigabytes on plain sockets, each 8 MiB frame AES-256-GCM sealed by the sender (node:crypto) and opened by the sink straight into one buffer (gcmOpenInto), as tsray's data plane does without the rest of tsray`,
   },
+  () => zmqBaseline(true),
 );
 
 if (isMain(import.meta)) {

@@ -42,6 +42,8 @@ interface Channel {
   opener?: Opener;
   /** Requests sent on the data plane since it became ready (a break must re-ask them). */
   used: boolean;
+  /** Requests made while the session opens: sent on it once ready, on the control link if it fails. */
+  readonly waiting: EnvelopeBody[];
   readonly timer: NodeJS.Timeout;
 }
 
@@ -54,7 +56,8 @@ export class DataPlaneClient {
     private readonly host: DataPlaneClientHost,
     /** Off: every request goes on the control link (CURVE off, so that link is as fast; or `TSRAY_DATA_PLANE=0`). */
     private readonly enabled = config().dataPlane && curveApplies('tcp://'),
-    private readonly openTimeoutMs = config().peerConnectTimeoutMs,
+    /** Requests wait this long for a new session (then go on the control link). */
+    private readonly openTimeoutMs = Math.min(config().peerConnectTimeoutMs, 5000),
   ) {}
 
   /** Chunks received on the data plane, and holders it is ready with (node transfer stats). */
@@ -63,13 +66,19 @@ export class DataPlaneClient {
   }
 
   /**
-   * Send a pull request to `nodeId` on the data plane: true when it went there, false when the caller
-   * must use the control link (not ready yet, or off). The first call for a holder opens its session.
+   * Send a pull request to `nodeId` on the data plane: true when it went there (or waits for the
+   * session being opened, which takes a round trip: then it goes on the control link if the session
+   * fails), false when the caller must use the control link (data plane off). The first call for a
+   * holder opens its session.
    */
   send(nodeId: string, body: EnvelopeBody): boolean {
     if (!this.enabled) return false;
     const c = this.channels.get(nodeId) ?? this.start(nodeId);
-    if (c.state !== 'ready') return false;
+    if (c.state === 'off') return false;
+    if (c.state !== 'ready') {
+      c.waiting.push(body);
+      return true;
+    }
     c.used = true;
     c.outbox!.send(c.sealer!.seal(encodeMessage(body)[0]!));
     return true;
@@ -118,7 +127,7 @@ export class DataPlaneClient {
         this.off(nodeId, c, `no answer within ${this.openTimeoutMs / 1000} s (is its data port open to this node? TSRAY_DATA_PLANE_PORT)`);
     }, this.openTimeoutMs);
     timer.unref();
-    const c: Channel = { state: 'opening', nonce, used: false, timer };
+    const c: Channel = { state: 'opening', nonce, used: false, waiting: [], timer };
     this.channels.set(nodeId, c);
     if (!this.host.sendControl(nodeId, { dataPlaneOpen: { nonce } })) this.off(nodeId, c, 'its control link is down');
     return c;
@@ -158,16 +167,18 @@ export class DataPlaneClient {
     } else if (env.dataPlaneOpened && c.state === 'checking') {
       c.state = 'ready';
       clearTimeout(c.timer);
-      logger().debug({ peer: nodeId }, 'data plane ready');
+      logger().debug({ peer: nodeId, waiting: c.waiting.length }, 'data plane ready');
+      for (const body of c.waiting.splice(0)) this.send(nodeId, body);
     }
   }
 
-  /** Stop using the data plane to `nodeId` (logged once); requests sent on it are asked again. */
+  /** Stop using the data plane to `nodeId` (logged once); requests waiting go on the control link, those sent on it are asked again. */
   private off(nodeId: string, c: Channel, why: string): void {
     const wasUsed = c.used;
     c.state = 'off';
     this.closeChannel(c);
     logger().warn({ peer: nodeId, why }, 'data plane to a node is off; pulls from it use the control link (CURVE)');
+    for (const body of c.waiting.splice(0)) this.host.sendControl(nodeId, body);
     if (wasUsed) this.host.lost(nodeId);
   }
 
