@@ -353,6 +353,11 @@ const vectors = [
   ],
   ['pull_object', { pullObject: { objectId: 'obj-λ', offset: '8589934592', length: '8388608' } }],
   ['pull_failed', { pullFailed: { objectId: 'obj-λ', reason: 'node has no copy of obj-λ' } }],
+  ['data_plane_open', { dataPlaneOpen: { nonce: Buffer.alloc(32, 0xa5).toString('base64') } }],
+  [
+    'data_plane_opened',
+    { dataPlaneOpened: { nonce: Buffer.alloc(32, 0x5a).toString('base64'), session: 3735928559, port: 41234, error: 'node-ü has no data plane' } },
+  ],
   [
     'register_node',
     { registerNode: { node: NODE_INFO, authProof: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', authTime: '1795910400123', authNonce: 'n-1' } },
