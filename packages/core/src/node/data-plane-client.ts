@@ -8,13 +8,14 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { config } from '../config.js';
 import { curveApplies } from '../curve.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
-import { DATA_PLANE_NONCE_BYTES, Opener, Sealer, dataPlaneKeys, yieldToEventLoop, type SealedPayload } from './sealed-frames.js';
+import { DATA_PLANE_NONCE_BYTES, Opener, Sealer, dataPlaneKeys, type SealedPayload } from './sealed-frames.js';
 
 /** What the data-plane client needs from its node. */
 export interface DataPlaneClientHost {
@@ -140,7 +141,7 @@ export class DataPlaneClient {
         this.onMessage(nodeId, c, frames);
         // Opening a chunk is milliseconds of CPU on this thread: let timers and other sockets (the GCS's
         // heartbeats) have a turn between chunks, or a long pull would starve them.
-        await yieldToEventLoop();
+        await nextTurn();
       }
     } catch (err) {
       if (c.state !== 'off') this.off(nodeId, c, `its data socket ended (${(err as Error).message})`);

@@ -13,13 +13,14 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
 import { config } from '../config.js';
 import { LogLimiter } from '../log-limiter.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
-import { DATA_PLANE_NONCE_BYTES, Opener, Sealer, dataPlaneKeys, sealedSession, yieldToEventLoop } from './sealed-frames.js';
+import { DATA_PLANE_NONCE_BYTES, Opener, Sealer, dataPlaneKeys, sealedSession } from './sealed-frames.js';
 
 /** Largest message a data-plane client may send (requests only: chunks go the other way). */
 const MAX_REQUEST_BYTES = 64 * 1024;
@@ -139,7 +140,7 @@ export class DataPlaneServer {
         }
         // Sealing a chunk is milliseconds of CPU on this thread: timers and the other sockets get a turn
         // between requests (see data-plane-client.ts).
-        await yieldToEventLoop();
+        await nextTurn();
       }
     } catch (err) {
       if (!this.closed) logger().warn({ err }, 'data plane socket ended');

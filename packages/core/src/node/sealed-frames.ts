@@ -131,11 +131,6 @@ export interface OpenedMessage {
   payload: SealedPayload | undefined;
 }
 
-/** A macrotask turn: timers and I/O callbacks run before the caller goes on. */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 /** Opens the messages of one direction of a session. */
 export class Opener {
   private last = 0;
