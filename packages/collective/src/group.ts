@@ -8,7 +8,7 @@
 import { ActorDiedError, actorInfo, get, getActor, getRuntimeContext, kill, nodes, TsrayError, ValidationError, type ActorHandle } from '@tsray/core';
 import { RemoteCollectiveCoordinator, type CollectiveCoordinator, type Joined, type Reply, type RoundRequest } from './coordinator.js';
 import { CollectiveError, CollectiveGroupNotFoundError, CollectiveUsageError, errorFromFailure, type FailureInfo } from './errors.js';
-import { LeaderRing } from './leader-ring.js';
+import { LeaderRing, type RingEndpoint } from './leader-ring.js';
 import { shmAddon, ShmSegment, type BarrierContext } from './shm-segment.js';
 
 /** The namespace of the coordinator actors (so every job and language finds them by group name). */
@@ -273,16 +273,17 @@ async function formRing(st: RankState & { joined: Joined }): Promise<void> {
   let ring: LeaderRing | undefined;
   try {
     ring = leader ? await LeaderRing.listen(await nodeHost()) : undefined;
-    const all = await round<(string | null)[]>(st as RankState & { joined: Joined }, {
+    const all = await round<(RingEndpoint | null)[]>(st as RankState & { joined: Joined }, {
       signature: 'leader-ring',
       mode: 'gather',
-      item: ring?.endpoint ?? null,
+      item: ring?.self ?? null,
     });
     if (!ring) return;
-    const endpoints = all.filter((x): x is string => typeof x === 'string');
-    const index = endpoints.indexOf(ring.endpoint);
-    ring.connect(endpoints[(index + 1) % endpoints.length]!);
-    st.ring = { ring, index, count: endpoints.length };
+    const leaders = all.filter((x): x is RingEndpoint => typeof x?.endpoint === 'string' && typeof x.nonce === 'string');
+    const index = leaders.findIndex((x) => x.endpoint === ring!.endpoint);
+    const count = leaders.length;
+    ring.connect(leaders[(index + 1) % count]!, leaders[(index + count - 1) % count]!, st.name);
+    st.ring = { ring, index, count };
   } catch (e) {
     ring?.close();
     segmentFailed(st);

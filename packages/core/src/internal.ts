@@ -27,6 +27,8 @@ export {
 } from './config.js';
 export { errorCodeOf } from './peer-memory.js';
 export { Outbox } from './outbox.js';
+export { Sealer, Opener, sealingKey, SEALED_HEADER_BYTES, DATA_PLANE_NONCE_BYTES, type OpenedMessage } from './node/sealed-frames.js';
+export { LogLimiter } from './log-limiter.js';
 export { UnregisteredPeers } from './unregistered-peers.js';
 export { routerSocketOptions } from './router-options.js';
 export { resolveNodeGpus, visibleGpuIds } from './gpus.js';

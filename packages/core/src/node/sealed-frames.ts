@@ -38,8 +38,17 @@ export interface SessionKeys {
  */
 export function dataPlaneKeys(token: string, clientNonce: Uint8Array, serverNonce: Uint8Array, client: string, server: string): SessionKeys {
   const salt = Buffer.concat([clientNonce, serverNonce]);
-  const key = (dir: string): Buffer => Buffer.from(hkdfSync('sha256', token, salt, `tsray-data-v1|${dir}|${client}|${server}`, 32));
+  const key = (dir: string): Buffer => sealingKey(token, salt, `tsray-data-v1|${dir}|${client}|${server}`);
   return { toServer: key('to-server'), toClient: key('to-client') };
+}
+
+/**
+ * A 32-byte AES-256-GCM key for one direction of one link: HKDF-SHA256 of the cluster token, salted
+ * with fresh nonces of both ends, `info` naming the purpose, the two ends and the direction (so no two
+ * links or directions share a key, and a counter restarting in a new session never reuses an IV).
+ */
+export function sealingKey(token: string, salt: Uint8Array, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', token, salt, info, 32));
 }
 
 /** The payload's IV: the envelope's with the counter's top bit set. */

@@ -1,0 +1,162 @@
+/**
+ * The leader ring on its own (no cluster): two or three leaders in this process allreduce over real tcp
+ * sockets. With the cluster token and CURVE on (the default), frames are sealed on plain sockets: the
+ * bytes on the wire (read by a relay between two leaders) hold none of the array's data, frames from
+ * anyone but the previous leader are dropped, and an altered frame fails the op instead of corrupting it.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { overrideConfig } from '@tsray/core/internal';
+import * as zmq from 'zeromq';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CollectiveUsageError } from '../src/errors.js';
+import { LeaderRing, RING_FRAME_BYTES, ringSecurity, type RingSecurity } from '../src/leader-ring.js';
+import type { BarrierContext } from '../src/shm-segment.js';
+
+const GROUP = 'ring-test';
+const ctx: BarrierContext = { group: GROUP, deadline: Number.POSITIVE_INFINITY, health: async () => undefined };
+
+let restore: (() => void) | undefined;
+const closers: (() => void)[] = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+  restore?.();
+  restore = undefined;
+});
+
+/** `count` leaders, each connected to the next (through `relay(i)` when given). */
+async function ring(count: number, security: RingSecurity, relay?: (next: string) => Promise<string>): Promise<LeaderRing[]> {
+  const rings = await Promise.all(Array.from({ length: count }, () => LeaderRing.listen('127.0.0.1', security)));
+  for (const r of rings) closers.push(() => r.close());
+  for (let i = 0; i < count; i++) {
+    const next = rings[(i + 1) % count]!.self;
+    const prev = rings[(i + count - 1) % count]!.self;
+    rings[i]!.connect(next, prev, GROUP, relay ? await relay(next.endpoint) : next.endpoint);
+  }
+  return rings;
+}
+
+/** Leader i's array: a pattern that names the leader, so a sum and the bytes on the wire can be checked. */
+function input(i: number, n: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let k = 0; k < n; k++) a[k] = (k % 1000) + i * 0.25;
+  return a;
+}
+
+async function allreduce(rings: LeaderRing[], n: number): Promise<Float32Array[]> {
+  const arrays = rings.map((_, i) => input(i, n));
+  await Promise.all(rings.map((r, i) => r.allreduce(arrays[i]!, 'float32', 'sum', i, rings.length, ctx)));
+  return arrays;
+}
+
+function expectSums(arrays: Float32Array[], n: number): void {
+  const inputs = arrays.map((_, i) => input(i, n));
+  const want = Float32Array.from({ length: n }, (_, k) => inputs.reduce((acc, a) => acc + a[k]!, 0));
+  for (const a of arrays) expect(Buffer.from(a.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+}
+
+/** A tcp relay in front of `target` that keeps every byte it forwards (both directions). */
+async function recordingRelay(seen: Buffer[]): Promise<(target: string) => Promise<string>> {
+  return async (target) => {
+    const [host, port] = target.replace('tcp://', '').split(':') as [string, string];
+    const server: Server = createServer((client: Socket) => {
+      const upstream = createConnection({ host, port: Number(port) });
+      client.on('data', (d) => seen.push(Buffer.from(d)));
+      upstream.on('data', (d) => seen.push(Buffer.from(d)));
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      closers.push(() => {
+        client.destroy();
+        upstream.destroy();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => server.close());
+    return `tcp://127.0.0.1:${(server.address() as { port: number }).port}`;
+  };
+}
+
+describe('with the cluster token and CURVE on', () => {
+  it('frames are sealed: sums are right and the wire holds none of the data', async () => {
+    restore = overrideConfig({ token: 'a'.repeat(64), transportCurve: true, dataPlane: true });
+    expect(ringSecurity()).toBe('sealed');
+    const seen: Buffer[] = [];
+    const n = (RING_FRAME_BYTES / 4) * 2 + 12_345; // several frames per chunk, a short last frame
+    const rings = await ring(2, 'sealed', await recordingRelay(seen));
+    expectSums(await allreduce(rings, n), n);
+    expectSums(await allreduce(rings, 1000), 1000); // a second op on the same keys (counters go on)
+    const wire = Buffer.concat(seen);
+    expect(wire.length).toBeGreaterThan(n * 4); // the data did go through the relay
+    // 64 bytes of leader 0's input and of the sum, as they would appear in plaintext frames.
+    for (const plain of [input(0, 1000), input(1, 1000), Float32Array.from(input(0, 1000), (x, k) => x + input(1, 1000)[k]!)]) {
+      expect(wire.indexOf(Buffer.from(plain.buffer, 4 * 100, 64))).toBe(-1);
+    }
+  });
+
+  it("drops frames that are not the previous leader's: an intruder's, and a leader's sealing with another key (the op times out)", async () => {
+    restore = overrideConfig({ token: 'b'.repeat(64), transportCurve: true, dataPlane: true });
+    const rings = await ring(3, 'sealed');
+    // An intruder on leader 1's plain port: garbage, a frame shaped like a plain ring frame, and a
+    // header-shaped forgery. All dropped; the next op is still right.
+    const intruder = new zmq.Push({ linger: 0 });
+    closers.push(() => intruder.close());
+    intruder.connect(rings[1]!.endpoint);
+    await intruder.send([Buffer.from('garbage')]);
+    await intruder.send([Buffer.alloc(16), Buffer.alloc(4096, 7)]);
+    await intruder.send([Buffer.alloc(44), Buffer.alloc(32), Buffer.alloc(4096)]);
+    expectSums(await allreduce(rings, 100_000), 100_000);
+    expect(rings[1]!.dropped).toBe(3);
+    // A leader that seals with a key of its own (not the ring's): the receiver drops its frames and the
+    // op times out instead of taking them.
+    const stray = await LeaderRing.listen('127.0.0.1', 'sealed');
+    closers.push(() => stray.close());
+    stray.connect(rings[0]!.self, { endpoint: 'tcp://127.0.0.1:1', nonce: '00'.repeat(32) }, 'another-group');
+    const a = input(0, 1000);
+    const short: BarrierContext = { ...ctx, deadline: Date.now() + 300, timeoutMs: 300 };
+    const strayOp = stray.allreduce(input(1, 1000), 'float32', 'sum', 1, 2, short).catch(() => undefined);
+    await expect(rings[0]!.allreduce(a, 'float32', 'sum', 0, 2, short)).rejects.toThrow(/timed out/);
+    await strayOp;
+    expect(rings[0]!.dropped).toBeGreaterThan(0);
+  });
+});
+
+it('an altered payload fails the op with CollectiveUsageError (not a wrong sum)', async () => {
+  restore = overrideConfig({ token: 'c'.repeat(64), transportCurve: true, dataPlane: true });
+  // A relay that flips one byte far into the stream (inside a sealed payload).
+  const flip = async (target: string): Promise<string> => {
+    const [host, port] = target.replace('tcp://', '').split(':') as [string, string];
+    let count = 0;
+    const server = createServer((client) => {
+      const upstream = createConnection({ host, port: Number(port) });
+      client.on('data', (d: Buffer) => {
+        const at = 200_000 - count;
+        if (at >= 0 && at < d.length) d[at] ^= 1;
+        count += d.length;
+        upstream.write(d);
+      });
+      upstream.pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      closers.push(() => {
+        client.destroy();
+        upstream.destroy();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => server.close());
+    return `tcp://127.0.0.1:${(server.address() as { port: number }).port}`;
+  };
+  const rings = await ring(2, 'sealed', flip);
+  const results = await Promise.allSettled(
+    rings.map((r, i) => r.allreduce(input(i, 500_000), 'float32', 'sum', i, 2, { ...ctx, deadline: Date.now() + 2000, timeoutMs: 2000 })),
+  );
+  const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
+  expect(errors.some((e) => e instanceof CollectiveUsageError && /does not match its seal/.test(e.message))).toBe(true);
+});
+
+it('without a token the ring is plain and still sums right', async () => {
+  restore = overrideConfig({ token: undefined, tokenFile: undefined });
+  expect(ringSecurity()).toBe('plain');
+  const rings = await ring(3, 'plain');
+  expectSums(await allreduce(rings, 300_000), 300_000);
+});
