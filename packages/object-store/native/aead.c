@@ -1,7 +1,8 @@
 /*
- * AES-256-GCM open straight into a caller's buffer (for tsray's bulk data plane: a sealed chunk is
- * decrypted into its slot of the shared-memory arena in one pass, where node:crypto would allocate a
- * new buffer per call and need a second copy). OpenSSL is the one node itself links (its headers come
+ * AES-256-GCM open and seal straight into a caller's buffer (for tsray's bulk data plane: a sealed chunk
+ * is decrypted into its slot of the shared-memory arena in one pass, where node:crypto would allocate a
+ * new buffer per call and need a second copy; and a chunk is sealed from the arena into one buffer, 1.5–3×
+ * faster than node:crypto's Cipher.update here, bench/collective/gcm-speed.mjs). OpenSSL is the one node itself links (its headers come
  * with node's; the symbols resolve against the running node), so nothing else is linked in.
  */
 #include <node_api.h>
@@ -56,9 +57,47 @@ static napi_value GcmOpen(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* gcmSeal(key: Buffer(32), iv: Buffer(12), aad: Buffer, src: Buffer, dst: Buffer, tag: Buffer(16)): boolean
+ * Encrypts src into dst (dst.length >= src.length; dst may be src itself) and writes the tag. Returns
+ * false only when OpenSSL fails (then dst and tag hold garbage). */
+static napi_value GcmSeal(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *key, *iv, *aad, *src, *dst, *tag;
+  size_t key_len, iv_len, aad_len, src_len, dst_len, tag_len;
+  if (argc < 6 || !buffer_arg(env, argv[0], &key, &key_len) || !buffer_arg(env, argv[1], &iv, &iv_len) ||
+      !buffer_arg(env, argv[2], &aad, &aad_len) || !buffer_arg(env, argv[3], &src, &src_len) ||
+      !buffer_arg(env, argv[4], &dst, &dst_len) || !buffer_arg(env, argv[5], &tag, &tag_len)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "gcmSeal(key, iv, aad, src, dst, tag) takes six Buffers");
+    return NULL;
+  }
+  if (key_len != 32 || iv_len != 12 || tag_len != 16 || dst_len < src_len || aad_len > INT32_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "gcmSeal: key 32 bytes, iv 12, tag 16, dst at least as long as src");
+    return NULL;
+  }
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int out_len = 0;
+  int ok = ctx != NULL && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv) == 1;
+  if (ok && aad_len > 0) ok = EVP_EncryptUpdate(ctx, NULL, &out_len, aad, (int)aad_len) == 1;
+  size_t done = 0;
+  while (ok && done < src_len) {
+    size_t n = src_len - done > (1u << 30) ? (1u << 30) : src_len - done;
+    ok = EVP_EncryptUpdate(ctx, dst + done, &out_len, src + done, (int)n) == 1;
+    done += n;
+  }
+  if (ok) ok = EVP_EncryptFinal_ex(ctx, dst + done, &out_len) == 1;
+  if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  napi_value result;
+  napi_get_boolean(env, ok != 0, &result);
+  return result;
+}
+
 void aead_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"gcmOpen", NULL, GcmOpen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gcmSeal", NULL, GcmSeal, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -1,4 +1,4 @@
-/* AES-256-GCM open into a caller's buffer (aead.c). */
+/* AES-256-GCM open and seal into a caller's buffer (aead.c). */
 #ifndef TSRAY_AEAD_H
 #define TSRAY_AEAD_H
 #include <node_api.h>

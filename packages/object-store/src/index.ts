@@ -7,6 +7,6 @@
 export { Arena, defaultArenaPath, SHM_DIR } from './arena.js';
 export type { ArenaCreateOptions, ArenaOpenOptions, ArenaStats } from './arena.js';
 export { Allocator, DEFAULT_ALIGNMENT } from './allocator.js';
-export { gcmOpenInto } from './aead.js';
+export { gcmOpenInto, gcmSealInto } from './aead.js';
 export type { AllocatorOptions, Extent } from './allocator.js';
 export { ObjectStoreError, ArenaError, ShmSpaceError, AddonMissingError, AllocatorError } from './errors.js';

@@ -24,6 +24,8 @@ export interface NativeAddon {
   info(handle: NativeHandle): NativeInfo;
   /** AES-256-GCM open of `src` into `dst`; false when the tag does not match (native/aead.c). */
   gcmOpen(key: Buffer, iv: Buffer, aad: Buffer, tag: Buffer, src: Buffer, dst: Buffer): boolean;
+  /** AES-256-GCM seal of `src` into `dst`, tag into `tag`; false when OpenSSL failed (native/aead.c). */
+  gcmSeal(key: Buffer, iv: Buffer, aad: Buffer, src: Buffer, dst: Buffer, tag: Buffer): boolean;
   readonly pageSize: number;
 }
 

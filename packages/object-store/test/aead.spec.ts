@@ -1,7 +1,7 @@
-/** gcmOpenInto: AES-256-GCM straight into an arena view, checked against node:crypto's sealing. */
-import { createCipheriv, randomBytes } from 'node:crypto';
+/** gcmOpenInto / gcmSealInto: AES-256-GCM straight into an arena view or a buffer, checked against node:crypto. */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { gcmOpenInto } from '../src/index.js';
+import { gcmOpenInto, gcmSealInto } from '../src/index.js';
 import { ArenaTracker } from './helpers.js';
 
 const tracker = new ArenaTracker();
@@ -52,5 +52,38 @@ describe('gcmOpenInto', () => {
     expect(() => gcmOpenInto(Buffer.alloc(16), Buffer.alloc(12), b, b, b, b)).toThrow(RangeError);
     expect(() => gcmOpenInto(key, iv, b, b, Buffer.alloc(32), Buffer.alloc(31))).toThrow(RangeError);
     expect(() => gcmOpenInto(key, iv, b, b, 'text' as unknown as Buffer, b)).toThrow(TypeError);
+  });
+});
+
+describe('gcmSealInto', () => {
+  const key = randomBytes(32);
+  const iv = randomBytes(12);
+  const aad = Buffer.from('associated');
+
+  it('seals exactly as node:crypto does (bytes and tag), from an arena view, and in place', async () => {
+    const a = tracker.create({ size: 16 << 20 });
+    await a.ready;
+    const plain = randomBytes((3 << 20) + 17);
+    a.write(1 << 20, plain);
+    const want = seal(key, iv, aad, plain);
+    const dst = Buffer.alloc(plain.length);
+    const tag = Buffer.alloc(16);
+    gcmSealInto(key, iv, aad, a.view(1 << 20, plain.length), dst, tag);
+    expect(dst.equals(want.sealed)).toBe(true);
+    expect(tag.equals(want.tag)).toBe(true);
+    // In place, then opened by node:crypto.
+    const inPlace = Buffer.from(plain);
+    gcmSealInto(key, iv, Buffer.alloc(0), inPlace, inPlace, tag);
+    const d = createDecipheriv('aes-256-gcm', key, iv);
+    d.setAuthTag(tag);
+    expect(Buffer.concat([d.update(inPlace), d.final()]).equals(plain)).toBe(true);
+  });
+
+  it('refuses wrong sizes and non-buffers with a typed error', () => {
+    const b = Buffer.alloc(16);
+    expect(() => gcmSealInto(key, Buffer.alloc(11), b, b, b, b)).toThrow(RangeError);
+    expect(() => gcmSealInto(key, iv, b, Buffer.alloc(32), Buffer.alloc(31), b)).toThrow(RangeError);
+    expect(() => gcmSealInto(key, iv, b, b, b, Buffer.alloc(15))).toThrow(RangeError);
+    expect(() => gcmSealInto(key, iv, b, b, 'text' as unknown as Buffer, b)).toThrow(TypeError);
   });
 });

@@ -15,7 +15,7 @@
  * @internal
  */
 import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
-import { gcmOpenInto } from '@tsray/object-store';
+import { gcmOpenInto, gcmSealInto } from '@tsray/object-store';
 
 /** Bytes of a sealed message's header frame. */
 export const SEALED_HEADER_BYTES = 44;
@@ -93,12 +93,12 @@ export class Sealer {
     header.writeUInt32BE(this.counter >>> 0, 8);
     const out = [header, Buffer.alloc(0)];
     if (payload) {
+      // Natively into one new buffer, tag straight into the header: node:crypto's Cipher.update runs
+      // 1.5–3× slower on large payloads (bench/collective/gcm-speed.mjs).
       const iv = payloadIv(header);
-      const p = createCipheriv(ALGORITHM, this.key, iv);
-      p.setAAD(payloadAad(iv, payload.byteLength));
-      const sealed = p.update(payload);
-      p.final();
-      p.getAuthTag().copy(header, 28);
+      const sealed = Buffer.allocUnsafeSlow(payload.byteLength);
+      const src = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      gcmSealInto(this.key, iv, payloadAad(iv, payload.byteLength), src, sealed, header.subarray(28, 44));
       out.push(sealed);
     }
     const e = createCipheriv(ALGORITHM, this.key, header.subarray(0, 12));
