@@ -1,12 +1,12 @@
 /**
  * PeerConnection's bounded connect: a peer that cannot be reached is reported (naming node and
  * address) after TSRAY_PEER_CONNECT_TIMEOUT_MS; a peer whose transport is up but which answers late is
- * waited for, not reported.
+ * waited for, not reported. Forwarded tasks and releases of one turn go as one batch of four messages.
  */
 import { createServer } from 'node:net';
 import * as zmq from 'zeromq';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { encodeMessage } from '@tsray/protocol';
+import { decodeMessage, encodeMessage } from '@tsray/protocol';
 import { PeerConnection, type LinkHandler } from '../src/cluster/link.js';
 import { overrideConfig } from '../src/config.js';
 import { makeCurveServer } from '../src/curve.js';
@@ -80,6 +80,46 @@ describe('PeerConnection connect limit', () => {
       p.close();
       router.close();
       zap.release();
+    }
+  });
+});
+
+describe('PeerConnection batches forwarded tasks per turn', () => {
+  it("sends one turn's forwards and releases as four messages (holds, tasks in order, subscriptions, releases), before anything sent later", async () => {
+    const router = new zmq.Router({ linger: 0 });
+    const zap = makeCurveServer(router, 'tok');
+    await zap.ready;
+    await router.bind('tcp://127.0.0.1:0');
+    const p = new PeerConnection('n3', router.lastEndpoint!, 'me', 'tok', handler([]));
+    const got: { kind: string; body: unknown }[] = [];
+    const receiving = (async () => {
+      for await (const [, ...frames] of router) {
+        const { kind, envelope } = decodeMessage(frames);
+        got.push({ kind, body: envelope[kind as keyof typeof envelope] });
+      }
+    })();
+    try {
+      for (const n of [1, 2, 3]) p.forward([`t${n}.0`], () => ({ taskId: `t${n}`, returnIds: [`t${n}.0`] }));
+      p.release(['x.0', 'y.0']);
+      p.forward(['t4.0', 't4.1'], () => ({ taskId: 't4', returnIds: ['t4.0', 't4.1'] }));
+      // Sent in the same turn: the batch goes first.
+      p.send({ refUpdates: { add: ['later'] } });
+      await until(() => got.length >= 6, 'six messages', { timeoutMs: 5000 });
+      expect(got.map((m) => m.kind)).toEqual(['registerWorker', 'refUpdates', 'submitTasks', 'subscribeObjects', 'refUpdates', 'refUpdates']);
+      expect(got[1]!.body).toMatchObject({ add: ['t1.0', 't2.0', 't3.0', 't4.0', 't4.1'] });
+      expect((got[2]!.body as { tasks: { taskId: string }[] }).tasks.map((t) => t.taskId)).toEqual(['t1', 't2', 't3', 't4']);
+      expect(got[3]!.body).toMatchObject({ objectIds: ['t1.0', 't2.0', 't3.0', 't4.0', 't4.1'], locationsOnly: true });
+      expect(got[4]!.body).toMatchObject({ remove: ['x.0', 'y.0'] });
+      expect(got[5]!.body).toMatchObject({ add: ['later'] });
+      // A later turn's forward is a batch of its own.
+      p.forward(['t5.0'], () => ({ taskId: 't5', returnIds: ['t5.0'] }));
+      await until(() => got.length >= 9, 'the next batch', { timeoutMs: 5000 });
+      expect(got.slice(6).map((m) => m.kind)).toEqual(['refUpdates', 'submitTasks', 'subscribeObjects']);
+    } finally {
+      p.close();
+      router.close();
+      zap.release();
+      await receiving.catch(() => undefined);
     }
   });
 });

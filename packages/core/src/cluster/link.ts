@@ -15,6 +15,8 @@ import { NodeTableReplica } from './node-table-replica.js';
 import { config } from '../config.js';
 import { logger } from '../logger.js';
 import { Outbox } from '../outbox.js';
+import type { FrameBuilder } from '../wire.js';
+import { PeerBatch } from './peer-batch.js';
 
 /** What the link reports to its node runtime. */
 export interface LinkHandler {
@@ -82,6 +84,9 @@ export class PeerConnection {
   /** True once ZeroMQ's own handshake with the peer completed (its I/O thread, not the peer's event loop). */
   private transportUp = false;
   private readonly handshake: NodeJS.Timeout;
+  /** This turn's forwarded tasks and releases, sent at its end. */
+  private readonly batch = new PeerBatch();
+  private batchQueued = false;
   constructor(
     readonly nodeId: string,
     readonly address: string,
@@ -119,8 +124,42 @@ export class PeerConnection {
     void this.loop();
   }
 
+  /** Send now, after this turn's batch (which goes first, so that the peer sees everything in order). */
   send(body: EnvelopeBody, frames?: Uint8Array[]): void {
     if (this.closed) return;
+    this.flushBatch();
+    this.sendNow(body, frames);
+  }
+
+  /** Forward a task in this turn's batch (see {@link PeerBatch}). */
+  forward(returnIds: readonly string[], encode: (frames: FrameBuilder) => tsray.v1.ITaskSpec): void {
+    if (this.closed) return;
+    this.batch.forward(returnIds, encode);
+    this.scheduleBatch();
+  }
+
+  /** Give back holds on the peer's objects in this turn's batch. */
+  release(ids: readonly string[]): void {
+    if (this.closed) return;
+    this.batch.release(ids);
+    this.scheduleBatch();
+  }
+
+  private scheduleBatch(): void {
+    if (this.batchQueued) return;
+    this.batchQueued = true;
+    queueMicrotask(() => {
+      this.batchQueued = false;
+      this.flushBatch();
+    });
+  }
+
+  private flushBatch(): void {
+    if (this.batch.empty || this.closed) return;
+    for (const [body, frames] of this.batch.take()) this.sendNow(body, frames);
+  }
+
+  private sendNow(body: EnvelopeBody, frames?: Uint8Array[]): void {
     if (frames && this.onBytes) this.onBytes(this.nodeId, 'out', frames);
     this.outbox.send(encodeMessage(body, frames && frames.length > 0 ? frames : undefined));
   }

@@ -536,8 +536,7 @@ export class ClusterForwarder {
     }
     if (t.spec.actorCreation && t.spec.returnIds.length === 0) t.spec = { ...t.spec, returnIds: [`${t.spec.taskId}.0`] };
     const pushed: string[] = [];
-    // Large objects are announced (where they are) and the peer pulls them from a holder.
-    const announced: string[] = [];
+    const announced: string[] = []; // large objects: announced (where they are), the peer pulls them from a holder
     const seen = new Set<string>();
     const push = (id: string) => {
       if (seen.has(id)) return;
@@ -555,19 +554,23 @@ export class ClusterForwarder {
       if (a.kind === 'ref') push(a.id);
       else for (const c of a.value.containedRefs) push(c);
     }
-    // Holds first (the peer must count our refs on the returns before a fast task seals them, or it
-    // would free them at once), then the argument objects, the task, and the subscription.
-    // Objects this node holds a ref to there already (it made them) keep that ref: not added and removed.
-    const sent = [...pushed, ...announced.filter((id) => !this.directory.holdsRefAt(id, target))];
-    peer.send({ refUpdates: { add: [...sent, ...t.spec.returnIds] } });
-    if (pushed.length > 0) this.host.transfer.pushObjects(peer, pushed);
-    if (announced.length > 0) peer.send(this.directory.announce(announced));
-    const fb = new FrameBuilder();
+    // Holds first (the peer must count our refs on the returns before a fast task seals them, or it would
+    // free them at once), then the argument objects, the task, and the subscription to the returns' locations
+    // (large returns stay there). All values inline (the common case): all of it in this turn's PeerBatch.
     const ns = t.actor?.namespace ?? t.namespace;
-    peer.send({ submitTasks: { tasks: [specToWire(t.spec, fb, { jobId: t.jobId, namespace: ns })] } }, fb.empty ? undefined : fb.frames());
-    if (sent.length > 0) peer.send({ refUpdates: { remove: sent } });
-    // Large returns stay there (their location comes back); the bytes move when someone needs them.
-    peer.send({ subscribeObjects: { objectIds: t.spec.returnIds, locationsOnly: true } });
+    const encode = (fb: FrameBuilder) => specToWire(t.spec, fb, { jobId: t.jobId, namespace: ns });
+    if (pushed.length === 0 && announced.length === 0) peer.forward(t.spec.returnIds, encode);
+    else {
+      // Objects this node holds a ref to there already (it made them) keep that ref: not added and removed.
+      const sent = [...pushed, ...announced.filter((id) => !this.directory.holdsRefAt(id, target))];
+      peer.send({ refUpdates: { add: [...sent, ...t.spec.returnIds] } });
+      if (pushed.length > 0) this.host.transfer.pushObjects(peer, pushed);
+      if (announced.length > 0) peer.send(this.directory.announce(announced));
+      const fb = new FrameBuilder();
+      peer.send({ submitTasks: { tasks: [encode(fb)] } }, fb.empty ? undefined : fb.frames());
+      if (sent.length > 0) peer.send({ refUpdates: { remove: sent } });
+      peer.send({ subscribeObjects: { objectIds: t.spec.returnIds, locationsOnly: true } });
+    }
     t.state = 'dispatched';
     t.worker = undefined;
     t.remote = target;
@@ -640,7 +643,7 @@ export class ClusterForwarder {
     }
     const pg = id.endsWith('.ready') ? h.placementGroup(id.slice(0, -'.ready'.length)) : undefined;
     if (pg?.preparing) {
-      this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+      this.link?.existingPeer(peerId)?.release([id]);
       h.onRemotePgPart(pg, peerId, d);
       return;
     }
@@ -649,7 +652,7 @@ export class ClusterForwarder {
     // Refs inside it whose data the peer did not have yet: fetch them from there (subscribed before the
     // peer may drop the containing object, which holds them).
     if (d.contained.length > 0) this.locations.arrivedFrom(peerId, d.contained);
-    this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+    this.link?.existingPeer(peerId)?.release([id]);
     this.returnArrived(peerId, t, isError, errPayload);
   }
 
@@ -660,7 +663,7 @@ export class ClusterForwarder {
   private remoteLocated(peerId: string, id: string): void {
     const taskId = taskIdOf(id);
     const t = taskId ? this.host.task(taskId) : undefined;
-    if (!this.host.objects.get(id)) this.link?.existingPeer(peerId)?.send({ refUpdates: { remove: [id] } });
+    if (!this.host.objects.get(id)) this.link?.existingPeer(peerId)?.release([id]);
     this.returnArrived(peerId, t, false, undefined);
   }
 
