@@ -88,7 +88,7 @@ export class ActorManager {
   /** Namespace of a connection: a client driver's own, else the running task's or hosted actor's. */
   namespaceOf(w: WorkerHandle): string {
     if (w.kind !== 'worker') return w.namespace || this.host.namespace;
-    return w.pipeline[0]?.namespace ?? w.actor?.namespace ?? this.host.namespace;
+    return w.pipeline.peek()?.namespace ?? w.actor?.namespace ?? this.host.namespace;
   }
 
   /** Create an actor from the embedded driver; the id of the new (or, with getIfExists, existing) actor. */
@@ -421,8 +421,7 @@ export class ActorManager {
       if (rec.pool?.pg?.state !== 'removed') (rec.pool ?? this.host.nodePool).resources.release(rec.allocation);
       rec.allocation = undefined;
     }
-    const inflight = w.pipeline.filter((t) => t.state === 'dispatched' && t.worker === w);
-    w.pipeline = [];
+    const inflight = w.pipeline.drain().filter((t) => t.state === 'dispatched' && t.worker === w);
     const creating = inflight.find((t) => t.spec.actorCreation);
     const calls = inflight.filter((t) => !t.spec.actorCreation);
     const killed = rec.killed;

@@ -11,6 +11,7 @@ import type { ActorCreation, SubmitSpec } from '../runtime.js';
 import type { EnvEntry } from './runtime-envs.js';
 import type { ObjectEntry } from './object-table.js';
 import type { WorkerProcess } from './worker-process.js';
+import { TaskPipeline } from './task-pipeline.js';
 
 export type TaskState = 'deps' | 'queued' | 'dispatched' | 'done';
 
@@ -150,7 +151,8 @@ export interface Lease {
 export class WorkerHandle {
   readonly identity: Buffer;
   state: 'starting' | 'ready' | 'dead' = 'starting';
-  pipeline: TaskRecord[] = [];
+  /** Tasks sent and not finished, oldest first. */
+  readonly pipeline = new TaskPipeline();
   unsent: TaskRecord[] = [];
   lease: Lease | undefined;
   heldRefs = new Set<string>();

@@ -256,7 +256,7 @@ export class TaskManager {
     }
     // Dispatched to a worker.
     const w = t.worker!;
-    const running = w.pipeline[0] === t;
+    const running = w.pipeline.peek() === t;
     if (force && running) {
       w.kill('SIGKILL');
       return;
@@ -643,8 +643,7 @@ export class TaskManager {
    * back to the front of their queues.
    */
   onWorkerDied(w: WorkerHandle, detail: string): void {
-    const pipeline = w.pipeline;
-    w.pipeline = [];
+    const pipeline = w.pipeline.drain();
     for (let k = 0; k < pipeline.length; k++) {
       const t = pipeline[k]!;
       if (t.state !== 'dispatched' || t.worker !== w) continue;
@@ -672,12 +671,7 @@ export class TaskManager {
   /** A worker's result for a task: seal the returns, retry on a listed exception, or fail the task. */
   onResult(w: WorkerHandle, r: tsray.v1.ITaskResult, payloads: Buffer[]): void {
     const t = this.tasks.get(r.taskId ?? '');
-    const head = w.pipeline[0];
-    if (head && head.spec.taskId === r.taskId) w.pipeline.shift();
-    else {
-      const i = w.pipeline.findIndex((x) => x.spec.taskId === r.taskId);
-      if (i !== -1) w.pipeline.splice(i, 1);
-    }
+    if (!t || !w.pipeline.remove(t)) w.pipeline.removeById(r.taskId ?? '');
     const datas = (r.returns ?? []).map((od) => {
       const d = storedFromWire(od, payloads);
       if (d.shm) w.allocs.delete(d.shm.offset);
@@ -751,9 +745,7 @@ export class TaskManager {
     const returned = b.returnedTaskIds ?? [];
     for (let k = returned.length - 1; k >= 0; k--) {
       const t = this.tasks.get(returned[k]!);
-      const i = t ? w.pipeline.indexOf(t) : -1;
-      if (!t || i === -1) continue;
-      w.pipeline.splice(i, 1);
+      if (!t || !w.pipeline.remove(t)) continue;
       t.worker = undefined;
       if (t.cancelled) this.finishTask(t, undefined);
       else this.enqueue(t, true);

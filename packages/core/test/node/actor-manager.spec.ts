@@ -249,7 +249,7 @@ function call(actorId: string, name: string): SubmitSpec {
 
 /** Task ids in a worker's pipeline, the creation task shown as 'ctor'. */
 function pipelineOf(w: WorkerHandle): string[] {
-  return w.pipeline.map((t) => (t.spec.actorCreation ? 'ctor' : t.spec.taskId.split('.').pop()!));
+  return [...w.pipeline].map((t) => (t.spec.actorCreation ? 'ctor' : t.spec.taskId.split('.').pop()!));
 }
 
 /** Create an actor and bring it to alive on its first worker. */
@@ -293,7 +293,7 @@ describe('ActorManager: restarts', () => {
     expect(rec.state).toBe('alive');
     expect(pipelineOf(second)).toEqual(['c1', 'c2', 'c3', 'c4', 'c5', 'c6']);
     // The retried calls count one more attempt; the others none.
-    expect(second.pipeline.map((t) => t.attempt)).toEqual([1, 1, 0, 0, 0, 0]);
+    expect([...second.pipeline].map((t) => t.attempt)).toEqual([1, 1, 0, 0, 0, 0]);
     expect(rec.restartsLeft).toBe(0);
   });
 
@@ -304,7 +304,7 @@ describe('ActorManager: restarts', () => {
     for (let k = 0; k < 3; k++) {
       node.workerDied(rec.worker!);
       node.dispatch();
-      ctorIds.push(rec.worker!.pipeline[0]!.spec.taskId);
+      ctorIds.push(rec.worker!.pipeline.peek()!.spec.taskId);
       node.constructed(rec);
     }
     expect(ctorIds).toEqual([1, 2, 3].map((n) => restartTaskId(rec.spec.taskId, n)));

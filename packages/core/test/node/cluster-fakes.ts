@@ -5,6 +5,8 @@
 import type { EnvelopeBody, tsray } from '@tsray/protocol';
 import { ResourceRequest } from '@tsray/scheduler';
 import type { PeerConnection } from '../../src/cluster/link.js';
+import { PeerBatch } from '../../src/cluster/peer-batch.js';
+import type { FrameBuilder } from '../../src/wire.js';
 import type { StoredObject } from '../../src/node/object-table.js';
 import type { TaskRecord } from '../../src/node/records.js';
 import type { TransferStore } from '../../src/node/object-transfer.js';
@@ -77,9 +79,22 @@ export function kindOf(body: EnvelopeBody): string {
 
 /** A peer connection that records every message (decoded again, as the peer would read it). */
 export function recordingPeer(log: SentMessage[] = []): { peer: PeerConnection; log: SentMessage[] } {
+  const record = (body: EnvelopeBody, frames?: Uint8Array[]) =>
+    log.push({ kind: kindOf(body), body: body as tsray.v1.Envelope.$Properties, frames: frames ?? [] });
+  // Batched sends are recorded as the real PeerConnection sends them, one batch per call here.
+  const batch = new PeerBatch();
+  const flush = () => {
+    for (const [body, frames] of batch.take()) record(body, frames);
+  };
   const peer = {
-    send(body: EnvelopeBody, frames?: Uint8Array[]) {
-      log.push({ kind: kindOf(body), body: body as tsray.v1.Envelope.$Properties, frames: frames ?? [] });
+    send: record,
+    forward(returnIds: readonly string[], encode: (fb: FrameBuilder) => tsray.v1.ITaskSpec) {
+      batch.forward(returnIds, encode);
+      flush();
+    },
+    release(ids: readonly string[]) {
+      batch.release(ids);
+      flush();
     },
   } as unknown as PeerConnection;
   return { peer, log };
