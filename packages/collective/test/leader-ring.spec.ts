@@ -23,14 +23,14 @@ afterEach(() => {
   restore = undefined;
 });
 
-/** `count` leaders, each connected to the next (through `relay(i)` when given). */
-async function ring(count: number, security: RingSecurity, relay?: (next: string) => Promise<string>): Promise<LeaderRing[]> {
+/** `count` leaders, each connected to the next (through `via(its endpoint)` when given: a relay). */
+async function ring(count: number, security: RingSecurity, via?: (next: string) => Promise<string>): Promise<LeaderRing[]> {
   const rings = await Promise.all(Array.from({ length: count }, () => LeaderRing.listen('127.0.0.1', security)));
   for (const r of rings) closers.push(() => r.close());
   for (let i = 0; i < count; i++) {
     const next = rings[(i + 1) % count]!.self;
     const prev = rings[(i + count - 1) % count]!.self;
-    rings[i]!.connect(next, prev, GROUP, relay ? await relay(next.endpoint) : next.endpoint);
+    rings[i]!.connect(next, prev, GROUP, via ? await via(next.endpoint) : next.endpoint);
   }
   return rings;
 }
@@ -54,15 +54,20 @@ function expectSums(arrays: Float32Array[], n: number): void {
   for (const a of arrays) expect(Buffer.from(a.buffer).equals(Buffer.from(want.buffer))).toBe(true);
 }
 
-/** A tcp relay in front of `target` that keeps every byte it forwards (both directions). */
-async function recordingRelay(seen: Buffer[]): Promise<(target: string) => Promise<string>> {
+/**
+ * A tcp relay in front of `target`: bytes towards the target pass through `toTarget` (which may record or
+ * alter them), bytes back are recorded in `seen` when given.
+ */
+function relay(toTarget: (d: Buffer) => Buffer, seen?: Buffer[]): (target: string) => Promise<string> {
   return async (target) => {
     const [host, port] = target.replace('tcp://', '').split(':') as [string, string];
     const server: Server = createServer((client: Socket) => {
       const upstream = createConnection({ host, port: Number(port) });
-      client.on('data', (d) => seen.push(Buffer.from(d)));
-      upstream.on('data', (d) => seen.push(Buffer.from(d)));
-      client.pipe(upstream).pipe(client);
+      client.on('data', (d: Buffer) => upstream.write(toTarget(d)));
+      upstream.on('data', (d: Buffer) => {
+        seen?.push(Buffer.from(d));
+        client.write(d);
+      });
       client.on('error', () => upstream.destroy());
       upstream.on('error', () => client.destroy());
       closers.push(() => {
@@ -76,13 +81,21 @@ async function recordingRelay(seen: Buffer[]): Promise<(target: string) => Promi
   };
 }
 
+/** A relay that keeps every byte it forwards (both directions). */
+function recordingRelay(seen: Buffer[]): (target: string) => Promise<string> {
+  return relay((d) => {
+    seen.push(Buffer.from(d));
+    return d;
+  }, seen);
+}
+
 describe('with the cluster token and CURVE on', () => {
   it('frames are sealed: sums are right and the wire holds none of the data', async () => {
     restore = overrideConfig({ token: 'a'.repeat(64), transportCurve: true, dataPlane: true });
     expect(ringSecurity()).toBe('sealed');
     const seen: Buffer[] = [];
     const n = (RING_FRAME_BYTES / 4) * 2 + 12_345; // several frames per chunk, a short last frame
-    const rings = await ring(2, 'sealed', await recordingRelay(seen));
+    const rings = await ring(2, 'sealed', recordingRelay(seen));
     expectSums(await allreduce(rings, n), n);
     expectSums(await allreduce(rings, 1000), 1000); // a second op on the same keys (counters go on)
     const wire = Buffer.concat(seen);
@@ -123,29 +136,13 @@ describe('with the cluster token and CURVE on', () => {
 it('an altered payload fails the op with CollectiveUsageError (not a wrong sum)', async () => {
   restore = overrideConfig({ token: 'c'.repeat(64), transportCurve: true, dataPlane: true });
   // A relay that flips one byte far into the stream (inside a sealed payload).
-  const flip = async (target: string): Promise<string> => {
-    const [host, port] = target.replace('tcp://', '').split(':') as [string, string];
-    let count = 0;
-    const server = createServer((client) => {
-      const upstream = createConnection({ host, port: Number(port) });
-      client.on('data', (d: Buffer) => {
-        const at = 200_000 - count;
-        if (at >= 0 && at < d.length) d[at] ^= 1;
-        count += d.length;
-        upstream.write(d);
-      });
-      upstream.pipe(client);
-      client.on('error', () => upstream.destroy());
-      upstream.on('error', () => client.destroy());
-      closers.push(() => {
-        client.destroy();
-        upstream.destroy();
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => server.close());
-    return `tcp://127.0.0.1:${(server.address() as { port: number }).port}`;
-  };
+  let count = 0;
+  const flip = relay((d) => {
+    const at = 200_000 - count;
+    if (at >= 0 && at < d.length) d[at] ^= 1;
+    count += d.length;
+    return d;
+  });
   const rings = await ring(2, 'sealed', flip);
   const results = await Promise.allSettled(
     rings.map((r, i) => r.allreduce(input(i, 500_000), 'float32', 'sum', i, 2, { ...ctx, deadline: Date.now() + 2000, timeoutMs: 2000 })),

@@ -20,21 +20,30 @@ static int buffer_arg(napi_env env, napi_value v, uint8_t** data, size_t* len) {
   return 1;
 }
 
+/* The six Buffer arguments of gcmOpen/gcmSeal, in order; 0 (a TypeError thrown) if any is missing or
+ * not a Buffer. */
+static int six_buffers(napi_env env, napi_callback_info info, const char* usage, uint8_t* data[6], size_t len[6]) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  for (size_t i = 0; i < 6; i++) {
+    if (i >= argc || !buffer_arg(env, argv[i], &data[i], &len[i])) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", usage);
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /* gcmOpen(key: Buffer(32), iv: Buffer(12), aad: Buffer, tag: Buffer(16), src: Buffer, dst: Buffer): boolean
  * Decrypts src into dst (dst.length >= src.length) and returns whether the tag matched. On false, dst
  * holds unauthenticated bytes: the caller must not use them. */
 static napi_value GcmOpen(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint8_t *key, *iv, *aad, *tag, *src, *dst;
-  size_t key_len, iv_len, aad_len, tag_len, src_len, dst_len;
-  if (argc < 6 || !buffer_arg(env, argv[0], &key, &key_len) || !buffer_arg(env, argv[1], &iv, &iv_len) ||
-      !buffer_arg(env, argv[2], &aad, &aad_len) || !buffer_arg(env, argv[3], &tag, &tag_len) ||
-      !buffer_arg(env, argv[4], &src, &src_len) || !buffer_arg(env, argv[5], &dst, &dst_len)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "gcmOpen(key, iv, aad, tag, src, dst) takes six Buffers");
-    return NULL;
-  }
+  uint8_t* b[6];
+  size_t n[6];
+  if (!six_buffers(env, info, "gcmOpen(key, iv, aad, tag, src, dst) takes six Buffers", b, n)) return NULL;
+  uint8_t *key = b[0], *iv = b[1], *aad = b[2], *tag = b[3], *src = b[4], *dst = b[5];
+  size_t key_len = n[0], iv_len = n[1], aad_len = n[2], tag_len = n[3], src_len = n[4], dst_len = n[5];
   if (key_len != 32 || iv_len != 12 || tag_len != 16 || dst_len < src_len || aad_len > INT32_MAX) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "gcmOpen: key 32 bytes, iv 12, tag 16, dst at least as long as src");
     return NULL;
@@ -61,17 +70,11 @@ static napi_value GcmOpen(napi_env env, napi_callback_info info) {
  * Encrypts src into dst (dst.length >= src.length; dst may be src itself) and writes the tag. Returns
  * false only when OpenSSL fails (then dst and tag hold garbage). */
 static napi_value GcmSeal(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  uint8_t *key, *iv, *aad, *src, *dst, *tag;
-  size_t key_len, iv_len, aad_len, src_len, dst_len, tag_len;
-  if (argc < 6 || !buffer_arg(env, argv[0], &key, &key_len) || !buffer_arg(env, argv[1], &iv, &iv_len) ||
-      !buffer_arg(env, argv[2], &aad, &aad_len) || !buffer_arg(env, argv[3], &src, &src_len) ||
-      !buffer_arg(env, argv[4], &dst, &dst_len) || !buffer_arg(env, argv[5], &tag, &tag_len)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "gcmSeal(key, iv, aad, src, dst, tag) takes six Buffers");
-    return NULL;
-  }
+  uint8_t* b[6];
+  size_t n[6];
+  if (!six_buffers(env, info, "gcmSeal(key, iv, aad, src, dst, tag) takes six Buffers", b, n)) return NULL;
+  uint8_t *key = b[0], *iv = b[1], *aad = b[2], *src = b[3], *dst = b[4], *tag = b[5];
+  size_t key_len = n[0], iv_len = n[1], aad_len = n[2], src_len = n[3], dst_len = n[4], tag_len = n[5];
   if (key_len != 32 || iv_len != 12 || tag_len != 16 || dst_len < src_len || aad_len > INT32_MAX) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "gcmSeal: key 32 bytes, iv 12, tag 16, dst at least as long as src");
     return NULL;
