@@ -8,6 +8,7 @@
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "aead.h"
 
@@ -35,6 +36,44 @@ static int six_buffers(napi_env env, napi_callback_info info, const char* usage,
   return 1;
 }
 
+/* One AES-256-GCM pass of src into dst (enc 1: seal, writing the tag; enc 0: open, checking it). Returns
+ * whether OpenSSL succeeded (for an open: whether the tag matched). */
+static int gcm_run(int enc, const uint8_t* key, const uint8_t* iv, const uint8_t* aad, size_t aad_len, const uint8_t* src,
+                   size_t src_len, uint8_t* dst, uint8_t* tag) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  int out_len = 0;
+  int ok = ctx != NULL && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv, enc) == 1;
+  if (ok && aad_len > 0) ok = EVP_CipherUpdate(ctx, NULL, &out_len, aad, (int)aad_len) == 1;
+  size_t done = 0;
+  while (ok && done < src_len) {
+    size_t n = src_len - done > (1u << 30) ? (1u << 30) : src_len - done;
+    ok = EVP_CipherUpdate(ctx, dst + done, &out_len, src + done, (int)n) == 1;
+    done += n;
+  }
+  if (ok && !enc) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1;
+  if (ok) ok = EVP_CipherFinal_ex(ctx, dst + done, &out_len) == 1;
+  if (ok && enc) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  return ok;
+}
+
+/* The sizes both functions need: key 32, iv 12, tag 16, dst at least src, aad within int. 0 (a RangeError
+ * thrown) otherwise. */
+static int sizes_ok(napi_env env, const char* what, size_t key_len, size_t iv_len, size_t aad_len, size_t tag_len, size_t src_len,
+                    size_t dst_len) {
+  if (key_len == 32 && iv_len == 12 && tag_len == 16 && dst_len >= src_len && aad_len <= INT32_MAX) return 1;
+  char msg[128];
+  snprintf(msg, sizeof msg, "%s: key 32 bytes, iv 12, tag 16, dst at least as long as src", what);
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+  return 0;
+}
+
+static napi_value boolean(napi_env env, int ok) {
+  napi_value result;
+  napi_get_boolean(env, ok != 0, &result);
+  return result;
+}
+
 /* gcmOpen(key: Buffer(32), iv: Buffer(12), aad: Buffer, tag: Buffer(16), src: Buffer, dst: Buffer): boolean
  * Decrypts src into dst (dst.length >= src.length) and returns whether the tag matched. On false, dst
  * holds unauthenticated bytes: the caller must not use them. */
@@ -42,28 +81,8 @@ static napi_value GcmOpen(napi_env env, napi_callback_info info) {
   uint8_t* b[6];
   size_t n[6];
   if (!six_buffers(env, info, "gcmOpen(key, iv, aad, tag, src, dst) takes six Buffers", b, n)) return NULL;
-  uint8_t *key = b[0], *iv = b[1], *aad = b[2], *tag = b[3], *src = b[4], *dst = b[5];
-  size_t key_len = n[0], iv_len = n[1], aad_len = n[2], tag_len = n[3], src_len = n[4], dst_len = n[5];
-  if (key_len != 32 || iv_len != 12 || tag_len != 16 || dst_len < src_len || aad_len > INT32_MAX) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "gcmOpen: key 32 bytes, iv 12, tag 16, dst at least as long as src");
-    return NULL;
-  }
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  int out_len = 0;
-  int ok = ctx != NULL && EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv) == 1;
-  if (ok && aad_len > 0) ok = EVP_DecryptUpdate(ctx, NULL, &out_len, aad, (int)aad_len) == 1;
-  size_t done = 0;
-  while (ok && done < src_len) {
-    size_t n = src_len - done > (1u << 30) ? (1u << 30) : src_len - done;
-    ok = EVP_DecryptUpdate(ctx, dst + done, &out_len, src + done, (int)n) == 1;
-    done += n;
-  }
-  if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, tag) == 1;
-  if (ok) ok = EVP_DecryptFinal_ex(ctx, dst + done, &out_len) == 1;
-  EVP_CIPHER_CTX_free(ctx);
-  napi_value result;
-  napi_get_boolean(env, ok != 0, &result);
-  return result;
+  if (!sizes_ok(env, "gcmOpen", n[0], n[1], n[2], n[3], n[4], n[5])) return NULL;
+  return boolean(env, gcm_run(0, b[0], b[1], b[2], n[2], b[4], n[4], b[5], b[3]));
 }
 
 /* gcmSeal(key: Buffer(32), iv: Buffer(12), aad: Buffer, src: Buffer, dst: Buffer, tag: Buffer(16)): boolean
@@ -73,28 +92,8 @@ static napi_value GcmSeal(napi_env env, napi_callback_info info) {
   uint8_t* b[6];
   size_t n[6];
   if (!six_buffers(env, info, "gcmSeal(key, iv, aad, src, dst, tag) takes six Buffers", b, n)) return NULL;
-  uint8_t *key = b[0], *iv = b[1], *aad = b[2], *src = b[3], *dst = b[4], *tag = b[5];
-  size_t key_len = n[0], iv_len = n[1], aad_len = n[2], src_len = n[3], dst_len = n[4], tag_len = n[5];
-  if (key_len != 32 || iv_len != 12 || tag_len != 16 || dst_len < src_len || aad_len > INT32_MAX) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "gcmSeal: key 32 bytes, iv 12, tag 16, dst at least as long as src");
-    return NULL;
-  }
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  int out_len = 0;
-  int ok = ctx != NULL && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv) == 1;
-  if (ok && aad_len > 0) ok = EVP_EncryptUpdate(ctx, NULL, &out_len, aad, (int)aad_len) == 1;
-  size_t done = 0;
-  while (ok && done < src_len) {
-    size_t n = src_len - done > (1u << 30) ? (1u << 30) : src_len - done;
-    ok = EVP_EncryptUpdate(ctx, dst + done, &out_len, src + done, (int)n) == 1;
-    done += n;
-  }
-  if (ok) ok = EVP_EncryptFinal_ex(ctx, dst + done, &out_len) == 1;
-  if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag) == 1;
-  EVP_CIPHER_CTX_free(ctx);
-  napi_value result;
-  napi_get_boolean(env, ok != 0, &result);
-  return result;
+  if (!sizes_ok(env, "gcmSeal", n[0], n[1], n[2], n[5], n[3], n[4])) return NULL;
+  return boolean(env, gcm_run(1, b[0], b[1], b[2], n[2], b[3], n[3], b[4], b[5]));
 }
 
 void aead_init(napi_env env, napi_value exports) {
