@@ -16,6 +16,15 @@
  * Usage (repo root, after `npx nx run-many -t build`):
  *   npx tsx bench/collective/collective.bench.ts [--modes node,cluster] [--sizes-mib 4,100] [--repeats 3] [--iters 5] [--no-gloo]
  * Prints a markdown table on stdout, JSON lines to bench/results/<UTC date-time>-collective.jsonl.
+ *
+ * Environment (for a bundled run with no checkout around it, as tools/gpu/collective-remote.sh does it):
+ *   TSRAY_BENCH_PYTHON        python with torch for the gloo side (default <repo>/.venv/bin/python)
+ *   TSRAY_BENCH_GLOO_SCRIPT   gloo_allreduce.py (default: next to this file)
+ *   TSRAY_BENCH_RESULTS_DIR   folder of the JSONL (default <repo>/bench/results)
+ *   TSRAY_BENCH_DAEMON_MAIN   cluster mode: the daemon entry to run with plain node (a tools/gpu/bundle.mjs
+ *                             bundle of packages/cluster/src/daemon-main.ts) instead of the harness's
+ *                             packages/cluster/dist/daemon-main.js under `--import tsx`
+ *   TSRAY_KEEP_TEST_CLUSTER   cluster mode: keep the daemons' temp folder (session logs) after the run
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -63,9 +72,9 @@ function median(xs: number[]): number {
 /** The gloo side: one long-lived process group; `sample(n, iters)` runs one sample in it. */
 async function startGloo(repo: string) {
   process.stderr.write('[gloo] starting 4 ranks (torch import takes a while)\n');
-  const child = spawn(join(repo, '.venv/bin/python'), [fileURLToPath(new URL('./gloo_allreduce.py', import.meta.url)), String(RANKS)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const python = process.env['TSRAY_BENCH_PYTHON'] || join(repo, '.venv/bin/python');
+  const script = process.env['TSRAY_BENCH_GLOO_SCRIPT'] || fileURLToPath(new URL('./gloo_allreduce.py', import.meta.url));
+  const child = spawn(python, [script, String(RANKS)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const next = async () => {
     const l = await lines.next();
@@ -135,8 +144,9 @@ if (isMain(import.meta)) {
   const repeats = Number(arg('repeats', '3'));
   const iters = Number(arg('iters', '5'));
   const started = new Date();
-  mkdirSync(join(repo, 'bench/results'), { recursive: true });
-  const file = join(repo, 'bench/results', `${started.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-collective.jsonl`);
+  const resultsDir = process.env['TSRAY_BENCH_RESULTS_DIR'] || join(repo, 'bench/results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${started.toISOString().replace(/[-:]/g, '').slice(0, 15)}Z-collective.jsonl`);
   // Lines are appended as they come, so a run cut short keeps its samples.
   const out = { push: (line: string) => appendFileSync(file, `${line}\n`) };
   out.push(
@@ -188,10 +198,20 @@ if (isMain(import.meta)) {
 /** Two tsray nodes on this machine (head A, node B, each 2 GiB of store), this driver attached to A. */
 async function withCluster<T>(fn: () => Promise<T>): Promise<T> {
   const { TestCluster } = await import('../../packages/cluster/test/fixtures/cluster-harness.js');
+  type Spawn = InstanceType<typeof TestCluster>['spawn'];
+  const daemonMain = process.env['TSRAY_BENCH_DAEMON_MAIN'];
   class BenchCluster extends TestCluster {
     override env(): NodeJS.ProcessEnv {
+      // A bundled daemon runs with plain node: no `--import tsx` (where bundles run, there is no tsx).
+      if (daemonMain) return super.env();
       const opts = [process.env['NODE_OPTIONS'], '--import tsx'].filter(Boolean).join(' ');
       return { ...super.env(), NODE_OPTIONS: opts };
+    }
+    override spawn(...[role, spec, extra]: Parameters<Spawn>): ReturnType<Spawn> {
+      if (!daemonMain) return super.spawn(role, spec, extra);
+      // The harness runs `[...wrap, node, DAEMON_MAIN, config]`; this wrap (sh -c with the positional
+      // parameters node, daemonMain, node, DAEMON_MAIN, config) execs `node daemonMain config` instead.
+      return super.spawn(role, { ...spec, wrap: ['/bin/sh', '-c', 'exec "$1" "$2" "$5"', 'sh', process.execPath, daemonMain] }, extra);
     }
   }
   const savedTmp = process.env['TMPDIR'];
@@ -212,6 +232,6 @@ async function withCluster<T>(fn: () => Promise<T>): Promise<T> {
     if (savedTmp === undefined) delete process.env['TMPDIR'];
     else process.env['TMPDIR'] = savedTmp;
     await c.stop();
-    rmSync(parent, { recursive: true, force: true });
+    if (!process.env['TSRAY_KEEP_TEST_CLUSTER']) rmSync(parent, { recursive: true, force: true });
   }
 }

@@ -1,6 +1,9 @@
 // Bundles TS entry points of one checkout into a folder the GPU machine (which has no node_modules) can
-// run: single ESM files made with esbuild (installed at the root as tsx's dependency), from the packages'
-// sources (condition @tsray/source). Layout of the output folder:
+// run: single ESM files made with esbuild (installed at the root as tsx's dependency). The entries and
+// what they import by relative path are bundled from their TS sources; `@tsray/*` packages resolve
+// through their package.json exports, i.e. to their built dist/ (no package names the condition
+// @tsray/source), so build the checkout first: a package's src/ newer than its dist/ is not in the bundle.
+// Layout of the output folder:
 //
 //   package.json               {"type": "module"}
 //   bin/<name>.mjs             one per entry `<name>=<path>` (path relative to the checkout)
@@ -8,6 +11,8 @@
 //                              new URL('../worker/worker-main.js', <bundle url>)
 //   build/Release/tsray_shm.node   @tsray/object-store's addon: found at
 //                              new URL('../build/Release/tsray_shm.node', <bundle url>)
+//   build/Release/tsray_reduce.node   @tsray/collective's addon (optional there: JS loops without it), copied
+//                              when it is built; found the same way
 //   node_modules/zeromq, node_modules/cmake-ts   external native addon (linux x64 prebuilds only), copied
 //                              from this checkout; with --shared-node-modules into <outDir>/../node_modules
 //                              instead, so that several bundles side by side share one copy
@@ -68,6 +73,8 @@ const addon = join(root, 'packages/object-store/build/Release/tsray_shm.node');
 if (!existsSync(addon)) throw new Error(`${addon} is missing: build @tsray/object-store of ${root} first (npx nx build object-store)`);
 mkdirSync(join(out, 'build/Release'), { recursive: true });
 cpSync(addon, join(out, 'build/Release/tsray_shm.node'));
+const reduceAddon = join(root, 'packages/collective/build/Release/tsray_reduce.node');
+if (existsSync(reduceAddon)) cpSync(reduceAddon, join(out, 'build/Release/tsray_reduce.node'));
 
 const nm = join(here, 'node_modules');
 const modulesOut = values['shared-node-modules'] ? join(out, '../node_modules') : join(out, 'node_modules');

@@ -53,8 +53,8 @@ export interface Joined {
   shm?: string;
   /**
    * With `shm`: the ranks on this rank's node, in rank order (they share its segment; the first is the
-   * node's leader). Fewer than `worldSize` when the group spans nodes: the leaders then combine their
-   * nodes' sums over the leader ring (`leader-ring.ts`).
+   * node's leader). Fewer than `worldSize` when the group spans nodes: the lanes then combine their
+   * nodes' sums over rings between the nodes (`node-ring.ts`).
    */
   shmRanks?: number[];
 }

@@ -8,7 +8,7 @@
 import { ActorDiedError, actorInfo, get, getActor, getRuntimeContext, kill, nodes, TsrayError, ValidationError, type ActorHandle } from '@tsray/core';
 import { RemoteCollectiveCoordinator, type CollectiveCoordinator, type Joined, type Reply, type RoundRequest } from './coordinator.js';
 import { CollectiveError, CollectiveGroupNotFoundError, CollectiveUsageError, errorFromFailure, type FailureInfo } from './errors.js';
-import { LeaderRing, type RingEndpoint } from './leader-ring.js';
+import { NodeRing, type RingEndpoint } from './node-ring.js';
 import { shmAddon, ShmSegment, type BarrierContext } from './shm-segment.js';
 
 /** The namespace of the coordinator actors (so every job and language finds them by group name). */
@@ -108,8 +108,11 @@ export interface RankState {
   segment?: ShmSegment;
   /** Ops run in the segment this epoch (their signatures alternate between two header slots). */
   shmSeq: number;
-  /** On a node leader of a group over several nodes: its end of the leader ring, its index, the leaders. */
-  ring?: { ring: LeaderRing; index: number; count: number };
+  /**
+   * In a group over several nodes, on a rank that carries a lane: its end of the lane's ring, its index
+   * in it, the ring's size (the nodes), its lane and the number of lanes (see {@link formRing}).
+   */
+  ring?: { ring: NodeRing; index: number; count: number; lane: number; lanes: number };
 }
 
 const local = new Map<string, RankState>();
@@ -257,33 +260,47 @@ async function attachSegment(st: RankState & { joined: Joined }, path: string, w
   if (seg.worldSize < worldSize) await formRing(st);
 }
 
-/** The host of this rank's node (its tcp address), where a leader's ring socket listens. */
+/** The host of this rank's node (its tcp address), where a rank's ring socket listens. */
 async function nodeHost(): Promise<string> {
   const me = getRuntimeContext().nodeId;
   const address = (await nodes()).find((n) => n.nodeId === me)?.address ?? '';
   return /^(?:tcp:\/\/)?([^:/]+):\d+$/.exec(address)?.[1] ?? '127.0.0.1';
 }
 
+/** What each rank publishes in the ring round: its ring endpoint and nonce, its node and its lane. */
+interface LaneEndpoint extends RingEndpoint {
+  node: string;
+  lane: number;
+}
+
 /**
- * A group over several nodes: each node's leader (first rank of its segment) listens for the leader
- * ring, the endpoints travel in one gather round of every rank, and each leader connects to the next.
+ * The rings of a group over several nodes, one per lane: lane l is the l-th rank of every node's segment,
+ * and lanes = the fewest ranks any node has. Lane l allreduces part l of the nodes' sums
+ * (`chunkBounds(n, lanes)[l]`) with lane l of the other nodes, so the cross-node traffic and its sealing
+ * are spread over `lanes` processes per node instead of one leader. Every rank listens; the endpoints
+ * travel in one gather round of every rank; each lane's ranks (in rank order) connect to the next one of
+ * their lane, and ranks past the last lane close their socket.
  */
 async function formRing(st: RankState & { joined: Joined }): Promise<void> {
-  const leader = st.segment!.rank === 0;
-  let ring: LeaderRing | undefined;
+  const lane = st.segment!.rank;
+  let ring: NodeRing | undefined;
   try {
-    ring = leader ? await LeaderRing.listen(await nodeHost()) : undefined;
-    const all = await round<(RingEndpoint | null)[]>(st as RankState & { joined: Joined }, {
-      signature: 'leader-ring',
-      mode: 'gather',
-      item: ring?.self ?? null,
-    });
-    if (!ring) return;
-    const leaders = all.filter((x): x is RingEndpoint => typeof x?.endpoint === 'string' && typeof x.nonce === 'string');
-    const index = leaders.findIndex((x) => x.endpoint === ring!.endpoint);
-    const count = leaders.length;
-    ring.connect(leaders[(index + 1) % count]!, leaders[(index + count - 1) % count]!, st.name);
-    st.ring = { ring, index, count };
+    ring = await NodeRing.listen(await nodeHost());
+    const item: LaneEndpoint = { ...ring.self, node: getRuntimeContext().nodeId, lane };
+    const all = await round<(LaneEndpoint | null)[]>(st, { signature: 'node-ring', mode: 'gather', item });
+    const valid = all.filter((x): x is LaneEndpoint => typeof x?.endpoint === 'string' && typeof x.nonce === 'string' && Number.isInteger(x.lane));
+    const perNode = new Map<string, number>();
+    for (const x of valid) perNode.set(x.node, (perNode.get(x.node) ?? 0) + 1);
+    const lanes = Math.min(...perNode.values());
+    if (lane >= lanes) {
+      ring.close();
+      return;
+    }
+    const peers = valid.filter((x) => x.lane === lane);
+    const index = peers.findIndex((x) => x.endpoint === ring!.endpoint);
+    const count = peers.length;
+    ring.connect(peers[(index + 1) % count]!, peers[(index + count - 1) % count]!, st.name);
+    st.ring = { ring, index, count, lane, lanes };
   } catch (e) {
     ring?.close();
     segmentFailed(st);

@@ -8,7 +8,7 @@
  */
 export { createGroup, destroyGroup, initCollectiveGroup, COLLECTIVE_NAMESPACE, coordinatorName, GROUP_WAIT_MS, collectiveTestHooks } from './group.js';
 export type { CollectiveGroup, CreateGroupOptions } from './group.js';
-export { allreduce, allgather, reducescatter, broadcast, barrier, getRank, getWorldSize, groupTransport, SMALL_BYTES } from './ops.js';
+export { allreduce, allgather, reducescatter, broadcast, barrier, getRank, getWorldSize, groupTransport, ringLane, SMALL_BYTES } from './ops.js';
 export type { CollectiveOptions, ReduceOptions, BroadcastOptions } from './ops.js';
 export { chunkBounds } from './dtypes.js';
 export type { Dtype, ReduceOp, NumericArray } from './dtypes.js';

@@ -279,3 +279,15 @@ export async function getWorldSize(group = 'default'): Promise<number> {
 export async function groupTransport(group = 'default'): Promise<'shm' | 'object-store'> {
   return (await rankState(group)).segment ? 'shm' : 'object-store';
 }
+
+/**
+ * This rank's lane in the cross-node rings of `group` (joins first if needed): `{ lane, lanes, nodes }`
+ * when the group spans nodes and this rank carries part of the nodes' traffic; undefined on one node,
+ * for object-store groups, and for a rank past the last lane (its node has more ranks than the smallest
+ * node). Lane l is the l-th rank of every node; it exchanges part l of each allreduce with the same lane
+ * of the other nodes.
+ */
+export async function ringLane(group = 'default'): Promise<{ lane: number; lanes: number; nodes: number } | undefined> {
+  const ring = (await rankState(group)).ring;
+  return ring && { lane: ring.lane, lanes: ring.lanes, nodes: ring.count };
+}

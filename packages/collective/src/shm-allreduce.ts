@@ -54,9 +54,11 @@ const align64 = (n: number) => Math.ceil(n / 64) * 64;
 /**
  * `array` reduced with `op` over the group, in place, through the segment (see the module comment).
  * When the group spans nodes, each node's segment holds its ranks' sum after the local reduce-scatter;
- * the node leaders (first rank of each node) allreduce those with each other over the leader ring
- * (`leader-ring.ts`) in place in their segment, and a third barrier releases each node's ranks to copy
- * the total out.
+ * lane l (the l-th rank of each node, `formRing` in group.ts) allreduces part l of that sum with lane l of
+ * the other nodes over its ring (`node-ring.ts`), in place in the segment, and a last barrier releases
+ * each node's ranks to copy the total out. When a node has exactly as many ranks as there are lanes, a
+ * rank's part is the chunk it has just reduced, so it starts its ring at once (no barrier between the
+ * local reduce and the ring: the lanes overlap each other's reduce with their ring traffic).
  */
 export async function allreduceShm<A extends NumericArray>(
   st: ShmRank,
@@ -70,7 +72,7 @@ export async function allreduceShm<A extends NumericArray>(
   const seg = st.segment;
   const local = seg.worldSize;
   const spans = local < worldSize;
-  // Across nodes a mean is a sum until the leaders have the total.
+  // Across nodes a mean is a sum until the lanes have the total.
   const localOp: ReduceOp = spans && op === 'mean' ? 'sum' : op;
   return inSegment(st, signature, async (seq) => {
     const slot = align64(array.byteLength);
@@ -92,14 +94,16 @@ export async function allreduceShm<A extends NumericArray>(
       );
       if (op === 'mean' && !spans) finishMean(out, worldSize);
     }
-    await seg.barrier(ctx);
+    // Lanes whose part is this rank's own chunk skip the barrier before the ring (see above).
+    const ownPart = spans && st.ring?.lanes === local;
+    if (!ownPart) await seg.barrier(ctx);
     if (spans) {
-      // This node's leader allreduces the node's sum with the other leaders (the ring); the node's other
-      // ranks wait for it at the next barrier.
       if (st.ring) {
-        const out = at(local);
-        await st.ring.ring.allreduce(out, dtype, localOp, st.ring.index, st.ring.count, ctx);
-        if (op === 'mean') finishMean(out, worldSize);
+        const { ring, index, count, lane, lanes } = st.ring;
+        const [ls, le] = chunkBounds(n, lanes)[lane]!;
+        const part = at(local).subarray(ls, le);
+        if (le > ls) await ring.allreduce(part, dtype, localOp, index, count, ctx);
+        if (op === 'mean') finishMean(part, worldSize);
       }
       await seg.barrier(ctx);
     }

@@ -1,7 +1,7 @@
 /**
  * A group spanning two nodes (a head and a node daemon on this machine, real processes): ranks on both
  * nodes, inline and chunked payloads, every op equal to the reference. Allreduce runs in each node's
- * shared-memory segment, the node leaders combining the nodes' sums through the coordinator; the other
+ * shared-memory segment, the lanes (the l-th rank of each node) combining the nodes' sums over direct rings; the other
  * ops' chunks cross between the nodes inside the coordinator calls (see the package README).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -40,6 +40,8 @@ it('4 ranks on two nodes: allreduce, allgather, reducescatter, broadcast equal t
   const run = (job: Job) => get(actors.map((a) => a.run.remote({ ...job, group: 'two-nodes' }, 4)));
   // Allreduce: each node's ranks reduce in their node's shared-memory segment, the leaders combine.
   expect(await get(actors.map((a) => a.transport.remote('two-nodes')))).toEqual(['shm', 'shm', 'shm', 'shm']);
+  // Two lanes: ranks 0 and 2 are node A's first and second rank, 1 and 3 node B's.
+  expect(await get(actors.map((a) => a.lane.remote('two-nodes')))).toEqual([0, 0, 1, 1].map((lane) => ({ lane, lanes: 2, nodes: 2 })));
   for (const n of [1000, 300_007]) {
     expect(await run({ kind: 'allreduce', dtype: 'float32', n, op: 'sum' }), `allreduce ${n}`).toEqual(ok);
     expect(await run({ kind: 'allreduce', dtype: 'float64', n, op: 'mean' }), `allreduce mean ${n}`).toEqual(ok);
@@ -53,10 +55,33 @@ it('4 ranks on two nodes: allreduce, allgather, reducescatter, broadcast equal t
   for (const a of actors) kill(a);
 });
 
-// The killed rank leads node B's ranks in the leader ring: rank 0 waits for its frames, rank 3 for it in
-// node B's segment. (The owner's entry of an actor hosted on node B stays ALIVE with pid 0 after the
+// Uneven nodes: 3 ranks on A, 2 on B, so two lanes and node A's third rank carries none (it waits in its
+// node's segment while the lanes exchange the nodes' sums).
+it('5 ranks on two nodes (3 + 2): two lanes, allreduce equals the reference', async () => {
+  const nodeOf = ['nodeA', 'nodeB', 'nodeA', 'nodeB', 'nodeA'];
+  const actors = nodeOf.map((node, r) => RemoteTsRank.options({ numCpus: 0, resources: { [node]: 1 } }).remote(r));
+  await createGroup(actors, { name: 'uneven' });
+  const ok = actors.map(() => null);
+  const run = (job: Job) => get(actors.map((a) => a.run.remote({ ...job, group: 'uneven' }, 5)));
+  expect(await get(actors.map((a) => a.lane.remote('uneven')))).toEqual([
+    { lane: 0, lanes: 2, nodes: 2 },
+    { lane: 0, lanes: 2, nodes: 2 },
+    { lane: 1, lanes: 2, nodes: 2 },
+    { lane: 1, lanes: 2, nodes: 2 },
+    null,
+  ]);
+  for (const n of [1000, 300_007]) {
+    expect(await run({ kind: 'allreduce', dtype: 'float32', n, op: 'sum' }), `allreduce ${n}`).toEqual(ok);
+    expect(await run({ kind: 'allreduce', dtype: 'float64', n, op: 'mean' }), `allreduce mean ${n}`).toEqual(ok);
+  }
+  await destroyGroup('uneven');
+  for (const a of actors) kill(a);
+});
+
+// The killed rank is node B's lane 0: rank 0 (node A's lane 0) waits for its frames, rank 3 (node B's lane 1)
+// for it in node B's segment after its own lane's exchange with rank 2. (The owner's entry of an actor hosted on node B stays ALIVE with pid 0 after the
 // host's says DEAD: the coordinator must believe the host.)
-it('a node leader killed mid-allreduce fails it on every rank of both nodes with CollectiveRankDiedError', { timeout: 120_000 }, async () => {
+it('a lane rank killed mid-allreduce fails it on every rank of both nodes with CollectiveRankDiedError', { timeout: 120_000 }, async () => {
   const actors = [0, 1, 2, 3].map((r) => RemoteTsRank.options({ numCpus: 0, resources: { [r % 2 === 0 ? 'nodeA' : 'nodeB']: 1 } }).remote(r));
   await createGroup(actors, { name: 'two-nodes-fail' });
   const n = 300_007;

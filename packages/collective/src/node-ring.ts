@@ -1,23 +1,24 @@
 /**
- * The ring between the node leaders of a shared-memory group that spans nodes: after each node's ranks
- * have reduced their arrays in their segment, the leaders (first rank of each node) allreduce the nodes'
- * sums directly with each other — ring reduce-scatter then ring all-gather over L leaders, each leader
- * sending 2(L-1)/L of the array, in frames of at most {@link RING_FRAME_BYTES} so sending, the network
- * and the receiver's reduction overlap (pipelined) — instead of through the coordinator.
+ * One rank's end of a ring between nodes, in a shared-memory group that spans nodes: after each node's
+ * ranks have reduced their arrays in their segment, lane l (the l-th rank of every node; `formRing` in
+ * group.ts) allreduces part l of the nodes' sums with lane l of the other nodes over this ring — ring
+ * reduce-scatter then ring all-gather over the P peers of the lane, each sending 2(P-1)/P of its part, in
+ * frames of at most {@link RING_FRAME_BYTES} so sending, the network and the receiver's reduction overlap
+ * (pipelined) — instead of through the coordinator.
  *
- * Transport: ZeroMQ PUSH (to the next leader) / PULL (from the previous), tcp on the node's address.
+ * Transport: ZeroMQ PUSH (to the next peer) / PULL (from the previous), tcp on the node's address.
  * With the cluster's CURVE on (the default), the ring's sockets are plain and every frame is sealed
  * with AES-256-GCM instead, as the bulk data plane's chunks are (docs/security.md, "Bulk data plane"):
- * one key per ring link, HKDF of the cluster token salted with fresh nonces of both leaders (they travel
+ * one key per ring link, HKDF of the cluster token salted with fresh nonces of both peers (they travel
  * with the endpoints in the coordinator round, which rides on the cluster's authenticated links); the
  * receiver opens a frame straight into its place in the array when it gathers. Sealing costs one pass
  * of AES-GCM on each side where CURVE costs libsodium's slower cipher plus a copy each way (BENCHMARKS.md,
- * "Collectives"); a frame not sealed by the previous leader (any other sender on the plain port, a
+ * "Collectives"); a frame not sealed by the previous peer (any other sender on the plain port, a
  * replay) is dropped. `TSRAY_DATA_PLANE=0` keeps the ring on CURVE sockets; without a token or with CURVE
- * off the frames travel plain. Each leader binds its PULL when the epoch forms; the endpoints travel in
+ * off the frames travel plain. Each rank binds its PULL when the epoch forms; the endpoints travel in
  * one coordinator round. Every frame carries (op number, step, offset) and is checked, so a stray frame
  * fails the op instead of corrupting it.
- * Receives wait in slices: between them the leader asks the coordinator whether a rank died (a leader
+ * Receives wait in slices: between them the rank asks the coordinator whether a rank died (a peer
  * that died never sends), so the ring fails with the typed error like a barrier.
  * @module
  */
@@ -51,7 +52,7 @@ const RING_SESSION = 1;
 /** How a ring's frames are protected: sealed on plain sockets, CURVE sockets, or plain (no token / CURVE off). */
 export type RingSecurity = 'sealed' | 'curve' | 'plain';
 
-/** What a leader publishes in the ring's coordinator round: where it listens, and its nonce (hex; '' unless sealed). */
+/** What a rank publishes in the ring's coordinator round: where it listens, and its nonce (hex; '' unless sealed). */
 export interface RingEndpoint {
   endpoint: string;
   nonce: string;
@@ -72,11 +73,11 @@ interface RingFrame {
 }
 
 function tampered(ctx: BarrierContext): CollectiveUsageError {
-  return new CollectiveUsageError(ctx.group, 'leader ring: a frame whose data does not match its seal (altered on the way)');
+  return new CollectiveUsageError(ctx.group, 'node ring: a frame whose data does not match its seal (altered on the way)');
 }
 
-/** One leader's end of the ring (see the module comment). */
-export class LeaderRing {
+/** One rank's end of a ring between nodes (see the module comment). */
+export class NodeRing {
   private push: zmq.Push | undefined;
   private opSeq = 0;
   private releaseZap: (() => void) | undefined;
@@ -84,23 +85,23 @@ export class LeaderRing {
   private opener: Opener | undefined;
   /** Where reduce steps open a sealed frame before adding it in. */
   private scratch: Buffer | undefined;
-  /** Frames dropped because they were not sealed by the previous leader. */
+  /** Frames dropped because they were not sealed by the previous peer. */
   dropped = 0;
   private readonly dropLog = new LogLimiter({
     lines: 1,
     windowMs: 60_000,
-    summary: (n: number) => componentLogger('collective').warn({ dropped: n }, `leader ring: ${n} more frames not sealed by the previous leader dropped`),
+    summary: (n: number) => componentLogger('collective').warn({ dropped: n }, `node ring: ${n} more frames not sealed by the previous peer dropped`),
   });
 
   private constructor(
     private readonly pull: zmq.Pull,
-    /** This leader's endpoint and nonce, as published in the ring's round. */
+    /** This rank's endpoint and nonce, as published in the ring's round. */
     readonly self: RingEndpoint,
     readonly security: RingSecurity,
   ) {}
 
-  /** Bind this leader's PULL on `host` (a free port): plain for sealed frames, CURVE when the ring uses it. */
-  static async listen(host: string, security: RingSecurity = ringSecurity()): Promise<LeaderRing> {
+  /** Bind this rank's PULL on `host` (a free port): plain for sealed frames, CURVE when the ring uses it. */
+  static async listen(host: string, security: RingSecurity = ringSecurity()): Promise<NodeRing> {
     const pull = new zmq.Pull({
       receiveTimeout: SLICE_MS,
       linger: 0,
@@ -115,20 +116,20 @@ export class LeaderRing {
     }
     await pull.bind(`tcp://${host}:*`);
     const nonce = security === 'sealed' ? randomBytes(DATA_PLANE_NONCE_BYTES).toString('hex') : '';
-    const ring = new LeaderRing(pull, { endpoint: pull.lastEndpoint!, nonce }, security);
+    const ring = new NodeRing(pull, { endpoint: pull.lastEndpoint!, nonce }, security);
     ring.releaseZap = release;
     return ring;
   }
 
-  /** The endpoint the previous leader connects to. */
+  /** The endpoint the previous peer connects to. */
   get endpoint(): string {
     return this.self.endpoint;
   }
 
   /**
-   * Connect to the next leader; with sealing, derive the key of our link to it and of the previous
-   * leader's link to us (`group` and both endpoints name each link, the nonces make it fresh).
-   * `connectTo`: where the next leader is reached when not at its endpoint (a relay in front of it).
+   * Connect to the next peer; with sealing, derive the key of our link to it and of the previous
+   * peer's link to us (`group` and both endpoints name each link, the nonces make it fresh).
+   * `connectTo`: where the next peer is reached when not at its endpoint (a relay in front of it).
    */
   connect(next: RingEndpoint, prev: RingEndpoint, group: string, connectTo = next.endpoint): void {
     if (this.security === 'sealed') {
@@ -144,19 +145,19 @@ export class LeaderRing {
   }
 
   /**
-   * Allreduce `buf` in place with the other leaders: `me` is this leader's index of `leaders`. `op` is a
+   * Allreduce `buf` in place with the ring's other peers: `me` is this rank's index of `peers`. `op` is a
    * sum for a mean (the caller divides). Fails with the typed error when the coordinator says a rank died
    * or the deadline passes while waiting for a frame.
    */
-  async allreduce(buf: NumericArray, dtype: Dtype, op: ReduceOp, me: number, leaders: number, ctx: BarrierContext): Promise<void> {
+  async allreduce(buf: NumericArray, dtype: Dtype, op: ReduceOp, me: number, peers: number, ctx: BarrierContext): Promise<void> {
     const seq = this.opSeq++;
-    const bounds = chunkBounds(buf.length, leaders);
+    const bounds = chunkBounds(buf.length, peers);
     const el = buf.BYTES_PER_ELEMENT;
     const frameEls = Math.max(1, Math.floor(RING_FRAME_BYTES / el));
-    const mod = (x: number) => ((x % leaders) + leaders) % leaders;
-    for (let step = 0; step < 2 * (leaders - 1); step++) {
-      const gather = step >= leaders - 1;
-      const s = gather ? step - (leaders - 1) : step;
+    const mod = (x: number) => ((x % peers) + peers) % peers;
+    for (let step = 0; step < 2 * (peers - 1); step++) {
+      const gather = step >= peers - 1;
+      const s = gather ? step - (peers - 1) : step;
       const sendChunk = gather ? mod(me + 1 - s) : mod(me - s);
       const recvChunk = gather ? mod(me - s) : mod(me - s - 1);
       const [ss, se] = bounds[sendChunk]!;
@@ -171,7 +172,7 @@ export class LeaderRing {
         if (hSeq !== seq >>> 0 || hStep !== step || hAt !== at || !Number.isInteger(count) || count === 0 || at + count > re) {
           throw new CollectiveUsageError(
             ctx.group,
-            `leader ring: frame (op ${hSeq}, step ${hStep}, at ${hAt}, ${frame.bytes} bytes) where (op ${seq}, step ${step}, at ${at}) was due`,
+            `node ring: frame (op ${hSeq}, step ${hStep}, at ${hAt}, ${frame.bytes} bytes) where (op ${seq}, step ${step}, at ${at}) was due`,
           );
         }
         const dst = buf.subarray(at, at + count);
@@ -216,7 +217,7 @@ export class LeaderRing {
     }
   }
 
-  /** The next frame of the previous leader, asking the coordinator about the group while none comes. */
+  /** The next frame of the previous peer, asking the coordinator about the group while none comes. */
   private async receive(ctx: BarrierContext): Promise<RingFrame> {
     let nextHealth = Date.now() + HEALTH_INTERVAL_MS;
     for (;;) {
@@ -240,7 +241,7 @@ export class LeaderRing {
     }
   }
 
-  /** A received message as a frame; undefined (dropped, counted, logged rarely) when sealing is on and it was not sealed by the previous leader. */
+  /** A received message as a frame; undefined (dropped, counted, logged rarely) when sealing is on and it was not sealed by the previous peer. */
   private unpack(frames: Buffer[]): RingFrame | undefined {
     if (!this.opener) return frames.length === 2 ? { head: frames[0]!, body: frames[1]!, bytes: frames[1]!.byteLength } : this.drop(frames);
     const m = this.opener.open(frames);
@@ -253,7 +254,7 @@ export class LeaderRing {
     this.dropLog.log(() =>
       componentLogger('collective').warn(
         { frames: frames.length },
-        'leader ring: dropped a message that is not a frame of the previous leader (later ones are counted, not logged)',
+        'node ring: dropped a message that is not a frame of the previous peer (later ones are counted, not logged)',
       ),
     );
     return undefined;

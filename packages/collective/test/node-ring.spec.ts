@@ -1,15 +1,15 @@
 /**
- * The leader ring on its own (no cluster): two or three leaders in this process allreduce over real tcp
+ * The ring between nodes on its own (no cluster): two or three ring ends in this process allreduce over real tcp
  * sockets. With the cluster token and CURVE on (the default), frames are sealed on plain sockets: the
- * bytes on the wire (read by a relay between two leaders) hold none of the array's data, frames from
- * anyone but the previous leader are dropped, and an altered frame fails the op instead of corrupting it.
+ * bytes on the wire (read by a relay between two ends) hold none of the array's data, frames from
+ * anyone but the previous peer are dropped, and an altered frame fails the op instead of corrupting it.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { overrideConfig } from '@tsray/core/internal';
 import * as zmq from 'zeromq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CollectiveUsageError } from '../src/errors.js';
-import { LeaderRing, RING_FRAME_BYTES, ringSecurity, type RingSecurity } from '../src/leader-ring.js';
+import { NodeRing, RING_FRAME_BYTES, ringSecurity, type RingSecurity } from '../src/node-ring.js';
 import type { BarrierContext } from '../src/shm-segment.js';
 
 const GROUP = 'ring-test';
@@ -24,8 +24,8 @@ afterEach(() => {
 });
 
 /** `count` leaders, each connected to the next (through `via(its endpoint)` when given: a relay). */
-async function ring(count: number, security: RingSecurity, via?: (next: string) => Promise<string>): Promise<LeaderRing[]> {
-  const rings = await Promise.all(Array.from({ length: count }, () => LeaderRing.listen('127.0.0.1', security)));
+async function ring(count: number, security: RingSecurity, via?: (next: string) => Promise<string>): Promise<NodeRing[]> {
+  const rings = await Promise.all(Array.from({ length: count }, () => NodeRing.listen('127.0.0.1', security)));
   for (const r of rings) closers.push(() => r.close());
   for (let i = 0; i < count; i++) {
     const next = rings[(i + 1) % count]!.self;
@@ -42,7 +42,7 @@ function input(i: number, n: number): Float32Array {
   return a;
 }
 
-async function allreduce(rings: LeaderRing[], n: number): Promise<Float32Array[]> {
+async function allreduce(rings: NodeRing[], n: number): Promise<Float32Array[]> {
   const arrays = rings.map((_, i) => input(i, n));
   await Promise.all(rings.map((r, i) => r.allreduce(arrays[i]!, 'float32', 'sum', i, rings.length, ctx)));
   return arrays;
@@ -121,7 +121,7 @@ describe('with the cluster token and CURVE on', () => {
     expect(rings[1]!.dropped).toBe(3);
     // A leader that seals with a key of its own (not the ring's): the receiver drops its frames and the
     // op times out instead of taking them.
-    const stray = await LeaderRing.listen('127.0.0.1', 'sealed');
+    const stray = await NodeRing.listen('127.0.0.1', 'sealed');
     closers.push(() => stray.close());
     stray.connect(rings[0]!.self, { endpoint: 'tcp://127.0.0.1:1', nonce: '00'.repeat(32) }, 'another-group');
     const a = input(0, 1000);
