@@ -26,7 +26,9 @@ tar -tJf "$NODE_TARXZ" | grep -qx 'bin/node' || { echo "$NODE_TARXZ has no bin/n
 stale=""
 for p in packages/*/; do
   [[ -f $p/dist/index.js ]] || continue
-  if [[ -n $(find "$p/src" -name '*.ts' ! -name '*.spec.ts' -newer "$p/dist/index.js" -print -quit) ]]; then stale+=" ${p%/}"; fi
+  # tsc --build rewrites only the outputs that changed: compare with the newest file of dist/.
+  newest=$(ls -t "$p"/dist/*.js | head -n 1)
+  if [[ -n $(find "$p/src" -name '*.ts' ! -name '*.spec.ts' -newer "$newest" -print -quit) ]]; then stale+=" ${p%/}"; fi
 done
 [[ -n $stale ]] && echo "warning: src/ newer than dist/ in:$stale (the bundle has their dist/; rebuild to include the changes)" >&2
 

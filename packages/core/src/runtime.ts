@@ -98,7 +98,10 @@ export interface CoreRuntime {
   putObjectOwned?(id: string, value: SerializedValue): Promise<void>;
   /** Values of the objects, in order; rejects with the task's error for failed objects. */
   getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]>;
-  /** Ids that are ready, in completion order, once `numReturns` are ready or the timeout elapsed. */
+  /**
+   * Ready ids once `numReturns` are ready or the timeout elapsed: the first `numReturns` in completion
+   * order; any further ready ids after them, in no particular order.
+   */
   wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]>;
   /** Cancel the task that produces `id`. */
   cancel(id: string, force: boolean): void;

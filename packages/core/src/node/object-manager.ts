@@ -5,6 +5,7 @@
  * refs free their objects when their finalizers run).
  * @internal
  */
+import { earliestFirst } from '../earliest-first.js';
 import { errorFromPayload } from '../error-payload.js';
 import { GetTimeoutError } from '../errors.js';
 import { gcFunction } from '../gc.js';
@@ -76,14 +77,15 @@ export class ObjectManager {
     });
   }
 
-  /** Ids that are ready, in completion order, once `numReturns` are or the timeout elapsed. */
+  /** The first `numReturns` ready ids in completion order, once that many are ready or the timeout elapsed. */
   wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
     const ready: ObjectEntry[] = [];
     for (const id of ids) {
       const e = this.objects.get(id);
       if (e?.data !== undefined) ready.push(e);
     }
-    const finish = () => ready.sort((a, b) => a.seq - b.seq).map((e) => e.id);
+    // Only the first numReturns need their completion order (earliest-first.ts says why).
+    const finish = () => earliestFirst(ready, numReturns, (e) => e.seq).map((e) => e.id);
     if (ready.length >= numReturns) return Promise.resolve(finish().slice(0, numReturns));
     return new Promise((resolve) => {
       const cancels: (() => void)[] = [];

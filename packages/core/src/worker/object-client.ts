@@ -4,6 +4,7 @@
  * remote clients, argument values, and the pins that arena data carries.
  * @internal
  */
+import { earliestFirst } from '../earliest-first.js';
 import type { tsray } from '@tsray/protocol';
 import type { Arena } from '@tsray/object-store';
 import { readFileSync } from 'node:fs';
@@ -266,7 +267,7 @@ export class ObjectClient {
     return ids.map((id, i) => this.value(id, subs[i]!));
   }
 
-  /** Ids that are ready, in completion order, once `numReturns` are ready or the timeout elapsed. */
+  /** Ready ids, the first `numReturns` in completion order (the rest after them), once that many are ready or the timeout elapsed. */
   async wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
     const subs = ids.map((id) => this.subscribe(id));
     const readyNow = () => ids.filter((_, i) => subs[i]!.od !== undefined);
@@ -287,11 +288,9 @@ export class ObjectClient {
         if (timeoutMs !== undefined) timer = setTimeout(finish, timeoutMs);
       }).finally(() => this.blocking?.unblock());
     }
-    return ids
-      .map((id, i) => ({ id, s: subs[i]! }))
-      .filter((x) => x.s.od !== undefined)
-      .sort((a, b) => a.s.seq - b.s.seq)
-      .map((x) => x.id);
+    const ready = ids.map((id, i) => ({ id, s: subs[i]! })).filter((x) => x.s.od !== undefined);
+    // Only the first numReturns need their completion order (earliest-first.ts says why).
+    return earliestFirst(ready, numReturns, (x) => x.s.seq).map((x) => x.id);
   }
 
   /** This process started holding `id` (first live ObjectRef). */
