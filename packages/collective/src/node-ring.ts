@@ -6,51 +6,50 @@
  * frames of at most {@link RING_FRAME_BYTES} so sending, the network and the receiver's reduction overlap
  * (pipelined) — instead of through the coordinator.
  *
- * Transport: ZeroMQ PUSH (to the next peer) / PULL (from the previous), tcp on the node's address.
- * With the cluster's CURVE on (the default), the ring's sockets are plain and every frame is sealed
- * with AES-256-GCM instead, as the bulk data plane's chunks are (docs/security.md, "Bulk data plane"):
- * one key per ring link, HKDF of the cluster token salted with fresh nonces of both peers (they travel
- * with the endpoints in the coordinator round, which rides on the cluster's authenticated links); the
- * receiver opens a frame straight into its place in the array when it gathers. Sealing costs one pass
- * of AES-GCM on each side where CURVE costs libsodium's slower cipher plus a copy each way (BENCHMARKS.md,
- * "Collectives"); a frame not sealed by the previous peer (any other sender on the plain port, a
- * replay) is dropped. `TSRAY_DATA_PLANE=0` keeps the ring on CURVE sockets; without a token or with CURVE
- * off the frames travel plain. Each rank binds its PULL when the epoch forms; the endpoints travel in
- * one coordinator round. Every frame carries (op number, step, offset) and is checked, so a stray frame
- * fails the op instead of corrupting it.
+ * Transport: one TCP connection per link, made by the receiving end to the sending end's listener (so the
+ * receiver reads into one reused buffer: `ring-frames.ts`), and written by the sender straight from the
+ * segment (plain) or from a few reused sealing buffers, each reused once the kernel has taken its bytes
+ * (the write's callback; ZeroMQ sends large buffers zero-copy and never says when it let go of one).
+ * With the cluster's token and CURVE on (the default), every frame is sealed with AES-256-GCM, as the
+ * bulk data plane's chunks are (docs/security.md, "Bulk data plane"): one key per ring link, HKDF of the
+ * cluster token salted with fresh nonces of both peers (they travel with the endpoints in the
+ * coordinator round, which rides on the cluster's authenticated links), IV = the link's frame counter,
+ * the frame's head as associated data. The receiver opens a frame straight into its place in the array
+ * when it gathers, in place in its frame buffer when it reduces; a frame that does not open (altered,
+ * replayed, another key) fails the op with `CollectiveUsageError`. The connecting end proves it holds the
+ * link's key (an HMAC of a hello key derived like the link key) before the sender sends it anything;
+ * other connections are closed and counted (one log line a minute). Without a token or with CURVE off
+ * the frames travel plain. Every frame carries (op number, step, offset, counter) and is checked, so a
+ * stray frame fails the op instead of corrupting it.
  * Receives wait in slices: between them the rank asks the coordinator whether a rank died (a peer
  * that died never sends), so the ring fails with the typed error like a barrier.
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import * as zmq from 'zeromq';
-import {
-  componentLogger,
-  config,
-  configuredToken,
-  curveClientOptions,
-  DATA_PLANE_NONCE_BYTES,
-  LogLimiter,
-  makeCurveServer,
-  Opener,
-  Sealer,
-  sealingKey,
-} from '@tsray/core/internal';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { componentLogger, config, configuredToken, DATA_PLANE_NONCE_BYTES, gcmOpenInto, gcmSealInto, LogLimiter, sealingKey } from '@tsray/core/internal';
 import { asArray, chunkBounds, reduceInto, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
 import { CollectiveUsageError, errorFromFailure } from './errors.js';
+import { FRAME_AAD_BYTES, FRAME_HEAD_BYTES, RingReader, type ReceivedFrame, writeFrameHead } from './ring-frames.js';
 import type { BarrierContext } from './shm-segment.js';
 
 /** Largest frame of the ring (bytes of array data). */
 export const RING_FRAME_BYTES = 4 * 1024 * 1024;
 const SLICE_MS = 50;
 const HEALTH_INTERVAL_MS = 250;
-/** Messages a plain ring socket buffers per connection (with RING_FRAME_BYTES frames: what one peer can push). */
-const SEALED_RECEIVE_HWM = 4;
-/** The one session id of a ring link (each link has its own key). */
-const RING_SESSION = 1;
+/** How long a rank whose stream broke asks the coordinator whether a rank died before it fails on its own. */
+const BROKEN_STREAM_WAIT_MS = 10_000;
+/** Sealing buffers per link: one being sealed while others are in the kernel's hands. */
+const SEAL_BUFFERS = 3;
+/** Bytes of the connecting end's hello (an HMAC-SHA256). */
+const HELLO_BYTES = 32;
+/** Connections that have not said a valid hello yet, at most (more are closed at once). */
+const MAX_PENDING_CONNECTIONS = 8;
+/** A connection that has not said its hello within this time is closed. */
+const HELLO_TIMEOUT_MS = 10_000;
 
-/** How a ring's frames are protected: sealed on plain sockets, CURVE sockets, or plain (no token / CURVE off). */
-export type RingSecurity = 'sealed' | 'curve' | 'plain';
+/** How a ring's frames are protected: sealed (token and CURVE on), or plain (no token / CURVE off). */
+export type RingSecurity = 'sealed' | 'plain';
 
 /** What a rank publishes in the ring's coordinator round: where it listens, and its nonce (hex; '' unless sealed). */
 export interface RingEndpoint {
@@ -60,16 +59,33 @@ export interface RingEndpoint {
 
 /** The protection this process's configuration gives ring frames. */
 export function ringSecurity(): RingSecurity {
-  if (!configuredToken() || !config().transportCurve) return 'plain';
-  return config().dataPlane ? 'sealed' : 'curve';
+  return configuredToken() && config().transportCurve ? 'sealed' : 'plain';
 }
 
-/** A received ring frame: its 16-byte head (op, step, offset) and its data, plain or still sealed. */
-interface RingFrame {
-  head: Buffer;
-  body?: Buffer;
-  sealed?: { readonly length: number; openInto(dst: Buffer): boolean };
-  bytes: number;
+/** The keys of one link (sealed rings): the frames' AES key and the hello's HMAC key. */
+interface LinkKeys {
+  frames: Buffer;
+  hello: Buffer;
+}
+
+function linkKeys(group: string, from: RingEndpoint, to: RingEndpoint): LinkKeys {
+  const token = configuredToken()!;
+  const salt = Buffer.from(from.nonce + to.nonce, 'hex');
+  const names = `${group}|${from.endpoint}|${to.endpoint}`;
+  return { frames: sealingKey(token, salt, `tsray-ring-v1|${names}`), hello: sealingKey(token, salt, `tsray-ring-hello-v1|${names}`) };
+}
+
+/** The hello the connecting end of a link sends (plain rings: zeros). */
+function helloOf(keys: LinkKeys | undefined): Buffer {
+  return keys ? createHmac('sha256', keys.hello).update('tsray-ring-hello').digest() : Buffer.alloc(HELLO_BYTES);
+}
+
+/** The 12-byte IV of frame `counter` of a link (each link has its own key, so counters may repeat across links). */
+function frameIv(counter: number): Buffer {
+  const iv = Buffer.alloc(12);
+  iv.writeUInt32BE(Math.floor(counter / 2 ** 32), 4);
+  iv.writeUInt32BE(counter >>> 0, 8);
+  return iv;
 }
 
 function tampered(ctx: BarrierContext): CollectiveUsageError {
@@ -78,70 +94,122 @@ function tampered(ctx: BarrierContext): CollectiveUsageError {
 
 /** One rank's end of a ring between nodes (see the module comment). */
 export class NodeRing {
-  private push: zmq.Push | undefined;
   private opSeq = 0;
-  private releaseZap: (() => void) | undefined;
-  private sealer: Sealer | undefined;
-  private opener: Opener | undefined;
-  /** Where reduce steps open a sealed frame before adding it in. */
-  private scratch: Buffer | undefined;
-  /** Frames dropped because they were not sealed by the previous peer. */
+  /** The connection to the next peer (we send on it), once it said its hello. */
+  private out: Socket | undefined;
+  private outWaiters: ((s: Socket) => void)[] = [];
+  /** The connection to the previous peer (we read from it). */
+  private inbound: Socket | undefined;
+  private readonly reader = new RingReader(RING_FRAME_BYTES);
+  private sendKeys: LinkKeys | undefined;
+  private recvKey: Buffer | undefined;
+  /** The hello the next peer must send (known once `connect` ran; connections before that wait for it). */
+  private expectedHello: Buffer | undefined;
+  private readonly pending = new Set<{ socket: Socket; hello: Buffer }>();
+  private sendCounter = 0;
+  private recvCounter = 0;
+  private readonly sealBuffers: Buffer[] = Array.from({ length: SEAL_BUFFERS }, () => Buffer.allocUnsafeSlow(RING_FRAME_BYTES));
+  private sealWaiters: (() => void)[] = [];
+  private closed = false;
+  /** Connections closed because they did not prove the link's key. */
   dropped = 0;
   private readonly dropLog = new LogLimiter({
     lines: 1,
     windowMs: 60_000,
-    summary: (n: number) => componentLogger('collective').warn({ dropped: n }, `node ring: ${n} more frames not sealed by the previous peer dropped`),
+    summary: (n: number) => componentLogger('collective').warn({ dropped: n }, `node ring: ${n} more connections without the link's key closed`),
   });
 
   private constructor(
-    private readonly pull: zmq.Pull,
+    private readonly server: Server,
     /** This rank's endpoint and nonce, as published in the ring's round. */
     readonly self: RingEndpoint,
     readonly security: RingSecurity,
-  ) {}
-
-  /** Bind this rank's PULL on `host` (a free port): plain for sealed frames, CURVE when the ring uses it. */
-  static async listen(host: string, security: RingSecurity = ringSecurity()): Promise<NodeRing> {
-    const pull = new zmq.Pull({
-      receiveTimeout: SLICE_MS,
-      linger: 0,
-      // A plain socket takes connections from anyone: bound what one of them can make us hold.
-      ...(security === 'sealed' ? { maxMessageSize: RING_FRAME_BYTES + 1024, receiveHighWaterMark: SEALED_RECEIVE_HWM } : {}),
-    });
-    let release: (() => void) | undefined;
-    if (security === 'curve') {
-      const zap = makeCurveServer(pull, configuredToken()!);
-      await zap.ready;
-      release = zap.release;
-    }
-    await pull.bind(`tcp://${host}:*`);
-    const nonce = security === 'sealed' ? randomBytes(DATA_PLANE_NONCE_BYTES).toString('hex') : '';
-    const ring = new NodeRing(pull, { endpoint: pull.lastEndpoint!, nonce }, security);
-    ring.releaseZap = release;
-    return ring;
+  ) {
+    server.on('connection', (socket) => this.accept(socket));
   }
 
-  /** The endpoint the previous peer connects to. */
+  /** Listen on `host` (a free port) for the next peer's connection. */
+  static async listen(host: string, security: RingSecurity = ringSecurity()): Promise<NodeRing> {
+    const server = createServer({ noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, host, () => resolve());
+    });
+    const port = (server.address() as { port: number }).port;
+    const nonce = security === 'sealed' ? randomBytes(DATA_PLANE_NONCE_BYTES).toString('hex') : '';
+    return new NodeRing(server, { endpoint: `tcp://${host}:${port}`, nonce }, security);
+  }
+
+  /** The endpoint the next peer connects to. */
   get endpoint(): string {
     return this.self.endpoint;
   }
 
   /**
-   * Connect to the next peer; with sealing, derive the key of our link to it and of the previous
-   * peer's link to us (`group` and both endpoints name each link, the nonces make it fresh).
-   * `connectTo`: where the next peer is reached when not at its endpoint (a relay in front of it).
+   * Derive the links' keys (sealed), accept the next peer once it proves its key, and connect to the
+   * previous peer (`connectTo`: where it is reached when not at its endpoint, e.g. a relay in front of it).
    */
-  connect(next: RingEndpoint, prev: RingEndpoint, group: string, connectTo = next.endpoint): void {
-    if (this.security === 'sealed') {
-      const token = configuredToken()!;
-      const key = (from: RingEndpoint, to: RingEndpoint) =>
-        sealingKey(token, Buffer.from(from.nonce + to.nonce, 'hex'), `tsray-ring-v1|${group}|${from.endpoint}|${to.endpoint}`);
-      this.sealer = new Sealer(key(this.self, next), RING_SESSION);
-      this.opener = new Opener(key(prev, this.self), RING_SESSION);
+  connect(next: RingEndpoint, prev: RingEndpoint, group: string, connectTo = prev.endpoint): void {
+    const recvKeys = this.security === 'sealed' ? linkKeys(group, prev, this.self) : undefined;
+    this.sendKeys = this.security === 'sealed' ? linkKeys(group, this.self, next) : undefined;
+    this.recvKey = recvKeys?.frames;
+    this.expectedHello = helloOf(this.sendKeys);
+    for (const p of [...this.pending]) this.checkHello(p);
+    const [host, port] = connectTo.replace(/^tcp:\/\//, '').split(':') as [string, string];
+    const socket = netConnect({ host, port: Number(port), noDelay: true, onread: this.reader.onread });
+    this.inbound = socket;
+    this.reader.attach(socket);
+    socket.on('connect', () => socket.write(helloOf(recvKeys)));
+    socket.on('error', (e) => this.reader.fail(e));
+    socket.on('close', () => this.reader.fail(new Error('node ring: the connection to the previous peer closed')));
+  }
+
+  /** A connection to our listener: the next peer once it sends the link's hello; anyone else is closed. */
+  private accept(socket: Socket): void {
+    if (this.closed || this.out || this.pending.size >= MAX_PENDING_CONNECTIONS) {
+      this.refuse(socket);
+      return;
     }
-    const curve = this.security === 'curve' ? curveClientOptions(connectTo, configuredToken()) : {};
-    this.push = new zmq.Push({ linger: 0, sendHighWaterMark: 4, ...curve });
-    this.push.connect(connectTo);
+    const p = { socket, hello: Buffer.alloc(0) };
+    this.pending.add(p);
+    socket.setTimeout(HELLO_TIMEOUT_MS, () => this.refuse(socket, p));
+    socket.on('error', () => this.refuse(socket, p));
+    // Ended before a whole hello: refused like a wrong one (no-op once the hello was checked).
+    socket.on('end', () => {
+      if (this.pending.has(p)) this.refuse(socket, p);
+    });
+    socket.on('data', (d: Buffer) => {
+      if (!this.pending.has(p)) return;
+      p.hello = Buffer.concat([p.hello, d]);
+      if (p.hello.length > HELLO_BYTES) this.refuse(socket, p);
+      else this.checkHello(p);
+    });
+  }
+
+  private checkHello(p: { socket: Socket; hello: Buffer }): void {
+    if (p.hello.length < HELLO_BYTES || !this.expectedHello) return;
+    this.pending.delete(p);
+    if (this.out || !timingSafeEqual(p.hello, this.expectedHello)) {
+      this.refuse(p.socket);
+      return;
+    }
+    const socket = p.socket;
+    socket.setTimeout(0);
+    socket.removeAllListeners('data');
+    // Nothing more comes from the next peer on this connection: anything it sends is ignored.
+    socket.on('data', () => {});
+    this.out = socket;
+    for (const w of this.outWaiters.splice(0)) w(socket);
+  }
+
+  private refuse(socket: Socket, p?: { socket: Socket; hello: Buffer }): void {
+    if (p && !this.pending.delete(p)) return; // already refused (error after timeout, ...)
+    socket.destroy();
+    if (this.closed) return;
+    this.dropped++;
+    this.dropLog.log(() =>
+      componentLogger('collective').warn("node ring: closed a connection that did not prove the link's key (later ones are counted, not logged)"),
+    );
   }
 
   /**
@@ -158,79 +226,106 @@ export class NodeRing {
     for (let step = 0; step < 2 * (peers - 1); step++) {
       const gather = step >= peers - 1;
       const s = gather ? step - (peers - 1) : step;
-      const sendChunk = gather ? mod(me + 1 - s) : mod(me - s);
-      const recvChunk = gather ? mod(me - s) : mod(me - s - 1);
-      const [ss, se] = bounds[sendChunk]!;
-      const [rs, re] = bounds[recvChunk]!;
+      const [ss, se] = bounds[gather ? mod(me + 1 - s) : mod(me - s)]!;
+      const [rs, re] = bounds[gather ? mod(me - s) : mod(me - s - 1)]!;
+      // Every frame of a step is in the kernel's hands before the step ends: a later step may write
+      // into the chunk this one sent (plain frames are written straight from it).
       const sending = this.sendChunk(buf, ss, se, frameEls, seq, step);
-      sending.catch(() => {}); // awaited below; a failed receive abandons it (the sockets are closed)
+      sending.catch(() => {}); // awaited below; a failed receive abandons it
       // Receive (and reduce or copy) frame by frame while our frames go out.
       for (let at = rs; at < re; ) {
         const frame = await this.receive(ctx);
-        const [hSeq, hStep, hAt] = [frame.head.readUInt32LE(0), frame.head.readUInt32LE(4), frame.head.readDoubleLE(8)];
-        const count = frame.bytes / el;
-        if (hSeq !== seq >>> 0 || hStep !== step || hAt !== at || !Number.isInteger(count) || count === 0 || at + count > re) {
-          throw new CollectiveUsageError(
-            ctx.group,
-            `node ring: frame (op ${hSeq}, step ${hStep}, at ${hAt}, ${frame.bytes} bytes) where (op ${seq}, step ${step}, at ${at}) was due`,
-          );
+        try {
+          const count = frame.bytes / el;
+          if (frame.seq !== seq >>> 0 || frame.step !== step || frame.at !== at || !Number.isInteger(count) || count === 0 || at + count > re) {
+            throw new CollectiveUsageError(
+              ctx.group,
+              `node ring: frame (op ${frame.seq}, step ${frame.step}, at ${frame.at}, ${frame.bytes} bytes) where (op ${seq}, step ${step}, at ${at}) was due`,
+            );
+          }
+          const dst = buf.subarray(at, at + count);
+          if (gather) this.open(frame, Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength), ctx);
+          else reduceInto(dst, asArray(this.open(frame, frame.payload, ctx), dtype), op);
+          at += count;
+        } finally {
+          frame.release();
         }
-        const dst = buf.subarray(at, at + count);
-        if (gather) this.copyIn(frame, dst, ctx);
-        else reduceInto(dst, this.frameArray(frame, dtype, ctx), op);
-        at += count;
       }
       await sending;
     }
   }
 
-  /** A gather step's frame into its place: opened straight there when sealed. */
-  private copyIn(frame: RingFrame, dst: NumericArray, ctx: BarrierContext): void {
-    if (!frame.sealed) {
-      new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(frame.body!);
-      return;
+  /** The frame's payload opened (or copied, plain) into `dst` (its own buffer: in place); checks the counter. */
+  private open(frame: ReceivedFrame, dst: Buffer, ctx: BarrierContext): Buffer {
+    const counter = ++this.recvCounter;
+    if (!this.recvKey) {
+      if (dst !== frame.payload) frame.payload.copy(dst);
+      return dst;
     }
-    if (!frame.sealed.openInto(Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength))) throw tampered(ctx);
-  }
-
-  /** A reduce step's frame as an array (opened into the scratch buffer when sealed). */
-  private frameArray(frame: RingFrame, dtype: Dtype, ctx: BarrierContext): NumericArray {
-    if (!frame.sealed) return asArray(frame.body!, dtype);
-    // Its own ArrayBuffer at offset 0: aligned for every dtype.
-    this.scratch ??= Buffer.allocUnsafeSlow(RING_FRAME_BYTES);
-    const bytes = this.scratch.subarray(0, frame.bytes);
-    if (!frame.sealed.openInto(bytes)) throw tampered(ctx);
-    return asArray(bytes, dtype);
+    const aad = frame.head.subarray(0, FRAME_AAD_BYTES);
+    const tag = frame.head.subarray(FRAME_AAD_BYTES, FRAME_HEAD_BYTES);
+    // The IV is our count of frames, not the sender's word: a replayed or dropped frame does not open.
+    if (!gcmOpenInto(this.recvKey, frameIv(counter), aad, tag, frame.payload, dst)) throw tampered(ctx);
+    return dst;
   }
 
   private async sendChunk(buf: NumericArray, s: number, e: number, frameEls: number, seq: number, step: number): Promise<void> {
-    const push = this.push!;
+    const out = this.out ?? (await new Promise<Socket>((resolve) => this.outWaiters.push(resolve)));
+    const writes: Promise<void>[] = [];
     for (let at = s; at < e; at += frameEls) {
-      const head = Buffer.alloc(16);
-      head.writeUInt32LE(seq >>> 0, 0);
-      head.writeUInt32LE(step, 4);
-      head.writeDoubleLE(at, 8);
-      const view = new Uint8Array(buf.buffer, buf.byteOffset + at * buf.BYTES_PER_ELEMENT, Math.min(frameEls, e - at) * buf.BYTES_PER_ELEMENT);
-      // Sealed: the ciphertext is a new buffer. Plain: a copy, since a later step may overwrite the
-      // chunk before ZeroMQ has sent it.
-      await push.send(this.sealer ? this.sealer.seal(head, view) : [head, view.slice()]);
+      const bytes = Math.min(frameEls, e - at) * buf.BYTES_PER_ELEMENT;
+      const view = Buffer.from(buf.buffer, buf.byteOffset + at * buf.BYTES_PER_ELEMENT, bytes);
+      const head = Buffer.alloc(FRAME_HEAD_BYTES);
+      const counter = ++this.sendCounter;
+      writeFrameHead(head, { seq, step, at, bytes, counter });
+      let payload = view;
+      let sealBuf: Buffer | undefined;
+      if (this.sendKeys) {
+        sealBuf = await this.sealBuffer();
+        payload = sealBuf.subarray(0, bytes);
+        gcmSealInto(this.sendKeys.frames, frameIv(counter), head.subarray(0, FRAME_AAD_BYTES), view, payload, head.subarray(FRAME_AAD_BYTES));
+      }
+      out.cork();
+      out.write(head);
+      writes.push(
+        new Promise<void>((resolve, reject) => {
+          out.write(payload, (err) => {
+            if (sealBuf) this.giveBack(sealBuf);
+            if (err) reject(err);
+            else resolve();
+          });
+        }),
+      );
+      out.uncork();
+    }
+    await Promise.all(writes);
+  }
+
+  private async sealBuffer(): Promise<Buffer> {
+    for (;;) {
+      const b = this.sealBuffers.pop();
+      if (b) return b;
+      await new Promise<void>((resolve) => this.sealWaiters.push(resolve));
     }
   }
 
+  private giveBack(b: Buffer): void {
+    this.sealBuffers.push(b);
+    this.sealWaiters.shift()?.();
+  }
+
   /** The next frame of the previous peer, asking the coordinator about the group while none comes. */
-  private async receive(ctx: BarrierContext): Promise<RingFrame> {
+  private async receive(ctx: BarrierContext): Promise<ReceivedFrame> {
     let nextHealth = Date.now() + HEALTH_INTERVAL_MS;
     for (;;) {
-      let frames: Buffer[] | undefined;
+      let frame: ReceivedFrame | undefined;
       try {
-        frames = await this.pull.receive();
+        frame = this.reader.take();
       } catch (e) {
-        if ((e as { code?: string }).code !== 'EAGAIN') throw e;
+        throw await this.brokenStream(e as Error, ctx);
       }
-      if (frames) {
-        const frame = this.unpack(frames);
-        if (frame) return frame;
-      }
+      if (frame) return frame;
+      await this.reader.whenFrame(SLICE_MS);
       const now = Date.now();
       if (now > ctx.deadline) throw errorFromFailure(ctx.group, { kind: 'timeout', message: 'timed out', missing: [], timeoutMs: ctx.timeoutMs ?? 0 });
       if (now >= nextHealth) {
@@ -241,29 +336,28 @@ export class NodeRing {
     }
   }
 
-  /** A received message as a frame; undefined (dropped, counted, logged rarely) when sealing is on and it was not sealed by the previous peer. */
-  private unpack(frames: Buffer[]): RingFrame | undefined {
-    if (!this.opener) return frames.length === 2 ? { head: frames[0]!, body: frames[1]!, bytes: frames[1]!.byteLength } : this.drop(frames);
-    const m = this.opener.open(frames);
-    if (m?.envelope.byteLength !== 16 || !m.payload) return this.drop(frames);
-    return { head: m.envelope, sealed: m.payload, bytes: m.payload.length };
+  /**
+   * The error for a stream that broke: a peer that died closes its connection before the coordinator
+   * has noticed, so ask it for a while (the typed error names the rank); else the stream's own failure.
+   */
+  private async brokenStream(e: Error, ctx: BarrierContext): Promise<Error> {
+    const until = Math.min(ctx.deadline, Date.now() + BROKEN_STREAM_WAIT_MS);
+    for (;;) {
+      const f = await ctx.health();
+      if (f) return errorFromFailure(ctx.group, f);
+      if (Date.now() >= until) return new CollectiveUsageError(ctx.group, e.message);
+      await new Promise((r) => setTimeout(r, HEALTH_INTERVAL_MS));
+    }
   }
 
-  private drop(frames: Buffer[]): undefined {
-    this.dropped++;
-    this.dropLog.log(() =>
-      componentLogger('collective').warn(
-        { frames: frames.length },
-        'node ring: dropped a message that is not a frame of the previous peer (later ones are counted, not logged)',
-      ),
-    );
-    return undefined;
-  }
-
-  /** Close both sockets. */
+  /** Close the listener and both connections. */
   close(): void {
-    this.push?.close();
-    this.pull.close();
-    this.releaseZap?.();
+    this.closed = true;
+    this.server.close();
+    for (const p of this.pending) p.socket.destroy();
+    this.pending.clear();
+    this.out?.destroy();
+    this.inbound?.destroy();
+    this.reader.fail(new Error('node ring: closed'));
   }
 }

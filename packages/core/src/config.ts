@@ -278,7 +278,7 @@ export const CONFIG_VARIABLES = {
     setBy: 'user',
     readBy: ['ts'],
     parse: flag,
-    doc: "With CURVE on, pulled objects move between nodes on a second, plain socket per node in chunks sealed with AES-256-GCM (keys from the token and a per-session exchange over CURVE; docs/security.md) instead of through CURVE; a collective group's rings between nodes seal their frames the same way. `0`: chunks go over the CURVE link, the rings use CURVE sockets.",
+    doc: "With CURVE on, pulled objects move between nodes on a second, plain socket per node in chunks sealed with AES-256-GCM (keys from the token and a per-session exchange over CURVE; docs/security.md) instead of through CURVE. `0`: chunks go over the CURVE link. (A collective group's rings between nodes are sealed either way.)",
   }),
   dataPlanePort: variable('TSRAY_DATA_PLANE_PORT', {
     type: 'integer >= 0',

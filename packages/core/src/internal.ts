@@ -28,6 +28,7 @@ export {
 export { errorCodeOf } from './peer-memory.js';
 export { Outbox } from './outbox.js';
 export { Sealer, Opener, sealingKey, SEALED_HEADER_BYTES, DATA_PLANE_NONCE_BYTES, type OpenedMessage } from './node/sealed-frames.js';
+export { gcmOpenInto, gcmSealInto } from '@tsray/object-store';
 export { LogLimiter } from './log-limiter.js';
 export { UnregisteredPeers } from './unregistered-peers.js';
 export { routerSocketOptions } from './router-options.js';
