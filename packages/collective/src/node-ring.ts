@@ -215,9 +215,19 @@ export class NodeRing {
   /**
    * Allreduce `buf` in place with the ring's other peers: `me` is this rank's index of `peers`. `op` is a
    * sum for a mean (the caller divides). Fails with the typed error when the coordinator says a rank died
-   * or the deadline passes while waiting for a frame.
+   * or the deadline passes while waiting for a frame. `prepare(a, b)`, when given, fills elements [a, b)
+   * of `buf` just before the ring first reads them (each element once), so whatever computes this rank's
+   * input overlaps the ring's traffic.
    */
-  async allreduce(buf: NumericArray, dtype: Dtype, op: ReduceOp, me: number, peers: number, ctx: BarrierContext): Promise<void> {
+  async allreduce(
+    buf: NumericArray,
+    dtype: Dtype,
+    op: ReduceOp,
+    me: number,
+    peers: number,
+    ctx: BarrierContext,
+    prepare?: (a: number, b: number) => void,
+  ): Promise<void> {
     const seq = this.opSeq++;
     const bounds = chunkBounds(buf.length, peers);
     const el = buf.BYTES_PER_ELEMENT;
@@ -230,7 +240,9 @@ export class NodeRing {
       const [rs, re] = bounds[gather ? mod(me - s) : mod(me - s - 1)]!;
       // Every frame of a step is in the kernel's hands before the step ends: a later step may write
       // into the chunk this one sent (plain frames are written straight from it).
-      const sending = this.sendChunk(buf, ss, se, frameEls, seq, step);
+      // The reduce-scatter reads each chunk first where it is received, but for this rank's own chunk,
+      // which step 0 sends.
+      const sending = this.sendChunk(buf, ss, se, frameEls, seq, step, step === 0 ? prepare : undefined);
       sending.catch(() => {}); // awaited below; a failed receive abandons it
       // Receive (and reduce or copy) frame by frame while our frames go out.
       for (let at = rs; at < re; ) {
@@ -244,6 +256,7 @@ export class NodeRing {
             );
           }
           const dst = buf.subarray(at, at + count);
+          if (!gather) prepare?.(at, at + count);
           if (gather) this.open(frame, Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength), ctx);
           else reduceInto(dst, asArray(this.open(frame, frame.payload, ctx), dtype), op);
           at += count;
@@ -269,11 +282,21 @@ export class NodeRing {
     return dst;
   }
 
-  private async sendChunk(buf: NumericArray, s: number, e: number, frameEls: number, seq: number, step: number): Promise<void> {
+  private async sendChunk(
+    buf: NumericArray,
+    s: number,
+    e: number,
+    frameEls: number,
+    seq: number,
+    step: number,
+    prepare?: (a: number, b: number) => void,
+  ): Promise<void> {
     const out = this.out ?? (await new Promise<Socket>((resolve) => this.outWaiters.push(resolve)));
     const writes: Promise<void>[] = [];
     for (let at = s; at < e; at += frameEls) {
-      const bytes = Math.min(frameEls, e - at) * buf.BYTES_PER_ELEMENT;
+      const end = Math.min(e, at + frameEls);
+      prepare?.(at, end);
+      const bytes = (end - at) * buf.BYTES_PER_ELEMENT;
       const view = Buffer.from(buf.buffer, buf.byteOffset + at * buf.BYTES_PER_ELEMENT, bytes);
       const head = Buffer.alloc(FRAME_HEAD_BYTES);
       const counter = ++this.sendCounter;

@@ -57,8 +57,9 @@ const align64 = (n: number) => Math.ceil(n / 64) * 64;
  * lane l (the l-th rank of each node, `formRing` in group.ts) allreduces part l of that sum with lane l of
  * the other nodes over its ring (`node-ring.ts`), in place in the segment, and a last barrier releases
  * each node's ranks to copy the total out. When a node has exactly as many ranks as there are lanes, a
- * rank's part is the chunk it has just reduced, so it starts its ring at once (no barrier between the
- * local reduce and the ring: the lanes overlap each other's reduce with their ring traffic).
+ * rank's part is its own chunk of the local reduce, so it starts its ring at once (no barrier between the
+ * local reduce and the ring) and reduces the chunk frame by frame as the ring first needs it: the local
+ * reduce overlaps the ring's traffic.
  */
 export async function allreduceShm<A extends NumericArray>(
   st: ShmRank,
@@ -85,24 +86,28 @@ export async function allreduceShm<A extends NumericArray>(
     checkSignatures(st, seq, signature);
     // The segment may have been remapped by ensure() only before the barrier: views from here stay valid.
     const [s, e] = chunkBounds(n, local)[seg.rank]!;
-    if (e > s) {
-      const out = at(local).subarray(s, e);
+    // Reduce elements [a, b) of this rank's chunk over the node's inputs, into the result slot.
+    const localReduce = (a: number, b: number) =>
       reduceAll(
-        out,
-        Array.from({ length: local }, (_, j) => at(j).subarray(s, e)),
+        at(local).subarray(a, b),
+        Array.from({ length: local }, (_, j) => at(j).subarray(a, b)),
         localOp,
       );
-      if (op === 'mean' && !spans) finishMean(out, worldSize);
-    }
-    // Lanes whose part is this rank's own chunk skip the barrier before the ring (see above).
+    // A lane whose part is this rank's own chunk skips the barrier before the ring and reduces its chunk
+    // frame by frame as the ring first needs it, so the local reduce overlaps the ring's traffic.
     const ownPart = spans && st.ring?.lanes === local;
+    if (!ownPart && e > s) {
+      localReduce(s, e);
+      if (op === 'mean' && !spans) finishMean(at(local).subarray(s, e), worldSize);
+    }
     if (!ownPart) await seg.barrier(ctx);
     if (spans) {
       if (st.ring) {
         const { ring, index, count, lane, lanes } = st.ring;
         const [ls, le] = chunkBounds(n, lanes)[lane]!;
         const part = at(local).subarray(ls, le);
-        if (le > ls) await ring.allreduce(part, dtype, localOp, index, count, ctx);
+        const prepare = ownPart ? (a: number, b: number) => localReduce(ls + a, ls + b) : undefined;
+        if (le > ls) await ring.allreduce(part, dtype, localOp, index, count, ctx, prepare);
         if (op === 'mean') finishMean(part, worldSize);
       }
       await seg.barrier(ctx);
