@@ -109,6 +109,12 @@ export async function allreduceShm<A extends NumericArray>(
         const prepare = ownPart ? (a: number, b: number) => localReduce(ls + a, ls + b) : undefined;
         if (le > ls) await ring.allreduce(part, dtype, localOp, index, count, ctx, prepare);
         if (op === 'mean') finishMean(part, worldSize);
+        // This lane's part is final: copy it out while the other lanes finish, the rest after the barrier.
+        array.set(part, ls);
+        await seg.barrier(ctx);
+        array.set(at(local).subarray(0, ls), 0);
+        array.set(at(local).subarray(le), le);
+        return array;
       }
       await seg.barrier(ctx);
     }
