@@ -131,7 +131,9 @@ export class RingReader {
           this.spillRest(src, at, n);
           return false;
         }
-        if (this.current!.fields.bytes === 0) this.finishFrame();
+        // startFrame set `current`, unless the head broke the stream (TS cannot see the call's effect).
+        const started = this.current as { fields: FrameHead } | undefined;
+        if (started?.fields.bytes === 0) this.finishFrame();
         continue;
       }
       const cur = this.current;
@@ -144,7 +146,7 @@ export class RingReader {
     return true;
   }
 
-  /** The head is complete: check it and take a frame buffer; false when none is free. */
+  /** The head is complete: check it and take a frame buffer; false when none is free (true, and no frame, when the head breaks the stream). */
   private startFrame(): boolean {
     const h = this.head;
     if (h.readUInt32LE(28) !== MAGIC) return this.broken(new RingStreamError('node ring: the stream holds something that is not a frame'));
