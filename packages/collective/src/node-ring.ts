@@ -97,7 +97,7 @@ export class NodeRing {
   private opSeq = 0;
   /** The connection to the next peer (we send on it), once it said its hello. */
   private out: Socket | undefined;
-  private outWaiters: ((s: Socket) => void)[] = [];
+  private outWaiters: { resolve: (s: Socket) => void; reject: (e: Error) => void }[] = [];
   /** The connection to the previous peer (we read from it). */
   private inbound: Socket | undefined;
   private readonly reader = new RingReader(RING_FRAME_BYTES);
@@ -199,7 +199,7 @@ export class NodeRing {
     // Nothing more comes from the next peer on this connection: anything it sends is ignored.
     socket.on('data', () => {});
     this.out = socket;
-    for (const w of this.outWaiters.splice(0)) w(socket);
+    for (const w of this.outWaiters.splice(0)) w.resolve(socket);
   }
 
   private refuse(socket: Socket, p?: { socket: Socket; hello: Buffer }): void {
@@ -291,7 +291,7 @@ export class NodeRing {
     step: number,
     prepare?: (a: number, b: number) => void,
   ): Promise<void> {
-    const out = this.out ?? (await new Promise<Socket>((resolve) => this.outWaiters.push(resolve)));
+    const out = this.out ?? (await new Promise<Socket>((resolve, reject) => this.outWaiters.push({ resolve, reject })));
     const writes: Promise<void>[] = [];
     for (let at = s; at < e; at += frameEls) {
       const end = Math.min(e, at + frameEls);
@@ -381,6 +381,8 @@ export class NodeRing {
     this.pending.clear();
     this.out?.destroy();
     this.inbound?.destroy();
-    this.reader.fail(new Error('node ring: closed'));
+    const closed = new Error('node ring: closed');
+    this.reader.fail(closed);
+    for (const w of this.outWaiters.splice(0)) w.reject(closed);
   }
 }
