@@ -74,26 +74,31 @@ static napi_value boolean(napi_env env, int ok) {
   return result;
 }
 
+/* gcmOpen and gcmSeal take the same six Buffers, in the order of their JS signatures (the tag before the
+ * data for an open, after it for a seal): parse and check them, then run one pass. */
+static napi_value gcm_call(napi_env env, napi_callback_info info, int enc) {
+  const char* what = enc ? "gcmSeal" : "gcmOpen";
+  const int TAG = enc ? 5 : 3, SRC = enc ? 3 : 4, DST = enc ? 4 : 5;
+  uint8_t* b[6];
+  size_t n[6];
+  if (!six_buffers(env, info, enc ? "gcmSeal(key, iv, aad, src, dst, tag) takes six Buffers" : "gcmOpen(key, iv, aad, tag, src, dst) takes six Buffers", b, n))
+    return NULL;
+  if (!sizes_ok(env, what, n[0], n[1], n[2], n[TAG], n[SRC], n[DST])) return NULL;
+  return boolean(env, gcm_run(enc, b[0], b[1], b[2], n[2], b[SRC], n[SRC], b[DST], b[TAG]));
+}
+
 /* gcmOpen(key: Buffer(32), iv: Buffer(12), aad: Buffer, tag: Buffer(16), src: Buffer, dst: Buffer): boolean
  * Decrypts src into dst (dst.length >= src.length) and returns whether the tag matched. On false, dst
  * holds unauthenticated bytes: the caller must not use them. */
 static napi_value GcmOpen(napi_env env, napi_callback_info info) {
-  uint8_t* b[6];
-  size_t n[6];
-  if (!six_buffers(env, info, "gcmOpen(key, iv, aad, tag, src, dst) takes six Buffers", b, n)) return NULL;
-  if (!sizes_ok(env, "gcmOpen", n[0], n[1], n[2], n[3], n[4], n[5])) return NULL;
-  return boolean(env, gcm_run(0, b[0], b[1], b[2], n[2], b[4], n[4], b[5], b[3]));
+  return gcm_call(env, info, 0);
 }
 
 /* gcmSeal(key: Buffer(32), iv: Buffer(12), aad: Buffer, src: Buffer, dst: Buffer, tag: Buffer(16)): boolean
  * Encrypts src into dst (dst.length >= src.length; dst may be src itself) and writes the tag. Returns
  * false only when OpenSSL fails (then dst and tag hold garbage). */
 static napi_value GcmSeal(napi_env env, napi_callback_info info) {
-  uint8_t* b[6];
-  size_t n[6];
-  if (!six_buffers(env, info, "gcmSeal(key, iv, aad, src, dst, tag) takes six Buffers", b, n)) return NULL;
-  if (!sizes_ok(env, "gcmSeal", n[0], n[1], n[2], n[5], n[3], n[4])) return NULL;
-  return boolean(env, gcm_run(1, b[0], b[1], b[2], n[2], b[3], n[3], b[4], b[5]));
+  return gcm_call(env, info, 1);
 }
 
 void aead_init(napi_env env, napi_value exports) {
