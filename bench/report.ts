@@ -58,6 +58,7 @@ const GOALS: Record<string, Goal> = {
   object_transfer_gigabytes: { kind: 'bandwidth', ofMemcpy: 0.8, ref: 'zmq_push_pull_gigabytes' },
   zmq_push_pull_gigabytes: { kind: 'reference' },
   zmq_sealed_push_pull_gigabytes: { kind: 'reference' },
+  zmq_curve_push_pull_gigabytes: { kind: 'reference' },
 };
 
 function defaultGoal(metric: string, unit: string): Goal {

@@ -51,7 +51,7 @@ RUN_RAY=0; RUN_TS=0
 [[ "${ONLY}" != ray ]] && RUN_TS=1
 
 if [[ ${SUITE} == cluster && -n "${METRICS}" && ",${METRICS}," == *,object_transfer_gigabytes,* && ",${METRICS}," != *,zmq_push_pull_gigabytes,* ]]; then
-  METRICS="${METRICS},zmq_push_pull_gigabytes,zmq_sealed_push_pull_gigabytes"  # the transfer's baselines
+  METRICS="${METRICS},zmq_push_pull_gigabytes,zmq_sealed_push_pull_gigabytes,zmq_curve_push_pull_gigabytes"  # the transfer's baselines
 elif [[ ${SUITE} == core && -n "${METRICS}" && ",${METRICS}," == *_gigabytes,* ]]; then
   for ref in memcpy_gigabytes memcpy_zeros_gigabytes; do
     [[ ",${METRICS}," == *",${ref},"* ]] || METRICS="${METRICS},${ref}"

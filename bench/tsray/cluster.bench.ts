@@ -149,7 +149,7 @@ registry.metric(
   'object_transfer_gigabytes',
   {
     unit: 'GB/s',
-    note: `a 256 MiB object put by the driver on node A, read by a task on node B (the node managers move it over tcp loopback in 8 MiB chunks); per round: put, wait until sealed (untimed), then get(consume.remote(ref)) timed, ref released; ${TRANSFER_ROUNDS} rounds after one untimed round whose content is checked with sha256 on B; GB = 1e9 bytes; includes one task round trip`,
+    note: `a 256 MiB object put by the driver on node A, read by a task on node B (node B's manager pulls it from node A's over their data plane, a TCP connection on loopback: plain, as both ends are on one host; TSRAY_SEAL_LOOPBACK=1 seals it, as between hosts; 8 MiB chunks); per round: put, wait until sealed (untimed), then get(consume.remote(ref)) timed, ref released; ${TRANSFER_ROUNDS} rounds after one untimed round whose content is checked with sha256 on B; GB = 1e9 bytes; includes one task round trip`,
   },
   async () => {
     const big = pattern(TRANSFER_BYTES);
@@ -178,15 +178,16 @@ registry.metric(
 /**
  * A raw ZeroMQ baseline of the transfer: the same 256 MiB from a PUSH socket here to a PULL socket in a
  * second process (bench/tsray/zmq-sink.mjs) in 8 MiB frames, timed until the sink acknowledges the last
- * byte. `sealed`: plain sockets, each frame AES-256-GCM sealed here and opened there into one buffer (the
- * data plane's work without tsray); else CURVE unless TSRAY_TRANSPORT_CURVE=0 (the control link's).
+ * byte. `plain`: the raw link; `sealed`: plain sockets, each frame AES-256-GCM sealed here and opened there
+ * into one buffer (the data plane's work between hosts, without tsray); `curve`: a CURVE socket (the
+ * control link's).
  */
-async function zmqBaseline(sealed: boolean): Promise<TimeitResult> {
+async function zmqBaseline(mode: 'plain' | 'sealed' | 'curve'): Promise<TimeitResult> {
   const zmq = await import('zeromq');
   const big = pattern(TRANSFER_BYTES);
   const sink = startHelper<{ pull: string; ack: string; serverKey?: string; key?: string }>(
     new URL('./zmq-sink.mjs', import.meta.url),
-    sealed ? ['--sealed'] : [],
+    mode === 'plain' ? [] : [`--${mode}`],
   );
   const ack = new zmq.Pull();
   let push: InstanceType<typeof zmq.Push> | undefined;
@@ -236,9 +237,9 @@ registry.metric(
   {
     unit: 'GB/s',
     session: 'local',
-    note: `baseline: the same 256 MiB buffer sent by a zeromq 6 PUSH socket in this process to a PULL socket in a second process (bench/tsray/zmq-sink.mjs) over tcp loopback, in 8 MiB frames (CURVE-encrypted unless TSRAY_TRANSPORT_CURVE=0, as tsray's control links); timed until the sink acknowledges the round's last byte; ${TRANSFER_ROUNDS} rounds after one untimed round`,
+    note: `baseline: the same 256 MiB buffer sent by a zeromq 6 PUSH socket in this process to a PULL socket in a second process (bench/tsray/zmq-sink.mjs) over tcp loopback, in 8 MiB frames, plain (the raw link; tsray's data plane between two nodes on one host's loopback is plain too); timed until the sink acknowledges the round's last byte; ${TRANSFER_ROUNDS} rounds after one untimed round`,
   },
-  () => zmqBaseline(false),
+  () => zmqBaseline('plain'),
 );
 
 registry.metric(
@@ -246,9 +247,19 @@ registry.metric(
   {
     unit: 'GB/s',
     session: 'local',
-    note: `baseline of the bulk data plane: as zmq_push_pull_gigabytes on plain sockets, each 8 MiB frame AES-256-GCM sealed by the sender (node:crypto) and opened by the sink straight into one buffer (gcmOpenInto), as tsray's data plane does without the rest of tsray`,
+    note: `baseline of the data plane between hosts: as zmq_push_pull_gigabytes, each 8 MiB frame AES-256-GCM sealed by the sender (node:crypto) and opened by the sink straight into one buffer (gcmOpenInto), as tsray's data plane does across a network (or with TSRAY_SEAL_LOOPBACK=1) without the rest of tsray`,
   },
-  () => zmqBaseline(true),
+  () => zmqBaseline('sealed'),
+);
+
+registry.metric(
+  'zmq_curve_push_pull_gigabytes',
+  {
+    unit: 'GB/s',
+    session: 'local',
+    note: `reference: as zmq_push_pull_gigabytes on a CURVE-encrypted socket, as tsray's control links (what a transfer would get through them)`,
+  },
+  () => zmqBaseline('curve'),
 );
 
 if (isMain(import.meta)) {

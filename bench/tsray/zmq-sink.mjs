@@ -3,23 +3,23 @@
  * node manager is): binds a PULL socket on tcp loopback and a PUSH socket back to the sender, prints
  * `{"pull":"tcp://…","ack":"tcp://…"}` on stdout, then for every round counts the bytes of the frames
  * it receives and, on an empty frame (end of round), sends back the byte count as ASCII.
- * Exits when stdin closes. With CURVE on (TSRAY_TRANSPORT_CURVE unset or 1, as tsray's tcp sockets) the
- * PULL socket is a CURVE server with a fresh keypair whose public key it prints too (`"serverKey"`), so
- * the baseline pays what tsray's transfers pay.
+ * Exits when stdin closes. Plain by default (the raw link: tsray's data plane between two nodes on one
+ * host's loopback is plain too). `--curve`: the PULL socket is a CURVE server with a fresh keypair whose
+ * public key it prints too (`"serverKey"`): what tsray's control links pay.
  *
  * `--sealed`: the other baseline, what tsray's bulk data plane does with ZeroMQ alone: a plain PULL socket,
  * each frame AES-256-GCM sealed by the sender (`[iv ‖ tag][ciphertext]`, a key this process makes and
  * prints as `"key"`) and opened here straight into one preallocated buffer (`gcmOpenInto`, as a node
  * opens a chunk into its arena).
  *
- * Usage: node bench/tsray/zmq-sink.mjs [--sealed]
+ * Usage: node bench/tsray/zmq-sink.mjs [--sealed | --curve]
  */
 import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { gcmOpenInto } from '@tsray/object-store';
 
 const sealed = process.argv.includes('--sealed');
-const curve = !sealed && !['0', 'false'].includes((process.env.TSRAY_TRANSPORT_CURVE ?? '').trim().toLowerCase());
+const curve = process.argv.includes('--curve');
 const keys = curve ? zmq.curveKeyPair() : undefined;
 const key = sealed ? randomBytes(32) : undefined;
 const pull = new zmq.Pull(keys ? { curveServer: true, curveSecretKey: keys.secretKey } : {});

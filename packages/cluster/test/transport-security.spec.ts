@@ -86,9 +86,11 @@ describe('tcp transport: CURVE encryption, bound proofs, keyless peers refused',
         expect([sum, len]).toEqual([createHash('sha256').update(b).digest('hex'), b.length]);
       }
       const back = await get(makeBlob.options({ resources: { ns_a: 1 } }).remote(2)); // node A -> head
-      // The chunked objects were pulled over the sealed data plane (not the CURVE link), so the capture covers it.
-      const dataPlaneChunks = (await listTransferStats()).reduce((n, s) => n + s.pulls.dataPlaneChunksIn, 0);
-      expect(dataPlaneChunks).toBeGreaterThan(0);
+      // The chunked objects were pulled over the data plane (not the CURVE link), so the capture covers it.
+      const stats = await listTransferStats();
+      expect(stats.reduce((n, s) => n + s.pulls.dataPlaneChunksIn, 0)).toBeGreaterThan(0);
+      // Across the veth the sessions seal their chunks (only a loopback session may stay plain).
+      expect(stats.reduce((n, s) => n + s.pulls.dataPlaneSealedPeers, 0)).toBeGreaterThan(0);
       cap.kill('SIGTERM');
       expect(await capExit).toBe(0);
       const wire = readFileSync(file);

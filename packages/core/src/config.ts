@@ -278,7 +278,15 @@ export const CONFIG_VARIABLES = {
     setBy: 'user',
     readBy: ['ts'],
     parse: flag,
-    doc: "With CURVE on, pulled objects move between nodes on a second, plain socket per node in chunks sealed with AES-256-GCM (keys from the token and a per-session exchange over CURVE; docs/security.md) instead of through CURVE. `0`: chunks go over the CURVE link. (A collective group's rings between nodes are sealed either way.)",
+    doc: "Pulled objects move between nodes on a second socket per node (a plain TCP connection per pair of nodes; with CURVE on, chunks sealed with AES-256-GCM under keys from the token and a per-session exchange over CURVE, unless both nodes are on one host's loopback: `TSRAY_SEAL_LOOPBACK`; docs/security.md). `0`: chunks go over the control link (CURVE).",
+  }),
+  sealLoopback: variable('TSRAY_SEAL_LOOPBACK', {
+    type: '1 | 0',
+    default: false,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: flag,
+    doc: "With CURVE on, also seal the bulk data plane's chunks between nodes whose connection is on one host's loopback (127.0.0.0/8, ::1). Off by default: those bytes never reach a wire and no other user can read loopback traffic without root, and the connection is still authenticated (docs/security.md, *Bulk data plane*).",
   }),
   dataPlanePort: variable('TSRAY_DATA_PLANE_PORT', {
     type: 'integer >= 0',

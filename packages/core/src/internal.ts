@@ -27,7 +27,7 @@ export {
 } from './config.js';
 export { errorCodeOf } from './peer-memory.js';
 export { Outbox } from './outbox.js';
-export { Sealer, Opener, sealingKey, SEALED_HEADER_BYTES, DATA_PLANE_NONCE_BYTES, type OpenedMessage } from './node/sealed-frames.js';
+export { sealingKey, sessionSealed, DATA_PLANE_NONCE_BYTES } from './node/data-plane-frames.js';
 export { gcmOpenInto, gcmSealInto } from '@tsray/object-store';
 export { LogLimiter } from './log-limiter.js';
 export { UnregisteredPeers } from './unregistered-peers.js';

@@ -205,7 +205,8 @@ export interface TransferStatsEntry {
   received: Record<string, number>;
   /**
    * Pulls of this node: bytes in flight now and their high-water mark, the bound, counts; chunks that
-   * came on the sealed data plane, and the holders it has a ready data-plane session with.
+   * came on the data plane, the holders it has a ready data-plane session with, and how many of those
+   * sessions seal their chunks (the others are on one host's loopback: `TSRAY_SEAL_LOOPBACK`).
    */
   pulls: {
     bytesInFlight: number;
@@ -217,10 +218,11 @@ export interface TransferStatsEntry {
     active: number;
     dataPlaneChunksIn: number;
     dataPlanePeers: number;
+    dataPlaneSealedPeers: number;
   };
   /**
-   * Chunks this node served to pulling nodes (all, and those on the sealed data plane), messages its
-   * data socket dropped (unsealed, unknown session, replayed), and its data-plane sessions.
+   * Chunks this node served to pulling nodes (all, and those on the data plane), connections its data
+   * port closed (no valid hello, a frame that does not open), and its data-plane sessions.
    */
   served: { chunksServed: number; pausedRequests: number; dataPlaneChunks: number; dataPlaneDropped: number; dataPlaneSessions: number };
   /** Objects this node knows only by their holders on other nodes (it pulls them when needed). */

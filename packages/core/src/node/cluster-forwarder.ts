@@ -73,7 +73,7 @@ export interface ClusterForwarderHost {
   /** The scheduler's view of every node (this one included), shared with the node's scheduling. */
   readonly cluster: ClusterView;
   readonly objects: Pick<ObjectTable, 'get' | 'seal' | 'locate' | 'unlocate' | 'whenReady' | 'onNeed' | 'onFreed' | 'decRef'>;
-  readonly store: Pick<NodeStore, 'bytes' | 'allocate' | 'release'> & { readonly arena: Pick<Arena, 'view'> };
+  readonly store: Pick<NodeStore, 'bytes' | 'allocate' | 'release'> & { readonly arena: Pick<Arena, 'view' | 'prefault'> };
   /** The pool of the node's own resources (an actor created elsewhere holds nothing here). */
   readonly nodePool: Pool;
   /** Objects in and out: pushes to peers, chunk reassembly. */

@@ -1,21 +1,31 @@
 /**
  * The puller's side of the bulk data plane (data-plane-server.ts has the holder's side and the why):
- * per holder node, a session opened over the CURVE control link, then a plain DEALER to the holder's
- * data socket on which pull requests go out and chunks come back, every message sealed
- * (sealed-frames.ts). Until the holder answered a sealed check on that socket, and for good once the
- * session failed (no answer in time, a message that does not open, the socket ended), requests to it
+ * per holder node, a session opened over the CURVE control link, then one TCP connection to the holder's
+ * data port on which pull requests go out and chunks come back (data-plane-frames.ts), each chunk read
+ * by the kernel straight into its place in the arena (data-plane-stream.ts) and, on a sealed session,
+ * opened there. Until the holder proved the session's key on that connection, and for good once the
+ * session failed (no answer in time, a frame that does not open, the connection ended), requests to it
  * go over the control link as before: the data plane only ever makes a pull faster, never stops it.
  * @internal
  */
 import { randomBytes } from 'node:crypto';
-import { setImmediate as nextTurn } from 'node:timers/promises';
-import * as zmq from 'zeromq';
-import { decodeMessage, encodeMessage, tsray, type EnvelopeBody } from '@tsray/protocol';
+import { connect, type Socket } from 'node:net';
+import { decodeMessage, encodeMessage, type tsray, type EnvelopeBody } from '@tsray/protocol';
 import { config } from '../config.js';
-import { curveApplies } from '../curve.js';
 import { logger } from '../logger.js';
-import { Outbox } from '../outbox.js';
-import { DATA_PLANE_NONCE_BYTES, Opener, Sealer, dataPlaneKeys, type SealedPayload } from './sealed-frames.js';
+import {
+  DATA_PLANE_NONCE_BYTES,
+  FrameOpener,
+  FrameStreamError,
+  FrameWriter,
+  SERVER_HELLO_BYTES,
+  dataPlaneKeys,
+  helloProof,
+  proofMatches,
+  sessionSealed,
+  type FrameHead,
+} from './data-plane-frames.js';
+import { FrameStreamReader } from './data-plane-stream.js';
 
 /** What the data-plane client needs from its node. */
 export interface DataPlaneClientHost {
@@ -23,24 +33,34 @@ export interface DataPlaneClientHost {
   readonly nodeId: string;
   /** Send to node `nodeId` over the control link; false when it cannot be reached. */
   sendControl(nodeId: string, body: EnvelopeBody): boolean;
-  /** tcp://host:port of node `nodeId`'s control socket (its data socket is on the same host). */
+  /** tcp://host:port of node `nodeId`'s control socket (its data port is on the same host). */
   addressOf(nodeId: string): string | undefined;
-  /** A chunk from `nodeId` whose envelope opened; its bytes still sealed, to open into their place. */
-  onChunk(nodeId: string, c: tsray.v1.IObjectChunk, payload: SealedPayload): void;
+  /**
+   * Where chunk `c` from `nodeId`, of `length` bytes, goes (a view of the arena or a heap buffer of
+   * exactly that length), or undefined when it is not wanted (it is read and dropped).
+   */
+  chunkTarget(nodeId: string, c: tsray.v1.IObjectChunk, length: number): Buffer | undefined;
+  /** Chunk `c` is in the buffer `chunkTarget` gave; `ok`: it opened (sealed) or its check matched (plain). */
+  chunkLanded(nodeId: string, c: tsray.v1.IObjectChunk, ok: boolean): void;
   /** `nodeId` has no copy of an object asked of it. */
   onPullFailed(nodeId: string, f: tsray.v1.IPullFailed): void;
   /** The data plane to `nodeId` broke after requests went on it: ask them again (over the control link). */
   lost(nodeId: string): void;
+  /** Whether a plain chunk's bytes match its check (crc windows; sealed chunks are proven by their tag). */
+  checks(c: tsray.v1.IObjectChunk, bytes: Buffer): boolean;
 }
 
 /** One holder's session. */
 interface Channel {
   state: 'opening' | 'checking' | 'ready' | 'off';
   readonly nonce: Buffer;
-  socket?: zmq.Dealer;
-  outbox?: Outbox;
-  sealer?: Sealer;
-  opener?: Opener;
+  socket?: Socket;
+  /** Whether its frames are sealed (known once connected). */
+  sealed?: boolean;
+  writer?: FrameWriter;
+  opener?: FrameOpener;
+  /** The chunk whose payload is being read into its target now, if any. */
+  landing?: { objectId: string; chunk: tsray.v1.IObjectChunk };
   /** Requests sent on the data plane since it became ready (a break must re-ask them). */
   used: boolean;
   /** Requests made while the session opens: sent on it once ready, on the control link if it fails. */
@@ -55,15 +75,16 @@ export class DataPlaneClient {
 
   constructor(
     private readonly host: DataPlaneClientHost,
-    /** Off: every request goes on the control link (CURVE off, so that link is as fast; or `TSRAY_DATA_PLANE=0`). */
-    private readonly enabled = config().dataPlane && curveApplies('tcp://'),
+    /** Off (`TSRAY_DATA_PLANE=0`): every request goes on the control link. */
+    private readonly enabled = config().dataPlane,
     /** Requests wait this long for a new session (then go on the control link). */
     private readonly openTimeoutMs = Math.min(config().peerConnectTimeoutMs, 5000),
   ) {}
 
-  /** Chunks received on the data plane, and holders it is ready with (node transfer stats). */
-  stats(): { dataPlaneChunksIn: number; dataPlanePeers: number } {
-    return { dataPlaneChunksIn: this.received, dataPlanePeers: [...this.channels.values()].filter((c) => c.state === 'ready').length };
+  /** Chunks received on the data plane, holders it is ready with, and how many of those sessions are sealed (node transfer stats). */
+  stats(): { dataPlaneChunksIn: number; dataPlanePeers: number; dataPlaneSealedPeers: number } {
+    const ready = [...this.channels.values()].filter((c) => c.state === 'ready');
+    return { dataPlaneChunksIn: this.received, dataPlanePeers: ready.length, dataPlaneSealedPeers: ready.filter((c) => c.sealed).length };
   }
 
   /**
@@ -81,14 +102,14 @@ export class DataPlaneClient {
       return true;
     }
     c.used = true;
-    c.outbox!.send(c.sealer!.seal(encodeMessage(body)[0]!));
+    c.socket!.write(c.writer!.frame(encodeMessage(body)[0]!).head);
     return true;
   }
 
-  /** The holder's answer to DataPlaneOpen (over the control link): connect and check the session. */
+  /** The holder's answer to DataPlaneOpen (over the control link): connect and prove the session's key. */
   onOpened(nodeId: string, m: tsray.v1.IDataPlaneOpened): void {
     const c = this.channels.get(nodeId);
-    if (!c || c.state !== 'opening') return;
+    if (c?.state !== 'opening') return;
     const address = this.host.addressOf(nodeId);
     const at = address?.lastIndexOf(':') ?? -1;
     if (m.error || !m.session || !m.port || !m.nonce || at < 0) {
@@ -96,15 +117,46 @@ export class DataPlaneClient {
       return;
     }
     const keys = dataPlaneKeys(this.host.token, c.nonce, m.nonce, this.host.nodeId, nodeId);
-    c.sealer = new Sealer(keys.toServer, m.session);
-    c.opener = new Opener(keys.toClient, m.session);
-    // A chunk plus its envelope and header; anything larger is not a chunk.
-    c.socket = new zmq.Dealer({ linger: 0, maxMessageSize: config().transferChunkBytes + 1024 * 1024, receiveHighWaterMark: 0 });
-    c.socket.connect(`${address!.slice(0, at)}:${m.port}`);
-    c.outbox = new Outbox(c.socket);
+    const session = m.session;
+    const host = address!.slice(address!.indexOf('://') + 3, at).replace(/^\[|\]$/g, '');
+    const reader = new FrameStreamReader(
+      () => c.opener!,
+      {
+        hello: (bytes) => {
+          if (!proofMatches(bytes, helloProof(keys, 'server', session, c.sealed!))) throw new FrameStreamError('the holder did not prove the session’s key');
+          this.ready(nodeId, c);
+        },
+        envelope: (h, envelope) => this.onFrame(nodeId, c, h, envelope),
+        payload: (_h, dst) => this.onPayload(nodeId, c, _h, dst),
+        broken: (err) => this.off(nodeId, c, err.message),
+      },
+      SERVER_HELLO_BYTES,
+      () => c.socket?.destroy(),
+    );
     c.state = 'checking';
-    c.outbox.send(c.sealer.seal(encodeMessage({ dataPlaneOpen: {} })[0]!));
-    void this.loop(nodeId, c, c.socket);
+    const socket = connect({ host, port: m.port, noDelay: true, onread: reader.onread });
+    c.socket = socket;
+    socket.once('connect', () => {
+      const sealed = sessionSealed(socket.localAddress, socket.remoteAddress);
+      c.sealed = sealed;
+      const key = sealed ? keys : undefined;
+      c.writer = new FrameWriter(key?.toServer);
+      c.opener = new FrameOpener(key?.toClient, config().transferChunkBytes);
+      const hello = Buffer.alloc(4);
+      hello.writeUInt32BE(session, 0);
+      socket.write(Buffer.concat([hello, helloProof(keys, 'client', session, sealed)]));
+    });
+    socket.on('error', (err) => this.off(nodeId, c, `its data connection failed (${err.message})`));
+    socket.on('close', () => this.off(nodeId, c, 'its data connection closed'));
+  }
+
+  /**
+   * The holder gave up on pull `objectId` from `nodeId`: a chunk of it being read now would land in
+   * memory the pull may free, so that connection closes (its other requests go on the control link).
+   */
+  abandon(nodeId: string, objectId: string): void {
+    const c = this.channels.get(nodeId);
+    if (c?.landing?.objectId === objectId) this.off(nodeId, c, 'a pull from it was given up while its chunk was arriving');
   }
 
   /** Node `nodeId` died: its session goes. */
@@ -134,49 +186,45 @@ export class DataPlaneClient {
     return c;
   }
 
-  private async loop(nodeId: string, c: Channel, socket: zmq.Dealer): Promise<void> {
-    try {
-      for await (const frames of socket) {
-        if (c.state === 'off') return;
-        this.onMessage(nodeId, c, frames);
-        // Opening a chunk is milliseconds of CPU on this thread: let timers and other sockets (the GCS's
-        // heartbeats) have a turn between chunks, or a long pull would starve them.
-        await nextTurn();
-      }
-    } catch (err) {
-      if (c.state !== 'off') this.off(nodeId, c, `its data socket ended (${(err as Error).message})`);
-    }
+  private ready(nodeId: string, c: Channel): void {
+    if (c.state !== 'checking') return;
+    c.state = 'ready';
+    clearTimeout(c.timer);
+    logger().debug({ peer: nodeId, sealed: c.sealed, waiting: c.waiting.length }, 'data plane ready');
+    for (const body of c.waiting.splice(0)) this.send(nodeId, body);
   }
 
-  private onMessage(nodeId: string, c: Channel, frames: Buffer[]): void {
-    const m = c.opener!.open(frames);
-    let env: tsray.v1.Envelope | undefined;
+  /** A frame's envelope from the holder: where a chunk's payload goes, or undefined (not wanted, or no payload). */
+  private onFrame(nodeId: string, c: Channel, h: FrameHead, bytes: Buffer): Buffer | undefined {
+    let env: tsray.v1.Envelope;
     try {
-      env = m ? decodeMessage([m.envelope]).envelope : undefined;
-    } catch {
-      env = undefined;
-    }
-    if (!m || !env || (env.objectChunk && !m.payload)) {
-      this.off(nodeId, c, 'a message on its data socket did not open (altered, replayed or not from it)');
-      return;
+      env = decodeMessage([bytes]).envelope;
+    } catch (err) {
+      throw new FrameStreamError(`a frame from the holder does not decode (${(err as Error).message})`);
     }
     if (env.objectChunk) {
-      this.received++;
-      this.host.onChunk(nodeId, env.objectChunk, m.payload!);
-    } else if (env.pullFailed) {
-      this.host.onPullFailed(nodeId, env.pullFailed);
-    } else if (env.dataPlaneOpened && c.state === 'checking') {
-      c.state = 'ready';
-      clearTimeout(c.timer);
-      logger().debug({ peer: nodeId, waiting: c.waiting.length }, 'data plane ready');
-      for (const body of c.waiting.splice(0)) this.send(nodeId, body);
+      const dst = h.payloadBytes > 0 ? this.host.chunkTarget(nodeId, env.objectChunk, h.payloadBytes) : undefined;
+      if (dst) c.landing = { objectId: env.objectChunk.objectId ?? '', chunk: env.objectChunk };
+      return dst;
     }
+    if (env.pullFailed) this.host.onPullFailed(nodeId, env.pullFailed);
+    else throw new FrameStreamError(`unexpected ${env.body ?? 'message'} from the holder`);
+    return undefined;
+  }
+
+  /** A chunk's payload is in its place: open it there (sealed) or check it (plain), and hand it over. */
+  private onPayload(nodeId: string, c: Channel, h: FrameHead, dst: Buffer): void {
+    const landing = c.landing!;
+    c.landing = undefined;
+    this.received++;
+    const ok = h.sealed ? c.opener!.payloadInPlace(h, dst) : this.host.checks(landing.chunk, dst);
+    this.host.chunkLanded(nodeId, landing.chunk, ok);
   }
 
   /** Stop using the data plane to `nodeId` (logged once); requests waiting go on the control link, those sent on it are asked again. */
   private off(nodeId: string, c: Channel, why: string): void {
+    if (c.state === 'off') return;
     const wasUsed = c.used;
-    c.state = 'off';
     this.closeChannel(c);
     logger().warn({ peer: nodeId, why }, 'data plane to a node is off; pulls from it use the control link (CURVE)');
     for (const body of c.waiting.splice(0)) this.host.sendControl(nodeId, body);
@@ -185,8 +233,8 @@ export class DataPlaneClient {
 
   private closeChannel(c: Channel): void {
     c.state = 'off';
+    c.landing = undefined;
     clearTimeout(c.timer);
-    c.outbox?.close();
-    c.socket?.close();
+    c.socket?.destroy();
   }
 }

@@ -16,7 +16,7 @@ import { DataPlaneClient } from './data-plane-client.js';
 import { ObjectPuller, type PullHeader, type PullStats } from './object-puller.js';
 import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
 import { PeerTraffic } from './peer-traffic.js';
-import { errorObject } from './node-support.js';
+import { chunkCheck, errorObject } from './node-support.js';
 
 /** What the directory needs from its node. */
 export interface ObjectDirectoryHost {
@@ -76,10 +76,12 @@ export class ObjectDirectory {
       nodeId: host.nodeId,
       sendControl: (n, body) => host.sendTo(n, body),
       addressOf: (n) => host.addressOf(n),
-      onChunk: (n, c, payload) => {
-        this.traffic.add(n, 'in', payload.length);
-        this.puller.onSealedChunk(n, c, payload);
+      chunkTarget: (n, c, length) => {
+        this.traffic.add(n, 'in', length);
+        return this.puller.target(n, c, length);
       },
+      chunkLanded: (n, c, ok) => this.puller.landed(n, c, ok),
+      checks: (c, bytes) => chunkCheck(bytes) === (c.crc32 ?? 0) >>> 0,
       onPullFailed: (n, f) => this.puller.onFailed(n, f.objectId ?? '', f.reason ?? ''),
       lost: (n) => this.puller.retryFrom(n),
     });
@@ -87,6 +89,7 @@ export class ObjectDirectory {
       store: host.puller,
       sendTo: (n, body) => this.dataPlane.send(n, body) || host.sendTo(n, body),
       isAlive: (n) => host.isAlive(n),
+      abandon: (n, id) => this.dataPlane.abandon(n, id),
       // from '' = no holder was left for the pull.
       done: (id, data, from) => (from === '' ? this.pullLost(id, data) : this.pulled(id, data, from)),
     });

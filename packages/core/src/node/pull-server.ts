@@ -26,11 +26,15 @@ export interface PullServerHost {
   readonly dataPlane: Omit<DataPlaneServerHost, 'serve'>;
 }
 
+/** Objects whose whole view is kept between the chunks of their pulls. */
+const VIEWS_KEPT = 4;
+
 /** Answers PullObject requests from peer nodes. */
 export class PullServer {
   private served = 0;
   private held = 0;
-  private spilled: { id: string; bytes: Buffer } | undefined;
+  /** Whole-object views of the objects being served, oldest first (see `bytes`). */
+  private readonly views = new Map<string, Buffer>();
   /** The sealed data plane this node serves pulls on too. */
   private readonly dataPlane: DataPlaneServer;
 
@@ -86,14 +90,20 @@ export class PullServer {
   }
 
   /**
-   * The range's bytes: a pinned arena view, a slice of inline data, or read from the spill file (read
-   * once per pull, not once per chunk: the last spilled object read is kept until its last chunk went).
+   * The range's bytes: a slice of a pinned view of the whole object (one view per object being served,
+   * not per chunk: V8 counts every new external buffer as allocated memory and collects garbage for it),
+   * of inline data, or of the spill file (read once per pull, not once per chunk). The last
+   * {@link VIEWS_KEPT} objects' views are kept; an object's goes once its last chunk went (the pin then
+   * ends when the slices still being written are collected).
    */
   private bytes(id: string, d: StoredObject, off: number, end: number): Buffer {
-    if (d.inline || d.shm) return this.host.transfer.sendView(id, d, off, end);
-    if (this.spilled?.id !== id) this.spilled = { id, bytes: this.host.store.bytes(d) };
-    const out = this.spilled.bytes.subarray(off, end);
-    if (end >= d.size) this.spilled = undefined;
-    return out;
+    let whole = this.views.get(id);
+    if (!whole) {
+      whole = d.inline || d.shm ? this.host.transfer.sendView(id, d) : this.host.store.bytes(d);
+      this.views.set(id, whole);
+      if (this.views.size > VIEWS_KEPT) this.views.delete(this.views.keys().next().value!);
+    }
+    if (end >= d.size) this.views.delete(id);
+    return whole.subarray(off, end);
   }
 }

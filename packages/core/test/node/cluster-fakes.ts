@@ -18,14 +18,16 @@ export class FakeStore implements TransferStore {
   readonly bytesOf: Buffer;
   private next = 0;
   readonly released: StoredObject[] = [];
-  readonly arena: TransferStore['arena'];
+  readonly arena: TransferStore['arena'] & { prefault(offset: number, length: number): Promise<void> };
 
   constructor(capacity: number) {
     const mem = (this.bytesOf = Buffer.alloc(capacity));
     this.arena = {
       view: (offset: number, length: number) => mem.subarray(offset, offset + length),
       write: (offset: number, bytes: Uint8Array) => void mem.set(bytes, offset),
-    } as TransferStore['arena'];
+      // Heap memory is faulted in already.
+      prefault: async () => undefined,
+    } as FakeStore['arena'];
   }
 
   allocate(size: number): number {

@@ -13,6 +13,8 @@ function fakeNode(alive = new Set(['B', 'C'])) {
   let next = 0;
   const sent: { to: string; offset: number; length: number; id: string }[] = [];
   const done = new Map<string, { data: StoredObject; from: string }>();
+  const prefaulted: [number, number][] = [];
+  const abandoned: [string, string][] = [];
   const puller = new ObjectPuller(
     {
       store: {
@@ -22,7 +24,10 @@ function fakeNode(alive = new Set(['B', 'C'])) {
           return off;
         },
         release: () => undefined,
-        arena: { view: (off: number, len: number) => arena.subarray(off, off + len) },
+        arena: {
+          view: (off: number, len: number) => arena.subarray(off, off + len),
+          prefault: async (off: number, len: number) => void prefaulted.push([off, len]),
+        },
       },
       sendTo: (to: string, body: EnvelopeBody) => {
         const p = (body as { pullObject: { objectId: string; offset: number; length: number } }).pullObject;
@@ -30,12 +35,13 @@ function fakeNode(alive = new Set(['B', 'C'])) {
         return true;
       },
       isAlive: (n: string) => alive.has(n),
+      abandon: (holder: string, id: string) => void abandoned.push([holder, id]),
       done: (id: string, data: StoredObject, from: string) => done.set(id, { data, from }),
     },
     CHUNK,
     3 * CHUNK,
   );
-  return { puller, sent, done, arena, alive };
+  return { puller, sent, done, arena, alive, prefaulted, abandoned };
 }
 
 const header = (size: number) => ({ encoding: 'raw' as const, rawKind: 'Buffer', size, contained: [] });
@@ -105,5 +111,37 @@ describe('ObjectPuller', () => {
     const d = n.done.get('a')!;
     expect(d.data.encoding).toBe('error');
     expect(n.puller.has('a')).toBe(false);
+  });
+
+  it('gives the data plane each chunk’s place in the arena, takes it once landed, and gives up a holder whose chunk did not check out', () => {
+    const n = fakeNode();
+    const a = bytesOf(3 * CHUNK);
+    n.puller.pull('a', header(a.length), ['B', 'C']);
+    // The target is fault-in on a threadpool thread as soon as it is allocated (larger than a chunk).
+    expect(n.prefaulted).toEqual([[0, a.length]]);
+    const c0 = { objectId: 'a', offset: 0, total: a.length };
+    // Not asked of C, or the wrong length: no place (the payload is dropped); the wrong length gives B up.
+    expect(n.puller.target('C', c0, CHUNK)).toBeUndefined();
+    const dst = n.puller.target('B', c0, CHUNK)!;
+    expect(dst.byteLength).toBe(CHUNK);
+    a.copy(dst, 0, 0, CHUNK); // as the kernel reads it there
+    n.puller.landed('B', c0, true);
+    expect(n.puller.stats().bytesInFlight).toBe(2 * CHUNK);
+    // A chunk that lands damaged (its tag or check failed): B is given up, told to the data plane (its
+    // connection must stop writing into the buffer), and the missing chunks go to C.
+    const c1 = { objectId: 'a', offset: CHUNK, total: a.length };
+    expect(n.puller.target('B', c1, CHUNK)).toBeDefined();
+    n.puller.landed('B', c1, false);
+    expect(n.abandoned).toEqual([['B', 'a']]);
+    expect(n.sent.filter((s) => s.to === 'C').map((s) => s.offset)).toEqual([CHUNK, 2 * CHUNK]);
+    expect(n.puller.target('B', { objectId: 'a', offset: 2 * CHUNK, total: a.length }, CHUNK)).toBeUndefined();
+    for (const off of [CHUNK, 2 * CHUNK]) {
+      const c = { objectId: 'a', offset: off, total: a.length };
+      a.copy(n.puller.target('C', c, CHUNK)!, 0, off, off + CHUNK);
+      n.puller.landed('C', c, true);
+    }
+    const d = n.done.get('a')!;
+    expect(d.from).toBe('C');
+    expect(n.arena.subarray(d.data.shm!.offset, d.data.shm!.offset + a.length).equals(a)).toBe(true);
   });
 });
