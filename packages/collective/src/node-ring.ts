@@ -11,13 +11,15 @@
  * segment (plain) or from a few reused sealing buffers, each reused once the kernel has taken its bytes
  * (the write's callback; ZeroMQ sends large buffers zero-copy and never says when it let go of one).
  * With the cluster's token and CURVE on (the default), every frame is sealed with AES-256-GCM, as the
- * bulk data plane's chunks are (docs/security.md, "Bulk data plane"): one key per ring link, HKDF of the
+ * bulk data plane's chunks are (docs/security.md, "Bulk data plane"), unless the link's connection is on
+ * one host's loopback (then plain, as the data plane's; `TSRAY_SEAL_LOOPBACK=1` seals those too; each
+ * end decides from its own socket and the hello names the choice): one key per ring link, HKDF of the
  * cluster token salted with fresh nonces of both peers (they travel with the endpoints in the
  * coordinator round, which rides on the cluster's authenticated links), IV = the link's frame counter,
  * the frame's head as associated data. The receiver opens a frame straight into its place in the array
  * when it gathers, in place in its frame buffer when it reduces; a frame that does not open (altered,
  * replayed, another key) fails the op with `CollectiveUsageError`. The connecting end proves it holds the
- * link's key (an HMAC of a hello key derived like the link key) before the sender sends it anything;
+ * link's key (an HMAC of a hello key derived like the link key, naming sealed or plain) before the sender sends it anything;
  * other connections are closed and counted (one log line a minute). Without a token or with CURVE off
  * the frames travel plain. Every frame carries (op number, step, offset, counter) and is checked, so a
  * stray frame fails the op instead of corrupting it.
@@ -27,7 +29,17 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { componentLogger, config, configuredToken, DATA_PLANE_NONCE_BYTES, gcmOpenInto, gcmSealInto, LogLimiter, sealingKey } from '@tsray/core/internal';
+import {
+  componentLogger,
+  config,
+  configuredToken,
+  DATA_PLANE_NONCE_BYTES,
+  gcmOpenInto,
+  gcmSealInto,
+  LogLimiter,
+  sealingKey,
+  sessionSealed,
+} from '@tsray/core/internal';
 import { asArray, chunkBounds, reduceInto, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
 import { CollectiveUsageError, errorFromFailure } from './errors.js';
 import { FRAME_AAD_BYTES, FRAME_HEAD_BYTES, RingReader, type ReceivedFrame, writeFrameHead } from './ring-frames.js';
@@ -75,9 +87,21 @@ function linkKeys(group: string, from: RingEndpoint, to: RingEndpoint): LinkKeys
   return { frames: sealingKey(token, salt, `tsray-ring-v1|${names}`), hello: sealingKey(token, salt, `tsray-ring-hello-v1|${names}`) };
 }
 
-/** The hello the connecting end of a link sends (plain rings: zeros). */
-function helloOf(keys: LinkKeys | undefined): Buffer {
-  return keys ? createHmac('sha256', keys.hello).update('tsray-ring-hello').digest() : Buffer.alloc(HELLO_BYTES);
+/**
+ * The hello the connecting end of a link sends (rings without keys: zeros); it names whether the link's
+ * frames are sealed, which each end decides from its own socket (`linkSealed`), so both must agree.
+ */
+function helloOf(keys: LinkKeys | undefined, sealed: boolean): Buffer {
+  return keys
+    ? createHmac('sha256', keys.hello)
+        .update(`tsray-ring-hello|${sealed ? 'sealed' : 'plain'}`)
+        .digest()
+    : Buffer.alloc(HELLO_BYTES);
+}
+
+/** Whether a keyed link's frames are sealed: yes, unless its connection is on one host's loopback (`TSRAY_SEAL_LOOPBACK`; docs/security.md). */
+function linkSealed(socket: Socket): boolean {
+  return sessionSealed(socket.localAddress, socket.remoteAddress);
 }
 
 /** The 12-byte IV of frame `counter` of a link (each link has its own key, so counters may repeat across links). */
@@ -102,9 +126,12 @@ export class NodeRing {
   private inbound: Socket | undefined;
   private readonly reader = new RingReader(RING_FRAME_BYTES);
   private sendKeys: LinkKeys | undefined;
+  /** Whether our frames to the next peer are sealed (decided when its connection proved the key). */
+  private sendSealed = false;
+  /** The key of the previous peer's frames, once its connection is up and sealed. */
   private recvKey: Buffer | undefined;
-  /** The hello the next peer must send (known once `connect` ran; connections before that wait for it). */
-  private expectedHello: Buffer | undefined;
+  /** Set once `connect` ran: connections before that wait for it to check their hello. */
+  private linked = false;
   private readonly pending = new Set<{ socket: Socket; hello: Buffer }>();
   private sendCounter = 0;
   private recvCounter = 0;
@@ -152,14 +179,17 @@ export class NodeRing {
   connect(next: RingEndpoint, prev: RingEndpoint, group: string, connectTo = prev.endpoint): void {
     const recvKeys = this.security === 'sealed' ? linkKeys(group, prev, this.self) : undefined;
     this.sendKeys = this.security === 'sealed' ? linkKeys(group, this.self, next) : undefined;
-    this.recvKey = recvKeys?.frames;
-    this.expectedHello = helloOf(this.sendKeys);
+    this.linked = true;
     for (const p of [...this.pending]) this.checkHello(p);
     const [host, port] = connectTo.replace(/^tcp:\/\//, '').split(':') as [string, string];
     const socket = netConnect({ host, port: Number(port), noDelay: true, onread: this.reader.onread });
     this.inbound = socket;
     this.reader.attach(socket);
-    socket.on('connect', () => socket.write(helloOf(recvKeys)));
+    socket.on('connect', () => {
+      const sealed = recvKeys !== undefined && linkSealed(socket);
+      this.recvKey = sealed ? recvKeys.frames : undefined;
+      socket.write(helloOf(recvKeys, sealed));
+    });
     socket.on('error', (e) => this.reader.fail(e));
     socket.on('close', () => this.reader.fail(new Error('node ring: the connection to the previous peer closed')));
   }
@@ -187,12 +217,14 @@ export class NodeRing {
   }
 
   private checkHello(p: { socket: Socket; hello: Buffer }): void {
-    if (p.hello.length < HELLO_BYTES || !this.expectedHello) return;
+    if (p.hello.length < HELLO_BYTES || !this.linked) return;
     this.pending.delete(p);
-    if (this.out || !timingSafeEqual(p.hello, this.expectedHello)) {
+    const sealed = this.sendKeys !== undefined && linkSealed(p.socket);
+    if (this.out || !timingSafeEqual(p.hello, helloOf(this.sendKeys, sealed))) {
       this.refuse(p.socket);
       return;
     }
+    this.sendSealed = sealed;
     const socket = p.socket;
     socket.setTimeout(0);
     socket.removeAllListeners('data');
@@ -303,7 +335,7 @@ export class NodeRing {
       writeFrameHead(head, { seq, step, at, bytes, counter });
       let payload = view;
       let sealBuf: Buffer | undefined;
-      if (this.sendKeys) {
+      if (this.sendKeys && this.sendSealed) {
         sealBuf = await this.sealBuffer();
         payload = sealBuf.subarray(0, bytes);
         gcmSealInto(this.sendKeys.frames, frameIv(counter), head.subarray(0, FRAME_AAD_BYTES), view, payload, head.subarray(FRAME_AAD_BYTES));

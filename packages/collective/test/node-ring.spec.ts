@@ -104,8 +104,23 @@ function intrude(endpoint: string, bytes: Buffer): Socket {
 }
 
 describe('with the cluster token and CURVE on', () => {
-  it('frames are sealed: sums are right and the wire holds none of the data', async () => {
-    restore = overrideConfig({ token: 'a'.repeat(64), transportCurve: true, dataPlane: true });
+  it('links on one host’s loopback carry plain frames (TSRAY_SEAL_LOOPBACK off, the default) and still prove the key', async () => {
+    restore = overrideConfig({ token: 'd'.repeat(64), transportCurve: true, dataPlane: true, sealLoopback: false });
+    expect(ringSecurity()).toBe('sealed');
+    const seen: Buffer[] = [];
+    const rings = await ring(
+      2,
+      'sealed',
+      relay((d) => d, seen),
+    );
+    intrude(rings[0]!.endpoint, Buffer.alloc(32)); // a keyless ring's hello: refused all the same
+    expectSums(await allreduce(rings, 300_000), 300_000);
+    expect(Buffer.concat(seen).indexOf(Buffer.from(input(0, 1000).buffer, 4 * 100, 64))).not.toBe(-1);
+    await vi.waitFor(() => expect(rings[0]!.dropped).toBe(1));
+  });
+
+  it('frames are sealed (TSRAY_SEAL_LOOPBACK=1: the relay stands for a network): sums are right and the wire holds none of the data', async () => {
+    restore = overrideConfig({ token: 'a'.repeat(64), transportCurve: true, dataPlane: true, sealLoopback: true });
     expect(ringSecurity()).toBe('sealed');
     const seen: Buffer[] = [];
     const n = (RING_FRAME_BYTES / 4) * 2 + 12_345; // several frames per chunk, a short last frame
@@ -125,7 +140,7 @@ describe('with the cluster token and CURVE on', () => {
   });
 
   it("closes connections that do not prove the link's key: an intruder's garbage, a plain hello, another group's end", async () => {
-    restore = overrideConfig({ token: 'b'.repeat(64), transportCurve: true, dataPlane: true });
+    restore = overrideConfig({ token: 'b'.repeat(64), transportCurve: true, dataPlane: true, sealLoopback: true });
     const rings = await listenAll(3, 'sealed');
     // Before the ring connects: garbage, 32 zero bytes (a plain ring's hello), too many bytes.
     intrude(rings[1]!.endpoint, Buffer.from('garbage'));
@@ -144,7 +159,7 @@ describe('with the cluster token and CURVE on', () => {
 });
 
 it('an altered payload fails the op with CollectiveUsageError (not a wrong sum)', async () => {
-  restore = overrideConfig({ token: 'c'.repeat(64), transportCurve: true, dataPlane: true });
+  restore = overrideConfig({ token: 'c'.repeat(64), transportCurve: true, dataPlane: true, sealLoopback: true });
   // A relay that flips one byte far into the frames (inside the first sealed payload).
   let count = 0;
   const flip = relay((d) => {
