@@ -263,6 +263,36 @@ export class NodeRing {
     const seq = this.opSeq++;
     const bounds = chunkBounds(buf.length, peers);
     const el = buf.BYTES_PER_ELEMENT;
+    const mod = (x: number) => ((x % peers) + peers) % peers;
+    // An all-gather frame of this op is read straight into its slot of `buf` (it holds final values: no
+    // step of this op reads or sends that slot before it is received; the loop still checks its order).
+    this.reader.placer = (h) => {
+      const g = h.step - (peers - 1);
+      if (h.seq !== seq >>> 0 || g < 0 || h.step >= 2 * (peers - 1) || !Number.isInteger(h.at) || h.bytes % el !== 0) return undefined;
+      const [cs, ce] = bounds[mod(me - g)]!;
+      if (h.at < cs || h.at + h.bytes / el > ce) return undefined;
+      return Buffer.from(buf.buffer, buf.byteOffset + h.at * el, h.bytes);
+    };
+    try {
+      await this.ring(buf, dtype, op, me, peers, ctx, seq, prepare);
+    } finally {
+      this.reader.placer = undefined;
+    }
+  }
+
+  /** The steps of one allreduce (see `allreduce`). */
+  private async ring(
+    buf: NumericArray,
+    dtype: Dtype,
+    op: ReduceOp,
+    me: number,
+    peers: number,
+    ctx: BarrierContext,
+    seq: number,
+    prepare?: (a: number, b: number) => void,
+  ): Promise<void> {
+    const bounds = chunkBounds(buf.length, peers);
+    const el = buf.BYTES_PER_ELEMENT;
     const frameEls = Math.max(1, Math.floor(RING_FRAME_BYTES / el));
     const mod = (x: number) => ((x % peers) + peers) % peers;
     for (let step = 0; step < 2 * (peers - 1); step++) {
@@ -304,7 +334,8 @@ export class NodeRing {
   private open(frame: ReceivedFrame, dst: Buffer, ctx: BarrierContext): Buffer {
     const counter = ++this.recvCounter;
     if (!this.recvKey) {
-      if (dst !== frame.payload) frame.payload.copy(dst);
+      // A frame read straight into its place (the reader's placer) is there already.
+      if (dst.buffer !== frame.payload.buffer || dst.byteOffset !== frame.payload.byteOffset) frame.payload.copy(dst);
       return dst;
     }
     const aad = frame.head.subarray(0, FRAME_AAD_BYTES);

@@ -1,9 +1,10 @@
 /**
  * The byte stream of one ring link (`node-ring.ts`): frames written by the previous peer, read by the
- * next one from a TCP socket into one reused read buffer (no allocation per read), assembled into a small
- * pool of frame buffers, and handed to the ring's loop in order. When every frame buffer is taken, the
- * reader pauses the socket (TCP's flow control then holds the sender) and keeps the rest of the read
- * in one spill buffer until the loop gives a buffer back.
+ * next one from a TCP socket straight into their places — a head into the head buffer, a payload into one
+ * of a small pool of frame buffers or, when the ring names it, into its final place in the array (an
+ * all-gather step's slot) — and handed to the ring's loop in order. When every frame buffer is taken, the
+ * reader pauses the socket (TCP's flow control then holds the sender) and keeps what it read past the
+ * head in one buffer until the loop gives a buffer back.
  *
  * Frame = 48-byte head ‖ payload. Head: op number (u32 LE), step (u32), offset in elements (f64), payload
  * bytes (u32), counter (u64 as two u32: high, low), magic (u32), then the payload's 16-byte AES-GCM tag
@@ -54,33 +55,45 @@ export class RingStreamError extends Error {}
 
 /**
  * Reads the frames of one ring link from a socket (see the module comment). `onread` must be passed to
- * the socket's connect options ({@link RingReader.onread}) so that reads land in the reused buffer.
+ * the socket's connect options ({@link RingReader.onread}): node:net then asks the reader for the buffer
+ * of each next read, so a head lands in the head buffer and a payload straight in its frame buffer, or,
+ * when {@link RingReader.placer} names one, in its final place (an all-gather step's slot of the array):
+ * no copy in JavaScript.
  */
 export class RingReader {
-  private readonly readBuf = Buffer.allocUnsafeSlow(READ_BYTES);
   private readonly head = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
   private headHave = 0;
-  private current: { fields: FrameHead; buf: Buffer; have: number } | undefined;
+  private current: { fields: FrameHead; buf: Buffer; have: number; pooled: boolean } | undefined;
   private readonly free: Buffer[] = [];
   private readonly frames: ReceivedFrame[] = [];
   private waiter: (() => void) | undefined;
-  private spill: Buffer | undefined;
-  private spillLength = 0;
+  /** The buffer the last read was given (node:net reads into what `target` returned). */
+  private lastTarget: Buffer;
+  /** Where a read goes while the reader waits for a frame buffer (the socket is paused then). */
+  private readonly holding = Buffer.allocUnsafeSlow(READ_BYTES);
+  /** Bytes kept in `holding` to parse once a frame buffer is free. */
+  private held = 0;
   private paused = false;
   private socket: Socket | undefined;
   /** Set when the stream broke (then every later `next` throws it). */
   failure: Error | undefined;
+  /**
+   * Where a frame's payload goes when its reader knows better than a pooled buffer (exactly `bytes` long),
+   * else undefined. Such a frame's payload is that buffer and its `release` gives nothing back.
+   */
+  placer: ((h: FrameHead) => Buffer | undefined) | undefined;
 
   constructor(
     private readonly maxPayload: number,
     pool = 3,
   ) {
     for (let i = 0; i < pool; i++) this.free.push(Buffer.allocUnsafeSlow(maxPayload));
+    this.lastTarget = this.head;
   }
 
-  /** The socket option that makes reads land in this reader (pass to `net.connect`). */
-  get onread(): { buffer: Buffer; callback: (n: number, buf: Buffer) => boolean } {
-    return { buffer: this.readBuf, callback: (n: number) => this.consume(this.readBuf, n) };
+  /** The socket option that makes reads land where they belong (pass to `net.connect`). */
+  get onread(): { buffer: () => Buffer; callback: (n: number) => boolean } {
+    return { buffer: () => (this.lastTarget = this.target()), callback: (n: number) => this.consume(this.lastTarget, n) };
   }
 
   /** The socket the reader reads (for pause/resume). */
@@ -116,21 +129,36 @@ export class RingReader {
     this.waiter?.();
   }
 
-  /** Parse `n` bytes of `src`; false (pause the socket) when the rest had to be spilled. */
+  /** Where the next read should land: the rest of the head, or of the current payload (never empty). */
+  private target(): Buffer {
+    const cur = this.current;
+    if (this.failure) return this.holding;
+    // Waiting for a frame buffer: reads (if any still come) append to what is held.
+    if (this.paused || (!cur && this.headHave === FRAME_HEAD_BYTES)) return this.holding.subarray(Math.min(this.held, READ_BYTES - 1));
+    if (cur) return cur.buf.subarray(cur.have, cur.fields.bytes);
+    return this.head.subarray(this.headHave);
+  }
+
+  /**
+   * Parse `n` bytes that landed at the start of `src`: copied where they belong unless they are there
+   * already (the usual case: `src` is what `target` gave). False (pause the socket) when a head is
+   * complete and no frame buffer is free; the bytes after it wait in `holding`.
+   */
   private consume(src: Buffer, n: number): boolean {
     let at = 0;
     while (at < n && !this.failure) {
       if (!this.current) {
+        if (this.headHave === FRAME_HEAD_BYTES) {
+          // A head waiting for a frame buffer: keep the rest of this read until the loop gives one back.
+          this.hold(src, at, n);
+          return false;
+        }
         const take = Math.min(FRAME_HEAD_BYTES - this.headHave, n - at);
-        src.copy(this.head, this.headHave, at, at + take);
+        landAt(src, at, take, this.head, this.headHave);
         this.headHave += take;
         at += take;
         if (this.headHave < FRAME_HEAD_BYTES) break;
-        if (!this.startFrame()) {
-          // No frame buffer free: keep the rest of this read until the loop gives one back.
-          this.spillRest(src, at, n);
-          return false;
-        }
+        if (!this.startFrame()) continue;
         // startFrame set `current`, unless the head broke the stream (TS cannot see the call's effect).
         const started = this.current as { fields: FrameHead } | undefined;
         if (started?.fields.bytes === 0) this.finishFrame();
@@ -138,22 +166,20 @@ export class RingReader {
       }
       const cur = this.current;
       const take = Math.min(cur.fields.bytes - cur.have, n - at);
-      src.copy(cur.buf, cur.have, at, at + take);
+      landAt(src, at, take, cur.buf, cur.have);
       cur.have += take;
       at += take;
       if (cur.have === cur.fields.bytes) this.finishFrame();
     }
-    return true;
+    return !this.paused;
   }
 
-  /** The head is complete: check it and take a frame buffer; false when none is free (true, and no frame, when the head breaks the stream). */
+  /** The head is complete: check it and take its place; false when no frame buffer is free (true, and no frame, when the head breaks the stream). */
   private startFrame(): boolean {
     const h = this.head;
     if (h.readUInt32LE(28) !== MAGIC) return this.broken(new RingStreamError('node ring: the stream holds something that is not a frame'));
     const bytes = h.readUInt32LE(16);
     if (bytes > this.maxPayload) return this.broken(new RingStreamError(`node ring: a frame of ${bytes} bytes (at most ${this.maxPayload})`));
-    const buf = this.free.pop();
-    if (!buf) return false;
     const fields: FrameHead = {
       seq: h.readUInt32LE(0),
       step: h.readUInt32LE(4),
@@ -161,7 +187,14 @@ export class RingReader {
       bytes,
       counter: h.readUInt32LE(20) * 2 ** 32 + h.readUInt32LE(24),
     };
-    this.current = { fields, buf, have: 0 };
+    const placed = bytes > 0 ? this.placer?.(fields) : undefined;
+    if (placed && placed.byteLength === bytes) {
+      this.current = { fields, buf: placed, have: 0, pooled: false };
+      return true;
+    }
+    const buf = this.free.pop();
+    if (!buf) return false;
+    this.current = { fields, buf, have: 0, pooled: true };
     return true;
   }
 
@@ -172,10 +205,10 @@ export class RingReader {
   }
 
   private finishFrame(): void {
-    const { fields, buf } = this.current!;
+    const { fields, buf, pooled } = this.current!;
     this.current = undefined;
     this.headHave = 0;
-    let released = false;
+    let released = !pooled;
     this.frames.push({
       ...fields,
       head: Buffer.from(this.head),
@@ -190,26 +223,37 @@ export class RingReader {
     this.waiter?.();
   }
 
-  private spillRest(src: Buffer, at: number, n: number): void {
+  /** Keep bytes [at, n) of `src` in `holding` (after what it holds already) and pause the socket. */
+  private hold(src: Buffer, at: number, n: number): void {
     const rest = n - at;
-    this.spill ??= Buffer.allocUnsafeSlow(READ_BYTES);
-    src.copy(this.spill, 0, at, n);
-    this.spillLength = rest;
-    this.paused = true;
-    this.socket?.pause();
+    if (this.held + rest > READ_BYTES) return void this.broken(new RingStreamError('node ring: the peer sent on while this end was paused'));
+    landAt(src, at, rest, this.holding, this.held);
+    this.held += rest;
+    if (!this.paused) {
+      this.paused = true;
+      this.socket?.pause();
+    }
   }
 
-  /** A frame buffer came back: parse the spilled bytes, then read from the socket again. */
+  /** A frame buffer came back: parse the held bytes, then read from the socket again. */
   private resumeIfPaused(): void {
     if (!this.paused || this.failure) return;
-    if (!this.current && this.headHave === FRAME_HEAD_BYTES && !this.startFrame()) return;
-    if (this.current?.fields.bytes === 0) this.finishFrame();
-    const n = this.spillLength;
-    this.spillLength = 0;
-    // The spill is parsed from a copy's view: consume() may need to spill again (into the same buffer).
-    const pending = Buffer.from(this.spill!.subarray(0, n));
-    if (!this.consume(pending, n)) return;
+    if (!this.current && this.headHave === FRAME_HEAD_BYTES) {
+      if (!this.startFrame()) return;
+      const started = this.current as { fields: FrameHead } | undefined;
+      if (started?.fields.bytes === 0) this.finishFrame();
+    }
+    const n = this.held;
+    this.held = 0;
     this.paused = false;
+    // Parsed from a copy: consume() may need to hold again (into the same buffer).
+    if (n > 0 && !this.consume(Buffer.from(this.holding.subarray(0, n)), n)) return;
     this.socket?.resume();
   }
+}
+
+/** Put `len` bytes of `src` from `from` at `dst[to]`, unless they landed there already. */
+function landAt(src: Buffer, from: number, len: number, dst: Buffer, to: number): void {
+  if (src.buffer === dst.buffer && src.byteOffset + from === dst.byteOffset + to) return;
+  src.copy(dst, to, from, from + len);
 }

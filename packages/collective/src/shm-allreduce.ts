@@ -59,7 +59,8 @@ const align64 = (n: number) => Math.ceil(n / 64) * 64;
  * each node's ranks to copy the total out. When a node has exactly as many ranks as there are lanes, a
  * rank's part is its own chunk of the local reduce, so it starts its ring at once (no barrier between the
  * local reduce and the ring) and reduces the chunk frame by frame as the ring first needs it: the local
- * reduce overlaps the ring's traffic.
+ * reduce overlaps the ring's traffic, and that rank copies into its slot all but its own part (which only
+ * it reads, from its array).
  */
 export async function allreduceShm<A extends NumericArray>(
   st: ShmRank,
@@ -80,22 +81,28 @@ export async function allreduceShm<A extends NumericArray>(
     seg.ensure(SHM_HEADER_BYTES + (local + 1) * slot);
     const n = array.length;
     const at = (j: number) => viewOf(dtype, seg.buffer, SHM_HEADER_BYTES + j * slot, n);
-    at(seg.rank).set(array);
+    // A lane whose part is this rank's own chunk skips the barrier before the ring and reduces its chunk
+    // frame by frame as the ring first needs it, so the local reduce overlaps the ring's traffic; and as
+    // only this rank reads its own part of its slot, that part is read from `array` and never copied in.
+    const ownPart = spans && st.ring?.lanes === local;
+    const [ls, le] = st.ring ? chunkBounds(n, st.ring.lanes)[st.ring.lane]! : [0, 0];
+    if (ownPart) {
+      at(seg.rank).set(array.subarray(0, ls), 0);
+      at(seg.rank).set(array.subarray(le), le);
+    } else at(seg.rank).set(array);
     const ctx = barrierContext(st, timeoutMs);
     await seg.barrier(ctx);
     checkSignatures(st, seq, signature);
     // The segment may have been remapped by ensure() only before the barrier: views from here stay valid.
     const [s, e] = chunkBounds(n, local)[seg.rank]!;
-    // Reduce elements [a, b) of this rank's chunk over the node's inputs, into the result slot.
+    // Reduce elements [a, b) of this rank's chunk over the node's inputs, into the result slot (this
+    // rank's input from `array` when its part was not copied in).
     const localReduce = (a: number, b: number) =>
       reduceAll(
         at(local).subarray(a, b),
-        Array.from({ length: local }, (_, j) => at(j).subarray(a, b)),
+        Array.from({ length: local }, (_, j) => (ownPart && j === seg.rank ? array : at(j)).subarray(a, b)),
         localOp,
       );
-    // A lane whose part is this rank's own chunk skips the barrier before the ring and reduces its chunk
-    // frame by frame as the ring first needs it, so the local reduce overlaps the ring's traffic.
-    const ownPart = spans && st.ring?.lanes === local;
     if (!ownPart && e > s) {
       localReduce(s, e);
       if (op === 'mean' && !spans) finishMean(at(local).subarray(s, e), worldSize);
@@ -103,8 +110,7 @@ export async function allreduceShm<A extends NumericArray>(
     if (!ownPart) await seg.barrier(ctx);
     if (spans) {
       if (st.ring) {
-        const { ring, index, count, lane, lanes } = st.ring;
-        const [ls, le] = chunkBounds(n, lanes)[lane]!;
+        const { ring, index, count } = st.ring;
         const part = at(local).subarray(ls, le);
         const prepare = ownPart ? (a: number, b: number) => localReduce(ls + a, ls + b) : undefined;
         if (le > ls) await ring.allreduce(part, dtype, localOp, index, count, ctx, prepare);

@@ -1,8 +1,9 @@
 /**
- * The ring link's frame reader on its own (no socket: reads are fed through its `onread` callback, as
- * node:net would): frames split at any byte assemble in order, a reader whose frame buffers are all taken
- * pauses the socket and resumes it with nothing lost when the loop gives one back, and a stream that
- * holds something other than frames breaks with a typed error.
+ * The ring link's frame reader on its own (no socket: reads are fed through its `onread` buffer and
+ * callback, as node:net would): frames split at any byte assemble in order, a frame the ring places lands
+ * in its place, a reader whose frame buffers are all taken pauses the socket and resumes it with nothing
+ * lost when the loop gives one back, and a stream that holds something other than frames breaks with a
+ * typed error.
  */
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
@@ -19,19 +20,37 @@ function frame(counter: number, payload: Buffer): Buffer {
 function harness(maxPayload: number, pool: number) {
   const reader = new RingReader(maxPayload, pool);
   const events: string[] = [];
-  const socket = { pause: () => events.push('pause'), resume: () => events.push('resume'), destroy: () => events.push('destroy') };
-  reader.attach(socket as unknown as Socket);
-  const { buffer, callback } = reader.onread;
   let backlog = Buffer.alloc(0);
   let paused = false;
-  const pump = (readSize: number) => {
-    while (!paused && backlog.length > 0) {
-      const n = Math.min(readSize, backlog.length, buffer.length);
-      backlog.copy(buffer, 0, 0, n);
-      backlog = backlog.subarray(n);
-      if (callback(n, buffer) === false) paused = true;
-    }
+  let lastReadSize = 1;
+  // As node:net: pause() stops the reads, resume() reads on.
+  const socket = {
+    pause: () => {
+      events.push('pause');
+      paused = true;
+    },
+    resume: () => {
+      events.push('resume');
+      paused = false;
+      pump(lastReadSize);
+    },
+    destroy: () => events.push('destroy'),
   };
+  reader.attach(socket as unknown as Socket);
+  const { buffer, callback } = reader.onread;
+  // As node:net: each read lands in the buffer the reader gave (asked for again after every read).
+  let target = buffer();
+  function pump(readSize: number): void {
+    lastReadSize = readSize;
+    while (!paused && backlog.length > 0) {
+      const n = Math.min(readSize, backlog.length, target.length);
+      expect(target.length).toBeGreaterThan(0); // libuv refuses an empty buffer
+      backlog.copy(target, 0, 0, n);
+      backlog = backlog.subarray(n);
+      if (callback(n) === false) paused = true;
+      target = buffer();
+    }
+  }
   return {
     reader,
     events,
@@ -39,9 +58,8 @@ function harness(maxPayload: number, pool: number) {
       backlog = Buffer.concat([backlog, bytes]);
       pump(readSize);
     },
-    /** What node:net does after resume(): read on. */
+    /** Read on, unless the reader paused the socket (node:net reads on once it resumes it). */
     resume(readSize: number) {
-      paused = false;
       pump(readSize);
     },
   };
@@ -99,5 +117,32 @@ describe('RingReader', () => {
     const big = harness(1000, 2);
     big.feed(frame(1, Buffer.alloc(1001)), 2000);
     expect(() => big.reader.take()).toThrow(/1001 bytes/);
+  });
+
+  it('reads a payload the placer names straight into that place; the others into pooled buffers', () => {
+    const stream = Buffer.concat(payloads.map((p, i) => frame(i + 1, p)));
+    for (const readSize of [1, 49, 1 << 20]) {
+      const h = harness(8192, 1);
+      const places = new Map<number, Buffer>();
+      // Frames 1 and 4 are placed (by their offset `at`), the rest pooled (one pooled buffer: each is released before the next).
+      h.reader.placer = (f) => {
+        if (f.at !== 10 && f.at !== 40) return undefined;
+        const place = Buffer.alloc(f.bytes);
+        places.set(f.counter, place);
+        return place;
+      };
+      const got: number[] = [];
+      h.feed(stream, readSize);
+      for (let f = h.reader.take(); f; f = h.reader.take()) {
+        got.push(f.counter);
+        expect(f.payload.equals(payloads[f.counter - 1]!)).toBe(true);
+        const place = places.get(f.counter);
+        if (place) expect(f.payload.buffer === place.buffer && f.payload.byteOffset === place.byteOffset).toBe(true);
+        f.release();
+        h.resume(readSize);
+      }
+      expect([readSize, got]).toEqual([readSize, [1, 2, 3, 4, 5]]);
+      expect([...places.keys()]).toEqual([1, 4]);
+    }
   });
 });
