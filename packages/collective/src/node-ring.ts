@@ -273,60 +273,43 @@ export class NodeRing {
       if (h.at < cs || h.at + h.bytes / el > ce) return undefined;
       return Buffer.from(buf.buffer, buf.byteOffset + h.at * el, h.bytes);
     };
+    const frameEls = Math.max(1, Math.floor(RING_FRAME_BYTES / el));
     try {
-      await this.ring(buf, dtype, op, me, peers, ctx, seq, prepare);
+      for (let step = 0; step < 2 * (peers - 1); step++) {
+        const gather = step >= peers - 1;
+        const s = gather ? step - (peers - 1) : step;
+        const [ss, se] = bounds[gather ? mod(me + 1 - s) : mod(me - s)]!;
+        const [rs, re] = bounds[gather ? mod(me - s) : mod(me - s - 1)]!;
+        // Every frame of a step is in the kernel's hands before the step ends: a later step may write
+        // into the chunk this one sent (plain frames are written straight from it).
+        // The reduce-scatter reads each chunk first where it is received, but for this rank's own chunk,
+        // which step 0 sends.
+        const sending = this.sendChunk(buf, ss, se, frameEls, seq, step, step === 0 ? prepare : undefined);
+        sending.catch(() => {}); // awaited below; a failed receive abandons it
+        // Receive (and reduce or copy) frame by frame while our frames go out.
+        for (let at = rs; at < re; ) {
+          const frame = await this.receive(ctx);
+          try {
+            const count = frame.bytes / el;
+            if (frame.seq !== seq >>> 0 || frame.step !== step || frame.at !== at || !Number.isInteger(count) || count === 0 || at + count > re) {
+              throw new CollectiveUsageError(
+                ctx.group,
+                `node ring: frame (op ${frame.seq}, step ${frame.step}, at ${frame.at}, ${frame.bytes} bytes) where (op ${seq}, step ${step}, at ${at}) was due`,
+              );
+            }
+            const dst = buf.subarray(at, at + count);
+            if (!gather) prepare?.(at, at + count);
+            if (gather) this.open(frame, Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength), ctx);
+            else reduceInto(dst, asArray(this.open(frame, frame.payload, ctx), dtype), op);
+            at += count;
+          } finally {
+            frame.release();
+          }
+        }
+        await sending;
+      }
     } finally {
       this.reader.placer = undefined;
-    }
-  }
-
-  /** The steps of one allreduce (see `allreduce`). */
-  private async ring(
-    buf: NumericArray,
-    dtype: Dtype,
-    op: ReduceOp,
-    me: number,
-    peers: number,
-    ctx: BarrierContext,
-    seq: number,
-    prepare?: (a: number, b: number) => void,
-  ): Promise<void> {
-    const bounds = chunkBounds(buf.length, peers);
-    const el = buf.BYTES_PER_ELEMENT;
-    const frameEls = Math.max(1, Math.floor(RING_FRAME_BYTES / el));
-    const mod = (x: number) => ((x % peers) + peers) % peers;
-    for (let step = 0; step < 2 * (peers - 1); step++) {
-      const gather = step >= peers - 1;
-      const s = gather ? step - (peers - 1) : step;
-      const [ss, se] = bounds[gather ? mod(me + 1 - s) : mod(me - s)]!;
-      const [rs, re] = bounds[gather ? mod(me - s) : mod(me - s - 1)]!;
-      // Every frame of a step is in the kernel's hands before the step ends: a later step may write
-      // into the chunk this one sent (plain frames are written straight from it).
-      // The reduce-scatter reads each chunk first where it is received, but for this rank's own chunk,
-      // which step 0 sends.
-      const sending = this.sendChunk(buf, ss, se, frameEls, seq, step, step === 0 ? prepare : undefined);
-      sending.catch(() => {}); // awaited below; a failed receive abandons it
-      // Receive (and reduce or copy) frame by frame while our frames go out.
-      for (let at = rs; at < re; ) {
-        const frame = await this.receive(ctx);
-        try {
-          const count = frame.bytes / el;
-          if (frame.seq !== seq >>> 0 || frame.step !== step || frame.at !== at || !Number.isInteger(count) || count === 0 || at + count > re) {
-            throw new CollectiveUsageError(
-              ctx.group,
-              `node ring: frame (op ${frame.seq}, step ${frame.step}, at ${frame.at}, ${frame.bytes} bytes) where (op ${seq}, step ${step}, at ${at}) was due`,
-            );
-          }
-          const dst = buf.subarray(at, at + count);
-          if (!gather) prepare?.(at, at + count);
-          if (gather) this.open(frame, Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength), ctx);
-          else reduceInto(dst, asArray(this.open(frame, frame.payload, ctx), dtype), op);
-          at += count;
-        } finally {
-          frame.release();
-        }
-      }
-      await sending;
     }
   }
 

@@ -127,7 +127,7 @@ export class DataPlaneClient {
           this.ready(nodeId, c);
         },
         envelope: (h, envelope) => this.onFrame(nodeId, c, h, envelope),
-        payload: (_h, dst) => this.onPayload(nodeId, c, _h, dst),
+        payload: (h, dst) => this.onPayload(nodeId, c, h, dst),
         broken: (err) => this.off(nodeId, c, err.message),
       },
       SERVER_HELLO_BYTES,

@@ -131,7 +131,8 @@ export class DataPlaneServer {
   private port: Promise<number> | undefined;
   /** Sessions by id, oldest first (Map order). */
   private readonly sessions = new Map<number, Session>();
-  private readonly sockets = new Set<Socket>();
+  /** Open connections, with the peer node once its hello proved a session. */
+  private readonly sockets = new Map<Socket, string | undefined>();
   private pending = 0;
   private dropped = 0;
   private chunks = 0;
@@ -176,14 +177,14 @@ export class DataPlaneServer {
   /** Node `peer` died: its sessions and connections go. */
   nodeDied(peer: string): void {
     for (const [id, s] of this.sessions) if (s.peer === peer) this.sessions.delete(id);
-    for (const socket of this.sockets) if ((socket as Socket & { peerNode?: string }).peerNode === peer) socket.destroy();
+    for (const [socket, of] of this.sockets) if (of === peer) socket.destroy();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.sessions.clear();
-    for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.sockets.keys()) socket.destroy();
     this.server?.close();
   }
 
@@ -223,7 +224,7 @@ export class DataPlaneServer {
     if (this.closed) return void socket.destroy();
     if (this.pending >= MAX_PENDING_CONNECTIONS) return this.refuse(socket, 'too many connections waiting for their hello');
     this.pending++;
-    this.sockets.add(socket);
+    this.sockets.set(socket, undefined);
     let waiting = true;
     const stopWaiting = (): void => {
       if (!waiting) return;
@@ -273,7 +274,7 @@ export class DataPlaneServer {
     if (!s || s.used || !proofMatches(bytes.subarray(4), helloProof(s.keys, 'client', id, sealed)))
       throw new FrameStreamError('data plane: a hello without a live session’s key');
     s.used = true;
-    (socket as Socket & { peerNode?: string }).peerNode = s.peer;
+    this.sockets.set(socket, s.peer);
     socket.setNoDelay(true);
     socket.write(helloProof(s.keys, 'server', id, sealed));
     logger().debug({ peer: s.peer, sealed }, 'data plane session connected');
@@ -288,13 +289,20 @@ export class DataPlaneServer {
       throw new FrameStreamError(`data plane: a request that does not decode (${(err as Error).message})`);
     }
     if (!env.pullObject) throw new FrameStreamError(`data plane: unexpected ${env.body ?? 'message'}`);
-    this.host.serve(env.pullObject, (body, payloads) => {
-      const payload = payloads[0];
-      if (payload) {
-        this.chunks++;
-        this.host.onBytes?.(conn.peer, payloads);
-      }
-      if (!conn.socket.destroyed) conn.send(encodeMessage(body)[0]!, payload);
-    });
+    try {
+      this.host.serve(env.pullObject, (body, payloads) => {
+        const payload = payloads[0];
+        if (payload) {
+          this.chunks++;
+          this.host.onBytes?.(conn.peer, payloads);
+        }
+        if (!conn.socket.destroyed) conn.send(encodeMessage(body)[0]!, payload);
+      });
+    } catch (err) {
+      // The node's fault, not the peer's: the connection stays, and the puller asks another holder.
+      logger().error({ err, peer: conn.peer }, 'data plane: serving a request failed');
+      const objectId = env.pullObject.objectId ?? '';
+      if (!conn.socket.destroyed) conn.send(encodeMessage({ pullFailed: { objectId, reason: `serving it failed: ${(err as Error).message}` } })[0]!, undefined);
+    }
   }
 }

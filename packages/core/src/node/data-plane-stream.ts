@@ -33,7 +33,10 @@ type State =
   | { kind: 'payload'; head: FrameHead; dst: Buffer | undefined; have: number }
   | { kind: 'broken' };
 
-/** The reader of one connection; pass {@link FrameStreamReader.onread} to `net.connect` or the server's `onread`-less socket via {@link FrameStreamReader.feed}. */
+/**
+ * The reader of one connection: a dialed socket reads through {@link FrameStreamReader.onread} (pass it to
+ * `net.connect`); an accepted one, which node:net gives no `onread`, hands its reads to {@link FrameStreamReader.feed}.
+ */
 export class FrameStreamReader {
   private state: State;
   private discard: Buffer | undefined;

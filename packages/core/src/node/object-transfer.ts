@@ -106,7 +106,9 @@ export class ObjectTransfer {
     if (!d.shm) return this.host.store.bytes(d).subarray(from, to);
     const view = this.host.store.arena.view(d.shm.offset + from, to - from);
     this.host.objects.pin(id);
-    viewRegistry.register(view, { host: this.host, id });
+    // Tied to the memory, not to this Buffer object: slices of the view (a chunk each) keep it pinned
+    // after the view itself is gone.
+    viewRegistry.register(view.buffer, { host: this.host, id });
     return view;
   }
 
