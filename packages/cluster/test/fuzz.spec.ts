@@ -6,7 +6,9 @@
  * - cluster members at the transport (CURVE keys from the token) that never registered: random
  *   messages and mutations of real ones, many connections;
  * - one connection per daemon that registered first (a node registration with a valid proof to the
- *   GCS, a driver registration to the node; the engine has no registration), then the same.
+ *   GCS, a driver registration to the node; the engine has no registration), then the same;
+ * - beside those, 200 raw TCP connections of random bytes to the node's data port (the bulk data plane:
+ *   no valid hello, so each is closed; the data plane serves pulls afterwards).
  * Afterwards every daemon and the engine still serve, their RSS grew by less than 100 MB, and the logs
  * have at most one line per rejected connection (the registered one: exactly one), not one per frame.
  */
@@ -16,10 +18,11 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, type EnvelopeBody } from '@tsray/protocol';
-import { get, init, kill, nodes, python, shutdown, type ActorHandle } from '@tsray/core';
+import { get, init, kill, listTransferStats, nodes, python, shutdown, type ActorHandle } from '@tsray/core';
 import { GCS_AUDIENCE, curveClientOptions, makeTokenProof } from '@tsray/core/internal';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
 import { whereAmI } from './fixtures/fns.js';
+import { makeBlob } from './fixtures/netns-fns.js';
 import { prng, rssKiB } from './fixtures/fuzzing.js';
 
 /** Frames per target and phase (3 targets; the engine has no registered phase): 100,000 in all. */
@@ -29,6 +32,8 @@ const PLAN = {
   registered: 18_000, // GCS and node (6,000 raw + 20,000 + 38,000 + 36,000 = 100,000)
   engineMembers: { connections: 40, frames: 950 }, // 38,000 (the engine's members: its clients)
 };
+/** Raw connections to the node's data port (the bulk data plane; beside the 100,000 frames above). */
+const DATA_PORT = { connections: 200, writes: 20 };
 const MAX_FRAME = 2048;
 const RSS_GROWTH_LIMIT_KIB = 100 * 1024;
 
@@ -167,6 +172,19 @@ describe('fuzz: 100,000 frames to the GCS, a node and an engine (CURVE on)', () 
       frames += PLAN.raw.connections * PLAN.raw.frames;
     }
 
+    // 1b. Raw bytes to the node's data port (its bulk data plane's TCP listener, bound on first use: a pull
+    // of a result made on the node opens it): every connection without a valid hello is closed.
+    const pulledChunks = async () => (await listTransferStats()).reduce((n, s) => n + s.pulls.dataPlaneChunksIn, 0);
+    expect((await get(makeBlob.options({ resources: { fuzz_node: 1 } }).remote(12), { timeout: 60 })).length).toBe(12 * 1024 * 1024);
+    const chunksBefore = await pulledChunks();
+    expect(chunksBefore).toBeGreaterThan(0);
+    const dataPort = Number(/"port":(\d+),"msg":"data plane listening"/.exec(readFileSync(node.errLog, 'utf8'))?.[1]);
+    expect(dataPort).toBeGreaterThan(0);
+    {
+      const rand = prng(0xd47a);
+      for (let i = 0; i < DATA_PORT.connections; i += 8) await Promise.all(Array.from({ length: 8 }, () => rawConnection(dataPort, rand, DATA_PORT.writes)));
+    }
+
     // 2. Members that never registered: each gets one ErrorReply, then is ignored.
     for (const name of ['GCS', 'node'] as const) {
       const rand = prng(0x9e3779b9 + name.length);
@@ -239,6 +257,11 @@ describe('fuzz: 100,000 frames to the GCS, a node and an engine (CURVE on)', () 
       { timeout: 30 },
     );
     expect([onNode, onHead]).toEqual([node.ready.nodeId, c.head.ready.nodeId]);
+    // The node's data plane still serves pulls (a new session: the fuzz did not take it down).
+    expect((await get(makeBlob.options({ resources: { fuzz_node: 1 } }).remote(12), { timeout: 60 })).length).toBe(12 * 1024 * 1024);
+    expect(await pulledChunks()).toBeGreaterThan(chunksBefore);
+    const served = (await listTransferStats()).find((s) => s.nodeId === node.ready.nodeId)!.served;
+    expect(served.dataPlaneDropped).toBeGreaterThanOrEqual(DATA_PORT.connections);
     expect(
       (await nodes())
         .filter((n) => n.alive && n.nodeId !== 'fuzzreg')
@@ -281,5 +304,11 @@ describe('fuzz: 100,000 frames to the GCS, a node and an engine (CURVE on)', () 
         `${name}: members logged more than once`,
       ).toEqual([]);
     }
+    // The data port's refusals: one line a minute, then a count (not a line per connection).
+    const refusals = readFileSync(node.errLog, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('data plane: connection closed'));
+    expect(refusals.length).toBeGreaterThan(0);
+    expect(refusals.length).toBeLessThanOrEqual(5);
   }, 300_000);
 });
