@@ -41,8 +41,6 @@ export class FrameStreamReader {
   private state: State;
   private discard: Buffer | undefined;
   private readonly headBuf = Buffer.allocUnsafe(FRAME_HEAD_BYTES);
-  /** Bytes read (all states). */
-  bytesRead = 0;
 
   constructor(
     private readonly opener: () => FrameOpener,
@@ -96,7 +94,6 @@ export class FrameStreamReader {
 
   /** `n` bytes landed in the last target: move on (hand over what completed). Always true (never pause). */
   private advance(n: number): boolean {
-    this.bytesRead += n;
     const s = this.state;
     if (s.kind === 'broken') return true;
     try {
