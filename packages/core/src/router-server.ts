@@ -7,7 +7,7 @@
  * @internal
  */
 import * as zmq from 'zeromq';
-import { decodeMessage, encodeMessage, tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
+import { DEFAULT_MAX_FRAME_BYTES, decodeMessage, encodeMessage, tsray, type DecodedMessage, type EnvelopeBody } from '@tsray/protocol';
 import { logger } from './logger.js';
 import { Outbox } from './outbox.js';
 import { curveApplies, logCurveRefusals, makeCurveServer, makePlainServer } from './curve.js';
@@ -16,6 +16,11 @@ import { PeerMemory, errorCodeOf, peerKey } from './peer-memory.js';
 import { routerSocketOptions } from './router-options.js';
 import { UnregisteredPeers } from './unregistered-peers.js';
 import { TrafficCounters, framesBytes } from './traffic-counters.js';
+import { StreamServer } from './stream-server.js';
+import type { StreamLimits } from './stream-frames.js';
+
+/** Most frames in one message on the stream socket (a ZeroMQ message has no such cap; batches stay far below). */
+const STREAM_MAX_FRAMES = 1 << 20;
 
 /**
  * Largest message (all frames together) a connection may send before it has registered: a
@@ -35,8 +40,16 @@ export interface RouterServerOptions {
    * one that has not registered. A registered connection keeps its connection after a bad message.
    */
   registered(identity: Buffer): Record<string, unknown> | undefined;
-  /** Handle one decoded message. Throwing rejects it: an ErrorReply and a log line. */
-  onMessage(identity: Buffer, message: DecodedMessage): void;
+  /**
+   * Handle one decoded message. Throwing rejects it: an ErrorReply and a log line. `viaStream`: it came
+   * on the stream socket (see {@link RouterServer.listenStream}), not the ROUTER.
+   */
+  onMessage(identity: Buffer, message: DecodedMessage, viaStream: boolean): void;
+  /**
+   * True when a new stream connection may not take `identity`: a connection of that id is registered
+   * (only a worker the node started and that has not registered yet may say hello with its id).
+   */
+  claimed?(identity: string): boolean;
   /** Print every message received (TSRAY_TRACE). */
   trace?: boolean;
   /**
@@ -63,6 +76,13 @@ export class RouterServer {
   private releaseZap: (() => void) | undefined;
   /** Bytes and messages received and sent, per message kind (the GCS reports them in its stats). */
   readonly traffic = new TrafficCounters();
+  /** The unix stream socket beside the ROUTER (the node's, for its workers), once listening. */
+  private stream: StreamServer | undefined;
+  /**
+   * Routing ids that said hello on the stream socket: they are the stream's until forgotten (the
+   * ROUTER neither reads from nor sends to them, so no DEALER can take over a stream worker's id).
+   */
+  private readonly streamIds = new Set<string>();
 
   constructor(private readonly opts: RouterServerOptions) {
     this.socket = new zmq.Router(routerSocketOptions(opts.maxFrameBytes));
@@ -90,6 +110,39 @@ export class RouterServer {
     return this.socket.lastEndpoint ?? endpoint;
   }
 
+  /**
+   * Listen on a unix stream socket too (stream-server.ts): connections name their routing id in a
+   * hello and are then addressed like the ROUTER's; their messages take the same receive path.
+   */
+  async listenStream(path: string): Promise<void> {
+    const unregistered: StreamLimits = { maxFrames: 16, maxFrameBytes: UNREGISTERED_MAX_MESSAGE_BYTES, maxMessageBytes: UNREGISTERED_MAX_MESSAGE_BYTES };
+    const max = this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    // Twice the decoder's limit, as the ROUTER's maxMessageSize: frames up to it get the clear TOO_LARGE reply.
+    const registered: StreamLimits = { maxFrames: STREAM_MAX_FRAMES, maxFrameBytes: 2 * max, maxMessageBytes: Number.MAX_SAFE_INTEGER };
+    const server = new StreamServer({
+      where: this.opts.where,
+      limits: (identity) => (this.opts.registered(identity) ? registered : unregistered),
+      claimed: (id) => this.streamIds.has(id) || (this.opts.claimed?.(id) ?? true),
+      onHello: (id) => this.streamIds.add(id),
+      onClosed: (id) => {
+        if (!this.opts.registered(Buffer.from(id))) this.streamIds.delete(id);
+      },
+      onFrames: (frames) => this.receive(frames, true),
+    });
+    await server.listen(path);
+    this.stream = server;
+  }
+
+  /** `identity` is gone for good (its worker exited): its id is no longer the stream's. */
+  forget(identity: string): void {
+    this.streamIds.delete(identity);
+  }
+
+  /** Connections refused on the stream socket (tests). */
+  get streamRefused(): number {
+    return this.stream?.refused ?? 0;
+  }
+
   /** Start receiving (once). */
   start(): void {
     this.receiving ??= this.loop();
@@ -107,6 +160,18 @@ export class RouterServer {
     const frames = encodeMessage(body, payloads);
     this.traffic.count('out', Object.keys(body)[0] ?? 'unknown', framesBytes(frames));
     if (payloads && this.opts.onPeerBytes) this.countPeer(identity, 'out', payloads);
+    this.route(identity, frames);
+  }
+
+  /** To the identity's stream connection when it is the stream's, else through the ROUTER. */
+  private route(identity: Buffer, frames: Buffer[]): void {
+    if (this.stream && this.streamIds.size > 0) {
+      const id = identity.toString();
+      if (this.streamIds.has(id)) {
+        this.stream.send(id, frames);
+        return;
+      }
+    }
     this.outbox.send([identity, ...frames]);
   }
 
@@ -114,7 +179,7 @@ export class RouterServer {
   sendFrames(identity: Buffer, frames: Buffer[], kind = 'frames'): void {
     if (this.closed) return;
     this.traffic.count('out', kind, framesBytes(frames));
-    this.outbox.send([identity, ...frames]);
+    this.route(identity, frames);
   }
 
   /**
@@ -122,7 +187,10 @@ export class RouterServer {
    * the first time it is logged (rate-limited) and answered with `reply`; after that it is ignored.
    */
   refuse(identity: Buffer, fields: Record<string, unknown>, msg: string, reply: EnvelopeBody): void {
-    if (this.unregistered.refuse(identity, fields, msg)) this.send(identity, reply);
+    if (!this.unregistered.refuse(identity, fields, msg)) return;
+    this.send(identity, reply);
+    // A stream connection can really be closed (a ROUTER's peer only ignored): after its reply.
+    if (this.stream?.has(identity.toString())) this.stream.drop(identity.toString());
   }
 
   /** Hand everything queued to ZeroMQ synchronously (process exit). */
@@ -141,6 +209,7 @@ export class RouterServer {
     this.closed = true;
     this.outbox.close();
     this.socket.close();
+    await this.stream?.close();
     this.releaseZap?.();
     await this.receiving?.catch(() => undefined);
   }
@@ -149,7 +218,7 @@ export class RouterServer {
   private async loop(): Promise<void> {
     while (!this.closed) {
       try {
-        for await (const frames of this.socket) this.receive(frames);
+        for await (const frames of this.socket) this.receive(frames, false);
         return;
       } catch (err) {
         if (this.closed) return;
@@ -160,9 +229,11 @@ export class RouterServer {
     }
   }
 
-  private receive(frames: Buffer[]): void {
+  private receive(frames: Buffer[], viaStream: boolean): void {
     const identity = frames[0]!;
     if (this.unregistered.isClosed(identity)) return;
+    // A DEALER with the routing id of a stream connection is not that connection.
+    if (!viaStream && this.streamIds.size > 0 && this.streamIds.has(identity.toString())) return;
     if (!this.opts.registered(identity)) {
       let bytes = 0;
       for (let i = 1; i < frames.length; i++) bytes += frames[i]!.length;
@@ -183,7 +254,7 @@ export class RouterServer {
       if (this.opts.onPeerBytes && message.payloads.length > 0) this.countPeer(identity, 'in', message.payloads);
       if (this.opts.trace)
         process.stderr.write(`${this.opts.where} <- ${identity.toString()} ${message.kind} ${JSON.stringify(message.envelope.toJSON()).slice(0, 300)}\n`);
-      this.opts.onMessage(identity, message);
+      this.opts.onMessage(identity, message, viaStream);
     } catch (err) {
       if (!counted) this.traffic.count('in', 'undecoded', bytes);
       try {

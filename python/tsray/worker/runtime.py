@@ -22,12 +22,9 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
-import zmq
-import zmq.asyncio
 
-from .._curve import make_client
 from .._main_defs import load_definitions
 from .._objects import INLINE_THRESHOLD, Arena, object_value
 from .._remote import MAIN_KEY_SUFFIX, unwrap
@@ -35,6 +32,7 @@ from ..errors import FunctionNotFoundError, exception_error_info
 from ..protocol import Buffer, PayloadWriter, decode_message, encode_message, pb, token_proof
 from ..refs import ActorMethodNotFoundError
 from ..xlang import Decoder, encode_with_refs
+from .channel import NodeChannel
 
 log = logging.getLogger("tsray.worker")
 
@@ -233,14 +231,7 @@ class WorkerRuntime:
         self._arena_size = int(env.get("TSRAY_ARENA_SIZE", "0") or "0")
         self._arena: Arena | None = None
         self.inline_threshold = INLINE_THRESHOLD
-        self._ctx = zmq.asyncio.Context()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.ROUTING_ID, worker_id.encode())
-        self._sock.setsockopt(zmq.SNDHWM, 0)
-        self._sock.setsockopt(zmq.RCVHWM, 0)
-        self._sock.setsockopt(zmq.LINGER, 1000)
-        make_client(self._sock, address, env.get("TSRAY_TOKEN"))
-        self._sock.connect(address)
+        self._channel = NodeChannel(worker_id, address, env.get("TSRAY_NODE_STREAM", ""), env.get("TSRAY_TOKEN"))
         self._decoder = Decoder(_nested_ref, _nested_handle)
         self._queue: deque[_Job] = deque()
         self._wake: asyncio.Event | None = None
@@ -265,9 +256,7 @@ class WorkerRuntime:
     # ------------------------------------------------------------------ plumbing
 
     def _send(self, body: Any, payloads: Sequence[Buffer] = ()) -> None:
-        fut = self._sock.send_multipart(encode_message(body, payloads), copy=False)
-        if isinstance(fut, asyncio.Future) and not fut.done():
-            fut.add_done_callback(_log_send_error)
+        self._channel.send(encode_message(body, payloads))
 
     def arena(self) -> Arena:
         """The node's arena, mapped on first use."""
@@ -370,8 +359,8 @@ class WorkerRuntime:
         self._watch_stdin()
         token = os.environ.get("TSRAY_TOKEN", "")
         proof = token_proof(token, self.worker_id, "RegisterWorker", self.node_id) if token else {}
+        receiver = await self._channel.open(self._handle_buffers, self._node_gone)
         self._send(pb.RegisterWorker(worker_id=self.worker_id, pid=os.getpid(), language="python", kind="worker", **proof))
-        receiver = asyncio.ensure_future(self._receive_loop())
         executor = asyncio.ensure_future(self._execute_loop())
         try:
             code = await self._stop
@@ -380,9 +369,13 @@ class WorkerRuntime:
                 t.cancel()
             with contextlib.suppress(BaseException):
                 self._flush_results()
-            self._sock.close(linger=1000)
-            self._ctx.term()
+            self._channel.close()
         return code
+
+    def _node_gone(self) -> None:
+        """The stream connection closed: the node is gone (or closed it); stop as on Shutdown."""
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result(1)
 
     def _watch_stdin(self) -> None:
         """Exit when stdin (a pipe from the node) closes: the node died."""
@@ -411,18 +404,9 @@ class WorkerRuntime:
 
         self._loop.add_reader(0, readable)
 
-    async def _receive_loop(self) -> None:
-        sock = self._sock
-        while True:
-            frames = await sock.recv_multipart(copy=False)
-            self._handle(frames)
-            while cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                frames = await sock.recv_multipart(copy=False)
-                self._handle(frames)
-
-    def _handle(self, frames: list[zmq.Frame]) -> None:
+    def _handle_buffers(self, frames: list[memoryview]) -> None:
         try:
-            msg = decode_message([f.buffer for f in frames])
+            msg = decode_message(frames)
         except Exception as e:  # malformed / version mismatch: report once per message, keep serving
             log.error("tsray worker %s rejected a message from its node: %s", self.worker_id, e)
             code = getattr(e, "code", pb.ERROR_CODE_MALFORMED)
@@ -496,17 +480,7 @@ class WorkerRuntime:
                 # A long run of work without a turn of the loop: let messages in (a cancel for a
                 # queued job must be seen before the job starts). Two turns: one to poll the socket,
                 # one for the receiver to handle what arrived.
-                await asyncio.sleep(0)
-                await asyncio.sleep(0)
-                # Messages still waiting in the socket (reading EVENTS also lets ZeroMQ take in what
-                # arrived while the job ran): let the receiver handle them before the next job starts.
-                for _ in range(100):
-                    if not cast(int, self._sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                        break
-                    await asyncio.sleep(0)
-                # A message already taken from the socket may still wait for its coroutine to run
-                # (pyzmq's asyncio recv resolves a future first): one short timed turn lets it.
-                await asyncio.sleep(0.0005)
+                await self._channel.let_messages_in()
                 last_yield = time.perf_counter()
                 continue
             job = self._queue.popleft()
@@ -752,11 +726,6 @@ class WorkerRuntime:
                     await gen.aclose()
             elif hasattr(gen, "close"):
                 gen.close()
-
-
-def _log_send_error(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled() and fut.exception() is not None:
-        log.error("tsray worker could not send to its node: %s", fut.exception())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

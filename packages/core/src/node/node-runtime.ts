@@ -24,7 +24,7 @@ import { RouterServer } from '../router-server.js';
 import type { PeerConnection } from '../cluster/link.js';
 import { ClusterForwarder, type ClusterForwarderHost, type ClusterLinkApi } from './cluster-forwarder.js';
 import { ObjectTransfer, type ObjectTransferHost } from './object-transfer.js';
-import { nodeSocketAddress, removeSocketFile } from './socket-path.js';
+import { nodeSocketAddress, removeSocketFile, streamSocketPath } from './socket-path.js';
 import { WorkerHandle, type ActorRecord, type PgRecord, type Pool, type TaskRecord } from './records.js';
 import { errorObject } from './node-support.js';
 import { NODE_MESSAGE_HANDLERS, type NodeMessageHost } from './node-messages.js';
@@ -85,6 +85,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   readonly nodeId: string;
   readonly jobId: string;
   readonly address: string;
+  /** The unix stream socket of its workers (stream-server.ts), when on. */ private readonly streamPath: string | undefined;
   readonly objects: ObjectTable;
   readonly store: NodeStore;
   readonly resources: NodeResources;
@@ -138,12 +139,14 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
         return w ? { kind: w.kind } : undefined;
       },
       onMessage: (identity, message) => this.handle(identity, message),
+      claimed: (id) => this.pool.workers.get(id)?.state !== 'starting', // only a worker it started may take its id (stream)
     });
     this.nodeId = opts.nodeId;
     this.jobId = opts.jobId;
     this.verifier = new TokenVerifier(this.token, opts.nodeId);
     this.namespace = opts.namespace;
     this.address = nodeSocketAddress(opts.sessionDir, opts.nodeId);
+    this.streamPath = config().workerStream ? streamSocketPath(this.address) : undefined;
     mkdirSync(join(opts.sessionDir, 'logs'), { recursive: true });
     this.store = new NodeStore({
       capacity: opts.objectStoreMemory,
@@ -194,6 +197,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
   static async start(opts: NodeRuntimeOptions): Promise<NodeRuntime> {
     const n = new NodeRuntime(opts);
     await n.server.bind(n.address);
+    if (n.streamPath) await n.server.listenStream(n.streamPath);
     if (opts.tcp) {
       try {
         n.tcpAddress = await n.server.bind(`tcp://${opts.tcp.host}:${opts.tcp.port}`);
@@ -507,6 +511,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     return {
       nodeId: this.nodeId,
       address: this.address,
+      streamPath: this.streamPath,
       token: this.token,
       objects: this.objects,
       store: this.store,
@@ -519,7 +524,10 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       },
       send: (w, body) => this.send(w, body),
       scheduleDispatch: () => this.scheduleDispatch(),
-      forgetWorker: (w) => this.taskManager.dirtyWorkers.delete(w),
+      forgetWorker: (w) => {
+        this.taskManager.dirtyWorkers.delete(w);
+        this.server.forget(w.id);
+      },
       workerDied: (w, detail) => (w.actor ? this.actorManager.actorWorkerDied(w.actor, w, detail) : this.taskManager.onWorkerDied(w, detail)),
       clientGone: (w, why) => this.clientGone(w, why),
     };

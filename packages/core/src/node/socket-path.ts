@@ -19,6 +19,8 @@ import { SocketPathTooLongError } from '../errors.js';
 export const MAX_SOCKET_PATH_BYTES = 107;
 
 const SOCKET_NAME = /^(\d+)-([0-9a-zA-Z]+)\.sock$/;
+/** The ROUTER's socket or the stream socket beside it (`.wsock`, see {@link streamSocketPath}). */
+const STALE_NAME = /^(\d+)-([0-9a-zA-Z]+)\.w?sock$/;
 
 function fits(path: string): boolean {
   return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES;
@@ -44,7 +46,7 @@ function privateDir(dir: string): boolean {
 function removeStale(dir: string): void {
   try {
     for (const name of readdirSync(dir)) {
-      const m = SOCKET_NAME.exec(name);
+      const m = STALE_NAME.exec(name);
       if (m && !processAlive(Number(m[1]))) rmSync(join(dir, name), { force: true });
     }
   } catch {
@@ -75,6 +77,16 @@ export function nodeSocketAddress(sessionDir: string, id: string): string {
   const path = join(sessionDir, 'node.sock');
   if (fits(path)) return `ipc://${path}`;
   throw new SocketPathTooLongError(path, `${shared} (not a private directory of this user)`);
+}
+
+/**
+ * The path of the node's unix stream socket for its workers (stream-server.ts), beside its
+ * ROUTER's: `….sock` → `….wsock`; undefined when that path would not fit (the workers then use the ROUTER).
+ */
+export function streamSocketPath(ipcAddress: string): string | undefined {
+  if (!ipcAddress.startsWith('ipc://') || !ipcAddress.endsWith('.sock')) return undefined;
+  const path = `${ipcAddress.slice('ipc://'.length, -'.sock'.length)}.wsock`;
+  return fits(path) ? path : undefined;
 }
 
 /** Remove the socket file of an `ipc://` address (the node closed it; libzmq may not have unlinked it yet). */

@@ -21,6 +21,8 @@ export interface WorkerPoolHost {
   readonly nodeId: string;
   /** The node's local socket workers connect to. */
   readonly address: string;
+  /** The node's unix stream socket its workers connect to instead of `address`, when it has one. */
+  readonly streamPath: string | undefined;
   readonly token: string;
   readonly objects: Pick<ObjectTable, 'decRef' | 'unpin'>;
   readonly store: Pick<NodeStore, 'arenaFd' | 'capacity' | 'allocator'>;
@@ -140,6 +142,7 @@ export class WorkerPool {
     const id = `w${this.workerSeq++}-${process.pid}`;
     const launch = runtimeEnv ? this.host.runtimeEnvs.launch(runtimeEnv, python ? 'python' : 'node') : undefined;
     const env: Record<string, string> = { TSRAY_TOKEN: this.host.token };
+    if (this.host.streamPath) env['TSRAY_NODE_STREAM'] = this.host.streamPath;
     if (gpuIds.length > 0 || this.opts.hasGpus) env['CUDA_VISIBLE_DEVICES'] = gpuIds.join(',');
     const proc = (this.opts.spawn ?? ((o: SpawnWorkerOptions) => new WorkerProcess(o)))({
       workerId: id,

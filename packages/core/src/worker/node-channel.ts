@@ -1,20 +1,16 @@
 /**
- * The worker's (or client driver's) connection to its node: one ZeroMQ DEALER, sends serialized by an
- * {@link Outbox}, and the event-loop batching of the small messages the API produces (ref updates,
+ * The worker's (or client driver's) connection to its node: one {@link ChannelTransport} (a ZeroMQ
+ * DEALER, or the node's unix stream socket for the TypeScript workers it starts), and the event-loop batching of the small messages the API produces (ref updates,
  * pins, puts, submits, subscriptions), which go out together once per microtask turn.
  * @internal
  */
 import { encodeMessage, type EnvelopeBody, type tsray } from '@tsray/protocol';
-import * as zmq from 'zeromq';
-import { curveClientOptions, onCurveRefused } from '../curve.js';
-import { Outbox } from '../outbox.js';
 import { FrameBuilder } from '../wire.js';
+import { type ChannelTransport, StreamTransport, ZmqTransport } from './channel-transport.js';
 
-/** One DEALER to the node plus the batches waiting for the next flush. */
+/** One connection to the node plus the batches waiting for the next flush. */
 export class NodeChannel {
-  /** Frames from the node, one multipart message per iteration. */
-  readonly socket: zmq.Dealer;
-  private readonly outbox: Outbox;
+  private readonly transport: ChannelTransport;
   private adds: string[] = [];
   private removes: string[] = [];
   private pins: string[] = [];
@@ -28,17 +24,24 @@ export class NodeChannel {
   /** Called once when a tcp node refuses this connection's CURVE handshake (another cluster's token). */
   onRefused: ((detail: string) => void) | undefined;
 
-  /** `token` makes a tcp connection a CURVE client of its cluster (see curve.ts); ipc ignores it. */
-  constructor(routingId: string, address: string, token?: string) {
-    this.socket = new zmq.Dealer({ routingId, sendHighWaterMark: 0, receiveHighWaterMark: 0, linger: 1000, ...curveClientOptions(address, token) });
-    if (address.startsWith('tcp://')) onCurveRefused(this.socket, (detail) => this.onRefused?.(detail));
-    this.socket.connect(address);
-    this.outbox = new Outbox(this.socket);
+  /**
+   * `token` makes a tcp connection a CURVE client of its cluster (see curve.ts); ipc ignores it.
+   * `streamPath`: connect to the node's unix stream socket instead of `address` (a worker the node started).
+   */
+  constructor(routingId: string, address: string, token?: string, streamPath?: string) {
+    this.transport = streamPath
+      ? new StreamTransport(routingId, streamPath)
+      : new ZmqTransport(routingId, address, token, (detail) => this.onRefused?.(detail));
+  }
+
+  /** Hand each message from the node to `onFrames` until the connection closes (see ChannelTransport.serve). */
+  serve(onFrames: (frames: Buffer[]) => void): Promise<void> {
+    return this.transport.serve(onFrames);
   }
 
   /** Send one message now (after what is queued on the socket; batches are not flushed first). */
   send(body: EnvelopeBody, payloads?: Uint8Array[]): void {
-    this.outbox.send(encodeMessage(body, payloads));
+    this.transport.send(encodeMessage(body, payloads));
   }
 
   /** This process started holding `id`. */
@@ -111,19 +114,18 @@ export class NodeChannel {
     }
   }
 
-  /** Resolves once everything queued went to ZeroMQ. */
+  /** Resolves once everything queued left this process's queues. */
   drain(): Promise<void> {
-    return this.outbox.drain();
+    return this.transport.drain();
   }
 
-  /** Hand everything queued to ZeroMQ synchronously (process exit; see Outbox.flushSync). */
+  /** Hand everything queued over synchronously (process exit; see Outbox.flushSync). */
   flushSync(): void {
-    this.outbox.flushSync();
+    this.transport.flushSync();
   }
 
-  /** Stop sending and close the socket. */
+  /** Stop sending and close the connection. */
   close(): void {
-    this.outbox.close();
-    this.socket.close();
+    this.transport.close();
   }
 }

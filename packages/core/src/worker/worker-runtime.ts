@@ -44,7 +44,9 @@ export class WorkerRuntime implements CoreRuntime, WorkerMessageHost {
   ) {
     this.kind = mode;
     this.jobId = clientOptions.jobId ?? config().jobId ?? '';
-    this.channel = new NodeChannel(workerId, address, clientOptions.token ?? config().token);
+    // A TypeScript worker its node started takes the node's stream socket when it has one (TSRAY_NODE_STREAM).
+    const stream = mode === 'worker' ? config().nodeStream : undefined;
+    this.channel = new NodeChannel(workerId, address, clientOptions.token ?? config().token, stream);
     this.session = new NodeSession(this.channel, { ...clientOptions, workerId, mode, jobId: this.jobId });
     this.channel.onRefused = (detail) =>
       this.session.onError({ code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: refusedMessage(`node at ${address}`, detail) });
@@ -73,16 +75,16 @@ export class WorkerRuntime implements CoreRuntime, WorkerMessageHost {
     return this.session.stateCall(method);
   }
 
-  /** Serve messages until told to stop (or the socket closes). */
-  async run(): Promise<void> {
-    for await (const frames of this.channel.socket) {
+  /** Serve messages until the connection closes. */
+  run(): Promise<void> {
+    return this.channel.serve((frames) => {
+      if (this.closed) return;
       try {
         this.handle(frames);
       } catch (err) {
         logger().error({ err }, 'worker rejected a message from its node');
       }
-      if (this.closed) break;
-    }
+    });
   }
 
   private handle(frames: Buffer[]): void {

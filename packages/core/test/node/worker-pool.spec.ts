@@ -41,6 +41,7 @@ function setup(resources: Record<string, number>, opts: Partial<WorkerPoolOption
   const host: WorkerPoolHost = {
     nodeId: 'node-1',
     address: 'ipc:///tmp/fake.sock',
+    streamPath: '/tmp/fake.wsock',
     token: 'tok',
     objects,
     store: { arenaFd: 3, capacity: 1 << 20, allocator: { free: (off: number) => void freed.push(off) } as never },
@@ -107,6 +108,8 @@ describe('WorkerPool', () => {
     const py = pool.newLease('k', task('job-a', { CPU: 1 }, 'py:mod'))!;
     expect(py.worker).not.toBe(a.worker);
     expect(procs[2]!.opts.python).toBe('python3');
+    // Every worker it starts gets the node's stream socket (TypeScript and Python alike).
+    expect(procs.map((p) => p.opts.env['TSRAY_NODE_STREAM'])).toEqual(['/tmp/fake.wsock', '/tmp/fake.wsock', '/tmp/fake.wsock']);
   });
 
   it('gives a GPU worker CUDA_VISIBLE_DEVICES of its lease, and a CPU worker on a GPU node an empty one', () => {
