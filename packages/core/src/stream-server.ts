@@ -7,8 +7,8 @@
  * One routing id, one connection: a hello naming an id that already has a live connection here, or
  * that the ROUTER has seen (see `claimed`), is refused, as a ROUTER refuses a second DEALER with the
  * id of a connected one; otherwise a same-user process could speak as a worker that proved the token.
- * What a connection can push is bounded: a hello of ≤ 261 bytes within 10 s, then messages under the
- * limits of `limits(identity)` (small until the connection registered).
+ * What a connection can push is bounded: a hello of ≤ 261 bytes within 10 s (at most 64 connections
+ * waiting for theirs), then messages under the limits of `limits(identity)` (small until it registered).
  * @internal
  */
 import { type Server, type Socket, createServer } from 'node:net';
@@ -19,6 +19,8 @@ import { type StreamLimits, StreamMessageReader, streamMessage } from './stream-
 
 /** How long a new connection has for its hello. */
 const HELLO_TIMEOUT_MS = 10_000;
+/** Connections that may wait for their hello at once (a node starts its workers a few at a time). */
+const MAX_PENDING = 64;
 
 /** How the owner sees the connections of a {@link StreamServer}. */
 export interface StreamServerHost {
@@ -47,6 +49,10 @@ export class StreamServer {
   private server: Server | undefined;
   private path = '';
   private readonly connections = new Map<string, StreamConnection>();
+  /** Every open socket, with or without its hello (closed at close()). */
+  private readonly sockets = new Set<Socket>();
+  /** Sockets still waiting for their hello (at most MAX_PENDING). */
+  private pending = 0;
   private readonly refusals: LogLimiter;
   /** Connections refused (bad hello, a limit broken, an id in use), for tests and stats. */
   refused = 0;
@@ -97,28 +103,47 @@ export class StreamServer {
     const c = this.connections.get(identity);
     if (!c) return;
     this.connections.delete(identity);
-    c.socket.end();
-    c.socket.destroySoon();
+    c.socket.destroySoon(); // after what is queued to it (its ErrorReply)
   }
 
-  /** Stop listening, close every connection, remove the socket file. */
+  /** Stop listening, close every connection once what is queued to it is written, remove the socket file. */
   async close(): Promise<void> {
-    for (const c of this.connections.values()) c.socket.destroy();
+    const sockets = [...this.sockets];
     this.connections.clear();
+    for (const socket of sockets) socket.destroySoon();
+    // A worker that stopped reading would keep its connection (and this close) open: cut it after 1 s.
+    const cut = setTimeout(() => {
+      for (const socket of sockets) socket.destroy();
+    }, 1000);
     const s = this.server;
     this.server = undefined;
     if (s) await new Promise<void>((r) => s.close(() => r()));
+    clearTimeout(cut);
     if (this.path) rmSync(this.path, { force: true });
   }
 
   private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    if (this.pending >= MAX_PENDING) {
+      this.refuse(socket, `${MAX_PENDING} connections are already waiting for their hello`);
+      return;
+    }
+    this.pending++;
     let conn: StreamConnection | undefined;
+    let waiting = true;
+    const helloDone = () => {
+      if (!waiting) return;
+      waiting = false;
+      this.pending--;
+      clearTimeout(timer);
+    };
     const timer = setTimeout(() => this.refuse(socket, 'no hello within 10 s'), HELLO_TIMEOUT_MS);
     timer.unref();
     const reader = new StreamMessageReader(
       {
         onHello: (identity) => {
-          clearTimeout(timer);
+          helloDone();
           if (this.connections.has(identity) || this.host.claimed(identity)) throw new Error(`routing id ${JSON.stringify(identity)} is in use`);
           conn = { socket, identity: Buffer.from(identity) };
           this.connections.set(identity, conn);
@@ -140,7 +165,7 @@ export class StreamServer {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
-      clearTimeout(timer);
+      helloDone();
       if (!conn) return;
       const id = conn.identity.toString();
       if (this.connections.get(id) === conn) this.connections.delete(id);

@@ -71,6 +71,24 @@ function raw(): { socket: Socket; closed: Promise<void> } {
 }
 
 describe('the stream socket beside a ROUTER', () => {
+  it('lets at most 64 connections wait for their hello; a worker still gets in; close() ends the waiting ones', async () => {
+    const waiting = Array.from({ length: 64 }, () => raw());
+    await Promise.all(waiting.map((w) => new Promise((r) => w.socket.once('connect', r))));
+    const extra = raw();
+    await extra.closed;
+    expect(server.streamRefused).toBe(1);
+    // A waiting connection that leaves makes room again.
+    waiting[0]!.socket.destroy();
+    await waiting[0]!.closed;
+    registered.add('w3');
+    const t = new StreamTransport('w3', join(dir, 'r.wsock'));
+    cleanups.push(() => t.close());
+    t.send(heartbeat());
+    await received(1);
+    await server.close();
+    await Promise.all(waiting.slice(1).map((w) => w.closed));
+  });
+
   it('delivers a worker’s messages as the ROUTER’s (viaStream) and sends replies back on its connection', async () => {
     registered.add('w1');
     const t = new StreamTransport('w1', join(dir, 'r.wsock'));
