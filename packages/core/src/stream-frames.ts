@@ -10,6 +10,7 @@
  * u32 LE frame count n (1 ≤ n ≤ limit), n × u32 LE frame lengths, then the n frames' bytes.
  * @internal
  */
+import type { Writable } from 'node:stream';
 
 /** The first bytes a client sends. */
 export const STREAM_HELLO_MAGIC = Buffer.from('tsS1');
@@ -63,6 +64,18 @@ export function streamMessage(frames: readonly Uint8Array[]): Buffer[] {
   const out: Buffer[] = [head];
   for (const f of frames) out.push(Buffer.isBuffer(f) ? f : Buffer.from(f.buffer, f.byteOffset, f.byteLength));
   return out;
+}
+
+/** Write one message to `socket` (see {@link streamMessage}); several buffers go corked, as one writev. */
+export function writeStreamMessage(socket: Writable, frames: readonly Uint8Array[]): void {
+  const bufs = streamMessage(frames);
+  if (bufs.length === 1) {
+    socket.write(bufs[0]!);
+    return;
+  }
+  socket.cork();
+  for (const b of bufs) socket.write(b);
+  socket.uncork();
 }
 
 /**

@@ -15,7 +15,7 @@ import { type Server, type Socket, createServer } from 'node:net';
 import { rmSync } from 'node:fs';
 import { logger } from './logger.js';
 import { LogLimiter } from './log-limiter.js';
-import { type StreamLimits, StreamMessageReader, streamMessage } from './stream-frames.js';
+import { type StreamLimits, StreamMessageReader, writeStreamMessage } from './stream-frames.js';
 
 /** How long a new connection has for its hello. */
 const HELLO_TIMEOUT_MS = 10_000;
@@ -88,13 +88,7 @@ export class StreamServer {
   send(identity: string, frames: readonly Uint8Array[]): boolean {
     const c = this.connections.get(identity);
     if (!c) return false;
-    const bufs = streamMessage(frames);
-    if (bufs.length === 1) c.socket.write(bufs[0]!);
-    else {
-      c.socket.cork();
-      for (const b of bufs) c.socket.write(b);
-      c.socket.uncork();
-    }
+    writeStreamMessage(c.socket, frames);
     return true;
   }
 

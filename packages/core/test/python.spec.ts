@@ -22,6 +22,10 @@ afterAll(async () => {
 const echo = python.remote<[unknown], unknown>('tsray_fixtures:echo');
 
 describe('Python tasks', () => {
+  it('run in workers given the node’s unix stream socket (the worker channel)', async () => {
+    expect(await get(python.remote<[], string>('tsray_fixtures:node_stream').remote())).toMatch(/\.wsock$/);
+  });
+
   it('calls a Python function with typed results', async () => {
     const add = python.remote<[number, number], number>('tsray_fixtures:add');
     const v: number = await get(add.remote(2, 40));

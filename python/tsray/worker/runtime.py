@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-
 from .._main_defs import load_definitions
 from .._objects import INLINE_THRESHOLD, Arena, object_value
 from .._remote import MAIN_KEY_SUFFIX, unwrap

@@ -8,7 +8,7 @@ import { createConnection, type Socket } from 'node:net';
 import * as zmq from 'zeromq';
 import { curveClientOptions, onCurveRefused } from '../curve.js';
 import { Outbox } from '../outbox.js';
-import { StreamMessageReader, type StreamLimits, streamHello, streamMessage } from '../stream-frames.js';
+import { StreamMessageReader, type StreamLimits, streamHello, writeStreamMessage } from '../stream-frames.js';
 
 /** One connection to the node. */
 export interface ChannelTransport {
@@ -73,14 +73,7 @@ export class StreamTransport implements ChannelTransport {
   }
 
   send(frames: Buffer[]): void {
-    if (this.closed) return;
-    const bufs = streamMessage(frames);
-    if (bufs.length === 1) this.socket.write(bufs[0]!);
-    else {
-      this.socket.cork();
-      for (const b of bufs) this.socket.write(b);
-      this.socket.uncork();
-    }
+    if (!this.closed) writeStreamMessage(this.socket, frames);
   }
 
   serve(onFrames: (frames: Buffer[]) => void): Promise<void> {

@@ -1,7 +1,8 @@
 /**
  * The worker's (or client driver's) connection to its node: one {@link ChannelTransport} (a ZeroMQ
- * DEALER, or the node's unix stream socket for the TypeScript workers it starts), and the event-loop batching of the small messages the API produces (ref updates,
- * pins, puts, submits, subscriptions), which go out together once per microtask turn.
+ * DEALER, or the node's unix stream socket for the TypeScript workers it starts), and the event-loop
+ * batching of the small messages the API produces (ref updates, pins, puts, submits, subscriptions),
+ * which go out together once per microtask turn.
  * @internal
  */
 import { encodeMessage, type EnvelopeBody, type tsray } from '@tsray/protocol';
