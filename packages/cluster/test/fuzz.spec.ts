@@ -8,7 +8,9 @@
  * - one connection per daemon that registered first (a node registration with a valid proof to the
  *   GCS, a driver registration to the node; the engine has no registration), then the same;
  * - beside those, 200 raw TCP connections of random bytes to the node's data port (the bulk data plane:
- *   no valid hello, so each is closed; the data plane serves pulls afterwards).
+ *   no valid hello, so each is closed; the data plane serves pulls afterwards), and 200 connections to the
+ *   node's unix stream socket for its workers: random bytes, or a hello with an id of no worker it started
+ *   followed by random bytes (each closed; its workers are served afterwards).
  * Afterwards every daemon and the engine still serve, their RSS grew by less than 100 MB, and the logs
  * have at most one line per rejected connection (the registered one: exactly one), not one per frame.
  */
@@ -19,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
 import { decodeMessage, encodeMessage, type EnvelopeBody } from '@tsray/protocol';
 import { get, init, kill, listTransferStats, nodes, python, shutdown, type ActorHandle } from '@tsray/core';
-import { GCS_AUDIENCE, curveClientOptions, makeTokenProof } from '@tsray/core/internal';
+import { GCS_AUDIENCE, curveClientOptions, makeTokenProof, streamHello } from '@tsray/core/internal';
 import { TestCluster, until, type DaemonProc } from './fixtures/cluster-harness.js';
 import { whereAmI } from './fixtures/fns.js';
 import { makeBlob } from './fixtures/netns-fns.js';
@@ -34,6 +36,8 @@ const PLAN = {
 };
 /** Raw connections to the node's data port (the bulk data plane; beside the 100,000 frames above). */
 const DATA_PORT = { connections: 200, writes: 20 };
+/** Connections to the node's unix stream socket for its workers (half of them start with a hello). */
+const STREAM_SOCKET = { connections: 200, writes: 20 };
 const MAX_FRAME = 2048;
 const RSS_GROWTH_LIMIT_KIB = 100 * 1024;
 
@@ -56,10 +60,13 @@ function fuzzMessage(rand: () => number, corpus: Buffer[][]): Buffer[] {
   return frames;
 }
 
-/** A connection writing `count` random strings as raw TCP, then closing (bounded by a deadline). */
-function rawConnection(port: number, rand: () => number, count: number): Promise<void> {
+/**
+ * A connection writing `count` random strings (after `first`, when given), then closing (bounded by a
+ * deadline): raw TCP to a port on loopback, or to a unix socket path.
+ */
+function rawConnection(target: number | string, rand: () => number, count: number, first?: Buffer): Promise<void> {
   return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
+    const s = typeof target === 'number' ? connect({ host: '127.0.0.1', port: target }) : connect({ path: target });
     const deadline = setTimeout(() => s.destroy(), 2000);
     s.on('error', () => undefined);
     s.on('close', () => {
@@ -67,6 +74,7 @@ function rawConnection(port: number, rand: () => number, count: number): Promise
       resolve();
     });
     s.on('connect', () => {
+      if (first) s.write(first);
       for (let i = 0; i < count; i++) s.write(randomBytes(Math.floor(rand() * MAX_FRAME) + 1));
       s.end();
     });
@@ -183,6 +191,19 @@ describe('fuzz: 100,000 frames to the GCS, a node and an engine (CURVE on)', () 
     {
       const rand = prng(0xd47a);
       for (let i = 0; i < DATA_PORT.connections; i += 8) await Promise.all(Array.from({ length: 8 }, () => rawConnection(dataPort, rand, DATA_PORT.writes)));
+    }
+
+    // 1c. The node's unix stream socket for its workers (beside its ipc socket): random bytes, or a hello
+    // naming an id of no worker it started; each connection is closed.
+    const streamSocket = node.ready.nodeSocket.replace(/^ipc:\/\//, '').replace(/\.sock$/, '.wsock');
+    {
+      const rand = prng(0x57e4);
+      for (let i = 0; i < STREAM_SOCKET.connections; i += 8)
+        await Promise.all(
+          Array.from({ length: 8 }, (_, j) =>
+            rawConnection(streamSocket, rand, STREAM_SOCKET.writes, j % 2 === 0 ? streamHello(`fuzz-s-${i + j}`) : undefined),
+          ),
+        );
     }
 
     // 2. Members that never registered: each gets one ErrorReply, then is ignored.
@@ -304,6 +325,12 @@ describe('fuzz: 100,000 frames to the GCS, a node and an engine (CURVE on)', () 
         `${name}: members logged more than once`,
       ).toEqual([]);
     }
+    // The stream socket's refusals: at most 20 lines per 5 s, then a count (not a line per connection).
+    const streamRefusals = readFileSync(node.errLog, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('closed a stream connection'));
+    expect(streamRefusals.length).toBeGreaterThan(0);
+    expect(streamRefusals.length).toBeLessThan(STREAM_SOCKET.connections / 2);
     // The data port's refusals: one line a minute, then a count (not a line per connection).
     const refusals = readFileSync(node.errLog, 'utf8')
       .split('\n')

@@ -34,6 +34,7 @@ export { UnregisteredPeers } from './unregistered-peers.js';
 export { routerSocketOptions } from './router-options.js';
 export { resolveNodeGpus, visibleGpuIds } from './gpus.js';
 export { RouterServer, UNREGISTERED_MAX_MESSAGE_BYTES, type RouterServerOptions } from './router-server.js';
+export { streamHello } from './stream-frames.js';
 export { askHead, type HeadQuery } from './cluster/head-query.js';
 export { ClusterLink, type LinkHandler, type LinkOptions } from './cluster/link.js';
 export { GcsClient, parseStateRows, type GcsTransport, type StateRows } from './cluster/gcs-client.js';

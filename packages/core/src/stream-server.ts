@@ -138,7 +138,8 @@ export class StreamServer {
       {
         onHello: (identity) => {
           helloDone();
-          if (this.connections.has(identity) || this.host.claimed(identity)) throw new Error(`routing id ${JSON.stringify(identity)} is in use`);
+          if (this.connections.has(identity) || this.host.claimed(identity))
+            throw new Error(`routing id ${JSON.stringify(identity)} is not free (in use, or not a worker this node started)`);
           conn = { socket, identity: Buffer.from(identity) };
           this.connections.set(identity, conn);
           this.host.onHello(identity);
