@@ -18,6 +18,8 @@
 #endif
 #include <node_api.h>
 
+#include "parallel.h"
+
 #define MAX_INPUTS 256
 #define BLOCK 2048 /* floats: 8 KiB of scratch, stays in L1 */
 
@@ -47,6 +49,34 @@ static void sum_block(float* restrict acc, const float* const* in, size_t n_in, 
   }
 }
 
+/* Elements [off, end) of dst, block by block through a scratch block (dst may be an input). */
+static void sum_range(float* dst, const float* const* in, size_t n_in, size_t off, size_t end) {
+  float acc[BLOCK];
+  for (; off < end; off += BLOCK) {
+    size_t len = end - off < BLOCK ? end - off : BLOCK;
+    sum_block(acc, in, n_in, off, len);
+    memcpy(dst + off, acc, len * sizeof(float));
+  }
+}
+
+struct sum_job {
+  float* dst;
+  const float* const* in;
+  size_t n_in;
+  size_t n;
+  size_t pieces;
+};
+
+/* Piece i of a sum: a run of whole blocks (parallel.c's helpers take the pieces). */
+static void sum_piece(void* ctx, size_t i) {
+  struct sum_job* j = ctx;
+  size_t blocks = (j->n + BLOCK - 1) / BLOCK;
+  size_t per = (blocks + j->pieces - 1) / j->pieces * BLOCK;
+  size_t off = i * per;
+  if (off >= j->n) return;
+  sum_range(j->dst, j->in, j->n_in, off, j->n - off < per ? j->n : off + per);
+}
+
 static napi_value SumF32(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -70,16 +100,13 @@ static napi_value SumF32(napi_env env, napi_callback_info info) {
     if (!in[j] && len > 0) return NULL;
     if (len != n) return throw_type(env, "sumF32: every input must have dst's length");
   }
-  float acc[BLOCK];
-  for (size_t off = 0; off < n; off += BLOCK) {
-    size_t len = n - off < BLOCK ? n - off : BLOCK;
-    sum_block(acc, in, n_in, off, len);
-    memcpy(dst + off, acc, len * sizeof(float));
-  }
+  struct sum_job j = {dst, in, n_in, n, tsray_parallel_pieces(n * sizeof(float) * (n_in + 1))};
+  tsray_parallel_run(sum_piece, &j, j.pieces);
   return NULL;
 }
 
-void tsray_register_shm(napi_env env, napi_value exports); /* shm.c */
+void tsray_register_shm(napi_env env, napi_value exports);      /* shm.c */
+void tsray_register_parallel(napi_env env, napi_value exports); /* parallel.c */
 
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -87,6 +114,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   tsray_register_shm(env, exports);
+  tsray_register_parallel(env, exports);
   return exports;
 }
 

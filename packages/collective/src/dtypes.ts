@@ -115,6 +115,16 @@ export function reduceAll(dst: NumericArray, xs: readonly NumericArray[], op: Re
   dst.set(acc);
 }
 
+/** Below this many bytes a copy stays on this thread (a helper's wake-up would cost more). */
+const PARALLEL_COPY_BYTES = 2 * 1024 * 1024;
+
+/** `dst.set(src)` (same type and length), over the native addon's threads when large (`useThreads`). */
+export function copyInto(dst: NumericArray, src: NumericArray): void {
+  const native = src.byteLength >= PARALLEL_COPY_BYTES ? reduceAddon() : null;
+  if (native && dst.byteLength === src.byteLength) native.copyBytes(dst, src);
+  else dst.set(src);
+}
+
 /**
  * The hot case, one monomorphic loop per input count. JavaScript adds in float64: `Math.fround` after
  * every add rounds to float32 as pairwise float32 adds (numpy, `reduceInto`) do, so results stay bitwise

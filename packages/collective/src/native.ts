@@ -3,12 +3,14 @@
  * `node-gyp`, which `npm ci` and `nx build collective` run). It is optional: when it is not built or does
  * not load, reductions use the JavaScript loops (the same bits, about half the speed; a warning says so
  * once). It also carries the shared-memory segment primitives (`native/shm.c`) of the one-node data
- * path (`shm-segment.ts`); without the addon, groups use the object-store path.
+ * path (`shm-segment.ts`); without the addon, groups use the object-store path. Its copies and sums
+ * run over a few threads when the machine has cores to spare (`native/parallel.c`, {@link useThreads}).
  * @module
  */
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { componentLogger } from '@tsray/core/internal';
+import { componentLogger, config } from '@tsray/core/internal';
 
 /** Shape of the addon (see native/reduce.c and native/shm.c). */
 export interface ReduceAddon {
@@ -22,6 +24,10 @@ export interface ReduceAddon {
   shmWait(seg: ArrayBuffer, target: number, sliceMs: number): 0 | 1 | 2;
   /** Mark the segment failed (`kind` >= 1, `rank`) and wake every waiter; true when this call was first. */
   shmAbort(seg: ArrayBuffer, kind: number, rank: number): boolean;
+  /** Threads per copy or sum from now on (this thread and n - 1 helpers, 1 to 16); returns how many it has. */
+  setThreads(n: number): number;
+  /** `dst`'s bytes = `src`'s (TypedArrays of one byte length, not overlapping), over the threads. */
+  copyBytes(dst: ArrayBufferView, src: ArrayBufferView): void;
 }
 
 // src/native.ts and dist/native.js are both one level below the package root.
@@ -39,4 +45,21 @@ export function reduceAddon(): ReduceAddon | null {
     componentLogger('collective').warn({ path, err }, 'native reduction kernel not loaded: float32 sums use the slower JavaScript loop');
   }
   return addon;
+}
+
+let threadsFor = 0;
+
+/**
+ * Set the addon's threads for a group with `localRanks` rank processes on this node:
+ * `TSRAY_COLLECTIVE_THREADS`, or when 0 the cores / (2 × localRanks), at least 1. Each rank's copies in
+ * and out of the segment and its sums are memory-bound; one thread reaches one core's share of the
+ * memory bandwidth, so on a machine with idle cores a few threads per rank finish them several times
+ * sooner (half the cores: the other node's ranks on one host, and the ring's socket work, need theirs).
+ * On 2 cores with 2 or more ranks it stays at 1 (the ranks already fill the cores).
+ */
+export function useThreads(localRanks: number): void {
+  if (localRanks === threadsFor) return;
+  threadsFor = localRanks;
+  const set = config().collectiveThreads;
+  reduceAddon()?.setThreads(set > 0 ? set : Math.max(1, Math.floor(availableParallelism() / (2 * localRanks))));
 }

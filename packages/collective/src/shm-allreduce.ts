@@ -12,10 +12,11 @@
  * written again only after every rank has arrived at the next op's first barrier, so has copied it out.
  * @module
  */
-import { chunkBounds, finishMean, reduceAll, viewOf, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
+import { chunkBounds, copyInto, finishMean, reduceAll, viewOf, type Dtype, type NumericArray, type ReduceOp } from './dtypes.js';
 import { CollectiveRankDiedError, CollectiveTimeoutError, CollectiveUsageError, type FailureInfo } from './errors.js';
 import { barrierContext, segmentFailed, type RankState } from './group.js';
 import type { Joined } from './coordinator.js';
+import { useThreads } from './native.js';
 import { SHM_HEADER_BYTES, signatureHash, type ShmSegment } from './shm-segment.js';
 
 /** A rank's state of a group that has a mapped segment. */
@@ -76,6 +77,7 @@ export async function allreduceShm<A extends NumericArray>(
   const spans = local < worldSize;
   // Across nodes a mean is a sum until the lanes have the total.
   const localOp: ReduceOp = spans && op === 'mean' ? 'sum' : op;
+  useThreads(local);
   return inSegment(st, signature, async (seq) => {
     const slot = align64(array.byteLength);
     seg.ensure(SHM_HEADER_BYTES + (local + 1) * slot);
@@ -87,9 +89,9 @@ export async function allreduceShm<A extends NumericArray>(
     const ownPart = spans && st.ring?.lanes === local;
     const [ls, le] = st.ring ? chunkBounds(n, st.ring.lanes)[st.ring.lane]! : [0, 0];
     if (ownPart) {
-      at(seg.rank).set(array.subarray(0, ls), 0);
-      at(seg.rank).set(array.subarray(le), le);
-    } else at(seg.rank).set(array);
+      copyInto(at(seg.rank).subarray(0, ls), array.subarray(0, ls));
+      copyInto(at(seg.rank).subarray(le), array.subarray(le));
+    } else copyInto(at(seg.rank), array);
     const ctx = barrierContext(st, timeoutMs);
     await seg.barrier(ctx);
     checkSignatures(st, seq, signature);
@@ -116,15 +118,15 @@ export async function allreduceShm<A extends NumericArray>(
         if (le > ls) await ring.allreduce(part, dtype, localOp, index, count, ctx, prepare);
         if (op === 'mean') finishMean(part, worldSize);
         // This lane's part is final: copy it out while the other lanes finish, the rest after the barrier.
-        array.set(part, ls);
+        copyInto(array.subarray(ls, le), part);
         await seg.barrier(ctx);
-        array.set(at(local).subarray(0, ls), 0);
-        array.set(at(local).subarray(le), le);
+        copyInto(array.subarray(0, ls), at(local).subarray(0, ls));
+        copyInto(array.subarray(le), at(local).subarray(le));
         return array;
       }
       await seg.barrier(ctx);
     }
-    array.set(at(local));
+    copyInto(array, at(local));
     return array;
   });
 }

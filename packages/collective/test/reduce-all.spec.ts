@@ -4,7 +4,7 @@
  * destination is one of the inputs (allreduce reduces into the rank's own array).
  */
 import { describe, expect, it } from 'vitest';
-import { allocate, reduceAll, reduceInto, type Dtype, type NumericArray, type ReduceOp } from '../src/dtypes.js';
+import { allocate, copyInto, reduceAll, reduceInto, type Dtype, type NumericArray, type ReduceOp } from '../src/dtypes.js';
 import { reduceAddon } from '../src/native.js';
 
 function inputs(dtype: Dtype, count: number, n: number): NumericArray[] {
@@ -82,5 +82,44 @@ describe('the native float32 sum kernel', () => {
     expect(() => k.sumF32(new Float32Array(4), [new Float32Array(3)])).toThrow(/every input must have dst's length/);
     expect(() => k.sumF32(new Float32Array(4), [new Float64Array(4) as never])).toThrow(TypeError);
     expect(() => k.sumF32(new Float32Array(4), [])).toThrow(/between 1 and 256 inputs/);
+  });
+});
+
+describe('the native kernel over helper threads (native/parallel.c)', () => {
+  // Odd lengths so pieces end mid-block and mid-cache-line; large enough to be split over 4 threads.
+  const n = 3 * 1024 * 1024 + 12_345;
+
+  it.each([1, 4, 7])('with %i threads sums bitwise as the float32 fold, into an input too', (threads) => {
+    const k = reduceAddon()!;
+    expect(k.setThreads(threads)).toBe(threads);
+    try {
+      const xs = inputs('float32', 3, n) as Float32Array[];
+      const want = froundFold(xs);
+      const dst = allocate('float32', n) as Float32Array;
+      k.sumF32(dst, xs);
+      expect(Buffer.from(dst.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+      k.sumF32(xs[0]!, xs);
+      expect(Buffer.from(xs[0]!.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    } finally {
+      k.setThreads(1);
+    }
+  });
+
+  it.each([1, 4, 7])('with %i threads copies every byte of any typed array (copyInto), and refuses other lengths', (threads) => {
+    const k = reduceAddon()!;
+    k.setThreads(threads);
+    try {
+      for (const dtype of ['uint8', 'int16', 'float32', 'float64'] as const) {
+        const src = inputs(dtype, 1, n)[0]!;
+        const dst = allocate(dtype, n + 3).subarray(1, n + 1);
+        copyInto(dst, src);
+        expect(Buffer.from(dst.buffer, dst.byteOffset, dst.byteLength).equals(Buffer.from(src.buffer))).toBe(true);
+        expect([dst.buffer === src.buffer, new Uint8Array(dst.buffer)[0], new Uint8Array(dst.buffer).at(-1)]).toEqual([false, 0, 0]);
+      }
+      expect(() => k.copyBytes(new Uint8Array(8), new Uint8Array(9))).toThrow(/differ in byte length/);
+      expect(() => k.copyBytes(new Uint8Array(8), {} as never)).toThrow(TypeError);
+    } finally {
+      k.setThreads(1);
+    }
   });
 });

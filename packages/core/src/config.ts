@@ -296,6 +296,14 @@ export const CONFIG_VARIABLES = {
     parse: flag,
     doc: "With CURVE on, also seal the bulk data plane's chunks between nodes whose connection is on one host's loopback (127.0.0.0/8, ::1). Off by default: those bytes never reach a wire and no other user can read loopback traffic without root, and the connection is still authenticated (docs/security.md, *Bulk data plane*).",
   }),
+  collectiveThreads: variable('TSRAY_COLLECTIVE_THREADS', {
+    type: 'integer >= 0',
+    default: 0,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: nonNegativeInt,
+    doc: "Threads per rank process for the copies and float32 sums of a shared-memory allreduce (@tsray/collective's native addon: the rank's own thread and helpers). 0: the machine's cores / (2 x the node's ranks in the group), at least 1 (so 1 on 2 cores; 4 with 2 ranks per node on 16 cores).",
+  }),
   dataPlanePort: variable('TSRAY_DATA_PLANE_PORT', {
     type: 'integer >= 0',
     default: 0,
