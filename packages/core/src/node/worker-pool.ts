@@ -213,7 +213,10 @@ export class WorkerPool {
     }
   }
 
-  /** Periodic: drop silent or dead client drivers, stop idle workers above the CPU count. */
+  /**
+   * Periodic: drop dead client drivers (a driver on this machine when its pid is gone; a remote one,
+   * or one without a pid, when silent past the timeout), stop idle workers above the CPU count.
+   */
   reapIdle(): void {
     const limit = this.opts.idleWorkerTimeoutMs ?? 1000;
     const now = Date.now();
@@ -221,9 +224,12 @@ export class WorkerPool {
     for (const w of [...this.workers.values()]) {
       // Peer nodes are not timed out here: the GCS declares a silent node dead (nodeDied drops it).
       if (w.kind !== 'driver') continue;
-      if (now - w.lastSeen > clientLimit) this.host.clientGone(w, `silent for ${now - w.lastSeen} ms`);
-      // A driver on this machine that was killed is seen at once (its pid is gone).
-      else if (!w.remote && w.pid > 0 && !processAlive(w.pid)) this.host.clientGone(w, `its process ${w.pid} exited`);
+      // A driver on this machine is seen to end at once (its pid is gone); while its process lives it
+      // stays, however long it is silent: a driver busy in synchronous work (a long computation, an
+      // execFileSync) misses heartbeats but has not gone, and once dropped it would wait forever.
+      if (!w.remote && w.pid > 0) {
+        if (!processAlive(w.pid)) this.host.clientGone(w, `its process ${w.pid} exited`);
+      } else if (now - w.lastSeen > clientLimit) this.host.clientGone(w, `silent for ${now - w.lastSeen} ms`);
     }
     while (this.idle.length > this.opts.cpuSlots && now - this.idle[0]!.idleSince > limit) {
       this.stopWorker(this.idle.shift()!);

@@ -151,16 +151,20 @@ describe('WorkerPool', () => {
     expect(sent.filter((m) => 'shutdown' in m.body).map((m) => m.w)).toEqual([a]);
   });
 
-  it('reports a local client driver whose process is gone, and one silent past the timeout', () => {
+  it('reports a local client driver whose process is gone, and a remote one silent past the timeout; a silent local one whose process lives stays', () => {
     const { pool, gone } = setup({ CPU: 1 }, { clientTimeoutMs: 1000 });
     const dead = new WorkerHandle('c-dead', undefined, '', 'driver');
     dead.pid = 2 ** 22 + 12345; // no such pid
     const silent = new WorkerHandle('c-silent', undefined, '', 'driver');
-    silent.pid = process.pid;
+    silent.pid = 2 ** 22 + 12346; // a remote driver's pid is of another machine: not checked
+    silent.remote = true;
     silent.lastSeen = Date.now() - 5000;
+    const busy = new WorkerHandle('c-busy', undefined, '', 'driver');
+    busy.pid = process.pid; // alive, but its heartbeats stopped (synchronous work)
+    busy.lastSeen = Date.now() - 5000;
     const alive = new WorkerHandle('c-alive', undefined, '', 'driver');
     alive.pid = process.pid;
-    for (const w of [dead, silent, alive]) pool.addClient(w);
+    for (const w of [dead, silent, busy, alive]) pool.addClient(w);
     pool.reapIdle();
     expect(gone.map((g) => [g.w.id, g.why])).toEqual([
       ['c-dead', `its process ${dead.pid} exited`],
