@@ -54,6 +54,12 @@ function nonNegativeInt(raw: string, name: string): number {
   return v;
 }
 
+function copyThreadCount(raw: string, name: string): number {
+  const v = nonNegativeInt(raw, name);
+  if (v > 16) throw new ConfigError(name, raw, 'an integer from 0 to 16');
+  return v;
+}
+
 function positiveNumber(unit: string): (raw: string, name: string) => number {
   return (raw, name) => {
     const v = Number(raw);
@@ -295,6 +301,14 @@ export const CONFIG_VARIABLES = {
     readBy: ['ts'],
     parse: flag,
     doc: "With CURVE on, also seal the bulk data plane's chunks between nodes whose connection is on one host's loopback (127.0.0.0/8, ::1). Off by default: those bytes never reach a wire and no other user can read loopback traffic without root, and the connection is still authenticated (docs/security.md, *Bulk data plane*).",
+  }),
+  objectCopyThreads: variable('TSRAY_OBJECT_COPY_THREADS', {
+    type: 'integer 0..16',
+    default: 0,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: copyThreadCount,
+    doc: "Threads for one large copy into the node's shared-memory object store (a put or a task result of 8 MiB or more; each thread takes at least 4 MiB): the TypeScript process's own thread and helpers started for the copy. 0: the machine's cores, at most 8 (Ray's puts copy on several threads too). 1: a plain memcpy.",
   }),
   collectiveThreads: variable('TSRAY_COLLECTIVE_THREADS', {
     type: 'integer >= 0',

@@ -3,11 +3,13 @@
  * runtime-env cap wired through it, and the table kept in step with the sources and the docs.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { maxPackageBytes } from '@tsray/runtime-env';
 import { CONFIG_VARIABLES, config, overrideConfig, parseConfig, resetConfig, validateConfig } from '../src/config.js';
 import { ConfigError, TsrayError } from '../src/errors.js';
+import { arenaCopyThreads } from '../src/node/store.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 
@@ -61,6 +63,7 @@ describe('parseConfig', () => {
     ['TSRAY_RUNTIME_ENV_INSTALLER', 'conda', 'runtimeEnvInstaller'],
     ['TSRAY_RUNTIME_ENV_NPM_ARGS', '--force', 'runtimeEnvNpmArgs'],
     ['TSRAY_RUNTIME_ENV_NPM_ARGS', '[1,2]', 'runtimeEnvNpmArgs'],
+    ['TSRAY_OBJECT_COPY_THREADS', '17', 'objectCopyThreads'],
   ] as const)('%s=%s fails with a ConfigError naming the variable', (name, value, key) => {
     const c = parseConfig({ [name]: value });
     const err = caught(() => c[key]);
@@ -69,6 +72,16 @@ describe('parseConfig', () => {
     expect((err as ConfigError).variable).toBe(name);
     expect((err as ConfigError).value).toBe(value);
     expect((err as Error).message).toContain(name);
+  });
+
+  it('gives arenas the set copy threads, or the cores up to 8 (arenaCopyThreads)', () => {
+    const restore = overrideConfig({ objectCopyThreads: 3 });
+    try {
+      expect(arenaCopyThreads()).toBe(3);
+    } finally {
+      restore();
+    }
+    expect(arenaCopyThreads()).toBe(Math.min(8, availableParallelism()));
   });
 
   it('fails only the read of the bad variable; validateConfig reads them all', () => {

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "aead.h"
+#include "parallel_copy.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -299,7 +300,8 @@ static napi_value View(napi_env env, napi_callback_info info) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* copy(handle, offset, src: TypedArray | ArrayBuffer | DataView): void                           */
+/* copy(handle, offset, src: TypedArray | ArrayBuffer | DataView, threads?: number): number        */
+/* (the threads it used: large copies split over up to `threads`, parallel_copy.c)                */
 
 static int get_bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
   bool is;
@@ -336,10 +338,10 @@ static int get_bytes(napi_env env, napi_value v, uint8_t** data, size_t* len) {
 }
 
 static napi_value Copy(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3) return throw_type(env, "copy(handle, offset, src) takes 3 arguments");
+  if (argc < 3) return throw_type(env, "copy(handle, offset, src, threads?) takes 3 or 4 arguments");
   shm_map* m = get_map(env, argv[0], 1);
   if (!m) return NULL;
   size_t offset;
@@ -348,8 +350,11 @@ static napi_value Copy(napi_env env, napi_callback_info info) {
   size_t len;
   if (!get_bytes(env, argv[2], &src, &len)) return NULL;
   if (!check_range(env, m, offset, len)) return NULL;
-  if (len) memmove(m->base + offset, src, len);
-  return NULL;
+  int32_t threads = 1;
+  if (argc > 3 && napi_get_value_int32(env, argv[3], &threads) != napi_ok) return throw_type(env, "threads must be a number");
+  napi_value used;
+  napi_create_int32(env, tsray_parallel_copy(m->base + offset, src, len, threads), &used);
+  return used;
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -18,7 +18,8 @@ export interface NativeInfo {
 export interface NativeAddon {
   mapFile(path: string, size: number, create: boolean): NativeHandle;
   view(handle: NativeHandle, offset: number, length: number): Buffer;
-  copy(handle: NativeHandle, offset: number, src: ArrayBufferView | ArrayBuffer): void;
+  /** memmove of `src` to `offset`, split over up to `threads` threads when large (native/parallel_copy.c); returns the threads used. */
+  copy(handle: NativeHandle, offset: number, src: ArrayBufferView | ArrayBuffer, threads?: number): number;
   prefault(handle: NativeHandle, offset: number, length: number): Promise<void>;
   close(handle: NativeHandle): void;
   info(handle: NativeHandle): NativeInfo;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, ArenaError, defaultArenaPath, ShmSpaceError } from '../src/index.js';
@@ -147,6 +148,35 @@ describe('Arena', () => {
     expect([...a.view(64, 4)]).toEqual([1, 2, 3, 0]);
     a.write(128, new Uint8Array(new Float64Array([1.5]).buffer));
     expect(a.view(128, 8).readDoubleLE(0)).toBe(1.5);
+  });
+
+  it('a large write with copyThreads is split over threads and lands every byte in place', () => {
+    const a = tracker.create({ size: 64 * MiB, prefault: false, copyThreads: 4 });
+    // 33 MiB + 5 bytes from an odd offset of a random source: pieces of unequal length, none aligned.
+    const src = randomBytes(33 * MiB + 12).subarray(7, 7 + 33 * MiB + 5);
+    expect(a.write(3 * MiB + 1, src)).toBe(4);
+    expect(a.view(3 * MiB + 1, src.length).equals(src)).toBe(true);
+    expect(a.view(3 * MiB, 1)[0]).toBe(0);
+    expect(a.view(36 * MiB + 6, 1)[0]).toBe(0);
+    // Under 2 × 4 MiB it stays one memcpy; copyThreads 1 (the default) never splits.
+    expect(a.write(0, randomBytes(8 * MiB - 1))).toBe(1);
+    const b = tracker.open(a.path, 64 * MiB);
+    expect(b.write(0, src)).toBe(1);
+    expect(a.view(0, src.length).equals(src)).toBe(true);
+  });
+
+  it('a write whose source overlaps its destination (a view of the same arena) is one memmove', () => {
+    const a = tracker.create({ size: 64 * MiB, prefault: false, copyThreads: 8 });
+    const pattern = randomBytes(40 * MiB);
+    a.write(0, pattern);
+    expect(a.write(MiB, a.view(0, 40 * MiB))).toBe(1);
+    expect(a.view(MiB, 40 * MiB).equals(pattern)).toBe(true);
+  });
+
+  it('refuses copyThreads outside 1..16 with ArenaError', () => {
+    for (const copyThreads of [0, 17, 1.5, Number.NaN]) {
+      expect(() => tracker.create({ size: MiB, prefault: false, copyThreads })).toThrow(ArenaError);
+    }
   });
 
   it('create fails with ArenaError(EEXIST) on an existing file; open fails on a missing or short file', () => {

@@ -4,8 +4,10 @@
  * @internal
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Allocator, Arena } from '@tsray/object-store';
+import { config } from '../config.js';
 import { ObjectStoreFullError } from '../errors.js';
 import { logger } from '../logger.js';
 import type { SerializedValue } from '../serialization.js';
@@ -24,6 +26,15 @@ export interface NodeStoreOptions {
   onPressure?: () => void;
 }
 
+/**
+ * Threads for one large copy into the arena in this process (`TSRAY_OBJECT_COPY_THREADS`; 0: the cores,
+ * at most 8). A large put is memory-bound: one thread copies at one core's share of the bandwidth.
+ */
+export function arenaCopyThreads(): number {
+  const set = config().objectCopyThreads;
+  return set > 0 ? set : Math.min(8, availableParallelism());
+}
+
 /** Arena + allocator + spill directory of one node. */
 export class NodeStore {
   readonly arena: Arena;
@@ -35,7 +46,7 @@ export class NodeStore {
   spilledBytes = 0;
 
   constructor(private readonly opts: NodeStoreOptions) {
-    this.arena = Arena.create({ size: opts.capacity, prefault: false });
+    this.arena = Arena.create({ size: opts.capacity, prefault: false, copyThreads: arenaCopyThreads() });
     // Keep a descriptor and unlink at once: nothing is left in /dev/shm even if this process is killed.
     this.arenaFd = openSync(this.arena.path, 'r+');
     unlinkSync(this.arena.path);

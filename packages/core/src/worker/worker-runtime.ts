@@ -12,6 +12,7 @@ import { config } from '../config.js';
 import { refusedMessage } from '../curve.js';
 import { ActorNotFoundError } from '../errors.js';
 import { logger } from '../logger.js';
+import { arenaCopyThreads } from '../node/store.js';
 import { specToWire } from '../node/task-codec.js';
 import type { ActorInfoData, CoreRuntime, RuntimeContext, SubmitArg, SubmitSpec } from '../runtime.js';
 import type { SerializedValue } from '../serialization.js';
@@ -50,10 +51,11 @@ export class WorkerRuntime implements CoreRuntime, WorkerMessageHost {
     this.session = new NodeSession(this.channel, { ...clientOptions, workerId, mode, jobId: this.jobId });
     this.channel.onRefused = (detail) =>
       this.session.onError({ code: tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED, message: refusedMessage(`node at ${address}`, detail) });
+    const copyThreads = arenaCopyThreads();
     const openArena = () =>
       mode === 'driver'
-        ? Arena.open(this.session.shmPath, this.session.arenaSize)
-        : Arena.open(`/proc/self/fd/${config().arenaFd}`, Number(config().arenaSize));
+        ? Arena.open(this.session.shmPath, this.session.arenaSize, { copyThreads })
+        : Arena.open(`/proc/self/fd/${config().arenaFd}`, Number(config().arenaSize), { copyThreads });
     this.objects = new ObjectClient(this.channel, openArena, clientOptions.remote ?? false);
     this.results = new ResultBatch(this.channel);
     this.executor = new TaskExecutor(this.channel, this.objects, this.results, this);

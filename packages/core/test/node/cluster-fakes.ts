@@ -24,7 +24,10 @@ export class FakeStore implements TransferStore {
     const mem = (this.bytesOf = Buffer.alloc(capacity));
     this.arena = {
       view: (offset: number, length: number) => mem.subarray(offset, offset + length),
-      write: (offset: number, bytes: Uint8Array) => void mem.set(bytes, offset),
+      write: (offset: number, bytes: Uint8Array) => {
+        mem.set(bytes, offset);
+        return 1;
+      },
       // Heap memory is faulted in already.
       prefault: async () => undefined,
     } as FakeStore['arena'];
