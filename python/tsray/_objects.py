@@ -8,6 +8,7 @@ import mmap
 import os
 import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,26 @@ _RAW_DTYPES = {
     "Float32Array": "<f4",
     "Float64Array": "<f8",
 }
+
+
+# A write of at least twice this is split over threads, each taking at least this much (parallel_copy.c's rule).
+_COPY_MIN_PIECE = 4 << 20
+_copy_pool: ThreadPoolExecutor | None = None
+
+
+def copy_threads() -> int:
+    """Threads for one large arena write: ``TSRAY_OBJECT_COPY_THREADS`` (1..16), or when unset or 0 the
+    cores, at most 8 (as the TypeScript side, ``arenaCopyThreads``)."""
+    raw = os.environ.get("TSRAY_OBJECT_COPY_THREADS", "").strip()
+    n = int(raw) if raw.isdigit() else 0
+    return min(n, 16) if n > 0 else min(8, os.cpu_count() or 1)
+
+
+def _copy_executor() -> ThreadPoolExecutor:
+    global _copy_pool
+    if _copy_pool is None:
+        _copy_pool = ThreadPoolExecutor(max_workers=15, thread_name_prefix="tsray-copy")
+    return _copy_pool
 
 
 class ArenaError(RuntimeError):
@@ -72,13 +93,32 @@ class Arena:
         fin.atexit = False
         return base.data.toreadonly()
 
-    def write(self, offset: int, data: Buffer) -> None:
-        """Copy ``data`` into the arena at ``offset``."""
+    def write(self, offset: int, data: Buffer, threads: int | None = None) -> int:
+        """Copy ``data`` into the arena at ``offset``; returns the threads the copy used.
+
+        A copy of at least 8 MiB is split over up to ``threads`` (default :func:`copy_threads`) pieces of
+        at least 4 MiB: numpy copies release the GIL, so pool threads copy beside this one (one thread
+        copies at one core's share of the memory bandwidth)."""
         view = memoryview(data).cast("B")
         n = view.nbytes
         if offset + n > self.size:
             raise ArenaError(f"arena write [{offset}, {offset + n}) is outside the arena ({self.size} bytes)")
-        self._mm[offset : offset + n] = view
+        pieces = min(threads if threads is not None else copy_threads(), n // _COPY_MIN_PIECE)
+        if pieces <= 1:
+            self._mm[offset : offset + n] = view
+            return 1
+        src = np.frombuffer(view, dtype=np.uint8)
+        dst = self._u8[offset : offset + n]
+        per = ((n + pieces - 1) // pieces + 63) // 64 * 64  # whole cache lines
+
+        def copy(i: int) -> None:
+            np.copyto(dst[i * per : (i + 1) * per], src[i * per : (i + 1) * per])
+
+        futures = [_copy_executor().submit(copy, i) for i in range(1, pieces) if i * per < n]
+        copy(0)
+        for f in futures:
+            f.result()
+        return 1 + len(futures)
 
 
 def _raw_value(data: Buffer, raw_kind: str) -> Any:

@@ -306,9 +306,9 @@ export const CONFIG_VARIABLES = {
     type: 'integer 0..16',
     default: 0,
     setBy: 'user',
-    readBy: ['ts'],
+    readBy: ['ts', 'python'],
     parse: copyThreadCount,
-    doc: "Threads for one large copy into the node's shared-memory object store (a put or a task result of 8 MiB or more; each thread takes at least 4 MiB): the TypeScript process's own thread and helpers started for the copy. 0: the machine's cores, at most 8 (Ray's puts copy on several threads too). 1: a plain memcpy.",
+    doc: "Threads for one large copy into the node's shared-memory object store (a put or a task result of 8 MiB or more; each thread takes at least 4 MiB): the process's own thread and helpers (TypeScript: native threads started for the copy; Python: a pool of numpy copies, which release the GIL). 0: the machine's cores, at most 8 (Ray's puts copy on several threads too). 1: a plain memcpy.",
   }),
   collectiveThreads: variable('TSRAY_COLLECTIVE_THREADS', {
     type: 'integer >= 0',
