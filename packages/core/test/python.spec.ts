@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -195,5 +195,28 @@ describe('the interpreter', () => {
     expect(out).toContain('PythonEnvironmentError');
     expect(out).toContain('no Python interpreter at "/nonexistent/bin/python3"');
     expect(out).toContain('init({ python');
+  });
+
+  it("the node's interpreter check does not hold other work: a TS task runs while it is slow", async () => {
+    const dir = tempDir('tsray-slow-python-check-');
+    const fake = join(dir.path, 'python3');
+    const go = join(dir.path, 'go');
+    // Stands for an interpreter whose first import is slow: it answers once the driver has its TS result.
+    writeFileSync(
+      fake,
+      `#!/bin/sh\nwhile [ ! -e "${go}" ]; do sleep 0.02; done\necho "ModuleNotFoundError: no module named tsray (fake interpreter)" >&2\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('./fixtures/driver-slow-python-check.ts', import.meta.url))],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, FAKE_PYTHON: fake, CHECK_GO: go },
+      },
+    );
+    expect(stdout).toContain('ts task: 42\npython task: PythonEnvironmentError: task getpid: the Python interpreter');
+    expect(stdout).toContain('cannot import the tsray package (ModuleNotFoundError: no module named tsray (fake interpreter))');
+    dir.cleanup();
   });
 });

@@ -5,7 +5,7 @@
  * @internal
  */
 import { pythonView } from '../python-view.js';
-import { pythonProblemOf } from './python-check.js';
+import { PythonInterpreterCheck } from './python-check.js';
 import { type PlacementGroupStrategy, ResourceRequest } from '@tsray/scheduler';
 import { tsray, type EnvelopeBody } from '@tsray/protocol';
 import type { ErrorPayload } from '../error-payload.js';
@@ -110,7 +110,7 @@ export class TaskManager {
   private readonly avgDuration = new Map<string, number>();
   private dispatchScheduled = false;
   private flushScheduled = false;
-  private pythonCheck: string | undefined | null = null;
+  private readonly pythonCheck = new PythonInterpreterCheck(() => this.host.python);
 
   readonly timeline = new TaskTimeline(() => this.host.nodeId); // recent finished tasks (`tsray timeline`)
   constructor(private readonly host: TaskManagerHost) {}
@@ -316,12 +316,6 @@ export class TaskManager {
     return pg.pools.find((p) => p.resources.canFit(req)) ?? pg.pools.find((p) => p.resources.isFeasible(req)) ?? pg.pools[0];
   }
 
-  /** Why Python workers cannot start here (undefined: they can). Checked once. */
-  private pythonProblem(): string | undefined {
-    if (this.pythonCheck === null) this.pythonCheck = pythonProblemOf(this.host.python);
-    return this.pythonCheck;
-  }
-
   /**
    * True when the task's runtime env is ready (it is held for the task). Else the task waits for the
    * build and is enqueued again; a failed build fails the task (an actor creation: the actor dies)
@@ -372,7 +366,12 @@ export class TaskManager {
       return;
     }
     if (isPython(t.spec.fn.moduleUrl) && t.state === 'deps') {
-      const problem = this.pythonProblem();
+      // The first Python task starts the node's one interpreter check; tasks wait for it, then come back here.
+      const check = this.pythonCheck.result(() => {
+        if (!host.closed && t.state !== 'done') this.enqueue(t, front);
+      });
+      if (!check) return;
+      const problem = check.problem;
       if (problem) {
         const err = errorObject({ type: 'Other', name: 'PythonEnvironmentError', message: `task ${t.spec.name}: ${problem}` });
         if (t.actor && t.spec.actorCreation) {
