@@ -174,6 +174,14 @@ export const CONFIG_VARIABLES = {
     parse: text,
     doc: "The head's HTTP API certificate the `tsray job …` commands accept over https (`AA:BB:…`, printed by `tsray start --head`; default: the local head's, from its session).",
   }),
+  clientTimeoutMs: variable('TSRAY_CLIENT_TIMEOUT_MS', {
+    type: 'integer > 0 (ms)',
+    default: 10000,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: positiveInt('milliseconds'),
+    doc: "How long a node keeps a silent remote client driver (one on another machine; drivers send a heartbeat every second) before it drops it and releases its work. A dropped driver's pending and later calls fail with ConnectionError. Drivers on the node's own machine are dropped only when their process exits.",
+  }),
   headLostTimeoutS: variable('TSRAY_HEAD_LOST_TIMEOUT_S', {
     type: 'number > 0 (s)',
     default: 60,

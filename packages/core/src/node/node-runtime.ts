@@ -173,7 +173,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
       hasGpus: (opts.resources['GPU'] ?? 0) > 0,
       cpuSlots: this.cpuSlots,
       idleWorkerTimeoutMs: opts.idleWorkerTimeoutMs,
-      clientTimeoutMs: opts.clientTimeoutMs,
+      clientTimeoutMs: opts.clientTimeoutMs ?? config().clientTimeoutMs,
     });
     this.reaper = setInterval(() => this.pool.reapIdle(), 500);
     this.reaper.unref();

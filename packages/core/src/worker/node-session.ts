@@ -9,7 +9,7 @@ import { GcsCallError } from '../cluster/control-plane.js';
 import { tsray } from '@tsray/protocol';
 import { makeTokenProof } from '../auth.js';
 import { config, configuredToken } from '../config.js';
-import { AuthenticationError } from '../errors.js';
+import { AuthenticationError, ConnectionError } from '../errors.js';
 import type { NodeChannel } from './node-channel.js';
 
 /** How a process attaches: a worker the node started, or a client driver of a running cluster. */
@@ -38,8 +38,13 @@ export class NodeSession {
   private accepted: ((a: tsray.v1.IWorkerAccepted) => void) | undefined;
   private refused: ((e: Error) => void) | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private wasAccepted = false;
+  /** Set once the node dropped this client driver (see {@link NodeSession.onError}). */
+  dropped: ConnectionError | undefined;
+  /** Told once when the node dropped this client driver (the runtime fails what waits). */
+  onDropped: ((err: ConnectionError) => void) | undefined;
   private requestSeq = 0;
-  private readonly actorRequests = new Map<number, { resolve: (r: tsray.v1.IGetActorReply) => void }>();
+  private readonly actorRequests = new Map<number, { resolve: (r: tsray.v1.IGetActorReply) => void; reject: (e: Error) => void }>();
   private readonly stateRequests = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
   constructor(
@@ -86,23 +91,41 @@ export class NodeSession {
     this.arenaSize = Number(a.shmSize ?? 0);
     this.namespace = a.namespace ?? '';
     if (this.options.mode === 'driver' && a.nodeId) this.nodeId = a.nodeId;
+    this.wasAccepted = true;
     this.accepted?.(a);
     this.refused = undefined;
   }
 
-  /** An error from the node; true when it refused a registration still waiting (wrong token). */
+  /**
+   * An error from the node; true when it was handled here: a refused registration (wrong token), or,
+   * for a client driver the node had accepted, the node saying it does not know this driver any more
+   * (it dropped it: silent past `TSRAY_CLIENT_TIMEOUT_MS`, or the node restarted) — then `onDropped`.
+   */
   onError(error: tsray.v1.IErrorReply): boolean {
-    if (error.code !== tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED || !this.refused) return false;
-    this.refused(new AuthenticationError(error.message ?? 'the cluster refused this connection (wrong or missing token)'));
-    this.refused = undefined;
+    if (error.code !== tsray.v1.ErrorCode.ERROR_CODE_AUTH_FAILED) return false;
+    if (this.refused) {
+      this.refused(new AuthenticationError(error.message ?? 'the cluster refused this connection (wrong or missing token)'));
+      this.refused = undefined;
+      return true;
+    }
+    if (this.options.mode !== 'driver' || !this.wasAccepted || this.dropped) return false;
+    this.dropped = new ConnectionError(
+      `the node ${this.nodeId} dropped this driver (${error.message ?? 'not registered'}): it was silent too long (TSRAY_CLIENT_TIMEOUT_MS) or the node restarted; its work was released. Start the driver again.`,
+    );
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const p of [...this.stateRequests.values(), ...this.actorRequests.values()]) p.reject(this.dropped);
+    this.stateRequests.clear();
+    this.actorRequests.clear();
+    this.onDropped?.(this.dropped);
     return true;
   }
 
   /** Look up a named actor; the reply says where it is or that it is not there. */
   getActor(name: string, namespace: string, flush: () => void): Promise<tsray.v1.IGetActorReply> {
     const requestId = ++this.requestSeq;
-    return new Promise((resolve) => {
-      this.actorRequests.set(requestId, { resolve });
+    if (this.dropped) return Promise.reject(this.dropped);
+    return new Promise((resolve, reject) => {
+      this.actorRequests.set(requestId, { resolve, reject });
       flush();
       this.channel.send({ getActorRequest: { requestId, name, namespace } });
     });
@@ -117,6 +140,7 @@ export class NodeSession {
 
   /** A state API call answered by the node (`nodes`, `actors`, ...). */
   stateCall(method: string): Promise<unknown> {
+    if (this.dropped) return Promise.reject(this.dropped);
     const requestId = ++this.requestSeq;
     return new Promise((resolve, reject) => {
       this.stateRequests.set(requestId, { resolve, reject });

@@ -42,6 +42,8 @@ export class ObjectClient {
   private arena: Arena | undefined;
   /** Told when get/wait start and stop waiting (the task executor, in a worker). */
   blocking: BlockListener | undefined;
+  /** Set when the node dropped this process (a client driver it forgot): gets, waits and puts fail with it. */
+  private lost: Error | undefined;
 
   constructor(
     private readonly channel: NodeChannel,
@@ -157,7 +159,20 @@ export class ObjectClient {
     return od;
   }
 
+  /**
+   * The node no longer knows this process: every get, wait and allocation waiting now and every later
+   * one fails with `err` (objects already here stay readable).
+   */
+  connectionLost(err: Error): void {
+    if (this.lost) return;
+    this.lost = err;
+    for (const a of this.allocs.values()) a.reject(err);
+    this.allocs.clear();
+    for (const s of this.subs.values()) for (const w of s.waiters.splice(0)) w();
+  }
+
   private alloc(size: number): Promise<number> {
+    if (this.lost) return Promise.reject(this.lost);
     const requestId = ++this.allocSeq;
     return new Promise((resolve, reject) => {
       this.allocs.set(requestId, { resolve, reject });
@@ -228,7 +243,8 @@ export class ObjectClient {
   }
 
   private value(id: string, s: Subscription): unknown {
-    const od = s.od!;
+    if (s.od === undefined) throw this.lost ?? new Error(`object ${id} is not here`);
+    const od = s.od;
     // Inline and spilled data stay cached; arena data is delivered once per get (it carries a pin).
     if (od.shm) this.subs.delete(id);
     if (encodingFromWire(od.encoding) === 'error') throw errorFromPayload(payloadView(od.inline!, s.frames!));
@@ -239,6 +255,7 @@ export class ObjectClient {
   async getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]> {
     const subs = ids.map((id) => this.subscribe(id));
     const missing = subs.filter((s) => s.od === undefined);
+    if (missing.length > 0 && this.lost) throw this.lost;
     if (missing.length > 0) {
       this.blocking?.block();
       await new Promise<void>((resolve, reject) => {
@@ -271,6 +288,7 @@ export class ObjectClient {
   async wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
     const subs = ids.map((id) => this.subscribe(id));
     const readyNow = () => ids.filter((_, i) => subs[i]!.od !== undefined);
+    if (readyNow().length < numReturns && this.lost) throw this.lost;
     if (readyNow().length < numReturns) {
       this.blocking?.block();
       await new Promise<void>((resolve) => {
@@ -287,6 +305,7 @@ export class ObjectClient {
         for (const s of subs) if (s.od === undefined) s.waiters.push(cb);
         if (timeoutMs !== undefined) timer = setTimeout(finish, timeoutMs);
       }).finally(() => this.blocking?.unblock());
+      if (this.lost && readyNow().length < numReturns) throw this.lost;
     }
     const ready = ids.map((id, i) => ({ id, s: subs[i]! })).filter((x) => x.s.od !== undefined);
     // Only the first numReturns need their completion order (earliest-first.ts says why).

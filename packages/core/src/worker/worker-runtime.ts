@@ -60,6 +60,10 @@ export class WorkerRuntime implements CoreRuntime, WorkerMessageHost {
     this.results = new ResultBatch(this.channel);
     this.executor = new TaskExecutor(this.channel, this.objects, this.results, this);
     this.objects.blocking = this.executor;
+    this.session.onDropped = (err) => {
+      logger().error({ node: this.session.nodeId }, err.message);
+      this.objects.connectionLost(err);
+    };
   }
 
   /** The node this process is attached to (a client driver learns it when the node accepts it). */
