@@ -153,6 +153,8 @@ class Client:
         self._incoming: dict[str, list[Any]] = {}
         self._closing = False
         self.closed = False
+        # Set once the node dropped this driver (silent past TSRAY_CLIENT_TIMEOUT_MS, or the node restarted).
+        self._dropped: ConnectionError | None = None
         self.node_id = ""
         self.shm_path = ""
         self.shm_size = 0
@@ -287,7 +289,7 @@ class Client:
                     break
                 if time.monotonic() >= next_hb:
                     seq += 1
-                    if self._accepted.done():
+                    if self._accepted.done() and self._dropped is None:
                         self._send(pb.Heartbeat(seq=seq))
                     next_hb = time.monotonic() + HEARTBEAT_SECONDS
         except Exception:  # pragma: no cover - a bug; keep the process alive, fail the waiters
@@ -419,11 +421,33 @@ class Client:
             if env.error.code == pb.ERROR_CODE_AUTH_FAILED and not self._accepted.done():
                 self._accepted.set_exception(AuthenticationError(env.error.message))
                 return
+            if env.error.code == pb.ERROR_CODE_AUTH_FAILED:
+                self._on_dropped(env.error.message)
+                return
             log.error("tsray node reported a protocol error: %s", env.error.message)
         else:
             log.warning("tsray client: unexpected message kind %s from the node; ignored", kind)
 
+    def _on_dropped(self, why: str) -> None:
+        """The node no longer knows this driver (it refused a message after accepting us): fail every
+        request, get and wait now and later with one ConnectionError, logged once."""
+        if self._dropped is not None:
+            return
+        self._dropped = ConnectionError(
+            f"the node {self.node_id} dropped this driver ({why}): it was silent too long "
+            "(TSRAY_CLIENT_TIMEOUT_MS) or the node restarted; its work was released. Start the driver again."
+        )
+        log.error("%s", self._dropped)
+        for fut in list(self._requests.values()):
+            if not fut.done():
+                fut.set_exception(self._dropped)
+        self._requests.clear()
+        with self._cond:
+            self._cond.notify_all()
+
     def _request(self, make: Any, timeout: float | None) -> Any:
+        if self._dropped is not None:
+            raise self._dropped
         rid = next(self._req_seq)
         fut: Future[Any] = Future()
         self._requests[rid] = fut
@@ -601,6 +625,8 @@ class Client:
                 pending = [i for i in ids if (s := self._subs.get(i)) is None or s.od is None]
                 if not pending:
                     break
+                if self._dropped is not None:
+                    raise self._dropped
                 if self.closed:
                     raise ConnectionError("the tsray client connection closed while get() waited")
                 left = None if deadline is None else deadline - time.monotonic()
@@ -642,6 +668,8 @@ class Client:
                 ready = ready_ids()
                 if len(ready) >= num_returns or self.closed:
                     break
+                if self._dropped is not None:
+                    raise self._dropped
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
