@@ -148,11 +148,29 @@ class ZapHandler {
   readonly ready: Promise<void>;
 
   private constructor() {
-    this.ready = this.socket.bind(ZAP_ENDPOINT);
+    this.ready = this.bind();
     this.ready.then(
       () => this.serve(),
       (err) => logger().error({ err }, 'could not start the ZAP handler; CURVE clients will be refused'),
     );
+  }
+
+  /**
+   * Bind the ZAP endpoint. A handler closed just before (its last server released it) frees the
+   * endpoint only when ZeroMQ's reaper thread has destroyed its socket, a moment after `close()`
+   * returned; until then the bind fails with EADDRINUSE, and there is no event to wait for, so it is
+   * tried again (20 ms apart, up to 2 s).
+   */
+  private async bind(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.socket.bind(ZAP_ENDPOINT);
+        return;
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== 'EADDRINUSE' || attempt >= 100 || this.closed) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
   }
 
   /** Admit members with public key `memberPublic` until `release` is called; bind servers after `ready`. */

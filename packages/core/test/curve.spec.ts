@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as zmq from 'zeromq';
-import { clusterCurveKeys, curveClientOptions, onCurveRefused, z85Encode } from '../src/curve.js';
+import { clusterCurveKeys, curveClientOptions, makeCurveServer, onCurveRefused, z85Encode } from '../src/curve.js';
 import { RouterServer } from '../src/router-server.js';
 
 /** The keys of the token 'tok' (python/tests/test_curve.py pins the same). */
@@ -68,6 +68,18 @@ describe('cluster CURVE keys', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('a CURVE server made right after the last one closed gets the ZAP handler (the endpoint is freed asynchronously)', async () => {
+    // The flake this fixes (CI, peer-connection.spec.ts): release() closes the handler's socket, ZeroMQ
+    // frees the inproc endpoint a moment later, and the next handler's bind failed with EADDRINUSE.
+    for (let i = 0; i < 30; i++) {
+      const router = new zmq.Router({ linger: 0 });
+      const zap = makeCurveServer(router, `tok-${i}`);
+      await zap.ready;
+      router.close();
+      zap.release();
+    }
+  });
+
   it('a plain client whose handshakes fail is told the two sides differ in CURVE, whichever error ZeroMQ reports', async () => {
     // A server that resets every connection: ZeroMQ reports "other" handshake errors (not the protocol
     // error a CURVE server's greeting gives), as it does when a CURVE server drops a plain client
