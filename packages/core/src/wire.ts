@@ -69,15 +69,21 @@ export function storedToWire(id: string, d: StoredObject, fb: FrameBuilder): tsr
   return od;
 }
 
-/** Stored object from protocol ObjectData (inline bytes are copied out of the frame). */
+/**
+ * Stored object from protocol ObjectData (inline bytes are copied out of the frame). One object
+ * literal with every field, whichever the kind: every result the node stores has one shape, so the
+ * reads of `inline` / `shm` on its hot paths stay monomorphic (a spread per kind made three).
+ */
 export function storedFromWire(od: tsray.v1.IObjectData, frames: Buffer[]): StoredObject {
-  const base = {
+  const inline = od.inline ? Buffer.from(payloadView(od.inline, frames)) : undefined;
+  const shm = !inline && od.shm ? { offset: Number(od.shm.offset), length: Number(od.shm.length) } : undefined;
+  return {
     encoding: encodingFromWire(od.encoding),
     rawKind: od.rawKind ?? '',
+    inline,
+    shm,
+    spillPath: inline || shm ? undefined : (od.spillPath ?? ''),
     size: Number(od.size ?? 0),
     contained: od.containedRefs ?? [],
   };
-  if (od.inline) return { ...base, inline: Buffer.from(payloadView(od.inline, frames)) };
-  if (od.shm) return { ...base, shm: { offset: Number(od.shm.offset), length: Number(od.shm.length) } };
-  return { ...base, spillPath: od.spillPath ?? '' };
 }
