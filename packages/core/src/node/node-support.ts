@@ -8,7 +8,7 @@ import { crc32 } from 'node:zlib';
 import { encodeErrorPayload, type ErrorPayload } from '../error-payload.js';
 import { ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
 import type { StoredObject } from './object-table.js';
-import type { TaskRecord, WorkerHandle } from './records.js';
+import type { WorkerHandle } from './records.js';
 
 /** Encoding of a stored error object. */
 export const ENC_ERROR = 'error';
@@ -43,10 +43,6 @@ export function chunkCheck(b: Buffer): number {
   return c >>> 0;
 }
 const FULL_CHECKSUM = config().transferChecksum === 'full';
-
-export function fnKey(t: TaskRecord): string {
-  return `${t.spec.fn.moduleUrl}#${t.spec.fn.key}`;
-}
 
 export function errorObject(p: ErrorPayload): StoredObject {
   const inline = encodeErrorPayload(p);

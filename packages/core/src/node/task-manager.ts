@@ -19,7 +19,7 @@ import { Deque } from '../deque.js';
 import { INLINE_THRESHOLD, type NodeStore } from './store.js';
 import type { EnvEntry, NodeRuntimeEnvs } from './runtime-envs.js';
 import type { ActorRecord, Lease, PgRecord, Pool, TaskRecord, WorkerHandle } from './records.js';
-import { cloneStored, crashDetail, ENC_ERROR, errorObject, fnKey, isPython, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
+import { cloneStored, crashDetail, ENC_ERROR, errorObject, isPython, storeErrorPayload, taskIdOf, unknownActor } from './node-support.js';
 import { creationToWire, schedulingToWire } from './task-codec.js';
 import { TaskTimeline } from './task-timeline.js';
 
@@ -106,8 +106,12 @@ export class TaskManager {
   /** Workers with tasks or objects to send at the next flush. */
   readonly dirtyWorkers = new Set<WorkerHandle>();
   private readonly requestCache = new Map<string, ResourceRequest>();
-  /** Average run time (ms) per function, for the pipelining depth. */
-  private readonly avgDuration = new Map<string, number>();
+  /**
+   * Average run time (ms) of each function's tasks, for the pipelining depth: by module URL, then
+   * export key (two lookups of the decoded strings instead of a key string built, flattened and hashed
+   * per result). Actor calls are not pipelined by it and not measured.
+   */
+  private readonly avgDuration = new Map<string, Map<string, number>>();
   private dispatchScheduled = false;
   private flushScheduled = false;
   private readonly pythonCheck = new PythonInterpreterCheck(() => this.host.python);
@@ -465,7 +469,7 @@ export class TaskManager {
    * default of one task in flight per leased worker).
    */
   private pipelineDepth(t: TaskRecord): number {
-    const avg = this.avgDuration.get(fnKey(t));
+    const avg = this.avgDuration.get(t.spec.fn.moduleUrl)?.get(t.spec.fn.key);
     if (avg === undefined || avg > 5) return 1;
     return avg > 1 ? 8 : 64;
   }
@@ -685,9 +689,7 @@ export class TaskManager {
     const now = performance.now();
     const dur = now - Math.max(t.startedAt, w.lastResultAt);
     w.lastResultAt = now;
-    const key = fnKey(t);
-    const prev = this.avgDuration.get(key);
-    this.avgDuration.set(key, prev === undefined ? dur : prev * 0.8 + dur * 0.2);
+    if (!t.spec.actorId && !t.spec.actorCreation) this.recordDuration(t, dur);
     const status = r.status ?? tsray.v1.TaskStatus.TASK_STATUS_OK;
     if (t.spec.actorCreation) {
       this.host.onActorCreated(t, status, datas);
@@ -696,6 +698,14 @@ export class TaskManager {
     this.settle(t, status, r.errorName ?? '', datas);
     if (t.actor) this.host.maybeStopActor(t.actor);
     this.afterWorkerProgress(w);
+  }
+
+  private recordDuration(t: TaskRecord, dur: number): void {
+    const { moduleUrl, key } = t.spec.fn;
+    let byKey = this.avgDuration.get(moduleUrl);
+    if (!byKey) this.avgDuration.set(moduleUrl, (byKey = new Map()));
+    const prev = byKey.get(key);
+    byKey.set(key, prev === undefined ? dur : prev * 0.8 + dur * 0.2);
   }
 
   /** The end of a task run (not an actor creation) with its status and returned objects. */
