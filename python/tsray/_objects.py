@@ -103,7 +103,9 @@ class Arena:
         n = view.nbytes
         if offset + n > self.size:
             raise ArenaError(f"arena write [{offset}, {offset + n}) is outside the arena ({self.size} bytes)")
-        pieces = min(threads if threads is not None else copy_threads(), n // _COPY_MIN_PIECE)
+        # Small writes (nearly all) never read the environment: only a copy of two pieces or more asks.
+        most = n // _COPY_MIN_PIECE
+        pieces = min(threads if threads is not None else copy_threads(), most) if most > 1 else 1
         if pieces <= 1:
             self._mm[offset : offset + n] = view
             return 1

@@ -1,8 +1,8 @@
 /**
  * Whether Python workers can start on this node: the interpreter exists, is Python >= 3.10 and
- * imports the tsray package. Run once per node (it spawns the interpreter), asynchronously: the check
- * imports tsray and may take seconds on a cold disk, and the node's event loop keeps serving everything
- * else meanwhile (a synchronous spawn would hold every task, heartbeat and driver message behind it).
+ * imports the tsray package. Run once per node (again after a failure: PythonInterpreterCheck),
+ * asynchronously: the check imports tsray and may take seconds on a cold disk, and the node's event
+ * loop keeps serving everything else meanwhile (a synchronous spawn would hold every task, heartbeat and driver message behind it).
  * @internal
  */
 import { execFile } from 'node:child_process';
@@ -35,26 +35,37 @@ function problemOfFailure(py: string, err: NodeJS.ErrnoException & { killed?: bo
   return `the Python interpreter "${py}" cannot import the tsray package (${why}): pip install ./python into that environment, or point init({ python }) / TSRAY_PYTHON at one that has it`;
 }
 
+/** How long a failed check stands before the next Python task checks again. */
+const RECHECK_AFTER_FAILURE_MS = 10_000;
+
 /**
- * A node's one check of its Python interpreter ({@link pythonProblemOf}), started by the first Python
- * task; tasks that arrive while it runs wait for it.
+ * A node's check of its Python interpreter ({@link pythonProblemOf}), started by the first Python
+ * task; tasks that arrive while it runs wait for it. A pass stands for the node's life; a failure
+ * stands for `recheckAfterFailureMs` (10 s), then the next Python task checks again: a long-lived
+ * node (`tsray start`) picks up a tsray package installed into its interpreter after it started.
  */
 export class PythonInterpreterCheck {
   private running = false;
-  private done: { problem: string | undefined } | undefined;
-  private readonly waiting: (() => void)[] = [];
+  private done: { problem: string | undefined; at: number } | undefined;
+  private readonly waiting: ((result: { problem: string | undefined }) => void)[] = [];
 
-  constructor(private readonly python: () => string) {}
+  constructor(
+    private readonly python: () => string,
+    private readonly recheckAfterFailureMs = RECHECK_AFTER_FAILURE_MS,
+  ) {}
 
-  /** The check's result when it is done; else undefined, and `whenDone` runs once it is (the first call starts it). */
-  result(whenDone: () => void): { problem: string | undefined } | undefined {
+  /** The check's result when it is done; else undefined, and `whenDone` gets it once it is (the first call starts it). */
+  result(whenDone: (result: { problem: string | undefined }) => void): { problem: string | undefined } | undefined {
+    if (this.done?.problem !== undefined && performance.now() - this.done.at >= this.recheckAfterFailureMs) this.done = undefined;
     if (this.done) return this.done;
     this.waiting.push(whenDone);
     if (!this.running) {
       this.running = true;
       void pythonProblemOf(this.python()).then((problem) => {
-        this.done = { problem };
-        for (const w of this.waiting.splice(0)) w();
+        this.running = false;
+        const done = { problem, at: performance.now() };
+        this.done = done;
+        for (const w of this.waiting.splice(0)) w(done);
       });
     }
     return undefined;
