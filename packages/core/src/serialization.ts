@@ -6,6 +6,7 @@
 import * as v8 from 'node:v8';
 import { SerializationError } from './errors.js';
 import { ACTOR_MARKER, ObjectRef, REF_MARKER } from './object-ref.js';
+import { NOT_PRIMITIVE, v8Primitive } from './v8-primitive.js';
 import { xlangDecode, xlangEncodeWithRefs } from './xlang.js';
 import type { SubmitArg } from './runtime.js';
 
@@ -106,6 +107,11 @@ export function serializeXlang(value: unknown, path = 'value'): SerializedValue 
 export function deserialize(encoding: 'v8' | 'raw' | 'error' | 'msgpack', rawKind: string, bytes: Uint8Array): unknown {
   if (encoding === 'raw') return rawFromBytes(rawKind, bytes);
   if (encoding === 'msgpack') return xlangDecode(bytes);
+  if (encoding === 'v8') {
+    // A lone number, boolean, null, undefined or one-byte string holds no refs: read without a Deserializer.
+    const primitive = v8Primitive(bytes);
+    if (primitive !== NOT_PRIMITIVE) return primitive;
+  }
   const value = v8.deserialize(bytes);
   if (encoding === 'v8' && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(MARKER_BYTES) !== -1) {
     return revive(value, new Set());
