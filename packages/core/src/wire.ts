@@ -3,7 +3,7 @@
  * @internal
  */
 import { tsray } from '@tsray/protocol';
-import type { StoredObject } from './node/object-table.js';
+import { type StoredObject, storedObject } from './node/object-table.js';
 
 const Enc = tsray.v1.Encoding;
 
@@ -69,21 +69,10 @@ export function storedToWire(id: string, d: StoredObject, fb: FrameBuilder): tsr
   return od;
 }
 
-/**
- * Stored object from protocol ObjectData (inline bytes are copied out of the frame). One object
- * literal with every field, whichever the kind: every result the node stores has one shape, so the
- * reads of `inline` / `shm` on its hot paths stay monomorphic (a spread per kind made three).
- */
+/** Stored object from protocol ObjectData (inline bytes are copied out of the frame), in the one shape of {@link storedObject}. */
 export function storedFromWire(od: tsray.v1.IObjectData, frames: Buffer[]): StoredObject {
   const inline = od.inline ? Buffer.from(payloadView(od.inline, frames)) : undefined;
   const shm = !inline && od.shm ? { offset: Number(od.shm.offset), length: Number(od.shm.length) } : undefined;
-  return {
-    encoding: encodingFromWire(od.encoding),
-    rawKind: od.rawKind ?? '',
-    inline,
-    shm,
-    spillPath: inline || shm ? undefined : (od.spillPath ?? ''),
-    size: Number(od.size ?? 0),
-    contained: od.containedRefs ?? [],
-  };
+  const spillPath = inline || shm ? undefined : (od.spillPath ?? '');
+  return storedObject(encodingFromWire(od.encoding), od.rawKind ?? '', Number(od.size ?? 0), od.containedRefs ?? [], inline, shm, spillPath);
 }

@@ -15,6 +15,24 @@ export interface StoredObject {
   contained: string[];
 }
 
+/**
+ * A StoredObject with every field present, in one order, whatever holds the bytes: the objects the
+ * node stores (puts, results from the wire) then share one shape and its hot paths read `inline` /
+ * `shm` monomorphically (a spread per kind made three shapes per maker: the node's CPU per 1:n actor
+ * call fell by a fifth when results got one, BENCHMARKS.md 2026-12-07).
+ */
+export function storedObject(
+  encoding: StoredObject['encoding'],
+  rawKind: string,
+  size: number,
+  contained: string[],
+  inline: Buffer | undefined,
+  shm: { offset: number; length: number } | undefined,
+  spillPath: string | undefined,
+): StoredObject {
+  return { encoding, rawKind, inline, shm, spillPath, size, contained };
+}
+
 /** One object. */
 export interface ObjectEntry {
   readonly id: string;

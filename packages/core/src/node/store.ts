@@ -11,7 +11,7 @@ import { config } from '../config.js';
 import { ObjectStoreFullError } from '../errors.js';
 import { logger } from '../logger.js';
 import type { SerializedValue } from '../serialization.js';
-import type { ObjectTable, StoredObject } from './object-table.js';
+import { type ObjectTable, type StoredObject, storedObject } from './object-table.js';
 
 /** Ray's max_direct_call_object_size: objects up to this size stay inline. */
 export const INLINE_THRESHOLD = 100 * 1024;
@@ -107,19 +107,18 @@ export class NodeStore {
   /** Store a serialized value: copies the bytes (inline, arena, or a spill file). */
   store(sv: SerializedValue): StoredObject {
     const n = sv.bytes.byteLength;
-    const base = { encoding: sv.encoding, rawKind: sv.rawKind, size: n, contained: sv.containedRefs };
-    if (n <= INLINE_THRESHOLD) {
-      return { ...base, inline: Buffer.from(sv.bytes) };
-    }
+    const { encoding, rawKind, containedRefs } = sv;
+    if (n <= INLINE_THRESHOLD) return storedObject(encoding, rawKind, n, containedRefs, Buffer.from(sv.bytes), undefined, undefined);
     let offset: number;
     try {
       offset = this.allocate(n);
     } catch (e) {
-      if (this.opts.spilling && n > this.allocator.capacity) return { ...base, spillPath: this.writeSpill(sv.bytes) };
+      if (this.opts.spilling && n > this.allocator.capacity)
+        return storedObject(encoding, rawKind, n, containedRefs, undefined, undefined, this.writeSpill(sv.bytes));
       throw e;
     }
     this.arena.write(offset, sv.bytes);
-    return { ...base, shm: { offset, length: n } };
+    return storedObject(encoding, rawKind, n, containedRefs, undefined, { offset, length: n }, undefined);
   }
 
   private writeSpill(bytes: Uint8Array): string {
