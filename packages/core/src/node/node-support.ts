@@ -7,7 +7,7 @@ import { config } from '../config.js';
 import { crc32 } from 'node:zlib';
 import { encodeErrorPayload, type ErrorPayload } from '../error-payload.js';
 import { ObjectStoreFullError, type ActorDeathInfo } from '../errors.js';
-import type { StoredObject } from './object-table.js';
+import { type StoredObject, storedObject } from './object-table.js';
 import type { WorkerHandle } from './records.js';
 
 /** Encoding of a stored error object. */
@@ -46,11 +46,11 @@ const FULL_CHECKSUM = config().transferChecksum === 'full';
 
 export function errorObject(p: ErrorPayload): StoredObject {
   const inline = encodeErrorPayload(p);
-  return { encoding: 'error', rawKind: '', inline, size: inline.length, contained: [] };
+  return storedObject('error', '', inline.length, [], inline, undefined, undefined);
 }
 
 export function cloneStored(d: StoredObject): StoredObject {
-  return { ...d, contained: [...d.contained] };
+  return storedObject(d.encoding, d.rawKind, d.size, [...d.contained], d.inline, d.shm, d.spillPath);
 }
 
 /** Task id of a return / generator object id (`<taskId>.<n>` or `<taskId>.g<n>`). */

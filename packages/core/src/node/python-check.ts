@@ -2,7 +2,8 @@
  * Whether Python workers can start on this node: the interpreter exists, is Python >= 3.10 and
  * imports the tsray package. Run once per node (again after a failure: PythonInterpreterCheck),
  * asynchronously: the check imports tsray and may take seconds on a cold disk, and the node's event
- * loop keeps serving everything else meanwhile (a synchronous spawn would hold every task, heartbeat and driver message behind it).
+ * loop keeps serving everything else meanwhile (a synchronous spawn would hold every task, heartbeat
+ * and driver message behind it).
  * @internal
  */
 import { execFile } from 'node:child_process';

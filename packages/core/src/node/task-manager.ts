@@ -14,7 +14,7 @@ import { logger, warnUser } from '../logger.js';
 import type { SubmitArg, SubmitSpec } from '../runtime.js';
 import type { ResolvedScheduling } from '../scheduling-strategy.js';
 import { encodingToWire, FrameBuilder, storedFromWire, storedToWire } from '../wire.js';
-import type { ObjectEntry, ObjectTable, StoredObject } from './object-table.js';
+import { type ObjectEntry, type ObjectTable, type StoredObject, storedObject } from './object-table.js';
 import { Deque } from '../deque.js';
 import { INLINE_THRESHOLD, type NodeStore } from './store.js';
 import type { EnvEntry, NodeRuntimeEnvs } from './runtime-envs.js';
@@ -230,7 +230,7 @@ export class TaskManager {
 
   private failFromUpstream(t: TaskRecord, errData: StoredObject): void {
     const bytes = this.host.store.bytes(errData);
-    this.finishTask(t, { encoding: 'error', rawKind: '', inline: Buffer.from(bytes), size: bytes.length, contained: [] });
+    this.finishTask(t, storedObject('error', '', bytes.length, [], Buffer.from(bytes), undefined, undefined));
   }
 
   /** Cancel the task that returns object `id` (force: kill its worker if it is running). */
