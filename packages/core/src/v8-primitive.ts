@@ -25,14 +25,8 @@ export function v8Primitive(bytes: Uint8Array): unknown {
   switch (tag) {
     case 0x49: {
       // 'I': a zigzag varint of at most 5 bytes
-      let u = 0;
-      for (let shift = 0; ; shift += 7) {
-        if (i >= n || shift > 28) return NOT_PRIMITIVE;
-        const b = bytes[i++]!;
-        u = (u | ((b & 0x7f) << shift)) >>> 0;
-        if ((b & 0x80) === 0) break;
-      }
-      return i === n ? (u >>> 1) ^ -(u & 1) : NOT_PRIMITIVE;
+      const u = readVarint(bytes, i);
+      return u !== undefined && u.end === n ? (u.value >>> 1) ^ -(u.value & 1) : NOT_PRIMITIVE;
     }
     case 0x4e: // 'N'
       return i + 8 === n ? new DataView(bytes.buffer, bytes.byteOffset + i, 8).getFloat64(0, true) : NOT_PRIMITIVE;
@@ -46,17 +40,22 @@ export function v8Primitive(bytes: Uint8Array): unknown {
       return i === n ? undefined : NOT_PRIMITIVE;
     case 0x22: {
       // '"': a varint byte length, then that many Latin-1 bytes
-      let len = 0;
-      for (let shift = 0; ; shift += 7) {
-        if (i >= n || shift > 28) return NOT_PRIMITIVE;
-        const b = bytes[i++]!;
-        len += (b & 0x7f) * 2 ** shift;
-        if ((b & 0x80) === 0) break;
-      }
-      if (i + len !== n) return NOT_PRIMITIVE;
-      return Buffer.from(bytes.buffer, bytes.byteOffset + i, len).toString('latin1');
+      const len = readVarint(bytes, i);
+      if (len === undefined || len.end + len.value !== n) return NOT_PRIMITIVE;
+      return Buffer.from(bytes.buffer, bytes.byteOffset + len.end, len.value).toString('latin1');
     }
     default:
       return NOT_PRIMITIVE;
   }
+}
+
+/** A varint of at most 5 bytes (32 bits) at `at`, as an unsigned number and the index after it; undefined if cut or longer. */
+function readVarint(bytes: Uint8Array, at: number): { value: number; end: number } | undefined {
+  let value = 0;
+  for (let shift = 0, i = at; shift <= 28 && i < bytes.length; shift += 7) {
+    const b = bytes[i++]!;
+    value = (value | ((b & 0x7f) << shift)) >>> 0;
+    if ((b & 0x80) === 0) return { value, end: i };
+  }
+  return undefined;
 }
