@@ -46,6 +46,25 @@ describe('planPlacement', () => {
     expect(planPlacement([{ GPU: 1 }, { GPU: 1 }], 'STRICT_PACK', v).kind).toBe('wait');
   });
 
+  it('a group of one bundle goes to the least-utilized node that fits it, lowest id on ties, GPU instances checked', () => {
+    const v = view({ a: { CPU: 4 }, b: { CPU: 8 }, c: { CPU: 8 } });
+    for (const s of ['STRICT_PACK', 'PACK'] as const) expect(planPlacement([{ CPU: 2 }], s, v)).toEqual({ kind: 'placed', nodeIds: ['b'] });
+    v.get('b')!.allocate(planBundle({ CPU: 1 }));
+    expect(planPlacement([{ CPU: 2 }], 'STRICT_PACK', v)).toEqual({ kind: 'placed', nodeIds: ['c'] });
+    // g has a whole GPU's worth free in halves only (one per instance); h is busier but has a whole GPU.
+    const w = view({ g: { CPU: 8, GPU: 2 }, h: { CPU: 1, GPU: 1 } });
+    const g = w.get('g')!;
+    g.allocate(planBundle({ GPU: 0.5 }));
+    const second = g.allocate(planBundle({ GPU: 0.5 }))!;
+    g.allocate(planBundle({ GPU: 0.5 }));
+    g.release(second);
+    expect(g.availableOf('GPU')).toBe(10_000);
+    w.get('h')!.allocate(planBundle({ CPU: 0.5 }));
+    expect(planPlacement([{ GPU: 1 }], 'STRICT_PACK', w)).toEqual({ kind: 'placed', nodeIds: ['h'] });
+    expect(planPlacement([{ GPU: 0.5 }], 'STRICT_PACK', w)).toEqual({ kind: 'placed', nodeIds: ['g'] });
+    expect(planPlacement([{ CPU: 9 }], 'STRICT_PACK', w)).toMatchObject({ kind: 'infeasible', missing: ['CPU'] });
+  });
+
   it('PACK packs onto one node when it can, else fills nodes in order', () => {
     const v = view({ a: { CPU: 2 }, b: { CPU: 2 }, c: { CPU: 4 } });
     expect(planPlacement([{ CPU: 1 }, { CPU: 1 }, { CPU: 1 }], 'PACK', v)).toEqual({ kind: 'placed', nodeIds: ['c', 'c', 'c'] });
