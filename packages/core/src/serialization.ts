@@ -6,7 +6,7 @@
 import * as v8 from 'node:v8';
 import { SerializationError } from './errors.js';
 import { ACTOR_MARKER, ObjectRef, REF_MARKER } from './object-ref.js';
-import { NOT_PRIMITIVE, v8Primitive } from './v8-primitive.js';
+import { NOT_PRIMITIVE, v8Primitive, v8PrimitiveBytes } from './v8-primitive.js';
 import { xlangDecode, xlangEncodeWithRefs } from './xlang.js';
 import type { SubmitArg } from './runtime.js';
 
@@ -52,18 +52,22 @@ function rawKindOf(value: object): string | undefined {
  * @param path name of the value for error messages (e.g. `args[0]`).
  */
 export function serialize(value: unknown, path = 'value'): SerializedValue {
-  if (typeof value === 'object' && value !== null) {
-    if (ObjectRef.isObjectRef(value)) {
-      // A bare ref as a value (e.g. a task returning a ref): structured clone keeps the marker.
-    } else {
-      const kind = rawKindOf(value);
-      if (kind !== undefined) {
-        const bytes =
-          kind === 'ArrayBuffer'
-            ? new Uint8Array(value as ArrayBuffer)
-            : new Uint8Array((value as ArrayBufferView).buffer, (value as ArrayBufferView).byteOffset, (value as ArrayBufferView).byteLength);
-        return { encoding: 'raw', rawKind: kind, bytes, containedRefs: [] };
-      }
+  if (typeof value !== 'object' || value === null) {
+    // A lone primitive (a task's 0, an actor's 'ok') without a v8 Serializer; a string holding the ref
+    // marker goes the slow way so that findRefIds reads it as it always did.
+    const bytes = v8PrimitiveBytes(value);
+    if (bytes !== undefined && (typeof value !== 'string' || !value.includes(REF_MARKER))) {
+      return { encoding: 'v8', rawKind: '', bytes, containedRefs: [] };
+    }
+  } else if (!ObjectRef.isObjectRef(value)) {
+    // (A bare ref as a value, e.g. a task returning a ref, goes to structured clone: it keeps the marker.)
+    const kind = rawKindOf(value);
+    if (kind !== undefined) {
+      const bytes =
+        kind === 'ArrayBuffer'
+          ? new Uint8Array(value as ArrayBuffer)
+          : new Uint8Array((value as ArrayBufferView).buffer, (value as ArrayBufferView).byteOffset, (value as ArrayBufferView).byteLength);
+      return { encoding: 'raw', rawKind: kind, bytes, containedRefs: [] };
     }
   }
   let bytes: Buffer;

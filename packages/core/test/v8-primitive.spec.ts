@@ -1,11 +1,13 @@
 /**
- * The primitive fast path of deserialize (v8-primitive.ts): every value it reads equals what
- * v8.deserialize gives for the same bytes, and anything else is left to v8.deserialize.
+ * The primitive fast paths of deserialize and serialize (v8-primitive.ts): every value read equals what
+ * v8.deserialize gives for the same bytes, every value written reads back the same through
+ * v8.deserialize (byte for byte what v8.serialize writes, for values V8 holds as small integers and
+ * one-byte strings), and anything else is left to v8.
  */
 import * as v8 from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { deserialize, serialize } from '../src/serialization.js';
-import { NOT_PRIMITIVE, v8Primitive } from '../src/v8-primitive.js';
+import { NOT_PRIMITIVE, v8Primitive, v8PrimitiveBytes } from '../src/v8-primitive.js';
 
 const PRIMITIVES: unknown[] = [
   0,
@@ -84,6 +86,46 @@ describe('v8Primitive', () => {
     expect(v8Primitive(Buffer.from([0x49, 0x02]))).toBe(NOT_PRIMITIVE);
     expect(v8Primitive(Buffer.from([0xff, 0x0f, 0x49, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]))).toBe(NOT_PRIMITIVE);
     expect(v8Primitive(Buffer.from([0xff, 0x0f, 0x54, 0x54]))).toBe(NOT_PRIMITIVE);
+  });
+});
+
+describe('v8PrimitiveBytes', () => {
+  it.each(PRIMITIVES.map((v) => [String(v).slice(0, 24), v]))('writes %s so that v8.deserialize reads it back', (_name, value) => {
+    const bytes = v8PrimitiveBytes(value);
+    if (typeof value === 'string' && value.length > 4096) {
+      expect(bytes).toBeUndefined();
+      return;
+    }
+    expect(bytes).toBeInstanceOf(Buffer);
+    expect(Object.is(v8.deserialize(bytes!), value)).toBe(true);
+    expect(Object.is(v8Primitive(bytes!), value)).toBe(true);
+    // Literals are small integers, heap numbers and one-byte strings in V8: the same bytes.
+    expect(bytes!.equals(v8.serialize(value))).toBe(true);
+  });
+
+  it('gives each value its own memory (stored objects keep it)', () => {
+    const a = v8PrimitiveBytes(1)!;
+    const b = v8PrimitiveBytes(1)!;
+    expect(a.buffer).not.toBe(b.buffer);
+    expect(a.byteOffset).toBe(0);
+    expect(a.buffer.byteLength).toBe(a.length);
+  });
+
+  it('leaves objects, symbols, functions, BigInts and strings beyond Latin-1 or 4,096 characters to v8.serialize', () => {
+    for (const v of [{ a: 1 }, [1], new Date(0), Buffer.from('x'), Symbol('s'), () => 1, 10n, '✓', 'ok 😀', 'q'.repeat(4097)]) {
+      expect(v8PrimitiveBytes(v)).toBeUndefined();
+    }
+    expect(v8.deserialize(v8PrimitiveBytes('p'.repeat(4096))!)).toBe('p'.repeat(4096));
+  });
+});
+
+describe('serialize with the fast path', () => {
+  it('writes primitives without refs, and a string holding the ref marker as before', () => {
+    expect(serialize(0)).toEqual({ encoding: 'v8', rawKind: '', bytes: v8.serialize(0), containedRefs: [] });
+    expect(Buffer.compare(serialize('ok').bytes, v8.serialize('ok'))).toBe(0);
+    const marked = '__tsray_object_ref__"\x05abcde';
+    expect(serialize(marked)).toEqual({ encoding: 'v8', rawKind: '', bytes: v8.serialize(marked), containedRefs: ['abcde'] });
+    expect(() => serialize(Symbol('s'), 'args[0]')).toThrow(/args\[0\]/);
   });
 });
 
