@@ -116,11 +116,14 @@ export async function wait<T>(refs: readonly ObjectRef<T>[], options: WaitOption
   if (!Array.isArray(refs)) throw new TypeError(`wait() expects an array of ObjectRefs, got ${describe(refs)}`);
   const numReturns = options.numReturns ?? 1;
   const byId = new Map<string, ObjectRef<T>>();
+  const ids: string[] = new Array(refs.length);
   for (let i = 0; i < refs.length; i++) {
     const r = refs[i] as ObjectRef<T>;
     if (!ObjectRef.isObjectRef(r)) throw new TypeError(`wait() expects ObjectRefs; element ${i} is ${describe(r)}`);
-    if (byId.has(r.id)) throw new ValidationError('refs', `wait() got the same ref twice: ${r.id}`);
-    byId.set(r.id, r);
+    const size = byId.size;
+    byId.set(r.id, r); // one lookup: a duplicate leaves the size as it was
+    if (byId.size === size) throw new ValidationError('refs', `wait() got the same ref twice: ${r.id}`);
+    ids[i] = r.id;
   }
   if (!Number.isInteger(numReturns) || numReturns < 0 || numReturns > refs.length) {
     throw new ValidationError(
@@ -129,9 +132,10 @@ export async function wait<T>(refs: readonly ObjectRef<T>[], options: WaitOption
     );
   }
   const ms = timeoutMs(options.timeout, 'wait()');
-  const readyIds = numReturns === 0 ? [] : await currentRuntime('wait()').wait([...byId.keys()], numReturns, ms);
+  const readyIds = numReturns === 0 ? [] : await currentRuntime('wait()').wait(ids, numReturns, ms);
   keepAlive(refs);
   const ready = readyIds.slice(0, numReturns).map((id) => byId.get(id)!);
+  if (ready.length === 1) return { ready, notReady: refs.filter((r) => r !== ready[0]) }; // wait's most common use
   const readySet = new Set<ObjectRef<T>>(ready);
   return { ready, notReady: refs.filter((r) => !readySet.has(r as ObjectRef<T>)) };
 }

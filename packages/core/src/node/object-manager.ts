@@ -88,26 +88,27 @@ export class ObjectManager {
     const finish = () => earliestFirst(ready, numReturns, (e) => e.seq).map((e) => e.id);
     if (ready.length >= numReturns) return Promise.resolve(finish().slice(0, numReturns));
     return new Promise((resolve) => {
-      const cancels: (() => void)[] = [];
+      // One waiter shared by every pending id (no closures per id: a wait over 1,000 refs registers 1,000).
+      const pending: ObjectEntry[] = [];
       let timer: NodeJS.Timeout | undefined;
       let settled = false;
       const settle = () => {
         if (settled) return;
         settled = true;
         if (timer) clearTimeout(timer);
-        for (const c of cancels) c();
+        for (const e of pending) this.objects.removeWaiter(e, onReady);
         resolve(finish().slice(0, numReturns));
+      };
+      const onReady = (entry: ObjectEntry) => {
+        if (settled) return;
+        ready.push(entry);
+        if (ready.length >= numReturns) queueMicrotask(settle);
       };
       for (const id of ids) {
         const e = this.objects.get(id);
         if (e?.data !== undefined) continue;
-        cancels.push(
-          this.objects.whenReady(id, (entry) => {
-            if (settled) return;
-            ready.push(entry);
-            if (ready.length >= numReturns) queueMicrotask(settle);
-          }),
-        );
+        const waiting = this.objects.addWaiter(id, onReady);
+        if (waiting !== undefined) pending.push(waiting);
       }
       if (timeoutMs !== undefined) timer = setTimeout(settle, timeoutMs);
     });

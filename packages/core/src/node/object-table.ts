@@ -160,19 +160,31 @@ export class ObjectTable {
 
   /** Call `cb` once `id` is sealed (at once if it is). Returns a function that cancels the wait. */
   whenReady(id: string, cb: (e: ObjectEntry) => void): () => void {
+    const e = this.addWaiter(id, cb);
+    return e === undefined ? () => undefined : () => this.removeWaiter(e, cb);
+  }
+
+  /**
+   * {@link whenReady} without a closure per call (`wait` over many ids shares one `cb`): returns the entry
+   * to pass to {@link removeWaiter}, or undefined when `id` was sealed and `cb` already ran.
+   */
+  addWaiter(id: string, cb: (e: ObjectEntry) => void): ObjectEntry | undefined {
     const e = this.entry(id);
     if (e.data !== undefined) {
       cb(e);
-      return () => undefined;
+      return undefined;
     }
     (e.waiters ??= []).push(cb);
     if (e.located) this.onNeed?.(id);
-    return () => {
-      if (!e.waiters) return;
-      const i = e.waiters.indexOf(cb);
-      if (i !== -1) e.waiters.splice(i, 1);
-      this.maybeFree(e);
-    };
+    return e;
+  }
+
+  /** Cancel a waiter {@link addWaiter} added (nothing if it ran already). */
+  removeWaiter(e: ObjectEntry, cb: (e: ObjectEntry) => void): void {
+    if (!e.waiters) return;
+    const i = e.waiters.indexOf(cb);
+    if (i !== -1) e.waiters.splice(i, 1);
+    this.maybeFree(e);
   }
 
   /**
