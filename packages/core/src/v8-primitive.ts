@@ -93,14 +93,9 @@ export function v8PrimitiveBytes(value: unknown): Buffer | undefined {
 
 function numberBytes(v: number): Buffer {
   if ((v | 0) === v && !Object.is(v, -0)) {
-    let zz = ((v << 1) ^ (v >> 31)) >>> 0; // zigzag
+    const zz = ((v << 1) ^ (v >> 31)) >>> 0; // zigzag
     const out = withTag(0x49, varintLength(zz));
-    let i = HEADER.length + 1;
-    while (zz >= 0x80) {
-      out[i++] = (zz & 0x7f) | 0x80;
-      zz >>>= 7;
-    }
-    out[i] = zz;
+    writeVarint(out, HEADER.length + 1, zz);
     return out;
   }
   const out = withTag(0x4e, 8);
@@ -113,14 +108,7 @@ function stringBytes(s: string): Buffer | undefined {
   if (n > MAX_STRING) return undefined;
   for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0xff) return undefined;
   const out = withTag(0x22, varintLength(n) + n);
-  let i = HEADER.length + 1;
-  let len = n;
-  while (len >= 0x80) {
-    out[i++] = (len & 0x7f) | 0x80;
-    len >>>= 7;
-  }
-  out[i++] = len;
-  out.write(s, i, n, 'latin1');
+  out.write(s, writeVarint(out, HEADER.length + 1, n), n, 'latin1');
   return out;
 }
 
@@ -130,6 +118,18 @@ function withTag(tag: number, rest: number): Buffer {
   HEADER.copy(out, 0);
   out[HEADER.length] = tag;
   return out;
+}
+
+/** Writes `u` (unsigned, below 2^32) as a varint at `at`; returns the index after it. */
+function writeVarint(out: Buffer, at: number, u: number): number {
+  let i = at;
+  let rest = u;
+  while (rest >= 0x80) {
+    out[i++] = (rest & 0x7f) | 0x80;
+    rest >>>= 7;
+  }
+  out[i] = rest;
+  return i + 1;
 }
 
 function varintLength(u: number): number {
