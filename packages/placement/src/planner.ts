@@ -103,7 +103,12 @@ class Sim {
 }
 
 function strictPack(reqs: ResourceRequest[], nodes: NodeResources[]): number[] | null {
-  if (reqs.length === 1) return leastUtilizedFit(reqs[0]!, nodes);
+  if (reqs.length === 1) {
+    // One bundle (the common group): the least-utilized node that fits it, lowest index on ties, the node the
+    // general case below picks. `canFit` is exact for a single request, so no trial copy of each node is needed.
+    const best = new Sim(nodes).best(reqs[0]!, () => true);
+    return best < 0 ? null : [best];
+  }
   const sum = ResourceRequest.sum(reqs);
   const gpu = sum.get(GPU);
   const noGpu = ResourceRequest.fromUnits([...sum.amounts].filter(([n]) => n !== GPU));
@@ -117,26 +122,6 @@ function strictPack(reqs: ResourceRequest[], nodes: NodeResources[]): number[] |
     if (reqs.every((r) => copy.allocate(r) !== null)) return reqs.map(() => i);
   }
   return null;
-}
-
-/**
- * One bundle: the node with the lowest utilization after it among those that fit it (lowest index on ties),
- * the same node the general case picks. `canFit` is exact for a single request (allocate succeeds exactly
- * when it says so), so no trial copy of the node is needed: a group of one bundle is the common case.
- */
-function leastUtilizedFit(req: ResourceRequest, nodes: NodeResources[]): number[] | null {
-  let best = -1;
-  let bestScore = Infinity;
-  for (let i = 0; i < nodes.length; i++) {
-    const n = nodes[i]!;
-    if (!n.canFit(req)) continue;
-    const s = n.scoreAfter(req);
-    if (s < bestScore) {
-      best = i;
-      bestScore = s;
-    }
-  }
-  return best < 0 ? null : [best];
 }
 
 function pack(reqs: ResourceRequest[], sim: Sim): number[] | null {
