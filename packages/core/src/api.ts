@@ -115,14 +115,10 @@ export interface WaitOptions {
 export async function wait<T>(refs: readonly ObjectRef<T>[], options: WaitOptions = {}): Promise<{ ready: ObjectRef<T>[]; notReady: ObjectRef<T>[] }> {
   if (!Array.isArray(refs)) throw new TypeError(`wait() expects an array of ObjectRefs, got ${describe(refs)}`);
   const numReturns = options.numReturns ?? 1;
-  const byId = new Map<string, ObjectRef<T>>();
   const ids: string[] = new Array(refs.length);
   for (let i = 0; i < refs.length; i++) {
     const r = refs[i] as ObjectRef<T>;
     if (!ObjectRef.isObjectRef(r)) throw new TypeError(`wait() expects ObjectRefs; element ${i} is ${describe(r)}`);
-    const size = byId.size;
-    byId.set(r.id, r); // one lookup: a duplicate leaves the size as it was
-    if (byId.size === size) throw new ValidationError('refs', `wait() got the same ref twice: ${r.id}`);
     ids[i] = r.id;
   }
   if (!Number.isInteger(numReturns) || numReturns < 0 || numReturns > refs.length) {
@@ -132,12 +128,24 @@ export async function wait<T>(refs: readonly ObjectRef<T>[], options: WaitOption
     );
   }
   const ms = timeoutMs(options.timeout, 'wait()');
-  const readyIds = numReturns === 0 ? [] : await currentRuntime('wait()').wait(ids, numReturns, ms);
+  // Positions, not ids: no map from id back to ref per call (the runtime also checks for duplicates).
+  const readyAt = await currentRuntime('wait()').wait(ids, numReturns, ms);
   keepAlive(refs);
-  const ready = readyIds.slice(0, numReturns).map((id) => byId.get(id)!);
-  if (ready.length === 1) return { ready, notReady: refs.filter((r) => r !== ready[0]) }; // wait's most common use
-  const readySet = new Set<ObjectRef<T>>(ready);
-  return { ready, notReady: refs.filter((r) => !readySet.has(r as ObjectRef<T>)) };
+  return { ready: readyAt.map((i) => refs[i] as ObjectRef<T>), notReady: without(refs, readyAt) };
+}
+
+/** `items` without the given positions, in order. */
+function without<T>(items: readonly T[], positions: readonly number[]): T[] {
+  if (positions.length === 0) return items.slice();
+  if (positions.length === 1) {
+    const p = positions[0]!; // wait's most common use: one ready ref
+    return items.slice(0, p).concat(items.slice(p + 1));
+  }
+  const skip = new Uint8Array(items.length);
+  for (const p of positions) skip[p] = 1;
+  const out: T[] = [];
+  for (let i = 0; i < items.length; i++) if (skip[i] === 0) out.push(items[i]!);
+  return out;
 }
 
 /** Options of `cancel`. */

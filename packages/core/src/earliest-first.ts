@@ -1,7 +1,8 @@
 /**
- * Ordering of `wait`'s ready ids without sorting them all: `wait(refs, {numReturns: 1})` over a list of
+ * Ordering of `wait`'s ready refs without sorting them all: `wait(refs, {numReturns: 1})` over a list of
  * 1,000 ready refs is called 1,000 times by a loop that drains the list (ray_perf's wait_1k_refs), and a
- * full sort per call made that loop O(n² log n); only the first `numReturns` need an order.
+ * full sort per call made that loop O(n² log n); only the first `numReturns` need an order, and only
+ * they are returned.
  * @module
  */
 
@@ -9,23 +10,27 @@
 const SELECT_MAX = 16;
 
 /**
- * `items` with the `k` of smallest `seq` first, in `seq` order; the others follow in input order. A
- * full sort when `k` is large relative to `items`. Does not modify `items`.
+ * Positions in `seqs` of its `k` smallest values, smallest first (ties: lower position first); all
+ * positions when `k` is at least `seqs.length`. A full sort when `k` is large relative to `seqs`. Does
+ * not modify `seqs`.
  */
-export function earliestFirst<T>(items: readonly T[], k: number, seq: (item: T) => number): T[] {
-  if (k <= 0) return [...items];
-  if (k > SELECT_MAX || k * 4 >= items.length) return [...items].sort((a, b) => seq(a) - seq(b));
-  const best: T[] = [];
-  for (const item of items) {
-    const s = seq(item);
+export function earliestPositions(seqs: readonly number[], k: number): number[] {
+  const n = seqs.length;
+  if (k <= 0 || n === 0) return [];
+  if (k > SELECT_MAX || k * 4 >= n) {
+    const all = Array.from({ length: n }, (_, i) => i).sort((a, b) => seqs[a]! - seqs[b]! || a - b);
+    return k < n ? all.slice(0, k) : all;
+  }
+  const best: number[] = [];
+  for (let p = 0; p < n; p++) {
+    const s = seqs[p]!;
     if (best.length === k) {
-      if (s >= seq(best[k - 1]!)) continue;
+      if (s >= seqs[best[k - 1]!]!) continue;
       best.pop();
     }
     let i = best.length;
-    while (i > 0 && seq(best[i - 1]!) > s) i--;
-    best.splice(i, 0, item);
+    while (i > 0 && seqs[best[i - 1]!]! > s) i--;
+    best.splice(i, 0, p);
   }
-  const chosen = new Set(best);
-  return best.concat(items.filter((item) => !chosen.has(item)));
+  return best;
 }

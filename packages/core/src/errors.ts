@@ -280,6 +280,11 @@ export class ValidationError extends TsrayError {
   }
 }
 
+/** The error of a `wait()` given the same ref twice (each runtime's `wait` checks). Not exported by the package. */
+export function duplicateRefError(id: string): ValidationError {
+  return new ValidationError('refs', `wait() got the same ref twice: ${id}`);
+}
+
 /** `init()` was called twice, or an API was used before `init()` / after `shutdown()`. */
 export class RuntimeStateError extends TsrayError {
   override name = 'RuntimeStateError';

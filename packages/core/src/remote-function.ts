@@ -155,7 +155,7 @@ export class ObjectRefGenerator<T> implements AsyncIterable<ObjectRef<T>> {
     const itemId = generatorItemId(this.taskId, this.index);
     const ready = await rt.wait([itemId, this.completed.id], 1, undefined);
     keepAlive(this.completed);
-    if (ready.includes(itemId)) {
+    if (ready.includes(0)) {
       this.index++;
       return { value: new ObjectRef<T>(itemId), done: false };
     }

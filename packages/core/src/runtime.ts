@@ -99,10 +99,10 @@ export interface CoreRuntime {
   /** Values of the objects, in order; rejects with the task's error for failed objects. */
   getObjects(ids: string[], timeoutMs: number | undefined): Promise<unknown[]>;
   /**
-   * Ready ids once `numReturns` are ready or the timeout elapsed: the first `numReturns` in completion
-   * order; any further ready ids after them, in no particular order.
+   * Positions in `ids` of the first `numReturns` ready objects, in completion order, once that many are
+   * ready or the timeout elapsed (then fewer). Rejects with a ValidationError when an id appears twice.
    */
-  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]>;
+  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<number[]>;
   /** Cancel the task that produces `id`. */
   cancel(id: string, force: boolean): void;
   /** This process started holding `id` (first live ObjectRef). */

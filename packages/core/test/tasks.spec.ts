@@ -38,6 +38,7 @@ import {
   pidAndWait,
   spin,
   sumOfRefs,
+  waitInWorker,
   tiny,
   untilAborted,
 } from './fixtures/tasks.js';
@@ -236,6 +237,22 @@ describe('get, wait, cancel', () => {
     cancel(r, { force: true });
     await expect(wait([r, r], { numReturns: 1 })).rejects.toBeInstanceOf(ValidationError);
     dir.cleanup();
+  });
+
+  it('wait refuses the same ref twice, also as two ObjectRefs of one id, in the driver and in a worker', async () => {
+    const a = put('a');
+    const b = put('b');
+    const [aAgain] = await get(put([a])); // another ObjectRef instance of a's id
+    expect(aAgain).not.toBe(a);
+    expect(aAgain!.id).toBe(a.id);
+    await expect(wait([a, b, aAgain!], { numReturns: 1 })).rejects.toThrow(`wait() got the same ref twice: ${a.id}`);
+    await expect(wait([a, b, a], { numReturns: 0 })).rejects.toBeInstanceOf(ValidationError);
+    const first = await wait([b, a], { numReturns: 1 });
+    expect(first.ready).toEqual([a]); // the earlier put, though second in the list
+    expect(first.notReady).toEqual([b]);
+    expect(await get(waitInWorker.remote([a, b], 2))).toEqual({ ready: expect.arrayContaining(['a', 'b']), notReady: 0 });
+    expect(await get(waitInWorker.remote([b, a], 1))).toMatchObject({ notReady: 1 });
+    expect(await get(waitInWorker.remote([a, b, aAgain!], 1))).toBe(`ValidationError: wait() got the same ref twice: ${a.id}`);
   });
 
   it('cancels a queued task: it never runs', async () => {

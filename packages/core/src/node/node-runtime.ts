@@ -237,7 +237,7 @@ export class NodeRuntime implements CoreRuntime, NodeMessageHost {
     return this.objectManager.get(ids, timeoutMs);
   }
 
-  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
+  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<number[]> {
     return this.objectManager.wait(ids, numReturns, timeoutMs);
   }
 

@@ -5,9 +5,9 @@
  * refs free their objects when their finalizers run).
  * @internal
  */
-import { earliestFirst } from '../earliest-first.js';
+import { earliestPositions } from '../earliest-first.js';
 import { errorFromPayload } from '../error-payload.js';
-import { GetTimeoutError } from '../errors.js';
+import { GetTimeoutError, duplicateRefError } from '../errors.js';
 import { gcFunction } from '../gc.js';
 import { deserialize } from '../serialization.js';
 import { ENC_ERROR } from './node-support.js';
@@ -19,6 +19,8 @@ export class ObjectManager {
   private closed = false;
   private gcPending = false;
   private lastGc = 0;
+  /** Marks the entries one `wait` call has seen (its duplicate check). */
+  private waitStamp = 0;
 
   constructor(
     private readonly objects: ObjectTable,
@@ -77,38 +79,54 @@ export class ObjectManager {
     });
   }
 
-  /** The first `numReturns` ready ids in completion order, once that many are ready or the timeout elapsed. */
-  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
-    const ready: ObjectEntry[] = [];
-    for (const id of ids) {
+  /**
+   * Positions in `ids` of the first `numReturns` ready objects, in completion order, once that many are
+   * ready or the timeout elapsed (then fewer). Rejects with a ValidationError when an id appears twice.
+   */
+  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<number[]> {
+    // One table lookup per id: the entry's stamp finds duplicates (no Map of the ids per call; a
+    // loop that drains 1,000 refs one at a time calls this 1,000 times over a shrinking list).
+    const stamp = ++this.waitStamp;
+    // numReturns 1 (the common case) keeps only the earliest ready position; more keep every ready one.
+    const ready = new ReadyPositions(numReturns);
+    let absent: Set<string> | undefined; // ids without an entry (none for refs this process holds)
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
       const e = this.objects.get(id);
-      if (e?.data !== undefined) ready.push(e);
+      if (e === undefined) {
+        absent ??= new Set();
+        const size = absent.size;
+        if (absent.add(id).size === size) return Promise.reject(duplicateRefError(id));
+        continue;
+      }
+      if (e.waitStamp === stamp) return Promise.reject(duplicateRefError(id));
+      e.waitStamp = stamp;
+      if (e.data !== undefined) ready.add(i, e.seq);
     }
-    // Only the first numReturns need their completion order (earliest-first.ts says why).
-    const finish = () => earliestFirst(ready, numReturns, (e) => e.seq).map((e) => e.id);
-    if (ready.length >= numReturns) return Promise.resolve(finish().slice(0, numReturns));
+    if (ready.count >= numReturns) return Promise.resolve(ready.earliest());
     return new Promise((resolve) => {
       // One waiter shared by every pending id (no closures per id: a wait over 1,000 refs registers 1,000).
-      const pending: ObjectEntry[] = [];
+      const pending = new Map<ObjectEntry, number>();
       let timer: NodeJS.Timeout | undefined;
       let settled = false;
       const settle = () => {
         if (settled) return;
         settled = true;
         if (timer) clearTimeout(timer);
-        for (const e of pending) this.objects.removeWaiter(e, onReady);
-        resolve(finish().slice(0, numReturns));
+        for (const e of pending.keys()) this.objects.removeWaiter(e, onReady);
+        resolve(ready.earliest());
       };
       const onReady = (entry: ObjectEntry) => {
         if (settled) return;
-        ready.push(entry);
-        if (ready.length >= numReturns) queueMicrotask(settle);
+        // (An entry sealed while its waiter was being added is not in `pending` yet.)
+        ready.add(pending.get(entry) ?? ids.indexOf(entry.id), entry.seq);
+        if (ready.count >= numReturns) queueMicrotask(settle);
       };
-      for (const id of ids) {
-        const e = this.objects.get(id);
+      for (let i = 0; i < ids.length; i++) {
+        const e = this.objects.get(ids[i]!);
         if (e?.data !== undefined) continue;
-        const waiting = this.objects.addWaiter(id, onReady);
-        if (waiting !== undefined) pending.push(waiting);
+        const waiting = this.objects.addWaiter(ids[i]!, onReady);
+        if (waiting !== undefined) pending.set(waiting, i);
       }
       if (timeoutMs !== undefined) timer = setTimeout(settle, timeoutMs);
     });
@@ -152,6 +170,36 @@ export class ObjectManager {
   /** The node shut down: views collected later change nothing. */
   close(): void {
     this.closed = true;
+  }
+}
+
+/** The ready positions of one `wait` call, and the first `k` of them in completion order. */
+class ReadyPositions {
+  count = 0;
+  private readonly at: number[] = [];
+  private readonly seqs: number[] = [];
+  private firstAt = -1;
+  private firstSeq = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly k: number) {}
+
+  add(position: number, seq: number): void {
+    this.count++;
+    if (this.k > 1) {
+      this.at.push(position);
+      this.seqs.push(seq);
+    } else if (seq < this.firstSeq) {
+      this.firstSeq = seq;
+      this.firstAt = position;
+    }
+  }
+
+  /** The first `k` ready positions, earliest first (fewer when fewer are ready). */
+  earliest(): number[] {
+    if (this.k <= 0 || this.count === 0) return [];
+    if (this.k === 1) return [this.firstAt];
+    // Only the first k need their completion order (earliest-first.ts says why).
+    return earliestPositions(this.seqs, this.k).map((p) => this.at[p]!);
   }
 }
 

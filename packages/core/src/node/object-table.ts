@@ -43,6 +43,8 @@ export interface ObjectEntry {
   data: StoredObject | undefined;
   /** Completion sequence number (0 until sealed). */
   seq: number;
+  /** The last `wait` call that looked at this entry (ObjectManager's duplicate check). */
+  waitStamp: number;
   waiters: ((e: ObjectEntry) => void)[] | undefined;
   /** No data here, but other nodes hold it (the node's object directory knows where): pulled when needed. */
   located?: boolean;
@@ -78,7 +80,7 @@ export class ObjectTable {
   private entry(id: string): ObjectEntry {
     let e = this.entries.get(id);
     if (!e) {
-      e = { id, refs: 0, pins: 0, data: undefined, seq: 0, waiters: undefined };
+      e = { id, refs: 0, pins: 0, data: undefined, seq: 0, waitStamp: 0, waiters: undefined };
       this.entries.set(id, e);
     }
     return e;

@@ -4,12 +4,12 @@
  * remote clients, argument values, and the pins that arena data carries.
  * @internal
  */
-import { earliestFirst } from '../earliest-first.js';
+import { earliestPositions } from '../earliest-first.js';
 import type { tsray } from '@tsray/protocol';
 import type { Arena } from '@tsray/object-store';
 import { readFileSync } from 'node:fs';
 import { encodeErrorPayload, errorFromPayload } from '../error-payload.js';
-import { GetTimeoutError, ObjectStoreFullError } from '../errors.js';
+import { GetTimeoutError, ObjectStoreFullError, duplicateRefError } from '../errors.js';
 import { deserialize, type SerializedValue } from '../serialization.js';
 import { encodingFromWire, encodingToWire, payloadView } from '../wire.js';
 import type { NodeChannel } from './node-channel.js';
@@ -284,16 +284,24 @@ export class ObjectClient {
     return ids.map((id, i) => this.value(id, subs[i]!));
   }
 
-  /** Ready ids, the first `numReturns` in completion order (the rest after them), once that many are ready or the timeout elapsed. */
-  async wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
+  /**
+   * Positions in `ids` of the first `numReturns` ready objects, in completion order, once that many are
+   * ready or the timeout elapsed (then fewer). Rejects with a ValidationError when an id appears twice.
+   */
+  async wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<number[]> {
     const subs = ids.map((id) => this.subscribe(id));
-    const readyNow = () => ids.filter((_, i) => subs[i]!.od !== undefined);
-    if (readyNow().length < numReturns && this.lost) throw this.lost;
-    if (readyNow().length < numReturns) {
+    const seen = new Set<Subscription>();
+    for (let i = 0; i < subs.length; i++) {
+      const size = seen.size;
+      if (seen.add(subs[i]!).size === size) throw duplicateRefError(ids[i]!);
+    }
+    const readyCount = () => subs.reduce((n, s) => (s.od !== undefined ? n + 1 : n), 0);
+    if (readyCount() < numReturns && this.lost) throw this.lost;
+    if (readyCount() < numReturns) {
       this.blocking?.block();
       await new Promise<void>((resolve) => {
         let timer: NodeJS.Timeout | undefined;
-        let count = readyNow().length;
+        let count = readyCount();
         const cb = () => {
           if (++count >= numReturns) finish();
         };
@@ -305,11 +313,17 @@ export class ObjectClient {
         for (const s of subs) if (s.od === undefined) s.waiters.push(cb);
         if (timeoutMs !== undefined) timer = setTimeout(finish, timeoutMs);
       }).finally(() => this.blocking?.unblock());
-      if (this.lost && readyNow().length < numReturns) throw this.lost;
+      if (this.lost && readyCount() < numReturns) throw this.lost;
     }
-    const ready = ids.map((id, i) => ({ id, s: subs[i]! })).filter((x) => x.s.od !== undefined);
+    const readyAt: number[] = [];
+    const readySeq: number[] = [];
+    for (let i = 0; i < subs.length; i++) {
+      if (subs[i]!.od === undefined) continue;
+      readyAt.push(i);
+      readySeq.push(subs[i]!.seq);
+    }
     // Only the first numReturns need their completion order (earliest-first.ts says why).
-    return earliestFirst(ready, numReturns, (x) => x.s.seq).map((x) => x.id);
+    return earliestPositions(readySeq, numReturns).map((p) => readyAt[p]!);
   }
 
   /** This process started holding `id` (first live ObjectRef). */

@@ -134,7 +134,7 @@ export class WorkerRuntime implements CoreRuntime, WorkerMessageHost {
     return this.objects.getObjects(ids, timeoutMs);
   }
 
-  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<string[]> {
+  wait(ids: string[], numReturns: number, timeoutMs: number | undefined): Promise<number[]> {
     return this.objects.wait(ids, numReturns, timeoutMs);
   }
 

@@ -182,9 +182,10 @@ describe('StateService', () => {
       pins: 0,
       data: { encoding: 'v8', rawKind: '', inline: Buffer.alloc(3), size: 3, contained: [] },
       seq: 1,
+      waitStamp: 0,
       waiters: undefined,
     });
-    host.objectEntries.push({ id: 'o2', refs: 1, pins: 0, data: undefined, seq: 0, waiters: undefined });
+    host.objectEntries.push({ id: 'o2', refs: 1, pins: 0, data: undefined, seq: 0, waitStamp: 0, waiters: undefined });
     const actor = (id: string, proxy: boolean) =>
       ({
         id,
