@@ -302,6 +302,14 @@ export const CONFIG_VARIABLES = {
     parse: flag,
     doc: "A node's workers (TypeScript and Python) talk to it over a unix stream socket beside its ZeroMQ ipc socket (a round trip ≈ 21 µs instead of ≈ 96 µs); 0 puts them on the ZeroMQ socket, as client drivers are (docs/architecture.md, *Worker channel*).",
   }),
+  replyPollUs: variable('TSRAY_REPLY_POLL_US', {
+    type: 'number >= 0 (µs)',
+    default: 100,
+    setBy: 'user',
+    readBy: ['ts'],
+    parse: nonNegativeNumber('microseconds'),
+    doc: "After each message it writes to a node↔worker stream, the driver's node or a TypeScript worker keeps its event loop polling for the reply this long instead of sleeping, while the machine has a CPU for it (runnable threads ≤ CPUs; at most 10,000); 0 turns it off (docs/architecture.md, *Worker channel*).",
+  }),
   sealLoopback: variable('TSRAY_SEAL_LOOPBACK', {
     type: '1 | 0',
     default: false,

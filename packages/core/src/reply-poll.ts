@@ -12,20 +12,17 @@
  * number of runnable threads (4th field of `/proc/loadavg`, sampled at most every
  * {@link LOAD_SAMPLE_MS}) is at most the number of CPUs. A driver and two busy task workers on two
  * cores do not poll (polling there took CPU from the driver: tasks_async -27 %), a driver and the one
- * actor it calls do. `TSRAY_REPLY_POLL_US` sets the window (µs, default 100, at most 10,000); 0 turns
- * polling off.
+ * actor it calls do. `TSRAY_REPLY_POLL_US` sets the window (µs, default 100, at most 10,000; config.ts);
+ * 0 turns polling off.
  * @module
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { config } from './config.js';
+import { logger } from './logger.js';
 
-/** Default polling window after a write, in µs. */
-export const DEFAULT_REPLY_POLL_US = 100;
-
-/** The polling window in ms for the environment's value (µs); 0 when polling is off. */
-export function pollWindowMs(env: string | undefined): number {
-  if (env === undefined || env.trim() === '') return DEFAULT_REPLY_POLL_US / 1000;
-  const us = Number(env);
+/** The polling window in ms for a setting in µs (capped at 10 ms); 0 when polling is off. */
+export function pollWindowMs(us: number): number {
   return Number.isFinite(us) && us > 0 ? Math.min(us, 10_000) / 1000 : 0;
 }
 
@@ -95,5 +92,16 @@ export class ReplyPoller {
   }
 }
 
-/** This process's poller (window from `TSRAY_REPLY_POLL_US`). */
-export const replyPoller = new ReplyPoller(pollWindowMs(process.env.TSRAY_REPLY_POLL_US));
+let processPoller: ReplyPoller | undefined;
+
+/** This process's poller (window from `TSRAY_REPLY_POLL_US`; a bad value is logged once and turns polling off). */
+export function replyPoller(): ReplyPoller {
+  if (processPoller) return processPoller;
+  let us = 0;
+  try {
+    us = config().replyPollUs;
+  } catch (err) {
+    logger().warn({ err }, 'reply polling is off');
+  }
+  return (processPoller = new ReplyPoller(pollWindowMs(us)));
+}

@@ -70,7 +70,7 @@ export function streamMessage(frames: readonly Uint8Array[]): Buffer[] {
 /** Write one message to `socket` (see {@link streamMessage}); several buffers go corked, as one writev. */
 export function writeStreamMessage(socket: Writable, frames: readonly Uint8Array[]): void {
   const bufs = streamMessage(frames);
-  replyPoller.expectReply(); // the reply is read by polling, not after a wake-up (reply-poll.ts)
+  replyPoller().expectReply(); // the reply is read by polling, not after a wake-up (reply-poll.ts)
   if (bufs.length === 1) {
     socket.write(bufs[0]!);
     return;

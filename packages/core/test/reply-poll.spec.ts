@@ -4,7 +4,9 @@
  * environment's value is read as µs with a default, a cap and "off".
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_REPLY_POLL_US, LOAD_SAMPLE_MS, pollWindowMs, ReplyPoller, runnableThreads } from '../src/reply-poll.js';
+import { parseConfig } from '../src/config.js';
+import { ConfigError } from '../src/errors.js';
+import { LOAD_SAMPLE_MS, pollWindowMs, ReplyPoller, runnableThreads } from '../src/reply-poll.js';
 
 function manual(windowMs: number) {
   let now = 0;
@@ -74,14 +76,13 @@ describe('ReplyPoller', () => {
     expect(queue).toHaveLength(0);
   });
 
-  it('reads TSRAY_REPLY_POLL_US as µs: default when unset, capped at 10 ms, 0 or nonsense is off', () => {
-    expect(pollWindowMs(undefined)).toBe(DEFAULT_REPLY_POLL_US / 1000);
-    expect(pollWindowMs('')).toBe(DEFAULT_REPLY_POLL_US / 1000);
-    expect(pollWindowMs('250')).toBe(0.25);
-    expect(pollWindowMs('1e9')).toBe(10);
-    expect(pollWindowMs('0')).toBe(0);
-    expect(pollWindowMs('-5')).toBe(0);
-    expect(pollWindowMs('fast')).toBe(0);
+  it('takes the window in µs, capped at 10 ms; 0 is off; TSRAY_REPLY_POLL_US defaults to 100 µs', () => {
+    expect(pollWindowMs(250)).toBe(0.25);
+    expect(pollWindowMs(1e9)).toBe(10);
+    expect(pollWindowMs(0)).toBe(0);
+    expect(parseConfig({}).replyPollUs).toBe(100);
+    expect(parseConfig({ TSRAY_REPLY_POLL_US: '40' }).replyPollUs).toBe(40);
+    expect(() => parseConfig({ TSRAY_REPLY_POLL_US: 'fast' }).replyPollUs).toThrow(ConfigError);
   });
 
   it('reads the runnable threads from /proc/loadavg, and nothing from a line it does not know', () => {
