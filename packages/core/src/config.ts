@@ -304,11 +304,11 @@ export const CONFIG_VARIABLES = {
   }),
   replyPollUs: variable('TSRAY_REPLY_POLL_US', {
     type: 'number >= 0 (µs)',
-    default: 100,
+    default: 0,
     setBy: 'user',
     readBy: ['ts'],
     parse: nonNegativeNumber('microseconds'),
-    doc: "After each message it writes to a node↔worker stream, the driver's node or a TypeScript worker keeps its event loop polling for the reply this long instead of sleeping, while the machine has a CPU for it (runnable threads ≤ CPUs; at most 10,000); 0 turns it off (docs/architecture.md, *Worker channel*).",
+    doc: "Off (0) by default. After each message it writes to a node↔worker stream, the driver's node or a TypeScript worker keeps its event loop polling for the reply this long instead of sleeping, while the machine has a CPU for it (runnable threads ≤ CPUs; at most 10,000). Sync calls up to 2× faster on a 2-core VM, async task throughput 20–30 % lower there (BENCHMARKS.md, 2026-12-07; docs/architecture.md, *Worker channel*).",
   }),
   sealLoopback: variable('TSRAY_SEAL_LOOPBACK', {
     type: '1 | 0',

@@ -1,19 +1,19 @@
 /**
- * Polling for a reply instead of sleeping, for a short window after each message a process writes
- * on a node↔process stream (driver or worker). A process asleep in epoll is woken by its peer's
- * `write()` — an inter-processor wake-up that the writer pays inside the syscall (≈ 38 µs of the
- * driver's ≈ 125 µs per sync call on the 2-core VM) — and is then scheduled back in. One that keeps
- * its event loop turning (epoll with a zero timeout, through `setImmediate`) is not asleep: the
- * write wakes nobody and the reply is read as it lands. A sync actor call on the 2-core VM went from
- * ≈ 300 µs to ≈ 180 µs (BENCHMARKS.md, 2026-12-07).
+ * Opt-in (`TSRAY_REPLY_POLL_US`, µs, default 0 = off, at most 10,000; config.ts): polling for a reply
+ * instead of sleeping, for a short window after each message a process writes on a node↔process
+ * stream (driver or worker). A process asleep in epoll is woken by its peer's `write()` — an
+ * inter-processor wake-up that the writer pays inside the syscall (≈ 38 µs of the driver's ≈ 125 µs
+ * per sync call on the 2-core VM) — and is then scheduled back in. One that keeps its event loop
+ * turning (epoll with a zero timeout, through `setImmediate`) is not asleep: the write wakes nobody
+ * and the reply is read as it lands.
  *
  * The cost is CPU: at most one window of polling per write (none while the loop has other work, which
- * runs as usual between polls). So a process polls only while the machine has a CPU for it: while the
- * number of runnable threads (4th field of `/proc/loadavg`, sampled at most every
- * {@link LOAD_SAMPLE_MS}) is at most the number of CPUs. A driver and two busy task workers on two
- * cores do not poll (polling there took CPU from the driver: tasks_async -27 %), a driver and the one
- * actor it calls do. `TSRAY_REPLY_POLL_US` sets the window (µs, default 100, at most 10,000; config.ts);
- * 0 turns polling off.
+ * runs as usual between polls), and only while the machine has a CPU for it: while the number of
+ * runnable threads (4th field of `/proc/loadavg`, sampled at most every {@link LOAD_SAMPLE_MS}) is at
+ * most the number of CPUs. Why it is off by default (BENCHMARKS.md, 2026-12-07 11:00–12:10 UTC): on
+ * the 2-core VM, 100 µs doubled sync actor calls in some runs and not in others (that reading of the
+ * load flips with short-lived threads) and cost async task throughput 20–30 % (a driver and two task
+ * workers on two cores); a policy that holds both is its own work.
  * @module
  */
 import { readFileSync } from 'node:fs';

@@ -76,11 +76,11 @@ describe('ReplyPoller', () => {
     expect(queue).toHaveLength(0);
   });
 
-  it('takes the window in µs, capped at 10 ms; 0 is off; TSRAY_REPLY_POLL_US defaults to 100 µs', () => {
+  it('takes the window in µs, capped at 10 ms; 0 is off; TSRAY_REPLY_POLL_US defaults to off', () => {
     expect(pollWindowMs(250)).toBe(0.25);
     expect(pollWindowMs(1e9)).toBe(10);
     expect(pollWindowMs(0)).toBe(0);
-    expect(parseConfig({}).replyPollUs).toBe(100);
+    expect(parseConfig({}).replyPollUs).toBe(0);
     expect(parseConfig({ TSRAY_REPLY_POLL_US: '40' }).replyPollUs).toBe(40);
     expect(() => parseConfig({ TSRAY_REPLY_POLL_US: 'fast' }).replyPollUs).toThrow(ConfigError);
   });
